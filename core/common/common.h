@@ -1,0 +1,73 @@
+/* common.h: small shared vocabulary of the core: string views, arena,
+ * monotonic time, logging. Everything here is private to core/. */
+#ifndef WEFT_CORE_COMMON_H
+#define WEFT_CORE_COMMON_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#define WEFT_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define WEFT_UNUSED(x) ((void)(x))
+
+/* A borrowed (ptr, len) view; never NUL-terminated by contract. */
+typedef struct weft_sv {
+    const char *p;
+    size_t len;
+} weft_sv;
+
+#define WEFT_SV_LIT(s) ((weft_sv){(s), sizeof(s) - 1})
+static inline weft_sv weft_sv_from(const char *s) { return (weft_sv){s, s ? strlen(s) : 0}; }
+bool weft_sv_eq(weft_sv a, weft_sv b);
+bool weft_sv_ieq(weft_sv a, weft_sv b);           /* ASCII case-insensitive */
+bool weft_sv_ieq_cstr(weft_sv a, const char *b);
+bool weft_sv_has_prefix(weft_sv s, weft_sv prefix);
+bool weft_sv_has_suffix(weft_sv s, weft_sv suffix);
+weft_sv weft_sv_trim(weft_sv s);                   /* trims SP and HTAB both ends */
+
+/* Arena: bump allocator freed all at once. Owner: whoever created it
+ * (a stream owns one for all per-request strings and header arrays).
+ * The first block is embedded in the struct, so a small request costs
+ * no malloc at all; growth takes blocks from malloc. */
+#define WEFT_ARENA_INLINE 2048
+typedef struct weft_arena_block weft_arena_block;
+typedef struct weft_arena {
+    char *cur;
+    char *end;
+    weft_arena_block *blocks; /* malloc'd blocks, freed by reset/free */
+    size_t total;             /* bytes handed out (for limits/diagnostics) */
+    _Alignas(16) char inline_buf[WEFT_ARENA_INLINE];
+} weft_arena;
+
+void weft_arena_init(weft_arena *a);
+void *weft_arena_alloc(weft_arena *a, size_t n);  /* 16-byte aligned; NULL on OOM */
+char *weft_arena_strndup(weft_arena *a, const char *s, size_t n); /* NUL-terminated */
+void weft_arena_reset(weft_arena *a);              /* frees blocks, keeps inline */
+void weft_arena_free(weft_arena *a);               /* == reset */
+
+/* Time. */
+uint64_t weft_now_ms(void);      /* CLOCK_MONOTONIC, ms */
+uint64_t weft_now_us(void);      /* CLOCK_MONOTONIC, us */
+uint64_t weft_wall_ms(void);     /* CLOCK_REALTIME, ms since epoch */
+
+/* Parses "250ms", "1s", "2m", "1h", "1500us"; bare integer means ms.
+ * Returns 0 on success. */
+int weft_parse_duration_ms(const char *s, uint64_t *out_ms);
+/* Parses "64KiB", "1MiB", "512", "1GiB", "10KB" (KB = 1000). */
+int weft_parse_size(const char *s, uint64_t *out);
+
+/* Logging to stderr, one line each. */
+typedef enum { WEFT_LOG_DEBUG = 0, WEFT_LOG_INFO, WEFT_LOG_WARN, WEFT_LOG_ERROR } weft_log_level;
+extern int weft_log_min_level;
+void weft_log(weft_log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define WEFT_DEBUG(...) do { if (weft_log_min_level <= WEFT_LOG_DEBUG) weft_log(WEFT_LOG_DEBUG, __VA_ARGS__); } while (0)
+#define WEFT_INFO(...) weft_log(WEFT_LOG_INFO, __VA_ARGS__)
+#define WEFT_WARN(...) weft_log(WEFT_LOG_WARN, __VA_ARGS__)
+#define WEFT_ERROR(...) weft_log(WEFT_LOG_ERROR, __VA_ARGS__)
+
+/* Hashes used by load balancing and lookups. */
+uint64_t weft_hash64(const void *data, size_t len, uint64_t seed);
+
+#endif

@@ -1,0 +1,209 @@
+/* config.h: the typed, validated configuration of the proxy, loaded from
+ * YAML (libyaml). A weft_config is immutable once loaded and owned by the
+ * snapshot built from it; weft_config_free releases it whole. All strings
+ * are NUL-terminated and owned by the config. Durations are in ms. */
+#ifndef WEFT_CONFIG_H
+#define WEFT_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* Source position of a YAML node, kept for errors found after loading. */
+typedef struct weft_cfg_pos {
+    uint32_t line; /* 1-based */
+    uint32_t col;  /* 1-based */
+} weft_cfg_pos;
+
+typedef enum {
+    WEFT_LB_ROUND_ROBIN = 0, /* smooth weighted round robin */
+    WEFT_LB_LEAST_REQUEST,   /* power of two choices on active requests / weight */
+    WEFT_LB_RANDOM,          /* weighted random */
+    WEFT_LB_RING_HASH,       /* consistent hash (ketama-style ring) */
+    WEFT_LB_PEAK_EWMA,       /* P2C on peak-EWMA latency * (active+1) */
+} weft_lb_policy;
+
+typedef enum {
+    WEFT_HASH_SOURCE_IP = 0,
+    WEFT_HASH_HEADER,
+    WEFT_HASH_COOKIE,
+} weft_hash_on;
+
+typedef enum {
+    WEFT_STR_EXACT = 0,
+    WEFT_STR_PREFIX,
+    WEFT_STR_SUFFIX,
+    WEFT_STR_REGEX,   /* POSIX ERE (regcomp REG_EXTENDED), anchored whole-string */
+    WEFT_STR_PRESENT, /* header/query param present, any value */
+} weft_str_match_kind;
+
+typedef struct weft_cfg_str_match {
+    weft_str_match_kind kind;
+    char *value;      /* NULL for PRESENT */
+    bool invert;      /* "invert: true" negates the result */
+} weft_cfg_str_match;
+
+typedef struct weft_cfg_kv_match {
+    char *name;       /* header name (lower-cased at load) or query param name */
+    weft_cfg_str_match match;
+} weft_cfg_kv_match;
+
+typedef struct weft_cfg_header_value {
+    char *name;       /* lower-cased at load */
+    char *value;
+    bool append;      /* true: add; false (default): replace existing */
+} weft_cfg_header_value;
+
+typedef enum {
+    WEFT_ACTION_CLUSTER = 0,
+    WEFT_ACTION_REDIRECT,
+    WEFT_ACTION_DIRECT,
+} weft_route_action;
+
+typedef struct weft_cfg_route {
+    char *name;                 /* optional; "" when absent */
+    weft_cfg_pos pos;
+    /* match */
+    weft_str_match_kind path_kind; /* EXACT ("path"), PREFIX ("prefix"), REGEX ("regex") */
+    char *path;                 /* the path/prefix/regex */
+    bool case_sensitive;        /* default true */
+    char **methods;             /* NULL/0 = any */
+    size_t n_methods;
+    weft_cfg_kv_match *headers;
+    size_t n_headers;
+    weft_cfg_kv_match *query;
+    size_t n_query;
+    /* action */
+    weft_route_action action;
+    char *cluster;              /* ACTION_CLUSTER */
+    uint64_t timeout_ms;        /* 0 = no timeout; default 15000 */
+    uint64_t idle_timeout_ms;   /* stream idle; 0 = listener default */
+    char *prefix_rewrite;       /* NULL = none; replaces the matched prefix */
+    char *host_rewrite;         /* NULL = keep Host */
+    /* redirect */
+    char *redirect_scheme;      /* NULL = keep */
+    char *redirect_host;        /* NULL = keep */
+    char *redirect_path;        /* NULL = keep */
+    char *redirect_prefix;      /* NULL = none; replaces matched prefix */
+    uint16_t redirect_code;     /* 301 default; 301/302/303/307/308 */
+    /* direct response */
+    uint16_t direct_status;
+    char *direct_body;          /* NULL = empty */
+    /* header manipulation */
+    weft_cfg_header_value *req_add;   size_t n_req_add;
+    char **req_remove;                size_t n_req_remove;
+    weft_cfg_header_value *resp_add;  size_t n_resp_add;
+    char **resp_remove;               size_t n_resp_remove;
+} weft_cfg_route;
+
+typedef struct weft_cfg_vhost {
+    char *name;
+    weft_cfg_pos pos;
+    char **domains;   /* "example.com", "*.example.com", "*"; lower-cased; port stripped at match */
+    size_t n_domains;
+    weft_cfg_route *routes;
+    size_t n_routes;
+} weft_cfg_vhost;
+
+typedef struct weft_cfg_limits {
+    uint32_t max_header_bytes;      /* default 60 KiB -> 431 */
+    uint32_t max_headers;           /* default 100 -> 431 */
+    uint32_t max_uri_len;           /* default 8 KiB -> 414 */
+    uint64_t max_body_bytes;        /* default 0 = unlimited -> 413 */
+    uint64_t headers_timeout_ms;    /* default 10 s -> 408 (slowloris) */
+    uint64_t idle_timeout_ms;       /* keep-alive connection idle; default 60 s */
+    uint64_t stream_idle_timeout_ms;/* no bytes either way on a stream; default 300 s */
+    uint32_t max_connections;       /* per listener per worker... total; default 0 = unlimited */
+    uint32_t buffer_high_watermark; /* per direction; default 1 MiB */
+} weft_cfg_limits;
+
+typedef struct weft_cfg_listener {
+    char *name;
+    weft_cfg_pos pos;
+    char *address;    /* "127.0.0.1", "::1", "0.0.0.0", "::" */
+    uint16_t port;
+    weft_cfg_limits limits;
+    weft_cfg_vhost *vhosts;
+    size_t n_vhosts;
+} weft_cfg_listener;
+
+typedef struct weft_cfg_endpoint {
+    char *address;    /* IP literal or DNS name */
+    uint16_t port;
+    uint32_t weight;  /* default 1, 1..1000 */
+    weft_cfg_pos pos;
+} weft_cfg_endpoint;
+
+typedef struct weft_cfg_health_check {
+    bool enabled;
+    char *path;                 /* default "/healthz" */
+    char *host;                 /* Host header; default cluster name */
+    uint64_t interval_ms;       /* default 5000 */
+    uint64_t timeout_ms;        /* default 1000 */
+    uint32_t healthy_threshold; /* default 2 */
+    uint32_t unhealthy_threshold; /* default 3 */
+    uint16_t expected_min;      /* default 200 */
+    uint16_t expected_max;      /* default 399 */
+} weft_cfg_health_check;
+
+typedef struct weft_cfg_cluster {
+    char *name;
+    weft_cfg_pos pos;
+    weft_cfg_endpoint *endpoints;
+    size_t n_endpoints;
+    bool uses_dns;              /* any endpoint address is not an IP literal */
+    uint64_t dns_refresh_ms;    /* default 5000 */
+    weft_lb_policy lb;
+    weft_hash_on hash_on;       /* ring_hash only */
+    char *hash_key;             /* header or cookie name (lower-cased for header) */
+    uint32_t ring_size;         /* default 1024 virtual nodes total (min) */
+    uint64_t connect_timeout_ms;/* default 1000 */
+    uint32_t max_idle_per_endpoint; /* per worker; default 32 */
+    uint64_t pool_idle_timeout_ms;  /* default 60000 */
+    uint32_t max_requests_per_connection; /* 0 = unlimited */
+    weft_cfg_health_check health;
+} weft_cfg_cluster;
+
+typedef struct weft_cfg_admin {
+    char *address;   /* default 127.0.0.1 */
+    uint16_t port;   /* default 15000; 0 disables */
+} weft_cfg_admin;
+
+typedef struct weft_cfg_access_log {
+    char *path;      /* NULL = off; "-" or "stdout" = stdout; else a file (O_APPEND) */
+} weft_cfg_access_log;
+
+typedef struct weft_config {
+    char *source;    /* file name the config came from (for messages) */
+    uint32_t workers;          /* 0 in YAML = number of cores; resolved at load */
+    uint64_t drain_timeout_ms; /* SIGTERM grace; default 15000 */
+    weft_cfg_admin admin;
+    weft_cfg_access_log access_log;
+    weft_cfg_listener *listeners;
+    size_t n_listeners;
+    weft_cfg_cluster *clusters;
+    size_t n_clusters;
+} weft_config;
+
+/* Error out-parameter: "file:line:col: message" (NUL-terminated). */
+typedef struct weft_config_error {
+    char msg[512];
+} weft_config_error;
+
+/* Loads and validates the whole file. Returns NULL and fills err on any
+ * problem (syntax, unknown key, wrong type, bad value, a route naming an
+ * unknown cluster, duplicate names, ...). */
+weft_config *weft_config_load_file(const char *path, weft_config_error *err);
+/* Same from memory; `name` is used in messages. */
+weft_config *weft_config_load_buffer(const char *data, size_t len, const char *name,
+                                     weft_config_error *err);
+void weft_config_free(weft_config *cfg);
+/* Writes the effective config (defaults filled in) as YAML that
+ * weft_config_load_* accepts again. Returns 0 or -1. */
+int weft_config_dump(const weft_config *cfg, FILE *out);
+/* Lookup helpers. */
+const weft_cfg_cluster *weft_config_find_cluster(const weft_config *cfg, const char *name);
+void weft_cfg_limits_default(weft_cfg_limits *l);
+
+#endif

@@ -1,0 +1,46 @@
+/* hostset.h: the resolved endpoints of a cluster. A hostset is immutable
+ * once published (only the atomic health flag changes), refcounted, and
+ * shared by all workers; DNS refresh publishes a new one. The ring of a
+ * ring_hash cluster is built with the hostset, so workers share it. */
+#ifndef WEFT_UPSTREAM_HOSTSET_H
+#define WEFT_UPSTREAM_HOSTSET_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+typedef struct weft_endpoint {
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    char name[80];          /* "127.0.0.1:8080" / "[::1]:8080" for logs, stats */
+    uint32_t weight;        /* >= 1 */
+    _Atomic int healthy;    /* 1 = in rotation; written by the health checker */
+} weft_endpoint;
+
+typedef struct weft_ring_entry {
+    uint64_t hash;
+    uint32_t ep;            /* index into eps */
+} weft_ring_entry;
+
+typedef struct weft_hostset {
+    _Atomic int refs;
+    uint64_t generation;     /* increases with each publish for a cluster */
+    weft_endpoint *eps;      /* owned */
+    size_t n;
+    weft_ring_entry *ring;   /* owned; sorted by hash; NULL unless ring hash */
+    size_t ring_n;
+} weft_hostset;
+
+/* Allocates a hostset with n endpoints (zeroed, healthy=1, refs=1). */
+weft_hostset *weft_hostset_new(size_t n);
+void weft_hostset_ref(weft_hostset *hs);
+void weft_hostset_unref(weft_hostset *hs);
+/* Builds the ketama-style ring: each endpoint gets
+ * max(1, ring_size * weight / total_weight) points hashed from "name#i". */
+int weft_hostset_build_ring(weft_hostset *hs, uint32_t ring_size);
+/* Fills ep->addr/addrlen/name from an IP literal and port; -1 if not a literal. */
+int weft_endpoint_set_ip(weft_endpoint *ep, const char *ip, uint16_t port);
+
+#endif

@@ -1,0 +1,38 @@
+/* lb.h: load balancers. One weft_lb per worker per cluster hostset: its
+ * state (weights, active counts, EWMA) is worker-private, so picking takes
+ * no lock. Unhealthy endpoints (ep->healthy == 0) are skipped. */
+#ifndef WEFT_UPSTREAM_LB_H
+#define WEFT_UPSTREAM_LB_H
+
+#include "config/config.h"
+#include "upstream/hostset.h"
+
+typedef struct weft_lb_ep_state {
+    int64_t current_weight;  /* smooth weighted round robin */
+    uint32_t active;         /* requests in flight from this worker */
+    double ewma_us;          /* peak EWMA of latency, microseconds */
+    uint64_t ewma_stamp_us;  /* last EWMA update (monotonic us) */
+} weft_lb_ep_state;
+
+typedef struct weft_lb {
+    weft_lb_policy policy;
+    weft_hostset *hs;        /* referenced (weft_hostset_ref) while the lb lives */
+    weft_lb_ep_state *st;    /* hs->n entries, owned */
+    uint64_t rng;            /* xorshift state */
+    uint64_t ewma_decay_us;  /* EWMA time constant; default 10 s */
+} weft_lb;
+
+int weft_lb_init(weft_lb *lb, weft_lb_policy policy, weft_hostset *hs, uint64_t seed);
+void weft_lb_destroy(weft_lb *lb);
+/* Index of the chosen endpoint, or -1 if none is healthy. `hash` is used by
+ * RING_HASH only (when has_hash is false, ring hash falls back to random).
+ * `exclude` (or -1) is an endpoint to avoid if another healthy one exists
+ * (used when re-sending after a stale pooled connection). */
+int weft_lb_pick(weft_lb *lb, uint64_t hash, bool has_hash, int exclude);
+/* Call when a request starts/ends on endpoint i. latency_us is the
+ * time to the response head (0 on failure: failures count as a penalty
+ * for PEAK_EWMA). */
+void weft_lb_on_start(weft_lb *lb, int i);
+void weft_lb_on_end(weft_lb *lb, int i, uint64_t latency_us, bool ok, uint64_t now_us);
+
+#endif
