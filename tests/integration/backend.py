@@ -1,0 +1,245 @@
+#!/usr/bin/python3
+"""A small, real HTTP/1.1 backend for weft's integration tests.
+
+Standard library only. Keep-alive, chunked request and response bodies.
+
+Endpoints:
+  /status/<code>   responds with that status (JSON body unless 1xx/204/304)
+  /delay/<ms>      sleeps, then answers like /
+  /bytes/<n>       n bytes of body, with content-length
+  /chunked/<n>     chunked response of n chunks
+  /echo            returns the request body (content-length or chunked)
+  /healthz         200, or 503 when --health-file exists and contains "fail"
+  /close           answers with Connection: close and closes
+  anything else    200 with JSON echoing method, path, query, headers, backend
+
+Every response carries `x-backend: <name>`.
+"""
+
+import argparse
+import json
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+MAX_BODY = 64 * 1024 * 1024
+
+
+class BadRequest(Exception):
+    pass
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def version_string(self):
+        return "weft-test-backend"
+
+    # -- helpers ---------------------------------------------------------
+
+    def log_message(self, fmt, *args):  # noqa: N802 (stdlib name)
+        if self.server.verbose:
+            sys.stderr.write("%s %s\n" % (self.server.name, fmt % args))
+
+    def read_body(self):
+        te = self.headers.get("Transfer-Encoding", "")
+        if "chunked" in te.lower():
+            return self.read_chunked()
+        length = self.headers.get("Content-Length")
+        if length is None:
+            return b""
+        try:
+            n = int(length)
+        except ValueError:
+            raise BadRequest("bad content-length")
+        if n < 0 or n > MAX_BODY:
+            raise BadRequest("bad content-length")
+        return self.read_exact(n)
+
+    def read_exact(self, n):
+        parts = []
+        while n > 0:
+            chunk = self.rfile.read(n)
+            if not chunk:
+                raise ConnectionResetError("client closed mid-body")
+            parts.append(chunk)
+            n -= len(chunk)
+        return b"".join(parts)
+
+    def read_chunked(self):
+        body = bytearray()
+        while True:
+            line = self.rfile.readline(65537)
+            if not line:
+                raise ConnectionResetError("client closed mid-chunk")
+            size_s = line.split(b";", 1)[0].strip()
+            try:
+                size = int(size_s, 16)
+            except ValueError:
+                raise BadRequest("bad chunk size")
+            if size == 0:
+                # trailers until the empty line
+                while True:
+                    t = self.rfile.readline(65537)
+                    if not t or t in (b"\r\n", b"\n"):
+                        break
+                return bytes(body)
+            if len(body) + size > MAX_BODY:
+                raise BadRequest("body too large")
+            body += self.read_exact(size)
+            if self.rfile.readline(3) not in (b"\r\n", b"\n"):
+                raise BadRequest("missing chunk terminator")
+
+    def send(self, code, body=b"", ctype="application/json", extra=None):
+        self.send_response(code)
+        self.send_header("x-backend", self.server.name)
+        for k, v in (extra or []):
+            self.send_header(k, v)
+        no_body = code < 200 or code in (204, 304)
+        if not no_body:
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if not no_body and self.command != "HEAD":
+            self.wfile.write(body)
+
+    def describe(self, body=None):
+        u = urlsplit(self.path)
+        doc = {
+            "backend": self.server.name,
+            "method": self.command,
+            "path": u.path,
+            "query": u.query,
+            "args": {k: v for k, v in parse_qs(u.query, keep_blank_values=True).items()},
+            "headers": {k.lower(): v for k, v in self.headers.items()},
+            "client": "%s:%d" % self.client_address[:2],
+        }
+        if body is not None:
+            doc["body_len"] = len(body)
+        return (json.dumps(doc, sort_keys=True) + "\n").encode()
+
+    # -- dispatch --------------------------------------------------------
+
+    def handle_any(self):
+        try:
+            body = self.read_body()
+        except BadRequest as e:
+            self.close_connection = True
+            self.send(400, (str(e) + "\n").encode(), "text/plain",
+                      [("Connection", "close")])
+            return
+        if self.headers.get("Connection", "").lower() == "close":
+            self.close_connection = True
+
+        path = urlsplit(self.path).path
+        parts = [p for p in path.split("/") if p]
+        head = parts[0] if parts else ""
+        arg = parts[1] if len(parts) > 1 else None
+
+        if head == "status" and arg is not None and arg.isdigit():
+            code = int(arg)
+            if code < 200 or code > 599:
+                code = 400
+            self.send(code, self.describe(body))
+        elif head == "delay" and arg is not None and arg.isdigit():
+            time.sleep(min(int(arg), 600000) / 1000.0)
+            self.send(200, self.describe(body))
+        elif head == "bytes" and arg is not None and arg.isdigit():
+            n = min(int(arg), MAX_BODY)
+            self.send(200, b"x" * n, "application/octet-stream")
+        elif head == "chunked" and arg is not None and arg.isdigit():
+            self.send_chunked(min(int(arg), 100000))
+        elif head == "echo":
+            ctype = self.headers.get("Content-Type", "application/octet-stream")
+            self.send(200, body, ctype)
+        elif head == "healthz":
+            if self.health_failing():
+                self.send(503, b"unhealthy\n", "text/plain")
+            else:
+                self.send(200, b"ok\n", "text/plain")
+        elif head == "close":
+            self.close_connection = True
+            self.send(200, self.describe(body), extra=[("Connection", "close")])
+        else:
+            self.send(200, self.describe(body))
+
+    def health_failing(self):
+        hf = self.server.health_file
+        if not hf:
+            return False
+        try:
+            with open(hf, "r", encoding="utf-8", errors="replace") as f:
+                return "fail" in f.read()
+        except OSError:
+            return False
+
+    def send_chunked(self, n):
+        self.send_response(200)
+        self.send_header("x-backend", self.server.name)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        if self.command == "HEAD":
+            return
+        for i in range(n):
+            data = ("chunk %d\n" % i).encode()
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        self.wfile.write(b"0\r\n\r\n")
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = handle_any
+
+    def handle(self):
+        try:
+            super().handle()
+        except (ConnectionError, BrokenPipeError, socket.timeout, TimeoutError, OSError):
+            self.close_connection = True
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 1024
+
+    def handle_error(self, request, client_address):
+        # client disconnects and resets are normal in proxy tests
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionError, OSError)):
+            return
+        super().handle_error(request, client_address)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--name", default="backend")
+    ap.add_argument("--health-file", default=None)
+    ap.add_argument("--verbose", action="store_true")
+    a = ap.parse_args()
+
+    srv = Server((a.host, a.port), Handler)
+    srv.name = a.name
+    srv.health_file = a.health_file
+    srv.verbose = a.verbose
+
+    def stop(signum, frame):
+        threading.Thread(target=srv.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    sys.stderr.write("backend %s listening on %s:%d pid %d\n" % (a.name, a.host, a.port, os.getpid()))
+    sys.stderr.flush()
+    try:
+        srv.serve_forever(poll_interval=0.2)
+    finally:
+        srv.server_close()
+
+
+if __name__ == "__main__":
+    main()

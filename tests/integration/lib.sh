@@ -1,0 +1,274 @@
+# lib.sh: helpers sourced by every tests/integration/test_*.sh.
+#
+#   #!/usr/bin/env bash
+#   set -euo pipefail
+#   source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
+#
+# ctest runs each test as `bash test_x.sh BUILD_DIR`; the build dir comes
+# from $1 (or $WEFT_BUILD, else <repo>/build). Everything a test starts is
+# tracked and stopped by the EXIT trap (SIGTERM, SIGKILL after 5 s); the
+# temp dir $TEST_TMP is removed. On failure the weft and backend logs are
+# printed. Every helper fails the test (exit 1) with a one-line reason.
+#
+# Globals a test may use:
+#   REPO_ROOT  TEST_TMP  BUILD  WEFT_BIN  ADMIN_PORT  WEFT_PID  WEFT_LOG
+#   BACKEND_PY  PYTHON (/usr/bin/python3)
+# shellcheck shell=bash
+
+set -euo pipefail
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+BACKEND_PY="$REPO_ROOT/tests/integration/backend.py"
+PYTHON=/usr/bin/python3
+[[ -x "$PYTHON" ]] || PYTHON=python3
+
+BUILD="${1:-${WEFT_BUILD:-$REPO_ROOT/build}}"
+BUILD="$(cd "$BUILD" 2>/dev/null && pwd || echo "$BUILD")"
+WEFT_BIN="${WEFT_BIN:-$BUILD/bin/weft}"
+TEST_NAME="$(basename "${0%.sh}")"
+TEST_TMP="$(mktemp -d "${TMPDIR:-/tmp}/weft-${TEST_NAME}.XXXXXX")"
+ADMIN_PORT="${ADMIN_PORT:-}"
+WEFT_PID=""
+WEFT_LOG=""
+
+_LIB_PIDS=()          # every process started by a helper
+_LIB_WEFT_LOGS=()     # every weft log, printed on failure
+_LIB_PORTS=" "        # ports handed out by free_port, never twice
+_LIB_WEFT_COUNT=0
+
+log() { printf '[%s] %s\n' "$TEST_NAME" "$*" >&2; }
+
+fail() {
+    printf '[%s] FAIL: %s\n' "$TEST_NAME" "$*" >&2
+    exit 1
+}
+
+# free_port: prints a TCP port on 127.0.0.1 that was free a moment ago and
+# that this test has not been handed before.
+free_port() {
+    local port i
+    for ((i = 0; i < 50; i++)); do
+        port=$("$PYTHON" -c 'import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])
+s.close()')
+        if [[ "$_LIB_PORTS" != *" $port "* ]]; then
+            _LIB_PORTS+="$port "
+            echo "$port"
+            return 0
+        fi
+    done
+    fail "free_port: no free port found"
+}
+
+# _lib_track PID: registers a process for the cleanup trap.
+_lib_track() { _LIB_PIDS+=("$1"); }
+
+# wait_for_url URL [TIMEOUT_S=10] [STATUS=200|any] [PID]
+# Polls until URL answers with STATUS (any HTTP answer for "any"). Fails if
+# PID (when given) exits first or the timeout passes.
+wait_for_url() {
+    local url="$1" timeout="${2:-10}" want="${3:-200}" pid="${4:-}"
+    local deadline code
+    deadline=$((SECONDS + timeout))
+    while ((SECONDS <= deadline)); do
+        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$url" 2>/dev/null || true)
+        if [[ "$want" == any && -n "$code" && "$code" != 000 ]] || [[ "$code" == "$want" ]]; then
+            return 0
+        fi
+        if [[ -n "$pid" ]] && ! _lib_running "$pid"; then
+            fail "process $pid exited while waiting for $url"
+        fi
+        sleep 0.1
+    done
+    fail "timed out after ${timeout}s waiting for $url (last status ${code:-none}, want $want)"
+}
+
+# start_backend NAME PORT [backend.py options...]
+# Starts tests/integration/backend.py on 127.0.0.1:PORT and waits until it
+# answers. Sets BACKEND_PID; the log is $TEST_TMP/backend-NAME.log.
+start_backend() {
+    local name="$1" port="$2"
+    shift 2
+    "$PYTHON" "$BACKEND_PY" --port "$port" --name "$name" "$@" \
+        >"$TEST_TMP/backend-$name.log" 2>&1 &
+    BACKEND_PID=$!
+    _lib_track "$BACKEND_PID"
+    wait_for_url "http://127.0.0.1:$port/" 10 any "$BACKEND_PID"
+}
+
+# _lib_admin_port_of CONFIG: the admin port a config names (15000 if none).
+_lib_admin_port_of() {
+    local p
+    p=$(awk '
+        /^admin:/ { inadmin = 1; next }
+        inadmin && /^[^[:space:]#]/ { inadmin = 0 }
+        inadmin && $1 == "port:" { gsub(/[^0-9]/, "", $2); print $2; exit }
+    ' "$1")
+    echo "${p:-15000}"
+}
+
+# start_weft CONFIG [extra weft args...]
+# Runs $WEFT_BIN -c CONFIG, logs to $TEST_TMP/weft-N.log, waits for the
+# admin /ready. Sets WEFT_PID, WEFT_LOG and ADMIN_PORT (from the config's
+# admin.port unless ADMIN_PORT was set).
+start_weft() {
+    local config="$1"
+    shift
+    [[ -x "$WEFT_BIN" ]] || fail "weft binary not found at $WEFT_BIN"
+    [[ -f "$config" ]] || fail "config not found: $config"
+    _LIB_WEFT_COUNT=$((_LIB_WEFT_COUNT + 1))
+    WEFT_LOG="$TEST_TMP/weft-$_LIB_WEFT_COUNT.log"
+    _LIB_WEFT_LOGS+=("$WEFT_LOG")
+    ADMIN_PORT="${ADMIN_PORT:-$(_lib_admin_port_of "$config")}"
+    "$WEFT_BIN" -c "$config" "$@" >"$WEFT_LOG" 2>&1 &
+    WEFT_PID=$!
+    _lib_track "$WEFT_PID"
+    wait_for_url "http://127.0.0.1:$ADMIN_PORT/ready" 20 200 "$WEFT_PID"
+    log "weft pid $WEFT_PID ready (admin $ADMIN_PORT)"
+}
+
+# admin_get PATH: GET from the admin listener; prints the body, fails on a
+# non-2xx answer.
+admin_get() {
+    local path="$1"
+    [[ -n "$ADMIN_PORT" ]] || fail "admin_get: ADMIN_PORT not set (start_weft first)"
+    curl -sS --fail --max-time 5 "http://127.0.0.1:$ADMIN_PORT$path" ||
+        fail "admin_get $path failed"
+}
+
+# assert_eq EXPECTED ACTUAL [WHAT]
+assert_eq() {
+    if [[ "$1" != "$2" ]]; then
+        fail "${3:-value}: expected [$1], got [$2]"
+    fi
+}
+
+# assert_contains HAYSTACK NEEDLE [WHAT]
+assert_contains() {
+    if [[ "$1" != *"$2"* ]]; then
+        fail "${3:-output}: [$2] not found in: $(printf '%s' "$1" | head -c 2000)"
+    fi
+}
+
+# assert_not_contains HAYSTACK NEEDLE [WHAT]
+assert_not_contains() {
+    if [[ "$1" == *"$2"* ]]; then
+        fail "${3:-output}: [$2] unexpectedly present in: $(printf '%s' "$1" | head -c 2000)"
+    fi
+}
+
+# render_config TEMPLATE [OUT]
+# Replaces every @NAME@ in TEMPLATE ("-" reads stdin) with the value of the
+# shell variable NAME (which must be set), writes OUT (default
+# $TEST_TMP/<template name>, or $TEST_TMP/config-N.yaml for stdin) and
+# prints OUT's path.
+_LIB_RENDER_COUNT=0
+render_config() {
+    local template="$1" out="${2:-}" text name value esc
+    if [[ "$template" == - ]]; then
+        text=$(cat)
+        _LIB_RENDER_COUNT=$((_LIB_RENDER_COUNT + 1))
+        out="${out:-$TEST_TMP/config-$_LIB_RENDER_COUNT.yaml}"
+    else
+        [[ -f "$template" ]] || fail "render_config: no such template $template"
+        text=$(cat "$template")
+        out="${out:-$TEST_TMP/$(basename "$template")}"
+    fi
+    printf '%s\n' "$text" >"$out"
+    for name in $(printf '%s\n' "$text" | grep -o '@[A-Za-z_][A-Za-z0-9_]*@' | tr -d @ | sort -u); do
+        [[ -n "${!name+x}" ]] || fail "render_config: @$name@ used in $template but \$$name is not set"
+        value="${!name}"
+        esc=$(printf '%s' "$value" | sed -e 's/[\\&|]/\\&/g')
+        sed -i "s|@${name}@|${esc}|g" "$out"
+    done
+    echo "$out"
+}
+
+# weft_signal SIG: sends SIG (HUP, TERM, ...) to the current weft.
+weft_signal() {
+    [[ -n "$WEFT_PID" ]] || fail "weft_signal: weft not started"
+    kill -s "$1" "$WEFT_PID"
+}
+
+# _lib_running PID: true while PID runs (a zombie counts as exited).
+_lib_running() {
+    kill -0 "$1" 2>/dev/null && ps -o stat= -p "$1" 2>/dev/null | grep -qv Z
+}
+
+# wait_exit PID [TIMEOUT_S=10]: waits for a child of this shell to exit and
+# sets EXIT_STATUS to its exit status. Fails on timeout. Call it directly,
+# not inside $(...): only this shell can collect its children's status.
+EXIT_STATUS=""
+wait_exit() {
+    local pid="$1" timeout="${2:-10}" deadline
+    deadline=$((SECONDS + timeout))
+    while _lib_running "$pid"; do
+        if ((SECONDS > deadline)); then
+            fail "process $pid still running after ${timeout}s"
+        fi
+        sleep 0.1
+    done
+    EXIT_STATUS=0
+    wait "$pid" 2>/dev/null || EXIT_STATUS=$?
+}
+
+# stop_weft [TIMEOUT_S=10]: SIGTERM (drain) and wait; fails if weft does
+# not exit in time or exits non-zero (a sanitizer report makes it so).
+stop_weft() {
+    [[ -n "$WEFT_PID" ]] || return 0
+    local pid="$WEFT_PID"
+    kill -TERM "$pid" 2>/dev/null || true
+    wait_exit "$pid" "${1:-10}"
+    WEFT_PID=""
+    [[ "$EXIT_STATUS" == 0 ]] || fail "weft exited with status $EXIT_STATUS after SIGTERM"
+}
+
+_lib_print_logs() {
+    local f
+    for f in "${_LIB_WEFT_LOGS[@]}"; do
+        [[ -f "$f" ]] || continue
+        printf '\n----- %s (last 200 lines) -----\n' "$(basename "$f")" >&2
+        tail -n 200 "$f" >&2
+    done
+    for f in "$TEST_TMP"/backend-*.log; do
+        [[ -f "$f" ]] || continue
+        printf '\n----- %s (last 20 lines) -----\n' "$(basename "$f")" >&2
+        tail -n 20 "$f" >&2
+    done
+}
+
+_lib_cleanup() {
+    local rc=$? pid alive deadline
+    set +e
+    for pid in "${_LIB_PIDS[@]}"; do
+        kill -TERM "$pid" 2>/dev/null
+    done
+    deadline=$((SECONDS + 5))
+    while ((SECONDS < deadline)); do
+        alive=0
+        for pid in "${_LIB_PIDS[@]}"; do
+            if _lib_running "$pid"; then
+                alive=1
+            fi
+        done
+        ((alive)) || break
+        sleep 0.1
+    done
+    for pid in "${_LIB_PIDS[@]}"; do
+        kill -KILL "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+    done
+    if ((rc != 0)); then
+        _lib_print_logs
+        printf '[%s] FAILED (exit %d)\n' "$TEST_NAME" "$rc" >&2
+    else
+        printf '[%s] PASSED\n' "$TEST_NAME" >&2
+    fi
+    rm -rf "$TEST_TMP"
+    exit "$rc"
+}
+trap _lib_cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
