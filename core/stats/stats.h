@@ -22,6 +22,15 @@ typedef enum { WEFT_STAT_COUNTER = 0, WEFT_STAT_GAUGE, WEFT_STAT_HISTOGRAM } wef
 #define WEFT_HIST_BUCKETS 20
 extern const double weft_hist_bounds_ms[WEFT_HIST_BUCKETS];
 
+/* Value storage: an id is the index of the metric's first value slot.
+ * Counters and gauges take one slot, a histogram WEFT_HIST_SLOTS
+ * consecutive ones (WEFT_HIST_BUCKETS bucket counts, sum in us, count).
+ * Slots come in pages; the registry holds at most
+ * WEFT_STATS_PAGE_SLOTS * WEFT_STATS_MAX_PAGES slots. */
+#define WEFT_HIST_SLOTS (WEFT_HIST_BUCKETS + 2)
+#define WEFT_STATS_PAGE_SLOTS 4096u
+#define WEFT_STATS_MAX_PAGES 64u
+
 /* name: Prometheus metric name ("weft_downstream_rq_total");
  * labels: rendered label set without braces ("listener=\"http\",code=\"2xx\""),
  * or "" for none; help: one line. Returns WEFT_STAT_INVALID when the
@@ -48,6 +57,9 @@ void weft_stats_gauge_set(weft_stat_id id, int64_t value);
 /* Sums over all blocks. */
 uint64_t weft_stats_counter_value(weft_stat_id id);
 int64_t weft_stats_gauge_value(weft_stat_id id);
+/* weft_stats_counter_value of a histogram id is its observation count;
+ * both return 0 for an id that is not a registered metric. The hot-path
+ * calls ignore a NULL block and WEFT_STAT_INVALID. */
 
 /* Prometheus text exposition format 0.0.4: # HELP / # TYPE once per metric
  * name, one line per label set, histograms as _bucket{le=...}/_sum/_count
