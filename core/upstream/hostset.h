@@ -33,12 +33,17 @@ typedef struct weft_hostset {
     size_t ring_n;
 } weft_hostset;
 
-/* Allocates a hostset with n endpoints (zeroed, healthy=1, refs=1). */
+/* Allocates a hostset with n endpoints (zeroed, weight=1, healthy=1, refs=1). */
 weft_hostset *weft_hostset_new(size_t n);
 void weft_hostset_ref(weft_hostset *hs);
 void weft_hostset_unref(weft_hostset *hs);
-/* Builds the ketama-style ring: each endpoint gets
- * max(1, ring_size * weight / total_weight) points hashed from "name#i". */
+/* Builds the ketama-style ring: each endpoint gets points proportional to
+ * its weight, hashed from "name#i" (i = 0, 1, ...). ring_size is the
+ * minimum ring size: while total_weight <= ring_size every unit of weight
+ * gets ceil(ring_size / total_weight) points rounded up to a power of two
+ * (so an endpoint keeps its points when others come and go); beyond that,
+ * max(1, ring_size * weight / total_weight). Replaces any previous ring.
+ * Returns 0, or -1 on OOM. */
 int weft_hostset_build_ring(weft_hostset *hs, uint32_t ring_size);
 /* Fills ep->addr/addrlen/name from an IP literal and port; -1 if not a literal. */
 int weft_endpoint_set_ip(weft_endpoint *ep, const char *ip, uint16_t port);

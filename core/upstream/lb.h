@@ -29,6 +29,10 @@ void weft_lb_destroy(weft_lb *lb);
  * `exclude` (or -1) is an endpoint to avoid if another healthy one exists
  * (used when re-sending after a stale pooled connection). */
 int weft_lb_pick(weft_lb *lb, uint64_t hash, bool has_hash, int exclude);
+/* Same as weft_lb_pick with an explicit monotonic time: PEAK_EWMA decays
+ * each candidate's latency estimate to now_us when computing its cost
+ * (weft_lb_pick passes weft_now_us()). Tests drive time through this. */
+int weft_lb_pick_at(weft_lb *lb, uint64_t hash, bool has_hash, int exclude, uint64_t now_us);
 /* Call when a request starts/ends on endpoint i. latency_us is the
  * time to the response head (0 on failure: failures count as a penalty
  * for PEAK_EWMA). */
