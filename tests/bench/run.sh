@@ -159,7 +159,6 @@ if [[ $(id -u) -eq 0 ]]; then
 fi
 
 nginx_common() { # NAME
-    mkdir -p "$TMP/$1"
     cat <<CONF
 $NGINX_USER
 worker_processes 1;
@@ -186,6 +185,7 @@ CONF
 }
 
 write_backend_conf() { # PORT
+    mkdir -p "$TMP/backend"
     {
         nginx_common backend
         echo "http {"
@@ -204,6 +204,7 @@ CONF
 }
 
 write_nginx_conf() { # PORT BACKEND_PORT
+    mkdir -p "$TMP/nginx"
     {
         nginx_common nginx
         echo "http {"
@@ -261,6 +262,7 @@ write_weft_conf() { # PORT BACKEND_PORT ADMIN_PORT
     mkdir -p "$TMP/weft"
     cat >"$TMP/weft/weft.yaml" <<CONF
 workers: 1
+drain_timeout: 2s
 admin:
   address: 127.0.0.1
   port: $3
@@ -272,7 +274,7 @@ listeners:
       - name: default
         domains: ["*"]
         routes:
-          - prefix: /
+          - match: { prefix: / }
             cluster: backend
 clusters:
   - name: backend

@@ -15,6 +15,7 @@ start_backend smoke "$BACKEND_PORT"
 
 CONFIG=$(render_config - <<'YAML'
 workers: 1
+drain_timeout: 2s
 admin:
   address: 127.0.0.1
   port: @ADMIN_PORT@
@@ -26,7 +27,7 @@ listeners:
       - name: default
         domains: ["*"]
         routes:
-          - prefix: /
+          - match: { prefix: / }
             cluster: smoke
 clusters:
   - name: smoke
