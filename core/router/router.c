@@ -615,17 +615,18 @@ weft_sv weft_route_redirect_location(const weft_route_entry *e, const weft_req_h
     sb_add(&b, WEFT_SV_LIT("://"));
     sb_add(&b, host);
     bool keep_query = true;
+    size_t before_path = b.n;
     if (rc->redirect_path) {
         sb_add(&b, weft_sv_from(rc->redirect_path));
         keep_query = strchr(rc->redirect_path, '?') == NULL;
     } else if (rc->redirect_prefix) {
         sb_add(&b, weft_sv_from(rc->redirect_prefix));
         sb_add(&b, path_rest(rc, req->path));
-    } else if (req->path.len) {
-        sb_add(&b, req->path);
     } else {
-        sb_add(&b, WEFT_SV_LIT("/"));
+        sb_add(&b, req->path);
     }
+    if (b.n == before_path)
+        sb_add(&b, WEFT_SV_LIT("/"));
     if (keep_query && target_has_query(req)) {
         sb_add(&b, WEFT_SV_LIT("?"));
         sb_add(&b, req->query);

@@ -644,7 +644,8 @@ static void test_redirect(void **state)
     (void)state;
     weft_cfg_route rs[] = {
         route_prefix("/secure", NULL), route_prefix("/move", NULL), route_prefix("/old/", NULL),
-        route_prefix("/fixed", NULL),  route_prefix("/q", NULL),    route_prefix("/", NULL),
+        route_prefix("/fixed", NULL),  route_prefix("/q", NULL),    route_prefix("/gone", NULL),
+        route_prefix("/", NULL),
     };
     for (size_t i = 0; i < WEFT_ARRAY_LEN(rs); i++) {
         rs[i].action = WEFT_ACTION_REDIRECT;
@@ -655,6 +656,7 @@ static void test_redirect(void **state)
     rs[2].redirect_prefix = S("/new/");
     rs[3].redirect_path = S("/landing");
     rs[4].redirect_path = S("/search?src=redirect");
+    rs[5].redirect_prefix = S("");
     weft_cfg_vhost vh;
     weft_cfg_listener l;
     weft_config cfg;
@@ -671,6 +673,9 @@ static void test_redirect(void **state)
     assert_sv(redirect(r, "example.com", "/fixed/x?keep=1", "http", &a), "http://example.com/landing?keep=1");
     /* redirect_path with its own query drops the request's query */
     assert_sv(redirect(r, "example.com", "/q?term=x", "http", &a), "http://example.com/search?src=redirect");
+    /* prefix replaced by "": the rest of the path remains; empty -> "/" */
+    assert_sv(redirect(r, "example.com", "/gone/x?y", "http", &a), "http://example.com/x?y");
+    assert_sv(redirect(r, "example.com", "/gone", "http", &a), "http://example.com/");
     assert_sv(redirect(r, "Example.com:8443", "/else", "https", &a), "https://Example.com:8443/else");
     weft_arena_free(&a);
     weft_router_free(r);
