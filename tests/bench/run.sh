@@ -28,8 +28,8 @@ fi
 PYTHON=/usr/bin/python3
 [[ -x "$PYTHON" ]] || PYTHON=python3
 CLK_TCK="$(getconf CLK_TCK)"
-# ~100 bytes, fixed, served by the backend nginx for every request.
-BODY='weft-bench: a fixed response body of about one hundred bytes, the same for every request. ok.'
+# 100 bytes, fixed, served by the backend nginx for every request.
+BODY='weft-bench: a fixed response body of exactly one hundred bytes, the same for each and every request.'
 
 say() { printf '[bench] %s\n' "$*" >&2; }
 
@@ -235,6 +235,9 @@ write_haproxy_conf() { # PORT BACKEND_PORT
 global
     nbthread 1
     maxconn 20000
+    # Where the hard RLIMIT_NOFILE is below what maxconn implies (2 x maxconn),
+    # run with what there is instead of refusing to start.
+    no strict-limits
     log stderr format short local0 warning
 
 defaults
@@ -365,7 +368,7 @@ run_target() {
     if ! wait_http "$url" "$TARGET_PID" 15; then
         R_NOTE[$name]="failed: no correct answer on $url"
         say "$name: ${R_NOTE[$name]}"
-        tail -n 20 "$TMP/$name"/*.log 2>/dev/null >&2 || true
+        tail -n 20 "$TMP/$name"/*.log >&2 2>/dev/null || true
         [[ "$name" == direct ]] || stop_pid "$TARGET_PID"
         return 0
     fi
@@ -480,7 +483,7 @@ report() {
     echo "- load: \`wrk -t$BENCH_THREADS -c$BENCH_CONNS -d$BENCH_DURATION --latency\` (keep-alive) after a $BENCH_WARMUP warm-up, on cpu $LOAD_CPU with the backend"
     echo "- backend: nginx, 1 worker, fixed ${#BODY}-byte 200 body"
     echo "- proxies: one worker each, pinned to cpu $PROXY_CPU, upstream keep-alive;" \
-        "$(haproxy -v 2>/dev/null | head -n 1 | awk '{print "HAProxy", $3}'), $(nginx -v 2>&1 | sed 's/.*nginx\//nginx /')" \
+        "$(haproxy -v 2>/dev/null | head -n 1 | awk '{print "HAProxy", $3}'), $(nginx -v 2>&1 | sed 's/.*nginx\//nginx /')," \
         "weft $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
     echo
     echo "| target | req/s | p50 ms | p99 ms | errors | proxy CPU µs/req | RSS idle MiB | RSS after load MiB | bytes per idle conn | note |"
@@ -491,7 +494,7 @@ report() {
             continue
         fi
         if [[ "$t" == direct ]]; then
-            echo "| $t | ${R_RPS[$t]} | ${R_P50[$t]} | ${R_P99[$t]} | ${R_ERR[$t]} | – | – | – | – | no proxy | "
+            echo "| $t | ${R_RPS[$t]} | ${R_P50[$t]} | ${R_P99[$t]} | ${R_ERR[$t]} | – | – | – | – | no proxy |"
         else
             echo "| $t | ${R_RPS[$t]} | ${R_P50[$t]} | ${R_P99[$t]} | ${R_ERR[$t]} | ${R_CPU[$t]:-n/a} |" \
                 "$(fmt_mib "${R_RSS0[$t]}") | $(fmt_mib "${R_RSS1[$t]}") | ${R_IDLE[$t]:-n/a} | ${R_NOTE[$t]:-} |"
