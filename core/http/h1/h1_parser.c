@@ -1,0 +1,1164 @@
+/* h1_parser.c: strict HTTP/1.1 message parser for a proxy.
+ *
+ * llhttp does the tokenising, but the copy we link is built without
+ * LLHTTP_STRICT_MODE (CMake cannot change how Debian's sources are meant to
+ * be compiled without forking them), so on its own it accepts bare LF
+ * after the start line, obs-fold, "Host : x", "GET  /" and more, and it
+ * cannot count chunk-size digits. Every one of those is a request
+ * smuggling or cache poisoning vector when two hops disagree. So each
+ * message is read by two machines in lock-step:
+ *
+ *   1. a small framing scanner (scan_*) that sees the raw bytes first and
+ *      validates what only raw bytes show: line endings, folding,
+ *      whitespace before ':', control bytes, chunk-size digits, chunk
+ *      extension size, head size. It stops at "sync points" (end of the
+ *      head, end of a chunked body) and at the first bad byte;
+ *   2. llhttp, fed only the bytes the scanner accepted, which produces
+ *      the callbacks; the semantic checks (Content-Length/Transfer-Encoding
+ *      rules, Host, target form, limits) run in those callbacks.
+ *
+ * llhttp never sees a byte the scanner refused, so whatever reaches the
+ * caller has passed both. */
+#include "http/h1/h1_codec.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+
+/* ---- errors ---- */
+
+typedef enum {
+    E_NONE = 0,
+    E_PROTOCOL,       /* generic llhttp refusal */
+    E_BAD_METHOD,
+    E_BAD_TARGET,
+    E_BAD_VERSION,
+    E_BAD_STATUS,
+    E_MISSING_HOST,
+    E_MULTIPLE_HOST,
+    E_BAD_HOST,
+    E_CL_AND_TE,
+    E_MULTIPLE_CL,
+    E_BAD_CL,
+    E_BAD_TE,
+    E_TE_HTTP10,
+    E_OBS_FOLD,
+    E_BARE_LF,
+    E_BARE_CR,
+    E_SPACE_BEFORE_COLON,
+    E_BAD_HEADER_NAME,
+    E_BAD_HEADER_VALUE,
+    E_BAD_START_LINE,
+    E_BAD_CHUNK,
+    E_CHUNK_SIZE,
+    E_CHUNK_EXT_TOO_LARGE,
+    E_BAD_TRAILER,
+    E_HEADER_TOO_LARGE,
+    E_TOO_MANY_HEADERS,
+    E_TRAILERS_TOO_LARGE,
+    E_URI_TOO_LONG,
+    E_BODY_TOO_LARGE,
+    E_BAD_CONNECT,
+    E_BAD_1XX,
+    E_PREMATURE_EOF,
+    E_ABORTED,
+    E_NOMEM,
+    E__COUNT
+} h1_err;
+
+typedef struct {
+    uint16_t req_status;
+    const char *req_reason;
+    const char *resp_reason; /* response parser: always answered with 502 */
+} h1_err_info;
+
+static const h1_err_info err_table[E__COUNT] = {
+    [E_NONE] = {0, "", ""},
+    [E_PROTOCOL] = {400, "h1_protocol_error", "upstream_protocol_error"},
+    [E_BAD_METHOD] = {400, "h1_bad_method", "upstream_protocol_error"},
+    [E_BAD_TARGET] = {400, "h1_bad_target", "upstream_protocol_error"},
+    [E_BAD_VERSION] = {505, "h1_bad_version", "upstream_bad_version"},
+    [E_BAD_STATUS] = {400, "h1_protocol_error", "upstream_bad_status"},
+    [E_MISSING_HOST] = {400, "h1_missing_host", "upstream_protocol_error"},
+    [E_MULTIPLE_HOST] = {400, "h1_multiple_host", "upstream_protocol_error"},
+    [E_BAD_HOST] = {400, "h1_bad_host", "upstream_protocol_error"},
+    [E_CL_AND_TE] = {400, "h1_cl_and_te", "upstream_cl_and_te"},
+    [E_MULTIPLE_CL] = {400, "h1_multiple_cl", "upstream_multiple_cl"},
+    [E_BAD_CL] = {400, "h1_bad_cl", "upstream_bad_cl"},
+    [E_BAD_TE] = {400, "h1_bad_te", "upstream_bad_te"},
+    [E_TE_HTTP10] = {400, "h1_te_in_http10", "upstream_bad_te"},
+    [E_OBS_FOLD] = {400, "h1_obs_fold", "upstream_protocol_error"},
+    [E_BARE_LF] = {400, "h1_bare_lf", "upstream_protocol_error"},
+    [E_BARE_CR] = {400, "h1_bare_cr", "upstream_protocol_error"},
+    [E_SPACE_BEFORE_COLON] = {400, "h1_space_before_colon", "upstream_protocol_error"},
+    [E_BAD_HEADER_NAME] = {400, "h1_bad_header_name", "upstream_protocol_error"},
+    [E_BAD_HEADER_VALUE] = {400, "h1_bad_header_value", "upstream_protocol_error"},
+    [E_BAD_START_LINE] = {400, "h1_bad_request_line", "upstream_bad_status_line"},
+    [E_BAD_CHUNK] = {400, "h1_bad_chunk", "upstream_bad_chunk"},
+    [E_CHUNK_SIZE] = {400, "h1_bad_chunk_size", "upstream_bad_chunk"},
+    [E_CHUNK_EXT_TOO_LARGE] = {400, "h1_chunk_ext_too_large", "upstream_bad_chunk"},
+    [E_BAD_TRAILER] = {400, "h1_bad_trailer", "upstream_bad_trailer"},
+    [E_HEADER_TOO_LARGE] = {431, "h1_header_too_large", "upstream_header_too_large"},
+    [E_TOO_MANY_HEADERS] = {431, "h1_too_many_headers", "upstream_too_many_headers"},
+    [E_TRAILERS_TOO_LARGE] = {431, "h1_trailers_too_large", "upstream_trailers_too_large"},
+    [E_URI_TOO_LONG] = {414, "h1_uri_too_long", "upstream_protocol_error"},
+    [E_BODY_TOO_LARGE] = {413, "h1_body_too_large", "upstream_body_too_large"},
+    [E_BAD_CONNECT] = {400, "h1_bad_connect", "upstream_protocol_error"},
+    [E_BAD_1XX] = {400, "h1_protocol_error", "upstream_bad_1xx"},
+    [E_PREMATURE_EOF] = {400, "h1_premature_eof", "upstream_premature_eof"},
+    [E_ABORTED] = {400, "h1_aborted", "upstream_aborted"},
+    [E_NOMEM] = {500, "h1_out_of_memory", "upstream_out_of_memory"},
+};
+
+/* ---- framing scanner ---- */
+
+typedef enum {
+    SC_OFF = 0,   /* llhttp alone: identity body, or waiting for a callback to pick */
+    SC_PRE,       /* before the start line: empty lines are tolerated (RFC 9112 2.2) */
+    SC_PRE_CR,
+    SC_START,     /* start line */
+    SC_START_CR,
+    SC_LINE_BEGIN,/* first byte of a header line, or the final CRLF */
+    SC_LINE,      /* inside a header line */
+    SC_LINE_CR,
+    SC_END_CR,    /* CR of the empty line that ends the section */
+    SC_CH_SIZE,   /* chunk-size digits */
+    SC_CH_EXT,    /* chunk extensions up to CR */
+    SC_CH_SIZE_CR,
+    SC_CH_DATA,
+    SC_CH_DATA_CR,
+    SC_CH_DATA_LF,
+} sc_state;
+
+typedef struct {
+    uint8_t st;
+    bool trailers;     /* SC_LINE_* are reading a trailer section */
+    bool colon;        /* current header line has had its ':' */
+    uint8_t digits;    /* chunk-size hex digits so far */
+    uint32_t line_len; /* bytes of the current start line */
+    uint32_t sp;       /* SP count in the start line */
+    uint8_t prev;      /* previous start-line byte */
+    uint32_t section;  /* bytes in the current head or trailer section */
+    uint32_t ext;      /* chunk-extension bytes of the current chunk */
+    uint64_t size;     /* current chunk size, then bytes still to skip */
+    uint64_t total;    /* sum of chunk sizes (body limit) */
+} h1_scan;
+
+enum { SCAN_MORE = 0, SCAN_SYNC = 1, SCAN_ERROR = -1 };
+
+/* A 16-hex-digit chunk size already covers 2^64 - 1; more digits can only
+ * be padding meant to confuse a peer with a narrower counter. */
+#define MAX_CHUNK_DIGITS 16
+/* Interim responses a single request may receive before its final one. */
+#define MAX_INTERIM 16
+
+/* ---- parser ---- */
+
+typedef struct {
+    char *p;
+    size_t len, cap;
+} h1_acc;
+
+typedef enum { P_IDLE = 0, P_MSG, P_DONE, P_ERROR } p_state;
+
+struct weft_h1_parser {
+    llhttp_t ll;
+    llhttp_settings_t settings;
+    weft_h1_kind kind;
+    weft_h1_limits lim;
+    weft_h1_callbacks cbs;
+    void *ud;
+    weft_arena *arena;
+    int req_method_id;
+
+    p_state state;
+    bool in_message;
+    bool in_body;
+    bool user_paused;
+    bool in_trailers;
+    bool skip_body;     /* response must be read as bodyless */
+    uint8_t interim;    /* 1xx responses seen for this request */
+    h1_scan sc;
+
+    weft_req_head req;
+    weft_resp_head resp;
+    weft_hdrs trailers;
+    h1_acc name, value, url, reason;
+    int n_cl, n_te, n_host;
+    uint64_t cl;
+    uint64_t body_seen;
+
+    h1_err err;
+    h1_err scan_err;  /* held back until llhttp has seen the good prefix */
+    bool head_seen;   /* on_headers_complete ran for the current head */
+};
+
+/* ---- small helpers ---- */
+
+static bool is_tchar(unsigned char c)
+{
+    if (isalnum(c))
+        return true;
+    switch (c) {
+    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
+    case '-': case '.': case '^': case '_': case '`': case '|': case '~':
+        return true;
+    default:
+        return false;
+    }
+}
+
+static bool is_ctl(unsigned char c) { return c < 0x20 || c == 0x7f; }
+
+static bool is_token(weft_sv s)
+{
+    if (!s.len)
+        return false;
+    for (size_t i = 0; i < s.len; i++)
+        if (!is_tchar((unsigned char)s.p[i]))
+            return false;
+    return true;
+}
+
+static int acc_append(weft_arena *a, h1_acc *b, const char *s, size_t n, bool lower)
+{
+    if (b->len + n > b->cap) {
+        size_t ncap = b->cap ? b->cap * 2 : 32;
+        while (ncap < b->len + n)
+            ncap *= 2;
+        char *np = weft_arena_alloc(a, ncap);
+        if (!np)
+            return -1;
+        if (b->len)
+            memcpy(np, b->p, b->len);
+        b->p = np;
+        b->cap = ncap;
+    }
+    if (lower) {
+        for (size_t i = 0; i < n; i++)
+            b->p[b->len + i] = (char)tolower((unsigned char)s[i]);
+    } else if (n) {
+        memcpy(b->p + b->len, s, n);
+    }
+    b->len += n;
+    return 0;
+}
+
+/* The views handed to weft_hdrs_add_ref keep pointing into the finished
+ * buffer, so the next field starts a fresh one instead of reusing it. */
+static weft_sv acc_take(h1_acc *b)
+{
+    weft_sv v = b->len ? (weft_sv){b->p, b->len} : WEFT_SV_LIT("");
+    b->p = NULL;
+    b->len = b->cap = 0;
+    return v;
+}
+
+static weft_h1_parser *P(llhttp_t *ll) { return (weft_h1_parser *)ll->data; }
+
+static int fail(weft_h1_parser *p, h1_err e)
+{
+    if (p->err == E_NONE)
+        p->err = e;
+    return HPE_USER;
+}
+
+static bool is_response(const weft_h1_parser *p) { return p->kind == WEFT_H1_RESPONSE; }
+
+/* ---- the scanner ---- */
+
+static void scan_start_head(h1_scan *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->st = SC_PRE;
+}
+
+/* Start-line rules beyond llhttp's loose mode: a request line is exactly
+ * "method SP target SP version" (no doubled, leading or trailing SP, no
+ * HTAB); a status line is "HTTP/x.y SP 3DIGIT [SP reason]". */
+static bool start_byte_ok(const weft_h1_parser *p, h1_scan *s, unsigned char c)
+{
+    uint32_t i = s->line_len;
+    if (!is_response(p)) {
+        if (is_ctl(c))
+            return false;
+        if (c == ' ') {
+            if (i == 0 || s->prev == ' ' || ++s->sp > 2)
+                return false;
+        }
+        return true;
+    }
+    if (i < 8)
+        return c != ' ' && !is_ctl(c);
+    if (i == 8)
+        return c == ' ';
+    if (i < 12)
+        return c >= '0' && c <= '9';
+    if (i == 12)
+        return c == ' ';
+    return c == '\t' || !is_ctl(c);
+}
+
+static bool start_line_complete_ok(const weft_h1_parser *p, const h1_scan *s)
+{
+    if (!is_response(p))
+        return s->sp == 2 && s->prev != ' ';
+    /* "HTTP/1.1 200" without the SP before an empty reason is sent by
+     * real servers; RFC 9112 4 asks recipients to accept it. */
+    return s->line_len >= 12;
+}
+
+/* Scans up to n bytes. Returns SCAN_MORE when all n were fine, SCAN_SYNC
+ * when a section ended (*used includes its last byte), SCAN_ERROR with
+ * *used = the number of good bytes before the offending one. */
+static int scan(weft_h1_parser *p, const char *data, size_t n, size_t *used)
+{
+    h1_scan *s = &p->sc;
+    size_t i = 0;
+    h1_err e = E_NONE;
+
+#define SCAN_FAIL(code) do { e = (code); goto fail; } while (0)
+    while (i < n) {
+        unsigned char c = (unsigned char)data[i];
+        if (s->st != SC_OFF && s->st != SC_CH_DATA && s->st != SC_PRE && s->st != SC_PRE_CR &&
+            s->st < SC_CH_SIZE) {
+            if (++s->section > p->lim.max_header_bytes)
+                SCAN_FAIL(s->trailers ? E_TRAILERS_TOO_LARGE : E_HEADER_TOO_LARGE);
+        }
+        switch ((sc_state)s->st) {
+        case SC_OFF:
+            *used = i;
+            return SCAN_SYNC;
+        case SC_PRE:
+            if (c == '\r') {
+                s->st = SC_PRE_CR;
+            } else if (c == '\n') {
+                SCAN_FAIL(E_BARE_LF);
+            } else {
+                s->st = SC_START;
+                continue; /* re-read this byte as the first of the start line */
+            }
+            break;
+        case SC_PRE_CR:
+            if (c != '\n')
+                SCAN_FAIL(E_BARE_CR);
+            s->st = SC_PRE;
+            break;
+        case SC_START:
+            if (c == '\r') {
+                if (!start_line_complete_ok(p, s))
+                    SCAN_FAIL(E_BAD_START_LINE);
+                s->st = SC_START_CR;
+            } else if (c == '\n') {
+                SCAN_FAIL(E_BARE_LF);
+            } else {
+                if (!start_byte_ok(p, s, c))
+                    SCAN_FAIL(E_BAD_START_LINE);
+                s->line_len++;
+                s->prev = c;
+            }
+            break;
+        case SC_START_CR:
+            if (c != '\n')
+                SCAN_FAIL(E_BARE_CR);
+            s->st = SC_LINE_BEGIN;
+            break;
+        case SC_LINE_BEGIN:
+            if (c == '\r') {
+                s->st = SC_END_CR;
+            } else if (c == '\n') {
+                SCAN_FAIL(E_BARE_LF);
+            } else if (c == ' ' || c == '\t') {
+                SCAN_FAIL(E_OBS_FOLD);
+            } else if (c == ':') {
+                SCAN_FAIL(E_BAD_HEADER_NAME);
+            } else {
+                s->colon = false;
+                s->st = SC_LINE;
+                s->section--; /* counted again when SC_LINE re-reads it */
+                continue;
+            }
+            break;
+        case SC_LINE:
+            if (c == '\r') {
+                if (!s->colon)
+                    SCAN_FAIL(E_BAD_HEADER_NAME);
+                s->st = SC_LINE_CR;
+            } else if (c == '\n') {
+                SCAN_FAIL(E_BARE_LF);
+            } else if (!s->colon) {
+                if (c == ':')
+                    s->colon = true;
+                else if (c == ' ' || c == '\t')
+                    SCAN_FAIL(E_SPACE_BEFORE_COLON);
+                else if (!is_tchar(c))
+                    SCAN_FAIL(E_BAD_HEADER_NAME);
+            } else if (c != '\t' && is_ctl(c)) {
+                SCAN_FAIL(E_BAD_HEADER_VALUE);
+            }
+            break;
+        case SC_LINE_CR:
+            if (c != '\n')
+                SCAN_FAIL(E_BARE_CR);
+            s->st = SC_LINE_BEGIN;
+            break;
+        case SC_END_CR:
+            if (c != '\n')
+                SCAN_FAIL(E_BARE_CR);
+            s->st = SC_OFF;
+            *used = i + 1;
+            return SCAN_SYNC;
+        case SC_CH_SIZE: {
+            int d = isxdigit(c) ? (isdigit(c) ? c - '0' : (tolower(c) - 'a' + 10)) : -1;
+            if (d >= 0) {
+                if (++s->digits > MAX_CHUNK_DIGITS)
+                    SCAN_FAIL(E_CHUNK_SIZE);
+                s->size = (s->size << 4) | (uint64_t)d;
+            } else if (s->digits == 0) {
+                SCAN_FAIL(E_CHUNK_SIZE);
+            } else if (c == '\r') {
+                s->st = SC_CH_SIZE_CR;
+            } else if (c == ';' || c == ' ' || c == '\t') {
+                s->ext = 1;
+                s->st = SC_CH_EXT;
+            } else if (c == '\n') {
+                SCAN_FAIL(E_BARE_LF);
+            } else {
+                SCAN_FAIL(E_CHUNK_SIZE);
+            }
+            break;
+        }
+        case SC_CH_EXT:
+            if (c == '\r') {
+                s->st = SC_CH_SIZE_CR;
+            } else if (c == '\n') {
+                SCAN_FAIL(E_BARE_LF);
+            } else if (c != '\t' && is_ctl(c)) {
+                SCAN_FAIL(E_BAD_CHUNK);
+            } else if (++s->ext > p->lim.max_chunk_ext_bytes) {
+                SCAN_FAIL(E_CHUNK_EXT_TOO_LARGE);
+            }
+            break;
+        case SC_CH_SIZE_CR:
+            if (c != '\n')
+                SCAN_FAIL(E_BARE_CR);
+            if (s->size == 0) {
+                /* last-chunk: a trailer section follows, same rules as a head */
+                s->trailers = true;
+                s->section = 0;
+                s->st = SC_LINE_BEGIN;
+                break;
+            }
+            if (s->size > UINT64_MAX - s->total)
+                SCAN_FAIL(E_BODY_TOO_LARGE);
+            s->total += s->size;
+            if (p->lim.max_body_bytes && s->total > p->lim.max_body_bytes)
+                SCAN_FAIL(E_BODY_TOO_LARGE);
+            s->st = SC_CH_DATA;
+            break;
+        case SC_CH_DATA: {
+            size_t take = n - i;
+            if (take > s->size)
+                take = (size_t)s->size;
+            s->size -= take;
+            i += take;
+            if (s->size == 0)
+                s->st = SC_CH_DATA_CR;
+            continue;
+        }
+        case SC_CH_DATA_CR:
+            if (c != '\r')
+                SCAN_FAIL(c == '\n' ? E_BARE_LF : E_BAD_CHUNK);
+            s->st = SC_CH_DATA_LF;
+            break;
+        case SC_CH_DATA_LF:
+            if (c != '\n')
+                SCAN_FAIL(E_BARE_CR);
+            s->digits = 0;
+            s->size = 0;
+            s->ext = 0;
+            s->st = SC_CH_SIZE;
+            break;
+        }
+        i++;
+    }
+    *used = n;
+    return SCAN_MORE;
+fail:
+    p->scan_err = e;
+    *used = i;
+    return SCAN_ERROR;
+#undef SCAN_FAIL
+}
+
+static void scan_start_chunked(h1_scan *s)
+{
+    uint64_t total = s->total;
+    memset(s, 0, sizeof(*s));
+    s->total = total;
+    s->st = SC_CH_SIZE;
+}
+
+/* ---- message state ---- */
+
+static void begin_message_heads(weft_h1_parser *p)
+{
+    memset(&p->req, 0, sizeof(p->req));
+    memset(&p->resp, 0, sizeof(p->resp));
+    p->req.content_length = -1;
+    p->resp.content_length = -1;
+    weft_hdrs_init(&p->req.headers, p->arena);
+    weft_hdrs_init(&p->resp.headers, p->arena);
+    weft_hdrs_init(&p->trailers, p->arena);
+    memset(&p->name, 0, sizeof(p->name));
+    memset(&p->value, 0, sizeof(p->value));
+    memset(&p->url, 0, sizeof(p->url));
+    memset(&p->reason, 0, sizeof(p->reason));
+    p->n_cl = p->n_te = p->n_host = 0;
+    p->cl = 0;
+    p->in_trailers = false;
+    p->skip_body = false;
+}
+
+static weft_hdrs *cur_headers(weft_h1_parser *p)
+{
+    if (p->in_trailers)
+        return &p->trailers;
+    return is_response(p) ? &p->resp.headers : &p->req.headers;
+}
+
+/* ---- llhttp callbacks ---- */
+
+static int cb_message_begin(llhttp_t *ll)
+{
+    weft_h1_parser *p = P(ll);
+    p->in_message = true;
+    begin_message_heads(p);
+    return 0;
+}
+
+static int cb_url(llhttp_t *ll, const char *at, size_t n)
+{
+    weft_h1_parser *p = P(ll);
+    if (p->url.len + n > p->lim.max_uri_len)
+        return fail(p, E_URI_TOO_LONG);
+    if (acc_append(p->arena, &p->url, at, n, false) != 0)
+        return fail(p, E_NOMEM);
+    return 0;
+}
+
+static int cb_status(llhttp_t *ll, const char *at, size_t n)
+{
+    weft_h1_parser *p = P(ll);
+    if (acc_append(p->arena, &p->reason, at, n, false) != 0)
+        return fail(p, E_NOMEM);
+    return 0;
+}
+
+static int cb_header_field(llhttp_t *ll, const char *at, size_t n)
+{
+    weft_h1_parser *p = P(ll);
+    if (acc_append(p->arena, &p->name, at, n, true) != 0)
+        return fail(p, E_NOMEM);
+    return 0;
+}
+
+static int cb_header_field_complete(llhttp_t *ll)
+{
+    weft_h1_parser *p = P(ll);
+    weft_sv name = {p->name.p, p->name.len};
+    if (!is_token(name))
+        return fail(p, E_BAD_HEADER_NAME);
+    if (cur_headers(p)->n >= p->lim.max_headers)
+        return fail(p, E_TOO_MANY_HEADERS);
+    bool is_cl = weft_sv_eq(name, WEFT_SV_LIT("content-length"));
+    bool is_te = weft_sv_eq(name, WEFT_SV_LIT("transfer-encoding"));
+    bool is_host = weft_sv_eq(name, WEFT_SV_LIT("host"));
+    if (p->in_trailers) {
+        /* Framing and routing fields in trailers would be read by some
+         * hops and not others. */
+        if (is_cl || is_te || is_host)
+            return fail(p, E_BAD_TRAILER);
+        return 0;
+    }
+    /* Checked here, at the name, before llhttp looks at the value, so that
+     * each refusal gets its own reason whatever llhttp would have said. */
+    if (is_cl) {
+        if (p->n_te)
+            return fail(p, E_CL_AND_TE);
+        if (p->n_cl)
+            return fail(p, E_MULTIPLE_CL);
+        p->n_cl++;
+    } else if (is_te) {
+        if (p->n_cl)
+            return fail(p, E_CL_AND_TE);
+        p->n_te++;
+    } else if (is_host) {
+        if (p->n_host)
+            return fail(p, E_MULTIPLE_HOST);
+        p->n_host++;
+    }
+    return 0;
+}
+
+static int cb_header_value(llhttp_t *ll, const char *at, size_t n)
+{
+    weft_h1_parser *p = P(ll);
+    if (acc_append(p->arena, &p->value, at, n, false) != 0)
+        return fail(p, E_NOMEM);
+    return 0;
+}
+
+static int parse_cl(weft_sv v, uint64_t *out)
+{
+    /* 1*DIGIT only: no sign, no list ("5, 5"), no whitespace inside; 15
+     * digits is far beyond any body we would accept and cannot overflow. */
+    if (v.len == 0 || v.len > 15)
+        return -1;
+    uint64_t x = 0;
+    for (size_t i = 0; i < v.len; i++) {
+        if (v.p[i] < '0' || v.p[i] > '9')
+            return -1;
+        x = x * 10 + (uint64_t)(v.p[i] - '0');
+    }
+    *out = x;
+    return 0;
+}
+
+static int cb_header_value_complete(llhttp_t *ll)
+{
+    weft_h1_parser *p = P(ll);
+    weft_sv name = acc_take(&p->name);
+    weft_sv value = weft_sv_trim(acc_take(&p->value));
+    for (size_t i = 0; i < value.len; i++) {
+        unsigned char c = (unsigned char)value.p[i];
+        if (c != '\t' && is_ctl(c))
+            return fail(p, E_BAD_HEADER_VALUE);
+    }
+    if (!p->in_trailers && weft_sv_eq(name, WEFT_SV_LIT("content-length"))) {
+        if (parse_cl(value, &p->cl) != 0)
+            return fail(p, E_BAD_CL);
+    }
+    if (weft_hdrs_add_ref(cur_headers(p), name, value) != 0)
+        return fail(p, E_NOMEM);
+    return 0;
+}
+
+/* Transfer-Encoding, all field lines joined: a list of codings whose last
+ * is chunked and that has chunked nowhere else. identity was withdrawn by
+ * RFC 7230 and is a classic smuggling decoy. */
+static bool te_valid(const weft_hdrs *h)
+{
+    bool last_chunked = false;
+    for (uint32_t i = 0; i < h->n; i++) {
+        if (!weft_sv_eq(h->v[i].name, WEFT_SV_LIT("transfer-encoding")))
+            continue;
+        weft_sv v = h->v[i].value;
+        size_t start = 0;
+        for (size_t k = 0; k <= v.len; k++) {
+            if (k < v.len && v.p[k] != ',')
+                continue;
+            weft_sv e = weft_sv_trim((weft_sv){v.p + start, k - start});
+            start = k + 1;
+            if (!is_token(e) || last_chunked || weft_sv_ieq_cstr(e, "identity"))
+                return false;
+            last_chunked = weft_sv_ieq_cstr(e, "chunked");
+        }
+    }
+    return last_chunked;
+}
+
+static bool host_valid(weft_sv h)
+{
+    for (size_t i = 0; i < h.len; i++) {
+        unsigned char c = (unsigned char)h.p[i];
+        if (c <= ' ' || c >= 0x7f || c == '/' || c == '@' || c == '?' || c == '#' || c == '\\' ||
+            c == ',')
+            return false;
+    }
+    return true;
+}
+
+static bool authority_form_valid(weft_sv t)
+{
+    /* host:port with a non-empty host and a numeric port */
+    size_t colon = t.len;
+    for (size_t i = t.len; i > 0; i--)
+        if (t.p[i - 1] == ':') {
+            colon = i - 1;
+            break;
+        }
+    if (colon == t.len || colon == 0 || colon + 1 == t.len || colon + 6 < t.len)
+        return false;
+    for (size_t i = colon + 1; i < t.len; i++)
+        if (t.p[i] < '0' || t.p[i] > '9')
+            return false;
+    return host_valid(t);
+}
+
+static void split_path_query(weft_sv pq, weft_sv *path, weft_sv *query)
+{
+    for (size_t i = 0; i < pq.len; i++)
+        if (pq.p[i] == '?') {
+            *path = (weft_sv){pq.p, i};
+            *query = (weft_sv){pq.p + i + 1, pq.len - i - 1};
+            return;
+        }
+    *path = pq;
+    *query = (weft_sv){pq.p + pq.len, 0};
+}
+
+static int parse_target(weft_h1_parser *p, weft_req_head *r)
+{
+    weft_sv t = r->target;
+    if (t.len == 0)
+        return fail(p, E_BAD_TARGET);
+    for (size_t i = 0; i < t.len; i++)
+        if (t.p[i] == '#')
+            return fail(p, E_BAD_TARGET); /* fragments never travel (RFC 9112 3.2) */
+    if (r->method_id == HTTP_CONNECT) {
+        if (!authority_form_valid(t))
+            return fail(p, E_BAD_TARGET);
+        r->authority = t;
+        r->path = (weft_sv){t.p + t.len, 0};
+        r->query = r->path;
+        return 0;
+    }
+    if (t.len == 1 && t.p[0] == '*') {
+        if (r->method_id != HTTP_OPTIONS)
+            return fail(p, E_BAD_TARGET);
+        r->path = t;
+        r->query = (weft_sv){t.p + 1, 0};
+        return 0;
+    }
+    if (t.p[0] == '/') {
+        split_path_query(t, &r->path, &r->query);
+        return 0;
+    }
+    /* absolute-form: scheme "://" authority [path-abempty] ["?" query] */
+    size_t i = 0;
+    if (!isalpha((unsigned char)t.p[0]))
+        return fail(p, E_BAD_TARGET);
+    while (i < t.len && (isalnum((unsigned char)t.p[i]) || t.p[i] == '+' || t.p[i] == '-' || t.p[i] == '.'))
+        i++;
+    if (i + 3 > t.len || memcmp(t.p + i, "://", 3) != 0)
+        return fail(p, E_BAD_TARGET);
+    size_t a = i + 3, e = a;
+    while (e < t.len && t.p[e] != '/' && t.p[e] != '?')
+        e++;
+    weft_sv auth = {t.p + a, e - a};
+    /* userinfo in a request target is a phishing and ACL-bypass vector */
+    if (auth.len == 0 || !host_valid(auth))
+        return fail(p, E_BAD_TARGET);
+    r->authority = auth;
+    weft_sv pq = {t.p + e, t.len - e};
+    split_path_query(pq, &r->path, &r->query);
+    if (r->path.len == 0)
+        r->path = WEFT_SV_LIT("/");
+    return 0;
+}
+
+static bool version_ok(const llhttp_t *ll) { return ll->http_major == 1 && ll->http_minor <= 1; }
+
+static int finish_req_head(weft_h1_parser *p)
+{
+    llhttp_t *ll = &p->ll;
+    weft_req_head *r = &p->req;
+    if (!version_ok(ll))
+        return fail(p, E_BAD_VERSION);
+    r->http_minor = ll->http_minor;
+    r->method_id = ll->method;
+    r->method = weft_sv_from(llhttp_method_name((llhttp_method_t)ll->method));
+    r->target = acc_take(&p->url);
+    if (parse_target(p, r) != 0)
+        return HPE_USER;
+
+    const weft_sv *host = weft_hdrs_get(&r->headers, WEFT_SV_LIT("host"));
+    if (!host && r->http_minor == 1)
+        return fail(p, E_MISSING_HOST);
+    if (host && !host_valid(*host))
+        return fail(p, E_BAD_HOST);
+    if (r->authority.len == 0 && host)
+        r->authority = *host;
+
+    if (p->n_te) {
+        if (r->http_minor == 0)
+            return fail(p, E_TE_HTTP10);
+        if (!te_valid(&r->headers) || !(ll->flags & F_CHUNKED))
+            return fail(p, E_BAD_TE);
+        r->framing = WEFT_BODY_CHUNKED;
+    } else if (p->n_cl) {
+        r->content_length = (int64_t)p->cl;
+        r->framing = p->cl ? WEFT_BODY_LENGTH : WEFT_BODY_NONE;
+        if (p->lim.max_body_bytes && p->cl > p->lim.max_body_bytes)
+            return fail(p, E_BODY_TOO_LARGE);
+    } else {
+        r->framing = WEFT_BODY_NONE;
+    }
+    /* llhttp hands a CONNECT's bytes after the head to the tunnel; a body
+     * there would be read as tunnel data by us and as a body by others. */
+    if (r->method_id == HTTP_CONNECT && r->framing != WEFT_BODY_NONE)
+        return fail(p, E_BAD_CONNECT);
+
+    r->keep_alive = llhttp_should_keep_alive(ll) != 0;
+    const weft_sv *expect = weft_hdrs_get(&r->headers, WEFT_SV_LIT("expect"));
+    r->expect_continue = expect && r->http_minor == 1 && weft_sv_ieq_cstr(weft_sv_trim(*expect), "100-continue");
+    r->upgrade = ll->upgrade != 0;
+    return 0;
+}
+
+static int finish_resp_head(weft_h1_parser *p)
+{
+    llhttp_t *ll = &p->ll;
+    weft_resp_head *r = &p->resp;
+    if (!version_ok(ll))
+        return fail(p, E_BAD_VERSION);
+    if (ll->status_code < 100 || ll->status_code > 599)
+        return fail(p, E_BAD_STATUS);
+    r->status = ll->status_code;
+    r->http_minor = ll->http_minor;
+    r->reason = acc_take(&p->reason);
+    for (size_t i = 0; i < r->reason.len; i++) {
+        unsigned char c = (unsigned char)r->reason.p[i];
+        if (c != '\t' && is_ctl(c))
+            return fail(p, E_BAD_START_LINE);
+    }
+
+    if (p->n_te) {
+        if (r->http_minor == 0)
+            return fail(p, E_TE_HTTP10);
+        /* A response whose TE is not chunked-final would be read until
+         * close (RFC 9112 6.3); refusing it keeps both hops in step. */
+        if (!te_valid(&r->headers) || !(ll->flags & F_CHUNKED))
+            return fail(p, E_BAD_TE);
+    }
+    if (p->n_cl)
+        r->content_length = (int64_t)p->cl;
+
+    bool head = p->req_method_id == HTTP_HEAD;
+    bool connect_ok = p->req_method_id == HTTP_CONNECT && r->status >= 200 && r->status < 300;
+    p->skip_body = weft_resp_is_bodyless(r->status, head) || connect_ok;
+    if (p->skip_body)
+        r->framing = WEFT_BODY_NONE;
+    else if (p->n_te)
+        r->framing = WEFT_BODY_CHUNKED;
+    else if (p->n_cl)
+        r->framing = p->cl ? WEFT_BODY_LENGTH : WEFT_BODY_NONE;
+    else
+        r->framing = WEFT_BODY_UNTIL_CLOSE;
+    if (!p->skip_body && r->framing == WEFT_BODY_LENGTH && p->lim.max_body_bytes &&
+        p->cl > p->lim.max_body_bytes)
+        return fail(p, E_BODY_TOO_LARGE);
+
+    bool persistent = r->http_minor == 1 ? !(ll->flags & F_CONNECTION_CLOSE)
+                                         : (ll->flags & F_CONNECTION_KEEP_ALIVE) != 0;
+    r->keep_alive = persistent && r->framing != WEFT_BODY_UNTIL_CLOSE;
+    return 0;
+}
+
+static int cb_headers_complete(llhttp_t *ll)
+{
+    weft_h1_parser *p = P(ll);
+    int rc;
+    p->head_seen = true;
+    if (is_response(p)) {
+        if (finish_resp_head(p) != 0)
+            return HPE_USER;
+    } else {
+        if (finish_req_head(p) != 0)
+            return HPE_USER;
+    }
+    weft_body_framing framing = is_response(p) ? p->resp.framing : p->req.framing;
+    bool interim = is_response(p) && p->resp.status < 200 && p->resp.status != 101;
+    if (framing == WEFT_BODY_CHUNKED)
+        scan_start_chunked(&p->sc);
+    if (!interim)
+        p->in_body = true;
+
+    if (is_response(p)) {
+        rc = p->cbs.on_resp_head ? p->cbs.on_resp_head(p->ud, &p->resp) : WEFT_H1_CB_OK;
+        if (rc == WEFT_H1_CB_SKIP_BODY && !p->skip_body) {
+            p->skip_body = true;
+            p->resp.framing = WEFT_BODY_NONE;
+            p->sc.st = SC_OFF;
+        }
+    } else {
+        rc = p->cbs.on_req_head ? p->cbs.on_req_head(p->ud, &p->req) : WEFT_H1_CB_OK;
+    }
+    if (rc == WEFT_H1_CB_ABORT || rc < 0)
+        return fail(p, E_ABORTED);
+    if (rc == WEFT_H1_CB_PAUSE) {
+        /* Pausing here cannot also return 1 ("no body") to llhttp, so set
+         * the flag that return value would have set. */
+        if (p->skip_body)
+            ll->flags |= F_SKIPBODY;
+        return HPE_PAUSED;
+    }
+    return p->skip_body ? 1 : 0;
+}
+
+static int cb_body(llhttp_t *ll, const char *at, size_t n)
+{
+    weft_h1_parser *p = P(ll);
+    p->body_seen += n;
+    /* Length and chunked bodies were checked against the limit when their
+     * sizes were declared; a body read until close can only be counted. */
+    if (p->lim.max_body_bytes && p->body_seen > p->lim.max_body_bytes)
+        return fail(p, E_BODY_TOO_LARGE);
+    int rc = p->cbs.on_body ? p->cbs.on_body(p->ud, at, n) : WEFT_H1_CB_OK;
+    if (rc == WEFT_H1_CB_ABORT || rc < 0)
+        return fail(p, E_ABORTED);
+    return rc == WEFT_H1_CB_PAUSE ? HPE_PAUSED : 0;
+}
+
+static int cb_chunk_header(llhttp_t *ll)
+{
+    weft_h1_parser *p = P(ll);
+    if (ll->content_length == 0) {
+        p->in_trailers = true;
+        weft_hdrs_init(&p->trailers, p->arena);
+    }
+    return 0;
+}
+
+static int cb_chunk_complete(llhttp_t *ll)
+{
+    weft_h1_parser *p = P(ll);
+    if (!p->in_trailers)
+        return 0;
+    p->in_trailers = false;
+    if (p->trailers.n == 0 || !p->cbs.on_trailers)
+        return 0;
+    int rc = p->cbs.on_trailers(p->ud, &p->trailers);
+    if (rc == WEFT_H1_CB_ABORT || rc < 0)
+        return fail(p, E_ABORTED);
+    return rc == WEFT_H1_CB_PAUSE ? HPE_PAUSED : 0;
+}
+
+static int cb_message_complete(llhttp_t *ll)
+{
+    weft_h1_parser *p = P(ll);
+    if (is_response(p) && p->resp.status < 200 && p->resp.status != 101) {
+        /* Interim response: the final one follows as part of the same
+         * exchange. llhttp must go on to read it, which it only does if
+         * it believes the connection persists. */
+        if (!llhttp_should_keep_alive(ll) || ++p->interim > MAX_INTERIM)
+            return fail(p, E_BAD_1XX);
+        scan_start_head(&p->sc);
+        p->head_seen = false;
+        return 0;
+    }
+    p->state = P_DONE;
+    p->in_body = false;
+    p->sc.st = SC_OFF;
+    int rc = p->cbs.on_complete ? p->cbs.on_complete(p->ud) : WEFT_H1_CB_OK;
+    if (rc == WEFT_H1_CB_ABORT || rc < 0) {
+        p->state = P_MSG;
+        return fail(p, E_ABORTED);
+    }
+    return HPE_PAUSED;
+}
+
+/* ---- public API ---- */
+
+void weft_h1_limits_default(weft_h1_limits *l)
+{
+    l->max_header_bytes = 60 * 1024;
+    l->max_headers = 100;
+    l->max_uri_len = 8 * 1024;
+    l->max_body_bytes = 0;
+    l->max_chunk_ext_bytes = 4 * 1024;
+}
+
+weft_h1_parser *weft_h1_parser_new(weft_h1_kind kind, const weft_h1_limits *lim,
+                                   const weft_h1_callbacks *cbs, void *ud)
+{
+    weft_h1_parser *p = calloc(1, sizeof(*p));
+    if (!p)
+        return NULL;
+    p->kind = kind;
+    if (lim)
+        p->lim = *lim;
+    else
+        weft_h1_limits_default(&p->lim);
+    if (cbs)
+        p->cbs = *cbs;
+    p->ud = ud;
+    llhttp_settings_init(&p->settings);
+    p->settings.on_message_begin = cb_message_begin;
+    p->settings.on_url = cb_url;
+    p->settings.on_status = cb_status;
+    p->settings.on_header_field = cb_header_field;
+    p->settings.on_header_field_complete = cb_header_field_complete;
+    p->settings.on_header_value = cb_header_value;
+    p->settings.on_header_value_complete = cb_header_value_complete;
+    p->settings.on_headers_complete = cb_headers_complete;
+    p->settings.on_body = cb_body;
+    p->settings.on_chunk_header = cb_chunk_header;
+    p->settings.on_chunk_complete = cb_chunk_complete;
+    p->settings.on_message_complete = cb_message_complete;
+    llhttp_init(&p->ll, kind == WEFT_H1_RESPONSE ? HTTP_RESPONSE : HTTP_REQUEST, &p->settings);
+    p->ll.data = p;
+    p->state = P_IDLE;
+    return p;
+}
+
+void weft_h1_parser_free(weft_h1_parser *p) { free(p); }
+
+void weft_h1_parser_next(weft_h1_parser *p, weft_arena *arena, int req_method_id)
+{
+    if (p->state == P_ERROR)
+        return; /* a stream that lost framing never resynchronises */
+    /* llhttp_reset rather than llhttp_resume: resuming would run llhttp's
+     * after-message step, which (in the non-strict build) silently discards
+     * every later byte once a message said Connection: close and reports
+     * PAUSED_UPGRADE after an upgrade. Whether the connection may carry
+     * another message is the caller's decision (keep_alive, upgrade). */
+    llhttp_reset(&p->ll);
+    p->ll.data = p;
+    p->arena = arena;
+    p->req_method_id = req_method_id;
+    p->state = P_MSG;
+    p->in_message = false;
+    p->in_body = false;
+    p->user_paused = false;
+    p->interim = 0;
+    p->body_seen = 0;
+    p->err = E_NONE;
+    p->scan_err = E_NONE;
+    p->head_seen = false;
+    begin_message_heads(p);
+    scan_start_head(&p->sc);
+}
+
+static weft_h1_result to_error(weft_h1_parser *p, llhttp_errno_t e)
+{
+    if (p->err == E_NONE) {
+        switch (e) {
+        case HPE_INVALID_METHOD: p->err = E_BAD_METHOD; break;
+        case HPE_INVALID_URL: p->err = E_BAD_TARGET; break;
+        case HPE_INVALID_VERSION: p->err = E_BAD_VERSION; break;
+        case HPE_INVALID_STATUS: p->err = E_BAD_STATUS; break;
+        case HPE_INVALID_HEADER_TOKEN: p->err = E_BAD_HEADER_VALUE; break;
+        case HPE_INVALID_CONTENT_LENGTH: p->err = E_BAD_CL; break;
+        case HPE_UNEXPECTED_CONTENT_LENGTH: p->err = E_CL_AND_TE; break;
+        case HPE_INVALID_TRANSFER_ENCODING: p->err = E_BAD_TE; break;
+        case HPE_INVALID_CHUNK_SIZE: p->err = E_BAD_CHUNK; break;
+        default: p->err = E_PROTOCOL; break;
+        }
+    }
+    p->state = P_ERROR;
+    p->in_body = false;
+    return WEFT_H1_ERROR;
+}
+
+weft_h1_result weft_h1_parser_feed(weft_h1_parser *p, const char *data, size_t len, size_t *consumed)
+{
+    size_t pos = 0;
+    *consumed = 0;
+    if (p->state == P_ERROR)
+        return WEFT_H1_ERROR;
+    if (p->state == P_DONE)
+        return WEFT_H1_DONE;
+    if (p->state == P_IDLE || p->user_paused)
+        return p->state == P_IDLE ? WEFT_H1_ERROR : WEFT_H1_PAUSED;
+    if (!data) {
+        data = "";
+        len = 0;
+    }
+
+    for (;;) {
+        size_t n = len - pos;
+        int src = SCAN_MORE;
+        h1_scan before = p->sc;
+        if (p->sc.st != SC_OFF)
+            src = scan(p, data + pos, len - pos, &n);
+        /* Always run llhttp, even on zero bytes: after a pause at the end
+         * of a head or of the trailers, llhttp still owes the
+         * message-complete step and takes it on the next execute. */
+        llhttp_errno_t e = llhttp_execute(&p->ll, data + pos, n);
+        if (e == HPE_OK) {
+            pos += n;
+            *consumed = pos;
+            if (src == SCAN_ERROR) {
+                p->err = p->scan_err;
+                return to_error(p, HPE_USER);
+            }
+            if (src == SCAN_SYNC && p->sc.st == SC_OFF &&
+                (!p->head_seen || before.st >= SC_CH_SIZE || before.trailers)) {
+                /* The scanner saw a section end where llhttp did not (or
+                 * llhttp did not finish a chunked body the scanner saw
+                 * end): the two disagree on framing, so neither is trusted. */
+                return to_error(p, HPE_INTERNAL);
+            }
+            if (pos == len)
+                return WEFT_H1_OK;
+            continue;
+        }
+        if (e == HPE_PAUSED || e == HPE_PAUSED_UPGRADE) {
+            size_t used = (size_t)(llhttp_get_error_pos(&p->ll) - (data + pos));
+            if (used < n && before.st != SC_OFF && p->sc.st != SC_OFF) {
+                /* llhttp stopped inside the scanned span (a body pause):
+                 * rewind the scanner to where llhttp really is, so that
+                 * the bytes fed again after resume are scanned once. */
+                size_t again;
+                p->sc = before;
+                scan(p, data + pos, used, &again);
+            }
+            pos += used;
+            *consumed = pos;
+            if (p->state == P_DONE)
+                return WEFT_H1_DONE;
+            p->user_paused = true;
+            return WEFT_H1_PAUSED;
+        }
+        *consumed = pos;
+        return to_error(p, e);
+    }
+}
+
+void weft_h1_parser_resume(weft_h1_parser *p)
+{
+    if (!p->user_paused)
+        return;
+    p->user_paused = false;
+    llhttp_resume(&p->ll);
+}
+
+weft_h1_result weft_h1_parser_eof(weft_h1_parser *p)
+{
+    if (p->state == P_ERROR)
+        return WEFT_H1_ERROR;
+    if (p->state != P_MSG || !p->in_message)
+        return WEFT_H1_OK;
+    if (is_response(p) && p->in_body && p->resp.framing == WEFT_BODY_UNTIL_CLOSE) {
+        /* The caller may have paused on the last body bytes before the
+         * close arrived; llhttp_finish does nothing while paused. */
+        weft_h1_parser_resume(p);
+        llhttp_errno_t e = llhttp_finish(&p->ll);
+        if (p->state == P_DONE)
+            return WEFT_H1_DONE;
+        return to_error(p, e == HPE_OK ? HPE_INVALID_EOF_STATE : e);
+    }
+    p->err = E_PREMATURE_EOF;
+    p->state = P_ERROR;
+    p->in_body = false;
+    return WEFT_H1_ERROR;
+}
+
+bool weft_h1_parser_in_message(const weft_h1_parser *p) { return p->in_message; }
+
+bool weft_h1_parser_in_body(const weft_h1_parser *p) { return p->in_body; }
+
+uint16_t weft_h1_parser_error_status(const weft_h1_parser *p)
+{
+    if (p->state != P_ERROR)
+        return 0;
+    return is_response(p) ? 502 : err_table[p->err].req_status;
+}
+
+const char *weft_h1_parser_error_reason(const weft_h1_parser *p)
+{
+    if (p->state != P_ERROR)
+        return "";
+    return is_response(p) ? err_table[p->err].resp_reason : err_table[p->err].req_reason;
+}
