@@ -156,7 +156,7 @@ static int req_str(ld *L, const cy_node *map, const char *key, char **out, const
     int rc = get_str(L, map, key, out);
     if (rc == 0)
         return cfg_fail(&L->c, map, "%s is missing \"%s\"", what, key);
-    return rc;
+    return rc < 0 ? -1 : 0;
 }
 
 static int parse_uint(const char *s, uint64_t *out)
