@@ -20,7 +20,11 @@ ADMIN_PORT=15000
 PYTHON=/usr/bin/python3
 [[ -x "$PYTHON" ]] || PYTHON=python3
 
-say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+if [[ -t 1 ]]; then
+    say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+else
+    say() { printf '\n== %s\n' "$*"; }
+fi
 die() {
     printf 'quickstart: %s\n' "$*" >&2
     exit 1
@@ -107,8 +111,17 @@ WEFT_PID=$!
 wait_ready "http://127.0.0.1:$ADMIN_PORT/ready" "$WEFT_PID" weft
 echo "weft is ready (admin http://127.0.0.1:$ADMIN_PORT/ready)"
 
+# show CMD...: prints the command as one could paste it, then runs it.
 show() {
-    printf '\n$ %s\n' "$*"
+    local a line="$"
+    for a in "$@"; do
+        if [[ "$a" =~ [^A-Za-z0-9_./:=%@,+-] ]]; then
+            line+=" '${a//\'/\'\\\'\'}'"
+        else
+            line+=" $a"
+        fi
+    done
+    printf '\n%s\n' "$line"
     "$@"
     echo
 }
@@ -121,4 +134,9 @@ show curl -sS -o /dev/null --max-time 5 \
     -w 'GET /status/404 -> HTTP %{http_code}\n' "http://127.0.0.1:$LISTEN_PORT/status/404"
 
 say "a few metrics: curl http://127.0.0.1:$ADMIN_PORT/stats/prometheus | grep weft_"
-curl -sS --max-time 5 "http://127.0.0.1:$ADMIN_PORT/stats/prometheus" | grep '^weft_' | head -n 15 || true
+metrics=$(curl -sS --max-time 5 "http://127.0.0.1:$ADMIN_PORT/stats/prometheus")
+if grep -q '^weft_' <<<"$metrics"; then
+    grep '^weft_' <<<"$metrics" | head -n 15
+else
+    echo "(no weft_ samples in /stats/prometheus)"
+fi
