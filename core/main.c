@@ -1,1 +1,253 @@
-int main(void){return 0;}
+/* main.c: the weft binary. Loads the config, starts the workers, and runs
+ * the main thread's loop: signals (SIGHUP reload, SIGTERM/SIGINT drain),
+ * the admin listener, health checks and DNS refresh. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include "admin/admin.h"
+#include "common/common.h"
+#include "config/config.h"
+#include "loop/worker.h"
+#include "runtime/snapshot.h"
+#include "upstream/dns.h"
+#include "upstream/health.h"
+
+#define WEFT_VERSION "0.1.0"
+#define EXIT_BAD_CONFIG 2
+
+typedef struct app {
+    const char *config_path;
+    struct event_base *base;
+    weft_snapshot *snap;
+    uint64_t version;
+    weft_worker **workers;
+    int n_workers;
+    weft_admin *admin;
+    weft_health *health;
+    weft_dns *dns;
+    weft_stats_block *stats;
+    bool draining;
+    bool exiting;
+    uint64_t drain_deadline_ms;
+    struct event *ev_hup, *ev_term, *ev_int, *ev_drain_poll;
+    weft_stat_id reload_ok, reload_fail, config_version;
+} app;
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: weft -c FILE [--validate] [--log-level debug|info|warn|error]\n"
+               "  -c, --config FILE   YAML configuration\n"
+               "      --validate      check the configuration and exit (0 ok, 2 bad)\n"
+               "      --log-level L   minimum log level (default info)\n"
+               "  -v, --version       print the version\n");
+}
+
+static weft_snapshot *app_current(void *ctx) { return ((app *)ctx)->snap; }
+static bool app_draining(void *ctx) { return ((app *)ctx)->draining; }
+
+static void start_drain(app *a)
+{
+    if (a->draining)
+        return;
+    a->draining = true;
+    WEFT_INFO("draining: listeners closed, finishing in-flight requests");
+    for (int i = 0; i < a->n_workers; i++)
+        weft_worker_drain(a->workers[i]);
+}
+
+static void app_drain(void *ctx) { start_drain(ctx); }
+
+static int active_conns(app *a)
+{
+    int n = 0;
+    for (int i = 0; i < a->n_workers; i++)
+        n += atomic_load_explicit(&a->workers[i]->active_conns, memory_order_relaxed);
+    return n;
+}
+
+static void on_drain_poll(evutil_socket_t fd, short what, void *arg)
+{
+    app *a = arg;
+    int n = active_conns(a);
+    if (n == 0 || weft_now_ms() >= a->drain_deadline_ms) {
+        if (n)
+            WEFT_WARN("drain timeout: closing %d connection(s) still open", n);
+        else
+            WEFT_INFO("drained: exiting");
+        event_base_loopbreak(a->base);
+    }
+}
+
+static void on_term(evutil_socket_t sig, short what, void *arg)
+{
+    app *a = arg;
+    if (a->exiting) {
+        event_base_loopbreak(a->base); /* second signal: now */
+        return;
+    }
+    a->exiting = true;
+    WEFT_INFO("signal %d: shutting down (grace %llums)", (int)sig,
+              (unsigned long long)a->snap->cfg->drain_timeout_ms);
+    start_drain(a);
+    a->drain_deadline_ms = weft_now_ms() + a->snap->cfg->drain_timeout_ms;
+    struct timeval tv = {0, 50 * 1000};
+    event_add(a->ev_drain_poll, &tv);
+}
+
+static void on_hup(evutil_socket_t sig, short what, void *arg)
+{
+    app *a = arg;
+    weft_config_error cerr;
+    weft_config *cfg = weft_config_load_file(a->config_path, &cerr);
+    if (!cfg) {
+        weft_stats_inc(a->stats, a->reload_fail, 1);
+        WEFT_ERROR("reload refused, keeping config v%llu: %s", (unsigned long long)a->version, cerr.msg);
+        return;
+    }
+    char err[512];
+    weft_snapshot *snap = weft_snapshot_build(cfg, a->snap, a->version + 1, err, sizeof(err));
+    if (!snap) {
+        weft_stats_inc(a->stats, a->reload_fail, 1);
+        WEFT_ERROR("reload refused, keeping config v%llu: %s", (unsigned long long)a->version, err);
+        return;
+    }
+    a->version++;
+    for (int i = 0; i < a->n_workers; i++)
+        weft_worker_swap(a->workers[i], snap);
+    weft_snapshot *old = a->snap;
+    a->snap = snap;
+    a->health = weft_health_start(a->base, snap, a->health);
+    weft_dns_free(a->dns);
+    a->dns = weft_dns_start(a->base, snap);
+    weft_snapshot_unref(old);
+    weft_stats_inc(a->stats, a->reload_ok, 1);
+    weft_stats_gauge_set(a->config_version, (int64_t)a->version);
+    WEFT_INFO("config v%llu loaded from %s", (unsigned long long)a->version, a->config_path);
+}
+
+static void app_free(app *a)
+{
+    for (int i = 0; i < a->n_workers; i++)
+        weft_worker_stop_and_free(a->workers[i]);
+    free(a->workers);
+    weft_admin_free(a->admin);
+    weft_health_free(a->health);
+    weft_dns_free(a->dns);
+    if (a->snap)
+        weft_snapshot_unref(a->snap);
+    struct event *evs[] = {a->ev_hup, a->ev_term, a->ev_int, a->ev_drain_poll};
+    for (size_t i = 0; i < WEFT_ARRAY_LEN(evs); i++)
+        if (evs[i])
+            event_free(evs[i]);
+    if (a->base)
+        event_base_free(a->base);
+    if (a->stats)
+        weft_stats_block_free(a->stats);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'}, {"validate", no_argument, NULL, 'V'},
+        {"log-level", required_argument, NULL, 'l'}, {"version", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
+    };
+    app a;
+    memset(&a, 0, sizeof(a));
+    bool validate = false;
+    int c;
+    while ((c = getopt_long(argc, argv, "c:hv", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': a.config_path = optarg; break;
+        case 'V': validate = true; break;
+        case 'l':
+            if (!strcmp(optarg, "debug")) weft_log_min_level = WEFT_LOG_DEBUG;
+            else if (!strcmp(optarg, "info")) weft_log_min_level = WEFT_LOG_INFO;
+            else if (!strcmp(optarg, "warn")) weft_log_min_level = WEFT_LOG_WARN;
+            else if (!strcmp(optarg, "error")) weft_log_min_level = WEFT_LOG_ERROR;
+            else { usage(stderr); return EXIT_BAD_CONFIG; }
+            break;
+        case 'v': printf("weft %s\n", WEFT_VERSION); return 0;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return EXIT_BAD_CONFIG;
+        }
+    }
+    if (!a.config_path) {
+        usage(stderr);
+        return EXIT_BAD_CONFIG;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    weft_config_error cerr;
+    weft_config *cfg = weft_config_load_file(a.config_path, &cerr);
+    if (!cfg) {
+        fprintf(stderr, "%s\n", cerr.msg);
+        return EXIT_BAD_CONFIG;
+    }
+    a.stats = weft_stats_block_new();
+    weft_stats_set_thread_block(a.stats);
+    char err[512];
+    a.snap = weft_snapshot_build(cfg, NULL, ++a.version, err, sizeof(err));
+    if (!a.snap) {
+        fprintf(stderr, "%s\n", err);
+        app_free(&a);
+        return EXIT_BAD_CONFIG;
+    }
+    if (validate) {
+        printf("%s: configuration OK\n", a.config_path);
+        app_free(&a);
+        return 0;
+    }
+    a.reload_ok = weft_stats_counter("weft_config_reload_total", "result=\"ok\"", "Config reloads");
+    a.reload_fail = weft_stats_counter("weft_config_reload_total", "result=\"refused\"", "Config reloads");
+    a.config_version = weft_stats_gauge("weft_config_version", "", "Version of the config in use");
+    weft_stats_gauge_set(a.config_version, 1);
+
+    evthread_use_pthreads();
+    a.base = event_base_new();
+    if (!a.base) {
+        fprintf(stderr, "weft: cannot create the event loop\n");
+        app_free(&a);
+        return 1;
+    }
+    int n = (int)a.snap->cfg->workers;
+    a.workers = calloc((size_t)n, sizeof(*a.workers));
+    for (int i = 0; i < n; i++) {
+        a.workers[i] = weft_worker_start(i, a.snap, err, sizeof(err));
+        if (!a.workers[i]) {
+            fprintf(stderr, "weft: %s\n", err);
+            app_free(&a);
+            return 1;
+        }
+        a.n_workers++;
+    }
+    if (a.snap->cfg->admin.port) {
+        weft_admin_host host = {&a, app_current, app_draining, app_drain};
+        a.admin = weft_admin_start(a.base, a.snap->cfg->admin.address, a.snap->cfg->admin.port, &host,
+                                   err, sizeof(err));
+        if (!a.admin) {
+            fprintf(stderr, "weft: %s\n", err);
+            app_free(&a);
+            return 1;
+        }
+    }
+    a.health = weft_health_start(a.base, a.snap, NULL);
+    a.dns = weft_dns_start(a.base, a.snap);
+    a.ev_hup = evsignal_new(a.base, SIGHUP, on_hup, &a);
+    a.ev_term = evsignal_new(a.base, SIGTERM, on_term, &a);
+    a.ev_int = evsignal_new(a.base, SIGINT, on_term, &a);
+    a.ev_drain_poll = event_new(a.base, -1, EV_PERSIST, on_drain_poll, &a);
+    event_add(a.ev_hup, NULL);
+    event_add(a.ev_term, NULL);
+    event_add(a.ev_int, NULL);
+    WEFT_INFO("weft %s: %d worker(s), %zu listener(s), %zu cluster(s), config v1 from %s", WEFT_VERSION,
+              a.n_workers, a.snap->cfg->n_listeners, a.snap->cfg->n_clusters, a.config_path);
+    event_base_dispatch(a.base);
+    app_free(&a);
+    return 0;
+}

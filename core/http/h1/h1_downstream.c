@@ -1,0 +1,499 @@
+/* h1_downstream.c: client-side HTTP/1.1 connections (see h1_downstream.h). */
+#include "http/h1/h1_downstream.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "http/h1/h1_codec.h"
+#include "http/stream.h"
+
+#define LINGER_MS 2000
+
+struct weft_dconn {
+    weft_worker *w;
+    char listener_name[64];
+    struct bufferevent *bev;
+    weft_h1_parser *parser;
+    weft_stream stream;
+    struct event ev_deferred; /* runs after done()/reset()/resume outside callbacks */
+    struct event ev_timer;    /* keep-alive idle, request headers, lingering close */
+    char peer_ip[INET6_ADDRSTRLEN];
+    weft_dconn *prev, *next;
+    weft_hdrs *req_trailers;
+    weft_h1_limits limits;
+    uint64_t headers_timeout_ms, idle_timeout_ms;
+    uint32_t requests;
+    bool exchange_done;   /* stream finished; deferred handler moves on */
+    bool closing;         /* close once the output is flushed */
+    bool reset_now;       /* close now, drop pending output */
+    bool lingering;       /* write side shut; discarding input until EOF */
+    bool read_paused;
+    bool chunked_out;
+    bool head_timer;      /* ev_timer currently measures the request head */
+    bool in_process;
+    bool unread;          /* the last request's body was not read whole */
+};
+
+static void dconn_process(weft_dconn *dc);
+static void dconn_free(weft_dconn *dc);
+
+static weft_dconn *ds_of(weft_stream *s) { return s->ds; }
+
+static void arm_timer(weft_dconn *dc, uint64_t ms)
+{
+    if (!ms) {
+        event_del(&dc->ev_timer);
+        return;
+    }
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+    event_add(&dc->ev_timer, &tv);
+}
+
+static void schedule(weft_dconn *dc) { event_active(&dc->ev_deferred, EV_TIMEOUT, 0); }
+
+/* ---------- response writing (weft_downstream_ops) ---------- */
+
+static void op_send_head(weft_stream *s, weft_resp_head *h, bool end_stream)
+{
+    weft_dconn *dc = ds_of(s);
+    struct evbuffer *out = bufferevent_get_output(dc->bev);
+    const weft_req_head *req = s->req;
+    bool client_11 = !req || req->http_minor >= 1;
+    dc->chunked_out = false;
+    if (!end_stream && h->framing != WEFT_BODY_LENGTH) {
+        if (client_11) {
+            weft_hdrs_add_ref(&h->headers, WEFT_SV_LIT("transfer-encoding"), WEFT_SV_LIT("chunked"));
+            dc->chunked_out = true;
+        } else {
+            s->close_after = true; /* HTTP/1.0 client: body ends with the connection */
+        }
+    }
+    if (dc->w->draining)
+        s->close_after = true;
+    if (s->close_after)
+        weft_hdrs_set(&h->headers, WEFT_SV_LIT("connection"), WEFT_SV_LIT("close"));
+    else if (!client_11)
+        weft_hdrs_set(&h->headers, WEFT_SV_LIT("connection"), WEFT_SV_LIT("keep-alive"));
+    weft_resp_head out_head = *h;
+    out_head.http_minor = 1;
+    weft_h1_write_resp_head(out, &out_head);
+}
+
+static void op_send_continue(weft_stream *s)
+{
+    static const char c100[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    evbuffer_add(bufferevent_get_output(ds_of(s)->bev), c100, sizeof(c100) - 1);
+}
+
+static void op_send_body(weft_stream *s, const char *p, size_t n)
+{
+    weft_dconn *dc = ds_of(s);
+    if (!n || s->head_request)
+        return;
+    struct evbuffer *out = bufferevent_get_output(dc->bev);
+    if (dc->chunked_out)
+        weft_h1_write_chunk(out, p, n);
+    else
+        evbuffer_add(out, p, n);
+}
+
+static void op_send_end(weft_stream *s, weft_hdrs *trailers)
+{
+    weft_dconn *dc = ds_of(s);
+    if (dc->chunked_out && !s->head_request)
+        weft_h1_write_last_chunk(bufferevent_get_output(dc->bev), trailers);
+    dc->chunked_out = false;
+}
+
+static size_t op_pending_out(weft_stream *s)
+{
+    return evbuffer_get_length(bufferevent_get_output(ds_of(s)->bev));
+}
+
+static void op_pause_read(weft_stream *s)
+{
+    weft_dconn *dc = ds_of(s);
+    dc->read_paused = true;
+    bufferevent_disable(dc->bev, EV_READ);
+}
+
+static void op_resume_read(weft_stream *s)
+{
+    weft_dconn *dc = ds_of(s);
+    dc->read_paused = false;
+    weft_h1_parser_resume(dc->parser);
+    bufferevent_enable(dc->bev, EV_READ);
+    schedule(dc);
+}
+
+static void op_done(weft_stream *s)
+{
+    weft_dconn *dc = ds_of(s);
+    dc->exchange_done = true;
+    if (s->close_after)
+        dc->closing = true;
+    schedule(dc);
+}
+
+static void op_reset(weft_stream *s)
+{
+    weft_dconn *dc = ds_of(s);
+    dc->reset_now = true;
+    schedule(dc);
+}
+
+static const weft_downstream_ops h1_ops = {
+    .send_head = op_send_head,
+    .send_continue = op_send_continue,
+    .send_body = op_send_body,
+    .send_end = op_send_end,
+    .pending_out = op_pending_out,
+    .pause_read = op_pause_read,
+    .resume_read = op_resume_read,
+    .done = op_done,
+    .reset = op_reset,
+};
+
+/* ---------- request parsing ---------- */
+
+static int cb_req_head(void *ud, weft_req_head *req)
+{
+    weft_dconn *dc = ud;
+    dc->head_timer = false;
+    event_del(&dc->ev_timer);
+    dc->requests++;
+    weft_stream_on_req_head(&dc->stream, req);
+    return dc->read_paused ? WEFT_H1_CB_PAUSE : WEFT_H1_CB_OK;
+}
+
+static int cb_body(void *ud, const char *p, size_t n)
+{
+    weft_dconn *dc = ud;
+    weft_stream_on_req_body(&dc->stream, p, n);
+    return dc->read_paused ? WEFT_H1_CB_PAUSE : WEFT_H1_CB_OK;
+}
+
+static int cb_trailers(void *ud, weft_hdrs *t)
+{
+    weft_dconn *dc = ud;
+    dc->req_trailers = t;
+    return WEFT_H1_CB_OK;
+}
+
+static int cb_complete(void *ud)
+{
+    weft_dconn *dc = ud;
+    weft_stream_on_req_end(&dc->stream, dc->req_trailers);
+    return WEFT_H1_CB_OK;
+}
+
+static const weft_h1_callbacks req_cbs = {
+    .on_req_head = cb_req_head,
+    .on_body = cb_body,
+    .on_trailers = cb_trailers,
+    .on_complete = cb_complete,
+};
+
+static weft_listener_snap *find_listener(weft_wsnap *ws, const char *name)
+{
+    for (size_t i = 0; i < ws->snap->cfg->n_listeners; i++)
+        if (strcmp(ws->snap->listeners[i].cfg->name, name) == 0)
+            return &ws->snap->listeners[i];
+    return NULL;
+}
+
+static bool begin_exchange(weft_dconn *dc)
+{
+    weft_listener_snap *lst = find_listener(dc->w->cur, dc->listener_name);
+    if (!lst)
+        return false; /* the listener left the config: stop serving here */
+    dc->req_trailers = NULL;
+    weft_stream_begin(&dc->stream, lst, dc->w->cur);
+    weft_h1_parser_next(dc->parser, &dc->stream.arena, 0);
+    dc->head_timer = true;
+    arm_timer(dc, dc->headers_timeout_ms);
+    return true;
+}
+
+static void protocol_error(weft_dconn *dc)
+{
+    weft_stream *s = &dc->stream;
+    uint16_t status = weft_h1_parser_error_status(dc->parser);
+    const char *reason = weft_h1_parser_error_reason(dc->parser);
+    weft_stats_inc(dc->w->stats, s->lst->rq_rejected, 1);
+    s->close_after = true;
+    dc->closing = true;
+    bufferevent_disable(dc->bev, EV_READ);
+    weft_stream_local_reply(s, status ? status : 400, reason ? reason : "h1_protocol_error",
+                            WEFT_RF_DPE, NULL);
+    if (s->active && !s->t_end_us) {
+        /* local_reply finishes once it knows the request is over; it is. */
+        s->req_done = true;
+        weft_stream_on_req_end(s, NULL);
+    }
+}
+
+static void dconn_process(weft_dconn *dc)
+{
+    struct evbuffer *in = bufferevent_get_input(dc->bev);
+    if (dc->in_process)
+        return;
+    dc->in_process = true;
+    while (!dc->closing && !dc->reset_now && !dc->read_paused && !dc->exchange_done &&
+           evbuffer_get_length(in)) {
+        weft_stream *s = &dc->stream;
+        if (!s->active) {
+            if (!begin_exchange(dc)) {
+                dc->closing = true;
+                break;
+            }
+        } else if (s->req_done) {
+            break; /* pipelined: the next request waits for this response */
+        }
+        struct evbuffer_iovec v;
+        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+            break;
+        size_t consumed = 0;
+        weft_h1_result r = weft_h1_parser_feed(dc->parser, v.iov_base, v.iov_len, &consumed);
+        evbuffer_drain(in, consumed);
+        if (r == WEFT_H1_ERROR) {
+            protocol_error(dc);
+            break;
+        }
+        if (r == WEFT_H1_PAUSED)
+            break;
+    }
+    dc->in_process = false;
+}
+
+/* ---------- connection lifecycle ---------- */
+
+static void close_or_linger(weft_dconn *dc)
+{
+    /* Unread request bytes would make close() send RST, which can destroy
+     * the response still in flight to the client: shut the write side and
+     * read until EOF for a little while instead (lingering close). */
+    if (!dc->lingering && !dc->unread && evbuffer_get_length(bufferevent_get_input(dc->bev)) == 0) {
+        dconn_free(dc);
+        return;
+    }
+    if (dc->lingering)
+        return;
+    dc->lingering = true;
+    shutdown(bufferevent_getfd(dc->bev), SHUT_WR);
+    struct evbuffer *in = bufferevent_get_input(dc->bev);
+    evbuffer_drain(in, evbuffer_get_length(in));
+    bufferevent_enable(dc->bev, EV_READ);
+    arm_timer(dc, LINGER_MS);
+}
+
+static void maybe_close(weft_dconn *dc)
+{
+    if (dc->reset_now) {
+        dconn_free(dc);
+        return;
+    }
+    if (dc->closing && !dc->stream.active &&
+        evbuffer_get_length(bufferevent_get_output(dc->bev)) == 0)
+        close_or_linger(dc);
+}
+
+static void on_deferred(evutil_socket_t fd, short what, void *arg)
+{
+    weft_dconn *dc = arg;
+    if (dc->reset_now) {
+        dconn_free(dc);
+        return;
+    }
+    if (dc->exchange_done) {
+        dc->exchange_done = false;
+        dc->unread = !dc->stream.req_done;
+        bool close_after = dc->stream.close_after || dc->unread;
+        weft_stream_end(&dc->stream);
+        if (close_after || dc->w->draining)
+            dc->closing = true;
+        if (!dc->closing) {
+            weft_h1_parser_next(dc->parser, &dc->stream.arena, 0);
+            dc->head_timer = false;
+            arm_timer(dc, dc->idle_timeout_ms);
+            if (dc->read_paused) {
+                dc->read_paused = false;
+                bufferevent_enable(dc->bev, EV_READ);
+            }
+        }
+    }
+    if (dc->closing) {
+        bufferevent_disable(dc->bev, EV_READ);
+        maybe_close(dc);
+        return;
+    }
+    dconn_process(dc);
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+    weft_dconn *dc = arg;
+    if (dc->lingering) {
+        struct evbuffer *in = bufferevent_get_input(bev);
+        evbuffer_drain(in, evbuffer_get_length(in));
+        return;
+    }
+    dconn_process(dc);
+}
+
+static void on_write(struct bufferevent *bev, void *arg)
+{
+    weft_dconn *dc = arg;
+    if (dc->stream.active)
+        weft_stream_on_downstream_writable(&dc->stream);
+    maybe_close(dc);
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+    weft_dconn *dc = arg;
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+        dconn_free(dc);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    weft_dconn *dc = arg;
+    if (dc->lingering || !dc->stream.active || !dc->head_timer ||
+        !weft_h1_parser_in_message(dc->parser)) {
+        dconn_free(dc); /* keep-alive idle, or lingering done */
+        return;
+    }
+    /* The request head did not arrive in time (slowloris). */
+    dc->closing = true;
+    bufferevent_disable(dc->bev, EV_READ);
+    weft_stream *s = &dc->stream;
+    s->close_after = true;
+    weft_stream_local_reply(s, 408, "request_headers_timeout", WEFT_RF_DPE, NULL);
+    if (s->active && !s->t_end_us) {
+        s->req_done = true;
+        weft_stream_on_req_end(s, NULL);
+    }
+}
+
+static void dconn_free(weft_dconn *dc)
+{
+    weft_worker *w = dc->w;
+    if (dc->stream.active) {
+        if (!dc->stream.t_end_us)
+            weft_stream_on_downstream_reset(&dc->stream, WEFT_RF_DC);
+    }
+    weft_stream_destroy(&dc->stream);
+    event_del(&dc->ev_deferred);
+    event_del(&dc->ev_timer);
+    bufferevent_free(dc->bev);
+    weft_h1_parser_free(dc->parser);
+    if (dc->prev)
+        dc->prev->next = dc->next;
+    else
+        w->conns = dc->next;
+    if (dc->next)
+        dc->next->prev = dc->prev;
+    atomic_fetch_sub_explicit(&w->active_conns, 1, memory_order_relaxed);
+    weft_listener_snap *lst = find_listener(w->cur, dc->listener_name);
+    if (lst)
+        weft_stats_gauge_add(w->stats, lst->cx_active, -1);
+    free(dc);
+}
+
+void weft_dconn_accept(weft_worker *w, const char *listener_name, evutil_socket_t fd,
+                       const struct sockaddr *sa, int salen)
+{
+    weft_listener_snap *lst = find_listener(w->cur, listener_name);
+    if (!lst || w->draining) {
+        evutil_closesocket(fd);
+        return;
+    }
+    const weft_cfg_limits *lim = &lst->cfg->limits;
+    uint32_t nworkers = w->cur->snap->cfg->workers ? w->cur->snap->cfg->workers : 1;
+    if (lim->max_connections) {
+        /* The limit is per listener; each worker enforces its share. */
+        int per_worker = (int)((lim->max_connections + nworkers - 1) / nworkers);
+        if (atomic_load_explicit(&w->active_conns, memory_order_relaxed) >= per_worker) {
+            weft_stats_inc(w->stats, lst->cx_refused, 1);
+            evutil_closesocket(fd);
+            return;
+        }
+    }
+    weft_dconn *dc = calloc(1, sizeof(*dc));
+    if (!dc) {
+        evutil_closesocket(fd);
+        return;
+    }
+    dc->w = w;
+    snprintf(dc->listener_name, sizeof(dc->listener_name), "%s", listener_name);
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, dc->peer_ip, sizeof(dc->peer_ip));
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, dc->peer_ip, sizeof(dc->peer_ip));
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    weft_h1_limits_default(&dc->limits);
+    dc->limits.max_header_bytes = lim->max_header_bytes;
+    dc->limits.max_headers = lim->max_headers;
+    dc->limits.max_uri_len = lim->max_uri_len;
+    dc->limits.max_body_bytes = lim->max_body_bytes;
+    dc->headers_timeout_ms = lim->headers_timeout_ms;
+    dc->idle_timeout_ms = lim->idle_timeout_ms;
+    dc->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    dc->parser = weft_h1_parser_new(WEFT_H1_REQUEST, &dc->limits, &req_cbs, dc);
+    if (!dc->bev || !dc->parser) {
+        if (dc->bev)
+            bufferevent_free(dc->bev);
+        else
+            evutil_closesocket(fd);
+        if (dc->parser)
+            weft_h1_parser_free(dc->parser);
+        free(dc);
+        return;
+    }
+    weft_stream_init(&dc->stream, w, &h1_ops, dc);
+    dc->stream.peer_ip = dc->peer_ip;
+    event_assign(&dc->ev_deferred, w->base, -1, 0, on_deferred, dc);
+    event_assign(&dc->ev_timer, w->base, -1, 0, on_timer, dc);
+    uint32_t hw = lim->buffer_high_watermark ? lim->buffer_high_watermark : 1024 * 1024;
+    uint32_t read_hw = hw > lim->max_header_bytes + 1024 ? hw : lim->max_header_bytes + 1024;
+    bufferevent_setwatermark(dc->bev, EV_READ, 0, read_hw);
+    bufferevent_setwatermark(dc->bev, EV_WRITE, hw / 2, 0);
+    bufferevent_setcb(dc->bev, on_read, on_write, on_event, dc);
+    bufferevent_enable(dc->bev, EV_READ | EV_WRITE);
+    dc->next = w->conns;
+    if (w->conns)
+        w->conns->prev = dc;
+    w->conns = dc;
+    atomic_fetch_add_explicit(&w->active_conns, 1, memory_order_relaxed);
+    weft_stats_inc(w->stats, lst->cx_total, 1);
+    weft_stats_gauge_add(w->stats, lst->cx_active, 1);
+    arm_timer(dc, dc->idle_timeout_ms);
+}
+
+void weft_dconn_drain_all(weft_worker *w)
+{
+    weft_dconn *dc = w->conns;
+    while (dc) {
+        weft_dconn *next = dc->next;
+        dc->closing = true;
+        if (!dc->stream.active)
+            schedule(dc);
+        dc = next;
+    }
+}
+
+void weft_dconn_free_all(weft_worker *w)
+{
+    while (w->conns)
+        dconn_free(w->conns);
+}

@@ -1,0 +1,21 @@
+/* h1_downstream.h: a client-side HTTP/1.1 connection. It parses requests
+ * one at a time (pipelined requests wait in the input buffer until the
+ * previous response is out, so responses stay in order) and drives one
+ * weft_stream per request. */
+#ifndef WEFT_HTTP_H1_DOWNSTREAM_H
+#define WEFT_HTTP_H1_DOWNSTREAM_H
+
+#include <event2/util.h>
+#include <sys/socket.h>
+
+#include "loop/worker.h"
+
+/* Takes ownership of fd. */
+void weft_dconn_accept(weft_worker *w, const char *listener_name, evutil_socket_t fd,
+                       const struct sockaddr *sa, int salen);
+/* Drain: idle connections close now; busy ones after their response. */
+void weft_dconn_drain_all(weft_worker *w);
+/* Shutdown: closes and frees every connection. */
+void weft_dconn_free_all(weft_worker *w);
+
+#endif

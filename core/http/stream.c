@@ -1,0 +1,632 @@
+/* stream.c: the codec-independent request pipeline (see stream.h). */
+#include "http/stream.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "log/access_log.h"
+
+static const weft_sv H_XFF = WEFT_SV_LIT("x-forwarded-for");
+static const weft_sv H_XFP = WEFT_SV_LIT("x-forwarded-proto");
+static const weft_sv H_VIA = WEFT_SV_LIT("via");
+static const weft_sv H_RID = WEFT_SV_LIT("x-request-id");
+static const weft_sv H_HOST = WEFT_SV_LIT("host");
+static const weft_sv H_TE = WEFT_SV_LIT("transfer-encoding");
+static const weft_sv H_EXPECT = WEFT_SV_LIT("expect");
+static const weft_sv H_CT = WEFT_SV_LIT("content-type");
+static const weft_sv H_CL = WEFT_SV_LIT("content-length");
+
+static void stream_finish(weft_stream *s);
+static void start_upstream(weft_stream *s, bool allow_idle);
+
+static uint32_t high_watermark(const weft_stream *s)
+{
+    uint32_t hw = s->lst ? s->lst->cfg->limits.buffer_high_watermark : 0;
+    return hw ? hw : 1024 * 1024;
+}
+
+static void on_request_timeout(evutil_socket_t fd, short what, void *arg);
+static void on_idle_timeout(evutil_socket_t fd, short what, void *arg);
+
+void weft_stream_init(weft_stream *s, weft_worker *w, const weft_downstream_ops *ops, void *ds)
+{
+    memset(s, 0, sizeof(*s));
+    s->w = w;
+    s->ds_ops = ops;
+    s->ds = ds;
+    weft_arena_init(&s->arena);
+    event_assign(&s->t_request, w->base, -1, 0, on_request_timeout, s);
+    event_assign(&s->t_idle, w->base, -1, 0, on_idle_timeout, s);
+    s->timers_init = true;
+    s->up_pending = evbuffer_new();
+}
+
+static void arm_idle(weft_stream *s)
+{
+    uint64_t ms = s->lst->cfg->limits.stream_idle_timeout_ms;
+    if (s->route && s->route->cfg->idle_timeout_ms)
+        ms = s->route->cfg->idle_timeout_ms;
+    if (!ms)
+        return;
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+    event_add(&s->t_idle, &tv);
+}
+
+void weft_stream_begin(weft_stream *s, weft_listener_snap *lst, weft_wsnap *ws)
+{
+    s->lst = lst;
+    s->ws = weft_wsnap_ref(ws);
+    s->active = true;
+    s->req = NULL;
+    s->route = NULL;
+    s->cluster = NULL;
+    s->ep_idx = -1;
+    s->ep = NULL;
+    s->up = NULL;
+    s->request_id = (weft_sv){"", 0};
+    s->resp_trailers = NULL;
+    s->req_done = s->up_req_done = s->up_req_chunked = s->resp_started = s->resp_done = false;
+    s->head_request = s->stale_retry_done = s->ds_read_paused = s->up_read_paused = false;
+    s->close_after = s->is_grpc = false;
+    s->flags = 0;
+    s->reason = NULL;
+    s->t_start_us = weft_now_us();
+    s->t_up_start_us = s->t_up_head_us = s->t_end_us = 0;
+    s->bytes_in = s->bytes_out = 0;
+    s->status_sent = 0;
+    memset(&s->resp, 0, sizeof(s->resp));
+    weft_hdrs_init(&s->resp.headers, &s->arena);
+    atomic_fetch_add_explicit(&s->w->active_streams, 1, memory_order_relaxed);
+    arm_idle(s);
+}
+
+void weft_stream_end(weft_stream *s)
+{
+    if (!s->active)
+        return;
+    if (s->up) {
+        weft_upconn_release(s->up, false);
+        s->up = NULL;
+    }
+    event_del(&s->t_request);
+    event_del(&s->t_idle);
+    evbuffer_drain(s->up_pending, evbuffer_get_length(s->up_pending));
+    weft_wsnap_unref(s->ws);
+    s->ws = NULL;
+    weft_arena_reset(&s->arena);
+    s->req = NULL;
+    s->active = false;
+}
+
+void weft_stream_destroy(weft_stream *s)
+{
+    weft_stream_end(s);
+    if (s->up_pending)
+        evbuffer_free(s->up_pending);
+    s->up_pending = NULL;
+}
+
+/* ---------- local replies ---------- */
+
+static void send_head_counted(weft_stream *s, weft_resp_head *h, bool end)
+{
+    s->resp_started = true;
+    s->status_sent = h->status;
+    s->ds_ops->send_head(s, h, end);
+}
+
+void weft_stream_local_reply(weft_stream *s, uint16_t status, const char *reason, uint32_t flag,
+                             const char *body)
+{
+    s->flags |= flag;
+    if (reason)
+        s->reason = reason;
+    if (s->up) {
+        weft_upconn_release(s->up, false);
+        s->up = NULL;
+    }
+    event_del(&s->t_request);
+    if (s->resp_started) {
+        /* Part of a response already went out: the only honest signal left
+         * on HTTP/1.1 is to cut the connection. */
+        s->flags |= WEFT_RF_LR;
+        s->close_after = true;
+        s->ds_ops->reset(s);
+        stream_finish(s);
+        return;
+    }
+    weft_stats_inc(s->w->stats, s->ws->snap->rq_local_reply, 1);
+    weft_resp_head *h = &s->resp;
+    memset(h, 0, sizeof(*h));
+    weft_hdrs_init(&h->headers, &s->arena);
+    h->status = status;
+    h->reason = weft_sv_from(weft_status_reason(status));
+    h->http_minor = 1;
+    char tmp[64];
+    weft_sv b;
+    if (body) {
+        b = weft_sv_from(body);
+    } else {
+        int n = snprintf(tmp, sizeof(tmp), "%s\n", reason ? reason : weft_status_reason(status));
+        b = (weft_sv){weft_arena_strndup(&s->arena, tmp, (size_t)n), (size_t)n};
+    }
+    if (reason)
+        weft_hdrs_add(&h->headers, WEFT_SV_LIT("x-weft-reason"), weft_sv_from(reason));
+    if (b.len)
+        weft_hdrs_add(&h->headers, H_CT, WEFT_SV_LIT("text/plain"));
+    int n = snprintf(tmp, sizeof(tmp), "%zu", b.len);
+    weft_hdrs_add(&h->headers, H_CL, (weft_sv){tmp, (size_t)n});
+    h->framing = b.len ? WEFT_BODY_LENGTH : WEFT_BODY_NONE;
+    h->content_length = (int64_t)b.len;
+    h->keep_alive = true;
+    /* A request body we have not read yet makes the connection unusable. */
+    if (!s->req_done && (!s->req || s->req->framing != WEFT_BODY_NONE))
+        s->close_after = true;
+    bool bodyless = s->head_request || b.len == 0;
+    send_head_counted(s, h, bodyless);
+    if (!bodyless) {
+        s->ds_ops->send_body(s, b.p, b.len);
+        s->bytes_out += b.len;
+        s->ds_ops->send_end(s, NULL);
+    }
+    s->resp_done = true;
+    if (s->req_done || s->close_after)
+        stream_finish(s);
+}
+
+static void redirect_reply(weft_stream *s)
+{
+    const weft_cfg_route *r = s->route->cfg;
+    weft_sv loc = weft_route_redirect_location(s->route, s->req, s->tls ? "https" : "http", &s->arena);
+    weft_resp_head *h = &s->resp;
+    memset(h, 0, sizeof(*h));
+    weft_hdrs_init(&h->headers, &s->arena);
+    h->status = r->redirect_code ? r->redirect_code : 301;
+    h->reason = weft_sv_from(weft_status_reason(h->status));
+    h->http_minor = 1;
+    weft_hdrs_add(&h->headers, WEFT_SV_LIT("location"), loc);
+    weft_hdrs_add(&h->headers, H_CL, WEFT_SV_LIT("0"));
+    h->framing = WEFT_BODY_NONE;
+    h->content_length = 0;
+    s->flags |= WEFT_RF_DR;
+    if (!s->req_done && s->req->framing != WEFT_BODY_NONE)
+        s->close_after = true;
+    send_head_counted(s, h, true);
+    s->resp_done = true;
+    if (s->req_done || s->close_after)
+        stream_finish(s);
+}
+
+static void direct_reply(weft_stream *s)
+{
+    const weft_cfg_route *r = s->route->cfg;
+    s->flags |= WEFT_RF_DR;
+    weft_stream_local_reply(s, r->direct_status, NULL, WEFT_RF_DR, r->direct_body ? r->direct_body : "");
+}
+
+/* ---------- request path ---------- */
+
+static void gen_request_id(weft_stream *s)
+{
+    const weft_sv *v = weft_hdrs_get(&s->req->headers, H_RID);
+    if (v && v->len) {
+        s->request_id = *v;
+        return;
+    }
+    uint64_t a = weft_worker_rand(s->w), b = weft_worker_rand(s->w);
+    char *id = weft_arena_alloc(&s->arena, 37);
+    if (!id)
+        return;
+    /* UUID v4 layout. */
+    b = (b & 0x3fffffffffffffffull) | 0x8000000000000000ull;
+    snprintf(id, 37, "%08x-%04x-4%03x-%04x-%012llx", (unsigned)(a >> 32), (unsigned)((a >> 16) & 0xffff),
+             (unsigned)(a & 0xfff), (unsigned)(b >> 48), (unsigned long long)(b & 0xffffffffffffull));
+    s->request_id = (weft_sv){id, 36};
+    weft_hdrs_add_ref(&s->req->headers, H_RID, s->request_id);
+}
+
+static void append_list_header(weft_stream *s, weft_sv name, weft_sv value)
+{
+    const weft_sv *old = weft_hdrs_get(&s->req->headers, name);
+    if (!old || weft_hdrs_count(&s->req->headers, name) > 1) {
+        /* Several lines: fold them into one (they are a list). */
+        size_t total = value.len + 1;
+        for (uint32_t i = 0; i < s->req->headers.n; i++)
+            if (weft_sv_eq(s->req->headers.v[i].name, name))
+                total += s->req->headers.v[i].value.len + 2;
+        char *buf = weft_arena_alloc(&s->arena, total);
+        size_t n = 0;
+        for (uint32_t i = 0; buf && i < s->req->headers.n; i++)
+            if (weft_sv_eq(s->req->headers.v[i].name, name)) {
+                memcpy(buf + n, s->req->headers.v[i].value.p, s->req->headers.v[i].value.len);
+                n += s->req->headers.v[i].value.len;
+                buf[n++] = ',';
+                buf[n++] = ' ';
+            }
+        if (!buf)
+            return;
+        memcpy(buf + n, value.p, value.len);
+        n += value.len;
+        weft_hdrs_remove(&s->req->headers, name);
+        weft_hdrs_add_ref(&s->req->headers, name, (weft_sv){buf, n});
+        return;
+    }
+    size_t n = old->len + 2 + value.len;
+    char *buf = weft_arena_alloc(&s->arena, n);
+    if (!buf)
+        return;
+    memcpy(buf, old->p, old->len);
+    memcpy(buf + old->len, ", ", 2);
+    memcpy(buf + old->len + 2, value.p, value.len);
+    weft_hdrs_set(&s->req->headers, name, (weft_sv){buf, n});
+}
+
+/* Rewrites the request into what the upstream gets (RFC 9110 7.6: strip
+ * hop-by-hop; add Via, X-Forwarded-*; route header operations). */
+static void prepare_upstream_headers(weft_stream *s)
+{
+    weft_req_head *req = s->req;
+    const weft_cfg_route *r = s->route->cfg;
+    weft_hdrs_strip_hop_by_hop(&req->headers);
+    weft_hdrs_remove(&req->headers, H_EXPECT);
+    for (size_t i = 0; i < r->n_req_remove; i++)
+        weft_hdrs_remove(&req->headers, weft_sv_from(r->req_remove[i]));
+    for (size_t i = 0; i < r->n_req_add; i++) {
+        weft_sv n = weft_sv_from(r->req_add[i].name), v = weft_sv_from(r->req_add[i].value);
+        if (r->req_add[i].append)
+            weft_hdrs_add_ref(&req->headers, n, v);
+        else
+            weft_hdrs_set(&req->headers, n, v);
+    }
+    if (r->host_rewrite)
+        weft_hdrs_set(&req->headers, H_HOST, weft_sv_from(r->host_rewrite));
+    else if (!weft_hdrs_get(&req->headers, H_HOST) && req->authority.len)
+        weft_hdrs_add_ref(&req->headers, H_HOST, req->authority);
+    if (s->peer_ip)
+        append_list_header(s, H_XFF, weft_sv_from(s->peer_ip));
+    if (!weft_hdrs_get(&req->headers, H_XFP))
+        weft_hdrs_add_ref(&req->headers, H_XFP, s->tls ? WEFT_SV_LIT("https") : WEFT_SV_LIT("http"));
+    append_list_header(s, H_VIA, req->http_minor ? WEFT_SV_LIT("1.1 weft") : WEFT_SV_LIT("1.0 weft"));
+    if (req->framing == WEFT_BODY_CHUNKED) {
+        weft_hdrs_add_ref(&req->headers, H_TE, WEFT_SV_LIT("chunked"));
+        s->up_req_chunked = true;
+    }
+    s->up_target = weft_route_rewrite_target(s->route, req, &s->arena);
+}
+
+static struct evbuffer *up_out(weft_stream *s)
+{
+    return s->up && s->up->connected ? weft_upconn_output(s->up) : s->up_pending;
+}
+
+static void check_up_backpressure(weft_stream *s)
+{
+    if (!s->ds_read_paused && evbuffer_get_length(up_out(s)) > high_watermark(s)) {
+        s->ds_read_paused = true;
+        s->ds_ops->pause_read(s);
+    }
+}
+
+static uint64_t ring_hash_key(weft_stream *s, bool *has)
+{
+    const weft_cfg_cluster *c = s->cluster->shared->cfg;
+    *has = false;
+    weft_sv key = {NULL, 0};
+    if (c->hash_on == WEFT_HASH_SOURCE_IP) {
+        key = weft_sv_from(s->peer_ip ? s->peer_ip : "");
+    } else if (c->hash_on == WEFT_HASH_HEADER && c->hash_key) {
+        const weft_sv *v = weft_hdrs_get(&s->req->headers, weft_sv_from(c->hash_key));
+        if (v)
+            key = *v;
+    } else if (c->hash_on == WEFT_HASH_COOKIE && c->hash_key) {
+        size_t klen = strlen(c->hash_key);
+        for (uint32_t i = 0; i < s->req->headers.n && !key.p; i++) {
+            if (!weft_sv_eq(s->req->headers.v[i].name, WEFT_SV_LIT("cookie")))
+                continue;
+            weft_sv v = s->req->headers.v[i].value;
+            size_t pos = 0;
+            while (pos < v.len) {
+                size_t end = pos;
+                while (end < v.len && v.p[end] != ';')
+                    end++;
+                weft_sv item = weft_sv_trim((weft_sv){v.p + pos, end - pos});
+                if (item.len > klen && memcmp(item.p, c->hash_key, klen) == 0 && item.p[klen] == '=') {
+                    key = (weft_sv){item.p + klen + 1, item.len - klen - 1};
+                    break;
+                }
+                pos = end + 1;
+            }
+        }
+    }
+    if (!key.p || !key.len)
+        return 0;
+    *has = true;
+    return weft_hash64(key.p, key.len, 0);
+}
+
+static void write_up_head(weft_stream *s, struct evbuffer *out)
+{
+    weft_h1_write_req_head(out, s->req, &s->up_target);
+}
+
+static void start_upstream(weft_stream *s, bool allow_idle)
+{
+    bool has_hash = false;
+    uint64_t h = 0;
+    if (s->cluster->lb.policy == WEFT_LB_RING_HASH)
+        h = ring_hash_key(s, &has_hash);
+    int exclude = allow_idle ? -1 : s->ep_idx;
+    int idx = weft_lb_pick(&s->cluster->lb, h, has_hash, exclude);
+    if (idx < 0) {
+        weft_stats_inc(s->w->stats, s->cluster->shared->rq_no_healthy, 1);
+        weft_stream_local_reply(s, 503, "no_healthy_upstream", WEFT_RF_UH, NULL);
+        return;
+    }
+    s->ep_idx = idx;
+    s->ep = &s->cluster->hs->eps[idx];
+    weft_lb_on_start(&s->cluster->lb, idx);
+    bool reused = false;
+    s->t_up_start_us = weft_now_us();
+    s->up = weft_pool_acquire(s->w, s->cluster->shared, s->ep, s, allow_idle, &reused);
+    if (!s->up) {
+        weft_lb_on_end(&s->cluster->lb, idx, 0, false, weft_now_us());
+        weft_stream_local_reply(s, 503, "upstream_connect_failure", WEFT_RF_UF, NULL);
+        return;
+    }
+    if (s->up->connected)
+        weft_stream_on_up_connected(s);
+}
+
+void weft_stream_on_req_head(weft_stream *s, weft_req_head *req)
+{
+    s->req = req;
+    s->head_request = weft_sv_eq(req->method, WEFT_SV_LIT("HEAD"));
+    const weft_sv *ct = weft_hdrs_get(&req->headers, H_CT);
+    s->is_grpc = ct && weft_sv_has_prefix(*ct, WEFT_SV_LIT("application/grpc"));
+    if (!req->keep_alive)
+        s->close_after = true;
+    gen_request_id(s);
+    arm_idle(s);
+
+    s->route = weft_router_match(s->lst->router, req);
+    if (!s->route) {
+        weft_stream_local_reply(s, 404, "route_not_found", WEFT_RF_NR, NULL);
+        return;
+    }
+    switch (s->route->cfg->action) {
+    case WEFT_ACTION_DIRECT:
+        direct_reply(s);
+        return;
+    case WEFT_ACTION_REDIRECT:
+        redirect_reply(s);
+        return;
+    case WEFT_ACTION_CLUSTER:
+        break;
+    }
+    s->cluster = weft_wsnap_cluster(s->ws, s->route->cluster_idx);
+    if (!s->cluster) {
+        weft_stream_local_reply(s, 503, "cluster_not_found", WEFT_RF_NR, NULL);
+        return;
+    }
+    prepare_upstream_headers(s);
+    write_up_head(s, s->up_pending);
+    if (req->expect_continue && req->framing != WEFT_BODY_NONE && s->ds_ops->send_continue)
+        s->ds_ops->send_continue(s);
+    start_upstream(s, true);
+}
+
+void weft_stream_on_req_body(weft_stream *s, const char *p, size_t n)
+{
+    s->bytes_in += n;
+    if (s->resp_done || !s->cluster || !s->up)
+        return; /* answered locally: the body is discarded */
+    arm_idle(s);
+    struct evbuffer *out = up_out(s);
+    if (s->up_req_chunked)
+        weft_h1_write_chunk(out, p, n);
+    else
+        evbuffer_add(out, p, n);
+    check_up_backpressure(s);
+}
+
+static void arm_request_timeout(weft_stream *s)
+{
+    uint64_t ms = s->route ? s->route->cfg->timeout_ms : 0;
+    if (!ms || s->resp_done)
+        return;
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+    event_add(&s->t_request, &tv);
+}
+
+void weft_stream_on_req_end(weft_stream *s, weft_hdrs *trailers)
+{
+    s->req_done = true;
+    if (s->resp_done) {
+        stream_finish(s);
+        return;
+    }
+    if (!s->up)
+        return;
+    if (s->up_req_chunked)
+        weft_h1_write_last_chunk(up_out(s), trailers);
+    s->up_req_done = true;
+    arm_request_timeout(s);
+}
+
+void weft_stream_on_downstream_writable(weft_stream *s)
+{
+    if (s->up_read_paused && s->up) {
+        s->up_read_paused = false;
+        weft_upconn_resume_read(s->up);
+    }
+}
+
+void weft_stream_on_downstream_reset(weft_stream *s, uint32_t flag)
+{
+    if (!s->active)
+        return;
+    s->flags |= flag;
+    s->close_after = true;
+    if (s->up) {
+        if (s->cluster && s->ep_idx >= 0)
+            weft_lb_on_end(&s->cluster->lb, s->ep_idx, 0, false, weft_now_us());
+        weft_upconn_release(s->up, false);
+        s->up = NULL;
+    }
+    stream_finish(s);
+}
+
+/* ---------- response path ---------- */
+
+void weft_stream_on_up_connected(weft_stream *s)
+{
+    if (evbuffer_get_length(s->up_pending))
+        evbuffer_add_buffer(weft_upconn_output(s->up), s->up_pending);
+}
+
+int weft_stream_on_up_head(weft_stream *s, weft_resp_head *h)
+{
+    if (h->status >= 100 && h->status < 200)
+        return WEFT_H1_CB_OK; /* interim (we answered Expect ourselves) */
+    s->t_up_head_us = weft_now_us();
+    arm_idle(s);
+    weft_stats_inc(s->w->stats, s->cluster->shared->rq_total[weft_code_class(h->status)], 1);
+    const weft_cfg_route *r = s->route->cfg;
+    weft_hdrs_strip_hop_by_hop(&h->headers);
+    for (size_t i = 0; i < r->n_resp_remove; i++)
+        weft_hdrs_remove(&h->headers, weft_sv_from(r->resp_remove[i]));
+    for (size_t i = 0; i < r->n_resp_add; i++) {
+        weft_sv n = weft_sv_from(r->resp_add[i].name), v = weft_sv_from(r->resp_add[i].value);
+        if (r->resp_add[i].append)
+            weft_hdrs_add_ref(&h->headers, n, v);
+        else
+            weft_hdrs_set(&h->headers, n, v);
+    }
+    s->resp = *h;
+    bool bodyless = weft_resp_is_bodyless(h->status, s->head_request) || h->framing == WEFT_BODY_NONE;
+    send_head_counted(s, &s->resp, bodyless);
+    return WEFT_H1_CB_OK;
+}
+
+int weft_stream_on_up_body(weft_stream *s, const char *p, size_t n)
+{
+    s->bytes_out += n;
+    s->up->got_bytes = true;
+    s->ds_ops->send_body(s, p, n);
+    arm_idle(s);
+    if (!s->up_read_paused && s->ds_ops->pending_out(s) > high_watermark(s)) {
+        s->up_read_paused = true;
+        weft_upconn_pause_read(s->up);
+    }
+    return WEFT_H1_CB_OK;
+}
+
+int weft_stream_on_up_trailers(weft_stream *s, weft_hdrs *t)
+{
+    s->resp_trailers = t;
+    return WEFT_H1_CB_OK;
+}
+
+int weft_stream_on_up_complete(weft_stream *s)
+{
+    uint64_t now = weft_now_us();
+    weft_lb_on_end(&s->cluster->lb, s->ep_idx, s->t_up_head_us - s->t_up_start_us, true, now);
+    weft_stats_observe_us(s->w->stats, s->cluster->shared->rq_time, now - s->t_up_start_us);
+    event_del(&s->t_request);
+    bool reusable = s->up_req_done && s->resp.keep_alive;
+    if (!s->req_done)
+        s->close_after = true; /* upstream answered before the body ended */
+    weft_upconn_release(s->up, reusable);
+    s->up = NULL;
+    s->ds_ops->send_end(s, s->resp_trailers);
+    s->resp_done = true;
+    if (s->req_done || s->close_after)
+        stream_finish(s);
+    return WEFT_H1_CB_PAUSE;
+}
+
+void weft_stream_on_up_error(weft_stream *s, weft_up_err err)
+{
+    bool reused = s->up && s->up->requests > 0;
+    bool got = s->up && s->up->got_bytes;
+    weft_cluster_snap *c = s->cluster->shared;
+    weft_upconn_release(s->up, false);
+    s->up = NULL;
+    weft_lb_on_end(&s->cluster->lb, s->ep_idx, 0, false, weft_now_us());
+    /* A pooled connection the server had already closed: the request never
+     * reached it, so sending it again on a fresh connection is safe when
+     * we can replay it whole (no body streamed yet). */
+    if (err == WEFT_UP_ERR_RESET && reused && !got && !s->stale_retry_done && !s->resp_started &&
+        s->req->framing == WEFT_BODY_NONE) {
+        s->stale_retry_done = true;
+        weft_stats_inc(s->w->stats, c->rq_retry_stale, 1);
+        evbuffer_drain(s->up_pending, evbuffer_get_length(s->up_pending));
+        write_up_head(s, s->up_pending);
+        start_upstream(s, false);
+        if (s->up && s->req_done)
+            s->up_req_done = true;
+        return;
+    }
+    switch (err) {
+    case WEFT_UP_ERR_CONNECT:
+        weft_stats_inc(s->w->stats, c->cx_connect_fail, 1);
+        weft_stream_local_reply(s, 503, "upstream_connect_failure", WEFT_RF_UF, NULL);
+        break;
+    case WEFT_UP_ERR_CONNECT_TIMEOUT:
+        weft_stats_inc(s->w->stats, c->cx_connect_timeout, 1);
+        weft_stream_local_reply(s, 503, "upstream_connect_timeout", WEFT_RF_UF, NULL);
+        break;
+    case WEFT_UP_ERR_RESET:
+        weft_stats_inc(s->w->stats, c->rq_reset, 1);
+        weft_stream_local_reply(s, 503, "upstream_reset_before_response", WEFT_RF_UC, NULL);
+        break;
+    case WEFT_UP_ERR_PROTOCOL:
+        weft_stream_local_reply(s, 502, "upstream_protocol_error", WEFT_RF_UPE, NULL);
+        break;
+    }
+}
+
+void weft_stream_on_up_writable(weft_stream *s)
+{
+    if (s->ds_read_paused) {
+        s->ds_read_paused = false;
+        s->ds_ops->resume_read(s);
+    }
+}
+
+/* ---------- timers and the log phase ---------- */
+
+static void on_request_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    weft_stream *s = arg;
+    if (s->cluster)
+        weft_stats_inc(s->w->stats, s->cluster->shared->rq_timeout, 1);
+    weft_stream_local_reply(s, 504, "upstream_response_timeout", WEFT_RF_UT, NULL);
+}
+
+static void on_idle_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    weft_stream *s = arg;
+    if (!s->req_done)
+        weft_stream_local_reply(s, 408, "stream_idle_timeout", WEFT_RF_SI, NULL);
+    else
+        weft_stream_local_reply(s, 504, "stream_idle_timeout", WEFT_RF_SI, NULL);
+}
+
+static void stream_finish(weft_stream *s)
+{
+    if (!s->active || s->t_end_us)
+        return;
+    s->t_end_us = weft_now_us();
+    event_del(&s->t_request);
+    event_del(&s->t_idle);
+    if (s->status_sent)
+        weft_stats_inc(s->w->stats, s->lst->rq_total[weft_code_class(s->status_sent)], 1);
+    weft_stats_observe_us(s->w->stats, s->lst->rq_time, s->t_end_us - s->t_start_us);
+    weft_access_log_write(s->ws->snap->access_log_fd, s);
+    atomic_fetch_sub_explicit(&s->w->active_streams, 1, memory_order_relaxed);
+    s->ds_ops->done(s);
+}

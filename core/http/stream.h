@@ -1,0 +1,135 @@
+/* stream.h: one request/response exchange, independent of the codec that
+ * carried it. The downstream codec (h1 today, h2 later) feeds request
+ * events in and provides weft_downstream_ops to send the response; the
+ * stream runs the pipeline:
+ *
+ *   request head -> [filter chain: decode] -> router -> cluster -> load
+ *   balancer -> pooled upstream connection -> response head/body/trailers
+ *   -> [filter chain: encode, reverse order] -> downstream
+ *
+ * and ends with the log phase (access log, stats). The filter chain of the
+ * SDK slots in at weft_stream_on_req_head / the response forwarders. */
+#ifndef WEFT_HTTP_STREAM_H
+#define WEFT_HTTP_STREAM_H
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+
+#include "http/message.h"
+#include "loop/worker.h"
+#include "upstream/pool.h"
+
+typedef struct weft_downstream_ops {
+    /* Sends the response head; end_stream when there is no body. */
+    void (*send_head)(weft_stream *s, weft_resp_head *h, bool end_stream);
+    /* Sends "100 Continue" (the stream answers Expect itself). */
+    void (*send_continue)(weft_stream *s);
+    void (*send_body)(weft_stream *s, const char *p, size_t n);
+    /* Ends the response (with trailers if any, may be NULL). */
+    void (*send_end)(weft_stream *s, weft_hdrs *trailers);
+    /* Bytes queued toward the client, for backpressure. */
+    size_t (*pending_out)(weft_stream *s);
+    void (*pause_read)(weft_stream *s);
+    void (*resume_read)(weft_stream *s);
+    /* The exchange is over (response sent or stream aborted). */
+    void (*done)(weft_stream *s);
+    /* Abort the downstream (h1: close the connection). */
+    void (*reset)(weft_stream *s);
+} weft_downstream_ops;
+
+/* Envoy-style response flags for the access log. */
+enum {
+    WEFT_RF_NR = 1 << 0,   /* no route */
+    WEFT_RF_UH = 1 << 1,   /* no healthy upstream */
+    WEFT_RF_UF = 1 << 2,   /* upstream connection failure */
+    WEFT_RF_UT = 1 << 3,   /* upstream request timeout */
+    WEFT_RF_UC = 1 << 4,   /* upstream connection termination */
+    WEFT_RF_UPE = 1 << 5,  /* upstream protocol error */
+    WEFT_RF_DC = 1 << 6,   /* downstream connection termination */
+    WEFT_RF_DPE = 1 << 7,  /* downstream protocol error */
+    WEFT_RF_SI = 1 << 8,   /* stream idle timeout */
+    WEFT_RF_DR = 1 << 9,   /* direct response / redirect */
+    WEFT_RF_LR = 1 << 10,  /* local reset */
+};
+
+struct weft_stream {
+    /* set by the downstream codec */
+    const weft_downstream_ops *ds_ops;
+    void *ds;                        /* the codec's connection */
+    weft_worker *w;
+    weft_wsnap *ws;                  /* referenced for the stream's life */
+    weft_listener_snap *lst;
+    const char *peer_ip;             /* downstream peer, owned by the codec */
+    bool tls;                        /* downstream is TLS (x-forwarded-proto) */
+
+    weft_arena arena;                /* per-request strings; reset per stream */
+    weft_req_head *req;              /* owned by the codec's parser message (in arena) */
+    weft_resp_head resp;             /* response being forwarded/generated */
+    const weft_route_entry *route;
+    weft_cluster_wrk *cluster;
+    int ep_idx;
+    const weft_endpoint *ep;
+    weft_upconn *up;
+    struct evbuffer *up_pending;     /* request bytes before the upstream is attached */
+    weft_sv request_id;
+    weft_hdrs *resp_trailers;        /* from the upstream, in arena */
+    weft_sv up_target;
+
+    /* state */
+    bool active;
+    bool req_done;         /* whole request received from downstream */
+    bool up_req_done;      /* whole request written toward upstream */
+    bool up_req_chunked;
+    bool resp_started;     /* head sent downstream */
+    bool resp_done;
+    bool resp_chunked_out; /* (codec decides; informational) */
+    bool head_request;
+    bool stale_retry_done;
+    bool ds_read_paused;
+    bool up_read_paused;
+    bool close_after;      /* the codec must close after this exchange */
+    bool is_grpc;
+    uint32_t flags;        /* WEFT_RF_* */
+    const char *reason;    /* x-weft-reason / access log detail */
+
+    /* timers */
+    struct event t_request;   /* route timeout, from end of request */
+    struct event t_idle;      /* stream idle timeout */
+    bool timers_init;
+
+    /* accounting */
+    uint64_t t_start_us, t_up_start_us, t_up_head_us, t_end_us;
+    uint64_t bytes_in, bytes_out;
+    uint16_t status_sent;
+};
+
+/* Lifecycle, called by the downstream codec. */
+void weft_stream_init(weft_stream *s, weft_worker *w, const weft_downstream_ops *ops, void *ds);
+/* Begins an exchange on the worker's current snapshot. */
+void weft_stream_begin(weft_stream *s, weft_listener_snap *lst, weft_wsnap *ws);
+void weft_stream_on_req_head(weft_stream *s, weft_req_head *req);
+void weft_stream_on_req_body(weft_stream *s, const char *p, size_t n);
+void weft_stream_on_req_end(weft_stream *s, weft_hdrs *trailers);
+/* Downstream output drained below its low watermark. */
+void weft_stream_on_downstream_writable(weft_stream *s);
+/* The client went away (or the codec aborts): the stream ends now. */
+void weft_stream_on_downstream_reset(weft_stream *s, uint32_t flag);
+/* Releases everything the last exchange held (after done()). */
+void weft_stream_end(weft_stream *s);
+void weft_stream_destroy(weft_stream *s);
+
+/* A reply generated by weft: status, x-weft-reason, small body. If the
+ * response already started, the stream is reset instead. */
+void weft_stream_local_reply(weft_stream *s, uint16_t status, const char *reason, uint32_t flag,
+                             const char *body);
+
+/* Called by the upstream connection (pool.c). */
+void weft_stream_on_up_connected(weft_stream *s);
+int weft_stream_on_up_head(weft_stream *s, weft_resp_head *h);
+int weft_stream_on_up_body(weft_stream *s, const char *p, size_t n);
+int weft_stream_on_up_trailers(weft_stream *s, weft_hdrs *t);
+int weft_stream_on_up_complete(weft_stream *s);
+void weft_stream_on_up_error(weft_stream *s, weft_up_err err);
+void weft_stream_on_up_writable(weft_stream *s);
+
+#endif

@@ -1,0 +1,368 @@
+/* worker.c: worker threads (see worker.h). */
+#include "loop/worker.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <event2/thread.h>
+
+#include "http/h1/h1_downstream.h"
+#include "upstream/pool.h"
+
+/* ---------- per-snapshot worker state ---------- */
+
+static weft_wsnap *wsnap_new(weft_worker *w, weft_snapshot *snap)
+{
+    weft_wsnap *ws = calloc(1, sizeof(*ws));
+    if (!ws)
+        return NULL;
+    ws->clusters = calloc(snap->cfg->n_clusters ? snap->cfg->n_clusters : 1, sizeof(*ws->clusters));
+    if (!ws->clusters) {
+        free(ws);
+        return NULL;
+    }
+    weft_snapshot_ref(snap);
+    ws->snap = snap;
+    ws->w = w;
+    ws->refs = 1;
+    for (size_t i = 0; i < snap->cfg->n_clusters; i++)
+        ws->clusters[i].shared = &snap->clusters[i];
+    return ws;
+}
+
+weft_wsnap *weft_wsnap_ref(weft_wsnap *ws)
+{
+    ws->refs++;
+    return ws;
+}
+
+void weft_wsnap_unref(weft_wsnap *ws)
+{
+    if (!ws || --ws->refs > 0)
+        return;
+    for (size_t i = 0; i < ws->snap->cfg->n_clusters; i++) {
+        weft_cluster_wrk *c = &ws->clusters[i];
+        if (c->lb_ready)
+            weft_lb_destroy(&c->lb);
+        if (c->hs)
+            weft_hostset_unref(c->hs);
+    }
+    free(ws->clusters);
+    weft_snapshot_unref(ws->snap);
+    free(ws);
+}
+
+weft_cluster_wrk *weft_wsnap_cluster(weft_wsnap *ws, int idx)
+{
+    if (idx < 0 || (size_t)idx >= ws->snap->cfg->n_clusters)
+        return NULL;
+    weft_cluster_wrk *c = &ws->clusters[idx];
+    uint64_t gen = atomic_load_explicit(&c->shared->hs_gen, memory_order_acquire);
+    if (c->lb_ready && gen == c->hs_gen)
+        return c;
+    /* The hostset moved (DNS) or this is the first use: take the new one. */
+    uint64_t got_gen = 0;
+    weft_hostset *hs = weft_cluster_snap_hostset(c->shared, &got_gen);
+    if (!hs)
+        return NULL;
+    if (c->lb_ready)
+        weft_lb_destroy(&c->lb);
+    if (c->hs)
+        weft_hostset_unref(c->hs);
+    c->hs = hs;
+    c->hs_gen = got_gen;
+    c->lb_ready = weft_lb_init(&c->lb, c->shared->cfg->lb, hs, weft_worker_rand(ws->w)) == 0;
+    return c->lb_ready ? c : NULL;
+}
+
+uint64_t weft_worker_rand(weft_worker *w)
+{
+    /* xorshift64* */
+    uint64_t x = w->rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    w->rng = x;
+    return x * 0x2545F4914F6CDD1Dull;
+}
+
+/* ---------- listeners ---------- */
+
+static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa, int salen,
+                      void *arg)
+{
+    weft_wlistener *wl = arg;
+    weft_dconn_accept(wl->w, wl->name, fd, sa, salen);
+}
+
+static void on_accept_error(struct evconnlistener *lev, void *arg)
+{
+    weft_wlistener *wl = arg;
+    WEFT_WARN("listener %s: accept failed: %s", wl->name, strerror(errno));
+}
+
+/* Binds address:port with SO_REUSEPORT: every worker has its own socket
+ * and the kernel spreads connections across them. */
+static evutil_socket_t bind_listener(const char *address, uint16_t port, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    socklen_t sl;
+    int family;
+    struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, address, &s4->sin_addr) == 1) {
+        family = AF_INET;
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons(port);
+        sl = sizeof(*s4);
+    } else if (inet_pton(AF_INET6, address, &s6->sin6_addr) == 1) {
+        family = AF_INET6;
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons(port);
+        sl = sizeof(*s6);
+    } else {
+        snprintf(err, errlen, "listener address \"%s\" is not an IP address", address);
+        return -1;
+    }
+    evutil_socket_t fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "socket: %s", strerror(errno));
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    if (family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    if (bind(fd, (struct sockaddr *)&ss, sl) < 0 || listen(fd, 4096) < 0) {
+        snprintf(err, errlen, "cannot listen on %s:%u: %s", address, port, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static weft_wlistener *find_wlistener(weft_worker *w, const char *address, uint16_t port)
+{
+    for (weft_wlistener *l = w->listeners; l; l = l->next)
+        if (l->port == port && strcmp(l->address, address) == 0)
+            return l;
+    return NULL;
+}
+
+static void wlistener_free(weft_wlistener *l)
+{
+    if (l->lev)
+        evconnlistener_free(l->lev);
+    free(l->address);
+    free(l->name);
+    free(l);
+}
+
+/* Makes the worker's listeners match the snapshot: keeps sockets whose
+ * address stays, opens new ones, closes the rest. */
+static int reconcile_listeners(weft_worker *w, weft_snapshot *snap, char *err, size_t errlen)
+{
+    weft_wlistener *keep = NULL;
+    int rc = 0;
+    for (size_t i = 0; i < snap->cfg->n_listeners; i++) {
+        const weft_cfg_listener *cl = &snap->cfg->listeners[i];
+        weft_wlistener *l = find_wlistener(w, cl->address, cl->port);
+        if (l) {
+            /* unlink from the old list */
+            for (weft_wlistener **pp = &w->listeners; *pp; pp = &(*pp)->next)
+                if (*pp == l) {
+                    *pp = l->next;
+                    break;
+                }
+            free(l->name);
+            l->name = strdup(cl->name);
+        } else {
+            evutil_socket_t fd = bind_listener(cl->address, cl->port, err, errlen);
+            if (fd < 0) {
+                rc = -1;
+                continue;
+            }
+            l = calloc(1, sizeof(*l));
+            if (!l) {
+                close(fd);
+                rc = -1;
+                continue;
+            }
+            l->w = w;
+            l->address = strdup(cl->address);
+            l->port = cl->port;
+            l->name = strdup(cl->name);
+            l->lev = evconnlistener_new(w->base, on_accept, l, LEV_OPT_CLOSE_ON_FREE, 0, fd);
+            if (!l->lev) {
+                close(fd);
+                wlistener_free(l);
+                rc = -1;
+                continue;
+            }
+            evconnlistener_set_error_cb(l->lev, on_accept_error);
+        }
+        l->next = keep;
+        keep = l;
+    }
+    while (w->listeners) {
+        weft_wlistener *l = w->listeners;
+        w->listeners = l->next;
+        wlistener_free(l);
+    }
+    w->listeners = keep;
+    return rc;
+}
+
+/* ---------- control events ---------- */
+
+static void on_swap(evutil_socket_t fd, short what, void *arg)
+{
+    weft_worker *w = arg;
+    pthread_mutex_lock(&w->ctl_mu);
+    weft_snapshot *snap = w->pending;
+    w->pending = NULL;
+    pthread_mutex_unlock(&w->ctl_mu);
+    if (!snap)
+        return;
+    weft_wsnap *ws = wsnap_new(w, snap);
+    weft_snapshot_unref(snap); /* the pending reference; ws holds its own */
+    if (!ws) {
+        WEFT_ERROR("worker %d: out of memory adopting config v%llu", w->id,
+                   (unsigned long long)snap->version);
+        return;
+    }
+    weft_wsnap *old = w->cur;
+    w->cur = ws;
+    weft_wsnap_unref(old);
+    char err[256];
+    if (!w->draining && reconcile_listeners(w, ws->snap, err, sizeof(err)))
+        WEFT_ERROR("worker %d: %s", w->id, err);
+}
+
+static void on_drain(evutil_socket_t fd, short what, void *arg)
+{
+    weft_worker *w = arg;
+    w->draining = true;
+    while (w->listeners) {
+        weft_wlistener *l = w->listeners;
+        w->listeners = l->next;
+        wlistener_free(l);
+    }
+    weft_dconn_drain_all(w);
+}
+
+static void on_stop(evutil_socket_t fd, short what, void *arg)
+{
+    weft_worker *w = arg;
+    event_base_loopbreak(w->base);
+}
+
+static void on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+    weft_worker *w = arg;
+    weft_pools_sweep(w);
+}
+
+static void *worker_main(void *arg)
+{
+    weft_worker *w = arg;
+    weft_stats_set_thread_block(w->stats);
+    event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
+    return NULL;
+}
+
+weft_worker *weft_worker_start(int id, weft_snapshot *snap, char *err, size_t errlen)
+{
+    weft_worker *w = calloc(1, sizeof(*w));
+    if (!w) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    w->id = id;
+    pthread_mutex_init(&w->ctl_mu, NULL);
+    if (getrandom(&w->rng, sizeof(w->rng), 0) != sizeof(w->rng) || w->rng == 0)
+        w->rng = 0x9E3779B97F4A7C15ull ^ (uint64_t)(id + 1) * 0xBF58476D1CE4E5B9ull;
+    w->base = event_base_new();
+    w->stats = weft_stats_block_new();
+    w->cur = w->base ? wsnap_new(w, snap) : NULL;
+    if (!w->base || !w->stats || !w->cur) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    w->ev_swap = event_new(w->base, -1, 0, on_swap, w);
+    w->ev_drain = event_new(w->base, -1, 0, on_drain, w);
+    w->ev_stop = event_new(w->base, -1, 0, on_stop, w);
+    w->ev_sweep = event_new(w->base, -1, EV_PERSIST, on_sweep, w);
+    struct timeval sweep = {5, 0};
+    event_add(w->ev_sweep, &sweep);
+    if (reconcile_listeners(w, snap, err, errlen))
+        goto fail;
+    if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+        snprintf(err, errlen, "pthread_create: %s", strerror(errno));
+        goto fail;
+    }
+    w->thread_started = true;
+    return w;
+fail:
+    weft_worker_stop_and_free(w);
+    return NULL;
+}
+
+void weft_worker_swap(weft_worker *w, weft_snapshot *snap)
+{
+    weft_snapshot_ref(snap);
+    pthread_mutex_lock(&w->ctl_mu);
+    weft_snapshot *old = w->pending;
+    w->pending = snap;
+    pthread_mutex_unlock(&w->ctl_mu);
+    if (old)
+        weft_snapshot_unref(old);
+    event_active(w->ev_swap, EV_TIMEOUT, 0);
+}
+
+void weft_worker_drain(weft_worker *w) { event_active(w->ev_drain, EV_TIMEOUT, 0); }
+
+void weft_worker_stop_and_free(weft_worker *w)
+{
+    if (!w)
+        return;
+    if (w->thread_started) {
+        event_active(w->ev_stop, EV_TIMEOUT, 0);
+        pthread_join(w->thread, NULL);
+    }
+    /* The thread is gone: everything below is single-threaded. */
+    weft_dconn_free_all(w);
+    while (w->listeners) {
+        weft_wlistener *l = w->listeners;
+        w->listeners = l->next;
+        wlistener_free(l);
+    }
+    weft_pools_free_all(w);
+    if (w->pending)
+        weft_snapshot_unref(w->pending);
+    if (w->cur)
+        weft_wsnap_unref(w->cur);
+    if (w->ev_swap)
+        event_free(w->ev_swap);
+    if (w->ev_drain)
+        event_free(w->ev_drain);
+    if (w->ev_stop)
+        event_free(w->ev_stop);
+    if (w->ev_sweep)
+        event_free(w->ev_sweep);
+    if (w->base)
+        event_base_free(w->base);
+    if (w->stats)
+        weft_stats_block_free(w->stats);
+    pthread_mutex_destroy(&w->ctl_mu);
+    free(w);
+}

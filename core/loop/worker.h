@@ -1,0 +1,91 @@
+/* worker.h: a worker thread: one event_base, its own SO_REUSEPORT
+ * listeners, connections, upstream pools, load balancer state and stats
+ * block. Nothing here is shared with other workers, so the request path
+ * takes no lock. The main thread talks to a worker only through
+ * event_active() on the worker's control events. */
+#ifndef WEFT_LOOP_WORKER_H
+#define WEFT_LOOP_WORKER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "runtime/snapshot.h"
+#include "upstream/lb.h"
+
+typedef struct weft_worker weft_worker;
+typedef struct weft_pool weft_pool;
+typedef struct weft_dconn weft_dconn;
+
+/* Per worker, per snapshot, per cluster. */
+typedef struct weft_cluster_wrk {
+    weft_cluster_snap *shared;
+    uint64_t hs_gen;
+    weft_hostset *hs;  /* referenced */
+    weft_lb lb;
+    bool lb_ready;
+} weft_cluster_wrk;
+
+/* A worker's state for one snapshot. Streams reference it (plain int:
+ * worker thread only); it holds one reference on the snapshot. */
+typedef struct weft_wsnap {
+    int refs;
+    weft_snapshot *snap;
+    weft_cluster_wrk *clusters;
+    weft_worker *w;
+} weft_wsnap;
+
+typedef struct weft_wlistener {
+    struct evconnlistener *lev;
+    weft_worker *w;
+    char *address;      /* owned copy: listeners outlive snapshots */
+    uint16_t port;
+    char *name;         /* owned */
+    struct weft_wlistener *next;
+} weft_wlistener;
+
+#define WEFT_POOL_BUCKETS 64
+
+struct weft_worker {
+    int id;
+    pthread_t thread;
+    struct event_base *base;
+    weft_wsnap *cur;             /* current snapshot state (one ref) */
+    weft_wlistener *listeners;
+    weft_dconn *conns;           /* every open downstream connection */
+    weft_pool *pools[WEFT_POOL_BUCKETS]; /* by endpoint name */
+    struct weft_stats_block *stats;
+    uint64_t rng;
+    bool draining;
+    /* control from the main thread */
+    pthread_mutex_t ctl_mu;
+    weft_snapshot *pending;      /* guarded by ctl_mu */
+    struct event *ev_swap;
+    struct event *ev_drain;
+    struct event *ev_stop;
+    struct event *ev_sweep;      /* periodic: idle pool expiry */
+    _Atomic int active_conns;    /* read by the main thread while draining */
+    _Atomic int active_streams;
+    bool thread_started;
+};
+
+/* Creates the worker's base, binds its listeners (so that a port in use
+ * fails here, synchronously) and starts its thread on snapshot `snap`. */
+weft_worker *weft_worker_start(int id, weft_snapshot *snap, char *err, size_t errlen);
+/* Hands a new snapshot to the worker (thread-safe). */
+void weft_worker_swap(weft_worker *w, weft_snapshot *snap);
+/* Stop accepting; close idle keep-alive connections; busy ones close after
+ * their response (thread-safe). */
+void weft_worker_drain(weft_worker *w);
+/* Ends the loop, joins the thread and frees everything (thread-safe). */
+void weft_worker_stop_and_free(weft_worker *w);
+
+/* Worker-thread-side helpers used by connections and streams. */
+weft_wsnap *weft_wsnap_ref(weft_wsnap *ws);
+void weft_wsnap_unref(weft_wsnap *ws);
+/* The cluster's worker state, refreshing the hostset if DNS moved it. */
+weft_cluster_wrk *weft_wsnap_cluster(weft_wsnap *ws, int idx);
+uint64_t weft_worker_rand(weft_worker *w);
+
+#endif

@@ -1,0 +1,74 @@
+/* snapshot.h: an immutable, reference-counted view of everything the
+ * request path reads: the config, the compiled routers, the clusters'
+ * shared state and the stats ids. Built on the main thread (startup,
+ * SIGHUP), then handed to every worker. Streams that began on a snapshot
+ * finish on it; it is freed when the last worker state drops its ref. */
+#ifndef WEFT_RUNTIME_SNAPSHOT_H
+#define WEFT_RUNTIME_SNAPSHOT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "config/config.h"
+#include "router/router.h"
+#include "stats/stats.h"
+#include "upstream/hostset.h"
+
+/* Status classes used in stats labels: 1xx..5xx. */
+#define WEFT_CODE_CLASSES 5
+
+typedef struct weft_listener_snap {
+    const weft_cfg_listener *cfg;
+    weft_router *router;
+    weft_stat_id rq_total[WEFT_CODE_CLASSES]; /* by status class */
+    weft_stat_id rq_time;                     /* histogram */
+    weft_stat_id cx_total, cx_active, cx_refused;
+    weft_stat_id rq_rejected;                 /* protocol errors / limits */
+} weft_listener_snap;
+
+typedef struct weft_cluster_snap {
+    const weft_cfg_cluster *cfg;
+    uint32_t idx;
+    /* The current hostset. Replaced (DNS refresh) under `mu` with hs_gen
+     * bumped; workers compare hs_gen (atomic, lock-free) per request and
+     * take the mutex only when it moved. */
+    pthread_mutex_t mu;
+    weft_hostset *hs;
+    _Atomic uint64_t hs_gen;
+    weft_stat_id rq_total[WEFT_CODE_CLASSES];
+    weft_stat_id rq_time;
+    weft_stat_id cx_total, cx_active, cx_connect_fail, cx_connect_timeout;
+    weft_stat_id rq_timeout, rq_reset, rq_no_healthy, rq_retry_stale;
+    weft_stat_id pool_idle, healthy_endpoints, hc_success, hc_failure;
+} weft_cluster_snap;
+
+typedef struct weft_snapshot {
+    _Atomic int refs;
+    uint64_t version;             /* 1, 2, ... per successful load */
+    weft_config *cfg;             /* owned */
+    weft_listener_snap *listeners; /* cfg->n_listeners */
+    weft_cluster_snap *clusters;   /* cfg->n_clusters */
+    int access_log_fd;            /* -1 = off; owned unless stdout */
+    weft_stat_id rq_local_reply;
+} weft_snapshot;
+
+/* Builds from a loaded config (takes ownership of cfg even on failure).
+ * `prev` (may be NULL) lends hostsets and health state of clusters whose
+ * name and endpoints are unchanged. NULL + err on failure. */
+weft_snapshot *weft_snapshot_build(weft_config *cfg, const weft_snapshot *prev, uint64_t version,
+                                   char *err, size_t errlen);
+void weft_snapshot_ref(weft_snapshot *s);
+void weft_snapshot_unref(weft_snapshot *s);
+
+/* Returns a referenced hostset of the cluster (caller unrefs). */
+weft_hostset *weft_cluster_snap_hostset(weft_cluster_snap *c, uint64_t *gen_out);
+/* Publishes a new hostset (takes the caller's reference). Main thread. */
+void weft_cluster_snap_publish(weft_cluster_snap *c, weft_hostset *hs);
+
+static inline int weft_code_class(uint16_t status)
+{
+    int c = status / 100 - 1;
+    return c < 0 ? 0 : c > 4 ? 4 : c;
+}
+
+#endif

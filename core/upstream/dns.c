@@ -1,0 +1,222 @@
+/* dns.c: DNS-resolved clusters (see dns.h). */
+#include "upstream/dns.h"
+
+#include <netdb.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/dns.h>
+#include <event2/util.h>
+
+#include "common/common.h"
+
+typedef struct dns_cluster dns_cluster;
+
+typedef struct dns_query {
+    dns_cluster *dc;
+    size_t ep_idx;
+    struct evdns_getaddrinfo_request *req;
+} dns_query;
+
+#define DNS_MAX_ADDRS 256
+
+struct dns_cluster {
+    weft_dns *d;
+    weft_cluster_snap *c;
+    struct event *tick;
+    dns_query *queries;       /* one per configured endpoint */
+    size_t pending;
+    /* addresses gathered during a round */
+    struct sockaddr_storage addrs[DNS_MAX_ADDRS];
+    socklen_t lens[DNS_MAX_ADDRS];
+    uint32_t weights[DNS_MAX_ADDRS];
+    size_t n_addrs;
+};
+
+struct weft_dns {
+    struct event_base *base;
+    struct evdns_base *evdns;
+    weft_snapshot *snap;
+    dns_cluster *clusters;
+    size_t n;
+};
+
+static bool same_as_current(dns_cluster *dc, weft_hostset *hs)
+{
+    weft_hostset *cur = weft_cluster_snap_hostset(dc->c, NULL);
+    bool same = cur && cur->n == hs->n;
+    for (size_t i = 0; same && i < hs->n; i++) {
+        bool found = false;
+        for (size_t j = 0; j < cur->n && !found; j++)
+            found = strcmp(cur->eps[j].name, hs->eps[i].name) == 0 && cur->eps[j].weight == hs->eps[i].weight;
+        same = found;
+    }
+    if (same)
+        return true;
+    /* Carry health over for addresses that stay. */
+    for (size_t i = 0; cur && i < hs->n; i++)
+        for (size_t j = 0; j < cur->n; j++)
+            if (strcmp(cur->eps[j].name, hs->eps[i].name) == 0)
+                atomic_store(&hs->eps[i].healthy, atomic_load(&cur->eps[j].healthy));
+    if (cur)
+        weft_hostset_unref(cur);
+    return false;
+}
+
+static void round_done(dns_cluster *dc)
+{
+    weft_hostset *hs = weft_hostset_new(dc->n_addrs);
+    if (!hs)
+        return;
+    size_t n = 0;
+    for (size_t i = 0; i < dc->n_addrs; i++) {
+        weft_endpoint *ep = &hs->eps[n];
+        char ip[INET6_ADDRSTRLEN];
+        uint16_t port;
+        if (dc->addrs[i].ss_family == AF_INET) {
+            struct sockaddr_in *a = (struct sockaddr_in *)&dc->addrs[i];
+            evutil_inet_ntop(AF_INET, &a->sin_addr, ip, sizeof(ip));
+            port = ntohs(a->sin_port);
+        } else {
+            struct sockaddr_in6 *a = (struct sockaddr_in6 *)&dc->addrs[i];
+            evutil_inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof(ip));
+            port = ntohs(a->sin6_port);
+        }
+        if (weft_endpoint_set_ip(ep, ip, port) != 0)
+            continue;
+        bool dup = false;
+        for (size_t j = 0; j < n && !dup; j++)
+            dup = strcmp(hs->eps[j].name, ep->name) == 0;
+        if (dup)
+            continue;
+        ep->weight = dc->weights[i];
+        n++;
+    }
+    hs->n = n;
+    if (same_as_current(dc, hs)) {
+        weft_hostset_unref(hs);
+        return;
+    }
+    if (dc->c->cfg->lb == WEFT_LB_RING_HASH && n)
+        weft_hostset_build_ring(hs, dc->c->cfg->ring_size);
+    WEFT_INFO("cluster %s: DNS resolved %zu endpoint(s)", dc->c->cfg->name, n);
+    weft_stats_gauge_set(dc->c->healthy_endpoints, (int64_t)n);
+    weft_cluster_snap_publish(dc->c, hs);
+}
+
+static void on_resolved(int result, struct evutil_addrinfo *res, void *arg)
+{
+    dns_query *q = arg;
+    dns_cluster *dc = q->dc;
+    q->req = NULL;
+    const weft_cfg_endpoint *e = &dc->c->cfg->endpoints[q->ep_idx];
+    if (result == 0) {
+        for (struct evutil_addrinfo *ai = res; ai && dc->n_addrs < DNS_MAX_ADDRS; ai = ai->ai_next) {
+            if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6)
+                continue;
+            memcpy(&dc->addrs[dc->n_addrs], ai->ai_addr, ai->ai_addrlen);
+            if (ai->ai_family == AF_INET)
+                ((struct sockaddr_in *)&dc->addrs[dc->n_addrs])->sin_port = htons(e->port);
+            else
+                ((struct sockaddr_in6 *)&dc->addrs[dc->n_addrs])->sin6_port = htons(e->port);
+            dc->lens[dc->n_addrs] = (socklen_t)ai->ai_addrlen;
+            dc->weights[dc->n_addrs] = e->weight ? e->weight : 1;
+            dc->n_addrs++;
+        }
+    } else if (result != EVUTIL_EAI_CANCEL) {
+        WEFT_WARN("cluster %s: cannot resolve \"%s\": %s", dc->c->cfg->name, e->address,
+                  evutil_gai_strerror(result));
+    }
+    if (res)
+        evutil_freeaddrinfo(res);
+    if (result == EVUTIL_EAI_CANCEL)
+        return;
+    if (--dc->pending == 0)
+        round_done(dc);
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    dns_cluster *dc = arg;
+    if (dc->pending)
+        return; /* previous round still running */
+    dc->n_addrs = 0;
+    dc->pending = dc->c->cfg->n_endpoints;
+    struct evutil_addrinfo hints;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_protocol = IPPROTO_TCP;
+    for (size_t i = 0; i < dc->c->cfg->n_endpoints; i++) {
+        dns_query *q = &dc->queries[i];
+        q->req = evdns_getaddrinfo(dc->d->evdns, dc->c->cfg->endpoints[i].address, NULL, &hints,
+                                   on_resolved, q);
+        /* evdns may answer synchronously (literals, hosts file): then req is
+         * NULL and the callback already ran. */
+    }
+}
+
+weft_dns *weft_dns_start(struct event_base *base, weft_snapshot *snap)
+{
+    weft_dns *d = calloc(1, sizeof(*d));
+    if (!d)
+        return NULL;
+    d->base = base;
+    d->snap = snap;
+    weft_snapshot_ref(snap);
+    size_t need = 0;
+    for (size_t i = 0; i < snap->cfg->n_clusters; i++)
+        need += snap->clusters[i].cfg->uses_dns;
+    if (!need)
+        return d;
+    d->evdns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS | EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+    if (!d->evdns) {
+        /* No resolv.conf: still resolve names from /etc/hosts. */
+        d->evdns = evdns_base_new(base, 0);
+        if (d->evdns)
+            evdns_base_load_hosts(d->evdns, NULL);
+    }
+    d->clusters = calloc(need, sizeof(*d->clusters));
+    if (!d->evdns || !d->clusters)
+        return d;
+    for (size_t i = 0; i < snap->cfg->n_clusters; i++) {
+        weft_cluster_snap *c = &snap->clusters[i];
+        if (!c->cfg->uses_dns)
+            continue;
+        dns_cluster *dc = &d->clusters[d->n++];
+        dc->d = d;
+        dc->c = c;
+        dc->queries = calloc(c->cfg->n_endpoints, sizeof(*dc->queries));
+        for (size_t j = 0; dc->queries && j < c->cfg->n_endpoints; j++) {
+            dc->queries[j].dc = dc;
+            dc->queries[j].ep_idx = j;
+        }
+        dc->tick = event_new(base, -1, EV_PERSIST, on_tick, dc);
+        uint64_t ms = c->cfg->dns_refresh_ms ? c->cfg->dns_refresh_ms : 5000;
+        struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+        event_add(dc->tick, &tv);
+        if (dc->queries)
+            on_tick(-1, 0, dc);
+    }
+    return d;
+}
+
+void weft_dns_free(weft_dns *d)
+{
+    if (!d)
+        return;
+    for (size_t i = 0; i < d->n; i++) {
+        dns_cluster *dc = &d->clusters[i];
+        if (dc->tick)
+            event_free(dc->tick);
+        for (size_t j = 0; dc->queries && j < dc->c->cfg->n_endpoints; j++)
+            if (dc->queries[j].req)
+                evdns_getaddrinfo_cancel(dc->queries[j].req);
+        free(dc->queries);
+    }
+    free(d->clusters);
+    if (d->evdns)
+        evdns_base_free(d->evdns, 0);
+    weft_snapshot_unref(d->snap);
+    free(d);
+}

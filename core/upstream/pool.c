@@ -1,0 +1,343 @@
+/* pool.c: upstream HTTP/1.1 connections and per-worker idle pools. */
+#include "upstream/pool.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "http/stream.h"
+
+static unsigned pool_bucket(const char *key)
+{
+    return (unsigned)(weft_hash64(key, strlen(key), 0) % WEFT_POOL_BUCKETS);
+}
+
+static weft_pool *pool_get(weft_worker *w, const char *key)
+{
+    unsigned b = pool_bucket(key);
+    for (weft_pool *p = w->pools[b]; p; p = p->next)
+        if (strcmp(p->key, key) == 0)
+            return p;
+    weft_pool *p = calloc(1, sizeof(*p));
+    if (!p)
+        return NULL;
+    snprintf(p->key, sizeof(p->key), "%s", key);
+    p->next = w->pools[b];
+    w->pools[b] = p;
+    return p;
+}
+
+static void idle_unlink(weft_upconn *uc)
+{
+    weft_pool *p = uc->pool;
+    for (weft_upconn **pp = &p->idle; *pp; pp = &(*pp)->next)
+        if (*pp == uc) {
+            *pp = uc->next;
+            uc->next = NULL;
+            uc->is_idle = false;
+            p->n_idle--;
+            weft_stats_gauge_add(uc->w->stats, uc->cluster->pool_idle, -1);
+            return;
+        }
+}
+
+/* Frees the connection. Never called from inside its own parser callback
+ * (see in_cb below). */
+static void upconn_free(weft_upconn *uc)
+{
+    if (uc->is_idle)
+        idle_unlink(uc);
+    if (uc->pool)
+        uc->pool->n_total--;
+    weft_stats_gauge_add(uc->w->stats, uc->cluster->cx_active, -1);
+    if (uc->timer)
+        event_free(uc->timer);
+    if (uc->bev)
+        bufferevent_free(uc->bev);
+    if (uc->parser)
+        weft_h1_parser_free(uc->parser);
+    free(uc);
+}
+
+/* Parser callbacks: forward to the attached stream. */
+static int cb_resp_head(void *ud, weft_resp_head *h)
+{
+    weft_upconn *uc = ud;
+    uc->got_bytes = true;
+    return uc->stream ? weft_stream_on_up_head(uc->stream, h) : WEFT_H1_CB_ABORT;
+}
+static int cb_body(void *ud, const char *p, size_t n)
+{
+    weft_upconn *uc = ud;
+    return uc->stream ? weft_stream_on_up_body(uc->stream, p, n) : WEFT_H1_CB_ABORT;
+}
+static int cb_trailers(void *ud, weft_hdrs *t)
+{
+    weft_upconn *uc = ud;
+    return uc->stream ? weft_stream_on_up_trailers(uc->stream, t) : WEFT_H1_CB_ABORT;
+}
+static int cb_complete(void *ud)
+{
+    weft_upconn *uc = ud;
+    return uc->stream ? weft_stream_on_up_complete(uc->stream) : WEFT_H1_CB_PAUSE;
+}
+
+static const weft_h1_callbacks up_cbs = {
+    .on_resp_head = cb_resp_head,
+    .on_body = cb_body,
+    .on_trailers = cb_trailers,
+    .on_complete = cb_complete,
+};
+
+
+static void up_fail(weft_upconn *uc, weft_up_err err)
+{
+    weft_stream *s = uc->stream;
+    if (s)
+        weft_stream_on_up_error(s, err); /* releases uc */
+    else
+        uc->doomed = true;
+}
+
+/* Feeds buffered response bytes to the parser. Caller has set in_cb. */
+static void up_process(weft_upconn *uc)
+{
+    struct evbuffer *in = bufferevent_get_input(uc->bev);
+    while (evbuffer_get_length(in) && uc->stream && !uc->doomed && !uc->read_paused) {
+        struct evbuffer_iovec v;
+        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+            break;
+        size_t consumed = 0;
+        weft_h1_result r = weft_h1_parser_feed(uc->parser, v.iov_base, v.iov_len, &consumed);
+        evbuffer_drain(in, consumed);
+        if (r == WEFT_H1_ERROR) {
+            up_fail(uc, WEFT_UP_ERR_PROTOCOL);
+            break;
+        }
+        if (r == WEFT_H1_DONE || r == WEFT_H1_PAUSED)
+            break;
+    }
+    if (!uc->stream && evbuffer_get_length(in))
+        uc->doomed = true; /* bytes nobody asked for: the connection is unusable */
+}
+
+static void up_cb_exit(weft_upconn *uc)
+{
+    uc->in_cb = false;
+    if (uc->doomed)
+        upconn_free(uc);
+}
+
+static void up_read_cb(struct bufferevent *bev, void *arg)
+{
+    weft_upconn *uc = arg;
+    uc->in_cb = true;
+    up_process(uc);
+    up_cb_exit(uc);
+}
+
+static void up_write_cb(struct bufferevent *bev, void *arg)
+{
+    weft_upconn *uc = arg;
+    if (uc->stream)
+        weft_stream_on_up_writable(uc->stream);
+}
+
+static void up_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    weft_upconn *uc = arg;
+    if (what & BEV_EVENT_CONNECTED) {
+        uc->connected = true;
+        event_del(uc->timer);
+        int one = 1;
+        setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        if (uc->stream)
+            weft_stream_on_up_connected(uc->stream);
+        return;
+    }
+    if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
+        return;
+    uc->in_cb = true;
+    if (!uc->stream) {
+        /* An idle pooled connection closed by the server. */
+    } else if (!uc->connected) {
+        up_fail(uc, WEFT_UP_ERR_CONNECT);
+    } else if (what & BEV_EVENT_EOF) {
+        /* Drain what is left, then let the parser decide: a response framed
+         * by close completes here; anything else was cut short. */
+        up_process(uc);
+        if (uc->stream && !uc->doomed && weft_h1_parser_eof(uc->parser) != WEFT_H1_DONE && uc->stream)
+            up_fail(uc, WEFT_UP_ERR_RESET);
+    } else {
+        up_fail(uc, WEFT_UP_ERR_RESET);
+    }
+    uc->stream = NULL;
+    uc->doomed = true; /* the socket is gone either way */
+    up_cb_exit(uc);
+}
+
+static void up_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    weft_upconn *uc = arg;
+    if (!uc->connected && uc->stream) {
+        uc->in_cb = true;
+        up_fail(uc, WEFT_UP_ERR_CONNECT_TIMEOUT);
+        uc->stream = NULL;
+        uc->doomed = true;
+        up_cb_exit(uc);
+    } else if (!uc->stream) {
+        upconn_free(uc); /* idle past pool_idle_timeout */
+    }
+}
+
+static void attach(weft_upconn *uc, weft_stream *s)
+{
+    uc->stream = s;
+    uc->got_bytes = false;
+    uc->read_paused = false;
+    weft_h1_parser_next(uc->parser, &s->arena, s->req->method_id);
+    bufferevent_enable(uc->bev, EV_READ | EV_WRITE);
+}
+
+weft_upconn *weft_pool_acquire(weft_worker *w, weft_cluster_snap *c, const weft_endpoint *ep,
+                               weft_stream *s, bool allow_idle, bool *reused)
+{
+    weft_pool *p = pool_get(w, ep->name);
+    if (!p)
+        return NULL;
+    if (allow_idle && p->idle) {
+        weft_upconn *uc = p->idle;
+        idle_unlink(uc);
+        event_del(uc->timer);
+        uc->cluster = c;
+        *reused = true;
+        attach(uc, s);
+        return uc;
+    }
+    *reused = false;
+    weft_upconn *uc = calloc(1, sizeof(*uc));
+    if (!uc)
+        return NULL;
+    uc->w = w;
+    uc->pool = p;
+    uc->cluster = c;
+    uc->bev = bufferevent_socket_new(w->base, -1, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    uc->parser = weft_h1_parser_new(WEFT_H1_RESPONSE, NULL, &up_cbs, uc);
+    uc->timer = evtimer_new(w->base, up_timer_cb, uc);
+    if (!uc->bev || !uc->parser || !uc->timer) {
+        if (uc->timer)
+            event_free(uc->timer);
+        if (uc->bev)
+            bufferevent_free(uc->bev);
+        if (uc->parser)
+            weft_h1_parser_free(uc->parser);
+        free(uc);
+        return NULL;
+    }
+    p->n_total++;
+    weft_stats_inc(w->stats, c->cx_total, 1);
+    weft_stats_gauge_add(w->stats, c->cx_active, 1);
+    bufferevent_setcb(uc->bev, up_read_cb, up_write_cb, up_event_cb, uc);
+    /* Write callback fires when the output drains below half the watermark:
+     * that is when a paused downstream may read again. */
+    uint32_t hw = s->lst->cfg->limits.buffer_high_watermark;
+    bufferevent_setwatermark(uc->bev, EV_WRITE, hw / 2, 0);
+    bufferevent_setwatermark(uc->bev, EV_READ, 0, hw);
+    uint64_t ms = c->cfg->connect_timeout_ms ? c->cfg->connect_timeout_ms : 1000;
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+    event_add(uc->timer, &tv);
+    attach(uc, s);
+    if (bufferevent_socket_connect(uc->bev, (const struct sockaddr *)&ep->addr, (int)ep->addrlen) < 0) {
+        uc->stream = NULL;
+        weft_stats_inc(w->stats, c->cx_connect_fail, 1);
+        upconn_free(uc);
+        return NULL;
+    }
+    return uc;
+}
+
+void weft_upconn_release(weft_upconn *uc, bool reusable)
+{
+    if (!uc)
+        return;
+    weft_stream *s = uc->stream;
+    uc->stream = NULL;
+    if (s)
+        uc->requests++;
+    uint32_t max_idle = uc->cluster->cfg->max_idle_per_endpoint;
+    uint32_t max_req = uc->cluster->cfg->max_requests_per_connection;
+    weft_worker *w = uc->w;
+    if (reusable && uc->connected && !w->draining && uc->pool->n_idle < max_idle &&
+        (!max_req || uc->requests < max_req) && evbuffer_get_length(bufferevent_get_input(uc->bev)) == 0) {
+        uc->next = uc->pool->idle;
+        uc->pool->idle = uc;
+        uc->pool->n_idle++;
+        uc->is_idle = true;
+        uc->idle_since_ms = weft_now_ms();
+        weft_stats_gauge_add(w->stats, uc->cluster->pool_idle, 1);
+        bufferevent_enable(uc->bev, EV_READ); /* notice the server closing it */
+        uint64_t ms = uc->cluster->cfg->pool_idle_timeout_ms;
+        if (ms) {
+            struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+            event_add(uc->timer, &tv);
+        }
+        return;
+    }
+    if (uc->in_cb)
+        uc->doomed = true;
+    else
+        upconn_free(uc);
+}
+
+void weft_upconn_pause_read(weft_upconn *uc)
+{
+    uc->read_paused = true;
+    bufferevent_disable(uc->bev, EV_READ);
+}
+
+void weft_upconn_resume_read(weft_upconn *uc)
+{
+    uc->read_paused = false;
+    bufferevent_enable(uc->bev, EV_READ);
+    if (evbuffer_get_length(bufferevent_get_input(uc->bev)))
+        bufferevent_trigger(uc->bev, EV_READ, BEV_OPT_DEFER_CALLBACKS);
+}
+
+void weft_pools_sweep(weft_worker *w)
+{
+    for (int b = 0; b < WEFT_POOL_BUCKETS; b++) {
+        weft_pool **pp = &w->pools[b];
+        while (*pp) {
+            weft_pool *p = *pp;
+            if (p->n_total == 0 && p->n_idle == 0) {
+                *pp = p->next;
+                free(p);
+                continue;
+            }
+            pp = &p->next;
+        }
+    }
+}
+
+void weft_pools_free_all(weft_worker *w)
+{
+    for (int b = 0; b < WEFT_POOL_BUCKETS; b++) {
+        weft_pool *p = w->pools[b];
+        while (p) {
+            while (p->idle)
+                upconn_free(p->idle);
+            weft_pool *next = p->next;
+            p->n_total = 0;
+            /* Connections still attached to streams are freed with their
+             * streams before this runs (worker shutdown order). */
+            free(p);
+            p = next;
+        }
+        w->pools[b] = NULL;
+    }
+}

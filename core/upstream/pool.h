@@ -1,0 +1,66 @@
+/* pool.h: upstream HTTP/1.1 connections and the per-worker idle pools they
+ * return to. Pools are keyed by endpoint name ("10.0.0.1:8080") and live in
+ * the worker, not in a snapshot, so reloads and DNS refreshes keep warm
+ * connections to endpoints that stay. While a connection is attached to a
+ * stream, it forwards parser events to that stream (stream.h). */
+#ifndef WEFT_UPSTREAM_POOL_H
+#define WEFT_UPSTREAM_POOL_H
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+
+#include "http/h1/h1_codec.h"
+#include "loop/worker.h"
+
+typedef struct weft_stream weft_stream;
+
+typedef enum {
+    WEFT_UP_ERR_CONNECT = 1,  /* refused, unreachable */
+    WEFT_UP_ERR_CONNECT_TIMEOUT,
+    WEFT_UP_ERR_RESET,        /* closed/reset before the response completed */
+    WEFT_UP_ERR_PROTOCOL,     /* unparseable response */
+} weft_up_err;
+
+typedef struct weft_upconn {
+    weft_pool *pool;
+    weft_worker *w;
+    struct bufferevent *bev;
+    weft_h1_parser *parser;
+    weft_stream *stream;       /* attached stream, NULL when idle */
+    weft_cluster_snap *cluster;/* stats of the cluster that opened it */
+    struct event *timer;       /* connect timeout, then idle timeout */
+    struct weft_upconn *next;  /* idle list */
+    uint64_t idle_since_ms;
+    uint32_t requests;
+    bool connected;
+    bool got_bytes;            /* any response byte for the current request */
+    bool read_paused;
+    bool in_cb;                /* inside one of its own callbacks: defer frees */
+    bool is_idle;              /* on its pool's idle list */
+    bool doomed;               /* free when the current callback returns */
+} weft_upconn;
+
+struct weft_pool {
+    char key[80];
+    weft_upconn *idle;         /* LIFO: the warmest connection first */
+    uint32_t n_idle;
+    uint32_t n_total;
+    struct weft_pool *next;    /* hash chain */
+};
+
+/* An idle connection to ep, or a new one (connecting). *reused tells which.
+ * NULL on immediate failure (socket error). The connection is attached to
+ * `s`: its events go to the stream until weft_upconn_release(). */
+weft_upconn *weft_pool_acquire(weft_worker *w, weft_cluster_snap *c, const weft_endpoint *ep,
+                               weft_stream *s, bool allow_idle, bool *reused);
+/* Detaches from the stream. reusable: back to the idle pool (if the pool
+ * has room), otherwise closed. */
+void weft_upconn_release(weft_upconn *uc, bool reusable);
+void weft_upconn_pause_read(weft_upconn *uc);
+void weft_upconn_resume_read(weft_upconn *uc);
+static inline struct evbuffer *weft_upconn_output(weft_upconn *uc) { return bufferevent_get_output(uc->bev); }
+/* Frees pools that hold no connection. */
+void weft_pools_sweep(weft_worker *w);
+void weft_pools_free_all(weft_worker *w);
+
+#endif
