@@ -98,7 +98,8 @@ start_backend() {
     wait_for_url "http://127.0.0.1:$port/" 10 any "$BACKEND_PID"
 }
 
-# _lib_admin_port_of CONFIG: the admin port a config names (15000 if none).
+# _lib_admin_port_of CONFIG: the admin port a config names in block style
+# (admin:\n  port: N); else $ADMIN_PORT; else 15000.
 _lib_admin_port_of() {
     local p
     p=$(awk '
@@ -106,13 +107,13 @@ _lib_admin_port_of() {
         inadmin && /^[^[:space:]#]/ { inadmin = 0 }
         inadmin && $1 == "port:" { gsub(/[^0-9]/, "", $2); print $2; exit }
     ' "$1")
-    echo "${p:-15000}"
+    echo "${p:-${ADMIN_PORT:-15000}}"
 }
 
 # start_weft CONFIG [extra weft args...]
 # Runs $WEFT_BIN -c CONFIG, logs to $TEST_TMP/weft-N.log, waits for the
 # admin /ready. Sets WEFT_PID, WEFT_LOG and ADMIN_PORT (from the config's
-# admin.port unless ADMIN_PORT was set).
+# admin.port).
 start_weft() {
     local config="$1"
     shift
@@ -121,7 +122,7 @@ start_weft() {
     _LIB_WEFT_COUNT=$((_LIB_WEFT_COUNT + 1))
     WEFT_LOG="$TEST_TMP/weft-$_LIB_WEFT_COUNT.log"
     _LIB_WEFT_LOGS+=("$WEFT_LOG")
-    ADMIN_PORT="${ADMIN_PORT:-$(_lib_admin_port_of "$config")}"
+    ADMIN_PORT="$(_lib_admin_port_of "$config")"
     "$WEFT_BIN" -c "$config" "$@" >"$WEFT_LOG" 2>&1 &
     WEFT_PID=$!
     _lib_track "$WEFT_PID"
@@ -136,6 +137,12 @@ admin_get() {
     [[ -n "$ADMIN_PORT" ]] || fail "admin_get: ADMIN_PORT not set (start_weft first)"
     curl -sS --fail --max-time 5 "http://127.0.0.1:$ADMIN_PORT$path" ||
         fail "admin_get $path failed"
+}
+
+# http_status [curl args...] URL: prints the response status code ("000"
+# when there was no HTTP answer).
+http_status() {
+    curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$@" || true
 }
 
 # assert_eq EXPECTED ACTUAL [WHAT]

@@ -43,7 +43,7 @@ URL="http://127.0.0.1:$LISTEN_PORT"
 # GET: status, body from the backend, the headers a proxy adds.
 out="$TEST_TMP/get.out"
 code=$(curl -sS --max-time 10 -D "$TEST_TMP/get.hdr" -o "$out" -w '%{http_code}' \
-    "$URL/hello/world?a=1&b=two")
+    "$URL/hello/world?a=1&b=two") || fail "GET through weft: no HTTP answer"
 assert_eq 200 "$code" "GET status"
 body=$(cat "$out")
 hdrs=$(tr -d '\r' <"$TEST_TMP/get.hdr" | tr '[:upper:]' '[:lower:]')
@@ -59,20 +59,22 @@ assert_contains "$body" "\"host\": \"127.0.0.1:$LISTEN_PORT\"" "Host seen by the
 
 # POST with a content-length body, then a chunked body, both echoed back.
 payload='{"hello":"weft","n":42}'
-echoed=$(curl -sS --max-time 10 -H 'Content-Type: application/json' --data-binary "$payload" "$URL/echo")
+echoed=$(curl -sS --max-time 10 -H 'Content-Type: application/json' --data-binary "$payload" \
+    "$URL/echo") || fail "POST /echo through weft: no HTTP answer"
 assert_eq "$payload" "$echoed" "POST /echo body"
 
 head -c 100000 /dev/urandom >"$TEST_TMP/blob"
 curl -sS --max-time 10 -H 'Transfer-Encoding: chunked' --data-binary @"$TEST_TMP/blob" \
-    -o "$TEST_TMP/blob.back" "$URL/echo"
+    -o "$TEST_TMP/blob.back" "$URL/echo" || fail "chunked POST /echo through weft: no HTTP answer"
 cmp -s "$TEST_TMP/blob" "$TEST_TMP/blob.back" || fail "chunked POST /echo body differs"
 
 # Upstream status codes pass through.
-code=$(curl -sS --max-time 10 -o /dev/null -w '%{http_code}' -X POST -d x "$URL/status/503")
+code=$(http_status -X POST -d x "$URL/status/503")
 assert_eq 503 "$code" "POST /status/503"
 
 # Two requests on one client connection (keep-alive to the proxy).
-reuse=$(curl -sS --max-time 10 -v -o /dev/null -o /dev/null "$URL/a" "$URL/b" 2>&1)
+reuse=$(curl -sS --max-time 10 -v -o /dev/null -o /dev/null "$URL/a" "$URL/b" 2>&1) ||
+    fail "two GETs on one connection: no HTTP answer"
 assert_contains "$reuse" "Re-using existing connection" "client keep-alive"
 
 # Admin: metrics in Prometheus text format.
