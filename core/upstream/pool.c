@@ -273,7 +273,9 @@ void weft_upconn_release(weft_upconn *uc, bool reusable)
     uint32_t max_req = uc->cluster->cfg->max_requests_per_connection;
     weft_worker *w = uc->w;
     if (reusable && uc->connected && !w->draining && uc->pool->n_idle < max_idle &&
-        (!max_req || uc->requests < max_req) && evbuffer_get_length(bufferevent_get_input(uc->bev)) == 0) {
+        (!max_req || uc->requests < max_req)) {
+        /* Bytes beyond the response (still in the input while the parser
+         * callback runs) are caught by up_process(), which dooms it. */
         uc->next = uc->pool->idle;
         uc->pool->idle = uc;
         uc->pool->n_idle++;
