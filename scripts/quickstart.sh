@@ -136,7 +136,7 @@ show curl -sS -o /dev/null --max-time 5 \
 say "a few metrics: curl http://127.0.0.1:$ADMIN_PORT/stats/prometheus | grep weft_"
 metrics=$(curl -sS --max-time 5 "http://127.0.0.1:$ADMIN_PORT/stats/prometheus")
 if grep -q '^weft_' <<<"$metrics"; then
-    grep '^weft_' <<<"$metrics" | head -n 15
+    awk '/^weft_/ && n++ < 15' <<<"$metrics"
 else
     echo "(no weft_ samples in /stats/prometheus)"
 fi
