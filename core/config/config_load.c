@@ -919,34 +919,30 @@ static int load_vhost(ld *L, const cy_node *n, weft_cfg_listener *li, size_t idx
     vh->domains = calloc(rc == 1 ? ds->n : 1, sizeof(char *));
     if (!vh->domains)
         return oom(L, n);
-    if (rc == 0) {
-        vh->n_domains = 1;
-        if (!(vh->domains[0] = dup_str("*")))
-            return oom(L, n);
-    } else {
-        vh->n_domains = ds->n;
-        size_t i = 0;
-        for (const cy_node *e = ds->first; e; e = e->next, i++) {
-            if (scalar(L, e, "domains"))
-                return -1;
-            if (!(vh->domains[i] = dup_str(e->str)))
-                return oom(L, e);
-            cfg_lower(vh->domains[i]);
-            if (!cfg_is_domain(vh->domains[i]))
-                return cfg_fail(&L->c, e,
-                                "invalid domain %s (expected a host name, \"*.suffix\" or \"*\")",
-                                cfg_quote(qb, sizeof(qb), e->str));
-            for (size_t j = 0; j < i; j++)
-                if (strcmp(vh->domains[j], vh->domains[i]) == 0)
-                    return cfg_fail(&L->c, e, "duplicate domain %s",
-                                    cfg_quote(qb, sizeof(qb), vh->domains[i]));
-            for (size_t v = 0; v < idx; v++)
-                for (size_t j = 0; j < li->vhosts[v].n_domains; j++)
-                    if (strcmp(li->vhosts[v].domains[j], vh->domains[i]) == 0)
-                        return cfg_fail(&L->c, e, "domain %s is already used by virtual host %s",
-                                        cfg_quote(qb, sizeof(qb), vh->domains[i]),
-                                        cfg_quote(qb2, sizeof(qb2), li->vhosts[v].name));
-        }
+    vh->n_domains = rc == 1 ? ds->n : 1;
+    const cy_node *e = rc == 1 ? ds->first : NULL;
+    for (size_t i = 0; i < vh->n_domains; i++, e = e ? e->next : NULL) {
+        /* without "domains" the virtual host matches "*"; errors point at it */
+        const cy_node *at = e ? e : n;
+        if (e && scalar(L, e, "domains"))
+            return -1;
+        if (!(vh->domains[i] = dup_str(e ? e->str : "*")))
+            return oom(L, at);
+        cfg_lower(vh->domains[i]);
+        if (!cfg_is_domain(vh->domains[i]))
+            return cfg_fail(&L->c, at,
+                            "invalid domain %s (expected a host name, \"*.suffix\" or \"*\")",
+                            cfg_quote(qb, sizeof(qb), e ? e->str : vh->domains[i]));
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(vh->domains[j], vh->domains[i]) == 0)
+                return cfg_fail(&L->c, at, "duplicate domain %s",
+                                cfg_quote(qb, sizeof(qb), vh->domains[i]));
+        for (size_t v = 0; v < idx; v++)
+            for (size_t j = 0; j < li->vhosts[v].n_domains; j++)
+                if (strcmp(li->vhosts[v].domains[j], vh->domains[i]) == 0)
+                    return cfg_fail(&L->c, at, "domain %s is already used by virtual host %s",
+                                    cfg_quote(qb, sizeof(qb), vh->domains[i]),
+                                    cfg_quote(qb2, sizeof(qb2), li->vhosts[v].name));
     }
     if (val(n, "name")) {
         if (req_name(L, n, &vh->name, "virtual host"))
@@ -970,8 +966,8 @@ static int load_vhost(ld *L, const cy_node *n, weft_cfg_listener *li, size_t idx
             return oom(L, rs);
         vh->n_routes = rs->n;
         size_t i = 0;
-        for (const cy_node *e = rs->first; e; e = e->next, i++)
-            if (load_route(L, e, &vh->routes[i]))
+        for (const cy_node *rn = rs->first; rn; rn = rn->next, i++)
+            if (load_route(L, rn, &vh->routes[i]))
                 return -1;
     }
     return 0;

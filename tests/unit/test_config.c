@@ -921,6 +921,13 @@ static void test_error_listeners(void **state)
                  "  - name: a\n"
                  "    port: 80\n"
                  "    virtual_hosts:\n"
+                 "      - {name: first}\n"
+                 "      - {name: second}\n",
+                 "weft.yaml:6:9: domain \"*\" is already used by virtual host \"first\"");
+    expect_error("listeners:\n"
+                 "  - name: a\n"
+                 "    port: 80\n"
+                 "    virtual_hosts:\n"
                  "      - {domains: [\"a.*.com\"]}\n",
                  "weft.yaml:5:20: invalid domain \"a.*.com\" (expected a host name, \"*.suffix\" or \"*\")");
     expect_error("listeners:\n"
