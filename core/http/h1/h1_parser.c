@@ -777,8 +777,8 @@ static int finish_req_head(weft_h1_parser *p)
         return fail(p, E_MISSING_HOST);
     if (host && !host_valid(*host))
         return fail(p, E_BAD_HOST);
-    if (r->authority.len == 0 && host)
-        r->authority = *host;
+    if (r->authority.len == 0)
+        r->authority = host ? *host : WEFT_SV_LIT("");
 
     if (p->n_te) {
         if (r->http_minor == 0)
@@ -899,6 +899,8 @@ static int cb_headers_complete(llhttp_t *ll)
 static int cb_body(llhttp_t *ll, const char *at, size_t n)
 {
     weft_h1_parser *p = P(ll);
+    if (n == 0)
+        return 0; /* llhttp may close an empty span after a resume */
     p->body_seen += n;
     /* Length and chunked bodies were checked against the limit when their
      * sizes were declared; a body read until close can only be counted. */
@@ -1037,6 +1039,7 @@ static weft_h1_result to_error(weft_h1_parser *p, llhttp_errno_t e)
         case HPE_INVALID_METHOD: p->err = E_BAD_METHOD; break;
         case HPE_INVALID_URL: p->err = E_BAD_TARGET; break;
         case HPE_INVALID_VERSION: p->err = E_BAD_VERSION; break;
+        case HPE_INVALID_CONSTANT: p->err = E_BAD_START_LINE; break;
         case HPE_INVALID_STATUS: p->err = E_BAD_STATUS; break;
         case HPE_INVALID_HEADER_TOKEN: p->err = E_BAD_HEADER_VALUE; break;
         case HPE_INVALID_CONTENT_LENGTH: p->err = E_BAD_CL; break;
