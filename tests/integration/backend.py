@@ -11,9 +11,19 @@ Endpoints:
   /echo            returns the request body (content-length or chunked)
   /healthz         200, or 503 when --health-file exists and contains "fail"
   /close           answers with Connection: close and closes
+  /truncate/<n>    promises n bytes (content-length), sends n/2, then closes
   anything else    200 with JSON echoing method, path, query, headers, backend
 
 Every response carries `x-backend: <name>`.
+
+Options for upstream-behaviour tests (all off by default):
+  --host ::1          IPv6 literals listen on an AF_INET6 socket
+  --latency-ms N      every request except /healthz is answered N ms late
+  --idle-close-ms N   a keep-alive connection idle for N ms is closed
+  --drop-reused       the 2nd, 3rd... request on a connection is read, then
+                      the connection is closed without an answer (a server
+                      that closed a pooled connection under the client)
+  --request-log FILE  appends "METHOD PATH" for every request read
 """
 
 import argparse
@@ -126,6 +136,7 @@ class Handler(BaseHTTPRequestHandler):
     # -- dispatch --------------------------------------------------------
 
     def handle_any(self):
+        self.requests_on_conn = getattr(self, "requests_on_conn", 0) + 1
         try:
             body = self.read_body()
         except BadRequest as e:
@@ -140,6 +151,15 @@ class Handler(BaseHTTPRequestHandler):
         parts = [p for p in path.split("/") if p]
         head = parts[0] if parts else ""
         arg = parts[1] if len(parts) > 1 else None
+
+        if self.server.request_log:
+            with self.server.log_lock, open(self.server.request_log, "a") as f:
+                f.write("%s %s\n" % (self.command, self.path))
+        if self.server.drop_reused and self.requests_on_conn > 1:
+            self.close_connection = True
+            return
+        if self.server.latency_ms and head != "healthz":
+            time.sleep(self.server.latency_ms / 1000.0)
 
         if head == "status" and arg is not None and arg.isdigit():
             code = int(arg)
@@ -162,6 +182,16 @@ class Handler(BaseHTTPRequestHandler):
                 self.send(503, b"unhealthy\n", "text/plain")
             else:
                 self.send(200, b"ok\n", "text/plain")
+        elif head == "truncate" and arg is not None and arg.isdigit():
+            n = min(int(arg), MAX_BODY)
+            self.send_response(200)
+            self.send_header("x-backend", self.server.name)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(n))
+            self.end_headers()
+            self.wfile.write(b"x" * (n // 2))
+            self.wfile.flush()
+            self.close_connection = True
         elif head == "close":
             self.close_connection = True
             self.send(200, self.describe(body), extra=[("Connection", "close")])
@@ -191,6 +221,11 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
         self.wfile.write(b"0\r\n\r\n")
 
+    def setup(self):
+        if self.server.idle_close_ms:
+            self.timeout = self.server.idle_close_ms / 1000.0
+        super().setup()
+
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = handle_any
 
     def handle(self):
@@ -204,6 +239,11 @@ class Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 1024
+    latency_ms = 0
+    idle_close_ms = 0
+    drop_reused = False
+    request_log = None
+    log_lock = threading.Lock()
 
     def handle_error(self, request, client_address):
         # client disconnects and resets are normal in proxy tests
@@ -211,6 +251,10 @@ class Server(ThreadingHTTPServer):
         if isinstance(exc, (ConnectionError, OSError)):
             return
         super().handle_error(request, client_address)
+
+
+class Server6(Server):
+    address_family = socket.AF_INET6
 
 
 def main():
@@ -221,9 +265,17 @@ def main():
     ap.add_argument("--name", default="backend")
     ap.add_argument("--health-file", default=None)
     ap.add_argument("--verbose", action="store_true")
+    ap.add_argument("--latency-ms", type=int, default=0)
+    ap.add_argument("--idle-close-ms", type=int, default=0)
+    ap.add_argument("--drop-reused", action="store_true")
+    ap.add_argument("--request-log", default=None)
     a = ap.parse_args()
 
-    srv = Server((a.host, a.port), Handler)
+    srv = (Server6 if ":" in a.host else Server)((a.host, a.port), Handler)
+    srv.latency_ms = a.latency_ms
+    srv.idle_close_ms = a.idle_close_ms
+    srv.drop_reused = a.drop_reused
+    srv.request_log = a.request_log
     srv.name = a.name
     srv.health_file = a.health_file
     srv.verbose = a.verbose
