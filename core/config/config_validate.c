@@ -83,8 +83,125 @@ bool cfg_is_domain(const char *s)
     return cfg_is_hostname(s);
 }
 
+/* glibc's regcomp copies the subtree of every bounded repetition, so
+ * "((a{255}){255}){255}" or "a++++...+" can take gigabytes. Before
+ * compiling, estimate the expanded size, and refuse stacked repetition
+ * operators (undefined in POSIX ERE) and back-references (exponential
+ * matching). Returns NULL when acceptable, else the reason. */
+#define REGEX_MAX_LEN 4096
+#define REGEX_MAX_NODES 20000
+#define REGEX_MAX_GROUPS 32
+
+static const char *regex_complexity(const char *re)
+{
+    struct { uint64_t total, last; } st[REGEX_MAX_GROUPS + 1];
+    size_t depth = 0;
+    bool after_rep = false;
+    if (strlen(re) > REGEX_MAX_LEN)
+        return "longer than 4096 characters";
+    st[0].total = st[0].last = 0;
+    for (const char *p = re; *p; p++) {
+        uint64_t atom = 1;
+        switch (*p) {
+        case '(':
+            if (depth == REGEX_MAX_GROUPS)
+                return "more than 32 nested groups";
+            depth++;
+            st[depth].total = st[depth].last = 0;
+            after_rep = false;
+            continue;
+        case ')':
+            if (depth == 0)
+                break; /* regcomp reports it */
+            atom = st[depth].total + 1;
+            depth--;
+            break;
+        case '|':
+            st[depth].last = 0;
+            after_rep = false;
+            continue;
+        case '\\':
+            if (p[1] >= '1' && p[1] <= '9')
+                return "back-references are not supported";
+            if (p[1])
+                p++;
+            break;
+        case '[': {
+            const char *q = p + 1;
+            if (*q == '^')
+                q++;
+            if (*q == ']')
+                q++;
+            while (*q && *q != ']') {
+                if (*q == '[' && (q[1] == ':' || q[1] == '.' || q[1] == '=')) {
+                    char close = q[1];
+                    q += 2;
+                    while (*q && !(q[0] == close && q[1] == ']'))
+                        q++;
+                    if (*q)
+                        q += 2;
+                    continue;
+                }
+                q++;
+            }
+            if (!*q)
+                return NULL; /* unterminated: regcomp reports it */
+            p = q;
+            break;
+        }
+        case '*':
+        case '+':
+        case '?':
+        case '{': {
+            uint64_t times = 2;
+            if (*p == '{') {
+                const char *q = p + 1;
+                uint64_t lo = 0, hi = 0;
+                bool have_hi = false;
+                if (*q < '0' || *q > '9')
+                    break; /* not a bound: a literal or an error for regcomp */
+                while (*q >= '0' && *q <= '9' && lo < 100000)
+                    lo = lo * 10 + (uint64_t)(*q++ - '0');
+                if (*q == ',') {
+                    q++;
+                    while (*q >= '0' && *q <= '9' && hi < 100000) {
+                        hi = hi * 10 + (uint64_t)(*q++ - '0');
+                        have_hi = true;
+                    }
+                }
+                if (*q != '}')
+                    break;
+                times = (have_hi ? hi : lo) + 1;
+                p = q;
+            }
+            if (after_rep)
+                return "a repetition operator follows another repetition";
+            after_rep = true;
+            st[depth].total += st[depth].last * times;
+            st[depth].last *= times + 1;
+            if (st[depth].total > REGEX_MAX_NODES || st[depth].last > REGEX_MAX_NODES)
+                return "too complex (repetitions expand too far)";
+            continue;
+        }
+        default:
+            break;
+        }
+        after_rep = false;
+        st[depth].total += atom;
+        st[depth].last = atom;
+        if (st[depth].total > REGEX_MAX_NODES)
+            return "too complex (repetitions expand too far)";
+    }
+    return NULL;
+}
+
 bool cfg_regex_ok(const char *re, bool icase, char *msg, size_t msglen)
 {
+    const char *why = regex_complexity(re);
+    if (why) {
+        snprintf(msg, msglen, "%s", why);
+        return false;
+    }
     regex_t rx;
     int flags = REG_EXTENDED | REG_NOSUB | (icase ? REG_ICASE : 0);
     int rc = regcomp(&rx, re, flags);

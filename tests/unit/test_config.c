@@ -980,6 +980,17 @@ static void test_error_routes(void **state)
                         "              headers: [{name: x-id, regex: \"a{2,1}\"}]\n"
                         "            cluster: backend\n",
                  "weft.yaml:12:45: invalid regex \"a{2,1}\": Invalid content of \\{\\}");
+    expect_error(ROUTES "          - match: {regex: \"/b++\"}\n"
+                        "            cluster: backend\n",
+                 "weft.yaml:10:28: invalid regex \"/b++\": a repetition operator follows another "
+                 "repetition");
+    expect_error(ROUTES "          - match: {regex: \"((a{100}){100}){100}\"}\n"
+                        "            cluster: backend\n",
+                 "weft.yaml:10:28: invalid regex \"((a{100}){100}){100}\": too complex "
+                 "(repetitions expand too far)");
+    expect_error(ROUTES "          - match: {prefix: /, headers: [{name: x, regex: \"(a)\\\\1\"}]}\n"
+                        "            cluster: backend\n",
+                 "weft.yaml:10:59: invalid regex \"(a)\\\\1\": back-references are not supported");
     expect_error(ROUTES "          - match: {path: /old}\n"
                         "            redirect: {path: /new, response_code: 200}\n",
                  "weft.yaml:11:51: redirect response_code must be 301, 302, 303, 307 or 308, got 200");
