@@ -46,6 +46,9 @@ class BadRequest(Exception):
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # head and body are separate writes: without TCP_NODELAY every answer
+    # on a reused connection waits ~40 ms for the peer's delayed ACK
+    disable_nagle_algorithm = True
 
     def version_string(self):
         return "weft-test-backend"

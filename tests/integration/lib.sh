@@ -279,3 +279,50 @@ _lib_cleanup() {
 trap _lib_cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+
+# ---- lifecycle / upstream helpers ----------------------------------------
+
+# start_backend_at HOST NAME PORT [backend.py options...]
+# Like start_backend, on HOST (127.0.0.1, ::1, ...). Sets BACKEND_PID.
+start_backend_at() {
+    local host="$1" name="$2" port="$3" urlhost
+    shift 3
+    "$PYTHON" "$BACKEND_PY" --host "$host" --port "$port" --name "$name" "$@" \
+        >"$TEST_TMP/backend-$name.log" 2>&1 &
+    BACKEND_PID=$!
+    _lib_track "$BACKEND_PID"
+    urlhost="$host"
+    [[ "$host" == *:* ]] && urlhost="[$host]"
+    wait_for_url "http://$urlhost:$port/" 10 any "$BACKEND_PID"
+}
+
+# metric VALUE_PREFIX: sum of the /stats/prometheus samples whose line
+# starts with VALUE_PREFIX (e.g. 'weft_config_reload_total{result="ok"}'
+# or 'weft_upstream_cx_total{cluster="c"'); 0 when there is none.
+metric() {
+    admin_get /stats/prometheus | awk -v p="$1" '
+        index($0, p) == 1 { s += $NF } END { printf "%d\n", s + 0 }'
+}
+
+# wait_until TIMEOUT_S WHAT CMD [ARGS...]: polls CMD (every 0.1 s) until it
+# succeeds; fails the test with WHAT on timeout. ARGS are expanded once, by
+# the caller: to poll a changing value, pass a function that computes it.
+wait_until() {
+    local timeout="$1" what="$2" deadline
+    shift 2
+    deadline=$((SECONDS + timeout))
+    until "$@"; do
+        ((SECONDS <= deadline)) || fail "timed out after ${timeout}s: $what"
+        sleep 0.1
+    done
+}
+
+# track_pid PID: have the cleanup trap stop PID too (a process a test
+# starts itself).
+track_pid() { _lib_track "$1"; }
+
+# rqloop URL [rqloop.py options...]: runs tests/integration/rqloop.py, a
+# request loop that prints "<start_ms> <status> <x-backend> <x-weft-reason>
+# <elapsed_ms>" per request (see its header for the options).
+RQLOOP_PY="$REPO_ROOT/tests/integration/rqloop.py"
+rqloop() { "$PYTHON" "$RQLOOP_PY" "$@"; }

@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# Graceful shutdown with two workers.
+#   1. SIGTERM with 4 slow requests (/delay/1500) in flight, drain_timeout
+#      5s: all 4 complete with 200; new connections are refused right
+#      after the signal; /ready answers 503 (or admin is gone); weft exits 0
+#      once the requests are done, well within drain_timeout.
+#   2. drain_timeout 500ms with a /delay/5000 request in flight: weft exits 0
+#      after about the grace period, not after the request.
+#   3. POST /drain on admin: listeners close, /ready says 503 DRAINING, the
+#      process stays up (and later exits 0 on SIGTERM).
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
+
+BACKEND_PORT=$(free_port)
+start_backend slow "$BACKEND_PORT" --request-log "$TEST_TMP/requests.log"
+: >"$TEST_TMP/requests.log"
+
+# write_config DRAIN_TIMEOUT: a config on fresh listener/admin ports; sets
+# CONFIG, LISTEN_PORT, ADMIN_PORT, URL.
+write_config() {
+    LISTEN_PORT=$(free_port)
+    ADMIN_PORT=$(free_port)
+    URL="http://127.0.0.1:$LISTEN_PORT"
+    CONFIG="$TEST_TMP/weft-$LISTEN_PORT.yaml"
+    cat >"$CONFIG" <<YAML
+workers: 2
+drain_timeout: $1
+admin:
+  address: 127.0.0.1
+  port: $ADMIN_PORT
+listeners:
+  - name: ingress
+    address: 127.0.0.1
+    port: $LISTEN_PORT
+    virtual_hosts:
+      - name: default
+        domains: ["*"]
+        routes:
+          - match: { prefix: / }
+            cluster: slow
+            timeout: 30s
+clusters:
+  - name: slow
+    endpoints:
+      - address: 127.0.0.1
+        port: $BACKEND_PORT
+YAML
+}
+
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+
+# seen_requests PATTERN: number of requests the backend has read matching
+# PATTERN.
+seen_requests() { grep -c -- "$1" "$TEST_TMP/requests.log" || true; }
+# seen_at_least N PATTERN: true once the backend has read N such requests.
+seen_at_least() { (($(seen_requests "$2") >= $1)); }
+
+# new_conn_refused: true when a new connection to the listener gets no
+# HTTP answer at all (refused / reset).
+new_conn_refused() {
+    local code
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$URL/new" || true)
+    [[ "$code" == 000 ]]
+}
+
+# ready_status: status of admin /ready ("000" when admin is gone).
+ready_status() {
+    curl -s -o "$TEST_TMP/ready.body" -w '%{http_code}' --max-time 1 \
+        "http://127.0.0.1:$ADMIN_PORT/ready" || true
+}
+
+# ---- 1. SIGTERM with slow requests in flight --------------------------
+write_config 5s
+start_weft "$CONFIG"
+assert_eq 200 "$(http_status "$URL/warmup")" "GET before drain"
+
+N=4
+pids=()
+for ((i = 0; i < N; i++)); do
+    curl -s -o /dev/null -w '%{http_code}' --max-time 15 "$URL/delay/1500?i=$i" \
+        >"$TEST_TMP/slow-$i.code" 2>/dev/null &
+    pids+=($!)
+    track_pid "$!"
+done
+wait_until 5 "backend has all $N slow requests" seen_at_least "$N" /delay/1500
+
+t0=$(now_ms)
+weft_signal TERM
+wait_until 2 "new connections refused after SIGTERM" new_conn_refused
+t_refused=$(($(now_ms) - t0))
+log "new connections refused ${t_refused}ms after SIGTERM"
+rs=$(ready_status)
+if [[ "$rs" != 503 && "$rs" != 000 ]]; then
+    fail "/ready during drain: expected 503 or no admin, got $rs"
+fi
+log "/ready during drain: $rs"
+
+for pid in "${pids[@]}"; do
+    wait "$pid" || true
+done
+for ((i = 0; i < N; i++)); do
+    assert_eq 200 "$(cat "$TEST_TMP/slow-$i.code")" "in-flight request $i across SIGTERM"
+done
+pid=$WEFT_PID
+wait_exit "$pid" 10
+WEFT_PID=""
+t_exit=$(($(now_ms) - t0))
+assert_eq 0 "$EXIT_STATUS" "weft exit status after drain"
+((t_exit < 5000)) || fail "weft took ${t_exit}ms to exit, drain_timeout is 5s and requests ended at ~1.5s"
+((t_exit >= 1000)) || fail "weft exited after ${t_exit}ms, before the in-flight requests (~1.5s) finished"
+log "drain with $N in-flight requests: all 200, exit 0 after ${t_exit}ms"
+grep -q "drained: exiting" "$WEFT_LOG" || fail "weft did not log a clean drain"
+
+# ---- 2. short drain_timeout cuts a long request -------------------------
+write_config 500ms
+start_weft "$CONFIG"
+curl -s -o /dev/null -w '%{http_code}' --max-time 15 "$URL/delay/5000" \
+    >"$TEST_TMP/long.code" 2>/dev/null &
+long_pid=$!
+track_pid "$long_pid"
+wait_until 5 "backend has the long request" seen_at_least 1 /delay/5000
+t0=$(now_ms)
+weft_signal TERM
+pid=$WEFT_PID
+wait_exit "$pid" 5
+WEFT_PID=""
+t_exit=$(($(now_ms) - t0))
+assert_eq 0 "$EXIT_STATUS" "weft exit status after a drain timeout"
+((t_exit >= 400 && t_exit < 2500)) ||
+    fail "weft exited ${t_exit}ms after SIGTERM, expected ~500ms (drain_timeout)"
+grep -q "drain timeout" "$WEFT_LOG" || fail "weft did not log the drain timeout"
+wait "$long_pid" || true
+code=$(cat "$TEST_TMP/long.code")
+[[ "$code" != 200 ]] || fail "the 5 s request finished with 200 although the grace was 500ms"
+log "drain_timeout 500ms: exit 0 after ${t_exit}ms, the long request was cut (status $code)"
+
+# ---- 3. POST /drain --------------------------------------------------------
+write_config 5s
+start_weft "$CONFIG"
+assert_eq 200 "$(http_status "$URL/before")" "GET before POST /drain"
+assert_eq 405 "$(http_status "http://127.0.0.1:$ADMIN_PORT/drain")" "GET /drain (must be POST)"
+code=$(http_status -X POST "http://127.0.0.1:$ADMIN_PORT/drain")
+[[ "$code" == 2* ]] || fail "POST /drain answered $code"
+wait_until 2 "listeners closed after POST /drain" new_conn_refused
+assert_eq 503 "$(ready_status)" "/ready after POST /drain"
+assert_contains "$(cat "$TEST_TMP/ready.body")" DRAINING "/ready body after POST /drain"
+sleep 1
+kill -0 "$WEFT_PID" 2>/dev/null || fail "weft exited after POST /drain (it must keep running)"
+assert_eq 503 "$(ready_status)" "/ready 1 s after POST /drain"
+new_conn_refused || fail "listener accepts connections again 1 s after POST /drain"
+metrics=$(admin_get /stats/prometheus)
+assert_contains "$metrics" "weft_" "admin still serves metrics while drained"
+stop_weft 10
