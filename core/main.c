@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include <event2/event.h>
-#include <event2/thread.h>
 
 #include "admin/admin.h"
 #include "common/common.h"
@@ -208,7 +207,6 @@ int main(int argc, char **argv)
     a.config_version = weft_stats_gauge("weft_config_version", "", "Version of the config in use");
     weft_stats_gauge_set(a.config_version, 1);
 
-    evthread_use_pthreads();
     a.base = event_base_new();
     if (!a.base) {
         fprintf(stderr, "weft: cannot create the event loop\n");

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -224,9 +225,10 @@ static int reconcile_listeners(weft_worker *w, weft_snapshot *snap, char *err, s
 
 /* ---------- control events ---------- */
 
-static void on_swap(evutil_socket_t fd, short what, void *arg)
+enum { WEFT_CTL_SWAP = 1, WEFT_CTL_DRAIN = 2, WEFT_CTL_STOP = 4 };
+
+static void on_swap(weft_worker *w)
 {
-    weft_worker *w = arg;
     pthread_mutex_lock(&w->ctl_mu);
     weft_snapshot *snap = w->pending;
     w->pending = NULL;
@@ -248,9 +250,8 @@ static void on_swap(evutil_socket_t fd, short what, void *arg)
         WEFT_ERROR("worker %d: %s", w->id, err);
 }
 
-static void on_drain(evutil_socket_t fd, short what, void *arg)
+static void on_drain(weft_worker *w)
 {
-    weft_worker *w = arg;
     w->draining = true;
     while (w->listeners) {
         weft_wlistener *l = w->listeners;
@@ -260,10 +261,27 @@ static void on_drain(evutil_socket_t fd, short what, void *arg)
     weft_dconn_drain_all(w);
 }
 
-static void on_stop(evutil_socket_t fd, short what, void *arg)
+static void on_ctl(evutil_socket_t fd, short what, void *arg)
 {
     weft_worker *w = arg;
-    event_base_loopbreak(w->base);
+    uint64_t v;
+    ssize_t r = read(fd, &v, sizeof(v));
+    (void)r;
+    unsigned cmds = atomic_exchange_explicit(&w->ctl, 0, memory_order_acq_rel);
+    if (cmds & WEFT_CTL_SWAP)
+        on_swap(w);
+    if (cmds & WEFT_CTL_DRAIN)
+        on_drain(w);
+    if (cmds & WEFT_CTL_STOP)
+        event_base_loopbreak(w->base);
+}
+
+static void send_ctl(weft_worker *w, unsigned cmd)
+{
+    atomic_fetch_or_explicit(&w->ctl, cmd, memory_order_acq_rel);
+    uint64_t one = 1;
+    ssize_t r = write(w->ctl_fd, &one, sizeof(one));
+    (void)r;
 }
 
 static void on_sweep(evutil_socket_t fd, short what, void *arg)
@@ -288,19 +306,28 @@ weft_worker *weft_worker_start(int id, weft_snapshot *snap, char *err, size_t er
         return NULL;
     }
     w->id = id;
+    w->ctl_fd = -1;
     pthread_mutex_init(&w->ctl_mu, NULL);
     if (getrandom(&w->rng, sizeof(w->rng), 0) != sizeof(w->rng) || w->rng == 0)
         w->rng = 0x9E3779B97F4A7C15ull ^ (uint64_t)(id + 1) * 0xBF58476D1CE4E5B9ull;
-    w->base = event_base_new();
+    w->ctl_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    /* Only this worker's thread touches its base: no locks needed. The
+     * changelist folds an add+del of the same fd in one loop turn into
+     * no epoll_ctl at all. */
+    struct event_config *ec = event_config_new();
+    if (ec) {
+        event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK | EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+        w->base = event_base_new_with_config(ec);
+        event_config_free(ec);
+    }
     w->stats = weft_stats_block_new();
     w->cur = w->base ? wsnap_new(w, snap) : NULL;
-    if (!w->base || !w->stats || !w->cur) {
+    if (!w->base || !w->stats || !w->cur || w->ctl_fd < 0) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
-    w->ev_swap = event_new(w->base, -1, 0, on_swap, w);
-    w->ev_drain = event_new(w->base, -1, 0, on_drain, w);
-    w->ev_stop = event_new(w->base, -1, 0, on_stop, w);
+    w->ev_ctl = event_new(w->base, w->ctl_fd, EV_READ | EV_PERSIST, on_ctl, w);
+    event_add(w->ev_ctl, NULL);
     w->ev_sweep = event_new(w->base, -1, EV_PERSIST, on_sweep, w);
     struct timeval sweep = {5, 0};
     event_add(w->ev_sweep, &sweep);
@@ -326,17 +353,17 @@ void weft_worker_swap(weft_worker *w, weft_snapshot *snap)
     pthread_mutex_unlock(&w->ctl_mu);
     if (old)
         weft_snapshot_unref(old);
-    event_active(w->ev_swap, EV_TIMEOUT, 0);
+    send_ctl(w, WEFT_CTL_SWAP);
 }
 
-void weft_worker_drain(weft_worker *w) { event_active(w->ev_drain, EV_TIMEOUT, 0); }
+void weft_worker_drain(weft_worker *w) { send_ctl(w, WEFT_CTL_DRAIN); }
 
 void weft_worker_stop_and_free(weft_worker *w)
 {
     if (!w)
         return;
     if (w->thread_started) {
-        event_active(w->ev_stop, EV_TIMEOUT, 0);
+        send_ctl(w, WEFT_CTL_STOP);
         pthread_join(w->thread, NULL);
     }
     /* The thread is gone: everything below is single-threaded. */
@@ -351,12 +378,10 @@ void weft_worker_stop_and_free(weft_worker *w)
         weft_snapshot_unref(w->pending);
     if (w->cur)
         weft_wsnap_unref(w->cur);
-    if (w->ev_swap)
-        event_free(w->ev_swap);
-    if (w->ev_drain)
-        event_free(w->ev_drain);
-    if (w->ev_stop)
-        event_free(w->ev_stop);
+    if (w->ev_ctl)
+        event_free(w->ev_ctl);
+    if (w->ctl_fd >= 0)
+        close(w->ctl_fd);
     if (w->ev_sweep)
         event_free(w->ev_sweep);
     if (w->base)

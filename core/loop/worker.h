@@ -1,8 +1,9 @@
 /* worker.h: a worker thread: one event_base, its own SO_REUSEPORT
  * listeners, connections, upstream pools, load balancer state and stats
  * block. Nothing here is shared with other workers, so the request path
- * takes no lock. The main thread talks to a worker only through
- * event_active() on the worker's control events. */
+ * takes no lock, and the worker's event_base is created without locks.
+ * The main thread talks to a worker only through `ctl` (an atomic bit set
+ * of commands) plus one byte on an eventfd that wakes the worker. */
 #ifndef WEFT_LOOP_WORKER_H
 #define WEFT_LOOP_WORKER_H
 
@@ -61,9 +62,9 @@ struct weft_worker {
     /* control from the main thread */
     pthread_mutex_t ctl_mu;
     weft_snapshot *pending;      /* guarded by ctl_mu */
-    struct event *ev_swap;
-    struct event *ev_drain;
-    struct event *ev_stop;
+    _Atomic unsigned ctl;        /* WEFT_CTL_* bits, set by the main thread */
+    int ctl_fd;                  /* eventfd: wakes the worker */
+    struct event *ev_ctl;
     struct event *ev_sweep;      /* periodic: idle pool expiry */
     _Atomic int active_conns;    /* read by the main thread while draining */
     _Atomic int active_streams;

@@ -57,8 +57,9 @@ static void upconn_free(weft_upconn *uc)
     weft_stats_gauge_add(uc->w->stats, uc->cluster->cx_active, -1);
     if (uc->timer)
         event_free(uc->timer);
-    if (uc->bev)
-        bufferevent_free(uc->bev);
+    event_del(&uc->ev_resume);
+    if (uc->conn)
+        weft_conn_free(uc->conn);
     if (uc->parser)
         weft_h1_parser_free(uc->parser);
     free(uc);
@@ -107,7 +108,7 @@ static void up_fail(weft_upconn *uc, weft_up_err err)
 /* Feeds buffered response bytes to the parser. Caller has set in_cb. */
 static void up_process(weft_upconn *uc)
 {
-    struct evbuffer *in = bufferevent_get_input(uc->bev);
+    struct evbuffer *in = weft_conn_input(uc->conn);
     while (evbuffer_get_length(in) && uc->stream && !uc->doomed && !uc->read_paused) {
         struct evbuffer_iovec v;
         if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
@@ -133,7 +134,7 @@ static void up_cb_exit(weft_upconn *uc)
         upconn_free(uc);
 }
 
-static void up_read_cb(struct bufferevent *bev, void *arg)
+static void up_read_cb(void *arg)
 {
     weft_upconn *uc = arg;
     uc->in_cb = true;
@@ -141,33 +142,33 @@ static void up_read_cb(struct bufferevent *bev, void *arg)
     up_cb_exit(uc);
 }
 
-static void up_write_cb(struct bufferevent *bev, void *arg)
+static void up_write_cb(void *arg)
 {
     weft_upconn *uc = arg;
     if (uc->stream)
         weft_stream_on_up_writable(uc->stream);
 }
 
-static void up_event_cb(struct bufferevent *bev, short what, void *arg)
+static void up_event_cb(void *arg, int what)
 {
     weft_upconn *uc = arg;
-    if (what & BEV_EVENT_CONNECTED) {
+    if (what & WEFT_CONN_CONNECTED) {
         uc->connected = true;
         event_del(uc->timer);
         int one = 1;
-        setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        setsockopt(weft_conn_fd(uc->conn), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         if (uc->stream)
             weft_stream_on_up_connected(uc->stream);
         return;
     }
-    if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
+    if (!(what & (WEFT_CONN_EOF | WEFT_CONN_ERROR)))
         return;
     uc->in_cb = true;
     if (!uc->stream) {
         /* An idle pooled connection closed by the server. */
     } else if (!uc->connected) {
         up_fail(uc, WEFT_UP_ERR_CONNECT);
-    } else if (what & BEV_EVENT_EOF) {
+    } else if (what & WEFT_CONN_EOF) {
         /* Drain what is left, then let the parser decide: a response framed
          * by close completes here; anything else was cut short. */
         up_process(uc);
@@ -180,6 +181,13 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
     uc->doomed = true; /* the socket is gone either way */
     up_cb_exit(uc);
 }
+
+static void up_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+    up_read_cb(arg);
+}
+
+static const weft_conn_cbs upconn_cbs = {up_read_cb, up_write_cb, up_event_cb};
 
 static void up_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -201,7 +209,7 @@ static void attach(weft_upconn *uc, weft_stream *s)
     uc->got_bytes = false;
     uc->read_paused = false;
     weft_h1_parser_next(uc->parser, &s->arena, s->req->method_id);
-    bufferevent_enable(uc->bev, EV_READ | EV_WRITE);
+    weft_conn_read_enable(uc->conn, true);
 }
 
 weft_upconn *weft_pool_acquire(weft_worker *w, weft_cluster_snap *c, const weft_endpoint *ep,
@@ -226,14 +234,15 @@ weft_upconn *weft_pool_acquire(weft_worker *w, weft_cluster_snap *c, const weft_
     uc->w = w;
     uc->pool = p;
     uc->cluster = c;
-    uc->bev = bufferevent_socket_new(w->base, -1, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    uc->conn = weft_conn_new(w->base, -1, &upconn_cbs, uc);
     uc->parser = weft_h1_parser_new(WEFT_H1_RESPONSE, NULL, &up_cbs, uc);
     uc->timer = evtimer_new(w->base, up_timer_cb, uc);
-    if (!uc->bev || !uc->parser || !uc->timer) {
+    event_assign(&uc->ev_resume, w->base, -1, 0, up_resume_cb, uc);
+    if (!uc->conn || !uc->parser || !uc->timer) {
         if (uc->timer)
             event_free(uc->timer);
-        if (uc->bev)
-            bufferevent_free(uc->bev);
+        if (uc->conn)
+            weft_conn_free(uc->conn);
         if (uc->parser)
             weft_h1_parser_free(uc->parser);
         free(uc);
@@ -242,17 +251,15 @@ weft_upconn *weft_pool_acquire(weft_worker *w, weft_cluster_snap *c, const weft_
     p->n_total++;
     weft_stats_inc(w->stats, c->cx_total, 1);
     weft_stats_gauge_add(w->stats, c->cx_active, 1);
-    bufferevent_setcb(uc->bev, up_read_cb, up_write_cb, up_event_cb, uc);
-    /* Write callback fires when the output drains below half the watermark:
-     * that is when a paused downstream may read again. */
+    /* The drained callback fires when the output is back under half the
+     * watermark: that is when a paused downstream may read again. */
     uint32_t hw = s->lst->cfg->limits.buffer_high_watermark;
-    bufferevent_setwatermark(uc->bev, EV_WRITE, hw / 2, 0);
-    bufferevent_setwatermark(uc->bev, EV_READ, 0, hw);
+    weft_conn_set_watermarks(uc->conn, hw, hw / 2);
     uint64_t ms = c->cfg->connect_timeout_ms ? c->cfg->connect_timeout_ms : 1000;
     struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
     event_add(uc->timer, &tv);
     attach(uc, s);
-    if (bufferevent_socket_connect(uc->bev, (const struct sockaddr *)&ep->addr, (int)ep->addrlen) < 0) {
+    if (weft_conn_connect(uc->conn, (const struct sockaddr *)&ep->addr, ep->addrlen) < 0) {
         uc->stream = NULL;
         weft_stats_inc(w->stats, c->cx_connect_fail, 1);
         upconn_free(uc);
@@ -282,7 +289,7 @@ void weft_upconn_release(weft_upconn *uc, bool reusable)
         uc->is_idle = true;
         uc->idle_since_ms = weft_now_ms();
         weft_stats_gauge_add(w->stats, uc->cluster->pool_idle, 1);
-        bufferevent_enable(uc->bev, EV_READ); /* notice the server closing it */
+        weft_conn_read_enable(uc->conn, true); /* notice the server closing it */
         uint64_t ms = uc->cluster->cfg->pool_idle_timeout_ms;
         if (ms) {
             struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
@@ -299,15 +306,15 @@ void weft_upconn_release(weft_upconn *uc, bool reusable)
 void weft_upconn_pause_read(weft_upconn *uc)
 {
     uc->read_paused = true;
-    bufferevent_disable(uc->bev, EV_READ);
+    weft_conn_read_enable(uc->conn, false);
 }
 
 void weft_upconn_resume_read(weft_upconn *uc)
 {
     uc->read_paused = false;
-    bufferevent_enable(uc->bev, EV_READ);
-    if (evbuffer_get_length(bufferevent_get_input(uc->bev)))
-        bufferevent_trigger(uc->bev, EV_READ, BEV_OPT_DEFER_CALLBACKS);
+    weft_conn_read_enable(uc->conn, true);
+    if (evbuffer_get_length(weft_conn_input(uc->conn)))
+        event_active(&uc->ev_resume, EV_TIMEOUT, 0);
 }
 
 void weft_pools_sweep(weft_worker *w)

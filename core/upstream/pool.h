@@ -7,10 +7,11 @@
 #define WEFT_UPSTREAM_POOL_H
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
+#include <event2/event_struct.h>
 
 #include "http/h1/h1_codec.h"
 #include "loop/worker.h"
+#include "net/conn.h"
 
 typedef struct weft_stream weft_stream;
 
@@ -24,7 +25,8 @@ typedef enum {
 typedef struct weft_upconn {
     weft_pool *pool;
     weft_worker *w;
-    struct bufferevent *bev;
+    weft_conn *conn;
+    struct event ev_resume;    /* deferred re-read after a pause */
     weft_h1_parser *parser;
     weft_stream *stream;       /* attached stream, NULL when idle */
     weft_cluster_snap *cluster;/* stats of the cluster that opened it */
@@ -58,7 +60,7 @@ weft_upconn *weft_pool_acquire(weft_worker *w, weft_cluster_snap *c, const weft_
 void weft_upconn_release(weft_upconn *uc, bool reusable);
 void weft_upconn_pause_read(weft_upconn *uc);
 void weft_upconn_resume_read(weft_upconn *uc);
-static inline struct evbuffer *weft_upconn_output(weft_upconn *uc) { return bufferevent_get_output(uc->bev); }
+static inline struct evbuffer *weft_upconn_output(weft_upconn *uc) { return weft_conn_output(uc->conn); }
 /* Frees pools that hold no connection. */
 void weft_pools_sweep(weft_worker *w);
 void weft_pools_free_all(weft_worker *w);

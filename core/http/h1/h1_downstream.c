@@ -9,18 +9,18 @@
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include "http/h1/h1_codec.h"
 #include "http/stream.h"
+#include "net/conn.h"
 
 #define LINGER_MS 2000
 
 struct weft_dconn {
     weft_worker *w;
     char listener_name[64];
-    struct bufferevent *bev;
+    weft_conn *conn;
     weft_h1_parser *parser;
     weft_stream stream;
     struct event ev_deferred; /* runs after done()/reset()/resume outside callbacks */
@@ -64,7 +64,7 @@ static void schedule(weft_dconn *dc) { event_active(&dc->ev_deferred, EV_TIMEOUT
 static void op_send_head(weft_stream *s, weft_resp_head *h, bool end_stream)
 {
     weft_dconn *dc = ds_of(s);
-    struct evbuffer *out = bufferevent_get_output(dc->bev);
+    struct evbuffer *out = weft_conn_output(dc->conn);
     const weft_req_head *req = s->req;
     bool client_11 = !req || req->http_minor >= 1;
     dc->chunked_out = false;
@@ -90,7 +90,7 @@ static void op_send_head(weft_stream *s, weft_resp_head *h, bool end_stream)
 static void op_send_continue(weft_stream *s)
 {
     static const char c100[] = "HTTP/1.1 100 Continue\r\n\r\n";
-    evbuffer_add(bufferevent_get_output(ds_of(s)->bev), c100, sizeof(c100) - 1);
+    evbuffer_add(weft_conn_output(ds_of(s)->conn), c100, sizeof(c100) - 1);
 }
 
 static void op_send_body(weft_stream *s, const char *p, size_t n)
@@ -98,7 +98,7 @@ static void op_send_body(weft_stream *s, const char *p, size_t n)
     weft_dconn *dc = ds_of(s);
     if (!n || s->head_request)
         return;
-    struct evbuffer *out = bufferevent_get_output(dc->bev);
+    struct evbuffer *out = weft_conn_output(dc->conn);
     if (dc->chunked_out)
         weft_h1_write_chunk(out, p, n);
     else
@@ -109,20 +109,20 @@ static void op_send_end(weft_stream *s, weft_hdrs *trailers)
 {
     weft_dconn *dc = ds_of(s);
     if (dc->chunked_out && !s->head_request)
-        weft_h1_write_last_chunk(bufferevent_get_output(dc->bev), trailers);
+        weft_h1_write_last_chunk(weft_conn_output(dc->conn), trailers);
     dc->chunked_out = false;
 }
 
 static size_t op_pending_out(weft_stream *s)
 {
-    return evbuffer_get_length(bufferevent_get_output(ds_of(s)->bev));
+    return evbuffer_get_length(weft_conn_output(ds_of(s)->conn));
 }
 
 static void op_pause_read(weft_stream *s)
 {
     weft_dconn *dc = ds_of(s);
     dc->read_paused = true;
-    bufferevent_disable(dc->bev, EV_READ);
+    weft_conn_read_enable(dc->conn, false);
 }
 
 static void op_resume_read(weft_stream *s)
@@ -130,7 +130,7 @@ static void op_resume_read(weft_stream *s)
     weft_dconn *dc = ds_of(s);
     dc->read_paused = false;
     weft_h1_parser_resume(dc->parser);
-    bufferevent_enable(dc->bev, EV_READ);
+    weft_conn_read_enable(dc->conn, true);
     schedule(dc);
 }
 
@@ -231,7 +231,7 @@ static void protocol_error(weft_dconn *dc)
     weft_stats_inc(dc->w->stats, s->lst->rq_rejected, 1);
     s->close_after = true;
     dc->closing = true;
-    bufferevent_disable(dc->bev, EV_READ);
+    weft_conn_read_enable(dc->conn, false);
     weft_stream_local_reply(s, status ? status : 400, reason ? reason : "h1_protocol_error",
                             WEFT_RF_DPE, NULL);
     if (s->active && !s->t_end_us) {
@@ -243,7 +243,7 @@ static void protocol_error(weft_dconn *dc)
 
 static void dconn_process(weft_dconn *dc)
 {
-    struct evbuffer *in = bufferevent_get_input(dc->bev);
+    struct evbuffer *in = weft_conn_input(dc->conn);
     if (dc->in_process)
         return;
     dc->in_process = true;
@@ -281,17 +281,17 @@ static void close_or_linger(weft_dconn *dc)
     /* Unread request bytes would make close() send RST, which can destroy
      * the response still in flight to the client: shut the write side and
      * read until EOF for a little while instead (lingering close). */
-    if (!dc->lingering && !dc->unread && evbuffer_get_length(bufferevent_get_input(dc->bev)) == 0) {
+    if (!dc->lingering && !dc->unread && evbuffer_get_length(weft_conn_input(dc->conn)) == 0) {
         dconn_free(dc);
         return;
     }
     if (dc->lingering)
         return;
     dc->lingering = true;
-    shutdown(bufferevent_getfd(dc->bev), SHUT_WR);
-    struct evbuffer *in = bufferevent_get_input(dc->bev);
+    weft_conn_shutdown_write(dc->conn);
+    struct evbuffer *in = weft_conn_input(dc->conn);
     evbuffer_drain(in, evbuffer_get_length(in));
-    bufferevent_enable(dc->bev, EV_READ);
+    weft_conn_read_enable(dc->conn, true);
     arm_timer(dc, LINGER_MS);
 }
 
@@ -302,7 +302,7 @@ static void maybe_close(weft_dconn *dc)
         return;
     }
     if (dc->closing && !dc->stream.active &&
-        evbuffer_get_length(bufferevent_get_output(dc->bev)) == 0)
+        evbuffer_get_length(weft_conn_output(dc->conn)) == 0)
         close_or_linger(dc);
 }
 
@@ -326,30 +326,30 @@ static void on_deferred(evutil_socket_t fd, short what, void *arg)
             arm_timer(dc, dc->idle_timeout_ms);
             if (dc->read_paused) {
                 dc->read_paused = false;
-                bufferevent_enable(dc->bev, EV_READ);
+                weft_conn_read_enable(dc->conn, true);
             }
         }
     }
     if (dc->closing) {
-        bufferevent_disable(dc->bev, EV_READ);
+        weft_conn_read_enable(dc->conn, false);
         maybe_close(dc);
         return;
     }
     dconn_process(dc);
 }
 
-static void on_read(struct bufferevent *bev, void *arg)
+static void on_read(void *arg)
 {
     weft_dconn *dc = arg;
     if (dc->lingering) {
-        struct evbuffer *in = bufferevent_get_input(bev);
+        struct evbuffer *in = weft_conn_input(dc->conn);
         evbuffer_drain(in, evbuffer_get_length(in));
         return;
     }
     dconn_process(dc);
 }
 
-static void on_write(struct bufferevent *bev, void *arg)
+static void on_write(void *arg)
 {
     weft_dconn *dc = arg;
     if (dc->stream.active)
@@ -357,12 +357,14 @@ static void on_write(struct bufferevent *bev, void *arg)
     maybe_close(dc);
 }
 
-static void on_event(struct bufferevent *bev, short what, void *arg)
+static void on_event(void *arg, int what)
 {
     weft_dconn *dc = arg;
-    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+    if (what & (WEFT_CONN_EOF | WEFT_CONN_ERROR))
         dconn_free(dc);
 }
+
+static const weft_conn_cbs dconn_cbs = {on_read, on_write, on_event};
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
@@ -374,7 +376,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     }
     /* The request head did not arrive in time (slowloris). */
     dc->closing = true;
-    bufferevent_disable(dc->bev, EV_READ);
+    weft_conn_read_enable(dc->conn, false);
     weft_stream *s = &dc->stream;
     s->close_after = true;
     weft_stream_local_reply(s, 408, "request_headers_timeout", WEFT_RF_DPE, NULL);
@@ -394,7 +396,7 @@ static void dconn_free(weft_dconn *dc)
     weft_stream_destroy(&dc->stream);
     event_del(&dc->ev_deferred);
     event_del(&dc->ev_timer);
-    bufferevent_free(dc->bev);
+    weft_conn_free(dc->conn);
     weft_h1_parser_free(dc->parser);
     if (dc->prev)
         dc->prev->next = dc->next;
@@ -448,11 +450,11 @@ void weft_dconn_accept(weft_worker *w, const char *listener_name, evutil_socket_
     dc->limits.max_body_bytes = lim->max_body_bytes;
     dc->headers_timeout_ms = lim->headers_timeout_ms;
     dc->idle_timeout_ms = lim->idle_timeout_ms;
-    dc->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    dc->conn = weft_conn_new(w->base, fd, &dconn_cbs, dc);
     dc->parser = weft_h1_parser_new(WEFT_H1_REQUEST, &dc->limits, &req_cbs, dc);
-    if (!dc->bev || !dc->parser) {
-        if (dc->bev)
-            bufferevent_free(dc->bev);
+    if (!dc->conn || !dc->parser) {
+        if (dc->conn)
+            weft_conn_free(dc->conn);
         else
             evutil_closesocket(fd);
         if (dc->parser)
@@ -466,10 +468,7 @@ void weft_dconn_accept(weft_worker *w, const char *listener_name, evutil_socket_
     event_assign(&dc->ev_timer, w->base, -1, 0, on_timer, dc);
     uint32_t hw = lim->buffer_high_watermark ? lim->buffer_high_watermark : 1024 * 1024;
     uint32_t read_hw = hw > lim->max_header_bytes + 1024 ? hw : lim->max_header_bytes + 1024;
-    bufferevent_setwatermark(dc->bev, EV_READ, 0, read_hw);
-    bufferevent_setwatermark(dc->bev, EV_WRITE, hw / 2, 0);
-    bufferevent_setcb(dc->bev, on_read, on_write, on_event, dc);
-    bufferevent_enable(dc->bev, EV_READ | EV_WRITE);
+    weft_conn_set_watermarks(dc->conn, read_hw, hw / 2);
     dc->next = w->conns;
     if (w->conns)
         w->conns->prev = dc;
