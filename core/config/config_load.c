@@ -14,9 +14,63 @@
 #define MAX_WORKERS 1024
 #define MAX_CONFIG_FILE (64u * 1024 * 1024)
 
+/* A string -> index map (open addressing) so that duplicate checks and
+ * cluster lookups stay linear in the size of big generated configs. The
+ * keys are borrowed from the config being built. */
+typedef struct name_set {
+    const char **keys;
+    size_t *vals;
+    size_t mask;
+} name_set;
+
+static int ns_init(name_set *ns, size_t expected)
+{
+    size_t cap = 16;
+    while (cap < expected * 2)
+        cap *= 2;
+    ns->keys = calloc(cap, sizeof(*ns->keys));
+    ns->vals = calloc(cap, sizeof(*ns->vals));
+    ns->mask = cap - 1;
+    return ns->keys && ns->vals ? 0 : -1;
+}
+
+static void ns_free(name_set *ns)
+{
+    free(ns->keys);
+    free(ns->vals);
+    ns->keys = NULL;
+    ns->vals = NULL;
+}
+
+/* Index stored for key, or -1. */
+static long ns_get(const name_set *ns, const char *key)
+{
+    if (!ns->keys)
+        return -1;
+    for (size_t i = weft_hash64(key, strlen(key), 0) & ns->mask;; i = (i + 1) & ns->mask) {
+        if (!ns->keys[i])
+            return -1;
+        if (strcmp(ns->keys[i], key) == 0)
+            return (long)ns->vals[i];
+    }
+}
+
+/* Inserts key (absent, and the set sized for it by ns_init). */
+static void ns_put(name_set *ns, const char *key, size_t val)
+{
+    size_t i = weft_hash64(key, strlen(key), 0) & ns->mask;
+    while (ns->keys[i])
+        i = (i + 1) & ns->mask;
+    ns->keys[i] = key;
+    ns->vals[i] = val;
+}
+
 typedef struct ld {
     cfg_ctx c;
     weft_config *cfg;
+    name_set clusters;   /* cluster name -> index */
+    name_set listeners;  /* listener name -> index */
+    uint8_t ports[65536 / 8]; /* listener ports in use */
 } ld;
 
 /* ---------------------------------------------------------------- tree */
@@ -504,12 +558,13 @@ static int load_cluster(ld *L, const cy_node *n, size_t idx)
 
     if (req_name(L, n, &cl->name, "cluster"))
         return -1;
-    for (size_t i = 0; i < idx; i++)
-        if (strcmp(cfg->clusters[i].name, cl->name) == 0)
-            return cfg_fail(&L->c, val(n, "name"), "duplicate cluster name %s (first defined at %u:%u)",
-                            cfg_quote(qb, sizeof(qb), cl->name),
-                            (unsigned)cfg->clusters[i].pos.line,
-                            (unsigned)cfg->clusters[i].pos.col);
+    long prev = ns_get(&L->clusters, cl->name);
+    if (prev >= 0)
+        return cfg_fail(&L->c, val(n, "name"), "duplicate cluster name %s (first defined at %u:%u)",
+                        cfg_quote(qb, sizeof(qb), cl->name),
+                        (unsigned)cfg->clusters[prev].pos.line,
+                        (unsigned)cfg->clusters[prev].pos.col);
+    ns_put(&L->clusters, cl->name, idx);
 
     const cy_node *eps;
     int rc = get_seq(L, n, "endpoints", &eps);
@@ -851,7 +906,7 @@ static int load_route(ld *L, const cy_node *n, weft_cfg_route *r)
         r->action = WEFT_ACTION_CLUSTER;
         if (get_str(L, n, "cluster", &r->cluster) < 0)
             return -1;
-        if (!weft_config_find_cluster(L->cfg, r->cluster))
+        if (ns_get(&L->clusters, r->cluster) < 0)
             return cfg_fail(&L->c, val(n, "cluster"), "cluster %s is not defined",
                             cfg_quote(qb, sizeof(qb), r->cluster));
     } else {
@@ -902,7 +957,10 @@ static int load_route(ld *L, const cy_node *n, weft_cfg_route *r)
 
 /* ---------------------------------------------------------- listeners */
 
-static int load_vhost(ld *L, const cy_node *n, weft_cfg_listener *li, size_t idx)
+/* `domains` maps every domain of the listener's earlier virtual hosts to
+ * its virtual host, `names` their names. */
+static int load_vhost(ld *L, const cy_node *n, weft_cfg_listener *li, size_t idx,
+                      name_set *domains, name_set *names)
 {
     static const char *const keys[] = {"name", "domains", "routes", NULL};
     char qb[96], qb2[96];
@@ -933,16 +991,15 @@ static int load_vhost(ld *L, const cy_node *n, weft_cfg_listener *li, size_t idx
             return cfg_fail(&L->c, at,
                             "invalid domain %s (expected a host name, \"*.suffix\" or \"*\")",
                             cfg_quote(qb, sizeof(qb), e ? e->str : vh->domains[i]));
-        for (size_t j = 0; j < i; j++)
-            if (strcmp(vh->domains[j], vh->domains[i]) == 0)
-                return cfg_fail(&L->c, at, "duplicate domain %s",
-                                cfg_quote(qb, sizeof(qb), vh->domains[i]));
-        for (size_t v = 0; v < idx; v++)
-            for (size_t j = 0; j < li->vhosts[v].n_domains; j++)
-                if (strcmp(li->vhosts[v].domains[j], vh->domains[i]) == 0)
-                    return cfg_fail(&L->c, at, "domain %s is already used by virtual host %s",
-                                    cfg_quote(qb, sizeof(qb), vh->domains[i]),
-                                    cfg_quote(qb2, sizeof(qb2), li->vhosts[v].name));
+        long owner = ns_get(domains, vh->domains[i]);
+        if (owner == (long)idx)
+            return cfg_fail(&L->c, at, "duplicate domain %s",
+                            cfg_quote(qb, sizeof(qb), vh->domains[i]));
+        if (owner >= 0)
+            return cfg_fail(&L->c, at, "domain %s is already used by virtual host %s",
+                            cfg_quote(qb, sizeof(qb), vh->domains[i]),
+                            cfg_quote(qb2, sizeof(qb2), li->vhosts[owner].name));
+        ns_put(domains, vh->domains[i], idx);
     }
     if (val(n, "name")) {
         if (req_name(L, n, &vh->name, "virtual host"))
@@ -950,12 +1007,13 @@ static int load_vhost(ld *L, const cy_node *n, weft_cfg_listener *li, size_t idx
     } else if (!(vh->name = dup_str(vh->domains[0]))) {
         return oom(L, n);
     }
-    for (size_t v = 0; v < idx; v++)
-        if (strcmp(li->vhosts[v].name, vh->name) == 0)
-            return cfg_fail(&L->c, val(n, "name") ? val(n, "name") : n,
-                            "duplicate virtual host name %s (first defined at %u:%u)",
-                            cfg_quote(qb, sizeof(qb), vh->name), (unsigned)li->vhosts[v].pos.line,
-                            (unsigned)li->vhosts[v].pos.col);
+    long prev = ns_get(names, vh->name);
+    if (prev >= 0)
+        return cfg_fail(&L->c, val(n, "name") ? val(n, "name") : n,
+                        "duplicate virtual host name %s (first defined at %u:%u)",
+                        cfg_quote(qb, sizeof(qb), vh->name), (unsigned)li->vhosts[prev].pos.line,
+                        (unsigned)li->vhosts[prev].pos.col);
+    ns_put(names, vh->name, idx);
     const cy_node *rs;
     rc = get_seq(L, n, "routes", &rs);
     if (rc < 0)
@@ -1006,12 +1064,13 @@ static int load_listener(ld *L, const cy_node *n, size_t idx)
     weft_cfg_limits_default(&li->limits);
     if (req_name(L, n, &li->name, "listener"))
         return -1;
-    for (size_t i = 0; i < idx; i++)
-        if (strcmp(cfg->listeners[i].name, li->name) == 0)
-            return cfg_fail(&L->c, val(n, "name"), "duplicate listener name %s (first defined at %u:%u)",
-                            cfg_quote(qb, sizeof(qb), li->name),
-                            (unsigned)cfg->listeners[i].pos.line,
-                            (unsigned)cfg->listeners[i].pos.col);
+    long prev = ns_get(&L->listeners, li->name);
+    if (prev >= 0)
+        return cfg_fail(&L->c, val(n, "name"), "duplicate listener name %s (first defined at %u:%u)",
+                        cfg_quote(qb, sizeof(qb), li->name),
+                        (unsigned)cfg->listeners[prev].pos.line,
+                        (unsigned)cfg->listeners[prev].pos.col);
+    ns_put(&L->listeners, li->name, idx);
     int rc = get_str(L, n, "address", &li->address);
     if (rc < 0)
         return -1;
@@ -1026,10 +1085,13 @@ static int load_listener(ld *L, const cy_node *n, size_t idx)
     if (rc < 0)
         return -1;
     const cy_node *pv = val(n, "port");
-    for (size_t i = 0; i < idx; i++)
-        if (cfg->listeners[i].port == li->port)
-            return cfg_fail(&L->c, pv, "port %u is already used by listener %s", (unsigned)li->port,
-                            cfg_quote(qb, sizeof(qb), cfg->listeners[i].name));
+    if (L->ports[li->port / 8] & (1u << (li->port % 8))) {
+        for (size_t i = 0; i < idx; i++)
+            if (cfg->listeners[i].port == li->port)
+                return cfg_fail(&L->c, pv, "port %u is already used by listener %s",
+                                (unsigned)li->port, cfg_quote(qb, sizeof(qb), cfg->listeners[i].name));
+    }
+    L->ports[li->port / 8] |= (uint8_t)(1u << (li->port % 8));
     if (cfg->admin.port != 0 && cfg->admin.port == li->port)
         return cfg_fail(&L->c, pv, "port %u is already used by the admin server", (unsigned)li->port);
     const cy_node *lim = val(n, "limits");
@@ -1044,10 +1106,19 @@ static int load_listener(ld *L, const cy_node *n, size_t idx)
         if (!li->vhosts)
             return oom(L, vs);
         li->n_vhosts = vs->n;
+        size_t n_domains = 0;
+        for (const cy_node *e = vs->first; e; e = e->next) {
+            const cy_node *ds = e->kind == CY_MAP ? val(e, "domains") : NULL;
+            n_domains += ds && ds->kind == CY_SEQ ? ds->n : 1;
+        }
+        name_set domains = {0}, names = {0};
+        rc = ns_init(&domains, n_domains) || ns_init(&names, vs->n) ? oom(L, vs) : 0;
         size_t i = 0;
-        for (const cy_node *e = vs->first; e; e = e->next, i++)
-            if (load_vhost(L, e, li, i))
-                return -1;
+        for (const cy_node *e = vs->first; e && rc == 0; e = e->next, i++)
+            rc = load_vhost(L, e, li, i, &domains, &names);
+        ns_free(&domains);
+        ns_free(&names);
+        return rc;
     }
     return 0;
 }
@@ -1113,7 +1184,7 @@ static int load_root(ld *L, const cy_node *root)
             return -1;
         if (rc == 1 && cs->n) {
             cfg->clusters = calloc(cs->n, sizeof(*cfg->clusters));
-            if (!cfg->clusters)
+            if (!cfg->clusters || ns_init(&L->clusters, cs->n))
                 return oom(L, cs);
             size_t i = 0;
             for (const cy_node *e = cs->first; e; e = e->next, i++) {
@@ -1130,7 +1201,7 @@ static int load_root(ld *L, const cy_node *root)
             return -1;
         if (rc == 1 && ls->n) {
             cfg->listeners = calloc(ls->n, sizeof(*cfg->listeners));
-            if (!cfg->listeners)
+            if (!cfg->listeners || ns_init(&L->listeners, ls->n))
                 return oom(L, ls);
             cfg->n_listeners = ls->n;
             size_t i = 0;
@@ -1156,7 +1227,9 @@ weft_config *weft_config_load_buffer(const char *data, size_t len, const char *n
     cy_doc doc;
     if (cy_parse(&doc, data ? data : "", data ? len : 0, name, err))
         return NULL;
-    ld L = {{name, err}, NULL};
+    ld L;
+    memset(&L, 0, sizeof(L));
+    L.c = (cfg_ctx){name, err};
     L.cfg = calloc(1, sizeof(*L.cfg));
     if (!L.cfg || !(L.cfg->source = dup_str(name))) {
         cfg_fail_at(&L.c, 1, 1, "out of memory");
@@ -1165,6 +1238,8 @@ weft_config *weft_config_load_buffer(const char *data, size_t len, const char *n
         return NULL;
     }
     int rc = load_root(&L, doc.root);
+    ns_free(&L.clusters);
+    ns_free(&L.listeners);
     cy_free(&doc);
     if (rc) {
         weft_config_free(L.cfg);

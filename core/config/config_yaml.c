@@ -154,6 +154,12 @@ int cy_parse(cy_doc *doc, const char *data, size_t len, const char *name,
     weft_arena_init(&doc->arena);
     doc->root = NULL;
 
+    /* A UTF-8 byte order mark is skipped (libyaml keeps it when the
+     * encoding is forced); positions count from the character after it. */
+    if (len >= 3 && memcmp(data, "\xEF\xBB\xBF", 3) == 0) {
+        data += 3;
+        len -= 3;
+    }
     yaml_parser_t p;
     if (!yaml_parser_initialize(&p))
         return cfg_fail_at(&c, 1, 1, "out of memory while parsing YAML");

@@ -830,6 +830,9 @@ static void test_error_yaml(void **state)
     expect_error("workers: 1\nadmin: \xff\n",
                  "weft.yaml:2:8: invalid YAML: invalid leading UTF-8 octet (#xFF)");
     expect_error("base: &b {port: 1}\nadmin: *b\n", "weft.yaml:2:8: YAML aliases are not supported");
+    /* a UTF-8 BOM and CRLF line ends are fine; positions ignore the BOM */
+    expect_error("\xef\xbb\xbfworkers: 1\r\nlisteners:\r\n  - {name: a, port: 0}\r\n",
+                 "weft.yaml:3:21: port must be between 1 and 65535, got 0");
     expect_error("workers: 1\n---\nworkers: 2\n",
                  "weft.yaml:2:1: multiple YAML documents are not supported");
     expect_error("access_log: {path: \"a\\0b\"}\n",
@@ -1089,6 +1092,47 @@ static void test_error_clusters(void **state)
                  "weft.yaml:4:22: connect_timeout must be at least 1ms, got \"0s\"");
 }
 
+/* A big generated config (as weftd produces for an outbound sidecar):
+ * loads, and a duplicate at the very end is still found and placed. */
+static void test_large_config(void **state)
+{
+    (void)state;
+    enum { N = 3000 };
+    size_t cap = (size_t)N * 256 + 1024, o = 0;
+    char *y = malloc(cap);
+    assert_non_null(y);
+    o += (size_t)snprintf(y + o, cap - o, "clusters:\n");
+    for (int i = 0; i < N; i++)
+        o += (size_t)snprintf(y + o, cap - o,
+                              "  - {name: \"outbound|80||svc%d.ns.svc\", endpoints: [{address: "
+                              "10.%d.%d.1, port: 80}]}\n",
+                              i, i / 250, i % 250);
+    o += (size_t)snprintf(y + o, cap - o,
+                          "listeners:\n  - name: outbound\n    port: 15001\n    virtual_hosts:\n");
+    for (int i = 0; i < N; i++)
+        o += (size_t)snprintf(y + o, cap - o,
+                              "      - {domains: [svc%d, svc%d.ns.svc], routes: [{match: {prefix: "
+                              "/}, cluster: \"outbound|80||svc%d.ns.svc\"}]}\n",
+                              i, i, N - 1 - i);
+    weft_config_error err;
+    weft_config *cfg = load(y, &err);
+    if (!cfg)
+        fail_msg("%s", err.msg);
+    assert_int_equal(cfg->n_clusters, N);
+    assert_int_equal(cfg->listeners[0].n_vhosts, N);
+    assert_string_equal(cfg->listeners[0].vhosts[N - 1].name, "svc2999");
+    weft_config_free(cfg);
+
+    /* line of the added vhost: 1 + N clusters + 4 listener lines + N vhosts + 1 */
+    snprintf(y + o, cap - o, "      - {domains: [SVC7.ns.svc]}\n");
+    char want[128];
+    snprintf(want, sizeof(want),
+             "weft.yaml:%d:20: domain \"svc7.ns.svc\" is already used by virtual host \"svc7\"",
+             1 + N + 4 + N + 1);
+    expect_error(y, want);
+    free(y);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1102,6 +1146,7 @@ int main(void)
         cmocka_unit_test(test_dump_escapes),
         cmocka_unit_test(test_dump_text),
         cmocka_unit_test(test_load_file),
+        cmocka_unit_test(test_large_config),
         cmocka_unit_test(test_error_yaml),
         cmocka_unit_test(test_error_structure),
         cmocka_unit_test(test_error_values),
