@@ -3,7 +3,7 @@
 
   rqloop.py URL [--count N | --duration S] [--interval-ms MS]
             [--concurrency C] [--new-conn] [--header 'Name: value']...
-            [--method M] [--data BODY] [--timeout S] [--epoch]
+            [--method M] [--data BODY] [--timeout S] [--epoch] [--mod N]
 
 Sends GETs (or M) to URL and prints one line per request:
 
@@ -12,8 +12,8 @@ Sends GETs (or M) to URL and prints one line per request:
 start_ms is relative to the loop's start (--epoch: Unix time in ms); status is 000 when there was no
 HTTP answer; missing headers print as "-". With --concurrency C, C threads
 each run the loop on their own keep-alive connection (--new-conn: a new
-connection per request). The header value may contain {i}, replaced by the
-request's index.
+connection per request). A header value may contain {i}, replaced by the
+request's index, and {m}, replaced by the index modulo --mod N.
 """
 
 import argparse
@@ -37,6 +37,7 @@ def main():
     ap.add_argument("--data", default=None)
     ap.add_argument("--timeout", type=float, default=10.0)
     ap.add_argument("--epoch", action="store_true")
+    ap.add_argument("--mod", type=int, default=1)
     a = ap.parse_args()
     if not a.count and not a.duration:
         a.count = 1
@@ -72,7 +73,8 @@ def main():
             headers = {}
             for h in a.header:
                 k, _, v = h.partition(":")
-                headers[k.strip()] = v.strip().replace("{i}", str(i))
+                headers[k.strip()] = v.strip().replace("{i}", str(i)).replace(
+                    "{m}", str(i % max(1, a.mod)))
             body = a.data.encode() if a.data is not None else None
             start = time.monotonic()
             status, backend, reason = "000", "-", "-"
