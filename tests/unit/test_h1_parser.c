@@ -345,6 +345,7 @@ static void test_versions_keepalive(void **state)
 
     REQ_ERR("GET / HTTP/1.2\r\nHost: a\r\n\r\n", 505, "h1_bad_version");
     REQ_ERR("GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505, "h1_bad_version");
+    REQ_ERR("GET / http/1.1\r\nHost: a\r\n\r\n", 400, "h1_bad_request_line");
 }
 
 static void test_expect_upgrade(void **state)
@@ -397,8 +398,8 @@ static void test_bodies(void **state)
     assert_int_equal(o.dones, 1);
     assert_int_equal(c.trailer_calls, 0);
 
-    /* a final chunked after another coding frames the body */
-    o = req_all(&c, "POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n1\r\nz\r\n0\r\n\r\n");
+    /* the coding is matched case-insensitively, OWS around it ignored */
+    o = req_all(&c, "POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:  Chunked \r\n\r\n1\r\nz\r\n0\r\n\r\n");
     assert_int_equal(o.dones, 1);
     assert_int_equal(c.body_len, 1);
 
@@ -481,7 +482,12 @@ static void test_smuggling(void **state)
     REQ_ERR("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\n", 400, "h1_bad_cl");
     REQ_ERR("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: \r\n\r\n", 400, "h1_bad_cl");
     REQ_ERR("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999\r\n\r\n", 400, "h1_bad_cl");
+    REQ_ERR("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0x5\r\n\r\nhello", 400, "h1_bad_cl");
     REQ_ERR("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", 400, "h1_bad_te");
+    REQ_ERR("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 400, "h1_bad_te");
+    REQ_ERR("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400, "h1_bad_te");
+    REQ_ERR("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked,\r\n\r\n0\r\n\r\n", 400, "h1_bad_te");
+    REQ_ERR("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: ,chunked\r\n\r\n0\r\n\r\n", 400, "h1_bad_te");
     REQ_ERR("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", 400, "h1_bad_te");
     REQ_ERR("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\n\r\n", 400, "h1_bad_te");
     REQ_ERR("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity, chunked\r\n\r\n", 400, "h1_bad_te");
@@ -518,6 +524,7 @@ static void test_header_syntax(void **state)
     REQ_ERR(" GET / HTTP/1.1\r\nHost: a\r\n\r\n", 400, "h1_bad_request_line");
     REQ_ERR("GET\t/ HTTP/1.1\r\nHost: a\r\n\r\n", 400, "h1_bad_request_line");
     REQ_ERR("GET /\177 HTTP/1.1\r\nHost: a\r\n\r\n", 400, "h1_bad_request_line");
+    REQ_ERR("GET /caf\303\251 HTTP/1.1\r\nHost: a\r\n\r\n", 400, "h1_bad_request_line");
     REQ_ERR("GET / x HTTP/1.1\r\nHost: a\r\n\r\n", 400, "h1_bad_request_line");
     REQ_ERR("GET /\r\nHost: a\r\n\r\n", 400, "h1_bad_request_line");
     REQ_ERR("BREW / HTTP/1.1\r\nHost: a\r\n\r\n", 400, "h1_bad_method");

@@ -279,7 +279,9 @@ static bool start_byte_ok(const weft_h1_parser *p, h1_scan *s, unsigned char c)
 {
     uint32_t i = s->line_len;
     if (!is_response(p)) {
-        if (is_ctl(c))
+        /* all of method, target and version are ASCII; raw bytes >= 0x80
+         * in a target must be percent-encoded (RFC 3986 2.1) */
+        if (is_ctl(c) || c >= 0x80)
             return false;
         if (c == ' ') {
             if (i == 0 || s->prev == ' ' || ++s->sp > 2)
@@ -643,12 +645,15 @@ static int cb_header_value_complete(llhttp_t *ll)
     return 0;
 }
 
-/* Transfer-Encoding, all field lines joined: a list of codings whose last
- * is chunked and that has chunked nowhere else. identity was withdrawn by
- * RFC 7230 and is a classic smuggling decoy. */
+/* Transfer-Encoding, all field lines joined, must be exactly one coding,
+ * chunked. A coding before chunked (gzip, chunked) is valid HTTP, but
+ * weft implements no transfer coding other than chunked and would have to
+ * forward a body it cannot interpret; every other shape (chunked not last,
+ * chunked twice, identity, unknown names) is a known smuggling decoy. */
 static bool te_valid(const weft_hdrs *h)
 {
-    bool last_chunked = false;
+    int codings = 0;
+    bool chunked = false;
     for (uint32_t i = 0; i < h->n; i++) {
         if (!weft_sv_eq(h->v[i].name, WEFT_SV_LIT("transfer-encoding")))
             continue;
@@ -659,12 +664,11 @@ static bool te_valid(const weft_hdrs *h)
                 continue;
             weft_sv e = weft_sv_trim((weft_sv){v.p + start, k - start});
             start = k + 1;
-            if (!is_token(e) || last_chunked || weft_sv_ieq_cstr(e, "identity"))
-                return false;
-            last_chunked = weft_sv_ieq_cstr(e, "chunked");
+            codings++;
+            chunked = weft_sv_ieq_cstr(e, "chunked");
         }
     }
-    return last_chunked;
+    return codings == 1 && chunked;
 }
 
 static bool host_valid(weft_sv h)
