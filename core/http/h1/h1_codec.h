@@ -62,10 +62,34 @@ void weft_h1_parser_free(weft_h1_parser *p);
  * after each WEFT_H1_DONE. For a response parser, `req_method_id` is the
  * method of the request it answers (HEAD/CONNECT change framing). */
 void weft_h1_parser_next(weft_h1_parser *p, weft_arena *arena, int req_method_id);
+/* Callback semantics (see h1_parser.c for the why):
+ * - on_req_head / on_resp_head run once the head is complete and passed
+ *   every check. A response parser calls on_resp_head once per interim 1xx
+ *   (100, 102, 103; not 101) and once more for the final response, all
+ *   with the same struct, overwritten each time (copy what you keep);
+ *   on_complete runs only after the final one. 101 and CONNECT 2xx are
+ *   final and bodyless: the bytes after them are the tunnel.
+ * - on_body gets only non-empty, de-chunked spans; on_trailers runs only
+ *   when a chunked message had at least one trailer field.
+ * - Returning WEFT_H1_CB_PAUSE from on_*_head, on_body or on_trailers makes
+ *   feed return WEFT_H1_PAUSED with *consumed just past the bytes already
+ *   delivered; WEFT_H1_CB_ABORT (or any negative value) makes it return
+ *   WEFT_H1_ERROR ("h1_aborted"/"upstream_aborted"). PAUSE from on_complete
+ *   is the same as OK: feed stops there anyway.
+ * - After PAUSED, feed again from data + consumed (weft_h1_parser_resume
+ *   first, or feed resumes implicitly). llhttp may owe the end of the
+ *   message without needing another byte (pause at a bodyless head, after
+ *   the trailers, or on the last body byte): call feed even with len 0
+ *   while weft_h1_parser_needs_feed() is true, or on_complete never comes.
+ * - After WEFT_H1_DONE, bytes from data + consumed belong to the next
+ *   message: call weft_h1_parser_next, then feed them. Errors are sticky. */
 weft_h1_result weft_h1_parser_feed(weft_h1_parser *p, const char *data, size_t len,
                                    size_t *consumed);
 /* Resumes after WEFT_H1_PAUSED. */
 void weft_h1_parser_resume(weft_h1_parser *p);
+/* True from a WEFT_H1_PAUSED result until the next feed: a feed with no
+ * new bytes (len 0) may still make progress, up to on_complete. */
+bool weft_h1_parser_needs_feed(const weft_h1_parser *p);
 /* The peer closed: for a response framed until close this completes the
  * message (calls on_complete) and returns WEFT_H1_DONE; if a message was
  * mid-way it returns WEFT_H1_ERROR; if idle, WEFT_H1_OK. */

@@ -174,6 +174,7 @@ struct weft_h1_parser {
     bool in_message;
     bool in_body;
     bool user_paused;
+    bool needs_feed;    /* a pause happened and no feed has followed yet */
     bool in_trailers;
     bool skip_body;     /* response must be read as bodyless */
     uint8_t interim;    /* 1xx responses seen for this request */
@@ -1027,6 +1028,7 @@ void weft_h1_parser_next(weft_h1_parser *p, weft_arena *arena, int req_method_id
     p->in_message = false;
     p->in_body = false;
     p->user_paused = false;
+    p->needs_feed = false;
     p->interim = 0;
     p->body_seen = 0;
     p->err = E_NONE;
@@ -1066,8 +1068,11 @@ weft_h1_result weft_h1_parser_feed(weft_h1_parser *p, const char *data, size_t l
         return WEFT_H1_ERROR;
     if (p->state == P_DONE)
         return WEFT_H1_DONE;
-    if (p->state == P_IDLE || p->user_paused)
-        return p->state == P_IDLE ? WEFT_H1_ERROR : WEFT_H1_PAUSED;
+    if (p->state == P_IDLE)
+        return WEFT_H1_ERROR; /* weft_h1_parser_next was never called */
+    /* Feeding again is the caller saying it is ready: an implicit resume. */
+    weft_h1_parser_resume(p);
+    p->needs_feed = false;
     if (!data) {
         data = "";
         len = 0;
@@ -1116,6 +1121,7 @@ weft_h1_result weft_h1_parser_feed(weft_h1_parser *p, const char *data, size_t l
             if (p->state == P_DONE)
                 return WEFT_H1_DONE;
             p->user_paused = true;
+            p->needs_feed = true;
             return WEFT_H1_PAUSED;
         }
         *consumed = pos;
@@ -1151,6 +1157,8 @@ weft_h1_result weft_h1_parser_eof(weft_h1_parser *p)
     p->in_body = false;
     return WEFT_H1_ERROR;
 }
+
+bool weft_h1_parser_needs_feed(const weft_h1_parser *p) { return p->needs_feed; }
 
 bool weft_h1_parser_in_message(const weft_h1_parser *p) { return p->in_message; }
 
