@@ -18,7 +18,7 @@ request methods are read from DATA, in order), and printed:
 
     HTTP/1.1 200 OK              the status line
       name: value                each header, indented by two spaces
-    BODY <n> <first 300 bytes, escaped>
+    BODY <n> <first 2000 bytes, escaped>
     ...                          one block per response, in order
     END CLOSED|OPEN|RESET elapsed=<seconds>
 
@@ -35,7 +35,7 @@ import sys
 import time
 
 
-def esc(b, limit=300):
+def esc(b, limit=2000):
     s = b[:limit].decode("latin-1")
     return s.encode("unicode_escape").decode("ascii")
 

@@ -6,8 +6,12 @@
 #   - HEAD: headers (content-length kept) and no body; 204/304 bodyless
 #   - Expect: 100-continue: the interim 100 arrives, then the body goes
 #     through (curl and a raw client that waits for the 100)
-#   - pipelining: 3 requests in one write -> 3 responses in order
-#   - keep-alive reuse; HTTP/1.0 closes unless Connection: keep-alive
+#   - pipelining: 3 requests in one write -> 3 responses in order (also
+#     behind a slow first response, and 50 at once)
+#   - chunk extensions and trailers; HEAD of a chunked resource
+#   - Connection: close; an upstream close keeps the client connection
+#   - keep-alive reuse; HTTP/1.0 closes unless Connection: keep-alive; a
+#     chunked upstream response reaches an HTTP/1.0 client unchunked
 #   - hop-by-hop headers (Connection-listed, Keep-Alive, TE other than
 #     "trailers" which weft keeps on purpose, Upgrade) never
 #     reach the backend; Via, X-Forwarded-For (appended), X-Forwarded-Proto
@@ -124,6 +128,41 @@ order=$(printf '%s\n' "$out" | grep -o '"path": "/pipe/[0-9]"' | tr -d '"' | awk
 assert_eq "/pipe/1 /pipe/2 /pipe/3 " "$order" "pipelined responses in request order"
 assert_eq OPEN "$(end_state "$out")" "connection after 3 pipelined HTTP/1.1 requests"
 
+# A slow first response does not let the second overtake it.
+out=$(h1_raw "$LISTEN_PORT" 'GET /delay/300 HTTP/1.1\r\nHost: a\r\n\r\nGET /after-delay HTTP/1.1\r\nHost: a\r\n\r\n' --timeout 2)
+order=$(printf '%s\n' "$out" | grep -o '"path": "/[a-z0-9/-]*"' | tr -d '"' | awk '{ printf "%s ", $2 }')
+assert_eq "/delay/300 /after-delay " "$order" "pipelined responses behind a slow one"
+# 50 requests in one write.
+burst=""
+for ((i = 0; i < 50; i++)); do burst+="GET /burst/$i HTTP/1.1\r\nHost: a\r\n\r\n"; done
+out=$(h1_raw "$LISTEN_PORT" "$burst" --timeout 2)
+order=$(printf '%s\n' "$out" | grep -o '"path": "/burst/[0-9]*"' | tr -d '"' | awk '{ printf "%s ", $2 }')
+want=""
+for ((i = 0; i < 50; i++)); do want+="/burst/$i "; done
+assert_eq "$want" "$order" "50 pipelined responses in order"
+
+# --- chunked request details ----------------------------------------------------
+# Chunk extensions and trailers are accepted; the body arrives intact.
+out=$(h1_raw "$LISTEN_PORT" 'POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n' --timeout 1)
+assert_eq 200 "$(status_lines "$out")" "chunked body with extensions and trailers"
+assert_contains "$out" "BODY 11 hello world" "chunked body with extensions and trailers"
+# HEAD of a chunked resource: no body, the next response parses.
+out=$(h1_raw "$LISTEN_PORT" 'HEAD /chunked/3 HTTP/1.1\r\nHost: a\r\n\r\nGET /after-head-chunked HTTP/1.1\r\nHost: a\r\n\r\n' --timeout 1)
+assert_eq "200 200" "$(status_lines "$out")" "HEAD /chunked/3 then GET"
+assert_contains "$out" '"path": "/after-head-chunked"' "GET after HEAD of a chunked resource"
+assert_not_contains "$out" GARBAGE "HEAD of a chunked resource"
+
+# --- Connection: close ----------------------------------------------------------
+out=$(h1_raw "$LISTEN_PORT" 'GET /cc HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n' --timeout 3)
+assert_eq 200 "$(status_lines "$out")" "Connection: close request"
+assert_contains "$(tr '[:upper:]' '[:lower:]' <<<"$out")" "connection: close" "response to Connection: close"
+assert_eq CLOSED "$(end_state "$out")" "connection after Connection: close"
+# The backend closing its connection does not close the client's.
+out=$(h1_raw "$LISTEN_PORT" 'GET /close HTTP/1.1\r\nHost: a\r\n\r\n' \
+    --then 'GET /after-upstream-close HTTP/1.1\r\nHost: a\r\n\r\n' --timeout 1)
+assert_eq "200 200" "$(status_lines "$out")" "requests around an upstream Connection: close"
+assert_contains "$out" '"path": "/after-upstream-close"' "request after an upstream close"
+
 # --- keep-alive reuse ---------------------------------------------------------
 reuse=$(curl -sS --max-time 10 -v -o /dev/null -o /dev/null "$URL/ka/1" "$URL/ka/2" 2>&1) ||
     fail "two GETs on one connection: no HTTP answer"
@@ -143,6 +182,14 @@ assert_contains "$out" '"path": "/h10ka/2"' "second HTTP/1.0 keep-alive request"
 assert_contains "$(tr '[:upper:]' '[:lower:]' <<<"$out")" "connection: keep-alive" "HTTP/1.0 keep-alive response"
 assert_eq OPEN "$(end_state "$out")" "HTTP/1.0 with Connection: keep-alive: connection state"
 assert_not_contains "$out" "transfer-encoding" "HTTP/1.0 responses (no chunked for 1.0)"
+# A chunked upstream response to an HTTP/1.0 client: no chunked framing,
+# the body delimited by the close.
+for ka in "" 'Connection: keep-alive\r\n'; do
+    out=$(h1_raw "$LISTEN_PORT" "GET /chunked/3 HTTP/1.0\r\nHost: a\r\n$ka\r\n" --timeout 2)
+    assert_eq 200 "$(status_lines "$out")" "HTTP/1.0 GET /chunked/3 ($ka)"
+    assert_not_contains "$(tr '[:upper:]' '[:lower:]' <<<"$out")" "transfer-encoding" "HTTP/1.0 GET /chunked/3 ($ka)"
+    assert_contains "$out" 'BODY 24 chunk 0\nchunk 1\nchunk 2\n' "HTTP/1.0 GET /chunked/3 body ($ka)"
+done
 
 # --- hop-by-hop headers -------------------------------------------------------
 body=$(curl -sS --max-time 10 -H 'Connection: x-secret' -H 'X-Secret: 1' -H 'Keep-Alive: 5' \

@@ -8,7 +8,9 @@
 #   Transfer-Encoding gzip,chunked / chunked,gzip / identity; obs-fold;
 #   NUL and bare CR in a header value; space before the colon; invalid
 #   header name character; oversize and non-hex chunk size; missing Host
-#   in HTTP/1.1; two Host headers; a valid pipelined pair after a
+#   in HTTP/1.1; two Host headers; a bad chunk terminator; TE in
+#   HTTP/1.0; unknown coding "xchunked"; huge and hex Content-Length; bare
+#   LF line ends; malformed request lines; a valid pipelined pair after a
 #   smuggling attempt.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
@@ -102,6 +104,17 @@ expect_400_close bad-name-slash 1 'GET /case-%s HTTP/1.1\r\nHost: a\r\nX/Bad: 1\
 expect_400_close chunk-size-huge 0 'POST /case-%s HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\nabc\r\n0\r\n\r\n'
 expect_400_close chunk-size-xyz 0 'POST /case-%s HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nxyz\r\nabc\r\n0\r\n\r\n'
 expect_400_close chunk-size-negative 0 'POST /case-%s HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n-1\r\nabc\r\n0\r\n\r\n'
+expect_400_close chunk-bad-terminator 0 'POST /case-%s HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n'
+# Other framing.
+expect_400_close te-http10 1 'POST /case-%s HTTP/1.0\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n'
+expect_400_close te-xchunked 1 'POST /case-%s HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n'
+expect_400_close cl-huge 1 'POST /case-%s HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999999\r\n\r\n'
+expect_400_close cl-hex 1 'POST /case-%s HTTP/1.1\r\nHost: a\r\nContent-Length: 0x5\r\n\r\nhello'
+expect_400_close bare-lf 1 'GET /case-%s HTTP/1.1\nHost: a\n\n'
+expect_400_close bare-lf-header 1 'GET /case-%s HTTP/1.1\r\nHost: a\nX-A: 1\r\n\r\n'
+expect_400_close request-line-double-space 1 'GET  /case-%s HTTP/1.1\r\nHost: a\r\n\r\n'
+expect_400_close request-line-extra 1 'GET /case-%s HTTP/1.1 x\r\nHost: a\r\n\r\n'
+expect_400_close version-lowercase 1 'GET /case-%s http/1.1\r\nHost: a\r\n\r\n'
 # Host.
 expect_400_close no-host 1 'GET /case-%s HTTP/1.1\r\nX-A: 1\r\n\r\n'
 expect_400_close two-hosts 1 'GET /case-%s HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n'

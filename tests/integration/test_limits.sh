@@ -3,9 +3,10 @@
 #   max_header_bytes -> 431, max_headers -> 431, max_uri_length -> 414,
 #   max_body_bytes -> 413 (declared content-length, and a chunked body
 #   that grows past it), each from weft (x-weft-reason) with the
-#   connection closed; headers_timeout: a slowloris client (a header byte
-#   every 300 ms) gets 408 and a close after ~1 s; idle_timeout closes an
-#   idle keep-alive connection; max_connections 2 (1 worker): a 3rd
+#   connection closed (also 413 without a 100 for Expect: 100-continue);
+#   headers_timeout: a slowloris client (a header byte every 300 ms) gets
+#   408 and a close after ~1 s, while a slow body or a slow upstream is not
+#   cut; idle_timeout closes an idle keep-alive connection; max_connections 2 (1 worker): a 3rd
 #   concurrent connection gets no answer and
 #   weft_downstream_cx_overflow_total increments; the default limits
 #   accept an 8 KB header.
@@ -135,6 +136,11 @@ assert_eq 413 "$code" "curl POST of 5000 bytes"
 sleep 0.2
 assert_eq 0 "$(backend_seen lim 'body=cl-over')" "backend requests for the declared-too-large body"
 
+# Expect: 100-continue with a declared body over the limit: 413 at once,
+# no 100.
+out=$(h1_raw "$SMALL_PORT" "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5000\r\nExpect: 100-continue\r\n\r\n" --timeout 2)
+expect_local_close 413 "Expect: 100-continue with content-length 5000" "$out"
+
 # --- headers_timeout 1s: slowloris ------------------------------------------------
 out=$(h1_raw "$SMALL_PORT" "GET /slow HTTP/1.1\r\nHost: a\r\nX-Slow: $(pad 40 s)\r\n\r\n" --drip 0.3 --timeout 4)
 expect_local_close 408 "slowloris (1 byte per 300 ms) with headers_timeout 1s" "$out"
@@ -159,6 +165,43 @@ case "$(end_state "$out")" in
 CLOSED | RESET) ;;
 *) fail "silent connection still open after 4 s (headers_timeout/idle_timeout 1s)" ;;
 esac
+
+# headers_timeout covers the head only: a body trickling in over 2.5 s,
+# and an upstream answering after 2.5 s, are not cut by the 1 s
+# headers_timeout or idle_timeout.
+slow=$("$PYTHON" - "$SMALL_PORT" <<'PY'
+import socket, sys, time
+port = int(sys.argv[1])
+s = socket.create_connection(("127.0.0.1", port), timeout=5)
+s.sendall(b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n")
+try:
+    for i in range(10):
+        time.sleep(0.25)
+        s.sendall(b"x")
+except OSError as e:
+    print("slow body: send failed: %s" % e)
+d = b""
+try:
+    while not d.endswith(b"xxxxxxxxxx"):
+        x = s.recv(65536)
+        if not x:
+            break
+        d += x
+except OSError as e:
+    print("slow body: recv failed: %s" % e)
+print("slow body: " + d.split(b"\r\n")[0].decode("latin-1") + (" echoed" if d.endswith(b"\r\n\r\nxxxxxxxxxx") else ""))
+s.close()
+s = socket.create_connection(("127.0.0.1", port), timeout=5)
+s.sendall(b"GET /delay/2500 HTTP/1.1\r\nHost: a\r\n\r\n")
+try:
+    d = s.recv(65536)
+except OSError as e:
+    d = str(e).encode()
+print("slow upstream: " + d.split(b"\r\n")[0].decode("latin-1"))
+PY
+)
+assert_contains "$slow" "slow body: HTTP/1.1 200 OK echoed" "a slow body with headers_timeout 1s"
+assert_contains "$slow" "slow upstream: HTTP/1.1 200 OK" "a slow upstream with idle_timeout 1s"
 
 # --- max_connections 2 ----------------------------------------------------------------
 before=$(metric_sum weft_downstream_cx_overflow_total)

@@ -6,7 +6,8 @@
 # 404 route_not_found with x-weft-reason, redirects (301 default, 302,
 # 308; Location from scheme/host/path/prefix_rewrite, query kept),
 # direct_response (status and body), prefix_rewrite (query kept),
-# host_rewrite, request/response header add/remove.
+# host_rewrite, request/response header add/remove (append and replace
+# seen in the raw head at the upstream), absolute-form targets.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
@@ -281,5 +282,17 @@ assert_eq "x-replaced: new" "$(grep '^x-replaced:' <<<"$head")" "request_headers
 head=$(curl -sS --max-time 10 -H "Host: $API" "$URL/zapp") || fail "GET /zapp: no HTTP answer"
 assert_eq "x-multi: two" "$(tr -d '\r' <<<"$head" | grep -i '^x-multi:' | tr '[:upper:]' '[:lower:]')" \
     "request_headers_to_add append on an absent header"
+
+# --- absolute-form request target ---------------------------------------------------------
+# RFC 9112 3.2.2: the target's authority replaces Host, for routing and
+# for the Host the upstream sees (both must agree).
+out=$(h1_raw "$LISTEN_PORT" "GET http://$API/exact HTTP/1.1\r\nHost: unknown.test\r\n\r\n" --timeout 1)
+assert_contains "$out" "BODY 7 r:exact" "absolute-form target routed by its authority"
+out=$(h1_raw "$LISTEN_PORT" "GET http://$API/zapp?a=b HTTP/1.1\r\nHost: other.test\r\n\r\n" --timeout 1)
+# head_echo_backend answers with the head it received (escaped by h1_raw).
+assert_contains "$out" 'BODY' "absolute-form target: response"
+body=$(printf '%s\n' "$out" | sed -n 's/^BODY [0-9]* //p')
+assert_contains "$(tr '[:upper:]' '[:lower:]' <<<"$body")" "\\r\\nhost: $API\\r\\n" "absolute-form target: Host at the upstream"
+assert_contains "$body" 'GET /zapp?a=b HTTP/1.1\r\n' "absolute-form target: origin-form request line at the upstream"
 
 stop_weft 15
