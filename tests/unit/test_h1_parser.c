@@ -295,6 +295,15 @@ static void test_target_forms(void **state)
     assert_string_equal(c.authority, "api.example:8080"); /* absolute-form wins over Host */
     assert_string_equal(c.path, "/v1/x");
     assert_string_equal(c.query, "q=2");
+    assert_string_equal(c.target, "http://api.example:8080/v1/x?q=2"); /* as received */
+    /* and the Host to forward is generated from it (RFC 9112 3.2.2) */
+    assert_string_equal(c.hdrs, "host=api.example:8080;");
+
+    /* HTTP/1.0 absolute-form without Host: one is added */
+    req_all(&c, "GET http://b.example/p HTTP/1.0\r\nX: 1\r\n\r\n");
+    assert_int_equal(c.completes, 1);
+    assert_string_equal(c.authority, "b.example");
+    assert_string_equal(c.hdrs, "x=1;host=b.example;");
 
     req_all(&c, "GET http://api.example HTTP/1.1\r\nHost: api.example\r\n\r\n");
     assert_int_equal(c.completes, 1);

@@ -782,8 +782,21 @@ static int finish_req_head(weft_h1_parser *p)
         return fail(p, E_MISSING_HOST);
     if (host && !host_valid(*host))
         return fail(p, E_BAD_HOST);
-    if (r->authority.len == 0)
+    if (r->authority.len == 0) {
         r->authority = host ? *host : WEFT_SV_LIT("");
+    } else if (r->method_id != HTTP_CONNECT) {
+        /* absolute-form: RFC 9112 3.2.2 has the target's authority replace
+         * Host, and a proxy must forward a Host generated from it; doing it
+         * here keeps routing (authority) and the forwarded header in step. */
+        bool replaced = false;
+        for (uint32_t i = 0; i < r->headers.n; i++)
+            if (weft_sv_eq(r->headers.v[i].name, WEFT_SV_LIT("host"))) {
+                r->headers.v[i].value = r->authority;
+                replaced = true;
+            }
+        if (!replaced && weft_hdrs_add_ref(&r->headers, WEFT_SV_LIT("host"), r->authority) != 0)
+            return fail(p, E_NOMEM);
+    }
 
     if (p->n_te) {
         if (r->http_minor == 0)
