@@ -118,6 +118,18 @@ typedef struct weft_cfg_limits {
     uint32_t buffer_high_watermark; /* per direction; default 1 MiB */
 } weft_cfg_limits;
 
+/* One entry of a listener's `filters:` list. Whether it is an HTTP or a
+ * transport filter is the .so's own declaration (its descriptor). */
+typedef struct weft_cfg_filter {
+    char *name;       /* [a-z0-9_]+; bundled filters are found by name */
+    char *path;       /* explicit .so path (relative to the config file's
+                         directory), NULL = search the filter path */
+    weft_cfg_pos pos;
+    const void *node; /* the `config:` YAML node (core/config's node type,
+                         handed to the filter through the SDK accessors);
+                         NULL when absent. Owned by the weft_config. */
+} weft_cfg_filter;
+
 typedef struct weft_cfg_listener {
     char *name;
     weft_cfg_pos pos;
@@ -126,6 +138,8 @@ typedef struct weft_cfg_listener {
     weft_cfg_limits limits;
     weft_cfg_vhost *vhosts;
     size_t n_vhosts;
+    weft_cfg_filter *filters;  /* in YAML order: request path order */
+    size_t n_filters;
 } weft_cfg_listener;
 
 typedef struct weft_cfg_endpoint {
@@ -184,6 +198,11 @@ typedef struct weft_config {
     size_t n_listeners;
     weft_cfg_cluster *clusters;
     size_t n_clusters;
+    char **filter_paths;       /* `filter_path:` directories searched for <name>.so */
+    size_t n_filter_paths;
+    char *source_dir;          /* directory of the config file ("." for buffers) */
+    void *doc;                 /* the parsed YAML document, kept for filter config
+                                  nodes; owned */
 } weft_config;
 
 /* Error out-parameter: "file:line:col: message" (NUL-terminated). */

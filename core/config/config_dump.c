@@ -235,6 +235,52 @@ static void dump_route(dw *d, int indent, const weft_cfg_route *r)
         str_list(d, indent, "response_headers_to_remove", r->resp_remove, r->n_resp_remove);
 }
 
+/* A filter's config node, in flow style (every scalar quoted: filters
+ * read scalars through the SDK accessors, which do not depend on style). */
+static void put_node(FILE *f, const cy_node *n, int depth)
+{
+    if (!n || depth > WEFT_CFG_MAX_DEPTH) {
+        fputs("null", f);
+        return;
+    }
+    if (n->kind == CY_SCALAR) {
+        put_str(f, n->str ? n->str : "");
+        return;
+    }
+    bool map = n->kind == CY_MAP;
+    fputc(map ? '{' : '[', f);
+    for (const cy_node *c = n->first; c; c = c->next) {
+        if (c != n->first)
+            fputs(", ", f);
+        put_node(f, c, depth + 1);
+        if (map && c->next) {
+            fputs(": ", f);
+            c = c->next;
+            put_node(f, c, depth + 1);
+        }
+    }
+    fputc(map ? '}' : ']', f);
+}
+
+static void dump_filters(dw *d, int indent, const weft_cfg_listener *li)
+{
+    if (!open_list(d, indent, "filters", li->n_filters))
+        return;
+    for (size_t i = 0; i < li->n_filters; i++) {
+        const weft_cfg_filter *fl = &li->filters[i];
+        d->item = true;
+        kv_str(d, indent + 4, "name", fl->name);
+        if (fl->path)
+            kv_str(d, indent + 4, "path", fl->path);
+        if (fl->node) {
+            lead(d, indent + 4);
+            fputs("config: ", d->f);
+            put_node(d->f, fl->node, 0);
+            fputc('\n', d->f);
+        }
+    }
+}
+
 static void dump_listener(dw *d, int indent, const weft_cfg_listener *li)
 {
     const weft_cfg_limits *l = &li->limits;
@@ -251,6 +297,7 @@ static void dump_listener(dw *d, int indent, const weft_cfg_listener *li)
     kv_ms(d, indent + 2, "stream_idle_timeout", l->stream_idle_timeout_ms);
     kv_u64(d, indent + 2, "max_connections", l->max_connections);
     kv_u64(d, indent + 2, "buffer_high_watermark", l->buffer_high_watermark);
+    dump_filters(d, indent, li);
     if (!open_list(d, indent, "virtual_hosts", li->n_vhosts))
         return;
     for (size_t v = 0; v < li->n_vhosts; v++) {
@@ -342,6 +389,7 @@ int weft_config_dump(const weft_config *cfg, FILE *out)
         open_map(&d, 0, "access_log");
         kv_str(&d, 2, "path", cfg->access_log.path);
     }
+    str_list(&d, 0, "filter_path", cfg->filter_paths, cfg->n_filter_paths);
     if (open_list(&d, 0, "clusters", cfg->n_clusters)) {
         for (size_t i = 0; i < cfg->n_clusters; i++) {
             d.item = true;

@@ -1052,9 +1052,52 @@ static int load_limits(ld *L, const cy_node *n, weft_cfg_limits *l)
     return 0;
 }
 
+static bool filter_name_ok(const char *s)
+{
+    if (!*s || strlen(s) > 48)
+        return false;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_'))
+            return false;
+    return true;
+}
+
+/* filters: [{name: authz, path: ./x.so, config: {...}}]. The config node
+ * stays in the kept YAML document: the filter reads it at snapshot build
+ * through the SDK accessors and reports its own errors with positions. */
+static int load_filters(ld *L, const cy_node *n, weft_cfg_listener *li)
+{
+    static const char *const keys[] = {"name", "path", "config", NULL};
+    char qb[96];
+    const cy_node *fs;
+    int rc = get_seq(L, n, "filters", &fs);
+    if (rc <= 0 || !fs->n)
+        return rc < 0 ? -1 : 0;
+    li->filters = calloc(fs->n, sizeof(*li->filters));
+    if (!li->filters)
+        return oom(L, fs);
+    for (const cy_node *e = fs->first; e; e = e->next) {
+        weft_cfg_filter *f = &li->filters[li->n_filters];
+        if (check_map(L, e, "filter", keys))
+            return -1;
+        f->pos = (weft_cfg_pos){e->line, e->col};
+        li->n_filters++;
+        if (req_name(L, e, &f->name, "filter"))
+            return -1;
+        if (!filter_name_ok(f->name))
+            return cfg_fail(&L->c, val(e, "name"), "filter name %s must be 1-48 of [a-z0-9_]",
+                            cfg_quote(qb, sizeof(qb), f->name));
+        if (get_str(L, e, "path", &f->path) < 0)
+            return -1;
+        const cy_node *c = val(e, "config");
+        f->node = c && !is_null(c) ? c : NULL;
+    }
+    return 0;
+}
+
 static int load_listener(ld *L, const cy_node *n, size_t idx)
 {
-    static const char *const keys[] = {"name", "address", "port", "limits", "virtual_hosts", NULL};
+    static const char *const keys[] = {"name", "address", "port", "limits", "virtual_hosts", "filters", NULL};
     char qb[96];
     weft_config *cfg = L->cfg;
     weft_cfg_listener *li = &cfg->listeners[idx];
@@ -1097,6 +1140,8 @@ static int load_listener(ld *L, const cy_node *n, size_t idx)
     const cy_node *lim = val(n, "limits");
     if (lim && load_limits(L, lim, &li->limits))
         return -1;
+    if (load_filters(L, n, li))
+        return -1;
     const cy_node *vs;
     rc = get_seq(L, n, "virtual_hosts", &vs);
     if (rc < 0)
@@ -1138,7 +1183,7 @@ static uint32_t online_cpus(void)
 static int load_root(ld *L, const cy_node *root)
 {
     static const char *const keys[] = {"workers", "drain_timeout", "admin", "access_log",
-                                       "listeners", "clusters", NULL};
+                                       "listeners", "clusters", "filter_path", NULL};
     static const char *const admin_keys[] = {"address", "port", NULL};
     static const char *const log_keys[] = {"path", NULL};
     char qb[96];
@@ -1178,8 +1223,23 @@ static int load_root(ld *L, const cy_node *root)
                 return cfg_fail(&L->c, val(al, "path"),
                                 "access_log path must not be empty (omit access_log to turn it off)");
         }
+        const cy_node *fp;
+        int rc = get_seq(L, root, "filter_path", &fp);
+        if (rc < 0)
+            return -1;
+        if (rc == 1 && fp->n) {
+            cfg->filter_paths = calloc(fp->n, sizeof(char *));
+            if (!cfg->filter_paths)
+                return oom(L, fp);
+            for (const cy_node *e = fp->first; e; e = e->next) {
+                if (e->kind != CY_SCALAR || !e->len)
+                    return cfg_fail(&L->c, e, "filter_path entries must be directory names");
+                if (!(cfg->filter_paths[cfg->n_filter_paths++] = dup_str(e->str)))
+                    return oom(L, e);
+            }
+        }
         const cy_node *cs;
-        int rc = get_seq(L, root, "clusters", &cs);
+        rc = get_seq(L, root, "clusters", &cs);
         if (rc < 0)
             return -1;
         if (rc == 1 && cs->n) {
@@ -1224,9 +1284,17 @@ weft_config *weft_config_load_buffer(const char *data, size_t len, const char *n
     err->msg[0] = '\0';
     if (!name)
         name = "<config>";
-    cy_doc doc;
-    if (cy_parse(&doc, data ? data : "", data ? len : 0, name, err))
+    /* The document is kept (filter config nodes point into it): it lives
+     * on the heap with the config that owns it. */
+    cy_doc *doc = malloc(sizeof(*doc));
+    if (!doc) {
+        snprintf(err->msg, sizeof(err->msg), "%.200s: out of memory", name);
         return NULL;
+    }
+    if (cy_parse(doc, data ? data : "", data ? len : 0, name, err)) {
+        free(doc);
+        return NULL;
+    }
     ld L;
     memset(&L, 0, sizeof(L));
     L.c = (cfg_ctx){name, err};
@@ -1234,13 +1302,20 @@ weft_config *weft_config_load_buffer(const char *data, size_t len, const char *n
     if (!L.cfg || !(L.cfg->source = dup_str(name))) {
         cfg_fail_at(&L.c, 1, 1, "out of memory");
         free(L.cfg);
-        cy_free(&doc);
+        cy_free(doc);
+        free(doc);
         return NULL;
     }
-    int rc = load_root(&L, doc.root);
+    L.cfg->doc = doc;
+    int rc = load_root(&L, doc->root);
     ns_free(&L.clusters);
     ns_free(&L.listeners);
-    cy_free(&doc);
+    if (rc == 0 && !L.cfg->source_dir) {
+        const char *slash = strrchr(name, '/');
+        L.cfg->source_dir = slash ? strndup(name, (size_t)(slash - name) + (slash == name)) : dup_str(".");
+        if (!L.cfg->source_dir)
+            rc = cfg_fail_at(&L.c, 1, 1, "out of memory");
+    }
     if (rc) {
         weft_config_free(L.cfg);
         return NULL;
@@ -1363,6 +1438,17 @@ void weft_config_free(weft_config *cfg)
         free(li->vhosts);
         free(li->name);
         free(li->address);
+        for (size_t f = 0; li->filters && f < li->n_filters; f++) {
+            free(li->filters[f].name);
+            free(li->filters[f].path);
+        }
+        free(li->filters);
+    }
+    free_strv(cfg->filter_paths, cfg->n_filter_paths);
+    free(cfg->source_dir);
+    if (cfg->doc) {
+        cy_free(cfg->doc);
+        free(cfg->doc);
     }
     free(cfg->listeners);
     for (size_t i = 0; cfg->clusters && i < cfg->n_clusters; i++) {

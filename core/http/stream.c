@@ -7,6 +7,7 @@
 
 #include <event2/buffer.h>
 
+#include "http/stream_internal.h"
 #include "log/access_log.h"
 
 static const weft_sv H_XFF = WEFT_SV_LIT("x-forwarded-for");
@@ -19,10 +20,9 @@ static const weft_sv H_EXPECT = WEFT_SV_LIT("expect");
 static const weft_sv H_CT = WEFT_SV_LIT("content-type");
 static const weft_sv H_CL = WEFT_SV_LIT("content-length");
 
-static void stream_finish(weft_stream *s);
 static void start_upstream(weft_stream *s, bool allow_idle);
 
-static uint32_t high_watermark(const weft_stream *s)
+uint32_t stream_high_watermark(const weft_stream *s)
 {
     uint32_t hw = s->lst ? s->lst->cfg->limits.buffer_high_watermark : 0;
     return hw ? hw : 1024 * 1024;
@@ -42,6 +42,24 @@ void weft_stream_init(weft_stream *s, weft_worker *w, const weft_downstream_ops 
     event_assign(&s->t_idle, w->base, -1, 0, on_idle_timeout, s);
     s->timers_init = true;
     s->up_pending = evbuffer_new();
+    weft_dir *dirs[2] = {&s->rq, &s->rs};
+    for (int i = 0; i < 2; i++) {
+        dirs[i]->pre = evbuffer_new();
+        dirs[i]->held = evbuffer_new();
+        dirs[i]->chunk = evbuffer_new();
+    }
+}
+
+static void dir_reset(weft_dir *d)
+{
+    d->headers_done = false;
+    d->paused_at = -1;
+    d->paused_headers = false;
+    d->end_in = d->end_out = false;
+    d->trailers = NULL;
+    evbuffer_drain(d->pre, evbuffer_get_length(d->pre));
+    evbuffer_drain(d->held, evbuffer_get_length(d->held));
+    evbuffer_drain(d->chunk, evbuffer_get_length(d->chunk));
 }
 
 static void arm_idle(weft_stream *s)
@@ -57,9 +75,22 @@ static void arm_idle(weft_stream *s)
 
 void weft_stream_begin(weft_stream *s, weft_listener_snap *lst, weft_wsnap *ws)
 {
+    s->magic = WEFT_STREAM_MAGIC;
     s->lst = lst;
     s->ws = weft_wsnap_ref(ws);
     s->active = true;
+    s->chain = &lst->chain;
+    s->fctx = NULL;
+    s->running = -1;
+    dir_reset(&s->rq);
+    dir_reset(&s->rs);
+    s->cluster_override = -1;
+    s->replay_max = 0;
+    s->replay_overflow = s->retry_requested = s->log_phase = false;
+    s->attempts = 0;
+    s->timers = NULL;
+    s->callouts = NULL;
+    weft_hdrs_init(&s->metadata, &s->arena);
     s->req = NULL;
     s->route = NULL;
     s->cluster = NULL;
@@ -91,6 +122,12 @@ void weft_stream_end(weft_stream *s)
         weft_upconn_release(s->up, false);
         s->up = NULL;
     }
+    sf_end(s);
+    if (s->replay) {
+        evbuffer_free(s->replay);
+        s->replay = NULL;
+    }
+    s->magic = 0;
     event_del(&s->t_request);
     event_del(&s->t_idle);
     evbuffer_drain(s->up_pending, evbuffer_get_length(s->up_pending));
@@ -107,6 +144,16 @@ void weft_stream_destroy(weft_stream *s)
     if (s->up_pending)
         evbuffer_free(s->up_pending);
     s->up_pending = NULL;
+    weft_dir *dirs[2] = {&s->rq, &s->rs};
+    for (int i = 0; i < 2; i++) {
+        if (dirs[i]->pre)
+            evbuffer_free(dirs[i]->pre);
+        if (dirs[i]->held)
+            evbuffer_free(dirs[i]->held);
+        if (dirs[i]->chunk)
+            evbuffer_free(dirs[i]->chunk);
+        dirs[i]->pre = dirs[i]->held = dirs[i]->chunk = NULL;
+    }
 }
 
 /* ---------- local replies ---------- */
@@ -118,10 +165,25 @@ static void send_head_counted(weft_stream *s, weft_resp_head *h, bool end)
     s->ds_ops->send_head(s, h, end);
 }
 
-void weft_stream_local_reply(weft_stream *s, uint16_t status, const char *reason, uint32_t flag,
-                             const char *body)
+/* gRPC status for an HTTP status weft answers with (the mapping gRPC's
+ * own HTTP-to-gRPC table uses, plus the proxy's own statuses). */
+static int grpc_status_for(uint16_t http)
 {
-    s->flags |= flag;
+    switch (http) {
+    case 400: return 13; /* INTERNAL: a malformed request */
+    case 401: return 16; /* UNAUTHENTICATED */
+    case 403: return 7;  /* PERMISSION_DENIED */
+    case 404: return 12; /* UNIMPLEMENTED */
+    case 408: case 504: return 4; /* DEADLINE_EXCEEDED */
+    case 429: return 8;  /* RESOURCE_EXHAUSTED */
+    case 502: case 503: return 14; /* UNAVAILABLE */
+    default: return 2;   /* UNKNOWN */
+    }
+}
+
+void weft_stream_reply_full(weft_stream *s, uint16_t status, const char *reason, const weft_hdrs *extra,
+                            weft_sv body)
+{
     if (reason)
         s->reason = reason;
     if (s->up) {
@@ -129,7 +191,7 @@ void weft_stream_local_reply(weft_stream *s, uint16_t status, const char *reason
         s->up = NULL;
     }
     event_del(&s->t_request);
-    if (s->resp_started) {
+    if (s->resp_started || s->resp_done) {
         /* Part of a response already went out: the only honest signal left
          * on HTTP/1.1 is to cut the connection. */
         s->flags |= WEFT_RF_LR;
@@ -142,39 +204,62 @@ void weft_stream_local_reply(weft_stream *s, uint16_t status, const char *reason
     weft_resp_head *h = &s->resp;
     memset(h, 0, sizeof(*h));
     weft_hdrs_init(&h->headers, &s->arena);
-    h->status = status;
-    h->reason = weft_sv_from(weft_status_reason(status));
     h->http_minor = 1;
+    h->keep_alive = true;
     char tmp[64];
-    weft_sv b;
-    if (body) {
-        b = weft_sv_from(body);
+    if (s->is_grpc) {
+        /* Trailers-Only gRPC response: HTTP 200, grpc-status in the head. */
+        h->status = 200;
+        h->reason = WEFT_SV_LIT("OK");
+        weft_hdrs_add(&h->headers, H_CT, WEFT_SV_LIT("application/grpc"));
+        int n = snprintf(tmp, sizeof(tmp), "%d", grpc_status_for(status));
+        weft_hdrs_add(&h->headers, WEFT_SV_LIT("grpc-status"), (weft_sv){tmp, (size_t)n});
+        weft_sv msg = body.len ? weft_sv_trim(body) : weft_sv_from(reason ? reason : weft_status_reason(status));
+        while (msg.len && (msg.p[msg.len - 1] == '\n' || msg.p[msg.len - 1] == '\r'))
+            msg.len--;
+        weft_hdrs_add(&h->headers, WEFT_SV_LIT("grpc-message"), msg);
+        body = (weft_sv){"", 0};
     } else {
+        h->status = status;
+        h->reason = weft_sv_from(weft_status_reason(status));
+    }
+    if (!body.p) {
         int n = snprintf(tmp, sizeof(tmp), "%s\n", reason ? reason : weft_status_reason(status));
-        b = (weft_sv){weft_arena_strndup(&s->arena, tmp, (size_t)n), (size_t)n};
+        body = (weft_sv){weft_arena_strndup(&s->arena, tmp, (size_t)n), (size_t)n};
     }
     if (reason)
         weft_hdrs_add(&h->headers, WEFT_SV_LIT("x-weft-reason"), weft_sv_from(reason));
-    if (b.len)
+    bool has_ct = weft_hdrs_get(&h->headers, H_CT) != NULL;
+    for (uint32_t i = 0; extra && i < extra->n; i++) {
+        weft_hdrs_add_ref(&h->headers, extra->v[i].name, extra->v[i].value);
+        has_ct |= weft_sv_eq(extra->v[i].name, H_CT);
+    }
+    if (body.len && !has_ct)
         weft_hdrs_add(&h->headers, H_CT, WEFT_SV_LIT("text/plain"));
-    int n = snprintf(tmp, sizeof(tmp), "%zu", b.len);
-    weft_hdrs_add(&h->headers, H_CL, (weft_sv){tmp, (size_t)n});
-    h->framing = b.len ? WEFT_BODY_LENGTH : WEFT_BODY_NONE;
-    h->content_length = (int64_t)b.len;
-    h->keep_alive = true;
+    int n = snprintf(tmp, sizeof(tmp), "%zu", body.len);
+    weft_hdrs_set(&h->headers, H_CL, (weft_sv){tmp, (size_t)n});
+    h->framing = body.len ? WEFT_BODY_LENGTH : WEFT_BODY_NONE;
+    h->content_length = (int64_t)body.len;
     /* A request body we have not read yet makes the connection unusable. */
     if (!s->req_done && (!s->req || s->req->framing != WEFT_BODY_NONE))
         s->close_after = true;
-    bool bodyless = s->head_request || b.len == 0;
+    bool bodyless = s->head_request || body.len == 0;
     send_head_counted(s, h, bodyless);
     if (!bodyless) {
-        s->ds_ops->send_body(s, b.p, b.len);
-        s->bytes_out += b.len;
-        s->ds_ops->send_end(s, NULL);
+        s->ds_ops->send_body(s, body.p, body.len);
+        s->bytes_out += body.len;
     }
+    s->ds_ops->send_end(s, NULL);
     s->resp_done = true;
     if (s->req_done || s->close_after)
         stream_finish(s);
+}
+
+void weft_stream_local_reply(weft_stream *s, uint16_t status, const char *reason, uint32_t flag,
+                             const char *body)
+{
+    s->flags |= flag;
+    weft_stream_reply_full(s, status, reason, NULL, body ? weft_sv_from(body) : (weft_sv){NULL, 0});
 }
 
 static void redirect_reply(weft_stream *s)
@@ -304,7 +389,7 @@ static struct evbuffer *up_out(weft_stream *s)
 
 static void check_up_backpressure(weft_stream *s)
 {
-    if (!s->ds_read_paused && evbuffer_get_length(up_out(s)) > high_watermark(s)) {
+    if (!s->ds_read_paused && evbuffer_get_length(up_out(s)) > stream_high_watermark(s)) {
         s->ds_read_paused = true;
         s->ds_ops->pause_read(s);
     }
@@ -367,6 +452,7 @@ static void start_upstream(weft_stream *s, bool allow_idle)
     }
     s->ep_idx = idx;
     s->ep = &s->cluster->hs->eps[idx];
+    s->attempts++;
     weft_lb_on_start(&s->cluster->lb, idx);
     bool reused = false;
     s->t_up_start_us = weft_now_us();
@@ -380,6 +466,11 @@ static void start_upstream(weft_stream *s, bool allow_idle)
         weft_stream_on_up_connected(s);
 }
 
+/* The route of a request whose cluster a filter chose when no configured
+ * route matches: default timeout, no header operations. */
+static const weft_cfg_route default_route_cfg = {.name = "", .timeout_ms = 15000, .case_sensitive = true};
+static const weft_route_entry default_route = {.cfg = &default_route_cfg, .cluster_idx = -1};
+
 void weft_stream_on_req_head(weft_stream *s, weft_req_head *req)
 {
     s->req = req;
@@ -390,23 +481,47 @@ void weft_stream_on_req_head(weft_stream *s, weft_req_head *req)
         s->close_after = true;
     gen_request_id(s);
     arm_idle(s);
+    if (stream_n_filters(s)) {
+        sf_begin(s);
+        sf_req_headers(s, 0); /* calls stream_route_and_forward when the chain passes */
+        return;
+    }
+    s->rq.headers_done = true;
+    stream_route_and_forward(s);
+}
 
-    s->route = weft_router_match(s->lst->router, req);
-    if (!s->route) {
-        weft_stream_local_reply(s, 404, "route_not_found", WEFT_RF_NR, NULL);
+void stream_route_and_forward(weft_stream *s)
+{
+    weft_req_head *req = s->req;
+    s->rq.headers_done = true;
+    if (s->resp_done || s->resp_started)
         return;
+    if (s->cluster_override < 0) {
+        s->route = weft_router_match(s->lst->router, req);
+        if (!s->route) {
+            weft_stream_local_reply(s, 404, "route_not_found", WEFT_RF_NR, NULL);
+            return;
+        }
+        switch (s->route->cfg->action) {
+        case WEFT_ACTION_DIRECT:
+            direct_reply(s);
+            return;
+        case WEFT_ACTION_REDIRECT:
+            redirect_reply(s);
+            return;
+        case WEFT_ACTION_CLUSTER:
+            break;
+        }
+    } else if (!s->route) {
+        /* A filter chose the cluster: the route still supplies timeouts and
+         * header operations when one matches; otherwise defaults. */
+        s->route = weft_router_match(s->lst->router, req);
+        if (!s->route || s->route->cfg->action != WEFT_ACTION_CLUSTER)
+            s->route = &default_route;
     }
-    switch (s->route->cfg->action) {
-    case WEFT_ACTION_DIRECT:
-        direct_reply(s);
-        return;
-    case WEFT_ACTION_REDIRECT:
-        redirect_reply(s);
-        return;
-    case WEFT_ACTION_CLUSTER:
-        break;
-    }
-    s->cluster = weft_wsnap_cluster(s->ws, s->route->cluster_idx);
+    arm_idle(s); /* the route may set its own idle timeout */
+    int idx = s->cluster_override >= 0 ? s->cluster_override : s->route->cluster_idx;
+    s->cluster = weft_wsnap_cluster(s->ws, idx);
     if (!s->cluster) {
         weft_stream_local_reply(s, 503, "cluster_not_found", WEFT_RF_NR, NULL);
         return;
@@ -416,20 +531,26 @@ void weft_stream_on_req_head(weft_stream *s, weft_req_head *req)
     if (req->expect_continue && req->framing != WEFT_BODY_NONE && s->ds_ops->send_continue)
         s->ds_ops->send_continue(s);
     start_upstream(s, true);
+    if (s->resp_done)
+        return;
+    /* Body that waited for the header phase. */
+    if (evbuffer_get_length(s->rq.pre) || s->rq.end_in)
+        sf_push(s, WEFT_DIR_REQ, s->rq.pre, 0);
 }
 
-void weft_stream_on_req_body(weft_stream *s, const char *p, size_t n)
+static void keep_for_replay(weft_stream *s, const char *p, size_t n, struct evbuffer *buf)
 {
-    s->bytes_in += n;
-    if (s->resp_done || !s->cluster || !s->up)
-        return; /* answered locally: the body is discarded */
-    arm_idle(s);
-    struct evbuffer *out = up_out(s);
-    if (s->up_req_chunked)
-        weft_h1_write_chunk(out, p, n);
+    if (!s->replay || s->replay_overflow)
+        return;
+    if (evbuffer_get_length(s->replay) + n > s->replay_max) {
+        s->replay_overflow = true;
+        evbuffer_drain(s->replay, evbuffer_get_length(s->replay));
+        return;
+    }
+    if (buf)
+        evbuffer_add_buffer_reference(s->replay, buf);
     else
-        evbuffer_add(out, p, n);
-    check_up_backpressure(s);
+        evbuffer_add(s->replay, p, n);
 }
 
 static void arm_request_timeout(weft_stream *s)
@@ -441,24 +562,91 @@ static void arm_request_timeout(weft_stream *s)
     event_add(&s->t_request, &tv);
 }
 
-void weft_stream_on_req_end(weft_stream *s, weft_hdrs *trailers)
+static void req_write_end(weft_stream *s)
 {
-    s->req_done = true;
-    if (s->resp_done) {
-        stream_finish(s);
-        return;
-    }
-    if (!s->up)
-        return;
     if (s->up_req_chunked)
-        weft_h1_write_last_chunk(up_out(s), trailers);
+        weft_h1_write_last_chunk(up_out(s), s->rq.trailers);
     s->up_req_done = true;
     arm_request_timeout(s);
 }
 
+void stream_sink_req(weft_stream *s, struct evbuffer *chunk, bool end)
+{
+    size_t n = evbuffer_get_length(chunk);
+    if (s->resp_done || !s->cluster || !s->up) {
+        evbuffer_drain(chunk, n); /* answered locally: the body is discarded */
+        return;
+    }
+    struct evbuffer *out = up_out(s);
+    if (n) {
+        keep_for_replay(s, NULL, n, chunk);
+        if (s->up_req_chunked) {
+            char hex[24];
+            int hn = snprintf(hex, sizeof(hex), "%zx\r\n", n);
+            evbuffer_add(out, hex, (size_t)hn);
+            evbuffer_add_buffer(out, chunk);
+            evbuffer_add(out, "\r\n", 2);
+        } else {
+            evbuffer_add_buffer(out, chunk);
+        }
+    }
+    if (end && !s->up_req_done)
+        req_write_end(s);
+    check_up_backpressure(s);
+}
+
+void weft_stream_on_req_body(weft_stream *s, const char *p, size_t n)
+{
+    s->bytes_in += n;
+    arm_idle(s);
+    if (s->resp_done)
+        return; /* answered locally: the body is discarded */
+    weft_dir *d = &s->rq;
+    if (d->headers_done && d->paused_at < 0 && !(s->chain && s->chain->any_req_body)) {
+        /* Fast path: no filter looks at request bodies. */
+        if (!s->cluster || !s->up)
+            return;
+        keep_for_replay(s, p, n, NULL);
+        struct evbuffer *out = up_out(s);
+        if (s->up_req_chunked)
+            weft_h1_write_chunk(out, p, n);
+        else
+            evbuffer_add(out, p, n);
+        check_up_backpressure(s);
+        return;
+    }
+    evbuffer_add(d->pre, p, n);
+    if (d->headers_done)
+        sf_push(s, WEFT_DIR_REQ, d->pre, 0);
+    else if (!s->ds_read_paused && evbuffer_get_length(d->pre) > stream_high_watermark(s)) {
+        s->ds_read_paused = true; /* a filter holds the headers: stop reading */
+        s->ds_ops->pause_read(s);
+    }
+}
+
+void weft_stream_on_req_end(weft_stream *s, weft_hdrs *trailers)
+{
+    s->req_done = true;
+    s->rq.end_in = true;
+    s->rq.trailers = trailers;
+    if (s->resp_done) {
+        stream_finish(s);
+        return;
+    }
+    if (!s->rq.headers_done)
+        return; /* sf_req_headers/route will push the end when it gets there */
+    if (s->rq.paused_at >= 0 || s->chain->any_req_body || s->chain->any_req_trailers ||
+        evbuffer_get_length(s->rq.pre)) {
+        sf_push(s, WEFT_DIR_REQ, s->rq.pre, 0);
+        return;
+    }
+    if (s->up)
+        req_write_end(s);
+}
+
 void weft_stream_on_downstream_writable(weft_stream *s)
 {
-    if (s->up_read_paused && s->up) {
+    if (s->up_read_paused && s->up && s->rs.paused_at < 0) {
         s->up_read_paused = false;
         weft_upconn_resume_read(s->up);
     }
@@ -487,6 +675,73 @@ void weft_stream_on_up_connected(weft_stream *s)
         evbuffer_add_buffer(weft_upconn_output(s->up), s->up_pending);
 }
 
+static void attempt_info(weft_stream *s, weft_attempt_info *ai, weft_attempt_result r, int status)
+{
+    memset(ai, 0, sizeof(*ai));
+    ai->size = sizeof(*ai);
+    ai->result = r;
+    ai->status = status;
+    ai->attempt = s->attempts;
+    if (s->ep)
+        ai->upstream_host = (weft_str){s->ep->name, strlen(s->ep->name)};
+    if (s->cluster)
+        ai->cluster = (weft_str){s->cluster->shared->cfg->name, strlen(s->cluster->shared->cfg->name)};
+    uint64_t now = weft_now_us();
+    ai->duration_us = s->t_up_start_us && now > s->t_up_start_us ? now - s->t_up_start_us : 0;
+}
+
+/* Replays the request on a new upstream attempt (SDK weft_upstream_retry). */
+static bool do_retry(weft_stream *s)
+{
+    s->retry_requested = false;
+    if (s->resp_started || s->resp_done)
+        return false;
+    bool has_body = s->req->framing != WEFT_BODY_NONE;
+    if (has_body && (!s->req_done || !s->replay || s->replay_overflow))
+        return false; /* cannot replay what we did not keep */
+    if (s->up) {
+        weft_upconn_release(s->up, false);
+        s->up = NULL;
+    }
+    event_del(&s->t_request);
+    evbuffer_drain(s->up_pending, evbuffer_get_length(s->up_pending));
+    write_up_head(s, s->up_pending);
+    if (has_body) {
+        size_t n = evbuffer_get_length(s->replay);
+        if (s->up_req_chunked && n) {
+            char hex[24];
+            int hn = snprintf(hex, sizeof(hex), "%zx\r\n", n);
+            evbuffer_add(s->up_pending, hex, (size_t)hn);
+            evbuffer_add_buffer_reference(s->up_pending, s->replay);
+            evbuffer_add(s->up_pending, "\r\n", 2);
+        } else if (n) {
+            evbuffer_add_buffer_reference(s->up_pending, s->replay);
+        }
+        if (s->up_req_chunked)
+            weft_h1_write_last_chunk(s->up_pending, s->rq.trailers);
+    }
+    s->rs.headers_done = false;
+    s->rs.paused_at = -1;
+    s->t_up_head_us = 0;
+    start_upstream(s, true);
+    if (s->up && s->req_done) {
+        s->up_req_done = true;
+        arm_request_timeout(s);
+    }
+    return true;
+}
+
+int weft_stream_retry(weft_stream *s)
+{
+    if (s->resp_started || s->resp_done)
+        return -1;
+    bool has_body = s->req && s->req->framing != WEFT_BODY_NONE;
+    if (has_body && (!s->replay || s->replay_overflow))
+        return -1;
+    s->retry_requested = true;
+    return 0;
+}
+
 int weft_stream_on_up_head(weft_stream *s, weft_resp_head *h)
 {
     if (h->status >= 100 && h->status < 200)
@@ -494,6 +749,19 @@ int weft_stream_on_up_head(weft_stream *s, weft_resp_head *h)
     s->t_up_head_us = weft_now_us();
     arm_idle(s);
     weft_stats_inc(s->w->stats, s->cluster->shared->rq_total[weft_code_class(h->status)], 1);
+    if (stream_n_filters(s)) {
+        weft_attempt_info ai;
+        attempt_info(s, &ai, WEFT_ATTEMPT_RESPONSE, h->status);
+        sf_attempt(s, &ai);
+        if (s->retry_requested) {
+            weft_lb_on_end(&s->cluster->lb, s->ep_idx, s->t_up_head_us - s->t_up_start_us, true,
+                           weft_now_us());
+            if (do_retry(s))
+                return WEFT_H1_CB_PAUSE;
+        }
+        if (s->resp_done)
+            return WEFT_H1_CB_PAUSE;
+    }
     const weft_cfg_route *r = s->route->cfg;
     weft_hdrs_strip_hop_by_hop(&h->headers);
     for (size_t i = 0; i < r->n_resp_remove; i++)
@@ -506,27 +774,86 @@ int weft_stream_on_up_head(weft_stream *s, weft_resp_head *h)
             weft_hdrs_set(&h->headers, n, v);
     }
     s->resp = *h;
-    bool bodyless = weft_resp_is_bodyless(h->status, s->head_request) || h->framing == WEFT_BODY_NONE;
-    send_head_counted(s, &s->resp, bodyless);
+    if (stream_n_filters(s)) {
+        sf_resp_headers(s, 0);
+        if (s->retry_requested && do_retry(s))
+            return WEFT_H1_CB_PAUSE;
+        if (!s->rs.headers_done) {
+            /* A filter paused the response: stop reading the upstream. */
+            if (s->up && !s->up_read_paused) {
+                s->up_read_paused = true;
+                weft_upconn_pause_read(s->up);
+            }
+            return WEFT_H1_CB_PAUSE;
+        }
+        return s->resp_done ? WEFT_H1_CB_PAUSE : WEFT_H1_CB_OK;
+    }
+    stream_send_resp_head(s);
     return WEFT_H1_CB_OK;
+}
+
+void stream_send_resp_head(weft_stream *s)
+{
+    s->rs.headers_done = true;
+    if (s->resp_started || s->resp_done)
+        return;
+    weft_resp_head *h = &s->resp;
+    bool bodyless = weft_resp_is_bodyless(h->status, s->head_request) || h->framing == WEFT_BODY_NONE;
+    send_head_counted(s, h, bodyless);
+}
+
+void stream_sink_resp(weft_stream *s, struct evbuffer *chunk, bool end)
+{
+    size_t n = evbuffer_get_length(chunk);
+    if (n) {
+        struct evbuffer_iovec v[8];
+        while (evbuffer_get_length(chunk)) {
+            int k = evbuffer_peek(chunk, -1, NULL, v, 8);
+            size_t sent = 0;
+            for (int i = 0; i < k && i < 8; i++) {
+                s->ds_ops->send_body(s, v[i].iov_base, v[i].iov_len);
+                sent += v[i].iov_len;
+            }
+            evbuffer_drain(chunk, sent);
+        }
+    }
+    if (end && !s->resp_done) {
+        s->ds_ops->send_end(s, s->resp_trailers);
+        s->resp_done = true;
+        if (s->req_done || s->close_after)
+            stream_finish(s);
+        return;
+    }
+    if (s->up && !s->up_read_paused && s->ds_ops->pending_out(s) > stream_high_watermark(s)) {
+        s->up_read_paused = true;
+        weft_upconn_pause_read(s->up);
+    }
 }
 
 int weft_stream_on_up_body(weft_stream *s, const char *p, size_t n)
 {
     s->bytes_out += n;
     s->up->got_bytes = true;
-    s->ds_ops->send_body(s, p, n);
     arm_idle(s);
-    if (!s->up_read_paused && s->ds_ops->pending_out(s) > high_watermark(s)) {
-        s->up_read_paused = true;
-        weft_upconn_pause_read(s->up);
+    weft_dir *d = &s->rs;
+    if (d->headers_done && d->paused_at < 0 && !(s->chain && s->chain->any_resp_body)) {
+        s->ds_ops->send_body(s, p, n);
+        if (!s->up_read_paused && s->ds_ops->pending_out(s) > stream_high_watermark(s)) {
+            s->up_read_paused = true;
+            weft_upconn_pause_read(s->up);
+        }
+        return WEFT_H1_CB_OK;
     }
-    return WEFT_H1_CB_OK;
+    evbuffer_add(d->pre, p, n);
+    if (d->headers_done)
+        sf_push(s, WEFT_DIR_RESP, d->pre, 0);
+    return s->up_read_paused ? WEFT_H1_CB_PAUSE : WEFT_H1_CB_OK;
 }
 
 int weft_stream_on_up_trailers(weft_stream *s, weft_hdrs *t)
 {
     s->resp_trailers = t;
+    s->rs.trailers = t;
     return WEFT_H1_CB_OK;
 }
 
@@ -541,10 +868,16 @@ int weft_stream_on_up_complete(weft_stream *s)
         s->close_after = true; /* upstream answered before the body ended */
     weft_upconn_release(s->up, reusable);
     s->up = NULL;
-    s->ds_ops->send_end(s, s->resp_trailers);
-    s->resp_done = true;
-    if (s->req_done || s->close_after)
-        stream_finish(s);
+    s->up_read_paused = false;
+    s->rs.end_in = true;
+    if (!s->rs.headers_done)
+        return WEFT_H1_CB_PAUSE; /* a filter holds the head; resume finishes */
+    if (stream_n_filters(s) && (s->chain->any_resp_body || s->chain->any_resp_trailers ||
+                                s->rs.paused_at >= 0 || evbuffer_get_length(s->rs.pre))) {
+        sf_push(s, WEFT_DIR_RESP, s->rs.pre, 0);
+        return WEFT_H1_CB_PAUSE;
+    }
+    stream_sink_resp(s, s->rs.pre, true);
     return WEFT_H1_CB_PAUSE;
 }
 
@@ -569,6 +902,21 @@ void weft_stream_on_up_error(weft_stream *s, weft_up_err err)
         if (s->up && s->req_done)
             s->up_req_done = true;
         return;
+    }
+    if (stream_n_filters(s) && !s->resp_started) {
+        static const weft_attempt_result map[] = {
+            [WEFT_UP_ERR_CONNECT] = WEFT_ATTEMPT_CONNECT_FAILURE,
+            [WEFT_UP_ERR_CONNECT_TIMEOUT] = WEFT_ATTEMPT_CONNECT_TIMEOUT,
+            [WEFT_UP_ERR_RESET] = WEFT_ATTEMPT_RESET,
+            [WEFT_UP_ERR_PROTOCOL] = WEFT_ATTEMPT_PROTOCOL_ERROR,
+        };
+        weft_attempt_info ai;
+        attempt_info(s, &ai, map[err], 0);
+        sf_attempt(s, &ai);
+        if (s->resp_done)
+            return;
+        if (s->retry_requested && do_retry(s))
+            return;
     }
     switch (err) {
     case WEFT_UP_ERR_CONNECT:
@@ -604,6 +952,16 @@ static void on_request_timeout(evutil_socket_t fd, short what, void *arg)
     weft_stream *s = arg;
     if (s->cluster)
         weft_stats_inc(s->w->stats, s->cluster->shared->rq_timeout, 1);
+    if (stream_n_filters(s) && !s->resp_started && s->cluster) {
+        weft_attempt_info ai;
+        attempt_info(s, &ai, WEFT_ATTEMPT_TIMEOUT, 0);
+        weft_lb_on_end(&s->cluster->lb, s->ep_idx, 0, false, weft_now_us());
+        sf_attempt(s, &ai);
+        if (s->resp_done)
+            return;
+        if (s->retry_requested && do_retry(s))
+            return;
+    }
     weft_stream_local_reply(s, 504, "upstream_response_timeout", WEFT_RF_UT, NULL);
 }
 
@@ -616,7 +974,7 @@ static void on_idle_timeout(evutil_socket_t fd, short what, void *arg)
         weft_stream_local_reply(s, 504, "stream_idle_timeout", WEFT_RF_SI, NULL);
 }
 
-static void stream_finish(weft_stream *s)
+void stream_finish(weft_stream *s)
 {
     if (!s->active || s->t_end_us)
         return;
@@ -627,6 +985,8 @@ static void stream_finish(weft_stream *s)
         weft_stats_inc(s->w->stats, s->lst->rq_total[weft_code_class(s->status_sent)], 1);
     weft_stats_observe_us(s->w->stats, s->lst->rq_time, s->t_end_us - s->t_start_us);
     weft_access_log_write(s->ws->snap->access_log_fd, s);
+    if (s->fctx)
+        sf_log(s);
     atomic_fetch_sub_explicit(&s->w->active_streams, 1, memory_order_relaxed);
     s->ds_ops->done(s);
 }

@@ -15,6 +15,7 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 
+#include "filter/filter.h"
 #include "http/message.h"
 #include "loop/worker.h"
 #include "upstream/pool.h"
@@ -35,7 +36,40 @@ typedef struct weft_downstream_ops {
     void (*done)(weft_stream *s);
     /* Abort the downstream (h1: close the connection). */
     void (*reset)(weft_stream *s);
+    /* Connection facts for the SDK (addresses, TLS, peer identity). */
+    const struct weft_conn_facts *(*facts)(weft_stream *s);
 } weft_downstream_ops;
+
+/* What the downstream connection knows about itself. */
+typedef struct weft_conn_facts {
+    const char *peer_ip;
+    uint16_t peer_port;
+    const char *local_ip;
+    uint16_t local_port;
+    bool tls;
+    const char *peer_identity; /* NULL when none */
+    const char *alpn;          /* NULL when none */
+} weft_conn_facts;
+
+/* One direction of the filter pipeline (request: chain order; response:
+ * reverse). Body that arrives while the header phase has not passed the
+ * whole chain waits in `pre`; a filter that returned WEFT_STOP on a body
+ * hook holds the body in `held` and is called again with all of it when
+ * more arrives. */
+typedef struct weft_dir {
+    bool headers_done;    /* the header phase passed the whole chain */
+    int paused_at;        /* chain position that returned STOP, -1 none */
+    bool paused_headers;  /* ...in the header phase (else body) */
+    bool end_in;          /* the source ended (end_stream seen) */
+    bool end_out;         /* the sink got end_stream */
+    struct evbuffer *pre; /* before position 0 */
+    struct evbuffer *held;/* at paused_at */
+    struct evbuffer *chunk;/* scratch for one pass */
+    weft_hdrs *trailers;  /* from the source, in arena */
+} weft_dir;
+
+typedef struct weft_stream_timer weft_stream_timer;
+typedef struct weft_stream_callout weft_stream_callout;
 
 /* Envoy-style response flags for the access log. */
 enum {
@@ -52,7 +86,10 @@ enum {
     WEFT_RF_LR = 1 << 10,  /* local reset */
 };
 
+#define WEFT_STREAM_MAGIC 0x77656674u /* "weft" */
+
 struct weft_stream {
+    uint32_t magic;                  /* WEFT_STREAM_MAGIC while alive (SDK handle check) */
     /* set by the downstream codec */
     const weft_downstream_ops *ds_ops;
     void *ds;                        /* the codec's connection */
@@ -92,6 +129,22 @@ struct weft_stream {
     uint32_t flags;        /* WEFT_RF_* */
     const char *reason;    /* x-weft-reason / access log detail */
 
+    /* filter pipeline */
+    const weft_filter_chain *chain;  /* the listener's (snapshot-owned) */
+    void **fctx;                     /* per-filter stream contexts (arena) */
+    int running;                     /* chain position of the hook running, -1 */
+    weft_dir rq, rs;                 /* request and response directions */
+    int cluster_override;            /* route_set_cluster, -1 none */
+    struct evbuffer *replay;         /* request body kept for replays, or NULL */
+    size_t replay_max;
+    bool replay_overflow;
+    bool retry_requested;
+    bool log_phase;
+    uint32_t attempts;
+    weft_stream_timer *timers;
+    weft_stream_callout *callouts;
+    weft_hdrs metadata;              /* shared between filters: key -> value */
+
     /* timers */
     struct event t_request;   /* route timeout, from end of request */
     struct event t_idle;      /* stream idle timeout */
@@ -122,6 +175,14 @@ void weft_stream_destroy(weft_stream *s);
  * response already started, the stream is reset instead. */
 void weft_stream_local_reply(weft_stream *s, uint16_t status, const char *reason, uint32_t flag,
                              const char *body);
+
+/* SDK: continue a direction paused by a filter. */
+int weft_stream_resume_filters(weft_stream *s);
+/* SDK: try the upstream again (replaying the request). */
+int weft_stream_retry(weft_stream *s);
+/* SDK local reply with extra headers; gRPC requests get a gRPC status. */
+void weft_stream_reply_full(weft_stream *s, uint16_t status, const char *reason, const weft_hdrs *extra,
+                            weft_sv body);
 
 /* Called by the upstream connection (pool.c). */
 void weft_stream_on_up_connected(weft_stream *s);

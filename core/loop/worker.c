@@ -35,6 +35,14 @@ static weft_wsnap *wsnap_new(weft_worker *w, weft_snapshot *snap)
     ws->refs = 1;
     for (size_t i = 0; i < snap->cfg->n_clusters; i++)
         ws->clusters[i].shared = &snap->clusters[i];
+    size_t nl = snap->cfg->n_listeners;
+    ws->fworkers = calloc(nl ? nl : 1, sizeof(*ws->fworkers));
+    ws->fworkers_made = calloc(nl ? nl : 1, sizeof(*ws->fworkers_made));
+    for (size_t i = 0; ws->fworkers && ws->fworkers_made && i < nl; i++) {
+        size_t nf = snap->listeners[i].chain.n_http;
+        ws->fworkers[i] = calloc(nf ? nf : 1, sizeof(void *));
+        ws->fworkers_made[i] = calloc(nf ? nf : 1, sizeof(bool));
+    }
     return ws;
 }
 
@@ -56,6 +64,17 @@ void weft_wsnap_unref(weft_wsnap *ws)
             weft_hostset_unref(c->hs);
     }
     free(ws->clusters);
+    for (size_t i = 0; ws->fworkers && i < ws->snap->cfg->n_listeners; i++) {
+        const weft_filter_chain *ch = &ws->snap->listeners[i].chain;
+        for (size_t f = 0; ws->fworkers_made && ws->fworkers_made[i] && f < ch->n_http; f++)
+            if (ws->fworkers_made[i][f] && ch->http[f].http->worker_destroy)
+                ch->http[f].http->worker_destroy(ch->http[f].config, ws->fworkers[i][f]);
+        free(ws->fworkers[i]);
+        if (ws->fworkers_made)
+            free(ws->fworkers_made[i]);
+    }
+    free(ws->fworkers);
+    free(ws->fworkers_made);
     weft_snapshot_unref(ws->snap);
     free(ws);
 }
@@ -81,6 +100,18 @@ weft_cluster_wrk *weft_wsnap_cluster(weft_wsnap *ws, int idx)
     c->hs_gen = got_gen;
     c->lb_ready = weft_lb_init(&c->lb, c->shared->cfg->lb, hs, weft_worker_rand(ws->w)) == 0;
     return c->lb_ready ? c : NULL;
+}
+
+void *weft_wsnap_filter_worker(weft_wsnap *ws, size_t li, size_t fi)
+{
+    if (!ws->fworkers || !ws->fworkers[li] || !ws->fworkers_made[li])
+        return NULL;
+    if (!ws->fworkers_made[li][fi]) {
+        const weft_filter_inst *in = &ws->snap->listeners[li].chain.http[fi];
+        ws->fworkers[li][fi] = in->http->worker_create ? in->http->worker_create(in->config) : NULL;
+        ws->fworkers_made[li][fi] = true;
+    }
+    return ws->fworkers[li][fi];
 }
 
 uint64_t weft_worker_rand(weft_worker *w)

@@ -35,6 +35,8 @@ typedef struct weft_wsnap {
     weft_snapshot *snap;
     weft_cluster_wrk *clusters;
     weft_worker *w;
+    void ***fworkers;   /* [listener][http filter]: worker_create results, lazily */
+    bool **fworkers_made;
 } weft_wsnap;
 
 typedef struct weft_wlistener {
@@ -88,5 +90,8 @@ void weft_wsnap_unref(weft_wsnap *ws);
 /* The cluster's worker state, refreshing the hostset if DNS moved it. */
 weft_cluster_wrk *weft_wsnap_cluster(weft_wsnap *ws, int idx);
 uint64_t weft_worker_rand(weft_worker *w);
+/* The worker lifetime object of HTTP filter fi of listener li (created on
+ * first use with worker_create, destroyed with the worker's snapshot). */
+void *weft_wsnap_filter_worker(weft_wsnap *ws, size_t li, size_t fi);
 
 #endif

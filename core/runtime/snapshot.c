@@ -169,12 +169,16 @@ weft_snapshot *weft_snapshot_build(weft_config *cfg, const weft_snapshot *prev, 
         register_cluster_stats(c);
         if (build_hostset(c, prev, cfg->source, err, errlen))
             goto fail;
+        weft_cluster_snap_update_health_gauge(c);
     }
     for (size_t i = 0; i < cfg->n_listeners; i++) {
         weft_listener_snap *ls = &s->listeners[i];
         ls->cfg = &cfg->listeners[i];
+        ls->idx = (uint32_t)i;
         ls->router = weft_router_build(cfg, i, err, errlen);
         if (!ls->router)
+            goto fail;
+        if (weft_filter_chain_build(&ls->chain, cfg, i, ls->cfg->name, err, errlen))
             goto fail;
         register_listener_stats(ls);
     }
@@ -195,8 +199,10 @@ void weft_snapshot_unref(weft_snapshot *s)
     if (!s || atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
         return;
     if (s->listeners)
-        for (size_t i = 0; i < s->cfg->n_listeners; i++)
+        for (size_t i = 0; i < s->cfg->n_listeners; i++) {
             weft_router_free(s->listeners[i].router);
+            weft_filter_chain_destroy(&s->listeners[i].chain);
+        }
     if (s->clusters)
         for (size_t i = 0; i < s->cfg->n_clusters; i++) {
             weft_cluster_snap *c = &s->clusters[i];
@@ -212,6 +218,17 @@ void weft_snapshot_unref(weft_snapshot *s)
     free(s->clusters);
     weft_config_free(s->cfg);
     free(s);
+}
+
+void weft_cluster_snap_update_health_gauge(weft_cluster_snap *c)
+{
+    weft_hostset *hs = weft_cluster_snap_hostset(c, NULL);
+    int64_t n = 0;
+    for (size_t i = 0; hs && i < hs->n; i++)
+        n += atomic_load_explicit(&hs->eps[i].healthy, memory_order_relaxed) != 0;
+    weft_stats_gauge_set(c->healthy_endpoints, n);
+    if (hs)
+        weft_hostset_unref(hs);
 }
 
 weft_hostset *weft_cluster_snap_hostset(weft_cluster_snap *c, uint64_t *gen_out)

@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 
 #include "config/config.h"
+#include "filter/filter.h"
 #include "router/router.h"
 #include "stats/stats.h"
 #include "upstream/hostset.h"
@@ -19,7 +20,9 @@
 
 typedef struct weft_listener_snap {
     const weft_cfg_listener *cfg;
+    uint32_t idx;                             /* in cfg->listeners */
     weft_router *router;
+    weft_filter_chain chain;                  /* HTTP and transport filters */
     weft_stat_id rq_total[WEFT_CODE_CLASSES]; /* by status class */
     weft_stat_id rq_time;                     /* histogram */
     weft_stat_id cx_total, cx_active, cx_refused;
@@ -64,6 +67,10 @@ void weft_snapshot_unref(weft_snapshot *s);
 weft_hostset *weft_cluster_snap_hostset(weft_cluster_snap *c, uint64_t *gen_out);
 /* Publishes a new hostset (takes the caller's reference). Main thread. */
 void weft_cluster_snap_publish(weft_cluster_snap *c, weft_hostset *hs);
+
+/* Sets the cluster's weft_upstream_endpoints_healthy gauge from its
+ * current hostset. Main thread. */
+void weft_cluster_snap_update_health_gauge(weft_cluster_snap *c);
 
 static inline int weft_code_class(uint16_t status)
 {

@@ -51,8 +51,10 @@ static bool same_as_current(dns_cluster *dc, weft_hostset *hs)
             found = strcmp(cur->eps[j].name, hs->eps[i].name) == 0 && cur->eps[j].weight == hs->eps[i].weight;
         same = found;
     }
-    if (same)
+    if (same) {
+        weft_hostset_unref(cur);
         return true;
+    }
     /* Carry health over for addresses that stay. */
     for (size_t i = 0; cur && i < hs->n; i++)
         for (size_t j = 0; j < cur->n; j++)
@@ -100,8 +102,8 @@ static void round_done(dns_cluster *dc)
     if (dc->c->cfg->lb == WEFT_LB_RING_HASH && n)
         weft_hostset_build_ring(hs, dc->c->cfg->ring_size);
     WEFT_INFO("cluster %s: DNS resolved %zu endpoint(s)", dc->c->cfg->name, n);
-    weft_stats_gauge_set(dc->c->healthy_endpoints, (int64_t)n);
     weft_cluster_snap_publish(dc->c, hs);
+    weft_cluster_snap_update_health_gauge(dc->c);
 }
 
 static void on_resolved(int result, struct evutil_addrinfo *res, void *arg)

@@ -47,11 +47,8 @@ static void set_endpoint_health(hc_target *t, bool healthy)
     for (size_t i = 0; i < hs->n; i++)
         if (strcmp(hs->eps[i].name, t->name) == 0)
             atomic_store_explicit(&hs->eps[i].healthy, healthy ? 1 : 0, memory_order_relaxed);
-    int64_t n_healthy = 0;
-    for (size_t i = 0; i < hs->n; i++)
-        n_healthy += atomic_load_explicit(&hs->eps[i].healthy, memory_order_relaxed);
-    weft_stats_gauge_set(t->hc->c->healthy_endpoints, n_healthy);
     weft_hostset_unref(hs);
+    weft_cluster_snap_update_health_gauge(t->hc->c);
 }
 
 static void on_result(hc_target *t, bool ok)
@@ -188,6 +185,7 @@ static void sync_targets(hc_cluster *hc, weft_health *prev)
     hc->n = hs->n;
     hc->hs_gen = gen;
     weft_hostset_unref(hs);
+    weft_cluster_snap_update_health_gauge(hc->c);
 }
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)

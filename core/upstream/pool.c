@@ -41,7 +41,7 @@ static void idle_unlink(weft_upconn *uc)
             uc->next = NULL;
             uc->is_idle = false;
             p->n_idle--;
-            weft_stats_gauge_add(uc->w->stats, uc->cluster->pool_idle, -1);
+            weft_stats_gauge_add(uc->w->stats, uc->idle_stat, -1);
             return;
         }
 }
@@ -54,7 +54,7 @@ static void upconn_free(weft_upconn *uc)
         idle_unlink(uc);
     if (uc->pool)
         uc->pool->n_total--;
-    weft_stats_gauge_add(uc->w->stats, uc->cluster->cx_active, -1);
+    weft_stats_gauge_add(uc->w->stats, uc->cx_stat, -1);
     if (uc->timer)
         event_free(uc->timer);
     event_del(&uc->ev_resume);
@@ -212,6 +212,17 @@ static void attach(weft_upconn *uc, weft_stream *s)
     weft_conn_read_enable(uc->conn, true);
 }
 
+/* What a connection needs from its cluster after the stream lets go:
+ * copied, because an idle pooled connection outlives config snapshots
+ * (stats ids are stable across reloads). */
+static void copy_limits(weft_upconn *uc, const weft_cluster_snap *c)
+{
+    uc->max_idle = c->cfg->max_idle_per_endpoint;
+    uc->max_req = c->cfg->max_requests_per_connection;
+    uc->idle_timeout_ms = c->cfg->pool_idle_timeout_ms;
+    uc->idle_stat = c->pool_idle;
+}
+
 weft_upconn *weft_pool_acquire(weft_worker *w, weft_cluster_snap *c, const weft_endpoint *ep,
                                weft_stream *s, bool allow_idle, bool *reused)
 {
@@ -223,6 +234,7 @@ weft_upconn *weft_pool_acquire(weft_worker *w, weft_cluster_snap *c, const weft_
         idle_unlink(uc);
         event_del(uc->timer);
         uc->cluster = c;
+        copy_limits(uc, c);
         *reused = true;
         attach(uc, s);
         return uc;
@@ -234,6 +246,8 @@ weft_upconn *weft_pool_acquire(weft_worker *w, weft_cluster_snap *c, const weft_
     uc->w = w;
     uc->pool = p;
     uc->cluster = c;
+    copy_limits(uc, c);
+    uc->cx_stat = c->cx_active;
     uc->conn = weft_conn_new(w->base, -1, &upconn_cbs, uc);
     uc->parser = weft_h1_parser_new(WEFT_H1_RESPONSE, NULL, &up_cbs, uc);
     uc->timer = evtimer_new(w->base, up_timer_cb, uc);
@@ -276,8 +290,8 @@ void weft_upconn_release(weft_upconn *uc, bool reusable)
     uc->stream = NULL;
     if (s)
         uc->requests++;
-    uint32_t max_idle = uc->cluster->cfg->max_idle_per_endpoint;
-    uint32_t max_req = uc->cluster->cfg->max_requests_per_connection;
+    uint32_t max_idle = uc->max_idle;
+    uint32_t max_req = uc->max_req;
     weft_worker *w = uc->w;
     if (reusable && uc->connected && !w->draining && uc->pool->n_idle < max_idle &&
         (!max_req || uc->requests < max_req)) {
@@ -288,9 +302,10 @@ void weft_upconn_release(weft_upconn *uc, bool reusable)
         uc->pool->n_idle++;
         uc->is_idle = true;
         uc->idle_since_ms = weft_now_ms();
-        weft_stats_gauge_add(w->stats, uc->cluster->pool_idle, 1);
+        weft_stats_gauge_add(w->stats, uc->idle_stat, 1);
+        uc->cluster = NULL; /* an idle connection may outlive its snapshot */
         weft_conn_read_enable(uc->conn, true); /* notice the server closing it */
-        uint64_t ms = uc->cluster->cfg->pool_idle_timeout_ms;
+        uint64_t ms = uc->idle_timeout_ms;
         if (ms) {
             struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
             event_add(uc->timer, &tv);

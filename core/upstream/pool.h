@@ -29,7 +29,11 @@ typedef struct weft_upconn {
     struct event ev_resume;    /* deferred re-read after a pause */
     weft_h1_parser *parser;
     weft_stream *stream;       /* attached stream, NULL when idle */
-    weft_cluster_snap *cluster;/* stats of the cluster that opened it */
+    weft_cluster_snap *cluster;/* the attached stream's cluster; NULL while idle */
+    uint32_t max_idle, max_req;/* copied from the cluster at acquire */
+    uint64_t idle_timeout_ms;
+    weft_stat_id idle_stat;    /* pool_idle gauge it counts in while idle */
+    weft_stat_id cx_stat;      /* cx_active gauge it counts in while open */
     struct event *timer;       /* connect timeout, then idle timeout */
     struct weft_upconn *next;  /* idle list */
     uint64_t idle_since_ms;

@@ -12,6 +12,7 @@
 #include <event2/event.h>
 
 #include "http/h1/h1_codec.h"
+#include "filter/transport.h"
 #include "http/stream.h"
 #include "net/conn.h"
 
@@ -40,7 +41,22 @@ struct weft_dconn {
     bool head_timer;      /* ev_timer currently measures the request head */
     bool in_process;
     bool unread;          /* the last request's body was not read whole */
+    weft_wsnap *ws;       /* the snapshot the connection was accepted on (its
+                             transport chain lives there) */
+    struct weft_connection tc;  /* facts + transport filter state */
+    struct event ev_tx;   /* runs the transport chain on codec output */
 };
+
+/* With transport filters the codec reads and writes the top of the
+ * transport chain; without, the socket buffers directly. */
+static struct evbuffer *dc_in(weft_dconn *dc)
+{
+    return dc->tc.n ? weft_transport_codec_in(&dc->tc) : weft_conn_input(dc->conn);
+}
+static struct evbuffer *dc_out(weft_dconn *dc)
+{
+    return dc->tc.n ? weft_transport_codec_out(&dc->tc) : weft_conn_output(dc->conn);
+}
 
 static void dconn_process(weft_dconn *dc);
 static void dconn_free(weft_dconn *dc);
@@ -64,7 +80,7 @@ static void schedule(weft_dconn *dc) { event_active(&dc->ev_deferred, EV_TIMEOUT
 static void op_send_head(weft_stream *s, weft_resp_head *h, bool end_stream)
 {
     weft_dconn *dc = ds_of(s);
-    struct evbuffer *out = weft_conn_output(dc->conn);
+    struct evbuffer *out = dc_out(dc);
     const weft_req_head *req = s->req;
     bool client_11 = !req || req->http_minor >= 1;
     dc->chunked_out = false;
@@ -90,7 +106,7 @@ static void op_send_head(weft_stream *s, weft_resp_head *h, bool end_stream)
 static void op_send_continue(weft_stream *s)
 {
     static const char c100[] = "HTTP/1.1 100 Continue\r\n\r\n";
-    evbuffer_add(weft_conn_output(ds_of(s)->conn), c100, sizeof(c100) - 1);
+    evbuffer_add(dc_out(ds_of(s)), c100, sizeof(c100) - 1);
 }
 
 static void op_send_body(weft_stream *s, const char *p, size_t n)
@@ -98,7 +114,7 @@ static void op_send_body(weft_stream *s, const char *p, size_t n)
     weft_dconn *dc = ds_of(s);
     if (!n || s->head_request)
         return;
-    struct evbuffer *out = weft_conn_output(dc->conn);
+    struct evbuffer *out = dc_out(dc);
     if (dc->chunked_out)
         weft_h1_write_chunk(out, p, n);
     else
@@ -109,13 +125,15 @@ static void op_send_end(weft_stream *s, weft_hdrs *trailers)
 {
     weft_dconn *dc = ds_of(s);
     if (dc->chunked_out && !s->head_request)
-        weft_h1_write_last_chunk(weft_conn_output(dc->conn), trailers);
+        weft_h1_write_last_chunk(dc_out(dc), trailers);
     dc->chunked_out = false;
 }
 
 static size_t op_pending_out(weft_stream *s)
 {
-    return evbuffer_get_length(weft_conn_output(ds_of(s)->conn));
+    weft_dconn *dc = ds_of(s);
+    size_t n = evbuffer_get_length(weft_conn_output(dc->conn));
+    return dc->tc.n ? n + evbuffer_get_length(dc_out(dc)) : n;
 }
 
 static void op_pause_read(weft_stream *s)
@@ -150,6 +168,8 @@ static void op_reset(weft_stream *s)
     schedule(dc);
 }
 
+static const weft_conn_facts *op_facts(weft_stream *s) { return &ds_of(s)->tc.facts; }
+
 static const weft_downstream_ops h1_ops = {
     .send_head = op_send_head,
     .send_continue = op_send_continue,
@@ -160,6 +180,7 @@ static const weft_downstream_ops h1_ops = {
     .resume_read = op_resume_read,
     .done = op_done,
     .reset = op_reset,
+    .facts = op_facts,
 };
 
 /* ---------- request parsing ---------- */
@@ -243,7 +264,7 @@ static void protocol_error(weft_dconn *dc)
 
 static void dconn_process(weft_dconn *dc)
 {
-    struct evbuffer *in = weft_conn_input(dc->conn);
+    struct evbuffer *in = dc_in(dc);
     if (dc->in_process)
         return;
     dc->in_process = true;
@@ -268,8 +289,8 @@ static void dconn_process(weft_dconn *dc)
             protocol_error(dc);
             break;
         }
-        if (r == WEFT_H1_PAUSED)
-            break;
+        if (r == WEFT_H1_PAUSED || (r == WEFT_H1_OK && consumed == 0))
+            break; /* paused, or the parser wants more than this segment */
     }
     dc->in_process = false;
 }
@@ -281,7 +302,7 @@ static void close_or_linger(weft_dconn *dc)
     /* Unread request bytes would make close() send RST, which can destroy
      * the response still in flight to the client: shut the write side and
      * read until EOF for a little while instead (lingering close). */
-    if (!dc->lingering && !dc->unread && evbuffer_get_length(weft_conn_input(dc->conn)) == 0) {
+    if (!dc->lingering && !dc->unread && evbuffer_get_length(dc_in(dc)) == 0) {
         dconn_free(dc);
         return;
     }
@@ -289,7 +310,7 @@ static void close_or_linger(weft_dconn *dc)
         return;
     dc->lingering = true;
     weft_conn_shutdown_write(dc->conn);
-    struct evbuffer *in = weft_conn_input(dc->conn);
+    struct evbuffer *in = dc_in(dc);
     evbuffer_drain(in, evbuffer_get_length(in));
     weft_conn_read_enable(dc->conn, true);
     arm_timer(dc, LINGER_MS);
@@ -302,7 +323,7 @@ static void maybe_close(weft_dconn *dc)
         return;
     }
     if (dc->closing && !dc->stream.active &&
-        evbuffer_get_length(weft_conn_output(dc->conn)) == 0)
+        evbuffer_get_length(dc_out(dc)) == 0)
         close_or_linger(dc);
 }
 
@@ -341,8 +362,12 @@ static void on_deferred(evutil_socket_t fd, short what, void *arg)
 static void on_read(void *arg)
 {
     weft_dconn *dc = arg;
+    if (dc->tc.n && !dc->lingering && weft_transport_read(&dc->tc) != 0) {
+        dconn_free(dc);
+        return;
+    }
     if (dc->lingering) {
-        struct evbuffer *in = weft_conn_input(dc->conn);
+        struct evbuffer *in = dc_in(dc);
         evbuffer_drain(in, evbuffer_get_length(in));
         return;
     }
@@ -394,6 +419,11 @@ static void dconn_free(weft_dconn *dc)
             weft_stream_on_downstream_reset(&dc->stream, WEFT_RF_DC);
     }
     weft_stream_destroy(&dc->stream);
+    if (dc->tc.magic)
+        weft_transport_close(&dc->tc);
+    event_del(&dc->ev_tx);
+    if (dc->ws)
+        weft_wsnap_unref(dc->ws);
     event_del(&dc->ev_deferred);
     event_del(&dc->ev_timer);
     weft_conn_free(dc->conn);
@@ -409,6 +439,45 @@ static void dconn_free(weft_dconn *dc)
     if (lst)
         weft_stats_gauge_add(w->stats, lst->cx_active, -1);
     free(dc);
+}
+
+static void fill_facts(weft_dconn *dc, evutil_socket_t fd, const struct sockaddr *sa)
+{
+    weft_conn_facts *f = &dc->tc.facts;
+    f->peer_ip = dc->peer_ip;
+    f->peer_port = sa->sa_family == AF_INET6 ? ntohs(((const struct sockaddr_in6 *)sa)->sin6_port)
+                                              : ntohs(((const struct sockaddr_in *)sa)->sin_port);
+    struct sockaddr_storage ls;
+    socklen_t ll = sizeof(ls);
+    if (getsockname(fd, (struct sockaddr *)&ls, &ll) == 0) {
+        if (ls.ss_family == AF_INET) {
+            inet_ntop(AF_INET, &((struct sockaddr_in *)&ls)->sin_addr, dc->tc.local_ip, sizeof(dc->tc.local_ip));
+            f->local_port = ntohs(((struct sockaddr_in *)&ls)->sin_port);
+        } else {
+            inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ls)->sin6_addr, dc->tc.local_ip,
+                      sizeof(dc->tc.local_ip));
+            f->local_port = ntohs(((struct sockaddr_in6 *)&ls)->sin6_port);
+        }
+        f->local_ip = dc->tc.local_ip;
+    }
+}
+
+/* Codec output goes down through the transport filters at the end of the
+ * loop turn (one pass for everything the codec wrote in it). */
+static void on_tx(evutil_socket_t fd, short what, void *arg)
+{
+    weft_dconn *dc = arg;
+    if (weft_transport_write(&dc->tc) != 0) {
+        dc->reset_now = true;
+        schedule(dc);
+    }
+}
+
+static void codec_out_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+    weft_dconn *dc = arg;
+    if (info->n_added)
+        event_active(&dc->ev_tx, EV_TIMEOUT, 0);
 }
 
 void weft_dconn_accept(weft_worker *w, const char *listener_name, evutil_socket_t fd,
@@ -464,6 +533,9 @@ void weft_dconn_accept(weft_worker *w, const char *listener_name, evutil_socket_
     }
     weft_stream_init(&dc->stream, w, &h1_ops, dc);
     dc->stream.peer_ip = dc->peer_ip;
+    dc->ws = weft_wsnap_ref(w->cur);
+    fill_facts(dc, fd, sa);
+    event_assign(&dc->ev_tx, w->base, -1, 0, on_tx, dc);
     event_assign(&dc->ev_deferred, w->base, -1, 0, on_deferred, dc);
     event_assign(&dc->ev_timer, w->base, -1, 0, on_timer, dc);
     uint32_t hw = lim->buffer_high_watermark ? lim->buffer_high_watermark : 1024 * 1024;
@@ -477,6 +549,12 @@ void weft_dconn_accept(weft_worker *w, const char *listener_name, evutil_socket_
     weft_stats_inc(w->stats, lst->cx_total, 1);
     weft_stats_gauge_add(w->stats, lst->cx_active, 1);
     arm_timer(dc, dc->idle_timeout_ms);
+    if (weft_transport_init(&dc->tc, &lst->chain, weft_conn_input(dc->conn), weft_conn_output(dc->conn))) {
+        dconn_free(dc);
+        return;
+    }
+    if (dc->tc.n)
+        evbuffer_add_cb(dc_out(dc), codec_out_cb, dc);
 }
 
 void weft_dconn_drain_all(weft_worker *w)

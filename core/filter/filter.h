@@ -1,0 +1,63 @@
+/* filter.h (core): the filter runtime. Loads filter .so files (dlopen,
+ * RTLD_LOCAL, ABI check), builds one chain per listener per snapshot, and
+ * owns the lifetimes the SDK promises: config (per snapshot), worker (per
+ * worker per snapshot), stream. Libraries are refcounted by the chains
+ * that use them: a snapshot that references a changed .so loads the new
+ * file beside the old one, and the old library is dlclosed when the last
+ * snapshot using it is freed. */
+#ifndef WEFT_FILTER_RUNTIME_H
+#define WEFT_FILTER_RUNTIME_H
+
+#include <stdatomic.h>
+#include <sys/types.h>
+
+#include "config/config.h"
+#include "stats/stats.h"
+#include <weft/filter.h>
+
+typedef struct weft_filter_lib {
+    char *path;               /* resolved absolute path */
+    dev_t dev;
+    ino_t ino;
+    struct timespec mtime;
+    void *dl;                 /* dlopen handle */
+    const weft_filter_descriptor *desc;
+    _Atomic int refs;
+    bool retired;             /* replaced on disk: not reused by new snapshots */
+    struct weft_filter_lib *next;
+} weft_filter_lib;
+
+/* One filter of a chain (per snapshot, shared read-only by workers). */
+typedef struct weft_filter_inst {
+    weft_filter_lib *lib;
+    const weft_http_filter_ops *http;        /* kind http */
+    const weft_transport_filter_ops *transport; /* kind transport */
+    void *config;              /* from config_create */
+    char name[64];
+    uint32_t index;            /* position in its chain (http or transport) */
+} weft_filter_inst;
+
+typedef struct weft_filter_chain {
+    weft_filter_inst *http;    /* request order */
+    size_t n_http;
+    weft_filter_inst *transport;
+    size_t n_transport;
+    bool any_req_body, any_resp_body;   /* some filter has a body hook */
+    bool any_req_trailers, any_resp_trailers;
+} weft_filter_chain;
+
+/* Builds the chain of cfg->listeners[li]. On error writes one line
+ * "file:line:col: message" (or "<path>: ...") into err and returns -1. */
+int weft_filter_chain_build(weft_filter_chain *chain, const weft_config *cfg, size_t li,
+                            const char *listener_name, char *err, size_t errlen);
+void weft_filter_chain_destroy(weft_filter_chain *chain);
+
+/* The host API table handed to every filter. */
+const weft_host_api *weft_filter_host_api(void);
+
+/* For tests: the directories searched for bundled filters, after the
+ * config's filter_path: $WEFT_FILTER_PATH (colon-separated), then
+ * <dir of the weft binary>/../filters and <...>/../lib/weft/filters. */
+int weft_filter_resolve(const weft_config *cfg, const weft_cfg_filter *f, char *out, size_t outlen);
+
+#endif

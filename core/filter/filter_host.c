@@ -1,0 +1,815 @@
+/* filter_host.c: the host side of the SDK (weft_host_api). Every call
+ * checks its handle and thread first; misuse returns an error code and
+ * logs one line naming the filter, never crashes. */
+#include <ctype.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "config/config_internal.h"
+#include "filter/callout.h"
+#include "filter/filter.h"
+#include "filter/filter_setup.h"
+#include "filter/transport.h"
+#include "http/stream_internal.h"
+
+struct weft_stream_timer {
+    struct event ev;
+    weft_stream *s;
+    weft_timer_cb cb;
+    void *arg;
+    int filter;
+    bool armed;
+    struct weft_stream_timer *next;
+};
+
+static inline weft_str S(weft_sv v) { return (weft_str){v.p, v.len}; }
+static inline weft_sv V(weft_str v) { return (weft_sv){v.ptr, v.len}; }
+
+static const char *running_name(const weft_stream *s)
+{
+    return s->running >= 0 && s->chain ? s->chain->http[s->running].name : "?";
+}
+
+static weft_result misuse(const weft_stream *s, weft_result r, const char *what)
+{
+    WEFT_WARN("filter %s: %s: %s", s ? running_name(s) : "?", what,
+              r == WEFT_ERR_STATE    ? "not allowed in this state"
+              : r == WEFT_ERR_THREAD ? "called from a thread that does not own the stream"
+              : r == WEFT_ERR_HANDLE ? "not a live stream handle"
+                                     : "invalid argument");
+    return r;
+}
+
+static weft_result check(weft_stream *s)
+{
+    if (!s || s->magic != WEFT_STREAM_MAGIC || !s->active)
+        return WEFT_ERR_HANDLE;
+    if (s->w->thread_started && !pthread_equal(pthread_self(), s->w->thread))
+        return WEFT_ERR_THREAD;
+    return WEFT_OK;
+}
+
+#define CHECK(s, what)                                                                             \
+    do {                                                                                           \
+        weft_result r_ = check(s);                                                                 \
+        if (r_ != WEFT_OK)                                                                         \
+            return misuse(r_ == WEFT_ERR_HANDLE ? NULL : (s), r_, what);                           \
+    } while (0)
+
+/* ---------- headers ---------- */
+
+static bool valid_name(weft_str n)
+{
+    if (!n.ptr || !n.len)
+        return false;
+    for (size_t i = 0; i < n.len; i++) {
+        unsigned char c = (unsigned char)n.ptr[i];
+        if (c <= 32 || c >= 127 || strchr("\"(),/:;<=>?@[\\]{}", c))
+            return false;
+    }
+    return true;
+}
+
+static bool valid_value(weft_str v)
+{
+    for (size_t i = 0; i < v.len; i++) {
+        unsigned char c = (unsigned char)v.ptr[i];
+        if ((c < 32 && c != '\t') || c == 127)
+            return false;
+    }
+    return true;
+}
+
+/* The map, or NULL when it does not exist (yet). *writable tells whether
+ * changing it still has an effect. */
+static weft_hdrs *header_map(weft_stream *s, weft_header_map m, bool *writable)
+{
+    switch (m) {
+    case WEFT_REQUEST_HEADERS:
+        *writable = s->req && !s->rq.headers_done;
+        return s->req ? &s->req->headers : NULL;
+    case WEFT_REQUEST_TRAILERS:
+        *writable = s->rq.trailers && !s->rq.end_out;
+        return s->rq.trailers;
+    case WEFT_RESPONSE_HEADERS:
+        *writable = (s->t_up_head_us || s->resp.status) && !s->resp_started;
+        return s->resp.status ? &s->resp.headers : NULL;
+    case WEFT_RESPONSE_TRAILERS:
+        *writable = s->rs.trailers && !s->rs.end_out;
+        return s->rs.trailers;
+    }
+    return NULL;
+}
+
+static weft_result h_header_get(weft_stream *s, weft_header_map m, weft_str name, size_t index, weft_str *value)
+{
+    CHECK(s, "header_get");
+    bool w;
+    weft_hdrs *h = header_map(s, m, &w);
+    if (!h || !value)
+        return h ? WEFT_ERR_INVALID : WEFT_ERR_NOT_FOUND;
+    size_t k = 0;
+    for (uint32_t i = 0; i < h->n; i++)
+        if (weft_sv_ieq(h->v[i].name, V(name)) && k++ == index) {
+            *value = S(h->v[i].value);
+            return WEFT_OK;
+        }
+    return WEFT_ERR_NOT_FOUND;
+}
+
+static size_t h_header_count(weft_stream *s, weft_header_map m, weft_str name)
+{
+    bool w;
+    if (check(s) != WEFT_OK)
+        return 0;
+    weft_hdrs *h = header_map(s, m, &w);
+    return h ? (size_t)weft_hdrs_count(h, V(name)) : 0;
+}
+
+static weft_result change(weft_stream *s, weft_header_map m, weft_str name, weft_str value, int op,
+                          const char *what)
+{
+    CHECK(s, what);
+    if (s->log_phase)
+        return misuse(s, WEFT_ERR_STATE, what);
+    if (!valid_name(name) || (op != 2 && !valid_value(value)))
+        return misuse(s, WEFT_ERR_INVALID, what);
+    bool w;
+    weft_hdrs *h = header_map(s, m, &w);
+    if (!h || !w)
+        return misuse(s, WEFT_ERR_STATE, what);
+    int rc = op == 0 ? weft_hdrs_set(h, V(name), V(value))
+           : op == 1 ? weft_hdrs_add(h, V(name), V(value))
+                     : (weft_hdrs_remove(h, V(name)), 0);
+    return rc == 0 ? WEFT_OK : WEFT_ERR_NOMEM;
+}
+
+static weft_result h_header_set(weft_stream *s, weft_header_map m, weft_str n, weft_str v)
+{
+    return change(s, m, n, v, 0, "header_set");
+}
+static weft_result h_header_add(weft_stream *s, weft_header_map m, weft_str n, weft_str v)
+{
+    return change(s, m, n, v, 1, "header_add");
+}
+static weft_result h_header_remove(weft_stream *s, weft_header_map m, weft_str n)
+{
+    return change(s, m, n, (weft_str){"", 0}, 2, "header_remove");
+}
+
+static weft_result h_header_iterate(weft_stream *s, weft_header_map m, weft_header_visit visit, void *arg)
+{
+    CHECK(s, "header_iterate");
+    bool w;
+    weft_hdrs *h = header_map(s, m, &w);
+    if (!h)
+        return WEFT_ERR_NOT_FOUND;
+    if (!visit)
+        return WEFT_ERR_INVALID;
+    for (uint32_t i = 0; i < h->n; i++)
+        if (!visit(S(h->v[i].name), S(h->v[i].value), arg))
+            break;
+    return WEFT_OK;
+}
+
+static weft_result h_request_get(weft_stream *s, weft_str *method, weft_str *path, weft_str *query,
+                                 weft_str *authority)
+{
+    CHECK(s, "request_get");
+    if (!s->req)
+        return WEFT_ERR_STATE;
+    if (method)
+        *method = S(s->req->method);
+    if (path)
+        *path = S(s->req->path);
+    if (query)
+        *query = S(s->req->query);
+    if (authority)
+        *authority = S(s->req->authority);
+    return WEFT_OK;
+}
+
+static weft_result h_request_set_path(weft_stream *s, weft_str pq)
+{
+    CHECK(s, "request_set_path");
+    if (!s->req || s->rq.headers_done)
+        return misuse(s, WEFT_ERR_STATE, "request_set_path");
+    if (!pq.len || pq.ptr[0] != '/' || !valid_value(pq) || memchr(pq.ptr, ' ', pq.len))
+        return misuse(s, WEFT_ERR_INVALID, "request_set_path");
+    char *copy = weft_arena_strndup(&s->arena, pq.ptr, pq.len);
+    if (!copy)
+        return WEFT_ERR_NOMEM;
+    weft_req_head *r = s->req;
+    r->target = (weft_sv){copy, pq.len};
+    const char *q = memchr(copy, '?', pq.len);
+    r->path = (weft_sv){copy, q ? (size_t)(q - copy) : pq.len};
+    r->query = q ? (weft_sv){q + 1, pq.len - (size_t)(q - copy) - 1} : (weft_sv){"", 0};
+    return WEFT_OK;
+}
+
+static int h_response_status(weft_stream *s)
+{
+    return check(s) == WEFT_OK ? s->resp.status : 0;
+}
+
+static weft_result h_response_set_status(weft_stream *s, int status)
+{
+    CHECK(s, "response_set_status");
+    if (status < 200 || status > 599)
+        return misuse(s, WEFT_ERR_INVALID, "response_set_status");
+    if (!s->resp.status || s->resp_started)
+        return misuse(s, WEFT_ERR_STATE, "response_set_status");
+    s->resp.status = (uint16_t)status;
+    s->resp.reason = weft_sv_from(weft_status_reason((uint16_t)status));
+    return WEFT_OK;
+}
+
+/* ---------- buffers and bodies ---------- */
+
+static size_t h_buffer_length(const weft_buffer *b)
+{
+    return b ? evbuffer_get_length((const struct evbuffer *)b) : 0;
+}
+
+static size_t h_buffer_copy_out(const weft_buffer *b, size_t off, void *dst, size_t len)
+{
+    struct evbuffer *e = (struct evbuffer *)b;
+    if (!e || !dst || off >= evbuffer_get_length(e))
+        return 0;
+    struct evbuffer_ptr p;
+    if (evbuffer_ptr_set(e, &p, off, EVBUFFER_PTR_SET) != 0)
+        return 0;
+    ev_ssize_t n = evbuffer_copyout_from(e, &p, dst, len);
+    return n > 0 ? (size_t)n : 0;
+}
+
+static size_t h_buffer_peek(const weft_buffer *b, weft_str *seg, size_t max)
+{
+    struct evbuffer *e = (struct evbuffer *)b;
+    if (!e)
+        return 0;
+    int total = evbuffer_peek(e, -1, NULL, NULL, 0);
+    if (total <= 0)
+        return 0;
+    struct evbuffer_iovec v[16];
+    size_t want = max < 16 ? max : 16;
+    int got = want ? evbuffer_peek(e, -1, NULL, v, (int)want) : 0;
+    for (int i = 0; i < got && (size_t)i < want; i++)
+        seg[i] = (weft_str){v[i].iov_base, v[i].iov_len};
+    return (size_t)total;
+}
+
+static weft_result h_buffer_append(weft_buffer *b, const void *d, size_t n)
+{
+    if (!b || (!d && n))
+        return WEFT_ERR_INVALID;
+    return evbuffer_add((struct evbuffer *)b, d, n) == 0 ? WEFT_OK : WEFT_ERR_NOMEM;
+}
+
+static weft_result h_buffer_prepend(weft_buffer *b, const void *d, size_t n)
+{
+    if (!b || (!d && n))
+        return WEFT_ERR_INVALID;
+    return evbuffer_prepend((struct evbuffer *)b, d, n) == 0 ? WEFT_OK : WEFT_ERR_NOMEM;
+}
+
+static weft_result h_buffer_drain(weft_buffer *b, size_t n)
+{
+    if (!b)
+        return WEFT_ERR_INVALID;
+    return evbuffer_drain((struct evbuffer *)b, n) == 0 ? WEFT_OK : WEFT_ERR_INVALID;
+}
+
+static weft_result h_body_buffer_for_replay(weft_stream *s, size_t max)
+{
+    CHECK(s, "body_buffer_for_replay");
+    if (s->bytes_in || s->rq.headers_done)
+        return misuse(s, WEFT_ERR_STATE, "body_buffer_for_replay (call it from on_request_headers)");
+    if (!s->replay && !(s->replay = evbuffer_new()))
+        return WEFT_ERR_NOMEM;
+    if (max > s->replay_max)
+        s->replay_max = max;
+    return WEFT_OK;
+}
+
+static size_t h_body_buffered_length(weft_stream *s, weft_body_dir d)
+{
+    if (check(s) != WEFT_OK)
+        return 0;
+    return evbuffer_get_length(d == WEFT_REQUEST_BODY ? s->rq.held : s->rs.held);
+}
+
+static size_t h_body_copy_out(weft_stream *s, weft_body_dir d, size_t off, void *dst, size_t len)
+{
+    if (check(s) != WEFT_OK)
+        return 0;
+    return h_buffer_copy_out((weft_buffer *)(d == WEFT_REQUEST_BODY ? s->rq.held : s->rs.held), off, dst, len);
+}
+
+/* ---------- control ---------- */
+
+static weft_result h_reply_send(weft_stream *s, int status, weft_str reason, const weft_str *hn,
+                                const weft_str *hv, size_t n, weft_str body)
+{
+    CHECK(s, "reply_send");
+    if (status < 200 || status > 599 || (n && (!hn || !hv)))
+        return misuse(s, WEFT_ERR_INVALID, "reply_send");
+    if (s->log_phase || s->resp_done)
+        return misuse(s, WEFT_ERR_STATE, "reply_send");
+    for (size_t i = 0; i < n; i++)
+        if (!valid_name(hn[i]) || !valid_value(hv[i]))
+            return misuse(s, WEFT_ERR_INVALID, "reply_send header");
+    if (!valid_value(reason))
+        return misuse(s, WEFT_ERR_INVALID, "reply_send reason");
+    weft_hdrs extra;
+    weft_hdrs_init(&extra, &s->arena);
+    for (size_t i = 0; i < n; i++)
+        weft_hdrs_add(&extra, V(hn[i]), V(hv[i]));
+    const char *r = reason.len ? weft_arena_strndup(&s->arena, reason.ptr, reason.len) : NULL;
+    char *b = weft_arena_strndup(&s->arena, body.ptr ? body.ptr : "", body.len);
+    s->flags |= WEFT_RF_LR;
+    weft_stream_reply_full(s, (uint16_t)status, r, &extra, (weft_sv){b ? b : "", b ? body.len : 0});
+    return WEFT_OK;
+}
+
+static weft_result h_stream_resume(weft_stream *s)
+{
+    CHECK(s, "stream_resume");
+    if (weft_stream_resume_filters(s) != 0)
+        return misuse(s, WEFT_ERR_STATE, "stream_resume (the stream is not paused)");
+    return WEFT_OK;
+}
+
+static weft_result h_route_set_cluster(weft_stream *s, weft_str cluster)
+{
+    CHECK(s, "route_set_cluster");
+    if (!s->req || s->rq.headers_done)
+        return misuse(s, WEFT_ERR_STATE, "route_set_cluster");
+    const weft_config *cfg = s->ws->snap->cfg;
+    for (size_t i = 0; i < cfg->n_clusters; i++)
+        if (strlen(cfg->clusters[i].name) == cluster.len &&
+            memcmp(cfg->clusters[i].name, cluster.ptr, cluster.len) == 0) {
+            s->cluster_override = (int)i;
+            return WEFT_OK;
+        }
+    return WEFT_ERR_NOT_FOUND;
+}
+
+static weft_result h_upstream_retry(weft_stream *s)
+{
+    CHECK(s, "upstream_retry");
+    if (s->log_phase || weft_stream_retry(s) != 0)
+        return misuse(s, WEFT_ERR_STATE, "upstream_retry (response started or body not kept for replay)");
+    return WEFT_OK;
+}
+
+static void timer_fire(evutil_socket_t fd, short what, void *arg)
+{
+    struct weft_stream_timer *t = arg;
+    weft_stream *s = t->s;
+    t->armed = false;
+    int prev = s->running;
+    s->running = t->filter;
+    t->cb(s, s->fctx ? s->fctx[t->filter] : NULL, t->arg);
+    if (s->magic == WEFT_STREAM_MAGIC && s->active)
+        s->running = prev;
+}
+
+static weft_result h_timer_start(weft_stream *s, uint64_t ms, weft_timer_cb cb, void *arg, weft_timer **out)
+{
+    CHECK(s, "timer_start");
+    if (!cb || s->running < 0)
+        return misuse(s, !cb ? WEFT_ERR_INVALID : WEFT_ERR_STATE, "timer_start (call it from a hook)");
+    if (s->log_phase)
+        return misuse(s, WEFT_ERR_STATE, "timer_start");
+    struct weft_stream_timer *t = weft_arena_alloc(&s->arena, sizeof(*t));
+    if (!t)
+        return WEFT_ERR_NOMEM;
+    memset(t, 0, sizeof(*t));
+    t->s = s;
+    t->cb = cb;
+    t->arg = arg;
+    t->filter = s->running;
+    event_assign(&t->ev, s->w->base, -1, 0, timer_fire, t);
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+    event_add(&t->ev, &tv);
+    t->armed = true;
+    t->next = s->timers;
+    s->timers = t;
+    if (out)
+        *out = (weft_timer *)t;
+    return WEFT_OK;
+}
+
+static weft_result h_timer_cancel(weft_stream *s, weft_timer *handle)
+{
+    CHECK(s, "timer_cancel");
+    for (struct weft_stream_timer *t = s->timers; t; t = t->next)
+        if ((weft_timer *)t == handle) {
+            if (!t->armed)
+                return WEFT_ERR_STATE;
+            event_del(&t->ev);
+            t->armed = false;
+            return WEFT_OK;
+        }
+    return misuse(s, WEFT_ERR_INVALID, "timer_cancel (unknown timer)");
+}
+
+void weft_filter_stream_cancel_async(weft_stream *s)
+{
+    for (struct weft_stream_timer *t = s->timers; t; t = t->next)
+        if (t->armed) {
+            event_del(&t->ev);
+            t->armed = false;
+        }
+    s->timers = NULL;
+    weft_callouts_cancel_all(s);
+}
+
+static weft_result h_callout_start(weft_stream *s, weft_str cluster, weft_str method, weft_str path,
+                                   const weft_str *hn, const weft_str *hv, size_t n, weft_str body,
+                                   uint64_t timeout_ms, weft_callout_cb cb, void *arg, weft_callout **out)
+{
+    CHECK(s, "callout_start");
+    if (!cb || !method.len || !path.len || path.ptr[0] != '/' || (n && (!hn || !hv)))
+        return misuse(s, WEFT_ERR_INVALID, "callout_start");
+    if (s->running < 0 || s->log_phase)
+        return misuse(s, WEFT_ERR_STATE, "callout_start (call it from a hook)");
+    for (size_t i = 0; i < n; i++)
+        if (!valid_name(hn[i]) || !valid_value(hv[i]))
+            return misuse(s, WEFT_ERR_INVALID, "callout_start header");
+    if (!valid_name(method) || !valid_value(path) || memchr(path.ptr, ' ', path.len))
+        return misuse(s, WEFT_ERR_INVALID, "callout_start");
+    return weft_filter_callout_start(s, cluster, method, path, hn, hv, n, body, timeout_ms, cb, arg, out);
+}
+
+static weft_result h_callout_cancel(weft_stream *s, weft_callout *c)
+{
+    CHECK(s, "callout_cancel");
+    return weft_filter_callout_cancel(s, c);
+}
+
+static weft_result h_metadata_set(weft_stream *s, weft_str k, weft_str v)
+{
+    CHECK(s, "metadata_set");
+    if (!k.len)
+        return misuse(s, WEFT_ERR_INVALID, "metadata_set");
+    char *kc = weft_arena_strndup(&s->arena, k.ptr, k.len);
+    char *vc = weft_arena_strndup(&s->arena, v.ptr ? v.ptr : "", v.len);
+    if (!kc || !vc)
+        return WEFT_ERR_NOMEM;
+    for (uint32_t i = 0; i < s->metadata.n; i++)
+        if (weft_sv_eq(s->metadata.v[i].name, V(k))) {
+            s->metadata.v[i].value = (weft_sv){vc, v.len};
+            return WEFT_OK;
+        }
+    return weft_hdrs_add_ref(&s->metadata, (weft_sv){kc, k.len}, (weft_sv){vc, v.len}) == 0 ? WEFT_OK
+                                                                                           : WEFT_ERR_NOMEM;
+}
+
+static weft_result h_metadata_get(weft_stream *s, weft_str k, weft_str *v)
+{
+    CHECK(s, "metadata_get");
+    for (uint32_t i = 0; i < s->metadata.n; i++)
+        if (weft_sv_eq(s->metadata.v[i].name, V(k))) {
+            if (v)
+                *v = S(s->metadata.v[i].value);
+            return WEFT_OK;
+        }
+    return WEFT_ERR_NOT_FOUND;
+}
+
+/* ---------- connection facts ---------- */
+
+static const weft_conn_facts *facts(weft_stream *s) { return s->ds_ops->facts ? s->ds_ops->facts(s) : NULL; }
+
+static weft_result h_peer_address(weft_stream *s, weft_str *ip, uint16_t *port)
+{
+    CHECK(s, "conn_peer_address");
+    const weft_conn_facts *f = facts(s);
+    if (!f || !f->peer_ip)
+        return WEFT_ERR_NOT_FOUND;
+    if (ip)
+        *ip = (weft_str){f->peer_ip, strlen(f->peer_ip)};
+    if (port)
+        *port = f->peer_port;
+    return WEFT_OK;
+}
+
+static weft_result h_local_address(weft_stream *s, weft_str *ip, uint16_t *port)
+{
+    CHECK(s, "conn_local_address");
+    const weft_conn_facts *f = facts(s);
+    if (!f || !f->local_ip)
+        return WEFT_ERR_NOT_FOUND;
+    if (ip)
+        *ip = (weft_str){f->local_ip, strlen(f->local_ip)};
+    if (port)
+        *port = f->local_port;
+    return WEFT_OK;
+}
+
+static weft_result h_peer_identity(weft_stream *s, weft_str *id)
+{
+    CHECK(s, "conn_peer_identity");
+    const weft_conn_facts *f = facts(s);
+    if (!f || !f->peer_identity || !*f->peer_identity)
+        return WEFT_ERR_NOT_FOUND;
+    if (id)
+        *id = (weft_str){f->peer_identity, strlen(f->peer_identity)};
+    return WEFT_OK;
+}
+
+static bool h_is_tls(weft_stream *s)
+{
+    if (check(s) != WEFT_OK)
+        return false;
+    const weft_conn_facts *f = facts(s);
+    return f && f->tls;
+}
+
+static bool h_is_grpc(weft_stream *s) { return check(s) == WEFT_OK && s->is_grpc; }
+
+/* ---------- stats, log, time ---------- */
+
+static int32_t stat_register(weft_filter_setup *st, const char *name, const char *help, weft_stat_kind kind)
+{
+    if (!st || !name || !*name)
+        return -1;
+    for (const char *p = name; *p; p++)
+        if (!(islower((unsigned char)*p) || isdigit((unsigned char)*p) || *p == '_'))
+            return -1;
+    char full[160], labels[160];
+    snprintf(full, sizeof(full), "weft_filter_%s_%s", st->filter->name, name);
+    snprintf(labels, sizeof(labels), "listener=\"%s\"", st->listener ? st->listener : "");
+    weft_stat_id id = kind == WEFT_STAT_COUNTER ? weft_stats_counter(full, labels, help ? help : "")
+                      : kind == WEFT_STAT_GAUGE ? weft_stats_gauge(full, labels, help ? help : "")
+                                                : weft_stats_histogram(full, labels, help ? help : "");
+    return id == WEFT_STAT_INVALID || id > INT32_MAX ? -1 : (int32_t)id;
+}
+
+static int32_t h_stat_counter(weft_filter_setup *st, const char *n, const char *h)
+{
+    return stat_register(st, n, h, WEFT_STAT_COUNTER);
+}
+static int32_t h_stat_gauge(weft_filter_setup *st, const char *n, const char *h)
+{
+    return stat_register(st, n, h, WEFT_STAT_GAUGE);
+}
+static int32_t h_stat_histogram(weft_filter_setup *st, const char *n, const char *h)
+{
+    return stat_register(st, n, h, WEFT_STAT_HISTOGRAM);
+}
+static void h_stat_inc(int32_t id, uint64_t d)
+{
+    if (id >= 0)
+        weft_stats_inc(weft_stats_thread_block(), (weft_stat_id)id, d);
+}
+static void h_stat_gauge_add(int32_t id, int64_t d)
+{
+    if (id >= 0)
+        weft_stats_gauge_add(weft_stats_thread_block(), (weft_stat_id)id, d);
+}
+static void h_stat_observe_us(int32_t id, uint64_t us)
+{
+    if (id >= 0)
+        weft_stats_observe_us(weft_stats_thread_block(), (weft_stat_id)id, us);
+}
+
+static void h_log(weft_log_level_t level, const char *filter, const char *msg)
+{
+    int l = level < WEFT_LOG_LEVEL_DEBUG ? 0 : level > WEFT_LOG_LEVEL_ERROR ? 3 : (int)level;
+    if (l < weft_log_min_level)
+        return;
+    weft_log((weft_log_level)l, "filter %s: %s", filter ? filter : "?", msg ? msg : "");
+}
+static bool h_log_enabled(weft_log_level_t level) { return (int)level >= weft_log_min_level; }
+static uint64_t h_now_us(void) { return weft_now_us(); }
+
+/* ---------- config accessors (over core/config's node tree) ---------- */
+
+static const cy_node *N(const weft_config_node *n) { return (const cy_node *)n; }
+
+static const weft_config_node *h_config_get(const weft_config_node *m, const char *key)
+{
+    const cy_node *n = N(m);
+    if (!n || n->kind != CY_MAP || !key)
+        return NULL;
+    for (const cy_node *k = n->first; k && k->next; k = k->next->next)
+        if (k->kind == CY_SCALAR && strcmp(k->str, key) == 0)
+            return (const weft_config_node *)k->next;
+    return NULL;
+}
+static bool h_is_map(const weft_config_node *n) { return N(n) && N(n)->kind == CY_MAP; }
+static bool h_is_list(const weft_config_node *n) { return N(n) && N(n)->kind == CY_SEQ; }
+static bool h_is_scalar(const weft_config_node *n) { return N(n) && N(n)->kind == CY_SCALAR; }
+static size_t h_config_len(const weft_config_node *n)
+{
+    if (!N(n))
+        return 0;
+    return N(n)->kind == CY_MAP ? N(n)->n / 2 : N(n)->kind == CY_SEQ ? N(n)->n : 0;
+}
+static const weft_config_node *h_config_at(const weft_config_node *l, size_t i)
+{
+    if (!h_is_list(l))
+        return NULL;
+    const cy_node *c = N(l)->first;
+    while (c && i--)
+        c = c->next;
+    return (const weft_config_node *)c;
+}
+static const weft_config_node *h_config_entry(const weft_config_node *m, size_t i, weft_str *key)
+{
+    if (!h_is_map(m))
+        return NULL;
+    const cy_node *k = N(m)->first;
+    while (k && k->next && i--)
+        k = k->next->next;
+    if (!k || !k->next)
+        return NULL;
+    if (key)
+        *key = (weft_str){k->str ? k->str : "", k->str ? k->len : 0};
+    return (const weft_config_node *)k->next;
+}
+static weft_result h_config_string(const weft_config_node *n, weft_str *o)
+{
+    if (!h_is_scalar(n) || !o)
+        return WEFT_ERR_INVALID;
+    *o = (weft_str){N(n)->str, N(n)->len};
+    return WEFT_OK;
+}
+static weft_result h_config_int(const weft_config_node *n, int64_t *o)
+{
+    if (!h_is_scalar(n) || !o || !N(n)->len)
+        return WEFT_ERR_INVALID;
+    errno = 0;
+    char *end;
+    long long v = strtoll(N(n)->str, &end, 10);
+    if (errno || *end)
+        return WEFT_ERR_INVALID;
+    *o = v;
+    return WEFT_OK;
+}
+static weft_result h_config_bool(const weft_config_node *n, bool *o)
+{
+    if (!h_is_scalar(n) || !o)
+        return WEFT_ERR_INVALID;
+    const char *v = N(n)->str;
+    if (!strcmp(v, "true") || !strcmp(v, "True") || !strcmp(v, "TRUE"))
+        *o = true;
+    else if (!strcmp(v, "false") || !strcmp(v, "False") || !strcmp(v, "FALSE"))
+        *o = false;
+    else
+        return WEFT_ERR_INVALID;
+    return WEFT_OK;
+}
+static weft_result h_config_duration(const weft_config_node *n, uint64_t *o)
+{
+    if (!h_is_scalar(n) || !o)
+        return WEFT_ERR_INVALID;
+    return weft_parse_duration_ms(N(n)->str, o) == 0 ? WEFT_OK : WEFT_ERR_INVALID;
+}
+static weft_result h_config_size(const weft_config_node *n, uint64_t *o)
+{
+    if (!h_is_scalar(n) || !o)
+        return WEFT_ERR_INVALID;
+    return weft_parse_size(N(n)->str, o) == 0 ? WEFT_OK : WEFT_ERR_INVALID;
+}
+static weft_result h_config_percent(const weft_config_node *n, double *o)
+{
+    if (!h_is_scalar(n) || !o || !N(n)->len)
+        return WEFT_ERR_INVALID;
+    char *end;
+    errno = 0;
+    double v = strtod(N(n)->str, &end);
+    if (errno || end == N(n)->str || (*end && strcmp(end, "%") != 0) || !(v >= 0.0 && v <= 100.0))
+        return WEFT_ERR_INVALID;
+    *o = v;
+    return WEFT_OK;
+}
+static int h_config_fail(weft_filter_setup *st, const weft_config_node *n, const char *msg)
+{
+    if (!st)
+        return -1;
+    uint32_t line = N(n) ? N(n)->line : st->filter->pos.line;
+    uint32_t col = N(n) ? N(n)->col : st->filter->pos.col;
+    snprintf(st->err, st->errlen, "%s:%u:%u: filter \"%s\": %s", st->cfg->source ? st->cfg->source : "config",
+             line, col, st->filter->name, msg ? msg : "invalid config");
+    st->failed = true;
+    return -1;
+}
+static const char *h_config_dir(weft_filter_setup *st)
+{
+    return st && st->cfg->source_dir ? st->cfg->source_dir : ".";
+}
+
+/* ---------- transport ---------- */
+
+static weft_result conn_check(weft_connection *c)
+{
+    return c && c->magic == WEFT_CONNECTION_MAGIC ? WEFT_OK : WEFT_ERR_HANDLE;
+}
+static weft_result h_set_alpn(weft_connection *c, weft_str alpn)
+{
+    if (conn_check(c) != WEFT_OK)
+        return WEFT_ERR_HANDLE;
+    if (alpn.len >= sizeof(c->alpn))
+        return WEFT_ERR_INVALID;
+    memcpy(c->alpn, alpn.ptr, alpn.len);
+    c->alpn[alpn.len] = '\0';
+    c->facts.alpn = c->alpn;
+    return WEFT_OK;
+}
+static weft_result h_set_identity(weft_connection *c, weft_str id)
+{
+    if (conn_check(c) != WEFT_OK)
+        return WEFT_ERR_HANDLE;
+    if (id.len >= sizeof(c->identity) || !valid_value(id))
+        return WEFT_ERR_INVALID;
+    memcpy(c->identity, id.ptr, id.len);
+    c->identity[id.len] = '\0';
+    c->facts.peer_identity = c->identity;
+    return WEFT_OK;
+}
+static weft_result h_set_tls(weft_connection *c, bool tls)
+{
+    if (conn_check(c) != WEFT_OK)
+        return WEFT_ERR_HANDLE;
+    c->facts.tls = tls;
+    return WEFT_OK;
+}
+
+static const weft_host_api host_api = {
+    .size = sizeof(weft_host_api),
+    .abi_major = WEFT_ABI_MAJOR,
+    .abi_minor = WEFT_ABI_MINOR,
+    .header_get = h_header_get,
+    .header_count = h_header_count,
+    .header_set = h_header_set,
+    .header_add = h_header_add,
+    .header_remove = h_header_remove,
+    .header_iterate = h_header_iterate,
+    .request_get = h_request_get,
+    .request_set_path = h_request_set_path,
+    .response_status = h_response_status,
+    .response_set_status = h_response_set_status,
+    .buffer_length = h_buffer_length,
+    .buffer_copy_out = h_buffer_copy_out,
+    .buffer_peek = h_buffer_peek,
+    .buffer_append = h_buffer_append,
+    .buffer_prepend = h_buffer_prepend,
+    .buffer_drain = h_buffer_drain,
+    .body_buffer_for_replay = h_body_buffer_for_replay,
+    .body_buffered_length = h_body_buffered_length,
+    .body_copy_out = h_body_copy_out,
+    .reply_send = h_reply_send,
+    .stream_resume = h_stream_resume,
+    .route_set_cluster = h_route_set_cluster,
+    .upstream_retry = h_upstream_retry,
+    .timer_start = h_timer_start,
+    .timer_cancel = h_timer_cancel,
+    .callout_start = h_callout_start,
+    .callout_cancel = h_callout_cancel,
+    .metadata_set = h_metadata_set,
+    .metadata_get = h_metadata_get,
+    .conn_peer_address = h_peer_address,
+    .conn_local_address = h_local_address,
+    .conn_peer_identity = h_peer_identity,
+    .conn_is_tls = h_is_tls,
+    .request_is_grpc = h_is_grpc,
+    .stat_counter = h_stat_counter,
+    .stat_gauge = h_stat_gauge,
+    .stat_histogram = h_stat_histogram,
+    .stat_inc = h_stat_inc,
+    .stat_gauge_add = h_stat_gauge_add,
+    .stat_observe_us = h_stat_observe_us,
+    .log = h_log,
+    .log_enabled = h_log_enabled,
+    .now_us = h_now_us,
+    .config_get = h_config_get,
+    .config_is_map = h_is_map,
+    .config_is_list = h_is_list,
+    .config_is_scalar = h_is_scalar,
+    .config_len = h_config_len,
+    .config_at = h_config_at,
+    .config_entry = h_config_entry,
+    .config_string = h_config_string,
+    .config_int = h_config_int,
+    .config_bool = h_config_bool,
+    .config_duration_ms = h_config_duration,
+    .config_size = h_config_size,
+    .config_percent = h_config_percent,
+    .config_fail = h_config_fail,
+    .config_filter_dir = h_config_dir,
+    .connection_set_alpn = h_set_alpn,
+    .connection_set_peer_identity = h_set_identity,
+    .connection_set_tls = h_set_tls,
+};
+
+const weft_host_api *weft_filter_host_api(void) { return &host_api; }

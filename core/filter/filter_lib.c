@@ -1,0 +1,283 @@
+/* filter_lib.c: loading filter libraries and building chains. */
+#include "filter/filter.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/common.h"
+#include "filter/filter_setup.h"
+
+static pthread_mutex_t libs_mu = PTHREAD_MUTEX_INITIALIZER;
+static weft_filter_lib *libs;
+
+static bool file_exists(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+static int try_dir(const char *dir, const char *name, char *out, size_t outlen)
+{
+    if (!dir || !*dir)
+        return -1;
+    int n = snprintf(out, outlen, "%s/%s.so", dir, name);
+    if (n < 0 || (size_t)n >= outlen || !file_exists(out))
+        return -1;
+    return 0;
+}
+
+int weft_filter_resolve(const weft_config *cfg, const weft_cfg_filter *f, char *out, size_t outlen)
+{
+    char tmp[PATH_MAX];
+    if (f->path) {
+        if (f->path[0] == '/')
+            snprintf(tmp, sizeof(tmp), "%s", f->path);
+        else
+            snprintf(tmp, sizeof(tmp), "%s/%s", cfg->source_dir ? cfg->source_dir : ".", f->path);
+        if (!realpath(tmp, out))
+            return -1;
+        return 0;
+    }
+    for (size_t i = 0; i < cfg->n_filter_paths; i++) {
+        const char *d = cfg->filter_paths[i];
+        char dir[PATH_MAX];
+        if (d[0] == '/')
+            snprintf(dir, sizeof(dir), "%s", d);
+        else
+            snprintf(dir, sizeof(dir), "%s/%s", cfg->source_dir ? cfg->source_dir : ".", d);
+        if (try_dir(dir, f->name, tmp, sizeof(tmp)) == 0)
+            return realpath(tmp, out) ? 0 : -1;
+    }
+    const char *env = getenv("WEFT_FILTER_PATH");
+    if (env) {
+        char *copy = strdup(env), *save = NULL;
+        for (char *d = copy ? strtok_r(copy, ":", &save) : NULL; d; d = strtok_r(NULL, ":", &save))
+            if (try_dir(d, f->name, tmp, sizeof(tmp)) == 0) {
+                free(copy);
+                return realpath(tmp, out) ? 0 : -1;
+            }
+        free(copy);
+    }
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = '\0';
+            static const char *rel[] = {"../filters", "../lib/weft/filters"};
+            for (size_t i = 0; i < WEFT_ARRAY_LEN(rel); i++) {
+                char dir[PATH_MAX];
+                snprintf(dir, sizeof(dir), "%s/%s", exe, rel[i]);
+                if (try_dir(dir, f->name, tmp, sizeof(tmp)) == 0)
+                    return realpath(tmp, out) ? 0 : -1;
+            }
+        }
+    }
+    return -1;
+}
+
+static void lib_unref(weft_filter_lib *lib)
+{
+    if (!lib || atomic_fetch_sub_explicit(&lib->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    pthread_mutex_lock(&libs_mu);
+    for (weft_filter_lib **pp = &libs; *pp; pp = &(*pp)->next)
+        if (*pp == lib) {
+            *pp = lib->next;
+            break;
+        }
+    pthread_mutex_unlock(&libs_mu);
+    WEFT_DEBUG("filter library %s unloaded", lib->path);
+    dlclose(lib->dl);
+    free(lib->path);
+    free(lib);
+}
+
+/* Returns a referenced library for `path`: the loaded one when the file on
+ * disk is the same (device, inode, mtime), else a fresh dlopen beside it. */
+static weft_filter_lib *lib_get(const char *path, char *err, size_t errlen)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    pthread_mutex_lock(&libs_mu);
+    for (weft_filter_lib *l = libs; l; l = l->next) {
+        if (strcmp(l->path, path) != 0)
+            continue;
+        if (l->dev == st.st_dev && l->ino == st.st_ino && l->mtime.tv_sec == st.st_mtim.tv_sec &&
+            l->mtime.tv_nsec == st.st_mtim.tv_nsec) {
+            atomic_fetch_add(&l->refs, 1);
+            pthread_mutex_unlock(&libs_mu);
+            return l;
+        }
+        l->retired = true;
+    }
+    pthread_mutex_unlock(&libs_mu);
+
+    /* dlopen caches by path: a rewritten file at the same path (new inode)
+     * must be opened through a name the loader has not seen, so load it
+     * from /proc/self/fd of an open descriptor. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    char fdpath[64];
+    snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", fd);
+    void *dl = dlopen(fdpath, RTLD_NOW | RTLD_LOCAL);
+    close(fd);
+    if (!dl) {
+        snprintf(err, errlen, "%s: cannot load: %s", path, dlerror());
+        return NULL;
+    }
+    weft_filter_entry_fn entry;
+    *(void **)&entry = dlsym(dl, WEFT_FILTER_ENTRY_SYMBOL);
+    if (!entry) {
+        snprintf(err, errlen, "%s: not a weft filter (no symbol %s)", path, WEFT_FILTER_ENTRY_SYMBOL);
+        dlclose(dl);
+        return NULL;
+    }
+    const weft_filter_descriptor *d = entry(weft_filter_host_api());
+    if (!d || d->size < offsetof(weft_filter_descriptor, transport) + sizeof(void *)) {
+        snprintf(err, errlen, "%s: the filter returned no valid descriptor", path);
+        dlclose(dl);
+        return NULL;
+    }
+    if (d->abi_major != WEFT_ABI_MAJOR || d->abi_minor > WEFT_ABI_MINOR) {
+        snprintf(err, errlen, "%s: filter ABI %u.%u is not supported by this weft (ABI %d.%d)", path,
+                 d->abi_major, d->abi_minor, WEFT_ABI_MAJOR, WEFT_ABI_MINOR);
+        dlclose(dl);
+        return NULL;
+    }
+    if (!d->name || (d->kind == WEFT_FILTER_HTTP && !d->http) ||
+        (d->kind == WEFT_FILTER_TRANSPORT && !d->transport) ||
+        (d->kind != WEFT_FILTER_HTTP && d->kind != WEFT_FILTER_TRANSPORT)) {
+        snprintf(err, errlen, "%s: the descriptor has no name, a bad kind or no hooks", path);
+        dlclose(dl);
+        return NULL;
+    }
+    weft_filter_lib *lib = calloc(1, sizeof(*lib));
+    if (!lib || !(lib->path = strdup(path))) {
+        free(lib);
+        dlclose(dl);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    lib->dev = st.st_dev;
+    lib->ino = st.st_ino;
+    lib->mtime = st.st_mtim;
+    lib->dl = dl;
+    lib->desc = d;
+    atomic_store(&lib->refs, 1);
+    pthread_mutex_lock(&libs_mu);
+    lib->next = libs;
+    libs = lib;
+    pthread_mutex_unlock(&libs_mu);
+    WEFT_INFO("filter %s loaded from %s (ABI %u.%u)", d->name, path, d->abi_major, d->abi_minor);
+    return lib;
+}
+
+static void inst_destroy(weft_filter_inst *fi)
+{
+    if (fi->config) {
+        if (fi->http && fi->http->config_destroy)
+            fi->http->config_destroy(fi->config);
+        else if (fi->transport && fi->transport->config_destroy)
+            fi->transport->config_destroy(fi->config);
+    }
+    lib_unref(fi->lib);
+}
+
+int weft_filter_chain_build(weft_filter_chain *chain, const weft_config *cfg, size_t li,
+                            const char *listener_name, char *err, size_t errlen)
+{
+    memset(chain, 0, sizeof(*chain));
+    const weft_cfg_listener *l = &cfg->listeners[li];
+    if (!l->n_filters)
+        return 0;
+    chain->http = calloc(l->n_filters, sizeof(*chain->http));
+    chain->transport = calloc(l->n_filters, sizeof(*chain->transport));
+    if (!chain->http || !chain->transport) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < l->n_filters; i++) {
+        const weft_cfg_filter *f = &l->filters[i];
+        char path[PATH_MAX], lerr[512];
+        if (weft_filter_resolve(cfg, f, path, sizeof(path)) != 0) {
+            if (f->path)
+                snprintf(err, errlen, "%s:%u:%u: filter \"%s\": cannot find %s", cfg->source, f->pos.line,
+                         f->pos.col, f->name, f->path);
+            else
+                snprintf(err, errlen,
+                         "%s:%u:%u: filter \"%s\": no %s.so in filter_path, $WEFT_FILTER_PATH or the "
+                         "bundled filters directory",
+                         cfg->source, f->pos.line, f->pos.col, f->name, f->name);
+            return -1;
+        }
+        weft_filter_lib *lib = lib_get(path, lerr, sizeof(lerr));
+        if (!lib) {
+            snprintf(err, errlen, "%s:%u:%u: filter \"%s\": %s", cfg->source, f->pos.line, f->pos.col,
+                     f->name, lerr);
+            return -1;
+        }
+        weft_filter_inst *fi;
+        if (lib->desc->kind == WEFT_FILTER_HTTP) {
+            fi = &chain->http[chain->n_http];
+            fi->index = (uint32_t)chain->n_http++;
+            fi->http = lib->desc->http;
+        } else {
+            fi = &chain->transport[chain->n_transport];
+            fi->index = (uint32_t)chain->n_transport++;
+            fi->transport = lib->desc->transport;
+        }
+        fi->lib = lib;
+        snprintf(fi->name, sizeof(fi->name), "%s", f->name);
+        weft_filter_setup setup = {
+            .cfg = cfg, .filter = f, .listener = listener_name, .err = err, .errlen = errlen,
+        };
+        int (*create)(const weft_config_node *, weft_filter_setup *, void **) =
+            fi->http ? fi->http->config_create : fi->transport->config_create;
+        if (create) {
+            int rc = create((const weft_config_node *)f->node, &setup, &fi->config);
+            if (rc != 0) {
+                if (!setup.failed)
+                    snprintf(err, errlen, "%s:%u:%u: filter \"%s\" refused its config", cfg->source,
+                             f->pos.line, f->pos.col, f->name);
+                fi->config = NULL;
+                return -1;
+            }
+        }
+        if (fi->http) {
+            const weft_http_filter_ops *o = fi->http;
+            chain->any_req_body |= o->on_request_body != NULL;
+            chain->any_resp_body |= o->on_response_body != NULL;
+            chain->any_req_trailers |= o->on_request_trailers != NULL;
+            chain->any_resp_trailers |= o->on_response_trailers != NULL;
+        }
+    }
+    return 0;
+}
+
+void weft_filter_chain_destroy(weft_filter_chain *chain)
+{
+    for (size_t i = 0; i < chain->n_http; i++)
+        inst_destroy(&chain->http[i]);
+    for (size_t i = 0; i < chain->n_transport; i++)
+        inst_destroy(&chain->transport[i]);
+    /* a chain that failed half-way: instances with a lib but not counted */
+    free(chain->http);
+    free(chain->transport);
+    memset(chain, 0, sizeof(*chain));
+}

@@ -1,0 +1,291 @@
+/* stream_filters.c: running a stream through its listener's HTTP filter
+ * chain (see the lifetimes and call order in weft/filter.h). Positions
+ * count along the direction: the request runs filters 0..n-1, the response
+ * runs them n-1..0, so response position k is filter n-1-k. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "http/stream_internal.h"
+#include "log/access_log.h"
+
+static size_t filter_index(const weft_stream *s, int dir, size_t pos)
+{
+    return dir == WEFT_DIR_REQ ? pos : stream_n_filters(s) - 1 - pos;
+}
+
+static const weft_filter_inst *inst(const weft_stream *s, size_t idx) { return &s->chain->http[idx]; }
+
+/* A hook must answer with one of the three values; anything else is the
+ * filter's bug, handled as a 500 rather than trusted. */
+static weft_status checked(weft_stream *s, size_t idx, weft_status st)
+{
+    if (st == WEFT_CONTINUE || st == WEFT_STOP)
+        return st;
+    if (st == WEFT_REPLIED && (s->resp_started || s->resp_done))
+        return st;
+    WEFT_ERROR("filter %s: hook returned %d%s", inst(s, idx)->name, (int)st,
+               st == WEFT_REPLIED ? " (WEFT_REPLIED without sending a reply)" : "");
+    weft_stream_local_reply(s, 500, "filter_error", WEFT_RF_LR, NULL);
+    return WEFT_REPLIED;
+}
+
+void sf_begin(weft_stream *s)
+{
+    size_t n = stream_n_filters(s);
+    s->fctx = weft_arena_alloc(&s->arena, n * sizeof(void *));
+    if (!s->fctx)
+        return;
+    size_t li = s->lst->idx;
+    for (size_t i = 0; i < n; i++) {
+        const weft_filter_inst *fi = inst(s, i);
+        s->fctx[i] = NULL;
+        if (fi->http->stream_create) {
+            s->running = (int)i;
+            s->fctx[i] = fi->http->stream_create(fi->config, weft_wsnap_filter_worker(s->ws, li, i), s);
+            s->running = -1;
+        }
+    }
+}
+
+void sf_req_headers(weft_stream *s, size_t from)
+{
+    size_t n = stream_n_filters(s);
+    weft_dir *d = &s->rq;
+    bool end = s->req->framing == WEFT_BODY_NONE;
+    for (size_t pos = from; pos < n; pos++) {
+        const weft_filter_inst *fi = inst(s, pos);
+        if (!fi->http->on_request_headers)
+            continue;
+        s->running = (int)pos;
+        weft_status st = checked(s, pos, fi->http->on_request_headers(s->fctx[pos], s, end));
+        s->running = -1;
+        if (st == WEFT_REPLIED || s->resp_done)
+            return;
+        if (st == WEFT_STOP) {
+            d->paused_at = (int)pos;
+            d->paused_headers = true;
+            return;
+        }
+    }
+    stream_route_and_forward(s);
+}
+
+void sf_resp_headers(weft_stream *s, size_t from)
+{
+    size_t n = stream_n_filters(s);
+    weft_dir *d = &s->rs;
+    bool end = weft_resp_is_bodyless(s->resp.status, s->head_request) || s->resp.framing == WEFT_BODY_NONE;
+    for (size_t pos = from; pos < n; pos++) {
+        size_t idx = filter_index(s, WEFT_DIR_RESP, pos);
+        const weft_filter_inst *fi = inst(s, idx);
+        if (!fi->http->on_response_headers)
+            continue;
+        s->running = (int)idx;
+        weft_status st = checked(s, idx, fi->http->on_response_headers(s->fctx[idx], s, end));
+        s->running = -1;
+        if (st == WEFT_REPLIED || s->resp_done || s->retry_requested)
+            return;
+        if (st == WEFT_STOP) {
+            d->paused_at = (int)pos;
+            d->paused_headers = true;
+            return;
+        }
+    }
+    stream_send_resp_head(s);
+}
+
+/* Trailer hooks run once, at the end of the body, over the whole chain. A
+ * STOP there cannot hold anything back and is treated as CONTINUE. */
+static bool run_trailers(weft_stream *s, int dir)
+{
+    weft_dir *d = stream_dir(s, dir);
+    size_t n = stream_n_filters(s);
+    if (!d->trailers)
+        return true;
+    for (size_t pos = 0; pos < n; pos++) {
+        size_t idx = filter_index(s, dir, pos);
+        const weft_http_filter_ops *o = inst(s, idx)->http;
+        weft_status (*hook)(void *, weft_stream *) =
+            dir == WEFT_DIR_REQ ? o->on_request_trailers : o->on_response_trailers;
+        if (!hook)
+            continue;
+        s->running = (int)idx;
+        weft_status st = checked(s, idx, hook(s->fctx[idx], s));
+        s->running = -1;
+        if (st == WEFT_REPLIED || (dir == WEFT_DIR_REQ && s->resp_done))
+            return false;
+    }
+    return true;
+}
+
+static void buffer_overflow(weft_stream *s, int dir)
+{
+    if (dir == WEFT_DIR_REQ)
+        weft_stream_local_reply(s, 413, "filter_buffer_overflow", WEFT_RF_LR, NULL);
+    else
+        weft_stream_local_reply(s, 500, "filter_buffer_overflow", WEFT_RF_LR, NULL);
+}
+
+void sf_push(weft_stream *s, int dir, struct evbuffer *src, size_t from)
+{
+    weft_dir *d = stream_dir(s, dir);
+    size_t n = stream_n_filters(s);
+    struct evbuffer *chunk = d->chunk;
+    if (src != chunk)
+        evbuffer_add_buffer(chunk, src);
+    bool end = d->end_in;
+    for (size_t pos = from; pos < n; pos++) {
+        size_t idx = filter_index(s, dir, pos);
+        const weft_http_filter_ops *o = inst(s, idx)->http;
+        weft_status (*hook)(void *, weft_stream *, weft_buffer *, bool) =
+            dir == WEFT_DIR_REQ ? o->on_request_body : o->on_response_body;
+        bool holding = d->paused_at == (int)pos && !d->paused_headers;
+        if (holding) {
+            evbuffer_add_buffer(d->held, chunk);
+            if (evbuffer_get_length(d->held) > stream_high_watermark(s)) {
+                buffer_overflow(s, dir);
+                return;
+            }
+        }
+        if (!hook)
+            continue;
+        struct evbuffer *view = holding ? d->held : chunk;
+        if (!evbuffer_get_length(view) && !end)
+            return; /* nothing to show this filter yet */
+        s->running = (int)idx;
+        weft_status st = checked(s, idx, hook(s->fctx[idx], s, (weft_buffer *)view, end));
+        s->running = -1;
+        if (st == WEFT_REPLIED || (dir == WEFT_DIR_REQ && s->resp_done && !s->resp_started) ||
+            (dir == WEFT_DIR_RESP && s->resp_done))
+            return;
+        if (st == WEFT_STOP) {
+            if (!holding) {
+                evbuffer_add_buffer(d->held, chunk);
+                d->paused_at = (int)pos;
+                d->paused_headers = false;
+            }
+            return;
+        }
+        if (holding) {
+            d->paused_at = -1;
+            evbuffer_add_buffer(chunk, d->held);
+        }
+    }
+    if (end && !d->end_out) {
+        d->end_out = true;
+        if (!run_trailers(s, dir))
+            return;
+        if (dir == WEFT_DIR_REQ)
+            stream_sink_req(s, chunk, true);
+        else
+            stream_sink_resp(s, chunk, true);
+        return;
+    }
+    if (dir == WEFT_DIR_REQ)
+        stream_sink_req(s, chunk, false);
+    else
+        stream_sink_resp(s, chunk, false);
+}
+
+int weft_stream_resume_filters(weft_stream *s)
+{
+    weft_dir *d = s->rq.paused_at >= 0 ? &s->rq : s->rs.paused_at >= 0 ? &s->rs : NULL;
+    if (!d || s->running >= 0 || s->log_phase)
+        return -1;
+    int dir = d == &s->rq ? WEFT_DIR_REQ : WEFT_DIR_RESP;
+    size_t next = (size_t)d->paused_at + 1;
+    bool headers = d->paused_headers;
+    d->paused_at = -1;
+    d->paused_headers = false;
+    if (dir == WEFT_DIR_REQ) {
+        if (headers) {
+            sf_req_headers(s, next); /* routes and pushes `pre` when done */
+        } else {
+            sf_push(s, dir, d->held, next);
+        }
+        if (s->ds_read_paused && evbuffer_get_length(s->rq.pre) < stream_high_watermark(s)) {
+            s->ds_read_paused = false;
+            s->ds_ops->resume_read(s);
+        }
+        return 0;
+    }
+    if (headers) {
+        sf_resp_headers(s, next);
+        if (!s->rs.headers_done || s->resp_done)
+            return 0;
+        if (evbuffer_get_length(s->rs.pre) || s->rs.end_in)
+            sf_push(s, dir, s->rs.pre, 0);
+    } else {
+        sf_push(s, dir, d->held, next);
+    }
+    if (s->up && s->up_read_paused && !s->resp_done) {
+        s->up_read_paused = false;
+        weft_upconn_resume_read(s->up);
+    }
+    return 0;
+}
+
+void sf_attempt(weft_stream *s, const weft_attempt_info *info)
+{
+    size_t n = stream_n_filters(s);
+    for (size_t i = 0; i < n && s->fctx; i++) {
+        const weft_http_filter_ops *o = inst(s, i)->http;
+        if (!o->on_upstream_attempt)
+            continue;
+        s->running = (int)i;
+        o->on_upstream_attempt(s->fctx[i], s, info);
+        s->running = -1;
+        if (s->resp_done)
+            return;
+    }
+}
+
+void sf_log(weft_stream *s)
+{
+    weft_stream_info info;
+    memset(&info, 0, sizeof(info));
+    info.size = sizeof(info);
+    info.status = s->status_sent;
+    info.duration_us = s->t_end_us - s->t_start_us;
+    info.upstream_time_us = s->t_up_head_us && s->t_up_start_us ? s->t_up_head_us - s->t_up_start_us : 0;
+    info.bytes_received = s->bytes_in;
+    info.bytes_sent = s->bytes_out;
+    info.attempts = s->attempts;
+    char flags[64];
+    size_t fl = weft_response_flags_str(s->flags, flags, sizeof(flags));
+    info.response_flags = (weft_str){flags, fl};
+    if (s->ep)
+        info.upstream_host = (weft_str){s->ep->name, strlen(s->ep->name)};
+    else
+        info.upstream_host = (weft_str){"", 0};
+    if (s->cluster)
+        info.cluster = (weft_str){s->cluster->shared->cfg->name, strlen(s->cluster->shared->cfg->name)};
+    else
+        info.cluster = (weft_str){"", 0};
+    s->log_phase = true;
+    size_t n = stream_n_filters(s);
+    for (size_t i = 0; i < n; i++) {
+        const weft_http_filter_ops *o = inst(s, i)->http;
+        if (!o->on_stream_complete)
+            continue;
+        s->running = (int)i;
+        o->on_stream_complete(s->fctx[i], s, &info);
+        s->running = -1;
+    }
+}
+
+void sf_end(weft_stream *s)
+{
+    weft_filter_stream_cancel_async(s);
+    if (!s->fctx)
+        return;
+    size_t n = stream_n_filters(s);
+    for (size_t i = 0; i < n; i++) {
+        const weft_http_filter_ops *o = inst(s, i)->http;
+        if (o->stream_destroy && s->fctx[i])
+            o->stream_destroy(s->fctx[i]);
+    }
+    s->fctx = NULL;
+}

@@ -1,0 +1,36 @@
+/* stream_internal.h: what stream.c (exchange and upstream) and
+ * stream_filters.c (the filter pipeline) share. Private to core/http and
+ * core/filter. */
+#ifndef WEFT_HTTP_STREAM_INTERNAL_H
+#define WEFT_HTTP_STREAM_INTERNAL_H
+
+#include "http/stream.h"
+
+enum { WEFT_DIR_REQ = 0, WEFT_DIR_RESP = 1 };
+
+static inline weft_dir *stream_dir(weft_stream *s, int dir) { return dir == WEFT_DIR_REQ ? &s->rq : &s->rs; }
+static inline size_t stream_n_filters(const weft_stream *s) { return s->chain ? s->chain->n_http : 0; }
+
+/* stream.c */
+void stream_route_and_forward(weft_stream *s);   /* after the request header phase */
+void stream_sink_req(weft_stream *s, struct evbuffer *chunk, bool end);
+void stream_send_resp_head(weft_stream *s);      /* after the response header phase */
+void stream_sink_resp(weft_stream *s, struct evbuffer *chunk, bool end);
+void stream_finish(weft_stream *s);
+uint32_t stream_high_watermark(const weft_stream *s);
+
+/* stream_filters.c */
+void sf_begin(weft_stream *s);                   /* stream_create for each filter */
+void sf_end(weft_stream *s);                     /* timers, callouts, stream_destroy */
+void sf_req_headers(weft_stream *s, size_t from);
+void sf_resp_headers(weft_stream *s, size_t from);
+/* Runs body through chain positions from..n-1 (taking src's bytes), then
+ * the sink. end = the direction's source has ended. */
+void sf_push(weft_stream *s, int dir, struct evbuffer *src, size_t from);
+void sf_attempt(weft_stream *s, const weft_attempt_info *info);
+void sf_log(weft_stream *s);
+
+/* core/filter/filter_host.c: cancels the stream's timers and callouts. */
+void weft_filter_stream_cancel_async(weft_stream *s);
+
+#endif
