@@ -380,6 +380,20 @@ static void prepare_upstream_headers(weft_stream *s)
         s->up_req_chunked = true;
     }
     s->up_target = weft_route_rewrite_target(s->route, req, &s->arena);
+    if (s->up_target.len && s->up_target.p[0] != '/' && !weft_sv_eq(s->up_target, WEFT_SV_LIT("*"))) {
+        /* absolute-form in: origin-form out (RFC 9112 3.2.1); the parser
+         * already made Host the target's authority. */
+        size_t n = req->path.len + (req->query.len ? req->query.len + 1 : 0);
+        char *t = weft_arena_alloc(&s->arena, n + 1);
+        if (t) {
+            memcpy(t, req->path.p, req->path.len);
+            if (req->query.len) {
+                t[req->path.len] = '?';
+                memcpy(t + req->path.len + 1, req->query.p, req->query.len);
+            }
+            s->up_target = (weft_sv){t, n};
+        }
+    }
 }
 
 static struct evbuffer *up_out(weft_stream *s)

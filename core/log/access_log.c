@@ -27,19 +27,26 @@ size_t weft_response_flags_str(uint32_t flags, char *out, size_t cap)
     return n;
 }
 
-/* Appends a JSON string (quoted, escaped) of v, truncated to fit. */
+/* Longest value of one field, in input bytes; longer ones are cut (on a
+ * byte boundary, then closed properly) so a line always stays valid JSON. */
+#define FIELD_MAX 1024
+
+/* Appends a JSON string (quoted, escaped). Bytes outside printable ASCII
+ * are written as \u00XX, so the line is valid JSON and valid UTF-8 even
+ * when a header carries raw octets (legal in HTTP field values). */
 static size_t json_str(char *out, size_t cap, size_t n, weft_sv v)
 {
     static const char hex[] = "0123456789abcdef";
-    if (n + 2 >= cap)
+    size_t len = v.len > FIELD_MAX ? FIELD_MAX : v.len;
+    if (n + len * 6 + 2 >= cap)
         return n;
     out[n++] = '"';
-    for (size_t i = 0; i < v.len && n + 8 < cap; i++) {
+    for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)v.p[i];
         if (c == '"' || c == '\\') {
             out[n++] = '\\';
             out[n++] = (char)c;
-        } else if (c < 0x20 || c == 0x7f) {
+        } else if (c < 0x20 || c >= 0x7f) {
             out[n++] = '\\';
             out[n++] = 'u';
             out[n++] = '0';
@@ -80,7 +87,9 @@ void weft_access_log_write(int fd, const weft_stream *s)
 {
     if (fd < 0)
         return;
-    char line[4096];
+    /* Sized so that every field at FIELD_MAX, fully escaped, still fits:
+     * the structure is never cut. */
+    static _Thread_local char line[96 * 1024];
     size_t cap = sizeof(line) - 2, n = 0;
     uint64_t wall = weft_wall_ms();
     time_t secs = (time_t)(wall / 1000);
