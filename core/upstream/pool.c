@@ -109,18 +109,19 @@ static void up_fail(weft_upconn *uc, weft_up_err err)
 static void up_process(weft_upconn *uc)
 {
     struct evbuffer *in = weft_conn_input(uc->conn);
-    while (evbuffer_get_length(in) && uc->stream && !uc->doomed && !uc->read_paused) {
-        struct evbuffer_iovec v;
-        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+    while ((evbuffer_get_length(in) || weft_h1_parser_needs_feed(uc->parser)) && uc->stream &&
+           !uc->doomed && !uc->read_paused) {
+        struct evbuffer_iovec v = {NULL, 0};
+        if (evbuffer_get_length(in) && evbuffer_peek(in, -1, NULL, &v, 1) < 1)
             break;
         size_t consumed = 0;
-        weft_h1_result r = weft_h1_parser_feed(uc->parser, v.iov_base, v.iov_len, &consumed);
+        weft_h1_result r = weft_h1_parser_feed(uc->parser, v.iov_base ? v.iov_base : "", v.iov_len, &consumed);
         evbuffer_drain(in, consumed);
         if (r == WEFT_H1_ERROR) {
             up_fail(uc, WEFT_UP_ERR_PROTOCOL);
             break;
         }
-        if (r == WEFT_H1_DONE || r == WEFT_H1_PAUSED)
+        if (r == WEFT_H1_DONE || r == WEFT_H1_PAUSED || (r == WEFT_H1_OK && consumed == 0))
             break;
     }
     if (!uc->stream && evbuffer_get_length(in))

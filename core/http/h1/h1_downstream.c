@@ -269,7 +269,7 @@ static void dconn_process(weft_dconn *dc)
         return;
     dc->in_process = true;
     while (!dc->closing && !dc->reset_now && !dc->read_paused && !dc->exchange_done &&
-           evbuffer_get_length(in)) {
+           (evbuffer_get_length(in) || (dc->stream.active && weft_h1_parser_needs_feed(dc->parser)))) {
         weft_stream *s = &dc->stream;
         if (!s->active) {
             if (!begin_exchange(dc)) {
@@ -279,11 +279,13 @@ static void dconn_process(weft_dconn *dc)
         } else if (s->req_done) {
             break; /* pipelined: the next request waits for this response */
         }
-        struct evbuffer_iovec v;
-        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+        /* An empty feed lets the parser finish a message whose last byte
+         * it already saw before a pause (llhttp completes on its next run). */
+        struct evbuffer_iovec v = {NULL, 0};
+        if (evbuffer_get_length(in) && evbuffer_peek(in, -1, NULL, &v, 1) < 1)
             break;
         size_t consumed = 0;
-        weft_h1_result r = weft_h1_parser_feed(dc->parser, v.iov_base, v.iov_len, &consumed);
+        weft_h1_result r = weft_h1_parser_feed(dc->parser, v.iov_base ? v.iov_base : "", v.iov_len, &consumed);
         evbuffer_drain(in, consumed);
         if (r == WEFT_H1_ERROR) {
             protocol_error(dc);
