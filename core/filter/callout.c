@@ -77,10 +77,14 @@ static void on_done(evutil_socket_t fd, short what, void *arg)
         .body = {(const char *)evbuffer_pullup(c->body, -1), blen},
     };
     int prev = s->running;
+    bool prev_async = s->in_async_cb;
     s->running = c->filter;
+    s->in_async_cb = true;
     c->cb(s, s->fctx ? s->fctx[c->filter] : NULL, c->arg, &r);
-    if (s->magic == WEFT_STREAM_MAGIC && s->active)
+    if (s->magic == WEFT_STREAM_MAGIC && s->active) {
         s->running = prev;
+        s->in_async_cb = prev_async;
+    }
     callout_free(c);
 }
 

@@ -375,10 +375,14 @@ static void timer_fire(evutil_socket_t fd, short what, void *arg)
     weft_stream *s = t->s;
     t->armed = false;
     int prev = s->running;
+    bool prev_async = s->in_async_cb;
     s->running = t->filter;
+    s->in_async_cb = true;
     t->cb(s, s->fctx ? s->fctx[t->filter] : NULL, t->arg);
-    if (s->magic == WEFT_STREAM_MAGIC && s->active)
+    if (s->magic == WEFT_STREAM_MAGIC && s->active) {
         s->running = prev;
+        s->in_async_cb = prev_async;
+    }
 }
 
 static weft_result h_timer_start(weft_stream *s, uint64_t ms, weft_timer_cb cb, void *arg, weft_timer **out)

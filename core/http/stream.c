@@ -82,6 +82,7 @@ void weft_stream_begin(weft_stream *s, weft_listener_snap *lst, weft_wsnap *ws)
     s->chain = &lst->chain;
     s->fctx = NULL;
     s->running = -1;
+    s->in_async_cb = false;
     dir_reset(&s->rq);
     dir_reset(&s->rs);
     s->cluster_override = -1;

@@ -132,7 +132,8 @@ struct weft_stream {
     /* filter pipeline */
     const weft_filter_chain *chain;  /* the listener's (snapshot-owned) */
     void **fctx;                     /* per-filter stream contexts (arena) */
-    int running;                     /* chain position of the hook running, -1 */
+    int running;                     /* filter whose hook or callback runs, -1 */
+    bool in_async_cb;                /* ...and it is a timer/callout callback */
     weft_dir rq, rs;                 /* request and response directions */
     int cluster_override;            /* route_set_cluster, -1 none */
     struct evbuffer *replay;         /* request body kept for replays, or NULL */

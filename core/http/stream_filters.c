@@ -189,11 +189,29 @@ void sf_push(weft_stream *s, int dir, struct evbuffer *src, size_t from)
         stream_sink_resp(s, chunk, false);
 }
 
+static int resume_dir(weft_stream *s, weft_dir *d);
+
 int weft_stream_resume_filters(weft_stream *s)
 {
     weft_dir *d = s->rq.paused_at >= 0 ? &s->rq : s->rs.paused_at >= 0 ? &s->rs : NULL;
-    if (!d || s->running >= 0 || s->log_phase)
+    /* From a timer or callout callback, or from outside any filter code;
+     * not from inside a hook (return WEFT_CONTINUE there instead). */
+    if (!d || (s->running >= 0 && !s->in_async_cb) || s->log_phase)
         return -1;
+    int saved_running = s->running;
+    bool saved_async = s->in_async_cb;
+    s->running = -1;
+    s->in_async_cb = false;
+    int rc = resume_dir(s, d);
+    if (s->magic == WEFT_STREAM_MAGIC && s->active) {
+        s->running = saved_running;
+        s->in_async_cb = saved_async;
+    }
+    return rc;
+}
+
+static int resume_dir(weft_stream *s, weft_dir *d)
+{
     int dir = d == &s->rq ? WEFT_DIR_REQ : WEFT_DIR_RESP;
     size_t next = (size_t)d->paused_at + 1;
     bool headers = d->paused_headers;
