@@ -1,0 +1,355 @@
+/* ft_internal.h: the test kit's private types, shared by its source files.
+ * The kit is the host of exactly one filter per env; the structures here
+ * are the synthetic stream, buffers, config tree, timers and callouts that
+ * the weft_host_api functions (ft_host.c) work on. */
+#ifndef WEFT_FT_INTERNAL_H
+#define WEFT_FT_INTERNAL_H
+
+#include <pthread.h>
+#include <stdarg.h>
+
+#include "weft/filtertest.h"
+
+#define FT_MAGIC_STREAM 0x57465354u /* "WFST" */
+#define FT_MAGIC_BUFFER 0x57464246u
+#define FT_MAGIC_NODE 0x57464e44u
+#define FT_MAGIC_CONN 0x5746434eu
+
+#define FT_CLOCK_START_US 1000000u
+
+/* True if the ops table the filter was built with has hook `f` set. */
+#define FT_HAS(type, ops, f)                                                                       \
+    ((ops) != NULL && (ops)->size >= offsetof(type, f) + sizeof((ops)->f) && (ops)->f != NULL)
+#define FT_HTTP(env, f) FT_HAS(weft_http_filter_ops, (env)->desc->http, f)
+#define FT_TRANSPORT(env, f) FT_HAS(weft_transport_filter_ops, (env)->desc->transport, f)
+
+/* ---- growable byte string ---- */
+typedef struct ft_bytes {
+    char *data; /* always NUL-terminated when non-NULL */
+    size_t len, cap;
+} ft_bytes;
+int ft_bytes_append(ft_bytes *b, const void *data, size_t len);
+void ft_bytes_free(ft_bytes *b);
+const char *ft_bytes_cstr(const ft_bytes *b);
+
+char *ft_strndup(const char *s, size_t n);
+char *ft_strdup(const char *s);
+bool ft_streq_nocase(const char *a, size_t alen, const char *b, size_t blen);
+bool ft_has_prefix_nocase(const char *s, size_t len, const char *prefix);
+
+/* ---- buffers: a chain of segments ---- */
+typedef struct ft_seg {
+    char *base;
+    size_t off, len; /* live bytes: base[off .. off+len) */
+} ft_seg;
+
+struct weft_buffer {
+    uint32_t magic;
+    ft_seg *segs;
+    size_t nseg, cap;
+    size_t len;
+    struct weft_buffer *live_next; /* registry of live buffers */
+};
+weft_buffer *ft_buffer_new(void);
+void ft_buffer_free(weft_buffer *b);
+bool ft_buffer_live(const weft_buffer *b);
+int ft_buffer_add(weft_buffer *b, const void *data, size_t len, bool front);
+int ft_buffer_take_all(weft_buffer *dst, weft_buffer *src); /* moves src's segments to dst's end */
+size_t ft_buffer_copy(const weft_buffer *b, size_t off, void *dst, size_t len);
+int ft_buffer_drain_bytes(weft_buffer *b, size_t len);
+int ft_buffer_to_bytes(const weft_buffer *b, ft_bytes *out); /* appends */
+
+/* ---- header maps ---- */
+typedef struct ft_header {
+    char *name; /* lower-case, NUL-terminated */
+    size_t nlen;
+    char *value;
+    size_t vlen;
+} ft_header;
+
+typedef struct ft_hmap {
+    ft_header *h;
+    size_t n, cap;
+} ft_hmap;
+int ft_hmap_add(ft_hmap *m, const char *name, size_t nlen, const char *value, size_t vlen);
+size_t ft_hmap_remove(ft_hmap *m, const char *name, size_t nlen);
+const ft_header *ft_hmap_find(const ft_hmap *m, const char *name, size_t nlen, size_t index);
+size_t ft_hmap_count(const ft_hmap *m, const char *name, size_t nlen);
+void ft_hmap_clear(ft_hmap *m);
+/* Adds "name: value" lines (NULL-terminated list); pseudo-headers go to
+ * *authority (":authority") or are skipped. -1 on a malformed line. */
+int ft_hmap_add_lines(ft_hmap *m, const char *const *lines, char **authority);
+/* Exact (case-sensitive) keys, for metadata. ft_kv_put hands back the
+ * replaced value in *old_value (the caller keeps it alive). */
+const ft_header *ft_kv_find(const ft_hmap *m, const char *key, size_t klen);
+int ft_kv_put(ft_hmap *m, const char *key, size_t klen, const char *value, size_t vlen, char **old_value);
+bool ft_header_name_ok(const char *name, size_t len);
+bool ft_header_value_ok(const char *value, size_t len);
+
+/* ---- config tree ---- */
+typedef enum { FT_SCALAR, FT_MAP, FT_LIST } ft_node_kind;
+
+struct weft_config_node {
+    uint32_t magic;
+    ft_node_kind kind;
+    uint32_t line, col;
+    char *str; /* scalar text */
+    size_t len;
+    struct weft_config_node **items; /* list items or map values */
+    struct weft_config_node **keys;  /* map keys (scalars) */
+    size_t n, cap;
+};
+
+typedef struct ft_doc {
+    weft_config_node **all; /* every node, for freeing (aliases share) */
+    size_t n, cap;
+    weft_config_node *root;
+} ft_doc;
+/* Parses YAML text: 0, or -1 with "source:line:col: invalid YAML: ..." */
+int ft_doc_parse(ft_doc *doc, const char *text, size_t len, const char *source, char *err,
+                 size_t errlen);
+void ft_doc_free(ft_doc *doc);
+
+struct weft_filter_setup {
+    wft_env *env;
+    bool live;   /* only during config_create */
+    bool failed; /* config_fail was called */
+    char *err;
+    size_t errlen;
+};
+
+/* ---- stats and log ---- */
+typedef enum { FT_COUNTER, FT_GAUGE, FT_HISTOGRAM } ft_stat_kind;
+typedef struct ft_stat {
+    char *name;
+    char *help;
+    ft_stat_kind kind;
+    uint64_t value; /* counter / histogram sum */
+    int64_t gauge;
+    uint64_t count; /* histogram samples */
+} ft_stat;
+
+typedef struct ft_logline {
+    weft_log_level_t level;
+    char *text;
+} ft_logline;
+
+/* ---- timers and callouts ---- */
+struct weft_timer {
+    wft_stream *st;
+    uint64_t due_us, seq;
+    weft_timer_cb cb;
+    void *arg;
+    bool done; /* fired or cancelled */
+    struct weft_timer *next;
+};
+
+typedef struct ft_canned {
+    char *cluster, *prefix;
+    int status;
+    char *reason; /* non-NULL for a failure */
+    ft_hmap headers;
+    char *body;
+    struct ft_canned *next;
+} ft_canned;
+
+struct weft_callout {
+    wft_stream *st;
+    char *cluster, *method, *path;
+    ft_hmap headers;
+    ft_bytes body;
+    uint64_t timeout_ms, deadline_us, seq;
+    weft_callout_cb cb;
+    void *arg;
+    bool done;
+    const ft_canned *canned; /* answered when the starting hook returns */
+    struct weft_callout *next;
+};
+
+/* ---- the env ---- */
+struct wft_env {
+    const weft_filter_descriptor *desc;
+    void *dl;
+    pthread_t thread;
+    char error[512];
+
+    ft_doc doc;
+    bool configured;
+    void *config;
+    void *worker;
+    bool have_worker;
+    char *source; /* "filter-config" or the file path */
+    char *config_dir;
+    struct weft_filter_setup *setup;
+
+    uint64_t now_us;
+    uint64_t seq;
+
+    ft_stat *stats;
+    size_t nstats, capstats;
+
+    ft_logline *log;
+    size_t nlog, caplog;
+    weft_log_level_t log_level;
+    bool log_stderr;
+
+    size_t nmisuse;
+    char misuse_last[512];
+
+    ft_canned *canned;
+    wft_stream *streams; /* live streams of this env */
+    wft_conn *conns;
+    struct wft_env *next; /* all live envs */
+};
+
+/* ---- the stream ---- */
+enum { FT_AT_HEADERS, FT_AT_BODY, FT_AT_TRAILERS };
+enum { FT_EV_BODY, FT_EV_TRAILERS };
+
+typedef struct ft_event {
+    int kind;
+    ft_bytes data;
+    bool end;
+    ft_hmap trailers;
+    struct ft_event *next;
+} ft_event;
+
+typedef struct ft_dir {
+    bool headers_in;   /* headers arrived (from the test) */
+    bool headers_fwd;  /* headers went past the filter */
+    bool end_in;       /* the end arrived */
+    bool end_fwd;      /* the end went past the filter */
+    bool paused;
+    int paused_at;
+    bool pending_end;  /* paused at headers/trailers with end_stream */
+    weft_buffer *held; /* body held back by STOP on a body hook */
+    bool held_end;
+    ft_bytes fwd_body;
+    uint64_t bytes_in;
+    ft_event *queue, *queue_tail;
+    uint64_t pause_seq;
+} ft_dir;
+
+struct weft_stream {
+    uint32_t magic;
+    wft_stream *owner;
+};
+
+struct wft_stream {
+    struct weft_stream handle;
+    wft_env *env;
+    bool started, completed, destroyed;
+    void *ctx;
+
+    char *method;
+    char *path; /* path?query */
+    char *authority;
+    ft_hmap maps[4]; /* indexed by weft_header_map */
+    int status;      /* response status (as the filter left it) */
+    int hook;        /* the hook running now, FT_HOOK_* */
+
+    ft_dir dir[2];
+    bool router_ran;
+
+    bool replied;
+    bool reply_in_hook;
+    int reply_status, reply_http_status;
+    char *reply_reason;
+    ft_bytes reply_body;
+
+    unsigned resumes, retries, attempts;
+    uint64_t upstream_time_us;
+    char *last_host, *last_cluster;
+    char *cluster;
+    size_t replay_max;
+    bool replay_on, replay_overflow;
+
+    ft_hmap metadata;
+    char **graveyard; /* metadata values replaced: kept to the end */
+    size_t ngrave, capgrave;
+
+    char *peer_ip, *local_ip, *identity;
+    uint16_t peer_port, local_port;
+    bool tls;
+
+    struct weft_timer *timers;
+    struct weft_callout *callouts;
+    size_t ncallouts;
+    bool pump_needed;
+    uint64_t start_us;
+
+    wft_stream *env_next;
+    wft_stream *live_next;
+};
+
+enum {
+    FT_HOOK_NONE = 0,
+    FT_HOOK_REQ_HEADERS,
+    FT_HOOK_REQ_BODY,
+    FT_HOOK_REQ_TRAILERS,
+    FT_HOOK_ATTEMPT,
+    FT_HOOK_RESP_HEADERS,
+    FT_HOOK_RESP_BODY,
+    FT_HOOK_RESP_TRAILERS,
+    FT_HOOK_COMPLETE,
+    FT_HOOK_CALLBACK,
+    FT_HOOK_CREATE,
+    FT_HOOK_DESTROY,
+};
+
+/* ---- transport connections ---- */
+struct weft_connection {
+    uint32_t magic;
+    wft_conn *owner;
+};
+
+struct wft_conn {
+    struct weft_connection handle;
+    wft_env *env;
+    void *ctx;
+    bool closed;
+    weft_buffer *rd_in, *rd_out, *wr_in, *wr_out;
+    ft_bytes to_codec, to_network;
+    char *alpn, *identity;
+    bool tls;
+    wft_conn *env_next;
+    wft_conn *live_next;
+};
+
+/* ---- shared helpers (ft_env.c) ---- */
+/* The env the kit is running filter code for (host calls without a handle:
+ * stats, log, clock). */
+wft_env *ft_current_env(void);
+/* Makes env the current one; returns the previous (restore it after). */
+wft_env *ft_swap_current(wft_env *env);
+void ft_set_error(wft_env *env, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Records a misuse line and returns `r` (for `return ft_misuse(...)`). */
+weft_result ft_misuse(wft_env *env, weft_result r, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void ft_log_add(wft_env *env, weft_log_level_t level, const char *name, const char *msg);
+bool ft_on_owner_thread(const wft_env *env);
+int ft_ensure_configured(wft_env *env);
+int32_t ft_stat_declare(weft_filter_setup *setup, const char *name, const char *help, ft_stat_kind kind);
+/* The current env's stat `id` if it is of `kind`; NULL (and a misuse line)
+ * otherwise. */
+ft_stat *ft_stat_by_id(int32_t id, ft_stat_kind kind, const char *what);
+
+/* ft_stream.c */
+wft_stream *ft_stream_from(weft_stream *s); /* NULL if not a live stream */
+void ft_stream_pump(wft_stream *st);
+void ft_fire_timer(struct weft_timer *t);
+void ft_callout_finish(struct weft_callout *c, int status, const char *reason, const ft_hmap *headers,
+                       const char *body, size_t body_len);
+void ft_reply_make(wft_stream *st, int status, weft_str reason, const weft_str *hn, const weft_str *hv,
+                   size_t n, weft_str body);
+weft_result ft_resume(wft_stream *st);
+void ft_forward_body(wft_stream *st, int d, weft_buffer *b);
+void ft_release_held(wft_stream *st, int d);
+
+/* Keeps a replaced metadata value alive until the stream ends. */
+void ft_graveyard_add(wft_stream *st, char *p);
+
+/* ft_conn.c */
+wft_conn *ft_conn_from(weft_connection *c);
+
+#endif

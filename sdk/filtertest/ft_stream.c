@@ -1,0 +1,1120 @@
+/* ft_stream.c: the synthetic stream. Drives the filter's hooks in call
+ * order, keeps the pause / queue / held-body state of each direction,
+ * records what went past the filter, fires timers and answers callouts,
+ * and builds local replies (with the gRPC status mapping the core uses). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ft_internal.h"
+
+enum { REQ = WEFT_REQUEST_BODY, RESP = WEFT_RESPONSE_BODY };
+
+static wft_stream *g_live_streams;
+
+wft_stream *ft_stream_from(weft_stream *s)
+{
+    for (wft_stream *st = g_live_streams; st; st = st->live_next)
+        if (&st->handle == s)
+            return st;
+    return NULL;
+}
+
+/* ---- creation ---- */
+
+wft_stream *wft_stream_new(wft_env *env, const char *method, const char *path, const char *const *headers)
+{
+    if (!env)
+        return NULL;
+    if (env->desc->kind != WEFT_FILTER_HTTP) {
+        ft_set_error(env, "filter \"%s\" is a transport filter: use wft_conn_new", env->desc->name);
+        return NULL;
+    }
+    if (!method || !*method || !path || (path[0] != '/' && strcmp(path, "*") != 0)) {
+        ft_set_error(env, "wft_stream_new: a method and a path starting with '/' are needed");
+        return NULL;
+    }
+    if (ft_ensure_configured(env))
+        return NULL;
+    wft_stream *st = calloc(1, sizeof(*st));
+    if (!st)
+        return NULL;
+    st->handle.magic = FT_MAGIC_STREAM;
+    st->handle.owner = st;
+    st->env = env;
+    st->method = ft_strdup(method);
+    st->path = ft_strdup(path);
+    st->peer_ip = ft_strdup("127.0.0.1");
+    st->local_ip = ft_strdup("127.0.0.1");
+    st->peer_port = 40000;
+    st->local_port = 15006;
+    st->start_us = env->now_us;
+    st->env_next = env->streams;
+    env->streams = st;
+    st->live_next = g_live_streams;
+    g_live_streams = st;
+    if (!st->method || !st->path || !st->peer_ip || !st->local_ip ||
+        ft_hmap_add_lines(&st->maps[WEFT_REQUEST_HEADERS], headers, &st->authority)) {
+        ft_set_error(env, "wft_stream_new: a header is not \"name: value\" (or out of memory)");
+        wft_stream_free(st);
+        return NULL;
+    }
+    if (!st->authority) {
+        const ft_header *h = ft_hmap_find(&st->maps[WEFT_REQUEST_HEADERS], "host", 4, 0);
+        st->authority = ft_strdup(h ? h->value : "");
+    }
+    return st;
+}
+
+static void replace_str(char **dst, const char *src)
+{
+    char *copy = src ? ft_strdup(src) : NULL;
+    if (src && !copy)
+        return;
+    free(*dst);
+    *dst = copy;
+}
+
+void wft_stream_set_peer(wft_stream *st, const char *ip, uint16_t port)
+{
+    if (!st)
+        return;
+    replace_str(&st->peer_ip, ip ? ip : "");
+    st->peer_port = port;
+}
+
+void wft_stream_set_local(wft_stream *st, const char *ip, uint16_t port)
+{
+    if (!st)
+        return;
+    replace_str(&st->local_ip, ip ? ip : "");
+    st->local_port = port;
+}
+
+void wft_stream_set_tls(wft_stream *st, bool tls)
+{
+    if (st)
+        st->tls = tls;
+}
+
+void wft_stream_set_peer_identity(wft_stream *st, const char *spiffe_id)
+{
+    if (st)
+        replace_str(&st->identity, spiffe_id);
+}
+
+void ft_graveyard_add(wft_stream *st, char *p)
+{
+    if (!p)
+        return;
+    if (st->ngrave == st->capgrave) {
+        size_t cap = st->capgrave ? st->capgrave * 2 : 4;
+        char **g = realloc(st->graveyard, cap * sizeof(*g));
+        if (!g) {
+            /* Cannot keep it: a view of it may dangle, so leak it instead. */
+            return;
+        }
+        st->graveyard = g;
+        st->capgrave = cap;
+    }
+    st->graveyard[st->ngrave++] = p;
+}
+
+void wft_metadata_put(wft_stream *st, const char *key, const char *value)
+{
+    if (!st || !key)
+        return;
+    char *old;
+    if (ft_kv_put(&st->metadata, key, strlen(key), value ? value : "", value ? strlen(value) : 0, &old) == 0)
+        ft_graveyard_add(st, old);
+}
+
+/* ---- calling into the filter ---- */
+
+typedef struct call_frame {
+    wft_env *old_env;
+    int old_hook;
+    bool old_reply;
+} call_frame;
+
+static call_frame call_begin(wft_stream *st, int hook)
+{
+    call_frame f = {ft_swap_current(st->env), st->hook, st->reply_in_hook};
+    st->hook = hook;
+    st->reply_in_hook = false;
+    return f;
+}
+
+static void call_end(wft_stream *st, call_frame f)
+{
+    st->hook = f.old_hook;
+    st->reply_in_hook = f.old_reply;
+    ft_swap_current(f.old_env);
+}
+
+static const weft_http_filter_ops *ops(const wft_stream *st)
+{
+    return st->env->desc->http;
+}
+
+static void start(wft_stream *st)
+{
+    if (st->started)
+        return;
+    st->started = true;
+    st->start_us = st->env->now_us;
+    if (FT_HTTP(st->env, stream_create)) {
+        call_frame f = call_begin(st, FT_HOOK_CREATE);
+        st->ctx = ops(st)->stream_create(st->env->config, st->env->worker, &st->handle);
+        call_end(st, f);
+    }
+}
+
+static const char *status_name(int rs)
+{
+    switch (rs) {
+    case WEFT_CONTINUE:
+        return "WEFT_CONTINUE";
+    case WEFT_STOP:
+        return "WEFT_STOP";
+    case WEFT_REPLIED:
+        return "WEFT_REPLIED";
+    default:
+        return "an unknown status";
+    }
+}
+
+/* Reconciles a hook's result with what it did: WEFT_REPLIED needs a reply
+ * (else the kit answers 500, failing closed), a reply needs WEFT_REPLIED. */
+static int settle(wft_stream *st, int rs, const char *hook, bool replied_in_hook)
+{
+    if (rs == WEFT_REPLIED && !replied_in_hook) {
+        ft_misuse(st->env, WEFT_ERR_STATE, "%s returned WEFT_REPLIED without weft_reply_send", hook);
+        if (!st->replied)
+            ft_reply_make(st, 500, WEFT_STR("filter_error"), NULL, NULL, 0, WEFT_STR(""));
+        return WEFT_REPLIED;
+    }
+    if (rs != WEFT_CONTINUE && rs != WEFT_STOP && rs != WEFT_REPLIED) {
+        ft_misuse(st->env, WEFT_ERR_INVALID, "%s returned %d, not a weft_status", hook, rs);
+        if (!st->replied)
+            ft_reply_make(st, 500, WEFT_STR("filter_error"), NULL, NULL, 0, WEFT_STR(""));
+        return WEFT_REPLIED;
+    }
+    if (replied_in_hook && rs != WEFT_REPLIED)
+        ft_misuse(st->env, WEFT_ERR_STATE, "%s sent a local reply but returned %s", hook, status_name(rs));
+    return rs;
+}
+
+/* ---- forwarding ---- */
+
+void ft_forward_body(wft_stream *st, int d, weft_buffer *b)
+{
+    ft_dir *dd = &st->dir[d];
+    ft_buffer_to_bytes(b, &dd->fwd_body);
+    if (d == REQ && st->replay_on && dd->fwd_body.len > st->replay_max)
+        st->replay_overflow = true;
+}
+
+void ft_release_held(wft_stream *st, int d)
+{
+    ft_dir *dd = &st->dir[d];
+    if (dd->held) {
+        ft_forward_body(st, d, dd->held);
+        ft_buffer_free(dd->held);
+        dd->held = NULL;
+    }
+    if (dd->held_end)
+        dd->end_fwd = true;
+    dd->held_end = false;
+}
+
+static void pause_dir(wft_stream *st, int d, int at, bool end)
+{
+    ft_dir *dd = &st->dir[d];
+    dd->paused = true;
+    dd->paused_at = at;
+    dd->pending_end = end;
+    dd->pause_seq = ++st->env->seq;
+}
+
+weft_result ft_resume(wft_stream *st)
+{
+    int d;
+    if (st->dir[REQ].paused && st->dir[RESP].paused)
+        d = st->dir[RESP].pause_seq > st->dir[REQ].pause_seq ? RESP : REQ;
+    else if (st->dir[REQ].paused)
+        d = REQ;
+    else if (st->dir[RESP].paused)
+        d = RESP;
+    else
+        return ft_misuse(st->env, WEFT_ERR_STATE, "weft_stream_resume: the stream is not paused");
+    ft_dir *dd = &st->dir[d];
+    dd->paused = false;
+    st->resumes++;
+    switch (dd->paused_at) {
+    case FT_AT_HEADERS:
+        dd->headers_fwd = true;
+        if (dd->pending_end)
+            dd->end_fwd = true;
+        break;
+    case FT_AT_BODY:
+        ft_release_held(st, d);
+        break;
+    case FT_AT_TRAILERS:
+        ft_release_held(st, d);
+        dd->end_fwd = true;
+        break;
+    }
+    dd->pending_end = false;
+    st->pump_needed = true;
+    return WEFT_OK;
+}
+
+/* ---- events ---- */
+
+static void event_free(ft_event *e)
+{
+    ft_bytes_free(&e->data);
+    ft_hmap_clear(&e->trailers);
+    free(e);
+}
+
+static int enqueue(wft_stream *st, int d, int kind, const void *data, size_t len, bool end,
+                   const char *const *trailers)
+{
+    ft_event *e = calloc(1, sizeof(*e));
+    if (!e || ft_bytes_append(&e->data, data, len) || ft_hmap_add_lines(&e->trailers, trailers, NULL)) {
+        if (e)
+            event_free(e);
+        ft_set_error(st->env, "out of memory or a bad trailer line");
+        return WFT_REJECTED;
+    }
+    e->kind = kind;
+    e->end = end;
+    ft_dir *dd = &st->dir[d];
+    if (dd->queue_tail)
+        dd->queue_tail->next = e;
+    else
+        dd->queue = e;
+    dd->queue_tail = e;
+    return WFT_QUEUED;
+}
+
+static bool must_queue(const wft_stream *st, int d)
+{
+    const ft_dir *dd = &st->dir[d];
+    return !dd->headers_fwd || dd->queue || (dd->paused && dd->paused_at != FT_AT_BODY);
+}
+
+static int deliver_body(wft_stream *st, int d, const void *data, size_t len, bool end)
+{
+    ft_dir *dd = &st->dir[d];
+    weft_buffer *chunk = ft_buffer_new();
+    if (!chunk || ft_buffer_add(chunk, data, len, false)) {
+        ft_buffer_free(chunk);
+        ft_set_error(st->env, "out of memory");
+        return WFT_REJECTED;
+    }
+    int rs = WEFT_CONTINUE;
+    bool has = d == REQ ? FT_HTTP(st->env, on_request_body) : FT_HTTP(st->env, on_response_body);
+    if (has) {
+        call_frame f = call_begin(st, d == REQ ? FT_HOOK_REQ_BODY : FT_HOOK_RESP_BODY);
+        if (d == REQ)
+            rs = (int)ops(st)->on_request_body(st->ctx, &st->handle, chunk, end);
+        else
+            rs = (int)ops(st)->on_response_body(st->ctx, &st->handle, chunk, end);
+        bool replied = st->reply_in_hook;
+        call_end(st, f);
+        rs = settle(st, rs, d == REQ ? "on_request_body" : "on_response_body", replied);
+    }
+    if (st->replied || st->completed) {
+        ft_buffer_free(chunk);
+        return rs;
+    }
+    if (rs == WEFT_STOP) {
+        if (!dd->held)
+            dd->held = ft_buffer_new();
+        if (dd->held)
+            ft_buffer_take_all(dd->held, chunk);
+        dd->held_end = dd->held_end || end;
+        if (!dd->paused)
+            pause_dir(st, d, FT_AT_BODY, false);
+    } else {
+        if (dd->paused) {
+            dd->paused = false;
+            ft_release_held(st, d);
+        }
+        ft_forward_body(st, d, chunk);
+        if (end)
+            dd->end_fwd = true;
+    }
+    ft_buffer_free(chunk);
+    return rs;
+}
+
+static int deliver_trailers(wft_stream *st, int d)
+{
+    ft_dir *dd = &st->dir[d];
+    int rs = WEFT_CONTINUE;
+    bool has = d == REQ ? FT_HTTP(st->env, on_request_trailers) : FT_HTTP(st->env, on_response_trailers);
+    if (has) {
+        call_frame f = call_begin(st, d == REQ ? FT_HOOK_REQ_TRAILERS : FT_HOOK_RESP_TRAILERS);
+        if (d == REQ)
+            rs = (int)ops(st)->on_request_trailers(st->ctx, &st->handle);
+        else
+            rs = (int)ops(st)->on_response_trailers(st->ctx, &st->handle);
+        bool replied = st->reply_in_hook;
+        call_end(st, f);
+        rs = settle(st, rs, d == REQ ? "on_request_trailers" : "on_response_trailers", replied);
+    }
+    if (st->replied || st->completed)
+        return rs;
+    if (rs == WEFT_STOP) {
+        pause_dir(st, d, FT_AT_TRAILERS, true);
+    } else {
+        if (dd->paused) {
+            dd->paused = false;
+            ft_release_held(st, d);
+        }
+        dd->end_fwd = true;
+    }
+    return rs;
+}
+
+static int trailers_set(wft_stream *st, int d, const char *const *lines)
+{
+    ft_hmap *m = &st->maps[d == REQ ? WEFT_REQUEST_TRAILERS : WEFT_RESPONSE_TRAILERS];
+    if (ft_hmap_add_lines(m, lines, NULL)) {
+        ft_set_error(st->env, "a trailer is not \"name: value\"");
+        return -1;
+    }
+    return 0;
+}
+
+/* Delivers what waits in the queues, answers canned callouts; repeats
+ * until nothing moves. Runs after every top-level kit call. */
+void ft_stream_pump(wft_stream *st)
+{
+    bool moved = true;
+    while (moved) {
+        moved = false;
+        st->pump_needed = false;
+        for (struct weft_callout *c = st->callouts; c && !st->completed; c = c->next) {
+            if (c->done || !c->canned)
+                continue;
+            const ft_canned *k = c->canned;
+            ft_callout_finish(c, k->reason ? 0 : k->status, k->reason ? k->reason : "", &k->headers, k->body,
+                              strlen(k->body));
+            moved = true;
+            break;
+        }
+        if (moved)
+            continue;
+        for (int d = REQ; d <= RESP; d++) {
+            ft_dir *dd = &st->dir[d];
+            if (st->replied || st->completed || !dd->headers_fwd || dd->paused || !dd->queue)
+                continue;
+            ft_event *e = dd->queue;
+            dd->queue = e->next;
+            if (!dd->queue)
+                dd->queue_tail = NULL;
+            if (e->kind == FT_EV_BODY) {
+                deliver_body(st, d, e->data.data, e->data.len, e->end);
+            } else {
+                ft_hmap *m = &st->maps[d == REQ ? WEFT_REQUEST_TRAILERS : WEFT_RESPONSE_TRAILERS];
+                ft_hmap_clear(m);
+                *m = e->trailers;
+                memset(&e->trailers, 0, sizeof(e->trailers));
+                deliver_trailers(st, d);
+            }
+            event_free(e);
+            moved = true;
+        }
+    }
+}
+
+static int reject(wft_stream *st, const char *why)
+{
+    ft_set_error(st->env, "%s", why);
+    return WFT_REJECTED;
+}
+
+static int check_open(wft_stream *st)
+{
+    if (st->completed)
+        return reject(st, "the stream has completed");
+    if (st->replied)
+        return reject(st, "the filter already sent a local reply");
+    return 0;
+}
+
+int wft_request_headers(wft_stream *st, bool end_stream)
+{
+    if (!st)
+        return WFT_REJECTED;
+    if (check_open(st))
+        return WFT_REJECTED;
+    ft_dir *dd = &st->dir[REQ];
+    if (dd->headers_in)
+        return reject(st, "request headers were already sent");
+    dd->headers_in = true;
+    dd->end_in = end_stream;
+    start(st);
+    int rs = WEFT_CONTINUE;
+    if (FT_HTTP(st->env, on_request_headers) && !st->replied && !st->completed) {
+        call_frame f = call_begin(st, FT_HOOK_REQ_HEADERS);
+        rs = (int)ops(st)->on_request_headers(st->ctx, &st->handle, end_stream);
+        bool replied = st->reply_in_hook;
+        call_end(st, f);
+        rs = settle(st, rs, "on_request_headers", replied);
+    }
+    if (!st->replied && !st->completed) {
+        if (rs == WEFT_STOP) {
+            pause_dir(st, REQ, FT_AT_HEADERS, end_stream);
+        } else {
+            dd->headers_fwd = true;
+            if (end_stream)
+                dd->end_fwd = true;
+        }
+    }
+    ft_stream_pump(st);
+    return rs;
+}
+
+static int body_event(wft_stream *st, int d, const void *data, size_t len, bool end_stream)
+{
+    if (!st)
+        return WFT_REJECTED;
+    if (check_open(st))
+        return WFT_REJECTED;
+    ft_dir *dd = &st->dir[d];
+    if (!dd->headers_in)
+        return reject(st, d == REQ ? "request body before request headers" : "response body before response headers");
+    if (dd->end_in)
+        return reject(st, d == REQ ? "the request has ended" : "the response has ended");
+    if (len && !data)
+        return reject(st, "body data is NULL");
+    dd->end_in = end_stream;
+    dd->bytes_in += len;
+    int rs = must_queue(st, d) ? enqueue(st, d, FT_EV_BODY, data, len, end_stream, NULL)
+                               : deliver_body(st, d, data, len, end_stream);
+    ft_stream_pump(st);
+    return rs;
+}
+
+int wft_request_body(wft_stream *st, const void *data, size_t len, bool end_stream)
+{
+    return body_event(st, REQ, data, len, end_stream);
+}
+
+int wft_response_body(wft_stream *st, const void *data, size_t len, bool end_stream)
+{
+    return body_event(st, RESP, data, len, end_stream);
+}
+
+static int trailers_event(wft_stream *st, int d, const char *const *trailers)
+{
+    if (!st)
+        return WFT_REJECTED;
+    if (check_open(st))
+        return WFT_REJECTED;
+    ft_dir *dd = &st->dir[d];
+    if (!dd->headers_in)
+        return reject(st, "trailers before headers");
+    if (dd->end_in)
+        return reject(st, "trailers after the end of the direction");
+    dd->end_in = true;
+    int rs;
+    if (must_queue(st, d)) {
+        rs = enqueue(st, d, FT_EV_TRAILERS, NULL, 0, true, trailers);
+    } else {
+        if (trailers_set(st, d, trailers))
+            return WFT_REJECTED;
+        rs = deliver_trailers(st, d);
+    }
+    ft_stream_pump(st);
+    return rs;
+}
+
+int wft_request_trailers(wft_stream *st, const char *const *trailers)
+{
+    return trailers_event(st, REQ, trailers);
+}
+
+int wft_response_trailers(wft_stream *st, const char *const *trailers)
+{
+    return trailers_event(st, RESP, trailers);
+}
+
+int wft_upstream_attempt(wft_stream *st, weft_attempt_result result, int status, const char *host,
+                         const char *cluster, uint64_t duration_us)
+{
+    if (!st)
+        return WFT_REJECTED;
+    if (check_open(st))
+        return WFT_REJECTED;
+    if (!st->dir[REQ].headers_fwd)
+        return reject(st, "no upstream attempt before the request headers went past the filter");
+    if (st->dir[RESP].headers_in)
+        return reject(st, "the response has started: no further attempt");
+    st->router_ran = true;
+    st->attempts++;
+    st->upstream_time_us = duration_us;
+    replace_str(&st->last_host, host ? host : "10.0.0.1:8080");
+    replace_str(&st->last_cluster, cluster ? cluster : (st->cluster ? st->cluster : "default"));
+    if (FT_HTTP(st->env, on_upstream_attempt)) {
+        weft_attempt_info info = {
+            .size = sizeof(info),
+            .result = result,
+            .status = result == WEFT_ATTEMPT_RESPONSE ? status : 0,
+            .attempt = st->attempts,
+            .upstream_host = {st->last_host, strlen(st->last_host)},
+            .cluster = {st->last_cluster, strlen(st->last_cluster)},
+            .duration_us = duration_us,
+        };
+        call_frame f = call_begin(st, FT_HOOK_ATTEMPT);
+        ops(st)->on_upstream_attempt(st->ctx, &st->handle, &info);
+        bool replied = st->reply_in_hook;
+        call_end(st, f);
+        if (replied)
+            ft_misuse(st->env, WEFT_ERR_STATE, "on_upstream_attempt sent a local reply");
+    }
+    ft_stream_pump(st);
+    return 0;
+}
+
+int wft_response_headers(wft_stream *st, int status, const char *const *headers, bool end_stream)
+{
+    if (!st)
+        return WFT_REJECTED;
+    if (check_open(st))
+        return WFT_REJECTED;
+    ft_dir *dd = &st->dir[RESP];
+    if (dd->headers_in)
+        return reject(st, "response headers were already sent");
+    if (!st->dir[REQ].headers_fwd)
+        return reject(st, "the request headers have not gone past the filter: no upstream yet");
+    if (status < 100 || status > 599)
+        return reject(st, "response status out of 100..599");
+    ft_hmap *m = &st->maps[WEFT_RESPONSE_HEADERS];
+    ft_hmap_clear(m);
+    if (ft_hmap_add_lines(m, headers, NULL))
+        return reject(st, "a response header is not \"name: value\"");
+    st->router_ran = true;
+    st->status = status;
+    dd->headers_in = true;
+    dd->end_in = end_stream;
+    unsigned retries = st->retries;
+    int rs = WEFT_CONTINUE;
+    if (FT_HTTP(st->env, on_response_headers)) {
+        call_frame f = call_begin(st, FT_HOOK_RESP_HEADERS);
+        rs = (int)ops(st)->on_response_headers(st->ctx, &st->handle, end_stream);
+        bool replied = st->reply_in_hook;
+        call_end(st, f);
+        rs = settle(st, rs, "on_response_headers", replied);
+    }
+    if (!st->replied && !st->completed) {
+        if (st->retries != retries) {
+            /* The filter asked for another attempt: this response is gone. */
+            ft_hmap_clear(m);
+            ft_hmap_clear(&st->maps[WEFT_RESPONSE_TRAILERS]);
+            st->status = 0;
+            dd->headers_in = dd->end_in = false;
+        } else if (rs == WEFT_STOP) {
+            pause_dir(st, RESP, FT_AT_HEADERS, end_stream);
+        } else {
+            dd->headers_fwd = true;
+            if (end_stream)
+                dd->end_fwd = true;
+        }
+    }
+    ft_stream_pump(st);
+    return rs;
+}
+
+/* ---- local replies ---- */
+
+static int grpc_code(int http)
+{
+    switch (http) {
+    case 400:
+        return 3; /* INVALID_ARGUMENT */
+    case 401:
+        return 16; /* UNAUTHENTICATED */
+    case 403:
+        return 7; /* PERMISSION_DENIED */
+    case 404:
+        return 12; /* UNIMPLEMENTED */
+    case 429:
+        return 8; /* RESOURCE_EXHAUSTED */
+    case 503:
+        return 14; /* UNAVAILABLE */
+    case 504:
+        return 4; /* DEADLINE_EXCEEDED */
+    default:
+        return 2; /* UNKNOWN */
+    }
+}
+
+/* grpc-message is percent-encoded (gRPC over HTTP/2 spec). */
+static void grpc_message(ft_bytes *out, weft_str msg)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (size_t i = 0; i < msg.len; i++) {
+        unsigned char c = (unsigned char)msg.ptr[i];
+        if (c >= 0x20 && c <= 0x7e && c != '%') {
+            ft_bytes_append(out, &msg.ptr[i], 1);
+        } else {
+            char e[3] = {'%', hex[c >> 4], hex[c & 15]};
+            ft_bytes_append(out, e, 3);
+        }
+    }
+}
+
+static void free_queue(ft_dir *dd)
+{
+    while (dd->queue) {
+        ft_event *e = dd->queue;
+        dd->queue = e->next;
+        event_free(e);
+    }
+    dd->queue_tail = NULL;
+}
+
+void ft_reply_make(wft_stream *st, int status, weft_str reason, const weft_str *hn, const weft_str *hv,
+                   size_t n, weft_str body)
+{
+    bool grpc = false;
+    const ft_header *ct = ft_hmap_find(&st->maps[WEFT_REQUEST_HEADERS], "content-type", 12, 0);
+    if (ct && ft_has_prefix_nocase(ct->value, ct->vlen, "application/grpc"))
+        grpc = true;
+    st->replied = true;
+    st->reply_http_status = status;
+    st->reply_status = grpc ? 200 : status;
+    st->status = st->reply_status;
+    free(st->reply_reason);
+    st->reply_reason = ft_strndup(reason.ptr ? reason.ptr : "", reason.ptr ? reason.len : 0);
+    ft_bytes_free(&st->reply_body);
+    ft_bytes_append(&st->reply_body, body.ptr ? body.ptr : "", body.ptr ? body.len : 0);
+
+    ft_hmap *rh = &st->maps[WEFT_RESPONSE_HEADERS];
+    ft_hmap *rt = &st->maps[WEFT_RESPONSE_TRAILERS];
+    ft_hmap_clear(rh);
+    ft_hmap_clear(rt);
+    if (grpc)
+        ft_hmap_add(rh, "content-type", 12, "application/grpc", 16);
+    for (size_t i = 0; i < n; i++)
+        ft_hmap_add(rh, hn[i].ptr, hn[i].len, hv[i].ptr, hv[i].len);
+    if (reason.len)
+        ft_hmap_add(rh, "x-weft-reason", 13, reason.ptr, reason.len);
+
+    ft_dir *resp = &st->dir[RESP];
+    ft_bytes_free(&resp->fwd_body);
+    if (grpc) {
+        char code[16];
+        int cl = snprintf(code, sizeof(code), "%d", grpc_code(status));
+        ft_hmap_add(rt, "grpc-status", 11, code, (size_t)cl);
+        ft_bytes msg = {0};
+        grpc_message(&msg, body.len ? body : reason);
+        ft_hmap_add(rt, "grpc-message", 12, ft_bytes_cstr(&msg), msg.len);
+        ft_bytes_free(&msg);
+    } else if (body.len) {
+        ft_bytes_append(&resp->fwd_body, body.ptr, body.len);
+    }
+    resp->headers_in = resp->headers_fwd = resp->end_in = resp->end_fwd = true;
+    for (int d = REQ; d <= RESP; d++) {
+        ft_dir *dd = &st->dir[d];
+        dd->paused = false;
+        free_queue(dd);
+        ft_buffer_free(dd->held);
+        dd->held = NULL;
+        dd->held_end = false;
+    }
+}
+
+/* ---- timers and callouts ---- */
+
+void ft_fire_timer(struct weft_timer *t)
+{
+    wft_stream *st = t->st;
+    t->done = true;
+    if (st->completed)
+        return;
+    call_frame f = call_begin(st, FT_HOOK_CALLBACK);
+    t->cb(&st->handle, st->ctx, t->arg);
+    call_end(st, f);
+    ft_stream_pump(st);
+}
+
+void ft_callout_finish(struct weft_callout *c, int status, const char *reason, const ft_hmap *headers,
+                       const char *body, size_t body_len)
+{
+    wft_stream *st = c->st;
+    c->done = true;
+    if (st->completed)
+        return;
+    size_t n = headers ? headers->n : 0;
+    weft_str *names = n ? calloc(n, sizeof(*names)) : NULL;
+    weft_str *values = n ? calloc(n, sizeof(*values)) : NULL;
+    if (n && (!names || !values)) {
+        free(names);
+        free(values);
+        n = 0;
+        names = values = NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        names[i] = (weft_str){headers->h[i].name, headers->h[i].nlen};
+        values[i] = (weft_str){headers->h[i].value, headers->h[i].vlen};
+    }
+    weft_callout_response resp = {
+        .size = sizeof(resp),
+        .status = status,
+        .reason = {reason ? reason : "", reason ? strlen(reason) : 0},
+        .header_names = names,
+        .header_values = values,
+        .n_headers = n,
+        .body = {body ? body : "", body ? body_len : 0},
+    };
+    call_frame f = call_begin(st, FT_HOOK_CALLBACK);
+    c->cb(&st->handle, st->ctx, c->arg, &resp);
+    call_end(st, f);
+    free(names);
+    free(values);
+    ft_stream_pump(st);
+}
+
+static struct weft_callout *pending_callout(wft_stream *st, size_t i)
+{
+    for (struct weft_callout *c = st->callouts; c; c = c->next)
+        if (!c->done && i-- == 0)
+            return c;
+    return NULL;
+}
+
+size_t wft_callout_pending(wft_stream *st)
+{
+    size_t n = 0;
+    for (struct weft_callout *c = st ? st->callouts : NULL; c; c = c->next)
+        n += !c->done;
+    return n;
+}
+
+size_t wft_callout_started(wft_stream *st)
+{
+    return st ? st->ncallouts : 0;
+}
+
+bool wft_callout_request(wft_stream *st, size_t i, const char **cluster, const char **method, const char **path,
+                         const char **body, uint64_t *timeout_ms)
+{
+    struct weft_callout *c = st ? pending_callout(st, i) : NULL;
+    if (!c)
+        return false;
+    if (cluster)
+        *cluster = c->cluster;
+    if (method)
+        *method = c->method;
+    if (path)
+        *path = c->path;
+    if (body)
+        *body = ft_bytes_cstr(&c->body);
+    if (timeout_ms)
+        *timeout_ms = c->timeout_ms;
+    return true;
+}
+
+const char *wft_callout_header(wft_stream *st, size_t i, const char *name)
+{
+    struct weft_callout *c = st && name ? pending_callout(st, i) : NULL;
+    if (!c)
+        return NULL;
+    const ft_header *h = ft_hmap_find(&c->headers, name, strlen(name), 0);
+    return h ? h->value : NULL;
+}
+
+int wft_callout_respond(wft_stream *st, size_t i, int status, const char *const *headers, const char *body)
+{
+    struct weft_callout *c = st ? pending_callout(st, i) : NULL;
+    if (!c)
+        return st ? reject(st, "no such pending callout") : WFT_REJECTED;
+    ft_hmap h = {0};
+    if (ft_hmap_add_lines(&h, headers, NULL)) {
+        ft_hmap_clear(&h);
+        return reject(st, "a callout response header is not \"name: value\"");
+    }
+    ft_callout_finish(c, status, "", &h, body ? body : "", body ? strlen(body) : 0);
+    ft_hmap_clear(&h);
+    return 0;
+}
+
+int wft_callout_fail(wft_stream *st, size_t i, const char *reason)
+{
+    struct weft_callout *c = st ? pending_callout(st, i) : NULL;
+    if (!c)
+        return st ? reject(st, "no such pending callout") : WFT_REJECTED;
+    ft_callout_finish(c, 0, reason ? reason : "connect_failure", NULL, NULL, 0);
+    return 0;
+}
+
+size_t wft_timers_pending(wft_stream *st)
+{
+    size_t n = 0;
+    for (struct weft_timer *t = st ? st->timers : NULL; t; t = t->next)
+        n += !t->done;
+    return n;
+}
+
+/* ---- the end ---- */
+
+int wft_complete(wft_stream *st, const char *response_flags)
+{
+    if (!st)
+        return WFT_REJECTED;
+    if (st->completed)
+        return reject(st, "the stream has completed already");
+    st->completed = true;
+    for (struct weft_timer *t = st->timers; t; t = t->next)
+        t->done = true;
+    for (struct weft_callout *c = st->callouts; c; c = c->next)
+        c->done = true;
+    for (int d = REQ; d <= RESP; d++) {
+        st->dir[d].paused = false;
+        free_queue(&st->dir[d]);
+    }
+    if (!st->started || !FT_HTTP(st->env, on_stream_complete))
+        return 0;
+    const char *flags = response_flags && *response_flags ? response_flags : "-";
+    const char *host = st->last_host ? st->last_host : "";
+    const char *cluster = st->last_cluster ? st->last_cluster : "";
+    weft_stream_info info = {
+        .size = sizeof(info),
+        .status = st->replied ? st->reply_status : st->status,
+        .duration_us = st->env->now_us - st->start_us,
+        .upstream_time_us = st->attempts ? st->upstream_time_us : 0,
+        .bytes_received = st->dir[REQ].bytes_in,
+        .bytes_sent = st->replied ? st->reply_body.len : st->dir[RESP].fwd_body.len,
+        .attempts = st->attempts,
+        .response_flags = {flags, strlen(flags)},
+        .upstream_host = {host, strlen(host)},
+        .cluster = {cluster, strlen(cluster)},
+    };
+    call_frame f = call_begin(st, FT_HOOK_COMPLETE);
+    ops(st)->on_stream_complete(st->ctx, &st->handle, &info);
+    call_end(st, f);
+    return 0;
+}
+
+void wft_stream_free(wft_stream *st)
+{
+    if (!st)
+        return;
+    if (!st->completed)
+        wft_complete(st, NULL);
+    if (st->started && FT_HTTP(st->env, stream_destroy)) {
+        call_frame f = call_begin(st, FT_HOOK_DESTROY);
+        ops(st)->stream_destroy(st->ctx);
+        call_end(st, f);
+    }
+    st->destroyed = true;
+    for (wft_stream **pp = &st->env->streams; *pp; pp = &(*pp)->env_next)
+        if (*pp == st) {
+            *pp = st->env_next;
+            break;
+        }
+    for (wft_stream **pp = &g_live_streams; *pp; pp = &(*pp)->live_next)
+        if (*pp == st) {
+            *pp = st->live_next;
+            break;
+        }
+    for (int i = 0; i < 4; i++)
+        ft_hmap_clear(&st->maps[i]);
+    for (int d = REQ; d <= RESP; d++) {
+        free_queue(&st->dir[d]);
+        ft_buffer_free(st->dir[d].held);
+        ft_bytes_free(&st->dir[d].fwd_body);
+    }
+    while (st->timers) {
+        struct weft_timer *t = st->timers;
+        st->timers = t->next;
+        free(t);
+    }
+    while (st->callouts) {
+        struct weft_callout *c = st->callouts;
+        st->callouts = c->next;
+        free(c->cluster);
+        free(c->method);
+        free(c->path);
+        ft_hmap_clear(&c->headers);
+        ft_bytes_free(&c->body);
+        free(c);
+    }
+    ft_hmap_clear(&st->metadata);
+    for (size_t i = 0; i < st->ngrave; i++)
+        free(st->graveyard[i]);
+    free(st->graveyard);
+    free(st->method);
+    free(st->path);
+    free(st->authority);
+    free(st->reply_reason);
+    ft_bytes_free(&st->reply_body);
+    free(st->last_host);
+    free(st->last_cluster);
+    free(st->cluster);
+    free(st->peer_ip);
+    free(st->local_ip);
+    free(st->identity);
+    st->handle.magic = 0;
+    free(st);
+}
+
+/* ---- assertions ---- */
+
+static const ft_hmap *map_of(wft_stream *st, weft_header_map map)
+{
+    if (!st || (unsigned)map > WEFT_RESPONSE_TRAILERS)
+        return NULL;
+    return &st->maps[map];
+}
+
+const char *wft_header_nth(wft_stream *st, weft_header_map map, const char *name, size_t index)
+{
+    const ft_hmap *m = map_of(st, map);
+    if (!m || !name)
+        return NULL;
+    const ft_header *h = ft_hmap_find(m, name, strlen(name), index);
+    return h ? h->value : NULL;
+}
+
+const char *wft_header(wft_stream *st, weft_header_map map, const char *name)
+{
+    return wft_header_nth(st, map, name, 0);
+}
+
+size_t wft_header_count(wft_stream *st, weft_header_map map, const char *name)
+{
+    const ft_hmap *m = map_of(st, map);
+    return m && name ? ft_hmap_count(m, name, strlen(name)) : 0;
+}
+
+size_t wft_header_size(wft_stream *st, weft_header_map map)
+{
+    const ft_hmap *m = map_of(st, map);
+    return m ? m->n : 0;
+}
+
+bool wft_header_at(wft_stream *st, weft_header_map map, size_t i, const char **name, const char **value)
+{
+    const ft_hmap *m = map_of(st, map);
+    if (!m || i >= m->n)
+        return false;
+    if (name)
+        *name = m->h[i].name;
+    if (value)
+        *value = m->h[i].value;
+    return true;
+}
+
+const char *wft_request_path(wft_stream *st)
+{
+    return st ? st->path : NULL;
+}
+
+const char *wft_request_method(wft_stream *st)
+{
+    return st ? st->method : NULL;
+}
+
+int wft_response_status(wft_stream *st)
+{
+    return st ? st->status : 0;
+}
+
+bool wft_replied(wft_stream *st, int *status, const char **body, const char **reason)
+{
+    if (!st || !st->replied)
+        return false;
+    if (status)
+        *status = st->reply_status;
+    if (body)
+        *body = ft_bytes_cstr(&st->reply_body);
+    if (reason)
+        *reason = st->reply_reason ? st->reply_reason : "";
+    return true;
+}
+
+int wft_reply_http_status(wft_stream *st)
+{
+    return st && st->replied ? st->reply_http_status : 0;
+}
+
+bool wft_paused(wft_stream *st)
+{
+    return st && (st->dir[REQ].paused || st->dir[RESP].paused);
+}
+
+bool wft_paused_dir(wft_stream *st, weft_body_dir dir)
+{
+    return st && (unsigned)dir <= RESP && st->dir[dir].paused;
+}
+
+unsigned wft_resume_count(wft_stream *st)
+{
+    return st ? st->resumes : 0;
+}
+
+bool wft_completed(wft_stream *st)
+{
+    return st && st->completed;
+}
+
+const char *wft_forwarded_body(wft_stream *st, weft_body_dir dir, size_t *len)
+{
+    if (!st || (unsigned)dir > RESP) {
+        if (len)
+            *len = 0;
+        return "";
+    }
+    if (len)
+        *len = st->dir[dir].fwd_body.len;
+    return ft_bytes_cstr(&st->dir[dir].fwd_body);
+}
+
+bool wft_forwarded_headers(wft_stream *st, weft_body_dir dir)
+{
+    return st && (unsigned)dir <= RESP && st->dir[dir].headers_fwd;
+}
+
+bool wft_forwarded_end(wft_stream *st, weft_body_dir dir)
+{
+    return st && (unsigned)dir <= RESP && st->dir[dir].end_fwd;
+}
+
+size_t wft_held_body_length(wft_stream *st, weft_body_dir dir)
+{
+    if (!st || (unsigned)dir > RESP || !st->dir[dir].held)
+        return 0;
+    return st->dir[dir].held->len;
+}
+
+const char *wft_cluster(wft_stream *st)
+{
+    return st ? st->cluster : NULL;
+}
+
+unsigned wft_retry_count(wft_stream *st)
+{
+    return st ? st->retries : 0;
+}
+
+size_t wft_replay_limit(wft_stream *st)
+{
+    return st && st->replay_on ? st->replay_max : 0;
+}
+
+const char *wft_metadata(wft_stream *st, const char *key)
+{
+    if (!st || !key)
+        return NULL;
+    const ft_header *h = ft_kv_find(&st->metadata, key, strlen(key));
+    return h ? h->value : NULL;
+}

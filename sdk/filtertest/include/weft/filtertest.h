@@ -1,0 +1,293 @@
+/* weft/filtertest.h: the filter authors' test kit.
+ *
+ * Runs ONE filter against a synthetic stream, without a proxy: the kit is
+ * the filter's host (it implements every function of weft_host_api), so a
+ * cmocka test drives the hooks and asserts on what the filter did.
+ *
+ *     wft_env *env = wft_env_new(weft_filter_entry_v1, err, sizeof err); // linked in
+ *     wft_env *env = wft_env_load("./myfilter.so", err, sizeof err);       // or dlopened
+ *     wft_env_configure(env, "deny: [\"/admin\"]\n", err, sizeof err);
+ *     wft_stream *st = wft_stream_new(env, "GET", "/admin",
+ *                                     (const char *[]){"host: a", NULL});
+ *     assert_int_equal(wft_request_headers(st, true), WEFT_REPLIED);
+ *     assert_true(wft_replied(st, &status, &body, &reason));
+ *     wft_stream_free(st);
+ *     wft_env_free(env);
+ *
+ * THE MODEL. The filter sits alone between a client (the test) and an
+ * upstream (the test again). Events the test drives (request headers,
+ * body, trailers, upstream attempts, response headers, body, trailers)
+ * reach the filter's hooks in call order; what the filter lets through is
+ * recorded as "forwarded" (to the upstream for the request, to the client
+ * for the response) and can be asserted on. A hook returning WEFT_STOP
+ * pauses that direction: later events of that direction are queued and
+ * reach the filter after weft_stream_resume(). A filter paused on a body
+ * hook still sees the following chunks of that body (each one is held
+ * back too, until a hook returns WEFT_CONTINUE or the filter resumes).
+ *
+ * TIME is a fake monotonic clock per env, starting at 1 s; nothing happens
+ * until wft_clock_advance(), which fires due timers (and times out
+ * callouts) in deadline order.
+ *
+ * CALLOUTS never leave the process: they are recorded, and the test
+ * answers them (wft_callout_respond / wft_callout_fail), or canned answers
+ * registered with wft_callout_canned() answer them as soon as the hook
+ * that started them returns.
+ *
+ * MISUSE of the SDK by the filter (resume when not paused, a call after the
+ * stream completed, a bad handle, a hook returning WEFT_REPLIED without a
+ * reply, ...) gets the error the core returns and one line in the env's
+ * misuse record (wft_misuse_count, wft_misuse_last), so a test can assert
+ * that a filter behaves.
+ *
+ * THREAD: one env and its streams belong to the thread that created the
+ * env (as a worker owns its streams); host calls from another thread get
+ * WEFT_ERR_THREAD. Several envs may live side by side.
+ *
+ * Strings returned by the kit are NUL-terminated and owned by the kit;
+ * they stay valid until the stream (or env) is freed unless said otherwise.
+ *
+ * Depends on libc, libyaml and weft/filter.h only. */
+#ifndef WEFT_FILTERTEST_H
+#define WEFT_FILTERTEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <weft/filter.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct wft_env wft_env;
+typedef struct wft_stream wft_stream;
+typedef struct wft_conn wft_conn;
+
+/* Driver results besides the hook's own weft_status (0..2). */
+enum {
+    WFT_QUEUED = -1,   /* the direction is paused: the event waits for resume */
+    WFT_REJECTED = -2, /* the stream cannot take this event (ended, replied,
+                          out of order); wft_env_error() says why */
+};
+
+/* ------------------------------------------------------------------ */
+/* Environment: one filter, its config, stats, clock                   */
+/* ------------------------------------------------------------------ */
+
+/* Calls `entry` (a filter linked into the test: pass weft_filter_entry_v1)
+ * with the kit's host table and checks the descriptor like the core does:
+ * another ABI major, a newer minor, a bad name, kind or ops table are
+ * refused. Returns NULL and writes one line into err on refusal. */
+wft_env *wft_env_new(weft_filter_entry_fn entry, char *err, size_t errlen);
+/* dlopens a filter .so (RTLD_NOW | RTLD_LOCAL) and does the same. */
+wft_env *wft_env_load(const char *so_path, char *err, size_t errlen);
+/* Streams still alive are freed first; the config and library go last. */
+void wft_env_free(wft_env *env);
+
+const weft_filter_descriptor *wft_env_descriptor(const wft_env *env);
+/* The last error of a kit call that failed (refusals, WFT_REJECTED), "". */
+const char *wft_env_error(const wft_env *env);
+
+/* Parses `yaml` (the filter's config node, as it appears under the
+ * filter's `config:` key; NULL or "" for none) and runs config_create,
+ * then worker_create. Errors, one line in err, return -1:
+ *   "filter-config:LINE:COL: invalid YAML: ..."   (the YAML itself)
+ *   "filter-config:LINE:COL: <message>"           (the filter's config_fail)
+ * Configuring again replaces the config (stats keep their values, as
+ * across the core's snapshots). Streams must be freed before. A stream
+ * created without configuring configures with no node. */
+int wft_env_configure(wft_env *env, const char *yaml, char *err, size_t errlen);
+/* The same from a file: errors name the file, config_filter_dir is its
+ * directory. */
+int wft_env_configure_file(wft_env *env, const char *path, char *err, size_t errlen);
+/* The filter's config object (what config_create returned). */
+void *wft_env_config(const wft_env *env);
+/* Directory returned by config_filter_dir for wft_env_configure ("."). */
+void wft_env_set_config_dir(wft_env *env, const char *dir);
+
+/* ---- clock ---- */
+uint64_t wft_clock_now_us(const wft_env *env);
+/* Moves the clock forward, firing due timers and callout timeouts of all
+ * the env's streams in deadline order (each at its own deadline). */
+void wft_clock_advance(wft_env *env, uint64_t ms);
+void wft_clock_advance_us(wft_env *env, uint64_t us);
+
+/* ---- stats (declared by the filter at config time) ---- */
+bool wft_stat_exists(const wft_env *env, const char *name);
+/* Counter value; for a histogram its number of samples; for a gauge its
+ * value (0 when negative). 0 for an unknown name. */
+uint64_t wft_stat(const wft_env *env, const char *name);
+int64_t wft_gauge(const wft_env *env, const char *name);
+/* Histogram samples: count and sum (microseconds). false if not one. */
+bool wft_histogram(const wft_env *env, const char *name, uint64_t *count, uint64_t *sum_us);
+/* The help text the filter declared, NULL for an unknown name. */
+const char *wft_stat_help(const wft_env *env, const char *name);
+
+/* ---- log ---- */
+/* Lowest level weft_log_enabled() reports (default DEBUG: all enabled). */
+void wft_log_set_level(wft_env *env, weft_log_level_t level);
+/* Also print each line to stderr (default off; or WEFT_FILTERTEST_LOG=1). */
+void wft_log_set_stderr(wft_env *env, bool on);
+size_t wft_log_count(const wft_env *env);
+/* The i-th line the filter logged ("" past the end), and its level. */
+const char *wft_log_line(const wft_env *env, size_t i, weft_log_level_t *level);
+/* true if some logged line contains `needle`. */
+bool wft_log_contains(const wft_env *env, const char *needle);
+
+/* ---- misuse record ---- */
+size_t wft_misuse_count(const wft_env *env);
+const char *wft_misuse_last(const wft_env *env); /* "" when none */
+
+/* ---- callouts answered automatically ---- */
+/* Every callout to `cluster` whose path starts with `path_prefix` (NULL
+ * or "" matches all) gets this answer once the hook that started it
+ * returns. headers: "name: value" strings, NULL-terminated (or NULL).
+ * Later registrations win over earlier ones. */
+int wft_callout_canned(wft_env *env, const char *cluster, const char *path_prefix, int status,
+                       const char *const *headers, const char *body);
+/* The same, answering as a failure ("connect_failure", "timeout", ...). */
+int wft_callout_canned_fail(wft_env *env, const char *cluster, const char *path_prefix,
+                            const char *reason);
+
+/* ------------------------------------------------------------------ */
+/* Streams (HTTP filters)                                              */
+/* ------------------------------------------------------------------ */
+
+/* A request "METHOD path?query" with headers given as "name: value"
+ * strings, NULL-terminated (NULL for none). Names are stored lower-case.
+ * ":authority: x" sets the authority (else the host header does); other
+ * pseudo-headers are ignored. The filter's stream_create runs with the
+ * first event, so connection facts can be set in between. */
+wft_stream *wft_stream_new(wft_env *env, const char *method, const char *path,
+                           const char *const *headers);
+/* Completes the stream if the test did not (on_stream_complete with the
+ * facts so far), then stream_destroy. */
+void wft_stream_free(wft_stream *st);
+
+/* Connection facts, before the first event. Defaults: peer 127.0.0.1:40000,
+ * local 127.0.0.1:15006, no TLS, no peer identity. */
+void wft_stream_set_peer(wft_stream *st, const char *ip, uint16_t port);
+void wft_stream_set_local(wft_stream *st, const char *ip, uint16_t port);
+void wft_stream_set_tls(wft_stream *st, bool tls);
+void wft_stream_set_peer_identity(wft_stream *st, const char *spiffe_id); /* NULL: none */
+/* Metadata as an earlier filter would have set it. */
+void wft_metadata_put(wft_stream *st, const char *key, const char *value);
+
+/* ---- driving the filter. Each returns the hook's weft_status, WEFT_CONTINUE
+ * when the filter has no such hook, WFT_QUEUED or WFT_REJECTED. ---- */
+int wft_request_headers(wft_stream *st, bool end_stream);
+int wft_request_body(wft_stream *st, const void *data, size_t len, bool end_stream);
+/* headers: "name: value", NULL-terminated; ends the request. */
+int wft_request_trailers(wft_stream *st, const char *const *trailers);
+/* One upstream attempt's outcome (on_upstream_attempt); status for
+ * WEFT_ATTEMPT_RESPONSE. host/cluster may be NULL ("10.0.0.1:8080",
+ * "default"). Returns 0, or WFT_REJECTED. */
+int wft_upstream_attempt(wft_stream *st, weft_attempt_result result, int status, const char *host,
+                         const char *cluster, uint64_t duration_us);
+int wft_response_headers(wft_stream *st, int status, const char *const *headers, bool end_stream);
+int wft_response_body(wft_stream *st, const void *data, size_t len, bool end_stream);
+int wft_response_trailers(wft_stream *st, const char *const *trailers);
+/* The log phase: on_stream_complete once, with status, durations (fake
+ * clock), byte counts, attempts; flags NULL means "-". Timers and callouts
+ * still pending are cancelled. Returns 0, or WFT_REJECTED (twice). */
+int wft_complete(wft_stream *st, const char *response_flags);
+
+/* ---- assertions ---- */
+/* The index-th value of `name` in a map, NULL if absent. */
+const char *wft_header(wft_stream *st, weft_header_map map, const char *name);
+const char *wft_header_nth(wft_stream *st, weft_header_map map, const char *name, size_t index);
+size_t wft_header_count(wft_stream *st, weft_header_map map, const char *name);
+/* All entries of a map, in order: number of entries; name/value of i. */
+size_t wft_header_size(wft_stream *st, weft_header_map map);
+bool wft_header_at(wft_stream *st, weft_header_map map, size_t i, const char **name, const char **value);
+/* Request line as the filter left it. */
+const char *wft_request_path(wft_stream *st);   /* path?query */
+const char *wft_request_method(wft_stream *st);
+/* Response status as the filter left it (0 before a response). */
+int wft_response_status(wft_stream *st);
+
+/* true if the filter sent a local reply. status is the status on the wire
+ * (200 for a gRPC request), body is the reply body, reason the
+ * x-weft-reason detail. Any out-parameter may be NULL. */
+bool wft_replied(wft_stream *st, int *status, const char **body, const char **reason);
+/* The status the filter asked for (before gRPC mapping), 0 if no reply. */
+int wft_reply_http_status(wft_stream *st);
+
+/* Pause state: either direction paused. */
+bool wft_paused(wft_stream *st);
+bool wft_paused_dir(wft_stream *st, weft_body_dir dir);
+/* Successful weft_stream_resume() calls. */
+unsigned wft_resume_count(wft_stream *st);
+bool wft_completed(wft_stream *st);
+
+/* What went past the filter: body bytes (NUL-terminated copy view), and
+ * whether headers / the end of the direction were forwarded. */
+const char *wft_forwarded_body(wft_stream *st, weft_body_dir dir, size_t *len);
+bool wft_forwarded_headers(wft_stream *st, weft_body_dir dir);
+bool wft_forwarded_end(wft_stream *st, weft_body_dir dir);
+/* Held back by a WEFT_STOP on a body hook, not yet forwarded. */
+size_t wft_held_body_length(wft_stream *st, weft_body_dir dir);
+
+/* route_set_cluster's choice (NULL if none), retries requested, the
+ * replay limit asked by body_buffer_for_replay (0 if none). */
+const char *wft_cluster(wft_stream *st);
+unsigned wft_retry_count(wft_stream *st);
+size_t wft_replay_limit(wft_stream *st);
+/* Per-stream metadata as filters left it (NULL if absent). */
+const char *wft_metadata(wft_stream *st, const char *key);
+/* Timers started and not yet fired or cancelled. */
+size_t wft_timers_pending(wft_stream *st);
+
+/* ---- callouts ---- */
+/* Callouts started and not yet answered, timed out or cancelled. The
+ * index i below counts those, oldest first. */
+size_t wft_callout_pending(wft_stream *st);
+/* Total started (answered or not). */
+size_t wft_callout_started(wft_stream *st);
+/* What the filter asked; any out-parameter may be NULL. false if no i. */
+bool wft_callout_request(wft_stream *st, size_t i, const char **cluster, const char **method,
+                         const char **path, const char **body, uint64_t *timeout_ms);
+/* A header of the i-th pending callout request, NULL if absent. */
+const char *wft_callout_header(wft_stream *st, size_t i, const char *name);
+/* Answers the i-th pending callout: its callback runs now, then the stream
+ * goes on (if the filter resumed). 0, or WFT_REJECTED for no such i. */
+int wft_callout_respond(wft_stream *st, size_t i, int status, const char *const *headers,
+                        const char *body);
+/* Fails it: status 0, reason "connect_failure", "timeout", "reset", ... */
+int wft_callout_fail(wft_stream *st, size_t i, const char *reason);
+
+/* ------------------------------------------------------------------ */
+/* Connections (transport filters)                                     */
+/* ------------------------------------------------------------------ */
+
+/* Runs connection_create (configuring with no node if needed). */
+wft_conn *wft_conn_new(wft_env *env);
+/* Runs on_close (once) and connection_destroy. */
+void wft_conn_free(wft_conn *c);
+/* Bytes from the network: appended to what the filter left unconsumed,
+ * then on_read(in, out). Returns the hook's 0 / -1. */
+int wft_conn_read(wft_conn *c, const void *data, size_t len);
+/* Bytes from the codec: on_write(in, out). */
+int wft_conn_write(wft_conn *c, const void *data, size_t len);
+/* What the filter produced: for the codec (read side) / the network. The
+ * view is valid until the next call on c. */
+const char *wft_conn_to_codec(wft_conn *c, size_t *len);
+const char *wft_conn_to_network(wft_conn *c, size_t *len);
+/* Bytes the filter left in `in`, unconsumed (read side / write side). */
+size_t wft_conn_pending_in(wft_conn *c, bool write_side);
+/* What the filter told the host: NULL / false when never set. */
+const char *wft_conn_alpn(wft_conn *c);
+const char *wft_conn_peer_identity(wft_conn *c);
+bool wft_conn_tls(wft_conn *c);
+void wft_conn_close(wft_conn *c);
+
+/* The host table the kit hands to filters (for a filter's own helpers). */
+const weft_host_api *wft_host_api(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* WEFT_FILTERTEST_H */
