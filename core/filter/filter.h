@@ -21,6 +21,7 @@ typedef struct weft_filter_lib {
     ino_t ino;
     struct timespec mtime;
     void *dl;                 /* dlopen handle */
+    int fd;                   /* open while loaded: dlopen's name is /proc/self/fd/<fd> */
     const weft_filter_descriptor *desc;
     _Atomic int refs;
     bool retired;             /* replaced on disk: not reused by new snapshots */

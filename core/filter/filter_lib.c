@@ -98,6 +98,7 @@ static void lib_unref(weft_filter_lib *lib)
     pthread_mutex_unlock(&libs_mu);
     WEFT_DEBUG("filter library %s unloaded", lib->path);
     dlclose(lib->dl);
+    close(lib->fd);
     free(lib->path);
     free(lib);
 }
@@ -127,7 +128,9 @@ static weft_filter_lib *lib_get(const char *path, char *err, size_t errlen)
 
     /* dlopen caches by path: a rewritten file at the same path (new inode)
      * must be opened through a name the loader has not seen, so load it
-     * from /proc/self/fd of an open descriptor. */
+     * from /proc/self/fd of an open descriptor. The descriptor stays open
+     * as long as the library is loaded: the loader also matches objects by
+     * that name, and a reused fd number would hand back another library. */
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
@@ -136,8 +139,8 @@ static weft_filter_lib *lib_get(const char *path, char *err, size_t errlen)
     char fdpath[64];
     snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", fd);
     void *dl = dlopen(fdpath, RTLD_NOW | RTLD_LOCAL);
-    close(fd);
     if (!dl) {
+        close(fd);
         snprintf(err, errlen, "%s: cannot load: %s", path, dlerror());
         return NULL;
     }
@@ -146,18 +149,21 @@ static weft_filter_lib *lib_get(const char *path, char *err, size_t errlen)
     if (!entry) {
         snprintf(err, errlen, "%s: not a weft filter (no symbol %s)", path, WEFT_FILTER_ENTRY_SYMBOL);
         dlclose(dl);
+        close(fd);
         return NULL;
     }
     const weft_filter_descriptor *d = entry(weft_filter_host_api());
     if (!d || d->size < offsetof(weft_filter_descriptor, transport) + sizeof(void *)) {
         snprintf(err, errlen, "%s: the filter returned no valid descriptor", path);
         dlclose(dl);
+        close(fd);
         return NULL;
     }
     if (d->abi_major != WEFT_ABI_MAJOR || d->abi_minor > WEFT_ABI_MINOR) {
         snprintf(err, errlen, "%s: filter ABI %u.%u is not supported by this weft (ABI %d.%d)", path,
                  d->abi_major, d->abi_minor, WEFT_ABI_MAJOR, WEFT_ABI_MINOR);
         dlclose(dl);
+        close(fd);
         return NULL;
     }
     if (!d->name || (d->kind == WEFT_FILTER_HTTP && !d->http) ||
@@ -165,12 +171,14 @@ static weft_filter_lib *lib_get(const char *path, char *err, size_t errlen)
         (d->kind != WEFT_FILTER_HTTP && d->kind != WEFT_FILTER_TRANSPORT)) {
         snprintf(err, errlen, "%s: the descriptor has no name, a bad kind or no hooks", path);
         dlclose(dl);
+        close(fd);
         return NULL;
     }
     weft_filter_lib *lib = calloc(1, sizeof(*lib));
     if (!lib || !(lib->path = strdup(path))) {
         free(lib);
         dlclose(dl);
+        close(fd);
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
@@ -178,6 +186,7 @@ static weft_filter_lib *lib_get(const char *path, char *err, size_t errlen)
     lib->ino = st.st_ino;
     lib->mtime = st.st_mtim;
     lib->dl = dl;
+    lib->fd = fd;
     lib->desc = d;
     atomic_store(&lib->refs, 1);
     pthread_mutex_lock(&libs_mu);
