@@ -209,6 +209,16 @@ void weft_log(weft_log_level lvl, const char *fmt, ...)
     (void)w;
 }
 
+/* ---- character classes ---- */
+#define T_ALNUM_RANGE(a, b) [a ... b] = true
+const bool weft_tchar_table[256] = {
+    T_ALNUM_RANGE('0', '9'), T_ALNUM_RANGE('a', 'z'), T_ALNUM_RANGE('A', 'Z'),
+    ['!'] = true, ['#'] = true, ['$'] = true, ['%'] = true, ['&'] = true, ['\''] = true,
+    ['*'] = true, ['+'] = true, ['-'] = true, ['.'] = true, ['^'] = true, ['_'] = true,
+    ['`'] = true, ['|'] = true, ['~'] = true,
+};
+#undef T_ALNUM_RANGE
+
 /* ---- hash: 64-bit FNV-1a followed by a murmur3 finalizer (good avalanche,
  * cheap, stable across runs and machines: ring positions depend on it). */
 uint64_t weft_hash64(const void *data, size_t len, uint64_t seed)

@@ -67,6 +67,11 @@ void weft_log(weft_log_level lvl, const char *fmt, ...) __attribute__((format(pr
 #define WEFT_WARN(...) weft_log(WEFT_LOG_WARN, __VA_ARGS__)
 #define WEFT_ERROR(...) weft_log(WEFT_LOG_ERROR, __VA_ARGS__)
 
+/* RFC 9110 tchar (token characters), as a table: the parsers and the
+ * writer test it for every header-name byte on the request path. */
+extern const bool weft_tchar_table[256];
+static inline bool weft_is_tchar(unsigned char c) { return weft_tchar_table[c]; }
+
 /* Hashes used by load balancing and lookups. */
 uint64_t weft_hash64(const void *data, size_t len, uint64_t seed);
 

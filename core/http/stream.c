@@ -28,8 +28,8 @@ uint32_t stream_high_watermark(const weft_stream *s)
     return hw ? hw : 1024 * 1024;
 }
 
-static void on_request_timeout(evutil_socket_t fd, short what, void *arg);
-static void on_idle_timeout(evutil_socket_t fd, short what, void *arg);
+static void on_request_timeout(void *arg);
+static void on_idle_timeout(void *arg);
 
 void weft_stream_init(weft_stream *s, weft_worker *w, const weft_downstream_ops *ops, void *ds)
 {
@@ -38,8 +38,8 @@ void weft_stream_init(weft_stream *s, weft_worker *w, const weft_downstream_ops 
     s->ds_ops = ops;
     s->ds = ds;
     weft_arena_init(&s->arena);
-    event_assign(&s->t_request, w->base, -1, 0, on_request_timeout, s);
-    event_assign(&s->t_idle, w->base, -1, 0, on_idle_timeout, s);
+    weft_ltimer_init(&s->t_request, w->base, on_request_timeout, s);
+    weft_ltimer_init(&s->t_idle, w->base, on_idle_timeout, s);
     s->timers_init = true;
     s->up_pending = evbuffer_new();
     weft_dir *dirs[2] = {&s->rq, &s->rs};
@@ -62,15 +62,14 @@ static void dir_reset(weft_dir *d)
     evbuffer_drain(d->chunk, evbuffer_get_length(d->chunk));
 }
 
+/* Stream idle timeout: every bit of activity moves the deadline (a lazy
+ * timer, so this costs no timer-heap operation). */
 static void arm_idle(weft_stream *s)
 {
     uint64_t ms = s->lst->cfg->limits.stream_idle_timeout_ms;
     if (s->route && s->route->cfg->idle_timeout_ms)
         ms = s->route->cfg->idle_timeout_ms;
-    if (!ms)
-        return;
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
-    event_add(&s->t_idle, &tv);
+    weft_ltimer_set(&s->t_idle, ms);
 }
 
 void weft_stream_begin(weft_stream *s, weft_listener_snap *lst, weft_wsnap *ws)
@@ -129,8 +128,8 @@ void weft_stream_end(weft_stream *s)
         s->replay = NULL;
     }
     s->magic = 0;
-    event_del(&s->t_request);
-    event_del(&s->t_idle);
+    weft_ltimer_clear(&s->t_request);
+    weft_ltimer_clear(&s->t_idle);
     evbuffer_drain(s->up_pending, evbuffer_get_length(s->up_pending));
     weft_wsnap_unref(s->ws);
     s->ws = NULL;
@@ -142,6 +141,8 @@ void weft_stream_end(weft_stream *s)
 void weft_stream_destroy(weft_stream *s)
 {
     weft_stream_end(s);
+    weft_ltimer_stop(&s->t_request);
+    weft_ltimer_stop(&s->t_idle);
     if (s->up_pending)
         evbuffer_free(s->up_pending);
     s->up_pending = NULL;
@@ -191,7 +192,7 @@ void weft_stream_reply_full(weft_stream *s, uint16_t status, const char *reason,
         weft_upconn_release(s->up, false);
         s->up = NULL;
     }
-    event_del(&s->t_request);
+    weft_ltimer_clear(&s->t_request);
     if (s->resp_started || s->resp_done) {
         /* Part of a response already went out: the only honest signal left
          * on HTTP/1.1 is to cut the connection. */
@@ -306,10 +307,21 @@ static void gen_request_id(weft_stream *s)
     char *id = weft_arena_alloc(&s->arena, 37);
     if (!id)
         return;
-    /* UUID v4 layout. */
+    /* UUID v4 layout: xxxxxxxx-xxxx-4xxx-[89ab]xxx-xxxxxxxxxxxx (hex by
+     * hand: this runs for every request without an id). */
+    static const char hex[] = "0123456789abcdef";
+    a = (a & 0xffffffffffff0fffull) | 0x4000ull;
     b = (b & 0x3fffffffffffffffull) | 0x8000000000000000ull;
-    snprintf(id, 37, "%08x-%04x-4%03x-%04x-%012llx", (unsigned)(a >> 32), (unsigned)((a >> 16) & 0xffff),
-             (unsigned)(a & 0xfff), (unsigned)(b >> 48), (unsigned long long)(b & 0xffffffffffffull));
+    char *o = id;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            *o++ = '-';
+        uint64_t word = i < 8 ? a : b;
+        unsigned byte = (unsigned)(word >> (8 * (7 - (i & 7)))) & 0xff;
+        *o++ = hex[byte >> 4];
+        *o++ = hex[byte & 15];
+    }
+    *o = '\0';
     s->request_id = (weft_sv){id, 36};
     weft_hdrs_add_ref(&s->req->headers, H_RID, s->request_id);
 }
@@ -573,8 +585,7 @@ static void arm_request_timeout(weft_stream *s)
     uint64_t ms = s->route ? s->route->cfg->timeout_ms : 0;
     if (!ms || s->resp_done)
         return;
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
-    event_add(&s->t_request, &tv);
+    weft_ltimer_set(&s->t_request, ms);
 }
 
 static void req_write_end(weft_stream *s)
@@ -718,7 +729,7 @@ static bool do_retry(weft_stream *s)
         weft_upconn_release(s->up, false);
         s->up = NULL;
     }
-    event_del(&s->t_request);
+    weft_ltimer_clear(&s->t_request);
     evbuffer_drain(s->up_pending, evbuffer_get_length(s->up_pending));
     write_up_head(s, s->up_pending);
     if (has_body) {
@@ -877,7 +888,7 @@ int weft_stream_on_up_complete(weft_stream *s)
     uint64_t now = weft_now_us();
     weft_lb_on_end(&s->cluster->lb, s->ep_idx, s->t_up_head_us - s->t_up_start_us, true, now);
     weft_stats_observe_us(s->w->stats, s->cluster->shared->rq_time, now - s->t_up_start_us);
-    event_del(&s->t_request);
+    weft_ltimer_clear(&s->t_request);
     bool reusable = s->up_req_done && s->resp.keep_alive;
     if (!s->req_done)
         s->close_after = true; /* upstream answered before the body ended */
@@ -962,7 +973,7 @@ void weft_stream_on_up_writable(weft_stream *s)
 
 /* ---------- timers and the log phase ---------- */
 
-static void on_request_timeout(evutil_socket_t fd, short what, void *arg)
+static void on_request_timeout(void *arg)
 {
     weft_stream *s = arg;
     if (s->cluster)
@@ -980,7 +991,7 @@ static void on_request_timeout(evutil_socket_t fd, short what, void *arg)
     weft_stream_local_reply(s, 504, "upstream_response_timeout", WEFT_RF_UT, NULL);
 }
 
-static void on_idle_timeout(evutil_socket_t fd, short what, void *arg)
+static void on_idle_timeout(void *arg)
 {
     weft_stream *s = arg;
     if (!s->req_done)
@@ -994,8 +1005,8 @@ void stream_finish(weft_stream *s)
     if (!s->active || s->t_end_us)
         return;
     s->t_end_us = weft_now_us();
-    event_del(&s->t_request);
-    event_del(&s->t_idle);
+    weft_ltimer_clear(&s->t_request);
+    weft_ltimer_clear(&s->t_idle);
     if (s->status_sent)
         weft_stats_inc(s->w->stats, s->lst->rq_total[weft_code_class(s->status_sent)], 1);
     weft_stats_observe_us(s->w->stats, s->lst->rq_time, s->t_end_us - s->t_start_us);

@@ -17,6 +17,7 @@
 
 #include "filter/filter.h"
 #include "http/message.h"
+#include "loop/ltimer.h"
 #include "loop/worker.h"
 #include "upstream/pool.h"
 
@@ -147,8 +148,8 @@ struct weft_stream {
     weft_hdrs metadata;              /* shared between filters: key -> value */
 
     /* timers */
-    struct event t_request;   /* route timeout, from end of request */
-    struct event t_idle;      /* stream idle timeout */
+    weft_ltimer t_request;    /* route timeout, from end of request */
+    weft_ltimer t_idle;       /* stream idle timeout */
     bool timers_init;
 
     /* accounting */

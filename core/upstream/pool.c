@@ -55,8 +55,7 @@ static void upconn_free(weft_upconn *uc)
     if (uc->pool)
         uc->pool->n_total--;
     weft_stats_gauge_add(uc->w->stats, uc->cx_stat, -1);
-    if (uc->timer)
-        event_free(uc->timer);
+    weft_ltimer_stop(&uc->timer);
     event_del(&uc->ev_resume);
     if (uc->conn)
         weft_conn_free(uc->conn);
@@ -155,7 +154,7 @@ static void up_event_cb(void *arg, int what)
     weft_upconn *uc = arg;
     if (what & WEFT_CONN_CONNECTED) {
         uc->connected = true;
-        event_del(uc->timer);
+        weft_ltimer_clear(&uc->timer);
         int one = 1;
         setsockopt(weft_conn_fd(uc->conn), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         if (uc->stream)
@@ -190,7 +189,7 @@ static void up_resume_cb(evutil_socket_t fd, short what, void *arg)
 
 static const weft_conn_cbs upconn_cbs = {up_read_cb, up_write_cb, up_event_cb};
 
-static void up_timer_cb(evutil_socket_t fd, short what, void *arg)
+static void up_timer_cb(void *arg)
 {
     weft_upconn *uc = arg;
     if (!uc->connected && uc->stream) {
@@ -233,7 +232,7 @@ weft_upconn *weft_pool_acquire(weft_worker *w, weft_cluster_snap *c, const weft_
     if (allow_idle && p->idle) {
         weft_upconn *uc = p->idle;
         idle_unlink(uc);
-        event_del(uc->timer);
+        weft_ltimer_clear(&uc->timer);
         uc->cluster = c;
         copy_limits(uc, c);
         *reused = true;
@@ -251,11 +250,9 @@ weft_upconn *weft_pool_acquire(weft_worker *w, weft_cluster_snap *c, const weft_
     uc->cx_stat = c->cx_active;
     uc->conn = weft_conn_new(w->base, -1, &upconn_cbs, uc);
     uc->parser = weft_h1_parser_new(WEFT_H1_RESPONSE, NULL, &up_cbs, uc);
-    uc->timer = evtimer_new(w->base, up_timer_cb, uc);
+    weft_ltimer_init(&uc->timer, w->base, up_timer_cb, uc);
     event_assign(&uc->ev_resume, w->base, -1, 0, up_resume_cb, uc);
-    if (!uc->conn || !uc->parser || !uc->timer) {
-        if (uc->timer)
-            event_free(uc->timer);
+    if (!uc->conn || !uc->parser) {
         if (uc->conn)
             weft_conn_free(uc->conn);
         if (uc->parser)
@@ -270,9 +267,7 @@ weft_upconn *weft_pool_acquire(weft_worker *w, weft_cluster_snap *c, const weft_
      * watermark: that is when a paused downstream may read again. */
     uint32_t hw = s->lst->cfg->limits.buffer_high_watermark;
     weft_conn_set_watermarks(uc->conn, hw, hw / 2);
-    uint64_t ms = c->cfg->connect_timeout_ms ? c->cfg->connect_timeout_ms : 1000;
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
-    event_add(uc->timer, &tv);
+    weft_ltimer_set(&uc->timer, c->cfg->connect_timeout_ms ? c->cfg->connect_timeout_ms : 1000);
     attach(uc, s);
     if (weft_conn_connect(uc->conn, (const struct sockaddr *)&ep->addr, ep->addrlen) < 0) {
         uc->stream = NULL;
@@ -306,11 +301,7 @@ void weft_upconn_release(weft_upconn *uc, bool reusable)
         weft_stats_gauge_add(w->stats, uc->idle_stat, 1);
         uc->cluster = NULL; /* an idle connection may outlive its snapshot */
         weft_conn_read_enable(uc->conn, true); /* notice the server closing it */
-        uint64_t ms = uc->idle_timeout_ms;
-        if (ms) {
-            struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
-            event_add(uc->timer, &tv);
-        }
+        weft_ltimer_set(&uc->timer, uc->idle_timeout_ms);
         return;
     }
     if (uc->in_cb)

@@ -10,6 +10,7 @@
 #include <event2/event_struct.h>
 
 #include "http/h1/h1_codec.h"
+#include "loop/ltimer.h"
 #include "loop/worker.h"
 #include "net/conn.h"
 
@@ -34,7 +35,7 @@ typedef struct weft_upconn {
     uint64_t idle_timeout_ms;
     weft_stat_id idle_stat;    /* pool_idle gauge it counts in while idle */
     weft_stat_id cx_stat;      /* cx_active gauge it counts in while open */
-    struct event *timer;       /* connect timeout, then idle timeout */
+    weft_ltimer timer;         /* connect timeout, then pool idle timeout */
     struct weft_upconn *next;  /* idle list */
     uint64_t idle_since_ms;
     uint32_t requests;

@@ -14,6 +14,7 @@
 #include "http/h1/h1_codec.h"
 #include "filter/transport.h"
 #include "http/stream.h"
+#include "loop/ltimer.h"
 #include "net/conn.h"
 
 #define LINGER_MS 2000
@@ -25,7 +26,7 @@ struct weft_dconn {
     weft_h1_parser *parser;
     weft_stream stream;
     struct event ev_deferred; /* runs after done()/reset()/resume outside callbacks */
-    struct event ev_timer;    /* keep-alive idle, request headers, lingering close */
+    weft_ltimer timer;        /* keep-alive idle, request headers, lingering close */
     char peer_ip[INET6_ADDRSTRLEN];
     weft_dconn *prev, *next;
     weft_hdrs *req_trailers;
@@ -63,15 +64,7 @@ static void dconn_free(weft_dconn *dc);
 
 static weft_dconn *ds_of(weft_stream *s) { return s->ds; }
 
-static void arm_timer(weft_dconn *dc, uint64_t ms)
-{
-    if (!ms) {
-        event_del(&dc->ev_timer);
-        return;
-    }
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
-    event_add(&dc->ev_timer, &tv);
-}
+static void arm_timer(weft_dconn *dc, uint64_t ms) { weft_ltimer_set(&dc->timer, ms); }
 
 static void schedule(weft_dconn *dc) { event_active(&dc->ev_deferred, EV_TIMEOUT, 0); }
 
@@ -189,7 +182,7 @@ static int cb_req_head(void *ud, weft_req_head *req)
 {
     weft_dconn *dc = ud;
     dc->head_timer = false;
-    event_del(&dc->ev_timer);
+    weft_ltimer_clear(&dc->timer);
     dc->requests++;
     weft_stream_on_req_head(&dc->stream, req);
     return dc->read_paused ? WEFT_H1_CB_PAUSE : WEFT_H1_CB_OK;
@@ -393,7 +386,7 @@ static void on_event(void *arg, int what)
 
 static const weft_conn_cbs dconn_cbs = {on_read, on_write, on_event};
 
-static void on_timer(evutil_socket_t fd, short what, void *arg)
+static void on_timer(void *arg)
 {
     weft_dconn *dc = arg;
     if (dc->lingering || !dc->stream.active || !dc->head_timer ||
@@ -427,7 +420,7 @@ static void dconn_free(weft_dconn *dc)
     if (dc->ws)
         weft_wsnap_unref(dc->ws);
     event_del(&dc->ev_deferred);
-    event_del(&dc->ev_timer);
+    weft_ltimer_stop(&dc->timer);
     weft_conn_free(dc->conn);
     weft_h1_parser_free(dc->parser);
     if (dc->prev)
@@ -539,7 +532,7 @@ void weft_dconn_accept(weft_worker *w, const char *listener_name, evutil_socket_
     fill_facts(dc, fd, sa);
     event_assign(&dc->ev_tx, w->base, -1, 0, on_tx, dc);
     event_assign(&dc->ev_deferred, w->base, -1, 0, on_deferred, dc);
-    event_assign(&dc->ev_timer, w->base, -1, 0, on_timer, dc);
+    weft_ltimer_init(&dc->timer, w->base, on_timer, dc);
     uint32_t hw = lim->buffer_high_watermark ? lim->buffer_high_watermark : 1024 * 1024;
     uint32_t read_hw = hw > lim->max_header_bytes + 1024 ? hw : lim->max_header_bytes + 1024;
     weft_conn_set_watermarks(dc->conn, read_hw, hw / 2);

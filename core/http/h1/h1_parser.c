@@ -195,18 +195,7 @@ struct weft_h1_parser {
 
 /* ---- small helpers ---- */
 
-static bool is_tchar(unsigned char c)
-{
-    if (isalnum(c))
-        return true;
-    switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
-    case '-': case '.': case '^': case '_': case '`': case '|': case '~':
-        return true;
-    default:
-        return false;
-    }
-}
+static inline bool is_tchar(unsigned char c) { return weft_is_tchar(c); }
 
 static bool is_ctl(unsigned char c) { return c < 0x20 || c == 0x7f; }
 

@@ -10,12 +10,7 @@
 #include <event2/buffer.h>
 #include <stdio.h>
 
-static bool is_tchar(unsigned char c)
-{
-    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
-        return true;
-    return c && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
+static inline bool is_tchar(unsigned char c) { return weft_is_tchar(c); }
 
 static bool token_ok(weft_sv s)
 {

@@ -1,0 +1,56 @@
+/* ltimer.c: lazy deadlines (see ltimer.h). */
+#include "loop/ltimer.h"
+
+#include "common/common.h"
+
+static void arm(weft_ltimer *t, uint64_t now, uint64_t deadline)
+{
+    uint64_t ms = deadline > now ? deadline - now : 0;
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+    event_add(&t->ev, &tv);
+    t->armed = true;
+    t->armed_for_ms = deadline;
+}
+
+static void fire(evutil_socket_t fd, short what, void *arg)
+{
+    weft_ltimer *t = arg;
+    t->armed = false;
+    if (!t->deadline_ms)
+        return;
+    uint64_t now = weft_now_ms();
+    if (now < t->deadline_ms) {
+        arm(t, now, t->deadline_ms);
+        return;
+    }
+    t->deadline_ms = 0;
+    t->cb(t->arg);
+}
+
+void weft_ltimer_init(weft_ltimer *t, struct event_base *base, void (*cb)(void *), void *arg)
+{
+    event_assign(&t->ev, base, -1, 0, fire, t);
+    t->deadline_ms = t->armed_for_ms = 0;
+    t->armed = false;
+    t->cb = cb;
+    t->arg = arg;
+}
+
+void weft_ltimer_set(weft_ltimer *t, uint64_t after_ms)
+{
+    if (!after_ms) {
+        t->deadline_ms = 0;
+        return;
+    }
+    uint64_t now = weft_now_ms();
+    t->deadline_ms = now + after_ms;
+    if (!t->armed || t->deadline_ms < t->armed_for_ms)
+        arm(t, now, t->deadline_ms);
+}
+
+void weft_ltimer_stop(weft_ltimer *t)
+{
+    event_del(&t->ev);
+    t->armed = false;
+    t->deadline_ms = 0;
+}
