@@ -13,8 +13,7 @@
 #include "ft_config.h"
 #include "ft_internal.h"
 
-static weft_config_node *node_new(ft_doc *doc, ft_node_kind kind, const yaml_mark_t *m)
-{
+static weft_config_node *node_new(ft_doc *doc, ft_node_kind kind, const yaml_mark_t *m) {
     if (doc->n == doc->cap) {
         size_t cap = doc->cap ? doc->cap * 2 : 16;
         weft_config_node **p = realloc(doc->all, cap * sizeof(*p));
@@ -34,8 +33,7 @@ static weft_config_node *node_new(ft_doc *doc, ft_node_kind kind, const yaml_mar
     return n;
 }
 
-static int node_push(weft_config_node *parent, weft_config_node *key, weft_config_node *child)
-{
+static int node_push(weft_config_node *parent, weft_config_node *key, weft_config_node *child) {
     if (parent->n == parent->cap) {
         size_t cap = parent->cap ? parent->cap * 2 : 4;
         weft_config_node **items = realloc(parent->items, cap * sizeof(*items));
@@ -56,8 +54,7 @@ static int node_push(weft_config_node *parent, weft_config_node *key, weft_confi
     return 0;
 }
 
-void ft_doc_free(ft_doc *doc)
-{
+void ft_doc_free(ft_doc *doc) {
     for (size_t i = 0; i < doc->n; i++) {
         weft_config_node *n = doc->all[i];
         free(n->str);
@@ -88,15 +85,15 @@ typedef struct parse_state {
     int docs;
 } parse_state;
 
-static int fail_at(parse_state *p, uint32_t line, uint32_t col, const char *msg, const char *detail)
-{
+static int fail_at(parse_state *p, uint32_t line, uint32_t col, const char *msg,
+                   const char *detail) {
     if (p->err && p->errlen)
-        snprintf(p->err, p->errlen, "%s:%u:%u: %s%s", p->source, line, col, msg, detail ? detail : "");
+        snprintf(p->err, p->errlen, "%s:%u:%u: %s%s", p->source, line, col, msg,
+                 detail ? detail : "");
     return -1;
 }
 
-static int add_anchor(parse_state *p, const yaml_char_t *name, weft_config_node *n)
-{
+static int add_anchor(parse_state *p, const yaml_char_t *name, weft_config_node *n) {
     if (!name)
         return 0;
     if (p->nanchors == p->capanchors) {
@@ -114,8 +111,7 @@ static int add_anchor(parse_state *p, const yaml_char_t *name, weft_config_node 
     return 0;
 }
 
-static weft_config_node *find_anchor(parse_state *p, const yaml_char_t *name)
-{
+static weft_config_node *find_anchor(parse_state *p, const yaml_char_t *name) {
     for (size_t i = p->nanchors; i-- > 0;)
         if (strcmp(p->anchors[i].name, (const char *)name) == 0)
             return p->anchors[i].node;
@@ -123,8 +119,7 @@ static weft_config_node *find_anchor(parse_state *p, const yaml_char_t *name)
 }
 
 /* Places a finished node: as the root, a list item, a map key or value. */
-static int attach(parse_state *p, weft_config_node *n)
-{
+static int attach(parse_state *p, weft_config_node *n) {
     if (p->depth == 0) {
         p->doc->root = n;
         return 0;
@@ -137,7 +132,8 @@ static int attach(parse_state *p, weft_config_node *n)
         if (n->kind != FT_SCALAR)
             return fail_at(p, n->line, n->col, "a map key must be a scalar", NULL);
         for (size_t i = 0; i < parent->n; i++)
-            if (parent->keys[i]->len == n->len && memcmp(parent->keys[i]->str, n->str, n->len) == 0) {
+            if (parent->keys[i]->len == n->len &&
+                memcmp(parent->keys[i]->str, n->str, n->len) == 0) {
                 char detail[160];
                 snprintf(detail, sizeof(detail), " \"%.120s\"", n->str);
                 return fail_at(p, n->line, n->col, "duplicate key", detail);
@@ -149,23 +145,22 @@ static int attach(parse_state *p, weft_config_node *n)
     return node_push(parent, key, n) ? fail_at(p, n->line, n->col, "out of memory", NULL) : 0;
 }
 
-static int yaml_error(parse_state *p, const yaml_parser_t *y)
-{
+static int yaml_error(parse_state *p, const yaml_parser_t *y) {
     const char *problem = y->problem ? y->problem : "unknown error";
     if (y->error == YAML_MEMORY_ERROR)
         return fail_at(p, 1, 1, "out of memory while parsing YAML", NULL);
     char msg[256];
     if (y->context)
-        snprintf(msg, sizeof(msg), "invalid YAML: %s (%s that started at %u:%u)", problem, y->context,
-                 (unsigned)y->context_mark.line + 1, (unsigned)y->context_mark.column + 1);
+        snprintf(msg, sizeof(msg), "invalid YAML: %s (%s that started at %u:%u)", problem,
+                 y->context, (unsigned)y->context_mark.line + 1,
+                 (unsigned)y->context_mark.column + 1);
     else
         snprintf(msg, sizeof(msg), "invalid YAML: %s", problem);
     return fail_at(p, (uint32_t)y->problem_mark.line + 1, (uint32_t)y->problem_mark.column + 1, msg,
                    NULL);
 }
 
-static int handle_event(parse_state *p, const yaml_event_t *ev, bool *done)
-{
+static int handle_event(parse_state *p, const yaml_event_t *ev, bool *done) {
     switch (ev->type) {
     case YAML_STREAM_START_EVENT:
     case YAML_DOCUMENT_END_EVENT:
@@ -175,14 +170,15 @@ static int handle_event(parse_state *p, const yaml_event_t *ev, bool *done)
         return 0;
     case YAML_DOCUMENT_START_EVENT:
         if (++p->docs > 1)
-            return fail_at(p, (uint32_t)ev->start_mark.line + 1, (uint32_t)ev->start_mark.column + 1,
+            return fail_at(p, (uint32_t)ev->start_mark.line + 1,
+                           (uint32_t)ev->start_mark.column + 1,
                            "a filter config is one YAML document", NULL);
         return 0;
     case YAML_ALIAS_EVENT: {
         weft_config_node *n = find_anchor(p, ev->data.alias.anchor);
         if (!n)
-            return fail_at(p, (uint32_t)ev->start_mark.line + 1, (uint32_t)ev->start_mark.column + 1,
-                           "unknown alias", NULL);
+            return fail_at(p, (uint32_t)ev->start_mark.line + 1,
+                           (uint32_t)ev->start_mark.column + 1, "unknown alias", NULL);
         return attach(p, n);
     }
     case YAML_SCALAR_EVENT: {
@@ -223,8 +219,8 @@ static int handle_event(parse_state *p, const yaml_event_t *ev, bool *done)
     }
 }
 
-int ft_doc_parse(ft_doc *doc, const char *text, size_t len, const char *source, char *err, size_t errlen)
-{
+int ft_doc_parse(ft_doc *doc, const char *text, size_t len, const char *source, char *err,
+                 size_t errlen) {
     memset(doc, 0, sizeof(*doc));
     parse_state p = {.doc = doc, .source = source, .err = err, .errlen = errlen};
     yaml_parser_t y;
@@ -255,13 +251,11 @@ int ft_doc_parse(ft_doc *doc, const char *text, size_t len, const char *source, 
 
 /* ---- accessors ---- */
 
-static bool node_ok(const weft_config_node *n)
-{
+static bool node_ok(const weft_config_node *n) {
     return n && n->magic == FT_MAGIC_NODE;
 }
 
-const weft_config_node *ft_cfg_get(const weft_config_node *map, const char *key)
-{
+const weft_config_node *ft_cfg_get(const weft_config_node *map, const char *key) {
     if (!node_ok(map) || map->kind != FT_MAP || !key)
         return NULL;
     size_t kl = strlen(key);
@@ -271,35 +265,29 @@ const weft_config_node *ft_cfg_get(const weft_config_node *map, const char *key)
     return NULL;
 }
 
-bool ft_cfg_is_map(const weft_config_node *n)
-{
+bool ft_cfg_is_map(const weft_config_node *n) {
     return node_ok(n) && n->kind == FT_MAP;
 }
 
-bool ft_cfg_is_list(const weft_config_node *n)
-{
+bool ft_cfg_is_list(const weft_config_node *n) {
     return node_ok(n) && n->kind == FT_LIST;
 }
 
-bool ft_cfg_is_scalar(const weft_config_node *n)
-{
+bool ft_cfg_is_scalar(const weft_config_node *n) {
     return node_ok(n) && n->kind == FT_SCALAR;
 }
 
-size_t ft_cfg_len(const weft_config_node *n)
-{
+size_t ft_cfg_len(const weft_config_node *n) {
     return node_ok(n) && n->kind != FT_SCALAR ? n->n : 0;
 }
 
-const weft_config_node *ft_cfg_at(const weft_config_node *list, size_t i)
-{
+const weft_config_node *ft_cfg_at(const weft_config_node *list, size_t i) {
     if (!node_ok(list) || list->kind != FT_LIST || i >= list->n)
         return NULL;
     return list->items[i];
 }
 
-const weft_config_node *ft_cfg_entry(const weft_config_node *map, size_t i, weft_str *key)
-{
+const weft_config_node *ft_cfg_entry(const weft_config_node *map, size_t i, weft_str *key) {
     if (!node_ok(map) || map->kind != FT_MAP || i >= map->n)
         return NULL;
     if (key)
@@ -307,32 +295,26 @@ const weft_config_node *ft_cfg_entry(const weft_config_node *map, size_t i, weft
     return map->items[i];
 }
 
-/* A NULL node is an absent key (what config_get returns): NOT_FOUND, so
- * that `weft_config_int(weft_config_get(m, "k"), &v)` tells absent from
- * malformed. A node of the wrong kind or format is INVALID. */
-static weft_result scalar_of(const weft_config_node *n, const char **s)
-{
-    if (!n)
-        return WEFT_ERR_NOT_FOUND;
-    if (!node_ok(n) || n->kind != FT_SCALAR)
+/* As the core: a NULL node (an absent key), a node of the wrong kind or
+ * format, or a NULL out-pointer are all WEFT_ERR_INVALID. */
+static weft_result scalar_of(const weft_config_node *n, const void *out, const char **s) {
+    if (!node_ok(n) || n->kind != FT_SCALAR || !out)
         return WEFT_ERR_INVALID;
     *s = n->str;
     return WEFT_OK;
 }
 
-weft_result ft_cfg_string(const weft_config_node *n, weft_str *out)
-{
+weft_result ft_cfg_string(const weft_config_node *n, weft_str *out) {
     const char *s;
-    weft_result r = scalar_of(n, &s);
-    if (r == WEFT_OK && out)
+    weft_result r = scalar_of(n, out, &s);
+    if (r == WEFT_OK)
         *out = (weft_str){n->str, n->len};
     return r;
 }
 
-weft_result ft_cfg_int(const weft_config_node *n, int64_t *out)
-{
+weft_result ft_cfg_int(const weft_config_node *n, int64_t *out) {
     const char *s;
-    weft_result r = scalar_of(n, &s);
+    weft_result r = scalar_of(n, out, &s);
     if (r)
         return r;
     const char *d = (*s == '-' || *s == '+') ? s + 1 : s;
@@ -348,10 +330,9 @@ weft_result ft_cfg_int(const weft_config_node *n, int64_t *out)
     return WEFT_OK;
 }
 
-weft_result ft_cfg_bool(const weft_config_node *n, bool *out)
-{
+weft_result ft_cfg_bool(const weft_config_node *n, bool *out) {
     const char *s;
-    weft_result r = scalar_of(n, &s);
+    weft_result r = scalar_of(n, out, &s);
     if (r)
         return r;
     bool v;
@@ -366,8 +347,7 @@ weft_result ft_cfg_bool(const weft_config_node *n, bool *out)
     return WEFT_OK;
 }
 
-static int number_unit(const char *s, uint64_t *num, const char **unit)
-{
+static int number_unit(const char *s, uint64_t *num, const char **unit) {
     if (*s < '0' || *s > '9')
         return -1;
     errno = 0;
@@ -380,19 +360,17 @@ static int number_unit(const char *s, uint64_t *num, const char **unit)
     return 0;
 }
 
-static int mul_checked(uint64_t a, uint64_t b, uint64_t *out)
-{
+static int mul_checked(uint64_t a, uint64_t b, uint64_t *out) {
     if (b && a > UINT64_MAX / b)
         return -1;
     *out = a * b;
     return 0;
 }
 
-weft_result ft_cfg_duration_ms(const weft_config_node *n, uint64_t *out)
-{
+weft_result ft_cfg_duration_ms(const weft_config_node *n, uint64_t *out) {
     const char *s, *u;
     uint64_t v, ms;
-    weft_result r = scalar_of(n, &s);
+    weft_result r = scalar_of(n, out, &s);
     if (r)
         return r;
     if (number_unit(s, &v, &u))
@@ -417,20 +395,26 @@ weft_result ft_cfg_duration_ms(const weft_config_node *n, uint64_t *out)
     return WEFT_OK;
 }
 
-weft_result ft_cfg_size(const weft_config_node *n, uint64_t *out)
-{
+weft_result ft_cfg_size(const weft_config_node *n, uint64_t *out) {
     static const struct {
         const char *unit;
         uint64_t mul;
     } units[] = {
-        {"", 1},          {"B", 1},           {"KiB", 1024ull},   {"MiB", 1024ull * 1024},
-        {"GiB", 1024ull * 1024 * 1024},       {"KB", 1000ull},    {"MB", 1000000ull},
-        {"GB", 1000000000ull},                {"Ki", 1024ull},    {"Mi", 1024ull * 1024},
+        {"", 1},
+        {"B", 1},
+        {"KiB", 1024ull},
+        {"MiB", 1024ull * 1024},
+        {"GiB", 1024ull * 1024 * 1024},
+        {"KB", 1000ull},
+        {"MB", 1000000ull},
+        {"GB", 1000000000ull},
+        {"Ki", 1024ull},
+        {"Mi", 1024ull * 1024},
         {"Gi", 1024ull * 1024 * 1024},
     };
     const char *s, *u;
     uint64_t v;
-    weft_result r = scalar_of(n, &s);
+    weft_result r = scalar_of(n, out, &s);
     if (r)
         return r;
     if (number_unit(s, &v, &u))
@@ -447,10 +431,9 @@ weft_result ft_cfg_size(const weft_config_node *n, uint64_t *out)
     return WEFT_ERR_INVALID;
 }
 
-weft_result ft_cfg_percent(const weft_config_node *n, double *out)
-{
+weft_result ft_cfg_percent(const weft_config_node *n, double *out) {
     const char *s;
-    weft_result r = scalar_of(n, &s);
+    weft_result r = scalar_of(n, out, &s);
     if (r)
         return r;
     if ((*s < '0' || *s > '9') && *s != '.')
@@ -469,8 +452,7 @@ weft_result ft_cfg_percent(const weft_config_node *n, double *out)
     return WEFT_OK;
 }
 
-int ft_cfg_fail(weft_filter_setup *setup, const weft_config_node *n, const char *msg)
-{
+int ft_cfg_fail(weft_filter_setup *setup, const weft_config_node *n, const char *msg) {
     if (!setup || !setup->live) {
         wft_env *env = ft_current_env();
         if (env)
@@ -479,8 +461,8 @@ int ft_cfg_fail(weft_filter_setup *setup, const weft_config_node *n, const char 
     }
     wft_env *env = setup->env;
     const char *m = msg ? msg : "invalid config";
-    /* The first failure is the one reported (as the core does). */
-    if (!setup->failed && setup->err && setup->errlen) {
+    /* The last failure is the one reported (as in the core). */
+    if (setup->err && setup->errlen) {
         if (node_ok(n))
             snprintf(setup->err, setup->errlen, "%s:%u:%u: %s", env->source, n->line, n->col, m);
         else
@@ -490,8 +472,7 @@ int ft_cfg_fail(weft_filter_setup *setup, const weft_config_node *n, const char 
     return -1;
 }
 
-const char *ft_cfg_dir(weft_filter_setup *setup)
-{
+const char *ft_cfg_dir(weft_filter_setup *setup) {
     if (!setup || !setup->env)
         return ".";
     return setup->env->config_dir ? setup->env->config_dir : ".";

@@ -8,16 +8,14 @@
 
 static wft_conn *g_live_conns;
 
-wft_conn *ft_conn_from(weft_connection *c)
-{
+wft_conn *ft_conn_from(weft_connection *c) {
     for (wft_conn *x = g_live_conns; x; x = x->live_next)
         if (&x->handle == c)
             return x;
     return NULL;
 }
 
-wft_conn *wft_conn_new(wft_env *env)
-{
+wft_conn *wft_conn_new(wft_env *env) {
     if (!env)
         return NULL;
     if (env->desc->kind != WEFT_FILTER_TRANSPORT) {
@@ -52,8 +50,7 @@ wft_conn *wft_conn_new(wft_env *env)
     return c;
 }
 
-void wft_conn_close(wft_conn *c)
-{
+void wft_conn_close(wft_conn *c) {
     if (!c || c->closed)
         return;
     if (FT_TRANSPORT(c->env, on_close)) {
@@ -64,8 +61,7 @@ void wft_conn_close(wft_conn *c)
     c->closed = true;
 }
 
-void wft_conn_free(wft_conn *c)
-{
+void wft_conn_free(wft_conn *c) {
     if (!c)
         return;
     wft_conn_close(c);
@@ -96,8 +92,7 @@ void wft_conn_free(wft_conn *c)
     free(c);
 }
 
-static int run(wft_conn *c, bool write_side, const void *data, size_t len)
-{
+static int run(wft_conn *c, bool write_side, const void *data, size_t len) {
     if (!c || c->closed || (len && !data))
         return -1;
     weft_buffer *in = write_side ? c->wr_in : c->rd_in;
@@ -125,48 +120,40 @@ static int run(wft_conn *c, bool write_side, const void *data, size_t len)
     return rc;
 }
 
-int wft_conn_read(wft_conn *c, const void *data, size_t len)
-{
+int wft_conn_read(wft_conn *c, const void *data, size_t len) {
     return run(c, false, data, len);
 }
 
-int wft_conn_write(wft_conn *c, const void *data, size_t len)
-{
+int wft_conn_write(wft_conn *c, const void *data, size_t len) {
     return run(c, true, data, len);
 }
 
-const char *wft_conn_to_codec(wft_conn *c, size_t *len)
-{
+const char *wft_conn_to_codec(wft_conn *c, size_t *len) {
     if (len)
         *len = c ? c->to_codec.len : 0;
     return c ? ft_bytes_cstr(&c->to_codec) : "";
 }
 
-const char *wft_conn_to_network(wft_conn *c, size_t *len)
-{
+const char *wft_conn_to_network(wft_conn *c, size_t *len) {
     if (len)
         *len = c ? c->to_network.len : 0;
     return c ? ft_bytes_cstr(&c->to_network) : "";
 }
 
-size_t wft_conn_pending_in(wft_conn *c, bool write_side)
-{
+size_t wft_conn_pending_in(wft_conn *c, bool write_side) {
     if (!c)
         return 0;
     return write_side ? c->wr_in->len : c->rd_in->len;
 }
 
-const char *wft_conn_alpn(wft_conn *c)
-{
+const char *wft_conn_alpn(wft_conn *c) {
     return c ? c->alpn : NULL;
 }
 
-const char *wft_conn_peer_identity(wft_conn *c)
-{
+const char *wft_conn_peer_identity(wft_conn *c) {
     return c ? c->identity : NULL;
 }
 
-bool wft_conn_tls(wft_conn *c)
-{
+bool wft_conn_tls(wft_conn *c) {
     return c && c->tls;
 }

@@ -12,35 +12,30 @@
 static wft_env *g_envs;    /* every live env, newest first */
 static wft_env *g_current; /* env whose filter code is running */
 
-wft_env *ft_current_env(void)
-{
+wft_env *ft_current_env(void) {
     return g_current ? g_current : g_envs;
 }
 
-bool ft_on_owner_thread(const wft_env *env)
-{
+bool ft_on_owner_thread(const wft_env *env) {
     return pthread_equal(pthread_self(), env->thread) != 0;
 }
 
 /* g_current follows the env whose filter runs; saved and restored around
  * every call into filter code. */
-static wft_env *swap_current(wft_env *env)
-{
+static wft_env *swap_current(wft_env *env) {
     wft_env *old = g_current;
     g_current = env;
     return old;
 }
 
-void ft_set_error(wft_env *env, const char *fmt, ...)
-{
+void ft_set_error(wft_env *env, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(env->error, sizeof(env->error), fmt, ap);
     va_end(ap);
 }
 
-weft_result ft_misuse(wft_env *env, weft_result r, const char *fmt, ...)
-{
+weft_result ft_misuse(wft_env *env, weft_result r, const char *fmt, ...) {
     if (!env)
         return r;
     va_list ap;
@@ -52,8 +47,7 @@ weft_result ft_misuse(wft_env *env, weft_result r, const char *fmt, ...)
     return r;
 }
 
-void ft_log_add(wft_env *env, weft_log_level_t level, const char *name, const char *msg)
-{
+void ft_log_add(wft_env *env, weft_log_level_t level, const char *name, const char *msg) {
     static const char *const lv[] = {"debug", "info", "warn", "error"};
     if (env->nlog == env->caplog) {
         size_t cap = env->caplog ? env->caplog * 2 : 16;
@@ -75,8 +69,7 @@ void ft_log_add(wft_env *env, weft_log_level_t level, const char *name, const ch
 
 /* ---- loading ---- */
 
-static bool name_ok(const char *name)
-{
+static bool name_ok(const char *name) {
     if (!name || !*name)
         return false;
     for (const char *p = name; *p; p++)
@@ -86,22 +79,25 @@ static bool name_ok(const char *name)
 }
 
 /* The core's checks, with its wording. */
-static int check_descriptor(const weft_filter_descriptor *d, const char *where, char *err, size_t errlen)
-{
+static int check_descriptor(const weft_filter_descriptor *d, const char *where, char *err,
+                            size_t errlen) {
     if (!d || d->size < offsetof(weft_filter_descriptor, transport) + sizeof(d->transport)) {
         snprintf(err, errlen, "%s: the filter returned no valid descriptor", where);
         return -1;
     }
     if (d->abi_major != WEFT_ABI_MAJOR || d->abi_minor > WEFT_ABI_MINOR) {
-        snprintf(err, errlen, "%s: filter ABI %u.%u is not supported by this weft (ABI %d.%d): %s", where,
-                 (unsigned)d->abi_major, (unsigned)d->abi_minor, WEFT_ABI_MAJOR, WEFT_ABI_MINOR,
-                 d->abi_major != WEFT_ABI_MAJOR ? "another major version, rebuild the filter against this SDK"
-                                                : "built for a newer weft");
+        snprintf(err, errlen, "%s: filter ABI %u.%u is not supported by this weft (ABI %d.%d): %s",
+                 where, (unsigned)d->abi_major, (unsigned)d->abi_minor, WEFT_ABI_MAJOR,
+                 WEFT_ABI_MINOR,
+                 d->abi_major != WEFT_ABI_MAJOR
+                     ? "another major version, rebuild the filter against this SDK"
+                     : "built for a newer weft");
         return -1;
     }
     bool ok = name_ok(d->name) &&
               ((d->kind == WEFT_FILTER_HTTP && d->http && d->http->size >= sizeof(size_t)) ||
-               (d->kind == WEFT_FILTER_TRANSPORT && d->transport && d->transport->size >= sizeof(size_t)));
+               (d->kind == WEFT_FILTER_TRANSPORT && d->transport &&
+                d->transport->size >= sizeof(size_t)));
     if (!ok) {
         snprintf(err, errlen, "%s: the descriptor has no name, a bad kind or no hooks", where);
         return -1;
@@ -109,8 +105,8 @@ static int check_descriptor(const weft_filter_descriptor *d, const char *where, 
     return 0;
 }
 
-static wft_env *env_make(weft_filter_entry_fn entry, const char *where, void *dl, char *err, size_t errlen)
-{
+static wft_env *env_make(weft_filter_entry_fn entry, const char *where, void *dl, char *err,
+                         size_t errlen) {
     char dummy[8];
     if (!err || !errlen) {
         err = dummy;
@@ -150,13 +146,11 @@ static wft_env *env_make(weft_filter_entry_fn entry, const char *where, void *dl
     return env;
 }
 
-wft_env *wft_env_new(weft_filter_entry_fn entry, char *err, size_t errlen)
-{
+wft_env *wft_env_new(weft_filter_entry_fn entry, char *err, size_t errlen) {
     return env_make(entry, "filter", NULL, err, errlen);
 }
 
-wft_env *wft_env_load(const char *so_path, char *err, size_t errlen)
-{
+wft_env *wft_env_load(const char *so_path, char *err, size_t errlen) {
     char dummy[8];
     if (!err || !errlen) {
         err = dummy;
@@ -175,7 +169,8 @@ wft_env *wft_env_load(const char *so_path, char *err, size_t errlen)
     void *sym = dlsym(dl, WEFT_FILTER_ENTRY_SYMBOL);
     memcpy(&entry, &sym, sizeof(entry));
     if (!entry) {
-        snprintf(err, errlen, "%s: not a weft filter (no symbol %s)", so_path, WEFT_FILTER_ENTRY_SYMBOL);
+        snprintf(err, errlen, "%s: not a weft filter (no symbol %s)", so_path,
+                 WEFT_FILTER_ENTRY_SYMBOL);
         dlclose(dl);
         return NULL;
     }
@@ -185,8 +180,7 @@ wft_env *wft_env_load(const char *so_path, char *err, size_t errlen)
     return env;
 }
 
-static void unconfigure(wft_env *env)
-{
+static void unconfigure(wft_env *env) {
     if (!env->configured)
         return;
     wft_env *old = swap_current(env);
@@ -204,8 +198,7 @@ static void unconfigure(wft_env *env)
     ft_doc_free(&env->doc);
 }
 
-void wft_env_free(wft_env *env)
-{
+void wft_env_free(wft_env *env) {
     if (!env)
         return;
     while (env->streams)
@@ -240,6 +233,9 @@ void wft_env_free(wft_env *env)
         ft_hmap_clear(&c->headers);
         free(c);
     }
+    for (size_t i = 0; i < env->nclusters; i++)
+        free(env->clusters[i]);
+    free(env->clusters);
     free(env->source);
     free(env->config_dir);
     if (env->dl)
@@ -247,23 +243,19 @@ void wft_env_free(wft_env *env)
     free(env);
 }
 
-const weft_filter_descriptor *wft_env_descriptor(const wft_env *env)
-{
+const weft_filter_descriptor *wft_env_descriptor(const wft_env *env) {
     return env ? env->desc : NULL;
 }
 
-const char *wft_env_error(const wft_env *env)
-{
+const char *wft_env_error(const wft_env *env) {
     return env ? env->error : "";
 }
 
-void *wft_env_config(const wft_env *env)
-{
+void *wft_env_config(const wft_env *env) {
     return env ? env->config : NULL;
 }
 
-void wft_env_set_config_dir(wft_env *env, const char *dir)
-{
+void wft_env_set_config_dir(wft_env *env, const char *dir) {
     if (!env)
         return;
     free(env->config_dir);
@@ -272,8 +264,7 @@ void wft_env_set_config_dir(wft_env *env, const char *dir)
 
 /* ---- config ---- */
 
-static int configure_text(wft_env *env, const char *text, size_t len, char *err, size_t errlen)
-{
+static int configure_text(wft_env *env, const char *text, size_t len, char *err, size_t errlen) {
     char dummy[8];
     if (!err || !errlen) {
         err = dummy;
@@ -316,7 +307,8 @@ static int configure_text(wft_env *env, const char *text, size_t len, char *err,
     }
     if (rc != 0) {
         if (!setup.failed)
-            snprintf(err, errlen, "%s: filter \"%s\" refused its config", env->source, env->desc->name);
+            snprintf(err, errlen, "%s: filter \"%s\" refused its config", env->source,
+                     env->desc->name);
         ft_set_error(env, "%s", err);
         ft_doc_free(&env->doc);
         return -1;
@@ -332,8 +324,7 @@ static int configure_text(wft_env *env, const char *text, size_t len, char *err,
     return 0;
 }
 
-int wft_env_configure(wft_env *env, const char *yaml, char *err, size_t errlen)
-{
+int wft_env_configure(wft_env *env, const char *yaml, char *err, size_t errlen) {
     if (!env)
         return -1;
     free(env->source);
@@ -343,8 +334,7 @@ int wft_env_configure(wft_env *env, const char *yaml, char *err, size_t errlen)
     return configure_text(env, yaml, yaml ? strlen(yaml) : 0, err, errlen);
 }
 
-int wft_env_configure_file(wft_env *env, const char *path, char *err, size_t errlen)
-{
+int wft_env_configure_file(wft_env *env, const char *path, char *err, size_t errlen) {
     if (!env || !path)
         return -1;
     FILE *f = fopen(path, "rb");
@@ -370,14 +360,14 @@ int wft_env_configure_file(wft_env *env, const char *path, char *err, size_t err
     env->source = ft_strdup(path);
     const char *slash = strrchr(path, '/');
     free(env->config_dir);
-    env->config_dir = slash ? ft_strndup(path, slash == path ? 1 : (size_t)(slash - path)) : ft_strdup(".");
+    env->config_dir =
+        slash ? ft_strndup(path, slash == path ? 1 : (size_t)(slash - path)) : ft_strdup(".");
     rc = env->source ? configure_text(env, text.data, text.len, err, errlen) : -1;
     ft_bytes_free(&text);
     return rc;
 }
 
-int ft_ensure_configured(wft_env *env)
-{
+int ft_ensure_configured(wft_env *env) {
     if (env->configured)
         return 0;
     char err[512];
@@ -390,15 +380,14 @@ int ft_ensure_configured(wft_env *env)
 
 /* ---- clock ---- */
 
-uint64_t wft_clock_now_us(const wft_env *env)
-{
+uint64_t wft_clock_now_us(const wft_env *env) {
     return env ? env->now_us : 0;
 }
 
 /* The earliest timer or callout deadline of the env due at or before
  * `limit`; ties go to the one started first. */
-static bool next_due(wft_env *env, uint64_t limit, struct weft_timer **t_out, struct weft_callout **c_out)
-{
+static bool next_due(wft_env *env, uint64_t limit, struct weft_timer **t_out,
+                     struct weft_callout **c_out) {
     uint64_t best = 0, best_seq = 0;
     bool found = false;
     *t_out = NULL;
@@ -430,8 +419,7 @@ static bool next_due(wft_env *env, uint64_t limit, struct weft_timer **t_out, st
     return found;
 }
 
-void wft_clock_advance_us(wft_env *env, uint64_t us)
-{
+void wft_clock_advance_us(wft_env *env, uint64_t us) {
     if (!env)
         return;
     uint64_t target = env->now_us + us;
@@ -451,15 +439,13 @@ void wft_clock_advance_us(wft_env *env, uint64_t us)
     env->now_us = target;
 }
 
-void wft_clock_advance(wft_env *env, uint64_t ms)
-{
+void wft_clock_advance(wft_env *env, uint64_t ms) {
     wft_clock_advance_us(env, ms * 1000);
 }
 
 /* ---- stats ---- */
 
-static const ft_stat *stat_find(const wft_env *env, const char *name)
-{
+static const ft_stat *stat_find(const wft_env *env, const char *name) {
     if (!env || !name)
         return NULL;
     for (size_t i = 0; i < env->nstats; i++)
@@ -468,8 +454,8 @@ static const ft_stat *stat_find(const wft_env *env, const char *name)
     return NULL;
 }
 
-int32_t ft_stat_declare(weft_filter_setup *setup, const char *name, const char *help, ft_stat_kind kind)
-{
+int32_t ft_stat_declare(weft_filter_setup *setup, const char *name, const char *help,
+                        ft_stat_kind kind) {
     static const char *const kinds[] = {"counter", "gauge", "histogram"};
     if (!setup || !setup->live) {
         ft_misuse(ft_current_env(), WEFT_ERR_STATE, "stat \"%s\" declared outside config_create",
@@ -478,7 +464,8 @@ int32_t ft_stat_declare(weft_filter_setup *setup, const char *name, const char *
     }
     wft_env *env = setup->env;
     if (!name_ok(name)) {
-        ft_misuse(env, WEFT_ERR_INVALID, "stat name \"%s\" is not [a-z0-9_]+", name ? name : "(null)");
+        ft_misuse(env, WEFT_ERR_INVALID, "stat name \"%s\" is not [a-z0-9_]+",
+                  name ? name : "(null)");
         return -1;
     }
     for (size_t i = 0; i < env->nstats; i++)
@@ -508,8 +495,7 @@ int32_t ft_stat_declare(weft_filter_setup *setup, const char *name, const char *
     return (int32_t)env->nstats++;
 }
 
-ft_stat *ft_stat_by_id(int32_t id, ft_stat_kind kind, const char *what)
-{
+ft_stat *ft_stat_by_id(int32_t id, ft_stat_kind kind, const char *what) {
     wft_env *env = ft_current_env();
     if (!env)
         return NULL;
@@ -518,19 +504,18 @@ ft_stat *ft_stat_by_id(int32_t id, ft_stat_kind kind, const char *what)
         return NULL;
     }
     if (env->stats[id].kind != kind) {
-        ft_misuse(env, WEFT_ERR_INVALID, "%s on stat \"%s\" of another kind", what, env->stats[id].name);
+        ft_misuse(env, WEFT_ERR_INVALID, "%s on stat \"%s\" of another kind", what,
+                  env->stats[id].name);
         return NULL;
     }
     return &env->stats[id];
 }
 
-bool wft_stat_exists(const wft_env *env, const char *name)
-{
+bool wft_stat_exists(const wft_env *env, const char *name) {
     return stat_find(env, name) != NULL;
 }
 
-uint64_t wft_stat(const wft_env *env, const char *name)
-{
+uint64_t wft_stat(const wft_env *env, const char *name) {
     const ft_stat *s = stat_find(env, name);
     if (!s)
         return 0;
@@ -545,14 +530,12 @@ uint64_t wft_stat(const wft_env *env, const char *name)
     return 0;
 }
 
-int64_t wft_gauge(const wft_env *env, const char *name)
-{
+int64_t wft_gauge(const wft_env *env, const char *name) {
     const ft_stat *s = stat_find(env, name);
     return s && s->kind == FT_GAUGE ? s->gauge : 0;
 }
 
-bool wft_histogram(const wft_env *env, const char *name, uint64_t *count, uint64_t *sum_us)
-{
+bool wft_histogram(const wft_env *env, const char *name, uint64_t *count, uint64_t *sum_us) {
     const ft_stat *s = stat_find(env, name);
     if (!s || s->kind != FT_HISTOGRAM)
         return false;
@@ -563,33 +546,28 @@ bool wft_histogram(const wft_env *env, const char *name, uint64_t *count, uint64
     return true;
 }
 
-const char *wft_stat_help(const wft_env *env, const char *name)
-{
+const char *wft_stat_help(const wft_env *env, const char *name) {
     const ft_stat *s = stat_find(env, name);
     return s ? s->help : NULL;
 }
 
 /* ---- log ---- */
 
-void wft_log_set_level(wft_env *env, weft_log_level_t level)
-{
+void wft_log_set_level(wft_env *env, weft_log_level_t level) {
     if (env)
         env->log_level = level;
 }
 
-void wft_log_set_stderr(wft_env *env, bool on)
-{
+void wft_log_set_stderr(wft_env *env, bool on) {
     if (env)
         env->log_stderr = on;
 }
 
-size_t wft_log_count(const wft_env *env)
-{
+size_t wft_log_count(const wft_env *env) {
     return env ? env->nlog : 0;
 }
 
-const char *wft_log_line(const wft_env *env, size_t i, weft_log_level_t *level)
-{
+const char *wft_log_line(const wft_env *env, size_t i, weft_log_level_t *level) {
     if (!env || i >= env->nlog)
         return "";
     if (level)
@@ -597,8 +575,7 @@ const char *wft_log_line(const wft_env *env, size_t i, weft_log_level_t *level)
     return env->log[i].text;
 }
 
-bool wft_log_contains(const wft_env *env, const char *needle)
-{
+bool wft_log_contains(const wft_env *env, const char *needle) {
     if (!env || !needle)
         return false;
     for (size_t i = 0; i < env->nlog; i++)
@@ -607,21 +584,18 @@ bool wft_log_contains(const wft_env *env, const char *needle)
     return false;
 }
 
-size_t wft_misuse_count(const wft_env *env)
-{
+size_t wft_misuse_count(const wft_env *env) {
     return env ? env->nmisuse : 0;
 }
 
-const char *wft_misuse_last(const wft_env *env)
-{
+const char *wft_misuse_last(const wft_env *env) {
     return env ? env->misuse_last : "";
 }
 
 /* ---- canned callout answers ---- */
 
 static int canned_add(wft_env *env, const char *cluster, const char *prefix, int status,
-                      const char *const *headers, const char *body, const char *reason)
-{
+                      const char *const *headers, const char *body, const char *reason) {
     if (!env || !cluster)
         return -1;
     ft_canned *c = calloc(1, sizeof(*c));
@@ -649,17 +623,38 @@ static int canned_add(wft_env *env, const char *cluster, const char *prefix, int
 }
 
 int wft_callout_canned(wft_env *env, const char *cluster, const char *path_prefix, int status,
-                       const char *const *headers, const char *body)
-{
+                       const char *const *headers, const char *body) {
     return canned_add(env, cluster, path_prefix, status, headers, body, NULL);
 }
 
-int wft_callout_canned_fail(wft_env *env, const char *cluster, const char *path_prefix, const char *reason)
-{
-    return canned_add(env, cluster, path_prefix, 0, NULL, NULL, reason ? reason : "connect_failure");
+int wft_callout_canned_fail(wft_env *env, const char *cluster, const char *path_prefix,
+                            const char *reason) {
+    return canned_add(env, cluster, path_prefix, 0, NULL, NULL,
+                      reason ? reason : "connect_failure");
 }
 
-wft_env *ft_swap_current(wft_env *env)
-{
+wft_env *ft_swap_current(wft_env *env) {
     return swap_current(env);
+}
+
+int wft_env_add_cluster(wft_env *env, const char *name) {
+    if (!env || !name || !*name)
+        return -1;
+    char **p = realloc(env->clusters, (env->nclusters + 1) * sizeof(*p));
+    if (!p)
+        return -1;
+    env->clusters = p;
+    if (!(p[env->nclusters] = ft_strdup(name)))
+        return -1;
+    env->nclusters++;
+    return 0;
+}
+
+bool ft_cluster_known(const wft_env *env, const char *name, size_t len) {
+    if (!env->nclusters)
+        return true;
+    for (size_t i = 0; i < env->nclusters; i++)
+        if (strlen(env->clusters[i]) == len && memcmp(env->clusters[i], name, len) == 0)
+            return true;
+    return false;
 }

@@ -11,11 +11,9 @@
 #include "ft_config.h"
 #include "ft_internal.h"
 
-
 /* Resolves a stream handle for function `fn`; `change` marks calls that
  * change the exchange (refused once the stream completed). */
-static weft_result stream_of(weft_stream *s, const char *fn, bool change, wft_stream **out)
-{
+static weft_result stream_of(weft_stream *s, const char *fn, bool change, wft_stream **out) {
     *out = NULL;
     if (!s)
         return ft_misuse(ft_current_env(), WEFT_ERR_INVALID, "%s: NULL stream", fn);
@@ -23,7 +21,8 @@ static weft_result stream_of(weft_stream *s, const char *fn, bool change, wft_st
     if (!st)
         return ft_misuse(ft_current_env(), WEFT_ERR_HANDLE, "%s: not a live stream", fn);
     if (!ft_on_owner_thread(st->env))
-        return ft_misuse(st->env, WEFT_ERR_THREAD, "%s: called from a thread that does not own the stream", fn);
+        return ft_misuse(st->env, WEFT_ERR_THREAD,
+                         "%s: called from a thread that does not own the stream", fn);
     if (change && st->completed)
         return ft_misuse(st->env, WEFT_ERR_STATE, "%s: the stream has completed", fn);
     *out = st;
@@ -45,8 +44,7 @@ static weft_result stream_of(weft_stream *s, const char *fn, bool change, wft_st
             return r_;                                                                             \
     } while (0)
 
-static bool str_ok(weft_str s)
-{
+static bool str_ok(weft_str s) {
     return s.ptr != NULL || s.len == 0;
 }
 
@@ -55,37 +53,56 @@ static bool str_ok(weft_str s)
 static const char *const map_names[] = {"request headers", "request trailers", "response headers",
                                         "response trailers"};
 
-static weft_result map_check(wft_stream *st, weft_header_map m, const char *fn, bool write)
-{
+/* As the core: a map that does not exist yet (no response, no trailers)
+ * reads as empty (WEFT_ERR_NOT_FOUND) and refuses changes (STATE). Request
+ * headers (and path, cluster) change until they have gone past the filter;
+ * response headers and status until they have; trailers until the end of
+ * their direction has. */
+static bool map_exists(const wft_stream *st, weft_header_map m) {
+    switch (m) {
+    case WEFT_REQUEST_HEADERS:
+        return true;
+    case WEFT_REQUEST_TRAILERS:
+        return st->trailers_in[WEFT_REQUEST_BODY];
+    case WEFT_RESPONSE_HEADERS:
+        return st->dir[WEFT_RESPONSE_BODY].headers_in;
+    default:
+        return st->trailers_in[WEFT_RESPONSE_BODY];
+    }
+}
+
+static weft_result map_check(wft_stream *st, weft_header_map m, const char *fn, bool write) {
     if ((unsigned)m > WEFT_RESPONSE_TRAILERS)
         return ft_misuse(st->env, WEFT_ERR_INVALID, "%s: no header map %d", fn, (int)m);
-    const ft_dir *req = &st->dir[WEFT_REQUEST_BODY], *resp = &st->dir[WEFT_RESPONSE_BODY];
-    if ((m == WEFT_RESPONSE_HEADERS || m == WEFT_RESPONSE_TRAILERS) && !resp->headers_in)
-        return ft_misuse(st->env, WEFT_ERR_STATE, "%s: no response yet", fn);
+    if (!map_exists(st, m))
+        return write ? ft_misuse(st->env, WEFT_ERR_STATE, "%s: there are no %s (yet)", fn,
+                                 map_names[m])
+                     : WEFT_ERR_NOT_FOUND;
     if (!write)
         return WEFT_OK;
+    const ft_dir *req = &st->dir[WEFT_REQUEST_BODY], *resp = &st->dir[WEFT_RESPONSE_BODY];
     bool ok;
     switch (m) {
     case WEFT_REQUEST_HEADERS:
-        ok = !st->router_ran && !st->replied;
+        ok = !req->headers_fwd;
         break;
     case WEFT_REQUEST_TRAILERS:
-        ok = !req->end_fwd && !st->replied;
+        ok = !req->end_fwd;
         break;
     case WEFT_RESPONSE_HEADERS:
-        ok = !resp->headers_fwd && !st->replied;
+        ok = !resp->headers_fwd;
         break;
     default:
-        ok = !resp->end_fwd && !st->replied;
+        ok = !resp->end_fwd;
         break;
     }
-    if (!ok)
+    if (!ok || st->replied)
         return ft_misuse(st->env, WEFT_ERR_STATE, "%s: the %s have been sent on", fn, map_names[m]);
     return WEFT_OK;
 }
 
-static weft_result h_header_get(weft_stream *s, weft_header_map m, weft_str name, size_t index, weft_str *value)
-{
+static weft_result h_header_get(weft_stream *s, weft_header_map m, weft_str name, size_t index,
+                                weft_str *value) {
     STREAM_OR_RESULT(s, "header_get", false);
     if (!str_ok(name) || !value)
         return ft_misuse(st->env, WEFT_ERR_INVALID, "header_get: NULL name or value pointer");
@@ -99,17 +116,15 @@ static weft_result h_header_get(weft_stream *s, weft_header_map m, weft_str name
     return WEFT_OK;
 }
 
-static size_t h_header_count(weft_stream *s, weft_header_map m, weft_str name)
-{
+static size_t h_header_count(weft_stream *s, weft_header_map m, weft_str name) {
     STREAM_OR_RETURN(s, "header_count", false, 0);
     if (!str_ok(name) || map_check(st, m, "header_count", false))
         return 0;
     return ft_hmap_count(&st->maps[m], name.ptr, name.len);
 }
 
-static weft_result header_write(weft_stream *s, weft_header_map m, weft_str name, weft_str value, bool replace,
-                                const char *fn)
-{
+static weft_result header_write(weft_stream *s, weft_header_map m, weft_str name, weft_str value,
+                                bool replace, const char *fn) {
     STREAM_OR_RESULT(s, fn, true);
     if (!str_ok(name) || !ft_header_name_ok(name.ptr, name.len))
         return ft_misuse(st->env, WEFT_ERR_INVALID, "%s: \"%.*s\" is not a header name", fn,
@@ -121,21 +136,19 @@ static weft_result header_write(weft_stream *s, weft_header_map m, weft_str name
         return r;
     if (replace)
         ft_hmap_remove(&st->maps[m], name.ptr, name.len);
-    return ft_hmap_add(&st->maps[m], name.ptr, name.len, value.ptr, value.len) ? WEFT_ERR_NOMEM : WEFT_OK;
+    return ft_hmap_add(&st->maps[m], name.ptr, name.len, value.ptr, value.len) ? WEFT_ERR_NOMEM
+                                                                               : WEFT_OK;
 }
 
-static weft_result h_header_set(weft_stream *s, weft_header_map m, weft_str name, weft_str value)
-{
+static weft_result h_header_set(weft_stream *s, weft_header_map m, weft_str name, weft_str value) {
     return header_write(s, m, name, value, true, "header_set");
 }
 
-static weft_result h_header_add(weft_stream *s, weft_header_map m, weft_str name, weft_str value)
-{
+static weft_result h_header_add(weft_stream *s, weft_header_map m, weft_str name, weft_str value) {
     return header_write(s, m, name, value, false, "header_add");
 }
 
-static weft_result h_header_remove(weft_stream *s, weft_header_map m, weft_str name)
-{
+static weft_result h_header_remove(weft_stream *s, weft_header_map m, weft_str name) {
     STREAM_OR_RESULT(s, "header_remove", true);
     if (!str_ok(name) || !ft_header_name_ok(name.ptr, name.len))
         return ft_misuse(st->env, WEFT_ERR_INVALID, "header_remove: not a header name");
@@ -145,8 +158,8 @@ static weft_result h_header_remove(weft_stream *s, weft_header_map m, weft_str n
     return ft_hmap_remove(&st->maps[m], name.ptr, name.len) ? WEFT_OK : WEFT_ERR_NOT_FOUND;
 }
 
-static weft_result h_header_iterate(weft_stream *s, weft_header_map m, weft_header_visit visit, void *arg)
-{
+static weft_result h_header_iterate(weft_stream *s, weft_header_map m, weft_header_visit visit,
+                                    void *arg) {
     STREAM_OR_RESULT(s, "header_iterate", false);
     if (!visit)
         return ft_misuse(st->env, WEFT_ERR_INVALID, "header_iterate: NULL visitor");
@@ -157,8 +170,8 @@ static weft_result h_header_iterate(weft_stream *s, weft_header_map m, weft_head
      * snapshot of the views. */
     const ft_hmap *map = &st->maps[m];
     for (size_t i = 0; i < map->n; i++)
-        if (!visit((weft_str){map->h[i].name, map->h[i].nlen}, (weft_str){map->h[i].value, map->h[i].vlen},
-                   arg))
+        if (!visit((weft_str){map->h[i].name, map->h[i].nlen},
+                   (weft_str){map->h[i].value, map->h[i].vlen}, arg))
             break;
     return WEFT_OK;
 }
@@ -166,8 +179,7 @@ static weft_result h_header_iterate(weft_stream *s, weft_header_map m, weft_head
 /* ---- request line and status ---- */
 
 static weft_result h_request_get(weft_stream *s, weft_str *method, weft_str *path, weft_str *query,
-                                 weft_str *authority)
-{
+                                 weft_str *authority) {
     STREAM_OR_RESULT(s, "request_get", false);
     const char *q = strchr(st->path, '?');
     size_t plen = q ? (size_t)(q - st->path) : strlen(st->path);
@@ -178,22 +190,25 @@ static weft_result h_request_get(weft_stream *s, weft_str *method, weft_str *pat
     if (query)
         *query = q ? (weft_str){q + 1, strlen(q + 1)} : (weft_str){st->path + plen, 0};
     if (authority)
-        *authority = (weft_str){st->authority ? st->authority : "", st->authority ? strlen(st->authority) : 0};
+        *authority = (weft_str){st->authority ? st->authority : "",
+                                st->authority ? strlen(st->authority) : 0};
     return WEFT_OK;
 }
 
-static weft_result h_request_set_path(weft_stream *s, weft_str pq)
-{
+static weft_result h_request_set_path(weft_stream *s, weft_str pq) {
     STREAM_OR_RESULT(s, "request_set_path", true);
     if (!str_ok(pq) || pq.len == 0 || pq.ptr[0] != '/')
-        return ft_misuse(st->env, WEFT_ERR_INVALID, "request_set_path: the path must start with '/'");
+        return ft_misuse(st->env, WEFT_ERR_INVALID,
+                         "request_set_path: the path must start with '/'");
     for (size_t i = 0; i < pq.len; i++) {
         unsigned char c = (unsigned char)pq.ptr[i];
         if (c <= 0x20 || c == 0x7f)
-            return ft_misuse(st->env, WEFT_ERR_INVALID, "request_set_path: control character or space");
+            return ft_misuse(st->env, WEFT_ERR_INVALID,
+                             "request_set_path: control character or space");
     }
-    if (st->router_ran || st->replied)
-        return ft_misuse(st->env, WEFT_ERR_STATE, "request_set_path: the request has been routed");
+    if (st->dir[WEFT_REQUEST_BODY].headers_fwd || st->replied)
+        return ft_misuse(st->env, WEFT_ERR_STATE,
+                         "request_set_path: the request headers have been sent on");
     char *p = ft_strndup(pq.ptr, pq.len);
     if (!p)
         return WEFT_ERR_NOMEM;
@@ -204,17 +219,16 @@ static weft_result h_request_set_path(weft_stream *s, weft_str pq)
     return WEFT_OK;
 }
 
-static int h_response_status(weft_stream *s)
-{
+static int h_response_status(weft_stream *s) {
     STREAM_OR_RETURN(s, "response_status", false, 0);
     return st->status;
 }
 
-static weft_result h_response_set_status(weft_stream *s, int status)
-{
+static weft_result h_response_set_status(weft_stream *s, int status) {
     STREAM_OR_RESULT(s, "response_set_status", true);
     if (status < 200 || status > 599)
-        return ft_misuse(st->env, WEFT_ERR_INVALID, "response_set_status: %d is not in 200..599", status);
+        return ft_misuse(st->env, WEFT_ERR_INVALID, "response_set_status: %d is not in 200..599",
+                         status);
     weft_result r = map_check(st, WEFT_RESPONSE_HEADERS, "response_set_status", true);
     if (r)
         return r;
@@ -224,29 +238,26 @@ static weft_result h_response_set_status(weft_stream *s, int status)
 
 /* ---- buffers ---- */
 
-static weft_result buffer_check(const weft_buffer *b, const char *fn)
-{
+static weft_result buffer_check(const weft_buffer *b, const char *fn) {
     if (!b)
         return ft_misuse(ft_current_env(), WEFT_ERR_INVALID, "%s: NULL buffer", fn);
     if (!ft_buffer_live(b))
-        return ft_misuse(ft_current_env(), WEFT_ERR_HANDLE, "%s: not a live buffer (used after its hook?)", fn);
+        return ft_misuse(ft_current_env(), WEFT_ERR_HANDLE,
+                         "%s: not a live buffer (used after its hook?)", fn);
     return WEFT_OK;
 }
 
-static size_t h_buffer_length(const weft_buffer *b)
-{
+static size_t h_buffer_length(const weft_buffer *b) {
     return buffer_check(b, "buffer_length") ? 0 : b->len;
 }
 
-static size_t h_buffer_copy_out(const weft_buffer *b, size_t offset, void *dst, size_t len)
-{
+static size_t h_buffer_copy_out(const weft_buffer *b, size_t offset, void *dst, size_t len) {
     if (buffer_check(b, "buffer_copy_out") || (!dst && len))
         return 0;
     return ft_buffer_copy(b, offset, dst, len);
 }
 
-static size_t h_buffer_peek(const weft_buffer *b, weft_str *segments, size_t max_segments)
-{
+static size_t h_buffer_peek(const weft_buffer *b, weft_str *segments, size_t max_segments) {
     if (buffer_check(b, "buffer_peek"))
         return 0;
     for (size_t i = 0; segments && i < max_segments && i < b->nseg; i++)
@@ -254,8 +265,8 @@ static size_t h_buffer_peek(const weft_buffer *b, weft_str *segments, size_t max
     return b->nseg;
 }
 
-static weft_result buffer_add(weft_buffer *b, const void *data, size_t len, bool front, const char *fn)
-{
+static weft_result buffer_add(weft_buffer *b, const void *data, size_t len, bool front,
+                              const char *fn) {
     weft_result r = buffer_check(b, fn);
     if (r)
         return r;
@@ -264,52 +275,49 @@ static weft_result buffer_add(weft_buffer *b, const void *data, size_t len, bool
     return ft_buffer_add(b, data, len, front) ? WEFT_ERR_NOMEM : WEFT_OK;
 }
 
-static weft_result h_buffer_append(weft_buffer *b, const void *data, size_t len)
-{
+static weft_result h_buffer_append(weft_buffer *b, const void *data, size_t len) {
     return buffer_add(b, data, len, false, "buffer_append");
 }
 
-static weft_result h_buffer_prepend(weft_buffer *b, const void *data, size_t len)
-{
+static weft_result h_buffer_prepend(weft_buffer *b, const void *data, size_t len) {
     return buffer_add(b, data, len, true, "buffer_prepend");
 }
 
-static weft_result h_buffer_drain(weft_buffer *b, size_t len)
-{
+static weft_result h_buffer_drain(weft_buffer *b, size_t len) {
     weft_result r = buffer_check(b, "buffer_drain");
     if (r)
         return r;
     if (ft_buffer_drain_bytes(b, len))
-        return ft_misuse(ft_current_env(), WEFT_ERR_INVALID, "buffer_drain: %zu bytes, the buffer has %zu", len,
-                         b->len);
+        return ft_misuse(ft_current_env(), WEFT_ERR_INVALID,
+                         "buffer_drain: %zu bytes, the buffer has %zu", len, b->len);
     return WEFT_OK;
 }
 
-static weft_result h_body_buffer_for_replay(weft_stream *s, size_t max_bytes)
-{
+static weft_result h_body_buffer_for_replay(weft_stream *s, size_t max_bytes) {
     STREAM_OR_RESULT(s, "body_buffer_for_replay", true);
     if (st->replied)
-        return ft_misuse(st->env, WEFT_ERR_STATE, "body_buffer_for_replay: the stream has a local reply");
-    if (!st->replay_on && st->dir[WEFT_REQUEST_BODY].fwd_body.len > 0)
         return ft_misuse(st->env, WEFT_ERR_STATE,
-                         "body_buffer_for_replay: request body already went upstream unbuffered");
+                         "body_buffer_for_replay: the stream has a local reply");
+    if (st->dir[WEFT_REQUEST_BODY].headers_fwd || st->dir[WEFT_REQUEST_BODY].bytes_in)
+        return ft_misuse(st->env, WEFT_ERR_STATE,
+                         "body_buffer_for_replay: call it from on_request_headers");
     st->replay_on = true;
-    st->replay_max = max_bytes;
+    if (max_bytes > st->replay_max)
+        st->replay_max = max_bytes;
     if (st->dir[WEFT_REQUEST_BODY].fwd_body.len > max_bytes)
         st->replay_overflow = true;
     return WEFT_OK;
 }
 
-static size_t h_body_buffered_length(weft_stream *s, weft_body_dir dir)
-{
+static size_t h_body_buffered_length(weft_stream *s, weft_body_dir dir) {
     STREAM_OR_RETURN(s, "body_buffered_length", false, 0);
     if ((unsigned)dir > WEFT_RESPONSE_BODY)
         return 0;
     return st->dir[dir].held ? st->dir[dir].held->len : 0;
 }
 
-static size_t h_body_copy_out(weft_stream *s, weft_body_dir dir, size_t offset, void *dst, size_t len)
-{
+static size_t h_body_copy_out(weft_stream *s, weft_body_dir dir, size_t offset, void *dst,
+                              size_t len) {
     STREAM_OR_RETURN(s, "body_copy_out", false, 0);
     if ((unsigned)dir > WEFT_RESPONSE_BODY || !st->dir[dir].held || (!dst && len))
         return 0;
@@ -319,13 +327,14 @@ static size_t h_body_copy_out(weft_stream *s, weft_body_dir dir, size_t offset, 
 /* ---- control ---- */
 
 static weft_result h_reply_send(weft_stream *s, int status, weft_str reason, const weft_str *hn,
-                                const weft_str *hv, size_t n, weft_str body)
-{
+                                const weft_str *hv, size_t n, weft_str body) {
     STREAM_OR_RESULT(s, "reply_send", true);
     if (status < 200 || status > 599)
-        return ft_misuse(st->env, WEFT_ERR_INVALID, "reply_send: status %d is not in 200..599", status);
+        return ft_misuse(st->env, WEFT_ERR_INVALID, "reply_send: status %d is not in 200..599",
+                         status);
     if (!str_ok(reason) || !str_ok(body) || (n && (!hn || !hv)))
-        return ft_misuse(st->env, WEFT_ERR_INVALID, "reply_send: NULL reason, body or header arrays");
+        return ft_misuse(st->env, WEFT_ERR_INVALID,
+                         "reply_send: NULL reason, body or header arrays");
     if (!ft_header_value_ok(reason.ptr, reason.len))
         return ft_misuse(st->env, WEFT_ERR_INVALID, "reply_send: the reason has CR, LF or NUL");
     for (size_t i = 0; i < n; i++)
@@ -335,27 +344,36 @@ static weft_result h_reply_send(weft_stream *s, int status, weft_str reason, con
     if (st->replied)
         return ft_misuse(st->env, WEFT_ERR_STATE, "reply_send: a local reply was sent already");
     if (st->dir[WEFT_RESPONSE_BODY].headers_fwd)
-        return ft_misuse(st->env, WEFT_ERR_STATE, "reply_send: the response has started downstream");
+        return ft_misuse(st->env, WEFT_ERR_STATE,
+                         "reply_send: the response has started downstream");
     ft_reply_make(st, status, reason, hn, hv, n, body);
     st->reply_in_hook = true;
     return WEFT_OK;
 }
 
-static weft_result h_stream_resume(weft_stream *s)
-{
+static weft_result h_stream_resume(weft_stream *s) {
     STREAM_OR_RESULT(s, "stream_resume", true);
     if (st->replied)
-        return ft_misuse(st->env, WEFT_ERR_STATE, "weft_stream_resume: the stream has a local reply");
-    return ft_resume(st);
+        return ft_misuse(st->env, WEFT_ERR_STATE,
+                         "weft_stream_resume: the stream has a local reply");
+    if (st->hook != FT_HOOK_NONE && st->hook != FT_HOOK_CALLBACK)
+        return ft_misuse(st->env, WEFT_ERR_STATE,
+                         "weft_stream_resume: not from inside a hook (return WEFT_CONTINUE there)");
+    weft_result r = ft_resume(st);
+    if (r == WEFT_OK)
+        ft_stream_pump_events(st); /* the stream goes on now, as in the core */
+    return r;
 }
 
-static weft_result h_route_set_cluster(weft_stream *s, weft_str cluster)
-{
+static weft_result h_route_set_cluster(weft_stream *s, weft_str cluster) {
     STREAM_OR_RESULT(s, "route_set_cluster", true);
     if (!str_ok(cluster) || cluster.len == 0)
         return ft_misuse(st->env, WEFT_ERR_INVALID, "route_set_cluster: empty cluster name");
-    if (st->router_ran || st->replied)
-        return ft_misuse(st->env, WEFT_ERR_STATE, "route_set_cluster: the request has been routed");
+    if (st->dir[WEFT_REQUEST_BODY].headers_fwd || st->replied)
+        return ft_misuse(st->env, WEFT_ERR_STATE,
+                         "route_set_cluster: the request headers have been sent on");
+    if (!ft_cluster_known(st->env, cluster.ptr, cluster.len))
+        return WEFT_ERR_NOT_FOUND;
     char *c = ft_strndup(cluster.ptr, cluster.len);
     if (!c)
         return WEFT_ERR_NOMEM;
@@ -364,8 +382,7 @@ static weft_result h_route_set_cluster(weft_stream *s, weft_str cluster)
     return WEFT_OK;
 }
 
-static weft_result h_upstream_retry(weft_stream *s)
-{
+static weft_result h_upstream_retry(weft_stream *s) {
     STREAM_OR_RESULT(s, "upstream_retry", true);
     if (st->hook != FT_HOOK_ATTEMPT && st->hook != FT_HOOK_RESP_HEADERS)
         return ft_misuse(st->env, WEFT_ERR_STATE,
@@ -381,11 +398,13 @@ static weft_result h_upstream_retry(weft_stream *s)
     return WEFT_OK;
 }
 
-static weft_result h_timer_start(weft_stream *s, uint64_t delay_ms, weft_timer_cb cb, void *arg, weft_timer **out)
-{
+static weft_result h_timer_start(weft_stream *s, uint64_t delay_ms, weft_timer_cb cb, void *arg,
+                                 weft_timer **out) {
     STREAM_OR_RESULT(s, "timer_start", true);
     if (!cb)
         return ft_misuse(st->env, WEFT_ERR_INVALID, "timer_start: NULL callback");
+    if (st->hook == FT_HOOK_NONE)
+        return ft_misuse(st->env, WEFT_ERR_STATE, "timer_start: call it from a hook or a callback");
     struct weft_timer *t = calloc(1, sizeof(*t));
     if (!t)
         return WEFT_ERR_NOMEM;
@@ -402,34 +421,40 @@ static weft_result h_timer_start(weft_stream *s, uint64_t delay_ms, weft_timer_c
     return WEFT_OK;
 }
 
-static weft_result h_timer_cancel(weft_stream *s, weft_timer *t)
-{
+static weft_result h_timer_cancel(weft_stream *s, weft_timer *t) {
     STREAM_OR_RESULT(s, "timer_cancel", true);
     if (!t)
         return ft_misuse(st->env, WEFT_ERR_INVALID, "timer_cancel: NULL timer");
     for (struct weft_timer *x = st->timers; x; x = x->next)
         if (x == t) {
             if (x->done)
-                return ft_misuse(st->env, WEFT_ERR_STATE, "timer_cancel: the timer fired or was cancelled");
+                return WEFT_ERR_STATE; /* fired or cancelled already: harmless */
             x->done = true;
             return WEFT_OK;
         }
-    return ft_misuse(st->env, WEFT_ERR_HANDLE, "timer_cancel: not a timer of this stream");
+    return ft_misuse(st->env, WEFT_ERR_INVALID, "timer_cancel: not a timer of this stream");
 }
 
 static weft_result h_callout_start(weft_stream *s, weft_str cluster, weft_str method, weft_str path,
                                    const weft_str *hn, const weft_str *hv, size_t n, weft_str body,
-                                   uint64_t timeout_ms, weft_callout_cb cb, void *arg, weft_callout **out)
-{
+                                   uint64_t timeout_ms, weft_callout_cb cb, void *arg,
+                                   weft_callout **out) {
     STREAM_OR_RESULT(s, "callout_start", true);
-    if (!cb || !str_ok(cluster) || !cluster.len || !str_ok(method) || !method.len || !str_ok(path) ||
-        !path.len || path.ptr[0] != '/' || !str_ok(body) || (n && (!hn || !hv)))
-        return ft_misuse(st->env, WEFT_ERR_INVALID,
-                         "callout_start: needs a cluster, a method, a path starting with '/' and a callback");
+    if (!cb || !str_ok(cluster) || !cluster.len || !str_ok(method) || !method.len ||
+        !str_ok(path) || !path.len || path.ptr[0] != '/' || !str_ok(body) || (n && (!hn || !hv)))
+        return ft_misuse(
+            st->env, WEFT_ERR_INVALID,
+            "callout_start: needs a cluster, a method, a path starting with '/' and a callback");
     for (size_t i = 0; i < n; i++)
         if (!str_ok(hn[i]) || !ft_header_name_ok(hn[i].ptr, hn[i].len) || !str_ok(hv[i]) ||
             !ft_header_value_ok(hv[i].ptr, hv[i].len))
-            return ft_misuse(st->env, WEFT_ERR_INVALID, "callout_start: header %zu is not valid", i);
+            return ft_misuse(st->env, WEFT_ERR_INVALID, "callout_start: header %zu is not valid",
+                             i);
+    if (st->hook == FT_HOOK_NONE)
+        return ft_misuse(st->env, WEFT_ERR_STATE,
+                         "callout_start: call it from a hook or a callback");
+    if (!ft_cluster_known(st->env, cluster.ptr, cluster.len))
+        return WEFT_ERR_NOT_FOUND;
     struct weft_callout *c = calloc(1, sizeof(*c));
     if (!c)
         return WEFT_ERR_NOMEM;
@@ -437,7 +462,8 @@ static weft_result h_callout_start(weft_stream *s, weft_str cluster, weft_str me
     c->cluster = ft_strndup(cluster.ptr, cluster.len);
     c->method = ft_strndup(method.ptr, method.len);
     c->path = ft_strndup(path.ptr, path.len);
-    bool oom = !c->cluster || !c->method || !c->path || ft_bytes_append(&c->body, body.ptr ? body.ptr : "", body.len);
+    bool oom = !c->cluster || !c->method || !c->path ||
+               ft_bytes_append(&c->body, body.ptr ? body.ptr : "", body.len);
     for (size_t i = 0; i < n && !oom; i++)
         oom = ft_hmap_add(&c->headers, hn[i].ptr, hn[i].len, hv[i].ptr, hv[i].len) != 0;
     if (oom) {
@@ -450,14 +476,14 @@ static weft_result h_callout_start(weft_stream *s, weft_str cluster, weft_str me
         return WEFT_ERR_NOMEM;
     }
     c->timeout_ms = timeout_ms;
-    c->deadline_us = st->env->now_us + (timeout_ms > UINT64_MAX / 2000 ? UINT64_MAX / 2 : timeout_ms * 1000);
+    c->deadline_us =
+        st->env->now_us + (timeout_ms > UINT64_MAX / 2000 ? UINT64_MAX / 2 : timeout_ms * 1000);
     c->seq = ++st->env->seq;
     c->cb = cb;
     c->arg = arg;
     for (const ft_canned *k = st->env->canned; k; k = k->next)
         if (!strcmp(k->cluster, c->cluster) && !strncmp(c->path, k->prefix, strlen(k->prefix))) {
             c->canned = k;
-            st->pump_needed = true;
             break;
         }
     /* Oldest first, so that pending index 0 is the first started. */
@@ -471,25 +497,23 @@ static weft_result h_callout_start(weft_stream *s, weft_str cluster, weft_str me
     return WEFT_OK;
 }
 
-static weft_result h_callout_cancel(weft_stream *s, weft_callout *c)
-{
+static weft_result h_callout_cancel(weft_stream *s, weft_callout *c) {
     STREAM_OR_RESULT(s, "callout_cancel", true);
     if (!c)
         return ft_misuse(st->env, WEFT_ERR_INVALID, "callout_cancel: NULL callout");
     for (struct weft_callout *x = st->callouts; x; x = x->next)
         if (x == c) {
             if (x->done)
-                return ft_misuse(st->env, WEFT_ERR_STATE, "callout_cancel: the callout has finished");
+                return WEFT_ERR_INVALID; /* finished: no longer a callout of the stream */
             x->done = true;
             return WEFT_OK;
         }
-    return ft_misuse(st->env, WEFT_ERR_HANDLE, "callout_cancel: not a callout of this stream");
+    return ft_misuse(st->env, WEFT_ERR_INVALID, "callout_cancel: not a callout of this stream");
 }
 
 /* ---- metadata ---- */
 
-static weft_result h_metadata_set(weft_stream *s, weft_str key, weft_str value)
-{
+static weft_result h_metadata_set(weft_stream *s, weft_str key, weft_str value) {
     STREAM_OR_RESULT(s, "metadata_set", true);
     if (!str_ok(key) || !key.len || !str_ok(value))
         return ft_misuse(st->env, WEFT_ERR_INVALID, "metadata_set: empty key or NULL value");
@@ -500,8 +524,7 @@ static weft_result h_metadata_set(weft_stream *s, weft_str key, weft_str value)
     return WEFT_OK;
 }
 
-static weft_result h_metadata_get(weft_stream *s, weft_str key, weft_str *value)
-{
+static weft_result h_metadata_get(weft_stream *s, weft_str key, weft_str *value) {
     STREAM_OR_RESULT(s, "metadata_get", false);
     if (!str_ok(key) || !value)
         return ft_misuse(st->env, WEFT_ERR_INVALID, "metadata_get: NULL key or value pointer");
@@ -514,8 +537,7 @@ static weft_result h_metadata_get(weft_stream *s, weft_str key, weft_str *value)
 
 /* ---- connection facts ---- */
 
-static weft_result h_conn_peer_address(weft_stream *s, weft_str *ip, uint16_t *port)
-{
+static weft_result h_conn_peer_address(weft_stream *s, weft_str *ip, uint16_t *port) {
     STREAM_OR_RESULT(s, "conn_peer_address", false);
     if (ip)
         *ip = (weft_str){st->peer_ip, strlen(st->peer_ip)};
@@ -524,8 +546,7 @@ static weft_result h_conn_peer_address(weft_stream *s, weft_str *ip, uint16_t *p
     return WEFT_OK;
 }
 
-static weft_result h_conn_local_address(weft_stream *s, weft_str *ip, uint16_t *port)
-{
+static weft_result h_conn_local_address(weft_stream *s, weft_str *ip, uint16_t *port) {
     STREAM_OR_RESULT(s, "conn_local_address", false);
     if (ip)
         *ip = (weft_str){st->local_ip, strlen(st->local_ip)};
@@ -534,8 +555,7 @@ static weft_result h_conn_local_address(weft_stream *s, weft_str *ip, uint16_t *
     return WEFT_OK;
 }
 
-static weft_result h_conn_peer_identity(weft_stream *s, weft_str *identity)
-{
+static weft_result h_conn_peer_identity(weft_stream *s, weft_str *identity) {
     STREAM_OR_RESULT(s, "conn_peer_identity", false);
     if (!st->identity)
         return WEFT_ERR_NOT_FOUND;
@@ -544,14 +564,12 @@ static weft_result h_conn_peer_identity(weft_stream *s, weft_str *identity)
     return WEFT_OK;
 }
 
-static bool h_conn_is_tls(weft_stream *s)
-{
+static bool h_conn_is_tls(weft_stream *s) {
     STREAM_OR_RETURN(s, "conn_is_tls", false, false);
     return st->tls;
 }
 
-static bool h_request_is_grpc(weft_stream *s)
-{
+static bool h_request_is_grpc(weft_stream *s) {
     STREAM_OR_RETURN(s, "request_is_grpc", false, false);
     const ft_header *ct = ft_hmap_find(&st->maps[WEFT_REQUEST_HEADERS], "content-type", 12, 0);
     return ct && ft_has_prefix_nocase(ct->value, ct->vlen, "application/grpc");
@@ -559,37 +577,31 @@ static bool h_request_is_grpc(weft_stream *s)
 
 /* ---- stats ---- */
 
-static int32_t h_stat_counter(weft_filter_setup *setup, const char *name, const char *help)
-{
+static int32_t h_stat_counter(weft_filter_setup *setup, const char *name, const char *help) {
     return ft_stat_declare(setup, name, help, FT_COUNTER);
 }
 
-static int32_t h_stat_gauge(weft_filter_setup *setup, const char *name, const char *help)
-{
+static int32_t h_stat_gauge(weft_filter_setup *setup, const char *name, const char *help) {
     return ft_stat_declare(setup, name, help, FT_GAUGE);
 }
 
-static int32_t h_stat_histogram(weft_filter_setup *setup, const char *name, const char *help)
-{
+static int32_t h_stat_histogram(weft_filter_setup *setup, const char *name, const char *help) {
     return ft_stat_declare(setup, name, help, FT_HISTOGRAM);
 }
 
-static void h_stat_inc(int32_t id, uint64_t delta)
-{
+static void h_stat_inc(int32_t id, uint64_t delta) {
     ft_stat *s = ft_stat_by_id(id, FT_COUNTER, "stat_inc");
     if (s)
         s->value += delta;
 }
 
-static void h_stat_gauge_add(int32_t id, int64_t delta)
-{
+static void h_stat_gauge_add(int32_t id, int64_t delta) {
     ft_stat *s = ft_stat_by_id(id, FT_GAUGE, "stat_gauge_add");
     if (s)
         s->gauge += delta;
 }
 
-static void h_stat_observe_us(int32_t id, uint64_t value_us)
-{
+static void h_stat_observe_us(int32_t id, uint64_t value_us) {
     ft_stat *s = ft_stat_by_id(id, FT_HISTOGRAM, "stat_observe_us");
     if (s) {
         s->count++;
@@ -599,29 +611,25 @@ static void h_stat_observe_us(int32_t id, uint64_t value_us)
 
 /* ---- log and time ---- */
 
-static void h_log(weft_log_level_t level, const char *filter_name, const char *msg)
-{
+static void h_log(weft_log_level_t level, const char *filter_name, const char *msg) {
     wft_env *env = ft_current_env();
     if (env && level >= env->log_level)
         ft_log_add(env, level, filter_name, msg);
 }
 
-static bool h_log_enabled(weft_log_level_t level)
-{
+static bool h_log_enabled(weft_log_level_t level) {
     wft_env *env = ft_current_env();
     return env && level >= env->log_level;
 }
 
-static uint64_t h_now_us(void)
-{
+static uint64_t h_now_us(void) {
     wft_env *env = ft_current_env();
     return env ? env->now_us : 0;
 }
 
 /* ---- transport ---- */
 
-static weft_result conn_of(weft_connection *c, const char *fn, wft_conn **out)
-{
+static weft_result conn_of(weft_connection *c, const char *fn, wft_conn **out) {
     *out = NULL;
     if (!c)
         return ft_misuse(ft_current_env(), WEFT_ERR_INVALID, "%s: NULL connection", fn);
@@ -636,8 +644,7 @@ static weft_result conn_of(weft_connection *c, const char *fn, wft_conn **out)
     return WEFT_OK;
 }
 
-static weft_result set_conn_str(weft_connection *c, weft_str v, char **field, const char *fn)
-{
+static weft_result set_conn_str(weft_connection *c, weft_str v, char **field, const char *fn) {
     wft_conn *wc;
     weft_result r = conn_of(c, fn, &wc);
     if (r)
@@ -652,20 +659,17 @@ static weft_result set_conn_str(weft_connection *c, weft_str v, char **field, co
     return WEFT_OK;
 }
 
-static weft_result h_connection_set_alpn(weft_connection *c, weft_str alpn)
-{
+static weft_result h_connection_set_alpn(weft_connection *c, weft_str alpn) {
     wft_conn *wc = ft_conn_from(c);
     return set_conn_str(c, alpn, wc ? &wc->alpn : NULL, "connection_set_alpn");
 }
 
-static weft_result h_connection_set_peer_identity(weft_connection *c, weft_str identity)
-{
+static weft_result h_connection_set_peer_identity(weft_connection *c, weft_str identity) {
     wft_conn *wc = ft_conn_from(c);
     return set_conn_str(c, identity, wc ? &wc->identity : NULL, "connection_set_peer_identity");
 }
 
-static weft_result h_connection_set_tls(weft_connection *c, bool tls)
-{
+static weft_result h_connection_set_tls(weft_connection *c, bool tls) {
     wft_conn *wc;
     weft_result r = conn_of(c, "connection_set_tls", &wc);
     if (r)
@@ -741,7 +745,6 @@ static const weft_host_api g_api = {
     .connection_set_tls = h_connection_set_tls,
 };
 
-const weft_host_api *wft_host_api(void)
-{
+const weft_host_api *wft_host_api(void) {
     return &g_api;
 }

@@ -82,7 +82,8 @@ int ft_hmap_add_lines(ft_hmap *m, const char *const *lines, char **authority);
 /* Exact (case-sensitive) keys, for metadata. ft_kv_put hands back the
  * replaced value in *old_value (the caller keeps it alive). */
 const ft_header *ft_kv_find(const ft_hmap *m, const char *key, size_t klen);
-int ft_kv_put(ft_hmap *m, const char *key, size_t klen, const char *value, size_t vlen, char **old_value);
+int ft_kv_put(ft_hmap *m, const char *key, size_t klen, const char *value, size_t vlen,
+              char **old_value);
 bool ft_header_name_ok(const char *name, size_t len);
 bool ft_header_value_ok(const char *value, size_t len);
 
@@ -197,6 +198,8 @@ struct wft_env {
     char misuse_last[512];
 
     ft_canned *canned;
+    char **clusters; /* wft_env_add_cluster; none: every name is known */
+    size_t nclusters;
     wft_stream *streams; /* live streams of this env */
     wft_conn *conns;
     struct wft_env *next; /* all live envs */
@@ -215,10 +218,10 @@ typedef struct ft_event {
 } ft_event;
 
 typedef struct ft_dir {
-    bool headers_in;   /* headers arrived (from the test) */
-    bool headers_fwd;  /* headers went past the filter */
-    bool end_in;       /* the end arrived */
-    bool end_fwd;      /* the end went past the filter */
+    bool headers_in;  /* headers arrived (from the test) */
+    bool headers_fwd; /* headers went past the filter */
+    bool end_in;      /* the end arrived */
+    bool end_fwd;     /* the end went past the filter */
     bool paused;
     int paused_at;
     bool pending_end;  /* paused at headers/trailers with end_stream */
@@ -249,6 +252,7 @@ struct wft_stream {
     int hook;        /* the hook running now, FT_HOOK_* */
 
     ft_dir dir[2];
+    bool trailers_in[2];
     bool router_ran;
 
     bool replied;
@@ -275,7 +279,6 @@ struct wft_stream {
     struct weft_timer *timers;
     struct weft_callout *callouts;
     size_t ncallouts;
-    bool pump_needed;
     uint64_t start_us;
 
     wft_stream *env_next;
@@ -329,7 +332,9 @@ weft_result ft_misuse(wft_env *env, weft_result r, const char *fmt, ...)
 void ft_log_add(wft_env *env, weft_log_level_t level, const char *name, const char *msg);
 bool ft_on_owner_thread(const wft_env *env);
 int ft_ensure_configured(wft_env *env);
-int32_t ft_stat_declare(weft_filter_setup *setup, const char *name, const char *help, ft_stat_kind kind);
+bool ft_cluster_known(const wft_env *env, const char *name, size_t len);
+int32_t ft_stat_declare(weft_filter_setup *setup, const char *name, const char *help,
+                        ft_stat_kind kind);
 /* The current env's stat `id` if it is of `kind`; NULL (and a misuse line)
  * otherwise. */
 ft_stat *ft_stat_by_id(int32_t id, ft_stat_kind kind, const char *what);
@@ -337,11 +342,13 @@ ft_stat *ft_stat_by_id(int32_t id, ft_stat_kind kind, const char *what);
 /* ft_stream.c */
 wft_stream *ft_stream_from(weft_stream *s); /* NULL if not a live stream */
 void ft_stream_pump(wft_stream *st);
+/* Only the queued events (what a resume releases), no canned answers. */
+void ft_stream_pump_events(wft_stream *st);
 void ft_fire_timer(struct weft_timer *t);
-void ft_callout_finish(struct weft_callout *c, int status, const char *reason, const ft_hmap *headers,
-                       const char *body, size_t body_len);
-void ft_reply_make(wft_stream *st, int status, weft_str reason, const weft_str *hn, const weft_str *hv,
-                   size_t n, weft_str body);
+void ft_callout_finish(struct weft_callout *c, int status, const char *reason,
+                       const ft_hmap *headers, const char *body, size_t body_len);
+void ft_reply_make(wft_stream *st, int status, weft_str reason, const weft_str *hn,
+                   const weft_str *hv, size_t n, weft_str body);
 weft_result ft_resume(wft_stream *st);
 void ft_forward_body(wft_stream *st, int d, weft_buffer *b);
 void ft_release_held(wft_stream *st, int d);

@@ -12,8 +12,7 @@ enum { REQ = WEFT_REQUEST_BODY, RESP = WEFT_RESPONSE_BODY };
 
 static wft_stream *g_live_streams;
 
-wft_stream *ft_stream_from(weft_stream *s)
-{
+wft_stream *ft_stream_from(weft_stream *s) {
     for (wft_stream *st = g_live_streams; st; st = st->live_next)
         if (&st->handle == s)
             return st;
@@ -22,8 +21,8 @@ wft_stream *ft_stream_from(weft_stream *s)
 
 /* ---- creation ---- */
 
-wft_stream *wft_stream_new(wft_env *env, const char *method, const char *path, const char *const *headers)
-{
+wft_stream *wft_stream_new(wft_env *env, const char *method, const char *path,
+                           const char *const *headers) {
     if (!env)
         return NULL;
     if (env->desc->kind != WEFT_FILTER_HTTP) {
@@ -66,8 +65,7 @@ wft_stream *wft_stream_new(wft_env *env, const char *method, const char *path, c
     return st;
 }
 
-static void replace_str(char **dst, const char *src)
-{
+static void replace_str(char **dst, const char *src) {
     char *copy = src ? ft_strdup(src) : NULL;
     if (src && !copy)
         return;
@@ -75,36 +73,31 @@ static void replace_str(char **dst, const char *src)
     *dst = copy;
 }
 
-void wft_stream_set_peer(wft_stream *st, const char *ip, uint16_t port)
-{
+void wft_stream_set_peer(wft_stream *st, const char *ip, uint16_t port) {
     if (!st)
         return;
     replace_str(&st->peer_ip, ip ? ip : "");
     st->peer_port = port;
 }
 
-void wft_stream_set_local(wft_stream *st, const char *ip, uint16_t port)
-{
+void wft_stream_set_local(wft_stream *st, const char *ip, uint16_t port) {
     if (!st)
         return;
     replace_str(&st->local_ip, ip ? ip : "");
     st->local_port = port;
 }
 
-void wft_stream_set_tls(wft_stream *st, bool tls)
-{
+void wft_stream_set_tls(wft_stream *st, bool tls) {
     if (st)
         st->tls = tls;
 }
 
-void wft_stream_set_peer_identity(wft_stream *st, const char *spiffe_id)
-{
+void wft_stream_set_peer_identity(wft_stream *st, const char *spiffe_id) {
     if (st)
         replace_str(&st->identity, spiffe_id);
 }
 
-void ft_graveyard_add(wft_stream *st, char *p)
-{
+void ft_graveyard_add(wft_stream *st, char *p) {
     if (!p)
         return;
     if (st->ngrave == st->capgrave) {
@@ -120,12 +113,12 @@ void ft_graveyard_add(wft_stream *st, char *p)
     st->graveyard[st->ngrave++] = p;
 }
 
-void wft_metadata_put(wft_stream *st, const char *key, const char *value)
-{
+void wft_metadata_put(wft_stream *st, const char *key, const char *value) {
     if (!st || !key)
         return;
     char *old;
-    if (ft_kv_put(&st->metadata, key, strlen(key), value ? value : "", value ? strlen(value) : 0, &old) == 0)
+    if (ft_kv_put(&st->metadata, key, strlen(key), value ? value : "", value ? strlen(value) : 0,
+                  &old) == 0)
         ft_graveyard_add(st, old);
 }
 
@@ -137,28 +130,24 @@ typedef struct call_frame {
     bool old_reply;
 } call_frame;
 
-static call_frame call_begin(wft_stream *st, int hook)
-{
+static call_frame call_begin(wft_stream *st, int hook) {
     call_frame f = {ft_swap_current(st->env), st->hook, st->reply_in_hook};
     st->hook = hook;
     st->reply_in_hook = false;
     return f;
 }
 
-static void call_end(wft_stream *st, call_frame f)
-{
+static void call_end(wft_stream *st, call_frame f) {
     st->hook = f.old_hook;
     st->reply_in_hook = f.old_reply;
     ft_swap_current(f.old_env);
 }
 
-static const weft_http_filter_ops *ops(const wft_stream *st)
-{
+static const weft_http_filter_ops *ops(const wft_stream *st) {
     return st->env->desc->http;
 }
 
-static void start(wft_stream *st)
-{
+static void start(wft_stream *st) {
     if (st->started)
         return;
     st->started = true;
@@ -170,8 +159,7 @@ static void start(wft_stream *st)
     }
 }
 
-static const char *status_name(int rs)
-{
+static const char *status_name(int rs) {
     switch (rs) {
     case WEFT_CONTINUE:
         return "WEFT_CONTINUE";
@@ -186,10 +174,10 @@ static const char *status_name(int rs)
 
 /* Reconciles a hook's result with what it did: WEFT_REPLIED needs a reply
  * (else the kit answers 500, failing closed), a reply needs WEFT_REPLIED. */
-static int settle(wft_stream *st, int rs, const char *hook, bool replied_in_hook)
-{
+static int settle(wft_stream *st, int rs, const char *hook, bool replied_in_hook) {
     if (rs == WEFT_REPLIED && !replied_in_hook) {
-        ft_misuse(st->env, WEFT_ERR_STATE, "%s returned WEFT_REPLIED without weft_reply_send", hook);
+        ft_misuse(st->env, WEFT_ERR_STATE, "%s returned WEFT_REPLIED without weft_reply_send",
+                  hook);
         if (!st->replied)
             ft_reply_make(st, 500, WEFT_STR("filter_error"), NULL, NULL, 0, WEFT_STR(""));
         return WEFT_REPLIED;
@@ -201,22 +189,21 @@ static int settle(wft_stream *st, int rs, const char *hook, bool replied_in_hook
         return WEFT_REPLIED;
     }
     if (replied_in_hook && rs != WEFT_REPLIED)
-        ft_misuse(st->env, WEFT_ERR_STATE, "%s sent a local reply but returned %s", hook, status_name(rs));
+        ft_misuse(st->env, WEFT_ERR_STATE, "%s sent a local reply but returned %s", hook,
+                  status_name(rs));
     return rs;
 }
 
 /* ---- forwarding ---- */
 
-void ft_forward_body(wft_stream *st, int d, weft_buffer *b)
-{
+void ft_forward_body(wft_stream *st, int d, weft_buffer *b) {
     ft_dir *dd = &st->dir[d];
     ft_buffer_to_bytes(b, &dd->fwd_body);
     if (d == REQ && st->replay_on && dd->fwd_body.len > st->replay_max)
         st->replay_overflow = true;
 }
 
-void ft_release_held(wft_stream *st, int d)
-{
+void ft_release_held(wft_stream *st, int d) {
     ft_dir *dd = &st->dir[d];
     if (dd->held) {
         ft_forward_body(st, d, dd->held);
@@ -228,8 +215,7 @@ void ft_release_held(wft_stream *st, int d)
     dd->held_end = false;
 }
 
-static void pause_dir(wft_stream *st, int d, int at, bool end)
-{
+static void pause_dir(wft_stream *st, int d, int at, bool end) {
     ft_dir *dd = &st->dir[d];
     dd->paused = true;
     dd->paused_at = at;
@@ -237,12 +223,10 @@ static void pause_dir(wft_stream *st, int d, int at, bool end)
     dd->pause_seq = ++st->env->seq;
 }
 
-weft_result ft_resume(wft_stream *st)
-{
+weft_result ft_resume(wft_stream *st) {
     int d;
-    if (st->dir[REQ].paused && st->dir[RESP].paused)
-        d = st->dir[RESP].pause_seq > st->dir[REQ].pause_seq ? RESP : REQ;
-    else if (st->dir[REQ].paused)
+    /* As the core: the request direction first when both are paused. */
+    if (st->dir[REQ].paused)
         d = REQ;
     else if (st->dir[RESP].paused)
         d = RESP;
@@ -266,24 +250,22 @@ weft_result ft_resume(wft_stream *st)
         break;
     }
     dd->pending_end = false;
-    st->pump_needed = true;
     return WEFT_OK;
 }
 
 /* ---- events ---- */
 
-static void event_free(ft_event *e)
-{
+static void event_free(ft_event *e) {
     ft_bytes_free(&e->data);
     ft_hmap_clear(&e->trailers);
     free(e);
 }
 
 static int enqueue(wft_stream *st, int d, int kind, const void *data, size_t len, bool end,
-                   const char *const *trailers)
-{
+                   const char *const *trailers) {
     ft_event *e = calloc(1, sizeof(*e));
-    if (!e || ft_bytes_append(&e->data, data, len) || ft_hmap_add_lines(&e->trailers, trailers, NULL)) {
+    if (!e || ft_bytes_append(&e->data, data, len) ||
+        ft_hmap_add_lines(&e->trailers, trailers, NULL)) {
         if (e)
             event_free(e);
         ft_set_error(st->env, "out of memory or a bad trailer line");
@@ -300,14 +282,12 @@ static int enqueue(wft_stream *st, int d, int kind, const void *data, size_t len
     return WFT_QUEUED;
 }
 
-static bool must_queue(const wft_stream *st, int d)
-{
+static bool must_queue(const wft_stream *st, int d) {
     const ft_dir *dd = &st->dir[d];
     return !dd->headers_fwd || dd->queue || (dd->paused && dd->paused_at != FT_AT_BODY);
 }
 
-static int deliver_body(wft_stream *st, int d, const void *data, size_t len, bool end)
-{
+static int deliver_body(wft_stream *st, int d, const void *data, size_t len, bool end) {
     ft_dir *dd = &st->dir[d];
     weft_buffer *chunk = ft_buffer_new();
     if (!chunk || ft_buffer_add(chunk, data, len, false)) {
@@ -352,11 +332,11 @@ static int deliver_body(wft_stream *st, int d, const void *data, size_t len, boo
     return rs;
 }
 
-static int deliver_trailers(wft_stream *st, int d)
-{
+static int deliver_trailers(wft_stream *st, int d) {
     ft_dir *dd = &st->dir[d];
     int rs = WEFT_CONTINUE;
-    bool has = d == REQ ? FT_HTTP(st->env, on_request_trailers) : FT_HTTP(st->env, on_response_trailers);
+    bool has =
+        d == REQ ? FT_HTTP(st->env, on_request_trailers) : FT_HTTP(st->env, on_response_trailers);
     if (has) {
         call_frame f = call_begin(st, d == REQ ? FT_HOOK_REQ_TRAILERS : FT_HOOK_RESP_TRAILERS);
         if (d == REQ)
@@ -381,9 +361,9 @@ static int deliver_trailers(wft_stream *st, int d)
     return rs;
 }
 
-static int trailers_set(wft_stream *st, int d, const char *const *lines)
-{
+static int trailers_set(wft_stream *st, int d, const char *const *lines) {
     ft_hmap *m = &st->maps[d == REQ ? WEFT_REQUEST_TRAILERS : WEFT_RESPONSE_TRAILERS];
+    st->trailers_in[d] = true;
     if (ft_hmap_add_lines(m, lines, NULL)) {
         ft_set_error(st->env, "a trailer is not \"name: value\"");
         return -1;
@@ -391,25 +371,11 @@ static int trailers_set(wft_stream *st, int d, const char *const *lines)
     return 0;
 }
 
-/* Delivers what waits in the queues, answers canned callouts; repeats
- * until nothing moves. Runs after every top-level kit call. */
-void ft_stream_pump(wft_stream *st)
-{
+/* Delivers what waits in the queues of directions that are not paused. */
+void ft_stream_pump_events(wft_stream *st) {
     bool moved = true;
     while (moved) {
         moved = false;
-        st->pump_needed = false;
-        for (struct weft_callout *c = st->callouts; c && !st->completed; c = c->next) {
-            if (c->done || !c->canned)
-                continue;
-            const ft_canned *k = c->canned;
-            ft_callout_finish(c, k->reason ? 0 : k->status, k->reason ? k->reason : "", &k->headers, k->body,
-                              strlen(k->body));
-            moved = true;
-            break;
-        }
-        if (moved)
-            continue;
         for (int d = REQ; d <= RESP; d++) {
             ft_dir *dd = &st->dir[d];
             if (st->replied || st->completed || !dd->headers_fwd || dd->paused || !dd->queue)
@@ -425,6 +391,7 @@ void ft_stream_pump(wft_stream *st)
                 ft_hmap_clear(m);
                 *m = e->trailers;
                 memset(&e->trailers, 0, sizeof(e->trailers));
+                st->trailers_in[d] = true;
                 deliver_trailers(st, d);
             }
             event_free(e);
@@ -433,14 +400,29 @@ void ft_stream_pump(wft_stream *st)
     }
 }
 
-static int reject(wft_stream *st, const char *why)
-{
+/* Runs after every top-level kit call: queued events, then canned callout
+ * answers (each as if it arrived from the event loop), until nothing
+ * moves. */
+void ft_stream_pump(wft_stream *st) {
+    for (;;) {
+        ft_stream_pump_events(st);
+        struct weft_callout *c = st->callouts;
+        while (c && (c->done || !c->canned))
+            c = c->next;
+        if (!c || st->completed)
+            return;
+        const ft_canned *k = c->canned;
+        ft_callout_finish(c, k->reason ? 0 : k->status, k->reason ? k->reason : "", &k->headers,
+                          k->body, strlen(k->body));
+    }
+}
+
+static int reject(wft_stream *st, const char *why) {
     ft_set_error(st->env, "%s", why);
     return WFT_REJECTED;
 }
 
-static int check_open(wft_stream *st)
-{
+static int check_open(wft_stream *st) {
     if (st->completed)
         return reject(st, "the stream has completed");
     if (st->replied)
@@ -448,8 +430,7 @@ static int check_open(wft_stream *st)
     return 0;
 }
 
-int wft_request_headers(wft_stream *st, bool end_stream)
-{
+int wft_request_headers(wft_stream *st, bool end_stream) {
     if (!st)
         return WFT_REJECTED;
     if (check_open(st))
@@ -481,15 +462,15 @@ int wft_request_headers(wft_stream *st, bool end_stream)
     return rs;
 }
 
-static int body_event(wft_stream *st, int d, const void *data, size_t len, bool end_stream)
-{
+static int body_event(wft_stream *st, int d, const void *data, size_t len, bool end_stream) {
     if (!st)
         return WFT_REJECTED;
     if (check_open(st))
         return WFT_REJECTED;
     ft_dir *dd = &st->dir[d];
     if (!dd->headers_in)
-        return reject(st, d == REQ ? "request body before request headers" : "response body before response headers");
+        return reject(st, d == REQ ? "request body before request headers"
+                                   : "response body before response headers");
     if (dd->end_in)
         return reject(st, d == REQ ? "the request has ended" : "the response has ended");
     if (len && !data)
@@ -502,18 +483,15 @@ static int body_event(wft_stream *st, int d, const void *data, size_t len, bool 
     return rs;
 }
 
-int wft_request_body(wft_stream *st, const void *data, size_t len, bool end_stream)
-{
+int wft_request_body(wft_stream *st, const void *data, size_t len, bool end_stream) {
     return body_event(st, REQ, data, len, end_stream);
 }
 
-int wft_response_body(wft_stream *st, const void *data, size_t len, bool end_stream)
-{
+int wft_response_body(wft_stream *st, const void *data, size_t len, bool end_stream) {
     return body_event(st, RESP, data, len, end_stream);
 }
 
-static int trailers_event(wft_stream *st, int d, const char *const *trailers)
-{
+static int trailers_event(wft_stream *st, int d, const char *const *trailers) {
     if (!st)
         return WFT_REJECTED;
     if (check_open(st))
@@ -536,19 +514,16 @@ static int trailers_event(wft_stream *st, int d, const char *const *trailers)
     return rs;
 }
 
-int wft_request_trailers(wft_stream *st, const char *const *trailers)
-{
+int wft_request_trailers(wft_stream *st, const char *const *trailers) {
     return trailers_event(st, REQ, trailers);
 }
 
-int wft_response_trailers(wft_stream *st, const char *const *trailers)
-{
+int wft_response_trailers(wft_stream *st, const char *const *trailers) {
     return trailers_event(st, RESP, trailers);
 }
 
 int wft_upstream_attempt(wft_stream *st, weft_attempt_result result, int status, const char *host,
-                         const char *cluster, uint64_t duration_us)
-{
+                         const char *cluster, uint64_t duration_us) {
     if (!st)
         return WFT_REJECTED;
     if (check_open(st))
@@ -583,8 +558,7 @@ int wft_upstream_attempt(wft_stream *st, weft_attempt_result result, int status,
     return 0;
 }
 
-int wft_response_headers(wft_stream *st, int status, const char *const *headers, bool end_stream)
-{
+int wft_response_headers(wft_stream *st, int status, const char *const *headers, bool end_stream) {
     if (!st)
         return WFT_REJECTED;
     if (check_open(st))
@@ -634,8 +608,7 @@ int wft_response_headers(wft_stream *st, int status, const char *const *headers,
 
 /* ---- local replies ---- */
 
-static int grpc_code(int http)
-{
+static int grpc_code(int http) {
     switch (http) {
     case 400:
         return 3; /* INVALID_ARGUMENT */
@@ -656,23 +629,59 @@ static int grpc_code(int http)
     }
 }
 
-/* grpc-message is percent-encoded (gRPC over HTTP/2 spec). */
-static void grpc_message(ft_bytes *out, weft_str msg)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    for (size_t i = 0; i < msg.len; i++) {
-        unsigned char c = (unsigned char)msg.ptr[i];
-        if (c >= 0x20 && c <= 0x7e && c != '%') {
-            ft_bytes_append(out, &msg.ptr[i], 1);
-        } else {
-            char e[3] = {'%', hex[c >> 4], hex[c & 15]};
-            ft_bytes_append(out, e, 3);
-        }
+static const char *status_phrase(int status) {
+    switch (status) {
+    case 200:
+        return "OK";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 408:
+        return "Request Timeout";
+    case 413:
+        return "Content Too Large";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    default:
+        return "";
     }
 }
 
-static void free_queue(ft_dir *dd)
-{
+/* grpc-message as the core builds it: the body without surrounding
+ * whitespace and trailing line ends, else the reason, else the phrase. */
+static weft_str grpc_message(int status, weft_str reason, weft_str body) {
+    const char *p = body.ptr;
+    size_t n = body.len;
+    while (n && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')) {
+        p++;
+        n--;
+    }
+    while (n && (p[n - 1] == ' ' || p[n - 1] == '\t' || p[n - 1] == '\r' || p[n - 1] == '\n'))
+        n--;
+    if (body.len)
+        return (weft_str){p, n};
+    if (reason.len)
+        return reason;
+    const char *ph = status_phrase(status);
+    return (weft_str){ph, strlen(ph)};
+}
+
+static void free_queue(ft_dir *dd) {
     while (dd->queue) {
         ft_event *e = dd->queue;
         dd->queue = e->next;
@@ -681,9 +690,8 @@ static void free_queue(ft_dir *dd)
     dd->queue_tail = NULL;
 }
 
-void ft_reply_make(wft_stream *st, int status, weft_str reason, const weft_str *hn, const weft_str *hv,
-                   size_t n, weft_str body)
-{
+void ft_reply_make(wft_stream *st, int status, weft_str reason, const weft_str *hn,
+                   const weft_str *hv, size_t n, weft_str body) {
     bool grpc = false;
     const ft_header *ct = ft_hmap_find(&st->maps[WEFT_REQUEST_HEADERS], "content-type", 12, 0);
     if (ct && ft_has_prefix_nocase(ct->value, ct->vlen, "application/grpc"))
@@ -697,30 +705,43 @@ void ft_reply_make(wft_stream *st, int status, weft_str reason, const weft_str *
     ft_bytes_free(&st->reply_body);
     ft_bytes_append(&st->reply_body, body.ptr ? body.ptr : "", body.ptr ? body.len : 0);
 
+    /* The response the core builds: for gRPC a Trailers-Only response
+     * (HTTP 200, grpc-status and grpc-message in its one header block,
+     * shown in both the header and the trailer map); x-weft-reason; the
+     * filter's headers; content-type text/plain for a body; content-length. */
     ft_hmap *rh = &st->maps[WEFT_RESPONSE_HEADERS];
     ft_hmap *rt = &st->maps[WEFT_RESPONSE_TRAILERS];
     ft_hmap_clear(rh);
     ft_hmap_clear(rt);
-    if (grpc)
-        ft_hmap_add(rh, "content-type", 12, "application/grpc", 16);
-    for (size_t i = 0; i < n; i++)
-        ft_hmap_add(rh, hn[i].ptr, hn[i].len, hv[i].ptr, hv[i].len);
-    if (reason.len)
-        ft_hmap_add(rh, "x-weft-reason", 13, reason.ptr, reason.len);
-
     ft_dir *resp = &st->dir[RESP];
     ft_bytes_free(&resp->fwd_body);
     if (grpc) {
         char code[16];
         int cl = snprintf(code, sizeof(code), "%d", grpc_code(status));
+        weft_str msg = grpc_message(status, reason, body);
+        ft_hmap_add(rh, "content-type", 12, "application/grpc", 16);
+        ft_hmap_add(rh, "grpc-status", 11, code, (size_t)cl);
+        ft_hmap_add(rh, "grpc-message", 12, msg.ptr, msg.len);
         ft_hmap_add(rt, "grpc-status", 11, code, (size_t)cl);
-        ft_bytes msg = {0};
-        grpc_message(&msg, body.len ? body : reason);
-        ft_hmap_add(rt, "grpc-message", 12, ft_bytes_cstr(&msg), msg.len);
-        ft_bytes_free(&msg);
-    } else if (body.len) {
-        ft_bytes_append(&resp->fwd_body, body.ptr, body.len);
+        ft_hmap_add(rt, "grpc-message", 12, msg.ptr, msg.len);
+        st->trailers_in[RESP] = true;
+        body = (weft_str){"", 0};
     }
+    if (reason.len)
+        ft_hmap_add(rh, "x-weft-reason", 13, reason.ptr, reason.len);
+    bool has_ct = ft_hmap_find(rh, "content-type", 12, 0) != NULL;
+    for (size_t i = 0; i < n; i++) {
+        ft_hmap_add(rh, hn[i].ptr, hn[i].len, hv[i].ptr, hv[i].len);
+        has_ct = has_ct || ft_streq_nocase(hn[i].ptr, hn[i].len, "content-type", 12);
+    }
+    if (body.len && !has_ct)
+        ft_hmap_add(rh, "content-type", 12, "text/plain", 10);
+    char clen[32];
+    int cll = snprintf(clen, sizeof(clen), "%zu", body.len);
+    ft_hmap_remove(rh, "content-length", 14);
+    ft_hmap_add(rh, "content-length", 14, clen, (size_t)cll);
+    if (body.len)
+        ft_bytes_append(&resp->fwd_body, body.ptr, body.len);
     resp->headers_in = resp->headers_fwd = resp->end_in = resp->end_fwd = true;
     for (int d = REQ; d <= RESP; d++) {
         ft_dir *dd = &st->dir[d];
@@ -734,8 +755,7 @@ void ft_reply_make(wft_stream *st, int status, weft_str reason, const weft_str *
 
 /* ---- timers and callouts ---- */
 
-void ft_fire_timer(struct weft_timer *t)
-{
+void ft_fire_timer(struct weft_timer *t) {
     wft_stream *st = t->st;
     t->done = true;
     if (st->completed)
@@ -746,9 +766,8 @@ void ft_fire_timer(struct weft_timer *t)
     ft_stream_pump(st);
 }
 
-void ft_callout_finish(struct weft_callout *c, int status, const char *reason, const ft_hmap *headers,
-                       const char *body, size_t body_len)
-{
+void ft_callout_finish(struct weft_callout *c, int status, const char *reason,
+                       const ft_hmap *headers, const char *body, size_t body_len) {
     wft_stream *st = c->st;
     c->done = true;
     if (st->completed)
@@ -783,30 +802,26 @@ void ft_callout_finish(struct weft_callout *c, int status, const char *reason, c
     ft_stream_pump(st);
 }
 
-static struct weft_callout *pending_callout(wft_stream *st, size_t i)
-{
+static struct weft_callout *pending_callout(wft_stream *st, size_t i) {
     for (struct weft_callout *c = st->callouts; c; c = c->next)
         if (!c->done && i-- == 0)
             return c;
     return NULL;
 }
 
-size_t wft_callout_pending(wft_stream *st)
-{
+size_t wft_callout_pending(wft_stream *st) {
     size_t n = 0;
     for (struct weft_callout *c = st ? st->callouts : NULL; c; c = c->next)
         n += !c->done;
     return n;
 }
 
-size_t wft_callout_started(wft_stream *st)
-{
+size_t wft_callout_started(wft_stream *st) {
     return st ? st->ncallouts : 0;
 }
 
-bool wft_callout_request(wft_stream *st, size_t i, const char **cluster, const char **method, const char **path,
-                         const char **body, uint64_t *timeout_ms)
-{
+bool wft_callout_request(wft_stream *st, size_t i, const char **cluster, const char **method,
+                         const char **path, const char **body, uint64_t *timeout_ms) {
     struct weft_callout *c = st ? pending_callout(st, i) : NULL;
     if (!c)
         return false;
@@ -823,8 +838,7 @@ bool wft_callout_request(wft_stream *st, size_t i, const char **cluster, const c
     return true;
 }
 
-const char *wft_callout_header(wft_stream *st, size_t i, const char *name)
-{
+const char *wft_callout_header(wft_stream *st, size_t i, const char *name) {
     struct weft_callout *c = st && name ? pending_callout(st, i) : NULL;
     if (!c)
         return NULL;
@@ -832,8 +846,8 @@ const char *wft_callout_header(wft_stream *st, size_t i, const char *name)
     return h ? h->value : NULL;
 }
 
-int wft_callout_respond(wft_stream *st, size_t i, int status, const char *const *headers, const char *body)
-{
+int wft_callout_respond(wft_stream *st, size_t i, int status, const char *const *headers,
+                        const char *body) {
     struct weft_callout *c = st ? pending_callout(st, i) : NULL;
     if (!c)
         return st ? reject(st, "no such pending callout") : WFT_REJECTED;
@@ -847,8 +861,7 @@ int wft_callout_respond(wft_stream *st, size_t i, int status, const char *const 
     return 0;
 }
 
-int wft_callout_fail(wft_stream *st, size_t i, const char *reason)
-{
+int wft_callout_fail(wft_stream *st, size_t i, const char *reason) {
     struct weft_callout *c = st ? pending_callout(st, i) : NULL;
     if (!c)
         return st ? reject(st, "no such pending callout") : WFT_REJECTED;
@@ -856,8 +869,7 @@ int wft_callout_fail(wft_stream *st, size_t i, const char *reason)
     return 0;
 }
 
-size_t wft_timers_pending(wft_stream *st)
-{
+size_t wft_timers_pending(wft_stream *st) {
     size_t n = 0;
     for (struct weft_timer *t = st ? st->timers : NULL; t; t = t->next)
         n += !t->done;
@@ -866,8 +878,7 @@ size_t wft_timers_pending(wft_stream *st)
 
 /* ---- the end ---- */
 
-int wft_complete(wft_stream *st, const char *response_flags)
-{
+int wft_complete(wft_stream *st, const char *response_flags) {
     if (!st)
         return WFT_REJECTED;
     if (st->completed)
@@ -904,8 +915,7 @@ int wft_complete(wft_stream *st, const char *response_flags)
     return 0;
 }
 
-void wft_stream_free(wft_stream *st)
-{
+void wft_stream_free(wft_stream *st) {
     if (!st)
         return;
     if (!st->completed)
@@ -969,15 +979,13 @@ void wft_stream_free(wft_stream *st)
 
 /* ---- assertions ---- */
 
-static const ft_hmap *map_of(wft_stream *st, weft_header_map map)
-{
+static const ft_hmap *map_of(wft_stream *st, weft_header_map map) {
     if (!st || (unsigned)map > WEFT_RESPONSE_TRAILERS)
         return NULL;
     return &st->maps[map];
 }
 
-const char *wft_header_nth(wft_stream *st, weft_header_map map, const char *name, size_t index)
-{
+const char *wft_header_nth(wft_stream *st, weft_header_map map, const char *name, size_t index) {
     const ft_hmap *m = map_of(st, map);
     if (!m || !name)
         return NULL;
@@ -985,25 +993,22 @@ const char *wft_header_nth(wft_stream *st, weft_header_map map, const char *name
     return h ? h->value : NULL;
 }
 
-const char *wft_header(wft_stream *st, weft_header_map map, const char *name)
-{
+const char *wft_header(wft_stream *st, weft_header_map map, const char *name) {
     return wft_header_nth(st, map, name, 0);
 }
 
-size_t wft_header_count(wft_stream *st, weft_header_map map, const char *name)
-{
+size_t wft_header_count(wft_stream *st, weft_header_map map, const char *name) {
     const ft_hmap *m = map_of(st, map);
     return m && name ? ft_hmap_count(m, name, strlen(name)) : 0;
 }
 
-size_t wft_header_size(wft_stream *st, weft_header_map map)
-{
+size_t wft_header_size(wft_stream *st, weft_header_map map) {
     const ft_hmap *m = map_of(st, map);
     return m ? m->n : 0;
 }
 
-bool wft_header_at(wft_stream *st, weft_header_map map, size_t i, const char **name, const char **value)
-{
+bool wft_header_at(wft_stream *st, weft_header_map map, size_t i, const char **name,
+                   const char **value) {
     const ft_hmap *m = map_of(st, map);
     if (!m || i >= m->n)
         return false;
@@ -1014,23 +1019,19 @@ bool wft_header_at(wft_stream *st, weft_header_map map, size_t i, const char **n
     return true;
 }
 
-const char *wft_request_path(wft_stream *st)
-{
+const char *wft_request_path(wft_stream *st) {
     return st ? st->path : NULL;
 }
 
-const char *wft_request_method(wft_stream *st)
-{
+const char *wft_request_method(wft_stream *st) {
     return st ? st->method : NULL;
 }
 
-int wft_response_status(wft_stream *st)
-{
+int wft_response_status(wft_stream *st) {
     return st ? st->status : 0;
 }
 
-bool wft_replied(wft_stream *st, int *status, const char **body, const char **reason)
-{
+bool wft_replied(wft_stream *st, int *status, const char **body, const char **reason) {
     if (!st || !st->replied)
         return false;
     if (status)
@@ -1042,33 +1043,27 @@ bool wft_replied(wft_stream *st, int *status, const char **body, const char **re
     return true;
 }
 
-int wft_reply_http_status(wft_stream *st)
-{
+int wft_reply_http_status(wft_stream *st) {
     return st && st->replied ? st->reply_http_status : 0;
 }
 
-bool wft_paused(wft_stream *st)
-{
+bool wft_paused(wft_stream *st) {
     return st && (st->dir[REQ].paused || st->dir[RESP].paused);
 }
 
-bool wft_paused_dir(wft_stream *st, weft_body_dir dir)
-{
+bool wft_paused_dir(wft_stream *st, weft_body_dir dir) {
     return st && (unsigned)dir <= RESP && st->dir[dir].paused;
 }
 
-unsigned wft_resume_count(wft_stream *st)
-{
+unsigned wft_resume_count(wft_stream *st) {
     return st ? st->resumes : 0;
 }
 
-bool wft_completed(wft_stream *st)
-{
+bool wft_completed(wft_stream *st) {
     return st && st->completed;
 }
 
-const char *wft_forwarded_body(wft_stream *st, weft_body_dir dir, size_t *len)
-{
+const char *wft_forwarded_body(wft_stream *st, weft_body_dir dir, size_t *len) {
     if (!st || (unsigned)dir > RESP) {
         if (len)
             *len = 0;
@@ -1079,40 +1074,33 @@ const char *wft_forwarded_body(wft_stream *st, weft_body_dir dir, size_t *len)
     return ft_bytes_cstr(&st->dir[dir].fwd_body);
 }
 
-bool wft_forwarded_headers(wft_stream *st, weft_body_dir dir)
-{
+bool wft_forwarded_headers(wft_stream *st, weft_body_dir dir) {
     return st && (unsigned)dir <= RESP && st->dir[dir].headers_fwd;
 }
 
-bool wft_forwarded_end(wft_stream *st, weft_body_dir dir)
-{
+bool wft_forwarded_end(wft_stream *st, weft_body_dir dir) {
     return st && (unsigned)dir <= RESP && st->dir[dir].end_fwd;
 }
 
-size_t wft_held_body_length(wft_stream *st, weft_body_dir dir)
-{
+size_t wft_held_body_length(wft_stream *st, weft_body_dir dir) {
     if (!st || (unsigned)dir > RESP || !st->dir[dir].held)
         return 0;
     return st->dir[dir].held->len;
 }
 
-const char *wft_cluster(wft_stream *st)
-{
+const char *wft_cluster(wft_stream *st) {
     return st ? st->cluster : NULL;
 }
 
-unsigned wft_retry_count(wft_stream *st)
-{
+unsigned wft_retry_count(wft_stream *st) {
     return st ? st->retries : 0;
 }
 
-size_t wft_replay_limit(wft_stream *st)
-{
+size_t wft_replay_limit(wft_stream *st) {
     return st && st->replay_on ? st->replay_max : 0;
 }
 
-const char *wft_metadata(wft_stream *st, const char *key)
-{
+const char *wft_metadata(wft_stream *st, const char *key) {
     if (!st || !key)
         return NULL;
     const ft_header *h = ft_kv_find(&st->metadata, key, strlen(key));

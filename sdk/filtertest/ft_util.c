@@ -8,8 +8,7 @@
 
 /* ---- strings ---- */
 
-char *ft_strndup(const char *s, size_t n)
-{
+char *ft_strndup(const char *s, size_t n) {
     char *p = malloc(n + 1);
     if (!p)
         return NULL;
@@ -19,13 +18,11 @@ char *ft_strndup(const char *s, size_t n)
     return p;
 }
 
-char *ft_strdup(const char *s)
-{
+char *ft_strdup(const char *s) {
     return s ? ft_strndup(s, strlen(s)) : NULL;
 }
 
-bool ft_streq_nocase(const char *a, size_t alen, const char *b, size_t blen)
-{
+bool ft_streq_nocase(const char *a, size_t alen, const char *b, size_t blen) {
     if (alen != blen)
         return false;
     for (size_t i = 0; i < alen; i++)
@@ -34,14 +31,12 @@ bool ft_streq_nocase(const char *a, size_t alen, const char *b, size_t blen)
     return true;
 }
 
-bool ft_has_prefix_nocase(const char *s, size_t len, const char *prefix)
-{
+bool ft_has_prefix_nocase(const char *s, size_t len, const char *prefix) {
     size_t pl = strlen(prefix);
     return len >= pl && ft_streq_nocase(s, pl, prefix, pl);
 }
 
-int ft_bytes_append(ft_bytes *b, const void *data, size_t len)
-{
+int ft_bytes_append(ft_bytes *b, const void *data, size_t len) {
     if (b->len + len + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 64;
         while (cap < b->len + len + 1)
@@ -59,15 +54,13 @@ int ft_bytes_append(ft_bytes *b, const void *data, size_t len)
     return 0;
 }
 
-void ft_bytes_free(ft_bytes *b)
-{
+void ft_bytes_free(ft_bytes *b) {
     free(b->data);
     b->data = NULL;
     b->len = b->cap = 0;
 }
 
-const char *ft_bytes_cstr(const ft_bytes *b)
-{
+const char *ft_bytes_cstr(const ft_bytes *b) {
     return b->data ? b->data : "";
 }
 
@@ -75,8 +68,7 @@ const char *ft_bytes_cstr(const ft_bytes *b)
 
 static weft_buffer *g_live_buffers;
 
-weft_buffer *ft_buffer_new(void)
-{
+weft_buffer *ft_buffer_new(void) {
     weft_buffer *b = calloc(1, sizeof(*b));
     if (!b)
         return NULL;
@@ -86,16 +78,14 @@ weft_buffer *ft_buffer_new(void)
     return b;
 }
 
-bool ft_buffer_live(const weft_buffer *b)
-{
+bool ft_buffer_live(const weft_buffer *b) {
     for (const weft_buffer *x = g_live_buffers; x; x = x->live_next)
         if (x == b)
             return true;
     return false;
 }
 
-void ft_buffer_free(weft_buffer *b)
-{
+void ft_buffer_free(weft_buffer *b) {
     if (!b)
         return;
     for (weft_buffer **pp = &g_live_buffers; *pp; pp = &(*pp)->live_next)
@@ -110,8 +100,7 @@ void ft_buffer_free(weft_buffer *b)
     free(b);
 }
 
-static int seg_reserve(weft_buffer *b)
-{
+static int seg_reserve(weft_buffer *b) {
     if (b->nseg < b->cap)
         return 0;
     size_t cap = b->cap ? b->cap * 2 : 4;
@@ -123,8 +112,7 @@ static int seg_reserve(weft_buffer *b)
     return 0;
 }
 
-int ft_buffer_add(weft_buffer *b, const void *data, size_t len, bool front)
-{
+int ft_buffer_add(weft_buffer *b, const void *data, size_t len, bool front) {
     if (len == 0)
         return 0;
     if (seg_reserve(b))
@@ -144,8 +132,7 @@ int ft_buffer_add(weft_buffer *b, const void *data, size_t len, bool front)
     return 0;
 }
 
-int ft_buffer_take_all(weft_buffer *dst, weft_buffer *src)
-{
+int ft_buffer_take_all(weft_buffer *dst, weft_buffer *src) {
     if (dst->nseg + src->nseg > dst->cap) {
         size_t cap = dst->nseg + src->nseg;
         ft_seg *p = realloc(dst->segs, cap * sizeof(*p));
@@ -162,8 +149,7 @@ int ft_buffer_take_all(weft_buffer *dst, weft_buffer *src)
     return 0;
 }
 
-size_t ft_buffer_copy(const weft_buffer *b, size_t off, void *dst, size_t len)
-{
+size_t ft_buffer_copy(const weft_buffer *b, size_t off, void *dst, size_t len) {
     size_t done = 0;
     for (size_t i = 0; i < b->nseg && done < len; i++) {
         const ft_seg *s = &b->segs[i];
@@ -181,8 +167,7 @@ size_t ft_buffer_copy(const weft_buffer *b, size_t off, void *dst, size_t len)
     return done;
 }
 
-int ft_buffer_drain_bytes(weft_buffer *b, size_t len)
-{
+int ft_buffer_drain_bytes(weft_buffer *b, size_t len) {
     if (len > b->len)
         return -1;
     b->len -= len;
@@ -204,8 +189,7 @@ int ft_buffer_drain_bytes(weft_buffer *b, size_t len)
     return 0;
 }
 
-int ft_buffer_to_bytes(const weft_buffer *b, ft_bytes *out)
-{
+int ft_buffer_to_bytes(const weft_buffer *b, ft_bytes *out) {
     for (size_t i = 0; i < b->nseg; i++)
         if (ft_bytes_append(out, b->segs[i].base + b->segs[i].off, b->segs[i].len))
             return -1;
@@ -214,8 +198,7 @@ int ft_buffer_to_bytes(const weft_buffer *b, ft_bytes *out)
 
 /* ---- header maps ---- */
 
-bool ft_header_name_ok(const char *name, size_t len)
-{
+bool ft_header_name_ok(const char *name, size_t len) {
     if (!name || len == 0)
         return false;
     for (size_t i = 0; i < len; i++) {
@@ -227,20 +210,18 @@ bool ft_header_name_ok(const char *name, size_t len)
     return true;
 }
 
-bool ft_header_value_ok(const char *value, size_t len)
-{
+bool ft_header_value_ok(const char *value, size_t len) {
     if (len && !value)
         return false;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)value[i];
-        if (c == '\0' || c == '\r' || c == '\n')
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
             return false;
     }
     return true;
 }
 
-int ft_hmap_add(ft_hmap *m, const char *name, size_t nlen, const char *value, size_t vlen)
-{
+int ft_hmap_add(ft_hmap *m, const char *name, size_t nlen, const char *value, size_t vlen) {
     if (m->n == m->cap) {
         size_t cap = m->cap ? m->cap * 2 : 8;
         ft_header *p = realloc(m->h, cap * sizeof(*p));
@@ -262,8 +243,7 @@ int ft_hmap_add(ft_hmap *m, const char *name, size_t nlen, const char *value, si
     return 0;
 }
 
-size_t ft_hmap_remove(ft_hmap *m, const char *name, size_t nlen)
-{
+size_t ft_hmap_remove(ft_hmap *m, const char *name, size_t nlen) {
     size_t out = 0, removed = 0;
     for (size_t i = 0; i < m->n; i++) {
         if (ft_streq_nocase(m->h[i].name, m->h[i].nlen, name, nlen)) {
@@ -278,16 +258,14 @@ size_t ft_hmap_remove(ft_hmap *m, const char *name, size_t nlen)
     return removed;
 }
 
-const ft_header *ft_hmap_find(const ft_hmap *m, const char *name, size_t nlen, size_t index)
-{
+const ft_header *ft_hmap_find(const ft_hmap *m, const char *name, size_t nlen, size_t index) {
     for (size_t i = 0; i < m->n; i++)
         if (ft_streq_nocase(m->h[i].name, m->h[i].nlen, name, nlen) && index-- == 0)
             return &m->h[i];
     return NULL;
 }
 
-size_t ft_hmap_count(const ft_hmap *m, const char *name, size_t nlen)
-{
+size_t ft_hmap_count(const ft_hmap *m, const char *name, size_t nlen) {
     size_t n = 0;
     for (size_t i = 0; i < m->n; i++)
         if (ft_streq_nocase(m->h[i].name, m->h[i].nlen, name, nlen))
@@ -295,8 +273,7 @@ size_t ft_hmap_count(const ft_hmap *m, const char *name, size_t nlen)
     return n;
 }
 
-void ft_hmap_clear(ft_hmap *m)
-{
+void ft_hmap_clear(ft_hmap *m) {
     for (size_t i = 0; i < m->n; i++) {
         free(m->h[i].name);
         free(m->h[i].value);
@@ -306,8 +283,7 @@ void ft_hmap_clear(ft_hmap *m)
     m->n = m->cap = 0;
 }
 
-int ft_hmap_add_lines(ft_hmap *m, const char *const *lines, char **authority)
-{
+int ft_hmap_add_lines(ft_hmap *m, const char *const *lines, char **authority) {
     for (size_t i = 0; lines && lines[i]; i++) {
         const char *l = lines[i];
         /* A pseudo-header's name starts with ':'; look for the separator
@@ -341,16 +317,15 @@ int ft_hmap_add_lines(ft_hmap *m, const char *const *lines, char **authority)
 
 /* ---- exact-key maps (metadata: keys are case-sensitive) ---- */
 
-const ft_header *ft_kv_find(const ft_hmap *m, const char *key, size_t klen)
-{
+const ft_header *ft_kv_find(const ft_hmap *m, const char *key, size_t klen) {
     for (size_t i = 0; i < m->n; i++)
         if (m->h[i].nlen == klen && memcmp(m->h[i].name, key, klen) == 0)
             return &m->h[i];
     return NULL;
 }
 
-int ft_kv_put(ft_hmap *m, const char *key, size_t klen, const char *value, size_t vlen, char **old_value)
-{
+int ft_kv_put(ft_hmap *m, const char *key, size_t klen, const char *value, size_t vlen,
+              char **old_value) {
     *old_value = NULL;
     char *v = ft_strndup(value ? value : "", value ? vlen : 0);
     if (!v)

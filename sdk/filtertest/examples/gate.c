@@ -26,21 +26,20 @@ typedef struct gate_config {
 
 typedef struct gate_stream {
     gate_config *cfg;
-    weft_timer *timer; /* pending delay timer */
+    weft_timer *timer;     /* pending delay timer */
     weft_callout *callout; /* pending authz callout */
     uint64_t paused_at_us;
 } gate_stream;
 
-static void gate_config_destroy(void *config)
-{
+static void gate_config_destroy(void *config) {
     gate_config *c = config;
     if (c)
         free(c->authz_cluster);
     free(c);
 }
 
-static int gate_config_create(const weft_config_node *node, weft_filter_setup *setup, void **config)
-{
+static int gate_config_create(const weft_config_node *node, weft_filter_setup *setup,
+                              void **config) {
     gate_config *c = calloc(1, sizeof(*c));
     if (!c)
         return -1;
@@ -65,7 +64,8 @@ static int gate_config_create(const weft_config_node *node, weft_filter_setup *s
         gate_config_destroy(c);
         return weft_config_fail(setup, n, "authz_timeout: expected a duration like \"200ms\"");
     }
-    if ((n = weft_config_get(node, "max_delay")) != NULL && weft_config_duration_ms(n, &c->max_delay_ms) != WEFT_OK) {
+    if ((n = weft_config_get(node, "max_delay")) != NULL &&
+        weft_config_duration_ms(n, &c->max_delay_ms) != WEFT_OK) {
         gate_config_destroy(c);
         return weft_config_fail(setup, n, "max_delay: expected a duration like \"1s\"");
     }
@@ -81,26 +81,22 @@ static int gate_config_create(const weft_config_node *node, weft_filter_setup *s
     return 0;
 }
 
-static void *gate_stream_create(void *config, void *worker, weft_stream *s)
-{
+static void *gate_stream_create(void *config, void *worker, weft_stream *s) {
     gate_stream *gs = calloc(1, sizeof(*gs));
     if (gs)
         gs->cfg = config;
     return gs;
 }
 
-static void gate_stream_destroy(void *ctx)
-{
+static void gate_stream_destroy(void *ctx) {
     free(ctx);
 }
 
-static void held_done(gate_stream *gs)
-{
+static void held_done(gate_stream *gs) {
     weft_stat_observe_us(gs->cfg->st_wait, weft_clock_now_us() - gs->paused_at_us);
 }
 
-static void on_delay(weft_stream *s, void *ctx, void *arg)
-{
+static void on_delay(weft_stream *s, void *ctx, void *arg) {
     gate_stream *gs = ctx;
     gs->timer = NULL;
     held_done(gs);
@@ -110,8 +106,7 @@ static void on_delay(weft_stream *s, void *ctx, void *arg)
     weft_stream_resume(s);
 }
 
-static void on_authz(weft_stream *s, void *ctx, void *arg, const weft_callout_response *resp)
-{
+static void on_authz(weft_stream *s, void *ctx, void *arg, const weft_callout_response *resp) {
     gate_stream *gs = ctx;
     gs->callout = NULL;
     weft_stat_gauge_add(gs->cfg->st_inflight, -1);
@@ -131,8 +126,7 @@ static void on_authz(weft_stream *s, void *ctx, void *arg, const weft_callout_re
     weft_stream_resume(s);
 }
 
-static weft_status gate_request_headers(void *ctx, weft_stream *s, bool end_stream)
-{
+static weft_status gate_request_headers(void *ctx, weft_stream *s, bool end_stream) {
     gate_stream *gs = ctx;
     gate_config *c = gs->cfg;
     if (c->retries > 0)
@@ -158,7 +152,8 @@ static weft_status gate_request_headers(void *ctx, weft_stream *s, bool end_stre
         weft_str cluster = {c->authz_cluster, strlen(c->authz_cluster)};
         if (weft_callout_start(s, cluster, WEFT_STR("POST"), WEFT_STR("/check"), hn, hv, 2, path,
                                c->authz_timeout_ms, on_authz, NULL, &gs->callout) != WEFT_OK)
-            return weft_reply_simple(s, 503, WEFT_STR("gate_callout_failed"), WEFT_STR("")) == WEFT_OK
+            return weft_reply_simple(s, 503, WEFT_STR("gate_callout_failed"), WEFT_STR("")) ==
+                           WEFT_OK
                        ? WEFT_REPLIED
                        : WEFT_CONTINUE;
         weft_stat_gauge_add(c->st_inflight, 1);
@@ -169,16 +164,14 @@ static weft_status gate_request_headers(void *ctx, weft_stream *s, bool end_stre
     return WEFT_CONTINUE;
 }
 
-static void gate_upstream_attempt(void *ctx, weft_stream *s, const weft_attempt_info *info)
-{
+static void gate_upstream_attempt(void *ctx, weft_stream *s, const weft_attempt_info *info) {
     gate_stream *gs = ctx;
     bool failed = info->result != WEFT_ATTEMPT_RESPONSE || info->status == 503;
     if (failed && info->attempt <= (uint32_t)gs->cfg->retries)
         weft_upstream_retry(s);
 }
 
-static void gate_complete(void *ctx, weft_stream *s, const weft_stream_info *info)
-{
+static void gate_complete(void *ctx, weft_stream *s, const weft_stream_info *info) {
     gate_stream *gs = ctx;
     /* Pending work is cancelled by the host when the stream ends. */
     gs->timer = NULL;

@@ -35,8 +35,7 @@ typedef struct hdrauth_stream {
     hdrauth_config *cfg;
 } hdrauth_stream;
 
-static char *dup_str(weft_str s)
-{
+static char *dup_str(weft_str s) {
     char *p = malloc(s.len + 1);
     if (p) {
         memcpy(p, s.ptr, s.len);
@@ -45,8 +44,7 @@ static char *dup_str(weft_str s)
     return p;
 }
 
-static void hdrauth_config_destroy(void *config)
-{
+static void hdrauth_config_destroy(void *config) {
     hdrauth_config *c = config;
     if (!c)
         return;
@@ -60,8 +58,8 @@ static void hdrauth_config_destroy(void *config)
     free(c);
 }
 
-static int string_opt(const weft_config_node *node, const char *key, weft_filter_setup *setup, char **out)
-{
+static int string_opt(const weft_config_node *node, const char *key, weft_filter_setup *setup,
+                      char **out) {
     const weft_config_node *n = weft_config_get(node, key);
     weft_str s;
     if (!n)
@@ -72,10 +70,9 @@ static int string_opt(const weft_config_node *node, const char *key, weft_filter
     return *out ? 0 : -1;
 }
 
-static int parse(const weft_config_node *node, weft_filter_setup *setup, hdrauth_config *c)
-{
+static int parse(const weft_config_node *node, weft_filter_setup *setup, hdrauth_config *c) {
     static const char *const known[] = {"deny_paths", "deny_status", "require_header", "cluster",
-                                        "body_deny", "max_body", "response_footer"};
+                                        "body_deny",  "max_body",    "response_footer"};
     if (node && !weft_config_is_map(node))
         return weft_config_fail(setup, node, "hdrauth: the config must be a map");
     for (size_t i = 0; i < weft_config_len(node); i++) {
@@ -115,7 +112,8 @@ static int parse(const weft_config_node *node, weft_filter_setup *setup, hdrauth
     if (max && weft_config_size(max, &c->max_body) != WEFT_OK)
         return weft_config_fail(setup, max, "max_body: expected a size like \"64KiB\"");
     if (string_opt(node, "require_header", setup, &c->require_header) ||
-        string_opt(node, "cluster", setup, &c->cluster) || string_opt(node, "body_deny", setup, &c->body_deny) ||
+        string_opt(node, "cluster", setup, &c->cluster) ||
+        string_opt(node, "body_deny", setup, &c->body_deny) ||
         string_opt(node, "response_footer", setup, &c->footer))
         return -1;
     c->st_requests = weft_stat_counter(setup, "requests_total", "requests seen");
@@ -125,8 +123,8 @@ static int parse(const weft_config_node *node, weft_filter_setup *setup, hdrauth
     return 0;
 }
 
-static int hdrauth_config_create(const weft_config_node *node, weft_filter_setup *setup, void **config)
-{
+static int hdrauth_config_create(const weft_config_node *node, weft_filter_setup *setup,
+                                 void **config) {
     hdrauth_config *c = calloc(1, sizeof(*c));
     if (!c)
         return -1;
@@ -140,8 +138,7 @@ static int hdrauth_config_create(const weft_config_node *node, weft_filter_setup
     return 0;
 }
 
-static void *hdrauth_stream_create(void *config, void *worker, weft_stream *s)
-{
+static void *hdrauth_stream_create(void *config, void *worker, weft_stream *s) {
     hdrauth_stream *hs = calloc(1, sizeof(*hs));
     if (hs)
         hs->cfg = config;
@@ -149,16 +146,15 @@ static void *hdrauth_stream_create(void *config, void *worker, weft_stream *s)
     return hs;
 }
 
-static void hdrauth_stream_destroy(void *ctx)
-{
+static void hdrauth_stream_destroy(void *ctx) {
     hdrauth_stream *hs = ctx;
     if (hs)
         weft_stat_gauge_add(hs->cfg->st_active, -1);
     free(hs);
 }
 
-static weft_status deny(weft_stream *s, hdrauth_config *c, int status, weft_str reason, weft_str body)
-{
+static weft_status deny(weft_stream *s, hdrauth_config *c, int status, weft_str reason,
+                        weft_str body) {
     weft_stat_inc(c->st_denied, 1);
     static const weft_str names[] = {WEFT_STR("cache-control")};
     static const weft_str values[] = {WEFT_STR("no-store")};
@@ -166,8 +162,7 @@ static weft_status deny(weft_stream *s, hdrauth_config *c, int status, weft_str 
     return WEFT_REPLIED;
 }
 
-static weft_status hdrauth_request_headers(void *ctx, weft_stream *s, bool end_stream)
-{
+static weft_status hdrauth_request_headers(void *ctx, weft_stream *s, bool end_stream) {
     hdrauth_stream *hs = ctx;
     hdrauth_config *c = hs->cfg;
     weft_stat_inc(c->st_requests, 1);
@@ -194,8 +189,7 @@ static weft_status hdrauth_request_headers(void *ctx, weft_stream *s, bool end_s
     return WEFT_CONTINUE;
 }
 
-static bool contains(const char *hay, size_t n, const char *needle)
-{
+static bool contains(const char *hay, size_t n, const char *needle) {
     size_t nl = strlen(needle);
     for (size_t i = 0; i + nl <= n; i++)
         if (memcmp(hay + i, needle, nl) == 0)
@@ -203,8 +197,8 @@ static bool contains(const char *hay, size_t n, const char *needle)
     return false;
 }
 
-static weft_status hdrauth_request_body(void *ctx, weft_stream *s, weft_buffer *chunk, bool end_stream)
-{
+static weft_status hdrauth_request_body(void *ctx, weft_stream *s, weft_buffer *chunk,
+                                        bool end_stream) {
     hdrauth_config *c = ((hdrauth_stream *)ctx)->cfg;
     if (!c->body_deny)
         return WEFT_CONTINUE;
@@ -227,8 +221,7 @@ static weft_status hdrauth_request_body(void *ctx, weft_stream *s, weft_buffer *
     return WEFT_CONTINUE;
 }
 
-static weft_status hdrauth_response_headers(void *ctx, weft_stream *s, bool end_stream)
-{
+static weft_status hdrauth_response_headers(void *ctx, weft_stream *s, bool end_stream) {
     weft_header_remove(s, WEFT_RESPONSE_HEADERS, WEFT_STR("server"));
     weft_header_set(s, WEFT_RESPONSE_HEADERS, WEFT_STR("x-hdrauth"), WEFT_STR("seen"));
     if (weft_response_status(s) == 500)
@@ -236,19 +229,18 @@ static weft_status hdrauth_response_headers(void *ctx, weft_stream *s, bool end_
     return WEFT_CONTINUE;
 }
 
-static weft_status hdrauth_response_body(void *ctx, weft_stream *s, weft_buffer *chunk, bool end_stream)
-{
+static weft_status hdrauth_response_body(void *ctx, weft_stream *s, weft_buffer *chunk,
+                                         bool end_stream) {
     hdrauth_config *c = ((hdrauth_stream *)ctx)->cfg;
     if (end_stream && c->footer)
         weft_buffer_append(chunk, c->footer, strlen(c->footer));
     return WEFT_CONTINUE;
 }
 
-static void hdrauth_complete(void *ctx, weft_stream *s, const weft_stream_info *info)
-{
+static void hdrauth_complete(void *ctx, weft_stream *s, const weft_stream_info *info) {
     char line[160];
-    snprintf(line, sizeof(line), "status=%d flags=%.*s attempts=%u", info->status, (int)info->response_flags.len,
-             info->response_flags.ptr, info->attempts);
+    snprintf(line, sizeof(line), "status=%d flags=%.*s attempts=%u", info->status,
+             (int)info->response_flags.len, info->response_flags.ptr, info->attempts);
     if (weft_log_enabled(WEFT_LOG_LEVEL_INFO))
         weft_log_msg(WEFT_LOG_LEVEL_INFO, "hdrauth", line);
 }

@@ -107,6 +107,12 @@ void *wft_env_config(const wft_env *env);
 /* Directory returned by config_filter_dir for wft_env_configure ("."). */
 void wft_env_set_config_dir(wft_env *env, const char *dir);
 
+/* Declares a cluster of the (imaginary) proxy config. Once one is
+ * declared, route_set_cluster and callout_start to any other name return
+ * WEFT_ERR_NOT_FOUND, as the core does for unknown clusters; with none
+ * declared every name is accepted. */
+int wft_env_add_cluster(wft_env *env, const char *name);
+
 /* ---- clock ---- */
 uint64_t wft_clock_now_us(const wft_env *env);
 /* Moves the clock forward, firing due timers and callout timeouts of all
@@ -201,9 +207,10 @@ const char *wft_header_nth(wft_stream *st, weft_header_map map, const char *name
 size_t wft_header_count(wft_stream *st, weft_header_map map, const char *name);
 /* All entries of a map, in order: number of entries; name/value of i. */
 size_t wft_header_size(wft_stream *st, weft_header_map map);
-bool wft_header_at(wft_stream *st, weft_header_map map, size_t i, const char **name, const char **value);
+bool wft_header_at(wft_stream *st, weft_header_map map, size_t i, const char **name,
+                   const char **value);
 /* Request line as the filter left it. */
-const char *wft_request_path(wft_stream *st);   /* path?query */
+const char *wft_request_path(wft_stream *st); /* path?query */
 const char *wft_request_method(wft_stream *st);
 /* Response status as the filter left it (0 before a response). */
 int wft_response_status(wft_stream *st);
