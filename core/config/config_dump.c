@@ -264,7 +264,7 @@ static void put_node(FILE *f, const cy_node *n, int depth)
 
 static void dump_filters(dw *d, int indent, const weft_cfg_listener *li)
 {
-    if (!open_list(d, indent, "filters", li->n_filters))
+    if (!li->n_filters || !open_list(d, indent, "filters", li->n_filters))
         return;
     for (size_t i = 0; i < li->n_filters; i++) {
         const weft_cfg_filter *fl = &li->filters[i];
@@ -389,7 +389,8 @@ int weft_config_dump(const weft_config *cfg, FILE *out)
         open_map(&d, 0, "access_log");
         kv_str(&d, 2, "path", cfg->access_log.path);
     }
-    str_list(&d, 0, "filter_path", cfg->filter_paths, cfg->n_filter_paths);
+    if (cfg->n_filter_paths)
+        str_list(&d, 0, "filter_path", cfg->filter_paths, cfg->n_filter_paths);
     if (open_list(&d, 0, "clusters", cfg->n_clusters)) {
         for (size_t i = 0; i < cfg->n_clusters; i++) {
             d.item = true;

@@ -16,7 +16,7 @@
 static weft_result stream_of(weft_stream *s, const char *fn, bool change, wft_stream **out) {
     *out = NULL;
     if (!s)
-        return ft_misuse(ft_current_env(), WEFT_ERR_INVALID, "%s: NULL stream", fn);
+        return ft_misuse(ft_current_env(), WEFT_ERR_HANDLE, "%s: NULL stream", fn);
     wft_stream *st = ft_stream_from(s);
     if (!st)
         return ft_misuse(ft_current_env(), WEFT_ERR_HANDLE, "%s: not a live stream", fn);

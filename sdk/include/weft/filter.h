@@ -192,7 +192,8 @@ typedef struct weft_http_filter_ops {
 
     /* CONFIG. Parse `node` (may be NULL when the YAML gives no config).
      * Return 0 and set *config, or -1 after weft_config_fail() explained
-     * why: that refuses the whole config snapshot. */
+     * why: that refuses the whole config snapshot. After a -1,
+     * config_destroy is NOT called: free what you allocated first. */
     int (*config_create)(const weft_config_node *node, weft_filter_setup *setup, void **config);
     void (*config_destroy)(void *config);
 
@@ -207,8 +208,13 @@ typedef struct weft_http_filter_ops {
 
     weft_status (*on_request_headers)(void *stream_ctx, weft_stream *s, bool end_stream);
     /* `chunk` is this part of the body; inspect or change it with the
-     * weft_buffer_* calls. Returning WEFT_STOP buffers it (and what comes
-     * after) until weft_stream_resume(). */
+     * weft_buffer_* calls. Returning WEFT_STOP holds it at this filter; each
+     * later chunk still reaches this hook, with `chunk` then being ALL the
+     * held body so far (so a filter that wants the whole body returns
+     * WEFT_STOP until end_stream). WEFT_CONTINUE, or weft_stream_resume()
+     * from a callback, passes everything held on. Held body above the
+     * listener's buffer_high_watermark ends the stream (request: 413,
+     * response: 500, reason filter_buffer_overflow). */
     weft_status (*on_request_body)(void *stream_ctx, weft_stream *s, weft_buffer *chunk, bool end_stream);
     weft_status (*on_request_trailers)(void *stream_ctx, weft_stream *s);
 
@@ -338,8 +344,10 @@ typedef struct weft_host_api {
     weft_result (*config_duration_ms)(const weft_config_node *n, uint64_t *out); /* "250ms", "2s" */
     weft_result (*config_size)(const weft_config_node *n, uint64_t *out);        /* "64KiB" */
     weft_result (*config_percent)(const weft_config_node *n, double *out);      /* "12.5%" or 12.5 -> 12.5 */
-    /* Records "file:line:col: <message>" for n (printf format); returns -1
-     * so that config_create can `return weft_config_fail(...)`. */
+    /* Records `file:line:col: filter "<name>": <msg>` for node n (the
+     * filter's own position when n is NULL); msg is a plain string, not a
+     * format. Returns -1 so that config_create can
+     * `return weft_config_fail(...)`. */
     int (*config_fail)(weft_filter_setup *setup, const weft_config_node *n, const char *msg);
     const char *(*config_filter_dir)(weft_filter_setup *setup); /* dir of the config file */
 
@@ -355,11 +363,21 @@ typedef struct weft_host_api {
 
 /* Set by WEFT_FILTER_DEFINE's entry point before any hook runs; hidden in
  * the filter's .so so two filters never share it. */
-extern const weft_host_api *weft__host __attribute__((visibility("hidden")));
+#if defined(__GNUC__)
+#define WEFT_HIDDEN __attribute__((visibility("hidden")))
+#else
+#define WEFT_HIDDEN
+#endif
+extern const weft_host_api *weft__host WEFT_HIDDEN;
 
 /* Returns the value of the index-th header `name` (case-insensitive).
  * OWNERSHIP: the view is valid until the hook returns or the map changes.
- * Errors: WEFT_ERR_NOT_FOUND, WEFT_ERR_STATE (map not available yet). */
+ * Errors: WEFT_ERR_NOT_FOUND (no such header, or the map does not exist
+ * yet: response headers before the response, trailers of a message
+ * without), WEFT_ERR_HANDLE (not a live stream, NULL included). Changing a
+ * map after it was sent returns WEFT_ERR_STATE: request headers can change
+ * until the request header phase has passed the whole chain, response
+ * headers until the response head is sent. */
 static inline weft_result weft_header_get(weft_stream *s, weft_header_map m, weft_str name, weft_str *value)
 { return weft__host->header_get(s, m, name, 0, value); }
 static inline weft_result weft_header_get_nth(weft_stream *s, weft_header_map m, weft_str name, size_t i, weft_str *value)
@@ -404,16 +422,26 @@ static inline size_t weft_body_copy_out(weft_stream *s, weft_body_dir d, size_t 
 { return weft__host->body_copy_out(s, d, off, dst, len); }
 
 /* Sends a local reply (status, optional headers, body). `reason` goes into
- * the x-weft-reason header and the access log (may be empty). For a gRPC
- * request the reply is a gRPC status (HTTP 200 + grpc-status trailers).
- * The hook must then return WEFT_REPLIED. */
+ * the x-weft-reason header and the access log (may be empty). Local replies
+ * do not run through the response hooks of the chain. For a gRPC request
+ * (content-type application/grpc*) the reply is a Trailers-Only gRPC
+ * response: HTTP 200 with grpc-status and grpc-message in the head, the
+ * status mapped 400->13 INTERNAL, 401->16, 403->7, 404->12, 408/504->4
+ * DEADLINE_EXCEEDED, 429->8 RESOURCE_EXHAUSTED, 502/503->14 UNAVAILABLE,
+ * anything else ->2 UNKNOWN. If the response head already went out, the
+ * downstream is reset instead (HTTP/1.1: the connection closes) and the
+ * call still returns WEFT_OK. A hook that replied returns WEFT_REPLIED. */
 static inline weft_result weft_reply_send(weft_stream *s, int status, weft_str reason, const weft_str *hn,
                                           const weft_str *hv, size_t n, weft_str body)
 { return weft__host->reply_send(s, status, reason, hn, hv, n, body); }
 static inline weft_result weft_reply_simple(weft_stream *s, int status, weft_str reason, weft_str body)
 { return weft__host->reply_send(s, status, reason, NULL, NULL, 0, body); }
-/* Continues a stream paused with WEFT_STOP, from the next filter. Resuming
- * a stream that is not paused returns WEFT_ERR_STATE. */
+/* Continues a stream paused with WEFT_STOP, from the next filter. Call it
+ * from a timer or callout callback (inside the hook that pauses, return
+ * WEFT_CONTINUE instead: resume from inside a hook returns
+ * WEFT_ERR_STATE). When both directions are paused the request direction
+ * resumes first. Resuming a stream that is not paused returns
+ * WEFT_ERR_STATE. */
 static inline weft_result weft_stream_resume(weft_stream *s) { return weft__host->stream_resume(s); }
 /* Routes this request to another cluster (before the router runs). */
 static inline weft_result weft_route_set_cluster(weft_stream *s, weft_str cluster)
@@ -490,7 +518,7 @@ typedef const weft_filter_descriptor *(*weft_filter_entry_fn)(const weft_host_ap
  *     WEFT_FILTER_DEFINE(desc)
  * Use it in exactly one source file of the filter. */
 #define WEFT_FILTER_DEFINE(descriptor)                                                             \
-    const weft_host_api *weft__host __attribute__((visibility("hidden")));                      \
+    const weft_host_api *weft__host WEFT_HIDDEN;                                                 \
     WEFT_EXPORT const weft_filter_descriptor *weft_filter_entry_v1(const weft_host_api *host);   \
     WEFT_EXPORT const weft_filter_descriptor *weft_filter_entry_v1(const weft_host_api *host)    \
     {                                                                                            \
