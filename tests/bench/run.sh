@@ -15,7 +15,9 @@ BENCH_THREADS="${BENCH_THREADS:-1}"
 BENCH_CONNS="${BENCH_CONNS:-50}"
 BENCH_WARMUP="${BENCH_WARMUP:-2s}"
 BENCH_IDLE_CONNS="${BENCH_IDLE_CONNS:-10000}"
-BENCH_TARGETS="${BENCH_TARGETS:-direct weft haproxy nginx}"
+BENCH_TARGETS="${BENCH_TARGETS:-direct weft weft_filters8 haproxy nginx}"
+# weft_filters8: the same weft with a chain of 8 no-op filters (noop.so).
+NOOP_SO="${NOOP_SO:-$ROOT/build/tests/filters/noop.so}"
 BENCH_OUT="${BENCH_OUT:-$ROOT/tests/bench/results-latest.md}"
 BENCH_BUILD="${BENCH_BUILD:-1}"
 WEFT_BIN_GIVEN="${WEFT_BIN:-}"
@@ -261,8 +263,15 @@ backend backend
 CONF
 }
 
-write_weft_conf() { # PORT BACKEND_PORT ADMIN_PORT
+write_weft_conf() { # PORT BACKEND_PORT ADMIN_PORT [N_NOOP_FILTERS]
+    local i filters=""
     mkdir -p "$TMP/weft"
+    if [[ "${4:-0}" -gt 0 ]]; then
+        filters="    filters:"
+        for ((i = 0; i < $4; i++)); do
+            filters+=$'\n'"      - {name: noop, path: $NOOP_SO}"
+        done
+    fi
     cat >"$TMP/weft/weft.yaml" <<CONF
 workers: 1
 drain_timeout: 2s
@@ -273,6 +282,7 @@ listeners:
   - name: bench
     address: 127.0.0.1
     port: $1
+$filters
     virtual_hosts:
       - name: default
         domains: ["*"]
@@ -289,10 +299,10 @@ CONF
 
 # ---------------------------------------------------------------- weft build
 WEFT_NOTE=""
-if [[ " $BENCH_TARGETS " == *" weft "* && "$BENCH_BUILD" == 1 && -z "$WEFT_BIN_GIVEN" ]]; then
+if [[ " $BENCH_TARGETS " == *" weft"* && "$BENCH_BUILD" == 1 && -z "$WEFT_BIN_GIVEN" ]]; then
     say "building weft (Release, build/)"
-    if ! { cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DWEFT_SANITIZE= -DWEFT_FUZZ=OFF -DWEFT_WERROR=OFF &&
-        cmake --build build -j "$(nproc)" --target weft; } >"$TMP/weft-build.log" 2>&1; then
+    if ! { cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DWEFT_SANITIZE= -DWEFT_FUZZ=OFF -DWEFT_WERROR=OFF -DWEFT_TESTS=ON &&
+        cmake --build build -j "$(nproc)" --target weft noop; } >"$TMP/weft-build.log" 2>&1; then
         WEFT_NOTE="build failed"
         tail -n 20 "$TMP/weft-build.log" >&2
     fi
@@ -334,7 +344,7 @@ start_target() {
         taskset -c "$PROXY_CPU" haproxy -db -f "$TMP/haproxy/haproxy.cfg" \
             >"$TMP/haproxy/stdout.log" 2>&1 &
         ;;
-    weft)
+    weft | weft_filters8)
         if [[ -n "$WEFT_NOTE" ]]; then
             return 1
         fi
@@ -342,8 +352,12 @@ start_target() {
             WEFT_NOTE="no binary at $WEFT_BIN"
             return 1
         fi
+        if [[ "$name" == weft_filters8 && ! -f "$NOOP_SO" ]]; then
+            WEFT_NOTE="no $NOOP_SO"
+            return 1
+        fi
         admin=$(free_port)
-        write_weft_conf "$port" "$BACKEND_PORT" "$admin"
+        write_weft_conf "$port" "$BACKEND_PORT" "$admin" "$([[ "$name" == weft_filters8 ]] && echo 8 || echo 0)"
         taskset -c "$PROXY_CPU" "$WEFT_BIN" -c "$TMP/weft/weft.yaml" >"$TMP/weft/stdout.log" 2>&1 &
         ;;
     esac
@@ -504,6 +518,8 @@ report() {
     echo "CPU per request, weft / HAProxy: $(ratio "${R_CPU[weft]:-}" "${R_CPU[haproxy]:-}")"
     echo
     echo "CPU per request, weft / nginx: $(ratio "${R_CPU[weft]:-}" "${R_CPU[nginx]:-}")"
+    echo
+    echo "CPU per request, weft with 8 no-op filters / weft without filters: $(ratio "${R_CPU[weft_filters8]:-}" "${R_CPU[weft]:-}")"
     echo
     echo "Idle connections: $BENCH_IDLE_CONNS keep-alive client connections, each after one request; bytes per idle conn = proxy RSS delta / connections."
 }
