@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# Live swap of a filter library under load, two workers. The config loads
+# the filter "version" from ./current.so, a COPY of version_v1.so (adds
+# x-filter-version: 1). While wrk runs for ~5 s, version_v2.so is copied
+# over current.so (temp file + mv: a new inode at the same path) and weft
+# gets SIGHUP. Asserts:
+#   - wrk saw no non-2xx answer and no socket error;
+#   - a sampler loop saw x-filter-version 1 before the swap, only 2 once
+#     the reload was seen on both workers, and never a failed request;
+#   - weft logged both loads, and after the load ended the old library is
+#     unloaded: the debug line "filter library .../current.so unloaded"
+#     and /proc/<pid>/maps no longer maps the old inode (the new one is);
+#   - SIGTERM exits 0 (sanitizers clean).
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
+# shellcheck source-path=SCRIPTDIR
+source "$(dirname "${BASH_SOURCE[0]}")/lib_filter.sh"
+
+command -v wrk >/dev/null || fail "wrk is not installed"
+
+BE_PORT=$(free_port)
+LISTEN_PORT=$(free_port)
+ADMIN_PORT=$(free_port)
+start_backend be "$BE_PORT"
+
+cp "$FILTER_DIR/version_v1.so" "$TEST_TMP/current.so"
+old_ino=$(stat -c %i "$TEST_TMP/current.so")
+CONFIG="$TEST_TMP/weft.yaml"
+cat >"$CONFIG" <<YAML
+workers: 2
+drain_timeout: 5s
+admin:
+  address: 127.0.0.1
+  port: $ADMIN_PORT
+listeners:
+  - name: ingress
+    address: 127.0.0.1
+    port: $LISTEN_PORT
+    filters:
+      - name: version
+        path: ./current.so
+    virtual_hosts:
+      - name: default
+        domains: ["*"]
+        routes:
+          - { match: { prefix: / }, cluster: be }
+clusters:
+  - name: be
+    endpoints: [{ address: 127.0.0.1, port: $BE_PORT }]
+YAML
+start_weft "$CONFIG" --log-level debug
+URL="http://127.0.0.1:$LISTEN_PORT"
+
+fetch "$URL/first"
+assert_eq 200 "$ST" "status before the swap"
+assert_eq 1 "$(hdr x-filter-version)" "x-filter-version before the swap"
+
+# Sampler: one request every ~20 ms on a new connection (so both workers
+# are sampled), "<seq> <status> <x-filter-version>" per line.
+SAMPLES="$TEST_TMP/samples.txt"
+: >"$SAMPLES"
+(
+    i=0
+    while [[ ! -f "$TEST_TMP/stop-sampler" ]]; do
+        i=$((i + 1))
+        out=$(curl -s -o /dev/null -D - --max-time 5 "$URL/sample/$i" | tr -d '\r' || true)
+        st=$(awk 'NR == 1 { print $2 }' <<<"$out")
+        v=$(awk -F': ' 'tolower($1) == "x-filter-version" { print $2 }' <<<"$out")
+        echo "$i ${st:-000} ${v:--}" >>"$SAMPLES"
+        sleep 0.02
+    done
+) &
+SAMPLER_PID=$!
+track_pid "$SAMPLER_PID"
+
+wrk -t1 -c10 -d5s --timeout 3s "$URL/load" >"$TEST_TMP/wrk.out" 2>&1 &
+WRK_PID=$!
+track_pid "$WRK_PID"
+sleep 1.5
+
+# The swap: a new file (new inode) renamed over current.so, then SIGHUP.
+cp "$FILTER_DIR/version_v2.so" "$TEST_TMP/current.so.tmp"
+mv -f "$TEST_TMP/current.so.tmp" "$TEST_TMP/current.so"
+new_ino=$(stat -c %i "$TEST_TMP/current.so")
+[[ "$old_ino" != "$new_ino" ]] || fail "the swapped file kept inode $old_ino"
+swap_seq=$(wc -l <"$SAMPLES")
+weft_signal HUP
+wait_until 5 "weft logs config v2" grep -q "config v2 loaded" "$WEFT_LOG"
+# Both workers on v2: 6 fresh connections in a row answer 2.
+all_v2() {
+    local k
+    for ((k = 0; k < 6; k++)); do
+        fetch "$URL/check"
+        [[ "$ST" == 200 && "$(hdr x-filter-version)" == 2 ]] || return 1
+    done
+}
+wait_until 5 "responses from version_v2 on both workers" all_v2
+switched_seq=$(wc -l <"$SAMPLES")
+log "swap at sample $swap_seq, all on v2 by sample $switched_seq"
+
+wait_exit "$WRK_PID" 20
+wrk_out=$(cat "$TEST_TMP/wrk.out")
+[[ "$EXIT_STATUS" == 0 ]] || fail "wrk exited $EXIT_STATUS: $wrk_out"
+log "wrk: $(grep -E 'requests in|Requests/sec' <<<"$wrk_out" | tr -s ' ' | tr '\n' ' ')"
+assert_contains "$wrk_out" "requests in" "wrk output"
+assert_not_contains "$wrk_out" "Non-2xx or 3xx responses" "wrk output (library swap under load)"
+assert_not_contains "$wrk_out" "Socket errors" "wrk output (library swap under load)"
+total=$(awk '/requests in/ { print $1 }' <<<"$wrk_out")
+((total > 100)) || fail "wrk completed only $total requests in 5 s"
+touch "$TEST_TMP/stop-sampler"
+wait_exit "$SAMPLER_PID" 10
+
+# Samples: all 200; 1 before the swap; 2 after the switch; 1 then 2, never back.
+bad=$(awk '$2 != 200' "$SAMPLES" | head -n 3)
+[[ -z "$bad" ]] || fail "sampler saw failed requests: $bad"
+n_samples=$(wc -l <"$SAMPLES")
+((n_samples > 20)) || fail "only $n_samples samples"
+pre=$(awk -v s="$swap_seq" '$1 <= s && $3 != 1' "$SAMPLES" | head -n 3)
+[[ -z "$pre" ]] || fail "samples before the swap not from version 1: $pre"
+post=$(awk -v s="$switched_seq" '$1 > s && $3 != 2' "$SAMPLES" | head -n 3)
+[[ -z "$post" ]] || fail "samples after the switch not from version 2: $post"
+((n_samples > switched_seq)) || fail "no sample after the switch"
+back=$(awk 'seen2 && $3 == 1 { print; exit } $3 == 2 { seen2 = 1 }' "$SAMPLES")
+[[ -z "$back" ]] || fail "a version 1 answer after a version 2 one: $back"
+log "sampler: $n_samples requests, all 200, version 1 -> 2"
+
+# The old library goes once the last stream of the old snapshot is gone.
+assert_eq 2 "$(grep -c "filter version loaded from $TEST_TMP/current.so" "$WEFT_LOG")" "filter loads logged"
+wait_until 10 "the old library is unloaded (debug log)" \
+    grep -q "filter library $TEST_TMP/current.so unloaded" "$WEFT_LOG"
+maps_has_ino() { awk -v i="$1" '$5 == i' "/proc/$WEFT_PID/maps" | grep -q .; }
+old_mapped() { maps_has_ino "$old_ino"; }
+not_old_mapped() { ! old_mapped; }
+wait_until 5 "the old inode $old_ino leaves /proc/$WEFT_PID/maps" not_old_mapped
+maps_has_ino "$new_ino" || fail "the new library (inode $new_ino) is not mapped"
+assert_eq 1 "$(grep -c "filter library $TEST_TMP/current.so unloaded" "$WEFT_LOG")" "unload lines (only the old one)"
+fetch "$URL/last"
+assert_eq 2 "$(hdr x-filter-version)" "x-filter-version at the end"
+log "old library (inode $old_ino) unloaded, new (inode $new_ino) mapped"
+
+stop_weft 15
