@@ -113,6 +113,7 @@ run_in_weft() {
     cp "$REPO_ROOT/examples/custom_filter/denylist.txt" "$dir/denylist.txt"
     LISTEN_PORT=$(free_port)
     ADMIN_PORT=$(free_port)
+    # shellcheck disable=SC2034 # read by render_config through @SO_PATH@
     SO_PATH="$so"
     # the deny-list path is relative: resolved against the config's dir
     render_config - "$dir/weft.yaml" >/dev/null <<'YAML'
@@ -198,7 +199,7 @@ YAML
     assert_contains "$(cat "$WEFT_LOG")" "only allowed at the end" "$label: refused reload reason"
     assert_eq 403 "$(http_status -A 'curl/1' "$url/")" "$label: old list still in force"
 
-    stop_weft
+    stop_weft 10
 }
 
 run_in_weft make "$SO_MAKE"
