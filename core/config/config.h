@@ -130,6 +130,14 @@ typedef struct weft_cfg_filter {
                          NULL when absent. Owned by the weft_config. */
 } weft_cfg_filter;
 
+/* HTTP/2 SETTINGS weft advertises on a listener (downstream). */
+typedef struct weft_cfg_h2 {
+    uint32_t max_concurrent_streams; /* default 100 */
+    uint32_t initial_window_size;    /* default 1 MiB (stream window; flow control follows the upstream) */
+    uint32_t max_frame_size;         /* default 16384 */
+    uint32_t max_header_list_size;   /* default: limits.max_header_bytes */
+} weft_cfg_h2;
+
 typedef struct weft_cfg_listener {
     char *name;
     weft_cfg_pos pos;
@@ -140,6 +148,7 @@ typedef struct weft_cfg_listener {
     size_t n_vhosts;
     weft_cfg_filter *filters;  /* in YAML order: request path order */
     size_t n_filters;
+    weft_cfg_h2 h2;
 } weft_cfg_listener;
 
 typedef struct weft_cfg_endpoint {

@@ -297,6 +297,11 @@ static void dump_listener(dw *d, int indent, const weft_cfg_listener *li)
     kv_ms(d, indent + 2, "stream_idle_timeout", l->stream_idle_timeout_ms);
     kv_u64(d, indent + 2, "max_connections", l->max_connections);
     kv_u64(d, indent + 2, "buffer_high_watermark", l->buffer_high_watermark);
+    open_map(d, indent, "http2");
+    kv_u64(d, indent + 2, "max_concurrent_streams", li->h2.max_concurrent_streams);
+    kv_u64(d, indent + 2, "initial_window_size", li->h2.initial_window_size);
+    kv_u64(d, indent + 2, "max_frame_size", li->h2.max_frame_size);
+    kv_u64(d, indent + 2, "max_header_list_size", li->h2.max_header_list_size);
     dump_filters(d, indent, li);
     if (!open_list(d, indent, "virtual_hosts", li->n_vhosts))
         return;

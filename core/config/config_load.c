@@ -1095,9 +1095,33 @@ static int load_filters(ld *L, const cy_node *n, weft_cfg_listener *li)
     return 0;
 }
 
+static int load_h2(ld *L, const cy_node *n, weft_cfg_listener *li)
+{
+    static const char *const keys[] = {"max_concurrent_streams", "initial_window_size", "max_frame_size",
+                                       "max_header_list_size", NULL};
+    weft_cfg_h2 *h = &li->h2;
+    h->max_concurrent_streams = 100;
+    h->initial_window_size = 1024 * 1024;
+    h->max_frame_size = 16384;
+    h->max_header_list_size = li->limits.max_header_bytes;
+    const cy_node *c = val(n, "http2");
+    if (!c || is_null(c))
+        return 0;
+    if (check_map(L, c, "http2", keys))
+        return -1;
+    /* RFC 9113 6.5.2 bounds: window <= 2^31-1, frame size 2^14..2^24-1. */
+    if (get_u32(L, c, "max_concurrent_streams", 1, 1000000, &h->max_concurrent_streams) < 0 ||
+        get_u32(L, c, "initial_window_size", 1, 2147483647u, &h->initial_window_size) < 0 ||
+        get_u32(L, c, "max_frame_size", 16384, 16777215, &h->max_frame_size) < 0 ||
+        get_u32(L, c, "max_header_list_size", 1024, 16u * 1024 * 1024, &h->max_header_list_size) < 0)
+        return -1;
+    return 0;
+}
+
 static int load_listener(ld *L, const cy_node *n, size_t idx)
 {
-    static const char *const keys[] = {"name", "address", "port", "limits", "virtual_hosts", "filters", NULL};
+    static const char *const keys[] = {"name", "address", "port", "limits", "virtual_hosts", "filters",
+                                       "http2", NULL};
     char qb[96];
     weft_config *cfg = L->cfg;
     weft_cfg_listener *li = &cfg->listeners[idx];
@@ -1140,7 +1164,7 @@ static int load_listener(ld *L, const cy_node *n, size_t idx)
     const cy_node *lim = val(n, "limits");
     if (lim && load_limits(L, lim, &li->limits))
         return -1;
-    if (load_filters(L, n, li))
+    if (load_filters(L, n, li) || load_h2(L, n, li))
         return -1;
     const cy_node *vs;
     rc = get_seq(L, n, "virtual_hosts", &vs);

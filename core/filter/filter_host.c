@@ -332,9 +332,11 @@ static weft_result h_reply_send(weft_stream *s, int status, weft_str reason, con
     for (size_t i = 0; i < n; i++)
         weft_hdrs_add(&extra, V(hn[i]), V(hv[i]));
     const char *r = reason.len ? weft_arena_strndup(&s->arena, reason.ptr, reason.len) : NULL;
-    char *b = weft_arena_strndup(&s->arena, body.ptr ? body.ptr : "", body.len);
+    /* A NULL body means "the default body" ("<reason>\n"), an empty one
+     * means none. */
+    char *b = body.ptr ? weft_arena_strndup(&s->arena, body.ptr, body.len) : NULL;
     s->flags |= WEFT_RF_LR;
-    weft_stream_reply_full(s, (uint16_t)status, r, &extra, (weft_sv){b ? b : "", b ? body.len : 0});
+    weft_stream_reply_full(s, (uint16_t)status, r, &extra, (weft_sv){b, b ? body.len : 0});
     return WEFT_OK;
 }
 

@@ -193,7 +193,7 @@ static weft_filter_lib *lib_get(const char *path, char *err, size_t errlen)
     lib->next = libs;
     libs = lib;
     pthread_mutex_unlock(&libs_mu);
-    WEFT_INFO("filter %s loaded from %s (ABI %u.%u)", d->name, path, d->abi_major, d->abi_minor);
+    WEFT_DEBUG("filter %s loaded from %s (ABI %u.%u)", d->name, path, d->abi_major, d->abi_minor);
     return lib;
 }
 

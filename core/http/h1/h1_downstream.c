@@ -317,8 +317,8 @@ static void maybe_close(weft_dconn *dc)
         dconn_free(dc);
         return;
     }
-    if (dc->closing && !dc->stream.active &&
-        evbuffer_get_length(dc_out(dc)) == 0)
+    if (dc->closing && !dc->stream.active && evbuffer_get_length(dc_out(dc)) == 0 &&
+        evbuffer_get_length(weft_conn_output(dc->conn)) == 0)
         close_or_linger(dc);
 }
 
