@@ -31,8 +31,10 @@ typedef struct weft_filter_lib {
 /* One filter of a chain (per snapshot, shared read-only by workers). */
 typedef struct weft_filter_inst {
     weft_filter_lib *lib;
-    const weft_http_filter_ops *http;        /* kind http */
-    const weft_transport_filter_ops *transport; /* kind transport */
+    const weft_http_filter_ops *http;        /* kind http: a copy sized to this core's
+                                                struct (fields a smaller, older
+                                                filter struct lacks are NULL) */
+    const weft_transport_filter_ops *transport; /* kind transport: same */
     void *config;              /* from config_create */
     char name[64];
     uint32_t index;            /* position in its chain (http or transport) */

@@ -166,7 +166,8 @@ static weft_filter_lib *lib_get(const char *path, char *err, size_t errlen)
         close(fd);
         return NULL;
     }
-    if (!d->name || (d->kind == WEFT_FILTER_HTTP && !d->http) ||
+    if (!d->name || (d->kind == WEFT_FILTER_HTTP && (!d->http || d->http->size < 2 * sizeof(void *))) ||
+        (d->kind == WEFT_FILTER_TRANSPORT && d->transport && d->transport->size < 2 * sizeof(void *)) ||
         (d->kind == WEFT_FILTER_TRANSPORT && !d->transport) ||
         (d->kind != WEFT_FILTER_HTTP && d->kind != WEFT_FILTER_TRANSPORT)) {
         snprintf(err, errlen, "%s: the descriptor has no name, a bad kind or no hooks", path);
@@ -193,7 +194,7 @@ static weft_filter_lib *lib_get(const char *path, char *err, size_t errlen)
     lib->next = libs;
     libs = lib;
     pthread_mutex_unlock(&libs_mu);
-    WEFT_DEBUG("filter %s loaded from %s (ABI %u.%u)", d->name, path, d->abi_major, d->abi_minor);
+    WEFT_INFO("filter %s loaded from %s (ABI %u.%u)", d->name, path, d->abi_major, d->abi_minor);
     return lib;
 }
 
@@ -205,6 +206,8 @@ static void inst_destroy(weft_filter_inst *fi)
         else if (fi->transport && fi->transport->config_destroy)
             fi->transport->config_destroy(fi->config);
     }
+    free((void *)fi->http);
+    free((void *)fi->transport);
     lib_unref(fi->lib);
 }
 
@@ -242,14 +245,30 @@ int weft_filter_chain_build(weft_filter_chain *chain, const weft_config *cfg, si
             return -1;
         }
         weft_filter_inst *fi;
+        /* The ops table is copied to this core's size: a filter built
+         * against an older minor has a shorter table, and the hooks it
+         * does not know are NULL here. */
         if (lib->desc->kind == WEFT_FILTER_HTTP) {
             fi = &chain->http[chain->n_http];
             fi->index = (uint32_t)chain->n_http++;
-            fi->http = lib->desc->http;
+            weft_http_filter_ops *ops = calloc(1, sizeof(*ops));
+            size_t sz = lib->desc->http->size;
+            if (ops && sz >= sizeof(size_t))
+                memcpy(ops, lib->desc->http, sz < sizeof(*ops) ? sz : sizeof(*ops));
+            fi->http = ops;
         } else {
             fi = &chain->transport[chain->n_transport];
             fi->index = (uint32_t)chain->n_transport++;
-            fi->transport = lib->desc->transport;
+            weft_transport_filter_ops *ops = calloc(1, sizeof(*ops));
+            size_t sz = lib->desc->transport->size;
+            if (ops && sz >= sizeof(size_t))
+                memcpy(ops, lib->desc->transport, sz < sizeof(*ops) ? sz : sizeof(*ops));
+            fi->transport = ops;
+        }
+        fi->lib = lib;
+        if (!(fi->http || fi->transport)) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
         }
         fi->lib = lib;
         snprintf(fi->name, sizeof(fi->name), "%s", f->name);

@@ -388,6 +388,11 @@ static void prepare_upstream_headers(weft_stream *s)
     if (!weft_hdrs_get(&req->headers, H_XFP))
         weft_hdrs_add_ref(&req->headers, H_XFP, s->tls ? WEFT_SV_LIT("https") : WEFT_SV_LIT("http"));
     append_list_header(s, H_VIA, req->http_minor ? WEFT_SV_LIT("1.1 weft") : WEFT_SV_LIT("1.0 weft"));
+    if (req->framing == WEFT_BODY_LENGTH && s->chain && s->chain->any_req_body) {
+        /* A body filter may change the length: send it chunked. */
+        weft_hdrs_remove(&req->headers, H_CL);
+        req->framing = WEFT_BODY_CHUNKED;
+    }
     if (req->framing == WEFT_BODY_CHUNKED) {
         weft_hdrs_add_ref(&req->headers, H_TE, WEFT_SV_LIT("chunked"));
         s->up_req_chunked = true;
@@ -800,6 +805,12 @@ int weft_stream_on_up_head(weft_stream *s, weft_resp_head *h)
             weft_hdrs_set(&h->headers, n, v);
     }
     s->resp = *h;
+    if (s->chain && s->chain->any_resp_body && h->framing == WEFT_BODY_LENGTH &&
+        !weft_resp_is_bodyless(h->status, s->head_request)) {
+        /* A body filter may change the length: the codec re-frames. */
+            weft_hdrs_remove(&s->resp.headers, H_CL);
+        s->resp.framing = WEFT_BODY_CHUNKED;
+    }
     if (stream_n_filters(s)) {
         sf_resp_headers(s, 0);
         if (s->retry_requested && do_retry(s))
