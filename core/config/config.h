@@ -149,6 +149,13 @@ typedef struct weft_cfg_listener {
     weft_cfg_filter *filters;  /* in YAML order: request path order */
     size_t n_filters;
     weft_cfg_h2 h2;
+    /* `tcp_proxy:` listeners forward opaque bytes to one cluster with no
+     * HTTP codec: they have no virtual hosts and no filters. */
+    bool is_tcp;
+    char *tcp_cluster;             /* cluster name (checked at load) */
+    uint64_t tcp_idle_timeout_ms;  /* no bytes either way; default 1 h; 0 = none */
+    uint32_t tcp_connect_attempts; /* endpoints tried per connection; default 1 */
+    weft_cfg_pos tcp_pos;          /* of the tcp_proxy mapping */
 } weft_cfg_listener;
 
 typedef struct weft_cfg_endpoint {

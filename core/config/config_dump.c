@@ -302,6 +302,13 @@ static void dump_listener(dw *d, int indent, const weft_cfg_listener *li)
     kv_u64(d, indent + 2, "initial_window_size", li->h2.initial_window_size);
     kv_u64(d, indent + 2, "max_frame_size", li->h2.max_frame_size);
     kv_u64(d, indent + 2, "max_header_list_size", li->h2.max_header_list_size);
+    if (li->is_tcp) {
+        open_map(d, indent, "tcp_proxy");
+        kv_str(d, indent + 2, "cluster", li->tcp_cluster ? li->tcp_cluster : "");
+        kv_ms(d, indent + 2, "idle_timeout", li->tcp_idle_timeout_ms);
+        kv_u64(d, indent + 2, "max_connect_attempts", li->tcp_connect_attempts);
+        return;
+    }
     dump_filters(d, indent, li);
     if (!open_list(d, indent, "virtual_hosts", li->n_vhosts))
         return;

@@ -1118,10 +1118,41 @@ static int load_h2(ld *L, const cy_node *n, weft_cfg_listener *li)
     return 0;
 }
 
+/* tcp_proxy: {cluster: NAME, idle_timeout: 1h, max_connect_attempts: 1},
+ * instead of virtual_hosts and filters (an opaque TCP listener has no
+ * HTTP codec for either to act on). */
+static int load_tcp_proxy(ld *L, const cy_node *listener, const cy_node *n, weft_cfg_listener *li)
+{
+    static const char *const keys[] = {"cluster", "idle_timeout", "max_connect_attempts", NULL};
+    static const char *const http_only[] = {"virtual_hosts", "filters", NULL};
+    char qb[96];
+    for (size_t i = 0; http_only[i]; i++) {
+        const cy_node *k = key_of(listener, http_only[i]);
+        if (k)
+            return cfg_fail(&L->c, k, "a tcp_proxy listener takes no \"%s\" (they apply to HTTP listeners)",
+                            http_only[i]);
+    }
+    if (check_map(L, n, "tcp_proxy", keys))
+        return -1;
+    li->is_tcp = true;
+    li->tcp_pos = (weft_cfg_pos){n->line, n->col};
+    li->tcp_idle_timeout_ms = 3600 * 1000;
+    li->tcp_connect_attempts = 1;
+    if (req_str(L, n, "cluster", &li->tcp_cluster, "tcp_proxy"))
+        return -1;
+    if (ns_get(&L->clusters, li->tcp_cluster) < 0)
+        return cfg_fail(&L->c, val(n, "cluster"), "tcp_proxy names unknown cluster %s",
+                        cfg_quote(qb, sizeof(qb), li->tcp_cluster));
+    if (get_duration(L, n, "idle_timeout", 0, &li->tcp_idle_timeout_ms) < 0 ||
+        get_u32(L, n, "max_connect_attempts", 1, 100, &li->tcp_connect_attempts) < 0)
+        return -1;
+    return 0;
+}
+
 static int load_listener(ld *L, const cy_node *n, size_t idx)
 {
     static const char *const keys[] = {"name", "address", "port", "limits", "virtual_hosts", "filters",
-                                       "http2", NULL};
+                                       "http2", "tcp_proxy", NULL};
     char qb[96];
     weft_config *cfg = L->cfg;
     weft_cfg_listener *li = &cfg->listeners[idx];
@@ -1166,6 +1197,9 @@ static int load_listener(ld *L, const cy_node *n, size_t idx)
         return -1;
     if (load_filters(L, n, li) || load_h2(L, n, li))
         return -1;
+    const cy_node *tp = val(n, "tcp_proxy");
+    if (tp)
+        return load_tcp_proxy(L, n, tp, li);
     const cy_node *vs;
     rc = get_seq(L, n, "virtual_hosts", &vs);
     if (rc < 0)
@@ -1460,6 +1494,7 @@ void weft_config_free(weft_config *cfg)
             free(vh->name);
         }
         free(li->vhosts);
+        free(li->tcp_cluster);
         free(li->name);
         free(li->address);
         for (size_t f = 0; li->filters && f < li->n_filters; f++) {

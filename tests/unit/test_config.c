@@ -124,7 +124,10 @@ static bool config_eq(const weft_config *a, const weft_config *b)
     for (size_t i = 0; i < a->n_listeners; i++) {
         const weft_cfg_listener *x = &a->listeners[i], *y = &b->listeners[i];
         if (!str_eq(x->name, y->name) || !str_eq(x->address, y->address) || x->port != y->port ||
-            !limits_eq(&x->limits, &y->limits) || x->n_vhosts != y->n_vhosts)
+            !limits_eq(&x->limits, &y->limits) || x->n_vhosts != y->n_vhosts ||
+            x->is_tcp != y->is_tcp || !str_eq(x->tcp_cluster, y->tcp_cluster) ||
+            x->tcp_idle_timeout_ms != y->tcp_idle_timeout_ms ||
+            x->tcp_connect_attempts != y->tcp_connect_attempts)
             return false;
         for (size_t v = 0; v < x->n_vhosts; v++) {
             const weft_cfg_vhost *p = &x->vhosts[v], *q = &y->vhosts[v];
@@ -1099,6 +1102,112 @@ static void test_error_clusters(void **state)
 
 /* A big generated config (as weftd produces for an outbound sidecar):
  * loads, and a duplicate at the very end is still found and placed. */
+/* ------------------------------------------------------- tcp_proxy */
+
+static const char TCP[] =
+    "admin: {port: 15001}\n"
+    "clusters:\n"
+    "  - name: redis\n"
+    "    endpoints: [{address: 127.0.0.1, port: 6379}]\n"
+    "    connect_timeout: 250ms\n"
+    "listeners:\n"
+    "  - name: http\n"
+    "    port: 8080\n"
+    "  - name: redis-in\n"
+    "    address: 127.0.0.1\n"
+    "    port: 7000\n"
+    "    limits: {buffer_high_watermark: 64KiB, max_connections: 10}\n"
+    "    tcp_proxy:\n"
+    "      cluster: redis\n"
+    "      idle_timeout: 90s\n"
+    "      max_connect_attempts: 3\n"
+    "  - name: defaults\n"
+    "    port: 7001\n"
+    "    tcp_proxy: {cluster: redis}\n";
+
+static void test_tcp_proxy(void **state)
+{
+    (void)state;
+    weft_config_error err;
+    weft_config *cfg = load(TCP, &err);
+    if (!cfg)
+        fail_msg("%s", err.msg);
+    assert_int_equal(cfg->n_listeners, 3);
+    const weft_cfg_listener *h = &cfg->listeners[0], *t = &cfg->listeners[1], *d = &cfg->listeners[2];
+    assert_false(h->is_tcp);
+    assert_null(h->tcp_cluster);
+    assert_true(t->is_tcp);
+    assert_string_equal(t->tcp_cluster, "redis");
+    assert_int_equal(t->tcp_idle_timeout_ms, 90000);
+    assert_int_equal(t->tcp_connect_attempts, 3);
+    assert_int_equal(t->tcp_pos.line, 14);
+    assert_int_equal(t->tcp_pos.col, 7);
+    assert_int_equal(t->limits.buffer_high_watermark, 64 * 1024);
+    assert_int_equal(t->n_vhosts, 0);
+    assert_int_equal(t->n_filters, 0);
+    assert_true(d->is_tcp);
+    assert_string_equal(d->tcp_cluster, "redis");
+    assert_int_equal(d->tcp_idle_timeout_ms, 3600 * 1000);
+    assert_int_equal(d->tcp_connect_attempts, 1);
+    assert_round_trip(cfg);
+    char *text = dump_to_string(cfg);
+    assert_non_null(strstr(text, "    tcp_proxy:\n"
+                                 "      cluster: \"redis\"\n"
+                                 "      idle_timeout: 90000ms\n"
+                                 "      max_connect_attempts: 3\n"));
+    free(text);
+    weft_config_free(cfg);
+
+    /* idle_timeout: 0 turns the idle timeout off */
+    cfg = load("clusters: [{name: c, endpoints: [{address: 127.0.0.1, port: 1}]}]\n"
+               "listeners: [{name: t, port: 7000, tcp_proxy: {cluster: c, idle_timeout: 0}}]\n",
+               &err);
+    if (!cfg)
+        fail_msg("%s", err.msg);
+    assert_int_equal(cfg->listeners[0].tcp_idle_timeout_ms, 0);
+    assert_round_trip(cfg);
+    weft_config_free(cfg);
+}
+
+#define TCP_CLUSTER "clusters: [{name: c, endpoints: [{address: 127.0.0.1, port: 1}]}]\n"
+
+static void test_error_tcp_proxy(void **state)
+{
+    (void)state;
+    expect_error(TCP_CLUSTER "listeners:\n"
+                             "  - name: t\n"
+                             "    port: 7000\n"
+                             "    tcp_proxy: {cluster: x}\n",
+                 "weft.yaml:5:26: tcp_proxy names unknown cluster \"x\"");
+    expect_error(TCP_CLUSTER "listeners:\n"
+                             "  - name: t\n"
+                             "    port: 7000\n"
+                             "    virtual_hosts: [{name: v}]\n"
+                             "    tcp_proxy: {cluster: c}\n",
+                 "weft.yaml:5:5: a tcp_proxy listener takes no \"virtual_hosts\" "
+                 "(they apply to HTTP listeners)");
+    expect_error(TCP_CLUSTER "listeners:\n"
+                             "  - name: t\n"
+                             "    port: 7000\n"
+                             "    tcp_proxy: {cluster: c}\n"
+                             "    filters: [{name: authz}]\n",
+                 "weft.yaml:6:5: a tcp_proxy listener takes no \"filters\" "
+                 "(they apply to HTTP listeners)");
+    expect_error(TCP_CLUSTER "listeners: [{name: t, port: 7000, tcp_proxy: {idle_timeout: 1h}}]\n",
+                 "weft.yaml:2:46: tcp_proxy is missing \"cluster\"");
+    expect_error(TCP_CLUSTER "listeners: [{name: t, port: 7000, tcp_proxy: {cluster: c, retries: 2}}]\n",
+                 "weft.yaml:2:59: unknown key \"retries\"");
+    expect_error(TCP_CLUSTER "listeners: [{name: t, port: 7000, tcp_proxy: {cluster: c, idle_timout: 1s}}]\n",
+                 "weft.yaml:2:59: unknown key \"idle_timout\" (did you mean \"idle_timeout\"?)");
+    expect_error(TCP_CLUSTER
+                 "listeners: [{name: t, port: 7000, tcp_proxy: {cluster: c, max_connect_attempts: 0}}]\n",
+                 "weft.yaml:2:81: max_connect_attempts must be between 1 and 100, got 0");
+    expect_error(TCP_CLUSTER "listeners: [{name: t, port: 7000, tcp_proxy: {cluster: c, idle_timeout: soon}}]\n",
+                 "weft.yaml:2:73: expected a duration like \"250ms\", got \"soon\"");
+    expect_error(TCP_CLUSTER "listeners: [{name: t, port: 7000, tcp_proxy: [c]}]\n",
+                 "weft.yaml:2:46: expected a mapping for tcp_proxy, got a list");
+}
+
 static void test_large_config(void **state)
 {
     (void)state;
@@ -1158,6 +1267,8 @@ int main(void)
         cmocka_unit_test(test_error_listeners),
         cmocka_unit_test(test_error_routes),
         cmocka_unit_test(test_error_clusters),
+        cmocka_unit_test(test_tcp_proxy),
+        cmocka_unit_test(test_error_tcp_proxy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
