@@ -139,3 +139,38 @@ void weft_access_log_write(int fd, const weft_stream *s)
     ssize_t w = write(fd, line, n);
     (void)w;
 }
+
+void weft_access_log_write_tcp(int fd, const weft_tcp_log_entry *e)
+{
+    if (fd < 0)
+        return;
+    /* Four string fields at FIELD_MAX, fully escaped, still fit. */
+    static _Thread_local char line[32 * 1024];
+    size_t cap = sizeof(line) - 2, n = 0;
+    uint64_t wall = weft_wall_ms();
+    time_t secs = (time_t)(wall / 1000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    char flags[64];
+    weft_response_flags_str(e->flags, flags, sizeof(flags));
+    n = put(line, cap, n, "{\"time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03uZ\"", tm.tm_year + 1900,
+            tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (unsigned)(wall % 1000));
+    n = put(line, cap, n, ",\"protocol\":\"TCP\",\"response_flags\":\"%s\"", flags);
+    n = put(line, cap, n, ",\"bytes_received\":%llu,\"bytes_sent\":%llu,\"duration_ms\":%.3f",
+            (unsigned long long)e->bytes_received, (unsigned long long)e->bytes_sent,
+            (double)e->duration_us / 1000.0);
+    n = put(line, cap, n, ",\"upstream_host\":");
+    n = json_str(line, cap, n, weft_sv_from(e->upstream_host ? e->upstream_host : ""));
+    n = put(line, cap, n, ",\"upstream_cluster\":");
+    n = json_str(line, cap, n, weft_sv_from(e->upstream_cluster ? e->upstream_cluster : ""));
+    n = put(line, cap, n, ",\"downstream_remote\":");
+    n = json_str(line, cap, n, weft_sv_from(e->downstream_remote ? e->downstream_remote : ""));
+    n = put(line, cap, n, ",\"listener\":");
+    n = json_str(line, cap, n, weft_sv_from(e->listener ? e->listener : ""));
+    if (n > cap - 1)
+        n = cap - 1;
+    line[n++] = '}';
+    line[n++] = '\n';
+    ssize_t w = write(fd, line, n);
+    (void)w;
+}

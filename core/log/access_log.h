@@ -10,6 +10,20 @@
 typedef struct weft_stream weft_stream;
 
 void weft_access_log_write(int fd, const weft_stream *s);
+/* One opaque TCP connection (tcp_proxy listeners), logged at close. */
+typedef struct weft_tcp_log_entry {
+    const char *listener;
+    const char *downstream_remote; /* peer IP */
+    const char *upstream_host;     /* "ip:port", "" when none was connected */
+    const char *upstream_cluster;
+    uint64_t bytes_received;       /* from downstream */
+    uint64_t bytes_sent;           /* to downstream */
+    uint64_t duration_us;
+    uint32_t flags;                /* WEFT_RF_* (UH, UF, UC, DC, SI) */
+} weft_tcp_log_entry;
+
+void weft_access_log_write_tcp(int fd, const weft_tcp_log_entry *e);
+
 /* "UT,UC" style list of the flags, "-" when none. */
 size_t weft_response_flags_str(uint32_t flags, char *out, size_t cap);
 

@@ -13,6 +13,7 @@
 
 #include "http/h1/h1_codec.h"
 #include "filter/transport.h"
+#include "http/h2/h2_downstream.h"
 #include "http/stream.h"
 #include "loop/ltimer.h"
 #include "net/conn.h"
@@ -46,6 +47,8 @@ struct weft_dconn {
                              transport chain lives there) */
     struct weft_connection tc;  /* facts + transport filter state */
     struct event ev_tx;   /* runs the transport chain on codec output */
+    weft_h2_session *h2;  /* set when the connection speaks HTTP/2 */
+    bool sniffed;         /* the protocol was decided (preface or not) */
 };
 
 /* With transport filters the codec reads and writes the top of the
@@ -255,11 +258,80 @@ static void protocol_error(weft_dconn *dc)
     }
 }
 
+/* ---------- HTTP/2 (the connection began with the h2 preface) ---------- */
+
+static struct evbuffer *h2_out(void *ctx) { return dc_out(ctx); }
+static weft_listener_snap *h2_listener(void *ctx)
+{
+    weft_dconn *dc = ctx;
+    return dc->w->draining ? NULL : find_listener(dc->w->cur, dc->listener_name);
+}
+static const weft_conn_facts *h2_facts(void *ctx) { return &((weft_dconn *)ctx)->tc.facts; }
+static void h2_activity(void *ctx)
+{
+    weft_dconn *dc = ctx;
+    arm_timer(dc, dc->idle_timeout_ms);
+}
+static void h2_finished(void *ctx)
+{
+    weft_dconn *dc = ctx;
+    dc->closing = true;
+    schedule(dc);
+}
+
+/* Decides HTTP/1.1 or HTTP/2 from the first bytes: ALPN "h2" from a
+ * transport filter, or the client preface (h2c with prior knowledge).
+ * Returns false while it cannot tell yet. */
+static bool sniff(weft_dconn *dc)
+{
+    struct evbuffer *in = dc_in(dc);
+    const char *alpn = dc->tc.facts.alpn;
+    bool h2 = alpn && strcmp(alpn, "h2") == 0;
+    if (!h2 && !(alpn && *alpn)) {
+        char head[WEFT_H2_PREFACE_LEN];
+        size_t n = evbuffer_copyout(in, head, sizeof(head)) > 0 ? (size_t)evbuffer_get_length(in) : 0;
+        if (n > sizeof(head))
+            n = sizeof(head);
+        if (n && weft_h2_is_preface_prefix(head, n)) {
+            if (n < WEFT_H2_PREFACE_LEN)
+                return false; /* a prefix so far: wait for the rest */
+            h2 = true;
+        }
+    }
+    dc->sniffed = true;
+    if (!h2)
+        return true;
+    weft_listener_snap *lst = find_listener(dc->w->cur, dc->listener_name);
+    weft_h2_session_host host = {
+        .ctx = dc, .w = dc->w, .out = h2_out, .listener = h2_listener, .facts = h2_facts,
+        .activity = h2_activity, .finished = h2_finished, .peer_ip = dc->peer_ip,
+    };
+    dc->h2 = lst ? weft_h2_session_new(&host, lst->cfg) : NULL;
+    if (!dc->h2)
+        dc->reset_now = true;
+    return true;
+}
+
 static void dconn_process(weft_dconn *dc)
 {
     struct evbuffer *in = dc_in(dc);
     if (dc->in_process)
         return;
+    if (!dc->sniffed && evbuffer_get_length(in) && !sniff(dc))
+        return;
+    if (dc->h2 || dc->reset_now) {
+        if (dc->reset_now) {
+            schedule(dc);
+            return;
+        }
+        dc->in_process = true;
+        if (weft_h2_session_recv(dc->h2, in) != 0) {
+            dc->closing = true;
+            schedule(dc);
+        }
+        dc->in_process = false;
+        return;
+    }
     dc->in_process = true;
     while (!dc->closing && !dc->reset_now && !dc->read_paused && !dc->exchange_done &&
            (evbuffer_get_length(in) || (dc->stream.active && weft_h1_parser_needs_feed(dc->parser)))) {
@@ -317,6 +389,12 @@ static void maybe_close(weft_dconn *dc)
         dconn_free(dc);
         return;
     }
+    if (dc->h2) {
+        if (dc->closing && evbuffer_get_length(dc_out(dc)) == 0 &&
+            evbuffer_get_length(weft_conn_output(dc->conn)) == 0)
+            dconn_free(dc);
+        return;
+    }
     if (dc->closing && !dc->stream.active && evbuffer_get_length(dc_out(dc)) == 0 &&
         evbuffer_get_length(weft_conn_output(dc->conn)) == 0)
         close_or_linger(dc);
@@ -372,6 +450,8 @@ static void on_read(void *arg)
 static void on_write(void *arg)
 {
     weft_dconn *dc = arg;
+    if (dc->h2)
+        weft_h2_session_flush(dc->h2);
     if (dc->stream.active)
         weft_stream_on_downstream_writable(&dc->stream);
     maybe_close(dc);
@@ -389,6 +469,16 @@ static const weft_conn_cbs dconn_cbs = {on_read, on_write, on_event};
 static void on_timer(void *arg)
 {
     weft_dconn *dc = arg;
+    if (dc->h2 && !dc->lingering) {
+        /* Idle means no stream running and no frame moved for the idle
+         * timeout (this also ends a client that never opens its window). */
+        if (weft_h2_session_active(dc->h2) && evbuffer_get_length(weft_conn_output(dc->conn)) == 0) {
+            arm_timer(dc, dc->idle_timeout_ms);
+            return;
+        }
+        dconn_free(dc);
+        return;
+    }
     if (dc->lingering || !dc->stream.active || !dc->head_timer ||
         !weft_h1_parser_in_message(dc->parser)) {
         dconn_free(dc); /* keep-alive idle, or lingering done */
@@ -413,6 +503,9 @@ static void dconn_free(weft_dconn *dc)
         if (!dc->stream.t_end_us)
             weft_stream_on_downstream_reset(&dc->stream, WEFT_RF_DC);
     }
+    if (dc->h2)
+        weft_h2_session_free(dc->h2);
+    dc->h2 = NULL;
     weft_stream_destroy(&dc->stream);
     if (dc->tc.magic)
         weft_transport_close(&dc->tc);
@@ -557,9 +650,13 @@ void weft_dconn_drain_all(weft_worker *w)
     weft_dconn *dc = w->conns;
     while (dc) {
         weft_dconn *next = dc->next;
-        dc->closing = true;
-        if (!dc->stream.active)
-            schedule(dc);
+        if (dc->h2) {
+            weft_h2_session_drain(dc->h2); /* GOAWAY; finishes when streams end */
+        } else {
+            dc->closing = true;
+            if (!dc->stream.active)
+                schedule(dc);
+        }
         dc = next;
     }
 }

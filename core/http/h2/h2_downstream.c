@@ -1,0 +1,677 @@
+/* h2_downstream.c: HTTP/2 server sessions on nghttp2 (see h2_downstream.h).
+ *
+ * Lifetimes: an h2s (one HTTP/2 stream) embeds its weft_stream. It is freed
+ * when both sides are over: weft finished the exchange (done(), handled on
+ * the reap event, outside any callback chain) and nghttp2 closed the
+ * stream (on_stream_close). Response body waits in h2s->out until nghttp2
+ * pulls it through the data provider, within the peer's flow-control
+ * window; request body is acknowledged (WINDOW_UPDATE) only once the
+ * upstream side took it, so a slow upstream slows the client down. */
+#include "http/h2/h2_downstream.h"
+
+#include "http/h1/h1_codec.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <nghttp2/nghttp2.h>
+
+#define H2_CONN_WINDOW (16 * 1024 * 1024)
+#define FLOOD_WINDOW_MS 1000
+#define FLOOD_PINGS 200
+#define FLOOD_SETTINGS 100
+#define FLOOD_EMPTY_DATA 200
+
+typedef struct h2s h2s;
+
+struct h2s {
+    weft_stream s;
+    weft_h2_session *h;
+    int32_t id;
+    weft_req_head req;
+    weft_hdrs *trailers_in;
+    struct evbuffer *out;       /* response body not yet framed */
+    nghttp2_nv *trailers;       /* response trailers, copied at send_end */
+    size_t n_trailers;
+    char cookie_sep_done;
+    char status[4];
+    size_t hdr_bytes;
+    size_t unconsumed;          /* request body bytes not acknowledged yet */
+    bool begun;                 /* weft_stream_begin ran */
+    bool head_done;
+    bool too_large;
+    bool provider;              /* response submitted with a data provider */
+    bool out_end;
+    bool deferred;
+    bool read_paused;
+    bool want_writable;
+    bool ng_closed;
+    bool weft_done;
+    bool reaped;                /* weft_stream_end ran */
+    h2s *prev, *next;           /* all streams of the session */
+    h2s *reap_next;
+};
+
+struct weft_h2_session {
+    nghttp2_session *ng;
+    weft_h2_session_host host;
+    uint32_t max_header_list;
+    uint32_t hw;                /* output high watermark */
+    h2s *streams;
+    h2s *reap;
+    size_t active;
+    struct event ev_flush;
+    struct event ev_reap;
+    uint64_t flood_window_start;
+    uint32_t pings, settings, empty_data;
+    bool dead;
+    bool draining;
+    bool finished_told;
+};
+
+static void schedule_flush(weft_h2_session *h) { event_active(&h->ev_flush, EV_TIMEOUT, 0); }
+
+bool weft_h2_is_preface_prefix(const char *p, size_t len)
+{
+    static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    size_t n = len < WEFT_H2_PREFACE_LEN ? len : WEFT_H2_PREFACE_LEN;
+    return memcmp(p, preface, n) == 0;
+}
+
+/* ---------- weft_downstream_ops ---------- */
+
+static h2s *st_of(weft_stream *s) { return (h2s *)s->ds; }
+
+static bool connection_specific(weft_sv n)
+{
+    static const char *const names[] = {"connection", "keep-alive", "proxy-connection", "transfer-encoding",
+                                        "upgrade"};
+    for (size_t i = 0; i < WEFT_ARRAY_LEN(names); i++)
+        if (weft_sv_eq(n, weft_sv_from(names[i])))
+            return true;
+    return false;
+}
+
+static ssize_t data_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t len, uint32_t *flags,
+                         nghttp2_data_source *src, void *ud);
+
+static void op_send_head(weft_stream *s, weft_resp_head *h, bool end_stream)
+{
+    h2s *st = st_of(s);
+    weft_h2_session *hs = st->h;
+    size_t cap = (size_t)h->headers.n + 1;
+    nghttp2_nv *nva = weft_arena_alloc(&s->arena, cap * sizeof(*nva));
+    if (!nva) {
+        nghttp2_submit_rst_stream(hs->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
+        schedule_flush(hs);
+        return;
+    }
+    snprintf(st->status, sizeof(st->status), "%03u", h->status % 1000);
+    size_t n = 0;
+    nva[n++] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)st->status, 7, 3, NGHTTP2_NV_FLAG_NONE};
+    for (uint32_t i = 0; i < h->headers.n; i++) {
+        const weft_hdr *x = &h->headers.v[i];
+        if (connection_specific(x->name))
+            continue;
+        if (weft_sv_eq(x->name, WEFT_SV_LIT("te")) && !weft_sv_ieq_cstr(x->value, "trailers"))
+            continue;
+        nva[n++] = (nghttp2_nv){(uint8_t *)x->name.p, (uint8_t *)x->value.p, x->name.len, x->value.len,
+                                NGHTTP2_NV_FLAG_NONE};
+    }
+    int rv;
+    if (end_stream || s->head_request) {
+        rv = nghttp2_submit_response(hs->ng, st->id, nva, n, NULL);
+        st->out_end = true;
+    } else {
+        nghttp2_data_provider prd = {.source.ptr = st, .read_callback = data_read};
+        st->provider = true;
+        rv = nghttp2_submit_response(hs->ng, st->id, nva, n, &prd);
+    }
+    if (rv != 0)
+        nghttp2_submit_rst_stream(hs->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
+    schedule_flush(hs);
+}
+
+static void op_send_continue(weft_stream *s) { (void)s; /* HTTP/2 clients do not wait for 100 */ }
+
+static void kick(h2s *st)
+{
+    if (st->deferred && !st->ng_closed) {
+        st->deferred = false;
+        nghttp2_session_resume_data(st->h->ng, st->id);
+    }
+    schedule_flush(st->h);
+}
+
+static void op_send_body(weft_stream *s, const char *p, size_t n)
+{
+    h2s *st = st_of(s);
+    if (!n || !st->provider)
+        return;
+    evbuffer_add(st->out, p, n);
+    kick(st);
+}
+
+static void op_send_end(weft_stream *s, weft_hdrs *trailers)
+{
+    h2s *st = st_of(s);
+    if (!st->provider || st->out_end)
+        return;
+    st->out_end = true;
+    if (trailers && trailers->n) {
+        /* Copied now: the stream's arena may be gone when nghttp2 reaches
+         * the end of the body and sends them. One block: nva then bytes. */
+        size_t bytes = 0;
+        for (uint32_t i = 0; i < trailers->n; i++)
+            bytes += trailers->v[i].name.len + trailers->v[i].value.len;
+        char *mem = malloc(trailers->n * sizeof(nghttp2_nv) + bytes);
+        if (mem) {
+            nghttp2_nv *nva = (nghttp2_nv *)mem;
+            char *q = mem + trailers->n * sizeof(nghttp2_nv);
+            size_t k = 0;
+            for (uint32_t i = 0; i < trailers->n; i++) {
+                const weft_hdr *x = &trailers->v[i];
+                if (connection_specific(x->name))
+                    continue;
+                memcpy(q, x->name.p, x->name.len);
+                nva[k].name = (uint8_t *)q;
+                nva[k].namelen = x->name.len;
+                q += x->name.len;
+                memcpy(q, x->value.p, x->value.len);
+                nva[k].value = (uint8_t *)q;
+                nva[k].valuelen = x->value.len;
+                nva[k].flags = NGHTTP2_NV_FLAG_NONE;
+                q += x->value.len;
+                k++;
+            }
+            st->trailers = nva;
+            st->n_trailers = k;
+        }
+    }
+    kick(st);
+}
+
+static size_t op_pending_out(weft_stream *s) { return evbuffer_get_length(st_of(s)->out); }
+
+static void op_pause_read(weft_stream *s) { st_of(s)->read_paused = true; }
+
+static void op_resume_read(weft_stream *s)
+{
+    h2s *st = st_of(s);
+    st->read_paused = false;
+    if (st->unconsumed && !st->ng_closed) {
+        nghttp2_session_consume(st->h->ng, st->id, st->unconsumed);
+        st->unconsumed = 0;
+    }
+    schedule_flush(st->h);
+}
+
+static void op_done(weft_stream *s)
+{
+    h2s *st = st_of(s);
+    if (st->weft_done)
+        return;
+    st->weft_done = true;
+    st->h->active--;
+    st->reap_next = st->h->reap;
+    st->h->reap = st;
+    event_active(&st->h->ev_reap, EV_TIMEOUT, 0);
+}
+
+static void op_reset(weft_stream *s)
+{
+    h2s *st = st_of(s);
+    if (!st->ng_closed)
+        nghttp2_submit_rst_stream(st->h->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
+    schedule_flush(st->h);
+}
+
+static const weft_conn_facts *op_facts(weft_stream *s) { return st_of(s)->h->host.facts(st_of(s)->h->host.ctx); }
+
+static const weft_downstream_ops h2_ops = {
+    .send_head = op_send_head,
+    .send_continue = op_send_continue,
+    .send_body = op_send_body,
+    .send_end = op_send_end,
+    .pending_out = op_pending_out,
+    .pause_read = op_pause_read,
+    .resume_read = op_resume_read,
+    .done = op_done,
+    .reset = op_reset,
+    .facts = op_facts,
+};
+
+/* ---------- stream objects ---------- */
+
+static void st_free(h2s *st)
+{
+    weft_h2_session *h = st->h;
+    if (st->prev)
+        st->prev->next = st->next;
+    else
+        h->streams = st->next;
+    if (st->next)
+        st->next->prev = st->prev;
+    weft_stream_destroy(&st->s);
+    evbuffer_free(st->out);
+    free(st->trailers);
+    free(st);
+}
+
+/* Ends the weft side (outside callbacks) and frees streams nghttp2 is done
+ * with too. */
+static void on_reap(evutil_socket_t fd, short what, void *arg)
+{
+    weft_h2_session *h = arg;
+    while (h->reap) {
+        h2s *st = h->reap;
+        h->reap = st->reap_next;
+        if (!st->reaped) {
+            st->reaped = true;
+            weft_stream_end(&st->s);
+        }
+        if (st->ng_closed)
+            st_free(st);
+    }
+    schedule_flush(h);
+}
+
+static ssize_t data_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t len, uint32_t *flags,
+                         nghttp2_data_source *src, void *ud)
+{
+    h2s *st = src->ptr;
+    size_t have = evbuffer_get_length(st->out);
+    if (!have && !st->out_end) {
+        st->deferred = true;
+        return NGHTTP2_ERR_DEFERRED;
+    }
+    int n = have ? evbuffer_remove(st->out, buf, len) : 0;
+    if (n < 0)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    if (st->out_end && evbuffer_get_length(st->out) == 0) {
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+        if (st->trailers && st->n_trailers) {
+            *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+            nghttp2_submit_trailer(ng, id, st->trailers, st->n_trailers);
+        }
+    }
+    if (n > 0 && !st->reaped && st->s.active)
+        st->want_writable = true; /* the stream may resume its upstream */
+    return n;
+}
+
+/* ---------- nghttp2 callbacks ---------- */
+
+static int cb_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
+{
+    weft_h2_session *h = ud;
+    if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return 0;
+    weft_listener_snap *lst = h->draining ? NULL : h->host.listener(h->host.ctx);
+    if (!lst) {
+        nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, f->hd.stream_id, NGHTTP2_REFUSED_STREAM);
+        return 0;
+    }
+    h2s *st = calloc(1, sizeof(*st));
+    if (!st || !(st->out = evbuffer_new())) {
+        free(st);
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+    st->h = h;
+    st->id = f->hd.stream_id;
+    weft_stream_init(&st->s, h->host.w, &h2_ops, st);
+    st->s.peer_ip = h->host.peer_ip;
+    const weft_conn_facts *facts = h->host.facts(h->host.ctx);
+    st->s.tls = facts && facts->tls;
+    weft_stream_begin(&st->s, lst, h->host.w->cur);
+    st->begun = true;
+    weft_req_head *r = &st->req;
+    weft_hdrs_init(&r->headers, &st->s.arena);
+    r->content_length = -1;
+    r->http_minor = 1;
+    r->keep_alive = true;
+    st->next = h->streams;
+    if (h->streams)
+        h->streams->prev = st;
+    h->streams = st;
+    h->active++;
+    nghttp2_session_set_stream_user_data(ng, st->id, st);
+    return 0;
+}
+
+static weft_sv arena_copy(weft_arena *a, const uint8_t *p, size_t n)
+{
+    char *c = weft_arena_strndup(a, (const char *)p, n);
+    return (weft_sv){c ? c : "", c ? n : 0};
+}
+
+static int cb_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name, size_t namelen,
+                     const uint8_t *value, size_t valuelen, uint8_t flags, void *ud)
+{
+    weft_h2_session *h = ud;
+    h2s *st = nghttp2_session_get_stream_user_data(ng, f->hd.stream_id);
+    if (!st || !st->s.active || st->reaped)
+        return 0;
+    st->hdr_bytes += namelen + valuelen + 32; /* RFC 9113 6.5.2 accounting */
+    if (st->hdr_bytes > h->max_header_list) {
+        st->too_large = true;
+        return 0;
+    }
+    if (f->headers.cat == NGHTTP2_HCAT_HEADERS) {
+        if (!st->trailers_in) {
+            st->trailers_in = weft_arena_alloc(&st->s.arena, sizeof(weft_hdrs));
+            if (!st->trailers_in)
+                return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+            weft_hdrs_init(st->trailers_in, &st->s.arena);
+        }
+        weft_hdrs_add(st->trailers_in, (weft_sv){(const char *)name, namelen},
+                      (weft_sv){(const char *)value, valuelen});
+        return 0;
+    }
+    weft_req_head *r = &st->req;
+    weft_sv n = {(const char *)name, namelen};
+    if (namelen && name[0] == ':') {
+        if (weft_sv_eq(n, WEFT_SV_LIT(":method")))
+            r->method = arena_copy(&st->s.arena, value, valuelen);
+        else if (weft_sv_eq(n, WEFT_SV_LIT(":path")))
+            r->target = arena_copy(&st->s.arena, value, valuelen);
+        else if (weft_sv_eq(n, WEFT_SV_LIT(":authority")))
+            r->authority = arena_copy(&st->s.arena, value, valuelen);
+        return 0; /* :scheme, :protocol: nothing to keep */
+    }
+    if (weft_sv_eq(n, WEFT_SV_LIT("cookie"))) {
+        /* HTTP/2 splits cookies (RFC 9113 8.2.3); HTTP/1.1 upstreams want
+         * one header: join with "; ". */
+        const weft_sv *old = weft_hdrs_get(&r->headers, n);
+        if (old) {
+            size_t len = old->len + 2 + valuelen;
+            char *c = weft_arena_alloc(&st->s.arena, len);
+            if (!c)
+                return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+            memcpy(c, old->p, old->len);
+            memcpy(c + old->len, "; ", 2);
+            memcpy(c + old->len + 2, value, valuelen);
+            weft_hdrs_set(&r->headers, n, (weft_sv){c, len});
+            return 0;
+        }
+    }
+    if (weft_hdrs_add(&r->headers, n, (weft_sv){(const char *)value, valuelen}) != 0)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    return 0;
+}
+
+static int method_id(weft_sv m)
+{
+    static const struct { const char *name; int id; } ids[] = {
+        {"GET", HTTP_GET}, {"HEAD", HTTP_HEAD}, {"POST", HTTP_POST}, {"PUT", HTTP_PUT},
+        {"DELETE", HTTP_DELETE}, {"CONNECT", HTTP_CONNECT}, {"OPTIONS", HTTP_OPTIONS},
+        {"TRACE", HTTP_TRACE}, {"PATCH", HTTP_PATCH},
+    };
+    for (size_t i = 0; i < WEFT_ARRAY_LEN(ids); i++)
+        if (weft_sv_eq(m, weft_sv_from(ids[i].name)))
+            return ids[i].id;
+    return HTTP_GET;
+}
+
+/* The request head is complete: what HTTP/1.1 would have parsed. */
+static void deliver_head(h2s *st, bool end_stream)
+{
+    weft_req_head *r = &st->req;
+    st->head_done = true;
+    if (st->too_large) {
+        st->s.req = r;
+        weft_stream_local_reply(&st->s, 431, "h2_header_list_too_large", WEFT_RF_DPE, NULL);
+        st->s.req_done = true;
+        weft_stream_on_req_end(&st->s, NULL);
+        return;
+    }
+    r->method_id = method_id(r->method);
+    const char *q = r->target.len ? memchr(r->target.p, '?', r->target.len) : NULL;
+    r->path = (weft_sv){r->target.p, q ? (size_t)(q - r->target.p) : r->target.len};
+    r->query = q ? (weft_sv){q + 1, r->target.len - (size_t)(q - r->target.p) - 1} : (weft_sv){"", 0};
+    const weft_sv *host = weft_hdrs_get(&r->headers, WEFT_SV_LIT("host"));
+    if (!r->authority.len && host)
+        r->authority = *host;
+    const weft_sv *cl = weft_hdrs_get(&r->headers, WEFT_SV_LIT("content-length"));
+    if (end_stream) {
+        r->framing = WEFT_BODY_NONE;
+    } else if (cl) {
+        r->framing = WEFT_BODY_LENGTH;
+        r->content_length = strtoll(cl->p, NULL, 10); /* nghttp2 checked it is a number */
+    } else {
+        r->framing = WEFT_BODY_CHUNKED;
+    }
+    weft_stream_on_req_head(&st->s, r);
+    if (end_stream && st->s.active && !st->s.req_done)
+        weft_stream_on_req_end(&st->s, NULL);
+}
+
+static bool flood(weft_h2_session *h, uint32_t *counter, uint32_t limit)
+{
+    uint64_t now = weft_now_ms();
+    if (now - h->flood_window_start > FLOOD_WINDOW_MS) {
+        h->flood_window_start = now;
+        h->pings = h->settings = h->empty_data = 0;
+    }
+    if (++*counter <= limit)
+        return false;
+    WEFT_WARN("http2: %s from %s: too many control frames, closing", "flood", h->host.peer_ip);
+    nghttp2_session_terminate_session(h->ng, NGHTTP2_ENHANCE_YOUR_CALM);
+    return true;
+}
+
+static int cb_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
+{
+    weft_h2_session *h = ud;
+    h->host.activity(h->host.ctx);
+    bool end = (f->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+    switch (f->hd.type) {
+    case NGHTTP2_PING:
+        if (!(f->hd.flags & NGHTTP2_FLAG_ACK))
+            flood(h, &h->pings, FLOOD_PINGS);
+        return 0;
+    case NGHTTP2_SETTINGS:
+        if (!(f->hd.flags & NGHTTP2_FLAG_ACK))
+            flood(h, &h->settings, FLOOD_SETTINGS);
+        return 0;
+    case NGHTTP2_HEADERS: {
+        h2s *st = nghttp2_session_get_stream_user_data(ng, f->hd.stream_id);
+        if (!st || st->reaped)
+            return 0;
+        if (f->headers.cat == NGHTTP2_HCAT_REQUEST) {
+            deliver_head(st, end);
+        } else if (end && st->s.active && !st->s.req_done) {
+            weft_stream_on_req_end(&st->s, st->trailers_in);
+        }
+        return 0;
+    }
+    case NGHTTP2_DATA: {
+        if (f->hd.length == 0 && !end && flood(h, &h->empty_data, FLOOD_EMPTY_DATA))
+            return 0;
+        h2s *st = nghttp2_session_get_stream_user_data(ng, f->hd.stream_id);
+        if (end && st && !st->reaped && st->s.active && !st->s.req_done)
+            weft_stream_on_req_end(&st->s, NULL);
+        return 0;
+    }
+    default:
+        return 0;
+    }
+}
+
+static int cb_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t *data, size_t len,
+                         void *ud)
+{
+    weft_h2_session *h = ud;
+    h2s *st = nghttp2_session_get_stream_user_data(ng, id);
+    if (!st || st->reaped || !st->s.active || st->s.req_done) {
+        nghttp2_session_consume(ng, id, len); /* nobody wants it: free the window */
+        return 0;
+    }
+    weft_stream_on_req_body(&st->s, (const char *)data, len);
+    if (st->read_paused)
+        st->unconsumed += len; /* acknowledged when the upstream catches up */
+    else
+        nghttp2_session_consume(ng, id, len);
+    (void)h;
+    return 0;
+}
+
+static int cb_stream_close(nghttp2_session *ng, int32_t id, uint32_t error, void *ud)
+{
+    weft_h2_session *h = ud;
+    h2s *st = nghttp2_session_get_stream_user_data(ng, id);
+    if (!st)
+        return 0;
+    nghttp2_session_set_stream_user_data(ng, id, NULL);
+    st->ng_closed = true;
+    if (!st->weft_done && st->s.active && !st->s.t_end_us)
+        weft_stream_on_downstream_reset(&st->s, WEFT_RF_DC); /* finishes -> done */
+    if (st->weft_done && st->reaped)
+        st_free(st);
+    else if (!st->weft_done) {
+        /* Not finished by the reset (never began): nothing more will come. */
+        op_done(&st->s);
+    }
+    (void)h;
+    return 0;
+}
+
+/* ---------- session ---------- */
+
+static void on_flush(evutil_socket_t fd, short what, void *arg) { weft_h2_session_flush(arg); }
+
+weft_h2_session *weft_h2_session_new(const weft_h2_session_host *host, const weft_cfg_listener *lc)
+{
+    weft_h2_session *h = calloc(1, sizeof(*h));
+    if (!h)
+        return NULL;
+    h->host = *host;
+    h->max_header_list = lc->h2.max_header_list_size ? lc->h2.max_header_list_size : lc->limits.max_header_bytes;
+    h->hw = lc->limits.buffer_high_watermark ? lc->limits.buffer_high_watermark : 1024 * 1024;
+    event_assign(&h->ev_flush, host->w->base, -1, 0, on_flush, h);
+    event_assign(&h->ev_reap, host->w->base, -1, 0, on_reap, h);
+    nghttp2_session_callbacks *cbs;
+    nghttp2_option *opt;
+    if (nghttp2_session_callbacks_new(&cbs) != 0) {
+        free(h);
+        return NULL;
+    }
+    nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, cb_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(cbs, cb_header);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, cb_frame_recv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, cb_data_chunk);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cbs, cb_stream_close);
+    if (nghttp2_option_new(&opt) != 0) {
+        nghttp2_session_callbacks_del(cbs);
+        free(h);
+        return NULL;
+    }
+    /* Flow control follows the upstream's pace (consume() when it took the
+     * bytes); defences: rapid reset (CVE-2023-44487), CONTINUATION flood,
+     * SETTINGS with too many entries, unbounded outbound ACKs. */
+    nghttp2_option_set_no_auto_window_update(opt, 1);
+    nghttp2_option_set_stream_reset_rate_limit(opt, 200, 50);
+    nghttp2_option_set_max_continuations(opt, 8);
+    nghttp2_option_set_max_settings(opt, 32);
+    nghttp2_option_set_max_outbound_ack(opt, 1000);
+    int rv = nghttp2_session_server_new2(&h->ng, cbs, h, opt);
+    nghttp2_session_callbacks_del(cbs);
+    nghttp2_option_del(opt);
+    if (rv != 0) {
+        free(h);
+        return NULL;
+    }
+    nghttp2_settings_entry iv[] = {
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, lc->h2.max_concurrent_streams ? lc->h2.max_concurrent_streams : 100},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, lc->h2.initial_window_size ? lc->h2.initial_window_size : 1048576},
+        {NGHTTP2_SETTINGS_MAX_FRAME_SIZE, lc->h2.max_frame_size ? lc->h2.max_frame_size : 16384},
+        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, h->max_header_list},
+    };
+    nghttp2_submit_settings(h->ng, NGHTTP2_FLAG_NONE, iv, WEFT_ARRAY_LEN(iv));
+    nghttp2_session_set_local_window_size(h->ng, NGHTTP2_FLAG_NONE, 0, H2_CONN_WINDOW);
+    h->flood_window_start = weft_now_ms();
+    return h;
+}
+
+int weft_h2_session_recv(weft_h2_session *h, struct evbuffer *in)
+{
+    if (h->dead)
+        return -1;
+    while (evbuffer_get_length(in)) {
+        struct evbuffer_iovec v;
+        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+            break;
+        ssize_t rv = nghttp2_session_mem_recv(h->ng, v.iov_base, v.iov_len);
+        if (rv < 0) {
+            WEFT_DEBUG("http2: %s from %s", nghttp2_strerror((int)rv), h->host.peer_ip);
+            h->dead = true;
+            evbuffer_drain(in, evbuffer_get_length(in));
+            weft_h2_session_flush(h); /* the GOAWAY nghttp2 queued */
+            return -1;
+        }
+        evbuffer_drain(in, (size_t)rv);
+    }
+    weft_h2_session_flush(h);
+    return h->dead ? -1 : 0;
+}
+
+void weft_h2_session_flush(weft_h2_session *h)
+{
+    struct evbuffer *out = h->host.out(h->host.ctx);
+    bool moved = false;
+    while (evbuffer_get_length(out) < h->hw) {
+        const uint8_t *data;
+        ssize_t n = nghttp2_session_mem_send(h->ng, &data);
+        if (n <= 0) {
+            if (n < 0)
+                h->dead = true;
+            break;
+        }
+        evbuffer_add(out, data, (size_t)n);
+        moved = true;
+    }
+    if (moved)
+        h->host.activity(h->host.ctx);
+    /* Streams whose queued body shrank may read their upstream again. */
+    for (h2s *st = h->streams; st; st = st->next)
+        if (st->want_writable) {
+            st->want_writable = false;
+            if (!st->reaped && st->s.active)
+                weft_stream_on_downstream_writable(&st->s);
+        }
+    if (!h->finished_told && (h->dead || (!nghttp2_session_want_read(h->ng) && !nghttp2_session_want_write(h->ng)) ||
+                              (h->draining && h->active == 0 && !nghttp2_session_want_write(h->ng)))) {
+        h->finished_told = true;
+        h->host.finished(h->host.ctx);
+    }
+}
+
+void weft_h2_session_drain(weft_h2_session *h)
+{
+    if (h->draining)
+        return;
+    h->draining = true;
+    nghttp2_submit_goaway(h->ng, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(h->ng),
+                          NGHTTP2_NO_ERROR, NULL, 0);
+    schedule_flush(h);
+}
+
+size_t weft_h2_session_active(const weft_h2_session *h) { return h->active; }
+
+void weft_h2_session_free(weft_h2_session *h)
+{
+    if (!h)
+        return;
+    event_del(&h->ev_flush);
+    event_del(&h->ev_reap);
+    /* The client is gone: every exchange still running ends now. */
+    for (h2s *st = h->streams; st; st = st->next)
+        if (st->begun && !st->weft_done && st->s.active && !st->s.t_end_us)
+            weft_stream_on_downstream_reset(&st->s, WEFT_RF_DC);
+    while (h->streams)
+        st_free(h->streams);
+    nghttp2_session_del(h->ng);
+    free(h);
+}
