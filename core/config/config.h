@@ -177,8 +177,15 @@ typedef struct weft_cfg_health_check {
     uint16_t expected_max;      /* default 399 */
 } weft_cfg_health_check;
 
+typedef enum {
+    WEFT_PROTO_HTTP1 = 0,
+    WEFT_PROTO_HTTP2,    /* h2c (prior knowledge) to the endpoints */
+    WEFT_PROTO_AUTO,     /* follows ALPN on TLS upstreams; HTTP/1.1 in plaintext */
+} weft_upstream_protocol;
+
 typedef struct weft_cfg_cluster {
     char *name;
+    weft_upstream_protocol protocol; /* default http1 */
     weft_cfg_pos pos;
     weft_cfg_endpoint *endpoints;
     size_t n_endpoints;

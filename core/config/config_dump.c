@@ -342,6 +342,8 @@ static const char *lb_name(weft_lb_policy lb)
 static void dump_cluster(dw *d, int indent, const weft_cfg_cluster *cl)
 {
     kv_str(d, indent, "name", cl->name);
+    if (cl->protocol != WEFT_PROTO_HTTP1)
+        kv_str(d, indent, "protocol", cl->protocol == WEFT_PROTO_HTTP2 ? "http2" : "auto");
     if (open_list(d, indent, "endpoints", cl->n_endpoints)) {
         for (size_t e = 0; e < cl->n_endpoints; e++) {
             d->item = true;

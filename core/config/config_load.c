@@ -529,7 +529,7 @@ static int load_cluster(ld *L, const cy_node *n, size_t idx)
     static const char *const keys[] = {
         "name", "endpoints", "dns_refresh", "lb_policy", "ring_hash", "connect_timeout",
         "max_idle_per_endpoint", "pool_idle_timeout", "max_requests_per_connection",
-        "health_check", NULL};
+        "health_check", "protocol", NULL};
     static const struct { const char *name; weft_lb_policy lb; } policies[] = {
         {"round_robin", WEFT_LB_ROUND_ROBIN}, {"least_request", WEFT_LB_LEAST_REQUEST},
         {"random", WEFT_LB_RANDOM}, {"ring_hash", WEFT_LB_RING_HASH},
@@ -585,6 +585,20 @@ static int load_cluster(ld *L, const cy_node *n, size_t idx)
     if (get_duration(L, n, "dns_refresh", 1, &cl->dns_refresh_ms) < 0)
         return -1;
 
+    const cy_node *pn = val(n, "protocol");
+    if (pn) {
+        if (scalar(L, pn, "protocol"))
+            return -1;
+        if (strcmp(pn->str, "http1") == 0)
+            cl->protocol = WEFT_PROTO_HTTP1;
+        else if (strcmp(pn->str, "http2") == 0)
+            cl->protocol = WEFT_PROTO_HTTP2;
+        else if (strcmp(pn->str, "auto") == 0)
+            cl->protocol = WEFT_PROTO_AUTO;
+        else
+            return cfg_fail(&L->c, pn, "unknown protocol %s (expected http1, http2 or auto)",
+                            cfg_quote(qb, sizeof(qb), pn->str));
+    }
     const cy_node *lbn = val(n, "lb_policy");
     if (lbn) {
         if (scalar(L, lbn, "lb_policy"))
