@@ -9,6 +9,7 @@
 
 #include "http/stream_internal.h"
 #include "log/access_log.h"
+#include "upstream/h2_pool.h"
 
 static const weft_sv H_XFF = WEFT_SV_LIT("x-forwarded-for");
 static const weft_sv H_XFP = WEFT_SV_LIT("x-forwarded-proto");
@@ -118,10 +119,8 @@ void weft_stream_end(weft_stream *s)
 {
     if (!s->active)
         return;
-    if (s->up) {
-        weft_upconn_release(s->up, false);
-        s->up = NULL;
-    }
+    if (stream_up_attached(s))
+        stream_up_release(s, false);
     sf_end(s);
     if (s->replay) {
         evbuffer_free(s->replay);
@@ -188,10 +187,8 @@ void weft_stream_reply_full(weft_stream *s, uint16_t status, const char *reason,
 {
     if (reason)
         s->reason = reason;
-    if (s->up) {
-        weft_upconn_release(s->up, false);
-        s->up = NULL;
-    }
+    if (stream_up_attached(s))
+        stream_up_release(s, false);
     weft_ltimer_clear(&s->t_request);
     if (s->resp_started || s->resp_done) {
         /* Part of a response already went out: the only honest signal left
@@ -414,6 +411,32 @@ static void prepare_upstream_headers(weft_stream *s)
     }
 }
 
+void stream_up_release(weft_stream *s, bool reusable)
+{
+    if (s->up)
+        weft_upconn_release(s->up, reusable);
+    if (s->up2)
+        weft_h2up_release(s->up2);
+    s->up = NULL;
+    s->up2 = NULL;
+}
+
+void stream_up_pause(weft_stream *s)
+{
+    if (s->up)
+        weft_upconn_pause_read(s->up);
+    else if (s->up2)
+        weft_h2up_pause(s->up2);
+}
+
+void stream_up_resume(weft_stream *s)
+{
+    if (s->up)
+        weft_upconn_resume_read(s->up);
+    else if (s->up2)
+        weft_h2up_resume(s->up2);
+}
+
 static struct evbuffer *up_out(weft_stream *s)
 {
     return s->up && s->up->connected ? weft_upconn_output(s->up) : s->up_pending;
@@ -421,7 +444,8 @@ static struct evbuffer *up_out(weft_stream *s)
 
 static void check_up_backpressure(weft_stream *s)
 {
-    if (!s->ds_read_paused && evbuffer_get_length(up_out(s)) > stream_high_watermark(s)) {
+    size_t pending = s->up2 ? weft_h2up_pending(s->up2) : evbuffer_get_length(up_out(s));
+    if (!s->ds_read_paused && pending > stream_high_watermark(s)) {
         s->ds_read_paused = true;
         s->ds_ops->pause_read(s);
     }
@@ -488,6 +512,17 @@ static void start_upstream(weft_stream *s, bool allow_idle)
     weft_lb_on_start(&s->cluster->lb, idx);
     bool reused = false;
     s->t_up_start_us = weft_now_us();
+    if (s->cluster->shared->cfg->protocol == WEFT_PROTO_HTTP2) {
+        /* HTTP/2 upstream: the request goes as frames, not the HTTP/1.1
+         * bytes prepared for a pooled connection. */
+        evbuffer_drain(s->up_pending, evbuffer_get_length(s->up_pending));
+        s->up2 = weft_h2up_start(s, s->cluster->shared, s->ep, s->req->framing != WEFT_BODY_NONE);
+        if (!s->up2) {
+            weft_lb_on_end(&s->cluster->lb, idx, 0, false, weft_now_us());
+            weft_stream_local_reply(s, 503, "upstream_connect_failure", WEFT_RF_UF, NULL);
+        }
+        return;
+    }
     s->up = weft_pool_acquire(s->w, s->cluster->shared, s->ep, s, allow_idle, &reused);
     if (!s->up) {
         weft_lb_on_end(&s->cluster->lb, idx, 0, false, weft_now_us());
@@ -595,7 +630,9 @@ static void arm_request_timeout(weft_stream *s)
 
 static void req_write_end(weft_stream *s)
 {
-    if (s->up_req_chunked)
+    if (s->up2)
+        weft_h2up_end(s->up2, s->rq.trailers);
+    else if (s->up_req_chunked)
         weft_h1_write_last_chunk(up_out(s), s->rq.trailers);
     s->up_req_done = true;
     arm_request_timeout(s);
@@ -604,8 +641,18 @@ static void req_write_end(weft_stream *s)
 void stream_sink_req(weft_stream *s, struct evbuffer *chunk, bool end)
 {
     size_t n = evbuffer_get_length(chunk);
-    if (s->resp_done || !s->cluster || !s->up) {
+    if (s->resp_done || !s->cluster || !stream_up_attached(s)) {
         evbuffer_drain(chunk, n); /* answered locally: the body is discarded */
+        return;
+    }
+    if (s->up2) {
+        if (n) {
+            keep_for_replay(s, NULL, n, chunk);
+            weft_h2up_body(s->up2, chunk);
+        }
+        if (end && !s->up_req_done)
+            req_write_end(s);
+        check_up_backpressure(s);
         return;
     }
     struct evbuffer *out = up_out(s);
@@ -635,9 +682,14 @@ void weft_stream_on_req_body(weft_stream *s, const char *p, size_t n)
     weft_dir *d = &s->rq;
     if (d->headers_done && d->paused_at < 0 && !(s->chain && s->chain->any_req_body)) {
         /* Fast path: no filter looks at request bodies. */
-        if (!s->cluster || !s->up)
+        if (!s->cluster || !stream_up_attached(s))
             return;
         keep_for_replay(s, p, n, NULL);
+        if (s->up2) {
+            weft_h2up_body_data(s->up2, p, n);
+            check_up_backpressure(s);
+            return;
+        }
         struct evbuffer *out = up_out(s);
         if (s->up_req_chunked)
             weft_h1_write_chunk(out, p, n);
@@ -671,15 +723,15 @@ void weft_stream_on_req_end(weft_stream *s, weft_hdrs *trailers)
         sf_push(s, WEFT_DIR_REQ, s->rq.pre, 0);
         return;
     }
-    if (s->up)
+    if (stream_up_attached(s))
         req_write_end(s);
 }
 
 void weft_stream_on_downstream_writable(weft_stream *s)
 {
-    if (s->up_read_paused && s->up && s->rs.paused_at < 0) {
+    if (s->up_read_paused && stream_up_attached(s) && s->rs.paused_at < 0) {
         s->up_read_paused = false;
-        weft_upconn_resume_read(s->up);
+        stream_up_resume(s);
     }
 }
 
@@ -689,11 +741,10 @@ void weft_stream_on_downstream_reset(weft_stream *s, uint32_t flag)
         return;
     s->flags |= flag;
     s->close_after = true;
-    if (s->up) {
+    if (stream_up_attached(s)) {
         if (s->cluster && s->ep_idx >= 0)
             weft_lb_on_end(&s->cluster->lb, s->ep_idx, 0, false, weft_now_us());
-        weft_upconn_release(s->up, false);
-        s->up = NULL;
+        stream_up_release(s, false);
     }
     stream_finish(s);
 }
@@ -730,10 +781,8 @@ static bool do_retry(weft_stream *s)
     bool has_body = s->req->framing != WEFT_BODY_NONE;
     if (has_body && (!s->req_done || !s->replay || s->replay_overflow))
         return false; /* cannot replay what we did not keep */
-    if (s->up) {
-        weft_upconn_release(s->up, false);
-        s->up = NULL;
-    }
+    if (stream_up_attached(s))
+        stream_up_release(s, false);
     weft_ltimer_clear(&s->t_request);
     evbuffer_drain(s->up_pending, evbuffer_get_length(s->up_pending));
     write_up_head(s, s->up_pending);
@@ -755,7 +804,17 @@ static bool do_retry(weft_stream *s)
     s->rs.paused_at = -1;
     s->t_up_head_us = 0;
     start_upstream(s, true);
-    if (s->up && s->req_done) {
+    if (s->up2 && has_body && s->replay) {
+        struct evbuffer *copy = evbuffer_new();
+        if (copy) {
+            evbuffer_add_buffer_reference(copy, s->replay);
+            weft_h2up_body(s->up2, copy);
+            evbuffer_free(copy);
+        }
+    }
+    if (stream_up_attached(s) && s->req_done) {
+        if (s->up2)
+            weft_h2up_end(s->up2, s->rq.trailers);
         s->up_req_done = true;
         arm_request_timeout(s);
     }
@@ -817,9 +876,9 @@ int weft_stream_on_up_head(weft_stream *s, weft_resp_head *h)
             return WEFT_H1_CB_PAUSE;
         if (!s->rs.headers_done) {
             /* A filter paused the response: stop reading the upstream. */
-            if (s->up && !s->up_read_paused) {
+            if (stream_up_attached(s) && !s->up_read_paused) {
                 s->up_read_paused = true;
-                weft_upconn_pause_read(s->up);
+                stream_up_pause(s);
             }
             return WEFT_H1_CB_PAUSE;
         }
@@ -861,23 +920,24 @@ void stream_sink_resp(weft_stream *s, struct evbuffer *chunk, bool end)
             stream_finish(s);
         return;
     }
-    if (s->up && !s->up_read_paused && s->ds_ops->pending_out(s) > stream_high_watermark(s)) {
+    if (stream_up_attached(s) && !s->up_read_paused && s->ds_ops->pending_out(s) > stream_high_watermark(s)) {
         s->up_read_paused = true;
-        weft_upconn_pause_read(s->up);
+        stream_up_pause(s);
     }
 }
 
 int weft_stream_on_up_body(weft_stream *s, const char *p, size_t n)
 {
     s->bytes_out += n;
-    s->up->got_bytes = true;
+    if (s->up)
+        s->up->got_bytes = true;
     arm_idle(s);
     weft_dir *d = &s->rs;
     if (d->headers_done && d->paused_at < 0 && !(s->chain && s->chain->any_resp_body)) {
         s->ds_ops->send_body(s, p, n);
         if (!s->up_read_paused && s->ds_ops->pending_out(s) > stream_high_watermark(s)) {
             s->up_read_paused = true;
-            weft_upconn_pause_read(s->up);
+            stream_up_pause(s);
         }
         return WEFT_H1_CB_OK;
     }
@@ -903,8 +963,7 @@ int weft_stream_on_up_complete(weft_stream *s)
     bool reusable = s->up_req_done && s->resp.keep_alive;
     if (!s->req_done)
         s->close_after = true; /* upstream answered before the body ended */
-    weft_upconn_release(s->up, reusable);
-    s->up = NULL;
+    stream_up_release(s, reusable);
     s->up_read_paused = false;
     s->rs.end_in = true;
     if (!s->rs.headers_done)
@@ -922,22 +981,25 @@ void weft_stream_on_up_error(weft_stream *s, weft_up_err err)
 {
     bool reused = s->up && s->up->requests > 0;
     bool got = s->up && s->up->got_bytes;
+    bool refused = s->up2 && weft_h2up_refused(s->up2); /* GOAWAY'd before processing */
     weft_cluster_snap *c = s->cluster->shared;
-    weft_upconn_release(s->up, false);
-    s->up = NULL;
+    stream_up_release(s, false);
     weft_lb_on_end(&s->cluster->lb, s->ep_idx, 0, false, weft_now_us());
     /* A pooled connection the server had already closed: the request never
      * reached it, so sending it again on a fresh connection is safe when
      * we can replay it whole (no body streamed yet). */
-    if (err == WEFT_UP_ERR_RESET && reused && !got && !s->stale_retry_done && !s->resp_started &&
+    if (err == WEFT_UP_ERR_RESET && ((reused && !got) || refused) && !s->stale_retry_done && !s->resp_started &&
         s->req->framing == WEFT_BODY_NONE) {
         s->stale_retry_done = true;
         weft_stats_inc(s->w->stats, c->rq_retry_stale, 1);
         evbuffer_drain(s->up_pending, evbuffer_get_length(s->up_pending));
         write_up_head(s, s->up_pending);
         start_upstream(s, false);
-        if (s->up && s->req_done)
+        if (stream_up_attached(s) && s->req_done) {
+            if (s->up2)
+                weft_h2up_end(s->up2, NULL);
             s->up_req_done = true;
+        }
         return;
     }
     if (stream_n_filters(s) && !s->resp_started) {

@@ -99,6 +99,7 @@ struct weft_stream {
     weft_listener_snap *lst;
     const char *peer_ip;             /* downstream peer, owned by the codec */
     bool tls;                        /* downstream is TLS (x-forwarded-proto) */
+    bool h2;                         /* downstream is HTTP/2 (access log protocol) */
 
     weft_arena arena;                /* per-request strings; reset per stream */
     weft_req_head *req;              /* owned by the codec's parser message (in arena) */
@@ -107,7 +108,8 @@ struct weft_stream {
     weft_cluster_wrk *cluster;
     int ep_idx;
     const weft_endpoint *ep;
-    weft_upconn *up;
+    weft_upconn *up;                 /* HTTP/1.1 upstream connection, or */
+    struct weft_h2up_stream *up2;    /* HTTP/2 upstream stream */
     struct evbuffer *up_pending;     /* request bytes before the upstream is attached */
     weft_sv request_id;
     weft_hdrs *resp_trailers;        /* from the upstream, in arena */

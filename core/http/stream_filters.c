@@ -238,9 +238,9 @@ static int resume_dir(weft_stream *s, weft_dir *d)
     } else {
         sf_push(s, dir, d->held, next);
     }
-    if (s->up && s->up_read_paused && !s->resp_done) {
+    if (stream_up_attached(s) && s->up_read_paused && !s->resp_done) {
         s->up_read_paused = false;
-        weft_upconn_resume_read(s->up);
+        stream_up_resume(s);
     }
     return 0;
 }

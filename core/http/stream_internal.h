@@ -12,6 +12,10 @@ static inline weft_dir *stream_dir(weft_stream *s, int dir) { return dir == WEFT
 static inline size_t stream_n_filters(const weft_stream *s) { return s->chain ? s->chain->n_http : 0; }
 
 /* stream.c */
+void stream_up_release(weft_stream *s, bool reusable); /* detach the upstream (h1 or h2) */
+void stream_up_pause(weft_stream *s);
+void stream_up_resume(weft_stream *s);
+static inline bool stream_up_attached(const weft_stream *s) { return s->up || s->up2; }
 void stream_route_and_forward(weft_stream *s);   /* after the request header phase */
 void stream_sink_req(weft_stream *s, struct evbuffer *chunk, bool end);
 void stream_send_resp_head(weft_stream *s);      /* after the response header phase */

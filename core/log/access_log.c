@@ -109,7 +109,10 @@ void weft_access_log_write(int fd, const weft_stream *s)
     n = json_str(line, cap, n, req ? req->authority : empty);
     n = put(line, cap, n, ",\"path\":");
     n = json_str(line, cap, n, req ? req->target : empty);
-    n = put(line, cap, n, ",\"protocol\":\"HTTP/1.%d\"", req ? req->http_minor : 1);
+    if (s->h2)
+        n = put(line, cap, n, ",\"protocol\":\"HTTP/2\"");
+    else
+        n = put(line, cap, n, ",\"protocol\":\"HTTP/1.%d\"", req ? req->http_minor : 1);
     n = put(line, cap, n, ",\"status\":%u,\"response_flags\":\"%s\"", s->status_sent, flags);
     n = put(line, cap, n, ",\"reason\":");
     n = json_str(line, cap, n, s->reason ? weft_sv_from(s->reason) : empty);

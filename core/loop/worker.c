@@ -15,6 +15,8 @@
 #include <event2/thread.h>
 
 #include "http/h1/h1_downstream.h"
+#include "net/tcp_proxy.h"
+#include "upstream/h2_pool.h"
 #include "upstream/pool.h"
 
 /* ---------- per-snapshot worker state ---------- */
@@ -131,7 +133,10 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
                       void *arg)
 {
     weft_wlistener *wl = arg;
-    weft_dconn_accept(wl->w, wl->name, fd, sa, salen);
+    if (weft_tcp_proxy_is_tcp(wl->w, wl->name))
+        weft_tcp_proxy_accept(wl->w, wl->name, fd, sa, salen);
+    else
+        weft_dconn_accept(wl->w, wl->name, fd, sa, salen);
 }
 
 static void on_accept_error(struct evconnlistener *lev, void *arg)
@@ -399,12 +404,14 @@ void weft_worker_stop_and_free(weft_worker *w)
     }
     /* The thread is gone: everything below is single-threaded. */
     weft_dconn_free_all(w);
+    weft_tcp_proxy_free_all(w);
     while (w->listeners) {
         weft_wlistener *l = w->listeners;
         w->listeners = l->next;
         wlistener_free(l);
     }
     weft_pools_free_all(w);
+    weft_h2up_free_all(w);
     if (w->pending)
         weft_snapshot_unref(w->pending);
     if (w->cur)

@@ -18,6 +18,7 @@
 typedef struct weft_worker weft_worker;
 typedef struct weft_pool weft_pool;
 typedef struct weft_dconn weft_dconn;
+typedef struct weft_tcp_conn weft_tcp_conn;
 
 /* Per worker, per snapshot, per cluster. */
 typedef struct weft_cluster_wrk {
@@ -57,7 +58,9 @@ struct weft_worker {
     weft_wsnap *cur;             /* current snapshot state (one ref) */
     weft_wlistener *listeners;
     weft_dconn *conns;           /* every open downstream connection */
+    weft_tcp_conn *tcp_conns;    /* every open tcp_proxy connection */
     weft_pool *pools[WEFT_POOL_BUCKETS]; /* by endpoint name */
+    struct weft_h2up_conn *h2up;         /* HTTP/2 upstream connections */
     struct weft_stats_block *stats;
     uint64_t rng;
     bool draining;

@@ -224,9 +224,7 @@ static void up_event(void *ud, int what)
         tc->connected = true;
         tc->t_connected_us = weft_now_us();
         weft_conn_set_watermarks(tc->up, tc->hw, tc->hw / 2);
-        weft_ltimer_set(&tc->timer, tc->lst->cfg->tcp_idle_timeout_ms);
-        if (!tc->lst->cfg->tcp_idle_timeout_ms)
-            weft_ltimer_clear(&tc->timer);
+        weft_ltimer_set(&tc->timer, tc->lst->cfg->tcp_idle_timeout_ms); /* 0 clears */
         pump(tc, true);
         return;
     }

@@ -325,6 +325,7 @@ static int cb_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *u
     st->s.peer_ip = h->host.peer_ip;
     const weft_conn_facts *facts = h->host.facts(h->host.ctx);
     st->s.tls = facts && facts->tls;
+    st->s.h2 = true;
     weft_stream_begin(&st->s, lst, h->host.w->cur);
     st->begun = true;
     weft_req_head *r = &st->req;

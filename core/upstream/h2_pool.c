@@ -1,0 +1,581 @@
+/* h2_pool.c: HTTP/2 upstream connections (see h2_pool.h).
+ *
+ * Lifetimes: a weft_h2up_stream is freed when both the weft stream
+ * released it and nghttp2 closed it. A connection is freed when it failed
+ * or went idle after a GOAWAY with no stream left; worker shutdown frees
+ * everything (weft_h2up_free_all). */
+#include "upstream/h2_pool.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <nghttp2/nghttp2.h>
+
+#include "http/stream.h"
+#include "loop/ltimer.h"
+#include "net/conn.h"
+
+#define H2UP_CONN_WINDOW (16 * 1024 * 1024)
+#define H2UP_STREAM_WINDOW (1024 * 1024)
+
+struct weft_h2up_conn {
+    weft_worker *w;
+    weft_conn *conn;
+    nghttp2_session *ng;
+    char key[80];
+    uint32_t max_streams;     /* peer's SETTINGS_MAX_CONCURRENT_STREAMS */
+    uint32_t n_streams;
+    uint64_t idle_timeout_ms;
+    weft_stat_id cx_stat;
+    weft_ltimer timer;        /* connect timeout, then idle timeout */
+    struct event ev_flush;
+    bool connected;
+    bool goaway;
+    bool dead;
+    bool in_cb;
+    bool doomed;
+    weft_h2up_conn *next;
+};
+
+struct weft_h2up_stream {
+    weft_h2up_conn *c;
+    weft_stream *s;           /* NULL once released */
+    int32_t id;
+    struct evbuffer *body;    /* request body not yet framed */
+    nghttp2_nv *trailers;
+    size_t n_trailers;
+    weft_resp_head resp;      /* strings in the weft stream's arena */
+    weft_hdrs *resp_trailers;
+    size_t unconsumed;
+    bool body_end;
+    bool deferred;
+    bool paused;
+    bool head_seen;
+    bool complete;
+    bool closed;              /* nghttp2 closed it */
+    bool refused;
+};
+
+static void conn_flush(weft_h2up_conn *c);
+static void conn_fail(weft_h2up_conn *c, weft_up_err err);
+
+static void schedule(weft_h2up_conn *c) { event_active(&c->ev_flush, EV_TIMEOUT, 0); }
+
+static void us_free(weft_h2up_stream *us)
+{
+    evbuffer_free(us->body);
+    free(us->trailers);
+    free(us);
+}
+
+static void conn_free(weft_h2up_conn *c)
+{
+    weft_worker *w = c->w;
+    for (weft_h2up_conn **pp = &w->h2up; *pp; pp = &(*pp)->next)
+        if (*pp == c) {
+            *pp = c->next;
+            break;
+        }
+    weft_stats_gauge_add(w->stats, c->cx_stat, -1);
+    weft_ltimer_stop(&c->timer);
+    event_del(&c->ev_flush);
+    nghttp2_session_del(c->ng); /* frees nothing of ours: stream data are ours */
+    weft_conn_free(c->conn);
+    free(c);
+}
+
+/* ---------- request body provider ---------- */
+
+static ssize_t body_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t len, uint32_t *flags,
+                         nghttp2_data_source *src, void *ud)
+{
+    weft_h2up_stream *us = src->ptr;
+    size_t have = evbuffer_get_length(us->body);
+    if (!have && !us->body_end) {
+        us->deferred = true;
+        return NGHTTP2_ERR_DEFERRED;
+    }
+    int n = have ? evbuffer_remove(us->body, buf, len) : 0;
+    if (n < 0)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    if (us->body_end && !evbuffer_get_length(us->body)) {
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+        if (us->n_trailers) {
+            *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+            nghttp2_submit_trailer(ng, id, us->trailers, us->n_trailers);
+        }
+    }
+    if (n > 0 && us->s)
+        weft_stream_on_up_writable(us->s);
+    return n;
+}
+
+/* ---------- response callbacks ---------- */
+
+static int cb_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
+{
+    weft_h2up_stream *us = nghttp2_session_get_stream_user_data(ng, f->hd.stream_id);
+    if (!us || !us->s)
+        return 0;
+    if (f->headers.cat == NGHTTP2_HCAT_RESPONSE || (f->headers.cat == NGHTTP2_HCAT_HEADERS && !us->head_seen)) {
+        memset(&us->resp, 0, sizeof(us->resp));
+        weft_hdrs_init(&us->resp.headers, &us->s->arena);
+        us->resp.http_minor = 1;
+        us->resp.keep_alive = true;
+        us->resp.content_length = -1;
+    } else if (!us->resp_trailers) {
+        us->resp_trailers = weft_arena_alloc(&us->s->arena, sizeof(weft_hdrs));
+        if (us->resp_trailers)
+            weft_hdrs_init(us->resp_trailers, &us->s->arena);
+    }
+    return 0;
+}
+
+static int cb_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name, size_t namelen,
+                     const uint8_t *value, size_t valuelen, uint8_t flags, void *ud)
+{
+    weft_h2up_stream *us = nghttp2_session_get_stream_user_data(ng, f->hd.stream_id);
+    if (!us || !us->s)
+        return 0;
+    weft_sv n = {(const char *)name, namelen}, v = {(const char *)value, valuelen};
+    if (us->head_seen) {
+        if (us->resp_trailers)
+            weft_hdrs_add(us->resp_trailers, n, v);
+        return 0;
+    }
+    if (weft_sv_eq(n, WEFT_SV_LIT(":status"))) {
+        int st = 0;
+        for (size_t i = 0; i < valuelen && i < 3; i++)
+            st = st * 10 + (value[i] - '0');
+        us->resp.status = (uint16_t)st;
+        return 0;
+    }
+    if (namelen && name[0] == ':')
+        return 0;
+    if (weft_sv_eq(n, WEFT_SV_LIT("content-length")))
+        us->resp.content_length = strtoll((const char *)value, NULL, 10);
+    weft_hdrs_add(&us->resp.headers, n, v);
+    return 0;
+}
+
+static int cb_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
+{
+    weft_h2up_conn *c = ud;
+    if (f->hd.type == NGHTTP2_SETTINGS && !(f->hd.flags & NGHTTP2_FLAG_ACK)) {
+        c->max_streams = nghttp2_session_get_remote_settings(ng, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+        return 0;
+    }
+    if (f->hd.type == NGHTTP2_GOAWAY) {
+        c->goaway = true; /* in-flight streams finish; new ones go elsewhere */
+        return 0;
+    }
+    weft_h2up_stream *us = nghttp2_session_get_stream_user_data(ng, f->hd.stream_id);
+    if (!us || !us->s)
+        return 0;
+    bool end = (f->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+    if (f->hd.type == NGHTTP2_HEADERS) {
+        if (!us->head_seen) {
+            if (us->resp.status >= 100 && us->resp.status < 200)
+                return 0; /* interim */
+            us->head_seen = true;
+            if (end)
+                us->resp.framing = WEFT_BODY_NONE;
+            else if (us->resp.content_length >= 0)
+                us->resp.framing = WEFT_BODY_LENGTH;
+            else
+                us->resp.framing = WEFT_BODY_CHUNKED; /* length unknown */
+            weft_stream_on_up_head(us->s, &us->resp);
+        } else if (us->resp_trailers && us->s) {
+            weft_stream_on_up_trailers(us->s, us->resp_trailers);
+        }
+    }
+    if (end && us->s && us->head_seen && !us->complete) {
+        us->complete = true;
+        weft_stream_on_up_complete(us->s); /* releases us */
+    }
+    return 0;
+}
+
+static int cb_data(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t *data, size_t len, void *ud)
+{
+    weft_h2up_stream *us = nghttp2_session_get_stream_user_data(ng, id);
+    if (!us || !us->s) {
+        nghttp2_session_consume(ng, id, len);
+        return 0;
+    }
+    weft_stream_on_up_body(us->s, (const char *)data, len);
+    if (us->paused)
+        us->unconsumed += len; /* acknowledged when the client catches up */
+    else
+        nghttp2_session_consume(ng, id, len);
+    return 0;
+}
+
+static int cb_stream_close(nghttp2_session *ng, int32_t id, uint32_t error, void *ud)
+{
+    weft_h2up_conn *c = ud;
+    weft_h2up_stream *us = nghttp2_session_get_stream_user_data(ng, id);
+    if (!us)
+        return 0;
+    nghttp2_session_set_stream_user_data(ng, id, NULL);
+    us->closed = true;
+    c->n_streams--;
+    us->refused = error == NGHTTP2_REFUSED_STREAM;
+    if (us->s && !us->complete)
+        weft_stream_on_up_error(us->s, WEFT_UP_ERR_RESET); /* releases: frees us (closed) */
+    else if (!us->s)
+        us_free(us);
+    if (c->n_streams == 0)
+        weft_ltimer_set(&c->timer, c->idle_timeout_ms ? c->idle_timeout_ms : 60000);
+    return 0;
+}
+
+/* ---------- connection ---------- */
+
+static void conn_flush(weft_h2up_conn *c)
+{
+    if (!c->connected || c->dead)
+        return;
+    struct evbuffer *out = weft_conn_output(c->conn);
+    for (;;) {
+        const uint8_t *data;
+        ssize_t n = nghttp2_session_mem_send(c->ng, &data);
+        if (n <= 0) {
+            if (n < 0)
+                conn_fail(c, WEFT_UP_ERR_PROTOCOL);
+            return;
+        }
+        evbuffer_add(out, data, (size_t)n);
+    }
+}
+
+static void on_flush(evutil_socket_t fd, short what, void *arg)
+{
+    weft_h2up_conn *c = arg;
+    c->in_cb = true;
+    conn_flush(c);
+    c->in_cb = false;
+    if (c->doomed || (c->goaway && c->n_streams == 0))
+        conn_free(c);
+}
+
+/* Every stream on the connection fails; the connection goes. */
+static void conn_fail(weft_h2up_conn *c, weft_up_err err)
+{
+    if (c->dead)
+        return;
+    c->dead = true;
+    c->goaway = true;
+    for (int32_t id = 1; c->n_streams && id > 0;) {
+        /* nghttp2 has no stream iterator: walk our streams via the session */
+        int32_t last = nghttp2_session_get_next_stream_id(c->ng);
+        for (id = 1; id < last; id += 2) {
+            weft_h2up_stream *us = nghttp2_session_get_stream_user_data(c->ng, id);
+            if (!us)
+                continue;
+            nghttp2_session_set_stream_user_data(c->ng, id, NULL);
+            us->closed = true;
+            if (us->s && !us->complete)
+                weft_stream_on_up_error(us->s, err); /* releases: frees us */
+            else if (!us->s)
+                us_free(us);
+        }
+        break;
+    }
+    c->n_streams = 0;
+    c->doomed = true;
+    if (!c->in_cb)
+        schedule(c);
+}
+
+static void on_read(void *arg)
+{
+    weft_h2up_conn *c = arg;
+    struct evbuffer *in = weft_conn_input(c->conn);
+    c->in_cb = true;
+    while (!c->dead && evbuffer_get_length(in)) {
+        struct evbuffer_iovec v;
+        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+            break;
+        ssize_t rv = nghttp2_session_mem_recv(c->ng, v.iov_base, v.iov_len);
+        if (rv < 0) {
+            conn_fail(c, WEFT_UP_ERR_PROTOCOL);
+            break;
+        }
+        evbuffer_drain(in, (size_t)rv);
+    }
+    conn_flush(c);
+    c->in_cb = false;
+    if (c->doomed)
+        schedule(c);
+}
+
+static void on_drained(void *arg) { schedule(arg); }
+
+static void on_event(void *arg, int what)
+{
+    weft_h2up_conn *c = arg;
+    if (what & WEFT_CONN_CONNECTED) {
+        c->connected = true;
+        weft_ltimer_clear(&c->timer);
+        int one = 1;
+        setsockopt(weft_conn_fd(c->conn), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        schedule(c);
+        return;
+    }
+    c->in_cb = true;
+    conn_fail(c, c->connected ? WEFT_UP_ERR_RESET : WEFT_UP_ERR_CONNECT);
+    c->in_cb = false;
+    schedule(c);
+}
+
+static void on_timer(void *arg)
+{
+    weft_h2up_conn *c = arg;
+    if (!c->connected) {
+        c->in_cb = true;
+        conn_fail(c, WEFT_UP_ERR_CONNECT_TIMEOUT);
+        c->in_cb = false;
+        schedule(c);
+    } else if (c->n_streams == 0) {
+        c->goaway = true; /* idle: close */
+        schedule(c);
+    }
+}
+
+static const weft_conn_cbs conn_cbs = {on_read, on_drained, on_event};
+
+static weft_h2up_conn *conn_new(weft_worker *w, weft_cluster_snap *cs, const weft_endpoint *ep)
+{
+    weft_h2up_conn *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->w = w;
+    snprintf(c->key, sizeof(c->key), "%s", ep->name);
+    c->max_streams = 100; /* until the peer's SETTINGS say otherwise */
+    c->idle_timeout_ms = cs->cfg->pool_idle_timeout_ms;
+    c->cx_stat = cs->cx_active;
+    c->conn = weft_conn_new(w->base, -1, &conn_cbs, c);
+    nghttp2_session_callbacks *cbs = NULL;
+    if (!c->conn || nghttp2_session_callbacks_new(&cbs) != 0) {
+        if (c->conn)
+            weft_conn_free(c->conn);
+        free(c);
+        return NULL;
+    }
+    nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, cb_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(cbs, cb_header);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, cb_frame_recv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, cb_data);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cbs, cb_stream_close);
+    nghttp2_option *opt = NULL;
+    nghttp2_option_new(&opt);
+    if (opt)
+        nghttp2_option_set_no_auto_window_update(opt, 1);
+    int rv = nghttp2_session_client_new2(&c->ng, cbs, c, opt);
+    nghttp2_session_callbacks_del(cbs);
+    if (opt)
+        nghttp2_option_del(opt);
+    if (rv != 0) {
+        weft_conn_free(c->conn);
+        free(c);
+        return NULL;
+    }
+    nghttp2_settings_entry iv[] = {
+        {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, H2UP_STREAM_WINDOW},
+    };
+    nghttp2_submit_settings(c->ng, NGHTTP2_FLAG_NONE, iv, WEFT_ARRAY_LEN(iv));
+    nghttp2_session_set_local_window_size(c->ng, NGHTTP2_FLAG_NONE, 0, H2UP_CONN_WINDOW);
+    weft_ltimer_init(&c->timer, w->base, on_timer, c);
+    event_assign(&c->ev_flush, w->base, -1, 0, on_flush, c);
+    if (weft_conn_connect(c->conn, (const struct sockaddr *)&ep->addr, ep->addrlen) != 0) {
+        nghttp2_session_del(c->ng);
+        weft_conn_free(c->conn);
+        free(c);
+        return NULL;
+    }
+    uint32_t hw = 1024 * 1024;
+    weft_conn_set_watermarks(c->conn, hw, hw / 2);
+    weft_ltimer_set(&c->timer, cs->cfg->connect_timeout_ms ? cs->cfg->connect_timeout_ms : 1000);
+    c->next = w->h2up;
+    w->h2up = c;
+    weft_stats_inc(w->stats, cs->cx_total, 1);
+    weft_stats_gauge_add(w->stats, c->cx_stat, 1);
+    return c;
+}
+
+static weft_h2up_conn *conn_pick(weft_worker *w, weft_cluster_snap *cs, const weft_endpoint *ep)
+{
+    for (weft_h2up_conn *c = w->h2up; c; c = c->next)
+        if (!c->goaway && !c->dead && c->n_streams < c->max_streams && strcmp(c->key, ep->name) == 0)
+            return c;
+    return conn_new(w, cs, ep);
+}
+
+static bool connection_specific(weft_sv n)
+{
+    static const char *const names[] = {"connection", "keep-alive", "proxy-connection", "transfer-encoding",
+                                        "upgrade", "host"};
+    for (size_t i = 0; i < WEFT_ARRAY_LEN(names); i++)
+        if (weft_sv_eq(n, weft_sv_from(names[i])))
+            return true;
+    return false;
+}
+
+weft_h2up_stream *weft_h2up_start(weft_stream *s, weft_cluster_snap *cs, const weft_endpoint *ep, bool has_body)
+{
+    weft_h2up_conn *c = conn_pick(s->w, cs, ep);
+    if (!c)
+        return NULL;
+    weft_h2up_stream *us = calloc(1, sizeof(*us));
+    if (!us || !(us->body = evbuffer_new())) {
+        free(us);
+        return NULL;
+    }
+    us->c = c;
+    us->s = s;
+    const weft_req_head *r = s->req;
+    const weft_sv *host = weft_hdrs_get(&r->headers, WEFT_SV_LIT("host"));
+    weft_sv authority = host ? *host : r->authority;
+    size_t cap = (size_t)r->headers.n + 4;
+    nghttp2_nv *nva = weft_arena_alloc(&s->arena, cap * sizeof(*nva));
+    if (!nva) {
+        us_free(us);
+        return NULL;
+    }
+    size_t n = 0;
+#define NV(k, v, vl) (nghttp2_nv){(uint8_t *)(k), (uint8_t *)(v), sizeof(k) - 1, (vl), NGHTTP2_NV_FLAG_NONE}
+    nva[n++] = NV(":method", r->method.p, r->method.len);
+    nva[n++] = NV(":scheme", "http", 4);
+    nva[n++] = NV(":authority", authority.p, authority.len);
+    nva[n++] = NV(":path", s->up_target.p, s->up_target.len);
+#undef NV
+    for (uint32_t i = 0; i < r->headers.n; i++) {
+        const weft_hdr *x = &r->headers.v[i];
+        if (connection_specific(x->name))
+            continue;
+        if (weft_sv_eq(x->name, WEFT_SV_LIT("te")) && !weft_sv_ieq_cstr(x->value, "trailers"))
+            continue;
+        nva[n++] = (nghttp2_nv){(uint8_t *)x->name.p, (uint8_t *)x->value.p, x->name.len, x->value.len,
+                                NGHTTP2_NV_FLAG_NONE};
+    }
+    nghttp2_data_provider prd = {.source.ptr = us, .read_callback = body_read};
+    int32_t id = nghttp2_submit_request(c->ng, NULL, nva, n, has_body ? &prd : NULL, us);
+    if (id < 0) {
+        us_free(us);
+        return NULL;
+    }
+    us->id = id;
+    c->n_streams++;
+    weft_ltimer_clear(&c->timer);
+    if (!c->connected)
+        weft_ltimer_set(&c->timer, cs->cfg->connect_timeout_ms ? cs->cfg->connect_timeout_ms : 1000);
+    schedule(c);
+    return us;
+}
+
+static void kick(weft_h2up_stream *us)
+{
+    if (us->deferred && !us->closed) {
+        us->deferred = false;
+        nghttp2_session_resume_data(us->c->ng, us->id);
+    }
+    schedule(us->c);
+}
+
+void weft_h2up_body(weft_h2up_stream *us, struct evbuffer *chunk)
+{
+    evbuffer_add_buffer(us->body, chunk);
+    kick(us);
+}
+
+void weft_h2up_body_data(weft_h2up_stream *us, const char *p, size_t n)
+{
+    evbuffer_add(us->body, p, n);
+    kick(us);
+}
+
+void weft_h2up_end(weft_h2up_stream *us, const weft_hdrs *trailers)
+{
+    if (us->body_end)
+        return;
+    us->body_end = true;
+    if (trailers && trailers->n) {
+        size_t bytes = 0;
+        for (uint32_t i = 0; i < trailers->n; i++)
+            bytes += trailers->v[i].name.len + trailers->v[i].value.len;
+        char *mem = malloc(trailers->n * sizeof(nghttp2_nv) + bytes);
+        if (mem) {
+            nghttp2_nv *nva = (nghttp2_nv *)mem;
+            char *q = mem + trailers->n * sizeof(nghttp2_nv);
+            for (uint32_t i = 0; i < trailers->n; i++) {
+                const weft_hdr *x = &trailers->v[i];
+                memcpy(q, x->name.p, x->name.len);
+                nva[i] = (nghttp2_nv){(uint8_t *)q, NULL, x->name.len, x->value.len, NGHTTP2_NV_FLAG_NONE};
+                q += x->name.len;
+                memcpy(q, x->value.p, x->value.len);
+                nva[i].value = (uint8_t *)q;
+                q += x->value.len;
+            }
+            us->trailers = nva;
+            us->n_trailers = trailers->n;
+        }
+    }
+    kick(us);
+}
+
+size_t weft_h2up_pending(const weft_h2up_stream *us) { return evbuffer_get_length(us->body); }
+
+void weft_h2up_pause(weft_h2up_stream *us) { us->paused = true; }
+
+void weft_h2up_resume(weft_h2up_stream *us)
+{
+    us->paused = false;
+    if (us->unconsumed && !us->closed) {
+        nghttp2_session_consume(us->c->ng, us->id, us->unconsumed);
+        us->unconsumed = 0;
+        schedule(us->c);
+    }
+}
+
+bool weft_h2up_refused(const weft_h2up_stream *us) { return us->refused; }
+
+void weft_h2up_release(weft_h2up_stream *us)
+{
+    if (!us)
+        return;
+    us->s = NULL;
+    if (us->closed) {
+        us_free(us);
+        return;
+    }
+    if (!us->complete) {
+        nghttp2_submit_rst_stream(us->c->ng, NGHTTP2_FLAG_NONE, us->id, NGHTTP2_CANCEL);
+        schedule(us->c);
+    }
+    /* freed in cb_stream_close */
+}
+
+void weft_h2up_free_all(weft_worker *w)
+{
+    while (w->h2up) {
+        weft_h2up_conn *c = w->h2up;
+        int32_t last = nghttp2_session_get_next_stream_id(c->ng);
+        for (int32_t id = 1; id < last; id += 2) {
+            weft_h2up_stream *us = nghttp2_session_get_stream_user_data(c->ng, id);
+            if (us) {
+                nghttp2_session_set_stream_user_data(c->ng, id, NULL);
+                if (!us->s)
+                    us_free(us);
+                else
+                    us->closed = true; /* its stream frees it on release */
+            }
+        }
+        conn_free(c);
+    }
+}
