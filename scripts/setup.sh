@@ -10,6 +10,7 @@ PACKAGES=(
     libevent-dev libnghttp2-dev libyaml-dev libssl-dev libcmocka-dev node-llhttp
     curl wrk nghttp2-client haproxy nginx python3
     libclang-rt-14-dev iproute2 procps
+    redis-server redis-tools
 )
 
 installed() {
@@ -45,8 +46,8 @@ export DEBIAN_FRONTEND=noninteractive
 "${SUDO[@]}" apt-get update -q
 "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 
-# Debian's nginx and haproxy packages start system services on install where
-# an init system runs; the tests and the bench start their own instances on
-# free loopback ports, so the system ones are not needed. They are left as
-# the administrator configured them.
+# Debian's nginx, haproxy and redis-server packages start system services on
+# install where an init system runs; the tests and the bench start their own
+# instances on free loopback ports, so the system ones are not needed. They
+# are left as the administrator configured them.
 echo "setup: done"
