@@ -31,6 +31,7 @@ uint32_t stream_high_watermark(const weft_stream *s)
 
 static void on_request_timeout(void *arg);
 static void on_idle_timeout(void *arg);
+static uint64_t grpc_timeout_ms(const weft_hdrs *h);
 
 void weft_stream_init(weft_stream *s, weft_worker *w, const weft_downstream_ops *ops, void *ds)
 {
@@ -544,6 +545,8 @@ void weft_stream_on_req_head(weft_stream *s, weft_req_head *req)
     s->head_request = weft_sv_eq(req->method, WEFT_SV_LIT("HEAD"));
     const weft_sv *ct = weft_hdrs_get(&req->headers, H_CT);
     s->is_grpc = ct && weft_sv_has_prefix(*ct, WEFT_SV_LIT("application/grpc"));
+    s->grpc_status = -1;
+    s->grpc_deadline_ms = 0;
     if (!req->keep_alive)
         s->close_after = true;
     gen_request_id(s);
@@ -587,6 +590,13 @@ void stream_route_and_forward(weft_stream *s)
             s->route = &default_route;
     }
     arm_idle(s); /* the route may set its own idle timeout */
+    if (s->is_grpc) {
+        uint64_t gt = grpc_timeout_ms(&req->headers);
+        if (gt) {
+            s->grpc_deadline_ms = weft_now_ms() + gt;
+            weft_ltimer_set(&s->t_request, gt);
+        }
+    }
     int idx = s->cluster_override >= 0 ? s->cluster_override : s->route->cluster_idx;
     s->cluster = weft_wsnap_cluster(s->ws, idx);
     if (!s->cluster) {
@@ -620,12 +630,43 @@ static void keep_for_replay(weft_stream *s, const char *p, size_t n, struct evbu
         evbuffer_add(s->replay, p, n);
 }
 
+/* The route timeout runs from the end of the request (Envoy's meaning);
+ * a gRPC deadline (grpc-timeout) runs from the request head; the earlier
+ * of the two wins. */
 static void arm_request_timeout(weft_stream *s)
 {
     uint64_t ms = s->route ? s->route->cfg->timeout_ms : 0;
-    if (!ms || s->resp_done)
+    if (s->resp_done)
         return;
-    weft_ltimer_set(&s->t_request, ms);
+    uint64_t now = weft_now_ms();
+    uint64_t deadline = ms ? now + ms : 0;
+    if (s->grpc_deadline_ms && (!deadline || s->grpc_deadline_ms < deadline))
+        deadline = s->grpc_deadline_ms;
+    if (deadline)
+        weft_ltimer_set(&s->t_request, deadline > now ? deadline - now : 1);
+}
+
+/* grpc-timeout: 1-8 digits and a unit (H M S m u n), gRPC over HTTP/2. */
+static uint64_t grpc_timeout_ms(const weft_hdrs *h)
+{
+    const weft_sv *v = weft_hdrs_get(h, WEFT_SV_LIT("grpc-timeout"));
+    if (!v || v->len < 2 || v->len > 9)
+        return 0;
+    uint64_t n = 0;
+    for (size_t i = 0; i + 1 < v->len; i++) {
+        if (v->p[i] < '0' || v->p[i] > '9')
+            return 0;
+        n = n * 10 + (uint64_t)(v->p[i] - '0');
+    }
+    switch (v->p[v->len - 1]) {
+    case 'H': return n * 3600000;
+    case 'M': return n * 60000;
+    case 'S': return n * 1000;
+    case 'm': return n ? n : 1;
+    case 'u': return n / 1000 ? n / 1000 : 1;
+    case 'n': return n / 1000000 ? n / 1000000 : 1;
+    default: return 0;
+    }
 }
 
 static void req_write_end(weft_stream *s)
@@ -1082,6 +1123,20 @@ void stream_finish(weft_stream *s)
     weft_ltimer_clear(&s->t_idle);
     if (s->status_sent)
         weft_stats_inc(s->w->stats, s->lst->rq_total[weft_code_class(s->status_sent)], 1);
+    if (s->is_grpc) {
+        const weft_sv *gs = s->resp_trailers ? weft_hdrs_get(s->resp_trailers, WEFT_SV_LIT("grpc-status")) : NULL;
+        if (!gs && s->resp.status)
+            gs = weft_hdrs_get(&s->resp.headers, WEFT_SV_LIT("grpc-status"));
+        if (gs && gs->len && gs->len <= 2) {
+            int code = 0;
+            for (size_t i = 0; i < gs->len; i++)
+                code = code * 10 + (gs->p[i] - '0');
+            if (code >= 0 && code <= 16) {
+                s->grpc_status = code;
+                weft_stats_inc(s->w->stats, s->lst->grpc_total[code], 1);
+            }
+        }
+    }
     weft_stats_observe_us(s->w->stats, s->lst->rq_time, s->t_end_us - s->t_start_us);
     weft_access_log_write(s->ws->snap->access_log_fd, s);
     if (s->fctx)

@@ -129,6 +129,8 @@ struct weft_stream {
     bool up_read_paused;
     bool close_after;      /* the codec must close after this exchange */
     bool is_grpc;
+    int grpc_status;       /* from the response (trailers or Trailers-Only head), -1 unknown */
+    uint64_t grpc_deadline_ms; /* from grpc-timeout (monotonic ms), 0 none */
     uint32_t flags;        /* WEFT_RF_* */
     const char *reason;    /* x-weft-reason / access log detail */
 

@@ -121,6 +121,10 @@ void weft_access_log_write(int fd, const weft_stream *s)
     if (s->t_up_head_us && s->t_up_start_us)
         n = put(line, cap, n, ",\"upstream_service_time_ms\":%.3f",
                 (double)(s->t_up_head_us - s->t_up_start_us) / 1000.0);
+    if (s->is_grpc && s->grpc_status >= 0)
+        n = put(line, cap, n, ",\"grpc_status\":%d", s->grpc_status);
+    if (s->is_grpc && s->grpc_status >= 0)
+        n = put(line, cap, n, ",\"grpc_status\":%d", s->grpc_status);
     n = put(line, cap, n, ",\"upstream_host\":");
     n = json_str(line, cap, n, s->ep ? weft_sv_from(s->ep->name) : empty);
     n = put(line, cap, n, ",\"upstream_cluster\":");

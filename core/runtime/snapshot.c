@@ -30,6 +30,11 @@ static void register_listener_stats(weft_listener_snap *ls)
                                         "Downstream connections refused by max_connections");
     ls->rq_rejected = weft_stats_counter("weft_downstream_rq_rejected_total", labels,
                                          "Requests refused for protocol errors or limits");
+    for (int i = 0; i < 17; i++) {
+        snprintf(labels, sizeof(labels), "listener=\"%s\",grpc_status=\"%d\"", ls->cfg->name, i);
+        ls->grpc_total[i] = weft_stats_counter("weft_downstream_grpc_total", labels,
+                                               "gRPC responses, by grpc-status");
+    }
 }
 
 static void register_tcp_stats(weft_listener_snap *ls, const weft_config *cfg)

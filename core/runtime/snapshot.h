@@ -27,6 +27,7 @@ typedef struct weft_listener_snap {
     weft_stat_id rq_time;                     /* histogram */
     weft_stat_id cx_total, cx_active, cx_refused;
     weft_stat_id rq_rejected;                 /* protocol errors / limits */
+    weft_stat_id grpc_total[17];              /* gRPC responses by grpc-status code */
     /* tcp_proxy listeners only (cfg->is_tcp); labels listener, cluster. */
     int tcp_cluster;                          /* index in cfg->clusters */
     weft_stat_id tcp_cx_total, tcp_cx_active, tcp_rx_bytes, tcp_tx_bytes, tcp_connect_fail;
