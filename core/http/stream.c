@@ -386,6 +386,12 @@ static void prepare_upstream_headers(weft_stream *s)
     if (!weft_hdrs_get(&req->headers, H_XFP))
         weft_hdrs_add_ref(&req->headers, H_XFP, s->tls ? WEFT_SV_LIT("https") : WEFT_SV_LIT("http"));
     append_list_header(s, H_VIA, req->http_minor ? WEFT_SV_LIT("1.1 weft") : WEFT_SV_LIT("1.0 weft"));
+    if (s->upgrade_req && !s->is_connect) {
+        /* Upgrade is hop-by-hop, but asking the upstream to switch is the
+         * point of this request: forward it explicitly. */
+        weft_hdrs_add_ref(&req->headers, WEFT_SV_LIT("connection"), WEFT_SV_LIT("upgrade"));
+        weft_hdrs_add_ref(&req->headers, WEFT_SV_LIT("upgrade"), s->upgrade_value);
+    }
     if (req->framing == WEFT_BODY_LENGTH && s->chain && s->chain->any_req_body) {
         /* A body filter may change the length: send it chunked. */
         weft_hdrs_remove(&req->headers, H_CL);
@@ -547,6 +553,13 @@ void weft_stream_on_req_head(weft_stream *s, weft_req_head *req)
     s->is_grpc = ct && weft_sv_has_prefix(*ct, WEFT_SV_LIT("application/grpc"));
     s->grpc_status = -1;
     s->grpc_deadline_ms = 0;
+    s->is_connect = req->method_id == HTTP_CONNECT;
+    const weft_sv *up = weft_hdrs_get(&req->headers, WEFT_SV_LIT("upgrade"));
+    s->upgrade_value = up ? *up : (weft_sv){"", 0};
+    s->upgrade_req = s->is_connect || (req->upgrade && up && up->len);
+    if (s->is_connect && !req->path.len)
+        req->path = WEFT_SV_LIT("/"); /* authority-form: routes match CONNECT on "/" */
+    s->tunnel = false;
     if (!req->keep_alive)
         s->close_after = true;
     gen_request_id(s);
@@ -604,10 +617,16 @@ void stream_route_and_forward(weft_stream *s)
         return;
     }
     prepare_upstream_headers(s);
+    if (s->is_connect) {
+        /* CONNECT is terminated here: a fresh TCP connection to the
+         * cluster's endpoint, then 200 and raw bytes. */
+        start_upstream(s, false);
+        return;
+    }
     write_up_head(s, s->up_pending);
     if (req->expect_continue && req->framing != WEFT_BODY_NONE && s->ds_ops->send_continue)
         s->ds_ops->send_continue(s);
-    start_upstream(s, true);
+    start_upstream(s, s->upgrade_req ? false : true);
     if (s->resp_done)
         return;
     /* Body that waited for the header phase. */
@@ -792,10 +811,67 @@ void weft_stream_on_downstream_reset(weft_stream *s, uint32_t flag)
 
 /* ---------- response path ---------- */
 
+static void tunnel_start(weft_stream *s)
+{
+    s->tunnel = true;
+    s->up->tunnel = true;
+    weft_ltimer_clear(&s->t_request); /* a tunnel lives until idle or closed */
+    arm_idle(s);
+}
+
 void weft_stream_on_up_connected(weft_stream *s)
 {
+    if (s->is_connect && s->up && !s->tunnel) {
+        weft_resp_head *h = &s->resp;
+        memset(h, 0, sizeof(*h));
+        weft_hdrs_init(&h->headers, &s->arena);
+        h->status = 200;
+        h->reason = WEFT_SV_LIT("Connection Established");
+        h->http_minor = 1;
+        h->framing = WEFT_BODY_NONE;
+        h->content_length = -1;
+        send_head_counted(s, h, true);
+        s->t_up_head_us = weft_now_us();
+        tunnel_start(s);
+        return;
+    }
     if (evbuffer_get_length(s->up_pending))
         evbuffer_add_buffer(weft_upconn_output(s->up), s->up_pending);
+}
+
+void weft_stream_tunnel_down(weft_stream *s, struct evbuffer *in)
+{
+    size_t n = evbuffer_get_length(in);
+    if (!s->up || !n)
+        return;
+    s->bytes_in += n;
+    arm_idle(s);
+    struct evbuffer *out = weft_upconn_output(s->up);
+    evbuffer_add_buffer(out, in);
+    check_up_backpressure(s);
+}
+
+void weft_stream_tunnel_up(weft_stream *s, struct evbuffer *in)
+{
+    size_t n = evbuffer_get_length(in);
+    if (!n)
+        return;
+    s->bytes_out += n;
+    arm_idle(s);
+    struct evbuffer_iovec v[8];
+    while (evbuffer_get_length(in)) {
+        int k = evbuffer_peek(in, -1, NULL, v, 8);
+        size_t sent = 0;
+        for (int i = 0; i < k && i < 8; i++) {
+            s->ds_ops->send_body(s, v[i].iov_base, v[i].iov_len);
+            sent += v[i].iov_len;
+        }
+        evbuffer_drain(in, sent);
+    }
+    if (s->up && !s->up_read_paused && s->ds_ops->pending_out(s) > stream_high_watermark(s)) {
+        s->up_read_paused = true;
+        stream_up_pause(s);
+    }
 }
 
 static void attempt_info(weft_stream *s, weft_attempt_info *ai, weft_attempt_result r, int status)
@@ -875,6 +951,21 @@ int weft_stream_retry(weft_stream *s)
 
 int weft_stream_on_up_head(weft_stream *s, weft_resp_head *h)
 {
+    if (h->status == 101 && s->upgrade_req && !s->is_connect && s->up) {
+        /* Switching Protocols: pass the 101 with its upgrade headers, then
+         * the connection is a tunnel (bytes after this head are its own). */
+        const weft_sv *uv = weft_hdrs_get(&h->headers, WEFT_SV_LIT("upgrade"));
+        weft_sv upv = uv ? *uv : s->upgrade_value;
+        weft_hdrs_strip_hop_by_hop(&h->headers);
+        weft_hdrs_add_ref(&h->headers, WEFT_SV_LIT("connection"), WEFT_SV_LIT("upgrade"));
+        weft_hdrs_add_ref(&h->headers, WEFT_SV_LIT("upgrade"), upv);
+        s->t_up_head_us = weft_now_us();
+        s->resp = *h;
+        s->resp.framing = WEFT_BODY_NONE;
+        send_head_counted(s, &s->resp, true);
+        tunnel_start(s);
+        return WEFT_H1_CB_PAUSE;
+    }
     if (h->status >= 100 && h->status < 200)
         return WEFT_H1_CB_OK; /* interim (we answered Expect ourselves) */
     s->t_up_head_us = weft_now_us();
@@ -1020,6 +1111,15 @@ int weft_stream_on_up_complete(weft_stream *s)
 
 void weft_stream_on_up_error(weft_stream *s, weft_up_err err)
 {
+    if (s->tunnel) {
+        /* The upstream side of a tunnel ended: close the client side once
+         * what we have for it is written. */
+        stream_up_release(s, false);
+        s->resp_done = true;
+        s->close_after = true;
+        stream_finish(s);
+        return;
+    }
     bool reused = s->up && s->up->requests > 0;
     bool got = s->up && s->up->got_bytes;
     bool refused = s->up2 && weft_h2up_refused(s->up2); /* GOAWAY'd before processing */

@@ -129,6 +129,10 @@ struct weft_stream {
     bool up_read_paused;
     bool close_after;      /* the codec must close after this exchange */
     bool is_grpc;
+    bool upgrade_req;      /* Upgrade (e.g. websocket) or CONNECT request */
+    bool is_connect;
+    bool tunnel;           /* bytes flow raw both ways now (after 101 / CONNECT 200) */
+    weft_sv upgrade_value; /* the request's Upgrade header */
     int grpc_status;       /* from the response (trailers or Trailers-Only head), -1 unknown */
     uint64_t grpc_deadline_ms; /* from grpc-timeout (monotonic ms), 0 none */
     uint32_t flags;        /* WEFT_RF_* */
@@ -181,6 +185,11 @@ void weft_stream_destroy(weft_stream *s);
  * response already started, the stream is reset instead. */
 void weft_stream_local_reply(weft_stream *s, uint16_t status, const char *reason, uint32_t flag,
                              const char *body);
+
+/* Tunnels (after a 101 or a CONNECT's 200): raw bytes from the client
+ * (the codec hands over its whole input buffer) and from the upstream. */
+void weft_stream_tunnel_down(weft_stream *s, struct evbuffer *in);
+void weft_stream_tunnel_up(weft_stream *s, struct evbuffer *in);
 
 /* SDK: continue a direction paused by a filter. */
 int weft_stream_resume_filters(weft_stream *s);

@@ -108,6 +108,11 @@ static void up_fail(weft_upconn *uc, weft_up_err err)
 static void up_process(weft_upconn *uc)
 {
     struct evbuffer *in = weft_conn_input(uc->conn);
+    if (uc->tunnel) {
+        if (uc->stream && !uc->read_paused)
+            weft_stream_tunnel_up(uc->stream, in);
+        return;
+    }
     while ((evbuffer_get_length(in) || weft_h1_parser_needs_feed(uc->parser)) && uc->stream &&
            !uc->doomed && !uc->read_paused) {
         struct evbuffer_iovec v = {NULL, 0};
@@ -172,7 +177,9 @@ static void up_event_cb(void *arg, int what)
         /* Drain what is left, then let the parser decide: a response framed
          * by close completes here; anything else was cut short. */
         up_process(uc);
-        if (uc->stream && !uc->doomed && weft_h1_parser_eof(uc->parser) != WEFT_H1_DONE && uc->stream)
+        if (uc->tunnel && uc->stream)
+            up_fail(uc, WEFT_UP_ERR_RESET); /* the tunnel's upstream side ended */
+        else if (uc->stream && !uc->doomed && weft_h1_parser_eof(uc->parser) != WEFT_H1_DONE && uc->stream)
             up_fail(uc, WEFT_UP_ERR_RESET);
     } else {
         up_fail(uc, WEFT_UP_ERR_RESET);
@@ -289,7 +296,7 @@ void weft_upconn_release(weft_upconn *uc, bool reusable)
     uint32_t max_idle = uc->max_idle;
     uint32_t max_req = uc->max_req;
     weft_worker *w = uc->w;
-    if (reusable && uc->connected && !w->draining && uc->pool->n_idle < max_idle &&
+    if (reusable && !uc->tunnel && uc->connected && !w->draining && uc->pool->n_idle < max_idle &&
         (!max_req || uc->requests < max_req)) {
         /* Bytes beyond the response (still in the input while the parser
          * callback runs) are caught by up_process(), which dooms it. */

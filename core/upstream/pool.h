@@ -43,6 +43,7 @@ typedef struct weft_upconn {
     bool got_bytes;            /* any response byte for the current request */
     bool read_paused;
     bool in_cb;                /* inside one of its own callbacks: defer frees */
+    bool tunnel;               /* raw bytes to the attached stream (101/CONNECT) */
     bool is_idle;              /* on its pool's idle list */
     bool doomed;               /* free when the current callback returns */
 } weft_upconn;

@@ -332,6 +332,11 @@ static void dconn_process(weft_dconn *dc)
         dc->in_process = false;
         return;
     }
+    if (dc->stream.active && dc->stream.tunnel) {
+        if (!dc->read_paused)
+            weft_stream_tunnel_down(&dc->stream, in);
+        return;
+    }
     dc->in_process = true;
     while (!dc->closing && !dc->reset_now && !dc->read_paused && !dc->exchange_done &&
            (evbuffer_get_length(in) || (dc->stream.active && weft_h1_parser_needs_feed(dc->parser)))) {
