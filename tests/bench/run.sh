@@ -302,7 +302,7 @@ WEFT_NOTE=""
 if [[ " $BENCH_TARGETS " == *" weft"* && "$BENCH_BUILD" == 1 && -z "$WEFT_BIN_GIVEN" ]]; then
     say "building weft (Release, build/)"
     if ! { cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DWEFT_SANITIZE= -DWEFT_FUZZ=OFF -DWEFT_WERROR=OFF -DWEFT_TESTS=ON &&
-        cmake --build build -j "$(nproc)" --target weft noop; } >"$TMP/weft-build.log" 2>&1; then
+        cmake --build build -j "$(nproc)" --target weft weft_test_filter_noop; } >"$TMP/weft-build.log" 2>&1; then
         WEFT_NOTE="build failed"
         tail -n 20 "$TMP/weft-build.log" >&2
     fi
