@@ -26,6 +26,7 @@ TOOL="$REPO_ROOT/tests/integration/tcp_tool.py"
 tool() { "$PYTHON" "$TOOL" "$@"; }
 
 REDIS_PORT=$(free_port)
+# shellcheck disable=SC2034 # read by render_config through @DEAD_PORT@
 DEAD_PORT=$(free_port) # nothing listens there: connections are refused
 BANNER_PORT=$(free_port)
 ECHO_PORT=$(free_port)
