@@ -1,7 +1,19 @@
 /* ltimer.c: lazy deadlines (see ltimer.h). */
 #include "loop/ltimer.h"
 
+#include <time.h>
+
 #include "common/common.h"
+
+/* Deadlines are 100 ms and up: the coarse clock (a vDSO read of the
+ * last tick, no TSC access) is exact enough and much cheaper, and it is
+ * read several times per request. */
+static uint64_t coarse_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
 
 static void arm(weft_ltimer *t, uint64_t now, uint64_t deadline)
 {
@@ -18,7 +30,7 @@ static void fire(evutil_socket_t fd, short what, void *arg)
     t->armed = false;
     if (!t->deadline_ms)
         return;
-    uint64_t now = weft_now_ms();
+    uint64_t now = coarse_now_ms();
     if (now < t->deadline_ms) {
         arm(t, now, t->deadline_ms);
         return;
@@ -42,7 +54,7 @@ void weft_ltimer_set(weft_ltimer *t, uint64_t after_ms)
         t->deadline_ms = 0;
         return;
     }
-    uint64_t now = weft_now_ms();
+    uint64_t now = coarse_now_ms();
     t->deadline_ms = now + after_ms;
     if (!t->armed || t->deadline_ms < t->armed_for_ms)
         arm(t, now, t->deadline_ms);

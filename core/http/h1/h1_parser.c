@@ -310,6 +310,25 @@ static int scan(weft_h1_parser *p, const char *data, size_t n, size_t *used)
 
 #define SCAN_FAIL(code) do { e = (code); goto fail; } while (0)
     while (i < n) {
+        if (s->st == SC_LINE && s->colon) {
+            /* Fast path through a header value: the bytes the per-byte
+             * state machine below would accept without changing state
+             * (HTAB, SP, VCHAR, obs-text), counted toward the limit. */
+            size_t j = i;
+            while (j < n) {
+                unsigned char v = (unsigned char)data[j];
+                if ((v < 0x20 && v != '\t') || v == 0x7f)
+                    break;
+                j++;
+            }
+            if (j > i) {
+                s->section += (uint32_t)(j - i);
+                if (s->section > p->lim.max_header_bytes)
+                    SCAN_FAIL(s->trailers ? E_TRAILERS_TOO_LARGE : E_HEADER_TOO_LARGE);
+                i = j;
+                continue;
+            }
+        }
         unsigned char c = (unsigned char)data[i];
         if (s->st != SC_OFF && s->st != SC_CH_DATA && s->st != SC_PRE && s->st != SC_PRE_CR &&
             s->st < SC_CH_SIZE) {
