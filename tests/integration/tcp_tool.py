@@ -11,12 +11,16 @@ Clients (print one result line, exit 0 on success, 1 with a reason):
                                 within MAX_S, without sending anything
   banner PORT MAX_MS            connects, sends nothing, expects the banner
                                 within MAX_MS milliseconds
+  flood PORT MAX_MB              writes to a server that never reads until
+                                writes block for 0.5 s; fails if more than
+                                MAX_MB were taken (weft must stop reading)
   hold PORT DIR                 PING/PONG, writes DIR/ready, waits for DIR/go,
                                 PING/PONG again, closes
 Servers (run until killed):
   banner-server PORT            writes a banner at once on accept
   echo-after-eof-server PORT    reads until EOF, then writes a sha256 line of
                                 what it read and the same bytes back, closes
+  stall-server PORT             accepts and never reads
   blackhole-server PORT FILE    listens with a full accept queue, never
                                 accepts: new connects hang (SYNs dropped);
                                 creates FILE when ready
@@ -192,6 +196,33 @@ def hold(port, d):
     print("ok")
 
 
+def flood(port, max_mb):
+    import select
+    s = connect(port)
+    s.setblocking(False)
+    chunk = b"x" * 65536
+    sent = 0
+    limit = 256 << 20
+    while sent < limit:
+        try:
+            sent += s.send(chunk)
+        except BlockingIOError:
+            _, w, _ = select.select([], [s], [], 0.5)
+            if not w:
+                break
+        except OSError as e:
+            fail("connection failed after %.1f MB: %s" % (sent / 1048576.0, e))
+    s.close()
+    if sent >= max_mb << 20:
+        fail("%d MB taken by a server that does not read" % (sent >> 20))
+    print("ok writes blocked after %.1f MB" % (sent / 1048576.0))
+
+
+def stall_handler(c):
+    time.sleep(60)
+    c.close()
+
+
 def serve(port, handler):
     ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -254,6 +285,10 @@ def main():
         closed(int(a[1]), float(a[2]))
     elif cmd == "banner":
         banner(int(a[1]), int(a[2]))
+    elif cmd == "flood":
+        flood(int(a[1]), int(a[2]))
+    elif cmd == "stall-server":
+        serve(int(a[1]), stall_handler)
     elif cmd == "hold":
         hold(int(a[1]), a[2])
     elif cmd == "banner-server":

@@ -4,7 +4,8 @@
 # redis_version; a 1 MB value round trip; redis-benchmark -n 10000 with no
 # error (10000 INCRs of one key count exactly 10000); half-close (PING then
 # SHUT_WR still gets +PONG; a server that answers only after EOF sends
-# 2 MB back through a 64 KiB watermark); idle_timeout closes an idle
+# 2 MB back through a 64 KiB watermark); backpressure (a client writing
+# to a server that never reads is blocked after a few MB); idle_timeout closes an idle
 # connection (access log SI); connect_timeout per attempt (a backend that
 # never answers the SYN); max_connect_attempts moves on from a refused
 # endpoint; a cluster whose endpoint is down closes the connection (UF in
@@ -31,6 +32,8 @@ DEAD_PORT=$(free_port) # nothing listens there: connections are refused
 BANNER_PORT=$(free_port)
 ECHO_PORT=$(free_port)
 HOLE_PORT=$(free_port)
+STALL_PORT=$(free_port)
+L_STALL=$(free_port)
 L_HOLE=$(free_port)
 L_REDIS=$(free_port)
 L_IDLE=$(free_port)
@@ -70,7 +73,11 @@ track_pid "$ECHO_PID"
 tool blackhole-server "$HOLE_PORT" "$TEST_TMP/hole.ready" >"$TEST_TMP/backend-hole.log" 2>&1 &
 HOLE_PID=$!
 track_pid "$HOLE_PID"
+tool stall-server "$STALL_PORT" >"$TEST_TMP/backend-stall.log" 2>&1 &
+STALL_PID=$!
+track_pid "$STALL_PID"
 wait_port "$REDIS_PORT" "$REDIS_PID"
+wait_port "$STALL_PORT" "$STALL_PID"
 wait_port "$BANNER_PORT" "$BANNER_PID"
 wait_port "$ECHO_PORT" "$ECHO_PID"
 
@@ -99,6 +106,8 @@ clusters:
   - name: hole
     endpoints: [{address: 127.0.0.1, port: @HOLE_PORT@}]
     connect_timeout: 300ms
+  - name: stall
+    endpoints: [{address: 127.0.0.1, port: @STALL_PORT@}]
 listeners:
   - name: redis
     address: 127.0.0.1
@@ -129,6 +138,11 @@ listeners:
     address: 127.0.0.1
     port: @L_HOLE@
     tcp_proxy: {cluster: hole, max_connect_attempts: 2}
+  - name: stall
+    address: 127.0.0.1
+    port: @L_STALL@
+    limits: {buffer_high_watermark: 64KiB}
+    tcp_proxy: {cluster: stall, idle_timeout: 2s}
   - name: http
     address: 127.0.0.1
     port: @L_HTTP@
@@ -180,6 +194,13 @@ out=$(tool halfclose-redis "$L_REDIS") || fail "half-close with redis: $out"
 out=$(tool halfclose-echo "$L_ECHO" 2097152) || fail "half-close, answer after EOF: $out"
 log "half-close: PING + SHUT_WR -> +PONG; 2 MB answered after EOF: $out"
 
+# ---- backpressure: a server that never reads; weft must stop reading the
+# client (256 MB would all be taken otherwise; kernel buffers hold a few MB).
+# While its reading is paused weft does not see the client's FIN: the idle
+# timeout (2 s here) ends the connection.
+out=$(tool flood "$L_STALL" 32) || fail "backpressure: $out"
+log "backpressure, 64 KiB watermark: $out"
+
 # ---- server speaks first: no sniffing delay
 for i in 1 2 3; do
     out=$(tool banner "$L_BANNER" 100) || fail "server-first banner (try $i): $out"
@@ -208,7 +229,7 @@ log "dead backend: $out, 3 attempts, UF"
 # the SYN; 2 attempts of 300 ms, then the connection is closed (UF).
 hole_ready() { [[ -f "$TEST_TMP/hole.ready" ]]; }
 wait_until 5 "blackhole server ready" hole_ready
-out=$(tool idle "$L_HOLE" 0.5 2.5) || fail "connect timeout: $out"
+out=$(tool idle "$L_HOLE" 0.5 1.5) || fail "connect timeout: $out"
 assert_eq 2 "$(metric 'weft_upstream_cx_connect_timeout_total{cluster="hole"}')" "connect timeouts (hole)"
 assert_eq 1 "$(metric 'weft_tcp_connect_fail_total{listener="hole"')" "tcp connect fail (hole)"
 log "connect timeout 300ms x 2 attempts: $out"
@@ -252,6 +273,8 @@ echo = by("echo")
 assert len(echo) == 1 and echo[0]["response_flags"] == "-", echo
 assert echo[0]["bytes_received"] == 2097152 and echo[0]["bytes_sent"] == 2097152 + 66, echo
 assert echo[0]["downstream_remote"] == "127.0.0.1", echo
+stall = by("stall")
+assert len(stall) == 1 and stall[0]["response_flags"] == "SI" and stall[0]["bytes_received"] > 0, stall
 hole = by("hole")
 assert len(hole) == 1 and hole[0]["response_flags"] == "UF", hole
 retry = by("redis-retry")
