@@ -24,6 +24,8 @@ command -v redis-cli >/dev/null || fail "redis-cli not installed (scripts/setup.
 command -v redis-benchmark >/dev/null || fail "redis-benchmark not installed (redis-tools)"
 
 TOOL="$REPO_ROOT/tests/integration/tcp_tool.py"
+# Foreground use only: a background process must be started as
+# "$PYTHON" "$TOOL" ... so that $! is the python process itself.
 tool() { "$PYTHON" "$TOOL" "$@"; }
 
 REDIS_PORT=$(free_port)
@@ -64,16 +66,16 @@ redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
     --daemonize no --dir "$TEST_TMP" >"$TEST_TMP/backend-redis.log" 2>&1 &
 REDIS_PID=$!
 track_pid "$REDIS_PID"
-tool banner-server "$BANNER_PORT" >"$TEST_TMP/backend-banner.log" 2>&1 &
+"$PYTHON" "$TOOL" banner-server "$BANNER_PORT" >"$TEST_TMP/backend-banner.log" 2>&1 &
 BANNER_PID=$!
 track_pid "$BANNER_PID"
-tool echo-after-eof-server "$ECHO_PORT" >"$TEST_TMP/backend-echo.log" 2>&1 &
+"$PYTHON" "$TOOL" echo-after-eof-server "$ECHO_PORT" >"$TEST_TMP/backend-echo.log" 2>&1 &
 ECHO_PID=$!
 track_pid "$ECHO_PID"
-tool blackhole-server "$HOLE_PORT" "$TEST_TMP/hole.ready" >"$TEST_TMP/backend-hole.log" 2>&1 &
+"$PYTHON" "$TOOL" blackhole-server "$HOLE_PORT" "$TEST_TMP/hole.ready" >"$TEST_TMP/backend-hole.log" 2>&1 &
 HOLE_PID=$!
 track_pid "$HOLE_PID"
-tool stall-server "$STALL_PORT" >"$TEST_TMP/backend-stall.log" 2>&1 &
+"$PYTHON" "$TOOL" stall-server "$STALL_PORT" >"$TEST_TMP/backend-stall.log" 2>&1 &
 STALL_PID=$!
 track_pid "$STALL_PID"
 wait_port "$REDIS_PORT" "$REDIS_PID"
@@ -288,7 +290,7 @@ PY
 # working) until it closes; then weft exits at once.
 HOLD_DIR="$TEST_TMP/hold"
 mkdir -p "$HOLD_DIR"
-tool hold "$L_REDIS" "$HOLD_DIR" >"$TEST_TMP/hold.out" 2>&1 &
+"$PYTHON" "$TOOL" hold "$L_REDIS" "$HOLD_DIR" >"$TEST_TMP/hold.out" 2>&1 &
 HOLD_PID=$!
 track_pid "$HOLD_PID"
 hold_ready() { [[ -f "$HOLD_DIR/ready" ]]; }
