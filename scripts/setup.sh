@@ -11,6 +11,8 @@ PACKAGES=(
     curl wrk nghttp2-client haproxy nginx python3
     libclang-rt-14-dev iproute2 procps
     redis-server redis-tools
+    nghttp2-proxy nghttp2-server
+    python3-h2 python3-hpack python3-hyperframe python3-grpcio python3-websockets
 )
 
 installed() {
