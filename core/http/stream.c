@@ -392,9 +392,9 @@ static void prepare_upstream_headers(weft_stream *s)
         weft_hdrs_add_ref(&req->headers, WEFT_SV_LIT("connection"), WEFT_SV_LIT("upgrade"));
         weft_hdrs_add_ref(&req->headers, WEFT_SV_LIT("upgrade"), s->upgrade_value);
     }
-    if (req->framing == WEFT_BODY_LENGTH && s->chain && s->chain->any_req_body) {
-        /* A body filter may change the length: send it chunked. */
-        weft_hdrs_remove(&req->headers, H_CL);
+    if (req->framing == WEFT_BODY_LENGTH && !weft_hdrs_get(&req->headers, H_CL)) {
+        /* A filter removed content-length (it will change the body's
+         * length): the body goes chunked. */
         req->framing = WEFT_BODY_CHUNKED;
     }
     if (req->framing == WEFT_BODY_CHUNKED) {
@@ -996,12 +996,6 @@ int weft_stream_on_up_head(weft_stream *s, weft_resp_head *h)
             weft_hdrs_set(&h->headers, n, v);
     }
     s->resp = *h;
-    if (s->chain && s->chain->any_resp_body && h->framing == WEFT_BODY_LENGTH &&
-        !weft_resp_is_bodyless(h->status, s->head_request)) {
-        /* A body filter may change the length: the codec re-frames. */
-            weft_hdrs_remove(&s->resp.headers, H_CL);
-        s->resp.framing = WEFT_BODY_CHUNKED;
-    }
     if (stream_n_filters(s)) {
         sf_resp_headers(s, 0);
         if (s->retry_requested && do_retry(s))
@@ -1027,6 +1021,8 @@ void stream_send_resp_head(weft_stream *s)
         return;
     weft_resp_head *h = &s->resp;
     bool bodyless = weft_resp_is_bodyless(h->status, s->head_request) || h->framing == WEFT_BODY_NONE;
+    if (!bodyless && h->framing == WEFT_BODY_LENGTH && !weft_hdrs_get(&h->headers, H_CL))
+        h->framing = WEFT_BODY_CHUNKED; /* a filter removed content-length: re-frame */
     send_head_counted(s, h, bodyless);
 }
 

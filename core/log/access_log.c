@@ -14,7 +14,7 @@ size_t weft_response_flags_str(uint32_t flags, char *out, size_t cap)
 {
     size_t n = 0;
     out[0] = '\0';
-    for (size_t i = 0; i < WEFT_ARRAY_LEN(flag_names); i++) {
+    for (size_t i = 0; flags && i < WEFT_ARRAY_LEN(flag_names); i++) {
         if (!(flags & (1u << i)))
             continue;
         int m = snprintf(out + n, cap - n, "%s%s", n ? "," : "", flag_names[i]);
@@ -22,8 +22,11 @@ size_t weft_response_flags_str(uint32_t flags, char *out, size_t cap)
             break;
         n += (size_t)m;
     }
-    if (n == 0)
-        n = (size_t)snprintf(out, cap, "-");
+    if (n == 0 && cap >= 2) {
+        out[0] = '-';
+        out[1] = '\0';
+        n = 1;
+    }
     return n;
 }
 
@@ -121,8 +124,6 @@ void weft_access_log_write(int fd, const weft_stream *s)
     if (s->t_up_head_us && s->t_up_start_us)
         n = put(line, cap, n, ",\"upstream_service_time_ms\":%.3f",
                 (double)(s->t_up_head_us - s->t_up_start_us) / 1000.0);
-    if (s->is_grpc && s->grpc_status >= 0)
-        n = put(line, cap, n, ",\"grpc_status\":%d", s->grpc_status);
     if (s->is_grpc && s->grpc_status >= 0)
         n = put(line, cap, n, ",\"grpc_status\":%d", s->grpc_status);
     n = put(line, cap, n, ",\"upstream_host\":");

@@ -334,7 +334,22 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+static weft_worker *worker_create(int id, weft_snapshot *snap, bool listen, bool start, char *err,
+                                  size_t errlen);
+
 weft_worker *weft_worker_start(int id, weft_snapshot *snap, char *err, size_t errlen)
+{
+    return worker_create(id, snap, true, true, err, errlen);
+}
+
+weft_worker *weft_worker_new_detached(weft_snapshot *snap)
+{
+    char err[256];
+    return worker_create(0, snap, false, false, err, sizeof(err));
+}
+
+static weft_worker *worker_create(int id, weft_snapshot *snap, bool listen, bool start, char *err,
+                                  size_t errlen)
 {
     weft_worker *w = calloc(1, sizeof(*w));
     if (!w) {
@@ -367,8 +382,12 @@ weft_worker *weft_worker_start(int id, weft_snapshot *snap, char *err, size_t er
     w->ev_sweep = event_new(w->base, -1, EV_PERSIST, on_sweep, w);
     struct timeval sweep = {5, 0};
     event_add(w->ev_sweep, &sweep);
-    if (reconcile_listeners(w, snap, err, errlen))
+    if (listen && reconcile_listeners(w, snap, err, errlen))
         goto fail;
+    if (!start) {
+        weft_stats_set_thread_block(w->stats);
+        return w;
+    }
     if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
         snprintf(err, errlen, "pthread_create: %s", strerror(errno));
         goto fail;

@@ -79,6 +79,10 @@ struct weft_worker {
 /* Creates the worker's base, binds its listeners (so that a port in use
  * fails here, synchronously) and starts its thread on snapshot `snap`. */
 weft_worker *weft_worker_start(int id, weft_snapshot *snap, char *err, size_t errlen);
+/* A worker without listeners and without a thread: the caller runs its
+ * base (tests and fuzz targets drive connections through it). Free it with
+ * weft_worker_stop_and_free. */
+weft_worker *weft_worker_new_detached(weft_snapshot *snap);
 /* Hands a new snapshot to the worker (thread-safe). */
 void weft_worker_swap(weft_worker *w, weft_snapshot *snap);
 /* Stop accepting; close idle keep-alive connections; busy ones close after

@@ -69,9 +69,14 @@ struct weft_h2_session {
     bool dead;
     bool draining;
     bool finished_told;
+    bool freeing;               /* session_free runs: no more scheduling */
 };
 
-static void schedule_flush(weft_h2_session *h) { event_active(&h->ev_flush, EV_TIMEOUT, 0); }
+static void schedule_flush(weft_h2_session *h)
+{
+    if (!h->freeing)
+        event_active(&h->ev_flush, EV_TIMEOUT, 0);
+}
 
 bool weft_h2_is_preface_prefix(const char *p, size_t len)
 {
@@ -215,6 +220,8 @@ static void op_done(weft_stream *s)
         return;
     st->weft_done = true;
     st->h->active--;
+    if (st->h->freeing)
+        return; /* session_free frees every stream itself */
     st->reap_next = st->h->reap;
     st->h->reap = st;
     event_active(&st->h->ev_reap, EV_TIMEOUT, 0);
@@ -665,12 +672,15 @@ void weft_h2_session_free(weft_h2_session *h)
 {
     if (!h)
         return;
-    event_del(&h->ev_flush);
-    event_del(&h->ev_reap);
+    h->freeing = true;
     /* The client is gone: every exchange still running ends now. */
     for (h2s *st = h->streams; st; st = st->next)
         if (st->begun && !st->weft_done && st->s.active && !st->s.t_end_us)
             weft_stream_on_downstream_reset(&st->s, WEFT_RF_DC);
+    /* After the resets (which may have activated them), never before. */
+    event_del(&h->ev_flush);
+    event_del(&h->ev_reap);
+    h->reap = NULL;
     while (h->streams)
         st_free(h->streams);
     nghttp2_session_del(h->ng);

@@ -214,7 +214,10 @@ typedef struct weft_http_filter_ops {
      * WEFT_STOP until end_stream). WEFT_CONTINUE, or weft_stream_resume()
      * from a callback, passes everything held on. Held body above the
      * listener's buffer_high_watermark ends the stream (request: 413,
-     * response: 500, reason filter_buffer_overflow). */
+     * response: 500, reason filter_buffer_overflow). A filter that changes
+     * the body's length must fix content-length in the matching headers
+     * hook: set the new value if it knows it, or remove the header, and
+     * weft sends the body chunked (HTTP/1.1) instead. */
     weft_status (*on_request_body)(void *stream_ctx, weft_stream *s, weft_buffer *chunk, bool end_stream);
     weft_status (*on_request_trailers)(void *stream_ctx, weft_stream *s);
 
