@@ -737,6 +737,14 @@ void weft_stream_on_req_body(weft_stream *s, const char *p, size_t n)
 {
     s->bytes_in += n;
     arm_idle(s);
+    if (s->is_connect) {
+        /* HTTP/2 CONNECT: DATA frames are the tunnel's bytes. */
+        if (s->up) {
+            evbuffer_add(up_out(s), p, n);
+            check_up_backpressure(s);
+        }
+        return;
+    }
     if (s->resp_done)
         return; /* answered locally: the body is discarded */
     weft_dir *d = &s->rq;
@@ -772,6 +780,13 @@ void weft_stream_on_req_end(weft_stream *s, weft_hdrs *trailers)
     s->req_done = true;
     s->rq.end_in = true;
     s->rq.trailers = trailers;
+    if (s->is_connect && !s->resp_done) {
+        /* HTTP/2 CONNECT with END_STREAM: the client half-closed the tunnel
+         * (HTTP/1.1 CONNECT ends its "request" right after the head). */
+        if (s->h2 && s->tunnel && s->up)
+            weft_conn_shutdown_write(s->up->conn);
+        return;
+    }
     if (s->resp_done) {
         stream_finish(s);
         return;
@@ -830,9 +845,13 @@ void weft_stream_on_up_connected(weft_stream *s)
         h->http_minor = 1;
         h->framing = WEFT_BODY_NONE;
         h->content_length = -1;
-        send_head_counted(s, h, true);
+        /* HTTP/1.1: the 200 head alone; HTTP/2: the stream stays open and
+         * carries the tunnel's bytes as DATA. */
+        send_head_counted(s, h, !s->h2);
         s->t_up_head_us = weft_now_us();
         tunnel_start(s);
+        if (evbuffer_get_length(s->up_pending)) /* bytes sent before the 200 */
+            evbuffer_add_buffer(weft_upconn_output(s->up), s->up_pending);
         return;
     }
     if (evbuffer_get_length(s->up_pending))
@@ -1111,6 +1130,7 @@ void weft_stream_on_up_error(weft_stream *s, weft_up_err err)
         /* The upstream side of a tunnel ended: close the client side once
          * what we have for it is written. */
         stream_up_release(s, false);
+        s->ds_ops->send_end(s, NULL); /* HTTP/2: END_STREAM after the data */
         s->resp_done = true;
         s->close_after = true;
         stream_finish(s);
