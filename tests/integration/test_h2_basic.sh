@@ -72,6 +72,30 @@ PY
 track_pid $!
 wait_for_url "http://127.0.0.1:$TRAILERS_PORT/" 10 200 $!
 
+# A fast HTTP/1.1 backend for the 100k-request run through weft (h2 -> h1).
+NGINX_PORT=$(free_port)
+mkdir -p "$TEST_TMP/nginx"
+cat >"$TEST_TMP/nginx/nginx.conf" <<NGX
+worker_processes 1;
+daemon off;
+pid $TEST_TMP/nginx/nginx.pid;
+error_log $TEST_TMP/nginx/error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  client_body_temp_path $TEST_TMP/nginx;
+  proxy_temp_path $TEST_TMP/nginx;
+  fastcgi_temp_path $TEST_TMP/nginx;
+  uwsgi_temp_path $TEST_TMP/nginx;
+  scgi_temp_path $TEST_TMP/nginx;
+  server { listen 127.0.0.1:$NGINX_PORT; location / { return 200 "ok from nginx\n"; } }
+}
+NGX
+PATH="$PATH:/usr/sbin" nginx -c "$TEST_TMP/nginx/nginx.conf" -p "$TEST_TMP/nginx" >"$TEST_TMP/nginx/stdout.log" 2>&1 &
+track_pid $!
+wait_for_url "http://127.0.0.1:$NGINX_PORT/" 10 200 $!
+
 CONFIG=$(render_config - <<'YAML'
 workers: 1
 drain_timeout: 2s
@@ -92,6 +116,8 @@ listeners:
             direct_response: { status: 200, body: "ok\n" }
           - match: { prefix: /trailers }
             cluster: trailers
+          - match: { prefix: /nginx }
+            cluster: nginx
           - match: { prefix: / }
             cluster: b1
 clusters:
@@ -101,6 +127,9 @@ clusters:
   - name: trailers
     endpoints:
       - { address: 127.0.0.1, port: @TRAILERS_PORT@ }
+  - name: nginx
+    endpoints:
+      - { address: 127.0.0.1, port: @NGINX_PORT@ }
 YAML
 )
 start_weft "$CONFIG"
@@ -187,6 +216,12 @@ load=$(timeout 50 h2load -n 100000 -c 10 -m 10 "$URL/load" 2>&1) ||
     fail "h2load (direct_response) did not finish in 50s: $(tail -n 5 <<<"$load")"
 assert_contains "$load" "100000 succeeded, 0 failed, 0 errored" "h2load -n 100000 -c 10 -m 10"
 assert_contains "$load" "status codes: 100000 2xx" "h2load status codes"
+
+log "h2load -n 100000 -c 10 -m 10 through weft to an HTTP/1.1 upstream (nginx)"
+load=$(timeout 55 h2load -n 100000 -c 10 -m 10 "$URL/nginx" 2>&1) ||
+    fail "h2load (h2 -> h1 nginx) did not finish in 55s: $(tail -n 5 <<<"$load")"
+assert_contains "$load" "100000 succeeded, 0 failed, 0 errored" "h2load h2 -> h1 (nginx)"
+assert_contains "$load" "status codes: 100000 2xx" "h2load h2 -> h1 status codes"
 
 log "h2load -n 3000 -c 10 -m 10 through the HTTP/1.1 backend"
 load=$(timeout 40 h2load -n 3000 -c 10 -m 10 "$URL/" 2>&1) ||
