@@ -196,7 +196,7 @@ typedef struct weft_cfg_cluster {
     char *hash_key;             /* header or cookie name (lower-cased for header) */
     uint32_t ring_size;         /* default 1024 virtual nodes total (min) */
     uint64_t connect_timeout_ms;/* default 1000 */
-    uint32_t max_idle_per_endpoint; /* per worker; default 32 */
+    uint32_t max_idle_per_endpoint; /* per worker; default 1024 */
     uint64_t pool_idle_timeout_ms;  /* default 60000 */
     uint32_t max_requests_per_connection; /* 0 = unlimited */
     weft_cfg_health_check health;

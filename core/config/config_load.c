@@ -545,7 +545,7 @@ static int load_cluster(ld *L, const cy_node *n, size_t idx)
     cl->hash_on = WEFT_HASH_SOURCE_IP;
     cl->ring_size = 1024;
     cl->connect_timeout_ms = 1000;
-    cl->max_idle_per_endpoint = 32;
+    cl->max_idle_per_endpoint = 1024; /* multiplexed clients need many */
     cl->pool_idle_timeout_ms = 60000;
     cl->max_requests_per_connection = 0;
     weft_cfg_health_check *h = &cl->health;
@@ -566,7 +566,7 @@ static int load_cluster(ld *L, const cy_node *n, size_t idx)
                         (unsigned)cfg->clusters[prev].pos.col);
     ns_put(&L->clusters, cl->name, idx);
 
-    const cy_node *eps;
+    const cy_node *eps = NULL;
     int rc = get_seq(L, n, "endpoints", &eps);
     if (rc < 0)
         return -1;
@@ -694,7 +694,7 @@ static int load_kv_match(ld *L, const cy_node *n, weft_cfg_kv_match *m, bool hea
 static int load_kv_list(ld *L, const cy_node *map, const char *key, weft_cfg_kv_match **out,
                         size_t *n_out, bool header)
 {
-    const cy_node *seq;
+    const cy_node *seq = NULL;
     int rc = get_seq(L, map, key, &seq);
     if (rc <= 0 || seq->n == 0)
         return rc < 0 ? -1 : 0;
@@ -737,7 +737,7 @@ static int load_match(ld *L, const cy_node *n, weft_cfg_route *r)
                             "%s must start with \"/\" and contain only visible ASCII, got %s", kind,
                             cfg_quote(qb, sizeof(qb), r->path));
     }
-    const cy_node *ms;
+    const cy_node *ms = NULL;
     int rc = get_seq(L, n, "methods", &ms);
     if (rc < 0)
         return -1;
@@ -767,7 +767,7 @@ static int load_header_adds(ld *L, const cy_node *map, const char *key,
 {
     static const char *const keys[] = {"name", "value", "append", NULL};
     char qb[96];
-    const cy_node *seq;
+    const cy_node *seq = NULL;
     int rc = get_seq(L, map, key, &seq);
     if (rc <= 0 || seq->n == 0)
         return rc < 0 ? -1 : 0;
@@ -798,7 +798,7 @@ static int load_header_removes(ld *L, const cy_node *map, const char *key, char 
                                size_t *n_out)
 {
     char qb[96];
-    const cy_node *seq;
+    const cy_node *seq = NULL;
     int rc = get_seq(L, map, key, &seq);
     if (rc <= 0 || seq->n == 0)
         return rc < 0 ? -1 : 0;
@@ -982,7 +982,7 @@ static int load_vhost(ld *L, const cy_node *n, weft_cfg_listener *li, size_t idx
     if (check_map(L, n, "virtual host", keys))
         return -1;
     vh->pos = (weft_cfg_pos){n->line, n->col};
-    const cy_node *ds;
+    const cy_node *ds = NULL;
     int rc = get_seq(L, n, "domains", &ds);
     if (rc < 0)
         return -1;
@@ -1028,7 +1028,7 @@ static int load_vhost(ld *L, const cy_node *n, weft_cfg_listener *li, size_t idx
                         cfg_quote(qb, sizeof(qb), vh->name), (unsigned)li->vhosts[prev].pos.line,
                         (unsigned)li->vhosts[prev].pos.col);
     ns_put(names, vh->name, idx);
-    const cy_node *rs;
+    const cy_node *rs = NULL;
     rc = get_seq(L, n, "routes", &rs);
     if (rc < 0)
         return -1;
@@ -1083,7 +1083,7 @@ static int load_filters(ld *L, const cy_node *n, weft_cfg_listener *li)
 {
     static const char *const keys[] = {"name", "path", "config", NULL};
     char qb[96];
-    const cy_node *fs;
+    const cy_node *fs = NULL;
     int rc = get_seq(L, n, "filters", &fs);
     if (rc <= 0 || !fs->n)
         return rc < 0 ? -1 : 0;
@@ -1214,7 +1214,7 @@ static int load_listener(ld *L, const cy_node *n, size_t idx)
     const cy_node *tp = val(n, "tcp_proxy");
     if (tp)
         return load_tcp_proxy(L, n, tp, li);
-    const cy_node *vs;
+    const cy_node *vs = NULL;
     rc = get_seq(L, n, "virtual_hosts", &vs);
     if (rc < 0)
         return -1;
@@ -1295,7 +1295,7 @@ static int load_root(ld *L, const cy_node *root)
                 return cfg_fail(&L->c, val(al, "path"),
                                 "access_log path must not be empty (omit access_log to turn it off)");
         }
-        const cy_node *fp;
+        const cy_node *fp = NULL;
         int rc = get_seq(L, root, "filter_path", &fp);
         if (rc < 0)
             return -1;
@@ -1310,7 +1310,7 @@ static int load_root(ld *L, const cy_node *root)
                     return oom(L, e);
             }
         }
-        const cy_node *cs;
+        const cy_node *cs = NULL;
         rc = get_seq(L, root, "clusters", &cs);
         if (rc < 0)
             return -1;
@@ -1327,7 +1327,7 @@ static int load_root(ld *L, const cy_node *root)
                     return -1;
             }
         }
-        const cy_node *ls;
+        const cy_node *ls = NULL;
         rc = get_seq(L, root, "listeners", &ls);
         if (rc < 0)
             return -1;

@@ -15,6 +15,7 @@
 #include <event2/thread.h>
 
 #include "http/h1/h1_downstream.h"
+#include "http/h2/h2_downstream.h"
 #include "net/tcp_proxy.h"
 #include "upstream/h2_pool.h"
 #include "upstream/pool.h"
@@ -431,6 +432,7 @@ void weft_worker_stop_and_free(weft_worker *w)
     }
     weft_pools_free_all(w);
     weft_h2up_free_all(w);
+    weft_h2_cache_free(w);
     if (w->pending)
         weft_snapshot_unref(w->pending);
     if (w->cur)

@@ -61,6 +61,8 @@ struct weft_worker {
     weft_tcp_conn *tcp_conns;    /* every open tcp_proxy connection */
     weft_pool *pools[WEFT_POOL_BUCKETS]; /* by endpoint name */
     struct weft_h2up_conn *h2up;         /* HTTP/2 upstream connections */
+    void *h2s_cache;                     /* recycled HTTP/2 stream objects */
+    uint32_t h2s_cached;
     struct weft_stats_block *stats;
     uint64_t rng;
     bool draining;

@@ -15,6 +15,7 @@
 #include <event2/event.h>
 #include <nghttp2/nghttp2.h>
 
+#include "http/h2/h2_nv.h"
 #include "http/stream.h"
 #include "loop/ltimer.h"
 #include "net/conn.h"
@@ -417,15 +418,6 @@ static weft_h2up_conn *conn_pick(weft_worker *w, weft_cluster_snap *cs, const we
     return conn_new(w, cs, ep);
 }
 
-static bool connection_specific(weft_sv n)
-{
-    static const char *const names[] = {"connection", "keep-alive", "proxy-connection", "transfer-encoding",
-                                        "upgrade", "host"};
-    for (size_t i = 0; i < WEFT_ARRAY_LEN(names); i++)
-        if (weft_sv_eq(n, weft_sv_from(names[i])))
-            return true;
-    return false;
-}
 
 weft_h2up_stream *weft_h2up_start(weft_stream *s, weft_cluster_snap *cs, const weft_endpoint *ep, bool has_body)
 {
@@ -457,7 +449,7 @@ weft_h2up_stream *weft_h2up_start(weft_stream *s, weft_cluster_snap *cs, const w
 #undef NV
     for (uint32_t i = 0; i < r->headers.n; i++) {
         const weft_hdr *x = &r->headers.v[i];
-        if (connection_specific(x->name))
+        if (weft_h2_connection_specific(x->name, true))
             continue;
         if (weft_sv_eq(x->name, WEFT_SV_LIT("te")) && !weft_sv_ieq_cstr(x->value, "trailers"))
             continue;
@@ -505,27 +497,7 @@ void weft_h2up_end(weft_h2up_stream *us, const weft_hdrs *trailers)
     if (us->body_end)
         return;
     us->body_end = true;
-    if (trailers && trailers->n) {
-        size_t bytes = 0;
-        for (uint32_t i = 0; i < trailers->n; i++)
-            bytes += trailers->v[i].name.len + trailers->v[i].value.len;
-        char *mem = malloc(trailers->n * sizeof(nghttp2_nv) + bytes);
-        if (mem) {
-            nghttp2_nv *nva = (nghttp2_nv *)mem;
-            char *q = mem + trailers->n * sizeof(nghttp2_nv);
-            for (uint32_t i = 0; i < trailers->n; i++) {
-                const weft_hdr *x = &trailers->v[i];
-                memcpy(q, x->name.p, x->name.len);
-                nva[i] = (nghttp2_nv){(uint8_t *)q, NULL, x->name.len, x->value.len, NGHTTP2_NV_FLAG_NONE};
-                q += x->name.len;
-                memcpy(q, x->value.p, x->value.len);
-                nva[i].value = (uint8_t *)q;
-                q += x->value.len;
-            }
-            us->trailers = nva;
-            us->n_trailers = trailers->n;
-        }
-    }
+    us->trailers = weft_h2_nv_block(trailers, &us->n_trailers);
     kick(us);
 }
 

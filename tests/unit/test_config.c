@@ -497,7 +497,7 @@ static void test_defaults(void **state)
     assert_null(cl->hash_key);
     assert_int_equal(cl->ring_size, 1024);
     assert_int_equal(cl->connect_timeout_ms, 1000);
-    assert_int_equal(cl->max_idle_per_endpoint, 32);
+    assert_int_equal(cl->max_idle_per_endpoint, 1024);
     assert_int_equal(cl->pool_idle_timeout_ms, 60000);
     assert_int_equal(cl->max_requests_per_connection, 0);
     assert_false(cl->health.enabled);
@@ -720,7 +720,7 @@ static void test_dump_text(void **state)
                         "    dns_refresh: 5000ms\n"
                         "    lb_policy: \"round_robin\"\n"
                         "    connect_timeout: 1000ms\n"
-                        "    max_idle_per_endpoint: 32\n"
+                        "    max_idle_per_endpoint: 1024\n"
                         "    pool_idle_timeout: 60000ms\n"
                         "    max_requests_per_connection: 0\n"
                         "listeners:\n"

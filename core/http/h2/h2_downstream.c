@@ -10,6 +10,7 @@
 #include "http/h2/h2_downstream.h"
 
 #include "http/h1/h1_codec.h"
+#include "http/h2/h2_nv.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,15 +90,6 @@ bool weft_h2_is_preface_prefix(const char *p, size_t len)
 
 static h2s *st_of(weft_stream *s) { return (h2s *)s->ds; }
 
-static bool connection_specific(weft_sv n)
-{
-    static const char *const names[] = {"connection", "keep-alive", "proxy-connection", "transfer-encoding",
-                                        "upgrade"};
-    for (size_t i = 0; i < WEFT_ARRAY_LEN(names); i++)
-        if (weft_sv_eq(n, weft_sv_from(names[i])))
-            return true;
-    return false;
-}
 
 static ssize_t data_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t len, uint32_t *flags,
                          nghttp2_data_source *src, void *ud);
@@ -118,7 +110,7 @@ static void op_send_head(weft_stream *s, weft_resp_head *h, bool end_stream)
     nva[n++] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)st->status, 7, 3, NGHTTP2_NV_FLAG_NONE};
     for (uint32_t i = 0; i < h->headers.n; i++) {
         const weft_hdr *x = &h->headers.v[i];
-        if (connection_specific(x->name))
+        if (weft_h2_connection_specific(x->name, false))
             continue;
         if (weft_sv_eq(x->name, WEFT_SV_LIT("te")) && !weft_sv_ieq_cstr(x->value, "trailers"))
             continue;
@@ -165,36 +157,9 @@ static void op_send_end(weft_stream *s, weft_hdrs *trailers)
     if (!st->provider || st->out_end)
         return;
     st->out_end = true;
-    if (trailers && trailers->n) {
-        /* Copied now: the stream's arena may be gone when nghttp2 reaches
-         * the end of the body and sends them. One block: nva then bytes. */
-        size_t bytes = 0;
-        for (uint32_t i = 0; i < trailers->n; i++)
-            bytes += trailers->v[i].name.len + trailers->v[i].value.len;
-        char *mem = malloc(trailers->n * sizeof(nghttp2_nv) + bytes);
-        if (mem) {
-            nghttp2_nv *nva = (nghttp2_nv *)mem;
-            char *q = mem + trailers->n * sizeof(nghttp2_nv);
-            size_t k = 0;
-            for (uint32_t i = 0; i < trailers->n; i++) {
-                const weft_hdr *x = &trailers->v[i];
-                if (connection_specific(x->name))
-                    continue;
-                memcpy(q, x->name.p, x->name.len);
-                nva[k].name = (uint8_t *)q;
-                nva[k].namelen = x->name.len;
-                q += x->name.len;
-                memcpy(q, x->value.p, x->value.len);
-                nva[k].value = (uint8_t *)q;
-                nva[k].valuelen = x->value.len;
-                nva[k].flags = NGHTTP2_NV_FLAG_NONE;
-                q += x->value.len;
-                k++;
-            }
-            st->trailers = nva;
-            st->n_trailers = k;
-        }
-    }
+    /* Copied now: the stream's arena may be gone when nghttp2 reaches the
+     * end of the body and sends them. */
+    st->trailers = weft_h2_nv_block(trailers, &st->n_trailers);
     kick(st);
 }
 
@@ -252,19 +217,69 @@ static const weft_downstream_ops h2_ops = {
 
 /* ---------- stream objects ---------- */
 
+/* Stream objects are recycled per worker: a multiplexed client makes one
+ * per request, and building one (weft_stream_init: buffers, timers) costs
+ * more than the request itself. At most H2S_CACHE wait for reuse. */
+#define H2S_CACHE 256
+
+static h2s *st_alloc(weft_h2_session *h)
+{
+    weft_worker *w = h->host.w;
+    h2s *st = w->h2s_cache;
+    if (st) {
+        w->h2s_cache = st->next;
+        w->h2s_cached--;
+        struct evbuffer *out = st->out;
+        evbuffer_drain(out, evbuffer_get_length(out));
+        memset((char *)st + offsetof(h2s, h), 0, sizeof(*st) - offsetof(h2s, h));
+        st->out = out;
+        return st;
+    }
+    st = calloc(1, sizeof(*st));
+    if (!st)
+        return NULL;
+    if (!(st->out = evbuffer_new())) {
+        free(st);
+        return NULL;
+    }
+    weft_stream_init(&st->s, w, &h2_ops, st);
+    return st;
+}
+
 static void st_free(h2s *st)
 {
     weft_h2_session *h = st->h;
+    weft_worker *w = h->host.w;
     if (st->prev)
         st->prev->next = st->next;
     else
         h->streams = st->next;
     if (st->next)
         st->next->prev = st->prev;
+    weft_stream_end(&st->s);
+    free(st->trailers);
+    st->trailers = NULL;
+    if (w->h2s_cached < H2S_CACHE && !h->freeing) {
+        st->next = w->h2s_cache;
+        w->h2s_cache = st;
+        w->h2s_cached++;
+        return;
+    }
     weft_stream_destroy(&st->s);
     evbuffer_free(st->out);
-    free(st->trailers);
     free(st);
+}
+
+void weft_h2_cache_free(weft_worker *w)
+{
+    while (w->h2s_cache) {
+        h2s *st = w->h2s_cache;
+        w->h2s_cache = st->next;
+        weft_stream_destroy(&st->s);
+        evbuffer_free(st->out);
+        free(st);
+    }
+    w->h2s_cached = 0;
 }
 
 /* Ends the weft side (outside callbacks) and frees streams nghttp2 is done
@@ -321,14 +336,11 @@ static int cb_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *u
         nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, f->hd.stream_id, NGHTTP2_REFUSED_STREAM);
         return 0;
     }
-    h2s *st = calloc(1, sizeof(*st));
-    if (!st || !(st->out = evbuffer_new())) {
-        free(st);
+    h2s *st = st_alloc(h);
+    if (!st)
         return NGHTTP2_ERR_CALLBACK_FAILURE;
-    }
     st->h = h;
     st->id = f->hd.stream_id;
-    weft_stream_init(&st->s, h->host.w, &h2_ops, st);
     st->s.peer_ip = h->host.peer_ip;
     const weft_conn_facts *facts = h->host.facts(h->host.ctx);
     st->s.tls = facts && facts->tls;

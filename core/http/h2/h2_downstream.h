@@ -41,6 +41,9 @@ size_t weft_h2_session_active(const weft_h2_session *h);
 /* Resets every stream (the client is gone) and frees the session. */
 void weft_h2_session_free(weft_h2_session *h);
 
+/* Frees the worker's recycled stream objects (worker shutdown). */
+void weft_h2_cache_free(weft_worker *w);
+
 /* True if `p` (len bytes) is a prefix of the HTTP/2 client preface. */
 bool weft_h2_is_preface_prefix(const char *p, size_t len);
 #define WEFT_H2_PREFACE_LEN 24
