@@ -5,7 +5,7 @@
  * "http/1.1". A connection whose first line is not an ID line (or is
  * longer than 255 bytes) is closed.
  *
- *   config: {key: 90}     (0..255)
+ *   config: {key: 90, alpn: h2}   (key 0..255; alpn default http/1.1)
  *
  * Stats: connections, identified, rejected (counters). */
 #include <stdlib.h>
@@ -17,6 +17,8 @@
 
 typedef struct xor_config {
     unsigned char key;
+    char alpn[32];
+    size_t alpn_len;
     int32_t st_conns, st_identified, st_rejected;
 } xor_config;
 
@@ -37,6 +39,15 @@ static int xor_config_create(const weft_config_node *node, weft_filter_setup *se
     if (!c)
         return weft_config_fail(setup, node, "out of memory");
     c->key = (unsigned char)key;
+    /* alpn: what the filter "negotiates" (as TLS would): http/1.1 or h2. */
+    const weft_config_node *an = weft_config_get(node, "alpn");
+    weft_str alpn = WEFT_STR("http/1.1");
+    if (an && (weft_config_string(an, &alpn) != WEFT_OK || alpn.len == 0 || alpn.len >= sizeof(c->alpn))) {
+        free(c);
+        return weft_config_fail(setup, an, "alpn: expected a protocol name such as h2");
+    }
+    memcpy(c->alpn, alpn.ptr, alpn.len);
+    c->alpn_len = alpn.len;
     c->st_conns = weft_stat_counter(setup, "connections", "connections seen");
     c->st_identified = weft_stat_counter(setup, "identified", "connections that sent an ID line");
     c->st_rejected = weft_stat_counter(setup, "rejected", "connections closed for a bad ID line");
@@ -98,7 +109,7 @@ static int xor_read(void *ctx, weft_connection *c, weft_buffer *in, weft_buffer 
             weft_stat_inc(x->cfg->st_rejected, 1);
             return -1;
         }
-        weft_connection_set_alpn(c, WEFT_STR("http/1.1"));
+        weft_connection_set_alpn(c, (weft_str){x->cfg->alpn, x->cfg->alpn_len});
         weft_stat_inc(x->cfg->st_identified, 1);
         x->identified = true;
     }

@@ -24,6 +24,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib_filter.sh"
 BE_PORT=$(free_port)
 XOR_PORT=$(free_port)
 PLAIN_PORT=$(free_port)
+H2_PORT=$(free_port)
 ADMIN_PORT=$(free_port)
 KEY=90
 IDENTITY="spiffe://weft.test/ns/default/sa/xor-client"
@@ -42,6 +43,16 @@ listeners:
     port: $XOR_PORT
     filters:
       - { name: xor_transport, config: { key: $KEY } }
+      - { name: whoami }
+    virtual_hosts:
+      - name: default
+        domains: ["*"]
+        routes: [{ match: { prefix: / }, cluster: be }]
+  - name: xorh2
+    address: 127.0.0.1
+    port: $H2_PORT
+    filters:
+      - { name: xor_transport, config: { key: $KEY, alpn: h2 } }
       - { name: whoami }
     virtual_hosts:
       - name: default
@@ -122,4 +133,13 @@ xor close2 --identity "$IDENTITY" --requests 2 --close
 assert_contains "$XOR_ERR" "2 complete responses, closed by the server" "XOR, two requests, the last with Connection: close ($XOR_ERR)"
 log "XOR with Connection: close: complete answers"
 
+# HTTP/2 through the transport filter: it publishes ALPN "h2" (as TLS with
+# ALPN would), so weft serves the decoded bytes with its HTTP/2 codec.
+log "ALPN h2 from the transport filter selects HTTP/2"
+h2out=$("$PYTHON" "$REPO_ROOT/tests/integration/h2_xor_client.py" "$H2_PORT" "$KEY" "$IDENTITY" /app/h2) ||
+    fail "h2_xor_client failed: $h2out"
+assert_contains "$h2out" ":status: 200" "HTTP/2 over the transport filter"
+assert_contains "$h2out" "x-peer-identity: $IDENTITY" "peer identity over HTTP/2"
+
 stop_weft 10
+
