@@ -766,6 +766,11 @@ void weft_stream_on_req_body(weft_stream *s, const char *p, size_t n)
         check_up_backpressure(s);
         return;
     }
+    if (d->headers_done && d->paused_at < 0) {
+        evbuffer_add(d->chunk, p, n);
+        sf_push(s, WEFT_DIR_REQ, d->chunk, 0);
+        return;
+    }
     evbuffer_add(d->pre, p, n);
     if (d->headers_done)
         sf_push(s, WEFT_DIR_REQ, d->pre, 0);
@@ -877,16 +882,7 @@ void weft_stream_tunnel_up(weft_stream *s, struct evbuffer *in)
         return;
     s->bytes_out += n;
     arm_idle(s);
-    struct evbuffer_iovec v[8];
-    while (evbuffer_get_length(in)) {
-        int k = evbuffer_peek(in, -1, NULL, v, 8);
-        size_t sent = 0;
-        for (int i = 0; i < k && i < 8; i++) {
-            s->ds_ops->send_body(s, v[i].iov_base, v[i].iov_len);
-            sent += v[i].iov_len;
-        }
-        evbuffer_drain(in, sent);
-    }
+    s->ds_ops->send_body_buf(s, in);
     if (s->up && !s->up_read_paused && s->ds_ops->pending_out(s) > stream_high_watermark(s)) {
         s->up_read_paused = true;
         stream_up_pause(s);
@@ -1047,19 +1043,8 @@ void stream_send_resp_head(weft_stream *s)
 
 void stream_sink_resp(weft_stream *s, struct evbuffer *chunk, bool end)
 {
-    size_t n = evbuffer_get_length(chunk);
-    if (n) {
-        struct evbuffer_iovec v[8];
-        while (evbuffer_get_length(chunk)) {
-            int k = evbuffer_peek(chunk, -1, NULL, v, 8);
-            size_t sent = 0;
-            for (int i = 0; i < k && i < 8; i++) {
-                s->ds_ops->send_body(s, v[i].iov_base, v[i].iov_len);
-                sent += v[i].iov_len;
-            }
-            evbuffer_drain(chunk, sent);
-        }
-    }
+    if (evbuffer_get_length(chunk))
+        s->ds_ops->send_body_buf(s, chunk);
     if (end && !s->resp_done) {
         s->ds_ops->send_end(s, s->resp_trailers);
         s->resp_done = true;
@@ -1088,9 +1073,14 @@ int weft_stream_on_up_body(weft_stream *s, const char *p, size_t n)
         }
         return WEFT_H1_CB_OK;
     }
-    evbuffer_add(d->pre, p, n);
-    if (d->headers_done)
-        sf_push(s, WEFT_DIR_RESP, d->pre, 0);
+    if (d->headers_done && d->paused_at < 0) {
+        evbuffer_add(d->chunk, p, n); /* straight into the chain's pass */
+        sf_push(s, WEFT_DIR_RESP, d->chunk, 0);
+    } else {
+        evbuffer_add(d->pre, p, n);
+        if (d->headers_done)
+            sf_push(s, WEFT_DIR_RESP, d->pre, 0);
+    }
     return s->up_read_paused ? WEFT_H1_CB_PAUSE : WEFT_H1_CB_OK;
 }
 

@@ -27,6 +27,8 @@ typedef struct weft_downstream_ops {
     /* Sends "100 Continue" (the stream answers Expect itself). */
     void (*send_continue)(weft_stream *s);
     void (*send_body)(weft_stream *s, const char *p, size_t n);
+    /* Same, moving every byte out of buf (no copy). */
+    void (*send_body_buf)(weft_stream *s, struct evbuffer *buf);
     /* Ends the response (with trailers if any, may be NULL). */
     void (*send_end)(weft_stream *s, weft_hdrs *trailers);
     /* Bytes queued toward the client, for backpressure. */

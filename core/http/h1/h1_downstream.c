@@ -117,6 +117,26 @@ static void op_send_body(weft_stream *s, const char *p, size_t n)
         evbuffer_add(out, p, n);
 }
 
+static void op_send_body_buf(weft_stream *s, struct evbuffer *buf)
+{
+    weft_dconn *dc = ds_of(s);
+    size_t n = evbuffer_get_length(buf);
+    if (!n || s->head_request) {
+        evbuffer_drain(buf, n);
+        return;
+    }
+    struct evbuffer *out = dc_out(dc);
+    if (dc->chunked_out) {
+        char hex[24];
+        int hn = snprintf(hex, sizeof(hex), "%zx\r\n", n);
+        evbuffer_add(out, hex, (size_t)hn);
+        evbuffer_add_buffer(out, buf);
+        evbuffer_add(out, "\r\n", 2);
+    } else {
+        evbuffer_add_buffer(out, buf);
+    }
+}
+
 static void op_send_end(weft_stream *s, weft_hdrs *trailers)
 {
     weft_dconn *dc = ds_of(s);
@@ -170,6 +190,7 @@ static const weft_downstream_ops h1_ops = {
     .send_head = op_send_head,
     .send_continue = op_send_continue,
     .send_body = op_send_body,
+    .send_body_buf = op_send_body_buf,
     .send_end = op_send_end,
     .pending_out = op_pending_out,
     .pause_read = op_pause_read,

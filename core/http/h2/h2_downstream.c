@@ -151,6 +151,17 @@ static void op_send_body(weft_stream *s, const char *p, size_t n)
     kick(st);
 }
 
+static void op_send_body_buf(weft_stream *s, struct evbuffer *buf)
+{
+    h2s *st = st_of(s);
+    if (!st->provider) {
+        evbuffer_drain(buf, evbuffer_get_length(buf));
+        return;
+    }
+    evbuffer_add_buffer(st->out, buf);
+    kick(st);
+}
+
 static void op_send_end(weft_stream *s, weft_hdrs *trailers)
 {
     h2s *st = st_of(s);
@@ -206,6 +217,7 @@ static const weft_downstream_ops h2_ops = {
     .send_head = op_send_head,
     .send_continue = op_send_continue,
     .send_body = op_send_body,
+    .send_body_buf = op_send_body_buf,
     .send_end = op_send_end,
     .pending_out = op_pending_out,
     .pause_read = op_pause_read,
