@@ -39,6 +39,7 @@ struct weft_h2up_conn {
     bool dead;
     bool in_cb;
     bool doomed;
+    weft_h2up_stream *live;   /* streams nghttp2 has not closed yet */
     weft_h2up_conn *next;
 };
 
@@ -59,7 +60,20 @@ struct weft_h2up_stream {
     bool complete;
     bool closed;              /* nghttp2 closed it */
     bool refused;
+    weft_h2up_stream *live_prev, *live_next;
 };
+
+static void live_unlink(weft_h2up_stream *us)
+{
+    weft_h2up_conn *c = us->c;
+    if (us->live_prev)
+        us->live_prev->live_next = us->live_next;
+    else if (c->live == us)
+        c->live = us->live_next;
+    if (us->live_next)
+        us->live_next->live_prev = us->live_prev;
+    us->live_prev = us->live_next = NULL;
+}
 
 static void conn_flush(weft_h2up_conn *c);
 static void conn_fail(weft_h2up_conn *c, weft_up_err err);
@@ -223,6 +237,7 @@ static int cb_stream_close(nghttp2_session *ng, int32_t id, uint32_t error, void
     if (!us)
         return 0;
     nghttp2_session_set_stream_user_data(ng, id, NULL);
+    live_unlink(us);
     us->closed = true;
     c->n_streams--;
     us->refused = error == NGHTTP2_REFUSED_STREAM;
@@ -271,21 +286,15 @@ static void conn_fail(weft_h2up_conn *c, weft_up_err err)
         return;
     c->dead = true;
     c->goaway = true;
-    for (int32_t id = 1; c->n_streams && id > 0;) {
-        /* nghttp2 has no stream iterator: walk our streams via the session */
-        int32_t last = nghttp2_session_get_next_stream_id(c->ng);
-        for (id = 1; id < last; id += 2) {
-            weft_h2up_stream *us = nghttp2_session_get_stream_user_data(c->ng, id);
-            if (!us)
-                continue;
-            nghttp2_session_set_stream_user_data(c->ng, id, NULL);
-            us->closed = true;
-            if (us->s && !us->complete)
-                weft_stream_on_up_error(us->s, err); /* releases: frees us */
-            else if (!us->s)
-                us_free(us);
-        }
-        break;
+    while (c->live) {
+        weft_h2up_stream *us = c->live;
+        live_unlink(us);
+        nghttp2_session_set_stream_user_data(c->ng, us->id, NULL);
+        us->closed = true;
+        if (us->s && !us->complete)
+            weft_stream_on_up_error(us->s, err); /* releases: frees us */
+        else if (!us->s)
+            us_free(us);
     }
     c->n_streams = 0;
     c->doomed = true;
@@ -464,6 +473,10 @@ weft_h2up_stream *weft_h2up_start(weft_stream *s, weft_cluster_snap *cs, const w
     }
     us->id = id;
     c->n_streams++;
+    us->live_next = c->live;
+    if (c->live)
+        c->live->live_prev = us;
+    c->live = us;
     weft_ltimer_clear(&c->timer);
     if (!c->connected)
         weft_ltimer_set(&c->timer, cs->cfg->connect_timeout_ms ? cs->cfg->connect_timeout_ms : 1000);
@@ -537,16 +550,14 @@ void weft_h2up_free_all(weft_worker *w)
 {
     while (w->h2up) {
         weft_h2up_conn *c = w->h2up;
-        int32_t last = nghttp2_session_get_next_stream_id(c->ng);
-        for (int32_t id = 1; id < last; id += 2) {
-            weft_h2up_stream *us = nghttp2_session_get_stream_user_data(c->ng, id);
-            if (us) {
-                nghttp2_session_set_stream_user_data(c->ng, id, NULL);
-                if (!us->s)
-                    us_free(us);
-                else
-                    us->closed = true; /* its stream frees it on release */
-            }
+        while (c->live) {
+            weft_h2up_stream *us = c->live;
+            live_unlink(us);
+            nghttp2_session_set_stream_user_data(c->ng, us->id, NULL);
+            if (!us->s)
+                us_free(us);
+            else
+                us->closed = true; /* its stream frees it on release */
         }
         conn_free(c);
     }
