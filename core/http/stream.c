@@ -305,7 +305,7 @@ static void gen_request_id(weft_stream *s)
     char *id = weft_arena_alloc(&s->arena, 37);
     if (!id)
         return;
-    /* UUID v4 layout: xxxxxxxx-xxxx-4xxx-[89ab]xxx-xxxxxxxxxxxx (hex by
+    /* UUID v4 layout: 8-4-4-4-12 hex digits, version nibble 4, variant 10b (hex by
      * hand: this runs for every request without an id). */
     static const char hex[] = "0123456789abcdef";
     a = (a & 0xffffffffffff0fffull) | 0x4000ull;
