@@ -36,6 +36,9 @@ typedef struct weft_filter_inst {
                                                 filter struct lacks are NULL) */
     const weft_transport_filter_ops *transport; /* kind transport: same */
     void *config;              /* from config_create */
+    weft_http_filter_ops http_ops;           /* storage behind `http` (kept next to the
+                                                instance: one cache line less per hook) */
+    weft_transport_filter_ops transport_ops; /* storage behind `transport` */
     char name[64];
     uint32_t index;            /* position in its chain (http or transport) */
 } weft_filter_inst;

@@ -206,8 +206,6 @@ static void inst_destroy(weft_filter_inst *fi)
         else if (fi->transport && fi->transport->config_destroy)
             fi->transport->config_destroy(fi->config);
     }
-    free((void *)fi->http);
-    free((void *)fi->transport);
     lib_unref(fi->lib);
 }
 
@@ -251,25 +249,19 @@ int weft_filter_chain_build(weft_filter_chain *chain, const weft_config *cfg, si
         if (lib->desc->kind == WEFT_FILTER_HTTP) {
             fi = &chain->http[chain->n_http];
             fi->index = (uint32_t)chain->n_http++;
-            weft_http_filter_ops *ops = calloc(1, sizeof(*ops));
+            weft_http_filter_ops *ops = &fi->http_ops;
             size_t sz = lib->desc->http->size;
-            if (ops && sz >= sizeof(size_t))
-                memcpy(ops, lib->desc->http, sz < sizeof(*ops) ? sz : sizeof(*ops));
+            memcpy(ops, lib->desc->http, sz < sizeof(*ops) ? sz : sizeof(*ops));
             fi->http = ops;
         } else {
             fi = &chain->transport[chain->n_transport];
             fi->index = (uint32_t)chain->n_transport++;
-            weft_transport_filter_ops *ops = calloc(1, sizeof(*ops));
+            weft_transport_filter_ops *ops = &fi->transport_ops;
             size_t sz = lib->desc->transport->size;
-            if (ops && sz >= sizeof(size_t))
-                memcpy(ops, lib->desc->transport, sz < sizeof(*ops) ? sz : sizeof(*ops));
+            memcpy(ops, lib->desc->transport, sz < sizeof(*ops) ? sz : sizeof(*ops));
             fi->transport = ops;
         }
         fi->lib = lib;
-        if (!(fi->http || fi->transport)) {
-            snprintf(err, errlen, "out of memory");
-            return -1;
-        }
         fi->lib = lib;
         snprintf(fi->name, sizeof(fi->name), "%s", f->name);
         weft_filter_setup setup = {

@@ -32,6 +32,7 @@ uint32_t stream_high_watermark(const weft_stream *s)
 static void on_request_timeout(void *arg);
 static void on_idle_timeout(void *arg);
 static uint64_t grpc_timeout_ms(const weft_hdrs *h);
+static void req_write_end(weft_stream *s);
 
 void weft_stream_init(weft_stream *s, weft_worker *w, const weft_downstream_ops *ops, void *ds)
 {
@@ -560,6 +561,7 @@ void weft_stream_on_req_head(weft_stream *s, weft_req_head *req)
     if (s->is_connect && !req->path.len)
         req->path = WEFT_SV_LIT("/"); /* authority-form: routes match CONNECT on "/" */
     s->tunnel = false;
+    s->rs_gathering = false;
     if (!req->keep_alive)
         s->close_after = true;
     gen_request_id(s);
@@ -630,8 +632,12 @@ void stream_route_and_forward(weft_stream *s)
     if (s->resp_done)
         return;
     /* Body that waited for the header phase. */
-    if (evbuffer_get_length(s->rq.pre) || s->rq.end_in)
+    if (evbuffer_get_length(s->rq.pre))
         sf_push(s, WEFT_DIR_REQ, s->rq.pre, 0);
+    else if (s->rq.end_in && req->framing != WEFT_BODY_NONE && s->chain && s->chain->any_req_body)
+        sf_push(s, WEFT_DIR_REQ, s->rq.pre, 0);
+    else if (s->rq.end_in && stream_up_attached(s) && !s->up_req_done)
+        req_write_end(s);
 }
 
 static void keep_for_replay(weft_stream *s, const char *p, size_t n, struct evbuffer *buf)
@@ -798,8 +804,11 @@ void weft_stream_on_req_end(weft_stream *s, weft_hdrs *trailers)
     }
     if (!s->rq.headers_done)
         return; /* sf_req_headers/route will push the end when it gets there */
-    if (s->rq.paused_at >= 0 || s->chain->any_req_body || s->chain->any_req_trailers ||
-        evbuffer_get_length(s->rq.pre)) {
+    /* A request without a body ended with its headers (end_stream was
+     * true there): body hooks are not called for it, as in Envoy. */
+    bool bodyless = s->req->framing == WEFT_BODY_NONE;
+    if (s->rq.paused_at >= 0 || evbuffer_get_length(s->rq.pre) ||
+        (!bodyless && (s->chain->any_req_body || s->chain->any_req_trailers))) {
         sf_push(s, WEFT_DIR_REQ, s->rq.pre, 0);
         return;
     }
@@ -1073,7 +1082,13 @@ int weft_stream_on_up_body(weft_stream *s, const char *p, size_t n)
         }
         return WEFT_H1_CB_OK;
     }
-    if (d->headers_done && d->paused_at < 0) {
+    if (d->headers_done && d->paused_at < 0 && s->up) {
+        /* HTTP/1.1 upstream: gather what this read brings and pass it once
+         * (weft_stream_on_up_feed_end, or with the end of the response):
+         * filters then see a small body and its end in one call. */
+        evbuffer_add(d->pre, p, n);
+        s->rs_gathering = true;
+    } else if (d->headers_done && d->paused_at < 0) {
         evbuffer_add(d->chunk, p, n); /* straight into the chain's pass */
         sf_push(s, WEFT_DIR_RESP, d->chunk, 0);
     } else {
@@ -1082,6 +1097,16 @@ int weft_stream_on_up_body(weft_stream *s, const char *p, size_t n)
             sf_push(s, WEFT_DIR_RESP, d->pre, 0);
     }
     return s->up_read_paused ? WEFT_H1_CB_PAUSE : WEFT_H1_CB_OK;
+}
+
+void weft_stream_on_up_feed_end(weft_stream *s)
+{
+    if (!s->rs_gathering)
+        return;
+    s->rs_gathering = false;
+    weft_dir *d = &s->rs;
+    if (evbuffer_get_length(d->pre) && d->headers_done && d->paused_at < 0 && !s->resp_done)
+        sf_push(s, WEFT_DIR_RESP, d->pre, 0);
 }
 
 int weft_stream_on_up_trailers(weft_stream *s, weft_hdrs *t)
@@ -1105,8 +1130,10 @@ int weft_stream_on_up_complete(weft_stream *s)
     s->rs.end_in = true;
     if (!s->rs.headers_done)
         return WEFT_H1_CB_PAUSE; /* a filter holds the head; resume finishes */
-    if (stream_n_filters(s) && (s->chain->any_resp_body || s->chain->any_resp_trailers ||
-                                s->rs.paused_at >= 0 || evbuffer_get_length(s->rs.pre))) {
+    s->rs_gathering = false;
+    bool bodyless = weft_resp_is_bodyless(s->resp.status, s->head_request) || s->resp.framing == WEFT_BODY_NONE;
+    if (stream_n_filters(s) && (s->rs.paused_at >= 0 || evbuffer_get_length(s->rs.pre) ||
+                                (!bodyless && (s->chain->any_resp_body || s->chain->any_resp_trailers)))) {
         sf_push(s, WEFT_DIR_RESP, s->rs.pre, 0);
         return WEFT_H1_CB_PAUSE;
     }

@@ -134,6 +134,7 @@ struct weft_stream {
     bool upgrade_req;      /* Upgrade (e.g. websocket) or CONNECT request */
     bool is_connect;
     bool tunnel;           /* bytes flow raw both ways now (after 101 / CONNECT 200) */
+    bool rs_gathering;     /* response body of this upstream read waits in rs.pre */
     weft_sv upgrade_value; /* the request's Upgrade header */
     int grpc_status;       /* from the response (trailers or Trailers-Only head), -1 unknown */
     uint64_t grpc_deadline_ms; /* from grpc-timeout (monotonic ms), 0 none */
@@ -209,5 +210,7 @@ int weft_stream_on_up_trailers(weft_stream *s, weft_hdrs *t);
 int weft_stream_on_up_complete(weft_stream *s);
 void weft_stream_on_up_error(weft_stream *s, weft_up_err err);
 void weft_stream_on_up_writable(weft_stream *s);
+/* The upstream parser consumed what one read brought. */
+void weft_stream_on_up_feed_end(weft_stream *s);
 
 #endif

@@ -128,6 +128,8 @@ static void up_process(weft_upconn *uc)
         if (r == WEFT_H1_DONE || r == WEFT_H1_PAUSED || (r == WEFT_H1_OK && consumed == 0))
             break;
     }
+    if (uc->stream && !uc->doomed)
+        weft_stream_on_up_feed_end(uc->stream);
     if (!uc->stream && evbuffer_get_length(in))
         uc->doomed = true; /* bytes nobody asked for: the connection is unusable */
 }
