@@ -32,6 +32,9 @@
  *   on_stream_complete -> stream_destroy
  * The request path runs the chain in YAML order; the response path runs it
  * in REVERSE order (the filter nearest the client sees the response last).
+ * A message that ends with its headers (end_stream true in the headers
+ * hook: a GET, a 204) gets no body hook calls; otherwise the last body
+ * call has end_stream true (possibly with an empty chunk).
  *
  * THREADING: every hook and host call of a stream happens on the worker
  * thread that owns the stream. Host calls from another thread are refused
