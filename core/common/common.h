@@ -31,7 +31,7 @@ weft_sv weft_sv_trim(weft_sv s);                   /* trims SP and HTAB both end
  * (a stream owns one for all per-request strings and header arrays).
  * The first block is embedded in the struct, so a small request costs
  * no malloc at all; growth takes blocks from malloc. */
-#define WEFT_ARENA_INLINE 2048
+#define WEFT_ARENA_INLINE 1024
 typedef struct weft_arena_block weft_arena_block;
 typedef struct weft_arena {
     char *cur;
