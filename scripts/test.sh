@@ -8,8 +8,10 @@
 #    integration test with ctest
 # 3. build-fuzz (clang): build every tests/fuzz/fuzz_*.c, run each for
 #    $WEFT_FUZZ_SECONDS (30) on a temp copy of tests/fuzz/corpus/<name>/
-# 4. build-tsan (clang): ThreadSanitizer build, run the integration tests
-#    about several workers: ctest -L integration -R 'multiworker|reload|drain'
+# 4. build-tsan (clang): ThreadSanitizer build, run every integration test
+#    (the multi-worker ones, and the rest: the main thread's health checks,
+#    DNS and admin share state with the workers too). WEFT_TSAN_FILTER
+#    narrows it, e.g. 'multiworker|reload|drain'.
 #
 # Every stage runs even when an earlier one failed (unless it needs that
 # stage's build); the exit status is non-zero if anything failed.
@@ -24,7 +26,7 @@ export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}"
 FUZZ_SECONDS="${WEFT_FUZZ_SECONDS:-30}"
 JOBS="${WEFT_JOBS:-$(nproc)}"
-TSAN_FILTER='multiworker|reload|drain'
+TSAN_FILTER="${WEFT_TSAN_FILTER:-.}"
 
 STAGE_FAILED=()
 TESTS_PASSED=0
