@@ -62,79 +62,9 @@ for tool in h2load nghttpx haproxy nginx taskset curl; do
     }
 done
 
-TMP="$(mktemp -d "${TMPDIR:-/tmp}/weft-bench-h2.XXXXXX")"
-chmod 755 "$TMP"
-STARTED=()
-cleanup() {
-    local rc=$? pid i alive
-    set +e
-    for pid in "${STARTED[@]}"; do
-        kill -TERM "$pid" 2>/dev/null
-    done
-    for ((i = 0; i < 50; i++)); do
-        alive=0
-        for pid in "${STARTED[@]}"; do
-            kill -0 "$pid" 2>/dev/null && alive=1
-        done
-        ((alive)) || break
-        sleep 0.1
-    done
-    for pid in "${STARTED[@]}"; do
-        kill -KILL "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
-    done
-    rm -rf "$TMP"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-free_port() {
-    "$PYTHON" -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
-}
-
-stop_pid() {
-    local pid="$1" i
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for ((i = 0; i < 50; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
-
-tree() {
-    local p c
-    for p in "$@"; do
-        echo "$p"
-        for c in $(pgrep -P "$p" || true); do
-            tree "$c"
-        done
-    done
-}
-
-cpu_ticks() {
-    local total=0 p t
-    for p in $(tree "$1"); do
-        t=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12 + $13}') || t=0
-        total=$((total + ${t:-0}))
-    done
-    echo "$total"
-}
-
-rss_kb() {
-    local total=0 p r
-    for p in $(tree "$1"); do
-        r=$(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null) || r=0
-        total=$((total + ${r:-0}))
-    done
-    echo "$total"
-}
+BENCH_TMP_NAME=weft-bench-h2
+# shellcheck source=tests/bench/lib.sh
+source "$ROOT/tests/bench/lib.sh"
 
 # wait_h2 URL PID [SECONDS]: until URL answers over h2c with the bench body.
 wait_h2() {
