@@ -45,13 +45,25 @@ void weft_stream_init(weft_stream *s, weft_worker *w, const weft_downstream_ops 
     weft_ltimer_init(&s->t_idle, w->base, on_idle_timeout, s);
     s->timers_init = true;
     s->up_pending = evbuffer_new();
+}
+
+/* The filter pipeline's buffers, made the first time a stream object runs
+ * a filter chain and kept with it (an idle connection without filters does
+ * not pay for six evbuffers). */
+void stream_dir_buffers(weft_stream *s)
+{
     weft_dir *dirs[2] = {&s->rq, &s->rs};
     for (int i = 0; i < 2; i++) {
-        dirs[i]->pre = evbuffer_new();
-        dirs[i]->held = evbuffer_new();
-        dirs[i]->chunk = evbuffer_new();
+        if (!dirs[i]->pre)
+            dirs[i]->pre = evbuffer_new();
+        if (!dirs[i]->held)
+            dirs[i]->held = evbuffer_new();
+        if (!dirs[i]->chunk)
+            dirs[i]->chunk = evbuffer_new();
     }
 }
+
+static size_t buf_len(const struct evbuffer *b) { return b ? evbuffer_get_length(b) : 0; }
 
 static void dir_reset(weft_dir *d)
 {
@@ -60,9 +72,12 @@ static void dir_reset(weft_dir *d)
     d->paused_headers = false;
     d->end_in = d->end_out = false;
     d->trailers = NULL;
-    evbuffer_drain(d->pre, evbuffer_get_length(d->pre));
-    evbuffer_drain(d->held, evbuffer_get_length(d->held));
-    evbuffer_drain(d->chunk, evbuffer_get_length(d->chunk));
+    if (d->pre)
+        evbuffer_drain(d->pre, evbuffer_get_length(d->pre));
+    if (d->held)
+        evbuffer_drain(d->held, evbuffer_get_length(d->held));
+    if (d->chunk)
+        evbuffer_drain(d->chunk, evbuffer_get_length(d->chunk));
 }
 
 /* Stream idle timeout: every bit of activity moves the deadline (a lazy
@@ -632,7 +647,7 @@ void stream_route_and_forward(weft_stream *s)
     if (s->resp_done)
         return;
     /* Body that waited for the header phase. */
-    if (evbuffer_get_length(s->rq.pre))
+    if (buf_len(s->rq.pre))
         sf_push(s, WEFT_DIR_REQ, s->rq.pre, 0);
     else if (s->rq.end_in && req->framing != WEFT_BODY_NONE && s->chain && s->chain->any_req_body)
         sf_push(s, WEFT_DIR_REQ, s->rq.pre, 0);
@@ -772,6 +787,7 @@ void weft_stream_on_req_body(weft_stream *s, const char *p, size_t n)
         check_up_backpressure(s);
         return;
     }
+    stream_dir_buffers(s);
     if (d->headers_done && d->paused_at < 0) {
         evbuffer_add(d->chunk, p, n);
         sf_push(s, WEFT_DIR_REQ, d->chunk, 0);
@@ -807,7 +823,7 @@ void weft_stream_on_req_end(weft_stream *s, weft_hdrs *trailers)
     /* A request without a body ended with its headers (end_stream was
      * true there): body hooks are not called for it, as in Envoy. */
     bool bodyless = s->req->framing == WEFT_BODY_NONE;
-    if (s->rq.paused_at >= 0 || evbuffer_get_length(s->rq.pre) ||
+    if (s->rq.paused_at >= 0 || buf_len(s->rq.pre) ||
         (!bodyless && (s->chain->any_req_body || s->chain->any_req_trailers))) {
         sf_push(s, WEFT_DIR_REQ, s->rq.pre, 0);
         return;
@@ -1052,7 +1068,7 @@ void stream_send_resp_head(weft_stream *s)
 
 void stream_sink_resp(weft_stream *s, struct evbuffer *chunk, bool end)
 {
-    if (evbuffer_get_length(chunk))
+    if (buf_len(chunk))
         s->ds_ops->send_body_buf(s, chunk);
     if (end && !s->resp_done) {
         s->ds_ops->send_end(s, s->resp_trailers);
@@ -1082,6 +1098,7 @@ int weft_stream_on_up_body(weft_stream *s, const char *p, size_t n)
         }
         return WEFT_H1_CB_OK;
     }
+    stream_dir_buffers(s);
     if (d->headers_done && d->paused_at < 0 && s->up) {
         /* HTTP/1.1 upstream: gather what this read brings and pass it once
          * (weft_stream_on_up_feed_end, or with the end of the response):
@@ -1105,7 +1122,7 @@ void weft_stream_on_up_feed_end(weft_stream *s)
         return;
     s->rs_gathering = false;
     weft_dir *d = &s->rs;
-    if (evbuffer_get_length(d->pre) && d->headers_done && d->paused_at < 0 && !s->resp_done)
+    if (buf_len(d->pre) && d->headers_done && d->paused_at < 0 && !s->resp_done)
         sf_push(s, WEFT_DIR_RESP, d->pre, 0);
 }
 
@@ -1132,7 +1149,7 @@ int weft_stream_on_up_complete(weft_stream *s)
         return WEFT_H1_CB_PAUSE; /* a filter holds the head; resume finishes */
     s->rs_gathering = false;
     bool bodyless = weft_resp_is_bodyless(s->resp.status, s->head_request) || s->resp.framing == WEFT_BODY_NONE;
-    if (stream_n_filters(s) && (s->rs.paused_at >= 0 || evbuffer_get_length(s->rs.pre) ||
+    if (stream_n_filters(s) && (s->rs.paused_at >= 0 || buf_len(s->rs.pre) ||
                                 (!bodyless && (s->chain->any_resp_body || s->chain->any_resp_trailers)))) {
         sf_push(s, WEFT_DIR_RESP, s->rs.pre, 0);
         return WEFT_H1_CB_PAUSE;

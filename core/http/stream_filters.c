@@ -34,6 +34,7 @@ static weft_status checked(weft_stream *s, size_t idx, weft_status st)
 void sf_begin(weft_stream *s)
 {
     size_t n = stream_n_filters(s);
+    stream_dir_buffers(s);
     s->fctx = weft_arena_alloc(&s->arena, n * sizeof(void *));
     if (!s->fctx)
         return;

@@ -12,6 +12,7 @@ static inline weft_dir *stream_dir(weft_stream *s, int dir) { return dir == WEFT
 static inline size_t stream_n_filters(const weft_stream *s) { return s->chain ? s->chain->n_http : 0; }
 
 /* stream.c */
+void stream_dir_buffers(weft_stream *s);         /* the filter pipeline's buffers, on first use */
 void stream_up_release(weft_stream *s, bool reusable); /* detach the upstream (h1 or h2) */
 void stream_up_pause(weft_stream *s);
 void stream_up_resume(weft_stream *s);

@@ -167,8 +167,10 @@ grep -Eq 'recv SETTINGS frame <length=[0-9]+, flags=0x00, stream_id=0>' <<<"$nv"
     fail "nghttp -nv: no SETTINGS from weft: $(head -c 1500 <<<"$nv")"
 grep -Eq 'recv SETTINGS frame <length=0, flags=0x01, stream_id=0>' <<<"$nv" ||
     fail "nghttp -nv: weft did not ACK the client's SETTINGS"
-grep -Eq 'send SETTINGS frame <length=0, flags=0x01, stream_id=0>' <<<"$nv" ||
-    fail "nghttp -nv: the client did not ACK weft's SETTINGS"
+# (Whether nghttp ACKs weft's SETTINGS before it ends the session depends
+# on how its reads are split when weft's SETTINGS and the response arrive
+# close together: that is the client's behaviour, not weft's, so it is not
+# asserted here.)
 assert_contains "$nv" ":status: 200" "nghttp -nv response"
 
 # ---- HTTP/1.1 on the same port
