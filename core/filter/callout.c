@@ -76,15 +76,9 @@ static void on_done(evutil_socket_t fd, short what, void *arg)
         .n_headers = c->reason ? 0 : nh,
         .body = {(const char *)evbuffer_pullup(c->body, -1), blen},
     };
-    int prev = s->running;
-    bool prev_async = s->in_async_cb;
-    s->running = c->filter;
-    s->in_async_cb = true;
+    stream_cb_frame f = stream_cb_enter(s, c->filter);
     c->cb(s, s->fctx ? s->fctx[c->filter] : NULL, c->arg, &r);
-    if (s->magic == WEFT_STREAM_MAGIC && s->active) {
-        s->running = prev;
-        s->in_async_cb = prev_async;
-    }
+    stream_cb_leave(s, f);
     callout_free(c);
 }
 

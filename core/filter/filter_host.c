@@ -376,15 +376,9 @@ static void timer_fire(evutil_socket_t fd, short what, void *arg)
     struct weft_stream_timer *t = arg;
     weft_stream *s = t->s;
     t->armed = false;
-    int prev = s->running;
-    bool prev_async = s->in_async_cb;
-    s->running = t->filter;
-    s->in_async_cb = true;
+    stream_cb_frame f = stream_cb_enter(s, t->filter);
     t->cb(s, s->fctx ? s->fctx[t->filter] : NULL, t->arg);
-    if (s->magic == WEFT_STREAM_MAGIC && s->active) {
-        s->running = prev;
-        s->in_async_cb = prev_async;
-    }
+    stream_cb_leave(s, f);
 }
 
 static weft_result h_timer_start(weft_stream *s, uint64_t ms, weft_timer_cb cb, void *arg, weft_timer **out)

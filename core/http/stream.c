@@ -739,15 +739,10 @@ void stream_sink_req(weft_stream *s, struct evbuffer *chunk, bool end)
     struct evbuffer *out = up_out(s);
     if (n) {
         keep_for_replay(s, NULL, n, chunk);
-        if (s->up_req_chunked) {
-            char hex[24];
-            int hn = snprintf(hex, sizeof(hex), "%zx\r\n", n);
-            evbuffer_add(out, hex, (size_t)hn);
+        if (s->up_req_chunked)
+            weft_h1_write_chunk_buf(out, chunk, false);
+        else
             evbuffer_add_buffer(out, chunk);
-            evbuffer_add(out, "\r\n", 2);
-        } else {
-            evbuffer_add_buffer(out, chunk);
-        }
     }
     if (end && !s->up_req_done)
         req_write_end(s);
@@ -944,16 +939,10 @@ static bool do_retry(weft_stream *s)
     evbuffer_drain(s->up_pending, evbuffer_get_length(s->up_pending));
     write_up_head(s, s->up_pending);
     if (has_body) {
-        size_t n = evbuffer_get_length(s->replay);
-        if (s->up_req_chunked && n) {
-            char hex[24];
-            int hn = snprintf(hex, sizeof(hex), "%zx\r\n", n);
-            evbuffer_add(s->up_pending, hex, (size_t)hn);
+        if (s->up_req_chunked)
+            weft_h1_write_chunk_buf(s->up_pending, s->replay, true);
+        else if (evbuffer_get_length(s->replay))
             evbuffer_add_buffer_reference(s->up_pending, s->replay);
-            evbuffer_add(s->up_pending, "\r\n", 2);
-        } else if (n) {
-            evbuffer_add_buffer_reference(s->up_pending, s->replay);
-        }
         if (s->up_req_chunked)
             weft_h1_write_last_chunk(s->up_pending, s->rq.trailers);
     }

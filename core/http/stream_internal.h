@@ -35,6 +35,31 @@ void sf_push(weft_stream *s, int dir, struct evbuffer *src, size_t from);
 void sf_attempt(weft_stream *s, const weft_attempt_info *info);
 void sf_log(weft_stream *s);
 
+/* A timer or callout callback of filter `idx` runs between these two: the
+ * host calls it makes are attributed to that filter, and resume is allowed
+ * (it is refused inside hooks). The stream may have ended by the time the
+ * callback returns: then nothing is restored. */
+typedef struct stream_cb_frame {
+    int running;
+    bool async;
+} stream_cb_frame;
+
+static inline stream_cb_frame stream_cb_enter(weft_stream *s, int idx)
+{
+    stream_cb_frame f = {s->running, s->in_async_cb};
+    s->running = idx;
+    s->in_async_cb = true;
+    return f;
+}
+
+static inline void stream_cb_leave(weft_stream *s, stream_cb_frame f)
+{
+    if (s->magic == WEFT_STREAM_MAGIC && s->active) {
+        s->running = f.running;
+        s->in_async_cb = f.async;
+    }
+}
+
 /* core/filter/filter_host.c: cancels the stream's timers and callouts. */
 void weft_filter_stream_cancel_async(weft_stream *s);
 

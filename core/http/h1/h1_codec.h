@@ -114,6 +114,10 @@ int weft_h1_write_req_head(struct evbuffer *out, const weft_req_head *req, const
 int weft_h1_write_resp_head(struct evbuffer *out, const weft_resp_head *resp);
 /* One chunk "<hex>\r\n<data>\r\n"; n must be > 0. */
 int weft_h1_write_chunk(struct evbuffer *out, const char *p, size_t n);
+/* One chunk carrying all of `data` without copying it: its chains move to
+ * `out` (by_reference: `data` keeps its bytes and `out` references them,
+ * evbuffer_add_buffer_reference). Nothing is written when data is empty. */
+int weft_h1_write_chunk_buf(struct evbuffer *out, struct evbuffer *data, bool by_reference);
 /* "0\r\n" + trailers + "\r\n". trailers may be NULL. */
 int weft_h1_write_last_chunk(struct evbuffer *out, const weft_hdrs *trailers);
 

@@ -126,15 +126,10 @@ static void op_send_body_buf(weft_stream *s, struct evbuffer *buf)
         return;
     }
     struct evbuffer *out = dc_out(dc);
-    if (dc->chunked_out) {
-        char hex[24];
-        int hn = snprintf(hex, sizeof(hex), "%zx\r\n", n);
-        evbuffer_add(out, hex, (size_t)hn);
+    if (dc->chunked_out)
+        weft_h1_write_chunk_buf(out, buf, false);
+    else
         evbuffer_add_buffer(out, buf);
-        evbuffer_add(out, "\r\n", 2);
-    } else {
-        evbuffer_add_buffer(out, buf);
-    }
 }
 
 static void op_send_end(weft_stream *s, weft_hdrs *trailers)

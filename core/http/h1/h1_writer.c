@@ -156,6 +156,21 @@ int weft_h1_write_chunk(struct evbuffer *out, const char *p, size_t n)
     return finish(out, &v, &c);
 }
 
+int weft_h1_write_chunk_buf(struct evbuffer *out, struct evbuffer *data, bool by_reference)
+{
+    size_t n = evbuffer_get_length(data);
+    if (n == 0)
+        return 0;
+    char line[24];
+    int ln = snprintf(line, sizeof(line), "%zx\r\n", n);
+    if (evbuffer_add(out, line, (size_t)ln) != 0)
+        return -1;
+    int rc = by_reference ? evbuffer_add_buffer_reference(out, data) : evbuffer_add_buffer(out, data);
+    if (rc != 0)
+        return -1;
+    return evbuffer_add(out, "\r\n", 2);
+}
+
 int weft_h1_write_last_chunk(struct evbuffer *out, const weft_hdrs *trailers)
 {
     if (!hdrs_ok(trailers))
