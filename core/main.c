@@ -38,8 +38,7 @@ typedef struct app {
     weft_stat_id reload_ok, reload_fail, config_version;
 } app;
 
-static void usage(FILE *f)
-{
+static void usage(FILE *f) {
     fprintf(f, "usage: weft -c FILE [--validate] [--log-level debug|info|warn|error]\n"
                "  -c, --config FILE   YAML configuration\n"
                "      --validate      check the configuration and exit (0 ok, 2 bad)\n"
@@ -47,11 +46,14 @@ static void usage(FILE *f)
                "  -v, --version       print the version\n");
 }
 
-static weft_snapshot *app_current(void *ctx) { return ((app *)ctx)->snap; }
-static bool app_draining(void *ctx) { return ((app *)ctx)->draining; }
+static weft_snapshot *app_current(void *ctx) {
+    return ((app *)ctx)->snap;
+}
+static bool app_draining(void *ctx) {
+    return ((app *)ctx)->draining;
+}
 
-static void start_drain(app *a)
-{
+static void start_drain(app *a) {
     if (a->draining)
         return;
     a->draining = true;
@@ -60,18 +62,18 @@ static void start_drain(app *a)
         weft_worker_drain(a->workers[i]);
 }
 
-static void app_drain(void *ctx) { start_drain(ctx); }
+static void app_drain(void *ctx) {
+    start_drain(ctx);
+}
 
-static int active_conns(app *a)
-{
+static int active_conns(app *a) {
     int n = 0;
     for (int i = 0; i < a->n_workers; i++)
         n += atomic_load_explicit(&a->workers[i]->active_conns, memory_order_relaxed);
     return n;
 }
 
-static void on_drain_poll(evutil_socket_t fd, short what, void *arg)
-{
+static void on_drain_poll(evutil_socket_t fd, short what, void *arg) {
     app *a = arg;
     int n = active_conns(a);
     if (n == 0 || weft_now_ms() >= a->drain_deadline_ms) {
@@ -83,8 +85,7 @@ static void on_drain_poll(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-static void on_term(evutil_socket_t sig, short what, void *arg)
-{
+static void on_term(evutil_socket_t sig, short what, void *arg) {
     app *a = arg;
     if (a->exiting) {
         event_base_loopbreak(a->base); /* second signal: now */
@@ -99,14 +100,14 @@ static void on_term(evutil_socket_t sig, short what, void *arg)
     event_add(a->ev_drain_poll, &tv);
 }
 
-static void on_hup(evutil_socket_t sig, short what, void *arg)
-{
+static void on_hup(evutil_socket_t sig, short what, void *arg) {
     app *a = arg;
     weft_config_error cerr;
     weft_config *cfg = weft_config_load_file(a->config_path, &cerr);
     if (!cfg) {
         weft_stats_inc(a->stats, a->reload_fail, 1);
-        WEFT_ERROR("reload refused, keeping config v%llu: %s", (unsigned long long)a->version, cerr.msg);
+        WEFT_ERROR("reload refused, keeping config v%llu: %s", (unsigned long long)a->version,
+                   cerr.msg);
         return;
     }
     char err[512];
@@ -130,8 +131,7 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
     WEFT_INFO("config v%llu loaded from %s", (unsigned long long)a->version, a->config_path);
 }
 
-static void app_free(app *a)
-{
+static void app_free(app *a) {
     for (int i = 0; i < a->n_workers; i++)
         weft_worker_stop_and_free(a->workers[i]);
     free(a->workers);
@@ -150,12 +150,14 @@ static void app_free(app *a)
         weft_stats_block_free(a->stats);
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'}, {"validate", no_argument, NULL, 'V'},
-        {"log-level", required_argument, NULL, 'l'}, {"version", no_argument, NULL, 'v'},
-        {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, 'c'},
+        {"validate", no_argument, NULL, 'V'},
+        {"log-level", required_argument, NULL, 'l'},
+        {"version", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     app a;
     memset(&a, 0, sizeof(a));
@@ -163,18 +165,35 @@ int main(int argc, char **argv)
     int c;
     while ((c = getopt_long(argc, argv, "c:hv", opts, NULL)) != -1) {
         switch (c) {
-        case 'c': a.config_path = optarg; break;
-        case 'V': validate = true; break;
-        case 'l':
-            if (!strcmp(optarg, "debug")) weft_log_min_level = WEFT_LOG_DEBUG;
-            else if (!strcmp(optarg, "info")) weft_log_min_level = WEFT_LOG_INFO;
-            else if (!strcmp(optarg, "warn")) weft_log_min_level = WEFT_LOG_WARN;
-            else if (!strcmp(optarg, "error")) weft_log_min_level = WEFT_LOG_ERROR;
-            else { usage(stderr); return EXIT_BAD_CONFIG; }
+        case 'c':
+            a.config_path = optarg;
             break;
-        case 'v': printf("weft %s\n", WEFT_VERSION); return 0;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return EXIT_BAD_CONFIG;
+        case 'V':
+            validate = true;
+            break;
+        case 'l':
+            if (!strcmp(optarg, "debug"))
+                weft_log_min_level = WEFT_LOG_DEBUG;
+            else if (!strcmp(optarg, "info"))
+                weft_log_min_level = WEFT_LOG_INFO;
+            else if (!strcmp(optarg, "warn"))
+                weft_log_min_level = WEFT_LOG_WARN;
+            else if (!strcmp(optarg, "error"))
+                weft_log_min_level = WEFT_LOG_ERROR;
+            else {
+                usage(stderr);
+                return EXIT_BAD_CONFIG;
+            }
+            break;
+        case 'v':
+            printf("weft %s\n", WEFT_VERSION);
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return EXIT_BAD_CONFIG;
         }
     }
     if (!a.config_path) {
@@ -203,7 +222,8 @@ int main(int argc, char **argv)
         return 0;
     }
     a.reload_ok = weft_stats_counter("weft_config_reload_total", "result=\"ok\"", "Config reloads");
-    a.reload_fail = weft_stats_counter("weft_config_reload_total", "result=\"refused\"", "Config reloads");
+    a.reload_fail =
+        weft_stats_counter("weft_config_reload_total", "result=\"refused\"", "Config reloads");
     a.config_version = weft_stats_gauge("weft_config_version", "", "Version of the config in use");
     weft_stats_gauge_set(a.config_version, 1);
 
@@ -226,8 +246,8 @@ int main(int argc, char **argv)
     }
     if (a.snap->cfg->admin.port) {
         weft_admin_host host = {&a, app_current, app_draining, app_drain};
-        a.admin = weft_admin_start(a.base, a.snap->cfg->admin.address, a.snap->cfg->admin.port, &host,
-                                   err, sizeof(err));
+        a.admin = weft_admin_start(a.base, a.snap->cfg->admin.address, a.snap->cfg->admin.port,
+                                   &host, err, sizeof(err));
         if (!a.admin) {
             fprintf(stderr, "weft: %s\n", err);
             app_free(&a);
@@ -243,8 +263,9 @@ int main(int argc, char **argv)
     event_add(a.ev_hup, NULL);
     event_add(a.ev_term, NULL);
     event_add(a.ev_int, NULL);
-    WEFT_INFO("weft %s: %d worker(s), %zu listener(s), %zu cluster(s), config v1 from %s", WEFT_VERSION,
-              a.n_workers, a.snap->cfg->n_listeners, a.snap->cfg->n_clusters, a.config_path);
+    WEFT_INFO("weft %s: %d worker(s), %zu listener(s), %zu cluster(s), config v1 from %s",
+              WEFT_VERSION, a.n_workers, a.snap->cfg->n_listeners, a.snap->cfg->n_clusters,
+              a.config_path);
     event_base_dispatch(a.base);
     app_free(&a);
     return 0;

@@ -6,7 +6,7 @@
 set -euo pipefail
 
 PACKAGES=(
-    build-essential cmake pkg-config clang
+    build-essential cmake pkg-config clang clang-format
     libevent-dev libnghttp2-dev libyaml-dev libssl-dev libcmocka-dev node-llhttp
     curl wrk nghttp2-client haproxy nginx python3
     libclang-rt-14-dev iproute2 procps

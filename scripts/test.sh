@@ -62,6 +62,17 @@ run_ctest() {
 banner "setup"
 "$ROOT/scripts/setup.sh"
 
+# ---------------------------------------------------------------- style
+# One code style (.clang-format) for every C file of the project but the
+# frozen copy of the 1.0 ABI header.
+banner "clang-format --dry-run"
+if scripts/format.sh --check; then
+    TESTS_PASSED=$((TESTS_PASSED + 1))
+else
+    TESTS_FAILED=$((TESTS_FAILED + 1))
+    stage_fail "clang-format (run scripts/format.sh)"
+fi
+
 # ---------------------------------------------------------------- ASan/UBSan
 banner "build-asan (address,undefined)"
 if cmake -S . -B build-asan -DWEFT_SANITIZE=address,undefined -DWEFT_TESTS=ON \
@@ -87,7 +98,7 @@ if command -v clang >/dev/null 2>&1; then
         fuzzers=(build-fuzz/fuzz/fuzz_*)
         shopt -u nullglob
         if ((${#fuzzers[@]} == 0)); then
-            echo "test.sh: no fuzz targets in tests/fuzz"
+            stage_fail "build-fuzz: no fuzz target was built"
         fi
         mkdir -p build-fuzz/artifacts
         for bin in "${fuzzers[@]}"; do
@@ -119,7 +130,7 @@ if command -v clang >/dev/null 2>&1; then
         stage_fail "build-fuzz"
     fi
 else
-    echo "test.sh: clang not found; fuzzing and ThreadSanitizer stages skipped"
+    stage_fail "build-fuzz: clang missing after setup.sh (it installs clang)"
 fi
 
 # ---------------------------------------------------------------- TSan
@@ -131,13 +142,15 @@ if command -v clang >/dev/null 2>&1; then
         count=$(ctest --test-dir build-tsan -N -L integration -R "$TSAN_FILTER" |
             sed -nE 's/^Total Tests: ([0-9]+).*/\1/p')
         if [[ "${count:-0}" -eq 0 ]]; then
-            echo "test.sh: no integration tests match '$TSAN_FILTER' yet; TSan run skipped"
+            stage_fail "ctest (tsan): no integration test matches '$TSAN_FILTER'"
         else
             run_ctest tsan build-tsan -L integration -R "$TSAN_FILTER" || stage_fail "ctest (tsan)"
         fi
     else
         stage_fail "build-tsan"
     fi
+else
+    stage_fail "build-tsan: clang missing after setup.sh (it installs clang)"
 fi
 
 banner "summary"

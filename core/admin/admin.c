@@ -17,14 +17,12 @@ struct weft_admin {
     weft_admin_host host;
 };
 
-static void reply(struct evhttp_request *req, int code, const char *ctype, struct evbuffer *body)
-{
+static void reply(struct evhttp_request *req, int code, const char *ctype, struct evbuffer *body) {
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", ctype);
     evhttp_send_reply(req, code, weft_status_reason((uint16_t)code), body);
 }
 
-static void h_ready(struct evhttp_request *req, void *arg)
-{
+static void h_ready(struct evhttp_request *req, void *arg) {
     weft_admin *a = arg;
     struct evbuffer *b = evbuffer_new();
     bool dr = a->host.draining(a->host.ctx);
@@ -33,16 +31,14 @@ static void h_ready(struct evhttp_request *req, void *arg)
     evbuffer_free(b);
 }
 
-static void h_prom(struct evhttp_request *req, void *arg)
-{
+static void h_prom(struct evhttp_request *req, void *arg) {
     struct evbuffer *b = evbuffer_new();
     weft_stats_render_prometheus(b);
     reply(req, 200, "text/plain; version=0.0.4; charset=utf-8", b);
     evbuffer_free(b);
 }
 
-static void h_config(struct evhttp_request *req, void *arg)
-{
+static void h_config(struct evhttp_request *req, void *arg) {
     weft_admin *a = arg;
     weft_snapshot *s = a->host.current(a->host.ctx);
     char *mem = NULL;
@@ -61,12 +57,12 @@ static void h_config(struct evhttp_request *req, void *arg)
     evbuffer_free(b);
 }
 
-static void h_clusters(struct evhttp_request *req, void *arg)
-{
+static void h_clusters(struct evhttp_request *req, void *arg) {
     weft_admin *a = arg;
     weft_snapshot *s = a->host.current(a->host.ctx);
     struct evbuffer *b = evbuffer_new();
-    static const char *lb_names[] = {"round_robin", "least_request", "random", "ring_hash", "peak_ewma"};
+    static const char *lb_names[] = {"round_robin", "least_request", "random", "ring_hash",
+                                     "peak_ewma"};
     for (size_t i = 0; i < s->cfg->n_clusters; i++) {
         weft_cluster_snap *c = &s->clusters[i];
         weft_hostset *hs = weft_cluster_snap_hostset(c, NULL);
@@ -74,8 +70,10 @@ static void h_clusters(struct evhttp_request *req, void *arg)
         for (int k = 0; k < WEFT_CODE_CLASSES; k++)
             total += weft_stats_counter_value(c->rq_total[k]);
         evbuffer_add_printf(b, "%s::lb_policy::%s\n", c->cfg->name, lb_names[c->cfg->lb]);
-        evbuffer_add_printf(b, "%s::health_check::%s\n", c->cfg->name, c->cfg->health.enabled ? "on" : "off");
-        evbuffer_add_printf(b, "%s::upstream_rq_total::%llu\n", c->cfg->name, (unsigned long long)total);
+        evbuffer_add_printf(b, "%s::health_check::%s\n", c->cfg->name,
+                            c->cfg->health.enabled ? "on" : "off");
+        evbuffer_add_printf(b, "%s::upstream_rq_total::%llu\n", c->cfg->name,
+                            (unsigned long long)total);
         evbuffer_add_printf(b, "%s::upstream_cx_active::%lld\n", c->cfg->name,
                             (long long)weft_stats_gauge_value(c->cx_active));
         evbuffer_add_printf(b, "%s::pool_idle::%lld\n", c->cfg->name,
@@ -93,8 +91,7 @@ static void h_clusters(struct evhttp_request *req, void *arg)
     evbuffer_free(b);
 }
 
-static void h_drain(struct evhttp_request *req, void *arg)
-{
+static void h_drain(struct evhttp_request *req, void *arg) {
     weft_admin *a = arg;
     if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
         evhttp_send_error(req, 405, "use POST");
@@ -107,19 +104,19 @@ static void h_drain(struct evhttp_request *req, void *arg)
     evbuffer_free(b);
 }
 
-static void h_index(struct evhttp_request *req, void *arg)
-{
+static void h_index(struct evhttp_request *req, void *arg) {
     struct evbuffer *b = evbuffer_new();
-    evbuffer_add_printf(b, "weft admin\n  /ready\n  /stats/prometheus\n  /config_dump\n  /clusters\n"
-                           "  POST /drain\n");
-    reply(req, evhttp_request_get_uri(req) && strcmp(evhttp_request_get_uri(req), "/") == 0 ? 200 : 404,
+    evbuffer_add_printf(b,
+                        "weft admin\n  /ready\n  /stats/prometheus\n  /config_dump\n  /clusters\n"
+                        "  POST /drain\n");
+    reply(req,
+          evhttp_request_get_uri(req) && strcmp(evhttp_request_get_uri(req), "/") == 0 ? 200 : 404,
           "text/plain", b);
     evbuffer_free(b);
 }
 
 weft_admin *weft_admin_start(struct event_base *base, const char *address, uint16_t port,
-                             const weft_admin_host *host, char *err, size_t errlen)
-{
+                             const weft_admin_host *host, char *err, size_t errlen) {
     weft_admin *a = calloc(1, sizeof(*a));
     if (!a) {
         snprintf(err, errlen, "out of memory");
@@ -142,8 +139,7 @@ weft_admin *weft_admin_start(struct event_base *base, const char *address, uint1
     return a;
 }
 
-void weft_admin_free(weft_admin *a)
-{
+void weft_admin_free(weft_admin *a) {
     if (!a)
         return;
     if (a->http)

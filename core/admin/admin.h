@@ -11,9 +11,9 @@ typedef struct weft_admin weft_admin;
 
 typedef struct weft_admin_host {
     void *ctx;
-    weft_snapshot *(*current)(void *ctx);   /* borrowed */
+    weft_snapshot *(*current)(void *ctx); /* borrowed */
     bool (*draining)(void *ctx);
-    void (*drain)(void *ctx);               /* stop listeners, keep serving in-flight */
+    void (*drain)(void *ctx); /* stop listeners, keep serving in-flight */
 } weft_admin_host;
 
 weft_admin *weft_admin_start(struct event_base *base, const char *address, uint16_t port,

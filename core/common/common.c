@@ -9,10 +9,11 @@
 #include <time.h>
 #include <unistd.h>
 
-bool weft_sv_eq(weft_sv a, weft_sv b) { return a.len == b.len && (a.len == 0 || memcmp(a.p, b.p, a.len) == 0); }
+bool weft_sv_eq(weft_sv a, weft_sv b) {
+    return a.len == b.len && (a.len == 0 || memcmp(a.p, b.p, a.len) == 0);
+}
 
-bool weft_sv_ieq(weft_sv a, weft_sv b)
-{
+bool weft_sv_ieq(weft_sv a, weft_sv b) {
     if (a.len != b.len)
         return false;
     for (size_t i = 0; i < a.len; i++)
@@ -21,21 +22,20 @@ bool weft_sv_ieq(weft_sv a, weft_sv b)
     return true;
 }
 
-bool weft_sv_ieq_cstr(weft_sv a, const char *b) { return weft_sv_ieq(a, weft_sv_from(b)); }
+bool weft_sv_ieq_cstr(weft_sv a, const char *b) {
+    return weft_sv_ieq(a, weft_sv_from(b));
+}
 
-bool weft_sv_has_prefix(weft_sv s, weft_sv prefix)
-{
+bool weft_sv_has_prefix(weft_sv s, weft_sv prefix) {
     return s.len >= prefix.len && (prefix.len == 0 || memcmp(s.p, prefix.p, prefix.len) == 0);
 }
 
-bool weft_sv_has_suffix(weft_sv s, weft_sv suffix)
-{
+bool weft_sv_has_suffix(weft_sv s, weft_sv suffix) {
     return s.len >= suffix.len &&
            (suffix.len == 0 || memcmp(s.p + s.len - suffix.len, suffix.p, suffix.len) == 0);
 }
 
-weft_sv weft_sv_trim(weft_sv s)
-{
+weft_sv weft_sv_trim(weft_sv s) {
     while (s.len && (s.p[0] == ' ' || s.p[0] == '\t')) {
         s.p++;
         s.len--;
@@ -52,16 +52,14 @@ struct weft_arena_block {
     _Alignas(16) char data[];
 };
 
-void weft_arena_init(weft_arena *a)
-{
+void weft_arena_init(weft_arena *a) {
     a->cur = a->inline_buf;
     a->end = a->inline_buf + sizeof(a->inline_buf);
     a->blocks = NULL;
     a->total = 0;
 }
 
-void *weft_arena_alloc(weft_arena *a, size_t n)
-{
+void *weft_arena_alloc(weft_arena *a, size_t n) {
     size_t need = (n + 15) & ~(size_t)15;
     if (need < n)
         return NULL;
@@ -84,8 +82,7 @@ void *weft_arena_alloc(weft_arena *a, size_t n)
     return p;
 }
 
-char *weft_arena_strndup(weft_arena *a, const char *s, size_t n)
-{
+char *weft_arena_strndup(weft_arena *a, const char *s, size_t n) {
     char *p = weft_arena_alloc(a, n + 1);
     if (!p)
         return NULL;
@@ -95,8 +92,7 @@ char *weft_arena_strndup(weft_arena *a, const char *s, size_t n)
     return p;
 }
 
-void weft_arena_reset(weft_arena *a)
-{
+void weft_arena_reset(weft_arena *a) {
     weft_arena_block *b = a->blocks;
     while (b) {
         weft_arena_block *next = b->next;
@@ -106,22 +102,28 @@ void weft_arena_reset(weft_arena *a)
     weft_arena_init(a);
 }
 
-void weft_arena_free(weft_arena *a) { weft_arena_reset(a); }
+void weft_arena_free(weft_arena *a) {
+    weft_arena_reset(a);
+}
 
 /* ---- time ---- */
-static uint64_t clock_ns(clockid_t id)
-{
+static uint64_t clock_ns(clockid_t id) {
     struct timespec ts;
     clock_gettime(id, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
-uint64_t weft_now_ms(void) { return clock_ns(CLOCK_MONOTONIC) / 1000000ull; }
-uint64_t weft_now_us(void) { return clock_ns(CLOCK_MONOTONIC) / 1000ull; }
-uint64_t weft_wall_ms(void) { return clock_ns(CLOCK_REALTIME) / 1000000ull; }
+uint64_t weft_now_ms(void) {
+    return clock_ns(CLOCK_MONOTONIC) / 1000000ull;
+}
+uint64_t weft_now_us(void) {
+    return clock_ns(CLOCK_MONOTONIC) / 1000ull;
+}
+uint64_t weft_wall_ms(void) {
+    return clock_ns(CLOCK_REALTIME) / 1000000ull;
+}
 
 /* ---- parsing ---- */
-static int parse_number_unit(const char *s, uint64_t *num, const char **unit)
-{
+static int parse_number_unit(const char *s, uint64_t *num, const char **unit) {
     if (!s || !isdigit((unsigned char)*s))
         return -1;
     errno = 0;
@@ -134,16 +136,14 @@ static int parse_number_unit(const char *s, uint64_t *num, const char **unit)
     return 0;
 }
 
-static int mul_checked(uint64_t a, uint64_t b, uint64_t *out)
-{
+static int mul_checked(uint64_t a, uint64_t b, uint64_t *out) {
     if (b && a > UINT64_MAX / b)
         return -1;
     *out = a * b;
     return 0;
 }
 
-int weft_parse_duration_ms(const char *s, uint64_t *out_ms)
-{
+int weft_parse_duration_ms(const char *s, uint64_t *out_ms) {
     uint64_t v;
     const char *u;
     if (parse_number_unit(s, &v, &u))
@@ -163,16 +163,26 @@ int weft_parse_duration_ms(const char *s, uint64_t *out_ms)
     return -1;
 }
 
-int weft_parse_size(const char *s, uint64_t *out)
-{
+int weft_parse_size(const char *s, uint64_t *out) {
     uint64_t v;
     const char *u;
     if (parse_number_unit(s, &v, &u))
         return -1;
-    static const struct { const char *unit; uint64_t mul; } units[] = {
-        {"", 1}, {"B", 1}, {"KiB", 1024ull}, {"MiB", 1024ull * 1024}, {"GiB", 1024ull * 1024 * 1024},
-        {"KB", 1000ull}, {"MB", 1000000ull}, {"GB", 1000000000ull},
-        {"Ki", 1024ull}, {"Mi", 1024ull * 1024}, {"Gi", 1024ull * 1024 * 1024},
+    static const struct {
+        const char *unit;
+        uint64_t mul;
+    } units[] = {
+        {"", 1},
+        {"B", 1},
+        {"KiB", 1024ull},
+        {"MiB", 1024ull * 1024},
+        {"GiB", 1024ull * 1024 * 1024},
+        {"KB", 1000ull},
+        {"MB", 1000000ull},
+        {"GB", 1000000000ull},
+        {"Ki", 1024ull},
+        {"Mi", 1024ull * 1024},
+        {"Gi", 1024ull * 1024 * 1024},
     };
     for (size_t i = 0; i < WEFT_ARRAY_LEN(units); i++)
         if (strcmp(u, units[i].unit) == 0)
@@ -183,8 +193,7 @@ int weft_parse_size(const char *s, uint64_t *out)
 /* ---- logging ---- */
 int weft_log_min_level = WEFT_LOG_INFO;
 
-void weft_log(weft_log_level lvl, const char *fmt, ...)
-{
+void weft_log(weft_log_level lvl, const char *fmt, ...) {
     if ((int)lvl < weft_log_min_level)
         return;
     static const char *names[] = {"debug", "info", "warn", "error"};
@@ -194,8 +203,8 @@ void weft_log(weft_log_level lvl, const char *fmt, ...)
     struct tm tm;
     gmtime_r(&ts.tv_sec, &tm);
     int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ [%s] ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, ts.tv_nsec / 1000000, names[lvl]);
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     ts.tv_nsec / 1000000, names[lvl]);
     va_list ap;
     va_start(ap, fmt);
     int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
@@ -210,19 +219,32 @@ void weft_log(weft_log_level lvl, const char *fmt, ...)
 }
 
 /* ---- character classes ---- */
-#define T_ALNUM_RANGE(a, b) [a ... b] = true
+#define T_ALNUM_RANGE(a, b) [a... b] = true
 const bool weft_tchar_table[256] = {
-    T_ALNUM_RANGE('0', '9'), T_ALNUM_RANGE('a', 'z'), T_ALNUM_RANGE('A', 'Z'),
-    ['!'] = true, ['#'] = true, ['$'] = true, ['%'] = true, ['&'] = true, ['\''] = true,
-    ['*'] = true, ['+'] = true, ['-'] = true, ['.'] = true, ['^'] = true, ['_'] = true,
-    ['`'] = true, ['|'] = true, ['~'] = true,
+    T_ALNUM_RANGE('0', '9'),
+    T_ALNUM_RANGE('a', 'z'),
+    T_ALNUM_RANGE('A', 'Z'),
+    ['!'] = true,
+    ['#'] = true,
+    ['$'] = true,
+    ['%'] = true,
+    ['&'] = true,
+    ['\''] = true,
+    ['*'] = true,
+    ['+'] = true,
+    ['-'] = true,
+    ['.'] = true,
+    ['^'] = true,
+    ['_'] = true,
+    ['`'] = true,
+    ['|'] = true,
+    ['~'] = true,
 };
 #undef T_ALNUM_RANGE
 
 /* ---- hash: 64-bit FNV-1a followed by a murmur3 finalizer (good avalanche,
  * cheap, stable across runs and machines: ring positions depend on it). */
-uint64_t weft_hash64(const void *data, size_t len, uint64_t seed)
-{
+uint64_t weft_hash64(const void *data, size_t len, uint64_t seed) {
     const unsigned char *p = data;
     uint64_t h = 0xcbf29ce484222325ull ^ seed;
     for (size_t i = 0; i < len; i++) {

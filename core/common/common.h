@@ -19,13 +19,15 @@ typedef struct weft_sv {
 } weft_sv;
 
 #define WEFT_SV_LIT(s) ((weft_sv){(s), sizeof(s) - 1})
-static inline weft_sv weft_sv_from(const char *s) { return (weft_sv){s, s ? strlen(s) : 0}; }
+static inline weft_sv weft_sv_from(const char *s) {
+    return (weft_sv){s, s ? strlen(s) : 0};
+}
 bool weft_sv_eq(weft_sv a, weft_sv b);
-bool weft_sv_ieq(weft_sv a, weft_sv b);           /* ASCII case-insensitive */
+bool weft_sv_ieq(weft_sv a, weft_sv b); /* ASCII case-insensitive */
 bool weft_sv_ieq_cstr(weft_sv a, const char *b);
 bool weft_sv_has_prefix(weft_sv s, weft_sv prefix);
 bool weft_sv_has_suffix(weft_sv s, weft_sv suffix);
-weft_sv weft_sv_trim(weft_sv s);                   /* trims SP and HTAB both ends */
+weft_sv weft_sv_trim(weft_sv s); /* trims SP and HTAB both ends */
 
 /* Arena: bump allocator freed all at once. Owner: whoever created it
  * (a stream owns one for all per-request strings and header arrays).
@@ -42,15 +44,15 @@ typedef struct weft_arena {
 } weft_arena;
 
 void weft_arena_init(weft_arena *a);
-void *weft_arena_alloc(weft_arena *a, size_t n);  /* 16-byte aligned; NULL on OOM */
+void *weft_arena_alloc(weft_arena *a, size_t n);                  /* 16-byte aligned; NULL on OOM */
 char *weft_arena_strndup(weft_arena *a, const char *s, size_t n); /* NUL-terminated */
-void weft_arena_reset(weft_arena *a);              /* frees blocks, keeps inline */
-void weft_arena_free(weft_arena *a);               /* == reset */
+void weft_arena_reset(weft_arena *a);                             /* frees blocks, keeps inline */
+void weft_arena_free(weft_arena *a);                              /* == reset */
 
 /* Time. */
-uint64_t weft_now_ms(void);      /* CLOCK_MONOTONIC, ms */
-uint64_t weft_now_us(void);      /* CLOCK_MONOTONIC, us */
-uint64_t weft_wall_ms(void);     /* CLOCK_REALTIME, ms since epoch */
+uint64_t weft_now_ms(void);  /* CLOCK_MONOTONIC, ms */
+uint64_t weft_now_us(void);  /* CLOCK_MONOTONIC, us */
+uint64_t weft_wall_ms(void); /* CLOCK_REALTIME, ms since epoch */
 
 /* Parses "250ms", "1s", "2m", "1h", "1500us"; bare integer means ms.
  * Returns 0 on success. */
@@ -62,7 +64,11 @@ int weft_parse_size(const char *s, uint64_t *out);
 typedef enum { WEFT_LOG_DEBUG = 0, WEFT_LOG_INFO, WEFT_LOG_WARN, WEFT_LOG_ERROR } weft_log_level;
 extern int weft_log_min_level;
 void weft_log(weft_log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-#define WEFT_DEBUG(...) do { if (weft_log_min_level <= WEFT_LOG_DEBUG) weft_log(WEFT_LOG_DEBUG, __VA_ARGS__); } while (0)
+#define WEFT_DEBUG(...)                                                                            \
+    do {                                                                                           \
+        if (weft_log_min_level <= WEFT_LOG_DEBUG)                                                  \
+            weft_log(WEFT_LOG_DEBUG, __VA_ARGS__);                                                 \
+    } while (0)
 #define WEFT_INFO(...) weft_log(WEFT_LOG_INFO, __VA_ARGS__)
 #define WEFT_WARN(...) weft_log(WEFT_LOG_WARN, __VA_ARGS__)
 #define WEFT_ERROR(...) weft_log(WEFT_LOG_ERROR, __VA_ARGS__)
@@ -70,7 +76,9 @@ void weft_log(weft_log_level lvl, const char *fmt, ...) __attribute__((format(pr
 /* RFC 9110 tchar (token characters), as a table: the parsers and the
  * writer test it for every header-name byte on the request path. */
 extern const bool weft_tchar_table[256];
-static inline bool weft_is_tchar(unsigned char c) { return weft_tchar_table[c]; }
+static inline bool weft_is_tchar(unsigned char c) {
+    return weft_tchar_table[c];
+}
 
 /* Hashes used by load balancing and lookups. */
 uint64_t weft_hash64(const void *data, size_t len, uint64_t seed);

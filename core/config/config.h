@@ -40,19 +40,19 @@ typedef enum {
 
 typedef struct weft_cfg_str_match {
     weft_str_match_kind kind;
-    char *value;      /* NULL for PRESENT */
-    bool invert;      /* "invert: true" negates the result */
+    char *value; /* NULL for PRESENT */
+    bool invert; /* "invert: true" negates the result */
 } weft_cfg_str_match;
 
 typedef struct weft_cfg_kv_match {
-    char *name;       /* header name (lower-cased at load) or query param name */
+    char *name; /* header name (lower-cased at load) or query param name */
     weft_cfg_str_match match;
 } weft_cfg_kv_match;
 
 typedef struct weft_cfg_header_value {
-    char *name;       /* lower-cased at load */
+    char *name; /* lower-cased at load */
     char *value;
-    bool append;      /* true: add; false (default): replace existing */
+    bool append; /* true: add; false (default): replace existing */
 } weft_cfg_header_value;
 
 typedef enum {
@@ -62,13 +62,13 @@ typedef enum {
 } weft_route_action;
 
 typedef struct weft_cfg_route {
-    char *name;                 /* optional; "" when absent */
+    char *name; /* optional; "" when absent */
     weft_cfg_pos pos;
     /* match */
     weft_str_match_kind path_kind; /* EXACT ("path"), PREFIX ("prefix"), REGEX ("regex") */
-    char *path;                 /* the path/prefix/regex */
-    bool case_sensitive;        /* default true */
-    char **methods;             /* NULL/0 = any */
+    char *path;                    /* the path/prefix/regex */
+    bool case_sensitive;           /* default true */
+    char **methods;                /* NULL/0 = any */
     size_t n_methods;
     weft_cfg_kv_match *headers;
     size_t n_headers;
@@ -76,54 +76,58 @@ typedef struct weft_cfg_route {
     size_t n_query;
     /* action */
     weft_route_action action;
-    char *cluster;              /* ACTION_CLUSTER */
-    uint64_t timeout_ms;        /* 0 = no timeout; default 15000 */
-    uint64_t idle_timeout_ms;   /* stream idle; 0 = listener default */
-    char *prefix_rewrite;       /* NULL = none; replaces the matched prefix */
-    char *host_rewrite;         /* NULL = keep Host */
+    char *cluster;            /* ACTION_CLUSTER */
+    uint64_t timeout_ms;      /* 0 = no timeout; default 15000 */
+    uint64_t idle_timeout_ms; /* stream idle; 0 = listener default */
+    char *prefix_rewrite;     /* NULL = none; replaces the matched prefix */
+    char *host_rewrite;       /* NULL = keep Host */
     /* redirect */
-    char *redirect_scheme;      /* NULL = keep */
-    char *redirect_host;        /* NULL = keep */
-    char *redirect_path;        /* NULL = keep */
-    char *redirect_prefix;      /* NULL = none; replaces matched prefix */
-    uint16_t redirect_code;     /* 301 default; 301/302/303/307/308 */
+    char *redirect_scheme;  /* NULL = keep */
+    char *redirect_host;    /* NULL = keep */
+    char *redirect_path;    /* NULL = keep */
+    char *redirect_prefix;  /* NULL = none; replaces matched prefix */
+    uint16_t redirect_code; /* 301 default; 301/302/303/307/308 */
     /* direct response */
     uint16_t direct_status;
-    char *direct_body;          /* NULL = empty */
+    char *direct_body; /* NULL = empty */
     /* header manipulation */
-    weft_cfg_header_value *req_add;   size_t n_req_add;
-    char **req_remove;                size_t n_req_remove;
-    weft_cfg_header_value *resp_add;  size_t n_resp_add;
-    char **resp_remove;               size_t n_resp_remove;
+    weft_cfg_header_value *req_add;
+    size_t n_req_add;
+    char **req_remove;
+    size_t n_req_remove;
+    weft_cfg_header_value *resp_add;
+    size_t n_resp_add;
+    char **resp_remove;
+    size_t n_resp_remove;
 } weft_cfg_route;
 
 typedef struct weft_cfg_vhost {
     char *name;
     weft_cfg_pos pos;
-    char **domains;   /* "example.com", "*.example.com", "*"; lower-cased; port stripped at match */
+    char **domains; /* "example.com", "*.example.com", "*"; lower-cased; port stripped at match */
     size_t n_domains;
     weft_cfg_route *routes;
     size_t n_routes;
 } weft_cfg_vhost;
 
 typedef struct weft_cfg_limits {
-    uint32_t max_header_bytes;      /* default 60 KiB -> 431 */
-    uint32_t max_headers;           /* default 100 -> 431 */
-    uint32_t max_uri_len;           /* default 8 KiB -> 414 */
-    uint64_t max_body_bytes;        /* default 0 = unlimited -> 413 */
-    uint64_t headers_timeout_ms;    /* default 10 s -> 408 (slowloris) */
-    uint64_t idle_timeout_ms;       /* keep-alive connection idle; default 60 s */
-    uint64_t stream_idle_timeout_ms;/* no bytes either way on a stream; default 300 s */
-    uint32_t max_connections;       /* per listener per worker... total; default 0 = unlimited */
-    uint32_t buffer_high_watermark; /* per direction; default 1 MiB */
+    uint32_t max_header_bytes;       /* default 60 KiB -> 431 */
+    uint32_t max_headers;            /* default 100 -> 431 */
+    uint32_t max_uri_len;            /* default 8 KiB -> 414 */
+    uint64_t max_body_bytes;         /* default 0 = unlimited -> 413 */
+    uint64_t headers_timeout_ms;     /* default 10 s -> 408 (slowloris) */
+    uint64_t idle_timeout_ms;        /* keep-alive connection idle; default 60 s */
+    uint64_t stream_idle_timeout_ms; /* no bytes either way on a stream; default 300 s */
+    uint32_t max_connections;        /* per listener per worker... total; default 0 = unlimited */
+    uint32_t buffer_high_watermark;  /* per direction; default 1 MiB */
 } weft_cfg_limits;
 
 /* One entry of a listener's `filters:` list. Whether it is an HTTP or a
  * transport filter is the .so's own declaration (its descriptor). */
 typedef struct weft_cfg_filter {
-    char *name;       /* [a-z0-9_]+; bundled filters are found by name */
-    char *path;       /* explicit .so path (relative to the config file's
-                         directory), NULL = search the filter path */
+    char *name; /* [a-z0-9_]+; bundled filters are found by name */
+    char *path; /* explicit .so path (relative to the config file's
+                   directory), NULL = search the filter path */
     weft_cfg_pos pos;
     const void *node; /* the `config:` YAML node (core/config's node type,
                          handed to the filter through the SDK accessors);
@@ -133,20 +137,21 @@ typedef struct weft_cfg_filter {
 /* HTTP/2 SETTINGS weft advertises on a listener (downstream). */
 typedef struct weft_cfg_h2 {
     uint32_t max_concurrent_streams; /* default 100 */
-    uint32_t initial_window_size;    /* default 1 MiB (stream window; flow control follows the upstream) */
-    uint32_t max_frame_size;         /* default 16384 */
-    uint32_t max_header_list_size;   /* default: limits.max_header_bytes */
+    uint32_t
+        initial_window_size; /* default 1 MiB (stream window; flow control follows the upstream) */
+    uint32_t max_frame_size; /* default 16384 */
+    uint32_t max_header_list_size; /* default: limits.max_header_bytes */
 } weft_cfg_h2;
 
 typedef struct weft_cfg_listener {
     char *name;
     weft_cfg_pos pos;
-    char *address;    /* "127.0.0.1", "::1", "0.0.0.0", "::" */
+    char *address; /* "127.0.0.1", "::1", "0.0.0.0", "::" */
     uint16_t port;
     weft_cfg_limits limits;
     weft_cfg_vhost *vhosts;
     size_t n_vhosts;
-    weft_cfg_filter *filters;  /* in YAML order: request path order */
+    weft_cfg_filter *filters; /* in YAML order: request path order */
     size_t n_filters;
     weft_cfg_h2 h2;
     /* `tcp_proxy:` listeners forward opaque bytes to one cluster with no
@@ -159,28 +164,28 @@ typedef struct weft_cfg_listener {
 } weft_cfg_listener;
 
 typedef struct weft_cfg_endpoint {
-    char *address;    /* IP literal or DNS name */
+    char *address; /* IP literal or DNS name */
     uint16_t port;
-    uint32_t weight;  /* default 1, 1..1000 */
+    uint32_t weight; /* default 1, 1..1000 */
     weft_cfg_pos pos;
 } weft_cfg_endpoint;
 
 typedef struct weft_cfg_health_check {
     bool enabled;
-    char *path;                 /* default "/healthz" */
-    char *host;                 /* Host header; default cluster name */
-    uint64_t interval_ms;       /* default 5000 */
-    uint64_t timeout_ms;        /* default 1000 */
-    uint32_t healthy_threshold; /* default 2 */
+    char *path;                   /* default "/healthz" */
+    char *host;                   /* Host header; default cluster name */
+    uint64_t interval_ms;         /* default 5000 */
+    uint64_t timeout_ms;          /* default 1000 */
+    uint32_t healthy_threshold;   /* default 2 */
     uint32_t unhealthy_threshold; /* default 3 */
-    uint16_t expected_min;      /* default 200 */
-    uint16_t expected_max;      /* default 399 */
+    uint16_t expected_min;        /* default 200 */
+    uint16_t expected_max;        /* default 399 */
 } weft_cfg_health_check;
 
 typedef enum {
     WEFT_PROTO_HTTP1 = 0,
-    WEFT_PROTO_HTTP2,    /* h2c (prior knowledge) to the endpoints */
-    WEFT_PROTO_AUTO,     /* follows ALPN on TLS upstreams; HTTP/1.1 in plaintext */
+    WEFT_PROTO_HTTP2, /* h2c (prior knowledge) to the endpoints */
+    WEFT_PROTO_AUTO,  /* follows ALPN on TLS upstreams; HTTP/1.1 in plaintext */
 } weft_upstream_protocol;
 
 typedef struct weft_cfg_cluster {
@@ -189,30 +194,30 @@ typedef struct weft_cfg_cluster {
     weft_cfg_pos pos;
     weft_cfg_endpoint *endpoints;
     size_t n_endpoints;
-    bool uses_dns;              /* any endpoint address is not an IP literal */
-    uint64_t dns_refresh_ms;    /* default 5000 */
+    bool uses_dns;           /* any endpoint address is not an IP literal */
+    uint64_t dns_refresh_ms; /* default 5000 */
     weft_lb_policy lb;
-    weft_hash_on hash_on;       /* ring_hash only */
-    char *hash_key;             /* header or cookie name (lower-cased for header) */
-    uint32_t ring_size;         /* default 1024 virtual nodes total (min) */
-    uint64_t connect_timeout_ms;/* default 1000 */
-    uint32_t max_idle_per_endpoint; /* per worker; default 1024 */
-    uint64_t pool_idle_timeout_ms;  /* default 60000 */
+    weft_hash_on hash_on;                 /* ring_hash only */
+    char *hash_key;                       /* header or cookie name (lower-cased for header) */
+    uint32_t ring_size;                   /* default 1024 virtual nodes total (min) */
+    uint64_t connect_timeout_ms;          /* default 1000 */
+    uint32_t max_idle_per_endpoint;       /* per worker; default 1024 */
+    uint64_t pool_idle_timeout_ms;        /* default 60000 */
     uint32_t max_requests_per_connection; /* 0 = unlimited */
     weft_cfg_health_check health;
 } weft_cfg_cluster;
 
 typedef struct weft_cfg_admin {
-    char *address;   /* default 127.0.0.1 */
-    uint16_t port;   /* default 15000; 0 disables */
+    char *address; /* default 127.0.0.1 */
+    uint16_t port; /* default 15000; 0 disables */
 } weft_cfg_admin;
 
 typedef struct weft_cfg_access_log {
-    char *path;      /* NULL = off; "-" or "stdout" = stdout; else a file (O_APPEND) */
+    char *path; /* NULL = off; "-" or "stdout" = stdout; else a file (O_APPEND) */
 } weft_cfg_access_log;
 
 typedef struct weft_config {
-    char *source;    /* file name the config came from (for messages) */
+    char *source;              /* file name the config came from (for messages) */
     uint32_t workers;          /* 0 in YAML = number of cores; resolved at load */
     uint64_t drain_timeout_ms; /* SIGTERM grace; default 15000 */
     weft_cfg_admin admin;
@@ -221,11 +226,11 @@ typedef struct weft_config {
     size_t n_listeners;
     weft_cfg_cluster *clusters;
     size_t n_clusters;
-    char **filter_paths;       /* `filter_path:` directories searched for <name>.so */
+    char **filter_paths; /* `filter_path:` directories searched for <name>.so */
     size_t n_filter_paths;
-    char *source_dir;          /* directory of the config file ("." for buffers) */
-    void *doc;                 /* the parsed YAML document, kept for filter config
-                                  nodes; owned */
+    char *source_dir; /* directory of the config file ("." for buffers) */
+    void *doc;        /* the parsed YAML document, kept for filter config
+                         nodes; owned */
 } weft_config;
 
 /* Error out-parameter: "file:line:col: message" (NUL-terminated). */

@@ -12,8 +12,7 @@ typedef struct dw {
     bool item; /* the next line starts a list item ("- ") */
 } dw;
 
-static void lead(dw *d, int indent)
-{
+static void lead(dw *d, int indent) {
     if (d->item) {
         fprintf(d->f, "%*s- ", indent - 2, "");
         d->item = false;
@@ -23,8 +22,7 @@ static void lead(dw *d, int indent)
 }
 
 /* Length of the UTF-8 sequence at p and its code point; 0 if invalid. */
-static size_t utf8_decode(const unsigned char *p, uint32_t *cp)
-{
+static size_t utf8_decode(const unsigned char *p, uint32_t *cp) {
     size_t n;
     uint32_t c;
     if (p[0] < 0xC2)
@@ -53,8 +51,7 @@ static size_t utf8_decode(const unsigned char *p, uint32_t *cp)
     return n;
 }
 
-static void put_str(FILE *f, const char *s)
-{
+static void put_str(FILE *f, const char *s) {
     fputc('"', f);
     const unsigned char *p = (const unsigned char *)s;
     while (*p) {
@@ -91,48 +88,41 @@ static void put_str(FILE *f, const char *s)
     fputc('"', f);
 }
 
-static void kv_str(dw *d, int indent, const char *key, const char *v)
-{
+static void kv_str(dw *d, int indent, const char *key, const char *v) {
     lead(d, indent);
     fprintf(d->f, "%s: ", key);
     put_str(d->f, v);
     fputc('\n', d->f);
 }
 
-static void kv_u64(dw *d, int indent, const char *key, uint64_t v)
-{
+static void kv_u64(dw *d, int indent, const char *key, uint64_t v) {
     lead(d, indent);
     fprintf(d->f, "%s: %" PRIu64 "\n", key, v);
 }
 
-static void kv_ms(dw *d, int indent, const char *key, uint64_t ms)
-{
+static void kv_ms(dw *d, int indent, const char *key, uint64_t ms) {
     lead(d, indent);
     fprintf(d->f, "%s: %" PRIu64 "ms\n", key, ms);
 }
 
-static void kv_bool(dw *d, int indent, const char *key, bool v)
-{
+static void kv_bool(dw *d, int indent, const char *key, bool v) {
     lead(d, indent);
     fprintf(d->f, "%s: %s\n", key, v ? "true" : "false");
 }
 
 /* "key:" opening a nested block; "key: []" when empty. */
-static bool open_list(dw *d, int indent, const char *key, size_t n)
-{
+static bool open_list(dw *d, int indent, const char *key, size_t n) {
     lead(d, indent);
     fprintf(d->f, n ? "%s:\n" : "%s: []\n", key);
     return n > 0;
 }
 
-static void open_map(dw *d, int indent, const char *key)
-{
+static void open_map(dw *d, int indent, const char *key) {
     lead(d, indent);
     fprintf(d->f, "%s:\n", key);
 }
 
-static void str_list(dw *d, int indent, const char *key, char **v, size_t n)
-{
+static void str_list(dw *d, int indent, const char *key, char **v, size_t n) {
     if (!open_list(d, indent, key, n))
         return;
     for (size_t i = 0; i < n; i++) {
@@ -142,20 +132,23 @@ static void str_list(dw *d, int indent, const char *key, char **v, size_t n)
     }
 }
 
-static const char *kind_key(weft_str_match_kind k)
-{
+static const char *kind_key(weft_str_match_kind k) {
     switch (k) {
-    case WEFT_STR_EXACT: return "exact";
-    case WEFT_STR_PREFIX: return "prefix";
-    case WEFT_STR_SUFFIX: return "suffix";
-    case WEFT_STR_REGEX: return "regex";
-    case WEFT_STR_PRESENT: return "present";
+    case WEFT_STR_EXACT:
+        return "exact";
+    case WEFT_STR_PREFIX:
+        return "prefix";
+    case WEFT_STR_SUFFIX:
+        return "suffix";
+    case WEFT_STR_REGEX:
+        return "regex";
+    case WEFT_STR_PRESENT:
+        return "present";
     }
     return "exact";
 }
 
-static void kv_matches(dw *d, int indent, const char *key, const weft_cfg_kv_match *m, size_t n)
-{
+static void kv_matches(dw *d, int indent, const char *key, const weft_cfg_kv_match *m, size_t n) {
     if (!open_list(d, indent, key, n))
         return;
     for (size_t i = 0; i < n; i++) {
@@ -164,14 +157,14 @@ static void kv_matches(dw *d, int indent, const char *key, const weft_cfg_kv_mat
         if (m[i].match.kind == WEFT_STR_PRESENT)
             kv_bool(d, indent + 4, "present", true);
         else
-            kv_str(d, indent + 4, kind_key(m[i].match.kind), m[i].match.value ? m[i].match.value : "");
+            kv_str(d, indent + 4, kind_key(m[i].match.kind),
+                   m[i].match.value ? m[i].match.value : "");
         kv_bool(d, indent + 4, "invert", m[i].match.invert);
     }
 }
 
 static void header_adds(dw *d, int indent, const char *key, const weft_cfg_header_value *h,
-                        size_t n)
-{
+                        size_t n) {
     if (!open_list(d, indent, key, n))
         return;
     for (size_t i = 0; i < n; i++) {
@@ -182,12 +175,12 @@ static void header_adds(dw *d, int indent, const char *key, const weft_cfg_heade
     }
 }
 
-static void dump_route(dw *d, int indent, const weft_cfg_route *r)
-{
+static void dump_route(dw *d, int indent, const weft_cfg_route *r) {
     kv_str(d, indent, "name", r->name ? r->name : "");
     open_map(d, indent, "match");
-    const char *pk = r->path_kind == WEFT_STR_REGEX ? "regex"
-                     : r->path_kind == WEFT_STR_PREFIX ? "prefix" : "path";
+    const char *pk = r->path_kind == WEFT_STR_REGEX    ? "regex"
+                     : r->path_kind == WEFT_STR_PREFIX ? "prefix"
+                                                       : "path";
     kv_str(d, indent + 2, pk, r->path ? r->path : "/");
     kv_bool(d, indent + 2, "case_sensitive", r->case_sensitive);
     if (r->n_methods)
@@ -237,8 +230,7 @@ static void dump_route(dw *d, int indent, const weft_cfg_route *r)
 
 /* A filter's config node, in flow style (every scalar quoted: filters
  * read scalars through the SDK accessors, which do not depend on style). */
-static void put_node(FILE *f, const cy_node *n, int depth)
-{
+static void put_node(FILE *f, const cy_node *n, int depth) {
     if (!n || depth > WEFT_CFG_MAX_DEPTH) {
         fputs("null", f);
         return;
@@ -262,8 +254,7 @@ static void put_node(FILE *f, const cy_node *n, int depth)
     fputc(map ? '}' : ']', f);
 }
 
-static void dump_filters(dw *d, int indent, const weft_cfg_listener *li)
-{
+static void dump_filters(dw *d, int indent, const weft_cfg_listener *li) {
     if (!li->n_filters || !open_list(d, indent, "filters", li->n_filters))
         return;
     for (size_t i = 0; i < li->n_filters; i++) {
@@ -281,8 +272,7 @@ static void dump_filters(dw *d, int indent, const weft_cfg_listener *li)
     }
 }
 
-static void dump_listener(dw *d, int indent, const weft_cfg_listener *li)
-{
+static void dump_listener(dw *d, int indent, const weft_cfg_listener *li) {
     const weft_cfg_limits *l = &li->limits;
     kv_str(d, indent, "name", li->name);
     kv_str(d, indent, "address", li->address);
@@ -327,20 +317,23 @@ static void dump_listener(dw *d, int indent, const weft_cfg_listener *li)
     }
 }
 
-static const char *lb_name(weft_lb_policy lb)
-{
+static const char *lb_name(weft_lb_policy lb) {
     switch (lb) {
-    case WEFT_LB_ROUND_ROBIN: return "round_robin";
-    case WEFT_LB_LEAST_REQUEST: return "least_request";
-    case WEFT_LB_RANDOM: return "random";
-    case WEFT_LB_RING_HASH: return "ring_hash";
-    case WEFT_LB_PEAK_EWMA: return "peak_ewma";
+    case WEFT_LB_ROUND_ROBIN:
+        return "round_robin";
+    case WEFT_LB_LEAST_REQUEST:
+        return "least_request";
+    case WEFT_LB_RANDOM:
+        return "random";
+    case WEFT_LB_RING_HASH:
+        return "ring_hash";
+    case WEFT_LB_PEAK_EWMA:
+        return "peak_ewma";
     }
     return "round_robin";
 }
 
-static void dump_cluster(dw *d, int indent, const weft_cfg_cluster *cl)
-{
+static void dump_cluster(dw *d, int indent, const weft_cfg_cluster *cl) {
     kv_str(d, indent, "name", cl->name);
     if (cl->protocol != WEFT_PROTO_HTTP1)
         kv_str(d, indent, "protocol", cl->protocol == WEFT_PROTO_HTTP2 ? "http2" : "auto");
@@ -357,8 +350,9 @@ static void dump_cluster(dw *d, int indent, const weft_cfg_cluster *cl)
     if (cl->lb == WEFT_LB_RING_HASH) {
         open_map(d, indent, "ring_hash");
         kv_str(d, indent + 2, "hash_on",
-               cl->hash_on == WEFT_HASH_HEADER ? "header"
-               : cl->hash_on == WEFT_HASH_COOKIE ? "cookie" : "source_ip");
+               cl->hash_on == WEFT_HASH_HEADER   ? "header"
+               : cl->hash_on == WEFT_HASH_COOKIE ? "cookie"
+                                                 : "source_ip");
         if (cl->hash_on != WEFT_HASH_SOURCE_IP)
             kv_str(d, indent + 2, "name", cl->hash_key ? cl->hash_key : "");
         kv_u64(d, indent + 2, "ring_size", cl->ring_size);
@@ -382,8 +376,7 @@ static void dump_cluster(dw *d, int indent, const weft_cfg_cluster *cl)
     }
 }
 
-int weft_config_dump(const weft_config *cfg, FILE *out)
-{
+int weft_config_dump(const weft_config *cfg, FILE *out) {
     if (!cfg || !out)
         return -1;
     dw d = {out, false};

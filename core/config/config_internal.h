@@ -21,24 +21,23 @@ struct cy_node {
     uint32_t line; /* 1-based */
     uint32_t col;  /* 1-based */
     /* scalar */
-    char *str;     /* NUL-terminated (arena) */
+    char *str; /* NUL-terminated (arena) */
     size_t len;
-    bool plain;    /* plain (unquoted, non-block) style */
+    bool plain; /* plain (unquoted, non-block) style */
     /* sequence: children are the items; mapping: key, value, key, value... */
     cy_node *first;
     cy_node *last;
     cy_node *next;
-    size_t n;      /* number of children (a mapping holds 2 per entry) */
+    size_t n; /* number of children (a mapping holds 2 per entry) */
 };
 
 typedef struct cy_doc {
     weft_arena arena;
-    cy_node *root;  /* NULL for an empty document */
+    cy_node *root; /* NULL for an empty document */
 } cy_doc;
 
 /* Parses data into doc. Returns 0, or -1 with err filled ("name:L:C: ..."). */
-int cy_parse(cy_doc *doc, const char *data, size_t len, const char *name,
-             weft_config_error *err);
+int cy_parse(cy_doc *doc, const char *data, size_t len, const char *name, weft_config_error *err);
 void cy_free(cy_doc *doc);
 
 /* The loader's error context. */
@@ -59,10 +58,10 @@ const char *cfg_quote(char *buf, size_t bufsz, const char *s);
 
 /* Value checks (no position: the caller reports). */
 bool cfg_is_ip_literal(const char *s);
-bool cfg_is_hostname(const char *s);          /* DNS name syntax */
-bool cfg_is_token(const char *s);              /* RFC 9110 token, non-empty */
-bool cfg_is_header_value(const char *s);       /* no CR, LF, NUL or other CTLs but HTAB */
-bool cfg_is_path(const char *s);               /* starts with '/', no CTLs or spaces */
+bool cfg_is_hostname(const char *s);     /* DNS name syntax */
+bool cfg_is_token(const char *s);        /* RFC 9110 token, non-empty */
+bool cfg_is_header_value(const char *s); /* no CR, LF, NUL or other CTLs but HTAB */
+bool cfg_is_path(const char *s);         /* starts with '/', no CTLs or spaces */
 /* "*", "*.suffix" or an exact host name (checked after lower-casing). */
 bool cfg_is_domain(const char *s);
 /* regcomp(REG_EXTENDED|REG_NOSUB[|REG_ICASE]); on failure writes the

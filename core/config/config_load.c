@@ -23,8 +23,7 @@ typedef struct name_set {
     size_t mask;
 } name_set;
 
-static int ns_init(name_set *ns, size_t expected)
-{
+static int ns_init(name_set *ns, size_t expected) {
     size_t cap = 16;
     while (cap < expected * 2)
         cap *= 2;
@@ -34,8 +33,7 @@ static int ns_init(name_set *ns, size_t expected)
     return ns->keys && ns->vals ? 0 : -1;
 }
 
-static void ns_free(name_set *ns)
-{
+static void ns_free(name_set *ns) {
     free(ns->keys);
     free(ns->vals);
     ns->keys = NULL;
@@ -43,8 +41,7 @@ static void ns_free(name_set *ns)
 }
 
 /* Index stored for key, or -1. */
-static long ns_get(const name_set *ns, const char *key)
-{
+static long ns_get(const name_set *ns, const char *key) {
     if (!ns->keys)
         return -1;
     for (size_t i = weft_hash64(key, strlen(key), 0) & ns->mask;; i = (i + 1) & ns->mask) {
@@ -56,8 +53,7 @@ static long ns_get(const name_set *ns, const char *key)
 }
 
 /* Inserts key (absent, and the set sized for it by ns_init). */
-static void ns_put(name_set *ns, const char *key, size_t val)
-{
+static void ns_put(name_set *ns, const char *key, size_t val) {
     size_t i = weft_hash64(key, strlen(key), 0) & ns->mask;
     while (ns->keys[i])
         i = (i + 1) & ns->mask;
@@ -68,15 +64,14 @@ static void ns_put(name_set *ns, const char *key, size_t val)
 typedef struct ld {
     cfg_ctx c;
     weft_config *cfg;
-    name_set clusters;   /* cluster name -> index */
-    name_set listeners;  /* listener name -> index */
+    name_set clusters;        /* cluster name -> index */
+    name_set listeners;       /* listener name -> index */
     uint8_t ports[65536 / 8]; /* listener ports in use */
 } ld;
 
 /* ---------------------------------------------------------------- tree */
 
-static bool is_null(const cy_node *n)
-{
+static bool is_null(const cy_node *n) {
     if (n->kind != CY_SCALAR || !n->plain)
         return false;
     return n->len == 0 || strcmp(n->str, "~") == 0 || strcmp(n->str, "null") == 0 ||
@@ -84,8 +79,7 @@ static bool is_null(const cy_node *n)
 }
 
 /* The key node of `key` in map, or NULL. */
-static const cy_node *key_of(const cy_node *map, const char *key)
-{
+static const cy_node *key_of(const cy_node *map, const char *key) {
     for (const cy_node *k = map->first; k && k->next; k = k->next->next)
         if (strcmp(k->str, key) == 0)
             return k;
@@ -93,16 +87,14 @@ static const cy_node *key_of(const cy_node *map, const char *key)
 }
 
 /* The value of `key` in map; NULL when absent or null. */
-static const cy_node *val(const cy_node *map, const char *key)
-{
+static const cy_node *val(const cy_node *map, const char *key) {
     const cy_node *k = key_of(map, key);
     if (!k || is_null(k->next))
         return NULL;
     return k->next;
 }
 
-static const char *describe(char *buf, size_t sz, const cy_node *n)
-{
+static const char *describe(char *buf, size_t sz, const cy_node *n) {
     if (n->kind == CY_MAP)
         return "a mapping";
     if (n->kind == CY_SEQ)
@@ -110,8 +102,7 @@ static const char *describe(char *buf, size_t sz, const cy_node *n)
     return cfg_quote(buf, sz, n->str);
 }
 
-static size_t edit_distance(const char *a, const char *b)
-{
+static size_t edit_distance(const char *a, const char *b) {
     size_t la = strlen(a), lb = strlen(b);
     if (la > 40 || lb > 40)
         return 99;
@@ -133,8 +124,7 @@ static size_t edit_distance(const char *a, const char *b)
 
 /* Checks that n is a mapping whose keys are all in `keys` (NULL-ended)
  * and unique. `what` names the section in the type error. */
-static int check_map(ld *L, const cy_node *n, const char *what, const char *const *keys)
-{
+static int check_map(ld *L, const cy_node *n, const char *what, const char *const *keys) {
     char qb[96];
     if (n->kind != CY_MAP)
         return cfg_fail(&L->c, n, "expected a mapping for %s, got %s", what,
@@ -167,10 +157,11 @@ static int check_map(ld *L, const cy_node *n, const char *what, const char *cons
     return 0;
 }
 
-static int oom(ld *L, const cy_node *n) { return cfg_fail(&L->c, n, "out of memory"); }
+static int oom(ld *L, const cy_node *n) {
+    return cfg_fail(&L->c, n, "out of memory");
+}
 
-static char *dup_str(const char *s)
-{
+static char *dup_str(const char *s) {
     size_t n = strlen(s) + 1;
     char *d = malloc(n);
     if (d)
@@ -180,8 +171,7 @@ static char *dup_str(const char *s)
 
 /* ------------------------------------------------------------- scalars */
 
-static int scalar(ld *L, const cy_node *v, const char *key)
-{
+static int scalar(ld *L, const cy_node *v, const char *key) {
     char qb[96];
     if (v->kind != CY_SCALAR)
         return cfg_fail(&L->c, v, "expected a string for \"%s\", got %s", key,
@@ -190,8 +180,7 @@ static int scalar(ld *L, const cy_node *v, const char *key)
 }
 
 /* Optional string: returns 1 and replaces *out when present, 0 when absent. */
-static int get_str(ld *L, const cy_node *map, const char *key, char **out)
-{
+static int get_str(ld *L, const cy_node *map, const char *key, char **out) {
     const cy_node *v = val(map, key);
     if (!v)
         return 0;
@@ -205,16 +194,14 @@ static int get_str(ld *L, const cy_node *map, const char *key, char **out)
     return 1;
 }
 
-static int req_str(ld *L, const cy_node *map, const char *key, char **out, const char *what)
-{
+static int req_str(ld *L, const cy_node *map, const char *key, char **out, const char *what) {
     int rc = get_str(L, map, key, out);
     if (rc == 0)
         return cfg_fail(&L->c, map, "%s is missing \"%s\"", what, key);
     return rc < 0 ? -1 : 0;
 }
 
-static int parse_uint(const char *s, uint64_t *out)
-{
+static int parse_uint(const char *s, uint64_t *out) {
     if (!*s || strlen(s) > 20)
         return -1;
     for (const char *p = s; *p; p++)
@@ -229,8 +216,7 @@ static int parse_uint(const char *s, uint64_t *out)
 }
 
 static int get_uint(ld *L, const cy_node *map, const char *key, uint64_t min, uint64_t max,
-                    uint64_t *out)
-{
+                    uint64_t *out) {
     char qb[96];
     const cy_node *v = val(map, key);
     if (!v)
@@ -240,15 +226,13 @@ static int get_uint(ld *L, const cy_node *map, const char *key, uint64_t min, ui
         return cfg_fail(&L->c, v, "expected an integer, got %s", describe(qb, sizeof(qb), v));
     if (x < min || x > max)
         return cfg_fail(&L->c, v, "%s must be between %llu and %llu, got %llu", key,
-                        (unsigned long long)min, (unsigned long long)max,
-                        (unsigned long long)x);
+                        (unsigned long long)min, (unsigned long long)max, (unsigned long long)x);
     *out = x;
     return 1;
 }
 
 static int get_u32(ld *L, const cy_node *map, const char *key, uint64_t min, uint64_t max,
-                   uint32_t *out)
-{
+                   uint32_t *out) {
     uint64_t x;
     int rc = get_uint(L, map, key, min, max, &x);
     if (rc == 1)
@@ -257,8 +241,7 @@ static int get_u32(ld *L, const cy_node *map, const char *key, uint64_t min, uin
 }
 
 static int get_u16(ld *L, const cy_node *map, const char *key, uint64_t min, uint64_t max,
-                   uint16_t *out)
-{
+                   uint16_t *out) {
     uint64_t x;
     int rc = get_uint(L, map, key, min, max, &x);
     if (rc == 1)
@@ -267,8 +250,7 @@ static int get_u16(ld *L, const cy_node *map, const char *key, uint64_t min, uin
 }
 
 static int get_duration(ld *L, const cy_node *map, const char *key, uint64_t min_ms,
-                        uint64_t *out)
-{
+                        uint64_t *out) {
     char qb[96];
     const cy_node *v = val(map, key);
     if (!v)
@@ -288,8 +270,7 @@ static int get_duration(ld *L, const cy_node *map, const char *key, uint64_t min
 }
 
 static int get_size(ld *L, const cy_node *map, const char *key, uint64_t min, uint64_t max,
-                    uint64_t *out)
-{
+                    uint64_t *out) {
     char qb[96];
     const cy_node *v = val(map, key);
     if (!v)
@@ -306,8 +287,7 @@ static int get_size(ld *L, const cy_node *map, const char *key, uint64_t min, ui
     return 1;
 }
 
-static int get_size32(ld *L, const cy_node *map, const char *key, uint64_t min, uint32_t *out)
-{
+static int get_size32(ld *L, const cy_node *map, const char *key, uint64_t min, uint32_t *out) {
     uint64_t x;
     int rc = get_size(L, map, key, min, UINT32_MAX, &x);
     if (rc == 1)
@@ -315,8 +295,7 @@ static int get_size32(ld *L, const cy_node *map, const char *key, uint64_t min, 
     return rc;
 }
 
-static int get_bool(ld *L, const cy_node *map, const char *key, bool *out)
-{
+static int get_bool(ld *L, const cy_node *map, const char *key, bool *out) {
     char qb[96];
     const cy_node *v = val(map, key);
     if (!v)
@@ -336,8 +315,7 @@ static int get_bool(ld *L, const cy_node *map, const char *key, bool *out)
 }
 
 /* Optional list: returns 1 with *out set, 0 when absent. */
-static int get_seq(ld *L, const cy_node *map, const char *key, const cy_node **out)
-{
+static int get_seq(ld *L, const cy_node *map, const char *key, const cy_node **out) {
     char qb[96];
     const cy_node *v = val(map, key);
     if (!v)
@@ -350,16 +328,14 @@ static int get_seq(ld *L, const cy_node *map, const char *key, const cy_node **o
 }
 
 /* Names of listeners, clusters, virtual hosts, routes: visible ASCII. */
-static bool is_name(const char *s)
-{
+static bool is_name(const char *s) {
     for (const unsigned char *p = (const unsigned char *)s; *p; p++)
         if (*p <= 0x20 || *p >= 0x7f)
             return false;
     return true;
 }
 
-static int req_name(ld *L, const cy_node *map, char **out, const char *what)
-{
+static int req_name(ld *L, const cy_node *map, char **out, const char *what) {
     char qb[96];
     if (req_str(L, map, "name", out, what))
         return -1;
@@ -373,8 +349,7 @@ static int req_name(ld *L, const cy_node *map, char **out, const char *what)
 /* Counts which of `keys` are present (non-null); the second one found
  * is reported when more than one is set. */
 static int exactly_one(ld *L, const cy_node *map, const char *const *keys, const char *what,
-                       const char **which)
-{
+                       const char **which) {
     const char *found = NULL;
     char list[128] = "";
     size_t n = 0;
@@ -405,8 +380,7 @@ static int exactly_one(ld *L, const cy_node *map, const char *const *keys, const
 
 /* ---------------------------------------------------------- defaults */
 
-void weft_cfg_limits_default(weft_cfg_limits *l)
-{
+void weft_cfg_limits_default(weft_cfg_limits *l) {
     l->max_header_bytes = 60 * 1024;
     l->max_headers = 100;
     l->max_uri_len = 8 * 1024;
@@ -420,11 +394,15 @@ void weft_cfg_limits_default(weft_cfg_limits *l)
 
 /* ------------------------------------------------------------ clusters */
 
-static int load_health(ld *L, const cy_node *n, weft_cfg_cluster *cl)
-{
-    static const char *const keys[] = {"path", "host", "interval", "timeout",
-                                       "healthy_threshold", "unhealthy_threshold",
-                                       "expected_statuses", NULL};
+static int load_health(ld *L, const cy_node *n, weft_cfg_cluster *cl) {
+    static const char *const keys[] = {"path",
+                                       "host",
+                                       "interval",
+                                       "timeout",
+                                       "healthy_threshold",
+                                       "unhealthy_threshold",
+                                       "expected_statuses",
+                                       NULL};
     static const char *const range_keys[] = {"min", "max", NULL};
     char qb[96];
     weft_cfg_health_check *h = &cl->health;
@@ -435,9 +413,10 @@ static int load_health(ld *L, const cy_node *n, weft_cfg_cluster *cl)
     if (rc < 0)
         return -1;
     if (rc == 1 && !cfg_is_path(h->path))
-        return cfg_fail(&L->c, val(n, "path"),
-                        "health check path must start with \"/\" and contain only visible ASCII, got %s",
-                        cfg_quote(qb, sizeof(qb), h->path));
+        return cfg_fail(
+            &L->c, val(n, "path"),
+            "health check path must start with \"/\" and contain only visible ASCII, got %s",
+            cfg_quote(qb, sizeof(qb), h->path));
     rc = get_str(L, n, "host", &h->host);
     if (rc < 0)
         return -1;
@@ -463,8 +442,7 @@ static int load_health(ld *L, const cy_node *n, weft_cfg_cluster *cl)
     return 0;
 }
 
-static int load_ring_hash(ld *L, const cy_node *n, weft_cfg_cluster *cl)
-{
+static int load_ring_hash(ld *L, const cy_node *n, weft_cfg_cluster *cl) {
     static const char *const keys[] = {"hash_on", "name", "ring_size", NULL};
     char qb[96];
     if (check_map(L, n, "ring_hash", keys))
@@ -485,7 +463,8 @@ static int load_ring_hash(ld *L, const cy_node *n, weft_cfg_cluster *cl)
                         cfg_quote(qb, sizeof(qb), on->str));
     if (cl->hash_on == WEFT_HASH_SOURCE_IP) {
         if (val(n, "name"))
-            return cfg_fail(&L->c, key_of(n, "name"), "\"name\" is not used with hash_on: source_ip");
+            return cfg_fail(&L->c, key_of(n, "name"),
+                            "\"name\" is not used with hash_on: source_ip");
     } else {
         if (req_str(L, n, "name", &cl->hash_key, "ring_hash"))
             return -1;
@@ -499,8 +478,7 @@ static int load_ring_hash(ld *L, const cy_node *n, weft_cfg_cluster *cl)
     return get_u32(L, n, "ring_size", 1, 1u << 23, &cl->ring_size) < 0 ? -1 : 0;
 }
 
-static int load_endpoint(ld *L, const cy_node *n, weft_cfg_endpoint *ep, bool *dns)
-{
+static int load_endpoint(ld *L, const cy_node *n, weft_cfg_endpoint *ep, bool *dns) {
     static const char *const keys[] = {"address", "port", "weight", NULL};
     char qb[96];
     if (check_map(L, n, "endpoint", keys))
@@ -524,16 +502,27 @@ static int load_endpoint(ld *L, const cy_node *n, weft_cfg_endpoint *ep, bool *d
     return get_u32(L, n, "weight", 1, 1000, &ep->weight) < 0 ? -1 : 0;
 }
 
-static int load_cluster(ld *L, const cy_node *n, size_t idx)
-{
-    static const char *const keys[] = {
-        "name", "endpoints", "dns_refresh", "lb_policy", "ring_hash", "connect_timeout",
-        "max_idle_per_endpoint", "pool_idle_timeout", "max_requests_per_connection",
-        "health_check", "protocol", NULL};
-    static const struct { const char *name; weft_lb_policy lb; } policies[] = {
-        {"round_robin", WEFT_LB_ROUND_ROBIN}, {"least_request", WEFT_LB_LEAST_REQUEST},
-        {"random", WEFT_LB_RANDOM}, {"ring_hash", WEFT_LB_RING_HASH},
-        {"peak_ewma", WEFT_LB_PEAK_EWMA}};
+static int load_cluster(ld *L, const cy_node *n, size_t idx) {
+    static const char *const keys[] = {"name",
+                                       "endpoints",
+                                       "dns_refresh",
+                                       "lb_policy",
+                                       "ring_hash",
+                                       "connect_timeout",
+                                       "max_idle_per_endpoint",
+                                       "pool_idle_timeout",
+                                       "max_requests_per_connection",
+                                       "health_check",
+                                       "protocol",
+                                       NULL};
+    static const struct {
+        const char *name;
+        weft_lb_policy lb;
+    } policies[] = {{"round_robin", WEFT_LB_ROUND_ROBIN},
+                    {"least_request", WEFT_LB_LEAST_REQUEST},
+                    {"random", WEFT_LB_RANDOM},
+                    {"ring_hash", WEFT_LB_RING_HASH},
+                    {"peak_ewma", WEFT_LB_PEAK_EWMA}};
     char qb[96];
     weft_config *cfg = L->cfg;
     weft_cfg_cluster *cl = &cfg->clusters[idx];
@@ -561,8 +550,7 @@ static int load_cluster(ld *L, const cy_node *n, size_t idx)
     long prev = ns_get(&L->clusters, cl->name);
     if (prev >= 0)
         return cfg_fail(&L->c, val(n, "name"), "duplicate cluster name %s (first defined at %u:%u)",
-                        cfg_quote(qb, sizeof(qb), cl->name),
-                        (unsigned)cfg->clusters[prev].pos.line,
+                        cfg_quote(qb, sizeof(qb), cl->name), (unsigned)cfg->clusters[prev].pos.line,
                         (unsigned)cfg->clusters[prev].pos.col);
     ns_put(&L->clusters, cl->name, idx);
 
@@ -571,7 +559,8 @@ static int load_cluster(ld *L, const cy_node *n, size_t idx)
     if (rc < 0)
         return -1;
     if (rc == 0)
-        return cfg_fail(&L->c, n, "cluster %s has no endpoints", cfg_quote(qb, sizeof(qb), cl->name));
+        return cfg_fail(&L->c, n, "cluster %s has no endpoints",
+                        cfg_quote(qb, sizeof(qb), cl->name));
     if (eps->n) {
         cl->endpoints = calloc(eps->n, sizeof(*cl->endpoints));
         if (!cl->endpoints)
@@ -622,7 +611,8 @@ static int load_cluster(ld *L, const cy_node *n, size_t idx)
         if (load_ring_hash(L, rh, cl))
             return -1;
     } else if (cl->lb == WEFT_LB_RING_HASH) {
-        return cfg_fail(&L->c, lbn, "lb_policy ring_hash needs a \"ring_hash\" section with \"hash_on\"");
+        return cfg_fail(&L->c, lbn,
+                        "lb_policy ring_hash needs a \"ring_hash\" section with \"hash_on\"");
     }
     if (get_duration(L, n, "connect_timeout", 1, &cl->connect_timeout_ms) < 0 ||
         get_u32(L, n, "max_idle_per_endpoint", 0, 1000000, &cl->max_idle_per_endpoint) < 0 ||
@@ -642,10 +632,9 @@ static int load_cluster(ld *L, const cy_node *n, size_t idx)
 
 /* -------------------------------------------------------------- routes */
 
-static int load_kv_match(ld *L, const cy_node *n, weft_cfg_kv_match *m, bool header)
-{
-    static const char *const keys[] = {"name", "exact", "prefix", "suffix", "regex",
-                                       "present", "invert", NULL};
+static int load_kv_match(ld *L, const cy_node *n, weft_cfg_kv_match *m, bool header) {
+    static const char *const keys[] = {"name",  "exact",   "prefix", "suffix",
+                                       "regex", "present", "invert", NULL};
     static const char *const kinds[] = {"exact", "prefix", "suffix", "regex", "present", NULL};
     const char *what = header ? "header match" : "query match";
     char qb[96];
@@ -692,8 +681,7 @@ static int load_kv_match(ld *L, const cy_node *n, weft_cfg_kv_match *m, bool hea
 }
 
 static int load_kv_list(ld *L, const cy_node *map, const char *key, weft_cfg_kv_match **out,
-                        size_t *n_out, bool header)
-{
+                        size_t *n_out, bool header) {
     const cy_node *seq = NULL;
     int rc = get_seq(L, map, key, &seq);
     if (rc <= 0 || seq->n == 0)
@@ -709,9 +697,8 @@ static int load_kv_list(ld *L, const cy_node *map, const char *key, weft_cfg_kv_
     return 0;
 }
 
-static int load_match(ld *L, const cy_node *n, weft_cfg_route *r)
-{
-    static const char *const keys[] = {"prefix", "path", "regex", "case_sensitive",
+static int load_match(ld *L, const cy_node *n, weft_cfg_route *r) {
+    static const char *const keys[] = {"prefix",  "path",    "regex", "case_sensitive",
                                        "methods", "headers", "query", NULL};
     static const char *const kinds[] = {"prefix", "path", "regex", NULL};
     char qb[96];
@@ -762,9 +749,8 @@ static int load_match(ld *L, const cy_node *n, weft_cfg_route *r)
     return 0;
 }
 
-static int load_header_adds(ld *L, const cy_node *map, const char *key,
-                            weft_cfg_header_value **out, size_t *n_out)
-{
+static int load_header_adds(ld *L, const cy_node *map, const char *key, weft_cfg_header_value **out,
+                            size_t *n_out) {
     static const char *const keys[] = {"name", "value", "append", NULL};
     char qb[96];
     const cy_node *seq = NULL;
@@ -786,8 +772,7 @@ static int load_header_adds(ld *L, const cy_node *map, const char *key,
             return cfg_fail(&L->c, val(e, "name"), "invalid header name %s",
                             cfg_quote(qb, sizeof(qb), hv->name));
         if (!cfg_is_header_value(hv->value))
-            return cfg_fail(&L->c, val(e, "value"),
-                            "header value %s contains control characters",
+            return cfg_fail(&L->c, val(e, "value"), "header value %s contains control characters",
                             cfg_quote(qb, sizeof(qb), hv->value));
         cfg_lower(hv->name);
     }
@@ -795,8 +780,7 @@ static int load_header_adds(ld *L, const cy_node *map, const char *key,
 }
 
 static int load_header_removes(ld *L, const cy_node *map, const char *key, char ***out,
-                               size_t *n_out)
-{
+                               size_t *n_out) {
     char qb[96];
     const cy_node *seq = NULL;
     int rc = get_seq(L, map, key, &seq);
@@ -819,10 +803,9 @@ static int load_header_removes(ld *L, const cy_node *map, const char *key, char 
     return 0;
 }
 
-static int load_redirect(ld *L, const cy_node *n, weft_cfg_route *r)
-{
-    static const char *const keys[] = {"scheme", "host", "path", "prefix_rewrite",
-                                       "response_code", NULL};
+static int load_redirect(ld *L, const cy_node *n, weft_cfg_route *r) {
+    static const char *const keys[] = {"scheme",         "host",          "path",
+                                       "prefix_rewrite", "response_code", NULL};
     char qb[96];
     if (check_map(L, n, "redirect", keys))
         return -1;
@@ -831,7 +814,8 @@ static int load_redirect(ld *L, const cy_node *n, weft_cfg_route *r)
         return -1;
     if (rc == 1 && strcmp(r->redirect_scheme, "http") != 0 &&
         strcmp(r->redirect_scheme, "https") != 0)
-        return cfg_fail(&L->c, val(n, "scheme"), "redirect scheme must be \"http\" or \"https\", got %s",
+        return cfg_fail(&L->c, val(n, "scheme"),
+                        "redirect scheme must be \"http\" or \"https\", got %s",
                         cfg_quote(qb, sizeof(qb), r->redirect_scheme));
     if ((rc = get_str(L, n, "host", &r->redirect_host)) < 0)
         return -1;
@@ -856,12 +840,14 @@ static int load_redirect(ld *L, const cy_node *n, weft_cfg_route *r)
             return cfg_fail(&L->c, pv, "prefix_rewrite needs a \"prefix\" match");
         if (*r->redirect_prefix && !cfg_is_path(r->redirect_prefix))
             return cfg_fail(&L->c, pv,
-                            "prefix_rewrite must be empty or start with \"/\" and contain only visible ASCII, got %s",
+                            "prefix_rewrite must be empty or start with \"/\" and contain only "
+                            "visible ASCII, got %s",
                             cfg_quote(qb, sizeof(qb), r->redirect_prefix));
     }
     if (!r->redirect_scheme && !r->redirect_host && !r->redirect_path && !r->redirect_prefix)
-        return cfg_fail(&L->c, n,
-                        "redirect needs at least one of \"scheme\", \"host\", \"path\" or \"prefix_rewrite\"");
+        return cfg_fail(
+            &L->c, n,
+            "redirect needs at least one of \"scheme\", \"host\", \"path\" or \"prefix_rewrite\"");
     if (get_u16(L, n, "response_code", 0, 65535, &r->redirect_code) < 0)
         return -1;
     uint16_t c = r->redirect_code;
@@ -872,8 +858,7 @@ static int load_redirect(ld *L, const cy_node *n, weft_cfg_route *r)
     return 0;
 }
 
-static int load_direct(ld *L, const cy_node *n, weft_cfg_route *r)
-{
+static int load_direct(ld *L, const cy_node *n, weft_cfg_route *r) {
     static const char *const keys[] = {"status", "body", NULL};
     if (check_map(L, n, "direct_response", keys))
         return -1;
@@ -885,12 +870,21 @@ static int load_direct(ld *L, const cy_node *n, weft_cfg_route *r)
     return get_str(L, n, "body", &r->direct_body) < 0 ? -1 : 0;
 }
 
-static int load_route(ld *L, const cy_node *n, weft_cfg_route *r)
-{
-    static const char *const keys[] = {
-        "name", "match", "cluster", "redirect", "direct_response", "timeout", "idle_timeout",
-        "prefix_rewrite", "host_rewrite", "request_headers_to_add", "request_headers_to_remove",
-        "response_headers_to_add", "response_headers_to_remove", NULL};
+static int load_route(ld *L, const cy_node *n, weft_cfg_route *r) {
+    static const char *const keys[] = {"name",
+                                       "match",
+                                       "cluster",
+                                       "redirect",
+                                       "direct_response",
+                                       "timeout",
+                                       "idle_timeout",
+                                       "prefix_rewrite",
+                                       "host_rewrite",
+                                       "request_headers_to_add",
+                                       "request_headers_to_remove",
+                                       "response_headers_to_add",
+                                       "response_headers_to_remove",
+                                       NULL};
     static const char *const actions[] = {"cluster", "redirect", "direct_response", NULL};
     static const char *const upstream_only[] = {"timeout", "idle_timeout", "prefix_rewrite",
                                                 "host_rewrite", NULL};
@@ -906,7 +900,8 @@ static int load_route(ld *L, const cy_node *n, weft_cfg_route *r)
     if (!r->name && !(r->name = dup_str("")))
         return oom(L, n);
     if (!is_name(r->name))
-        return cfg_fail(&L->c, val(n, "name"), "route name must be visible ASCII without spaces, got %s",
+        return cfg_fail(&L->c, val(n, "name"),
+                        "route name must be visible ASCII without spaces, got %s",
                         cfg_quote(qb, sizeof(qb), r->name));
     const cy_node *m = val(n, "match");
     if (!m)
@@ -927,7 +922,8 @@ static int load_route(ld *L, const cy_node *n, weft_cfg_route *r)
         for (size_t i = 0; upstream_only[i]; i++)
             if (val(n, upstream_only[i]))
                 return cfg_fail(&L->c, key_of(n, upstream_only[i]),
-                                "\"%s\" is only valid on routes with \"cluster\"", upstream_only[i]);
+                                "\"%s\" is only valid on routes with \"cluster\"",
+                                upstream_only[i]);
         if (strcmp(action, "redirect") == 0) {
             r->action = WEFT_ACTION_REDIRECT;
             if (load_redirect(L, val(n, "redirect"), r))
@@ -950,7 +946,8 @@ static int load_route(ld *L, const cy_node *n, weft_cfg_route *r)
             return cfg_fail(&L->c, pv, "prefix_rewrite needs a \"prefix\" match");
         if (*r->prefix_rewrite && !cfg_is_path(r->prefix_rewrite))
             return cfg_fail(&L->c, pv,
-                            "prefix_rewrite must be empty or start with \"/\" and contain only visible ASCII, got %s",
+                            "prefix_rewrite must be empty or start with \"/\" and contain only "
+                            "visible ASCII, got %s",
                             cfg_quote(qb, sizeof(qb), r->prefix_rewrite));
     }
     rc = get_str(L, n, "host_rewrite", &r->host_rewrite);
@@ -963,8 +960,7 @@ static int load_route(ld *L, const cy_node *n, weft_cfg_route *r)
     if (load_header_adds(L, n, "request_headers_to_add", &r->req_add, &r->n_req_add) ||
         load_header_removes(L, n, "request_headers_to_remove", &r->req_remove, &r->n_req_remove) ||
         load_header_adds(L, n, "response_headers_to_add", &r->resp_add, &r->n_resp_add) ||
-        load_header_removes(L, n, "response_headers_to_remove", &r->resp_remove,
-                            &r->n_resp_remove))
+        load_header_removes(L, n, "response_headers_to_remove", &r->resp_remove, &r->n_resp_remove))
         return -1;
     return 0;
 }
@@ -973,9 +969,8 @@ static int load_route(ld *L, const cy_node *n, weft_cfg_route *r)
 
 /* `domains` maps every domain of the listener's earlier virtual hosts to
  * its virtual host, `names` their names. */
-static int load_vhost(ld *L, const cy_node *n, weft_cfg_listener *li, size_t idx,
-                      name_set *domains, name_set *names)
-{
+static int load_vhost(ld *L, const cy_node *n, weft_cfg_listener *li, size_t idx, name_set *domains,
+                      name_set *names) {
     static const char *const keys[] = {"name", "domains", "routes", NULL};
     char qb[96], qb2[96];
     weft_cfg_vhost *vh = &li->vhosts[idx];
@@ -1045,12 +1040,12 @@ static int load_vhost(ld *L, const cy_node *n, weft_cfg_listener *li, size_t idx
     return 0;
 }
 
-static int load_limits(ld *L, const cy_node *n, weft_cfg_limits *l)
-{
-    static const char *const keys[] = {
-        "max_header_bytes", "max_headers", "max_uri_length", "max_body_bytes",
-        "headers_timeout", "idle_timeout", "stream_idle_timeout", "max_connections",
-        "buffer_high_watermark", NULL};
+static int load_limits(ld *L, const cy_node *n, weft_cfg_limits *l) {
+    static const char *const keys[] = {"max_header_bytes",      "max_headers",
+                                       "max_uri_length",        "max_body_bytes",
+                                       "headers_timeout",       "idle_timeout",
+                                       "stream_idle_timeout",   "max_connections",
+                                       "buffer_high_watermark", NULL};
     if (check_map(L, n, "limits", keys))
         return -1;
     if (get_size32(L, n, "max_header_bytes", 1, &l->max_header_bytes) < 0 ||
@@ -1066,8 +1061,7 @@ static int load_limits(ld *L, const cy_node *n, weft_cfg_limits *l)
     return 0;
 }
 
-static bool filter_name_ok(const char *s)
-{
+static bool filter_name_ok(const char *s) {
     if (!*s || strlen(s) > 48)
         return false;
     for (; *s; s++)
@@ -1079,8 +1073,7 @@ static bool filter_name_ok(const char *s)
 /* filters: [{name: authz, path: ./x.so, config: {...}}]. The config node
  * stays in the kept YAML document: the filter reads it at snapshot build
  * through the SDK accessors and reports its own errors with positions. */
-static int load_filters(ld *L, const cy_node *n, weft_cfg_listener *li)
-{
+static int load_filters(ld *L, const cy_node *n, weft_cfg_listener *li) {
     static const char *const keys[] = {"name", "path", "config", NULL};
     char qb[96];
     const cy_node *fs = NULL;
@@ -1109,10 +1102,9 @@ static int load_filters(ld *L, const cy_node *n, weft_cfg_listener *li)
     return 0;
 }
 
-static int load_h2(ld *L, const cy_node *n, weft_cfg_listener *li)
-{
-    static const char *const keys[] = {"max_concurrent_streams", "initial_window_size", "max_frame_size",
-                                       "max_header_list_size", NULL};
+static int load_h2(ld *L, const cy_node *n, weft_cfg_listener *li) {
+    static const char *const keys[] = {"max_concurrent_streams", "initial_window_size",
+                                       "max_frame_size", "max_header_list_size", NULL};
     weft_cfg_h2 *h = &li->h2;
     h->max_concurrent_streams = 100;
     h->initial_window_size = 1024 * 1024;
@@ -1127,7 +1119,8 @@ static int load_h2(ld *L, const cy_node *n, weft_cfg_listener *li)
     if (get_u32(L, c, "max_concurrent_streams", 1, 1000000, &h->max_concurrent_streams) < 0 ||
         get_u32(L, c, "initial_window_size", 1, 2147483647u, &h->initial_window_size) < 0 ||
         get_u32(L, c, "max_frame_size", 16384, 16777215, &h->max_frame_size) < 0 ||
-        get_u32(L, c, "max_header_list_size", 1024, 16u * 1024 * 1024, &h->max_header_list_size) < 0)
+        get_u32(L, c, "max_header_list_size", 1024, 16u * 1024 * 1024, &h->max_header_list_size) <
+            0)
         return -1;
     return 0;
 }
@@ -1135,15 +1128,15 @@ static int load_h2(ld *L, const cy_node *n, weft_cfg_listener *li)
 /* tcp_proxy: {cluster: NAME, idle_timeout: 1h, max_connect_attempts: 1},
  * instead of virtual_hosts and filters (an opaque TCP listener has no
  * HTTP codec for either to act on). */
-static int load_tcp_proxy(ld *L, const cy_node *listener, const cy_node *n, weft_cfg_listener *li)
-{
+static int load_tcp_proxy(ld *L, const cy_node *listener, const cy_node *n, weft_cfg_listener *li) {
     static const char *const keys[] = {"cluster", "idle_timeout", "max_connect_attempts", NULL};
     static const char *const http_only[] = {"virtual_hosts", "filters", NULL};
     char qb[96];
     for (size_t i = 0; http_only[i]; i++) {
         const cy_node *k = key_of(listener, http_only[i]);
         if (k)
-            return cfg_fail(&L->c, k, "a tcp_proxy listener takes no \"%s\" (they apply to HTTP listeners)",
+            return cfg_fail(&L->c, k,
+                            "a tcp_proxy listener takes no \"%s\" (they apply to HTTP listeners)",
                             http_only[i]);
     }
     if (check_map(L, n, "tcp_proxy", keys))
@@ -1163,10 +1156,9 @@ static int load_tcp_proxy(ld *L, const cy_node *listener, const cy_node *n, weft
     return 0;
 }
 
-static int load_listener(ld *L, const cy_node *n, size_t idx)
-{
-    static const char *const keys[] = {"name", "address", "port", "limits", "virtual_hosts", "filters",
-                                       "http2", "tcp_proxy", NULL};
+static int load_listener(ld *L, const cy_node *n, size_t idx) {
+    static const char *const keys[] = {"name",    "address", "port",      "limits", "virtual_hosts",
+                                       "filters", "http2",   "tcp_proxy", NULL};
     char qb[96];
     weft_config *cfg = L->cfg;
     weft_cfg_listener *li = &cfg->listeners[idx];
@@ -1178,10 +1170,10 @@ static int load_listener(ld *L, const cy_node *n, size_t idx)
         return -1;
     long prev = ns_get(&L->listeners, li->name);
     if (prev >= 0)
-        return cfg_fail(&L->c, val(n, "name"), "duplicate listener name %s (first defined at %u:%u)",
-                        cfg_quote(qb, sizeof(qb), li->name),
-                        (unsigned)cfg->listeners[prev].pos.line,
-                        (unsigned)cfg->listeners[prev].pos.col);
+        return cfg_fail(
+            &L->c, val(n, "name"), "duplicate listener name %s (first defined at %u:%u)",
+            cfg_quote(qb, sizeof(qb), li->name), (unsigned)cfg->listeners[prev].pos.line,
+            (unsigned)cfg->listeners[prev].pos.col);
     ns_put(&L->listeners, li->name, idx);
     int rc = get_str(L, n, "address", &li->address);
     if (rc < 0)
@@ -1201,11 +1193,13 @@ static int load_listener(ld *L, const cy_node *n, size_t idx)
         for (size_t i = 0; i < idx; i++)
             if (cfg->listeners[i].port == li->port)
                 return cfg_fail(&L->c, pv, "port %u is already used by listener %s",
-                                (unsigned)li->port, cfg_quote(qb, sizeof(qb), cfg->listeners[i].name));
+                                (unsigned)li->port,
+                                cfg_quote(qb, sizeof(qb), cfg->listeners[i].name));
     }
     L->ports[li->port / 8] |= (uint8_t)(1u << (li->port % 8));
     if (cfg->admin.port != 0 && cfg->admin.port == li->port)
-        return cfg_fail(&L->c, pv, "port %u is already used by the admin server", (unsigned)li->port);
+        return cfg_fail(&L->c, pv, "port %u is already used by the admin server",
+                        (unsigned)li->port);
     const cy_node *lim = val(n, "limits");
     if (lim && load_limits(L, lim, &li->limits))
         return -1;
@@ -1242,8 +1236,7 @@ static int load_listener(ld *L, const cy_node *n, size_t idx)
 
 /* ---------------------------------------------------------------- top */
 
-static uint32_t online_cpus(void)
-{
+static uint32_t online_cpus(void) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     if (n < 1)
         return 1;
@@ -1252,10 +1245,9 @@ static uint32_t online_cpus(void)
     return (uint32_t)n;
 }
 
-static int load_root(ld *L, const cy_node *root)
-{
-    static const char *const keys[] = {"workers", "drain_timeout", "admin", "access_log",
-                                       "listeners", "clusters", "filter_path", NULL};
+static int load_root(ld *L, const cy_node *root) {
+    static const char *const keys[] = {"workers",   "drain_timeout", "admin",       "access_log",
+                                       "listeners", "clusters",      "filter_path", NULL};
     static const char *const admin_keys[] = {"address", "port", NULL};
     static const char *const log_keys[] = {"path", NULL};
     char qb[96];
@@ -1292,8 +1284,9 @@ static int load_root(ld *L, const cy_node *root)
                 req_str(L, al, "path", &cfg->access_log.path, "access_log"))
                 return -1;
             if (!*cfg->access_log.path)
-                return cfg_fail(&L->c, val(al, "path"),
-                                "access_log path must not be empty (omit access_log to turn it off)");
+                return cfg_fail(
+                    &L->c, val(al, "path"),
+                    "access_log path must not be empty (omit access_log to turn it off)");
         }
         const cy_node *fp = NULL;
         int rc = get_seq(L, root, "filter_path", &fp);
@@ -1348,8 +1341,7 @@ static int load_root(ld *L, const cy_node *root)
 }
 
 weft_config *weft_config_load_buffer(const char *data, size_t len, const char *name,
-                                     weft_config_error *err)
-{
+                                     weft_config_error *err) {
     weft_config_error scratch;
     if (!err)
         err = &scratch;
@@ -1384,7 +1376,8 @@ weft_config *weft_config_load_buffer(const char *data, size_t len, const char *n
     ns_free(&L.listeners);
     if (rc == 0 && !L.cfg->source_dir) {
         const char *slash = strrchr(name, '/');
-        L.cfg->source_dir = slash ? strndup(name, (size_t)(slash - name) + (slash == name)) : dup_str(".");
+        L.cfg->source_dir =
+            slash ? strndup(name, (size_t)(slash - name) + (slash == name)) : dup_str(".");
         if (!L.cfg->source_dir)
             rc = cfg_fail_at(&L.c, 1, 1, "out of memory");
     }
@@ -1395,8 +1388,7 @@ weft_config *weft_config_load_buffer(const char *data, size_t len, const char *n
     return L.cfg;
 }
 
-weft_config *weft_config_load_file(const char *path, weft_config_error *err)
-{
+weft_config *weft_config_load_file(const char *path, weft_config_error *err) {
     weft_config_error scratch;
     if (!err)
         err = &scratch;
@@ -1447,15 +1439,13 @@ weft_config *weft_config_load_file(const char *path, weft_config_error *err)
 
 /* --------------------------------------------------------------- free */
 
-static void free_strv(char **v, size_t n)
-{
+static void free_strv(char **v, size_t n) {
     for (size_t i = 0; v && i < n; i++)
         free(v[i]);
     free(v);
 }
 
-static void free_kv(weft_cfg_kv_match *m, size_t n)
-{
+static void free_kv(weft_cfg_kv_match *m, size_t n) {
     for (size_t i = 0; m && i < n; i++) {
         free(m[i].name);
         free(m[i].match.value);
@@ -1463,8 +1453,7 @@ static void free_kv(weft_cfg_kv_match *m, size_t n)
     free(m);
 }
 
-static void free_hv(weft_cfg_header_value *h, size_t n)
-{
+static void free_hv(weft_cfg_header_value *h, size_t n) {
     for (size_t i = 0; h && i < n; i++) {
         free(h[i].name);
         free(h[i].value);
@@ -1472,8 +1461,7 @@ static void free_hv(weft_cfg_header_value *h, size_t n)
     free(h);
 }
 
-static void free_route(weft_cfg_route *r)
-{
+static void free_route(weft_cfg_route *r) {
     free(r->name);
     free(r->path);
     free_strv(r->methods, r->n_methods);
@@ -1493,8 +1481,7 @@ static void free_route(weft_cfg_route *r)
     free_strv(r->resp_remove, r->n_resp_remove);
 }
 
-void weft_config_free(weft_config *cfg)
-{
+void weft_config_free(weft_config *cfg) {
     if (!cfg)
         return;
     for (size_t i = 0; cfg->listeners && i < cfg->n_listeners; i++) {
@@ -1541,8 +1528,7 @@ void weft_config_free(weft_config *cfg)
     free(cfg);
 }
 
-const weft_cfg_cluster *weft_config_find_cluster(const weft_config *cfg, const char *name)
-{
+const weft_cfg_cluster *weft_config_find_cluster(const weft_config *cfg, const char *name) {
     if (!cfg || !name)
         return NULL;
     for (size_t i = 0; i < cfg->n_clusters; i++)

@@ -7,14 +7,12 @@
 
 #include "config/config_internal.h"
 
-bool cfg_is_ip_literal(const char *s)
-{
+bool cfg_is_ip_literal(const char *s) {
     unsigned char buf[sizeof(struct in6_addr)];
     return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
 }
 
-bool cfg_is_hostname(const char *s)
-{
+bool cfg_is_hostname(const char *s) {
     size_t len = strlen(s);
     if (len == 0 || len > 253)
         return false;
@@ -35,8 +33,7 @@ bool cfg_is_hostname(const char *s)
     return label > 0;
 }
 
-bool cfg_is_token(const char *s)
-{
+bool cfg_is_token(const char *s) {
     static const char extra[] = "!#$%&'*+-.^_`|~";
     if (!*s)
         return false;
@@ -46,16 +43,14 @@ bool cfg_is_token(const char *s)
     return true;
 }
 
-bool cfg_is_header_value(const char *s)
-{
+bool cfg_is_header_value(const char *s) {
     for (const unsigned char *p = (const unsigned char *)s; *p; p++)
         if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
             return false;
     return true;
 }
 
-bool cfg_is_path(const char *s)
-{
+bool cfg_is_path(const char *s) {
     if (s[0] != '/')
         return false;
     for (const unsigned char *p = (const unsigned char *)s; *p; p++)
@@ -64,8 +59,7 @@ bool cfg_is_path(const char *s)
     return true;
 }
 
-bool cfg_is_domain(const char *s)
-{
+bool cfg_is_domain(const char *s) {
     if (strcmp(s, "*") == 0)
         return true;
     if (s[0] == '*' && s[1] == '.')
@@ -92,9 +86,10 @@ bool cfg_is_domain(const char *s)
 #define REGEX_MAX_NODES 20000
 #define REGEX_MAX_GROUPS 32
 
-static const char *regex_complexity(const char *re)
-{
-    struct { uint64_t total, last; } st[REGEX_MAX_GROUPS + 1];
+static const char *regex_complexity(const char *re) {
+    struct {
+        uint64_t total, last;
+    } st[REGEX_MAX_GROUPS + 1];
     size_t depth = 0;
     bool after_rep = false;
     if (strlen(re) > REGEX_MAX_LEN)
@@ -195,8 +190,7 @@ static const char *regex_complexity(const char *re)
     return NULL;
 }
 
-bool cfg_regex_ok(const char *re, bool icase, char *msg, size_t msglen)
-{
+bool cfg_regex_ok(const char *re, bool icase, char *msg, size_t msglen) {
     const char *why = regex_complexity(re);
     if (why) {
         snprintf(msg, msglen, "%s", why);
@@ -213,8 +207,7 @@ bool cfg_regex_ok(const char *re, bool icase, char *msg, size_t msglen)
     return true;
 }
 
-void cfg_lower(char *s)
-{
+void cfg_lower(char *s) {
     for (; *s; s++)
         *s = (char)tolower((unsigned char)*s);
 }

@@ -8,8 +8,7 @@
 
 #include "config/config_internal.h"
 
-int cfg_fail_at(cfg_ctx *c, uint32_t line, uint32_t col, const char *fmt, ...)
-{
+int cfg_fail_at(cfg_ctx *c, uint32_t line, uint32_t col, const char *fmt, ...) {
     char msg[400];
     va_list ap;
     va_start(ap, fmt);
@@ -20,8 +19,7 @@ int cfg_fail_at(cfg_ctx *c, uint32_t line, uint32_t col, const char *fmt, ...)
     return -1;
 }
 
-int cfg_fail(cfg_ctx *c, const cy_node *n, const char *fmt, ...)
-{
+int cfg_fail(cfg_ctx *c, const cy_node *n, const char *fmt, ...) {
     char msg[400];
     va_list ap;
     va_start(ap, fmt);
@@ -30,8 +28,7 @@ int cfg_fail(cfg_ctx *c, const cy_node *n, const char *fmt, ...)
     return cfg_fail_at(c, n ? n->line : 1, n ? n->col : 1, "%s", msg);
 }
 
-const char *cfg_quote(char *buf, size_t bufsz, const char *s)
-{
+const char *cfg_quote(char *buf, size_t bufsz, const char *s) {
     static const size_t max_chars = 64;
     size_t o = 0;
     size_t shown = 0;
@@ -66,8 +63,7 @@ const char *cfg_quote(char *buf, size_t bufsz, const char *s)
     return buf;
 }
 
-static void offset_to_pos(const char *data, size_t len, size_t off, uint32_t *line, uint32_t *col)
-{
+static void offset_to_pos(const char *data, size_t len, size_t off, uint32_t *line, uint32_t *col) {
     uint32_t l = 1, c = 1;
     if (off > len)
         off = len;
@@ -84,8 +80,7 @@ static void offset_to_pos(const char *data, size_t len, size_t off, uint32_t *li
     *col = c;
 }
 
-static int parser_error(cfg_ctx *c, const yaml_parser_t *p, const char *data, size_t len)
-{
+static int parser_error(cfg_ctx *c, const yaml_parser_t *p, const char *data, size_t len) {
     const char *problem = p->problem ? p->problem : "unknown error";
     switch (p->error) {
     case YAML_MEMORY_ERROR:
@@ -110,8 +105,7 @@ static int parser_error(cfg_ctx *c, const yaml_parser_t *p, const char *data, si
     return cfg_fail_at(c, line, col, "invalid YAML: %s", problem);
 }
 
-static cy_node *new_node(cy_doc *doc, cy_kind kind, const yaml_mark_t *m)
-{
+static cy_node *new_node(cy_doc *doc, cy_kind kind, const yaml_mark_t *m) {
     cy_node *n = weft_arena_alloc(&doc->arena, sizeof(*n));
     if (!n)
         return NULL;
@@ -122,8 +116,7 @@ static cy_node *new_node(cy_doc *doc, cy_kind kind, const yaml_mark_t *m)
     return n;
 }
 
-static void append_child(cy_node *parent, cy_node *child)
-{
+static void append_child(cy_node *parent, cy_node *child) {
     if (parent->last)
         parent->last->next = child;
     else
@@ -133,8 +126,7 @@ static void append_child(cy_node *parent, cy_node *child)
 }
 
 /* Attaches n to the innermost open collection, or makes it the root. */
-static int attach(cfg_ctx *c, cy_doc *doc, cy_node **stack, size_t depth, cy_node *n)
-{
+static int attach(cfg_ctx *c, cy_doc *doc, cy_node **stack, size_t depth, cy_node *n) {
     if (depth == 0) {
         doc->root = n;
         return 0;
@@ -147,9 +139,7 @@ static int attach(cfg_ctx *c, cy_doc *doc, cy_node **stack, size_t depth, cy_nod
     return 0;
 }
 
-int cy_parse(cy_doc *doc, const char *data, size_t len, const char *name,
-             weft_config_error *err)
-{
+int cy_parse(cy_doc *doc, const char *data, size_t len, const char *name, weft_config_error *err) {
     cfg_ctx c = {name, err};
     weft_arena_init(&doc->arena);
     doc->root = NULL;
@@ -190,8 +180,7 @@ int cy_parse(cy_doc *doc, const char *data, size_t len, const char *name,
             break;
         case YAML_ALIAS_EVENT:
             rc = cfg_fail_at(&c, (uint32_t)ev.start_mark.line + 1,
-                             (uint32_t)ev.start_mark.column + 1,
-                             "YAML aliases are not supported");
+                             (uint32_t)ev.start_mark.column + 1, "YAML aliases are not supported");
             break;
         case YAML_SCALAR_EVENT:
             if (memchr(ev.data.scalar.value, '\0', ev.data.scalar.length)) {
@@ -248,8 +237,7 @@ int cy_parse(cy_doc *doc, const char *data, size_t len, const char *name,
     return 0;
 }
 
-void cy_free(cy_doc *doc)
-{
+void cy_free(cy_doc *doc) {
     weft_arena_free(&doc->arena);
     doc->root = NULL;
 }

@@ -19,9 +19,9 @@ struct weft_stream_callout {
     void *arg;
     weft_conn *conn;
     weft_h1_parser *parser;
-    weft_arena arena;          /* response head strings */
+    weft_arena arena; /* response head strings */
     struct event timer;
-    struct event done_ev;      /* completion runs outside the parser */
+    struct event done_ev; /* completion runs outside the parser */
     struct evbuffer *body;
     weft_resp_head *head;
     int status;
@@ -31,8 +31,7 @@ struct weft_stream_callout {
     struct weft_stream_callout *next;
 };
 
-static void callout_free(struct weft_stream_callout *c)
-{
+static void callout_free(struct weft_stream_callout *c) {
     event_del(&c->timer);
     event_del(&c->done_ev);
     if (c->conn)
@@ -45,8 +44,7 @@ static void callout_free(struct weft_stream_callout *c)
     free(c);
 }
 
-static void unlink_callout(weft_stream *s, struct weft_stream_callout *c)
-{
+static void unlink_callout(weft_stream *s, struct weft_stream_callout *c) {
     for (struct weft_stream_callout **pp = &s->callouts; *pp; pp = &(*pp)->next)
         if (*pp == c) {
             *pp = c->next;
@@ -55,8 +53,7 @@ static void unlink_callout(weft_stream *s, struct weft_stream_callout *c)
 }
 
 /* Runs the filter's callback with what we have, then frees the callout. */
-static void on_done(evutil_socket_t fd, short what, void *arg)
-{
+static void on_done(evutil_socket_t fd, short what, void *arg) {
     struct weft_stream_callout *c = arg;
     weft_stream *s = c->s;
     unlink_callout(s, c);
@@ -82,8 +79,7 @@ static void on_done(evutil_socket_t fd, short what, void *arg)
     callout_free(c);
 }
 
-static void finish(struct weft_stream_callout *c, const char *reason)
-{
+static void finish(struct weft_stream_callout *c, const char *reason) {
     if (c->finished)
         return;
     c->finished = true;
@@ -92,8 +88,7 @@ static void finish(struct weft_stream_callout *c, const char *reason)
     event_active(&c->done_ev, EV_TIMEOUT, 0);
 }
 
-static int cb_head(void *ud, weft_resp_head *h)
-{
+static int cb_head(void *ud, weft_resp_head *h) {
     struct weft_stream_callout *c = ud;
     if (h->status < 200)
         return WEFT_H1_CB_OK;
@@ -102,8 +97,7 @@ static int cb_head(void *ud, weft_resp_head *h)
     return WEFT_H1_CB_OK;
 }
 
-static int cb_body(void *ud, const char *p, size_t n)
-{
+static int cb_body(void *ud, const char *p, size_t n) {
     struct weft_stream_callout *c = ud;
     if (evbuffer_get_length(c->body) + n > WEFT_CALLOUT_MAX_BODY) {
         finish(c, "response_too_large");
@@ -113,18 +107,18 @@ static int cb_body(void *ud, const char *p, size_t n)
     return WEFT_H1_CB_OK;
 }
 
-static int cb_complete(void *ud)
-{
+static int cb_complete(void *ud) {
     finish(ud, NULL);
     return WEFT_H1_CB_PAUSE;
 }
 
 static const weft_h1_callbacks callout_cbs = {
-    .on_resp_head = cb_head, .on_body = cb_body, .on_complete = cb_complete,
+    .on_resp_head = cb_head,
+    .on_body = cb_body,
+    .on_complete = cb_complete,
 };
 
-static void on_read(void *arg)
-{
+static void on_read(void *arg) {
     struct weft_stream_callout *c = arg;
     struct evbuffer *in = weft_conn_input(c->conn);
     while (!c->finished && evbuffer_get_length(in)) {
@@ -141,10 +135,11 @@ static void on_read(void *arg)
     }
 }
 
-static void on_drained(void *arg) { (void)arg; }
+static void on_drained(void *arg) {
+    (void)arg;
+}
 
-static void on_event(void *arg, int what)
-{
+static void on_event(void *arg, int what) {
     struct weft_stream_callout *c = arg;
     if (what & WEFT_CONN_CONNECTED) {
         c->connected = true;
@@ -158,14 +153,16 @@ static void on_event(void *arg, int what)
     weft_conn_read_enable(c->conn, false);
 }
 
-static void on_timeout(evutil_socket_t fd, short what, void *arg) { finish(arg, "timeout"); }
+static void on_timeout(evutil_socket_t fd, short what, void *arg) {
+    finish(arg, "timeout");
+}
 
 static const weft_conn_cbs conn_cbs = {on_read, on_drained, on_event};
 
-weft_result weft_filter_callout_start(weft_stream *s, weft_str cluster, weft_str method, weft_str path,
-                               const weft_str *hn, const weft_str *hv, size_t n, weft_str body,
-                               uint64_t timeout_ms, weft_callout_cb cb, void *arg, weft_callout **out)
-{
+weft_result weft_filter_callout_start(weft_stream *s, weft_str cluster, weft_str method,
+                                      weft_str path, const weft_str *hn, const weft_str *hv,
+                                      size_t n, weft_str body, uint64_t timeout_ms,
+                                      weft_callout_cb cb, void *arg, weft_callout **out) {
     const weft_config *cfg = s->ws->snap->cfg;
     int idx = -1;
     for (size_t i = 0; i < cfg->n_clusters; i++)
@@ -196,12 +193,15 @@ weft_result weft_filter_callout_start(weft_stream *s, weft_str cluster, weft_str
         return WEFT_ERR_NOMEM;
     }
     const weft_endpoint *e = &cw->hs->eps[ep];
-    weft_h1_parser_next(c->parser, &c->arena, method.len == 4 && !memcmp(method.ptr, "HEAD", 4) ? HTTP_HEAD : HTTP_GET);
+    weft_h1_parser_next(c->parser, &c->arena,
+                        method.len == 4 && !memcmp(method.ptr, "HEAD", 4) ? HTTP_HEAD : HTTP_GET);
     struct evbuffer *o = weft_conn_output(c->conn);
-    evbuffer_add_printf(o, "%.*s %.*s HTTP/1.1\r\nhost: %s\r\ncontent-length: %zu\r\n", (int)method.len,
-                        method.ptr, (int)path.len, path.ptr, cfg->clusters[idx].name, body.len);
+    evbuffer_add_printf(o, "%.*s %.*s HTTP/1.1\r\nhost: %s\r\ncontent-length: %zu\r\n",
+                        (int)method.len, method.ptr, (int)path.len, path.ptr,
+                        cfg->clusters[idx].name, body.len);
     for (size_t i = 0; i < n; i++)
-        evbuffer_add_printf(o, "%.*s: %.*s\r\n", (int)hn[i].len, hn[i].ptr, (int)hv[i].len, hv[i].ptr);
+        evbuffer_add_printf(o, "%.*s: %.*s\r\n", (int)hn[i].len, hn[i].ptr, (int)hv[i].len,
+                            hv[i].ptr);
     evbuffer_add(o, "\r\n", 2);
     if (body.len)
         evbuffer_add(o, body.ptr, body.len);
@@ -219,8 +219,7 @@ weft_result weft_filter_callout_start(weft_stream *s, weft_str cluster, weft_str
     return WEFT_OK;
 }
 
-weft_result weft_filter_callout_cancel(weft_stream *s, weft_callout *handle)
-{
+weft_result weft_filter_callout_cancel(weft_stream *s, weft_callout *handle) {
     for (struct weft_stream_callout *c = s->callouts; c; c = c->next)
         if ((weft_callout *)c == handle) {
             unlink_callout(s, c);
@@ -230,8 +229,7 @@ weft_result weft_filter_callout_cancel(weft_stream *s, weft_callout *handle)
     return WEFT_ERR_INVALID;
 }
 
-void weft_callouts_cancel_all(weft_stream *s)
-{
+void weft_callouts_cancel_all(weft_stream *s) {
     while (s->callouts) {
         struct weft_stream_callout *c = s->callouts;
         s->callouts = c->next;

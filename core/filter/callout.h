@@ -9,9 +9,10 @@
 
 #define WEFT_CALLOUT_MAX_BODY (1024 * 1024)
 
-weft_result weft_filter_callout_start(weft_stream *s, weft_str cluster, weft_str method, weft_str path,
-                               const weft_str *hn, const weft_str *hv, size_t n, weft_str body,
-                               uint64_t timeout_ms, weft_callout_cb cb, void *arg, weft_callout **out);
+weft_result weft_filter_callout_start(weft_stream *s, weft_str cluster, weft_str method,
+                                      weft_str path, const weft_str *hn, const weft_str *hv,
+                                      size_t n, weft_str body, uint64_t timeout_ms,
+                                      weft_callout_cb cb, void *arg, weft_callout **out);
 weft_result weft_filter_callout_cancel(weft_stream *s, weft_callout *c);
 /* Stream end: cancels every callout still running (no callbacks). */
 void weft_callouts_cancel_all(weft_stream *s);

@@ -16,39 +16,39 @@
 #include <weft/filter.h>
 
 typedef struct weft_filter_lib {
-    char *path;               /* resolved absolute path */
+    char *path; /* resolved absolute path */
     dev_t dev;
     ino_t ino;
     struct timespec mtime;
-    void *dl;                 /* dlopen handle */
-    int fd;                   /* open while loaded: dlopen's name is /proc/self/fd/<fd> */
+    void *dl; /* dlopen handle */
+    int fd;   /* open while loaded: dlopen's name is /proc/self/fd/<fd> */
     const weft_filter_descriptor *desc;
     _Atomic int refs;
-    bool retired;             /* replaced on disk: not reused by new snapshots */
+    bool retired; /* replaced on disk: not reused by new snapshots */
     struct weft_filter_lib *next;
 } weft_filter_lib;
 
 /* One filter of a chain (per snapshot, shared read-only by workers). */
 typedef struct weft_filter_inst {
     weft_filter_lib *lib;
-    const weft_http_filter_ops *http;        /* kind http: a copy sized to this core's
-                                                struct (fields a smaller, older
-                                                filter struct lacks are NULL) */
+    const weft_http_filter_ops *http;           /* kind http: a copy sized to this core's
+                                                   struct (fields a smaller, older
+                                                   filter struct lacks are NULL) */
     const weft_transport_filter_ops *transport; /* kind transport: same */
-    void *config;              /* from config_create */
-    weft_http_filter_ops http_ops;           /* storage behind `http` (kept next to the
-                                                instance: one cache line less per hook) */
-    weft_transport_filter_ops transport_ops; /* storage behind `transport` */
+    void *config;                               /* from config_create */
+    weft_http_filter_ops http_ops;              /* storage behind `http` (kept next to the
+                                                   instance: one cache line less per hook) */
+    weft_transport_filter_ops transport_ops;    /* storage behind `transport` */
     char name[64];
-    uint32_t index;            /* position in its chain (http or transport) */
+    uint32_t index; /* position in its chain (http or transport) */
 } weft_filter_inst;
 
 typedef struct weft_filter_chain {
-    weft_filter_inst *http;    /* request order */
+    weft_filter_inst *http; /* request order */
     size_t n_http;
     weft_filter_inst *transport;
     size_t n_transport;
-    bool any_req_body, any_resp_body;   /* some filter has a body hook */
+    bool any_req_body, any_resp_body; /* some filter has a body hook */
     bool any_req_trailers, any_resp_trailers;
 } weft_filter_chain;
 

@@ -28,16 +28,18 @@ struct weft_stream_timer {
     struct weft_stream_timer *next;
 };
 
-static inline weft_str S(weft_sv v) { return (weft_str){v.p, v.len}; }
-static inline weft_sv V(weft_str v) { return (weft_sv){v.ptr, v.len}; }
+static inline weft_str S(weft_sv v) {
+    return (weft_str){v.p, v.len};
+}
+static inline weft_sv V(weft_str v) {
+    return (weft_sv){v.ptr, v.len};
+}
 
-static const char *running_name(const weft_stream *s)
-{
+static const char *running_name(const weft_stream *s) {
     return s->running >= 0 && s->chain ? s->chain->http[s->running].name : "?";
 }
 
-static weft_result misuse(const weft_stream *s, weft_result r, const char *what)
-{
+static weft_result misuse(const weft_stream *s, weft_result r, const char *what) {
     WEFT_WARN("filter %s: %s: %s", s ? running_name(s) : "?", what,
               r == WEFT_ERR_STATE    ? "not allowed in this state"
               : r == WEFT_ERR_THREAD ? "called from a thread that does not own the stream"
@@ -46,8 +48,7 @@ static weft_result misuse(const weft_stream *s, weft_result r, const char *what)
     return r;
 }
 
-static weft_result check(weft_stream *s)
-{
+static weft_result check(weft_stream *s) {
     if (!s || s->magic != WEFT_STREAM_MAGIC || !s->active)
         return WEFT_ERR_HANDLE;
     if (s->w->thread_started && !pthread_equal(pthread_self(), s->w->thread))
@@ -64,8 +65,7 @@ static weft_result check(weft_stream *s)
 
 /* ---------- headers ---------- */
 
-static bool valid_name(weft_str n)
-{
+static bool valid_name(weft_str n) {
     if (!n.ptr || !n.len)
         return false;
     for (size_t i = 0; i < n.len; i++) {
@@ -76,8 +76,7 @@ static bool valid_name(weft_str n)
     return true;
 }
 
-static bool valid_value(weft_str v)
-{
+static bool valid_value(weft_str v) {
     for (size_t i = 0; i < v.len; i++) {
         unsigned char c = (unsigned char)v.ptr[i];
         if ((c < 32 && c != '\t') || c == 127)
@@ -88,8 +87,7 @@ static bool valid_value(weft_str v)
 
 /* The map, or NULL when it does not exist (yet). *writable tells whether
  * changing it still has an effect. */
-static weft_hdrs *header_map(weft_stream *s, weft_header_map m, bool *writable)
-{
+static weft_hdrs *header_map(weft_stream *s, weft_header_map m, bool *writable) {
     switch (m) {
     case WEFT_REQUEST_HEADERS:
         *writable = s->req && !s->rq.headers_done;
@@ -107,8 +105,8 @@ static weft_hdrs *header_map(weft_stream *s, weft_header_map m, bool *writable)
     return NULL;
 }
 
-static weft_result h_header_get(weft_stream *s, weft_header_map m, weft_str name, size_t index, weft_str *value)
-{
+static weft_result h_header_get(weft_stream *s, weft_header_map m, weft_str name, size_t index,
+                                weft_str *value) {
     CHECK(s, "header_get");
     bool w;
     weft_hdrs *h = header_map(s, m, &w);
@@ -123,8 +121,7 @@ static weft_result h_header_get(weft_stream *s, weft_header_map m, weft_str name
     return WEFT_ERR_NOT_FOUND;
 }
 
-static size_t h_header_count(weft_stream *s, weft_header_map m, weft_str name)
-{
+static size_t h_header_count(weft_stream *s, weft_header_map m, weft_str name) {
     bool w;
     if (check(s) != WEFT_OK)
         return 0;
@@ -133,8 +130,7 @@ static size_t h_header_count(weft_stream *s, weft_header_map m, weft_str name)
 }
 
 static weft_result change(weft_stream *s, weft_header_map m, weft_str name, weft_str value, int op,
-                          const char *what)
-{
+                          const char *what) {
     CHECK(s, what);
     if (s->log_phase)
         return misuse(s, WEFT_ERR_STATE, what);
@@ -144,27 +140,24 @@ static weft_result change(weft_stream *s, weft_header_map m, weft_str name, weft
     weft_hdrs *h = header_map(s, m, &w);
     if (!h || !w)
         return misuse(s, WEFT_ERR_STATE, what);
-    int rc = op == 0 ? weft_hdrs_set(h, V(name), V(value))
-           : op == 1 ? weft_hdrs_add(h, V(name), V(value))
-                     : (weft_hdrs_remove(h, V(name)), 0);
+    int rc = op == 0   ? weft_hdrs_set(h, V(name), V(value))
+             : op == 1 ? weft_hdrs_add(h, V(name), V(value))
+                       : (weft_hdrs_remove(h, V(name)), 0);
     return rc == 0 ? WEFT_OK : WEFT_ERR_NOMEM;
 }
 
-static weft_result h_header_set(weft_stream *s, weft_header_map m, weft_str n, weft_str v)
-{
+static weft_result h_header_set(weft_stream *s, weft_header_map m, weft_str n, weft_str v) {
     return change(s, m, n, v, 0, "header_set");
 }
-static weft_result h_header_add(weft_stream *s, weft_header_map m, weft_str n, weft_str v)
-{
+static weft_result h_header_add(weft_stream *s, weft_header_map m, weft_str n, weft_str v) {
     return change(s, m, n, v, 1, "header_add");
 }
-static weft_result h_header_remove(weft_stream *s, weft_header_map m, weft_str n)
-{
+static weft_result h_header_remove(weft_stream *s, weft_header_map m, weft_str n) {
     return change(s, m, n, (weft_str){"", 0}, 2, "header_remove");
 }
 
-static weft_result h_header_iterate(weft_stream *s, weft_header_map m, weft_header_visit visit, void *arg)
-{
+static weft_result h_header_iterate(weft_stream *s, weft_header_map m, weft_header_visit visit,
+                                    void *arg) {
     CHECK(s, "header_iterate");
     bool w;
     weft_hdrs *h = header_map(s, m, &w);
@@ -179,8 +172,7 @@ static weft_result h_header_iterate(weft_stream *s, weft_header_map m, weft_head
 }
 
 static weft_result h_request_get(weft_stream *s, weft_str *method, weft_str *path, weft_str *query,
-                                 weft_str *authority)
-{
+                                 weft_str *authority) {
     CHECK(s, "request_get");
     if (!s->req)
         return WEFT_ERR_STATE;
@@ -195,8 +187,7 @@ static weft_result h_request_get(weft_stream *s, weft_str *method, weft_str *pat
     return WEFT_OK;
 }
 
-static weft_result h_request_set_path(weft_stream *s, weft_str pq)
-{
+static weft_result h_request_set_path(weft_stream *s, weft_str pq) {
     CHECK(s, "request_set_path");
     if (!s->req || s->rq.headers_done)
         return misuse(s, WEFT_ERR_STATE, "request_set_path");
@@ -213,13 +204,11 @@ static weft_result h_request_set_path(weft_stream *s, weft_str pq)
     return WEFT_OK;
 }
 
-static int h_response_status(weft_stream *s)
-{
+static int h_response_status(weft_stream *s) {
     return check(s) == WEFT_OK ? s->resp.status : 0;
 }
 
-static weft_result h_response_set_status(weft_stream *s, int status)
-{
+static weft_result h_response_set_status(weft_stream *s, int status) {
     CHECK(s, "response_set_status");
     if (status < 200 || status > 599)
         return misuse(s, WEFT_ERR_INVALID, "response_set_status");
@@ -232,13 +221,11 @@ static weft_result h_response_set_status(weft_stream *s, int status)
 
 /* ---------- buffers and bodies ---------- */
 
-static size_t h_buffer_length(const weft_buffer *b)
-{
+static size_t h_buffer_length(const weft_buffer *b) {
     return b ? evbuffer_get_length((const struct evbuffer *)b) : 0;
 }
 
-static size_t h_buffer_copy_out(const weft_buffer *b, size_t off, void *dst, size_t len)
-{
+static size_t h_buffer_copy_out(const weft_buffer *b, size_t off, void *dst, size_t len) {
     struct evbuffer *e = (struct evbuffer *)b;
     if (!e || !dst || off >= evbuffer_get_length(e))
         return 0;
@@ -249,8 +236,7 @@ static size_t h_buffer_copy_out(const weft_buffer *b, size_t off, void *dst, siz
     return n > 0 ? (size_t)n : 0;
 }
 
-static size_t h_buffer_peek(const weft_buffer *b, weft_str *seg, size_t max)
-{
+static size_t h_buffer_peek(const weft_buffer *b, weft_str *seg, size_t max) {
     struct evbuffer *e = (struct evbuffer *)b;
     if (!e)
         return 0;
@@ -265,32 +251,29 @@ static size_t h_buffer_peek(const weft_buffer *b, weft_str *seg, size_t max)
     return (size_t)total;
 }
 
-static weft_result h_buffer_append(weft_buffer *b, const void *d, size_t n)
-{
+static weft_result h_buffer_append(weft_buffer *b, const void *d, size_t n) {
     if (!b || (!d && n))
         return WEFT_ERR_INVALID;
     return evbuffer_add((struct evbuffer *)b, d, n) == 0 ? WEFT_OK : WEFT_ERR_NOMEM;
 }
 
-static weft_result h_buffer_prepend(weft_buffer *b, const void *d, size_t n)
-{
+static weft_result h_buffer_prepend(weft_buffer *b, const void *d, size_t n) {
     if (!b || (!d && n))
         return WEFT_ERR_INVALID;
     return evbuffer_prepend((struct evbuffer *)b, d, n) == 0 ? WEFT_OK : WEFT_ERR_NOMEM;
 }
 
-static weft_result h_buffer_drain(weft_buffer *b, size_t n)
-{
+static weft_result h_buffer_drain(weft_buffer *b, size_t n) {
     if (!b)
         return WEFT_ERR_INVALID;
     return evbuffer_drain((struct evbuffer *)b, n) == 0 ? WEFT_OK : WEFT_ERR_INVALID;
 }
 
-static weft_result h_body_buffer_for_replay(weft_stream *s, size_t max)
-{
+static weft_result h_body_buffer_for_replay(weft_stream *s, size_t max) {
     CHECK(s, "body_buffer_for_replay");
     if (s->bytes_in || s->rq.headers_done)
-        return misuse(s, WEFT_ERR_STATE, "body_buffer_for_replay (call it from on_request_headers)");
+        return misuse(s, WEFT_ERR_STATE,
+                      "body_buffer_for_replay (call it from on_request_headers)");
     if (!s->replay && !(s->replay = evbuffer_new()))
         return WEFT_ERR_NOMEM;
     if (max > s->replay_max)
@@ -298,25 +281,23 @@ static weft_result h_body_buffer_for_replay(weft_stream *s, size_t max)
     return WEFT_OK;
 }
 
-static size_t h_body_buffered_length(weft_stream *s, weft_body_dir d)
-{
+static size_t h_body_buffered_length(weft_stream *s, weft_body_dir d) {
     if (check(s) != WEFT_OK)
         return 0;
     return evbuffer_get_length(d == WEFT_REQUEST_BODY ? s->rq.held : s->rs.held);
 }
 
-static size_t h_body_copy_out(weft_stream *s, weft_body_dir d, size_t off, void *dst, size_t len)
-{
+static size_t h_body_copy_out(weft_stream *s, weft_body_dir d, size_t off, void *dst, size_t len) {
     if (check(s) != WEFT_OK)
         return 0;
-    return h_buffer_copy_out((weft_buffer *)(d == WEFT_REQUEST_BODY ? s->rq.held : s->rs.held), off, dst, len);
+    return h_buffer_copy_out((weft_buffer *)(d == WEFT_REQUEST_BODY ? s->rq.held : s->rs.held), off,
+                             dst, len);
 }
 
 /* ---------- control ---------- */
 
 static weft_result h_reply_send(weft_stream *s, int status, weft_str reason, const weft_str *hn,
-                                const weft_str *hv, size_t n, weft_str body)
-{
+                                const weft_str *hv, size_t n, weft_str body) {
     CHECK(s, "reply_send");
     if (status < 200 || status > 599 || (n && (!hn || !hv)))
         return misuse(s, WEFT_ERR_INVALID, "reply_send");
@@ -340,16 +321,14 @@ static weft_result h_reply_send(weft_stream *s, int status, weft_str reason, con
     return WEFT_OK;
 }
 
-static weft_result h_stream_resume(weft_stream *s)
-{
+static weft_result h_stream_resume(weft_stream *s) {
     CHECK(s, "stream_resume");
     if (weft_stream_resume_filters(s) != 0)
         return misuse(s, WEFT_ERR_STATE, "stream_resume (the stream is not paused)");
     return WEFT_OK;
 }
 
-static weft_result h_route_set_cluster(weft_stream *s, weft_str cluster)
-{
+static weft_result h_route_set_cluster(weft_stream *s, weft_str cluster) {
     CHECK(s, "route_set_cluster");
     if (!s->req || s->rq.headers_done)
         return misuse(s, WEFT_ERR_STATE, "route_set_cluster");
@@ -363,16 +342,15 @@ static weft_result h_route_set_cluster(weft_stream *s, weft_str cluster)
     return WEFT_ERR_NOT_FOUND;
 }
 
-static weft_result h_upstream_retry(weft_stream *s)
-{
+static weft_result h_upstream_retry(weft_stream *s) {
     CHECK(s, "upstream_retry");
     if (s->log_phase || weft_stream_retry(s) != 0)
-        return misuse(s, WEFT_ERR_STATE, "upstream_retry (response started or body not kept for replay)");
+        return misuse(s, WEFT_ERR_STATE,
+                      "upstream_retry (response started or body not kept for replay)");
     return WEFT_OK;
 }
 
-static void timer_fire(evutil_socket_t fd, short what, void *arg)
-{
+static void timer_fire(evutil_socket_t fd, short what, void *arg) {
     struct weft_stream_timer *t = arg;
     weft_stream *s = t->s;
     t->armed = false;
@@ -381,11 +359,12 @@ static void timer_fire(evutil_socket_t fd, short what, void *arg)
     stream_cb_leave(s, f);
 }
 
-static weft_result h_timer_start(weft_stream *s, uint64_t ms, weft_timer_cb cb, void *arg, weft_timer **out)
-{
+static weft_result h_timer_start(weft_stream *s, uint64_t ms, weft_timer_cb cb, void *arg,
+                                 weft_timer **out) {
     CHECK(s, "timer_start");
     if (!cb || s->running < 0)
-        return misuse(s, !cb ? WEFT_ERR_INVALID : WEFT_ERR_STATE, "timer_start (call it from a hook)");
+        return misuse(s, !cb ? WEFT_ERR_INVALID : WEFT_ERR_STATE,
+                      "timer_start (call it from a hook)");
     if (s->log_phase)
         return misuse(s, WEFT_ERR_STATE, "timer_start");
     struct weft_stream_timer *t = weft_arena_alloc(&s->arena, sizeof(*t));
@@ -407,8 +386,7 @@ static weft_result h_timer_start(weft_stream *s, uint64_t ms, weft_timer_cb cb, 
     return WEFT_OK;
 }
 
-static weft_result h_timer_cancel(weft_stream *s, weft_timer *handle)
-{
+static weft_result h_timer_cancel(weft_stream *s, weft_timer *handle) {
     CHECK(s, "timer_cancel");
     for (struct weft_stream_timer *t = s->timers; t; t = t->next)
         if ((weft_timer *)t == handle) {
@@ -421,8 +399,7 @@ static weft_result h_timer_cancel(weft_stream *s, weft_timer *handle)
     return misuse(s, WEFT_ERR_INVALID, "timer_cancel (unknown timer)");
 }
 
-void weft_filter_stream_cancel_async(weft_stream *s)
-{
+void weft_filter_stream_cancel_async(weft_stream *s) {
     for (struct weft_stream_timer *t = s->timers; t; t = t->next)
         if (t->armed) {
             event_del(&t->ev);
@@ -434,8 +411,8 @@ void weft_filter_stream_cancel_async(weft_stream *s)
 
 static weft_result h_callout_start(weft_stream *s, weft_str cluster, weft_str method, weft_str path,
                                    const weft_str *hn, const weft_str *hv, size_t n, weft_str body,
-                                   uint64_t timeout_ms, weft_callout_cb cb, void *arg, weft_callout **out)
-{
+                                   uint64_t timeout_ms, weft_callout_cb cb, void *arg,
+                                   weft_callout **out) {
     CHECK(s, "callout_start");
     if (!cb || !method.len || !path.len || path.ptr[0] != '/' || (n && (!hn || !hv)))
         return misuse(s, WEFT_ERR_INVALID, "callout_start");
@@ -446,17 +423,16 @@ static weft_result h_callout_start(weft_stream *s, weft_str cluster, weft_str me
             return misuse(s, WEFT_ERR_INVALID, "callout_start header");
     if (!valid_name(method) || !valid_value(path) || memchr(path.ptr, ' ', path.len))
         return misuse(s, WEFT_ERR_INVALID, "callout_start");
-    return weft_filter_callout_start(s, cluster, method, path, hn, hv, n, body, timeout_ms, cb, arg, out);
+    return weft_filter_callout_start(s, cluster, method, path, hn, hv, n, body, timeout_ms, cb, arg,
+                                     out);
 }
 
-static weft_result h_callout_cancel(weft_stream *s, weft_callout *c)
-{
+static weft_result h_callout_cancel(weft_stream *s, weft_callout *c) {
     CHECK(s, "callout_cancel");
     return weft_filter_callout_cancel(s, c);
 }
 
-static weft_result h_metadata_set(weft_stream *s, weft_str k, weft_str v)
-{
+static weft_result h_metadata_set(weft_stream *s, weft_str k, weft_str v) {
     CHECK(s, "metadata_set");
     if (!k.len)
         return misuse(s, WEFT_ERR_INVALID, "metadata_set");
@@ -469,12 +445,12 @@ static weft_result h_metadata_set(weft_stream *s, weft_str k, weft_str v)
             s->metadata.v[i].value = (weft_sv){vc, v.len};
             return WEFT_OK;
         }
-    return weft_hdrs_add_ref(&s->metadata, (weft_sv){kc, k.len}, (weft_sv){vc, v.len}) == 0 ? WEFT_OK
-                                                                                           : WEFT_ERR_NOMEM;
+    return weft_hdrs_add_ref(&s->metadata, (weft_sv){kc, k.len}, (weft_sv){vc, v.len}) == 0
+               ? WEFT_OK
+               : WEFT_ERR_NOMEM;
 }
 
-static weft_result h_metadata_get(weft_stream *s, weft_str k, weft_str *v)
-{
+static weft_result h_metadata_get(weft_stream *s, weft_str k, weft_str *v) {
     CHECK(s, "metadata_get");
     for (uint32_t i = 0; i < s->metadata.n; i++)
         if (weft_sv_eq(s->metadata.v[i].name, V(k))) {
@@ -487,10 +463,11 @@ static weft_result h_metadata_get(weft_stream *s, weft_str k, weft_str *v)
 
 /* ---------- connection facts ---------- */
 
-static const weft_conn_facts *facts(weft_stream *s) { return s->ds_ops->facts ? s->ds_ops->facts(s) : NULL; }
+static const weft_conn_facts *facts(weft_stream *s) {
+    return s->ds_ops->facts ? s->ds_ops->facts(s) : NULL;
+}
 
-static weft_result h_peer_address(weft_stream *s, weft_str *ip, uint16_t *port)
-{
+static weft_result h_peer_address(weft_stream *s, weft_str *ip, uint16_t *port) {
     CHECK(s, "conn_peer_address");
     const weft_conn_facts *f = facts(s);
     if (!f || !f->peer_ip)
@@ -502,8 +479,7 @@ static weft_result h_peer_address(weft_stream *s, weft_str *ip, uint16_t *port)
     return WEFT_OK;
 }
 
-static weft_result h_local_address(weft_stream *s, weft_str *ip, uint16_t *port)
-{
+static weft_result h_local_address(weft_stream *s, weft_str *ip, uint16_t *port) {
     CHECK(s, "conn_local_address");
     const weft_conn_facts *f = facts(s);
     if (!f || !f->local_ip)
@@ -515,8 +491,7 @@ static weft_result h_local_address(weft_stream *s, weft_str *ip, uint16_t *port)
     return WEFT_OK;
 }
 
-static weft_result h_peer_identity(weft_stream *s, weft_str *id)
-{
+static weft_result h_peer_identity(weft_stream *s, weft_str *id) {
     CHECK(s, "conn_peer_identity");
     const weft_conn_facts *f = facts(s);
     if (!f || !f->peer_identity || !*f->peer_identity)
@@ -526,20 +501,21 @@ static weft_result h_peer_identity(weft_stream *s, weft_str *id)
     return WEFT_OK;
 }
 
-static bool h_is_tls(weft_stream *s)
-{
+static bool h_is_tls(weft_stream *s) {
     if (check(s) != WEFT_OK)
         return false;
     const weft_conn_facts *f = facts(s);
     return f && f->tls;
 }
 
-static bool h_is_grpc(weft_stream *s) { return check(s) == WEFT_OK && s->is_grpc; }
+static bool h_is_grpc(weft_stream *s) {
+    return check(s) == WEFT_OK && s->is_grpc;
+}
 
 /* ---------- stats, log, time ---------- */
 
-static int32_t stat_register(weft_filter_setup *st, const char *name, const char *help, weft_stat_kind kind)
-{
+static int32_t stat_register(weft_filter_setup *st, const char *name, const char *help,
+                             weft_stat_kind kind) {
     if (!st || !name || !*name)
         return -1;
     for (const char *p = name; *p; p++)
@@ -549,55 +525,54 @@ static int32_t stat_register(weft_filter_setup *st, const char *name, const char
     snprintf(full, sizeof(full), "weft_filter_%s_%s", st->filter->name, name);
     snprintf(labels, sizeof(labels), "listener=\"%s\"", st->listener ? st->listener : "");
     weft_stat_id id = kind == WEFT_STAT_COUNTER ? weft_stats_counter(full, labels, help ? help : "")
-                      : kind == WEFT_STAT_GAUGE ? weft_stats_gauge(full, labels, help ? help : "")
-                                                : weft_stats_histogram(full, labels, help ? help : "");
+                      : kind == WEFT_STAT_GAUGE
+                          ? weft_stats_gauge(full, labels, help ? help : "")
+                          : weft_stats_histogram(full, labels, help ? help : "");
     return id == WEFT_STAT_INVALID || id > INT32_MAX ? -1 : (int32_t)id;
 }
 
-static int32_t h_stat_counter(weft_filter_setup *st, const char *n, const char *h)
-{
+static int32_t h_stat_counter(weft_filter_setup *st, const char *n, const char *h) {
     return stat_register(st, n, h, WEFT_STAT_COUNTER);
 }
-static int32_t h_stat_gauge(weft_filter_setup *st, const char *n, const char *h)
-{
+static int32_t h_stat_gauge(weft_filter_setup *st, const char *n, const char *h) {
     return stat_register(st, n, h, WEFT_STAT_GAUGE);
 }
-static int32_t h_stat_histogram(weft_filter_setup *st, const char *n, const char *h)
-{
+static int32_t h_stat_histogram(weft_filter_setup *st, const char *n, const char *h) {
     return stat_register(st, n, h, WEFT_STAT_HISTOGRAM);
 }
-static void h_stat_inc(int32_t id, uint64_t d)
-{
+static void h_stat_inc(int32_t id, uint64_t d) {
     if (id >= 0)
         weft_stats_inc(weft_stats_thread_block(), (weft_stat_id)id, d);
 }
-static void h_stat_gauge_add(int32_t id, int64_t d)
-{
+static void h_stat_gauge_add(int32_t id, int64_t d) {
     if (id >= 0)
         weft_stats_gauge_add(weft_stats_thread_block(), (weft_stat_id)id, d);
 }
-static void h_stat_observe_us(int32_t id, uint64_t us)
-{
+static void h_stat_observe_us(int32_t id, uint64_t us) {
     if (id >= 0)
         weft_stats_observe_us(weft_stats_thread_block(), (weft_stat_id)id, us);
 }
 
-static void h_log(weft_log_level_t level, const char *filter, const char *msg)
-{
+static void h_log(weft_log_level_t level, const char *filter, const char *msg) {
     int l = level < WEFT_LOG_LEVEL_DEBUG ? 0 : level > WEFT_LOG_LEVEL_ERROR ? 3 : (int)level;
     if (l < weft_log_min_level)
         return;
     weft_log((weft_log_level)l, "filter %s: %s", filter ? filter : "?", msg ? msg : "");
 }
-static bool h_log_enabled(weft_log_level_t level) { return (int)level >= weft_log_min_level; }
-static uint64_t h_now_us(void) { return weft_now_us(); }
+static bool h_log_enabled(weft_log_level_t level) {
+    return (int)level >= weft_log_min_level;
+}
+static uint64_t h_now_us(void) {
+    return weft_now_us();
+}
 
 /* ---------- config accessors (over core/config's node tree) ---------- */
 
-static const cy_node *N(const weft_config_node *n) { return (const cy_node *)n; }
+static const cy_node *N(const weft_config_node *n) {
+    return (const cy_node *)n;
+}
 
-static const weft_config_node *h_config_get(const weft_config_node *m, const char *key)
-{
+static const weft_config_node *h_config_get(const weft_config_node *m, const char *key) {
     const cy_node *n = N(m);
     if (!n || n->kind != CY_MAP || !key)
         return NULL;
@@ -606,17 +581,21 @@ static const weft_config_node *h_config_get(const weft_config_node *m, const cha
             return (const weft_config_node *)k->next;
     return NULL;
 }
-static bool h_is_map(const weft_config_node *n) { return N(n) && N(n)->kind == CY_MAP; }
-static bool h_is_list(const weft_config_node *n) { return N(n) && N(n)->kind == CY_SEQ; }
-static bool h_is_scalar(const weft_config_node *n) { return N(n) && N(n)->kind == CY_SCALAR; }
-static size_t h_config_len(const weft_config_node *n)
-{
+static bool h_is_map(const weft_config_node *n) {
+    return N(n) && N(n)->kind == CY_MAP;
+}
+static bool h_is_list(const weft_config_node *n) {
+    return N(n) && N(n)->kind == CY_SEQ;
+}
+static bool h_is_scalar(const weft_config_node *n) {
+    return N(n) && N(n)->kind == CY_SCALAR;
+}
+static size_t h_config_len(const weft_config_node *n) {
     if (!N(n))
         return 0;
     return N(n)->kind == CY_MAP ? N(n)->n / 2 : N(n)->kind == CY_SEQ ? N(n)->n : 0;
 }
-static const weft_config_node *h_config_at(const weft_config_node *l, size_t i)
-{
+static const weft_config_node *h_config_at(const weft_config_node *l, size_t i) {
     if (!h_is_list(l))
         return NULL;
     const cy_node *c = N(l)->first;
@@ -624,8 +603,7 @@ static const weft_config_node *h_config_at(const weft_config_node *l, size_t i)
         c = c->next;
     return (const weft_config_node *)c;
 }
-static const weft_config_node *h_config_entry(const weft_config_node *m, size_t i, weft_str *key)
-{
+static const weft_config_node *h_config_entry(const weft_config_node *m, size_t i, weft_str *key) {
     if (!h_is_map(m))
         return NULL;
     const cy_node *k = N(m)->first;
@@ -637,15 +615,13 @@ static const weft_config_node *h_config_entry(const weft_config_node *m, size_t 
         *key = (weft_str){k->str ? k->str : "", k->str ? k->len : 0};
     return (const weft_config_node *)k->next;
 }
-static weft_result h_config_string(const weft_config_node *n, weft_str *o)
-{
+static weft_result h_config_string(const weft_config_node *n, weft_str *o) {
     if (!h_is_scalar(n) || !o)
         return WEFT_ERR_INVALID;
     *o = (weft_str){N(n)->str, N(n)->len};
     return WEFT_OK;
 }
-static weft_result h_config_int(const weft_config_node *n, int64_t *o)
-{
+static weft_result h_config_int(const weft_config_node *n, int64_t *o) {
     if (!h_is_scalar(n) || !o || !N(n)->len)
         return WEFT_ERR_INVALID;
     errno = 0;
@@ -656,8 +632,7 @@ static weft_result h_config_int(const weft_config_node *n, int64_t *o)
     *o = v;
     return WEFT_OK;
 }
-static weft_result h_config_bool(const weft_config_node *n, bool *o)
-{
+static weft_result h_config_bool(const weft_config_node *n, bool *o) {
     if (!h_is_scalar(n) || !o)
         return WEFT_ERR_INVALID;
     const char *v = N(n)->str;
@@ -669,20 +644,17 @@ static weft_result h_config_bool(const weft_config_node *n, bool *o)
         return WEFT_ERR_INVALID;
     return WEFT_OK;
 }
-static weft_result h_config_duration(const weft_config_node *n, uint64_t *o)
-{
+static weft_result h_config_duration(const weft_config_node *n, uint64_t *o) {
     if (!h_is_scalar(n) || !o)
         return WEFT_ERR_INVALID;
     return weft_parse_duration_ms(N(n)->str, o) == 0 ? WEFT_OK : WEFT_ERR_INVALID;
 }
-static weft_result h_config_size(const weft_config_node *n, uint64_t *o)
-{
+static weft_result h_config_size(const weft_config_node *n, uint64_t *o) {
     if (!h_is_scalar(n) || !o)
         return WEFT_ERR_INVALID;
     return weft_parse_size(N(n)->str, o) == 0 ? WEFT_OK : WEFT_ERR_INVALID;
 }
-static weft_result h_config_percent(const weft_config_node *n, double *o)
-{
+static weft_result h_config_percent(const weft_config_node *n, double *o) {
     if (!h_is_scalar(n) || !o || !N(n)->len)
         return WEFT_ERR_INVALID;
     char *end;
@@ -693,30 +665,27 @@ static weft_result h_config_percent(const weft_config_node *n, double *o)
     *o = v;
     return WEFT_OK;
 }
-static int h_config_fail(weft_filter_setup *st, const weft_config_node *n, const char *msg)
-{
+static int h_config_fail(weft_filter_setup *st, const weft_config_node *n, const char *msg) {
     if (!st)
         return -1;
     uint32_t line = N(n) ? N(n)->line : st->filter->pos.line;
     uint32_t col = N(n) ? N(n)->col : st->filter->pos.col;
-    snprintf(st->err, st->errlen, "%s:%u:%u: filter \"%s\": %s", st->cfg->source ? st->cfg->source : "config",
-             line, col, st->filter->name, msg ? msg : "invalid config");
+    snprintf(st->err, st->errlen, "%s:%u:%u: filter \"%s\": %s",
+             st->cfg->source ? st->cfg->source : "config", line, col, st->filter->name,
+             msg ? msg : "invalid config");
     st->failed = true;
     return -1;
 }
-static const char *h_config_dir(weft_filter_setup *st)
-{
+static const char *h_config_dir(weft_filter_setup *st) {
     return st && st->cfg->source_dir ? st->cfg->source_dir : ".";
 }
 
 /* ---------- transport ---------- */
 
-static weft_result conn_check(weft_connection *c)
-{
+static weft_result conn_check(weft_connection *c) {
     return c && c->magic == WEFT_CONNECTION_MAGIC ? WEFT_OK : WEFT_ERR_HANDLE;
 }
-static weft_result h_set_alpn(weft_connection *c, weft_str alpn)
-{
+static weft_result h_set_alpn(weft_connection *c, weft_str alpn) {
     if (conn_check(c) != WEFT_OK)
         return WEFT_ERR_HANDLE;
     if (alpn.len >= sizeof(c->alpn))
@@ -726,8 +695,7 @@ static weft_result h_set_alpn(weft_connection *c, weft_str alpn)
     c->facts.alpn = c->alpn;
     return WEFT_OK;
 }
-static weft_result h_set_identity(weft_connection *c, weft_str id)
-{
+static weft_result h_set_identity(weft_connection *c, weft_str id) {
     if (conn_check(c) != WEFT_OK)
         return WEFT_ERR_HANDLE;
     if (id.len >= sizeof(c->identity) || !valid_value(id))
@@ -737,8 +705,7 @@ static weft_result h_set_identity(weft_connection *c, weft_str id)
     c->facts.peer_identity = c->identity;
     return WEFT_OK;
 }
-static weft_result h_set_tls(weft_connection *c, bool tls)
-{
+static weft_result h_set_tls(weft_connection *c, bool tls) {
     if (conn_check(c) != WEFT_OK)
         return WEFT_ERR_HANDLE;
     c->facts.tls = tls;
@@ -812,4 +779,6 @@ static const weft_host_api host_api = {
     .connection_set_tls = h_set_tls,
 };
 
-const weft_host_api *weft_filter_host_api(void) { return &host_api; }
+const weft_host_api *weft_filter_host_api(void) {
+    return &host_api;
+}

@@ -18,14 +18,12 @@
 static pthread_mutex_t libs_mu = PTHREAD_MUTEX_INITIALIZER;
 static weft_filter_lib *libs;
 
-static bool file_exists(const char *p)
-{
+static bool file_exists(const char *p) {
     struct stat st;
     return stat(p, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-static int try_dir(const char *dir, const char *name, char *out, size_t outlen)
-{
+static int try_dir(const char *dir, const char *name, char *out, size_t outlen) {
     if (!dir || !*dir)
         return -1;
     int n = snprintf(out, outlen, "%s/%s.so", dir, name);
@@ -34,8 +32,8 @@ static int try_dir(const char *dir, const char *name, char *out, size_t outlen)
     return 0;
 }
 
-int weft_filter_resolve(const weft_config *cfg, const weft_cfg_filter *f, char *out, size_t outlen)
-{
+int weft_filter_resolve(const weft_config *cfg, const weft_cfg_filter *f, char *out,
+                        size_t outlen) {
     char tmp[PATH_MAX];
     if (f->path) {
         if (f->path[0] == '/')
@@ -85,8 +83,7 @@ int weft_filter_resolve(const weft_config *cfg, const weft_cfg_filter *f, char *
     return -1;
 }
 
-static void lib_unref(weft_filter_lib *lib)
-{
+static void lib_unref(weft_filter_lib *lib) {
     if (!lib || atomic_fetch_sub_explicit(&lib->refs, 1, memory_order_acq_rel) != 1)
         return;
     pthread_mutex_lock(&libs_mu);
@@ -105,8 +102,7 @@ static void lib_unref(weft_filter_lib *lib)
 
 /* Returns a referenced library for `path`: the loaded one when the file on
  * disk is the same (device, inode, mtime), else a fresh dlopen beside it. */
-static weft_filter_lib *lib_get(const char *path, char *err, size_t errlen)
-{
+static weft_filter_lib *lib_get(const char *path, char *err, size_t errlen) {
     struct stat st;
     if (stat(path, &st) != 0) {
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
@@ -147,7 +143,8 @@ static weft_filter_lib *lib_get(const char *path, char *err, size_t errlen)
     weft_filter_entry_fn entry;
     *(void **)&entry = dlsym(dl, WEFT_FILTER_ENTRY_SYMBOL);
     if (!entry) {
-        snprintf(err, errlen, "%s: not a weft filter (no symbol %s)", path, WEFT_FILTER_ENTRY_SYMBOL);
+        snprintf(err, errlen, "%s: not a weft filter (no symbol %s)", path,
+                 WEFT_FILTER_ENTRY_SYMBOL);
         dlclose(dl);
         close(fd);
         return NULL;
@@ -160,14 +157,16 @@ static weft_filter_lib *lib_get(const char *path, char *err, size_t errlen)
         return NULL;
     }
     if (d->abi_major != WEFT_ABI_MAJOR || d->abi_minor > WEFT_ABI_MINOR) {
-        snprintf(err, errlen, "%s: filter ABI %u.%u is not supported by this weft (ABI %d.%d)", path,
-                 d->abi_major, d->abi_minor, WEFT_ABI_MAJOR, WEFT_ABI_MINOR);
+        snprintf(err, errlen, "%s: filter ABI %u.%u is not supported by this weft (ABI %d.%d)",
+                 path, d->abi_major, d->abi_minor, WEFT_ABI_MAJOR, WEFT_ABI_MINOR);
         dlclose(dl);
         close(fd);
         return NULL;
     }
-    if (!d->name || (d->kind == WEFT_FILTER_HTTP && (!d->http || d->http->size < 2 * sizeof(void *))) ||
-        (d->kind == WEFT_FILTER_TRANSPORT && d->transport && d->transport->size < 2 * sizeof(void *)) ||
+    if (!d->name ||
+        (d->kind == WEFT_FILTER_HTTP && (!d->http || d->http->size < 2 * sizeof(void *))) ||
+        (d->kind == WEFT_FILTER_TRANSPORT && d->transport &&
+         d->transport->size < 2 * sizeof(void *)) ||
         (d->kind == WEFT_FILTER_TRANSPORT && !d->transport) ||
         (d->kind != WEFT_FILTER_HTTP && d->kind != WEFT_FILTER_TRANSPORT)) {
         snprintf(err, errlen, "%s: the descriptor has no name, a bad kind or no hooks", path);
@@ -198,8 +197,7 @@ static weft_filter_lib *lib_get(const char *path, char *err, size_t errlen)
     return lib;
 }
 
-static void inst_destroy(weft_filter_inst *fi)
-{
+static void inst_destroy(weft_filter_inst *fi) {
     if (fi->config) {
         if (fi->http && fi->http->config_destroy)
             fi->http->config_destroy(fi->config);
@@ -210,8 +208,7 @@ static void inst_destroy(weft_filter_inst *fi)
 }
 
 int weft_filter_chain_build(weft_filter_chain *chain, const weft_config *cfg, size_t li,
-                            const char *listener_name, char *err, size_t errlen)
-{
+                            const char *listener_name, char *err, size_t errlen) {
     memset(chain, 0, sizeof(*chain));
     const weft_cfg_listener *l = &cfg->listeners[li];
     if (!l->n_filters)
@@ -227,19 +224,20 @@ int weft_filter_chain_build(weft_filter_chain *chain, const weft_config *cfg, si
         char path[PATH_MAX], lerr[512];
         if (weft_filter_resolve(cfg, f, path, sizeof(path)) != 0) {
             if (f->path)
-                snprintf(err, errlen, "%s:%u:%u: filter \"%s\": cannot find %s", cfg->source, f->pos.line,
-                         f->pos.col, f->name, f->path);
+                snprintf(err, errlen, "%s:%u:%u: filter \"%s\": cannot find %s", cfg->source,
+                         f->pos.line, f->pos.col, f->name, f->path);
             else
-                snprintf(err, errlen,
-                         "%s:%u:%u: filter \"%s\": no %s.so in filter_path, $WEFT_FILTER_PATH or the "
-                         "bundled filters directory",
-                         cfg->source, f->pos.line, f->pos.col, f->name, f->name);
+                snprintf(
+                    err, errlen,
+                    "%s:%u:%u: filter \"%s\": no %s.so in filter_path, $WEFT_FILTER_PATH or the "
+                    "bundled filters directory",
+                    cfg->source, f->pos.line, f->pos.col, f->name, f->name);
             return -1;
         }
         weft_filter_lib *lib = lib_get(path, lerr, sizeof(lerr));
         if (!lib) {
-            snprintf(err, errlen, "%s:%u:%u: filter \"%s\": %s", cfg->source, f->pos.line, f->pos.col,
-                     f->name, lerr);
+            snprintf(err, errlen, "%s:%u:%u: filter \"%s\": %s", cfg->source, f->pos.line,
+                     f->pos.col, f->name, lerr);
             return -1;
         }
         weft_filter_inst *fi;
@@ -265,7 +263,11 @@ int weft_filter_chain_build(weft_filter_chain *chain, const weft_config *cfg, si
         fi->lib = lib;
         snprintf(fi->name, sizeof(fi->name), "%s", f->name);
         weft_filter_setup setup = {
-            .cfg = cfg, .filter = f, .listener = listener_name, .err = err, .errlen = errlen,
+            .cfg = cfg,
+            .filter = f,
+            .listener = listener_name,
+            .err = err,
+            .errlen = errlen,
         };
         int (*create)(const weft_config_node *, weft_filter_setup *, void **) =
             fi->http ? fi->http->config_create : fi->transport->config_create;
@@ -290,8 +292,7 @@ int weft_filter_chain_build(weft_filter_chain *chain, const weft_config *cfg, si
     return 0;
 }
 
-void weft_filter_chain_destroy(weft_filter_chain *chain)
-{
+void weft_filter_chain_destroy(weft_filter_chain *chain) {
     for (size_t i = 0; i < chain->n_http; i++)
         inst_destroy(&chain->http[i]);
     for (size_t i = 0; i < chain->n_transport; i++)

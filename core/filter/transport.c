@@ -4,8 +4,7 @@
 #include <stdlib.h>
 
 int weft_transport_init(struct weft_connection *c, const weft_filter_chain *chain,
-                        struct evbuffer *sock_in, struct evbuffer *sock_out)
-{
+                        struct evbuffer *sock_in, struct evbuffer *sock_out) {
     c->magic = WEFT_CONNECTION_MAGIC;
     c->chain = chain;
     c->n = chain ? chain->n_transport : 0;
@@ -30,8 +29,7 @@ int weft_transport_init(struct weft_connection *c, const weft_filter_chain *chai
     return 0;
 }
 
-int weft_transport_read(struct weft_connection *c)
-{
+int weft_transport_read(struct weft_connection *c) {
     for (size_t i = 0; i < c->n; i++) {
         const weft_transport_filter_ops *o = c->chain->transport[i].transport;
         if (!o->on_read) {
@@ -44,22 +42,21 @@ int weft_transport_read(struct weft_connection *c)
     return 0;
 }
 
-int weft_transport_write(struct weft_connection *c)
-{
+int weft_transport_write(struct weft_connection *c) {
     for (size_t k = c->n; k > 0; k--) {
         const weft_transport_filter_ops *o = c->chain->transport[k - 1].transport;
         if (!o->on_write) {
             evbuffer_add_buffer(c->out[k - 1], c->out[k]);
             continue;
         }
-        if (o->on_write(c->ctx[k - 1], c, (weft_buffer *)c->out[k], (weft_buffer *)c->out[k - 1]) != 0)
+        if (o->on_write(c->ctx[k - 1], c, (weft_buffer *)c->out[k], (weft_buffer *)c->out[k - 1]) !=
+            0)
             return -1;
     }
     return 0;
 }
 
-void weft_transport_close(struct weft_connection *c)
-{
+void weft_transport_close(struct weft_connection *c) {
     for (size_t i = 0; c->ctx && i < c->n; i++) {
         const weft_transport_filter_ops *o = c->chain->transport[i].transport;
         if (o->on_close)

@@ -13,12 +13,12 @@
 
 struct weft_connection {
     uint32_t magic;
-    weft_conn_facts facts;     /* what the SDK reports for this connection */
+    weft_conn_facts facts; /* what the SDK reports for this connection */
     char peer_ip[64], local_ip[64];
-    char identity[512];        /* set by a transport filter (SPIFFE id) */
+    char identity[512]; /* set by a transport filter (SPIFFE id) */
     char alpn[32];
     const weft_filter_chain *chain; /* transport filters of the listener */
-    void **ctx;                /* per transport filter connection contexts */
+    void **ctx;                     /* per transport filter connection contexts */
     /* Buffers between stages: stage i reads in[i] and writes in[i+1];
      * in[0] is the socket's input, the codec reads in[n]. Same for out,
      * the other way round: the codec writes out[n], the socket sends out[0]. */
@@ -35,7 +35,11 @@ int weft_transport_read(struct weft_connection *c);
 /* Runs bytes the codec wrote down through the chain. -1: close. */
 int weft_transport_write(struct weft_connection *c);
 void weft_transport_close(struct weft_connection *c);
-static inline struct evbuffer *weft_transport_codec_in(struct weft_connection *c) { return c->in[c->n]; }
-static inline struct evbuffer *weft_transport_codec_out(struct weft_connection *c) { return c->out[c->n]; }
+static inline struct evbuffer *weft_transport_codec_in(struct weft_connection *c) {
+    return c->in[c->n];
+}
+static inline struct evbuffer *weft_transport_codec_out(struct weft_connection *c) {
+    return c->out[c->n];
+}
 
 #endif

@@ -9,16 +9,14 @@
 
 #include <ctype.h>
 
-void weft_hdrs_init(weft_hdrs *h, weft_arena *a)
-{
+void weft_hdrs_init(weft_hdrs *h, weft_arena *a) {
     h->v = NULL;
     h->n = 0;
     h->cap = 0;
     h->arena = a;
 }
 
-static int hdrs_reserve(weft_hdrs *h)
-{
+static int hdrs_reserve(weft_hdrs *h) {
     if (h->n < h->cap)
         return 0;
     uint32_t ncap = h->cap ? h->cap * 2 : 16;
@@ -34,8 +32,7 @@ static int hdrs_reserve(weft_hdrs *h)
     return 0;
 }
 
-int weft_hdrs_add_ref(weft_hdrs *h, weft_sv name, weft_sv value)
-{
+int weft_hdrs_add_ref(weft_hdrs *h, weft_sv name, weft_sv value) {
     if (hdrs_reserve(h) != 0)
         return -1;
     h->v[h->n].name = name;
@@ -44,8 +41,7 @@ int weft_hdrs_add_ref(weft_hdrs *h, weft_sv name, weft_sv value)
     return 0;
 }
 
-int weft_hdrs_add(weft_hdrs *h, weft_sv name, weft_sv value)
-{
+int weft_hdrs_add(weft_hdrs *h, weft_sv name, weft_sv value) {
     char *n = weft_arena_alloc(h->arena, name.len + 1);
     if (!n)
         return -1;
@@ -58,8 +54,7 @@ int weft_hdrs_add(weft_hdrs *h, weft_sv name, weft_sv value)
     return weft_hdrs_add_ref(h, (weft_sv){n, name.len}, (weft_sv){v, value.len});
 }
 
-int weft_hdrs_remove(weft_hdrs *h, weft_sv name)
-{
+int weft_hdrs_remove(weft_hdrs *h, weft_sv name) {
     uint32_t w = 0;
     int removed = 0;
     for (uint32_t r = 0; r < h->n; r++) {
@@ -75,22 +70,19 @@ int weft_hdrs_remove(weft_hdrs *h, weft_sv name)
     return removed;
 }
 
-int weft_hdrs_set(weft_hdrs *h, weft_sv name, weft_sv value)
-{
+int weft_hdrs_set(weft_hdrs *h, weft_sv name, weft_sv value) {
     weft_hdrs_remove(h, name);
     return weft_hdrs_add(h, name, value);
 }
 
-const weft_sv *weft_hdrs_get(const weft_hdrs *h, weft_sv name)
-{
+const weft_sv *weft_hdrs_get(const weft_hdrs *h, weft_sv name) {
     for (uint32_t i = 0; i < h->n; i++)
         if (weft_sv_ieq(h->v[i].name, name))
             return &h->v[i].value;
     return NULL;
 }
 
-int weft_hdrs_count(const weft_hdrs *h, weft_sv name)
-{
+int weft_hdrs_count(const weft_hdrs *h, weft_sv name) {
     int c = 0;
     for (uint32_t i = 0; i < h->n; i++)
         if (weft_sv_ieq(h->v[i].name, name))
@@ -100,8 +92,7 @@ int weft_hdrs_count(const weft_hdrs *h, weft_sv name)
 
 /* Calls fn for every non-empty, OWS-trimmed element of a comma list.
  * Stops early when fn returns true; returns that. */
-static bool list_any(weft_sv list, bool (*fn)(weft_sv elem, const void *arg), const void *arg)
-{
+static bool list_any(weft_sv list, bool (*fn)(weft_sv elem, const void *arg), const void *arg) {
     size_t start = 0;
     for (size_t i = 0; i <= list.len; i++) {
         if (i == list.len || list.p[i] == ',') {
@@ -114,10 +105,11 @@ static bool list_any(weft_sv list, bool (*fn)(weft_sv elem, const void *arg), co
     return false;
 }
 
-static bool elem_ieq(weft_sv elem, const void *arg) { return weft_sv_ieq(elem, *(const weft_sv *)arg); }
+static bool elem_ieq(weft_sv elem, const void *arg) {
+    return weft_sv_ieq(elem, *(const weft_sv *)arg);
+}
 
-bool weft_hdrs_has_token(const weft_hdrs *h, weft_sv name, weft_sv tok)
-{
+bool weft_hdrs_has_token(const weft_hdrs *h, weft_sv name, weft_sv tok) {
     for (uint32_t i = 0; i < h->n; i++)
         if (weft_sv_ieq(h->v[i].name, name) && list_any(h->v[i].value, elem_ieq, &tok))
             return true;
@@ -131,20 +123,17 @@ static const char *const hop_by_hop[] = {
 /* Connection may name any header, but letting a client delete the ones the
  * proxy relies on for routing and framing would let it change how the next
  * hop reads the message; those stay. */
-static bool connection_may_strip(weft_sv name)
-{
+static bool connection_may_strip(weft_sv name) {
     return !weft_sv_ieq_cstr(name, "host") && !weft_sv_ieq_cstr(name, "content-length");
 }
 
-static bool named_in_connection(const weft_hdrs *h, weft_sv name)
-{
+static bool named_in_connection(const weft_hdrs *h, weft_sv name) {
     if (!connection_may_strip(name))
         return false;
     return weft_hdrs_has_token(h, WEFT_SV_LIT("connection"), name);
 }
 
-void weft_hdrs_strip_hop_by_hop(weft_hdrs *h)
-{
+void weft_hdrs_strip_hop_by_hop(weft_hdrs *h) {
     /* te: trailers is the one TE value that is end-to-end in practice
      * (gRPC needs it to reach the server), so it survives as a single
      * normalised header. */
@@ -167,78 +156,139 @@ void weft_hdrs_strip_hop_by_hop(weft_hdrs *h)
         weft_hdrs_add_ref(h, WEFT_SV_LIT("te"), WEFT_SV_LIT("trailers"));
 }
 
-bool weft_resp_is_bodyless(uint16_t status, bool request_was_head)
-{
+bool weft_resp_is_bodyless(uint16_t status, bool request_was_head) {
     return request_was_head || (status >= 100 && status < 200) || status == 204 || status == 304;
 }
 
-const char *weft_status_reason(uint16_t status)
-{
+const char *weft_status_reason(uint16_t status) {
     switch (status) {
-    case 100: return "Continue";
-    case 101: return "Switching Protocols";
-    case 102: return "Processing";
-    case 103: return "Early Hints";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 203: return "Non-Authoritative Information";
-    case 204: return "No Content";
-    case 205: return "Reset Content";
-    case 206: return "Partial Content";
-    case 207: return "Multi-Status";
-    case 208: return "Already Reported";
-    case 226: return "IM Used";
-    case 300: return "Multiple Choices";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 303: return "See Other";
-    case 304: return "Not Modified";
-    case 305: return "Use Proxy";
-    case 307: return "Temporary Redirect";
-    case 308: return "Permanent Redirect";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 402: return "Payment Required";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 406: return "Not Acceptable";
-    case 407: return "Proxy Authentication Required";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 410: return "Gone";
-    case 411: return "Length Required";
-    case 412: return "Precondition Failed";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 415: return "Unsupported Media Type";
-    case 416: return "Range Not Satisfiable";
-    case 417: return "Expectation Failed";
-    case 418: return "I'm a teapot";
-    case 421: return "Misdirected Request";
-    case 422: return "Unprocessable Content";
-    case 423: return "Locked";
-    case 424: return "Failed Dependency";
-    case 425: return "Too Early";
-    case 426: return "Upgrade Required";
-    case 428: return "Precondition Required";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 451: return "Unavailable For Legal Reasons";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    case 506: return "Variant Also Negotiates";
-    case 507: return "Insufficient Storage";
-    case 508: return "Loop Detected";
-    case 510: return "Not Extended";
-    case 511: return "Network Authentication Required";
+    case 100:
+        return "Continue";
+    case 101:
+        return "Switching Protocols";
+    case 102:
+        return "Processing";
+    case 103:
+        return "Early Hints";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 203:
+        return "Non-Authoritative Information";
+    case 204:
+        return "No Content";
+    case 205:
+        return "Reset Content";
+    case 206:
+        return "Partial Content";
+    case 207:
+        return "Multi-Status";
+    case 208:
+        return "Already Reported";
+    case 226:
+        return "IM Used";
+    case 300:
+        return "Multiple Choices";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 303:
+        return "See Other";
+    case 304:
+        return "Not Modified";
+    case 305:
+        return "Use Proxy";
+    case 307:
+        return "Temporary Redirect";
+    case 308:
+        return "Permanent Redirect";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 402:
+        return "Payment Required";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 406:
+        return "Not Acceptable";
+    case 407:
+        return "Proxy Authentication Required";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 410:
+        return "Gone";
+    case 411:
+        return "Length Required";
+    case 412:
+        return "Precondition Failed";
+    case 413:
+        return "Content Too Large";
+    case 414:
+        return "URI Too Long";
+    case 415:
+        return "Unsupported Media Type";
+    case 416:
+        return "Range Not Satisfiable";
+    case 417:
+        return "Expectation Failed";
+    case 418:
+        return "I'm a teapot";
+    case 421:
+        return "Misdirected Request";
+    case 422:
+        return "Unprocessable Content";
+    case 423:
+        return "Locked";
+    case 424:
+        return "Failed Dependency";
+    case 425:
+        return "Too Early";
+    case 426:
+        return "Upgrade Required";
+    case 428:
+        return "Precondition Required";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 451:
+        return "Unavailable For Legal Reasons";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    case 505:
+        return "HTTP Version Not Supported";
+    case 506:
+        return "Variant Also Negotiates";
+    case 507:
+        return "Insufficient Storage";
+    case 508:
+        return "Loop Detected";
+    case 510:
+        return "Not Extended";
+    case 511:
+        return "Network Authentication Required";
     /* The reason phrase is optional on the wire (RFC 9112 4): an empty
      * one is valid for codes we have no name for. */
-    default: return "";
+    default:
+        return "";
     }
 }

@@ -8,7 +8,7 @@
 #include "common/common.h"
 
 typedef struct weft_hdr {
-    weft_sv name;  /* lower-case */
+    weft_sv name; /* lower-case */
     weft_sv value;
 } weft_hdr;
 
@@ -43,26 +43,26 @@ bool weft_hdrs_has_token(const weft_hdrs *h, weft_sv name, weft_sv tok);
 void weft_hdrs_strip_hop_by_hop(weft_hdrs *h);
 
 typedef enum {
-    WEFT_BODY_NONE = 0,     /* no body at all */
-    WEFT_BODY_LENGTH,       /* content-length framed */
-    WEFT_BODY_CHUNKED,      /* chunked */
-    WEFT_BODY_UNTIL_CLOSE,  /* response read until EOF (HTTP/1.0 style) */
+    WEFT_BODY_NONE = 0,    /* no body at all */
+    WEFT_BODY_LENGTH,      /* content-length framed */
+    WEFT_BODY_CHUNKED,     /* chunked */
+    WEFT_BODY_UNTIL_CLOSE, /* response read until EOF (HTTP/1.0 style) */
 } weft_body_framing;
 
 typedef struct weft_req_head {
-    weft_sv method;      /* e.g. "GET" */
-    int method_id;       /* llhttp_method_t value */
-    weft_sv target;      /* request-target as received: path[?query] or absolute-form */
-    weft_sv path;        /* path part (no query) */
-    weft_sv query;       /* after '?', without it; len 0 if none */
-    weft_sv authority;   /* Host header value (or absolute-form authority) */
-    uint8_t http_minor;  /* 0 or 1 */
-    bool keep_alive;     /* per HTTP version + Connection header */
+    weft_sv method;     /* e.g. "GET" */
+    int method_id;      /* llhttp_method_t value */
+    weft_sv target;     /* request-target as received: path[?query] or absolute-form */
+    weft_sv path;       /* path part (no query) */
+    weft_sv query;      /* after '?', without it; len 0 if none */
+    weft_sv authority;  /* Host header value (or absolute-form authority) */
+    uint8_t http_minor; /* 0 or 1 */
+    bool keep_alive;    /* per HTTP version + Connection header */
     bool expect_continue;
-    bool upgrade;        /* Upgrade/CONNECT requested (tunnels: later issue) */
+    bool upgrade; /* Upgrade/CONNECT requested (tunnels: later issue) */
     weft_body_framing framing;
     int64_t content_length; /* -1 if none */
-    weft_hdrs headers;   /* hop-by-hop still present as received */
+    weft_hdrs headers;      /* hop-by-hop still present as received */
 } weft_req_head;
 
 typedef struct weft_resp_head {

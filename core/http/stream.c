@@ -23,8 +23,7 @@ static const weft_sv H_CL = WEFT_SV_LIT("content-length");
 
 static void start_upstream(weft_stream *s, bool allow_idle);
 
-uint32_t stream_high_watermark(const weft_stream *s)
-{
+uint32_t stream_high_watermark(const weft_stream *s) {
     uint32_t hw = s->lst ? s->lst->cfg->limits.buffer_high_watermark : 0;
     return hw ? hw : 1024 * 1024;
 }
@@ -34,8 +33,7 @@ static void on_idle_timeout(void *arg);
 static uint64_t grpc_timeout_ms(const weft_hdrs *h);
 static void req_write_end(weft_stream *s);
 
-void weft_stream_init(weft_stream *s, weft_worker *w, const weft_downstream_ops *ops, void *ds)
-{
+void weft_stream_init(weft_stream *s, weft_worker *w, const weft_downstream_ops *ops, void *ds) {
     memset(s, 0, sizeof(*s));
     s->w = w;
     s->ds_ops = ops;
@@ -50,8 +48,7 @@ void weft_stream_init(weft_stream *s, weft_worker *w, const weft_downstream_ops 
 /* The filter pipeline's buffers, made the first time a stream object runs
  * a filter chain and kept with it (an idle connection without filters does
  * not pay for six evbuffers). */
-void stream_dir_buffers(weft_stream *s)
-{
+void stream_dir_buffers(weft_stream *s) {
     weft_dir *dirs[2] = {&s->rq, &s->rs};
     for (int i = 0; i < 2; i++) {
         if (!dirs[i]->pre)
@@ -63,10 +60,11 @@ void stream_dir_buffers(weft_stream *s)
     }
 }
 
-static size_t buf_len(const struct evbuffer *b) { return b ? evbuffer_get_length(b) : 0; }
+static size_t buf_len(const struct evbuffer *b) {
+    return b ? evbuffer_get_length(b) : 0;
+}
 
-static void dir_reset(weft_dir *d)
-{
+static void dir_reset(weft_dir *d) {
     d->headers_done = false;
     d->paused_at = -1;
     d->paused_headers = false;
@@ -82,16 +80,14 @@ static void dir_reset(weft_dir *d)
 
 /* Stream idle timeout: every bit of activity moves the deadline (a lazy
  * timer, so this costs no timer-heap operation). */
-static void arm_idle(weft_stream *s)
-{
+static void arm_idle(weft_stream *s) {
     uint64_t ms = s->lst->cfg->limits.stream_idle_timeout_ms;
     if (s->route && s->route->cfg->idle_timeout_ms)
         ms = s->route->cfg->idle_timeout_ms;
     weft_ltimer_set(&s->t_idle, ms);
 }
 
-void weft_stream_begin(weft_stream *s, weft_listener_snap *lst, weft_wsnap *ws)
-{
+void weft_stream_begin(weft_stream *s, weft_listener_snap *lst, weft_wsnap *ws) {
     s->magic = WEFT_STREAM_MAGIC;
     s->lst = lst;
     s->ws = weft_wsnap_ref(ws);
@@ -132,8 +128,7 @@ void weft_stream_begin(weft_stream *s, weft_listener_snap *lst, weft_wsnap *ws)
     arm_idle(s);
 }
 
-void weft_stream_end(weft_stream *s)
-{
+void weft_stream_end(weft_stream *s) {
     if (!s->active)
         return;
     if (stream_up_attached(s))
@@ -154,8 +149,7 @@ void weft_stream_end(weft_stream *s)
     s->active = false;
 }
 
-void weft_stream_destroy(weft_stream *s)
-{
+void weft_stream_destroy(weft_stream *s) {
     weft_stream_end(s);
     weft_ltimer_stop(&s->t_request);
     weft_ltimer_stop(&s->t_idle);
@@ -176,8 +170,7 @@ void weft_stream_destroy(weft_stream *s)
 
 /* ---------- local replies ---------- */
 
-static void send_head_counted(weft_stream *s, weft_resp_head *h, bool end)
-{
+static void send_head_counted(weft_stream *s, weft_resp_head *h, bool end) {
     s->resp_started = true;
     s->status_sent = h->status;
     s->ds_ops->send_head(s, h, end);
@@ -185,23 +178,31 @@ static void send_head_counted(weft_stream *s, weft_resp_head *h, bool end)
 
 /* gRPC status for an HTTP status weft answers with (the mapping gRPC's
  * own HTTP-to-gRPC table uses, plus the proxy's own statuses). */
-static int grpc_status_for(uint16_t http)
-{
+static int grpc_status_for(uint16_t http) {
     switch (http) {
-    case 400: return 13; /* INTERNAL: a malformed request */
-    case 401: return 16; /* UNAUTHENTICATED */
-    case 403: return 7;  /* PERMISSION_DENIED */
-    case 404: return 12; /* UNIMPLEMENTED */
-    case 408: case 504: return 4; /* DEADLINE_EXCEEDED */
-    case 429: return 8;  /* RESOURCE_EXHAUSTED */
-    case 502: case 503: return 14; /* UNAVAILABLE */
-    default: return 2;   /* UNKNOWN */
+    case 400:
+        return 13; /* INTERNAL: a malformed request */
+    case 401:
+        return 16; /* UNAUTHENTICATED */
+    case 403:
+        return 7; /* PERMISSION_DENIED */
+    case 404:
+        return 12; /* UNIMPLEMENTED */
+    case 408:
+    case 504:
+        return 4; /* DEADLINE_EXCEEDED */
+    case 429:
+        return 8; /* RESOURCE_EXHAUSTED */
+    case 502:
+    case 503:
+        return 14; /* UNAVAILABLE */
+    default:
+        return 2; /* UNKNOWN */
     }
 }
 
-void weft_stream_reply_full(weft_stream *s, uint16_t status, const char *reason, const weft_hdrs *extra,
-                            weft_sv body)
-{
+void weft_stream_reply_full(weft_stream *s, uint16_t status, const char *reason,
+                            const weft_hdrs *extra, weft_sv body) {
     if (reason)
         s->reason = reason;
     if (stream_up_attached(s))
@@ -230,7 +231,8 @@ void weft_stream_reply_full(weft_stream *s, uint16_t status, const char *reason,
         weft_hdrs_add(&h->headers, H_CT, WEFT_SV_LIT("application/grpc"));
         int n = snprintf(tmp, sizeof(tmp), "%d", grpc_status_for(status));
         weft_hdrs_add(&h->headers, WEFT_SV_LIT("grpc-status"), (weft_sv){tmp, (size_t)n});
-        weft_sv msg = body.len ? weft_sv_trim(body) : weft_sv_from(reason ? reason : weft_status_reason(status));
+        weft_sv msg = body.len ? weft_sv_trim(body)
+                               : weft_sv_from(reason ? reason : weft_status_reason(status));
         while (msg.len && (msg.p[msg.len - 1] == '\n' || msg.p[msg.len - 1] == '\r'))
             msg.len--;
         weft_hdrs_add(&h->headers, WEFT_SV_LIT("grpc-message"), msg);
@@ -272,16 +274,15 @@ void weft_stream_reply_full(weft_stream *s, uint16_t status, const char *reason,
 }
 
 void weft_stream_local_reply(weft_stream *s, uint16_t status, const char *reason, uint32_t flag,
-                             const char *body)
-{
+                             const char *body) {
     s->flags |= flag;
     weft_stream_reply_full(s, status, reason, NULL, body ? weft_sv_from(body) : (weft_sv){NULL, 0});
 }
 
-static void redirect_reply(weft_stream *s)
-{
+static void redirect_reply(weft_stream *s) {
     const weft_cfg_route *r = s->route->cfg;
-    weft_sv loc = weft_route_redirect_location(s->route, s->req, s->tls ? "https" : "http", &s->arena);
+    weft_sv loc =
+        weft_route_redirect_location(s->route, s->req, s->tls ? "https" : "http", &s->arena);
     weft_resp_head *h = &s->resp;
     memset(h, 0, sizeof(*h));
     weft_hdrs_init(&h->headers, &s->arena);
@@ -301,17 +302,16 @@ static void redirect_reply(weft_stream *s)
         stream_finish(s);
 }
 
-static void direct_reply(weft_stream *s)
-{
+static void direct_reply(weft_stream *s) {
     const weft_cfg_route *r = s->route->cfg;
     s->flags |= WEFT_RF_DR;
-    weft_stream_local_reply(s, r->direct_status, NULL, WEFT_RF_DR, r->direct_body ? r->direct_body : "");
+    weft_stream_local_reply(s, r->direct_status, NULL, WEFT_RF_DR,
+                            r->direct_body ? r->direct_body : "");
 }
 
 /* ---------- request path ---------- */
 
-static void gen_request_id(weft_stream *s)
-{
+static void gen_request_id(weft_stream *s) {
     const weft_sv *v = weft_hdrs_get(&s->req->headers, H_RID);
     if (v && v->len) {
         s->request_id = *v;
@@ -340,8 +340,7 @@ static void gen_request_id(weft_stream *s)
     weft_hdrs_add_ref(&s->req->headers, H_RID, s->request_id);
 }
 
-static void append_list_header(weft_stream *s, weft_sv name, weft_sv value)
-{
+static void append_list_header(weft_stream *s, weft_sv name, weft_sv value) {
     const weft_sv *old = weft_hdrs_get(&s->req->headers, name);
     if (!old || weft_hdrs_count(&s->req->headers, name) > 1) {
         /* Several lines: fold them into one (they are a list). */
@@ -378,8 +377,7 @@ static void append_list_header(weft_stream *s, weft_sv name, weft_sv value)
 
 /* Rewrites the request into what the upstream gets (RFC 9110 7.6: strip
  * hop-by-hop; add Via, X-Forwarded-*; route header operations). */
-static void prepare_upstream_headers(weft_stream *s)
-{
+static void prepare_upstream_headers(weft_stream *s) {
     weft_req_head *req = s->req;
     const weft_cfg_route *r = s->route->cfg;
     weft_hdrs_strip_hop_by_hop(&req->headers);
@@ -400,8 +398,10 @@ static void prepare_upstream_headers(weft_stream *s)
     if (s->peer_ip)
         append_list_header(s, H_XFF, weft_sv_from(s->peer_ip));
     if (!weft_hdrs_get(&req->headers, H_XFP))
-        weft_hdrs_add_ref(&req->headers, H_XFP, s->tls ? WEFT_SV_LIT("https") : WEFT_SV_LIT("http"));
-    append_list_header(s, H_VIA, req->http_minor ? WEFT_SV_LIT("1.1 weft") : WEFT_SV_LIT("1.0 weft"));
+        weft_hdrs_add_ref(&req->headers, H_XFP,
+                          s->tls ? WEFT_SV_LIT("https") : WEFT_SV_LIT("http"));
+    append_list_header(s, H_VIA,
+                       req->http_minor ? WEFT_SV_LIT("1.1 weft") : WEFT_SV_LIT("1.0 weft"));
     if (s->upgrade_req && !s->is_connect) {
         /* Upgrade is hop-by-hop, but asking the upstream to switch is the
          * point of this request: forward it explicitly. */
@@ -418,7 +418,8 @@ static void prepare_upstream_headers(weft_stream *s)
         s->up_req_chunked = true;
     }
     s->up_target = weft_route_rewrite_target(s->route, req, &s->arena);
-    if (s->up_target.len && s->up_target.p[0] != '/' && !weft_sv_eq(s->up_target, WEFT_SV_LIT("*"))) {
+    if (s->up_target.len && s->up_target.p[0] != '/' &&
+        !weft_sv_eq(s->up_target, WEFT_SV_LIT("*"))) {
         /* absolute-form in: origin-form out (RFC 9112 3.2.1); the parser
          * already made Host the target's authority. */
         size_t n = req->path.len + (req->query.len ? req->query.len + 1 : 0);
@@ -434,8 +435,7 @@ static void prepare_upstream_headers(weft_stream *s)
     }
 }
 
-void stream_up_release(weft_stream *s, bool reusable)
-{
+void stream_up_release(weft_stream *s, bool reusable) {
     if (s->up)
         weft_upconn_release(s->up, reusable);
     if (s->up2)
@@ -444,29 +444,25 @@ void stream_up_release(weft_stream *s, bool reusable)
     s->up2 = NULL;
 }
 
-void stream_up_pause(weft_stream *s)
-{
+void stream_up_pause(weft_stream *s) {
     if (s->up)
         weft_upconn_pause_read(s->up);
     else if (s->up2)
         weft_h2up_pause(s->up2);
 }
 
-void stream_up_resume(weft_stream *s)
-{
+void stream_up_resume(weft_stream *s) {
     if (s->up)
         weft_upconn_resume_read(s->up);
     else if (s->up2)
         weft_h2up_resume(s->up2);
 }
 
-static struct evbuffer *up_out(weft_stream *s)
-{
+static struct evbuffer *up_out(weft_stream *s) {
     return s->up && s->up->connected ? weft_upconn_output(s->up) : s->up_pending;
 }
 
-static void check_up_backpressure(weft_stream *s)
-{
+static void check_up_backpressure(weft_stream *s) {
     size_t pending = s->up2 ? weft_h2up_pending(s->up2) : evbuffer_get_length(up_out(s));
     if (!s->ds_read_paused && pending > stream_high_watermark(s)) {
         s->ds_read_paused = true;
@@ -474,8 +470,7 @@ static void check_up_backpressure(weft_stream *s)
     }
 }
 
-static uint64_t ring_hash_key(weft_stream *s, bool *has)
-{
+static uint64_t ring_hash_key(weft_stream *s, bool *has) {
     const weft_cfg_cluster *c = s->cluster->shared->cfg;
     *has = false;
     weft_sv key = {NULL, 0};
@@ -497,7 +492,8 @@ static uint64_t ring_hash_key(weft_stream *s, bool *has)
                 while (end < v.len && v.p[end] != ';')
                     end++;
                 weft_sv item = weft_sv_trim((weft_sv){v.p + pos, end - pos});
-                if (item.len > klen && memcmp(item.p, c->hash_key, klen) == 0 && item.p[klen] == '=') {
+                if (item.len > klen && memcmp(item.p, c->hash_key, klen) == 0 &&
+                    item.p[klen] == '=') {
                     key = (weft_sv){item.p + klen + 1, item.len - klen - 1};
                     break;
                 }
@@ -511,13 +507,11 @@ static uint64_t ring_hash_key(weft_stream *s, bool *has)
     return weft_hash64(key.p, key.len, 0);
 }
 
-static void write_up_head(weft_stream *s, struct evbuffer *out)
-{
+static void write_up_head(weft_stream *s, struct evbuffer *out) {
     weft_h1_write_req_head(out, s->req, &s->up_target);
 }
 
-static void start_upstream(weft_stream *s, bool allow_idle)
-{
+static void start_upstream(weft_stream *s, bool allow_idle) {
     bool has_hash = false;
     uint64_t h = 0;
     if (s->cluster->lb.policy == WEFT_LB_RING_HASH)
@@ -558,11 +552,11 @@ static void start_upstream(weft_stream *s, bool allow_idle)
 
 /* The route of a request whose cluster a filter chose when no configured
  * route matches: default timeout, no header operations. */
-static const weft_cfg_route default_route_cfg = {.name = "", .timeout_ms = 15000, .case_sensitive = true};
+static const weft_cfg_route default_route_cfg = {
+    .name = "", .timeout_ms = 15000, .case_sensitive = true};
 static const weft_route_entry default_route = {.cfg = &default_route_cfg, .cluster_idx = -1};
 
-void weft_stream_on_req_head(weft_stream *s, weft_req_head *req)
-{
+void weft_stream_on_req_head(weft_stream *s, weft_req_head *req) {
     s->req = req;
     s->head_request = weft_sv_eq(req->method, WEFT_SV_LIT("HEAD"));
     const weft_sv *ct = weft_hdrs_get(&req->headers, H_CT);
@@ -590,8 +584,7 @@ void weft_stream_on_req_head(weft_stream *s, weft_req_head *req)
     stream_route_and_forward(s);
 }
 
-void stream_route_and_forward(weft_stream *s)
-{
+void stream_route_and_forward(weft_stream *s) {
     weft_req_head *req = s->req;
     s->rq.headers_done = true;
     if (s->resp_done || s->resp_started)
@@ -655,8 +648,7 @@ void stream_route_and_forward(weft_stream *s)
         req_write_end(s);
 }
 
-static void keep_for_replay(weft_stream *s, const char *p, size_t n, struct evbuffer *buf)
-{
+static void keep_for_replay(weft_stream *s, const char *p, size_t n, struct evbuffer *buf) {
     if (!s->replay || s->replay_overflow)
         return;
     if (evbuffer_get_length(s->replay) + n > s->replay_max) {
@@ -673,8 +665,7 @@ static void keep_for_replay(weft_stream *s, const char *p, size_t n, struct evbu
 /* The route timeout runs from the end of the request (Envoy's meaning);
  * a gRPC deadline (grpc-timeout) runs from the request head; the earlier
  * of the two wins. */
-static void arm_request_timeout(weft_stream *s)
-{
+static void arm_request_timeout(weft_stream *s) {
     uint64_t ms = s->route ? s->route->cfg->timeout_ms : 0;
     if (s->resp_done)
         return;
@@ -687,8 +678,7 @@ static void arm_request_timeout(weft_stream *s)
 }
 
 /* grpc-timeout: 1-8 digits and a unit (H M S m u n), gRPC over HTTP/2. */
-static uint64_t grpc_timeout_ms(const weft_hdrs *h)
-{
+static uint64_t grpc_timeout_ms(const weft_hdrs *h) {
     const weft_sv *v = weft_hdrs_get(h, WEFT_SV_LIT("grpc-timeout"));
     if (!v || v->len < 2 || v->len > 9)
         return 0;
@@ -699,18 +689,24 @@ static uint64_t grpc_timeout_ms(const weft_hdrs *h)
         n = n * 10 + (uint64_t)(v->p[i] - '0');
     }
     switch (v->p[v->len - 1]) {
-    case 'H': return n * 3600000;
-    case 'M': return n * 60000;
-    case 'S': return n * 1000;
-    case 'm': return n ? n : 1;
-    case 'u': return n / 1000 ? n / 1000 : 1;
-    case 'n': return n / 1000000 ? n / 1000000 : 1;
-    default: return 0;
+    case 'H':
+        return n * 3600000;
+    case 'M':
+        return n * 60000;
+    case 'S':
+        return n * 1000;
+    case 'm':
+        return n ? n : 1;
+    case 'u':
+        return n / 1000 ? n / 1000 : 1;
+    case 'n':
+        return n / 1000000 ? n / 1000000 : 1;
+    default:
+        return 0;
     }
 }
 
-static void req_write_end(weft_stream *s)
-{
+static void req_write_end(weft_stream *s) {
     if (s->up2)
         weft_h2up_end(s->up2, s->rq.trailers);
     else if (s->up_req_chunked)
@@ -719,8 +715,7 @@ static void req_write_end(weft_stream *s)
     arm_request_timeout(s);
 }
 
-void stream_sink_req(weft_stream *s, struct evbuffer *chunk, bool end)
-{
+void stream_sink_req(weft_stream *s, struct evbuffer *chunk, bool end) {
     size_t n = evbuffer_get_length(chunk);
     if (s->resp_done || !s->cluster || !stream_up_attached(s)) {
         evbuffer_drain(chunk, n); /* answered locally: the body is discarded */
@@ -749,8 +744,7 @@ void stream_sink_req(weft_stream *s, struct evbuffer *chunk, bool end)
     check_up_backpressure(s);
 }
 
-void weft_stream_on_req_body(weft_stream *s, const char *p, size_t n)
-{
+void weft_stream_on_req_body(weft_stream *s, const char *p, size_t n) {
     s->bytes_in += n;
     arm_idle(s);
     if (s->is_connect) {
@@ -797,8 +791,7 @@ void weft_stream_on_req_body(weft_stream *s, const char *p, size_t n)
     }
 }
 
-void weft_stream_on_req_end(weft_stream *s, weft_hdrs *trailers)
-{
+void weft_stream_on_req_end(weft_stream *s, weft_hdrs *trailers) {
     s->req_done = true;
     s->rq.end_in = true;
     s->rq.trailers = trailers;
@@ -827,16 +820,14 @@ void weft_stream_on_req_end(weft_stream *s, weft_hdrs *trailers)
         req_write_end(s);
 }
 
-void weft_stream_on_downstream_writable(weft_stream *s)
-{
+void weft_stream_on_downstream_writable(weft_stream *s) {
     if (s->up_read_paused && stream_up_attached(s) && s->rs.paused_at < 0) {
         s->up_read_paused = false;
         stream_up_resume(s);
     }
 }
 
-void weft_stream_on_downstream_reset(weft_stream *s, uint32_t flag)
-{
+void weft_stream_on_downstream_reset(weft_stream *s, uint32_t flag) {
     if (!s->active)
         return;
     s->flags |= flag;
@@ -851,16 +842,14 @@ void weft_stream_on_downstream_reset(weft_stream *s, uint32_t flag)
 
 /* ---------- response path ---------- */
 
-static void tunnel_start(weft_stream *s)
-{
+static void tunnel_start(weft_stream *s) {
     s->tunnel = true;
     s->up->tunnel = true;
     weft_ltimer_clear(&s->t_request); /* a tunnel lives until idle or closed */
     arm_idle(s);
 }
 
-void weft_stream_on_up_connected(weft_stream *s)
-{
+void weft_stream_on_up_connected(weft_stream *s) {
     if (s->is_connect && s->up && !s->tunnel) {
         weft_resp_head *h = &s->resp;
         memset(h, 0, sizeof(*h));
@@ -883,8 +872,7 @@ void weft_stream_on_up_connected(weft_stream *s)
         evbuffer_add_buffer(weft_upconn_output(s->up), s->up_pending);
 }
 
-void weft_stream_tunnel_down(weft_stream *s, struct evbuffer *in)
-{
+void weft_stream_tunnel_down(weft_stream *s, struct evbuffer *in) {
     size_t n = evbuffer_get_length(in);
     if (!s->up || !n)
         return;
@@ -895,8 +883,7 @@ void weft_stream_tunnel_down(weft_stream *s, struct evbuffer *in)
     check_up_backpressure(s);
 }
 
-void weft_stream_tunnel_up(weft_stream *s, struct evbuffer *in)
-{
+void weft_stream_tunnel_up(weft_stream *s, struct evbuffer *in) {
     size_t n = evbuffer_get_length(in);
     if (!n)
         return;
@@ -909,8 +896,7 @@ void weft_stream_tunnel_up(weft_stream *s, struct evbuffer *in)
     }
 }
 
-static void attempt_info(weft_stream *s, weft_attempt_info *ai, weft_attempt_result r, int status)
-{
+static void attempt_info(weft_stream *s, weft_attempt_info *ai, weft_attempt_result r, int status) {
     memset(ai, 0, sizeof(*ai));
     ai->size = sizeof(*ai);
     ai->result = r;
@@ -919,14 +905,14 @@ static void attempt_info(weft_stream *s, weft_attempt_info *ai, weft_attempt_res
     if (s->ep)
         ai->upstream_host = (weft_str){s->ep->name, strlen(s->ep->name)};
     if (s->cluster)
-        ai->cluster = (weft_str){s->cluster->shared->cfg->name, strlen(s->cluster->shared->cfg->name)};
+        ai->cluster =
+            (weft_str){s->cluster->shared->cfg->name, strlen(s->cluster->shared->cfg->name)};
     uint64_t now = weft_now_us();
     ai->duration_us = s->t_up_start_us && now > s->t_up_start_us ? now - s->t_up_start_us : 0;
 }
 
 /* Replays the request on a new upstream attempt (SDK weft_upstream_retry). */
-static bool do_retry(weft_stream *s)
-{
+static bool do_retry(weft_stream *s) {
     s->retry_requested = false;
     if (s->resp_started || s->resp_done)
         return false;
@@ -967,8 +953,7 @@ static bool do_retry(weft_stream *s)
     return true;
 }
 
-int weft_stream_retry(weft_stream *s)
-{
+int weft_stream_retry(weft_stream *s) {
     if (s->resp_started || s->resp_done)
         return -1;
     bool has_body = s->req && s->req->framing != WEFT_BODY_NONE;
@@ -978,8 +963,7 @@ int weft_stream_retry(weft_stream *s)
     return 0;
 }
 
-int weft_stream_on_up_head(weft_stream *s, weft_resp_head *h)
-{
+int weft_stream_on_up_head(weft_stream *s, weft_resp_head *h) {
     if (h->status == 101 && s->upgrade_req && !s->is_connect && s->up) {
         /* Switching Protocols: pass the 101 with its upgrade headers, then
          * the connection is a tunnel (bytes after this head are its own). */
@@ -1043,20 +1027,19 @@ int weft_stream_on_up_head(weft_stream *s, weft_resp_head *h)
     return WEFT_H1_CB_OK;
 }
 
-void stream_send_resp_head(weft_stream *s)
-{
+void stream_send_resp_head(weft_stream *s) {
     s->rs.headers_done = true;
     if (s->resp_started || s->resp_done)
         return;
     weft_resp_head *h = &s->resp;
-    bool bodyless = weft_resp_is_bodyless(h->status, s->head_request) || h->framing == WEFT_BODY_NONE;
+    bool bodyless =
+        weft_resp_is_bodyless(h->status, s->head_request) || h->framing == WEFT_BODY_NONE;
     if (!bodyless && h->framing == WEFT_BODY_LENGTH && !weft_hdrs_get(&h->headers, H_CL))
         h->framing = WEFT_BODY_CHUNKED; /* a filter removed content-length: re-frame */
     send_head_counted(s, h, bodyless);
 }
 
-void stream_sink_resp(weft_stream *s, struct evbuffer *chunk, bool end)
-{
+void stream_sink_resp(weft_stream *s, struct evbuffer *chunk, bool end) {
     if (buf_len(chunk))
         s->ds_ops->send_body_buf(s, chunk);
     if (end && !s->resp_done) {
@@ -1066,14 +1049,14 @@ void stream_sink_resp(weft_stream *s, struct evbuffer *chunk, bool end)
             stream_finish(s);
         return;
     }
-    if (stream_up_attached(s) && !s->up_read_paused && s->ds_ops->pending_out(s) > stream_high_watermark(s)) {
+    if (stream_up_attached(s) && !s->up_read_paused &&
+        s->ds_ops->pending_out(s) > stream_high_watermark(s)) {
         s->up_read_paused = true;
         stream_up_pause(s);
     }
 }
 
-int weft_stream_on_up_body(weft_stream *s, const char *p, size_t n)
-{
+int weft_stream_on_up_body(weft_stream *s, const char *p, size_t n) {
     s->bytes_out += n;
     if (s->up)
         s->up->got_bytes = true;
@@ -1105,8 +1088,7 @@ int weft_stream_on_up_body(weft_stream *s, const char *p, size_t n)
     return s->up_read_paused ? WEFT_H1_CB_PAUSE : WEFT_H1_CB_OK;
 }
 
-void weft_stream_on_up_feed_end(weft_stream *s)
-{
+void weft_stream_on_up_feed_end(weft_stream *s) {
     if (!s->rs_gathering)
         return;
     s->rs_gathering = false;
@@ -1115,15 +1097,13 @@ void weft_stream_on_up_feed_end(weft_stream *s)
         sf_push(s, WEFT_DIR_RESP, d->pre, 0);
 }
 
-int weft_stream_on_up_trailers(weft_stream *s, weft_hdrs *t)
-{
+int weft_stream_on_up_trailers(weft_stream *s, weft_hdrs *t) {
     s->resp_trailers = t;
     s->rs.trailers = t;
     return WEFT_H1_CB_OK;
 }
 
-int weft_stream_on_up_complete(weft_stream *s)
-{
+int weft_stream_on_up_complete(weft_stream *s) {
     uint64_t now = weft_now_us();
     weft_lb_on_end(&s->cluster->lb, s->ep_idx, s->t_up_head_us - s->t_up_start_us, true, now);
     weft_stats_observe_us(s->w->stats, s->cluster->shared->rq_time, now - s->t_up_start_us);
@@ -1137,9 +1117,11 @@ int weft_stream_on_up_complete(weft_stream *s)
     if (!s->rs.headers_done)
         return WEFT_H1_CB_PAUSE; /* a filter holds the head; resume finishes */
     s->rs_gathering = false;
-    bool bodyless = weft_resp_is_bodyless(s->resp.status, s->head_request) || s->resp.framing == WEFT_BODY_NONE;
-    if (stream_n_filters(s) && (s->rs.paused_at >= 0 || buf_len(s->rs.pre) ||
-                                (!bodyless && (s->chain->any_resp_body || s->chain->any_resp_trailers)))) {
+    bool bodyless =
+        weft_resp_is_bodyless(s->resp.status, s->head_request) || s->resp.framing == WEFT_BODY_NONE;
+    if (stream_n_filters(s) &&
+        (s->rs.paused_at >= 0 || buf_len(s->rs.pre) ||
+         (!bodyless && (s->chain->any_resp_body || s->chain->any_resp_trailers)))) {
         sf_push(s, WEFT_DIR_RESP, s->rs.pre, 0);
         return WEFT_H1_CB_PAUSE;
     }
@@ -1147,8 +1129,7 @@ int weft_stream_on_up_complete(weft_stream *s)
     return WEFT_H1_CB_PAUSE;
 }
 
-void weft_stream_on_up_error(weft_stream *s, weft_up_err err)
-{
+void weft_stream_on_up_error(weft_stream *s, weft_up_err err) {
     if (s->tunnel) {
         /* The upstream side of a tunnel ended: close the client side once
          * what we have for it is written. */
@@ -1168,8 +1149,8 @@ void weft_stream_on_up_error(weft_stream *s, weft_up_err err)
     /* A pooled connection the server had already closed: the request never
      * reached it, so sending it again on a fresh connection is safe when
      * we can replay it whole (no body streamed yet). */
-    if (err == WEFT_UP_ERR_RESET && ((reused && !got) || refused) && !s->stale_retry_done && !s->resp_started &&
-        s->req->framing == WEFT_BODY_NONE) {
+    if (err == WEFT_UP_ERR_RESET && ((reused && !got) || refused) && !s->stale_retry_done &&
+        !s->resp_started && s->req->framing == WEFT_BODY_NONE) {
         s->stale_retry_done = true;
         weft_stats_inc(s->w->stats, c->rq_retry_stale, 1);
         evbuffer_drain(s->up_pending, evbuffer_get_length(s->up_pending));
@@ -1216,8 +1197,7 @@ void weft_stream_on_up_error(weft_stream *s, weft_up_err err)
     }
 }
 
-void weft_stream_on_up_writable(weft_stream *s)
-{
+void weft_stream_on_up_writable(weft_stream *s) {
     if (s->ds_read_paused) {
         s->ds_read_paused = false;
         s->ds_ops->resume_read(s);
@@ -1226,8 +1206,7 @@ void weft_stream_on_up_writable(weft_stream *s)
 
 /* ---------- timers and the log phase ---------- */
 
-static void on_request_timeout(void *arg)
-{
+static void on_request_timeout(void *arg) {
     weft_stream *s = arg;
     if (s->cluster)
         weft_stats_inc(s->w->stats, s->cluster->shared->rq_timeout, 1);
@@ -1244,8 +1223,7 @@ static void on_request_timeout(void *arg)
     weft_stream_local_reply(s, 504, "upstream_response_timeout", WEFT_RF_UT, NULL);
 }
 
-static void on_idle_timeout(void *arg)
-{
+static void on_idle_timeout(void *arg) {
     weft_stream *s = arg;
     if (!s->req_done)
         weft_stream_local_reply(s, 408, "stream_idle_timeout", WEFT_RF_SI, NULL);
@@ -1253,8 +1231,7 @@ static void on_idle_timeout(void *arg)
         weft_stream_local_reply(s, 504, "stream_idle_timeout", WEFT_RF_SI, NULL);
 }
 
-void stream_finish(weft_stream *s)
-{
+void stream_finish(weft_stream *s) {
     if (!s->active || s->t_end_us)
         return;
     s->t_end_us = weft_now_us();
@@ -1263,7 +1240,8 @@ void stream_finish(weft_stream *s)
     if (s->status_sent)
         weft_stats_inc(s->w->stats, s->lst->rq_total[weft_code_class(s->status_sent)], 1);
     if (s->is_grpc) {
-        const weft_sv *gs = s->resp_trailers ? weft_hdrs_get(s->resp_trailers, WEFT_SV_LIT("grpc-status")) : NULL;
+        const weft_sv *gs =
+            s->resp_trailers ? weft_hdrs_get(s->resp_trailers, WEFT_SV_LIT("grpc-status")) : NULL;
         if (!gs && s->resp.status)
             gs = weft_hdrs_get(&s->resp.headers, WEFT_SV_LIT("grpc-status"));
         if (gs && gs->len && gs->len <= 2) {

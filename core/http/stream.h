@@ -60,15 +60,15 @@ typedef struct weft_conn_facts {
  * hook holds the body in `held` and is called again with all of it when
  * more arrives. */
 typedef struct weft_dir {
-    bool headers_done;    /* the header phase passed the whole chain */
-    int paused_at;        /* chain position that returned STOP, -1 none */
-    bool paused_headers;  /* ...in the header phase (else body) */
-    bool end_in;          /* the source ended (end_stream seen) */
-    bool end_out;         /* the sink got end_stream */
-    struct evbuffer *pre; /* before position 0 */
-    struct evbuffer *held;/* at paused_at */
-    struct evbuffer *chunk;/* scratch for one pass */
-    weft_hdrs *trailers;  /* from the source, in arena */
+    bool headers_done;      /* the header phase passed the whole chain */
+    int paused_at;          /* chain position that returned STOP, -1 none */
+    bool paused_headers;    /* ...in the header phase (else body) */
+    bool end_in;            /* the source ended (end_stream seen) */
+    bool end_out;           /* the sink got end_stream */
+    struct evbuffer *pre;   /* before position 0 */
+    struct evbuffer *held;  /* at paused_at */
+    struct evbuffer *chunk; /* scratch for one pass */
+    weft_hdrs *trailers;    /* from the source, in arena */
 } weft_dir;
 
 typedef struct weft_stream_timer weft_stream_timer;
@@ -76,79 +76,79 @@ typedef struct weft_stream_callout weft_stream_callout;
 
 /* Envoy-style response flags for the access log. */
 enum {
-    WEFT_RF_NR = 1 << 0,   /* no route */
-    WEFT_RF_UH = 1 << 1,   /* no healthy upstream */
-    WEFT_RF_UF = 1 << 2,   /* upstream connection failure */
-    WEFT_RF_UT = 1 << 3,   /* upstream request timeout */
-    WEFT_RF_UC = 1 << 4,   /* upstream connection termination */
-    WEFT_RF_UPE = 1 << 5,  /* upstream protocol error */
-    WEFT_RF_DC = 1 << 6,   /* downstream connection termination */
-    WEFT_RF_DPE = 1 << 7,  /* downstream protocol error */
-    WEFT_RF_SI = 1 << 8,   /* stream idle timeout */
-    WEFT_RF_DR = 1 << 9,   /* direct response / redirect */
-    WEFT_RF_LR = 1 << 10,  /* local reset */
+    WEFT_RF_NR = 1 << 0,  /* no route */
+    WEFT_RF_UH = 1 << 1,  /* no healthy upstream */
+    WEFT_RF_UF = 1 << 2,  /* upstream connection failure */
+    WEFT_RF_UT = 1 << 3,  /* upstream request timeout */
+    WEFT_RF_UC = 1 << 4,  /* upstream connection termination */
+    WEFT_RF_UPE = 1 << 5, /* upstream protocol error */
+    WEFT_RF_DC = 1 << 6,  /* downstream connection termination */
+    WEFT_RF_DPE = 1 << 7, /* downstream protocol error */
+    WEFT_RF_SI = 1 << 8,  /* stream idle timeout */
+    WEFT_RF_DR = 1 << 9,  /* direct response / redirect */
+    WEFT_RF_LR = 1 << 10, /* local reset */
 };
 
 #define WEFT_STREAM_MAGIC 0x77656674u /* "weft" */
 
 struct weft_stream {
-    uint32_t magic;                  /* WEFT_STREAM_MAGIC while alive (SDK handle check) */
+    uint32_t magic; /* WEFT_STREAM_MAGIC while alive (SDK handle check) */
     /* set by the downstream codec */
     const weft_downstream_ops *ds_ops;
-    void *ds;                        /* the codec's connection */
+    void *ds; /* the codec's connection */
     weft_worker *w;
-    weft_wsnap *ws;                  /* referenced for the stream's life */
+    weft_wsnap *ws; /* referenced for the stream's life */
     weft_listener_snap *lst;
-    const char *peer_ip;             /* downstream peer, owned by the codec */
-    bool tls;                        /* downstream is TLS (x-forwarded-proto) */
-    bool h2;                         /* downstream is HTTP/2 (access log protocol) */
+    const char *peer_ip; /* downstream peer, owned by the codec */
+    bool tls;            /* downstream is TLS (x-forwarded-proto) */
+    bool h2;             /* downstream is HTTP/2 (access log protocol) */
 
-    weft_arena arena;                /* per-request strings; reset per stream */
-    weft_req_head *req;              /* owned by the codec's parser message (in arena) */
-    weft_resp_head resp;             /* response being forwarded/generated */
+    weft_arena arena;    /* per-request strings; reset per stream */
+    weft_req_head *req;  /* owned by the codec's parser message (in arena) */
+    weft_resp_head resp; /* response being forwarded/generated */
     const weft_route_entry *route;
     weft_cluster_wrk *cluster;
     int ep_idx;
     const weft_endpoint *ep;
-    weft_upconn *up;                 /* HTTP/1.1 upstream connection, or */
-    struct weft_h2up_stream *up2;    /* HTTP/2 upstream stream */
-    struct evbuffer *up_pending;     /* request bytes before the upstream is attached */
+    weft_upconn *up;              /* HTTP/1.1 upstream connection, or */
+    struct weft_h2up_stream *up2; /* HTTP/2 upstream stream */
+    struct evbuffer *up_pending;  /* request bytes before the upstream is attached */
     weft_sv request_id;
-    weft_hdrs *resp_trailers;        /* from the upstream, in arena */
+    weft_hdrs *resp_trailers; /* from the upstream, in arena */
     weft_sv up_target;
 
     /* state */
     bool active;
-    bool req_done;         /* whole request received from downstream */
-    bool up_req_done;      /* whole request written toward upstream */
+    bool req_done;    /* whole request received from downstream */
+    bool up_req_done; /* whole request written toward upstream */
     bool up_req_chunked;
-    bool resp_started;     /* head sent downstream */
+    bool resp_started; /* head sent downstream */
     bool resp_done;
     bool resp_chunked_out; /* (codec decides; informational) */
     bool head_request;
     bool stale_retry_done;
     bool ds_read_paused;
     bool up_read_paused;
-    bool close_after;      /* the codec must close after this exchange */
+    bool close_after; /* the codec must close after this exchange */
     bool is_grpc;
-    bool upgrade_req;      /* Upgrade (e.g. websocket) or CONNECT request */
+    bool upgrade_req; /* Upgrade (e.g. websocket) or CONNECT request */
     bool is_connect;
-    bool tunnel;           /* bytes flow raw both ways now (after 101 / CONNECT 200) */
-    bool rs_gathering;     /* response body of this upstream read waits in rs.pre */
-    weft_sv upgrade_value; /* the request's Upgrade header */
-    int grpc_status;       /* from the response (trailers or Trailers-Only head), -1 unknown */
+    bool tunnel;               /* bytes flow raw both ways now (after 101 / CONNECT 200) */
+    bool rs_gathering;         /* response body of this upstream read waits in rs.pre */
+    weft_sv upgrade_value;     /* the request's Upgrade header */
+    int grpc_status;           /* from the response (trailers or Trailers-Only head), -1 unknown */
     uint64_t grpc_deadline_ms; /* from grpc-timeout (monotonic ms), 0 none */
-    uint32_t flags;        /* WEFT_RF_* */
-    const char *reason;    /* x-weft-reason / access log detail */
+    uint32_t flags;            /* WEFT_RF_* */
+    const char *reason;        /* x-weft-reason / access log detail */
 
     /* filter pipeline */
-    const weft_filter_chain *chain;  /* the listener's (snapshot-owned) */
-    void **fctx;                     /* per-filter stream contexts (arena) */
-    int running;                     /* filter whose hook or callback runs, -1 */
-    bool in_async_cb;                /* ...and it is a timer/callout callback */
-    weft_dir rq, rs;                 /* request and response directions */
-    int cluster_override;            /* route_set_cluster, -1 none */
-    struct evbuffer *replay;         /* request body kept for replays, or NULL */
+    const weft_filter_chain *chain; /* the listener's (snapshot-owned) */
+    void **fctx;                    /* per-filter stream contexts (arena) */
+    int running;                    /* filter whose hook or callback runs, -1 */
+    bool in_async_cb;               /* ...and it is a timer/callout callback */
+    weft_dir rq, rs;                /* request and response directions */
+    int cluster_override;           /* route_set_cluster, -1 none */
+    struct evbuffer *replay;        /* request body kept for replays, or NULL */
     size_t replay_max;
     bool replay_overflow;
     bool retry_requested;
@@ -156,11 +156,11 @@ struct weft_stream {
     uint32_t attempts;
     weft_stream_timer *timers;
     weft_stream_callout *callouts;
-    weft_hdrs metadata;              /* shared between filters: key -> value */
+    weft_hdrs metadata; /* shared between filters: key -> value */
 
     /* timers */
-    weft_ltimer t_request;    /* route timeout, from end of request */
-    weft_ltimer t_idle;       /* stream idle timeout */
+    weft_ltimer t_request; /* route timeout, from end of request */
+    weft_ltimer t_idle;    /* stream idle timeout */
     bool timers_init;
 
     /* accounting */
@@ -199,8 +199,8 @@ int weft_stream_resume_filters(weft_stream *s);
 /* SDK: try the upstream again (replaying the request). */
 int weft_stream_retry(weft_stream *s);
 /* SDK local reply with extra headers; gRPC requests get a gRPC status. */
-void weft_stream_reply_full(weft_stream *s, uint16_t status, const char *reason, const weft_hdrs *extra,
-                            weft_sv body);
+void weft_stream_reply_full(weft_stream *s, uint16_t status, const char *reason,
+                            const weft_hdrs *extra, weft_sv body);
 
 /* Called by the upstream connection (pool.c). */
 void weft_stream_on_up_connected(weft_stream *s);

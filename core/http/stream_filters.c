@@ -10,17 +10,17 @@
 #include "http/stream_internal.h"
 #include "log/access_log.h"
 
-static size_t filter_index(const weft_stream *s, int dir, size_t pos)
-{
+static size_t filter_index(const weft_stream *s, int dir, size_t pos) {
     return dir == WEFT_DIR_REQ ? pos : stream_n_filters(s) - 1 - pos;
 }
 
-static const weft_filter_inst *inst(const weft_stream *s, size_t idx) { return &s->chain->http[idx]; }
+static const weft_filter_inst *inst(const weft_stream *s, size_t idx) {
+    return &s->chain->http[idx];
+}
 
 /* A hook must answer with one of the three values; anything else is the
  * filter's bug, handled as a 500 rather than trusted. */
-static weft_status checked(weft_stream *s, size_t idx, weft_status st)
-{
+static weft_status checked(weft_stream *s, size_t idx, weft_status st) {
     if (st == WEFT_CONTINUE || st == WEFT_STOP)
         return st;
     if (st == WEFT_REPLIED && (s->resp_started || s->resp_done))
@@ -31,8 +31,7 @@ static weft_status checked(weft_stream *s, size_t idx, weft_status st)
     return WEFT_REPLIED;
 }
 
-void sf_begin(weft_stream *s)
-{
+void sf_begin(weft_stream *s) {
     size_t n = stream_n_filters(s);
     stream_dir_buffers(s);
     s->fctx = weft_arena_alloc(&s->arena, n * sizeof(void *));
@@ -44,14 +43,14 @@ void sf_begin(weft_stream *s)
         s->fctx[i] = NULL;
         if (fi->http->stream_create) {
             s->running = (int)i;
-            s->fctx[i] = fi->http->stream_create(fi->config, weft_wsnap_filter_worker(s->ws, li, i), s);
+            s->fctx[i] =
+                fi->http->stream_create(fi->config, weft_wsnap_filter_worker(s->ws, li, i), s);
             s->running = -1;
         }
     }
 }
 
-void sf_req_headers(weft_stream *s, size_t from)
-{
+void sf_req_headers(weft_stream *s, size_t from) {
     size_t n = stream_n_filters(s);
     weft_dir *d = &s->rq;
     bool end = s->req->framing == WEFT_BODY_NONE;
@@ -73,11 +72,11 @@ void sf_req_headers(weft_stream *s, size_t from)
     stream_route_and_forward(s);
 }
 
-void sf_resp_headers(weft_stream *s, size_t from)
-{
+void sf_resp_headers(weft_stream *s, size_t from) {
     size_t n = stream_n_filters(s);
     weft_dir *d = &s->rs;
-    bool end = weft_resp_is_bodyless(s->resp.status, s->head_request) || s->resp.framing == WEFT_BODY_NONE;
+    bool end =
+        weft_resp_is_bodyless(s->resp.status, s->head_request) || s->resp.framing == WEFT_BODY_NONE;
     for (size_t pos = from; pos < n; pos++) {
         size_t idx = filter_index(s, WEFT_DIR_RESP, pos);
         const weft_filter_inst *fi = inst(s, idx);
@@ -99,8 +98,7 @@ void sf_resp_headers(weft_stream *s, size_t from)
 
 /* Trailer hooks run once, at the end of the body, over the whole chain. A
  * STOP there cannot hold anything back and is treated as CONTINUE. */
-static bool run_trailers(weft_stream *s, int dir)
-{
+static bool run_trailers(weft_stream *s, int dir) {
     weft_dir *d = stream_dir(s, dir);
     size_t n = stream_n_filters(s);
     if (!d->trailers)
@@ -121,16 +119,14 @@ static bool run_trailers(weft_stream *s, int dir)
     return true;
 }
 
-static void buffer_overflow(weft_stream *s, int dir)
-{
+static void buffer_overflow(weft_stream *s, int dir) {
     if (dir == WEFT_DIR_REQ)
         weft_stream_local_reply(s, 413, "filter_buffer_overflow", WEFT_RF_LR, NULL);
     else
         weft_stream_local_reply(s, 500, "filter_buffer_overflow", WEFT_RF_LR, NULL);
 }
 
-void sf_push(weft_stream *s, int dir, struct evbuffer *src, size_t from)
-{
+void sf_push(weft_stream *s, int dir, struct evbuffer *src, size_t from) {
     weft_dir *d = stream_dir(s, dir);
     size_t n = stream_n_filters(s);
     struct evbuffer *chunk = d->chunk;
@@ -192,8 +188,7 @@ void sf_push(weft_stream *s, int dir, struct evbuffer *src, size_t from)
 
 static int resume_dir(weft_stream *s, weft_dir *d);
 
-int weft_stream_resume_filters(weft_stream *s)
-{
+int weft_stream_resume_filters(weft_stream *s) {
     weft_dir *d = s->rq.paused_at >= 0 ? &s->rq : s->rs.paused_at >= 0 ? &s->rs : NULL;
     /* From a timer or callout callback, or from outside any filter code;
      * not from inside a hook (return WEFT_CONTINUE there instead). */
@@ -211,8 +206,7 @@ int weft_stream_resume_filters(weft_stream *s)
     return rc;
 }
 
-static int resume_dir(weft_stream *s, weft_dir *d)
-{
+static int resume_dir(weft_stream *s, weft_dir *d) {
     int dir = d == &s->rq ? WEFT_DIR_REQ : WEFT_DIR_RESP;
     size_t next = (size_t)d->paused_at + 1;
     bool headers = d->paused_headers;
@@ -246,8 +240,7 @@ static int resume_dir(weft_stream *s, weft_dir *d)
     return 0;
 }
 
-void sf_attempt(weft_stream *s, const weft_attempt_info *info)
-{
+void sf_attempt(weft_stream *s, const weft_attempt_info *info) {
     size_t n = stream_n_filters(s);
     for (size_t i = 0; i < n && s->fctx; i++) {
         const weft_http_filter_ops *o = inst(s, i)->http;
@@ -261,14 +254,14 @@ void sf_attempt(weft_stream *s, const weft_attempt_info *info)
     }
 }
 
-void sf_log(weft_stream *s)
-{
+void sf_log(weft_stream *s) {
     weft_stream_info info;
     memset(&info, 0, sizeof(info));
     info.size = sizeof(info);
     info.status = s->status_sent;
     info.duration_us = s->t_end_us - s->t_start_us;
-    info.upstream_time_us = s->t_up_head_us && s->t_up_start_us ? s->t_up_head_us - s->t_up_start_us : 0;
+    info.upstream_time_us =
+        s->t_up_head_us && s->t_up_start_us ? s->t_up_head_us - s->t_up_start_us : 0;
     info.bytes_received = s->bytes_in;
     info.bytes_sent = s->bytes_out;
     info.attempts = s->attempts;
@@ -280,7 +273,8 @@ void sf_log(weft_stream *s)
     else
         info.upstream_host = (weft_str){"", 0};
     if (s->cluster)
-        info.cluster = (weft_str){s->cluster->shared->cfg->name, strlen(s->cluster->shared->cfg->name)};
+        info.cluster =
+            (weft_str){s->cluster->shared->cfg->name, strlen(s->cluster->shared->cfg->name)};
     else
         info.cluster = (weft_str){"", 0};
     s->log_phase = true;
@@ -295,8 +289,7 @@ void sf_log(weft_stream *s)
     }
 }
 
-void sf_end(weft_stream *s)
-{
+void sf_end(weft_stream *s) {
     weft_filter_stream_cancel_async(s);
     if (!s->fctx)
         return;

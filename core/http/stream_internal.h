@@ -8,25 +8,31 @@
 
 enum { WEFT_DIR_REQ = 0, WEFT_DIR_RESP = 1 };
 
-static inline weft_dir *stream_dir(weft_stream *s, int dir) { return dir == WEFT_DIR_REQ ? &s->rq : &s->rs; }
-static inline size_t stream_n_filters(const weft_stream *s) { return s->chain ? s->chain->n_http : 0; }
+static inline weft_dir *stream_dir(weft_stream *s, int dir) {
+    return dir == WEFT_DIR_REQ ? &s->rq : &s->rs;
+}
+static inline size_t stream_n_filters(const weft_stream *s) {
+    return s->chain ? s->chain->n_http : 0;
+}
 
 /* stream.c */
-void stream_dir_buffers(weft_stream *s);         /* the filter pipeline's buffers, on first use */
+void stream_dir_buffers(weft_stream *s); /* the filter pipeline's buffers, on first use */
 void stream_up_release(weft_stream *s, bool reusable); /* detach the upstream (h1 or h2) */
 void stream_up_pause(weft_stream *s);
 void stream_up_resume(weft_stream *s);
-static inline bool stream_up_attached(const weft_stream *s) { return s->up || s->up2; }
-void stream_route_and_forward(weft_stream *s);   /* after the request header phase */
+static inline bool stream_up_attached(const weft_stream *s) {
+    return s->up || s->up2;
+}
+void stream_route_and_forward(weft_stream *s); /* after the request header phase */
 void stream_sink_req(weft_stream *s, struct evbuffer *chunk, bool end);
-void stream_send_resp_head(weft_stream *s);      /* after the response header phase */
+void stream_send_resp_head(weft_stream *s); /* after the response header phase */
 void stream_sink_resp(weft_stream *s, struct evbuffer *chunk, bool end);
 void stream_finish(weft_stream *s);
 uint32_t stream_high_watermark(const weft_stream *s);
 
 /* stream_filters.c */
-void sf_begin(weft_stream *s);                   /* stream_create for each filter */
-void sf_end(weft_stream *s);                     /* timers, callouts, stream_destroy */
+void sf_begin(weft_stream *s); /* stream_create for each filter */
+void sf_end(weft_stream *s);   /* timers, callouts, stream_destroy */
 void sf_req_headers(weft_stream *s, size_t from);
 void sf_resp_headers(weft_stream *s, size_t from);
 /* Runs body through chain positions from..n-1 (taking src's bytes), then
@@ -44,16 +50,14 @@ typedef struct stream_cb_frame {
     bool async;
 } stream_cb_frame;
 
-static inline stream_cb_frame stream_cb_enter(weft_stream *s, int idx)
-{
+static inline stream_cb_frame stream_cb_enter(weft_stream *s, int idx) {
     stream_cb_frame f = {s->running, s->in_async_cb};
     s->running = idx;
     s->in_async_cb = true;
     return f;
 }
 
-static inline void stream_cb_leave(weft_stream *s, stream_cb_frame f)
-{
+static inline void stream_cb_leave(weft_stream *s, stream_cb_frame f) {
     if (s->magic == WEFT_STREAM_MAGIC && s->active) {
         s->running = f.running;
         s->in_async_cb = f.async;

@@ -8,10 +8,10 @@
 
 #include "http/stream.h"
 
-static const char *flag_names[] = {"NR", "UH", "UF", "UT", "UC", "UPE", "DC", "DPE", "SI", "DR", "LR"};
+static const char *flag_names[] = {"NR", "UH",  "UF", "UT", "UC", "UPE",
+                                   "DC", "DPE", "SI", "DR", "LR"};
 
-size_t weft_response_flags_str(uint32_t flags, char *out, size_t cap)
-{
+size_t weft_response_flags_str(uint32_t flags, char *out, size_t cap) {
     size_t n = 0;
     out[0] = '\0';
     for (size_t i = 0; flags && i < WEFT_ARRAY_LEN(flag_names); i++) {
@@ -37,8 +37,7 @@ size_t weft_response_flags_str(uint32_t flags, char *out, size_t cap)
 /* Appends a JSON string (quoted, escaped). Bytes outside printable ASCII
  * are written as \u00XX, so the line is valid JSON and valid UTF-8 even
  * when a header carries raw octets (legal in HTTP field values). */
-static size_t json_str(char *out, size_t cap, size_t n, weft_sv v)
-{
+static size_t json_str(char *out, size_t cap, size_t n, weft_sv v) {
     static const char hex[] = "0123456789abcdef";
     size_t len = v.len > FIELD_MAX ? FIELD_MAX : v.len;
     if (n + len * 6 + 2 >= cap)
@@ -64,9 +63,9 @@ static size_t json_str(char *out, size_t cap, size_t n, weft_sv v)
     return n;
 }
 
-static size_t put(char *out, size_t cap, size_t n, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 static size_t put(char *out, size_t cap, size_t n, const char *fmt, ...)
-{
+    __attribute__((format(printf, 4, 5)));
+static size_t put(char *out, size_t cap, size_t n, const char *fmt, ...) {
     if (n >= cap)
         return n;
     va_list ap;
@@ -78,16 +77,14 @@ static size_t put(char *out, size_t cap, size_t n, const char *fmt, ...)
     return (size_t)m >= cap - n ? cap - 1 : n + (size_t)m;
 }
 
-static weft_sv hdr_or_empty(const weft_req_head *req, const char *name)
-{
+static weft_sv hdr_or_empty(const weft_req_head *req, const char *name) {
     if (!req)
         return (weft_sv){"", 0};
     const weft_sv *v = weft_hdrs_get(&req->headers, weft_sv_from(name));
     return v ? *v : (weft_sv){"", 0};
 }
 
-void weft_access_log_write(int fd, const weft_stream *s)
-{
+void weft_access_log_write(int fd, const weft_stream *s) {
     if (fd < 0)
         return;
     /* Sized so that every field at FIELD_MAX, fully escaped, still fits:
@@ -120,7 +117,8 @@ void weft_access_log_write(int fd, const weft_stream *s)
     n = put(line, cap, n, ",\"reason\":");
     n = json_str(line, cap, n, s->reason ? weft_sv_from(s->reason) : empty);
     n = put(line, cap, n, ",\"bytes_received\":%llu,\"bytes_sent\":%llu,\"duration_ms\":%.3f",
-            (unsigned long long)s->bytes_in, (unsigned long long)s->bytes_out, (double)dur_us / 1000.0);
+            (unsigned long long)s->bytes_in, (unsigned long long)s->bytes_out,
+            (double)dur_us / 1000.0);
     if (s->t_up_head_us && s->t_up_start_us)
         n = put(line, cap, n, ",\"upstream_service_time_ms\":%.3f",
                 (double)(s->t_up_head_us - s->t_up_start_us) / 1000.0);
@@ -131,7 +129,8 @@ void weft_access_log_write(int fd, const weft_stream *s)
     n = put(line, cap, n, ",\"upstream_cluster\":");
     n = json_str(line, cap, n, s->cluster ? weft_sv_from(s->cluster->shared->cfg->name) : empty);
     n = put(line, cap, n, ",\"route\":");
-    n = json_str(line, cap, n, s->route && s->route->cfg->name ? weft_sv_from(s->route->cfg->name) : empty);
+    n = json_str(line, cap, n,
+                 s->route && s->route->cfg->name ? weft_sv_from(s->route->cfg->name) : empty);
     n = put(line, cap, n, ",\"request_id\":");
     n = json_str(line, cap, n, s->request_id);
     n = put(line, cap, n, ",\"downstream_remote\":");
@@ -148,8 +147,7 @@ void weft_access_log_write(int fd, const weft_stream *s)
     (void)w;
 }
 
-void weft_access_log_write_tcp(int fd, const weft_tcp_log_entry *e)
-{
+void weft_access_log_write_tcp(int fd, const weft_tcp_log_entry *e) {
     if (fd < 0)
         return;
     /* Four string fields at FIELD_MAX, fully escaped, still fit. */

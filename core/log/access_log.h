@@ -16,10 +16,10 @@ typedef struct weft_tcp_log_entry {
     const char *downstream_remote; /* peer IP */
     const char *upstream_host;     /* "ip:port", "" when none was connected */
     const char *upstream_cluster;
-    uint64_t bytes_received;       /* from downstream */
-    uint64_t bytes_sent;           /* to downstream */
+    uint64_t bytes_received; /* from downstream */
+    uint64_t bytes_sent;     /* to downstream */
     uint64_t duration_us;
-    uint32_t flags;                /* WEFT_RF_* (UH, UF, UC, DC, SI) */
+    uint32_t flags; /* WEFT_RF_* (UH, UF, UC, DC, SI) */
 } weft_tcp_log_entry;
 
 void weft_access_log_write_tcp(int fd, const weft_tcp_log_entry *e);

@@ -15,8 +15,8 @@
 
 typedef struct weft_ltimer {
     struct event ev;
-    uint64_t deadline_ms;   /* 0 = cleared */
-    uint64_t armed_for_ms;  /* deadline the libevent timer fires at */
+    uint64_t deadline_ms;  /* 0 = cleared */
+    uint64_t armed_for_ms; /* deadline the libevent timer fires at */
     bool armed;
     void (*cb)(void *arg);
     void *arg;
@@ -25,8 +25,12 @@ typedef struct weft_ltimer {
 void weft_ltimer_init(weft_ltimer *t, struct event_base *base, void (*cb)(void *), void *arg);
 /* Deadline in `after_ms` from now (0 clears). */
 void weft_ltimer_set(weft_ltimer *t, uint64_t after_ms);
-static inline void weft_ltimer_clear(weft_ltimer *t) { t->deadline_ms = 0; }
-static inline bool weft_ltimer_pending(const weft_ltimer *t) { return t->deadline_ms != 0; }
+static inline void weft_ltimer_clear(weft_ltimer *t) {
+    t->deadline_ms = 0;
+}
+static inline bool weft_ltimer_pending(const weft_ltimer *t) {
+    return t->deadline_ms != 0;
+}
 /* Removes the libevent timer (before freeing the owner). */
 void weft_ltimer_stop(weft_ltimer *t);
 

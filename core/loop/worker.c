@@ -22,8 +22,7 @@
 
 /* ---------- per-snapshot worker state ---------- */
 
-static weft_wsnap *wsnap_new(weft_worker *w, weft_snapshot *snap)
-{
+static weft_wsnap *wsnap_new(weft_worker *w, weft_snapshot *snap) {
     weft_wsnap *ws = calloc(1, sizeof(*ws));
     if (!ws)
         return NULL;
@@ -49,14 +48,12 @@ static weft_wsnap *wsnap_new(weft_worker *w, weft_snapshot *snap)
     return ws;
 }
 
-weft_wsnap *weft_wsnap_ref(weft_wsnap *ws)
-{
+weft_wsnap *weft_wsnap_ref(weft_wsnap *ws) {
     ws->refs++;
     return ws;
 }
 
-void weft_wsnap_unref(weft_wsnap *ws)
-{
+void weft_wsnap_unref(weft_wsnap *ws) {
     if (!ws || --ws->refs > 0)
         return;
     for (size_t i = 0; i < ws->snap->cfg->n_clusters; i++) {
@@ -82,8 +79,7 @@ void weft_wsnap_unref(weft_wsnap *ws)
     free(ws);
 }
 
-weft_cluster_wrk *weft_wsnap_cluster(weft_wsnap *ws, int idx)
-{
+weft_cluster_wrk *weft_wsnap_cluster(weft_wsnap *ws, int idx) {
     if (idx < 0 || (size_t)idx >= ws->snap->cfg->n_clusters)
         return NULL;
     weft_cluster_wrk *c = &ws->clusters[idx];
@@ -105,8 +101,7 @@ weft_cluster_wrk *weft_wsnap_cluster(weft_wsnap *ws, int idx)
     return c->lb_ready ? c : NULL;
 }
 
-void *weft_wsnap_filter_worker(weft_wsnap *ws, size_t li, size_t fi)
-{
+void *weft_wsnap_filter_worker(weft_wsnap *ws, size_t li, size_t fi) {
     if (!ws->fworkers || !ws->fworkers[li] || !ws->fworkers_made[li])
         return NULL;
     if (!ws->fworkers_made[li][fi]) {
@@ -117,8 +112,7 @@ void *weft_wsnap_filter_worker(weft_wsnap *ws, size_t li, size_t fi)
     return ws->fworkers[li][fi];
 }
 
-uint64_t weft_worker_rand(weft_worker *w)
-{
+uint64_t weft_worker_rand(weft_worker *w) {
     /* xorshift64* */
     uint64_t x = w->rng;
     x ^= x >> 12;
@@ -130,9 +124,8 @@ uint64_t weft_worker_rand(weft_worker *w)
 
 /* ---------- listeners ---------- */
 
-static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa, int salen,
-                      void *arg)
-{
+static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
+                      int salen, void *arg) {
     weft_wlistener *wl = arg;
     if (weft_tcp_proxy_is_tcp(wl->w, wl->name))
         weft_tcp_proxy_accept(wl->w, wl->name, fd, sa, salen);
@@ -140,16 +133,14 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
         weft_dconn_accept(wl->w, wl->name, fd, sa, salen);
 }
 
-static void on_accept_error(struct evconnlistener *lev, void *arg)
-{
+static void on_accept_error(struct evconnlistener *lev, void *arg) {
     weft_wlistener *wl = arg;
     WEFT_WARN("listener %s: accept failed: %s", wl->name, strerror(errno));
 }
 
 /* Binds address:port with SO_REUSEPORT: every worker has its own socket
  * and the kernel spreads connections across them. */
-static evutil_socket_t bind_listener(const char *address, uint16_t port, char *err, size_t errlen)
-{
+static evutil_socket_t bind_listener(const char *address, uint16_t port, char *err, size_t errlen) {
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof(ss));
     socklen_t sl;
@@ -188,16 +179,14 @@ static evutil_socket_t bind_listener(const char *address, uint16_t port, char *e
     return fd;
 }
 
-static weft_wlistener *find_wlistener(weft_worker *w, const char *address, uint16_t port)
-{
+static weft_wlistener *find_wlistener(weft_worker *w, const char *address, uint16_t port) {
     for (weft_wlistener *l = w->listeners; l; l = l->next)
         if (l->port == port && strcmp(l->address, address) == 0)
             return l;
     return NULL;
 }
 
-static void wlistener_free(weft_wlistener *l)
-{
+static void wlistener_free(weft_wlistener *l) {
     if (l->lev)
         evconnlistener_free(l->lev);
     free(l->address);
@@ -207,8 +196,7 @@ static void wlistener_free(weft_wlistener *l)
 
 /* Makes the worker's listeners match the snapshot: keeps sockets whose
  * address stays, opens new ones, closes the rest. */
-static int reconcile_listeners(weft_worker *w, weft_snapshot *snap, char *err, size_t errlen)
-{
+static int reconcile_listeners(weft_worker *w, weft_snapshot *snap, char *err, size_t errlen) {
     weft_wlistener *keep = NULL;
     int rc = 0;
     for (size_t i = 0; i < snap->cfg->n_listeners; i++) {
@@ -264,8 +252,7 @@ static int reconcile_listeners(weft_worker *w, weft_snapshot *snap, char *err, s
 
 enum { WEFT_CTL_SWAP = 1, WEFT_CTL_DRAIN = 2, WEFT_CTL_STOP = 4 };
 
-static void on_swap(weft_worker *w)
-{
+static void on_swap(weft_worker *w) {
     pthread_mutex_lock(&w->ctl_mu);
     weft_snapshot *snap = w->pending;
     w->pending = NULL;
@@ -287,8 +274,7 @@ static void on_swap(weft_worker *w)
         WEFT_ERROR("worker %d: %s", w->id, err);
 }
 
-static void on_drain(weft_worker *w)
-{
+static void on_drain(weft_worker *w) {
     w->draining = true;
     while (w->listeners) {
         weft_wlistener *l = w->listeners;
@@ -298,8 +284,7 @@ static void on_drain(weft_worker *w)
     weft_dconn_drain_all(w);
 }
 
-static void on_ctl(evutil_socket_t fd, short what, void *arg)
-{
+static void on_ctl(evutil_socket_t fd, short what, void *arg) {
     weft_worker *w = arg;
     uint64_t v;
     ssize_t r = read(fd, &v, sizeof(v));
@@ -313,22 +298,19 @@ static void on_ctl(evutil_socket_t fd, short what, void *arg)
         event_base_loopbreak(w->base);
 }
 
-static void send_ctl(weft_worker *w, unsigned cmd)
-{
+static void send_ctl(weft_worker *w, unsigned cmd) {
     atomic_fetch_or_explicit(&w->ctl, cmd, memory_order_acq_rel);
     uint64_t one = 1;
     ssize_t r = write(w->ctl_fd, &one, sizeof(one));
     (void)r;
 }
 
-static void on_sweep(evutil_socket_t fd, short what, void *arg)
-{
+static void on_sweep(evutil_socket_t fd, short what, void *arg) {
     weft_worker *w = arg;
     weft_pools_sweep(w);
 }
 
-static void *worker_main(void *arg)
-{
+static void *worker_main(void *arg) {
     weft_worker *w = arg;
     weft_stats_set_thread_block(w->stats);
     event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
@@ -338,20 +320,17 @@ static void *worker_main(void *arg)
 static weft_worker *worker_create(int id, weft_snapshot *snap, bool listen, bool start, char *err,
                                   size_t errlen);
 
-weft_worker *weft_worker_start(int id, weft_snapshot *snap, char *err, size_t errlen)
-{
+weft_worker *weft_worker_start(int id, weft_snapshot *snap, char *err, size_t errlen) {
     return worker_create(id, snap, true, true, err, errlen);
 }
 
-weft_worker *weft_worker_new_detached(weft_snapshot *snap)
-{
+weft_worker *weft_worker_new_detached(weft_snapshot *snap) {
     char err[256];
     return worker_create(0, snap, false, false, err, sizeof(err));
 }
 
 static weft_worker *worker_create(int id, weft_snapshot *snap, bool listen, bool start, char *err,
-                                  size_t errlen)
-{
+                                  size_t errlen) {
     weft_worker *w = calloc(1, sizeof(*w));
     if (!w) {
         snprintf(err, errlen, "out of memory");
@@ -403,8 +382,7 @@ fail:
     return NULL;
 }
 
-void weft_worker_swap(weft_worker *w, weft_snapshot *snap)
-{
+void weft_worker_swap(weft_worker *w, weft_snapshot *snap) {
     weft_snapshot_ref(snap);
     pthread_mutex_lock(&w->ctl_mu);
     weft_snapshot *old = w->pending;
@@ -415,10 +393,11 @@ void weft_worker_swap(weft_worker *w, weft_snapshot *snap)
     send_ctl(w, WEFT_CTL_SWAP);
 }
 
-void weft_worker_drain(weft_worker *w) { send_ctl(w, WEFT_CTL_DRAIN); }
+void weft_worker_drain(weft_worker *w) {
+    send_ctl(w, WEFT_CTL_DRAIN);
+}
 
-void weft_worker_stop_and_free(weft_worker *w)
-{
+void weft_worker_stop_and_free(weft_worker *w) {
     if (!w)
         return;
     if (w->thread_started) {

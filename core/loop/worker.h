@@ -24,7 +24,7 @@ typedef struct weft_tcp_conn weft_tcp_conn;
 typedef struct weft_cluster_wrk {
     weft_cluster_snap *shared;
     uint64_t hs_gen;
-    weft_hostset *hs;  /* referenced */
+    weft_hostset *hs; /* referenced */
     weft_lb lb;
     bool lb_ready;
 } weft_cluster_wrk;
@@ -36,16 +36,16 @@ typedef struct weft_wsnap {
     weft_snapshot *snap;
     weft_cluster_wrk *clusters;
     weft_worker *w;
-    void ***fworkers;   /* [listener][http filter]: worker_create results, lazily */
+    void ***fworkers; /* [listener][http filter]: worker_create results, lazily */
     bool **fworkers_made;
 } weft_wsnap;
 
 typedef struct weft_wlistener {
     struct evconnlistener *lev;
     weft_worker *w;
-    char *address;      /* owned copy: listeners outlive snapshots */
+    char *address; /* owned copy: listeners outlive snapshots */
     uint16_t port;
-    char *name;         /* owned */
+    char *name; /* owned */
     struct weft_wlistener *next;
 } weft_wlistener;
 
@@ -55,10 +55,10 @@ struct weft_worker {
     int id;
     pthread_t thread;
     struct event_base *base;
-    weft_wsnap *cur;             /* current snapshot state (one ref) */
+    weft_wsnap *cur; /* current snapshot state (one ref) */
     weft_wlistener *listeners;
-    weft_dconn *conns;           /* every open downstream connection */
-    weft_tcp_conn *tcp_conns;    /* every open tcp_proxy connection */
+    weft_dconn *conns;                   /* every open downstream connection */
+    weft_tcp_conn *tcp_conns;            /* every open tcp_proxy connection */
     weft_pool *pools[WEFT_POOL_BUCKETS]; /* by endpoint name */
     struct weft_h2up_conn *h2up;         /* HTTP/2 upstream connections */
     void *h2s_cache;                     /* recycled HTTP/2 stream objects */
@@ -68,12 +68,12 @@ struct weft_worker {
     bool draining;
     /* control from the main thread */
     pthread_mutex_t ctl_mu;
-    weft_snapshot *pending;      /* guarded by ctl_mu */
-    _Atomic unsigned ctl;        /* WEFT_CTL_* bits, set by the main thread */
-    int ctl_fd;                  /* eventfd: wakes the worker */
+    weft_snapshot *pending; /* guarded by ctl_mu */
+    _Atomic unsigned ctl;   /* WEFT_CTL_* bits, set by the main thread */
+    int ctl_fd;             /* eventfd: wakes the worker */
     struct event *ev_ctl;
-    struct event *ev_sweep;      /* periodic: idle pool expiry */
-    _Atomic int active_conns;    /* read by the main thread while draining */
+    struct event *ev_sweep;   /* periodic: idle pool expiry */
+    _Atomic int active_conns; /* read by the main thread while draining */
     _Atomic int active_streams;
     bool thread_started;
 };

@@ -15,23 +15,22 @@ struct weft_conn {
     struct event_base *base;
     struct event ev_read;
     struct event ev_write;
-    struct event ev_flush;      /* deferred: write queued output at end of turn */
+    struct event ev_flush; /* deferred: write queued output at end of turn */
     struct evbuffer *in, *out;
     weft_conn_cbs cbs;
     void *ud;
     size_t read_high, write_low;
     int err;
     bool connecting;
-    bool read_on;               /* wanted by the owner */
-    bool read_armed;            /* ev_read added */
+    bool read_on;    /* wanted by the owner */
+    bool read_armed; /* ev_read added */
     bool write_armed;
     bool shut_after_flush;
     bool shut_done;
     bool eof;
 };
 
-static void update_read(weft_conn *c)
-{
+static void update_read(weft_conn *c) {
     bool want = c->read_on && !c->connecting && !c->eof && c->fd >= 0 &&
                 (!c->read_high || evbuffer_get_length(c->in) < c->read_high);
     if (want && !c->read_armed)
@@ -41,16 +40,14 @@ static void update_read(weft_conn *c)
     c->read_armed = want;
 }
 
-static void fail(weft_conn *c, int what)
-{
+static void fail(weft_conn *c, int what) {
     if (c->cbs.on_event)
         c->cbs.on_event(c->ud, what);
 }
 
 /* Writes as much as the kernel takes. Returns false if the connection
  * failed (the owner has been told). */
-static bool do_write(weft_conn *c)
-{
+static bool do_write(weft_conn *c) {
     while (evbuffer_get_length(c->out)) {
         int n = evbuffer_write(c->out, c->fd);
         if (n < 0) {
@@ -82,8 +79,7 @@ static bool do_write(weft_conn *c)
     return true;
 }
 
-static void on_readable(evutil_socket_t fd, short what, void *arg)
-{
+static void on_readable(evutil_socket_t fd, short what, void *arg) {
     weft_conn *c = arg;
     struct evbuffer_iovec v[2];
     size_t want = READ_CHUNK;
@@ -140,8 +136,7 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
         c->cbs.on_read(c->ud);
 }
 
-static void on_writable(evutil_socket_t fd, short what, void *arg)
-{
+static void on_writable(evutil_socket_t fd, short what, void *arg) {
     weft_conn *c = arg;
     if (c->connecting) {
         int err = 0;
@@ -172,8 +167,7 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
         c->cbs.on_drained(c->ud);
 }
 
-static void on_flush(evutil_socket_t fd, short what, void *arg)
-{
+static void on_flush(evutil_socket_t fd, short what, void *arg) {
     weft_conn *c = arg;
     if (c->connecting || c->fd < 0)
         return;
@@ -188,23 +182,21 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
 /* Any data added to the output schedules one flush at the end of this
  * loop turn, so a head and a body written back to back go out in one
  * writev. */
-static void out_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
-{
+static void out_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg) {
     weft_conn *c = arg;
     if (info->n_added && !c->connecting && !c->write_armed)
         event_active(&c->ev_flush, EV_TIMEOUT, 0);
 }
 
 /* Input drained by the owner: reading may resume below the watermark. */
-static void in_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
-{
+static void in_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg) {
     weft_conn *c = arg;
     if (info->n_deleted && c->read_high && !c->read_armed)
         update_read(c);
 }
 
-weft_conn *weft_conn_new(struct event_base *base, evutil_socket_t fd, const weft_conn_cbs *cbs, void *ud)
-{
+weft_conn *weft_conn_new(struct event_base *base, evutil_socket_t fd, const weft_conn_cbs *cbs,
+                         void *ud) {
     weft_conn *c = calloc(1, sizeof(*c));
     if (!c)
         return NULL;
@@ -236,8 +228,7 @@ weft_conn *weft_conn_new(struct event_base *base, evutil_socket_t fd, const weft
     return c;
 }
 
-int weft_conn_connect(weft_conn *c, const struct sockaddr *sa, socklen_t len)
-{
+int weft_conn_connect(weft_conn *c, const struct sockaddr *sa, socklen_t len) {
     evutil_socket_t fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         c->err = errno;
@@ -257,8 +248,7 @@ int weft_conn_connect(weft_conn *c, const struct sockaddr *sa, socklen_t len)
     return 0;
 }
 
-void weft_conn_free(weft_conn *c)
-{
+void weft_conn_free(weft_conn *c) {
     if (!c)
         return;
     event_del(&c->ev_flush);
@@ -272,38 +262,41 @@ void weft_conn_free(weft_conn *c)
     free(c);
 }
 
-struct evbuffer *weft_conn_input(weft_conn *c) { return c->in; }
-struct evbuffer *weft_conn_output(weft_conn *c) { return c->out; }
-evutil_socket_t weft_conn_fd(const weft_conn *c) { return c->fd; }
-int weft_conn_error(const weft_conn *c) { return c->err; }
+struct evbuffer *weft_conn_input(weft_conn *c) {
+    return c->in;
+}
+struct evbuffer *weft_conn_output(weft_conn *c) {
+    return c->out;
+}
+evutil_socket_t weft_conn_fd(const weft_conn *c) {
+    return c->fd;
+}
+int weft_conn_error(const weft_conn *c) {
+    return c->err;
+}
 
-void weft_conn_set_watermarks(weft_conn *c, size_t read_high, size_t write_low)
-{
+void weft_conn_set_watermarks(weft_conn *c, size_t read_high, size_t write_low) {
     c->read_high = read_high;
     c->write_low = write_low;
     update_read(c);
 }
 
-void weft_conn_read_enable(weft_conn *c, bool on)
-{
+void weft_conn_read_enable(weft_conn *c, bool on) {
     c->read_on = on;
     update_read(c);
 }
 
-void weft_conn_set_cbs(weft_conn *c, const weft_conn_cbs *cbs, void *ud)
-{
+void weft_conn_set_cbs(weft_conn *c, const weft_conn_cbs *cbs, void *ud) {
     c->cbs = *cbs;
     c->ud = ud;
 }
 
-void weft_conn_flush(weft_conn *c)
-{
+void weft_conn_flush(weft_conn *c) {
     if (!c->connecting && c->fd >= 0)
         do_write(c);
 }
 
-void weft_conn_shutdown_write(weft_conn *c)
-{
+void weft_conn_shutdown_write(weft_conn *c) {
     c->shut_after_flush = true;
     if (!c->connecting && c->fd >= 0)
         do_write(c);

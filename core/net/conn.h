@@ -29,8 +29,8 @@ enum {
 };
 
 typedef struct weft_conn_cbs {
-    void (*on_read)(void *ud);          /* new bytes in the input */
-    void (*on_drained)(void *ud);       /* a write left the output at <= the low watermark */
+    void (*on_read)(void *ud);    /* new bytes in the input */
+    void (*on_drained)(void *ud); /* a write left the output at <= the low watermark */
     void (*on_event)(void *ud, int what);
 } weft_conn_cbs;
 

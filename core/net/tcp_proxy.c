@@ -28,47 +28,43 @@ struct weft_tcp_conn {
     const weft_endpoint *ep;       /* the endpoint of the last attempt */
     int ep_idx;
     weft_conn *down, *up;
-    weft_ltimer timer;             /* connect timeout, then idle timeout */
-    struct event ev_deferred;      /* retry or close, outside the conn callbacks */
+    weft_ltimer timer;        /* connect timeout, then idle timeout */
+    struct event ev_deferred; /* retry or close, outside the conn callbacks */
     weft_tcp_conn *prev, *next;
     uint64_t t_start_us, t_attempt_us, t_connected_us;
-    uint64_t rx, tx;               /* bytes from / to downstream */
-    size_t hw;                     /* buffer_high_watermark */
+    uint64_t rx, tx; /* bytes from / to downstream */
+    size_t hw;       /* buffer_high_watermark */
     uint32_t attempts;
-    uint32_t flags;                /* WEFT_RF_* */
+    uint32_t flags; /* WEFT_RF_* */
     char peer_ip[INET6_ADDRSTRLEN];
     bool connected;
-    bool lb_started;               /* weft_lb_on_start done, on_end pending */
-    bool up_counted;               /* cluster cx_active holds `up` */
-    bool down_eof, up_eof;         /* that side sent FIN */
-    bool up_shut, down_shut;       /* write side shut down (after flush) */
-    bool retry;                    /* the attempt failed: next endpoint from ev_deferred */
-    bool closing;                  /* freed from ev_deferred */
+    bool lb_started;         /* weft_lb_on_start done, on_end pending */
+    bool up_counted;         /* cluster cx_active holds `up` */
+    bool down_eof, up_eof;   /* that side sent FIN */
+    bool up_shut, down_shut; /* write side shut down (after flush) */
+    bool retry;              /* the attempt failed: next endpoint from ev_deferred */
+    bool closing;            /* freed from ev_deferred */
 };
 
-static weft_listener_snap *find_listener(weft_wsnap *ws, const char *name)
-{
+static weft_listener_snap *find_listener(weft_wsnap *ws, const char *name) {
     for (size_t i = 0; i < ws->snap->cfg->n_listeners; i++)
         if (strcmp(ws->snap->listeners[i].cfg->name, name) == 0)
             return &ws->snap->listeners[i];
     return NULL;
 }
 
-bool weft_tcp_proxy_is_tcp(weft_worker *w, const char *listener_name)
-{
+bool weft_tcp_proxy_is_tcp(weft_worker *w, const char *listener_name) {
     const weft_listener_snap *lst = w->cur ? find_listener(w->cur, listener_name) : NULL;
     return lst && lst->cfg->is_tcp;
 }
 
-static weft_cluster_snap *cluster_shared(const weft_tcp_conn *tc)
-{
+static weft_cluster_snap *cluster_shared(const weft_tcp_conn *tc) {
     return &tc->ws->snap->clusters[tc->lst->tcp_cluster];
 }
 
 /* ---------- closing ---------- */
 
-static void close_soon(weft_tcp_conn *tc)
-{
+static void close_soon(weft_tcp_conn *tc) {
     if (tc->closing)
         return;
     tc->closing = true;
@@ -79,8 +75,7 @@ static void close_soon(weft_tcp_conn *tc)
     event_active(&tc->ev_deferred, EV_TIMEOUT, 0);
 }
 
-static void lb_end(weft_tcp_conn *tc, bool ok)
-{
+static void lb_end(weft_tcp_conn *tc, bool ok) {
     if (!tc->lb_started)
         return;
     tc->lb_started = false;
@@ -88,13 +83,13 @@ static void lb_end(weft_tcp_conn *tc, bool ok)
     /* A DNS refresh may have replaced the balancer: its indexes differ. */
     if (c && c->lb_ready && c->hs == tc->hs) {
         uint64_t now = weft_now_us();
-        uint64_t lat = ok && tc->t_connected_us > tc->t_attempt_us ? tc->t_connected_us - tc->t_attempt_us : 0;
+        uint64_t lat =
+            ok && tc->t_connected_us > tc->t_attempt_us ? tc->t_connected_us - tc->t_attempt_us : 0;
         weft_lb_on_end(&c->lb, tc->ep_idx, lat, ok, now);
     }
 }
 
-static void drop_up(weft_tcp_conn *tc)
-{
+static void drop_up(weft_tcp_conn *tc) {
     if (!tc->up)
         return;
     weft_conn_free(tc->up);
@@ -105,8 +100,7 @@ static void drop_up(weft_tcp_conn *tc)
     }
 }
 
-static void tc_free(weft_tcp_conn *tc)
-{
+static void tc_free(weft_tcp_conn *tc) {
     weft_worker *w = tc->w;
     const weft_listener_snap *lst = tc->lst;
     lb_end(tc, tc->connected);
@@ -146,8 +140,7 @@ static void tc_free(weft_tcp_conn *tc)
  * into the other side's output, pauses or resumes reading on the source
  * by the other side's output level, and forwards a FIN once the source's
  * input is empty. */
-static void pump(weft_tcp_conn *tc, bool to_up)
-{
+static void pump(weft_tcp_conn *tc, bool to_up) {
     weft_conn *src = to_up ? tc->down : tc->up;
     weft_conn *dst = to_up ? tc->up : tc->down;
     if (!src || !dst || tc->closing)
@@ -177,12 +170,13 @@ static void pump(weft_tcp_conn *tc, bool to_up)
 }
 
 /* Both sides sent FIN and everything was delivered: a normal close. */
-static void maybe_done(weft_tcp_conn *tc)
-{
+static void maybe_done(weft_tcp_conn *tc) {
     if (tc->closing || !tc->down_eof || !tc->up_eof || !tc->up)
         return;
-    if (evbuffer_get_length(weft_conn_input(tc->down)) || evbuffer_get_length(weft_conn_input(tc->up)) ||
-        evbuffer_get_length(weft_conn_output(tc->down)) || evbuffer_get_length(weft_conn_output(tc->up)))
+    if (evbuffer_get_length(weft_conn_input(tc->down)) ||
+        evbuffer_get_length(weft_conn_input(tc->up)) ||
+        evbuffer_get_length(weft_conn_output(tc->down)) ||
+        evbuffer_get_length(weft_conn_output(tc->up)))
         return;
     close_soon(tc);
 }
@@ -193,8 +187,7 @@ static void connect_next(weft_tcp_conn *tc);
 
 /* The current attempt failed (refused, reset or timed out): count it and
  * release its connection. Not called from inside the conn's callbacks. */
-static void attempt_failed(weft_tcp_conn *tc, bool timeout)
-{
+static void attempt_failed(weft_tcp_conn *tc, bool timeout) {
     weft_cluster_snap *cs = cluster_shared(tc);
     weft_stats_inc(tc->w->stats, timeout ? cs->cx_connect_timeout : cs->cx_connect_fail, 1);
     lb_end(tc, false);
@@ -202,21 +195,18 @@ static void attempt_failed(weft_tcp_conn *tc, bool timeout)
     weft_ltimer_clear(&tc->timer);
 }
 
-static void up_read(void *ud)
-{
+static void up_read(void *ud) {
     weft_tcp_conn *tc = ud;
     pump(tc, false);
 }
 
-static void up_drained(void *ud)
-{
+static void up_drained(void *ud) {
     weft_tcp_conn *tc = ud;
     pump(tc, true);
     maybe_done(tc);
 }
 
-static void up_event(void *ud, int what)
-{
+static void up_event(void *ud, int what) {
     weft_tcp_conn *tc = ud;
     if (tc->closing)
         return;
@@ -249,11 +239,11 @@ static void up_event(void *ud, int what)
 
 static const weft_conn_cbs up_cbs = {up_read, up_drained, up_event};
 
-static uint64_t source_hash(const weft_tcp_conn *tc, const weft_cluster_wrk *c, bool *has)
-{
+static uint64_t source_hash(const weft_tcp_conn *tc, const weft_cluster_wrk *c, bool *has) {
     *has = false;
     if (c->lb.policy != WEFT_LB_RING_HASH || c->shared->cfg->hash_on != WEFT_HASH_SOURCE_IP)
-        return 0; /* header and cookie keys do not exist on a TCP stream: ring hash picks at random */
+        return 0; /* header and cookie keys do not exist on a TCP stream: ring hash picks at random
+                   */
     *has = true;
     return weft_hash64(tc->peer_ip, strlen(tc->peer_ip), 0);
 }
@@ -261,8 +251,7 @@ static uint64_t source_hash(const weft_tcp_conn *tc, const weft_cluster_wrk *c, 
 /* Picks an endpoint and starts connecting, trying the next ones (up to
  * max_connect_attempts in all) while connect fails at once. Closes the
  * connection when no attempt is left or no endpoint is healthy. */
-static void connect_next(weft_tcp_conn *tc)
-{
+static void connect_next(weft_tcp_conn *tc) {
     const weft_cfg_listener *cl = tc->lst->cfg;
     weft_cluster_snap *cs = cluster_shared(tc);
     while (tc->attempts < cl->tcp_connect_attempts) {
@@ -297,13 +286,15 @@ static void connect_next(weft_tcp_conn *tc)
         weft_stats_inc(tc->w->stats, cs->cx_total, 1);
         weft_stats_gauge_add(tc->w->stats, cs->cx_active, 1);
         tc->up_counted = true;
-        if (weft_conn_connect(tc->up, (const struct sockaddr *)&tc->ep->addr, tc->ep->addrlen) < 0) {
+        if (weft_conn_connect(tc->up, (const struct sockaddr *)&tc->ep->addr, tc->ep->addrlen) <
+            0) {
             WEFT_DEBUG("tcp_proxy %s: connect to %s failed: %s", cl->name, tc->ep->name,
                        strerror(weft_conn_error(tc->up)));
             attempt_failed(tc, false);
             continue;
         }
-        uint64_t ct = cs->cfg->connect_timeout_ms ? cs->cfg->connect_timeout_ms : DEFAULT_CONNECT_TIMEOUT_MS;
+        uint64_t ct =
+            cs->cfg->connect_timeout_ms ? cs->cfg->connect_timeout_ms : DEFAULT_CONNECT_TIMEOUT_MS;
         weft_ltimer_set(&tc->timer, ct);
         return;
     }
@@ -314,8 +305,7 @@ static void connect_next(weft_tcp_conn *tc)
     close_soon(tc);
 }
 
-static void on_deferred(evutil_socket_t fd, short what, void *arg)
-{
+static void on_deferred(evutil_socket_t fd, short what, void *arg) {
     weft_tcp_conn *tc = arg;
     if (tc->closing) {
         tc_free(tc);
@@ -328,8 +318,7 @@ static void on_deferred(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-static void on_timer(void *arg)
-{
+static void on_timer(void *arg) {
     weft_tcp_conn *tc = arg;
     if (tc->closing || tc->retry)
         return;
@@ -344,8 +333,7 @@ static void on_timer(void *arg)
 
 /* ---------- downstream ---------- */
 
-static void down_read(void *ud)
-{
+static void down_read(void *ud) {
     weft_tcp_conn *tc = ud;
     if (tc->connected)
         pump(tc, true);
@@ -353,15 +341,13 @@ static void down_read(void *ud)
      * the watermark) and go up once the connection is made. */
 }
 
-static void down_drained(void *ud)
-{
+static void down_drained(void *ud) {
     weft_tcp_conn *tc = ud;
     pump(tc, false);
     maybe_done(tc);
 }
 
-static void down_event(void *ud, int what)
-{
+static void down_event(void *ud, int what) {
     weft_tcp_conn *tc = ud;
     if (tc->closing)
         return;
@@ -381,8 +367,7 @@ static void down_event(void *ud, int what)
 static const weft_conn_cbs down_cbs = {down_read, down_drained, down_event};
 
 void weft_tcp_proxy_accept(weft_worker *w, const char *listener_name, evutil_socket_t fd,
-                           const struct sockaddr *sa, int salen)
-{
+                           const struct sockaddr *sa, int salen) {
     (void)salen;
     weft_listener_snap *lst = find_listener(w->cur, listener_name);
     if (!lst || !lst->cfg->is_tcp || lst->tcp_cluster < 0 || w->draining) {
@@ -410,9 +395,11 @@ void weft_tcp_proxy_accept(weft_worker *w, const char *listener_name, evutil_soc
     tc->ep_idx = -1;
     tc->t_start_us = weft_now_us();
     if (sa->sa_family == AF_INET)
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, tc->peer_ip, sizeof(tc->peer_ip));
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, tc->peer_ip,
+                  sizeof(tc->peer_ip));
     else if (sa->sa_family == AF_INET6)
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, tc->peer_ip, sizeof(tc->peer_ip));
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, tc->peer_ip,
+                  sizeof(tc->peer_ip));
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     tc->down = weft_conn_new(w->base, fd, &down_cbs, tc);
@@ -438,8 +425,7 @@ void weft_tcp_proxy_accept(weft_worker *w, const char *listener_name, evutil_soc
     connect_next(tc);
 }
 
-void weft_tcp_proxy_free_all(weft_worker *w)
-{
+void weft_tcp_proxy_free_all(weft_worker *w) {
     while (w->tcp_conns)
         tc_free(w->tcp_conns);
 }

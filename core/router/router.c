@@ -43,10 +43,10 @@ typedef struct rt_vhost {
 } rt_vhost;
 
 typedef struct rt_domain {
-    char *name;      /* lower-case; for wildcards the part after '*' */
+    char *name; /* lower-case; for wildcards the part after '*' */
     size_t len;
-    uint32_t vh;     /* index into router->vh */
-    uint32_t order;  /* declaration order, breaks ties (first wins) */
+    uint32_t vh;    /* index into router->vh */
+    uint32_t order; /* declaration order, breaks ties (first wins) */
 } rt_domain;
 
 struct weft_router {
@@ -61,22 +61,24 @@ struct weft_router {
 
 /* ---- small helpers ---- */
 
-static inline unsigned char lc(unsigned char c) { return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c; }
+static inline unsigned char lc(unsigned char c) {
+    return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c;
+}
 
-static bool mem_ieq(const char *a, const char *b, size_t n)
-{
+static bool mem_ieq(const char *a, const char *b, size_t n) {
     for (size_t i = 0; i < n; i++)
         if (lc((unsigned char)a[i]) != lc((unsigned char)b[i]))
             return false;
     return true;
 }
 
-static bool mem_eq(const char *a, const char *b, size_t n) { return n == 0 || memcmp(a, b, n) == 0; }
+static bool mem_eq(const char *a, const char *b, size_t n) {
+    return n == 0 || memcmp(a, b, n) == 0;
+}
 
 /* Matches the whole view with REG_STARTEND, so no NUL-terminated copy is
  * needed. The pattern was anchored at compile time. */
-static bool regex_match_sv(const regex_t *re, weft_sv s)
-{
+static bool regex_match_sv(const regex_t *re, weft_sv s) {
     static const char empty[] = "";
     regmatch_t m[1];
     m[0].rm_so = 0;
@@ -86,8 +88,7 @@ static bool regex_match_sv(const regex_t *re, weft_sv s)
 
 /* The host part of an authority: "[v6]:port" -> "[v6]", "host:port" ->
  * "host"; a bare IPv6 literal (several colons, no brackets) is kept whole. */
-static weft_sv authority_host(weft_sv a)
-{
+static weft_sv authority_host(weft_sv a) {
     if (a.len == 0)
         return a;
     if (a.p[0] == '[') {
@@ -103,8 +104,7 @@ static weft_sv authority_host(weft_sv a)
 }
 
 /* Compares a mixed-case host with a lower-case domain, like strcmp. */
-static int host_cmp(weft_sv host, const char *dom, size_t dlen)
-{
+static int host_cmp(weft_sv host, const char *dom, size_t dlen) {
     size_t n = host.len < dlen ? host.len : dlen;
     for (size_t i = 0; i < n; i++) {
         unsigned char h = lc((unsigned char)host.p[i]), d = (unsigned char)dom[i];
@@ -116,11 +116,12 @@ static int host_cmp(weft_sv host, const char *dom, size_t dlen)
 
 /* ---- build ---- */
 
-static const char *src_name(const weft_config *cfg) { return cfg->source && *cfg->source ? cfg->source : "<config>"; }
+static const char *src_name(const weft_config *cfg) {
+    return cfg->source && *cfg->source ? cfg->source : "<config>";
+}
 
 static int compile_anchored(regex_t *re, const char *pat, bool icase, const weft_config *cfg,
-                            const weft_cfg_route *rc, char *err, size_t errlen)
-{
+                            const weft_cfg_route *rc, char *err, size_t errlen) {
     size_t plen = strlen(pat);
     char *anch = malloc(plen + 5);
     if (!anch) {
@@ -136,16 +137,15 @@ static int compile_anchored(regex_t *re, const char *pat, bool icase, const weft
     if (rc_ != 0) {
         char why[160];
         regerror(rc_, re, why, sizeof(why));
-        snprintf(err, errlen, "%s:%u:%u: bad regex \"%s\": %s", src_name(cfg), rc->pos.line, rc->pos.col,
-                 pat, why);
+        snprintf(err, errlen, "%s:%u:%u: bad regex \"%s\": %s", src_name(cfg), rc->pos.line,
+                 rc->pos.col, pat, why);
         return -1;
     }
     return 0;
 }
 
 static int build_kvs(rt_kv **out, size_t *n_out, const weft_cfg_kv_match *src, size_t n,
-                     const weft_config *cfg, const weft_cfg_route *rc, char *err, size_t errlen)
-{
+                     const weft_config *cfg, const weft_cfg_route *rc, char *err, size_t errlen) {
     *out = NULL;
     *n_out = 0;
     if (n == 0)
@@ -161,8 +161,8 @@ static int build_kvs(rt_kv **out, size_t *n_out, const weft_cfg_kv_match *src, s
         v[i].name = weft_sv_from(src[i].name);
         v[i].value = weft_sv_from(src[i].match.value);
         if (src[i].match.kind == WEFT_STR_REGEX) {
-            if (compile_anchored(&v[i].re, src[i].match.value ? src[i].match.value : "", false, cfg, rc, err,
-                                 errlen))
+            if (compile_anchored(&v[i].re, src[i].match.value ? src[i].match.value : "", false, cfg,
+                                 rc, err, errlen))
                 return -1;
             v[i].has_re = true;
         }
@@ -171,16 +171,14 @@ static int build_kvs(rt_kv **out, size_t *n_out, const weft_cfg_kv_match *src, s
     return 0;
 }
 
-static void free_kvs(rt_kv *v, size_t n)
-{
+static void free_kvs(rt_kv *v, size_t n) {
     for (size_t i = 0; i < n; i++)
         if (v[i].has_re)
             regfree(&v[i].re);
     free(v);
 }
 
-static int find_cluster(const weft_config *cfg, const char *name)
-{
+static int find_cluster(const weft_config *cfg, const char *name) {
     if (!name)
         return -1;
     for (size_t i = 0; i < cfg->n_clusters; i++)
@@ -190,8 +188,7 @@ static int find_cluster(const weft_config *cfg, const char *name)
 }
 
 static int build_route(rt_route *r, const weft_config *cfg, const weft_cfg_vhost *vh,
-                       const weft_cfg_route *rc, uint32_t index, char *err, size_t errlen)
-{
+                       const weft_cfg_route *rc, uint32_t index, char *err, size_t errlen) {
     r->e.cfg = rc;
     r->e.vhost = vh;
     r->e.index = index;
@@ -222,8 +219,7 @@ static int build_route(rt_route *r, const weft_config *cfg, const weft_cfg_vhost
     return 0;
 }
 
-static int exact_cmp(const void *a, const void *b)
-{
+static int exact_cmp(const void *a, const void *b) {
     const rt_domain *x = a, *y = b;
     int c = strcmp(x->name, y->name);
     if (c)
@@ -231,16 +227,14 @@ static int exact_cmp(const void *a, const void *b)
     return x->order < y->order ? -1 : x->order > y->order;
 }
 
-static int wild_cmp(const void *a, const void *b)
-{
+static int wild_cmp(const void *a, const void *b) {
     const rt_domain *x = a, *y = b;
     if (x->len != y->len)
         return x->len > y->len ? -1 : 1;
     return x->order < y->order ? -1 : x->order > y->order;
 }
 
-static char *lower_dup(const char *s, size_t n)
-{
+static char *lower_dup(const char *s, size_t n) {
     char *d = malloc(n + 1);
     if (!d)
         return NULL;
@@ -250,9 +244,8 @@ static char *lower_dup(const char *s, size_t n)
     return d;
 }
 
-static int build_domains(weft_router *r, const weft_cfg_listener *l, const weft_config *cfg, char *err,
-                         size_t errlen)
-{
+static int build_domains(weft_router *r, const weft_cfg_listener *l, const weft_config *cfg,
+                         char *err, size_t errlen) {
     size_t total = 0;
     for (size_t i = 0; i < l->n_vhosts; i++)
         total += l->vhosts[i].n_domains;
@@ -294,8 +287,8 @@ oom:
     return -1;
 }
 
-weft_router *weft_router_build(const weft_config *cfg, size_t listener_idx, char *err, size_t errlen)
-{
+weft_router *weft_router_build(const weft_config *cfg, size_t listener_idx, char *err,
+                               size_t errlen) {
     char dummy[8];
     if (!err || errlen == 0) {
         err = dummy;
@@ -303,7 +296,8 @@ weft_router *weft_router_build(const weft_config *cfg, size_t listener_idx, char
     }
     err[0] = '\0';
     if (!cfg || listener_idx >= cfg->n_listeners) {
-        snprintf(err, errlen, "%s: no listener #%zu", cfg ? src_name(cfg) : "<config>", listener_idx);
+        snprintf(err, errlen, "%s: no listener #%zu", cfg ? src_name(cfg) : "<config>",
+                 listener_idx);
         return NULL;
     }
     const weft_cfg_listener *l = &cfg->listeners[listener_idx];
@@ -328,7 +322,8 @@ weft_router *weft_router_build(const weft_config *cfg, size_t listener_idx, char
             continue;
         r->vh[i].routes = calloc(vh->n_routes, sizeof(*r->vh[i].routes));
         if (!r->vh[i].routes) {
-            snprintf(err, errlen, "%s:%u:%u: out of memory", src_name(cfg), vh->pos.line, vh->pos.col);
+            snprintf(err, errlen, "%s:%u:%u: out of memory", src_name(cfg), vh->pos.line,
+                     vh->pos.col);
             goto fail;
         }
         for (size_t j = 0; j < vh->n_routes; j++) {
@@ -347,8 +342,7 @@ fail:
     return NULL;
 }
 
-void weft_router_free(weft_router *r)
-{
+void weft_router_free(weft_router *r) {
     if (!r)
         return;
     for (size_t i = 0; i < r->n_vh; i++) {
@@ -376,8 +370,7 @@ void weft_router_free(weft_router *r)
 
 /* ---- match ---- */
 
-static const rt_vhost *find_vhost(const weft_router *r, weft_sv authority)
-{
+static const rt_vhost *find_vhost(const weft_router *r, weft_sv authority) {
     weft_sv host = authority_host(authority);
     /* Exact: lower_bound on the sorted domains; equal names are ordered by
      * declaration, so the first hit is the first declared. */
@@ -395,7 +388,8 @@ static const rt_vhost *find_vhost(const weft_router *r, weft_sv authority)
      * before the suffix, so it does not match "a.com" itself. */
     for (size_t i = 0; i < r->n_wild; i++) {
         const rt_domain *d = &r->wild[i];
-        if (host.len > d->len && host_cmp((weft_sv){host.p + host.len - d->len, d->len}, d->name, d->len) == 0)
+        if (host.len > d->len &&
+            host_cmp((weft_sv){host.p + host.len - d->len, d->len}, d->name, d->len) == 0)
             return &r->vh[d->vh];
     }
     if (r->star >= 0)
@@ -403,13 +397,13 @@ static const rt_vhost *find_vhost(const weft_router *r, weft_sv authority)
     return NULL;
 }
 
-static bool path_matches(const rt_route *rt, weft_sv path)
-{
+static bool path_matches(const rt_route *rt, weft_sv path) {
     switch (rt->e.cfg->path_kind) {
     case WEFT_STR_EXACT:
         if (path.len != rt->path.len)
             return false;
-        return rt->icase ? mem_ieq(path.p, rt->path.p, path.len) : mem_eq(path.p, rt->path.p, path.len);
+        return rt->icase ? mem_ieq(path.p, rt->path.p, path.len)
+                         : mem_eq(path.p, rt->path.p, path.len);
     case WEFT_STR_PREFIX:
         if (path.len < rt->path.len)
             return false;
@@ -430,8 +424,7 @@ static bool path_matches(const rt_route *rt, weft_sv path)
 
 /* Value test of one header/query condition (PRESENT is handled by the
  * caller: any value satisfies it). */
-static bool value_matches(const rt_kv *k, weft_sv v)
-{
+static bool value_matches(const rt_kv *k, weft_sv v) {
     switch (k->cfg->match.kind) {
     case WEFT_STR_EXACT:
         return v.len == k->value.len && mem_eq(v.p, k->value.p, v.len);
@@ -450,8 +443,7 @@ static bool value_matches(const rt_kv *k, weft_sv v)
 /* A header condition holds when some header of that name is present and
  * its value matches (any value for PRESENT); "invert" negates that, so an
  * inverted condition also holds when the header is absent. */
-static bool header_cond(const rt_kv *k, const weft_hdrs *h)
-{
+static bool header_cond(const rt_kv *k, const weft_hdrs *h) {
     bool hit = false;
     for (uint32_t i = 0; i < h->n && !hit; i++) {
         const weft_hdr *x = &h->v[i];
@@ -462,8 +454,7 @@ static bool header_cond(const rt_kv *k, const weft_hdrs *h)
 }
 
 /* Same for query parameters: "a=1&b&c=" gives a="1", b="" and c="". */
-static bool query_cond(const rt_kv *k, weft_sv q)
-{
+static bool query_cond(const rt_kv *k, weft_sv q) {
     bool hit = false;
     const char *p = q.p, *end = q.p + q.len;
     while (p && p < end && !hit) {
@@ -479,8 +470,7 @@ static bool query_cond(const rt_kv *k, weft_sv q)
     return hit != k->cfg->match.invert;
 }
 
-static bool route_matches(const rt_route *rt, const weft_req_head *req)
-{
+static bool route_matches(const rt_route *rt, const weft_req_head *req) {
     const weft_cfg_route *rc = rt->e.cfg;
     if (!path_matches(rt, req->path))
         return false;
@@ -502,8 +492,7 @@ static bool route_matches(const rt_route *rt, const weft_req_head *req)
     return true;
 }
 
-const weft_route_entry *weft_router_match(const weft_router *r, const weft_req_head *req)
-{
+const weft_route_entry *weft_router_match(const weft_router *r, const weft_req_head *req) {
     if (!r || !req)
         return NULL;
     const rt_vhost *vh = find_vhost(r, req->authority);
@@ -522,15 +511,13 @@ typedef struct sbuild {
     size_t n;
 } sbuild;
 
-static void sb_add(sbuild *b, weft_sv s)
-{
+static void sb_add(sbuild *b, weft_sv s) {
     if (s.len && b->n < WEFT_ARRAY_LEN(b->part))
         b->part[b->n++] = s;
 }
 
 /* Concatenates the parts into the arena; {NULL, 0} on OOM. */
-static weft_sv sb_finish(const sbuild *b, weft_arena *a)
-{
+static weft_sv sb_finish(const sbuild *b, weft_arena *a) {
     size_t len = 0;
     for (size_t i = 0; i < b->n; i++)
         len += b->part[i].len;
@@ -548,8 +535,7 @@ static weft_sv sb_finish(const sbuild *b, weft_arena *a)
 
 /* The rest of the path after what the route matched: after the prefix for
  * PREFIX routes; nothing for EXACT and REGEX routes (they match it all). */
-static weft_sv path_rest(const weft_cfg_route *rc, weft_sv path)
-{
+static weft_sv path_rest(const weft_cfg_route *rc, weft_sv path) {
     if (rc->path_kind == WEFT_STR_PREFIX && rc->path) {
         size_t cut = strlen(rc->path);
         if (cut > path.len)
@@ -559,13 +545,12 @@ static weft_sv path_rest(const weft_cfg_route *rc, weft_sv path)
     return (weft_sv){path.p, 0};
 }
 
-static bool target_has_query(const weft_req_head *req)
-{
+static bool target_has_query(const weft_req_head *req) {
     return req->query.len > 0 || (req->target.len && memchr(req->target.p, '?', req->target.len));
 }
 
-weft_sv weft_route_rewrite_target(const weft_route_entry *e, const weft_req_head *req, weft_arena *a)
-{
+weft_sv weft_route_rewrite_target(const weft_route_entry *e, const weft_req_head *req,
+                                  weft_arena *a) {
     const weft_cfg_route *rc = e->cfg;
     if (!rc->prefix_rewrite)
         return req->target;
@@ -583,8 +568,7 @@ weft_sv weft_route_rewrite_target(const weft_route_entry *e, const weft_req_head
 
 /* "host:80" for http (":443" for https) loses its port when the scheme
  * changes, the way browsers and Envoy treat default ports. */
-static weft_sv strip_default_port(weft_sv authority, const char *old_scheme)
-{
+static weft_sv strip_default_port(weft_sv authority, const char *old_scheme) {
     weft_sv host = authority_host(authority);
     if (host.len == authority.len)
         return authority;
@@ -596,8 +580,7 @@ static weft_sv strip_default_port(weft_sv authority, const char *old_scheme)
 }
 
 weft_sv weft_route_redirect_location(const weft_route_entry *e, const weft_req_head *req,
-                                     const char *scheme, weft_arena *a)
-{
+                                     const char *scheme, weft_arena *a) {
     const weft_cfg_route *rc = e->cfg;
     const char *in_scheme = scheme && *scheme ? scheme : "http";
     const char *out_scheme = rc->redirect_scheme ? rc->redirect_scheme : in_scheme;

@@ -13,14 +13,14 @@ typedef struct weft_router weft_router;
 typedef struct weft_route_entry {
     const weft_cfg_route *cfg;
     const weft_cfg_vhost *vhost;
-    int cluster_idx;          /* index into cfg->clusters, -1 unless ACTION_CLUSTER */
-    uint32_t index;           /* route's ordinal inside the listener (stats) */
+    int cluster_idx; /* index into cfg->clusters, -1 unless ACTION_CLUSTER */
+    uint32_t index;  /* route's ordinal inside the listener (stats) */
 } weft_route_entry;
 
 /* Builds the router of cfg->listeners[listener_idx]. On error (bad regex,
  * unknown cluster) returns NULL and writes "file:line:col: message". */
-weft_router *weft_router_build(const weft_config *cfg, size_t listener_idx,
-                               char *err, size_t errlen);
+weft_router *weft_router_build(const weft_config *cfg, size_t listener_idx, char *err,
+                               size_t errlen);
 void weft_router_free(weft_router *r);
 
 /* Picks the virtual host by req->authority (port stripped, case-insensitive):

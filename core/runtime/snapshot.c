@@ -12,20 +12,22 @@
 
 static const char *class_names[WEFT_CODE_CLASSES] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
 
-static void register_listener_stats(weft_listener_snap *ls)
-{
+static void register_listener_stats(weft_listener_snap *ls) {
     char labels[256];
     for (int i = 0; i < WEFT_CODE_CLASSES; i++) {
-        snprintf(labels, sizeof(labels), "listener=\"%s\",response_code_class=\"%s\"", ls->cfg->name,
-                 class_names[i]);
+        snprintf(labels, sizeof(labels), "listener=\"%s\",response_code_class=\"%s\"",
+                 ls->cfg->name, class_names[i]);
         ls->rq_total[i] = weft_stats_counter("weft_downstream_rq_total", labels,
                                              "Downstream requests completed, by status class");
     }
     snprintf(labels, sizeof(labels), "listener=\"%s\"", ls->cfg->name);
-    ls->rq_time = weft_stats_histogram("weft_downstream_rq_duration_seconds", labels,
-                                       "Downstream request duration, first byte in to last byte out");
-    ls->cx_total = weft_stats_counter("weft_downstream_cx_total", labels, "Downstream connections accepted");
-    ls->cx_active = weft_stats_gauge("weft_downstream_cx_active", labels, "Downstream connections open");
+    ls->rq_time =
+        weft_stats_histogram("weft_downstream_rq_duration_seconds", labels,
+                             "Downstream request duration, first byte in to last byte out");
+    ls->cx_total =
+        weft_stats_counter("weft_downstream_cx_total", labels, "Downstream connections accepted");
+    ls->cx_active =
+        weft_stats_gauge("weft_downstream_cx_active", labels, "Downstream connections open");
     ls->cx_refused = weft_stats_counter("weft_downstream_cx_overflow_total", labels,
                                         "Downstream connections refused by max_connections");
     ls->rq_rejected = weft_stats_counter("weft_downstream_rq_rejected_total", labels,
@@ -37,27 +39,31 @@ static void register_listener_stats(weft_listener_snap *ls)
     }
 }
 
-static void register_tcp_stats(weft_listener_snap *ls, const weft_config *cfg)
-{
+static void register_tcp_stats(weft_listener_snap *ls, const weft_config *cfg) {
     char labels[256];
     ls->tcp_cluster = -1;
     for (size_t i = 0; i < cfg->n_clusters; i++)
         if (strcmp(cfg->clusters[i].name, ls->cfg->tcp_cluster) == 0)
             ls->tcp_cluster = (int)i;
-    snprintf(labels, sizeof(labels), "listener=\"%s\",cluster=\"%s\"", ls->cfg->name, ls->cfg->tcp_cluster);
-    ls->tcp_cx_total = weft_stats_counter("weft_tcp_cx_total", labels, "TCP proxy connections accepted");
-    ls->tcp_cx_active = weft_stats_gauge("weft_tcp_cx_active", labels, "TCP proxy connections open");
-    ls->tcp_rx_bytes = weft_stats_counter("weft_tcp_rx_bytes_total", labels,
-                                          "TCP proxy bytes received from downstream (sent upstream)");
-    ls->tcp_tx_bytes = weft_stats_counter("weft_tcp_tx_bytes_total", labels,
-                                          "TCP proxy bytes sent to downstream (received from upstream)");
-    ls->tcp_connect_fail = weft_stats_counter("weft_tcp_connect_fail_total", labels,
-                                              "TCP proxy connections closed because no upstream connection "
-                                              "could be made");
+    snprintf(labels, sizeof(labels), "listener=\"%s\",cluster=\"%s\"", ls->cfg->name,
+             ls->cfg->tcp_cluster);
+    ls->tcp_cx_total =
+        weft_stats_counter("weft_tcp_cx_total", labels, "TCP proxy connections accepted");
+    ls->tcp_cx_active =
+        weft_stats_gauge("weft_tcp_cx_active", labels, "TCP proxy connections open");
+    ls->tcp_rx_bytes =
+        weft_stats_counter("weft_tcp_rx_bytes_total", labels,
+                           "TCP proxy bytes received from downstream (sent upstream)");
+    ls->tcp_tx_bytes =
+        weft_stats_counter("weft_tcp_tx_bytes_total", labels,
+                           "TCP proxy bytes sent to downstream (received from upstream)");
+    ls->tcp_connect_fail =
+        weft_stats_counter("weft_tcp_connect_fail_total", labels,
+                           "TCP proxy connections closed because no upstream connection "
+                           "could be made");
 }
 
-static void register_cluster_stats(weft_cluster_snap *c)
-{
+static void register_cluster_stats(weft_cluster_snap *c) {
     char labels[256];
     for (int i = 0; i < WEFT_CODE_CLASSES; i++) {
         snprintf(labels, sizeof(labels), "cluster=\"%s\",response_code_class=\"%s\"", c->cfg->name,
@@ -87,8 +93,7 @@ static void register_cluster_stats(weft_cluster_snap *c)
 #undef G
 }
 
-static bool endpoints_equal(const weft_cfg_cluster *a, const weft_cfg_cluster *b)
-{
+static bool endpoints_equal(const weft_cfg_cluster *a, const weft_cfg_cluster *b) {
     if (a->n_endpoints != b->n_endpoints || a->lb != b->lb || a->ring_size != b->ring_size)
         return false;
     for (size_t i = 0; i < a->n_endpoints; i++) {
@@ -99,8 +104,7 @@ static bool endpoints_equal(const weft_cfg_cluster *a, const weft_cfg_cluster *b
     return true;
 }
 
-static const weft_cluster_snap *find_prev_cluster(const weft_snapshot *prev, const char *name)
-{
+static const weft_cluster_snap *find_prev_cluster(const weft_snapshot *prev, const char *name) {
     if (!prev)
         return NULL;
     for (size_t i = 0; i < prev->cfg->n_clusters; i++)
@@ -112,8 +116,7 @@ static const weft_cluster_snap *find_prev_cluster(const weft_snapshot *prev, con
 /* Static clusters get their hostset now; DNS clusters start empty (or with
  * the previous snapshot's resolution) and the resolver publishes later. */
 static int build_hostset(weft_cluster_snap *c, const weft_snapshot *prev, const char *src,
-                         char *err, size_t errlen)
-{
+                         char *err, size_t errlen) {
     const weft_cluster_snap *old = find_prev_cluster(prev, c->cfg->name);
     if (old && endpoints_equal(old->cfg, c->cfg)) {
         /* Same endpoints: share the hostset (keeps health and DNS state). */
@@ -130,8 +133,8 @@ static int build_hostset(weft_cluster_snap *c, const weft_snapshot *prev, const 
     for (size_t i = 0; i < n; i++) {
         const weft_cfg_endpoint *e = &c->cfg->endpoints[i];
         if (weft_endpoint_set_ip(&hs->eps[i], e->address, e->port) != 0) {
-            snprintf(err, errlen, "%s:%u:%u: endpoint address \"%s\" is not an IP address",
-                     src, e->pos.line, e->pos.col, e->address);
+            snprintf(err, errlen, "%s:%u:%u: endpoint address \"%s\" is not an IP address", src,
+                     e->pos.line, e->pos.col, e->address);
             weft_hostset_unref(hs);
             return -1;
         }
@@ -147,8 +150,7 @@ static int build_hostset(weft_cluster_snap *c, const weft_snapshot *prev, const 
     return 0;
 }
 
-static int open_access_log(const weft_config *cfg, int *fd_out, char *err, size_t errlen)
-{
+static int open_access_log(const weft_config *cfg, int *fd_out, char *err, size_t errlen) {
     const char *p = cfg->access_log.path;
     *fd_out = -1;
     if (!p || !*p)
@@ -167,8 +169,7 @@ static int open_access_log(const weft_config *cfg, int *fd_out, char *err, size_
 }
 
 weft_snapshot *weft_snapshot_build(weft_config *cfg, const weft_snapshot *prev, uint64_t version,
-                                   char *err, size_t errlen)
-{
+                                   char *err, size_t errlen) {
     weft_snapshot *s = calloc(1, sizeof(*s));
     if (!s) {
         weft_config_free(cfg);
@@ -208,8 +209,8 @@ weft_snapshot *weft_snapshot_build(weft_config *cfg, const weft_snapshot *prev, 
         if (ls->cfg->is_tcp)
             register_tcp_stats(ls, cfg);
     }
-    s->rq_local_reply = weft_stats_counter("weft_local_reply_total", "",
-                                           "Responses generated by weft itself");
+    s->rq_local_reply =
+        weft_stats_counter("weft_local_reply_total", "", "Responses generated by weft itself");
     if (open_access_log(cfg, &s->access_log_fd, err, errlen))
         goto fail;
     return s;
@@ -218,10 +219,11 @@ fail:
     return NULL;
 }
 
-void weft_snapshot_ref(weft_snapshot *s) { atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed); }
+void weft_snapshot_ref(weft_snapshot *s) {
+    atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+}
 
-void weft_snapshot_unref(weft_snapshot *s)
-{
+void weft_snapshot_unref(weft_snapshot *s) {
     if (!s || atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
         return;
     if (s->listeners)
@@ -246,8 +248,7 @@ void weft_snapshot_unref(weft_snapshot *s)
     free(s);
 }
 
-void weft_cluster_snap_update_health_gauge(weft_cluster_snap *c)
-{
+void weft_cluster_snap_update_health_gauge(weft_cluster_snap *c) {
     weft_hostset *hs = weft_cluster_snap_hostset(c, NULL);
     int64_t n = 0;
     for (size_t i = 0; hs && i < hs->n; i++)
@@ -257,8 +258,7 @@ void weft_cluster_snap_update_health_gauge(weft_cluster_snap *c)
         weft_hostset_unref(hs);
 }
 
-weft_hostset *weft_cluster_snap_hostset(weft_cluster_snap *c, uint64_t *gen_out)
-{
+weft_hostset *weft_cluster_snap_hostset(weft_cluster_snap *c, uint64_t *gen_out) {
     pthread_mutex_lock(&c->mu);
     weft_hostset *hs = c->hs;
     if (hs)
@@ -269,8 +269,7 @@ weft_hostset *weft_cluster_snap_hostset(weft_cluster_snap *c, uint64_t *gen_out)
     return hs;
 }
 
-void weft_cluster_snap_publish(weft_cluster_snap *c, weft_hostset *hs)
-{
+void weft_cluster_snap_publish(weft_cluster_snap *c, weft_hostset *hs) {
     pthread_mutex_lock(&c->mu);
     weft_hostset *old = c->hs;
     c->hs = hs;

@@ -20,16 +20,16 @@
 
 typedef struct weft_listener_snap {
     const weft_cfg_listener *cfg;
-    uint32_t idx;                             /* in cfg->listeners */
+    uint32_t idx; /* in cfg->listeners */
     weft_router *router;
     weft_filter_chain chain;                  /* HTTP and transport filters */
     weft_stat_id rq_total[WEFT_CODE_CLASSES]; /* by status class */
     weft_stat_id rq_time;                     /* histogram */
     weft_stat_id cx_total, cx_active, cx_refused;
-    weft_stat_id rq_rejected;                 /* protocol errors / limits */
-    weft_stat_id grpc_total[17];              /* gRPC responses by grpc-status code */
+    weft_stat_id rq_rejected;    /* protocol errors / limits */
+    weft_stat_id grpc_total[17]; /* gRPC responses by grpc-status code */
     /* tcp_proxy listeners only (cfg->is_tcp); labels listener, cluster. */
-    int tcp_cluster;                          /* index in cfg->clusters */
+    int tcp_cluster; /* index in cfg->clusters */
     weft_stat_id tcp_cx_total, tcp_cx_active, tcp_rx_bytes, tcp_tx_bytes, tcp_connect_fail;
 } weft_listener_snap;
 
@@ -51,11 +51,11 @@ typedef struct weft_cluster_snap {
 
 typedef struct weft_snapshot {
     _Atomic int refs;
-    uint64_t version;             /* 1, 2, ... per successful load */
-    weft_config *cfg;             /* owned */
+    uint64_t version;              /* 1, 2, ... per successful load */
+    weft_config *cfg;              /* owned */
     weft_listener_snap *listeners; /* cfg->n_listeners */
     weft_cluster_snap *clusters;   /* cfg->n_clusters */
-    int access_log_fd;            /* -1 = off; owned unless stdout */
+    int access_log_fd;             /* -1 = off; owned unless stdout */
     weft_stat_id rq_local_reply;
 } weft_snapshot;
 
@@ -76,8 +76,7 @@ void weft_cluster_snap_publish(weft_cluster_snap *c, weft_hostset *hs);
  * current hostset. Main thread. */
 void weft_cluster_snap_update_health_gauge(weft_cluster_snap *c);
 
-static inline int weft_code_class(uint16_t status)
-{
+static inline int weft_code_class(uint16_t status) {
     int c = status / 100 - 1;
     return c < 0 ? 0 : c > 4 ? 4 : c;
 }

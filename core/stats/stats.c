@@ -33,16 +33,16 @@
 #include "common/common.h"
 
 const double weft_hist_bounds_ms[WEFT_HIST_BUCKETS] = {
-    0.5,   1,     2,     5,     10,     20,     50,     100,    200,    500,
-    1000,  2000,  5000,  10000, 15000,  30000,  60000,  120000, 300000, 600000,
+    0.5,  1,    2,    5,     10,    20,    50,    100,    200,    500,
+    1000, 2000, 5000, 10000, 15000, 30000, 60000, 120000, 300000, 600000,
 };
 
 /* The same bounds in microseconds (exact integers), for the hot path and
  * for exact decimal rendering. Kept equal to weft_hist_bounds_ms * 1000. */
 static const uint64_t hist_bounds_us[WEFT_HIST_BUCKETS] = {
-    500,        1000,       2000,       5000,        10000,       20000,       50000,
-    100000,     200000,     500000,     1000000,     2000000,     5000000,     10000000,
-    15000000,   30000000,   60000000,   120000000,   300000000,   600000000,
+    500,      1000,     2000,     5000,      10000,     20000,     50000,
+    100000,   200000,   500000,   1000000,   2000000,   5000000,   10000000,
+    15000000, 30000000, 60000000, 120000000, 300000000, 600000000,
 };
 
 #define HIST_SUM_SLOT WEFT_HIST_BUCKETS
@@ -93,9 +93,9 @@ static stat_index g_entry_index; /* -> g_entries, keyed by (name_idx, labels) */
 static uint32_t g_next_slot;  /* first free slot */
 static uint32_t g_pages_used; /* pages allocated in every block */
 
-static weft_stats_block *g_live;    /* head of the live list */
-static weft_stats_block g_retired;  /* folded counters/histograms of freed blocks */
-static weft_stats_block g_global;   /* weft_stats_gauge_set values */
+static weft_stats_block *g_live;   /* head of the live list */
+static weft_stats_block g_retired; /* folded counters/histograms of freed blocks */
+static weft_stats_block g_global;  /* weft_stats_gauge_set values */
 
 static _Thread_local weft_stats_block *tls_block;
 
@@ -118,7 +118,8 @@ static inline uint64_t slot_read(const weft_stats_block *b, uint32_t id) {
 
 /* Single-writer add: no read-modify-write instruction needed. */
 static inline void slot_add(stat_slot *p, uint64_t v) {
-    atomic_store_explicit(p, atomic_load_explicit(p, memory_order_relaxed) + v, memory_order_relaxed);
+    atomic_store_explicit(p, atomic_load_explicit(p, memory_order_relaxed) + v,
+                          memory_order_relaxed);
 }
 
 static void block_free_pages(weft_stats_block *b) {
@@ -172,7 +173,9 @@ static uint32_t alloc_slots(uint32_t n) {
 
 /* ------------------------------------------------------------- registry */
 
-static uint64_t name_hash(const char *name) { return weft_hash64(name, strlen(name), 0x5157a75u); }
+static uint64_t name_hash(const char *name) {
+    return weft_hash64(name, strlen(name), 0x5157a75u);
+}
 
 static uint64_t entry_hash(uint32_t name_idx, const char *labels) {
     return weft_hash64(labels, strlen(labels), 0x9e3779b97f4a7c15ull ^ name_idx);
@@ -269,7 +272,9 @@ static bool valid_name(const char *s) {
 }
 
 /* A label set is one line of text: no line breaks. */
-static bool valid_labels(const char *s) { return strpbrk(s, "\r\n") == NULL; }
+static bool valid_labels(const char *s) {
+    return strpbrk(s, "\r\n") == NULL;
+}
 
 static weft_stat_id stats_register(weft_stat_kind kind, const char *name, const char *labels,
                                    const char *help) {
@@ -326,15 +331,18 @@ static weft_stat_id stats_register(weft_stat_kind kind, const char *name, const 
     uint32_t ei = g_nentries++;
     if (ni == UINT32_MAX) {
         ni = g_nnames++;
-        g_names[ni] = (stat_name){.name = name_copy, .help = help_copy, .kind = kind,
-                                  .first_entry = ei, .last_entry = ei};
+        g_names[ni] = (stat_name){.name = name_copy,
+                                  .help = help_copy,
+                                  .kind = kind,
+                                  .first_entry = ei,
+                                  .last_entry = ei};
         index_put(&g_name_index, name_hash(name_copy), ni);
     } else {
         g_entries[g_names[ni].last_entry].next_same_name = ei;
         g_names[ni].last_entry = ei;
     }
-    g_entries[ei] = (stat_entry){.labels = labels_copy, .name_idx = ni, .slot = slot,
-                                 .next_same_name = UINT32_MAX};
+    g_entries[ei] = (stat_entry){
+        .labels = labels_copy, .name_idx = ni, .slot = slot, .next_same_name = UINT32_MAX};
     index_put(&g_entry_index, entry_hash(ni, labels_copy), ei);
     id = slot;
 
@@ -410,9 +418,14 @@ void weft_stats_block_free(weft_stats_block *b) {
     for (uint32_t i = 0; i < g_nentries; i++) {
         const stat_entry *e = &g_entries[i];
         switch (g_names[e->name_idx].kind) {
-        case WEFT_STAT_COUNTER: fold_slots(b, e->slot, 1); break;
-        case WEFT_STAT_HISTOGRAM: fold_slots(b, e->slot, WEFT_HIST_SLOTS); break;
-        case WEFT_STAT_GAUGE: break; /* the owner is gone: its deltas go too */
+        case WEFT_STAT_COUNTER:
+            fold_slots(b, e->slot, 1);
+            break;
+        case WEFT_STAT_HISTOGRAM:
+            fold_slots(b, e->slot, WEFT_HIST_SLOTS);
+            break;
+        case WEFT_STAT_GAUGE:
+            break; /* the owner is gone: its deltas go too */
         }
     }
     if (b->prev)
@@ -426,9 +439,13 @@ void weft_stats_block_free(weft_stats_block *b) {
     free(b);
 }
 
-void weft_stats_set_thread_block(weft_stats_block *b) { tls_block = b; }
+void weft_stats_set_thread_block(weft_stats_block *b) {
+    tls_block = b;
+}
 
-weft_stats_block *weft_stats_thread_block(void) { return tls_block; }
+weft_stats_block *weft_stats_thread_block(void) {
+    return tls_block;
+}
 
 /* ------------------------------------------------------------- hot path */
 
@@ -499,9 +516,15 @@ uint64_t weft_stats_counter_value(weft_stat_id id) {
     const stat_entry *e = entry_by_id(id);
     if (e) {
         switch (g_names[e->name_idx].kind) {
-        case WEFT_STAT_COUNTER: v = sum_slot(id, true); break;
-        case WEFT_STAT_HISTOGRAM: v = sum_slot(id + HIST_COUNT_SLOT, true); break;
-        case WEFT_STAT_GAUGE: v = (uint64_t)gauge_sum(id); break;
+        case WEFT_STAT_COUNTER:
+            v = sum_slot(id, true);
+            break;
+        case WEFT_STAT_HISTOGRAM:
+            v = sum_slot(id + HIST_COUNT_SLOT, true);
+            break;
+        case WEFT_STAT_GAUGE:
+            v = (uint64_t)gauge_sum(id);
+            break;
         }
     }
     pthread_mutex_unlock(&g_lock);
@@ -553,7 +576,8 @@ static int add_escaped_help(struct evbuffer *out, const char *s) {
     }
 }
 
-static int render_histogram(struct evbuffer *out, const char *name, const char *labels, uint32_t id) {
+static int render_histogram(struct evbuffer *out, const char *name, const char *labels,
+                            uint32_t id) {
     const char *sep = *labels ? "," : "";
     char num[32];
     uint64_t cum = 0;
@@ -585,8 +609,8 @@ static int render_locked(struct evbuffer *out) {
     for (uint32_t ni = 0; ni < g_nnames; ni++) {
         const stat_name *n = &g_names[ni];
         if (*n->help) {
-            if (evbuffer_add_printf(out, "# HELP %s ", n->name) < 0 || add_escaped_help(out, n->help) < 0 ||
-                evbuffer_add(out, "\n", 1) < 0)
+            if (evbuffer_add_printf(out, "# HELP %s ", n->name) < 0 ||
+                add_escaped_help(out, n->help) < 0 || evbuffer_add(out, "\n", 1) < 0)
                 return -1;
         }
         if (evbuffer_add_printf(out, "# TYPE %s %s\n", n->name, type_names[n->kind]) < 0)

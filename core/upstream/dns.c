@@ -24,7 +24,7 @@ struct dns_cluster {
     weft_dns *d;
     weft_cluster_snap *c;
     struct event *tick;
-    dns_query *queries;       /* one per configured endpoint */
+    dns_query *queries; /* one per configured endpoint */
     size_t pending;
     /* addresses gathered during a round */
     struct sockaddr_storage addrs[DNS_MAX_ADDRS];
@@ -41,14 +41,14 @@ struct weft_dns {
     size_t n;
 };
 
-static bool same_as_current(dns_cluster *dc, weft_hostset *hs)
-{
+static bool same_as_current(dns_cluster *dc, weft_hostset *hs) {
     weft_hostset *cur = weft_cluster_snap_hostset(dc->c, NULL);
     bool same = cur && cur->n == hs->n;
     for (size_t i = 0; same && i < hs->n; i++) {
         bool found = false;
         for (size_t j = 0; j < cur->n && !found; j++)
-            found = strcmp(cur->eps[j].name, hs->eps[i].name) == 0 && cur->eps[j].weight == hs->eps[i].weight;
+            found = strcmp(cur->eps[j].name, hs->eps[i].name) == 0 &&
+                    cur->eps[j].weight == hs->eps[i].weight;
         same = found;
     }
     if (same) {
@@ -65,8 +65,7 @@ static bool same_as_current(dns_cluster *dc, weft_hostset *hs)
     return false;
 }
 
-static void round_done(dns_cluster *dc)
-{
+static void round_done(dns_cluster *dc) {
     weft_hostset *hs = weft_hostset_new(dc->n_addrs);
     if (!hs)
         return;
@@ -106,14 +105,14 @@ static void round_done(dns_cluster *dc)
     weft_cluster_snap_update_health_gauge(dc->c);
 }
 
-static void on_resolved(int result, struct evutil_addrinfo *res, void *arg)
-{
+static void on_resolved(int result, struct evutil_addrinfo *res, void *arg) {
     dns_query *q = arg;
     dns_cluster *dc = q->dc;
     q->req = NULL;
     const weft_cfg_endpoint *e = &dc->c->cfg->endpoints[q->ep_idx];
     if (result == 0) {
-        for (struct evutil_addrinfo *ai = res; ai && dc->n_addrs < DNS_MAX_ADDRS; ai = ai->ai_next) {
+        for (struct evutil_addrinfo *ai = res; ai && dc->n_addrs < DNS_MAX_ADDRS;
+             ai = ai->ai_next) {
             if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6)
                 continue;
             memcpy(&dc->addrs[dc->n_addrs], ai->ai_addr, ai->ai_addrlen);
@@ -137,8 +136,7 @@ static void on_resolved(int result, struct evutil_addrinfo *res, void *arg)
         round_done(dc);
 }
 
-static void on_tick(evutil_socket_t fd, short what, void *arg)
-{
+static void on_tick(evutil_socket_t fd, short what, void *arg) {
     dns_cluster *dc = arg;
     if (dc->pending)
         return; /* previous round still running */
@@ -158,8 +156,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-weft_dns *weft_dns_start(struct event_base *base, weft_snapshot *snap)
-{
+weft_dns *weft_dns_start(struct event_base *base, weft_snapshot *snap) {
     weft_dns *d = calloc(1, sizeof(*d));
     if (!d)
         return NULL;
@@ -171,7 +168,8 @@ weft_dns *weft_dns_start(struct event_base *base, weft_snapshot *snap)
         need += snap->clusters[i].cfg->uses_dns;
     if (!need)
         return d;
-    d->evdns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS | EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+    d->evdns =
+        evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS | EVDNS_BASE_DISABLE_WHEN_INACTIVE);
     if (!d->evdns) {
         /* No resolv.conf: still resolve names from /etc/hosts. */
         d->evdns = evdns_base_new(base, 0);
@@ -203,8 +201,7 @@ weft_dns *weft_dns_start(struct event_base *base, weft_snapshot *snap)
     return d;
 }
 
-void weft_dns_free(weft_dns *d)
-{
+void weft_dns_free(weft_dns *d) {
     if (!d)
         return;
     for (size_t i = 0; i < d->n; i++) {

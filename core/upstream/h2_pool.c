@@ -28,29 +28,29 @@ struct weft_h2up_conn {
     weft_conn *conn;
     nghttp2_session *ng;
     char key[80];
-    uint32_t max_streams;     /* peer's SETTINGS_MAX_CONCURRENT_STREAMS */
+    uint32_t max_streams; /* peer's SETTINGS_MAX_CONCURRENT_STREAMS */
     uint32_t n_streams;
     uint64_t idle_timeout_ms;
     weft_stat_id cx_stat;
-    weft_ltimer timer;        /* connect timeout, then idle timeout */
+    weft_ltimer timer; /* connect timeout, then idle timeout */
     struct event ev_flush;
     bool connected;
     bool goaway;
     bool dead;
     bool in_cb;
     bool doomed;
-    weft_h2up_stream *live;   /* streams nghttp2 has not closed yet */
+    weft_h2up_stream *live; /* streams nghttp2 has not closed yet */
     weft_h2up_conn *next;
 };
 
 struct weft_h2up_stream {
     weft_h2up_conn *c;
-    weft_stream *s;           /* NULL once released */
+    weft_stream *s; /* NULL once released */
     int32_t id;
-    struct evbuffer *body;    /* request body not yet framed */
+    struct evbuffer *body; /* request body not yet framed */
     nghttp2_nv *trailers;
     size_t n_trailers;
-    weft_resp_head resp;      /* strings in the weft stream's arena */
+    weft_resp_head resp; /* strings in the weft stream's arena */
     weft_hdrs *resp_trailers;
     size_t unconsumed;
     bool body_end;
@@ -58,13 +58,12 @@ struct weft_h2up_stream {
     bool paused;
     bool head_seen;
     bool complete;
-    bool closed;              /* nghttp2 closed it */
+    bool closed; /* nghttp2 closed it */
     bool refused;
     weft_h2up_stream *live_prev, *live_next;
 };
 
-static void live_unlink(weft_h2up_stream *us)
-{
+static void live_unlink(weft_h2up_stream *us) {
     weft_h2up_conn *c = us->c;
     if (us->live_prev)
         us->live_prev->live_next = us->live_next;
@@ -78,17 +77,17 @@ static void live_unlink(weft_h2up_stream *us)
 static void conn_flush(weft_h2up_conn *c);
 static void conn_fail(weft_h2up_conn *c, weft_up_err err);
 
-static void schedule(weft_h2up_conn *c) { event_active(&c->ev_flush, EV_TIMEOUT, 0); }
+static void schedule(weft_h2up_conn *c) {
+    event_active(&c->ev_flush, EV_TIMEOUT, 0);
+}
 
-static void us_free(weft_h2up_stream *us)
-{
+static void us_free(weft_h2up_stream *us) {
     evbuffer_free(us->body);
     free(us->trailers);
     free(us);
 }
 
-static void conn_free(weft_h2up_conn *c)
-{
+static void conn_free(weft_h2up_conn *c) {
     weft_worker *w = c->w;
     for (weft_h2up_conn **pp = &w->h2up; *pp; pp = &(*pp)->next)
         if (*pp == c) {
@@ -106,8 +105,7 @@ static void conn_free(weft_h2up_conn *c)
 /* ---------- request body provider ---------- */
 
 static ssize_t body_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t len, uint32_t *flags,
-                         nghttp2_data_source *src, void *ud)
-{
+                         nghttp2_data_source *src, void *ud) {
     weft_h2up_stream *us = src->ptr;
     size_t have = evbuffer_get_length(us->body);
     if (!have && !us->body_end) {
@@ -131,12 +129,12 @@ static ssize_t body_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
 
 /* ---------- response callbacks ---------- */
 
-static int cb_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
-{
+static int cb_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *ud) {
     weft_h2up_stream *us = nghttp2_session_get_stream_user_data(ng, f->hd.stream_id);
     if (!us || !us->s)
         return 0;
-    if (f->headers.cat == NGHTTP2_HCAT_RESPONSE || (f->headers.cat == NGHTTP2_HCAT_HEADERS && !us->head_seen)) {
+    if (f->headers.cat == NGHTTP2_HCAT_RESPONSE ||
+        (f->headers.cat == NGHTTP2_HCAT_HEADERS && !us->head_seen)) {
         memset(&us->resp, 0, sizeof(us->resp));
         weft_hdrs_init(&us->resp.headers, &us->s->arena);
         us->resp.http_minor = 1;
@@ -150,9 +148,9 @@ static int cb_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *u
     return 0;
 }
 
-static int cb_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name, size_t namelen,
-                     const uint8_t *value, size_t valuelen, uint8_t flags, void *ud)
-{
+static int cb_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name,
+                     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
+                     void *ud) {
     weft_h2up_stream *us = nghttp2_session_get_stream_user_data(ng, f->hd.stream_id);
     if (!us || !us->s)
         return 0;
@@ -177,11 +175,11 @@ static int cb_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t 
     return 0;
 }
 
-static int cb_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
-{
+static int cb_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *ud) {
     weft_h2up_conn *c = ud;
     if (f->hd.type == NGHTTP2_SETTINGS && !(f->hd.flags & NGHTTP2_FLAG_ACK)) {
-        c->max_streams = nghttp2_session_get_remote_settings(ng, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+        c->max_streams =
+            nghttp2_session_get_remote_settings(ng, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
         return 0;
     }
     if (f->hd.type == NGHTTP2_GOAWAY) {
@@ -215,8 +213,8 @@ static int cb_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
     return 0;
 }
 
-static int cb_data(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t *data, size_t len, void *ud)
-{
+static int cb_data(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t *data, size_t len,
+                   void *ud) {
     weft_h2up_stream *us = nghttp2_session_get_stream_user_data(ng, id);
     if (!us || !us->s) {
         nghttp2_session_consume(ng, id, len);
@@ -230,8 +228,7 @@ static int cb_data(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t
     return 0;
 }
 
-static int cb_stream_close(nghttp2_session *ng, int32_t id, uint32_t error, void *ud)
-{
+static int cb_stream_close(nghttp2_session *ng, int32_t id, uint32_t error, void *ud) {
     weft_h2up_conn *c = ud;
     weft_h2up_stream *us = nghttp2_session_get_stream_user_data(ng, id);
     if (!us)
@@ -252,8 +249,7 @@ static int cb_stream_close(nghttp2_session *ng, int32_t id, uint32_t error, void
 
 /* ---------- connection ---------- */
 
-static void conn_flush(weft_h2up_conn *c)
-{
+static void conn_flush(weft_h2up_conn *c) {
     if (!c->connected || c->dead)
         return;
     struct evbuffer *out = weft_conn_output(c->conn);
@@ -269,8 +265,7 @@ static void conn_flush(weft_h2up_conn *c)
     }
 }
 
-static void on_flush(evutil_socket_t fd, short what, void *arg)
-{
+static void on_flush(evutil_socket_t fd, short what, void *arg) {
     weft_h2up_conn *c = arg;
     c->in_cb = true;
     conn_flush(c);
@@ -280,8 +275,7 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
 }
 
 /* Every stream on the connection fails; the connection goes. */
-static void conn_fail(weft_h2up_conn *c, weft_up_err err)
-{
+static void conn_fail(weft_h2up_conn *c, weft_up_err err) {
     if (c->dead)
         return;
     c->dead = true;
@@ -302,8 +296,7 @@ static void conn_fail(weft_h2up_conn *c, weft_up_err err)
         schedule(c);
 }
 
-static void on_read(void *arg)
-{
+static void on_read(void *arg) {
     weft_h2up_conn *c = arg;
     struct evbuffer *in = weft_conn_input(c->conn);
     c->in_cb = true;
@@ -324,10 +317,11 @@ static void on_read(void *arg)
         schedule(c);
 }
 
-static void on_drained(void *arg) { schedule(arg); }
+static void on_drained(void *arg) {
+    schedule(arg);
+}
 
-static void on_event(void *arg, int what)
-{
+static void on_event(void *arg, int what) {
     weft_h2up_conn *c = arg;
     if (what & WEFT_CONN_CONNECTED) {
         c->connected = true;
@@ -343,8 +337,7 @@ static void on_event(void *arg, int what)
     schedule(c);
 }
 
-static void on_timer(void *arg)
-{
+static void on_timer(void *arg) {
     weft_h2up_conn *c = arg;
     if (!c->connected) {
         c->in_cb = true;
@@ -359,8 +352,7 @@ static void on_timer(void *arg)
 
 static const weft_conn_cbs conn_cbs = {on_read, on_drained, on_event};
 
-static weft_h2up_conn *conn_new(weft_worker *w, weft_cluster_snap *cs, const weft_endpoint *ep)
-{
+static weft_h2up_conn *conn_new(weft_worker *w, weft_cluster_snap *cs, const weft_endpoint *ep) {
     weft_h2up_conn *c = calloc(1, sizeof(*c));
     if (!c)
         return NULL;
@@ -419,17 +411,16 @@ static weft_h2up_conn *conn_new(weft_worker *w, weft_cluster_snap *cs, const wef
     return c;
 }
 
-static weft_h2up_conn *conn_pick(weft_worker *w, weft_cluster_snap *cs, const weft_endpoint *ep)
-{
+static weft_h2up_conn *conn_pick(weft_worker *w, weft_cluster_snap *cs, const weft_endpoint *ep) {
     for (weft_h2up_conn *c = w->h2up; c; c = c->next)
-        if (!c->goaway && !c->dead && c->n_streams < c->max_streams && strcmp(c->key, ep->name) == 0)
+        if (!c->goaway && !c->dead && c->n_streams < c->max_streams &&
+            strcmp(c->key, ep->name) == 0)
             return c;
     return conn_new(w, cs, ep);
 }
 
-
-weft_h2up_stream *weft_h2up_start(weft_stream *s, weft_cluster_snap *cs, const weft_endpoint *ep, bool has_body)
-{
+weft_h2up_stream *weft_h2up_start(weft_stream *s, weft_cluster_snap *cs, const weft_endpoint *ep,
+                                  bool has_body) {
     weft_h2up_conn *c = conn_pick(s->w, cs, ep);
     if (!c)
         return NULL;
@@ -450,7 +441,8 @@ weft_h2up_stream *weft_h2up_start(weft_stream *s, weft_cluster_snap *cs, const w
         return NULL;
     }
     size_t n = 0;
-#define NV(k, v, vl) (nghttp2_nv){(uint8_t *)(k), (uint8_t *)(v), sizeof(k) - 1, (vl), NGHTTP2_NV_FLAG_NONE}
+#define NV(k, v, vl)                                                                               \
+    (nghttp2_nv){(uint8_t *)(k), (uint8_t *)(v), sizeof(k) - 1, (vl), NGHTTP2_NV_FLAG_NONE}
     nva[n++] = NV(":method", r->method.p, r->method.len);
     nva[n++] = NV(":scheme", "http", 4);
     nva[n++] = NV(":authority", authority.p, authority.len);
@@ -462,8 +454,8 @@ weft_h2up_stream *weft_h2up_start(weft_stream *s, weft_cluster_snap *cs, const w
             continue;
         if (weft_sv_eq(x->name, WEFT_SV_LIT("te")) && !weft_sv_ieq_cstr(x->value, "trailers"))
             continue;
-        nva[n++] = (nghttp2_nv){(uint8_t *)x->name.p, (uint8_t *)x->value.p, x->name.len, x->value.len,
-                                NGHTTP2_NV_FLAG_NONE};
+        nva[n++] = (nghttp2_nv){(uint8_t *)x->name.p, (uint8_t *)x->value.p, x->name.len,
+                                x->value.len, NGHTTP2_NV_FLAG_NONE};
     }
     nghttp2_data_provider prd = {.source.ptr = us, .read_callback = body_read};
     int32_t id = nghttp2_submit_request(c->ng, NULL, nva, n, has_body ? &prd : NULL, us);
@@ -479,13 +471,13 @@ weft_h2up_stream *weft_h2up_start(weft_stream *s, weft_cluster_snap *cs, const w
     c->live = us;
     weft_ltimer_clear(&c->timer);
     if (!c->connected)
-        weft_ltimer_set(&c->timer, cs->cfg->connect_timeout_ms ? cs->cfg->connect_timeout_ms : 1000);
+        weft_ltimer_set(&c->timer,
+                        cs->cfg->connect_timeout_ms ? cs->cfg->connect_timeout_ms : 1000);
     schedule(c);
     return us;
 }
 
-static void kick(weft_h2up_stream *us)
-{
+static void kick(weft_h2up_stream *us) {
     if (us->deferred && !us->closed) {
         us->deferred = false;
         nghttp2_session_resume_data(us->c->ng, us->id);
@@ -493,20 +485,17 @@ static void kick(weft_h2up_stream *us)
     schedule(us->c);
 }
 
-void weft_h2up_body(weft_h2up_stream *us, struct evbuffer *chunk)
-{
+void weft_h2up_body(weft_h2up_stream *us, struct evbuffer *chunk) {
     evbuffer_add_buffer(us->body, chunk);
     kick(us);
 }
 
-void weft_h2up_body_data(weft_h2up_stream *us, const char *p, size_t n)
-{
+void weft_h2up_body_data(weft_h2up_stream *us, const char *p, size_t n) {
     evbuffer_add(us->body, p, n);
     kick(us);
 }
 
-void weft_h2up_end(weft_h2up_stream *us, const weft_hdrs *trailers)
-{
+void weft_h2up_end(weft_h2up_stream *us, const weft_hdrs *trailers) {
     if (us->body_end)
         return;
     us->body_end = true;
@@ -514,12 +503,15 @@ void weft_h2up_end(weft_h2up_stream *us, const weft_hdrs *trailers)
     kick(us);
 }
 
-size_t weft_h2up_pending(const weft_h2up_stream *us) { return evbuffer_get_length(us->body); }
+size_t weft_h2up_pending(const weft_h2up_stream *us) {
+    return evbuffer_get_length(us->body);
+}
 
-void weft_h2up_pause(weft_h2up_stream *us) { us->paused = true; }
+void weft_h2up_pause(weft_h2up_stream *us) {
+    us->paused = true;
+}
 
-void weft_h2up_resume(weft_h2up_stream *us)
-{
+void weft_h2up_resume(weft_h2up_stream *us) {
     us->paused = false;
     if (us->unconsumed && !us->closed) {
         nghttp2_session_consume(us->c->ng, us->id, us->unconsumed);
@@ -528,10 +520,11 @@ void weft_h2up_resume(weft_h2up_stream *us)
     }
 }
 
-bool weft_h2up_refused(const weft_h2up_stream *us) { return us->refused; }
+bool weft_h2up_refused(const weft_h2up_stream *us) {
+    return us->refused;
+}
 
-void weft_h2up_release(weft_h2up_stream *us)
-{
+void weft_h2up_release(weft_h2up_stream *us) {
     if (!us)
         return;
     us->s = NULL;
@@ -546,8 +539,7 @@ void weft_h2up_release(weft_h2up_stream *us)
     /* freed in cb_stream_close */
 }
 
-void weft_h2up_free_all(weft_worker *w)
-{
+void weft_h2up_free_all(weft_worker *w) {
     while (w->h2up) {
         weft_h2up_conn *c = w->h2up;
         while (c->live) {

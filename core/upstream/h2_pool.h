@@ -20,7 +20,8 @@ typedef struct weft_h2up_conn weft_h2up_conn;
 /* Starts a request for stream s (its req head and up_target already
  * prepared) on endpoint ep. has_body: DATA frames will follow. NULL on
  * immediate failure. */
-weft_h2up_stream *weft_h2up_start(weft_stream *s, weft_cluster_snap *c, const weft_endpoint *ep, bool has_body);
+weft_h2up_stream *weft_h2up_start(weft_stream *s, weft_cluster_snap *c, const weft_endpoint *ep,
+                                  bool has_body);
 /* Request body (moved out of chunk) and its end (with trailers or NULL). */
 void weft_h2up_body(weft_h2up_stream *us, struct evbuffer *chunk);
 void weft_h2up_body_data(weft_h2up_stream *us, const char *p, size_t n);

@@ -14,7 +14,7 @@
 
 typedef struct hc_target {
     struct hc_cluster *hc;
-    char name[80];          /* endpoint name: the key across hostsets */
+    char name[80]; /* endpoint name: the key across hostsets */
     char ip[INET6_ADDRSTRLEN];
     uint16_t port;
     struct evhttp_connection *conn;
@@ -34,13 +34,12 @@ typedef struct hc_cluster {
 
 struct weft_health {
     struct event_base *base;
-    weft_snapshot *snap;    /* referenced */
+    weft_snapshot *snap; /* referenced */
     hc_cluster *clusters;
     size_t n;
 };
 
-static void set_endpoint_health(hc_target *t, bool healthy)
-{
+static void set_endpoint_health(hc_target *t, bool healthy) {
     weft_hostset *hs = weft_cluster_snap_hostset(t->hc->c, NULL);
     if (!hs)
         return;
@@ -51,8 +50,7 @@ static void set_endpoint_health(hc_target *t, bool healthy)
     weft_cluster_snap_update_health_gauge(t->hc->c);
 }
 
-static void on_result(hc_target *t, bool ok)
-{
+static void on_result(hc_target *t, bool ok) {
     const weft_cfg_health_check *cfg = &t->hc->c->cfg->health;
     weft_stats_block *b = weft_stats_thread_block();
     weft_stats_inc(b, ok ? t->hc->c->hc_success : t->hc->c->hc_failure, 1);
@@ -76,8 +74,7 @@ static void on_result(hc_target *t, bool ok)
     }
 }
 
-static void on_response(struct evhttp_request *req, void *arg)
-{
+static void on_response(struct evhttp_request *req, void *arg) {
     hc_target *t = arg;
     t->in_flight = false;
     const weft_cfg_health_check *cfg = &t->hc->c->cfg->health;
@@ -85,8 +82,7 @@ static void on_response(struct evhttp_request *req, void *arg)
     on_result(t, code >= cfg->expected_min && code <= cfg->expected_max);
 }
 
-static void check_target(hc_target *t)
-{
+static void check_target(hc_target *t) {
     const weft_cfg_health_check *cfg = &t->hc->c->cfg->health;
     if (t->in_flight)
         return; /* still waiting: the timeout will count it */
@@ -96,7 +92,8 @@ static void check_target(hc_target *t)
             on_result(t, false);
             return;
         }
-        struct timeval tv = {(time_t)(cfg->timeout_ms / 1000), (suseconds_t)((cfg->timeout_ms % 1000) * 1000)};
+        struct timeval tv = {(time_t)(cfg->timeout_ms / 1000),
+                             (suseconds_t)((cfg->timeout_ms % 1000) * 1000)};
         evhttp_connection_set_timeout_tv(t->conn, &tv);
         evhttp_connection_set_retries(t->conn, 0);
     }
@@ -109,14 +106,14 @@ static void check_target(hc_target *t)
     evhttp_add_header(hdrs, "Host", cfg->host ? cfg->host : t->hc->c->cfg->name);
     evhttp_add_header(hdrs, "User-Agent", "weft-health-check");
     t->in_flight = true;
-    if (evhttp_make_request(t->conn, req, EVHTTP_REQ_GET, cfg->path ? cfg->path : "/healthz") != 0) {
+    if (evhttp_make_request(t->conn, req, EVHTTP_REQ_GET, cfg->path ? cfg->path : "/healthz") !=
+        0) {
         t->in_flight = false;
         on_result(t, false);
     }
 }
 
-static hc_target *find_old(weft_health *prev, const char *cluster, const char *name)
-{
+static hc_target *find_old(weft_health *prev, const char *cluster, const char *name) {
     if (!prev)
         return NULL;
     for (size_t i = 0; i < prev->n; i++) {
@@ -129,8 +126,7 @@ static hc_target *find_old(weft_health *prev, const char *cluster, const char *n
     return NULL;
 }
 
-static void free_targets(hc_cluster *hc)
-{
+static void free_targets(hc_cluster *hc) {
     for (size_t i = 0; i < hc->n; i++)
         if (hc->targets[i].conn)
             evhttp_connection_free(hc->targets[i].conn);
@@ -140,8 +136,7 @@ static void free_targets(hc_cluster *hc)
 }
 
 /* (Re)builds the target list from the cluster's current hostset. */
-static void sync_targets(hc_cluster *hc, weft_health *prev)
-{
+static void sync_targets(hc_cluster *hc, weft_health *prev) {
     uint64_t gen = 0;
     weft_hostset *hs = weft_cluster_snap_hostset(hc->c, &gen);
     if (!hs)
@@ -188,16 +183,14 @@ static void sync_targets(hc_cluster *hc, weft_health *prev)
     weft_cluster_snap_update_health_gauge(hc->c);
 }
 
-static void on_tick(evutil_socket_t fd, short what, void *arg)
-{
+static void on_tick(evutil_socket_t fd, short what, void *arg) {
     hc_cluster *hc = arg;
     sync_targets(hc, NULL);
     for (size_t i = 0; i < hc->n; i++)
         check_target(&hc->targets[i]);
 }
 
-weft_health *weft_health_start(struct event_base *base, weft_snapshot *snap, weft_health *prev)
-{
+weft_health *weft_health_start(struct event_base *base, weft_snapshot *snap, weft_health *prev) {
     weft_health *h = calloc(1, sizeof(*h));
     if (!h)
         return NULL;
@@ -224,8 +217,7 @@ weft_health *weft_health_start(struct event_base *base, weft_snapshot *snap, wef
     return h;
 }
 
-void weft_health_free(weft_health *h)
-{
+void weft_health_free(weft_health *h) {
     if (!h)
         return;
     for (size_t i = 0; i < h->n; i++) {

@@ -11,8 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-weft_hostset *weft_hostset_new(size_t n)
-{
+weft_hostset *weft_hostset_new(size_t n) {
     weft_hostset *hs = calloc(1, sizeof(*hs));
     if (!hs)
         return NULL;
@@ -30,14 +29,12 @@ weft_hostset *weft_hostset_new(size_t n)
     return hs;
 }
 
-void weft_hostset_ref(weft_hostset *hs)
-{
+void weft_hostset_ref(weft_hostset *hs) {
     if (hs)
         atomic_fetch_add_explicit(&hs->refs, 1, memory_order_relaxed);
 }
 
-void weft_hostset_unref(weft_hostset *hs)
-{
+void weft_hostset_unref(weft_hostset *hs) {
     if (!hs)
         return;
     if (atomic_fetch_sub_explicit(&hs->refs, 1, memory_order_acq_rel) != 1)
@@ -47,8 +44,7 @@ void weft_hostset_unref(weft_hostset *hs)
     free(hs);
 }
 
-static int ring_cmp(const void *a, const void *b)
-{
+static int ring_cmp(const void *a, const void *b) {
     const weft_ring_entry *x = a, *y = b;
     if (x->hash != y->hash)
         return x->hash < y->hash ? -1 : 1;
@@ -64,8 +60,7 @@ static int ring_cmp(const void *a, const void *b)
  * when others join or leave, so only the keys of the endpoint that left
  * move (unless the change crosses a power of two). When the total weight
  * exceeds ring_size, points are max(1, ring_size * w / total). */
-static uint64_t ring_points(uint64_t w, uint64_t total_w, uint32_t ring_size)
-{
+static uint64_t ring_points(uint64_t w, uint64_t total_w, uint32_t ring_size) {
     if (total_w <= ring_size) {
         uint64_t need = (ring_size + total_w - 1) / total_w;
         uint64_t unit = 1;
@@ -77,8 +72,7 @@ static uint64_t ring_points(uint64_t w, uint64_t total_w, uint32_t ring_size)
     return pts ? pts : 1;
 }
 
-int weft_hostset_build_ring(weft_hostset *hs, uint32_t ring_size)
-{
+int weft_hostset_build_ring(weft_hostset *hs, uint32_t ring_size) {
     if (!hs)
         return -1;
     if (ring_size == 0)
@@ -89,7 +83,8 @@ int weft_hostset_build_ring(weft_hostset *hs, uint32_t ring_size)
 
     size_t total_pts = 0;
     for (size_t i = 0; i < hs->n; i++)
-        total_pts += (size_t)ring_points(hs->eps[i].weight ? hs->eps[i].weight : 1, total_w, ring_size);
+        total_pts +=
+            (size_t)ring_points(hs->eps[i].weight ? hs->eps[i].weight : 1, total_w, ring_size);
     weft_ring_entry *ring = NULL;
     if (total_pts) {
         ring = malloc(total_pts * sizeof(*ring));
@@ -117,8 +112,7 @@ int weft_hostset_build_ring(weft_hostset *hs, uint32_t ring_size)
 
 /* Parses an optional "%scope" suffix of an IPv6 literal (interface name
  * or number). Returns 0 and the scope id, or -1. */
-static int parse_scope(const char *s, uint32_t *out)
-{
+static int parse_scope(const char *s, uint32_t *out) {
     if (!*s)
         return -1;
     char *end;
@@ -134,8 +128,7 @@ static int parse_scope(const char *s, uint32_t *out)
     return 0;
 }
 
-int weft_endpoint_set_ip(weft_endpoint *ep, const char *ip, uint16_t port)
-{
+int weft_endpoint_set_ip(weft_endpoint *ep, const char *ip, uint16_t port) {
     if (!ep || !ip)
         return -1;
     struct in_addr a4;

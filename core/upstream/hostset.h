@@ -14,22 +14,22 @@
 typedef struct weft_endpoint {
     struct sockaddr_storage addr;
     socklen_t addrlen;
-    char name[80];          /* "127.0.0.1:8080" / "[::1]:8080" for logs, stats */
-    uint32_t weight;        /* >= 1 */
-    _Atomic int healthy;    /* 1 = in rotation; written by the health checker */
+    char name[80];       /* "127.0.0.1:8080" / "[::1]:8080" for logs, stats */
+    uint32_t weight;     /* >= 1 */
+    _Atomic int healthy; /* 1 = in rotation; written by the health checker */
 } weft_endpoint;
 
 typedef struct weft_ring_entry {
     uint64_t hash;
-    uint32_t ep;            /* index into eps */
+    uint32_t ep; /* index into eps */
 } weft_ring_entry;
 
 typedef struct weft_hostset {
     _Atomic int refs;
-    uint64_t generation;     /* increases with each publish for a cluster */
-    weft_endpoint *eps;      /* owned */
+    uint64_t generation; /* increases with each publish for a cluster */
+    weft_endpoint *eps;  /* owned */
     size_t n;
-    weft_ring_entry *ring;   /* owned; sorted by hash; NULL unless ring hash */
+    weft_ring_entry *ring; /* owned; sorted by hash; NULL unless ring hash */
     size_t ring_n;
 } weft_hostset;
 

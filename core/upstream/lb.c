@@ -14,16 +14,14 @@
 
 /* ---- rng: xorshift64* ---- */
 
-static uint64_t splitmix64(uint64_t x)
-{
+static uint64_t splitmix64(uint64_t x) {
     x += 0x9e3779b97f4a7c15ull;
     x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
     x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
     return x ^ (x >> 31);
 }
 
-static uint64_t rng_next(weft_lb *lb)
-{
+static uint64_t rng_next(weft_lb *lb) {
     uint64_t x = lb->rng;
     x ^= x >> 12;
     x ^= x << 25;
@@ -34,8 +32,7 @@ static uint64_t rng_next(weft_lb *lb)
 
 /* Uniform in [0, n), n > 0 (Lemire's multiply-shift on the top 32 bits
  * is enough for endpoint counts and weight sums below 2^32). */
-static uint64_t rng_below(weft_lb *lb, uint64_t n)
-{
+static uint64_t rng_below(weft_lb *lb, uint64_t n) {
     uint64_t r = rng_next(lb);
     if (n <= UINT32_MAX)
         return ((r >> 32) * n) >> 32;
@@ -44,44 +41,40 @@ static uint64_t rng_below(weft_lb *lb, uint64_t n)
 
 /* ---- eligibility ---- */
 
-static inline bool ep_healthy(const weft_lb *lb, size_t i)
-{
+static inline bool ep_healthy(const weft_lb *lb, size_t i) {
     return atomic_load_explicit(&lb->hs->eps[i].healthy, memory_order_relaxed) != 0;
 }
 
-static inline uint64_t ep_weight(const weft_lb *lb, size_t i)
-{
+static inline uint64_t ep_weight(const weft_lb *lb, size_t i) {
     uint32_t w = lb->hs->eps[i].weight;
     return w ? w : 1;
 }
 
 typedef struct pick_ctx {
-    int excl;      /* index treated as ineligible, or -1 */
-    size_t count;  /* number of eligible endpoints */
+    int excl;     /* index treated as ineligible, or -1 */
+    size_t count; /* number of eligible endpoints */
 } pick_ctx;
 
-static inline bool eligible(const weft_lb *lb, const pick_ctx *c, size_t i)
-{
+static inline bool eligible(const weft_lb *lb, const pick_ctx *c, size_t i) {
     return (int)i != c->excl && ep_healthy(lb, i);
 }
 
 /* Counts healthy endpoints and decides whether `exclude` is honoured. */
-static void pick_ctx_init(const weft_lb *lb, int exclude, pick_ctx *c)
-{
+static void pick_ctx_init(const weft_lb *lb, int exclude, pick_ctx *c) {
     size_t healthy = 0;
     for (size_t i = 0; i < lb->hs->n; i++)
         healthy += ep_healthy(lb, i);
     c->excl = -1;
     c->count = healthy;
-    if (exclude >= 0 && (size_t)exclude < lb->hs->n && ep_healthy(lb, (size_t)exclude) && healthy > 1) {
+    if (exclude >= 0 && (size_t)exclude < lb->hs->n && ep_healthy(lb, (size_t)exclude) &&
+        healthy > 1) {
         c->excl = exclude;
         c->count = healthy - 1;
     }
 }
 
 /* The k-th eligible endpoint (0-based), k < c->count. */
-static size_t nth_eligible(const weft_lb *lb, const pick_ctx *c, size_t k)
-{
+static size_t nth_eligible(const weft_lb *lb, const pick_ctx *c, size_t k) {
     if (c->count == lb->hs->n)
         return k;
     for (size_t i = 0; i < lb->hs->n; i++) {
@@ -97,8 +90,7 @@ static size_t nth_eligible(const weft_lb *lb, const pick_ctx *c, size_t k)
 /* ---- policies ---- */
 
 /* nginx smooth weighted round robin. */
-static int pick_rr(weft_lb *lb, const pick_ctx *c)
-{
+static int pick_rr(weft_lb *lb, const pick_ctx *c) {
     int64_t total = 0;
     int best = -1;
     for (size_t i = 0; i < lb->hs->n; i++) {
@@ -115,8 +107,7 @@ static int pick_rr(weft_lb *lb, const pick_ctx *c)
     return best;
 }
 
-static int pick_random(weft_lb *lb, const pick_ctx *c)
-{
+static int pick_random(weft_lb *lb, const pick_ctx *c) {
     uint64_t total = 0;
     for (size_t i = 0; i < lb->hs->n; i++)
         if (eligible(lb, c, i))
@@ -134,8 +125,7 @@ static int pick_random(weft_lb *lb, const pick_ctx *c)
 }
 
 /* Two distinct eligible endpoints chosen uniformly (count >= 2). */
-static void two_choices(weft_lb *lb, const pick_ctx *c, size_t *a, size_t *b)
-{
+static void two_choices(weft_lb *lb, const pick_ctx *c, size_t *a, size_t *b) {
     size_t r1 = (size_t)rng_below(lb, c->count);
     size_t r2 = (size_t)rng_below(lb, c->count - 1);
     if (r2 >= r1)
@@ -144,8 +134,7 @@ static void two_choices(weft_lb *lb, const pick_ctx *c, size_t *a, size_t *b)
     *b = nth_eligible(lb, c, r2);
 }
 
-static int pick_least_request(weft_lb *lb, const pick_ctx *c)
-{
+static int pick_least_request(weft_lb *lb, const pick_ctx *c) {
     if (c->count == 1)
         return (int)nth_eligible(lb, c, 0);
     size_t a, b;
@@ -156,15 +145,13 @@ static int pick_least_request(weft_lb *lb, const pick_ctx *c)
     return (int)(lhs <= rhs ? a : b);
 }
 
-static inline double decay_tau(const weft_lb *lb)
-{
+static inline double decay_tau(const weft_lb *lb) {
     return (double)(lb->ewma_decay_us ? lb->ewma_decay_us : WEFT_LB_DEFAULT_DECAY_US);
 }
 
 /* The latency estimate decayed towards zero for the time since its last
  * update (Finagle's peak EWMA reads the value this way). */
-static double ewma_now(const weft_lb *lb, size_t i, uint64_t now_us)
-{
+static double ewma_now(const weft_lb *lb, size_t i, uint64_t now_us) {
     const weft_lb_ep_state *s = &lb->st[i];
     if (s->ewma_us <= 0.0 || now_us <= s->ewma_stamp_us)
         return s->ewma_us;
@@ -172,8 +159,7 @@ static double ewma_now(const weft_lb *lb, size_t i, uint64_t now_us)
     return s->ewma_us * exp(-elapsed / decay_tau(lb));
 }
 
-static double ewma_cost(const weft_lb *lb, size_t i, uint64_t now_us)
-{
+static double ewma_cost(const weft_lb *lb, size_t i, uint64_t now_us) {
     const weft_lb_ep_state *s = &lb->st[i];
     bool probed = s->ewma_stamp_us != 0 || s->ewma_us > 0.0;
     if (!probed) {
@@ -184,8 +170,7 @@ static double ewma_cost(const weft_lb *lb, size_t i, uint64_t now_us)
     return ewma_now(lb, i, now_us) * (double)(s->active + 1);
 }
 
-static int pick_peak_ewma(weft_lb *lb, const pick_ctx *c, uint64_t now_us)
-{
+static int pick_peak_ewma(weft_lb *lb, const pick_ctx *c, uint64_t now_us) {
     if (c->count == 1)
         return (int)nth_eligible(lb, c, 0);
     size_t a, b;
@@ -193,8 +178,7 @@ static int pick_peak_ewma(weft_lb *lb, const pick_ctx *c, uint64_t now_us)
     return (int)(ewma_cost(lb, a, now_us) <= ewma_cost(lb, b, now_us) ? a : b);
 }
 
-static int pick_ring(weft_lb *lb, const pick_ctx *c, uint64_t hash)
-{
+static int pick_ring(weft_lb *lb, const pick_ctx *c, uint64_t hash) {
     const weft_hostset *hs = lb->hs;
     size_t n = hs->ring_n;
     /* lower_bound: first entry with entry.hash >= hash. */
@@ -219,8 +203,7 @@ static int pick_ring(weft_lb *lb, const pick_ctx *c, uint64_t hash)
 
 /* ---- public ---- */
 
-int weft_lb_init(weft_lb *lb, weft_lb_policy policy, weft_hostset *hs, uint64_t seed)
-{
+int weft_lb_init(weft_lb *lb, weft_lb_policy policy, weft_hostset *hs, uint64_t seed) {
     if (!lb || !hs)
         return -1;
     memset(lb, 0, sizeof(*lb));
@@ -250,8 +233,7 @@ int weft_lb_init(weft_lb *lb, weft_lb_policy policy, weft_hostset *hs, uint64_t 
     return 0;
 }
 
-void weft_lb_destroy(weft_lb *lb)
-{
+void weft_lb_destroy(weft_lb *lb) {
     if (!lb)
         return;
     free(lb->st);
@@ -260,8 +242,7 @@ void weft_lb_destroy(weft_lb *lb)
     lb->hs = NULL;
 }
 
-int weft_lb_pick_at(weft_lb *lb, uint64_t hash, bool has_hash, int exclude, uint64_t now_us)
-{
+int weft_lb_pick_at(weft_lb *lb, uint64_t hash, bool has_hash, int exclude, uint64_t now_us) {
     if (!lb || !lb->hs || lb->hs->n == 0)
         return -1;
     pick_ctx c;
@@ -285,21 +266,18 @@ int weft_lb_pick_at(weft_lb *lb, uint64_t hash, bool has_hash, int exclude, uint
     return pick_random(lb, &c);
 }
 
-int weft_lb_pick(weft_lb *lb, uint64_t hash, bool has_hash, int exclude)
-{
+int weft_lb_pick(weft_lb *lb, uint64_t hash, bool has_hash, int exclude) {
     uint64_t now = lb && lb->policy == WEFT_LB_PEAK_EWMA ? weft_now_us() : 0;
     return weft_lb_pick_at(lb, hash, has_hash, exclude, now);
 }
 
-void weft_lb_on_start(weft_lb *lb, int i)
-{
+void weft_lb_on_start(weft_lb *lb, int i) {
     if (!lb || !lb->hs || i < 0 || (size_t)i >= lb->hs->n)
         return;
     lb->st[i].active++;
 }
 
-void weft_lb_on_end(weft_lb *lb, int i, uint64_t latency_us, bool ok, uint64_t now_us)
-{
+void weft_lb_on_end(weft_lb *lb, int i, uint64_t latency_us, bool ok, uint64_t now_us) {
     if (!lb || !lb->hs || i < 0 || (size_t)i >= lb->hs->n)
         return;
     weft_lb_ep_state *s = &lb->st[i];

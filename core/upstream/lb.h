@@ -8,18 +8,18 @@
 #include "upstream/hostset.h"
 
 typedef struct weft_lb_ep_state {
-    int64_t current_weight;  /* smooth weighted round robin */
-    uint32_t active;         /* requests in flight from this worker */
-    double ewma_us;          /* peak EWMA of latency, microseconds */
-    uint64_t ewma_stamp_us;  /* last EWMA update (monotonic us) */
+    int64_t current_weight; /* smooth weighted round robin */
+    uint32_t active;        /* requests in flight from this worker */
+    double ewma_us;         /* peak EWMA of latency, microseconds */
+    uint64_t ewma_stamp_us; /* last EWMA update (monotonic us) */
 } weft_lb_ep_state;
 
 typedef struct weft_lb {
     weft_lb_policy policy;
-    weft_hostset *hs;        /* referenced (weft_hostset_ref) while the lb lives */
-    weft_lb_ep_state *st;    /* hs->n entries, owned */
-    uint64_t rng;            /* xorshift state */
-    uint64_t ewma_decay_us;  /* EWMA time constant; default 10 s */
+    weft_hostset *hs;       /* referenced (weft_hostset_ref) while the lb lives */
+    weft_lb_ep_state *st;   /* hs->n entries, owned */
+    uint64_t rng;           /* xorshift state */
+    uint64_t ewma_decay_us; /* EWMA time constant; default 10 s */
 } weft_lb;
 
 int weft_lb_init(weft_lb *lb, weft_lb_policy policy, weft_hostset *hs, uint64_t seed);

@@ -12,13 +12,11 @@
 
 #include "http/stream.h"
 
-static unsigned pool_bucket(const char *key)
-{
+static unsigned pool_bucket(const char *key) {
     return (unsigned)(weft_hash64(key, strlen(key), 0) % WEFT_POOL_BUCKETS);
 }
 
-static weft_pool *pool_get(weft_worker *w, const char *key)
-{
+static weft_pool *pool_get(weft_worker *w, const char *key) {
     unsigned b = pool_bucket(key);
     for (weft_pool *p = w->pools[b]; p; p = p->next)
         if (strcmp(p->key, key) == 0)
@@ -32,8 +30,7 @@ static weft_pool *pool_get(weft_worker *w, const char *key)
     return p;
 }
 
-static void idle_unlink(weft_upconn *uc)
-{
+static void idle_unlink(weft_upconn *uc) {
     weft_pool *p = uc->pool;
     for (weft_upconn **pp = &p->idle; *pp; pp = &(*pp)->next)
         if (*pp == uc) {
@@ -48,8 +45,7 @@ static void idle_unlink(weft_upconn *uc)
 
 /* Frees the connection. Never called from inside its own parser callback
  * (see in_cb below). */
-static void upconn_free(weft_upconn *uc)
-{
+static void upconn_free(weft_upconn *uc) {
     if (uc->is_idle)
         idle_unlink(uc);
     if (uc->pool)
@@ -65,24 +61,20 @@ static void upconn_free(weft_upconn *uc)
 }
 
 /* Parser callbacks: forward to the attached stream. */
-static int cb_resp_head(void *ud, weft_resp_head *h)
-{
+static int cb_resp_head(void *ud, weft_resp_head *h) {
     weft_upconn *uc = ud;
     uc->got_bytes = true;
     return uc->stream ? weft_stream_on_up_head(uc->stream, h) : WEFT_H1_CB_ABORT;
 }
-static int cb_body(void *ud, const char *p, size_t n)
-{
+static int cb_body(void *ud, const char *p, size_t n) {
     weft_upconn *uc = ud;
     return uc->stream ? weft_stream_on_up_body(uc->stream, p, n) : WEFT_H1_CB_ABORT;
 }
-static int cb_trailers(void *ud, weft_hdrs *t)
-{
+static int cb_trailers(void *ud, weft_hdrs *t) {
     weft_upconn *uc = ud;
     return uc->stream ? weft_stream_on_up_trailers(uc->stream, t) : WEFT_H1_CB_ABORT;
 }
-static int cb_complete(void *ud)
-{
+static int cb_complete(void *ud) {
     weft_upconn *uc = ud;
     return uc->stream ? weft_stream_on_up_complete(uc->stream) : WEFT_H1_CB_PAUSE;
 }
@@ -94,9 +86,7 @@ static const weft_h1_callbacks up_cbs = {
     .on_complete = cb_complete,
 };
 
-
-static void up_fail(weft_upconn *uc, weft_up_err err)
-{
+static void up_fail(weft_upconn *uc, weft_up_err err) {
     weft_stream *s = uc->stream;
     if (s)
         weft_stream_on_up_error(s, err); /* releases uc */
@@ -105,8 +95,7 @@ static void up_fail(weft_upconn *uc, weft_up_err err)
 }
 
 /* Feeds buffered response bytes to the parser. Caller has set in_cb. */
-static void up_process(weft_upconn *uc)
-{
+static void up_process(weft_upconn *uc) {
     struct evbuffer *in = weft_conn_input(uc->conn);
     if (uc->tunnel) {
         if (uc->stream && !uc->read_paused)
@@ -119,7 +108,8 @@ static void up_process(weft_upconn *uc)
         if (evbuffer_get_length(in) && evbuffer_peek(in, -1, NULL, &v, 1) < 1)
             break;
         size_t consumed = 0;
-        weft_h1_result r = weft_h1_parser_feed(uc->parser, v.iov_base ? v.iov_base : "", v.iov_len, &consumed);
+        weft_h1_result r =
+            weft_h1_parser_feed(uc->parser, v.iov_base ? v.iov_base : "", v.iov_len, &consumed);
         evbuffer_drain(in, consumed);
         if (r == WEFT_H1_ERROR) {
             up_fail(uc, WEFT_UP_ERR_PROTOCOL);
@@ -134,30 +124,26 @@ static void up_process(weft_upconn *uc)
         uc->doomed = true; /* bytes nobody asked for: the connection is unusable */
 }
 
-static void up_cb_exit(weft_upconn *uc)
-{
+static void up_cb_exit(weft_upconn *uc) {
     uc->in_cb = false;
     if (uc->doomed)
         upconn_free(uc);
 }
 
-static void up_read_cb(void *arg)
-{
+static void up_read_cb(void *arg) {
     weft_upconn *uc = arg;
     uc->in_cb = true;
     up_process(uc);
     up_cb_exit(uc);
 }
 
-static void up_write_cb(void *arg)
-{
+static void up_write_cb(void *arg) {
     weft_upconn *uc = arg;
     if (uc->stream)
         weft_stream_on_up_writable(uc->stream);
 }
 
-static void up_event_cb(void *arg, int what)
-{
+static void up_event_cb(void *arg, int what) {
     weft_upconn *uc = arg;
     if (what & WEFT_CONN_CONNECTED) {
         uc->connected = true;
@@ -181,7 +167,8 @@ static void up_event_cb(void *arg, int what)
         up_process(uc);
         if (uc->tunnel && uc->stream)
             up_fail(uc, WEFT_UP_ERR_RESET); /* the tunnel's upstream side ended */
-        else if (uc->stream && !uc->doomed && weft_h1_parser_eof(uc->parser) != WEFT_H1_DONE && uc->stream)
+        else if (uc->stream && !uc->doomed && weft_h1_parser_eof(uc->parser) != WEFT_H1_DONE &&
+                 uc->stream)
             up_fail(uc, WEFT_UP_ERR_RESET);
     } else {
         up_fail(uc, WEFT_UP_ERR_RESET);
@@ -191,15 +178,13 @@ static void up_event_cb(void *arg, int what)
     up_cb_exit(uc);
 }
 
-static void up_resume_cb(evutil_socket_t fd, short what, void *arg)
-{
+static void up_resume_cb(evutil_socket_t fd, short what, void *arg) {
     up_read_cb(arg);
 }
 
 static const weft_conn_cbs upconn_cbs = {up_read_cb, up_write_cb, up_event_cb};
 
-static void up_timer_cb(void *arg)
-{
+static void up_timer_cb(void *arg) {
     weft_upconn *uc = arg;
     if (!uc->connected && uc->stream) {
         uc->in_cb = true;
@@ -212,8 +197,7 @@ static void up_timer_cb(void *arg)
     }
 }
 
-static void attach(weft_upconn *uc, weft_stream *s)
-{
+static void attach(weft_upconn *uc, weft_stream *s) {
     uc->stream = s;
     uc->got_bytes = false;
     uc->read_paused = false;
@@ -224,8 +208,7 @@ static void attach(weft_upconn *uc, weft_stream *s)
 /* What a connection needs from its cluster after the stream lets go:
  * copied, because an idle pooled connection outlives config snapshots
  * (stats ids are stable across reloads). */
-static void copy_limits(weft_upconn *uc, const weft_cluster_snap *c)
-{
+static void copy_limits(weft_upconn *uc, const weft_cluster_snap *c) {
     uc->max_idle = c->cfg->max_idle_per_endpoint;
     uc->max_req = c->cfg->max_requests_per_connection;
     uc->idle_timeout_ms = c->cfg->pool_idle_timeout_ms;
@@ -233,8 +216,7 @@ static void copy_limits(weft_upconn *uc, const weft_cluster_snap *c)
 }
 
 weft_upconn *weft_pool_acquire(weft_worker *w, weft_cluster_snap *c, const weft_endpoint *ep,
-                               weft_stream *s, bool allow_idle, bool *reused)
-{
+                               weft_stream *s, bool allow_idle, bool *reused) {
     weft_pool *p = pool_get(w, ep->name);
     if (!p)
         return NULL;
@@ -287,8 +269,7 @@ weft_upconn *weft_pool_acquire(weft_worker *w, weft_cluster_snap *c, const weft_
     return uc;
 }
 
-void weft_upconn_release(weft_upconn *uc, bool reusable)
-{
+void weft_upconn_release(weft_upconn *uc, bool reusable) {
     if (!uc)
         return;
     weft_stream *s = uc->stream;
@@ -308,7 +289,7 @@ void weft_upconn_release(weft_upconn *uc, bool reusable)
         uc->is_idle = true;
         uc->idle_since_ms = weft_now_ms();
         weft_stats_gauge_add(w->stats, uc->idle_stat, 1);
-        uc->cluster = NULL; /* an idle connection may outlive its snapshot */
+        uc->cluster = NULL;                    /* an idle connection may outlive its snapshot */
         weft_conn_read_enable(uc->conn, true); /* notice the server closing it */
         weft_ltimer_set(&uc->timer, uc->idle_timeout_ms);
         return;
@@ -319,22 +300,19 @@ void weft_upconn_release(weft_upconn *uc, bool reusable)
         upconn_free(uc);
 }
 
-void weft_upconn_pause_read(weft_upconn *uc)
-{
+void weft_upconn_pause_read(weft_upconn *uc) {
     uc->read_paused = true;
     weft_conn_read_enable(uc->conn, false);
 }
 
-void weft_upconn_resume_read(weft_upconn *uc)
-{
+void weft_upconn_resume_read(weft_upconn *uc) {
     uc->read_paused = false;
     weft_conn_read_enable(uc->conn, true);
     if (evbuffer_get_length(weft_conn_input(uc->conn)))
         event_active(&uc->ev_resume, EV_TIMEOUT, 0);
 }
 
-void weft_pools_sweep(weft_worker *w)
-{
+void weft_pools_sweep(weft_worker *w) {
     for (int b = 0; b < WEFT_POOL_BUCKETS; b++) {
         weft_pool **pp = &w->pools[b];
         while (*pp) {
@@ -349,8 +327,7 @@ void weft_pools_sweep(weft_worker *w)
     }
 }
 
-void weft_pools_free_all(weft_worker *w)
-{
+void weft_pools_free_all(weft_worker *w) {
     for (int b = 0; b < WEFT_POOL_BUCKETS; b++) {
         weft_pool *p = w->pools[b];
         while (p) {

@@ -17,43 +17,43 @@
 typedef struct weft_stream weft_stream;
 
 typedef enum {
-    WEFT_UP_ERR_CONNECT = 1,  /* refused, unreachable */
+    WEFT_UP_ERR_CONNECT = 1, /* refused, unreachable */
     WEFT_UP_ERR_CONNECT_TIMEOUT,
-    WEFT_UP_ERR_RESET,        /* closed/reset before the response completed */
-    WEFT_UP_ERR_PROTOCOL,     /* unparseable response */
+    WEFT_UP_ERR_RESET,    /* closed/reset before the response completed */
+    WEFT_UP_ERR_PROTOCOL, /* unparseable response */
 } weft_up_err;
 
 typedef struct weft_upconn {
     weft_pool *pool;
     weft_worker *w;
     weft_conn *conn;
-    struct event ev_resume;    /* deferred re-read after a pause */
+    struct event ev_resume; /* deferred re-read after a pause */
     weft_h1_parser *parser;
-    weft_stream *stream;       /* attached stream, NULL when idle */
-    weft_cluster_snap *cluster;/* the attached stream's cluster; NULL while idle */
-    uint32_t max_idle, max_req;/* copied from the cluster at acquire */
+    weft_stream *stream;        /* attached stream, NULL when idle */
+    weft_cluster_snap *cluster; /* the attached stream's cluster; NULL while idle */
+    uint32_t max_idle, max_req; /* copied from the cluster at acquire */
     uint64_t idle_timeout_ms;
-    weft_stat_id idle_stat;    /* pool_idle gauge it counts in while idle */
-    weft_stat_id cx_stat;      /* cx_active gauge it counts in while open */
-    weft_ltimer timer;         /* connect timeout, then pool idle timeout */
-    struct weft_upconn *next;  /* idle list */
+    weft_stat_id idle_stat;   /* pool_idle gauge it counts in while idle */
+    weft_stat_id cx_stat;     /* cx_active gauge it counts in while open */
+    weft_ltimer timer;        /* connect timeout, then pool idle timeout */
+    struct weft_upconn *next; /* idle list */
     uint64_t idle_since_ms;
     uint32_t requests;
     bool connected;
-    bool got_bytes;            /* any response byte for the current request */
+    bool got_bytes; /* any response byte for the current request */
     bool read_paused;
-    bool in_cb;                /* inside one of its own callbacks: defer frees */
-    bool tunnel;               /* raw bytes to the attached stream (101/CONNECT) */
-    bool is_idle;              /* on its pool's idle list */
-    bool doomed;               /* free when the current callback returns */
+    bool in_cb;   /* inside one of its own callbacks: defer frees */
+    bool tunnel;  /* raw bytes to the attached stream (101/CONNECT) */
+    bool is_idle; /* on its pool's idle list */
+    bool doomed;  /* free when the current callback returns */
 } weft_upconn;
 
 struct weft_pool {
     char key[80];
-    weft_upconn *idle;         /* LIFO: the warmest connection first */
+    weft_upconn *idle; /* LIFO: the warmest connection first */
     uint32_t n_idle;
     uint32_t n_total;
-    struct weft_pool *next;    /* hash chain */
+    struct weft_pool *next; /* hash chain */
 };
 
 /* An idle connection to ep, or a new one (connecting). *reused tells which.
@@ -66,7 +66,9 @@ weft_upconn *weft_pool_acquire(weft_worker *w, weft_cluster_snap *c, const weft_
 void weft_upconn_release(weft_upconn *uc, bool reusable);
 void weft_upconn_pause_read(weft_upconn *uc);
 void weft_upconn_resume_read(weft_upconn *uc);
-static inline struct evbuffer *weft_upconn_output(weft_upconn *uc) { return weft_conn_output(uc->conn); }
+static inline struct evbuffer *weft_upconn_output(weft_upconn *uc) {
+    return weft_conn_output(uc->conn);
+}
 /* Frees pools that hold no connection. */
 void weft_pools_sweep(weft_worker *w);
 void weft_pools_free_all(weft_worker *w);

@@ -47,12 +47,12 @@ typedef struct dl_entry {
 } dl_entry;
 
 typedef struct dl_config {
-    char header[128];   /* header name to check, lower-case */
+    char header[128]; /* header name to check, lower-case */
     size_t header_len;
     bool ignore_case;
-    dl_entry *exact;    /* sorted, for bsearch */
+    dl_entry *exact; /* sorted, for bsearch */
     size_t n_exact;
-    dl_entry *prefix;   /* "prefix*" entries, without the '*' */
+    dl_entry *prefix; /* "prefix*" entries, without the '*' */
     size_t n_prefix;
     int32_t st_allowed, st_denied;
 } dl_config;
@@ -63,8 +63,7 @@ static const weft_str TAG = WEFT_STR("x-denylist");
 /* Config                                                              */
 /* ------------------------------------------------------------------ */
 
-static void dl_config_destroy(void *config)
-{
+static void dl_config_destroy(void *config) {
     dl_config *c = config;
     if (!c)
         return;
@@ -81,8 +80,7 @@ static int fail_fmt(weft_filter_setup *setup, const weft_config_node *n, const c
     __attribute__((format(printf, 3, 4)));
 
 /* weft_config_fail takes a finished message: format it here. */
-static int fail_fmt(weft_filter_setup *setup, const weft_config_node *n, const char *fmt, ...)
-{
+static int fail_fmt(weft_filter_setup *setup, const weft_config_node *n, const char *fmt, ...) {
     char msg[512];
     va_list ap;
     va_start(ap, fmt);
@@ -91,21 +89,23 @@ static int fail_fmt(weft_filter_setup *setup, const weft_config_node *n, const c
     return weft_config_fail(setup, n, msg);
 }
 
-static char lower(char ch) { return ch >= 'A' && ch <= 'Z' ? (char)(ch - 'A' + 'a') : ch; }
+static char lower(char ch) {
+    return ch >= 'A' && ch <= 'Z' ? (char)(ch - 'A' + 'a') : ch;
+}
 
-static int cmp_entry(const void *a, const void *b)
-{
+static int cmp_entry(const void *a, const void *b) {
     const dl_entry *x = a, *y = b;
     size_t n = x->len < y->len ? x->len : y->len;
     int r = memcmp(x->text, y->text, n);
     return r ? r : (x->len > y->len) - (x->len < y->len);
 }
 
-static bool is_blank(char ch) { return ch == ' ' || ch == '\t' || ch == '\r'; }
+static bool is_blank(char ch) {
+    return ch == ' ' || ch == '\t' || ch == '\r';
+}
 
 /* Reads the whole file at `path` into a NUL-terminated buffer. */
-static char *read_file(const char *path, size_t *len, int *err)
-{
+static char *read_file(const char *path, size_t *len, int *err) {
     FILE *f = fopen(path, "rb");
     if (!f) {
         *err = errno;
@@ -151,8 +151,7 @@ static char *read_file(const char *path, size_t *len, int *err)
     return buf;
 }
 
-static int add_entry(dl_entry **v, size_t *n, size_t *cap, const char *p, size_t len, bool fold)
-{
+static int add_entry(dl_entry **v, size_t *n, size_t *cap, const char *p, size_t len, bool fold) {
     if (*n == *cap) {
         size_t nc = *cap ? *cap * 2 : 16;
         dl_entry *nv = realloc(*v, nc * sizeof(*nv));
@@ -174,8 +173,7 @@ static int add_entry(dl_entry **v, size_t *n, size_t *cap, const char *p, size_t
 /* Parses the deny-list text. Problems are reported on the `file:` node,
  * naming the line of the deny-list file. */
 static int parse_list(dl_config *c, const char *text, size_t len, const char *shown,
-                      const weft_config_node *file_node, weft_filter_setup *setup)
-{
+                      const weft_config_node *file_node, weft_filter_setup *setup) {
     size_t cap_exact = 0, cap_prefix = 0;
     unsigned line = 0;
     for (size_t pos = 0; pos < len;) {
@@ -196,14 +194,16 @@ static int parse_list(dl_config *c, const char *text, size_t len, const char *sh
         for (size_t i = 0; i < n; i++) {
             unsigned char ch = (unsigned char)p[i];
             if ((ch < 32 && ch != '\t') || ch == 127)
-                return fail_fmt(setup, file_node, "%s:%u: control character in an entry", shown, line);
+                return fail_fmt(setup, file_node, "%s:%u: control character in an entry", shown,
+                                line);
         }
         if (n > DL_MAX_ENTRY)
-            return fail_fmt(setup, file_node, "%s:%u: entry longer than %u bytes", shown, line, DL_MAX_ENTRY);
+            return fail_fmt(setup, file_node, "%s:%u: entry longer than %u bytes", shown, line,
+                            DL_MAX_ENTRY);
         const char *star = memchr(p, '*', n);
         if (star && star != p + n - 1)
-            return fail_fmt(setup, file_node, "%s:%u: '*' is only allowed at the end of an entry", shown,
-                            line);
+            return fail_fmt(setup, file_node, "%s:%u: '*' is only allowed at the end of an entry",
+                            shown, line);
         int rc = star ? add_entry(&c->prefix, &c->n_prefix, &cap_prefix, p, n - 1, c->ignore_case)
                       : add_entry(&c->exact, &c->n_exact, &cap_exact, p, n, c->ignore_case);
         if (rc)
@@ -214,8 +214,7 @@ static int parse_list(dl_config *c, const char *text, size_t len, const char *sh
     return 0;
 }
 
-static bool valid_header_name(weft_str s)
-{
+static bool valid_header_name(weft_str s) {
     if (!s.len || s.len >= sizeof(((dl_config *)0)->header))
         return false;
     for (size_t i = 0; i < s.len; i++) {
@@ -226,8 +225,7 @@ static bool valid_header_name(weft_str s)
     return true;
 }
 
-static int parse_config(dl_config *c, const weft_config_node *node, weft_filter_setup *setup)
-{
+static int parse_config(dl_config *c, const weft_config_node *node, weft_filter_setup *setup) {
     if (!node)
         return weft_config_fail(setup, NULL, "denylist needs a config with at least `file:`");
     if (!weft_config_is_map(node))
@@ -240,14 +238,15 @@ static int parse_config(dl_config *c, const weft_config_node *node, weft_filter_
         for (size_t k = 0; k < sizeof(known) / sizeof(known[0]); k++)
             ok |= strlen(known[k]) == key.len && memcmp(known[k], key.ptr, key.len) == 0;
         if (!ok)
-            return fail_fmt(setup, v, "unknown key \"%.*s\" (known: header, file, ignore_case)", (int)key.len,
-                            key.ptr);
+            return fail_fmt(setup, v, "unknown key \"%.*s\" (known: header, file, ignore_case)",
+                            (int)key.len, key.ptr);
     }
 
     weft_str header = WEFT_STR("user-agent");
     const weft_config_node *hn = weft_config_get(node, "header");
     if (hn && (weft_config_string(hn, &header) != WEFT_OK || !valid_header_name(header)))
-        return weft_config_fail(setup, hn, "header: expected an HTTP header name like \"user-agent\"");
+        return weft_config_fail(setup, hn,
+                                "header: expected an HTTP header name like \"user-agent\"");
     for (size_t i = 0; i < header.len; i++)
         c->header[i] = lower(header.ptr[i]);
     c->header_len = header.len;
@@ -269,7 +268,8 @@ static int parse_config(dl_config *c, const weft_config_node *node, weft_filter_
     if (file.ptr[0] == '/')
         pn = snprintf(path, sizeof(path), "%.*s", (int)file.len, file.ptr);
     else
-        pn = snprintf(path, sizeof(path), "%s/%.*s", weft_config_dir(setup), (int)file.len, file.ptr);
+        pn = snprintf(path, sizeof(path), "%s/%.*s", weft_config_dir(setup), (int)file.len,
+                      file.ptr);
     if (pn < 0 || (size_t)pn >= sizeof(path))
         return weft_config_fail(setup, fn, "file: path too long");
 
@@ -284,18 +284,18 @@ static int parse_config(dl_config *c, const weft_config_node *node, weft_filter_
         return -1;
 
     c->st_allowed = weft_stat_counter(setup, "allowed_total", "requests the deny-list let through");
-    c->st_denied = weft_stat_counter(setup, "denied_total", "requests refused by the deny-list (403)");
+    c->st_denied =
+        weft_stat_counter(setup, "denied_total", "requests refused by the deny-list (403)");
     if (weft_log_enabled(WEFT_LOG_LEVEL_INFO)) {
         char msg[DL_MAX_PATH + 256];
-        snprintf(msg, sizeof(msg), "%zu exact and %zu prefix entries for header %s from %s", c->n_exact,
-                 c->n_prefix, c->header, path);
+        snprintf(msg, sizeof(msg), "%zu exact and %zu prefix entries for header %s from %s",
+                 c->n_exact, c->n_prefix, c->header, path);
         weft_log_msg(WEFT_LOG_LEVEL_INFO, "denylist", msg);
     }
     return 0;
 }
 
-static int dl_config_create(const weft_config_node *node, weft_filter_setup *setup, void **config)
-{
+static int dl_config_create(const weft_config_node *node, weft_filter_setup *setup, void **config) {
     dl_config *c = calloc(1, sizeof(*c));
     if (!c)
         return weft_config_fail(setup, node, "out of memory");
@@ -311,8 +311,7 @@ static int dl_config_create(const weft_config_node *node, weft_filter_setup *set
 /* Matching                                                            */
 /* ------------------------------------------------------------------ */
 
-static bool eq_fold(const char *entry, const char *v, size_t n, bool fold)
-{
+static bool eq_fold(const char *entry, const char *v, size_t n, bool fold) {
     if (!fold)
         return memcmp(entry, v, n) == 0;
     for (size_t i = 0; i < n; i++)
@@ -321,8 +320,7 @@ static bool eq_fold(const char *entry, const char *v, size_t n, bool fold)
     return true;
 }
 
-static int cmp_key_fold(const void *key, const void *elem)
-{
+static int cmp_key_fold(const void *key, const void *elem) {
     const weft_str *k = key;
     const dl_entry *e = elem;
     size_t n = k->len < e->len ? k->len : e->len;
@@ -334,8 +332,7 @@ static int cmp_key_fold(const void *key, const void *elem)
     return (k->len > e->len) - (k->len < e->len);
 }
 
-static int cmp_key(const void *key, const void *elem)
-{
+static int cmp_key(const void *key, const void *elem) {
     const weft_str *k = key;
     const dl_entry *e = elem;
     size_t n = k->len < e->len ? k->len : e->len;
@@ -343,13 +340,13 @@ static int cmp_key(const void *key, const void *elem)
     return r ? r : (k->len > e->len) - (k->len < e->len);
 }
 
-static bool denied(const dl_config *c, weft_str v)
-{
+static bool denied(const dl_config *c, weft_str v) {
     if (c->n_exact && bsearch(&v, c->exact, c->n_exact, sizeof(*c->exact),
                               c->ignore_case ? cmp_key_fold : cmp_key))
         return true;
     for (size_t i = 0; i < c->n_prefix; i++)
-        if (v.len >= c->prefix[i].len && eq_fold(c->prefix[i].text, v.ptr, c->prefix[i].len, c->ignore_case))
+        if (v.len >= c->prefix[i].len &&
+            eq_fold(c->prefix[i].text, v.ptr, c->prefix[i].len, c->ignore_case))
             return true;
     return false;
 }
@@ -359,15 +356,13 @@ static bool denied(const dl_config *c, weft_str v)
 /* ------------------------------------------------------------------ */
 
 /* No per-stream state: hand the (read-only) config to the hooks. */
-static void *dl_stream_create(void *config, void *worker, weft_stream *s)
-{
+static void *dl_stream_create(void *config, void *worker, weft_stream *s) {
     (void)worker;
     (void)s;
     return config;
 }
 
-static weft_status dl_request_headers(void *ctx, weft_stream *s, bool end_stream)
-{
+static weft_status dl_request_headers(void *ctx, weft_stream *s, bool end_stream) {
     (void)end_stream;
     const dl_config *c = ctx;
     weft_str name = {c->header, c->header_len};
@@ -392,8 +387,7 @@ static weft_status dl_request_headers(void *ctx, weft_stream *s, bool end_stream
 
 /* Only requests this filter let through reach the upstream, so every
  * upstream response it sees belongs to an allowed request. */
-static weft_status dl_response_headers(void *ctx, weft_stream *s, bool end_stream)
-{
+static weft_status dl_response_headers(void *ctx, weft_stream *s, bool end_stream) {
     (void)ctx;
     (void)end_stream;
     weft_header_set(s, WEFT_RESPONSE_HEADERS, TAG, WEFT_STR("pass"));

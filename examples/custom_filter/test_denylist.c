@@ -37,16 +37,14 @@ static const char LIST[] = "# bots we do not serve\n"
                            "# exact-only entry below\n"
                            "python-requests/2.31.0\n";
 
-static void write_file(const char *path, const char *text)
-{
+static void write_file(const char *path, const char *text) {
     FILE *f = fopen(path, "w");
     assert_non_null(f);
     assert_int_equal(fputs(text, f) >= 0, 1);
     assert_int_equal(fclose(f), 0);
 }
 
-static int setup(void **state)
-{
+static int setup(void **state) {
     fixture *fx = calloc(1, sizeof(*fx));
     assert_non_null(fx);
     snprintf(fx->dir, sizeof(fx->dir), "/tmp/test_denylist.XXXXXX");
@@ -62,8 +60,7 @@ static int setup(void **state)
     return 0;
 }
 
-static int teardown(void **state)
-{
+static int teardown(void **state) {
     fixture *fx = *state;
     wft_env_free(fx->env);
     char cmd[128];
@@ -74,24 +71,21 @@ static int teardown(void **state)
     return 0;
 }
 
-static void configure_ok(fixture *fx, const char *yaml)
-{
+static void configure_ok(fixture *fx, const char *yaml) {
     char err[512];
     if (wft_env_configure(fx->env, yaml, err, sizeof(err)) != 0)
         fail_msg("config refused: %s", err);
 }
 
 /* Runs one GET with the given headers; returns the stream (caller frees). */
-static wft_stream *get(fixture *fx, const char *const *headers, int *rc)
-{
+static wft_stream *get(fixture *fx, const char *const *headers, int *rc) {
     wft_stream *st = wft_stream_new(fx->env, "GET", "/", headers);
     assert_non_null(st);
     *rc = wft_request_headers(st, true);
     return st;
 }
 
-static void assert_denied(fixture *fx, const char *const *headers)
-{
+static void assert_denied(fixture *fx, const char *const *headers) {
     int rc, status = 0;
     const char *reason = NULL, *body = NULL;
     wft_stream *st = get(fx, headers, &rc);
@@ -106,8 +100,7 @@ static void assert_denied(fixture *fx, const char *const *headers)
     wft_stream_free(st);
 }
 
-static void assert_allowed(fixture *fx, const char *const *headers)
-{
+static void assert_allowed(fixture *fx, const char *const *headers) {
     int rc;
     wft_stream *st = get(fx, headers, &rc);
     assert_int_equal(rc, WEFT_CONTINUE);
@@ -115,8 +108,9 @@ static void assert_allowed(fixture *fx, const char *const *headers)
     assert_true(wft_forwarded_headers(st, WEFT_REQUEST_BODY));
     assert_string_equal(wft_header(st, WEFT_REQUEST_HEADERS, "x-denylist"), "pass");
     assert_int_equal(wft_header_count(st, WEFT_REQUEST_HEADERS, "x-denylist"), 1);
-    assert_int_equal(wft_response_headers(st, 200, (const char *[]){"content-length: 0", NULL}, true),
-                     WEFT_CONTINUE);
+    assert_int_equal(
+        wft_response_headers(st, 200, (const char *[]){"content-length: 0", NULL}, true),
+        WEFT_CONTINUE);
     assert_string_equal(wft_header(st, WEFT_RESPONSE_HEADERS, "x-denylist"), "pass");
     assert_int_equal(wft_misuse_count(fx->env), 0);
     wft_stream_free(st);
@@ -124,8 +118,7 @@ static void assert_allowed(fixture *fx, const char *const *headers)
 
 /* ---- matching ---- */
 
-static void test_exact_and_prefix(void **state)
-{
+static void test_exact_and_prefix(void **state) {
     fixture *fx = *state;
     configure_ok(fx, "file: deny.txt\n");
     assert_denied(fx, (const char *[]){"host: a", "user-agent: BadBot/1.0", NULL});
@@ -145,29 +138,27 @@ static void test_exact_and_prefix(void **state)
     assert_int_equal(wft_stat(fx->env, "allowed_total"), 6);
 }
 
-static void test_client_cannot_forge_pass(void **state)
-{
+static void test_client_cannot_forge_pass(void **state) {
     fixture *fx = *state;
     configure_ok(fx, "file: deny.txt\n");
     int rc;
-    wft_stream *st = get(fx, (const char *[]){"host: a", "user-agent: ok", "x-denylist: deny", "x-denylist: x",
-                                               NULL},
-                         &rc);
+    wft_stream *st = get(
+        fx,
+        (const char *[]){"host: a", "user-agent: ok", "x-denylist: deny", "x-denylist: x", NULL},
+        &rc);
     assert_int_equal(rc, WEFT_CONTINUE);
     assert_int_equal(wft_header_count(st, WEFT_REQUEST_HEADERS, "x-denylist"), 1);
     assert_string_equal(wft_header(st, WEFT_REQUEST_HEADERS, "x-denylist"), "pass");
     wft_stream_free(st);
 }
 
-static void test_any_value_of_a_repeated_header(void **state)
-{
+static void test_any_value_of_a_repeated_header(void **state) {
     fixture *fx = *state;
     configure_ok(fx, "file: deny.txt\n");
     assert_denied(fx, (const char *[]){"host: a", "user-agent: fine", "user-agent: curl/7", NULL});
 }
 
-static void test_other_header_ignore_case(void **state)
-{
+static void test_other_header_ignore_case(void **state) {
     fixture *fx = *state;
     write_file(fx->list, "# client ids\nTEAM-A-*\nclient-42\n");
     configure_ok(fx, "header: X-Client-Id\nfile: deny.txt\nignore_case: true\n");
@@ -177,8 +168,7 @@ static void test_other_header_ignore_case(void **state)
     assert_allowed(fx, (const char *[]){"host: a", "user-agent: client-42", NULL});
 }
 
-static void test_star_matches_everything(void **state)
-{
+static void test_star_matches_everything(void **state) {
     fixture *fx = *state;
     write_file(fx->list, "*\n");
     configure_ok(fx, "file: deny.txt\n");
@@ -187,16 +177,14 @@ static void test_star_matches_everything(void **state)
     assert_allowed(fx, (const char *[]){"host: a", NULL});
 }
 
-static void test_empty_list_allows(void **state)
-{
+static void test_empty_list_allows(void **state) {
     fixture *fx = *state;
     write_file(fx->list, "# nothing yet\n\n");
     configure_ok(fx, "file: deny.txt\n");
     assert_allowed(fx, (const char *[]){"host: a", "user-agent: curl/8", NULL});
 }
 
-static void test_absolute_path_and_config_file(void **state)
-{
+static void test_absolute_path_and_config_file(void **state) {
     fixture *fx = *state;
     char yaml[512], cfg[160], err[512];
     snprintf(yaml, sizeof(yaml), "file: %s\n", fx->list);
@@ -211,14 +199,13 @@ static void test_absolute_path_and_config_file(void **state)
     assert_denied(fx, (const char *[]){"host: a", "user-agent: scanner-3000", NULL});
 }
 
-static void test_grpc_request_gets_grpc_status(void **state)
-{
+static void test_grpc_request_gets_grpc_status(void **state) {
     fixture *fx = *state;
     configure_ok(fx, "file: deny.txt\n");
     int rc, status = 0;
-    wft_stream *st = wft_stream_new(fx->env, "POST", "/pkg.Svc/Call",
-                                    (const char *[]){"host: a", "content-type: application/grpc",
-                                                     "user-agent: curl/8", NULL});
+    wft_stream *st = wft_stream_new(
+        fx->env, "POST", "/pkg.Svc/Call",
+        (const char *[]){"host: a", "content-type: application/grpc", "user-agent: curl/8", NULL});
     rc = wft_request_headers(st, false);
     assert_int_equal(rc, WEFT_REPLIED);
     assert_true(wft_replied(st, &status, NULL, NULL));
@@ -232,8 +219,7 @@ static void test_grpc_request_gets_grpc_status(void **state)
     wft_stream_free(st);
 }
 
-static void test_complete_after_deny(void **state)
-{
+static void test_complete_after_deny(void **state) {
     fixture *fx = *state;
     configure_ok(fx, "file: deny.txt\n");
     int rc;
@@ -247,19 +233,19 @@ static void test_complete_after_deny(void **state)
 
 /* ---- config errors: one line, with the position of the culprit ---- */
 
-static void assert_config_error(fixture *fx, const char *yaml, const char *where, const char *what)
-{
+static void assert_config_error(fixture *fx, const char *yaml, const char *where,
+                                const char *what) {
     char err[512] = "";
     assert_int_equal(wft_env_configure(fx->env, yaml, err, sizeof(err)), -1);
     if (!strstr(err, where) || !strstr(err, what))
         fail_msg("error [%s] lacks [%s] or [%s]", err, where, what);
 }
 
-static void test_config_errors(void **state)
-{
+static void test_config_errors(void **state) {
     fixture *fx = *state;
     /* missing file: reported on the `file:` value (line 2, column 7) */
-    assert_config_error(fx, "header: user-agent\nfile: nope.txt\n", ":2:7:", "No such file or directory");
+    assert_config_error(fx, "header: user-agent\nfile: nope.txt\n",
+                        ":2:7:", "No such file or directory");
     assert_config_error(fx, "header: user-agent\nfile: nope.txt\n", ":2:7:", "/nope.txt");
     assert_config_error(fx, "header: user-agent\n", ":1:1:", "missing key \"file\"");
     assert_config_error(fx, "file: deny.txt\nheadr: x\n", ":2:8:", "unknown key \"headr\"");
@@ -281,8 +267,7 @@ static void test_config_errors(void **state)
     assert_denied(fx, (const char *[]){"host: a", "user-agent: BadBot/1.0", NULL});
 }
 
-static void test_stats_declared(void **state)
-{
+static void test_stats_declared(void **state) {
     fixture *fx = *state;
     configure_ok(fx, "file: deny.txt\n");
     assert_true(wft_stat_exists(fx->env, "allowed_total"));
@@ -291,8 +276,7 @@ static void test_stats_declared(void **state)
     assert_true(wft_log_contains(fx->env, "2 exact and 2 prefix entries"));
 }
 
-int main(void)
-{
+int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_exact_and_prefix, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_cannot_forge_pass, setup, teardown),

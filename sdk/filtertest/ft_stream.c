@@ -612,14 +612,24 @@ int wft_response_headers(wft_stream *st, int status, const char *const *headers,
  * weft_reply_send in filter.h. */
 static int grpc_code(int http) {
     switch (http) {
-    case 400: return 13; /* INTERNAL */
-    case 401: return 16; /* UNAUTHENTICATED */
-    case 403: return 7;  /* PERMISSION_DENIED */
-    case 404: return 12; /* UNIMPLEMENTED */
-    case 408: case 504: return 4; /* DEADLINE_EXCEEDED */
-    case 429: return 8;  /* RESOURCE_EXHAUSTED */
-    case 502: case 503: return 14; /* UNAVAILABLE */
-    default: return 2;   /* UNKNOWN */
+    case 400:
+        return 13; /* INTERNAL */
+    case 401:
+        return 16; /* UNAUTHENTICATED */
+    case 403:
+        return 7; /* PERMISSION_DENIED */
+    case 404:
+        return 12; /* UNIMPLEMENTED */
+    case 408:
+    case 504:
+        return 4; /* DEADLINE_EXCEEDED */
+    case 429:
+        return 8; /* RESOURCE_EXHAUSTED */
+    case 502:
+    case 503:
+        return 14; /* UNAVAILABLE */
+    default:
+        return 2; /* UNKNOWN */
     }
 }
 

@@ -19,8 +19,8 @@ typedef struct abi_config {
     int32_t st_requests;
 } abi_config;
 
-static int abi_config_create(const weft_config_node *node, weft_filter_setup *setup, void **config)
-{
+static int abi_config_create(const weft_config_node *node, weft_filter_setup *setup,
+                             void **config) {
     abi_config *c = calloc(1, sizeof(*c));
     if (!c)
         return weft_config_fail(setup, node, "out of memory");
@@ -37,12 +37,15 @@ static int abi_config_create(const weft_config_node *node, weft_filter_setup *se
     return 0;
 }
 
-static void abi_config_destroy(void *config) { free(config); }
+static void abi_config_destroy(void *config) {
+    free(config);
+}
 
-static void *abi_stream_create(void *config, void *worker, weft_stream *s) { return config; }
+static void *abi_stream_create(void *config, void *worker, weft_stream *s) {
+    return config;
+}
 
-static weft_status abi_request_headers(void *ctx, weft_stream *s, bool end_stream)
-{
+static weft_status abi_request_headers(void *ctx, weft_stream *s, bool end_stream) {
     abi_config *c = ctx;
     weft_stat_inc(c->st_requests, 1);
     if (weft_header_count(s, WEFT_REQUEST_HEADERS, WEFT_STR("x-abi-reply"))) {
@@ -53,10 +56,10 @@ static weft_status abi_request_headers(void *ctx, weft_stream *s, bool end_strea
     return WEFT_CONTINUE;
 }
 
-static weft_status abi_response_headers(void *ctx, weft_stream *s, bool end_stream)
-{
+static weft_status abi_response_headers(void *ctx, weft_stream *s, bool end_stream) {
     abi_config *c = ctx;
-    weft_header_set(s, WEFT_RESPONSE_HEADERS, (weft_str){c->header, c->header_len}, WEFT_STR("1.0"));
+    weft_header_set(s, WEFT_RESPONSE_HEADERS, (weft_str){c->header, c->header_len},
+                    WEFT_STR("1.0"));
     return WEFT_CONTINUE;
 }
 

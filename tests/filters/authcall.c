@@ -23,8 +23,7 @@ typedef struct authcall_config {
 } authcall_config;
 
 static int copy_string(const weft_config_node *n, weft_filter_setup *setup, char *dst, size_t cap,
-                       const char *what)
-{
+                       const char *what) {
     weft_str v;
     if (!n || weft_config_string(n, &v) != WEFT_OK || !v.len || v.len >= cap)
         return weft_config_fail(setup, n, what);
@@ -33,8 +32,8 @@ static int copy_string(const weft_config_node *n, weft_filter_setup *setup, char
     return 0;
 }
 
-static int authcall_config_create(const weft_config_node *node, weft_filter_setup *setup, void **config)
-{
+static int authcall_config_create(const weft_config_node *node, weft_filter_setup *setup,
+                                  void **config) {
     if (!weft_config_is_map(node))
         return weft_config_fail(setup, node, "config must be a map {cluster, path, timeout}");
     authcall_config *c = calloc(1, sizeof(*c));
@@ -51,9 +50,11 @@ static int authcall_config_create(const weft_config_node *node, weft_filter_setu
     }
     if (c->path[0] != '/') {
         free(c);
-        return weft_config_fail(setup, weft_config_get(node, "path"), "path: expected a path starting with /");
+        return weft_config_fail(setup, weft_config_get(node, "path"),
+                                "path: expected a path starting with /");
     }
-    if ((n = weft_config_get(node, "timeout")) && weft_config_duration_ms(n, &c->timeout_ms) != WEFT_OK) {
+    if ((n = weft_config_get(node, "timeout")) &&
+        weft_config_duration_ms(n, &c->timeout_ms) != WEFT_OK) {
         free(c);
         return weft_config_fail(setup, n, "timeout: expected a duration like \"300ms\"");
     }
@@ -64,42 +65,48 @@ static int authcall_config_create(const weft_config_node *node, weft_filter_setu
     return 0;
 }
 
-static void authcall_config_destroy(void *config) { free(config); }
+static void authcall_config_destroy(void *config) {
+    free(config);
+}
 
-static void *authcall_stream_create(void *config, void *worker, weft_stream *s) { return config; }
+static void *authcall_stream_create(void *config, void *worker, weft_stream *s) {
+    return config;
+}
 
-static void authcall_done(weft_stream *s, void *ctx, void *arg, const weft_callout_response *resp)
-{
+static void authcall_done(weft_stream *s, void *ctx, void *arg, const weft_callout_response *resp) {
     authcall_config *c = ctx;
     char v[64];
     if (resp->status >= 200 && resp->status < 300) {
         weft_stat_inc(c->st_allowed, 1);
         if (weft_stream_resume(s) != WEFT_OK)
-            weft_reply_simple(s, 500, WEFT_STR("authcall_resume_failed"), WEFT_STR("resume failed\n"));
+            weft_reply_simple(s, 500, WEFT_STR("authcall_resume_failed"),
+                              WEFT_STR("resume failed\n"));
         return;
     }
     if (resp->status == 0) {
         weft_stat_inc(c->st_failed, 1);
         int n = snprintf(v, sizeof(v), "%.*s", (int)resp->reason.len, resp->reason.ptr);
         weft_str hn = WEFT_STR("x-auth-error"), hv = {v, (size_t)n};
-        weft_reply_send(s, 503, WEFT_STR("auth_unavailable"), &hn, &hv, 1, WEFT_STR("auth service unavailable\n"));
+        weft_reply_send(s, 503, WEFT_STR("auth_unavailable"), &hn, &hv, 1,
+                        WEFT_STR("auth service unavailable\n"));
         return;
     }
     weft_stat_inc(c->st_denied, 1);
     int n = snprintf(v, sizeof(v), "%d", resp->status);
     weft_str hn = WEFT_STR("x-auth-status"), hv = {v, (size_t)n};
-    weft_reply_send(s, 403, WEFT_STR("auth_denied"), &hn, &hv, 1, WEFT_STR("denied by the auth service\n"));
+    weft_reply_send(s, 403, WEFT_STR("auth_denied"), &hn, &hv, 1,
+                    WEFT_STR("denied by the auth service\n"));
 }
 
-static weft_status authcall_request_headers(void *ctx, weft_stream *s, bool end_stream)
-{
+static weft_status authcall_request_headers(void *ctx, weft_stream *s, bool end_stream) {
     authcall_config *c = ctx;
     weft_str token = WEFT_STR("");
     weft_header_get(s, WEFT_REQUEST_HEADERS, WEFT_STR("x-token"), &token);
     weft_str hn = WEFT_STR("x-token");
-    weft_result r = weft_callout_start(s, (weft_str){c->cluster, strlen(c->cluster)}, WEFT_STR("GET"),
-                                       (weft_str){c->path, strlen(c->path)}, &hn, &token, 1, WEFT_STR(""),
-                                       c->timeout_ms, authcall_done, NULL, NULL);
+    weft_result r =
+        weft_callout_start(s, (weft_str){c->cluster, strlen(c->cluster)}, WEFT_STR("GET"),
+                           (weft_str){c->path, strlen(c->path)}, &hn, &token, 1, WEFT_STR(""),
+                           c->timeout_ms, authcall_done, NULL, NULL);
     if (r != WEFT_OK) {
         weft_stat_inc(c->st_failed, 1);
         weft_reply_simple(s, 503, WEFT_STR("auth_unavailable"), WEFT_STR("callout refused\n"));

@@ -3,7 +3,9 @@
  * filter_error) and the proxy keeps serving. */
 #include <weft/filter.h>
 
-static weft_status bad_hook_headers(void *ctx, weft_stream *s, bool end_stream) { return (weft_status)7; }
+static weft_status bad_hook_headers(void *ctx, weft_stream *s, bool end_stream) {
+    return (weft_status)7;
+}
 
 static const weft_http_filter_ops ops = {
     .size = sizeof(weft_http_filter_ops),

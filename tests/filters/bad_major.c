@@ -2,7 +2,9 @@
  * refuse it with one line naming the file and both ABI versions. */
 #include <weft/filter.h>
 
-static weft_status bad_major_headers(void *ctx, weft_stream *s, bool end_stream) { return WEFT_CONTINUE; }
+static weft_status bad_major_headers(void *ctx, weft_stream *s, bool end_stream) {
+    return WEFT_CONTINUE;
+}
 
 static const weft_http_filter_ops ops = {
     .size = sizeof(weft_http_filter_ops),

@@ -15,8 +15,8 @@ typedef struct delay_config {
     int32_t st_delayed, st_resumed, st_resume_failed;
 } delay_config;
 
-static int delay_config_create(const weft_config_node *node, weft_filter_setup *setup, void **config)
-{
+static int delay_config_create(const weft_config_node *node, weft_filter_setup *setup,
+                               void **config) {
     delay_config *c = calloc(1, sizeof(*c));
     if (!c)
         return weft_config_fail(setup, node, "out of memory");
@@ -33,12 +33,15 @@ static int delay_config_create(const weft_config_node *node, weft_filter_setup *
     return 0;
 }
 
-static void delay_config_destroy(void *config) { free(config); }
+static void delay_config_destroy(void *config) {
+    free(config);
+}
 
-static void *delay_stream_create(void *config, void *worker, weft_stream *s) { return config; }
+static void *delay_stream_create(void *config, void *worker, weft_stream *s) {
+    return config;
+}
 
-static void delay_fire(weft_stream *s, void *ctx, void *arg)
-{
+static void delay_fire(weft_stream *s, void *ctx, void *arg) {
     delay_config *c = ctx;
     if (weft_stream_resume(s) == WEFT_OK) {
         weft_stat_inc(c->st_resumed, 1);
@@ -48,8 +51,7 @@ static void delay_fire(weft_stream *s, void *ctx, void *arg)
     weft_reply_simple(s, 500, WEFT_STR("delay_resume_failed"), WEFT_STR("resume failed\n"));
 }
 
-static weft_status delay_request_headers(void *ctx, weft_stream *s, bool end_stream)
-{
+static weft_status delay_request_headers(void *ctx, weft_stream *s, bool end_stream) {
     delay_config *c = ctx;
     if (weft_timer_start(s, c->delay_ms, delay_fire, NULL, NULL) != WEFT_OK)
         return WEFT_CONTINUE;

@@ -3,13 +3,13 @@
  * No pause, no resume: the reply is sent from the header hook. */
 #include <weft/filter.h>
 
-static weft_status deny_request_headers(void *ctx, weft_stream *s, bool end_stream)
-{
+static weft_status deny_request_headers(void *ctx, weft_stream *s, bool end_stream) {
     if (weft_header_count(s, WEFT_REQUEST_HEADERS, WEFT_STR("x-deny")) == 0)
         return WEFT_CONTINUE;
     static const weft_str names[] = {WEFT_STR("x-denied-by")};
     static const weft_str values[] = {WEFT_STR("deny")};
-    if (weft_reply_send(s, 403, WEFT_STR("denied_by_filter"), names, values, 1, WEFT_STR("denied\n")) != WEFT_OK)
+    if (weft_reply_send(s, 403, WEFT_STR("denied_by_filter"), names, values, 1,
+                        WEFT_STR("denied\n")) != WEFT_OK)
         return WEFT_CONTINUE;
     return WEFT_REPLIED;
 }

@@ -23,8 +23,7 @@ typedef struct hdr_config {
     int32_t st_requests;
 } hdr_config;
 
-static char *dup_str(weft_str s)
-{
+static char *dup_str(weft_str s) {
     char *p = malloc(s.len + 1);
     if (p) {
         memcpy(p, s.ptr, s.len);
@@ -33,8 +32,7 @@ static char *dup_str(weft_str s)
     return p;
 }
 
-static bool token_ok(weft_str s)
-{
+static bool token_ok(weft_str s) {
     if (!s.len)
         return false;
     for (size_t i = 0; i < s.len; i++) {
@@ -45,8 +43,7 @@ static bool token_ok(weft_str s)
     return true;
 }
 
-static void hdr_config_destroy(void *config)
-{
+static void hdr_config_destroy(void *config) {
     hdr_config *c = config;
     if (!c)
         return;
@@ -58,8 +55,8 @@ static void hdr_config_destroy(void *config)
 }
 
 /* Parses {name, value} at n into p; 0, or -1 after weft_config_fail. */
-static int parse_pair(const weft_config_node *n, weft_filter_setup *setup, hdr_pair *p, const char *what)
-{
+static int parse_pair(const weft_config_node *n, weft_filter_setup *setup, hdr_pair *p,
+                      const char *what) {
     if (!weft_config_is_map(n))
         return weft_config_fail(setup, n, what);
     for (size_t i = 0; i < weft_config_len(n); i++) {
@@ -88,10 +85,11 @@ static int parse_pair(const weft_config_node *n, weft_filter_setup *setup, hdr_p
     return 0;
 }
 
-static int hdr_config_create(const weft_config_node *node, weft_filter_setup *setup, void **config)
-{
+static int hdr_config_create(const weft_config_node *node, weft_filter_setup *setup,
+                             void **config) {
     if (!node || !weft_config_is_map(node))
-        return weft_config_fail(setup, node, "config must be a map with request_header and/or response_header");
+        return weft_config_fail(setup, node,
+                                "config must be a map with request_header and/or response_header");
     hdr_config *c = calloc(1, sizeof(*c));
     if (!c)
         return weft_config_fail(setup, node, "out of memory");
@@ -104,7 +102,8 @@ static int hdr_config_create(const weft_config_node *node, weft_filter_setup *se
         else if (key.len == 15 && memcmp(key.ptr, "response_header", 15) == 0)
             rc = parse_pair(v, setup, &c->resp, "response_header must be a map {name, value}");
         else
-            rc = weft_config_fail(setup, v, "unknown key (expected request_header, response_header)");
+            rc = weft_config_fail(setup, v,
+                                  "unknown key (expected request_header, response_header)");
         if (rc != 0) {
             hdr_config_destroy(c);
             return -1;
@@ -116,8 +115,7 @@ static int hdr_config_create(const weft_config_node *node, weft_filter_setup *se
 }
 
 /* Adds name: value, or appends ",value" to the first existing one. */
-static void add_or_append(weft_stream *s, weft_header_map m, const hdr_pair *p)
-{
+static void add_or_append(weft_stream *s, weft_header_map m, const hdr_pair *p) {
     weft_str name = {p->name, strlen(p->name)}, value = {p->value, strlen(p->value)}, old;
     if (weft_header_get(s, m, name, &old) != WEFT_OK) {
         weft_header_add(s, m, name, value);
@@ -134,10 +132,11 @@ static void add_or_append(weft_stream *s, weft_header_map m, const hdr_pair *p)
     free(buf);
 }
 
-static void *hdr_stream_create(void *config, void *worker, weft_stream *s) { return config; }
+static void *hdr_stream_create(void *config, void *worker, weft_stream *s) {
+    return config;
+}
 
-static weft_status hdr_request_headers(void *ctx, weft_stream *s, bool end_stream)
-{
+static weft_status hdr_request_headers(void *ctx, weft_stream *s, bool end_stream) {
     hdr_config *c = ctx;
     weft_stat_inc(c->st_requests, 1);
     if (c->req.set)
@@ -145,8 +144,7 @@ static weft_status hdr_request_headers(void *ctx, weft_stream *s, bool end_strea
     return WEFT_CONTINUE;
 }
 
-static weft_status hdr_response_headers(void *ctx, weft_stream *s, bool end_stream)
-{
+static weft_status hdr_response_headers(void *ctx, weft_stream *s, bool end_stream) {
     hdr_config *c = ctx;
     if (c->resp.set)
         add_or_append(s, WEFT_RESPONSE_HEADERS, &c->resp);

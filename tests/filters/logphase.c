@@ -14,8 +14,8 @@ typedef struct logphase_config {
     int32_t st_completed;
 } logphase_config;
 
-static int logphase_config_create(const weft_config_node *node, weft_filter_setup *setup, void **config)
-{
+static int logphase_config_create(const weft_config_node *node, weft_filter_setup *setup,
+                                  void **config) {
     logphase_config *c = calloc(1, sizeof(*c));
     if (!c)
         return weft_config_fail(setup, node, "out of memory");
@@ -28,12 +28,15 @@ static int logphase_config_create(const weft_config_node *node, weft_filter_setu
     return 0;
 }
 
-static void logphase_config_destroy(void *config) { free(config); }
+static void logphase_config_destroy(void *config) {
+    free(config);
+}
 
-static void *logphase_stream_create(void *config, void *worker, weft_stream *s) { return config; }
+static void *logphase_stream_create(void *config, void *worker, weft_stream *s) {
+    return config;
+}
 
-static void logphase_complete(void *ctx, weft_stream *s, const weft_stream_info *info)
-{
+static void logphase_complete(void *ctx, weft_stream *s, const weft_stream_info *info) {
     logphase_config *c = ctx;
     int k = info->status >= 100 && info->status < 600 ? info->status / 100 : 0;
     weft_stat_inc(c->st_class[k], 1);

@@ -4,4 +4,6 @@
 #include <weft/filter.h>
 
 WEFT_EXPORT int weft_filter_entry_v0(void);
-WEFT_EXPORT int weft_filter_entry_v0(void) { return WEFT_ABI_MAJOR; }
+WEFT_EXPORT int weft_filter_entry_v0(void) {
+    return WEFT_ABI_MAJOR;
+}

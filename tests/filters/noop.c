@@ -3,22 +3,29 @@
  * the cost of the chain itself. */
 #include <weft/filter.h>
 
-static int noop_config_create(const weft_config_node *node, weft_filter_setup *setup, void **config)
-{
+static int noop_config_create(const weft_config_node *node, weft_filter_setup *setup,
+                              void **config) {
     *config = NULL;
     return 0;
 }
 static void noop_config_destroy(void *config) {}
-static void *noop_worker_create(void *config) { return NULL; }
+static void *noop_worker_create(void *config) {
+    return NULL;
+}
 static void noop_worker_destroy(void *config, void *worker) {}
-static void *noop_stream_create(void *config, void *worker, weft_stream *s) { return NULL; }
+static void *noop_stream_create(void *config, void *worker, weft_stream *s) {
+    return NULL;
+}
 static void noop_stream_destroy(void *ctx) {}
-static weft_status noop_headers(void *ctx, weft_stream *s, bool end_stream) { return WEFT_CONTINUE; }
-static weft_status noop_body(void *ctx, weft_stream *s, weft_buffer *chunk, bool end_stream)
-{
+static weft_status noop_headers(void *ctx, weft_stream *s, bool end_stream) {
     return WEFT_CONTINUE;
 }
-static weft_status noop_trailers(void *ctx, weft_stream *s) { return WEFT_CONTINUE; }
+static weft_status noop_body(void *ctx, weft_stream *s, weft_buffer *chunk, bool end_stream) {
+    return WEFT_CONTINUE;
+}
+static weft_status noop_trailers(void *ctx, weft_stream *s) {
+    return WEFT_CONTINUE;
+}
 static void noop_attempt(void *ctx, weft_stream *s, const weft_attempt_info *info) {}
 static void noop_complete(void *ctx, weft_stream *s, const weft_stream_info *info) {}
 

@@ -3,4 +3,6 @@
 #include <weft/filter.h>
 
 WEFT_EXPORT const weft_filter_descriptor *weft_filter_entry_v1(const weft_host_api *host);
-WEFT_EXPORT const weft_filter_descriptor *weft_filter_entry_v1(const weft_host_api *host) { return NULL; }
+WEFT_EXPORT const weft_filter_descriptor *weft_filter_entry_v1(const weft_host_api *host) {
+    return NULL;
+}

@@ -21,39 +21,41 @@ typedef struct retry_stream {
     bool retried;
 } retry_stream;
 
-static int retry_config_create(const weft_config_node *node, weft_filter_setup *setup, void **config)
-{
+static int retry_config_create(const weft_config_node *node, weft_filter_setup *setup,
+                               void **config) {
     retry_config *c = calloc(1, sizeof(*c));
     if (!c)
         return weft_config_fail(setup, node, "out of memory");
     c->st_retries = weft_stat_counter(setup, "retries", "upstream retries asked for");
     c->st_refused = weft_stat_counter(setup, "retry_refused", "upstream retries the core refused");
     c->st_attempts = weft_stat_counter(setup, "attempts", "upstream attempts of finished streams");
-    c->st_last = weft_stat_gauge(setup, "last_attempts", "upstream attempts of the last finished stream");
+    c->st_last =
+        weft_stat_gauge(setup, "last_attempts", "upstream attempts of the last finished stream");
     *config = c;
     return 0;
 }
 
-static void retry_config_destroy(void *config) { free(config); }
+static void retry_config_destroy(void *config) {
+    free(config);
+}
 
-static void *retry_stream_create(void *config, void *worker, weft_stream *s)
-{
+static void *retry_stream_create(void *config, void *worker, weft_stream *s) {
     retry_stream *rs = calloc(1, sizeof(*rs));
     if (rs)
         rs->cfg = config;
     return rs;
 }
 
-static void retry_stream_destroy(void *ctx) { free(ctx); }
+static void retry_stream_destroy(void *ctx) {
+    free(ctx);
+}
 
-static weft_status retry_request_headers(void *ctx, weft_stream *s, bool end_stream)
-{
+static weft_status retry_request_headers(void *ctx, weft_stream *s, bool end_stream) {
     weft_body_buffer_for_replay(s, 64 * 1024);
     return WEFT_CONTINUE;
 }
 
-static void retry_attempt(void *ctx, weft_stream *s, const weft_attempt_info *info)
-{
+static void retry_attempt(void *ctx, weft_stream *s, const weft_attempt_info *info) {
     retry_stream *rs = ctx;
     if (!rs || rs->retried)
         return;
@@ -68,8 +70,7 @@ static void retry_attempt(void *ctx, weft_stream *s, const weft_attempt_info *in
         weft_stat_inc(rs->cfg->st_refused, 1);
 }
 
-static void retry_complete(void *ctx, weft_stream *s, const weft_stream_info *info)
-{
+static void retry_complete(void *ctx, weft_stream *s, const weft_stream_info *info) {
     retry_stream *rs = ctx;
     if (!rs)
         return;

@@ -25,8 +25,8 @@ typedef struct upper_config {
     int32_t st_bytes, st_calls;
 } upper_config;
 
-static int upper_config_create(const weft_config_node *node, weft_filter_setup *setup, void **config)
-{
+static int upper_config_create(const weft_config_node *node, weft_filter_setup *setup,
+                               void **config) {
     upper_config *c = calloc(1, sizeof(*c));
     if (!c)
         return weft_config_fail(setup, node, "out of memory");
@@ -44,12 +44,16 @@ static int upper_config_create(const weft_config_node *node, weft_filter_setup *
     return 0;
 }
 
-static void upper_config_destroy(void *config) { free(config); }
+static void upper_config_destroy(void *config) {
+    free(config);
+}
 
-static void *upper_stream_create(void *config, void *worker, weft_stream *s) { return config; }
+static void *upper_stream_create(void *config, void *worker, weft_stream *s) {
+    return config;
+}
 
-static weft_status upper_request_body(void *ctx, weft_stream *s, weft_buffer *chunk, bool end_stream)
-{
+static weft_status upper_request_body(void *ctx, weft_stream *s, weft_buffer *chunk,
+                                      bool end_stream) {
     upper_config *c = ctx;
     weft_stat_inc(c->st_calls, 1);
     if (!end_stream)
@@ -73,11 +77,11 @@ static weft_status upper_request_body(void *ctx, weft_stream *s, weft_buffer *ch
     return WEFT_CONTINUE;
 }
 
-static weft_status upper_response_headers(void *ctx, weft_stream *s, bool end_stream)
-{
+static weft_status upper_response_headers(void *ctx, weft_stream *s, bool end_stream) {
     upper_config *c = ctx;
     weft_str cl;
-    if (end_stream || weft_header_get(s, WEFT_RESPONSE_HEADERS, WEFT_STR("content-length"), &cl) != WEFT_OK)
+    if (end_stream ||
+        weft_header_get(s, WEFT_RESPONSE_HEADERS, WEFT_STR("content-length"), &cl) != WEFT_OK)
         return WEFT_CONTINUE;
     unsigned long long v = 0;
     for (size_t i = 0; i < cl.len; i++) {
@@ -87,12 +91,13 @@ static weft_status upper_response_headers(void *ctx, weft_stream *s, bool end_st
     }
     char num[32];
     int k = snprintf(num, sizeof(num), "%llu", v + c->suffix_len);
-    weft_header_set(s, WEFT_RESPONSE_HEADERS, WEFT_STR("content-length"), (weft_str){num, (size_t)k});
+    weft_header_set(s, WEFT_RESPONSE_HEADERS, WEFT_STR("content-length"),
+                    (weft_str){num, (size_t)k});
     return WEFT_CONTINUE;
 }
 
-static weft_status upper_response_body(void *ctx, weft_stream *s, weft_buffer *chunk, bool end_stream)
-{
+static weft_status upper_response_body(void *ctx, weft_stream *s, weft_buffer *chunk,
+                                       bool end_stream) {
     upper_config *c = ctx;
     if (end_stream)
         weft_buffer_append(chunk, c->suffix, c->suffix_len);

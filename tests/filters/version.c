@@ -10,9 +10,9 @@
 #define STR2(x) #x
 #define STR(x) STR2(x)
 
-static weft_status version_response_headers(void *ctx, weft_stream *s, bool end_stream)
-{
-    weft_header_set(s, WEFT_RESPONSE_HEADERS, WEFT_STR("x-filter-version"), WEFT_STR(STR(FILTER_VERSION)));
+static weft_status version_response_headers(void *ctx, weft_stream *s, bool end_stream) {
+    weft_header_set(s, WEFT_RESPONSE_HEADERS, WEFT_STR("x-filter-version"),
+                    WEFT_STR(STR(FILTER_VERSION)));
     return WEFT_CONTINUE;
 }
 

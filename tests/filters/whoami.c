@@ -6,8 +6,7 @@
 
 #include <weft/filter.h>
 
-static weft_status whoami_response_headers(void *ctx, weft_stream *s, bool end_stream)
-{
+static weft_status whoami_response_headers(void *ctx, weft_stream *s, bool end_stream) {
     weft_str id;
     if (weft_conn_peer_identity(s, &id) != WEFT_OK)
         id = WEFT_STR("none");
@@ -19,7 +18,8 @@ static weft_status whoami_response_headers(void *ctx, weft_stream *s, bool end_s
                 ? snprintf(addr, sizeof(addr), "%.*s:%u", (int)ip.len, ip.ptr, (unsigned)port)
                 : snprintf(addr, sizeof(addr), "none");
     if (n > 0 && (size_t)n < sizeof(addr))
-        weft_header_set(s, WEFT_RESPONSE_HEADERS, WEFT_STR("x-peer-address"), (weft_str){addr, (size_t)n});
+        weft_header_set(s, WEFT_RESPONSE_HEADERS, WEFT_STR("x-peer-address"),
+                        (weft_str){addr, (size_t)n});
     weft_header_set(s, WEFT_RESPONSE_HEADERS, WEFT_STR("x-peer-tls"),
                     weft_conn_is_tls(s) ? WEFT_STR("true") : WEFT_STR("false"));
     return WEFT_CONTINUE;

@@ -29,8 +29,8 @@ typedef struct xor_conn {
     char line[XOR_MAX_LINE];
 } xor_conn;
 
-static int xor_config_create(const weft_config_node *node, weft_filter_setup *setup, void **config)
-{
+static int xor_config_create(const weft_config_node *node, weft_filter_setup *setup,
+                             void **config) {
     const weft_config_node *n = weft_config_get(node, "key");
     int64_t key;
     if (!n || weft_config_int(n, &key) != WEFT_OK || key < 0 || key > 255)
@@ -42,7 +42,8 @@ static int xor_config_create(const weft_config_node *node, weft_filter_setup *se
     /* alpn: what the filter "negotiates" (as TLS would): http/1.1 or h2. */
     const weft_config_node *an = weft_config_get(node, "alpn");
     weft_str alpn = WEFT_STR("http/1.1");
-    if (an && (weft_config_string(an, &alpn) != WEFT_OK || alpn.len == 0 || alpn.len >= sizeof(c->alpn))) {
+    if (an && (weft_config_string(an, &alpn) != WEFT_OK || alpn.len == 0 ||
+               alpn.len >= sizeof(c->alpn))) {
         free(c);
         return weft_config_fail(setup, an, "alpn: expected a protocol name such as h2");
     }
@@ -55,10 +56,11 @@ static int xor_config_create(const weft_config_node *node, weft_filter_setup *se
     return 0;
 }
 
-static void xor_config_destroy(void *config) { free(config); }
+static void xor_config_destroy(void *config) {
+    free(config);
+}
 
-static void *xor_connection_create(void *config, weft_connection *c)
-{
+static void *xor_connection_create(void *config, weft_connection *c) {
     xor_conn *x = calloc(1, sizeof(*x));
     if (x) {
         x->cfg = config;
@@ -67,11 +69,12 @@ static void *xor_connection_create(void *config, weft_connection *c)
     return x;
 }
 
-static void xor_connection_destroy(void *ctx) { free(ctx); }
+static void xor_connection_destroy(void *ctx) {
+    free(ctx);
+}
 
 /* Moves all of in to out, XORed with key. */
-static int xor_move(unsigned char key, weft_buffer *in, weft_buffer *out)
-{
+static int xor_move(unsigned char key, weft_buffer *in, weft_buffer *out) {
     unsigned char buf[4096];
     size_t n;
     while ((n = weft_buffer_copy_out(in, 0, buf, sizeof(buf))) > 0) {
@@ -83,8 +86,7 @@ static int xor_move(unsigned char key, weft_buffer *in, weft_buffer *out)
     return 0;
 }
 
-static int xor_read(void *ctx, weft_connection *c, weft_buffer *in, weft_buffer *out)
-{
+static int xor_read(void *ctx, weft_connection *c, weft_buffer *in, weft_buffer *out) {
     xor_conn *x = ctx;
     if (!x)
         return -1;
@@ -116,8 +118,7 @@ static int xor_read(void *ctx, weft_connection *c, weft_buffer *in, weft_buffer 
     return xor_move(x->cfg->key, in, out);
 }
 
-static int xor_write(void *ctx, weft_connection *c, weft_buffer *in, weft_buffer *out)
-{
+static int xor_write(void *ctx, weft_connection *c, weft_buffer *in, weft_buffer *out) {
     xor_conn *x = ctx;
     return x ? xor_move(x->cfg->key, in, out) : -1;
 }

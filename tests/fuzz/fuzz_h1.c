@@ -29,8 +29,7 @@ typedef struct {
     size_t len, cap;
 } buf;
 
-static void buf_add(buf *b, const void *p, size_t n)
-{
+static void buf_add(buf *b, const void *p, size_t n) {
     if (b->len + n > b->cap) {
         size_t ncap = b->cap ? b->cap : 256;
         while (ncap < b->len + n)
@@ -47,8 +46,7 @@ static void buf_add(buf *b, const void *p, size_t n)
 }
 
 static void buf_addf(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void buf_addf(buf *b, const char *fmt, ...)
-{
+static void buf_addf(buf *b, const char *fmt, ...) {
     char tmp[128];
     va_list ap;
     va_start(ap, fmt);
@@ -57,14 +55,12 @@ static void buf_addf(buf *b, const char *fmt, ...)
     buf_add(b, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
 }
 
-static void buf_add_sv(buf *b, weft_sv s)
-{
+static void buf_add_sv(buf *b, weft_sv s) {
     buf_addf(b, "%zu:", s.len);
     buf_add(b, s.p, s.len);
 }
 
-static void buf_add_hdrs(buf *b, const weft_hdrs *h)
-{
+static void buf_add_hdrs(buf *b, const weft_hdrs *h) {
     buf_addf(b, "[%u]", h->n);
     for (uint32_t i = 0; i < h->n; i++) {
         buf_add_sv(b, h->v[i].name);
@@ -73,26 +69,24 @@ static void buf_add_hdrs(buf *b, const weft_hdrs *h)
 }
 
 typedef struct {
-    bool write;             /* first pass: write messages back */
+    bool write; /* first pass: write messages back */
     bool pause;
     unsigned body_calls;
-    buf log, msg_log;       /* committed log, log of the current message */
-    buf body;               /* current message body */
-    struct evbuffer *wire;  /* committed written bytes */
-    struct evbuffer *msg;   /* written bytes of the current message */
+    buf log, msg_log;      /* committed log, log of the current message */
+    buf body;              /* current message body */
+    struct evbuffer *wire; /* committed written bytes */
+    struct evbuffer *msg;  /* written bytes of the current message */
     bool chunked;
     weft_hdrs *trailers;
 } fz;
 
-static void note_head(fz *f, weft_body_framing framing, int64_t cl, const weft_hdrs *h)
-{
+static void note_head(fz *f, weft_body_framing framing, int64_t cl, const weft_hdrs *h) {
     f->chunked = framing == WEFT_BODY_CHUNKED;
     buf_addf(&f->msg_log, " F%d L%lld ", (int)framing, (long long)cl);
     buf_add_hdrs(&f->msg_log, h);
 }
 
-static int on_req_head(void *ud, weft_req_head *r)
-{
+static int on_req_head(void *ud, weft_req_head *r) {
     fz *f = ud;
     /* The writer always speaks HTTP/1.1, which requires Host. */
     if (!weft_hdrs_get(&r->headers, WEFT_SV_LIT("host")))
@@ -109,8 +103,7 @@ static int on_req_head(void *ud, weft_req_head *r)
     return WEFT_H1_CB_OK;
 }
 
-static int on_resp_head(void *ud, weft_resp_head *r)
-{
+static int on_resp_head(void *ud, weft_resp_head *r) {
     fz *f = ud;
     /* An empty reason is written as the standard one. */
     if (r->reason.len == 0)
@@ -123,8 +116,7 @@ static int on_resp_head(void *ud, weft_resp_head *r)
     return WEFT_H1_CB_OK;
 }
 
-static int on_body(void *ud, const char *p, size_t n)
-{
+static int on_body(void *ud, const char *p, size_t n) {
     fz *f = ud;
     if (n == 0)
         abort(); /* the parser promises non-empty body calls */
@@ -136,8 +128,7 @@ static int on_body(void *ud, const char *p, size_t n)
     return (f->pause && (f->body_calls++ & 1) == 0) ? WEFT_H1_CB_PAUSE : WEFT_H1_CB_OK;
 }
 
-static int on_trailers(void *ud, weft_hdrs *t)
-{
+static int on_trailers(void *ud, weft_hdrs *t) {
     fz *f = ud;
     if (t->n == 0)
         abort(); /* only called when there is something to deliver */
@@ -147,8 +138,7 @@ static int on_trailers(void *ud, weft_hdrs *t)
     return WEFT_H1_CB_OK;
 }
 
-static int on_complete(void *ud)
-{
+static int on_complete(void *ud) {
     fz *f = ud;
     buf_addf(&f->msg_log, " B%zu:", f->body.len);
     buf_add(&f->msg_log, f->body.p, f->body.len);
@@ -172,8 +162,7 @@ static const size_t piece[8] = {1, 2, 3, 5, 8, 13, 64, 4096};
 
 /* Parses `in`, split per `seed` (0 = in one piece). Returns the last result. */
 static weft_h1_result parse(fz *f, weft_h1_kind kind, int method, const weft_h1_limits *lim,
-                            const char *in, size_t len, unsigned seed, size_t *consumed)
-{
+                            const char *in, size_t len, unsigned seed, size_t *consumed) {
     weft_arena arena;
     weft_arena_init(&arena);
     weft_h1_parser *p = weft_h1_parser_new(kind, lim, &cbs, f);
@@ -232,8 +221,7 @@ static weft_h1_result parse(fz *f, weft_h1_kind kind, int method, const weft_h1_
     return r;
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
-{
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 2)
         return 0;
     uint8_t sel = data[0];
@@ -268,8 +256,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     weft_h1_result r_whole = parse(&w, kind, method, &lim, in, len, 0, &used_whole);
     if ((r_split == WEFT_H1_ERROR) != (r_whole == WEFT_H1_ERROR) || a.log.len != w.log.len ||
         (a.log.len && memcmp(a.log.p, w.log.p, a.log.len) != 0)) {
-        fprintf(stderr, "split mismatch (results %d/%d)\n--- split\n%.*s\n--- whole\n%.*s\n", r_split, r_whole,
-                (int)a.log.len, a.log.p, (int)w.log.len, w.log.p);
+        fprintf(stderr, "split mismatch (results %d/%d)\n--- split\n%.*s\n--- whole\n%.*s\n",
+                r_split, r_whole, (int)a.log.len, a.log.p, (int)w.log.len, w.log.p);
         abort();
     }
 
@@ -287,8 +275,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     weft_h1_result r_re = parse(&b, kind, method, &big, wire ? wire : "", wlen, 0, &used_re);
     if (r_re == WEFT_H1_ERROR || used_re != wlen || b.log.len != a.log.len ||
         (a.log.len && memcmp(a.log.p, b.log.p, a.log.len) != 0)) {
-        fprintf(stderr, "round trip mismatch (result %d, used %zu of %zu)\n--- first\n%.*s\n--- again\n%.*s\n",
-                r_re, used_re, wlen, (int)a.log.len, a.log.p, (int)b.log.len, b.log.p);
+        fprintf(
+            stderr,
+            "round trip mismatch (result %d, used %zu of %zu)\n--- first\n%.*s\n--- again\n%.*s\n",
+            r_re, used_re, wlen, (int)a.log.len, a.log.p, (int)b.log.len, b.log.p);
         abort();
     }
 

@@ -28,7 +28,8 @@ static const char cfg_yaml[] =
     "    address: 127.0.0.1\n"
     "    port: 1\n"
     "    limits: {max_header_bytes: 4KiB, max_headers: 32, max_body_bytes: 64KiB}\n"
-    "    http2: {max_concurrent_streams: 8, initial_window_size: 65535, max_header_list_size: 4096}\n"
+    "    http2: {max_concurrent_streams: 8, initial_window_size: 65535, max_header_list_size: "
+    "4096}\n"
     "    virtual_hosts:\n"
     "      - domains: [\"*\"]\n"
     "        routes:\n"
@@ -40,8 +41,7 @@ static const char cfg_yaml[] =
 
 static weft_worker *w;
 
-static void setup(void)
-{
+static void setup(void) {
     weft_config_error err;
     weft_config *cfg = weft_config_load_buffer(cfg_yaml, sizeof(cfg_yaml) - 1, "fuzz.yaml", &err);
     if (!cfg)
@@ -57,15 +57,13 @@ static void setup(void)
     weft_log_min_level = WEFT_LOG_ERROR + 1;
 }
 
-static void drain(int fd)
-{
+static void drain(int fd) {
     char buf[65536];
     while (recv(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0) {
     }
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
-{
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
     if (!w)
         setup();
@@ -74,8 +72,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) != 0)
         return 0;
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(40000),
-                             .sin_addr.s_addr = htonl(0x7f000001)};
+    struct sockaddr_in sa = {
+        .sin_family = AF_INET, .sin_port = htons(40000), .sin_addr.s_addr = htonl(0x7f000001)};
     weft_dconn_accept(w, "fz", sv[0], (struct sockaddr *)&sa, sizeof(sa));
     if (data[0] & 1) {
         ssize_t r = write(sv[1], preface, sizeof(preface) - 1);

@@ -14,13 +14,11 @@
 
 /* ------------------------------------------------------------ helpers */
 
-static weft_config *load(const char *yaml, weft_config_error *err)
-{
+static weft_config *load(const char *yaml, weft_config_error *err) {
     return weft_config_load_buffer(yaml, strlen(yaml), "weft.yaml", err);
 }
 
-static void expect_error(const char *yaml, const char *msg)
-{
+static void expect_error(const char *yaml, const char *msg) {
     weft_config_error err;
     memset(&err, 0, sizeof(err));
     weft_config *cfg = load(yaml, &err);
@@ -31,8 +29,7 @@ static void expect_error(const char *yaml, const char *msg)
     assert_string_equal(err.msg, msg);
 }
 
-static char *dump_to_string(const weft_config *cfg)
-{
+static char *dump_to_string(const weft_config *cfg) {
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
@@ -42,15 +39,13 @@ static char *dump_to_string(const weft_config *cfg)
     return buf;
 }
 
-static bool str_eq(const char *a, const char *b)
-{
+static bool str_eq(const char *a, const char *b) {
     if (!a || !b)
         return a == b;
     return strcmp(a, b) == 0;
 }
 
-static bool strv_eq(char **a, size_t na, char **b, size_t nb)
-{
+static bool strv_eq(char **a, size_t na, char **b, size_t nb) {
     if (na != nb)
         return false;
     for (size_t i = 0; i < na; i++)
@@ -59,8 +54,7 @@ static bool strv_eq(char **a, size_t na, char **b, size_t nb)
     return true;
 }
 
-static bool kv_eq(const weft_cfg_kv_match *a, size_t na, const weft_cfg_kv_match *b, size_t nb)
-{
+static bool kv_eq(const weft_cfg_kv_match *a, size_t na, const weft_cfg_kv_match *b, size_t nb) {
     if (na != nb)
         return false;
     for (size_t i = 0; i < na; i++)
@@ -71,8 +65,7 @@ static bool kv_eq(const weft_cfg_kv_match *a, size_t na, const weft_cfg_kv_match
 }
 
 static bool hv_eq(const weft_cfg_header_value *a, size_t na, const weft_cfg_header_value *b,
-                  size_t nb)
-{
+                  size_t nb) {
     if (na != nb)
         return false;
     for (size_t i = 0; i < na; i++)
@@ -82,18 +75,19 @@ static bool hv_eq(const weft_cfg_header_value *a, size_t na, const weft_cfg_head
     return true;
 }
 
-static bool route_eq(const weft_cfg_route *a, const weft_cfg_route *b)
-{
+static bool route_eq(const weft_cfg_route *a, const weft_cfg_route *b) {
     return str_eq(a->name, b->name) && a->path_kind == b->path_kind && str_eq(a->path, b->path) &&
            a->case_sensitive == b->case_sensitive &&
            strv_eq(a->methods, a->n_methods, b->methods, b->n_methods) &&
            kv_eq(a->headers, a->n_headers, b->headers, b->n_headers) &&
            kv_eq(a->query, a->n_query, b->query, b->n_query) && a->action == b->action &&
            str_eq(a->cluster, b->cluster) && a->timeout_ms == b->timeout_ms &&
-           a->idle_timeout_ms == b->idle_timeout_ms && str_eq(a->prefix_rewrite, b->prefix_rewrite) &&
+           a->idle_timeout_ms == b->idle_timeout_ms &&
+           str_eq(a->prefix_rewrite, b->prefix_rewrite) &&
            str_eq(a->host_rewrite, b->host_rewrite) &&
            str_eq(a->redirect_scheme, b->redirect_scheme) &&
-           str_eq(a->redirect_host, b->redirect_host) && str_eq(a->redirect_path, b->redirect_path) &&
+           str_eq(a->redirect_host, b->redirect_host) &&
+           str_eq(a->redirect_path, b->redirect_path) &&
            str_eq(a->redirect_prefix, b->redirect_prefix) && a->redirect_code == b->redirect_code &&
            a->direct_status == b->direct_status && str_eq(a->direct_body, b->direct_body) &&
            hv_eq(a->req_add, a->n_req_add, b->req_add, b->n_req_add) &&
@@ -102,8 +96,7 @@ static bool route_eq(const weft_cfg_route *a, const weft_cfg_route *b)
            strv_eq(a->resp_remove, a->n_resp_remove, b->resp_remove, b->n_resp_remove);
 }
 
-static bool limits_eq(const weft_cfg_limits *a, const weft_cfg_limits *b)
-{
+static bool limits_eq(const weft_cfg_limits *a, const weft_cfg_limits *b) {
     return a->max_header_bytes == b->max_header_bytes && a->max_headers == b->max_headers &&
            a->max_uri_len == b->max_uri_len && a->max_body_bytes == b->max_body_bytes &&
            a->headers_timeout_ms == b->headers_timeout_ms &&
@@ -114,8 +107,7 @@ static bool limits_eq(const weft_cfg_limits *a, const weft_cfg_limits *b)
 }
 
 /* Deep equality of everything but positions and source. */
-static bool config_eq(const weft_config *a, const weft_config *b)
-{
+static bool config_eq(const weft_config *a, const weft_config *b) {
     if (a->workers != b->workers || a->drain_timeout_ms != b->drain_timeout_ms ||
         !str_eq(a->admin.address, b->admin.address) || a->admin.port != b->admin.port ||
         !str_eq(a->access_log.path, b->access_log.path) || a->n_listeners != b->n_listeners ||
@@ -143,8 +135,8 @@ static bool config_eq(const weft_config *a, const weft_config *b)
     for (size_t i = 0; i < a->n_clusters; i++) {
         const weft_cfg_cluster *x = &a->clusters[i], *y = &b->clusters[i];
         if (!str_eq(x->name, y->name) || x->n_endpoints != y->n_endpoints ||
-            x->uses_dns != y->uses_dns || x->dns_refresh_ms != y->dns_refresh_ms || x->lb != y->lb ||
-            x->hash_on != y->hash_on || !str_eq(x->hash_key, y->hash_key) ||
+            x->uses_dns != y->uses_dns || x->dns_refresh_ms != y->dns_refresh_ms ||
+            x->lb != y->lb || x->hash_on != y->hash_on || !str_eq(x->hash_key, y->hash_key) ||
             x->ring_size != y->ring_size || x->connect_timeout_ms != y->connect_timeout_ms ||
             x->max_idle_per_endpoint != y->max_idle_per_endpoint ||
             x->pool_idle_timeout_ms != y->pool_idle_timeout_ms ||
@@ -168,8 +160,7 @@ static bool config_eq(const weft_config *a, const weft_config *b)
 
 /* Dumps cfg, loads the dump, checks equality and that dumping again gives
  * the same text. */
-static void assert_round_trip(const weft_config *cfg)
-{
+static void assert_round_trip(const weft_config *cfg) {
     char *text = dump_to_string(cfg);
     weft_config_error err;
     weft_config *again = weft_config_load_buffer(text, strlen(text), "dump.yaml", &err);
@@ -263,8 +254,7 @@ static const char FULL[] =
     "    dns_refresh: 10s\n"
     "    lb_policy: least_request\n";
 
-static void test_full_config(void **state)
-{
+static void test_full_config(void **state) {
     (void)state;
     weft_config_error err;
     weft_config *cfg = load(FULL, &err);
@@ -437,8 +427,7 @@ static void test_full_config(void **state)
     weft_config_free(cfg);
 }
 
-static void test_defaults(void **state)
-{
+static void test_defaults(void **state) {
     (void)state;
     weft_config_error err;
     weft_config *cfg = load("listeners:\n"
@@ -513,8 +502,7 @@ static void test_defaults(void **state)
     weft_config_free(cfg);
 }
 
-static void test_health_check_defaults(void **state)
-{
+static void test_health_check_defaults(void **state) {
     (void)state;
     weft_config_error err;
     weft_config *cfg = load("clusters:\n"
@@ -535,8 +523,7 @@ static void test_health_check_defaults(void **state)
     weft_config_free(cfg);
 }
 
-static void test_empty_and_workers(void **state)
-{
+static void test_empty_and_workers(void **state) {
     (void)state;
     weft_config_error err;
     weft_config *cfg = load("", &err);
@@ -567,8 +554,7 @@ static void test_empty_and_workers(void **state)
     weft_config_free(cfg);
 }
 
-static void test_ipv6(void **state)
-{
+static void test_ipv6(void **state) {
     (void)state;
     weft_config_error err;
     weft_config *cfg = load("admin: {address: \"::1\", port: 15000}\n"
@@ -599,8 +585,7 @@ static void test_ipv6(void **state)
                  "weft.yaml:2:24: listener address must be an IP address, got \"[::1]\"");
 }
 
-static void test_uses_dns(void **state)
-{
+static void test_uses_dns(void **state) {
     (void)state;
     weft_config_error err;
     weft_config *cfg = load("clusters:\n"
@@ -617,8 +602,7 @@ static void test_uses_dns(void **state)
     weft_config_free(cfg);
 }
 
-static void test_ring_hash_variants(void **state)
-{
+static void test_ring_hash_variants(void **state) {
     (void)state;
     weft_config_error err;
     weft_config *cfg = load("clusters:\n"
@@ -645,25 +629,25 @@ static void test_ring_hash_variants(void **state)
     weft_config_free(cfg);
 }
 
-static void test_dump_escapes(void **state)
-{
+static void test_dump_escapes(void **state) {
     (void)state;
     weft_config_error err;
-    weft_config *cfg = load("listeners:\n"
-                            "  - name: \"in\"\n"
-                            "    port: 1\n"
-                            "    virtual_hosts:\n"
-                            "      - name: 'v#1:x'\n"
-                            "        routes:\n"
-                            "          - match: {regex: \"^/a\\\\.b\\\"c[ ]+$\"}\n"
-                            "            direct_response:\n"
-                            "              status: 200\n"
-                            "              body: \"line1\\nline2\\t\\\"q\\\" \\\\ caf\\u00e9 \\u20ac "
-                            "\\U0001F600 \\x01 \\uFFFE end\"\n"
-                            "          - match: {prefix: \"/p\"}\n"
-                            "            direct_response: {status: 204, body: \"\"}\n"
-                            "            response_headers_to_add: [{name: x-v, value: \"- [not a list]: #\"}]\n",
-                            &err);
+    weft_config *cfg =
+        load("listeners:\n"
+             "  - name: \"in\"\n"
+             "    port: 1\n"
+             "    virtual_hosts:\n"
+             "      - name: 'v#1:x'\n"
+             "        routes:\n"
+             "          - match: {regex: \"^/a\\\\.b\\\"c[ ]+$\"}\n"
+             "            direct_response:\n"
+             "              status: 200\n"
+             "              body: \"line1\\nline2\\t\\\"q\\\" \\\\ caf\\u00e9 \\u20ac "
+             "\\U0001F600 \\x01 \\uFFFE end\"\n"
+             "          - match: {prefix: \"/p\"}\n"
+             "            direct_response: {status: 204, body: \"\"}\n"
+             "            response_headers_to_add: [{name: x-v, value: \"- [not a list]: #\"}]\n",
+             &err);
     if (!cfg)
         fail_msg("%s", err.msg);
     const weft_cfg_route *r = &cfg->listeners[0].vhosts[0].routes[0];
@@ -683,8 +667,7 @@ static void test_dump_escapes(void **state)
     weft_config_free(cfg);
 }
 
-static void test_dump_text(void **state)
-{
+static void test_dump_text(void **state) {
     (void)state;
     weft_config_error err;
     weft_config *cfg = load("workers: 1\n"
@@ -704,66 +687,65 @@ static void test_dump_text(void **state)
     if (!cfg)
         fail_msg("%s", err.msg);
     char *text = dump_to_string(cfg);
-    assert_string_equal(text,
-                        "# weft effective configuration (source: \"weft.yaml\")\n"
-                        "workers: 1\n"
-                        "drain_timeout: 15000ms\n"
-                        "admin:\n"
-                        "  address: \"127.0.0.1\"\n"
-                        "  port: 15000\n"
-                        "clusters:\n"
-                        "  - name: \"b\"\n"
-                        "    endpoints:\n"
-                        "      - address: \"127.0.0.1\"\n"
-                        "        port: 8080\n"
-                        "        weight: 1\n"
-                        "    dns_refresh: 5000ms\n"
-                        "    lb_policy: \"round_robin\"\n"
-                        "    connect_timeout: 1000ms\n"
-                        "    max_idle_per_endpoint: 1024\n"
-                        "    pool_idle_timeout: 60000ms\n"
-                        "    max_requests_per_connection: 0\n"
-                        "listeners:\n"
-                        "  - name: \"in\"\n"
-                        "    address: \"127.0.0.1\"\n"
-                        "    port: 10000\n"
-                        "    limits:\n"
-                        "      max_header_bytes: 61440\n"
-                        "      max_headers: 100\n"
-                        "      max_uri_length: 8192\n"
-                        "      max_body_bytes: 0\n"
-                        "      headers_timeout: 10000ms\n"
-                        "      idle_timeout: 60000ms\n"
-                        "      stream_idle_timeout: 300000ms\n"
-                        "      max_connections: 0\n"
-                        "      buffer_high_watermark: 1048576\n"
-                        "    http2:\n"
-                        "      max_concurrent_streams: 100\n"
-                        "      initial_window_size: 1048576\n"
-                        "      max_frame_size: 16384\n"
-                        "      max_header_list_size: 61440\n"
-                        "    virtual_hosts:\n"
-                        "      - name: \"*\"\n"
-                        "        domains:\n"
-                        "          - \"*\"\n"
-                        "        routes:\n"
-                        "          - name: \"\"\n"
-                        "            match:\n"
-                        "              prefix: \"/\"\n"
-                        "              case_sensitive: true\n"
-                        "            cluster: \"b\"\n"
-                        "            timeout: 15000ms\n"
-                        "            idle_timeout: 0ms\n");
+    assert_string_equal(text, "# weft effective configuration (source: \"weft.yaml\")\n"
+                              "workers: 1\n"
+                              "drain_timeout: 15000ms\n"
+                              "admin:\n"
+                              "  address: \"127.0.0.1\"\n"
+                              "  port: 15000\n"
+                              "clusters:\n"
+                              "  - name: \"b\"\n"
+                              "    endpoints:\n"
+                              "      - address: \"127.0.0.1\"\n"
+                              "        port: 8080\n"
+                              "        weight: 1\n"
+                              "    dns_refresh: 5000ms\n"
+                              "    lb_policy: \"round_robin\"\n"
+                              "    connect_timeout: 1000ms\n"
+                              "    max_idle_per_endpoint: 1024\n"
+                              "    pool_idle_timeout: 60000ms\n"
+                              "    max_requests_per_connection: 0\n"
+                              "listeners:\n"
+                              "  - name: \"in\"\n"
+                              "    address: \"127.0.0.1\"\n"
+                              "    port: 10000\n"
+                              "    limits:\n"
+                              "      max_header_bytes: 61440\n"
+                              "      max_headers: 100\n"
+                              "      max_uri_length: 8192\n"
+                              "      max_body_bytes: 0\n"
+                              "      headers_timeout: 10000ms\n"
+                              "      idle_timeout: 60000ms\n"
+                              "      stream_idle_timeout: 300000ms\n"
+                              "      max_connections: 0\n"
+                              "      buffer_high_watermark: 1048576\n"
+                              "    http2:\n"
+                              "      max_concurrent_streams: 100\n"
+                              "      initial_window_size: 1048576\n"
+                              "      max_frame_size: 16384\n"
+                              "      max_header_list_size: 61440\n"
+                              "    virtual_hosts:\n"
+                              "      - name: \"*\"\n"
+                              "        domains:\n"
+                              "          - \"*\"\n"
+                              "        routes:\n"
+                              "          - name: \"\"\n"
+                              "            match:\n"
+                              "              prefix: \"/\"\n"
+                              "              case_sensitive: true\n"
+                              "            cluster: \"b\"\n"
+                              "            timeout: 15000ms\n"
+                              "            idle_timeout: 0ms\n");
     free(text);
     weft_config_free(cfg);
 }
 
-static void test_load_file(void **state)
-{
+static void test_load_file(void **state) {
     (void)state;
     weft_config_error err;
     assert_null(weft_config_load_file("/nonexistent/dir/weft.yaml", &err));
-    assert_string_equal(err.msg, "/nonexistent/dir/weft.yaml: cannot open: No such file or directory");
+    assert_string_equal(err.msg,
+                        "/nonexistent/dir/weft.yaml: cannot open: No such file or directory");
 
     char path[] = "/tmp/weft_test_config_XXXXXX";
     int fd = mkstemp(path);
@@ -811,33 +793,34 @@ static void test_load_file(void **state)
 /* ------------------------------------------------------------- errors */
 
 /* Lines 1-9; a route's keys start on line 10 at column 13. */
-#define ROUTES                                                   \
-    "clusters:\n"                                                \
-    "  - name: backend\n"                                        \
-    "    endpoints: [{address: 127.0.0.1, port: 8080}]\n"        \
-    "listeners:\n"                                               \
-    "  - name: ingress\n"                                        \
-    "    port: 10000\n"                                          \
-    "    virtual_hosts:\n"                                       \
-    "      - domains: [\"*\"]\n"                                 \
+#define ROUTES                                                                                     \
+    "clusters:\n"                                                                                  \
+    "  - name: backend\n"                                                                          \
+    "    endpoints: [{address: 127.0.0.1, port: 8080}]\n"                                          \
+    "listeners:\n"                                                                                 \
+    "  - name: ingress\n"                                                                          \
+    "    port: 10000\n"                                                                            \
+    "    virtual_hosts:\n"                                                                         \
+    "      - domains: [\"*\"]\n"                                                                   \
     "        routes:\n"
 
 /* Lines 1-2; a cluster's keys start on line 3 at column 5. */
 #define CLUSTER "clusters:\n  - name: c\n"
 
-static void test_error_yaml(void **state)
-{
+static void test_error_yaml(void **state) {
     (void)state;
     expect_error("listeners: [1, 2\n",
                  "weft.yaml:2:1: invalid YAML: did not find expected ',' or ']' "
                  "(while parsing a flow sequence that started at 1:12)");
-    expect_error("a: b: c\n", "weft.yaml:1:5: invalid YAML: mapping values are not allowed in this context");
+    expect_error("a: b: c\n",
+                 "weft.yaml:1:5: invalid YAML: mapping values are not allowed in this context");
     expect_error("workers: 1\n\tadmin: {}\n",
                  "weft.yaml:2:1: invalid YAML: found a tab character that violates indentation "
                  "(while scanning a plain scalar that started at 1:10)");
     expect_error("workers: 1\nadmin: \xff\n",
                  "weft.yaml:2:8: invalid YAML: invalid leading UTF-8 octet (#xFF)");
-    expect_error("base: &b {port: 1}\nadmin: *b\n", "weft.yaml:2:8: YAML aliases are not supported");
+    expect_error("base: &b {port: 1}\nadmin: *b\n",
+                 "weft.yaml:2:8: YAML aliases are not supported");
     /* a UTF-8 BOM and CRLF line ends are fine; positions ignore the BOM */
     expect_error("\xef\xbb\xbfworkers: 1\r\nlisteners:\r\n  - {name: a, port: 0}\r\n",
                  "weft.yaml:3:21: port must be between 1 and 65535, got 0");
@@ -858,8 +841,7 @@ static void test_error_yaml(void **state)
     expect_error(deep, "weft.yaml:1:65: nesting deeper than 64 levels");
 }
 
-static void test_error_structure(void **state)
-{
+static void test_error_structure(void **state) {
     (void)state;
     expect_error("workers: 1\nlisteners: []\nlistners: []\n",
                  "weft.yaml:3:1: unknown key \"listners\" (did you mean \"listeners\"?)");
@@ -870,18 +852,17 @@ static void test_error_structure(void **state)
     expect_error("- a\n", "weft.yaml:1:1: expected a mapping for the top level, got a list");
     expect_error("listeners: {name: a}\n",
                  "weft.yaml:1:12: expected a list for \"listeners\", got a mapping");
-    expect_error("listeners: [x]\n",
-                 "weft.yaml:1:13: expected a mapping for listener, got \"x\"");
+    expect_error("listeners: [x]\n", "weft.yaml:1:13: expected a mapping for listener, got \"x\"");
     expect_error("listeners:\n  - port: 80\n", "weft.yaml:2:5: listener is missing \"name\"");
     expect_error("listeners:\n  - name: [a]\n    port: 80\n",
                  "weft.yaml:2:11: expected a string for \"name\", got a list");
     expect_error("listeners:\n  - name: \"a b\"\n    port: 80\n",
-                 "weft.yaml:2:11: listener name must be non-empty visible ASCII without spaces, got \"a b\"");
+                 "weft.yaml:2:11: listener name must be non-empty visible ASCII without spaces, "
+                 "got \"a b\"");
     expect_error("listeners:\n  - name: a\n", "weft.yaml:2:5: listener is missing \"port\"");
 }
 
-static void test_error_values(void **state)
-{
+static void test_error_values(void **state) {
     (void)state;
     expect_error("drain_timeout: fast\n",
                  "weft.yaml:1:16: expected a duration like \"250ms\", got \"fast\"");
@@ -894,8 +875,9 @@ static void test_error_values(void **state)
                  "weft.yaml:1:15: port must be between 0 and 65535, got 65536");
     expect_error("admin: {address: localhost}\n",
                  "weft.yaml:1:18: admin address must be an IP address, got \"localhost\"");
-    expect_error("access_log: {path: \"\"}\n",
-                 "weft.yaml:1:20: access_log path must not be empty (omit access_log to turn it off)");
+    expect_error(
+        "access_log: {path: \"\"}\n",
+        "weft.yaml:1:20: access_log path must not be empty (omit access_log to turn it off)");
     expect_error("access_log: {}\n", "weft.yaml:1:13: access_log is missing \"path\"");
     expect_error("listeners:\n  - {name: a, port: 80, limits: {max_header_bytes: big}}\n",
                  "weft.yaml:2:52: expected a size like \"64KiB\", got \"big\"");
@@ -906,8 +888,7 @@ static void test_error_values(void **state)
                  "got \"8GiB\"");
 }
 
-static void test_error_listeners(void **state)
-{
+static void test_error_listeners(void **state) {
     (void)state;
     expect_error("listeners:\n  - {name: a, port: 0}\n",
                  "weft.yaml:2:21: port must be between 1 and 65535, got 0");
@@ -921,13 +902,14 @@ static void test_error_listeners(void **state)
                  "weft.yaml:2:21: port 15000 is already used by the admin server");
     expect_error("listeners:\n  - {name: a, address: example.com, port: 80}\n",
                  "weft.yaml:2:24: listener address must be an IP address, got \"example.com\"");
-    expect_error("listeners:\n"
-                 "  - name: a\n"
-                 "    port: 80\n"
-                 "    virtual_hosts:\n"
-                 "      - {name: one, domains: [\"*.Example.com\"]}\n"
-                 "      - {name: two, domains: [a.com, \"*.example.COM\"]}\n",
-                 "weft.yaml:6:38: domain \"*.example.com\" is already used by virtual host \"one\"");
+    expect_error(
+        "listeners:\n"
+        "  - name: a\n"
+        "    port: 80\n"
+        "    virtual_hosts:\n"
+        "      - {name: one, domains: [\"*.Example.com\"]}\n"
+        "      - {name: two, domains: [a.com, \"*.example.COM\"]}\n",
+        "weft.yaml:6:38: domain \"*.example.com\" is already used by virtual host \"one\"");
     expect_error("listeners:\n"
                  "  - name: a\n"
                  "    port: 80\n"
@@ -935,12 +917,13 @@ static void test_error_listeners(void **state)
                  "      - {name: first}\n"
                  "      - {name: second}\n",
                  "weft.yaml:6:9: domain \"*\" is already used by virtual host \"first\"");
-    expect_error("listeners:\n"
-                 "  - name: a\n"
-                 "    port: 80\n"
-                 "    virtual_hosts:\n"
-                 "      - {domains: [\"a.*.com\"]}\n",
-                 "weft.yaml:5:20: invalid domain \"a.*.com\" (expected a host name, \"*.suffix\" or \"*\")");
+    expect_error(
+        "listeners:\n"
+        "  - name: a\n"
+        "    port: 80\n"
+        "    virtual_hosts:\n"
+        "      - {domains: [\"a.*.com\"]}\n",
+        "weft.yaml:5:20: invalid domain \"a.*.com\" (expected a host name, \"*.suffix\" or \"*\")");
     expect_error("listeners:\n"
                  "  - name: a\n"
                  "    port: 80\n"
@@ -956,8 +939,7 @@ static void test_error_listeners(void **state)
                  "weft.yaml:5:19: domains must not be empty (use [\"*\"] to match any host)");
 }
 
-static void test_error_routes(void **state)
-{
+static void test_error_routes(void **state) {
     (void)state;
     expect_error(ROUTES "          - match: {prefix: /}\n"
                         "            cluster: reviews\n",
@@ -972,17 +954,20 @@ static void test_error_routes(void **state)
     expect_error(ROUTES "          - match: {methods: [GET]}\n"
                         "            cluster: backend\n",
                  "weft.yaml:10:20: match needs one of \"prefix\", \"path\" or \"regex\"");
-    expect_error(ROUTES "          - match: {prefix: /}\n",
-                 "weft.yaml:10:13: route needs one of \"cluster\", \"redirect\" or \"direct_response\"");
+    expect_error(
+        ROUTES "          - match: {prefix: /}\n",
+        "weft.yaml:10:13: route needs one of \"cluster\", \"redirect\" or \"direct_response\"");
     expect_error(ROUTES "          - match: {prefix: /}\n"
                         "            cluster: backend\n"
                         "            direct_response: {status: 200}\n",
-                 "weft.yaml:12:13: route takes only one of \"cluster\", \"redirect\" or \"direct_response\"");
+                 "weft.yaml:12:13: route takes only one of \"cluster\", \"redirect\" or "
+                 "\"direct_response\"");
     expect_error(ROUTES "          - cluster: backend\n",
                  "weft.yaml:10:13: route is missing \"match\"");
     expect_error(ROUTES "          - match: {prefix: api}\n"
                         "            cluster: backend\n",
-                 "weft.yaml:10:29: prefix must start with \"/\" and contain only visible ASCII, got \"api\"");
+                 "weft.yaml:10:29: prefix must start with \"/\" and contain only visible ASCII, "
+                 "got \"api\"");
     expect_error(ROUTES "          - match: {regex: \"/a/([0-9]+\"}\n"
                         "            cluster: backend\n",
                  "weft.yaml:10:28: invalid regex \"/a/([0-9]+\": Unmatched ( or \\(");
@@ -999,16 +984,19 @@ static void test_error_routes(void **state)
                         "            cluster: backend\n",
                  "weft.yaml:10:28: invalid regex \"((a{100}){100}){100}\": too complex "
                  "(repetitions expand too far)");
-    expect_error(ROUTES "          - match: {prefix: /, headers: [{name: x, regex: \"(a)\\\\1\"}]}\n"
-                        "            cluster: backend\n",
+    expect_error(ROUTES
+                 "          - match: {prefix: /, headers: [{name: x, regex: \"(a)\\\\1\"}]}\n"
+                 "            cluster: backend\n",
                  "weft.yaml:10:59: invalid regex \"(a)\\\\1\": back-references are not supported");
-    expect_error(ROUTES "          - match: {path: /old}\n"
-                        "            redirect: {path: /new, response_code: 200}\n",
-                 "weft.yaml:11:51: redirect response_code must be 301, 302, 303, 307 or 308, got 200");
-    expect_error(ROUTES "          - match: {path: /old}\n"
-                        "            redirect: {response_code: 302}\n",
-                 "weft.yaml:11:23: redirect needs at least one of \"scheme\", \"host\", \"path\" or "
-                 "\"prefix_rewrite\"");
+    expect_error(
+        ROUTES "          - match: {path: /old}\n"
+               "            redirect: {path: /new, response_code: 200}\n",
+        "weft.yaml:11:51: redirect response_code must be 301, 302, 303, 307 or 308, got 200");
+    expect_error(
+        ROUTES "          - match: {path: /old}\n"
+               "            redirect: {response_code: 302}\n",
+        "weft.yaml:11:23: redirect needs at least one of \"scheme\", \"host\", \"path\" or "
+        "\"prefix_rewrite\"");
     expect_error(ROUTES "          - match: {path: /old}\n"
                         "            redirect: {scheme: ftp}\n",
                  "weft.yaml:11:32: redirect scheme must be \"http\" or \"https\", got \"ftp\"");
@@ -1029,13 +1017,15 @@ static void test_error_routes(void **state)
                         "            cluster: backend\n"
                         "            request_headers_to_add: [{name: \"bad header\", value: x}]\n",
                  "weft.yaml:12:45: invalid header name \"bad header\"");
-    expect_error(ROUTES "          - match: {prefix: /}\n"
-                        "            cluster: backend\n"
-                        "            response_headers_to_add: [{name: x-a, value: \"a\\r\\nb: c\"}]\n",
+    expect_error(ROUTES
+                 "          - match: {prefix: /}\n"
+                 "            cluster: backend\n"
+                 "            response_headers_to_add: [{name: x-a, value: \"a\\r\\nb: c\"}]\n",
                  "weft.yaml:12:58: header value \"a\\x0d\\nb: c\" contains control characters");
-    expect_error(ROUTES "          - match: {prefix: /, headers: [{name: x-a, present: false}]}\n"
-                        "            cluster: backend\n",
-                 "weft.yaml:10:63: present must be true (use invert: true to match a missing header)");
+    expect_error(
+        ROUTES "          - match: {prefix: /, headers: [{name: x-a, present: false}]}\n"
+               "            cluster: backend\n",
+        "weft.yaml:10:63: present must be true (use invert: true to match a missing header)");
     expect_error(ROUTES "          - match: {prefix: /, headers: [{name: x-a}]}\n"
                         "            cluster: backend\n",
                  "weft.yaml:10:42: header match needs one of \"exact\", \"prefix\", \"suffix\", "
@@ -1055,8 +1045,7 @@ static void test_error_routes(void **state)
                  "weft.yaml:11:13: unknown key \"clustre\" (did you mean \"cluster\"?)");
 }
 
-static void test_error_clusters(void **state)
-{
+static void test_error_clusters(void **state) {
     (void)state;
     expect_error("clusters:\n  - {name: a, endpoints: []}\n  - {name: a, endpoints: []}\n",
                  "weft.yaml:3:12: duplicate cluster name \"a\" (first defined at 2:5)");
@@ -1076,13 +1065,16 @@ static void test_error_clusters(void **state)
     expect_error(CLUSTER "    endpoints: []\n    lb_policy: fastest\n",
                  "weft.yaml:4:16: unknown lb_policy \"fastest\" (expected round_robin, "
                  "least_request, random, ring_hash or peak_ewma)");
-    expect_error(CLUSTER "    endpoints: []\n    lb_policy: ring_hash\n",
-                 "weft.yaml:4:16: lb_policy ring_hash needs a \"ring_hash\" section with \"hash_on\"");
+    expect_error(
+        CLUSTER "    endpoints: []\n    lb_policy: ring_hash\n",
+        "weft.yaml:4:16: lb_policy ring_hash needs a \"ring_hash\" section with \"hash_on\"");
     expect_error(CLUSTER "    endpoints: []\n    ring_hash: {hash_on: source_ip}\n",
                  "weft.yaml:4:5: \"ring_hash\" settings need lb_policy: ring_hash");
-    expect_error(CLUSTER "    endpoints: []\n    lb_policy: ring_hash\n    ring_hash: {hash_on: header}\n",
+    expect_error(CLUSTER
+                 "    endpoints: []\n    lb_policy: ring_hash\n    ring_hash: {hash_on: header}\n",
                  "weft.yaml:5:16: ring_hash is missing \"name\"");
-    expect_error(CLUSTER "    endpoints: []\n    lb_policy: ring_hash\n    ring_hash: {hash_on: body}\n",
+    expect_error(CLUSTER
+                 "    endpoints: []\n    lb_policy: ring_hash\n    ring_hash: {hash_on: body}\n",
                  "weft.yaml:5:26: unknown hash_on \"body\" (expected header, cookie or source_ip)");
     expect_error(CLUSTER "    endpoints: []\n    health_check: {healthy_threshold: 0}\n",
                  "weft.yaml:4:39: healthy_threshold must be between 1 and 1000, got 0");
@@ -1104,36 +1096,35 @@ static void test_error_clusters(void **state)
  * loads, and a duplicate at the very end is still found and placed. */
 /* ------------------------------------------------------- tcp_proxy */
 
-static const char TCP[] =
-    "admin: {port: 15001}\n"
-    "clusters:\n"
-    "  - name: redis\n"
-    "    endpoints: [{address: 127.0.0.1, port: 6379}]\n"
-    "    connect_timeout: 250ms\n"
-    "listeners:\n"
-    "  - name: http\n"
-    "    port: 8080\n"
-    "  - name: redis-in\n"
-    "    address: 127.0.0.1\n"
-    "    port: 7000\n"
-    "    limits: {buffer_high_watermark: 64KiB, max_connections: 10}\n"
-    "    tcp_proxy:\n"
-    "      cluster: redis\n"
-    "      idle_timeout: 90s\n"
-    "      max_connect_attempts: 3\n"
-    "  - name: defaults\n"
-    "    port: 7001\n"
-    "    tcp_proxy: {cluster: redis}\n";
+static const char TCP[] = "admin: {port: 15001}\n"
+                          "clusters:\n"
+                          "  - name: redis\n"
+                          "    endpoints: [{address: 127.0.0.1, port: 6379}]\n"
+                          "    connect_timeout: 250ms\n"
+                          "listeners:\n"
+                          "  - name: http\n"
+                          "    port: 8080\n"
+                          "  - name: redis-in\n"
+                          "    address: 127.0.0.1\n"
+                          "    port: 7000\n"
+                          "    limits: {buffer_high_watermark: 64KiB, max_connections: 10}\n"
+                          "    tcp_proxy:\n"
+                          "      cluster: redis\n"
+                          "      idle_timeout: 90s\n"
+                          "      max_connect_attempts: 3\n"
+                          "  - name: defaults\n"
+                          "    port: 7001\n"
+                          "    tcp_proxy: {cluster: redis}\n";
 
-static void test_tcp_proxy(void **state)
-{
+static void test_tcp_proxy(void **state) {
     (void)state;
     weft_config_error err;
     weft_config *cfg = load(TCP, &err);
     if (!cfg)
         fail_msg("%s", err.msg);
     assert_int_equal(cfg->n_listeners, 3);
-    const weft_cfg_listener *h = &cfg->listeners[0], *t = &cfg->listeners[1], *d = &cfg->listeners[2];
+    const weft_cfg_listener *h = &cfg->listeners[0], *t = &cfg->listeners[1],
+                            *d = &cfg->listeners[2];
     assert_false(h->is_tcp);
     assert_null(h->tcp_cluster);
     assert_true(t->is_tcp);
@@ -1171,8 +1162,7 @@ static void test_tcp_proxy(void **state)
 
 #define TCP_CLUSTER "clusters: [{name: c, endpoints: [{address: 127.0.0.1, port: 1}]}]\n"
 
-static void test_error_tcp_proxy(void **state)
-{
+static void test_error_tcp_proxy(void **state) {
     (void)state;
     expect_error(TCP_CLUSTER "listeners:\n"
                              "  - name: t\n"
@@ -1195,21 +1185,25 @@ static void test_error_tcp_proxy(void **state)
                  "(they apply to HTTP listeners)");
     expect_error(TCP_CLUSTER "listeners: [{name: t, port: 7000, tcp_proxy: {idle_timeout: 1h}}]\n",
                  "weft.yaml:2:46: tcp_proxy is missing \"cluster\"");
-    expect_error(TCP_CLUSTER "listeners: [{name: t, port: 7000, tcp_proxy: {cluster: c, retries: 2}}]\n",
-                 "weft.yaml:2:59: unknown key \"retries\"");
-    expect_error(TCP_CLUSTER "listeners: [{name: t, port: 7000, tcp_proxy: {cluster: c, idle_timout: 1s}}]\n",
-                 "weft.yaml:2:59: unknown key \"idle_timout\" (did you mean \"idle_timeout\"?)");
     expect_error(TCP_CLUSTER
-                 "listeners: [{name: t, port: 7000, tcp_proxy: {cluster: c, max_connect_attempts: 0}}]\n",
-                 "weft.yaml:2:81: max_connect_attempts must be between 1 and 100, got 0");
-    expect_error(TCP_CLUSTER "listeners: [{name: t, port: 7000, tcp_proxy: {cluster: c, idle_timeout: soon}}]\n",
-                 "weft.yaml:2:73: expected a duration like \"250ms\", got \"soon\"");
+                 "listeners: [{name: t, port: 7000, tcp_proxy: {cluster: c, retries: 2}}]\n",
+                 "weft.yaml:2:59: unknown key \"retries\"");
+    expect_error(TCP_CLUSTER
+                 "listeners: [{name: t, port: 7000, tcp_proxy: {cluster: c, idle_timout: 1s}}]\n",
+                 "weft.yaml:2:59: unknown key \"idle_timout\" (did you mean \"idle_timeout\"?)");
+    expect_error(
+        TCP_CLUSTER
+        "listeners: [{name: t, port: 7000, tcp_proxy: {cluster: c, max_connect_attempts: 0}}]\n",
+        "weft.yaml:2:81: max_connect_attempts must be between 1 and 100, got 0");
+    expect_error(
+        TCP_CLUSTER
+        "listeners: [{name: t, port: 7000, tcp_proxy: {cluster: c, idle_timeout: soon}}]\n",
+        "weft.yaml:2:73: expected a duration like \"250ms\", got \"soon\"");
     expect_error(TCP_CLUSTER "listeners: [{name: t, port: 7000, tcp_proxy: [c]}]\n",
                  "weft.yaml:2:46: expected a mapping for tcp_proxy, got a list");
 }
 
-static void test_large_config(void **state)
-{
+static void test_large_config(void **state) {
     (void)state;
     enum { N = 3000 };
     size_t cap = (size_t)N * 256 + 1024, o = 0;
@@ -1247,8 +1241,7 @@ static void test_large_config(void **state)
     free(y);
 }
 
-int main(void)
-{
+int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_full_config),
         cmocka_unit_test(test_defaults),

@@ -15,7 +15,7 @@
 /* ---- collector ---- */
 
 typedef struct {
-    char log[4096];      /* event log: compared between split modes */
+    char log[4096]; /* event log: compared between split modes */
     char body[8192];
     size_t body_len;
     /* last head, copied out of the parser's storage */
@@ -32,16 +32,15 @@ typedef struct {
     char trailers[512];
     int heads, completes, trailer_calls;
     /* behaviour */
-    int head_rc;         /* returned by on_*_head */
-    int body_rc;         /* returned by on_body */
+    int head_rc; /* returned by on_*_head */
+    int body_rc; /* returned by on_body */
     int trailers_rc;
     int complete_rc;
     int pauses;
     bool in_body_at_body;
 } col;
 
-static void logf_(col *c, const char *fmt, ...)
-{
+static void logf_(col *c, const char *fmt, ...) {
     size_t l = strlen(c->log);
     va_list ap;
     va_start(ap, fmt);
@@ -49,16 +48,14 @@ static void logf_(col *c, const char *fmt, ...)
     va_end(ap);
 }
 
-static void sv_copy(char *dst, size_t cap, weft_sv s)
-{
+static void sv_copy(char *dst, size_t cap, weft_sv s) {
     size_t n = s.len < cap - 1 ? s.len : cap - 1;
     if (n)
         memcpy(dst, s.p, n);
     dst[n] = '\0';
 }
 
-static void hdrs_copy(char *dst, size_t cap, const weft_hdrs *h)
-{
+static void hdrs_copy(char *dst, size_t cap, const weft_hdrs *h) {
     dst[0] = '\0';
     for (uint32_t i = 0; i < h->n; i++) {
         size_t l = strlen(dst);
@@ -67,8 +64,7 @@ static void hdrs_copy(char *dst, size_t cap, const weft_hdrs *h)
     }
 }
 
-static int on_req_head(void *ud, weft_req_head *r)
-{
+static int on_req_head(void *ud, weft_req_head *r) {
     col *c = ud;
     sv_copy(c->method, sizeof(c->method), r->method);
     sv_copy(c->target, sizeof(c->target), r->target);
@@ -89,8 +85,7 @@ static int on_req_head(void *ud, weft_req_head *r)
     return c->head_rc;
 }
 
-static int on_resp_head(void *ud, weft_resp_head *r)
-{
+static int on_resp_head(void *ud, weft_resp_head *r) {
     col *c = ud;
     c->status = r->status;
     sv_copy(c->reason, sizeof(c->reason), r->reason);
@@ -105,8 +100,7 @@ static int on_resp_head(void *ud, weft_resp_head *r)
     return c->head_rc;
 }
 
-static int on_body(void *ud, const char *p, size_t n)
-{
+static int on_body(void *ud, const char *p, size_t n) {
     col *c = ud;
     assert_true(n > 0);
     assert_true(c->body_len + n <= sizeof(c->body));
@@ -115,8 +109,7 @@ static int on_body(void *ud, const char *p, size_t n)
     return c->body_rc;
 }
 
-static int on_trailers(void *ud, weft_hdrs *t)
-{
+static int on_trailers(void *ud, weft_hdrs *t) {
     col *c = ud;
     hdrs_copy(c->trailers, sizeof(c->trailers), t);
     c->trailer_calls++;
@@ -124,8 +117,7 @@ static int on_trailers(void *ud, weft_hdrs *t)
     return c->trailers_rc;
 }
 
-static int on_complete(void *ud)
-{
+static int on_complete(void *ud) {
     col *c = ud;
     c->completes++;
     logf_(c, "BODY %zu;DONE;", c->body_len);
@@ -147,8 +139,7 @@ typedef struct {
 /* Simulates bytes arriving `step` at a time (0 = all at once). Unconsumed
  * bytes after DONE/PAUSED are fed again, as the proxy engine does. */
 static run_out run_parser(col *c, weft_h1_kind kind, const char *in, size_t len, size_t step,
-                          int method_id, const weft_h1_limits *lim, bool send_eof)
-{
+                          int method_id, const weft_h1_limits *lim, bool send_eof) {
     run_out o = {WEFT_H1_OK, 0, "", 0, 0};
     weft_arena arena;
     weft_arena_init(&arena);
@@ -204,8 +195,7 @@ static const size_t steps[] = {0, 1, 2, 3, 7, 13};
 /* Runs the input in every split mode; asserts identical outcomes and
  * returns the collector of the whole-buffer run in *out. */
 static run_out run_all_ex(col *out, weft_h1_kind kind, const char *in, size_t len, int method_id,
-                          const weft_h1_limits *lim, bool send_eof, const col *tmpl)
-{
+                          const weft_h1_limits *lim, bool send_eof, const col *tmpl) {
     run_out first = {0};
     col c0;
     for (size_t i = 0; i < WEFT_ARRAY_LEN(steps); i++) {
@@ -237,19 +227,16 @@ static run_out run_all_ex(col *out, weft_h1_kind kind, const char *in, size_t le
     return first;
 }
 
-static run_out req_all(col *out, const char *in)
-{
+static run_out req_all(col *out, const char *in) {
     return run_all_ex(out, WEFT_H1_REQUEST, in, strlen(in), 0, NULL, false, NULL);
 }
 
-static run_out resp_all(col *out, const char *in, int method_id, bool eof)
-{
+static run_out resp_all(col *out, const char *in, int method_id, bool eof) {
     return run_all_ex(out, WEFT_H1_RESPONSE, in, strlen(in), method_id, NULL, eof, NULL);
 }
 
 static void expect_req_error(const char *in, size_t len, uint16_t status, const char *reason,
-                             const weft_h1_limits *lim)
-{
+                             const weft_h1_limits *lim) {
     col c;
     run_out o = run_all_ex(&c, WEFT_H1_REQUEST, in, len, 0, lim, false, NULL);
     if (o.last != WEFT_H1_ERROR || o.err_status != status || strcmp(o.err_reason, reason) != 0)
@@ -262,11 +249,11 @@ static void expect_req_error(const char *in, size_t len, uint16_t status, const 
 
 /* ---- requests ---- */
 
-static void test_simple_get(void **state)
-{
+static void test_simple_get(void **state) {
     (void)state;
     col c;
-    run_out o = req_all(&c, "GET /a/b?x=1&y=2 HTTP/1.1\r\nHost: Example.com\r\nX-Mixed-Case: Va lue \r\n\r\n");
+    run_out o = req_all(
+        &c, "GET /a/b?x=1&y=2 HTTP/1.1\r\nHost: Example.com\r\nX-Mixed-Case: Va lue \r\n\r\n");
     assert_int_equal(o.last, WEFT_H1_OK);
     assert_int_equal(o.dones, 1);
     assert_string_equal(c.method, "GET");
@@ -286,8 +273,7 @@ static void test_simple_get(void **state)
     assert_string_equal(c.log, "REQ GET /a/b?x=1&y=2;BODY 0;DONE;");
 }
 
-static void test_target_forms(void **state)
-{
+static void test_target_forms(void **state) {
     (void)state;
     col c;
     req_all(&c, "GET http://api.example:8080/v1/x?q=2 HTTP/1.1\r\nHost: other\r\n\r\n");
@@ -327,14 +313,14 @@ static void test_target_forms(void **state)
     REQ_ERR("GET * HTTP/1.1\r\nHost: a\r\n\r\n", 400, "h1_bad_target");
     REQ_ERR("CONNECT /x HTTP/1.1\r\nHost: a\r\n\r\n", 400, "h1_bad_target");
     REQ_ERR("CONNECT a HTTP/1.1\r\nHost: a\r\n\r\n", 400, "h1_bad_target");
-    REQ_ERR("CONNECT a:443 HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc", 400, "h1_bad_connect");
+    REQ_ERR("CONNECT a:443 HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc", 400,
+            "h1_bad_connect");
     REQ_ERR("GET http://user@evil/ HTTP/1.1\r\nHost: a\r\n\r\n", 400, "h1_bad_target");
     REQ_ERR("GET http:/x HTTP/1.1\r\nHost: a\r\n\r\n", 400, "h1_bad_target");
     REQ_ERR("GET /a#frag HTTP/1.1\r\nHost: a\r\n\r\n", 400, "h1_bad_target");
 }
 
-static void test_versions_keepalive(void **state)
-{
+static void test_versions_keepalive(void **state) {
     (void)state;
     col c;
     req_all(&c, "GET / HTTP/1.0\r\n\r\n");
@@ -357,11 +343,11 @@ static void test_versions_keepalive(void **state)
     REQ_ERR("GET / http/1.1\r\nHost: a\r\n\r\n", 400, "h1_bad_request_line");
 }
 
-static void test_expect_upgrade(void **state)
-{
+static void test_expect_upgrade(void **state) {
     (void)state;
     col c;
-    req_all(&c, "POST /u HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\nContent-Length: 2\r\n\r\nok");
+    req_all(&c,
+            "POST /u HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\nContent-Length: 2\r\n\r\nok");
     assert_true(c.expect);
     assert_int_equal(c.framing, WEFT_BODY_LENGTH);
     assert_int_equal(c.cl, 2);
@@ -376,8 +362,7 @@ static void test_expect_upgrade(void **state)
     assert_false(c.upgrade);
 }
 
-static void test_bodies(void **state)
-{
+static void test_bodies(void **state) {
     (void)state;
     col c;
     run_out o = req_all(&c, "POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\nhello world");
@@ -408,22 +393,25 @@ static void test_bodies(void **state)
     assert_int_equal(c.trailer_calls, 0);
 
     /* the coding is matched case-insensitively, OWS around it ignored */
-    o = req_all(&c, "POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:  Chunked \r\n\r\n1\r\nz\r\n0\r\n\r\n");
+    o = req_all(
+        &c,
+        "POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:  Chunked \r\n\r\n1\r\nz\r\n0\r\n\r\n");
     assert_int_equal(o.dones, 1);
     assert_int_equal(c.body_len, 1);
 
     /* 16 hex digits (leading zeros) are still a valid chunk size */
-    o = req_all(&c, "POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0000000000000003\r\nabc\r\n0\r\n\r\n");
+    o = req_all(&c, "POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: "
+                    "chunked\r\n\r\n0000000000000003\r\nabc\r\n0\r\n\r\n");
     assert_int_equal(o.dones, 1);
     assert_int_equal(c.body_len, 3);
 }
 
-static void test_pipelining_consumed(void **state)
-{
+static void test_pipelining_consumed(void **state) {
     (void)state;
     const char *a = "POST /one HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc";
     const char *b = "GET /two HTTP/1.1\r\nHost: a\r\n\r\n";
-    const char *ch = "POST /three HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n";
+    const char *ch =
+        "POST /three HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n";
     char buf[512];
     snprintf(buf, sizeof(buf), "%s%s%s\r\n%s", a, b, ch, b);
 
@@ -455,8 +443,9 @@ static void test_pipelining_consumed(void **state)
     /* an empty line between pipelined requests is tolerated */
     assert_int_equal(weft_h1_parser_feed(p, buf + off, len - off, &used), WEFT_H1_DONE);
     assert_int_equal(off + used, len);
-    assert_string_equal(c.log, "REQ POST /one;BODY 3;DONE;REQ GET /two;BODY 3;DONE;REQ POST /three;BODY 4;DONE;"
-                               "REQ GET /two;BODY 4;DONE;");
+    assert_string_equal(
+        c.log, "REQ POST /one;BODY 3;DONE;REQ GET /two;BODY 3;DONE;REQ POST /three;BODY 4;DONE;"
+               "REQ GET /two;BODY 4;DONE;");
     weft_h1_parser_free(p);
     weft_arena_free(&arena);
 
@@ -466,8 +455,7 @@ static void test_pipelining_consumed(void **state)
     assert_int_equal(o.consumed_total, len);
 }
 
-static void test_host_rules(void **state)
-{
+static void test_host_rules(void **state) {
     (void)state;
     REQ_ERR("GET / HTTP/1.1\r\n\r\n", 400, "h1_missing_host");
     REQ_ERR("GET / HTTP/1.1\r\nX: y\r\n\r\n", 400, "h1_missing_host");
@@ -478,37 +466,51 @@ static void test_host_rules(void **state)
     REQ_ERR("GET / HTTP/1.1\r\nHost: a, b\r\n\r\n", 400, "h1_bad_host");
 }
 
-static void test_smuggling(void **state)
-{
+static void test_smuggling(void **state) {
     (void)state;
-    REQ_ERR("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", 400, "h1_cl_and_te");
-    REQ_ERR("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n", 400, "h1_cl_and_te");
-    REQ_ERR("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc", 400, "h1_multiple_cl");
-    REQ_ERR("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabc", 400, "h1_multiple_cl");
+    REQ_ERR("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+            400, "h1_cl_and_te");
+    REQ_ERR("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
+            400, "h1_cl_and_te");
+    REQ_ERR("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc", 400,
+            "h1_multiple_cl");
+    REQ_ERR("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabc", 400,
+            "h1_multiple_cl");
     REQ_ERR("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\nabcde", 400, "h1_bad_cl");
     REQ_ERR("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: abc\r\n\r\n", 400, "h1_bad_cl");
     REQ_ERR("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n", 400, "h1_bad_cl");
     REQ_ERR("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\n", 400, "h1_bad_cl");
     REQ_ERR("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: \r\n\r\n", 400, "h1_bad_cl");
-    REQ_ERR("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999\r\n\r\n", 400, "h1_bad_cl");
+    REQ_ERR("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999\r\n\r\n", 400,
+            "h1_bad_cl");
     REQ_ERR("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0x5\r\n\r\nhello", 400, "h1_bad_cl");
     REQ_ERR("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", 400, "h1_bad_te");
-    REQ_ERR("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 400, "h1_bad_te");
-    REQ_ERR("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400, "h1_bad_te");
-    REQ_ERR("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked,\r\n\r\n0\r\n\r\n", 400, "h1_bad_te");
-    REQ_ERR("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: ,chunked\r\n\r\n0\r\n\r\n", 400, "h1_bad_te");
-    REQ_ERR("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", 400, "h1_bad_te");
+    REQ_ERR("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 400,
+            "h1_bad_te");
+    REQ_ERR("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: "
+            "chunked\r\n\r\n0\r\n\r\n",
+            400, "h1_bad_te");
+    REQ_ERR("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked,\r\n\r\n0\r\n\r\n", 400,
+            "h1_bad_te");
+    REQ_ERR("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: ,chunked\r\n\r\n0\r\n\r\n", 400,
+            "h1_bad_te");
+    REQ_ERR("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", 400,
+            "h1_bad_te");
     REQ_ERR("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\n\r\n", 400, "h1_bad_te");
-    REQ_ERR("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity, chunked\r\n\r\n", 400, "h1_bad_te");
-    REQ_ERR("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n", 400, "h1_bad_te");
-    REQ_ERR("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n", 400, "h1_bad_te");
+    REQ_ERR("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity, chunked\r\n\r\n", 400,
+            "h1_bad_te");
+    REQ_ERR("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n", 400,
+            "h1_bad_te");
+    REQ_ERR("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: "
+            "gzip\r\n\r\n",
+            400, "h1_bad_te");
     REQ_ERR("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n", 400, "h1_bad_te");
     REQ_ERR("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \r\n\r\n", 400, "h1_bad_te");
-    REQ_ERR("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400, "h1_te_in_http10");
+    REQ_ERR("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400,
+            "h1_te_in_http10");
 }
 
-static void test_header_syntax(void **state)
-{
+static void test_header_syntax(void **state) {
     (void)state;
     REQ_ERR("GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n folded\r\n\r\n", 400, "h1_obs_fold");
     REQ_ERR("GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n\tfolded\r\n\r\n", 400, "h1_obs_fold");
@@ -540,7 +542,8 @@ static void test_header_syntax(void **state)
 
     /* obs-text in a value and an empty value are both valid */
     col c;
-    req_all(&c, "GET / HTTP/1.1\r\nHost: a\r\nX-Bin: caf\303\251\r\nX-Empty:\r\nX-After: 1\r\n\r\n");
+    req_all(&c,
+            "GET / HTTP/1.1\r\nHost: a\r\nX-Bin: caf\303\251\r\nX-Empty:\r\nX-After: 1\r\n\r\n");
     assert_int_equal(c.completes, 1);
     assert_string_equal(c.hdrs, "host=a;x-bin=caf\303\251;x-empty=;x-after=1;");
     /* empty lines before the request line are skipped */
@@ -548,8 +551,7 @@ static void test_header_syntax(void **state)
     assert_int_equal(c.completes, 1);
 }
 
-static void test_chunk_errors(void **state)
-{
+static void test_chunk_errors(void **state) {
     (void)state;
 #define CH "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
     REQ_ERR(CH "00000000000000003\r\nabc\r\n0\r\n\r\n", 400, "h1_bad_chunk_size");
@@ -581,8 +583,7 @@ static void test_chunk_errors(void **state)
 #undef CH
 }
 
-static void test_limits(void **state)
-{
+static void test_limits(void **state) {
     (void)state;
     weft_h1_limits lim;
     weft_h1_limits_default(&lim);
@@ -630,30 +631,34 @@ static void test_limits(void **state)
     assert_int_equal(o.dones, 1);
     const char cl5[] = "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nabcde";
     expect_req_error(cl5, sizeof(cl5) - 1, 413, "h1_body_too_large", &lim);
-    const char ch4[] = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n2\r\ncd\r\n0\r\n\r\n";
+    const char ch4[] = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: "
+                       "chunked\r\n\r\n2\r\nab\r\n2\r\ncd\r\n0\r\n\r\n";
     o = run_all_ex(&c, WEFT_H1_REQUEST, ch4, sizeof(ch4) - 1, 0, &lim, false, NULL);
     assert_int_equal(o.dones, 1);
-    const char ch5[] = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n3\r\ncde\r\n0\r\n\r\n";
+    const char ch5[] = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: "
+                       "chunked\r\n\r\n2\r\nab\r\n3\r\ncde\r\n0\r\n\r\n";
     expect_req_error(ch5, sizeof(ch5) - 1, 413, "h1_body_too_large", &lim);
     /* a huge declared chunk is refused before any of its bytes arrive */
-    const char chbig[] = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\n";
+    const char chbig[] =
+        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\n";
     expect_req_error(chbig, sizeof(chbig) - 1, 413, "h1_body_too_large", &lim);
 }
 
-static void test_pause_body(void **state)
-{
+static void test_pause_body(void **state) {
     (void)state;
     col tmpl;
     memset(&tmpl, 0, sizeof(tmpl));
     tmpl.body_rc = WEFT_H1_CB_PAUSE;
     col c;
-    const char cl[] = "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n0123456789GET /n HTTP/1.1\r\nHost: a\r\n\r\n";
+    const char cl[] = "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n0123456789GET /n "
+                      "HTTP/1.1\r\nHost: a\r\n\r\n";
     run_out o = run_all_ex(&c, WEFT_H1_REQUEST, cl, sizeof(cl) - 1, 0, NULL, false, &tmpl);
     assert_int_equal(o.dones, 2);
     assert_int_equal(c.body_len, 10);
     assert_true(c.pauses >= 1);
-    const char ch[] = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
-                      "3\r\nabc\r\n4\r\ndefg\r\n0\r\nT: 1\r\n\r\nGET /n HTTP/1.1\r\nHost: a\r\n\r\n";
+    const char ch[] =
+        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "3\r\nabc\r\n4\r\ndefg\r\n0\r\nT: 1\r\n\r\nGET /n HTTP/1.1\r\nHost: a\r\n\r\n";
     o = run_all_ex(&c, WEFT_H1_REQUEST, ch, sizeof(ch) - 1, 0, NULL, false, &tmpl);
     assert_int_equal(o.dones, 2);
     assert_int_equal(c.body_len, 7);
@@ -687,8 +692,7 @@ static void test_pause_body(void **state)
     weft_arena_free(&arena);
 }
 
-static void test_pause_head_and_trailers(void **state)
-{
+static void test_pause_head_and_trailers(void **state) {
     (void)state;
     weft_arena arena;
     weft_arena_init(&arena);
@@ -716,7 +720,8 @@ static void test_pause_head_and_trailers(void **state)
     c.trailers_rc = WEFT_H1_CB_PAUSE;
     p = weft_h1_parser_new(WEFT_H1_REQUEST, NULL, &cbs, &c);
     weft_h1_parser_next(p, &arena, 0);
-    const char *ch = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\nT: v\r\n\r\n";
+    const char *ch = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: "
+                     "chunked\r\n\r\n1\r\nx\r\n0\r\nT: v\r\n\r\n";
     assert_int_equal(weft_h1_parser_feed(p, ch, strlen(ch), &used), WEFT_H1_PAUSED);
     assert_int_equal(used, strlen(ch));
     assert_int_equal(c.trailer_calls, 1);
@@ -728,8 +733,7 @@ static void test_pause_head_and_trailers(void **state)
     weft_arena_free(&arena);
 }
 
-static void test_abort_and_eof(void **state)
-{
+static void test_abort_and_eof(void **state) {
     (void)state;
     col tmpl;
     memset(&tmpl, 0, sizeof(tmpl));
@@ -766,7 +770,8 @@ static void test_abort_and_eof(void **state)
     weft_h1_parser *p = weft_h1_parser_new(WEFT_H1_REQUEST, NULL, &cbs, &c);
     weft_h1_parser_next(p, &arena, 0);
     size_t used;
-    assert_int_equal(weft_h1_parser_feed(p, "GET / HTTP/1.1\nHost: a\r\n\r\n", 26, &used), WEFT_H1_ERROR);
+    assert_int_equal(weft_h1_parser_feed(p, "GET / HTTP/1.1\nHost: a\r\n\r\n", 26, &used),
+                     WEFT_H1_ERROR);
     weft_h1_parser_next(p, &arena, 0);
     assert_int_equal(weft_h1_parser_feed(p, g, sizeof(g) - 1, &used), WEFT_H1_ERROR);
     assert_int_equal(weft_h1_parser_error_status(p), 400);
@@ -775,8 +780,7 @@ static void test_abort_and_eof(void **state)
     weft_arena_free(&arena);
 }
 
-static void test_state_flags(void **state)
-{
+static void test_state_flags(void **state) {
     (void)state;
     weft_arena arena;
     weft_arena_init(&arena);
@@ -805,20 +809,19 @@ static void test_state_flags(void **state)
 
 /* ---- responses ---- */
 
-static void expect_resp_error(const char *in, int method, bool eof, const char *reason)
-{
+static void expect_resp_error(const char *in, int method, bool eof, const char *reason) {
     col c;
     run_out o = run_all_ex(&c, WEFT_H1_RESPONSE, in, strlen(in), method, NULL, eof, NULL);
     if (o.last != WEFT_H1_ERROR || o.err_status != 502 || strcmp(o.err_reason, reason) != 0)
-        fail_msg("input %s: got result %d status %u reason %s, want 502 %s", in, o.last, o.err_status,
-                 o.err_reason, reason);
+        fail_msg("input %s: got result %d status %u reason %s, want 502 %s", in, o.last,
+                 o.err_status, o.err_reason, reason);
 }
 
-static void test_resp_basic(void **state)
-{
+static void test_resp_basic(void **state) {
     (void)state;
     col c;
-    run_out o = resp_all(&c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nServer: x\r\n\r\nhello", HTTP_GET, false);
+    run_out o = resp_all(&c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nServer: x\r\n\r\nhello",
+                         HTTP_GET, false);
     assert_int_equal(o.dones, 1);
     assert_int_equal(c.status, 200);
     assert_string_equal(c.reason, "OK");
@@ -836,7 +839,10 @@ static void test_resp_basic(void **state)
     assert_int_equal(o.dones, 1);
     assert_string_equal(c.reason, "");
 
-    o = resp_all(&c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nwxyz\r\n0\r\nGrpc-Status: 0\r\n\r\n", HTTP_POST, false);
+    o = resp_all(&c,
+                 "HTTP/1.1 200 OK\r\nTransfer-Encoding: "
+                 "chunked\r\n\r\n4\r\nwxyz\r\n0\r\nGrpc-Status: 0\r\n\r\n",
+                 HTTP_POST, false);
     assert_int_equal(o.dones, 1);
     assert_int_equal(c.framing, WEFT_BODY_CHUNKED);
     assert_string_equal(c.trailers, "grpc-status=0;");
@@ -853,19 +859,22 @@ static void test_resp_basic(void **state)
     assert_int_equal(o.dones, 0);
     assert_int_equal(c.framing, WEFT_BODY_UNTIL_CLOSE);
 
-    o = resp_all(&c, "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 1\r\n\r\nx", HTTP_GET, false);
+    o = resp_all(&c, "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 1\r\n\r\nx",
+                 HTTP_GET, false);
     assert_true(c.keep_alive);
-    o = resp_all(&c, "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\nx", HTTP_GET, false);
+    o = resp_all(&c, "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\nx", HTTP_GET,
+                 false);
     assert_false(c.keep_alive);
 }
 
-static void test_resp_bodyless(void **state)
-{
+static void test_resp_bodyless(void **state) {
     (void)state;
     col c;
     /* HEAD: the Content-Length describes the GET body, none follows; the
      * next pipelined response must still parse */
-    run_out o = resp_all(&c, "HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n", HTTP_HEAD, false);
+    run_out o =
+        resp_all(&c, "HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n",
+                 HTTP_HEAD, false);
     assert_int_equal(o.dones, 2);
     assert_int_equal(c.body_len, 0);
     assert_string_equal(c.log, "RESP 200;BODY 0;DONE;RESP 204;BODY 0;DONE;");
@@ -894,7 +903,8 @@ static void test_resp_bodyless(void **state)
     /* 101: final; the rest belongs to the new protocol */
     memset(&c, 0, sizeof(c));
     weft_h1_parser_next(p, &arena, HTTP_GET);
-    in = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n\x81\x05";
+    in = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: "
+         "Upgrade\r\n\r\n\x81\x05";
     assert_int_equal(weft_h1_parser_feed(p, in, strlen(in), &used), WEFT_H1_DONE);
     assert_int_equal(used, strlen(in) - 2);
     assert_int_equal(c.heads, 1);
@@ -924,13 +934,14 @@ static void test_resp_bodyless(void **state)
     weft_arena_free(&arena);
 }
 
-static void test_resp_interim(void **state)
-{
+static void test_resp_interim(void **state) {
     (void)state;
     col c;
-    run_out o = resp_all(&c, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
-                             "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi",
-                         HTTP_POST, false);
+    run_out o =
+        resp_all(&c,
+                 "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
+                 "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi",
+                 HTTP_POST, false);
     assert_int_equal(o.dones, 1);
     assert_int_equal(c.heads, 3);
     assert_int_equal(c.completes, 1);
@@ -957,31 +968,41 @@ static void test_resp_interim(void **state)
     weft_h1_parser_free(p);
     weft_arena_free(&arena);
 
-    expect_resp_error("HTTP/1.0 100 Continue\r\n\r\nHTTP/1.0 200 OK\r\n\r\n", HTTP_GET, false, "upstream_bad_1xx");
-    expect_resp_error("HTTP/1.1 100 Continue\r\nConnection: close\r\n\r\nHTTP/1.1 200 OK\r\n\r\n", HTTP_GET, false, "upstream_bad_1xx");
+    expect_resp_error("HTTP/1.0 100 Continue\r\n\r\nHTTP/1.0 200 OK\r\n\r\n", HTTP_GET, false,
+                      "upstream_bad_1xx");
+    expect_resp_error("HTTP/1.1 100 Continue\r\nConnection: close\r\n\r\nHTTP/1.1 200 OK\r\n\r\n",
+                      HTTP_GET, false, "upstream_bad_1xx");
     char many[2048] = "";
     for (int i = 0; i < 20; i++)
         strcat(many, "HTTP/1.1 100 Continue\r\n\r\n");
     expect_resp_error(many, HTTP_GET, false, "upstream_bad_1xx");
 }
 
-static void test_resp_errors(void **state)
-{
+static void test_resp_errors(void **state) {
     (void)state;
-    expect_resp_error("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", HTTP_GET, false, "upstream_cl_and_te");
-    expect_resp_error("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx", HTTP_GET, false, "upstream_multiple_cl");
-    expect_resp_error("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", HTTP_GET, false, "upstream_bad_te");
-    expect_resp_error("HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", HTTP_GET, false, "upstream_bad_te");
-    expect_resp_error("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n00000000000000001\r\n", HTTP_GET, false, "upstream_bad_chunk");
-    expect_resp_error("HTTP/1.1 200 OK\r\nX: a\r\n b\r\n\r\n", HTTP_GET, false, "upstream_protocol_error");
-    expect_resp_error("HTTP/1.1 200 OK\nContent-Length: 0\r\n\r\n", HTTP_GET, false, "upstream_protocol_error");
+    expect_resp_error("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+                      HTTP_GET, false, "upstream_cl_and_te");
+    expect_resp_error("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx",
+                      HTTP_GET, false, "upstream_multiple_cl");
+    expect_resp_error("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", HTTP_GET, false,
+                      "upstream_bad_te");
+    expect_resp_error("HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", HTTP_GET,
+                      false, "upstream_bad_te");
+    expect_resp_error("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n00000000000000001\r\n",
+                      HTTP_GET, false, "upstream_bad_chunk");
+    expect_resp_error("HTTP/1.1 200 OK\r\nX: a\r\n b\r\n\r\n", HTTP_GET, false,
+                      "upstream_protocol_error");
+    expect_resp_error("HTTP/1.1 200 OK\nContent-Length: 0\r\n\r\n", HTTP_GET, false,
+                      "upstream_protocol_error");
     expect_resp_error("HTTP/1.1 099 Low\r\n\r\n", HTTP_GET, false, "upstream_bad_status");
     expect_resp_error("HTTP/1.1 600 High\r\n\r\n", HTTP_GET, false, "upstream_bad_status");
     expect_resp_error("HTTP/1.1  200 OK\r\n\r\n", HTTP_GET, false, "upstream_bad_status_line");
     expect_resp_error("HTTP/1.1 20 OK\r\n\r\n", HTTP_GET, false, "upstream_bad_status_line");
     expect_resp_error("HTTP/2.0 200 OK\r\n\r\n", HTTP_GET, false, "upstream_bad_version");
-    expect_resp_error("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nab", HTTP_GET, true, "upstream_premature_eof");
-    expect_resp_error("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab", HTTP_GET, true, "upstream_premature_eof");
+    expect_resp_error("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nab", HTTP_GET, true,
+                      "upstream_premature_eof");
+    expect_resp_error("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab", HTTP_GET,
+                      true, "upstream_premature_eof");
     expect_resp_error("HTTP/1.1 200 OK\r\nContent-", HTTP_GET, true, "upstream_premature_eof");
 
     weft_h1_limits lim;
@@ -1002,8 +1023,7 @@ static void test_resp_errors(void **state)
     assert_string_equal(o.err_reason, "upstream_body_too_large");
 }
 
-int main(void)
-{
+int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_simple_get),
         cmocka_unit_test(test_target_forms),

@@ -14,8 +14,7 @@
 #include "http/h1/h1_codec.h"
 
 /* Drains the evbuffer into a NUL-terminated string the test frees. */
-static char *drain(struct evbuffer *b)
-{
+static char *drain(struct evbuffer *b) {
     size_t n = evbuffer_get_length(b);
     char *s = malloc(n + 1);
     assert_non_null(s);
@@ -24,15 +23,13 @@ static char *drain(struct evbuffer *b)
     return s;
 }
 
-static void expect_out(struct evbuffer *b, const char *want)
-{
+static void expect_out(struct evbuffer *b, const char *want) {
     char *got = drain(b);
     assert_string_equal(got, want);
     free(got);
 }
 
-static void test_req_head(void **state)
-{
+static void test_req_head(void **state) {
     (void)state;
     weft_arena a;
     weft_arena_init(&a);
@@ -46,7 +43,8 @@ static void test_req_head(void **state)
     struct evbuffer *b = evbuffer_new();
 
     assert_int_equal(weft_h1_write_req_head(b, &r, NULL), 0);
-    expect_out(b, "POST /api/v1/items?x=1 HTTP/1.1\r\nhost: items.svc\r\ncontent-length: 3\r\n\r\n");
+    expect_out(b,
+               "POST /api/v1/items?x=1 HTTP/1.1\r\nhost: items.svc\r\ncontent-length: 3\r\n\r\n");
 
     /* target override (prefix rewrite); 1.0 requests go out as 1.1 */
     weft_sv t = WEFT_SV_LIT("/items?x=1");
@@ -64,8 +62,7 @@ static void test_req_head(void **state)
     weft_arena_free(&a);
 }
 
-static void test_req_head_refuses_injection(void **state)
-{
+static void test_req_head_refuses_injection(void **state) {
     (void)state;
     weft_arena a;
     weft_arena_init(&a);
@@ -104,8 +101,7 @@ static void test_req_head_refuses_injection(void **state)
     weft_arena_free(&a);
 }
 
-static void test_resp_head(void **state)
-{
+static void test_resp_head(void **state) {
     (void)state;
     weft_arena a;
     weft_arena_init(&a);
@@ -143,8 +139,7 @@ static void test_resp_head(void **state)
     weft_arena_free(&a);
 }
 
-static void test_chunks(void **state)
-{
+static void test_chunks(void **state) {
     (void)state;
     struct evbuffer *b = evbuffer_new();
     assert_int_equal(weft_h1_write_chunk(b, "hello", 5), 0);
@@ -198,18 +193,17 @@ typedef struct {
     char seen[512];
 } rt;
 
-static int rt_req_head(void *ud, weft_req_head *r)
-{
+static int rt_req_head(void *ud, weft_req_head *r) {
     rt *c = ud;
     c->chunked = r->framing == WEFT_BODY_CHUNKED;
     snprintf(c->seen, sizeof(c->seen), "%.*s %.*s %u %d %lld", (int)r->method.len, r->method.p,
-             (int)r->target.len, r->target.p, r->headers.n, r->framing, (long long)r->content_length);
+             (int)r->target.len, r->target.p, r->headers.n, r->framing,
+             (long long)r->content_length);
     assert_int_equal(weft_h1_write_req_head(c->out, r, NULL), 0);
     return WEFT_H1_CB_OK;
 }
 
-static int rt_body(void *ud, const char *p, size_t n)
-{
+static int rt_body(void *ud, const char *p, size_t n) {
     rt *c = ud;
     if (c->chunked)
         assert_int_equal(weft_h1_write_chunk(c->out, p, n), 0);
@@ -218,25 +212,23 @@ static int rt_body(void *ud, const char *p, size_t n)
     return WEFT_H1_CB_OK;
 }
 
-static int rt_trailers(void *ud, weft_hdrs *t)
-{
+static int rt_trailers(void *ud, weft_hdrs *t) {
     rt *c = ud;
     c->trailers = *t;
     c->have_trailers = true;
     return WEFT_H1_CB_OK;
 }
 
-static int rt_complete(void *ud)
-{
+static int rt_complete(void *ud) {
     rt *c = ud;
     if (c->chunked)
-        assert_int_equal(weft_h1_write_last_chunk(c->out, c->have_trailers ? &c->trailers : NULL), 0);
+        assert_int_equal(weft_h1_write_last_chunk(c->out, c->have_trailers ? &c->trailers : NULL),
+                         0);
     c->completes++;
     return WEFT_H1_CB_OK;
 }
 
-static void round_trip(const char *in, const char *want_wire)
-{
+static void round_trip(const char *in, const char *want_wire) {
     weft_h1_callbacks cbs = {rt_req_head, NULL, rt_body, rt_trailers, rt_complete};
     weft_arena a;
     weft_arena_init(&a);
@@ -266,8 +258,7 @@ static void round_trip(const char *in, const char *want_wire)
     weft_arena_free(&a);
 }
 
-static void test_round_trip(void **state)
-{
+static void test_round_trip(void **state) {
     (void)state;
     round_trip("GET /x?y=1 HTTP/1.1\r\nHost: a\r\nAccept:  */*  \r\n\r\n",
                "GET /x?y=1 HTTP/1.1\r\nhost: a\r\naccept: */*\r\n\r\n");
@@ -279,13 +270,10 @@ static void test_round_trip(void **state)
                "3\r\nabc\r\n10\r\n0123456789abcdef\r\n0\r\nx-sum: 9\r\n\r\n");
 }
 
-int main(void)
-{
+int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_req_head),
-        cmocka_unit_test(test_req_head_refuses_injection),
-        cmocka_unit_test(test_resp_head),
-        cmocka_unit_test(test_chunks),
+        cmocka_unit_test(test_req_head),   cmocka_unit_test(test_req_head_refuses_injection),
+        cmocka_unit_test(test_resp_head),  cmocka_unit_test(test_chunks),
         cmocka_unit_test(test_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

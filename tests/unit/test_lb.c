@@ -18,8 +18,7 @@
 
 #define PICKS 10000
 
-static weft_hostset *mkset(size_t n, const uint32_t *weights)
-{
+static weft_hostset *mkset(size_t n, const uint32_t *weights) {
     weft_hostset *hs = weft_hostset_new(n);
     assert_non_null(hs);
     for (size_t i = 0; i < n; i++) {
@@ -31,10 +30,11 @@ static weft_hostset *mkset(size_t n, const uint32_t *weights)
     return hs;
 }
 
-static void set_healthy(weft_hostset *hs, size_t i, int v) { atomic_store(&hs->eps[i].healthy, v); }
+static void set_healthy(weft_hostset *hs, size_t i, int v) {
+    atomic_store(&hs->eps[i].healthy, v);
+}
 
-static void count_picks(weft_lb *lb, int *counts, size_t n, int picks)
-{
+static void count_picks(weft_lb *lb, int *counts, size_t n, int picks) {
     memset(counts, 0, n * sizeof(*counts));
     for (int k = 0; k < picks; k++) {
         int i = weft_lb_pick(lb, 0, false, -1);
@@ -43,8 +43,7 @@ static void count_picks(weft_lb *lb, int *counts, size_t n, int picks)
     }
 }
 
-static void assert_near(int got, double want, double rel_tol)
-{
+static void assert_near(int got, double want, double rel_tol) {
     double lo = want * (1.0 - rel_tol), hi = want * (1.0 + rel_tol);
     if (got < lo || got > hi)
         fail_msg("count %d not within %.0f%% of %.1f", got, rel_tol * 100, want);
@@ -52,8 +51,7 @@ static void assert_near(int got, double want, double rel_tol)
 
 /* ---- hostset ---- */
 
-static void test_hostset_new_and_refs(void **state)
-{
+static void test_hostset_new_and_refs(void **state) {
     (void)state;
     weft_hostset *hs = weft_hostset_new(3);
     assert_non_null(hs);
@@ -72,8 +70,7 @@ static void test_hostset_new_and_refs(void **state)
     weft_hostset_unref(hs);
 }
 
-static void test_endpoint_set_ip(void **state)
-{
+static void test_endpoint_set_ip(void **state) {
     (void)state;
     weft_endpoint ep;
     memset(&ep, 0, sizeof(ep));
@@ -108,8 +105,7 @@ static void test_endpoint_set_ip(void **state)
     assert_int_equal(weft_endpoint_set_ip(&ep, "::1%", 80), -1);
 }
 
-static void test_ring_build(void **state)
-{
+static void test_ring_build(void **state) {
     (void)state;
     uint32_t w[] = {1, 3};
     weft_hostset *hs = mkset(2, w);
@@ -140,8 +136,7 @@ static void test_ring_build(void **state)
 
 /* ---- round robin ---- */
 
-static void test_rr_weighted_exact_and_smooth(void **state)
-{
+static void test_rr_weighted_exact_and_smooth(void **state) {
     (void)state;
     uint32_t w[] = {1, 2, 7};
     weft_hostset *hs = mkset(3, w);
@@ -179,8 +174,7 @@ static void test_rr_weighted_exact_and_smooth(void **state)
     weft_hostset_unref(hs);
 }
 
-static void test_rr_equal_never_twice(void **state)
-{
+static void test_rr_equal_never_twice(void **state) {
     (void)state;
     weft_hostset *hs = mkset(4, NULL);
     for (uint64_t seed = 1; seed < 6; seed++) {
@@ -201,8 +195,7 @@ static void test_rr_equal_never_twice(void **state)
     weft_hostset_unref(hs);
 }
 
-static void test_rr_unhealthy_skipped_and_returns(void **state)
-{
+static void test_rr_unhealthy_skipped_and_returns(void **state) {
     (void)state;
     weft_hostset *hs = mkset(3, NULL);
     weft_lb lb;
@@ -225,11 +218,10 @@ static void test_rr_unhealthy_skipped_and_returns(void **state)
 
 /* ---- all policies ---- */
 
-static const weft_lb_policy all_policies[] = {WEFT_LB_ROUND_ROBIN, WEFT_LB_LEAST_REQUEST, WEFT_LB_RANDOM,
-                                              WEFT_LB_RING_HASH, WEFT_LB_PEAK_EWMA};
+static const weft_lb_policy all_policies[] = {WEFT_LB_ROUND_ROBIN, WEFT_LB_LEAST_REQUEST,
+                                              WEFT_LB_RANDOM, WEFT_LB_RING_HASH, WEFT_LB_PEAK_EWMA};
 
-static void test_all_unhealthy_returns_minus_one(void **state)
-{
+static void test_all_unhealthy_returns_minus_one(void **state) {
     (void)state;
     weft_hostset *hs = mkset(3, NULL);
     assert_int_equal(weft_hostset_build_ring(hs, 64), 0);
@@ -256,8 +248,7 @@ static void test_all_unhealthy_returns_minus_one(void **state)
     weft_hostset_unref(hs);
 }
 
-static void test_unhealthy_skipped_every_policy(void **state)
-{
+static void test_unhealthy_skipped_every_policy(void **state) {
     (void)state;
     weft_hostset *hs = mkset(4, NULL);
     assert_int_equal(weft_hostset_build_ring(hs, 256), 0);
@@ -278,8 +269,7 @@ static void test_unhealthy_skipped_every_policy(void **state)
     weft_hostset_unref(hs);
 }
 
-static void test_exclude(void **state)
-{
+static void test_exclude(void **state) {
     (void)state;
     weft_hostset *hs = mkset(3, NULL);
     assert_int_equal(weft_hostset_build_ring(hs, 256), 0);
@@ -305,8 +295,7 @@ static void test_exclude(void **state)
 
 /* ---- random ---- */
 
-static void test_random_weighted(void **state)
-{
+static void test_random_weighted(void **state) {
     (void)state;
     uint32_t w[] = {1, 2, 7};
     weft_hostset *hs = mkset(3, w);
@@ -339,8 +328,7 @@ static void test_random_weighted(void **state)
 
 /* ---- least request (P2C) ---- */
 
-static void test_p2c_even_when_idle(void **state)
-{
+static void test_p2c_even_when_idle(void **state) {
     (void)state;
     weft_hostset *hs = mkset(4, NULL);
     weft_lb lb;
@@ -353,8 +341,7 @@ static void test_p2c_even_when_idle(void **state)
     weft_hostset_unref(hs);
 }
 
-static void test_p2c_avoids_loaded(void **state)
-{
+static void test_p2c_avoids_loaded(void **state) {
     (void)state;
     weft_hostset *hs = mkset(3, NULL);
     weft_lb lb;
@@ -389,8 +376,7 @@ static void test_p2c_avoids_loaded(void **state)
     weft_hostset_unref(hs);
 }
 
-static void test_p2c_weighted_load(void **state)
-{
+static void test_p2c_weighted_load(void **state) {
     (void)state;
     /* active/weight: 4/8 beats 1/1. */
     uint32_t w[] = {1, 8};
@@ -408,8 +394,7 @@ static void test_p2c_weighted_load(void **state)
 
 /* ---- ring hash ---- */
 
-static void test_ring_same_key_same_endpoint(void **state)
-{
+static void test_ring_same_key_same_endpoint(void **state) {
     (void)state;
     weft_hostset *hs = mkset(5, NULL);
     assert_int_equal(weft_hostset_build_ring(hs, 1024), 0);
@@ -443,8 +428,7 @@ static void test_ring_same_key_same_endpoint(void **state)
     weft_hostset_unref(hs);
 }
 
-static void test_ring_remap_minimal(void **state)
-{
+static void test_ring_remap_minimal(void **state) {
     (void)state;
     const size_t n = 5;
     weft_hostset *full = mkset(n, NULL);
@@ -503,8 +487,7 @@ static void test_ring_remap_minimal(void **state)
     weft_hostset_unref(less);
 }
 
-static void test_ring_weighted(void **state)
-{
+static void test_ring_weighted(void **state) {
     (void)state;
     uint32_t w[] = {1, 4};
     weft_hostset *hs = mkset(2, w);
@@ -522,8 +505,7 @@ static void test_ring_weighted(void **state)
 
 /* ---- peak EWMA ---- */
 
-static void test_ewma_prefers_fast(void **state)
-{
+static void test_ewma_prefers_fast(void **state) {
     (void)state;
     weft_hostset *hs = mkset(3, NULL);
     weft_lb lb;
@@ -556,8 +538,7 @@ static void test_ewma_prefers_fast(void **state)
     weft_hostset_unref(hs);
 }
 
-static void test_ewma_peak_and_decay(void **state)
-{
+static void test_ewma_peak_and_decay(void **state) {
     (void)state;
     weft_hostset *hs = mkset(2, NULL);
     weft_lb lb;
@@ -590,8 +571,7 @@ static void test_ewma_peak_and_decay(void **state)
     weft_hostset_unref(hs);
 }
 
-static void test_ewma_failure_penalty(void **state)
-{
+static void test_ewma_failure_penalty(void **state) {
     (void)state;
     weft_hostset *hs = mkset(2, NULL);
     weft_lb lb;
@@ -610,8 +590,7 @@ static void test_ewma_failure_penalty(void **state)
     weft_hostset_unref(hs);
 }
 
-static void test_ewma_unprobed_busy_not_flooded(void **state)
-{
+static void test_ewma_unprobed_busy_not_flooded(void **state) {
     (void)state;
     /* An endpoint that has requests in flight but no answer yet is not
      * free any more: a probed, fast endpoint wins. */
@@ -627,8 +606,7 @@ static void test_ewma_unprobed_busy_not_flooded(void **state)
     weft_hostset_unref(hs);
 }
 
-static void test_on_start_end_bounds(void **state)
-{
+static void test_on_start_end_bounds(void **state) {
     (void)state;
     weft_hostset *hs = mkset(2, NULL);
     weft_lb lb;
@@ -642,8 +620,7 @@ static void test_on_start_end_bounds(void **state)
     weft_hostset_unref(hs);
 }
 
-int main(void)
-{
+int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hostset_new_and_refs),
         cmocka_unit_test(test_endpoint_set_ip),

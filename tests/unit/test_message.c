@@ -11,8 +11,7 @@
 
 #include "http/message.h"
 
-static void dump(const weft_hdrs *h, char *out, size_t cap)
-{
+static void dump(const weft_hdrs *h, char *out, size_t cap) {
     out[0] = '\0';
     for (uint32_t i = 0; i < h->n; i++) {
         size_t l = strlen(out);
@@ -21,8 +20,7 @@ static void dump(const weft_hdrs *h, char *out, size_t cap)
     }
 }
 
-static void test_add_copies_and_lowercases(void **state)
-{
+static void test_add_copies_and_lowercases(void **state) {
     (void)state;
     weft_arena a;
     weft_arena_init(&a);
@@ -49,8 +47,7 @@ static void test_add_copies_and_lowercases(void **state)
     weft_arena_free(&a);
 }
 
-static void test_growth_keeps_order(void **state)
-{
+static void test_growth_keeps_order(void **state) {
     (void)state;
     weft_arena a;
     weft_arena_init(&a);
@@ -72,8 +69,7 @@ static void test_growth_keeps_order(void **state)
     weft_arena_free(&a);
 }
 
-static void test_set_remove_count(void **state)
-{
+static void test_set_remove_count(void **state) {
     (void)state;
     weft_arena a;
     weft_arena_init(&a);
@@ -102,8 +98,7 @@ static void test_set_remove_count(void **state)
     weft_arena_free(&a);
 }
 
-static void test_has_token(void **state)
-{
+static void test_has_token(void **state) {
     (void)state;
     weft_arena a;
     weft_arena_init(&a);
@@ -120,15 +115,15 @@ static void test_has_token(void **state)
     weft_arena_free(&a);
 }
 
-static void test_strip_hop_by_hop(void **state)
-{
+static void test_strip_hop_by_hop(void **state) {
     (void)state;
     weft_arena a;
     weft_arena_init(&a);
     weft_hdrs h;
     weft_hdrs_init(&h, &a);
     weft_hdrs_add(&h, WEFT_SV_LIT("Host"), WEFT_SV_LIT("svc"));
-    weft_hdrs_add(&h, WEFT_SV_LIT("Connection"), WEFT_SV_LIT("keep-alive, X-Secret, host, content-length"));
+    weft_hdrs_add(&h, WEFT_SV_LIT("Connection"),
+                  WEFT_SV_LIT("keep-alive, X-Secret, host, content-length"));
     weft_hdrs_add(&h, WEFT_SV_LIT("Keep-Alive"), WEFT_SV_LIT("timeout=5"));
     weft_hdrs_add(&h, WEFT_SV_LIT("Proxy-Connection"), WEFT_SV_LIT("close"));
     weft_hdrs_add(&h, WEFT_SV_LIT("TE"), WEFT_SV_LIT("gzip, trailers"));
@@ -144,7 +139,8 @@ static void test_strip_hop_by_hop(void **state)
     dump(&h, buf, sizeof(buf));
     /* host and content-length survive even when Connection names them;
      * te is reduced to "trailers" */
-    assert_string_equal(buf, "host=svc;content-length=5;proxy-authenticate=Basic;x-keep=k;te=trailers;");
+    assert_string_equal(buf,
+                        "host=svc;content-length=5;proxy-authenticate=Basic;x-keep=k;te=trailers;");
 
     weft_hdrs_init(&h, &a);
     weft_hdrs_add(&h, WEFT_SV_LIT("te"), WEFT_SV_LIT("gzip"));
@@ -173,8 +169,7 @@ static void test_strip_hop_by_hop(void **state)
     weft_arena_free(&a);
 }
 
-static void test_bodyless_and_reasons(void **state)
-{
+static void test_bodyless_and_reasons(void **state) {
     (void)state;
     assert_true(weft_resp_is_bodyless(100, false));
     assert_true(weft_resp_is_bodyless(103, false));
@@ -207,8 +202,7 @@ static void test_bodyless_and_reasons(void **state)
     assert_string_equal(weft_status_reason(0), "");
 }
 
-int main(void)
-{
+int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_add_copies_and_lowercases),
         cmocka_unit_test(test_growth_keeps_order),

@@ -24,8 +24,7 @@ typedef struct treq {
     weft_hdr hdrs[8];
 } treq;
 
-static void mkreq(treq *t, const char *method, const char *authority, const char *target)
-{
+static void mkreq(treq *t, const char *method, const char *authority, const char *target) {
     memset(t, 0, sizeof(*t));
     t->h.method = weft_sv_from(method);
     t->h.authority = weft_sv_from(authority);
@@ -45,8 +44,7 @@ static void mkreq(treq *t, const char *method, const char *authority, const char
     t->h.headers.cap = WEFT_ARRAY_LEN(t->hdrs);
 }
 
-static void addhdr(treq *t, const char *name, const char *value)
-{
+static void addhdr(treq *t, const char *name, const char *value) {
     assert_true(t->h.headers.n < WEFT_ARRAY_LEN(t->hdrs));
     t->hdrs[t->h.headers.n].name = weft_sv_from(name);
     t->hdrs[t->h.headers.n].value = weft_sv_from(value);
@@ -61,8 +59,7 @@ static weft_cfg_cluster clusters[] = {
     {.name = S("static")},
 };
 
-static weft_cfg_route route_prefix(const char *prefix, const char *cluster)
-{
+static weft_cfg_route route_prefix(const char *prefix, const char *cluster) {
     return (weft_cfg_route){.name = S(""),
                             .pos = {10, 5},
                             .path_kind = WEFT_STR_PREFIX,
@@ -73,15 +70,13 @@ static weft_cfg_route route_prefix(const char *prefix, const char *cluster)
                             .timeout_ms = 15000};
 }
 
-static weft_cfg_route route_kind(weft_str_match_kind kind, const char *path, const char *cluster)
-{
+static weft_cfg_route route_kind(weft_str_match_kind kind, const char *path, const char *cluster) {
     weft_cfg_route r = route_prefix(path, cluster);
     r.path_kind = kind;
     return r;
 }
 
-static weft_config mkcfg(weft_cfg_listener *l)
-{
+static weft_config mkcfg(weft_cfg_listener *l) {
     return (weft_config){.source = S("weft.yaml"),
                          .listeners = l,
                          .n_listeners = 1,
@@ -89,8 +84,7 @@ static weft_config mkcfg(weft_cfg_listener *l)
                          .n_clusters = WEFT_ARRAY_LEN(clusters)};
 }
 
-static const char *cluster_of(const weft_router *r, treq *t)
-{
+static const char *cluster_of(const weft_router *r, treq *t) {
     const weft_route_entry *e = weft_router_match(r, &t->h);
     if (!e)
         return NULL;
@@ -99,15 +93,14 @@ static const char *cluster_of(const weft_router *r, treq *t)
     return clusters[e->cluster_idx].name;
 }
 
-static const char *match_c(const weft_router *r, const char *method, const char *authority, const char *target)
-{
+static const char *match_c(const weft_router *r, const char *method, const char *authority,
+                           const char *target) {
     treq t;
     mkreq(&t, method, authority, target);
     return cluster_of(r, &t);
 }
 
-static void assert_cluster(const char *got, const char *want)
-{
+static void assert_cluster(const char *got, const char *want) {
     if (!want) {
         if (got)
             fail_msg("expected no match, got \"%s\"", got);
@@ -120,8 +113,7 @@ static void assert_cluster(const char *got, const char *want)
 
 /* ---- vhost selection ---- */
 
-static void test_vhost_precedence(void **state)
-{
+static void test_vhost_precedence(void **state) {
     (void)state;
     weft_cfg_route r_any[] = {route_prefix("/", "web")};
     weft_cfg_route r_wild[] = {route_prefix("/", "api")};
@@ -182,12 +174,12 @@ static void test_vhost_precedence(void **state)
     weft_router_free(r);
 }
 
-static void test_vhost_none(void **state)
-{
+static void test_vhost_none(void **state) {
     (void)state;
     weft_cfg_route rs[] = {route_prefix("/", "web")};
     char *d[] = {S("a.com"), S("*.b.com")};
-    weft_cfg_vhost vh[] = {{.name = S("v"), .domains = d, .n_domains = 2, .routes = rs, .n_routes = 1}};
+    weft_cfg_vhost vh[] = {
+        {.name = S("v"), .domains = d, .n_domains = 2, .routes = rs, .n_routes = 1}};
     weft_cfg_listener l = {.name = S("l"), .vhosts = vh, .n_vhosts = 1};
     weft_config cfg = mkcfg(&l);
     char err[256];
@@ -202,8 +194,7 @@ static void test_vhost_none(void **state)
     weft_router_free(r);
 }
 
-static void test_vhost_many_exact(void **state)
-{
+static void test_vhost_many_exact(void **state) {
     (void)state;
     /* Many exact domains over many vhosts: the sorted lookup finds each. */
     enum { NV = 40 };
@@ -219,7 +210,8 @@ static void test_vhost_many_exact(void **state)
         snprintf(doms[i][1], sizeof(doms[i][1]), "svc%d", (i * 7) % NV);
         dp[i][0] = doms[i][0];
         dp[i][1] = doms[i][1];
-        vh[i] = (weft_cfg_vhost){.name = names[i], .domains = dp[i], .n_domains = 2, .routes = rs[i], .n_routes = 1};
+        vh[i] = (weft_cfg_vhost){
+            .name = names[i], .domains = dp[i], .n_domains = 2, .routes = rs[i], .n_routes = 1};
     }
     weft_cfg_listener l = {.name = S("l"), .vhosts = vh, .n_vhosts = NV};
     weft_config cfg = mkcfg(&l);
@@ -245,11 +237,11 @@ static void test_vhost_many_exact(void **state)
 
 /* ---- path matching ---- */
 
-static weft_router *one_vhost(weft_cfg_route *rs, size_t n, weft_cfg_vhost *vh, weft_cfg_listener *l,
-                              weft_config *cfg)
-{
+static weft_router *one_vhost(weft_cfg_route *rs, size_t n, weft_cfg_vhost *vh,
+                              weft_cfg_listener *l, weft_config *cfg) {
     static char *any[] = {S("*")};
-    *vh = (weft_cfg_vhost){.name = S("v"), .domains = any, .n_domains = 1, .routes = rs, .n_routes = n};
+    *vh = (weft_cfg_vhost){
+        .name = S("v"), .domains = any, .n_domains = 1, .routes = rs, .n_routes = n};
     *l = (weft_cfg_listener){.name = S("l"), .vhosts = vh, .n_vhosts = 1};
     *cfg = mkcfg(l);
     char err[256] = "";
@@ -259,8 +251,7 @@ static weft_router *one_vhost(weft_cfg_route *rs, size_t n, weft_cfg_vhost *vh, 
     return r;
 }
 
-static void test_path_kinds_and_order(void **state)
-{
+static void test_path_kinds_and_order(void **state) {
     (void)state;
     weft_cfg_route rs[] = {
         route_kind(WEFT_STR_EXACT, "/exact", "static"),
@@ -296,8 +287,7 @@ static void test_path_kinds_and_order(void **state)
     weft_router_free(r);
 }
 
-static void test_regex_alternation_anchored(void **state)
-{
+static void test_regex_alternation_anchored(void **state) {
     (void)state;
     /* "^(a|b)$" not "^a|b$": the alternation must not escape the anchors. */
     weft_cfg_route rs[] = {route_kind(WEFT_STR_REGEX, "/a|/b", "api"), route_prefix("/", "web")};
@@ -315,8 +305,7 @@ static void test_regex_alternation_anchored(void **state)
     weft_router_free(r);
 }
 
-static void test_case_insensitive(void **state)
-{
+static void test_case_insensitive(void **state) {
     (void)state;
     weft_cfg_route rs[] = {
         route_kind(WEFT_STR_EXACT, "/Login", "static"),
@@ -346,8 +335,7 @@ static void test_case_insensitive(void **state)
     weft_router_free(r);
 }
 
-static void test_methods(void **state)
-{
+static void test_methods(void **state) {
     (void)state;
     char *m[] = {S("POST"), S("PUT")};
     weft_cfg_route rs[] = {route_prefix("/", "api"), route_prefix("/", "web")};
@@ -367,13 +355,16 @@ static void test_methods(void **state)
 
 /* ---- header matching ---- */
 
-static void test_headers(void **state)
-{
+static void test_headers(void **state) {
     (void)state;
-    weft_cfg_kv_match h_exact[] = {{.name = S("x-env"), .match = {.kind = WEFT_STR_EXACT, .value = S("canary")}}};
-    weft_cfg_kv_match h_prefix[] = {{.name = S("user-agent"), .match = {.kind = WEFT_STR_PREFIX, .value = S("curl/")}}};
-    weft_cfg_kv_match h_suffix[] = {{.name = S("x-user"), .match = {.kind = WEFT_STR_SUFFIX, .value = S("@corp.com")}}};
-    weft_cfg_kv_match h_regex[] = {{.name = S("x-ver"), .match = {.kind = WEFT_STR_REGEX, .value = S("v[0-9]+")}}};
+    weft_cfg_kv_match h_exact[] = {
+        {.name = S("x-env"), .match = {.kind = WEFT_STR_EXACT, .value = S("canary")}}};
+    weft_cfg_kv_match h_prefix[] = {
+        {.name = S("user-agent"), .match = {.kind = WEFT_STR_PREFIX, .value = S("curl/")}}};
+    weft_cfg_kv_match h_suffix[] = {
+        {.name = S("x-user"), .match = {.kind = WEFT_STR_SUFFIX, .value = S("@corp.com")}}};
+    weft_cfg_kv_match h_regex[] = {
+        {.name = S("x-ver"), .match = {.kind = WEFT_STR_REGEX, .value = S("v[0-9]+")}}};
     weft_cfg_kv_match h_present[] = {{.name = S("x-debug"), .match = {.kind = WEFT_STR_PRESENT}}};
     weft_cfg_kv_match h_two[] = {
         {.name = S("x-a"), .match = {.kind = WEFT_STR_EXACT, .value = S("1")}},
@@ -446,13 +437,15 @@ static void test_headers(void **state)
     weft_router_free(r);
 }
 
-static void test_headers_invert(void **state)
-{
+static void test_headers_invert(void **state) {
     (void)state;
     weft_cfg_kv_match not_prod[] = {
-        {.name = S("x-env"), .match = {.kind = WEFT_STR_EXACT, .value = S("prod"), .invert = true}}};
-    weft_cfg_kv_match no_auth[] = {{.name = S("authorization"), .match = {.kind = WEFT_STR_PRESENT, .invert = true}}};
-    weft_cfg_route rs[] = {route_prefix("/a", "api"), route_prefix("/b", "static"), route_prefix("/", "web")};
+        {.name = S("x-env"),
+         .match = {.kind = WEFT_STR_EXACT, .value = S("prod"), .invert = true}}};
+    weft_cfg_kv_match no_auth[] = {
+        {.name = S("authorization"), .match = {.kind = WEFT_STR_PRESENT, .invert = true}}};
+    weft_cfg_route rs[] = {route_prefix("/a", "api"), route_prefix("/b", "static"),
+                           route_prefix("/", "web")};
     rs[0].headers = not_prod, rs[0].n_headers = 1;
     rs[1].headers = no_auth, rs[1].n_headers = 1;
     weft_cfg_vhost vh;
@@ -478,15 +471,18 @@ static void test_headers_invert(void **state)
 
 /* ---- query matching ---- */
 
-static void test_query(void **state)
-{
+static void test_query(void **state) {
     (void)state;
-    weft_cfg_kv_match q_exact[] = {{.name = S("v"), .match = {.kind = WEFT_STR_EXACT, .value = S("2")}}};
+    weft_cfg_kv_match q_exact[] = {
+        {.name = S("v"), .match = {.kind = WEFT_STR_EXACT, .value = S("2")}}};
     weft_cfg_kv_match q_present[] = {{.name = S("debug"), .match = {.kind = WEFT_STR_PRESENT}}};
-    weft_cfg_kv_match q_regex[] = {{.name = S("id"), .match = {.kind = WEFT_STR_REGEX, .value = S("[0-9]{3}")}}};
-    weft_cfg_kv_match q_inv[] = {{.name = S("beta"), .match = {.kind = WEFT_STR_PRESENT, .invert = true}}};
-    weft_cfg_route rs[] = {route_prefix("/e", "api"), route_prefix("/d", "api"), route_prefix("/r", "api"),
-                           route_prefix("/i", "api"), route_prefix("/", "web")};
+    weft_cfg_kv_match q_regex[] = {
+        {.name = S("id"), .match = {.kind = WEFT_STR_REGEX, .value = S("[0-9]{3}")}}};
+    weft_cfg_kv_match q_inv[] = {
+        {.name = S("beta"), .match = {.kind = WEFT_STR_PRESENT, .invert = true}}};
+    weft_cfg_route rs[] = {route_prefix("/e", "api"), route_prefix("/d", "api"),
+                           route_prefix("/r", "api"), route_prefix("/i", "api"),
+                           route_prefix("/", "web")};
     rs[0].query = q_exact, rs[0].n_query = 1;
     rs[1].query = q_present, rs[1].n_query = 1;
     rs[2].query = q_regex, rs[2].n_query = 1;
@@ -516,11 +512,11 @@ static void test_query(void **state)
     weft_router_free(r);
 }
 
-static void test_all_conditions(void **state)
-{
+static void test_all_conditions(void **state) {
     (void)state;
     char *m[] = {S("GET")};
-    weft_cfg_kv_match hs[] = {{.name = S("x-t"), .match = {.kind = WEFT_STR_EXACT, .value = S("1")}}};
+    weft_cfg_kv_match hs[] = {
+        {.name = S("x-t"), .match = {.kind = WEFT_STR_EXACT, .value = S("1")}}};
     weft_cfg_kv_match qs[] = {{.name = S("q"), .match = {.kind = WEFT_STR_PRESENT}}};
     weft_cfg_route rs[] = {route_prefix("/x", "api"), route_prefix("/", "web")};
     rs[0].methods = m, rs[0].n_methods = 1;
@@ -548,8 +544,7 @@ static void test_all_conditions(void **state)
     weft_router_free(r);
 }
 
-static void test_non_cluster_actions(void **state)
-{
+static void test_non_cluster_actions(void **state) {
     (void)state;
     weft_cfg_route rs[] = {route_prefix("/old", NULL), route_prefix("/health", NULL)};
     rs[0].action = WEFT_ACTION_REDIRECT;
@@ -577,8 +572,7 @@ static void test_non_cluster_actions(void **state)
 
 /* ---- rewrite and redirect ---- */
 
-static weft_sv rewrite(weft_router *r, const char *target, weft_arena *a)
-{
+static weft_sv rewrite(weft_router *r, const char *target, weft_arena *a) {
     treq t;
     mkreq(&t, "GET", "h", target);
     const weft_route_entry *e = weft_router_match(r, &t.h);
@@ -586,14 +580,12 @@ static weft_sv rewrite(weft_router *r, const char *target, weft_arena *a)
     return weft_route_rewrite_target(e, &t.h, a);
 }
 
-static void assert_sv(weft_sv got, const char *want)
-{
+static void assert_sv(weft_sv got, const char *want) {
     if (got.len != strlen(want) || memcmp(got.p, want, got.len) != 0)
         fail_msg("got \"%.*s\", want \"%s\"", (int)got.len, got.p ? got.p : "", want);
 }
 
-static void test_rewrite(void **state)
-{
+static void test_rewrite(void **state) {
     (void)state;
     weft_cfg_route rs[] = {
         route_prefix("/api/v1/", "api"),
@@ -628,9 +620,8 @@ static void test_rewrite(void **state)
     weft_router_free(r);
 }
 
-static weft_sv redirect(weft_router *r, const char *authority, const char *target, const char *scheme,
-                        weft_arena *a)
-{
+static weft_sv redirect(weft_router *r, const char *authority, const char *target,
+                        const char *scheme, weft_arena *a) {
     treq t;
     mkreq(&t, "GET", authority, target);
     const weft_route_entry *e = weft_router_match(r, &t.h);
@@ -639,8 +630,7 @@ static weft_sv redirect(weft_router *r, const char *authority, const char *targe
     return weft_route_redirect_location(e, &t.h, scheme, a);
 }
 
-static void test_redirect(void **state)
-{
+static void test_redirect(void **state) {
     (void)state;
     weft_cfg_route rs[] = {
         route_prefix("/secure", NULL), route_prefix("/move", NULL), route_prefix("/old/", NULL),
@@ -663,35 +653,42 @@ static void test_redirect(void **state)
     weft_router *r = one_vhost(rs, WEFT_ARRAY_LEN(rs), &vh, &l, &cfg);
     weft_arena a;
     weft_arena_init(&a);
-    assert_sv(redirect(r, "example.com", "/secure/x?a=1", "http", &a), "https://example.com/secure/x?a=1");
+    assert_sv(redirect(r, "example.com", "/secure/x?a=1", "http", &a),
+              "https://example.com/secure/x?a=1");
     /* the default port of the old scheme goes away with the scheme */
     assert_sv(redirect(r, "example.com:80", "/secure", "http", &a), "https://example.com/secure");
-    assert_sv(redirect(r, "example.com:8080", "/secure", "http", &a), "https://example.com:8080/secure");
+    assert_sv(redirect(r, "example.com:8080", "/secure", "http", &a),
+              "https://example.com:8080/secure");
     assert_sv(redirect(r, "[::1]:80", "/secure", "http", &a), "https://[::1]/secure");
-    assert_sv(redirect(r, "example.com", "/move/a?b=c", "http", &a), "http://new.example.com/move/a?b=c");
-    assert_sv(redirect(r, "example.com", "/old/page/1?p=2", "https", &a), "https://example.com/new/page/1?p=2");
-    assert_sv(redirect(r, "example.com", "/fixed/x?keep=1", "http", &a), "http://example.com/landing?keep=1");
+    assert_sv(redirect(r, "example.com", "/move/a?b=c", "http", &a),
+              "http://new.example.com/move/a?b=c");
+    assert_sv(redirect(r, "example.com", "/old/page/1?p=2", "https", &a),
+              "https://example.com/new/page/1?p=2");
+    assert_sv(redirect(r, "example.com", "/fixed/x?keep=1", "http", &a),
+              "http://example.com/landing?keep=1");
     /* redirect_path with its own query drops the request's query */
-    assert_sv(redirect(r, "example.com", "/q?term=x", "http", &a), "http://example.com/search?src=redirect");
+    assert_sv(redirect(r, "example.com", "/q?term=x", "http", &a),
+              "http://example.com/search?src=redirect");
     /* prefix replaced by "": the rest of the path remains; empty -> "/" */
     assert_sv(redirect(r, "example.com", "/gone/x?y", "http", &a), "http://example.com/x?y");
     assert_sv(redirect(r, "example.com", "/gone", "http", &a), "http://example.com/");
-    assert_sv(redirect(r, "Example.com:8443", "/else", "https", &a), "https://Example.com:8443/else");
+    assert_sv(redirect(r, "Example.com:8443", "/else", "https", &a),
+              "https://Example.com:8443/else");
     weft_arena_free(&a);
     weft_router_free(r);
 }
 
 /* ---- build errors ---- */
 
-static void test_build_errors(void **state)
-{
+static void test_build_errors(void **state) {
     (void)state;
     char *any[] = {S("*")};
     char err[256];
 
     weft_cfg_route bad_cluster[] = {route_prefix("/", "web"), route_prefix("/x", "reviews")};
     bad_cluster[1].pos = (weft_cfg_pos){14, 7};
-    weft_cfg_vhost vh = {.name = S("v"), .domains = any, .n_domains = 1, .routes = bad_cluster, .n_routes = 2};
+    weft_cfg_vhost vh = {
+        .name = S("v"), .domains = any, .n_domains = 1, .routes = bad_cluster, .n_routes = 2};
     weft_cfg_listener l = {.name = S("l"), .vhosts = &vh, .n_vhosts = 1};
     weft_config cfg = mkcfg(&l);
     assert_null(weft_router_build(&cfg, 0, err, sizeof(err)));
@@ -702,24 +699,29 @@ static void test_build_errors(void **state)
     vh.routes = bad_re;
     vh.n_routes = 1;
     assert_null(weft_router_build(&cfg, 0, err, sizeof(err)));
-    assert_true(strncmp(err, "weft.yaml:3:9: bad regex \"/a(b\"", strlen("weft.yaml:3:9: bad regex \"/a(b\"")) == 0);
+    assert_true(strncmp(err, "weft.yaml:3:9: bad regex \"/a(b\"",
+                        strlen("weft.yaml:3:9: bad regex \"/a(b\"")) == 0);
 
-    weft_cfg_kv_match bad_hdr[] = {{.name = S("x"), .match = {.kind = WEFT_STR_REGEX, .value = S("[z-a]")}}};
+    weft_cfg_kv_match bad_hdr[] = {
+        {.name = S("x"), .match = {.kind = WEFT_STR_REGEX, .value = S("[z-a]")}}};
     weft_cfg_route hr[] = {route_prefix("/", "web")};
     hr[0].pos = (weft_cfg_pos){22, 3};
     hr[0].headers = bad_hdr;
     hr[0].n_headers = 1;
     vh.routes = hr;
     assert_null(weft_router_build(&cfg, 0, err, sizeof(err)));
-    assert_true(strncmp(err, "weft.yaml:22:3: bad regex \"[z-a]\"", strlen("weft.yaml:22:3: bad regex \"[z-a]\"")) == 0);
+    assert_true(strncmp(err, "weft.yaml:22:3: bad regex \"[z-a]\"",
+                        strlen("weft.yaml:22:3: bad regex \"[z-a]\"")) == 0);
 
-    weft_cfg_kv_match bad_q[] = {{.name = S("x"), .match = {.kind = WEFT_STR_REGEX, .value = S("a{2,1}")}}};
+    weft_cfg_kv_match bad_q[] = {
+        {.name = S("x"), .match = {.kind = WEFT_STR_REGEX, .value = S("a{2,1}")}}};
     hr[0].headers = NULL;
     hr[0].n_headers = 0;
     hr[0].query = bad_q;
     hr[0].n_query = 1;
     assert_null(weft_router_build(&cfg, 0, err, sizeof(err)));
-    assert_true(strncmp(err, "weft.yaml:22:3: bad regex", strlen("weft.yaml:22:3: bad regex")) == 0);
+    assert_true(strncmp(err, "weft.yaml:22:3: bad regex", strlen("weft.yaml:22:3: bad regex")) ==
+                0);
 
     /* out-of-range listener */
     assert_null(weft_router_build(&cfg, 3, err, sizeof(err)));
@@ -734,8 +736,7 @@ static void test_build_errors(void **state)
     weft_router_free(NULL);
 }
 
-static void test_empty_listener(void **state)
-{
+static void test_empty_listener(void **state) {
     (void)state;
     weft_cfg_listener l = {.name = S("l")};
     weft_config cfg = mkcfg(&l);
@@ -746,8 +747,7 @@ static void test_empty_listener(void **state)
     weft_router_free(r);
 }
 
-int main(void)
-{
+int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_vhost_precedence),
         cmocka_unit_test(test_vhost_none),

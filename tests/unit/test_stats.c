@@ -307,7 +307,8 @@ static void test_gauges(void **state) {
 
 static void test_histogram_render(void **state) {
     (void)state;
-    weft_stat_id h = weft_stats_histogram("weft_rq_duration_seconds", "route=\"r1\"", "Request time");
+    weft_stat_id h =
+        weft_stats_histogram("weft_rq_duration_seconds", "route=\"r1\"", "Request time");
     weft_stats_block *a = weft_stats_block_new();
     weft_stats_block *b = weft_stats_block_new();
     weft_stats_observe_us(a, h, 0);         /* le 0.0005 */
@@ -349,9 +350,9 @@ static void test_histogram_render(void **state) {
 
 static void test_hist_bounds_table(void **state) {
     (void)state;
-    static const double expect[WEFT_HIST_BUCKETS] = {0.5,   1,     2,      5,      10,     20,    50,
-                                                     100,   200,   500,    1000,   2000,   5000,  10000,
-                                                     15000, 30000, 60000,  120000, 300000, 600000};
+    static const double expect[WEFT_HIST_BUCKETS] = {
+        0.5,  1,    2,    5,     10,    20,    50,    100,    200,    500,
+        1000, 2000, 5000, 10000, 15000, 30000, 60000, 120000, 300000, 600000};
     for (int i = 0; i < WEFT_HIST_BUCKETS; i++)
         assert_true(weft_hist_bounds_ms[i] == expect[i]);
     /* Each bound is the inclusive top of its bucket: a value exactly on a
@@ -367,7 +368,8 @@ static void test_hist_bounds_table(void **state) {
     /* le=bound[i] holds 2*i+1 observations (bound[0], then pairs). */
     for (int i = 0; i < WEFT_HIST_BUCKETS; i++) {
         char prefix[64], want[96];
-        snprintf(prefix, sizeof prefix, "weft_edges_bucket{le=\"%g\"} ", weft_hist_bounds_ms[i] / 1000.0);
+        snprintf(prefix, sizeof prefix, "weft_edges_bucket{le=\"%g\"} ",
+                 weft_hist_bounds_ms[i] / 1000.0);
         snprintf(want, sizeof want, "%s%d", prefix, 2 * i + 1);
         char *line = find_line(text, prefix);
         assert_non_null(line);

@@ -17,25 +17,29 @@
 struct evbuffer;
 
 typedef struct weft_h1_limits {
-    uint32_t max_header_bytes;   /* request-line/status-line + headers; 431 (resp: 502) */
-    uint32_t max_headers;        /* header count; 431 */
-    uint32_t max_uri_len;        /* request-target length; 414 */
-    uint64_t max_body_bytes;     /* 0 = unlimited; 413 */
-    uint32_t max_chunk_ext_bytes;/* chunk extensions per chunk; 400 */
+    uint32_t max_header_bytes;    /* request-line/status-line + headers; 431 (resp: 502) */
+    uint32_t max_headers;         /* header count; 431 */
+    uint32_t max_uri_len;         /* request-target length; 414 */
+    uint64_t max_body_bytes;      /* 0 = unlimited; 413 */
+    uint32_t max_chunk_ext_bytes; /* chunk extensions per chunk; 400 */
 } weft_h1_limits;
 
 void weft_h1_limits_default(weft_h1_limits *l); /* 60KiB, 100, 8KiB, 0, 4KiB */
 
 typedef enum {
-    WEFT_H1_OK = 0,        /* all bytes consumed, message not complete yet */
-    WEFT_H1_DONE,          /* message complete; *consumed = bytes used */
-    WEFT_H1_PAUSED,        /* a callback asked to pause; *consumed valid */
-    WEFT_H1_ERROR,         /* see weft_h1_parser_error() */
+    WEFT_H1_OK = 0, /* all bytes consumed, message not complete yet */
+    WEFT_H1_DONE,   /* message complete; *consumed = bytes used */
+    WEFT_H1_PAUSED, /* a callback asked to pause; *consumed valid */
+    WEFT_H1_ERROR,  /* see weft_h1_parser_error() */
 } weft_h1_result;
 
 /* Callback return values. */
-enum { WEFT_H1_CB_OK = 0, WEFT_H1_CB_SKIP_BODY = 1 /* on_head only: response to HEAD etc. */,
-       WEFT_H1_CB_PAUSE = 2, WEFT_H1_CB_ABORT = -1 };
+enum {
+    WEFT_H1_CB_OK = 0,
+    WEFT_H1_CB_SKIP_BODY = 1 /* on_head only: response to HEAD etc. */,
+    WEFT_H1_CB_PAUSE = 2,
+    WEFT_H1_CB_ABORT = -1
+};
 
 typedef struct weft_h1_callbacks {
     /* head is owned by the parser's message (strings in the arena given to

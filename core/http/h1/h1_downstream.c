@@ -34,47 +34,50 @@ struct weft_dconn {
     weft_h1_limits limits;
     uint64_t headers_timeout_ms, idle_timeout_ms;
     uint32_t requests;
-    bool exchange_done;   /* stream finished; deferred handler moves on */
-    bool closing;         /* close once the output is flushed */
-    bool reset_now;       /* close now, drop pending output */
-    bool lingering;       /* write side shut; discarding input until EOF */
+    bool exchange_done; /* stream finished; deferred handler moves on */
+    bool closing;       /* close once the output is flushed */
+    bool reset_now;     /* close now, drop pending output */
+    bool lingering;     /* write side shut; discarding input until EOF */
     bool read_paused;
     bool chunked_out;
-    bool head_timer;      /* ev_timer currently measures the request head */
+    bool head_timer; /* ev_timer currently measures the request head */
     bool in_process;
-    bool unread;          /* the last request's body was not read whole */
-    weft_wsnap *ws;       /* the snapshot the connection was accepted on (its
-                             transport chain lives there) */
-    struct weft_connection tc;  /* facts + transport filter state */
-    struct event ev_tx;   /* runs the transport chain on codec output */
-    weft_h2_session *h2;  /* set when the connection speaks HTTP/2 */
-    bool sniffed;         /* the protocol was decided (preface or not) */
+    bool unread;               /* the last request's body was not read whole */
+    weft_wsnap *ws;            /* the snapshot the connection was accepted on (its
+                                  transport chain lives there) */
+    struct weft_connection tc; /* facts + transport filter state */
+    struct event ev_tx;        /* runs the transport chain on codec output */
+    weft_h2_session *h2;       /* set when the connection speaks HTTP/2 */
+    bool sniffed;              /* the protocol was decided (preface or not) */
 };
 
 /* With transport filters the codec reads and writes the top of the
  * transport chain; without, the socket buffers directly. */
-static struct evbuffer *dc_in(weft_dconn *dc)
-{
+static struct evbuffer *dc_in(weft_dconn *dc) {
     return dc->tc.n ? weft_transport_codec_in(&dc->tc) : weft_conn_input(dc->conn);
 }
-static struct evbuffer *dc_out(weft_dconn *dc)
-{
+static struct evbuffer *dc_out(weft_dconn *dc) {
     return dc->tc.n ? weft_transport_codec_out(&dc->tc) : weft_conn_output(dc->conn);
 }
 
 static void dconn_process(weft_dconn *dc);
 static void dconn_free(weft_dconn *dc);
 
-static weft_dconn *ds_of(weft_stream *s) { return s->ds; }
+static weft_dconn *ds_of(weft_stream *s) {
+    return s->ds;
+}
 
-static void arm_timer(weft_dconn *dc, uint64_t ms) { weft_ltimer_set(&dc->timer, ms); }
+static void arm_timer(weft_dconn *dc, uint64_t ms) {
+    weft_ltimer_set(&dc->timer, ms);
+}
 
-static void schedule(weft_dconn *dc) { event_active(&dc->ev_deferred, EV_TIMEOUT, 0); }
+static void schedule(weft_dconn *dc) {
+    event_active(&dc->ev_deferred, EV_TIMEOUT, 0);
+}
 
 /* ---------- response writing (weft_downstream_ops) ---------- */
 
-static void op_send_head(weft_stream *s, weft_resp_head *h, bool end_stream)
-{
+static void op_send_head(weft_stream *s, weft_resp_head *h, bool end_stream) {
     weft_dconn *dc = ds_of(s);
     struct evbuffer *out = dc_out(dc);
     const weft_req_head *req = s->req;
@@ -82,7 +85,8 @@ static void op_send_head(weft_stream *s, weft_resp_head *h, bool end_stream)
     dc->chunked_out = false;
     if (!end_stream && h->framing != WEFT_BODY_LENGTH) {
         if (client_11) {
-            weft_hdrs_add_ref(&h->headers, WEFT_SV_LIT("transfer-encoding"), WEFT_SV_LIT("chunked"));
+            weft_hdrs_add_ref(&h->headers, WEFT_SV_LIT("transfer-encoding"),
+                              WEFT_SV_LIT("chunked"));
             dc->chunked_out = true;
         } else {
             s->close_after = true; /* HTTP/1.0 client: body ends with the connection */
@@ -99,14 +103,12 @@ static void op_send_head(weft_stream *s, weft_resp_head *h, bool end_stream)
     weft_h1_write_resp_head(out, &out_head);
 }
 
-static void op_send_continue(weft_stream *s)
-{
+static void op_send_continue(weft_stream *s) {
     static const char c100[] = "HTTP/1.1 100 Continue\r\n\r\n";
     evbuffer_add(dc_out(ds_of(s)), c100, sizeof(c100) - 1);
 }
 
-static void op_send_body(weft_stream *s, const char *p, size_t n)
-{
+static void op_send_body(weft_stream *s, const char *p, size_t n) {
     weft_dconn *dc = ds_of(s);
     if (!n || s->head_request)
         return;
@@ -117,8 +119,7 @@ static void op_send_body(weft_stream *s, const char *p, size_t n)
         evbuffer_add(out, p, n);
 }
 
-static void op_send_body_buf(weft_stream *s, struct evbuffer *buf)
-{
+static void op_send_body_buf(weft_stream *s, struct evbuffer *buf) {
     weft_dconn *dc = ds_of(s);
     size_t n = evbuffer_get_length(buf);
     if (!n || s->head_request) {
@@ -132,30 +133,26 @@ static void op_send_body_buf(weft_stream *s, struct evbuffer *buf)
         evbuffer_add_buffer(out, buf);
 }
 
-static void op_send_end(weft_stream *s, weft_hdrs *trailers)
-{
+static void op_send_end(weft_stream *s, weft_hdrs *trailers) {
     weft_dconn *dc = ds_of(s);
     if (dc->chunked_out && !s->head_request)
         weft_h1_write_last_chunk(dc_out(dc), trailers);
     dc->chunked_out = false;
 }
 
-static size_t op_pending_out(weft_stream *s)
-{
+static size_t op_pending_out(weft_stream *s) {
     weft_dconn *dc = ds_of(s);
     size_t n = evbuffer_get_length(weft_conn_output(dc->conn));
     return dc->tc.n ? n + evbuffer_get_length(dc_out(dc)) : n;
 }
 
-static void op_pause_read(weft_stream *s)
-{
+static void op_pause_read(weft_stream *s) {
     weft_dconn *dc = ds_of(s);
     dc->read_paused = true;
     weft_conn_read_enable(dc->conn, false);
 }
 
-static void op_resume_read(weft_stream *s)
-{
+static void op_resume_read(weft_stream *s) {
     weft_dconn *dc = ds_of(s);
     dc->read_paused = false;
     weft_h1_parser_resume(dc->parser);
@@ -163,8 +160,7 @@ static void op_resume_read(weft_stream *s)
     schedule(dc);
 }
 
-static void op_done(weft_stream *s)
-{
+static void op_done(weft_stream *s) {
     weft_dconn *dc = ds_of(s);
     dc->exchange_done = true;
     if (s->close_after)
@@ -172,14 +168,15 @@ static void op_done(weft_stream *s)
     schedule(dc);
 }
 
-static void op_reset(weft_stream *s)
-{
+static void op_reset(weft_stream *s) {
     weft_dconn *dc = ds_of(s);
     dc->reset_now = true;
     schedule(dc);
 }
 
-static const weft_conn_facts *op_facts(weft_stream *s) { return &ds_of(s)->tc.facts; }
+static const weft_conn_facts *op_facts(weft_stream *s) {
+    return &ds_of(s)->tc.facts;
+}
 
 static const weft_downstream_ops h1_ops = {
     .send_head = op_send_head,
@@ -197,8 +194,7 @@ static const weft_downstream_ops h1_ops = {
 
 /* ---------- request parsing ---------- */
 
-static int cb_req_head(void *ud, weft_req_head *req)
-{
+static int cb_req_head(void *ud, weft_req_head *req) {
     weft_dconn *dc = ud;
     dc->head_timer = false;
     weft_ltimer_clear(&dc->timer);
@@ -207,22 +203,19 @@ static int cb_req_head(void *ud, weft_req_head *req)
     return dc->read_paused ? WEFT_H1_CB_PAUSE : WEFT_H1_CB_OK;
 }
 
-static int cb_body(void *ud, const char *p, size_t n)
-{
+static int cb_body(void *ud, const char *p, size_t n) {
     weft_dconn *dc = ud;
     weft_stream_on_req_body(&dc->stream, p, n);
     return dc->read_paused ? WEFT_H1_CB_PAUSE : WEFT_H1_CB_OK;
 }
 
-static int cb_trailers(void *ud, weft_hdrs *t)
-{
+static int cb_trailers(void *ud, weft_hdrs *t) {
     weft_dconn *dc = ud;
     dc->req_trailers = t;
     return WEFT_H1_CB_OK;
 }
 
-static int cb_complete(void *ud)
-{
+static int cb_complete(void *ud) {
     weft_dconn *dc = ud;
     weft_stream_on_req_end(&dc->stream, dc->req_trailers);
     return WEFT_H1_CB_OK;
@@ -235,16 +228,14 @@ static const weft_h1_callbacks req_cbs = {
     .on_complete = cb_complete,
 };
 
-static weft_listener_snap *find_listener(weft_wsnap *ws, const char *name)
-{
+static weft_listener_snap *find_listener(weft_wsnap *ws, const char *name) {
     for (size_t i = 0; i < ws->snap->cfg->n_listeners; i++)
         if (strcmp(ws->snap->listeners[i].cfg->name, name) == 0)
             return &ws->snap->listeners[i];
     return NULL;
 }
 
-static bool begin_exchange(weft_dconn *dc)
-{
+static bool begin_exchange(weft_dconn *dc) {
     weft_listener_snap *lst = find_listener(dc->w->cur, dc->listener_name);
     if (!lst)
         return false; /* the listener left the config: stop serving here */
@@ -256,8 +247,7 @@ static bool begin_exchange(weft_dconn *dc)
     return true;
 }
 
-static void protocol_error(weft_dconn *dc)
-{
+static void protocol_error(weft_dconn *dc) {
     weft_stream *s = &dc->stream;
     uint16_t status = weft_h1_parser_error_status(dc->parser);
     const char *reason = weft_h1_parser_error_reason(dc->parser);
@@ -276,20 +266,21 @@ static void protocol_error(weft_dconn *dc)
 
 /* ---------- HTTP/2 (the connection began with the h2 preface) ---------- */
 
-static struct evbuffer *h2_out(void *ctx) { return dc_out(ctx); }
-static weft_listener_snap *h2_listener(void *ctx)
-{
+static struct evbuffer *h2_out(void *ctx) {
+    return dc_out(ctx);
+}
+static weft_listener_snap *h2_listener(void *ctx) {
     weft_dconn *dc = ctx;
     return dc->w->draining ? NULL : find_listener(dc->w->cur, dc->listener_name);
 }
-static const weft_conn_facts *h2_facts(void *ctx) { return &((weft_dconn *)ctx)->tc.facts; }
-static void h2_activity(void *ctx)
-{
+static const weft_conn_facts *h2_facts(void *ctx) {
+    return &((weft_dconn *)ctx)->tc.facts;
+}
+static void h2_activity(void *ctx) {
     weft_dconn *dc = ctx;
     arm_timer(dc, dc->idle_timeout_ms);
 }
-static void h2_finished(void *ctx)
-{
+static void h2_finished(void *ctx) {
     weft_dconn *dc = ctx;
     dc->closing = true;
     schedule(dc);
@@ -298,14 +289,14 @@ static void h2_finished(void *ctx)
 /* Decides HTTP/1.1 or HTTP/2 from the first bytes: ALPN "h2" from a
  * transport filter, or the client preface (h2c with prior knowledge).
  * Returns false while it cannot tell yet. */
-static bool sniff(weft_dconn *dc)
-{
+static bool sniff(weft_dconn *dc) {
     struct evbuffer *in = dc_in(dc);
     const char *alpn = dc->tc.facts.alpn;
     bool h2 = alpn && strcmp(alpn, "h2") == 0;
     if (!h2 && !(alpn && *alpn)) {
         char head[WEFT_H2_PREFACE_LEN];
-        size_t n = evbuffer_copyout(in, head, sizeof(head)) > 0 ? (size_t)evbuffer_get_length(in) : 0;
+        size_t n =
+            evbuffer_copyout(in, head, sizeof(head)) > 0 ? (size_t)evbuffer_get_length(in) : 0;
         if (n > sizeof(head))
             n = sizeof(head);
         if (n && weft_h2_is_preface_prefix(head, n)) {
@@ -319,8 +310,14 @@ static bool sniff(weft_dconn *dc)
         return true;
     weft_listener_snap *lst = find_listener(dc->w->cur, dc->listener_name);
     weft_h2_session_host host = {
-        .ctx = dc, .w = dc->w, .out = h2_out, .listener = h2_listener, .facts = h2_facts,
-        .activity = h2_activity, .finished = h2_finished, .peer_ip = dc->peer_ip,
+        .ctx = dc,
+        .w = dc->w,
+        .out = h2_out,
+        .listener = h2_listener,
+        .facts = h2_facts,
+        .activity = h2_activity,
+        .finished = h2_finished,
+        .peer_ip = dc->peer_ip,
     };
     dc->h2 = lst ? weft_h2_session_new(&host, lst->cfg) : NULL;
     if (!dc->h2)
@@ -328,8 +325,7 @@ static bool sniff(weft_dconn *dc)
     return true;
 }
 
-static void dconn_process(weft_dconn *dc)
-{
+static void dconn_process(weft_dconn *dc) {
     struct evbuffer *in = dc_in(dc);
     if (dc->in_process)
         return;
@@ -354,8 +350,9 @@ static void dconn_process(weft_dconn *dc)
         return;
     }
     dc->in_process = true;
-    while (!dc->closing && !dc->reset_now && !dc->read_paused && !dc->exchange_done &&
-           (evbuffer_get_length(in) || (dc->stream.active && weft_h1_parser_needs_feed(dc->parser)))) {
+    while (
+        !dc->closing && !dc->reset_now && !dc->read_paused && !dc->exchange_done &&
+        (evbuffer_get_length(in) || (dc->stream.active && weft_h1_parser_needs_feed(dc->parser)))) {
         weft_stream *s = &dc->stream;
         if (!s->active) {
             if (!begin_exchange(dc)) {
@@ -371,7 +368,8 @@ static void dconn_process(weft_dconn *dc)
         if (evbuffer_get_length(in) && evbuffer_peek(in, -1, NULL, &v, 1) < 1)
             break;
         size_t consumed = 0;
-        weft_h1_result r = weft_h1_parser_feed(dc->parser, v.iov_base ? v.iov_base : "", v.iov_len, &consumed);
+        weft_h1_result r =
+            weft_h1_parser_feed(dc->parser, v.iov_base ? v.iov_base : "", v.iov_len, &consumed);
         evbuffer_drain(in, consumed);
         if (r == WEFT_H1_ERROR) {
             protocol_error(dc);
@@ -385,8 +383,7 @@ static void dconn_process(weft_dconn *dc)
 
 /* ---------- connection lifecycle ---------- */
 
-static void close_or_linger(weft_dconn *dc)
-{
+static void close_or_linger(weft_dconn *dc) {
     /* Unread request bytes would make close() send RST, which can destroy
      * the response still in flight to the client: shut the write side and
      * read until EOF for a little while instead (lingering close). */
@@ -404,8 +401,7 @@ static void close_or_linger(weft_dconn *dc)
     arm_timer(dc, LINGER_MS);
 }
 
-static void maybe_close(weft_dconn *dc)
-{
+static void maybe_close(weft_dconn *dc) {
     if (dc->reset_now) {
         dconn_free(dc);
         return;
@@ -421,8 +417,7 @@ static void maybe_close(weft_dconn *dc)
         close_or_linger(dc);
 }
 
-static void on_deferred(evutil_socket_t fd, short what, void *arg)
-{
+static void on_deferred(evutil_socket_t fd, short what, void *arg) {
     weft_dconn *dc = arg;
     if (dc->reset_now) {
         dconn_free(dc);
@@ -453,8 +448,7 @@ static void on_deferred(evutil_socket_t fd, short what, void *arg)
     dconn_process(dc);
 }
 
-static void on_read(void *arg)
-{
+static void on_read(void *arg) {
     weft_dconn *dc = arg;
     if (dc->tc.n && !dc->lingering && weft_transport_read(&dc->tc) != 0) {
         dconn_free(dc);
@@ -468,8 +462,7 @@ static void on_read(void *arg)
     dconn_process(dc);
 }
 
-static void on_write(void *arg)
-{
+static void on_write(void *arg) {
     weft_dconn *dc = arg;
     if (dc->h2)
         weft_h2_session_flush(dc->h2);
@@ -478,8 +471,7 @@ static void on_write(void *arg)
     maybe_close(dc);
 }
 
-static void on_event(void *arg, int what)
-{
+static void on_event(void *arg, int what) {
     weft_dconn *dc = arg;
     if (what & (WEFT_CONN_EOF | WEFT_CONN_ERROR))
         dconn_free(dc);
@@ -487,13 +479,13 @@ static void on_event(void *arg, int what)
 
 static const weft_conn_cbs dconn_cbs = {on_read, on_write, on_event};
 
-static void on_timer(void *arg)
-{
+static void on_timer(void *arg) {
     weft_dconn *dc = arg;
     if (dc->h2 && !dc->lingering) {
         /* Idle means no stream running and no frame moved for the idle
          * timeout (this also ends a client that never opens its window). */
-        if (weft_h2_session_active(dc->h2) && evbuffer_get_length(weft_conn_output(dc->conn)) == 0) {
+        if (weft_h2_session_active(dc->h2) &&
+            evbuffer_get_length(weft_conn_output(dc->conn)) == 0) {
             arm_timer(dc, dc->idle_timeout_ms);
             return;
         }
@@ -517,8 +509,7 @@ static void on_timer(void *arg)
     }
 }
 
-static void dconn_free(weft_dconn *dc)
-{
+static void dconn_free(weft_dconn *dc) {
     weft_worker *w = dc->w;
     if (dc->stream.active) {
         if (!dc->stream.t_end_us)
@@ -550,17 +541,17 @@ static void dconn_free(weft_dconn *dc)
     free(dc);
 }
 
-static void fill_facts(weft_dconn *dc, evutil_socket_t fd, const struct sockaddr *sa)
-{
+static void fill_facts(weft_dconn *dc, evutil_socket_t fd, const struct sockaddr *sa) {
     weft_conn_facts *f = &dc->tc.facts;
     f->peer_ip = dc->peer_ip;
     f->peer_port = sa->sa_family == AF_INET6 ? ntohs(((const struct sockaddr_in6 *)sa)->sin6_port)
-                                              : ntohs(((const struct sockaddr_in *)sa)->sin_port);
+                                             : ntohs(((const struct sockaddr_in *)sa)->sin_port);
     struct sockaddr_storage ls;
     socklen_t ll = sizeof(ls);
     if (getsockname(fd, (struct sockaddr *)&ls, &ll) == 0) {
         if (ls.ss_family == AF_INET) {
-            inet_ntop(AF_INET, &((struct sockaddr_in *)&ls)->sin_addr, dc->tc.local_ip, sizeof(dc->tc.local_ip));
+            inet_ntop(AF_INET, &((struct sockaddr_in *)&ls)->sin_addr, dc->tc.local_ip,
+                      sizeof(dc->tc.local_ip));
             f->local_port = ntohs(((struct sockaddr_in *)&ls)->sin_port);
         } else {
             inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ls)->sin6_addr, dc->tc.local_ip,
@@ -573,8 +564,7 @@ static void fill_facts(weft_dconn *dc, evutil_socket_t fd, const struct sockaddr
 
 /* Codec output goes down through the transport filters at the end of the
  * loop turn (one pass for everything the codec wrote in it). */
-static void on_tx(evutil_socket_t fd, short what, void *arg)
-{
+static void on_tx(evutil_socket_t fd, short what, void *arg) {
     weft_dconn *dc = arg;
     if (weft_transport_write(&dc->tc) != 0) {
         dc->reset_now = true;
@@ -582,16 +572,14 @@ static void on_tx(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-static void codec_out_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
-{
+static void codec_out_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg) {
     weft_dconn *dc = arg;
     if (info->n_added)
         event_active(&dc->ev_tx, EV_TIMEOUT, 0);
 }
 
 void weft_dconn_accept(weft_worker *w, const char *listener_name, evutil_socket_t fd,
-                       const struct sockaddr *sa, int salen)
-{
+                       const struct sockaddr *sa, int salen) {
     weft_listener_snap *lst = find_listener(w->cur, listener_name);
     if (!lst || w->draining) {
         evutil_closesocket(fd);
@@ -616,9 +604,11 @@ void weft_dconn_accept(weft_worker *w, const char *listener_name, evutil_socket_
     dc->w = w;
     snprintf(dc->listener_name, sizeof(dc->listener_name), "%s", listener_name);
     if (sa->sa_family == AF_INET)
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, dc->peer_ip, sizeof(dc->peer_ip));
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, dc->peer_ip,
+                  sizeof(dc->peer_ip));
     else if (sa->sa_family == AF_INET6)
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, dc->peer_ip, sizeof(dc->peer_ip));
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, dc->peer_ip,
+                  sizeof(dc->peer_ip));
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     weft_h1_limits_default(&dc->limits);
@@ -658,7 +648,8 @@ void weft_dconn_accept(weft_worker *w, const char *listener_name, evutil_socket_
     weft_stats_inc(w->stats, lst->cx_total, 1);
     weft_stats_gauge_add(w->stats, lst->cx_active, 1);
     arm_timer(dc, dc->idle_timeout_ms);
-    if (weft_transport_init(&dc->tc, &lst->chain, weft_conn_input(dc->conn), weft_conn_output(dc->conn))) {
+    if (weft_transport_init(&dc->tc, &lst->chain, weft_conn_input(dc->conn),
+                            weft_conn_output(dc->conn))) {
         dconn_free(dc);
         return;
     }
@@ -666,8 +657,7 @@ void weft_dconn_accept(weft_worker *w, const char *listener_name, evutil_socket_
         evbuffer_add_cb(dc_out(dc), codec_out_cb, dc);
 }
 
-void weft_dconn_drain_all(weft_worker *w)
-{
+void weft_dconn_drain_all(weft_worker *w) {
     weft_dconn *dc = w->conns;
     while (dc) {
         weft_dconn *next = dc->next;
@@ -682,8 +672,7 @@ void weft_dconn_drain_all(weft_worker *w)
     }
 }
 
-void weft_dconn_free_all(weft_worker *w)
-{
+void weft_dconn_free_all(weft_worker *w) {
     while (w->conns)
         dconn_free(w->conns);
 }

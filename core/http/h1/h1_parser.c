@@ -28,7 +28,7 @@
 
 typedef enum {
     E_NONE = 0,
-    E_PROTOCOL,       /* generic llhttp refusal */
+    E_PROTOCOL, /* generic llhttp refusal */
     E_BAD_METHOD,
     E_BAD_TARGET,
     E_BAD_VERSION,
@@ -112,17 +112,17 @@ static const h1_err_info err_table[E__COUNT] = {
 /* ---- framing scanner ---- */
 
 typedef enum {
-    SC_OFF = 0,   /* llhttp alone: identity body, or waiting for a callback to pick */
-    SC_PRE,       /* before the start line: empty lines are tolerated (RFC 9112 2.2) */
+    SC_OFF = 0, /* llhttp alone: identity body, or waiting for a callback to pick */
+    SC_PRE,     /* before the start line: empty lines are tolerated (RFC 9112 2.2) */
     SC_PRE_CR,
-    SC_START,     /* start line */
+    SC_START, /* start line */
     SC_START_CR,
-    SC_LINE_BEGIN,/* first byte of a header line, or the final CRLF */
-    SC_LINE,      /* inside a header line */
+    SC_LINE_BEGIN, /* first byte of a header line, or the final CRLF */
+    SC_LINE,       /* inside a header line */
     SC_LINE_CR,
-    SC_END_CR,    /* CR of the empty line that ends the section */
-    SC_CH_SIZE,   /* chunk-size digits */
-    SC_CH_EXT,    /* chunk extensions up to CR */
+    SC_END_CR,  /* CR of the empty line that ends the section */
+    SC_CH_SIZE, /* chunk-size digits */
+    SC_CH_EXT,  /* chunk extensions up to CR */
     SC_CH_SIZE_CR,
     SC_CH_DATA,
     SC_CH_DATA_CR,
@@ -174,10 +174,10 @@ struct weft_h1_parser {
     bool in_message;
     bool in_body;
     bool user_paused;
-    bool needs_feed;    /* a pause happened and no feed has followed yet */
+    bool needs_feed; /* a pause happened and no feed has followed yet */
     bool in_trailers;
-    bool skip_body;     /* response must be read as bodyless */
-    uint8_t interim;    /* 1xx responses seen for this request */
+    bool skip_body;  /* response must be read as bodyless */
+    uint8_t interim; /* 1xx responses seen for this request */
     h1_scan sc;
 
     weft_req_head req;
@@ -189,18 +189,21 @@ struct weft_h1_parser {
     uint64_t body_seen;
 
     h1_err err;
-    h1_err scan_err;  /* held back until llhttp has seen the good prefix */
-    bool head_seen;   /* on_headers_complete ran for the current head */
+    h1_err scan_err; /* held back until llhttp has seen the good prefix */
+    bool head_seen;  /* on_headers_complete ran for the current head */
 };
 
 /* ---- small helpers ---- */
 
-static inline bool is_tchar(unsigned char c) { return weft_is_tchar(c); }
+static inline bool is_tchar(unsigned char c) {
+    return weft_is_tchar(c);
+}
 
-static bool is_ctl(unsigned char c) { return c < 0x20 || c == 0x7f; }
+static bool is_ctl(unsigned char c) {
+    return c < 0x20 || c == 0x7f;
+}
 
-static bool is_token(weft_sv s)
-{
+static bool is_token(weft_sv s) {
     if (!s.len)
         return false;
     for (size_t i = 0; i < s.len; i++)
@@ -209,8 +212,7 @@ static bool is_token(weft_sv s)
     return true;
 }
 
-static int acc_append(weft_arena *a, h1_acc *b, const char *s, size_t n, bool lower)
-{
+static int acc_append(weft_arena *a, h1_acc *b, const char *s, size_t n, bool lower) {
     if (b->len + n > b->cap) {
         size_t ncap = b->cap ? b->cap * 2 : 32;
         while (ncap < b->len + n)
@@ -235,29 +237,30 @@ static int acc_append(weft_arena *a, h1_acc *b, const char *s, size_t n, bool lo
 
 /* The views handed to weft_hdrs_add_ref keep pointing into the finished
  * buffer, so the next field starts a fresh one instead of reusing it. */
-static weft_sv acc_take(h1_acc *b)
-{
+static weft_sv acc_take(h1_acc *b) {
     weft_sv v = b->len ? (weft_sv){b->p, b->len} : WEFT_SV_LIT("");
     b->p = NULL;
     b->len = b->cap = 0;
     return v;
 }
 
-static weft_h1_parser *P(llhttp_t *ll) { return (weft_h1_parser *)ll->data; }
+static weft_h1_parser *P(llhttp_t *ll) {
+    return (weft_h1_parser *)ll->data;
+}
 
-static int fail(weft_h1_parser *p, h1_err e)
-{
+static int fail(weft_h1_parser *p, h1_err e) {
     if (p->err == E_NONE)
         p->err = e;
     return HPE_USER;
 }
 
-static bool is_response(const weft_h1_parser *p) { return p->kind == WEFT_H1_RESPONSE; }
+static bool is_response(const weft_h1_parser *p) {
+    return p->kind == WEFT_H1_RESPONSE;
+}
 
 /* ---- the scanner ---- */
 
-static void scan_start_head(h1_scan *s)
-{
+static void scan_start_head(h1_scan *s) {
     memset(s, 0, sizeof(*s));
     s->st = SC_PRE;
 }
@@ -265,8 +268,7 @@ static void scan_start_head(h1_scan *s)
 /* Start-line rules beyond llhttp's loose mode: a request line is exactly
  * "method SP target SP version" (no doubled, leading or trailing SP, no
  * HTAB); a status line is "HTTP/x.y SP 3DIGIT [SP reason]". */
-static bool start_byte_ok(const weft_h1_parser *p, h1_scan *s, unsigned char c)
-{
+static bool start_byte_ok(const weft_h1_parser *p, h1_scan *s, unsigned char c) {
     uint32_t i = s->line_len;
     if (!is_response(p)) {
         /* all of method, target and version are ASCII; raw bytes >= 0x80
@@ -290,8 +292,7 @@ static bool start_byte_ok(const weft_h1_parser *p, h1_scan *s, unsigned char c)
     return c == '\t' || !is_ctl(c);
 }
 
-static bool start_line_complete_ok(const weft_h1_parser *p, const h1_scan *s)
-{
+static bool start_line_complete_ok(const weft_h1_parser *p, const h1_scan *s) {
     if (!is_response(p))
         return s->sp == 2 && s->prev != ' ';
     /* "HTTP/1.1 200" without the SP before an empty reason is sent by
@@ -302,13 +303,16 @@ static bool start_line_complete_ok(const weft_h1_parser *p, const h1_scan *s)
 /* Scans up to n bytes. Returns SCAN_MORE when all n were fine, SCAN_SYNC
  * when a section ended (*used includes its last byte), SCAN_ERROR with
  * *used = the number of good bytes before the offending one. */
-static int scan(weft_h1_parser *p, const char *data, size_t n, size_t *used)
-{
+static int scan(weft_h1_parser *p, const char *data, size_t n, size_t *used) {
     h1_scan *s = &p->sc;
     size_t i = 0;
     h1_err e = E_NONE;
 
-#define SCAN_FAIL(code) do { e = (code); goto fail; } while (0)
+#define SCAN_FAIL(code)                                                                            \
+    do {                                                                                           \
+        e = (code);                                                                                \
+        goto fail;                                                                                 \
+    } while (0)
     while (i < n) {
         if (s->st == SC_LINE && s->colon) {
             /* Fast path through a header value: the bytes the per-byte
@@ -501,8 +505,7 @@ fail:
 #undef SCAN_FAIL
 }
 
-static void scan_start_chunked(h1_scan *s)
-{
+static void scan_start_chunked(h1_scan *s) {
     uint64_t total = s->total;
     memset(s, 0, sizeof(*s));
     s->total = total;
@@ -511,8 +514,7 @@ static void scan_start_chunked(h1_scan *s)
 
 /* ---- message state ---- */
 
-static void begin_message_heads(weft_h1_parser *p)
-{
+static void begin_message_heads(weft_h1_parser *p) {
     memset(&p->req, 0, sizeof(p->req));
     memset(&p->resp, 0, sizeof(p->resp));
     p->req.content_length = -1;
@@ -530,8 +532,7 @@ static void begin_message_heads(weft_h1_parser *p)
     p->skip_body = false;
 }
 
-static weft_hdrs *cur_headers(weft_h1_parser *p)
-{
+static weft_hdrs *cur_headers(weft_h1_parser *p) {
     if (p->in_trailers)
         return &p->trailers;
     return is_response(p) ? &p->resp.headers : &p->req.headers;
@@ -539,16 +540,14 @@ static weft_hdrs *cur_headers(weft_h1_parser *p)
 
 /* ---- llhttp callbacks ---- */
 
-static int cb_message_begin(llhttp_t *ll)
-{
+static int cb_message_begin(llhttp_t *ll) {
     weft_h1_parser *p = P(ll);
     p->in_message = true;
     begin_message_heads(p);
     return 0;
 }
 
-static int cb_url(llhttp_t *ll, const char *at, size_t n)
-{
+static int cb_url(llhttp_t *ll, const char *at, size_t n) {
     weft_h1_parser *p = P(ll);
     if (p->url.len + n > p->lim.max_uri_len)
         return fail(p, E_URI_TOO_LONG);
@@ -557,24 +556,21 @@ static int cb_url(llhttp_t *ll, const char *at, size_t n)
     return 0;
 }
 
-static int cb_status(llhttp_t *ll, const char *at, size_t n)
-{
+static int cb_status(llhttp_t *ll, const char *at, size_t n) {
     weft_h1_parser *p = P(ll);
     if (acc_append(p->arena, &p->reason, at, n, false) != 0)
         return fail(p, E_NOMEM);
     return 0;
 }
 
-static int cb_header_field(llhttp_t *ll, const char *at, size_t n)
-{
+static int cb_header_field(llhttp_t *ll, const char *at, size_t n) {
     weft_h1_parser *p = P(ll);
     if (acc_append(p->arena, &p->name, at, n, true) != 0)
         return fail(p, E_NOMEM);
     return 0;
 }
 
-static int cb_header_field_complete(llhttp_t *ll)
-{
+static int cb_header_field_complete(llhttp_t *ll) {
     weft_h1_parser *p = P(ll);
     weft_sv name = {p->name.p, p->name.len};
     if (!is_token(name))
@@ -611,16 +607,14 @@ static int cb_header_field_complete(llhttp_t *ll)
     return 0;
 }
 
-static int cb_header_value(llhttp_t *ll, const char *at, size_t n)
-{
+static int cb_header_value(llhttp_t *ll, const char *at, size_t n) {
     weft_h1_parser *p = P(ll);
     if (acc_append(p->arena, &p->value, at, n, false) != 0)
         return fail(p, E_NOMEM);
     return 0;
 }
 
-static int parse_cl(weft_sv v, uint64_t *out)
-{
+static int parse_cl(weft_sv v, uint64_t *out) {
     /* 1*DIGIT only: no sign, no list ("5, 5"), no whitespace inside; 15
      * digits is far beyond any body we would accept and cannot overflow. */
     if (v.len == 0 || v.len > 15)
@@ -635,8 +629,7 @@ static int parse_cl(weft_sv v, uint64_t *out)
     return 0;
 }
 
-static int cb_header_value_complete(llhttp_t *ll)
-{
+static int cb_header_value_complete(llhttp_t *ll) {
     weft_h1_parser *p = P(ll);
     weft_sv name = acc_take(&p->name);
     weft_sv value = weft_sv_trim(acc_take(&p->value));
@@ -659,8 +652,7 @@ static int cb_header_value_complete(llhttp_t *ll)
  * weft implements no transfer coding other than chunked and would have to
  * forward a body it cannot interpret; every other shape (chunked not last,
  * chunked twice, identity, unknown names) is a known smuggling decoy. */
-static bool te_valid(const weft_hdrs *h)
-{
+static bool te_valid(const weft_hdrs *h) {
     int codings = 0;
     bool chunked = false;
     for (uint32_t i = 0; i < h->n; i++) {
@@ -680,8 +672,7 @@ static bool te_valid(const weft_hdrs *h)
     return codings == 1 && chunked;
 }
 
-static bool host_valid(weft_sv h)
-{
+static bool host_valid(weft_sv h) {
     for (size_t i = 0; i < h.len; i++) {
         unsigned char c = (unsigned char)h.p[i];
         if (c <= ' ' || c >= 0x7f || c == '/' || c == '@' || c == '?' || c == '#' || c == '\\' ||
@@ -691,8 +682,7 @@ static bool host_valid(weft_sv h)
     return true;
 }
 
-static bool authority_form_valid(weft_sv t)
-{
+static bool authority_form_valid(weft_sv t) {
     /* host:port with a non-empty host and a numeric port */
     size_t colon = t.len;
     for (size_t i = t.len; i > 0; i--)
@@ -708,8 +698,7 @@ static bool authority_form_valid(weft_sv t)
     return host_valid(t);
 }
 
-static void split_path_query(weft_sv pq, weft_sv *path, weft_sv *query)
-{
+static void split_path_query(weft_sv pq, weft_sv *path, weft_sv *query) {
     for (size_t i = 0; i < pq.len; i++)
         if (pq.p[i] == '?') {
             *path = (weft_sv){pq.p, i};
@@ -720,8 +709,7 @@ static void split_path_query(weft_sv pq, weft_sv *path, weft_sv *query)
     *query = (weft_sv){pq.p + pq.len, 0};
 }
 
-static int parse_target(weft_h1_parser *p, weft_req_head *r)
-{
+static int parse_target(weft_h1_parser *p, weft_req_head *r) {
     weft_sv t = r->target;
     if (t.len == 0)
         return fail(p, E_BAD_TARGET);
@@ -751,7 +739,8 @@ static int parse_target(weft_h1_parser *p, weft_req_head *r)
     size_t i = 0;
     if (!isalpha((unsigned char)t.p[0]))
         return fail(p, E_BAD_TARGET);
-    while (i < t.len && (isalnum((unsigned char)t.p[i]) || t.p[i] == '+' || t.p[i] == '-' || t.p[i] == '.'))
+    while (i < t.len &&
+           (isalnum((unsigned char)t.p[i]) || t.p[i] == '+' || t.p[i] == '-' || t.p[i] == '.'))
         i++;
     if (i + 3 > t.len || memcmp(t.p + i, "://", 3) != 0)
         return fail(p, E_BAD_TARGET);
@@ -770,10 +759,11 @@ static int parse_target(weft_h1_parser *p, weft_req_head *r)
     return 0;
 }
 
-static bool version_ok(const llhttp_t *ll) { return ll->http_major == 1 && ll->http_minor <= 1; }
+static bool version_ok(const llhttp_t *ll) {
+    return ll->http_major == 1 && ll->http_minor <= 1;
+}
 
-static int finish_req_head(weft_h1_parser *p)
-{
+static int finish_req_head(weft_h1_parser *p) {
     llhttp_t *ll = &p->ll;
     weft_req_head *r = &p->req;
     if (!version_ok(ll))
@@ -827,13 +817,13 @@ static int finish_req_head(weft_h1_parser *p)
 
     r->keep_alive = llhttp_should_keep_alive(ll) != 0;
     const weft_sv *expect = weft_hdrs_get(&r->headers, WEFT_SV_LIT("expect"));
-    r->expect_continue = expect && r->http_minor == 1 && weft_sv_ieq_cstr(weft_sv_trim(*expect), "100-continue");
+    r->expect_continue =
+        expect && r->http_minor == 1 && weft_sv_ieq_cstr(weft_sv_trim(*expect), "100-continue");
     r->upgrade = ll->upgrade != 0;
     return 0;
 }
 
-static int finish_resp_head(weft_h1_parser *p)
-{
+static int finish_resp_head(weft_h1_parser *p) {
     llhttp_t *ll = &p->ll;
     weft_resp_head *r = &p->resp;
     if (!version_ok(ll))
@@ -881,8 +871,7 @@ static int finish_resp_head(weft_h1_parser *p)
     return 0;
 }
 
-static int cb_headers_complete(llhttp_t *ll)
-{
+static int cb_headers_complete(llhttp_t *ll) {
     weft_h1_parser *p = P(ll);
     int rc;
     p->head_seen = true;
@@ -922,8 +911,7 @@ static int cb_headers_complete(llhttp_t *ll)
     return p->skip_body ? 1 : 0;
 }
 
-static int cb_body(llhttp_t *ll, const char *at, size_t n)
-{
+static int cb_body(llhttp_t *ll, const char *at, size_t n) {
     weft_h1_parser *p = P(ll);
     if (n == 0)
         return 0; /* llhttp may close an empty span after a resume */
@@ -938,8 +926,7 @@ static int cb_body(llhttp_t *ll, const char *at, size_t n)
     return rc == WEFT_H1_CB_PAUSE ? HPE_PAUSED : 0;
 }
 
-static int cb_chunk_header(llhttp_t *ll)
-{
+static int cb_chunk_header(llhttp_t *ll) {
     weft_h1_parser *p = P(ll);
     if (ll->content_length == 0) {
         p->in_trailers = true;
@@ -948,8 +935,7 @@ static int cb_chunk_header(llhttp_t *ll)
     return 0;
 }
 
-static int cb_chunk_complete(llhttp_t *ll)
-{
+static int cb_chunk_complete(llhttp_t *ll) {
     weft_h1_parser *p = P(ll);
     if (!p->in_trailers)
         return 0;
@@ -962,8 +948,7 @@ static int cb_chunk_complete(llhttp_t *ll)
     return rc == WEFT_H1_CB_PAUSE ? HPE_PAUSED : 0;
 }
 
-static int cb_message_complete(llhttp_t *ll)
-{
+static int cb_message_complete(llhttp_t *ll) {
     weft_h1_parser *p = P(ll);
     if (is_response(p) && p->resp.status < 200 && p->resp.status != 101) {
         /* Interim response: the final one follows as part of the same
@@ -988,8 +973,7 @@ static int cb_message_complete(llhttp_t *ll)
 
 /* ---- public API ---- */
 
-void weft_h1_limits_default(weft_h1_limits *l)
-{
+void weft_h1_limits_default(weft_h1_limits *l) {
     l->max_header_bytes = 60 * 1024;
     l->max_headers = 100;
     l->max_uri_len = 8 * 1024;
@@ -998,8 +982,7 @@ void weft_h1_limits_default(weft_h1_limits *l)
 }
 
 weft_h1_parser *weft_h1_parser_new(weft_h1_kind kind, const weft_h1_limits *lim,
-                                   const weft_h1_callbacks *cbs, void *ud)
-{
+                                   const weft_h1_callbacks *cbs, void *ud) {
     weft_h1_parser *p = calloc(1, sizeof(*p));
     if (!p)
         return NULL;
@@ -1030,10 +1013,11 @@ weft_h1_parser *weft_h1_parser_new(weft_h1_kind kind, const weft_h1_limits *lim,
     return p;
 }
 
-void weft_h1_parser_free(weft_h1_parser *p) { free(p); }
+void weft_h1_parser_free(weft_h1_parser *p) {
+    free(p);
+}
 
-void weft_h1_parser_next(weft_h1_parser *p, weft_arena *arena, int req_method_id)
-{
+void weft_h1_parser_next(weft_h1_parser *p, weft_arena *arena, int req_method_id) {
     if (p->state == P_ERROR)
         return; /* a stream that lost framing never resynchronises */
     /* llhttp_reset rather than llhttp_resume: resuming would run llhttp's
@@ -1059,21 +1043,42 @@ void weft_h1_parser_next(weft_h1_parser *p, weft_arena *arena, int req_method_id
     scan_start_head(&p->sc);
 }
 
-static weft_h1_result to_error(weft_h1_parser *p, llhttp_errno_t e)
-{
+static weft_h1_result to_error(weft_h1_parser *p, llhttp_errno_t e) {
     if (p->err == E_NONE) {
         switch (e) {
-        case HPE_INVALID_METHOD: p->err = E_BAD_METHOD; break;
-        case HPE_INVALID_URL: p->err = E_BAD_TARGET; break;
-        case HPE_INVALID_VERSION: p->err = E_BAD_VERSION; break;
-        case HPE_INVALID_CONSTANT: p->err = E_BAD_START_LINE; break;
-        case HPE_INVALID_STATUS: p->err = E_BAD_STATUS; break;
-        case HPE_INVALID_HEADER_TOKEN: p->err = E_BAD_HEADER_VALUE; break;
-        case HPE_INVALID_CONTENT_LENGTH: p->err = E_BAD_CL; break;
-        case HPE_UNEXPECTED_CONTENT_LENGTH: p->err = E_CL_AND_TE; break;
-        case HPE_INVALID_TRANSFER_ENCODING: p->err = E_BAD_TE; break;
-        case HPE_INVALID_CHUNK_SIZE: p->err = E_BAD_CHUNK; break;
-        default: p->err = E_PROTOCOL; break;
+        case HPE_INVALID_METHOD:
+            p->err = E_BAD_METHOD;
+            break;
+        case HPE_INVALID_URL:
+            p->err = E_BAD_TARGET;
+            break;
+        case HPE_INVALID_VERSION:
+            p->err = E_BAD_VERSION;
+            break;
+        case HPE_INVALID_CONSTANT:
+            p->err = E_BAD_START_LINE;
+            break;
+        case HPE_INVALID_STATUS:
+            p->err = E_BAD_STATUS;
+            break;
+        case HPE_INVALID_HEADER_TOKEN:
+            p->err = E_BAD_HEADER_VALUE;
+            break;
+        case HPE_INVALID_CONTENT_LENGTH:
+            p->err = E_BAD_CL;
+            break;
+        case HPE_UNEXPECTED_CONTENT_LENGTH:
+            p->err = E_CL_AND_TE;
+            break;
+        case HPE_INVALID_TRANSFER_ENCODING:
+            p->err = E_BAD_TE;
+            break;
+        case HPE_INVALID_CHUNK_SIZE:
+            p->err = E_BAD_CHUNK;
+            break;
+        default:
+            p->err = E_PROTOCOL;
+            break;
         }
     }
     p->state = P_ERROR;
@@ -1081,8 +1086,8 @@ static weft_h1_result to_error(weft_h1_parser *p, llhttp_errno_t e)
     return WEFT_H1_ERROR;
 }
 
-weft_h1_result weft_h1_parser_feed(weft_h1_parser *p, const char *data, size_t len, size_t *consumed)
-{
+weft_h1_result weft_h1_parser_feed(weft_h1_parser *p, const char *data, size_t len,
+                                   size_t *consumed) {
     size_t pos = 0;
     *consumed = 0;
     if (p->state == P_ERROR)
@@ -1150,16 +1155,14 @@ weft_h1_result weft_h1_parser_feed(weft_h1_parser *p, const char *data, size_t l
     }
 }
 
-void weft_h1_parser_resume(weft_h1_parser *p)
-{
+void weft_h1_parser_resume(weft_h1_parser *p) {
     if (!p->user_paused)
         return;
     p->user_paused = false;
     llhttp_resume(&p->ll);
 }
 
-weft_h1_result weft_h1_parser_eof(weft_h1_parser *p)
-{
+weft_h1_result weft_h1_parser_eof(weft_h1_parser *p) {
     if (p->state == P_ERROR)
         return WEFT_H1_ERROR;
     if (p->state != P_MSG || !p->in_message)
@@ -1179,21 +1182,25 @@ weft_h1_result weft_h1_parser_eof(weft_h1_parser *p)
     return WEFT_H1_ERROR;
 }
 
-bool weft_h1_parser_needs_feed(const weft_h1_parser *p) { return p->needs_feed; }
+bool weft_h1_parser_needs_feed(const weft_h1_parser *p) {
+    return p->needs_feed;
+}
 
-bool weft_h1_parser_in_message(const weft_h1_parser *p) { return p->in_message; }
+bool weft_h1_parser_in_message(const weft_h1_parser *p) {
+    return p->in_message;
+}
 
-bool weft_h1_parser_in_body(const weft_h1_parser *p) { return p->in_body; }
+bool weft_h1_parser_in_body(const weft_h1_parser *p) {
+    return p->in_body;
+}
 
-uint16_t weft_h1_parser_error_status(const weft_h1_parser *p)
-{
+uint16_t weft_h1_parser_error_status(const weft_h1_parser *p) {
     if (p->state != P_ERROR)
         return 0;
     return is_response(p) ? 502 : err_table[p->err].req_status;
 }
 
-const char *weft_h1_parser_error_reason(const weft_h1_parser *p)
-{
+const char *weft_h1_parser_error_reason(const weft_h1_parser *p) {
     if (p->state != P_ERROR)
         return "";
     return is_response(p) ? err_table[p->err].resp_reason : err_table[p->err].req_reason;

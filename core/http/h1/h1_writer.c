@@ -10,10 +10,11 @@
 #include <event2/buffer.h>
 #include <stdio.h>
 
-static inline bool is_tchar(unsigned char c) { return weft_is_tchar(c); }
+static inline bool is_tchar(unsigned char c) {
+    return weft_is_tchar(c);
+}
 
-static bool token_ok(weft_sv s)
-{
+static bool token_ok(weft_sv s) {
     if (!s.len)
         return false;
     for (size_t i = 0; i < s.len; i++)
@@ -23,8 +24,7 @@ static bool token_ok(weft_sv s)
 }
 
 /* field-value / reason-phrase: HTAB, SP, VCHAR, obs-text */
-static bool text_ok(weft_sv s)
-{
+static bool text_ok(weft_sv s) {
     for (size_t i = 0; i < s.len; i++) {
         unsigned char c = (unsigned char)s.p[i];
         if ((c < 0x20 && c != '\t') || c == 0x7f)
@@ -33,8 +33,7 @@ static bool text_ok(weft_sv s)
     return true;
 }
 
-static bool target_ok(weft_sv s)
-{
+static bool target_ok(weft_sv s) {
     if (!s.len)
         return false;
     for (size_t i = 0; i < s.len; i++) {
@@ -45,16 +44,14 @@ static bool target_ok(weft_sv s)
     return true;
 }
 
-static bool hdrs_ok(const weft_hdrs *h)
-{
+static bool hdrs_ok(const weft_hdrs *h) {
     for (uint32_t i = 0; h && i < h->n; i++)
         if (!token_ok(h->v[i].name) || !text_ok(h->v[i].value))
             return false;
     return true;
 }
 
-static size_t hdrs_size(const weft_hdrs *h)
-{
+static size_t hdrs_size(const weft_hdrs *h) {
     size_t n = 0;
     for (uint32_t i = 0; h && i < h->n; i++)
         n += h->v[i].name.len + h->v[i].value.len + 4;
@@ -68,15 +65,13 @@ typedef struct {
     char *p;
 } wcur;
 
-static void w(wcur *c, const void *p, size_t n)
-{
+static void w(wcur *c, const void *p, size_t n) {
     if (n)
         memcpy(c->p, p, n);
     c->p += n;
 }
 
-static void w_hdrs(wcur *c, const weft_hdrs *h)
-{
+static void w_hdrs(wcur *c, const weft_hdrs *h) {
     for (uint32_t i = 0; h && i < h->n; i++) {
         w(c, h->v[i].name.p, h->v[i].name.len);
         w(c, ": ", 2);
@@ -85,22 +80,19 @@ static void w_hdrs(wcur *c, const weft_hdrs *h)
     }
 }
 
-static int reserve(struct evbuffer *out, size_t n, struct evbuffer_iovec *v, wcur *c)
-{
+static int reserve(struct evbuffer *out, size_t n, struct evbuffer_iovec *v, wcur *c) {
     if (evbuffer_reserve_space(out, (ev_ssize_t)n, v, 1) != 1 || v->iov_len < n)
         return -1;
     c->p = v->iov_base;
     return 0;
 }
 
-static int finish(struct evbuffer *out, struct evbuffer_iovec *v, const wcur *c)
-{
+static int finish(struct evbuffer *out, struct evbuffer_iovec *v, const wcur *c) {
     v->iov_len = (size_t)(c->p - (char *)v->iov_base);
     return evbuffer_commit_space(out, v, 1) == 0 ? 0 : -1;
 }
 
-int weft_h1_write_req_head(struct evbuffer *out, const weft_req_head *req, const weft_sv *target)
-{
+int weft_h1_write_req_head(struct evbuffer *out, const weft_req_head *req, const weft_sv *target) {
     weft_sv t = target ? *target : req->target;
     if (!token_ok(req->method) || !target_ok(t) || !hdrs_ok(&req->headers))
         return -1;
@@ -118,11 +110,11 @@ int weft_h1_write_req_head(struct evbuffer *out, const weft_req_head *req, const
     return finish(out, &v, &c);
 }
 
-int weft_h1_write_resp_head(struct evbuffer *out, const weft_resp_head *resp)
-{
+int weft_h1_write_resp_head(struct evbuffer *out, const weft_resp_head *resp) {
     if (resp->status < 100 || resp->status > 999)
         return -1;
-    weft_sv reason = resp->reason.len ? resp->reason : weft_sv_from(weft_status_reason(resp->status));
+    weft_sv reason =
+        resp->reason.len ? resp->reason : weft_sv_from(weft_status_reason(resp->status));
     if (!text_ok(reason) || !hdrs_ok(&resp->headers))
         return -1;
     char line[16];
@@ -140,8 +132,7 @@ int weft_h1_write_resp_head(struct evbuffer *out, const weft_resp_head *resp)
     return finish(out, &v, &c);
 }
 
-int weft_h1_write_chunk(struct evbuffer *out, const char *p, size_t n)
-{
+int weft_h1_write_chunk(struct evbuffer *out, const char *p, size_t n) {
     if (n == 0)
         return -1; /* a zero-size chunk is the last-chunk and would end the body */
     char line[24];
@@ -156,8 +147,7 @@ int weft_h1_write_chunk(struct evbuffer *out, const char *p, size_t n)
     return finish(out, &v, &c);
 }
 
-int weft_h1_write_chunk_buf(struct evbuffer *out, struct evbuffer *data, bool by_reference)
-{
+int weft_h1_write_chunk_buf(struct evbuffer *out, struct evbuffer *data, bool by_reference) {
     size_t n = evbuffer_get_length(data);
     if (n == 0)
         return 0;
@@ -165,14 +155,14 @@ int weft_h1_write_chunk_buf(struct evbuffer *out, struct evbuffer *data, bool by
     int ln = snprintf(line, sizeof(line), "%zx\r\n", n);
     if (evbuffer_add(out, line, (size_t)ln) != 0)
         return -1;
-    int rc = by_reference ? evbuffer_add_buffer_reference(out, data) : evbuffer_add_buffer(out, data);
+    int rc =
+        by_reference ? evbuffer_add_buffer_reference(out, data) : evbuffer_add_buffer(out, data);
     if (rc != 0)
         return -1;
     return evbuffer_add(out, "\r\n", 2);
 }
 
-int weft_h1_write_last_chunk(struct evbuffer *out, const weft_hdrs *trailers)
-{
+int weft_h1_write_last_chunk(struct evbuffer *out, const weft_hdrs *trailers) {
     if (!hdrs_ok(trailers))
         return -1;
     struct evbuffer_iovec v;

@@ -33,25 +33,25 @@ struct h2s {
     int32_t id;
     weft_req_head req;
     weft_hdrs *trailers_in;
-    struct evbuffer *out;       /* response body not yet framed */
-    nghttp2_nv *trailers;       /* response trailers, copied at send_end */
+    struct evbuffer *out; /* response body not yet framed */
+    nghttp2_nv *trailers; /* response trailers, copied at send_end */
     size_t n_trailers;
     char cookie_sep_done;
     char status[4];
     size_t hdr_bytes;
-    size_t unconsumed;          /* request body bytes not acknowledged yet */
-    bool begun;                 /* weft_stream_begin ran */
+    size_t unconsumed; /* request body bytes not acknowledged yet */
+    bool begun;        /* weft_stream_begin ran */
     bool head_done;
     bool too_large;
-    bool provider;              /* response submitted with a data provider */
+    bool provider; /* response submitted with a data provider */
     bool out_end;
     bool deferred;
     bool read_paused;
     bool want_writable;
     bool ng_closed;
     bool weft_done;
-    bool reaped;                /* weft_stream_end ran */
-    h2s *prev, *next;           /* all streams of the session */
+    bool reaped;      /* weft_stream_end ran */
+    h2s *prev, *next; /* all streams of the session */
     h2s *reap_next;
 };
 
@@ -59,7 +59,7 @@ struct weft_h2_session {
     nghttp2_session *ng;
     weft_h2_session_host host;
     uint32_t max_header_list;
-    uint32_t hw;                /* output high watermark */
+    uint32_t hw; /* output high watermark */
     h2s *streams;
     h2s *reap;
     size_t active;
@@ -70,17 +70,15 @@ struct weft_h2_session {
     bool dead;
     bool draining;
     bool finished_told;
-    bool freeing;               /* session_free runs: no more scheduling */
+    bool freeing; /* session_free runs: no more scheduling */
 };
 
-static void schedule_flush(weft_h2_session *h)
-{
+static void schedule_flush(weft_h2_session *h) {
     if (!h->freeing)
         event_active(&h->ev_flush, EV_TIMEOUT, 0);
 }
 
-bool weft_h2_is_preface_prefix(const char *p, size_t len)
-{
+bool weft_h2_is_preface_prefix(const char *p, size_t len) {
     static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
     size_t n = len < WEFT_H2_PREFACE_LEN ? len : WEFT_H2_PREFACE_LEN;
     return memcmp(p, preface, n) == 0;
@@ -88,14 +86,14 @@ bool weft_h2_is_preface_prefix(const char *p, size_t len)
 
 /* ---------- weft_downstream_ops ---------- */
 
-static h2s *st_of(weft_stream *s) { return (h2s *)s->ds; }
-
+static h2s *st_of(weft_stream *s) {
+    return (h2s *)s->ds;
+}
 
 static ssize_t data_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t len, uint32_t *flags,
                          nghttp2_data_source *src, void *ud);
 
-static void op_send_head(weft_stream *s, weft_resp_head *h, bool end_stream)
-{
+static void op_send_head(weft_stream *s, weft_resp_head *h, bool end_stream) {
     h2s *st = st_of(s);
     weft_h2_session *hs = st->h;
     size_t cap = (size_t)h->headers.n + 1;
@@ -107,15 +105,16 @@ static void op_send_head(weft_stream *s, weft_resp_head *h, bool end_stream)
     }
     snprintf(st->status, sizeof(st->status), "%03u", h->status % 1000);
     size_t n = 0;
-    nva[n++] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)st->status, 7, 3, NGHTTP2_NV_FLAG_NONE};
+    nva[n++] =
+        (nghttp2_nv){(uint8_t *)":status", (uint8_t *)st->status, 7, 3, NGHTTP2_NV_FLAG_NONE};
     for (uint32_t i = 0; i < h->headers.n; i++) {
         const weft_hdr *x = &h->headers.v[i];
         if (weft_h2_connection_specific(x->name, false))
             continue;
         if (weft_sv_eq(x->name, WEFT_SV_LIT("te")) && !weft_sv_ieq_cstr(x->value, "trailers"))
             continue;
-        nva[n++] = (nghttp2_nv){(uint8_t *)x->name.p, (uint8_t *)x->value.p, x->name.len, x->value.len,
-                                NGHTTP2_NV_FLAG_NONE};
+        nva[n++] = (nghttp2_nv){(uint8_t *)x->name.p, (uint8_t *)x->value.p, x->name.len,
+                                x->value.len, NGHTTP2_NV_FLAG_NONE};
     }
     int rv;
     if (end_stream || s->head_request) {
@@ -131,10 +130,11 @@ static void op_send_head(weft_stream *s, weft_resp_head *h, bool end_stream)
     schedule_flush(hs);
 }
 
-static void op_send_continue(weft_stream *s) { (void)s; /* HTTP/2 clients do not wait for 100 */ }
+static void op_send_continue(weft_stream *s) {
+    (void)s; /* HTTP/2 clients do not wait for 100 */
+}
 
-static void kick(h2s *st)
-{
+static void kick(h2s *st) {
     if (st->deferred && !st->ng_closed) {
         st->deferred = false;
         nghttp2_session_resume_data(st->h->ng, st->id);
@@ -142,8 +142,7 @@ static void kick(h2s *st)
     schedule_flush(st->h);
 }
 
-static void op_send_body(weft_stream *s, const char *p, size_t n)
-{
+static void op_send_body(weft_stream *s, const char *p, size_t n) {
     h2s *st = st_of(s);
     if (!n || !st->provider)
         return;
@@ -151,8 +150,7 @@ static void op_send_body(weft_stream *s, const char *p, size_t n)
     kick(st);
 }
 
-static void op_send_body_buf(weft_stream *s, struct evbuffer *buf)
-{
+static void op_send_body_buf(weft_stream *s, struct evbuffer *buf) {
     h2s *st = st_of(s);
     if (!st->provider) {
         evbuffer_drain(buf, evbuffer_get_length(buf));
@@ -162,8 +160,7 @@ static void op_send_body_buf(weft_stream *s, struct evbuffer *buf)
     kick(st);
 }
 
-static void op_send_end(weft_stream *s, weft_hdrs *trailers)
-{
+static void op_send_end(weft_stream *s, weft_hdrs *trailers) {
     h2s *st = st_of(s);
     if (!st->provider || st->out_end)
         return;
@@ -174,12 +171,15 @@ static void op_send_end(weft_stream *s, weft_hdrs *trailers)
     kick(st);
 }
 
-static size_t op_pending_out(weft_stream *s) { return evbuffer_get_length(st_of(s)->out); }
+static size_t op_pending_out(weft_stream *s) {
+    return evbuffer_get_length(st_of(s)->out);
+}
 
-static void op_pause_read(weft_stream *s) { st_of(s)->read_paused = true; }
+static void op_pause_read(weft_stream *s) {
+    st_of(s)->read_paused = true;
+}
 
-static void op_resume_read(weft_stream *s)
-{
+static void op_resume_read(weft_stream *s) {
     h2s *st = st_of(s);
     st->read_paused = false;
     if (st->unconsumed && !st->ng_closed) {
@@ -189,8 +189,7 @@ static void op_resume_read(weft_stream *s)
     schedule_flush(st->h);
 }
 
-static void op_done(weft_stream *s)
-{
+static void op_done(weft_stream *s) {
     h2s *st = st_of(s);
     if (st->weft_done)
         return;
@@ -203,15 +202,16 @@ static void op_done(weft_stream *s)
     event_active(&st->h->ev_reap, EV_TIMEOUT, 0);
 }
 
-static void op_reset(weft_stream *s)
-{
+static void op_reset(weft_stream *s) {
     h2s *st = st_of(s);
     if (!st->ng_closed)
         nghttp2_submit_rst_stream(st->h->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
     schedule_flush(st->h);
 }
 
-static const weft_conn_facts *op_facts(weft_stream *s) { return st_of(s)->h->host.facts(st_of(s)->h->host.ctx); }
+static const weft_conn_facts *op_facts(weft_stream *s) {
+    return st_of(s)->h->host.facts(st_of(s)->h->host.ctx);
+}
 
 static const weft_downstream_ops h2_ops = {
     .send_head = op_send_head,
@@ -234,8 +234,7 @@ static const weft_downstream_ops h2_ops = {
  * more than the request itself. At most H2S_CACHE wait for reuse. */
 #define H2S_CACHE 256
 
-static h2s *st_alloc(weft_h2_session *h)
-{
+static h2s *st_alloc(weft_h2_session *h) {
     weft_worker *w = h->host.w;
     h2s *st = w->h2s_cache;
     if (st) {
@@ -258,8 +257,7 @@ static h2s *st_alloc(weft_h2_session *h)
     return st;
 }
 
-static void st_free(h2s *st)
-{
+static void st_free(h2s *st) {
     weft_h2_session *h = st->h;
     weft_worker *w = h->host.w;
     if (st->prev)
@@ -282,8 +280,7 @@ static void st_free(h2s *st)
     free(st);
 }
 
-void weft_h2_cache_free(weft_worker *w)
-{
+void weft_h2_cache_free(weft_worker *w) {
     while (w->h2s_cache) {
         h2s *st = w->h2s_cache;
         w->h2s_cache = st->next;
@@ -296,8 +293,7 @@ void weft_h2_cache_free(weft_worker *w)
 
 /* Ends the weft side (outside callbacks) and frees streams nghttp2 is done
  * with too. */
-static void on_reap(evutil_socket_t fd, short what, void *arg)
-{
+static void on_reap(evutil_socket_t fd, short what, void *arg) {
     weft_h2_session *h = arg;
     while (h->reap) {
         h2s *st = h->reap;
@@ -313,8 +309,7 @@ static void on_reap(evutil_socket_t fd, short what, void *arg)
 }
 
 static ssize_t data_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t len, uint32_t *flags,
-                         nghttp2_data_source *src, void *ud)
-{
+                         nghttp2_data_source *src, void *ud) {
     h2s *st = src->ptr;
     size_t have = evbuffer_get_length(st->out);
     if (!have && !st->out_end) {
@@ -338,8 +333,7 @@ static ssize_t data_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
 
 /* ---------- nghttp2 callbacks ---------- */
 
-static int cb_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
-{
+static int cb_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *ud) {
     weft_h2_session *h = ud;
     if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
@@ -373,15 +367,14 @@ static int cb_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *u
     return 0;
 }
 
-static weft_sv arena_copy(weft_arena *a, const uint8_t *p, size_t n)
-{
+static weft_sv arena_copy(weft_arena *a, const uint8_t *p, size_t n) {
     char *c = weft_arena_strndup(a, (const char *)p, n);
     return (weft_sv){c ? c : "", c ? n : 0};
 }
 
-static int cb_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name, size_t namelen,
-                     const uint8_t *value, size_t valuelen, uint8_t flags, void *ud)
-{
+static int cb_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name,
+                     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
+                     void *ud) {
     weft_h2_session *h = ud;
     h2s *st = nghttp2_session_get_stream_user_data(ng, f->hd.stream_id);
     if (!st || !st->s.active || st->reaped)
@@ -434,12 +427,14 @@ static int cb_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t 
     return 0;
 }
 
-static int method_id(weft_sv m)
-{
-    static const struct { const char *name; int id; } ids[] = {
-        {"GET", HTTP_GET}, {"HEAD", HTTP_HEAD}, {"POST", HTTP_POST}, {"PUT", HTTP_PUT},
-        {"DELETE", HTTP_DELETE}, {"CONNECT", HTTP_CONNECT}, {"OPTIONS", HTTP_OPTIONS},
-        {"TRACE", HTTP_TRACE}, {"PATCH", HTTP_PATCH},
+static int method_id(weft_sv m) {
+    static const struct {
+        const char *name;
+        int id;
+    } ids[] = {
+        {"GET", HTTP_GET},         {"HEAD", HTTP_HEAD},     {"POST", HTTP_POST},
+        {"PUT", HTTP_PUT},         {"DELETE", HTTP_DELETE}, {"CONNECT", HTTP_CONNECT},
+        {"OPTIONS", HTTP_OPTIONS}, {"TRACE", HTTP_TRACE},   {"PATCH", HTTP_PATCH},
     };
     for (size_t i = 0; i < WEFT_ARRAY_LEN(ids); i++)
         if (weft_sv_eq(m, weft_sv_from(ids[i].name)))
@@ -448,8 +443,7 @@ static int method_id(weft_sv m)
 }
 
 /* The request head is complete: what HTTP/1.1 would have parsed. */
-static void deliver_head(h2s *st, bool end_stream)
-{
+static void deliver_head(h2s *st, bool end_stream) {
     weft_req_head *r = &st->req;
     st->head_done = true;
     if (st->too_large) {
@@ -462,7 +456,8 @@ static void deliver_head(h2s *st, bool end_stream)
     r->method_id = method_id(r->method);
     const char *q = r->target.len ? memchr(r->target.p, '?', r->target.len) : NULL;
     r->path = (weft_sv){r->target.p, q ? (size_t)(q - r->target.p) : r->target.len};
-    r->query = q ? (weft_sv){q + 1, r->target.len - (size_t)(q - r->target.p) - 1} : (weft_sv){"", 0};
+    r->query =
+        q ? (weft_sv){q + 1, r->target.len - (size_t)(q - r->target.p) - 1} : (weft_sv){"", 0};
     const weft_sv *host = weft_hdrs_get(&r->headers, WEFT_SV_LIT("host"));
     if (!r->authority.len && host)
         r->authority = *host;
@@ -480,8 +475,7 @@ static void deliver_head(h2s *st, bool end_stream)
         weft_stream_on_req_end(&st->s, NULL);
 }
 
-static bool flood(weft_h2_session *h, uint32_t *counter, uint32_t limit)
-{
+static bool flood(weft_h2_session *h, uint32_t *counter, uint32_t limit) {
     uint64_t now = weft_now_ms();
     if (now - h->flood_window_start > FLOOD_WINDOW_MS) {
         h->flood_window_start = now;
@@ -494,8 +488,7 @@ static bool flood(weft_h2_session *h, uint32_t *counter, uint32_t limit)
     return true;
 }
 
-static int cb_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
-{
+static int cb_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *ud) {
     weft_h2_session *h = ud;
     h->host.activity(h->host.ctx);
     bool end = (f->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
@@ -532,9 +525,8 @@ static int cb_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
     }
 }
 
-static int cb_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t *data, size_t len,
-                         void *ud)
-{
+static int cb_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t *data,
+                         size_t len, void *ud) {
     weft_h2_session *h = ud;
     h2s *st = nghttp2_session_get_stream_user_data(ng, id);
     if (!st || st->reaped || !st->s.active || st->s.req_done) {
@@ -550,8 +542,7 @@ static int cb_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const u
     return 0;
 }
 
-static int cb_stream_close(nghttp2_session *ng, int32_t id, uint32_t error, void *ud)
-{
+static int cb_stream_close(nghttp2_session *ng, int32_t id, uint32_t error, void *ud) {
     weft_h2_session *h = ud;
     h2s *st = nghttp2_session_get_stream_user_data(ng, id);
     if (!st)
@@ -572,15 +563,18 @@ static int cb_stream_close(nghttp2_session *ng, int32_t id, uint32_t error, void
 
 /* ---------- session ---------- */
 
-static void on_flush(evutil_socket_t fd, short what, void *arg) { weft_h2_session_flush(arg); }
+static void on_flush(evutil_socket_t fd, short what, void *arg) {
+    weft_h2_session_flush(arg);
+}
 
-weft_h2_session *weft_h2_session_new(const weft_h2_session_host *host, const weft_cfg_listener *lc)
-{
+weft_h2_session *weft_h2_session_new(const weft_h2_session_host *host,
+                                     const weft_cfg_listener *lc) {
     weft_h2_session *h = calloc(1, sizeof(*h));
     if (!h)
         return NULL;
     h->host = *host;
-    h->max_header_list = lc->h2.max_header_list_size ? lc->h2.max_header_list_size : lc->limits.max_header_bytes;
+    h->max_header_list =
+        lc->h2.max_header_list_size ? lc->h2.max_header_list_size : lc->limits.max_header_bytes;
     h->hw = lc->limits.buffer_high_watermark ? lc->limits.buffer_high_watermark : 1024 * 1024;
     event_assign(&h->ev_flush, host->w->base, -1, 0, on_flush, h);
     event_assign(&h->ev_reap, host->w->base, -1, 0, on_reap, h);
@@ -616,8 +610,10 @@ weft_h2_session *weft_h2_session_new(const weft_h2_session_host *host, const wef
         return NULL;
     }
     nghttp2_settings_entry iv[] = {
-        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, lc->h2.max_concurrent_streams ? lc->h2.max_concurrent_streams : 100},
-        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, lc->h2.initial_window_size ? lc->h2.initial_window_size : 1048576},
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS,
+         lc->h2.max_concurrent_streams ? lc->h2.max_concurrent_streams : 100},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE,
+         lc->h2.initial_window_size ? lc->h2.initial_window_size : 1048576},
         {NGHTTP2_SETTINGS_MAX_FRAME_SIZE, lc->h2.max_frame_size ? lc->h2.max_frame_size : 16384},
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, h->max_header_list},
     };
@@ -627,8 +623,7 @@ weft_h2_session *weft_h2_session_new(const weft_h2_session_host *host, const wef
     return h;
 }
 
-int weft_h2_session_recv(weft_h2_session *h, struct evbuffer *in)
-{
+int weft_h2_session_recv(weft_h2_session *h, struct evbuffer *in) {
     if (h->dead)
         return -1;
     while (evbuffer_get_length(in)) {
@@ -649,8 +644,7 @@ int weft_h2_session_recv(weft_h2_session *h, struct evbuffer *in)
     return h->dead ? -1 : 0;
 }
 
-void weft_h2_session_flush(weft_h2_session *h)
-{
+void weft_h2_session_flush(weft_h2_session *h) {
     struct evbuffer *out = h->host.out(h->host.ctx);
     bool moved = false;
     while (evbuffer_get_length(out) < h->hw) {
@@ -673,15 +667,15 @@ void weft_h2_session_flush(weft_h2_session *h)
             if (!st->reaped && st->s.active)
                 weft_stream_on_downstream_writable(&st->s);
         }
-    if (!h->finished_told && (h->dead || (!nghttp2_session_want_read(h->ng) && !nghttp2_session_want_write(h->ng)) ||
-                              (h->draining && h->active == 0 && !nghttp2_session_want_write(h->ng)))) {
+    if (!h->finished_told &&
+        (h->dead || (!nghttp2_session_want_read(h->ng) && !nghttp2_session_want_write(h->ng)) ||
+         (h->draining && h->active == 0 && !nghttp2_session_want_write(h->ng)))) {
         h->finished_told = true;
         h->host.finished(h->host.ctx);
     }
 }
 
-void weft_h2_session_drain(weft_h2_session *h)
-{
+void weft_h2_session_drain(weft_h2_session *h) {
     if (h->draining)
         return;
     h->draining = true;
@@ -690,10 +684,11 @@ void weft_h2_session_drain(weft_h2_session *h)
     schedule_flush(h);
 }
 
-size_t weft_h2_session_active(const weft_h2_session *h) { return h->active; }
+size_t weft_h2_session_active(const weft_h2_session *h) {
+    return h->active;
+}
 
-void weft_h2_session_free(weft_h2_session *h)
-{
+void weft_h2_session_free(weft_h2_session *h) {
     if (!h)
         return;
     h->freeing = true;

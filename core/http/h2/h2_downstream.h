@@ -16,15 +16,15 @@
 typedef struct weft_h2_session weft_h2_session;
 
 typedef struct weft_h2_host {
-    void *ctx;                                     /* the downstream connection */
+    void *ctx; /* the downstream connection */
     weft_worker *w;
-    struct evbuffer *(*out)(void *ctx);            /* bytes toward the client */
+    struct evbuffer *(*out)(void *ctx); /* bytes toward the client */
     /* The listener for a new stream (with the worker snapshot it belongs
      * to), or NULL when the listener left the config. */
     weft_listener_snap *(*listener)(void *ctx);
     const weft_conn_facts *(*facts)(void *ctx);
-    void (*activity)(void *ctx);                   /* frames moved: not idle */
-    void (*finished)(void *ctx);                   /* session over: close after flushing */
+    void (*activity)(void *ctx); /* frames moved: not idle */
+    void (*finished)(void *ctx); /* session over: close after flushing */
     const char *peer_ip;
 } weft_h2_session_host;
 

@@ -4,18 +4,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-bool weft_h2_connection_specific(weft_sv n, bool host_too)
-{
-    static const char *const names[] = {"connection", "keep-alive", "proxy-connection", "transfer-encoding",
-                                        "upgrade"};
+bool weft_h2_connection_specific(weft_sv n, bool host_too) {
+    static const char *const names[] = {"connection", "keep-alive", "proxy-connection",
+                                        "transfer-encoding", "upgrade"};
     for (size_t i = 0; i < WEFT_ARRAY_LEN(names); i++)
         if (weft_sv_eq(n, weft_sv_from(names[i])))
             return true;
     return host_too && weft_sv_eq(n, WEFT_SV_LIT("host"));
 }
 
-nghttp2_nv *weft_h2_nv_block(const weft_hdrs *h, size_t *n)
-{
+nghttp2_nv *weft_h2_nv_block(const weft_hdrs *h, size_t *n) {
     *n = 0;
     if (!h || !h->n)
         return NULL;

@@ -277,8 +277,8 @@ static void test_grpc_reply(void **state) {
     static const struct {
         int http;
         const char *grpc;
-    } map[] = {{403, "7"},  {429, "8"}, {503, "14"}, {504, "4"}, {401, "16"},
-               {404, "12"}, {400, "13"}, {500, "2"},  {418, "2"}, {502, "14"}, {408, "4"}};
+    } map[] = {{403, "7"},  {429, "8"}, {503, "14"}, {504, "4"},  {401, "16"}, {404, "12"},
+               {400, "13"}, {500, "2"}, {418, "2"},  {502, "14"}, {408, "4"}};
     env = probe_env();
     probe.req_headers = reply_with;
     for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {

@@ -70,10 +70,10 @@ extern "C" {
 typedef struct weft_stream weft_stream;         /* an HTTP exchange */
 typedef struct weft_connection weft_connection; /* a downstream connection (transport filters) */
 typedef struct weft_buffer weft_buffer;         /* a chain of bytes (body chunk, transport bytes) */
-typedef struct weft_config_node weft_config_node; /* a node of the filter's YAML config */
+typedef struct weft_config_node weft_config_node;   /* a node of the filter's YAML config */
 typedef struct weft_filter_setup weft_filter_setup; /* config-time services (stats, log) */
-typedef struct weft_callout weft_callout;       /* an HTTP callout in flight */
-typedef struct weft_timer weft_timer;           /* a stream timer */
+typedef struct weft_callout weft_callout;           /* an HTTP callout in flight */
+typedef struct weft_timer weft_timer;               /* a stream timer */
 
 /* A borrowed string view: never NUL-terminated by contract. */
 typedef struct weft_str {
@@ -99,13 +99,13 @@ typedef enum weft_status {
 /* What a host call returns. */
 typedef enum weft_result {
     WEFT_OK = 0,
-    WEFT_ERR_INVALID = -1,     /* bad argument */
-    WEFT_ERR_NOT_FOUND = -2,   /* no such header / key / cluster */
-    WEFT_ERR_STATE = -3,       /* not allowed now (stream ended, not paused, ...) */
-    WEFT_ERR_THREAD = -4,      /* called from a thread that does not own the stream */
-    WEFT_ERR_LIMIT = -5,       /* a configured limit would be exceeded */
+    WEFT_ERR_INVALID = -1,   /* bad argument */
+    WEFT_ERR_NOT_FOUND = -2, /* no such header / key / cluster */
+    WEFT_ERR_STATE = -3,     /* not allowed now (stream ended, not paused, ...) */
+    WEFT_ERR_THREAD = -4,    /* called from a thread that does not own the stream */
+    WEFT_ERR_LIMIT = -5,     /* a configured limit would be exceeded */
     WEFT_ERR_NOMEM = -6,
-    WEFT_ERR_HANDLE = -7,      /* the handle is not a live weft object */
+    WEFT_ERR_HANDLE = -7, /* the handle is not a live weft object */
 } weft_result;
 
 typedef enum weft_filter_kind {
@@ -136,36 +136,36 @@ typedef enum weft_body_dir {
 
 /* Outcome of one upstream attempt (on_upstream_attempt). */
 typedef enum weft_attempt_result {
-    WEFT_ATTEMPT_RESPONSE = 0,        /* got response headers (status set) */
+    WEFT_ATTEMPT_RESPONSE = 0, /* got response headers (status set) */
     WEFT_ATTEMPT_CONNECT_FAILURE = 1,
     WEFT_ATTEMPT_CONNECT_TIMEOUT = 2,
-    WEFT_ATTEMPT_RESET = 3,           /* reset before a complete response */
-    WEFT_ATTEMPT_TIMEOUT = 4,         /* route (per-try) timeout */
+    WEFT_ATTEMPT_RESET = 3,   /* reset before a complete response */
+    WEFT_ATTEMPT_TIMEOUT = 4, /* route (per-try) timeout */
     WEFT_ATTEMPT_PROTOCOL_ERROR = 5,
 } weft_attempt_result;
 
 typedef struct weft_attempt_info {
-    size_t size;                /* sizeof(weft_attempt_info) as the core built it */
+    size_t size; /* sizeof(weft_attempt_info) as the core built it */
     weft_attempt_result result;
-    int status;                 /* HTTP status for WEFT_ATTEMPT_RESPONSE, else 0 */
-    uint32_t attempt;           /* 1 for the first attempt */
-    weft_str upstream_host;     /* "10.0.0.1:8080"; valid during the hook */
+    int status;             /* HTTP status for WEFT_ATTEMPT_RESPONSE, else 0 */
+    uint32_t attempt;       /* 1 for the first attempt */
+    weft_str upstream_host; /* "10.0.0.1:8080"; valid during the hook */
     weft_str cluster;
-    uint64_t duration_us;       /* attempt start to response headers or failure */
+    uint64_t duration_us; /* attempt start to response headers or failure */
 } weft_attempt_info;
 
 /* Final facts of a stream (on_stream_complete: the log phase). */
 typedef struct weft_stream_info {
     size_t size;
-    int status;                 /* status sent downstream, 0 if none */
-    uint64_t duration_us;       /* first request byte to last response byte */
-    uint64_t upstream_time_us;  /* request sent to response headers, 0 if none */
-    uint64_t bytes_received;    /* request body bytes */
-    uint64_t bytes_sent;        /* response body bytes */
-    uint32_t attempts;          /* upstream attempts made */
-    weft_str response_flags;    /* "UT,UC" or "-" */
-    weft_str upstream_host;     /* "" if none */
-    weft_str cluster;           /* "" if none */
+    int status;                /* status sent downstream, 0 if none */
+    uint64_t duration_us;      /* first request byte to last response byte */
+    uint64_t upstream_time_us; /* request sent to response headers, 0 if none */
+    uint64_t bytes_received;   /* request body bytes */
+    uint64_t bytes_sent;       /* response body bytes */
+    uint32_t attempts;         /* upstream attempts made */
+    weft_str response_flags;   /* "UT,UC" or "-" */
+    weft_str upstream_host;    /* "" if none */
+    weft_str cluster;          /* "" if none */
 } weft_stream_info;
 
 /* Timer and callout completions. */
@@ -173,9 +173,9 @@ typedef void (*weft_timer_cb)(weft_stream *s, void *stream_ctx, void *arg);
 
 typedef struct weft_callout_response {
     size_t size;
-    int status;                 /* 0 when the callout failed (see reason) */
-    weft_str reason;            /* "" on success; "timeout", "connect_failure", ... */
-    const weft_str *header_names;  /* n_headers entries, lower-case */
+    int status;                   /* 0 when the callout failed (see reason) */
+    weft_str reason;              /* "" on success; "timeout", "connect_failure", ... */
+    const weft_str *header_names; /* n_headers entries, lower-case */
     const weft_str *header_values;
     size_t n_headers;
     weft_str body;
@@ -221,13 +221,15 @@ typedef struct weft_http_filter_ops {
      * the body's length must fix content-length in the matching headers
      * hook: set the new value if it knows it, or remove the header, and
      * weft sends the body chunked (HTTP/1.1) instead. */
-    weft_status (*on_request_body)(void *stream_ctx, weft_stream *s, weft_buffer *chunk, bool end_stream);
+    weft_status (*on_request_body)(void *stream_ctx, weft_stream *s, weft_buffer *chunk,
+                                   bool end_stream);
     weft_status (*on_request_trailers)(void *stream_ctx, weft_stream *s);
 
     void (*on_upstream_attempt)(void *stream_ctx, weft_stream *s, const weft_attempt_info *info);
 
     weft_status (*on_response_headers)(void *stream_ctx, weft_stream *s, bool end_stream);
-    weft_status (*on_response_body)(void *stream_ctx, weft_stream *s, weft_buffer *chunk, bool end_stream);
+    weft_status (*on_response_body)(void *stream_ctx, weft_stream *s, weft_buffer *chunk,
+                                    bool end_stream);
     weft_status (*on_response_trailers)(void *stream_ctx, weft_stream *s);
 
     /* LOG PHASE. Always called once per stream that reached this filter,
@@ -254,10 +256,10 @@ typedef struct weft_transport_filter_ops {
 } weft_transport_filter_ops;
 
 typedef struct weft_filter_descriptor {
-    size_t size;           /* sizeof(weft_filter_descriptor) */
-    uint16_t abi_major;    /* WEFT_ABI_MAJOR the filter was built with */
-    uint16_t abi_minor;    /* WEFT_ABI_MINOR the filter was built with */
-    const char *name;      /* "authz"; [a-z0-9_], used in stats and logs */
+    size_t size;        /* sizeof(weft_filter_descriptor) */
+    uint16_t abi_major; /* WEFT_ABI_MAJOR the filter was built with */
+    uint16_t abi_minor; /* WEFT_ABI_MINOR the filter was built with */
+    const char *name;   /* "authz"; [a-z0-9_], used in stats and logs */
     weft_filter_kind kind;
     const weft_http_filter_ops *http;           /* kind == WEFT_FILTER_HTTP */
     const weft_transport_filter_ops *transport; /* kind == WEFT_FILTER_TRANSPORT */
@@ -268,19 +270,22 @@ typedef struct weft_filter_descriptor {
 /* ------------------------------------------------------------------ */
 
 typedef struct weft_host_api {
-    size_t size;        /* grows at the end with each minor version */
+    size_t size; /* grows at the end with each minor version */
     uint16_t abi_major;
     uint16_t abi_minor;
 
     /* headers and trailers */
-    weft_result (*header_get)(weft_stream *s, weft_header_map m, weft_str name, size_t index, weft_str *value);
+    weft_result (*header_get)(weft_stream *s, weft_header_map m, weft_str name, size_t index,
+                              weft_str *value);
     size_t (*header_count)(weft_stream *s, weft_header_map m, weft_str name);
     weft_result (*header_set)(weft_stream *s, weft_header_map m, weft_str name, weft_str value);
     weft_result (*header_add)(weft_stream *s, weft_header_map m, weft_str name, weft_str value);
     weft_result (*header_remove)(weft_stream *s, weft_header_map m, weft_str name);
-    weft_result (*header_iterate)(weft_stream *s, weft_header_map m, weft_header_visit visit, void *arg);
+    weft_result (*header_iterate)(weft_stream *s, weft_header_map m, weft_header_visit visit,
+                                  void *arg);
     /* request line and response status */
-    weft_result (*request_get)(weft_stream *s, weft_str *method, weft_str *path, weft_str *query, weft_str *authority);
+    weft_result (*request_get)(weft_stream *s, weft_str *method, weft_str *path, weft_str *query,
+                               weft_str *authority);
     weft_result (*request_set_path)(weft_stream *s, weft_str path_and_query);
     int (*response_status)(weft_stream *s);
     weft_result (*response_set_status)(weft_stream *s, int status);
@@ -294,20 +299,23 @@ typedef struct weft_host_api {
     weft_result (*buffer_drain)(weft_buffer *b, size_t len);
     weft_result (*body_buffer_for_replay)(weft_stream *s, size_t max_bytes);
     size_t (*body_buffered_length)(weft_stream *s, weft_body_dir dir);
-    size_t (*body_copy_out)(weft_stream *s, weft_body_dir dir, size_t offset, void *dst, size_t len);
+    size_t (*body_copy_out)(weft_stream *s, weft_body_dir dir, size_t offset, void *dst,
+                            size_t len);
 
     /* control */
-    weft_result (*reply_send)(weft_stream *s, int status, weft_str reason, const weft_str *header_names,
-                              const weft_str *header_values, size_t n_headers, weft_str body);
+    weft_result (*reply_send)(weft_stream *s, int status, weft_str reason,
+                              const weft_str *header_names, const weft_str *header_values,
+                              size_t n_headers, weft_str body);
     weft_result (*stream_resume)(weft_stream *s);
     weft_result (*route_set_cluster)(weft_stream *s, weft_str cluster);
     weft_result (*upstream_retry)(weft_stream *s);
-    weft_result (*timer_start)(weft_stream *s, uint64_t delay_ms, weft_timer_cb cb, void *arg, weft_timer **out);
+    weft_result (*timer_start)(weft_stream *s, uint64_t delay_ms, weft_timer_cb cb, void *arg,
+                               weft_timer **out);
     weft_result (*timer_cancel)(weft_stream *s, weft_timer *t);
     weft_result (*callout_start)(weft_stream *s, weft_str cluster, weft_str method, weft_str path,
-                                 const weft_str *header_names, const weft_str *header_values, size_t n_headers,
-                                 weft_str body, uint64_t timeout_ms, weft_callout_cb cb, void *arg,
-                                 weft_callout **out);
+                                 const weft_str *header_names, const weft_str *header_values,
+                                 size_t n_headers, weft_str body, uint64_t timeout_ms,
+                                 weft_callout_cb cb, void *arg, weft_callout **out);
     weft_result (*callout_cancel)(weft_stream *s, weft_callout *c);
 
     /* per-stream metadata shared between filters (copied in; values live
@@ -318,7 +326,8 @@ typedef struct weft_host_api {
     /* connection facts of the stream's downstream connection */
     weft_result (*conn_peer_address)(weft_stream *s, weft_str *ip, uint16_t *port);
     weft_result (*conn_local_address)(weft_stream *s, weft_str *ip, uint16_t *port);
-    weft_result (*conn_peer_identity)(weft_stream *s, weft_str *identity); /* SPIFFE id; NOT_FOUND if none */
+    weft_result (*conn_peer_identity)(weft_stream *s,
+                                      weft_str *identity); /* SPIFFE id; NOT_FOUND if none */
     bool (*conn_is_tls)(weft_stream *s);
     bool (*request_is_grpc)(weft_stream *s);
 
@@ -349,7 +358,8 @@ typedef struct weft_host_api {
     weft_result (*config_bool)(const weft_config_node *n, bool *out);
     weft_result (*config_duration_ms)(const weft_config_node *n, uint64_t *out); /* "250ms", "2s" */
     weft_result (*config_size)(const weft_config_node *n, uint64_t *out);        /* "64KiB" */
-    weft_result (*config_percent)(const weft_config_node *n, double *out);      /* "12.5%" or 12.5 -> 12.5 */
+    weft_result (*config_percent)(const weft_config_node *n,
+                                  double *out); /* "12.5%" or 12.5 -> 12.5 */
     /* Records `file:line:col: filter "<name>": <msg>` for node n (the
      * filter's own position when n is NULL); msg is a plain string, not a
      * format. Returns -1 so that config_create can
@@ -384,48 +394,81 @@ extern const weft_host_api *weft__host WEFT_HIDDEN;
  * map after it was sent returns WEFT_ERR_STATE: request headers can change
  * until the request header phase has passed the whole chain, response
  * headers until the response head is sent. */
-static inline weft_result weft_header_get(weft_stream *s, weft_header_map m, weft_str name, weft_str *value)
-{ return weft__host->header_get(s, m, name, 0, value); }
-static inline weft_result weft_header_get_nth(weft_stream *s, weft_header_map m, weft_str name, size_t i, weft_str *value)
-{ return weft__host->header_get(s, m, name, i, value); }
-static inline size_t weft_header_count(weft_stream *s, weft_header_map m, weft_str name)
-{ return weft__host->header_count(s, m, name); }
+static inline weft_result weft_header_get(weft_stream *s, weft_header_map m, weft_str name,
+                                          weft_str *value) {
+    return weft__host->header_get(s, m, name, 0, value);
+}
+static inline weft_result weft_header_get_nth(weft_stream *s, weft_header_map m, weft_str name,
+                                              size_t i, weft_str *value) {
+    return weft__host->header_get(s, m, name, i, value);
+}
+static inline size_t weft_header_count(weft_stream *s, weft_header_map m, weft_str name) {
+    return weft__host->header_count(s, m, name);
+}
 /* Replaces every header `name` with one (value copied). */
-static inline weft_result weft_header_set(weft_stream *s, weft_header_map m, weft_str name, weft_str value)
-{ return weft__host->header_set(s, m, name, value); }
-static inline weft_result weft_header_add(weft_stream *s, weft_header_map m, weft_str name, weft_str value)
-{ return weft__host->header_add(s, m, name, value); }
-static inline weft_result weft_header_remove(weft_stream *s, weft_header_map m, weft_str name)
-{ return weft__host->header_remove(s, m, name); }
-static inline weft_result weft_header_iterate(weft_stream *s, weft_header_map m, weft_header_visit v, void *arg)
-{ return weft__host->header_iterate(s, m, v, arg); }
+static inline weft_result weft_header_set(weft_stream *s, weft_header_map m, weft_str name,
+                                          weft_str value) {
+    return weft__host->header_set(s, m, name, value);
+}
+static inline weft_result weft_header_add(weft_stream *s, weft_header_map m, weft_str name,
+                                          weft_str value) {
+    return weft__host->header_add(s, m, name, value);
+}
+static inline weft_result weft_header_remove(weft_stream *s, weft_header_map m, weft_str name) {
+    return weft__host->header_remove(s, m, name);
+}
+static inline weft_result weft_header_iterate(weft_stream *s, weft_header_map m,
+                                              weft_header_visit v, void *arg) {
+    return weft__host->header_iterate(s, m, v, arg);
+}
 /* Any out-parameter may be NULL. Views valid until the hook returns. */
-static inline weft_result weft_request_get(weft_stream *s, weft_str *method, weft_str *path, weft_str *query, weft_str *authority)
-{ return weft__host->request_get(s, method, path, query, authority); }
-static inline weft_result weft_request_set_path(weft_stream *s, weft_str path_and_query)
-{ return weft__host->request_set_path(s, path_and_query); }
-static inline int weft_response_status(weft_stream *s) { return weft__host->response_status(s); }
-static inline weft_result weft_response_set_status(weft_stream *s, int status)
-{ return weft__host->response_set_status(s, status); }
+static inline weft_result weft_request_get(weft_stream *s, weft_str *method, weft_str *path,
+                                           weft_str *query, weft_str *authority) {
+    return weft__host->request_get(s, method, path, query, authority);
+}
+static inline weft_result weft_request_set_path(weft_stream *s, weft_str path_and_query) {
+    return weft__host->request_set_path(s, path_and_query);
+}
+static inline int weft_response_status(weft_stream *s) {
+    return weft__host->response_status(s);
+}
+static inline weft_result weft_response_set_status(weft_stream *s, int status) {
+    return weft__host->response_set_status(s, status);
+}
 
-static inline size_t weft_buffer_length(const weft_buffer *b) { return weft__host->buffer_length(b); }
-static inline size_t weft_buffer_copy_out(const weft_buffer *b, size_t off, void *dst, size_t len)
-{ return weft__host->buffer_copy_out(b, off, dst, len); }
+static inline size_t weft_buffer_length(const weft_buffer *b) {
+    return weft__host->buffer_length(b);
+}
+static inline size_t weft_buffer_copy_out(const weft_buffer *b, size_t off, void *dst, size_t len) {
+    return weft__host->buffer_copy_out(b, off, dst, len);
+}
 /* Fills up to max views of the buffer's contiguous segments, returns how
  * many segments the buffer has. Views valid until the buffer changes. */
-static inline size_t weft_buffer_peek(const weft_buffer *b, weft_str *seg, size_t max)
-{ return weft__host->buffer_peek(b, seg, max); }
-static inline weft_result weft_buffer_append(weft_buffer *b, const void *d, size_t n) { return weft__host->buffer_append(b, d, n); }
-static inline weft_result weft_buffer_prepend(weft_buffer *b, const void *d, size_t n) { return weft__host->buffer_prepend(b, d, n); }
-static inline weft_result weft_buffer_drain(weft_buffer *b, size_t n) { return weft__host->buffer_drain(b, n); }
+static inline size_t weft_buffer_peek(const weft_buffer *b, weft_str *seg, size_t max) {
+    return weft__host->buffer_peek(b, seg, max);
+}
+static inline weft_result weft_buffer_append(weft_buffer *b, const void *d, size_t n) {
+    return weft__host->buffer_append(b, d, n);
+}
+static inline weft_result weft_buffer_prepend(weft_buffer *b, const void *d, size_t n) {
+    return weft__host->buffer_prepend(b, d, n);
+}
+static inline weft_result weft_buffer_drain(weft_buffer *b, size_t n) {
+    return weft__host->buffer_drain(b, n);
+}
 /* Keep a copy of the request body (up to max_bytes, else WEFT_ERR_LIMIT
  * later) so that an upstream attempt can be replayed (retries). */
-static inline weft_result weft_body_buffer_for_replay(weft_stream *s, size_t max_bytes)
-{ return weft__host->body_buffer_for_replay(s, max_bytes); }
+static inline weft_result weft_body_buffer_for_replay(weft_stream *s, size_t max_bytes) {
+    return weft__host->body_buffer_for_replay(s, max_bytes);
+}
 /* The body held back while this filter returned WEFT_STOP on a body hook. */
-static inline size_t weft_body_buffered_length(weft_stream *s, weft_body_dir d) { return weft__host->body_buffered_length(s, d); }
-static inline size_t weft_body_copy_out(weft_stream *s, weft_body_dir d, size_t off, void *dst, size_t len)
-{ return weft__host->body_copy_out(s, d, off, dst, len); }
+static inline size_t weft_body_buffered_length(weft_stream *s, weft_body_dir d) {
+    return weft__host->body_buffered_length(s, d);
+}
+static inline size_t weft_body_copy_out(weft_stream *s, weft_body_dir d, size_t off, void *dst,
+                                        size_t len) {
+    return weft__host->body_copy_out(s, d, off, dst, len);
+}
 
 /* Sends a local reply (status, optional headers, body). `reason` goes into
  * the x-weft-reason header and the access log (may be empty). Local replies
@@ -437,83 +480,164 @@ static inline size_t weft_body_copy_out(weft_stream *s, weft_body_dir d, size_t 
  * anything else ->2 UNKNOWN. If the response head already went out, the
  * downstream is reset instead (HTTP/1.1: the connection closes) and the
  * call still returns WEFT_OK. A hook that replied returns WEFT_REPLIED. */
-static inline weft_result weft_reply_send(weft_stream *s, int status, weft_str reason, const weft_str *hn,
-                                          const weft_str *hv, size_t n, weft_str body)
-{ return weft__host->reply_send(s, status, reason, hn, hv, n, body); }
-static inline weft_result weft_reply_simple(weft_stream *s, int status, weft_str reason, weft_str body)
-{ return weft__host->reply_send(s, status, reason, NULL, NULL, 0, body); }
+static inline weft_result weft_reply_send(weft_stream *s, int status, weft_str reason,
+                                          const weft_str *hn, const weft_str *hv, size_t n,
+                                          weft_str body) {
+    return weft__host->reply_send(s, status, reason, hn, hv, n, body);
+}
+static inline weft_result weft_reply_simple(weft_stream *s, int status, weft_str reason,
+                                            weft_str body) {
+    return weft__host->reply_send(s, status, reason, NULL, NULL, 0, body);
+}
 /* Continues a stream paused with WEFT_STOP, from the next filter. Call it
  * from a timer or callout callback (inside the hook that pauses, return
  * WEFT_CONTINUE instead: resume from inside a hook returns
  * WEFT_ERR_STATE). When both directions are paused the request direction
  * resumes first. Resuming a stream that is not paused returns
  * WEFT_ERR_STATE. */
-static inline weft_result weft_stream_resume(weft_stream *s) { return weft__host->stream_resume(s); }
+static inline weft_result weft_stream_resume(weft_stream *s) {
+    return weft__host->stream_resume(s);
+}
 /* Routes this request to another cluster (before the router runs). */
-static inline weft_result weft_route_set_cluster(weft_stream *s, weft_str cluster)
-{ return weft__host->route_set_cluster(s, cluster); }
+static inline weft_result weft_route_set_cluster(weft_stream *s, weft_str cluster) {
+    return weft__host->route_set_cluster(s, cluster);
+}
 /* From on_upstream_attempt or on_response_headers: discard this attempt's
  * response and try the upstream again (the request must be replayable). */
-static inline weft_result weft_upstream_retry(weft_stream *s) { return weft__host->upstream_retry(s); }
+static inline weft_result weft_upstream_retry(weft_stream *s) {
+    return weft__host->upstream_retry(s);
+}
 /* One-shot timer on the stream's worker; cancelled when the stream ends. */
-static inline weft_result weft_timer_start(weft_stream *s, uint64_t ms, weft_timer_cb cb, void *arg, weft_timer **out)
-{ return weft__host->timer_start(s, ms, cb, arg, out); }
-static inline weft_result weft_timer_cancel(weft_stream *s, weft_timer *t) { return weft__host->timer_cancel(s, t); }
+static inline weft_result weft_timer_start(weft_stream *s, uint64_t ms, weft_timer_cb cb, void *arg,
+                                           weft_timer **out) {
+    return weft__host->timer_start(s, ms, cb, arg, out);
+}
+static inline weft_result weft_timer_cancel(weft_stream *s, weft_timer *t) {
+    return weft__host->timer_cancel(s, t);
+}
 /* An HTTP/1.1 request to a named cluster; cb runs exactly once (unless
  * cancelled) on the stream's worker. */
-static inline weft_result weft_callout_start(weft_stream *s, weft_str cluster, weft_str method, weft_str path,
-                                             const weft_str *hn, const weft_str *hv, size_t n, weft_str body,
-                                             uint64_t timeout_ms, weft_callout_cb cb, void *arg, weft_callout **out)
-{ return weft__host->callout_start(s, cluster, method, path, hn, hv, n, body, timeout_ms, cb, arg, out); }
-static inline weft_result weft_callout_cancel(weft_stream *s, weft_callout *c) { return weft__host->callout_cancel(s, c); }
+static inline weft_result weft_callout_start(weft_stream *s, weft_str cluster, weft_str method,
+                                             weft_str path, const weft_str *hn, const weft_str *hv,
+                                             size_t n, weft_str body, uint64_t timeout_ms,
+                                             weft_callout_cb cb, void *arg, weft_callout **out) {
+    return weft__host->callout_start(s, cluster, method, path, hn, hv, n, body, timeout_ms, cb, arg,
+                                     out);
+}
+static inline weft_result weft_callout_cancel(weft_stream *s, weft_callout *c) {
+    return weft__host->callout_cancel(s, c);
+}
 
-static inline weft_result weft_metadata_set(weft_stream *s, weft_str k, weft_str v) { return weft__host->metadata_set(s, k, v); }
-static inline weft_result weft_metadata_get(weft_stream *s, weft_str k, weft_str *v) { return weft__host->metadata_get(s, k, v); }
+static inline weft_result weft_metadata_set(weft_stream *s, weft_str k, weft_str v) {
+    return weft__host->metadata_set(s, k, v);
+}
+static inline weft_result weft_metadata_get(weft_stream *s, weft_str k, weft_str *v) {
+    return weft__host->metadata_get(s, k, v);
+}
 
-static inline weft_result weft_conn_peer_address(weft_stream *s, weft_str *ip, uint16_t *port)
-{ return weft__host->conn_peer_address(s, ip, port); }
-static inline weft_result weft_conn_local_address(weft_stream *s, weft_str *ip, uint16_t *port)
-{ return weft__host->conn_local_address(s, ip, port); }
-static inline weft_result weft_conn_peer_identity(weft_stream *s, weft_str *id) { return weft__host->conn_peer_identity(s, id); }
-static inline bool weft_conn_is_tls(weft_stream *s) { return weft__host->conn_is_tls(s); }
-static inline bool weft_request_is_grpc(weft_stream *s) { return weft__host->request_is_grpc(s); }
+static inline weft_result weft_conn_peer_address(weft_stream *s, weft_str *ip, uint16_t *port) {
+    return weft__host->conn_peer_address(s, ip, port);
+}
+static inline weft_result weft_conn_local_address(weft_stream *s, weft_str *ip, uint16_t *port) {
+    return weft__host->conn_local_address(s, ip, port);
+}
+static inline weft_result weft_conn_peer_identity(weft_stream *s, weft_str *id) {
+    return weft__host->conn_peer_identity(s, id);
+}
+static inline bool weft_conn_is_tls(weft_stream *s) {
+    return weft__host->conn_is_tls(s);
+}
+static inline bool weft_request_is_grpc(weft_stream *s) {
+    return weft__host->request_is_grpc(s);
+}
 
-static inline int32_t weft_stat_counter(weft_filter_setup *st, const char *name, const char *help)
-{ return weft__host->stat_counter(st, name, help); }
-static inline int32_t weft_stat_gauge(weft_filter_setup *st, const char *name, const char *help)
-{ return weft__host->stat_gauge(st, name, help); }
-static inline int32_t weft_stat_histogram(weft_filter_setup *st, const char *name, const char *help)
-{ return weft__host->stat_histogram(st, name, help); }
-static inline void weft_stat_inc(int32_t id, uint64_t d) { weft__host->stat_inc(id, d); }
-static inline void weft_stat_gauge_add(int32_t id, int64_t d) { weft__host->stat_gauge_add(id, d); }
-static inline void weft_stat_observe_us(int32_t id, uint64_t us) { weft__host->stat_observe_us(id, us); }
+static inline int32_t weft_stat_counter(weft_filter_setup *st, const char *name, const char *help) {
+    return weft__host->stat_counter(st, name, help);
+}
+static inline int32_t weft_stat_gauge(weft_filter_setup *st, const char *name, const char *help) {
+    return weft__host->stat_gauge(st, name, help);
+}
+static inline int32_t weft_stat_histogram(weft_filter_setup *st, const char *name,
+                                          const char *help) {
+    return weft__host->stat_histogram(st, name, help);
+}
+static inline void weft_stat_inc(int32_t id, uint64_t d) {
+    weft__host->stat_inc(id, d);
+}
+static inline void weft_stat_gauge_add(int32_t id, int64_t d) {
+    weft__host->stat_gauge_add(id, d);
+}
+static inline void weft_stat_observe_us(int32_t id, uint64_t us) {
+    weft__host->stat_observe_us(id, us);
+}
 
-static inline void weft_log_msg(weft_log_level_t lvl, const char *filter, const char *msg) { weft__host->log(lvl, filter, msg); }
-static inline bool weft_log_enabled(weft_log_level_t lvl) { return weft__host->log_enabled(lvl); }
-static inline uint64_t weft_clock_now_us(void) { return weft__host->now_us(); }
+static inline void weft_log_msg(weft_log_level_t lvl, const char *filter, const char *msg) {
+    weft__host->log(lvl, filter, msg);
+}
+static inline bool weft_log_enabled(weft_log_level_t lvl) {
+    return weft__host->log_enabled(lvl);
+}
+static inline uint64_t weft_clock_now_us(void) {
+    return weft__host->now_us();
+}
 
-static inline const weft_config_node *weft_config_get(const weft_config_node *m, const char *key) { return weft__host->config_get(m, key); }
-static inline bool weft_config_is_map(const weft_config_node *n) { return weft__host->config_is_map(n); }
-static inline bool weft_config_is_list(const weft_config_node *n) { return weft__host->config_is_list(n); }
-static inline bool weft_config_is_scalar(const weft_config_node *n) { return weft__host->config_is_scalar(n); }
-static inline size_t weft_config_len(const weft_config_node *n) { return weft__host->config_len(n); }
-static inline const weft_config_node *weft_config_at(const weft_config_node *l, size_t i) { return weft__host->config_at(l, i); }
-static inline const weft_config_node *weft_config_entry(const weft_config_node *m, size_t i, weft_str *key)
-{ return weft__host->config_entry(m, i, key); }
-static inline weft_result weft_config_string(const weft_config_node *n, weft_str *o) { return weft__host->config_string(n, o); }
-static inline weft_result weft_config_int(const weft_config_node *n, int64_t *o) { return weft__host->config_int(n, o); }
-static inline weft_result weft_config_bool(const weft_config_node *n, bool *o) { return weft__host->config_bool(n, o); }
-static inline weft_result weft_config_duration_ms(const weft_config_node *n, uint64_t *o) { return weft__host->config_duration_ms(n, o); }
-static inline weft_result weft_config_size(const weft_config_node *n, uint64_t *o) { return weft__host->config_size(n, o); }
-static inline weft_result weft_config_percent(const weft_config_node *n, double *o) { return weft__host->config_percent(n, o); }
-static inline int weft_config_fail(weft_filter_setup *st, const weft_config_node *n, const char *msg)
-{ return weft__host->config_fail(st, n, msg); }
-static inline const char *weft_config_dir(weft_filter_setup *st) { return weft__host->config_filter_dir(st); }
+static inline const weft_config_node *weft_config_get(const weft_config_node *m, const char *key) {
+    return weft__host->config_get(m, key);
+}
+static inline bool weft_config_is_map(const weft_config_node *n) {
+    return weft__host->config_is_map(n);
+}
+static inline bool weft_config_is_list(const weft_config_node *n) {
+    return weft__host->config_is_list(n);
+}
+static inline bool weft_config_is_scalar(const weft_config_node *n) {
+    return weft__host->config_is_scalar(n);
+}
+static inline size_t weft_config_len(const weft_config_node *n) {
+    return weft__host->config_len(n);
+}
+static inline const weft_config_node *weft_config_at(const weft_config_node *l, size_t i) {
+    return weft__host->config_at(l, i);
+}
+static inline const weft_config_node *weft_config_entry(const weft_config_node *m, size_t i,
+                                                        weft_str *key) {
+    return weft__host->config_entry(m, i, key);
+}
+static inline weft_result weft_config_string(const weft_config_node *n, weft_str *o) {
+    return weft__host->config_string(n, o);
+}
+static inline weft_result weft_config_int(const weft_config_node *n, int64_t *o) {
+    return weft__host->config_int(n, o);
+}
+static inline weft_result weft_config_bool(const weft_config_node *n, bool *o) {
+    return weft__host->config_bool(n, o);
+}
+static inline weft_result weft_config_duration_ms(const weft_config_node *n, uint64_t *o) {
+    return weft__host->config_duration_ms(n, o);
+}
+static inline weft_result weft_config_size(const weft_config_node *n, uint64_t *o) {
+    return weft__host->config_size(n, o);
+}
+static inline weft_result weft_config_percent(const weft_config_node *n, double *o) {
+    return weft__host->config_percent(n, o);
+}
+static inline int weft_config_fail(weft_filter_setup *st, const weft_config_node *n,
+                                   const char *msg) {
+    return weft__host->config_fail(st, n, msg);
+}
+static inline const char *weft_config_dir(weft_filter_setup *st) {
+    return weft__host->config_filter_dir(st);
+}
 
-static inline weft_result weft_connection_set_alpn(weft_connection *c, weft_str alpn) { return weft__host->connection_set_alpn(c, alpn); }
-static inline weft_result weft_connection_set_peer_identity(weft_connection *c, weft_str id)
-{ return weft__host->connection_set_peer_identity(c, id); }
-static inline weft_result weft_connection_set_tls(weft_connection *c, bool tls) { return weft__host->connection_set_tls(c, tls); }
+static inline weft_result weft_connection_set_alpn(weft_connection *c, weft_str alpn) {
+    return weft__host->connection_set_alpn(c, alpn);
+}
+static inline weft_result weft_connection_set_peer_identity(weft_connection *c, weft_str id) {
+    return weft__host->connection_set_peer_identity(c, id);
+}
+static inline weft_result weft_connection_set_tls(weft_connection *c, bool tls) {
+    return weft__host->connection_set_tls(c, tls);
+}
 
 /* The entry symbol's name and type. */
 #define WEFT_FILTER_ENTRY_SYMBOL "weft_filter_entry_v1"
@@ -524,16 +648,15 @@ typedef const weft_filter_descriptor *(*weft_filter_entry_fn)(const weft_host_ap
  *     WEFT_FILTER_DEFINE(desc)
  * Use it in exactly one source file of the filter. */
 #define WEFT_FILTER_DEFINE(descriptor)                                                             \
-    const weft_host_api *weft__host WEFT_HIDDEN;                                                 \
-    WEFT_EXPORT const weft_filter_descriptor *weft_filter_entry_v1(const weft_host_api *host);   \
-    WEFT_EXPORT const weft_filter_descriptor *weft_filter_entry_v1(const weft_host_api *host)    \
-    {                                                                                            \
-        weft__host = host;                                                                       \
-        return &(descriptor);                                                                    \
+    const weft_host_api *weft__host WEFT_HIDDEN;                                                   \
+    WEFT_EXPORT const weft_filter_descriptor *weft_filter_entry_v1(const weft_host_api *host);     \
+    WEFT_EXPORT const weft_filter_descriptor *weft_filter_entry_v1(const weft_host_api *host) {    \
+        weft__host = host;                                                                         \
+        return &(descriptor);                                                                      \
     }
 
-#define WEFT_FILTER_DESCRIPTOR_INIT(fname, fkind)                                                \
-    .size = sizeof(weft_filter_descriptor), .abi_major = WEFT_ABI_MAJOR,                         \
+#define WEFT_FILTER_DESCRIPTOR_INIT(fname, fkind)                                                  \
+    .size = sizeof(weft_filter_descriptor), .abi_major = WEFT_ABI_MAJOR,                           \
     .abi_minor = WEFT_ABI_MINOR, .name = (fname), .kind = (fkind)
 
 #ifdef __cplusplus
