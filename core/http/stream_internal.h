@@ -4,6 +4,8 @@
 #ifndef WEFT_HTTP_STREAM_INTERNAL_H
 #define WEFT_HTTP_STREAM_INTERNAL_H
 
+#include <event2/buffer.h>
+
 #include "http/stream.h"
 
 enum { WEFT_DIR_REQ = 0, WEFT_DIR_RESP = 1 };
@@ -14,6 +16,43 @@ static inline weft_dir *stream_dir(weft_stream *s, int dir) {
 static inline size_t stream_n_filters(const weft_stream *s) {
     return s->chain ? s->chain->n_http : 0;
 }
+
+static const weft_sv H_XFF = WEFT_SV_LIT("x-forwarded-for");
+static const weft_sv H_XFP = WEFT_SV_LIT("x-forwarded-proto");
+static const weft_sv H_VIA = WEFT_SV_LIT("via");
+static const weft_sv H_RID = WEFT_SV_LIT("x-request-id");
+static const weft_sv H_HOST = WEFT_SV_LIT("host");
+static const weft_sv H_TE = WEFT_SV_LIT("transfer-encoding");
+static const weft_sv H_EXPECT = WEFT_SV_LIT("expect");
+static const weft_sv H_CT = WEFT_SV_LIT("content-type");
+static const weft_sv H_CL = WEFT_SV_LIT("content-length");
+
+static inline size_t stream_buf_len(const struct evbuffer *b) {
+    return b ? evbuffer_get_length(b) : 0;
+}
+
+/* stream.c */
+void stream_arm_idle(weft_stream *s);            /* stream idle timeout from now */
+void stream_arm_request_timeout(weft_stream *s); /* route timeout / gRPC deadline */
+void stream_req_write_end(weft_stream *s);       /* end of the request toward upstream */
+
+/* stream_reply.c */
+void stream_send_head(weft_stream *s, weft_resp_head *h, bool end); /* counted */
+void stream_redirect_reply(weft_stream *s);
+void stream_direct_reply(weft_stream *s);
+
+/* stream_rewrite.c */
+void stream_gen_request_id(weft_stream *s);
+void stream_prepare_upstream_headers(weft_stream *s);
+uint64_t stream_grpc_timeout_ms(const weft_hdrs *h); /* grpc-timeout, 0 none */
+
+/* stream_upstream.c */
+struct evbuffer *stream_up_out(weft_stream *s);
+void stream_check_up_backpressure(weft_stream *s);
+void stream_write_up_head(weft_stream *s, struct evbuffer *out);
+void stream_start_upstream(weft_stream *s, bool allow_idle);
+void stream_attempt_info(weft_stream *s, weft_attempt_info *ai, weft_attempt_result r, int status);
+bool stream_do_retry(weft_stream *s);
 
 /* stream.c */
 void stream_dir_buffers(weft_stream *s); /* the filter pipeline's buffers, on first use */

@@ -1,0 +1,163 @@
+/* stream_rewrite.c: what weft changes in a request before it goes
+ * upstream: request id, hop-by-hop headers, Via, X-Forwarded-*, route
+ * header operations, the target; and the gRPC deadline it reads. */
+#include "http/stream_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+
+void stream_gen_request_id(weft_stream *s) {
+    const weft_sv *v = weft_hdrs_get(&s->req->headers, H_RID);
+    if (v && v->len) {
+        s->request_id = *v;
+        return;
+    }
+    uint64_t a = weft_worker_rand(s->w), b = weft_worker_rand(s->w);
+    char *id = weft_arena_alloc(&s->arena, 37);
+    if (!id)
+        return;
+    /* UUID v4 layout: 8-4-4-4-12 hex digits, version nibble 4, variant 10b (hex by
+     * hand: this runs for every request without an id). */
+    static const char hex[] = "0123456789abcdef";
+    a = (a & 0xffffffffffff0fffull) | 0x4000ull;
+    b = (b & 0x3fffffffffffffffull) | 0x8000000000000000ull;
+    char *o = id;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            *o++ = '-';
+        uint64_t word = i < 8 ? a : b;
+        unsigned byte = (unsigned)(word >> (8 * (7 - (i & 7)))) & 0xff;
+        *o++ = hex[byte >> 4];
+        *o++ = hex[byte & 15];
+    }
+    *o = '\0';
+    s->request_id = (weft_sv){id, 36};
+    weft_hdrs_add_ref(&s->req->headers, H_RID, s->request_id);
+}
+
+static void append_list_header(weft_stream *s, weft_sv name, weft_sv value) {
+    const weft_sv *old = weft_hdrs_get(&s->req->headers, name);
+    if (!old || weft_hdrs_count(&s->req->headers, name) > 1) {
+        /* Several lines: fold them into one (they are a list). */
+        size_t total = value.len + 1;
+        for (uint32_t i = 0; i < s->req->headers.n; i++)
+            if (weft_sv_eq(s->req->headers.v[i].name, name))
+                total += s->req->headers.v[i].value.len + 2;
+        char *buf = weft_arena_alloc(&s->arena, total);
+        size_t n = 0;
+        for (uint32_t i = 0; buf && i < s->req->headers.n; i++)
+            if (weft_sv_eq(s->req->headers.v[i].name, name)) {
+                memcpy(buf + n, s->req->headers.v[i].value.p, s->req->headers.v[i].value.len);
+                n += s->req->headers.v[i].value.len;
+                buf[n++] = ',';
+                buf[n++] = ' ';
+            }
+        if (!buf)
+            return;
+        memcpy(buf + n, value.p, value.len);
+        n += value.len;
+        weft_hdrs_remove(&s->req->headers, name);
+        weft_hdrs_add_ref(&s->req->headers, name, (weft_sv){buf, n});
+        return;
+    }
+    size_t n = old->len + 2 + value.len;
+    char *buf = weft_arena_alloc(&s->arena, n);
+    if (!buf)
+        return;
+    memcpy(buf, old->p, old->len);
+    memcpy(buf + old->len, ", ", 2);
+    memcpy(buf + old->len + 2, value.p, value.len);
+    weft_hdrs_set(&s->req->headers, name, (weft_sv){buf, n});
+}
+
+/* Rewrites the request into what the upstream gets (RFC 9110 7.6: strip
+ * hop-by-hop; add Via, X-Forwarded-*; route header operations). */
+void stream_prepare_upstream_headers(weft_stream *s) {
+    weft_req_head *req = s->req;
+    const weft_cfg_route *r = s->route->cfg;
+    weft_hdrs_strip_hop_by_hop(&req->headers);
+    weft_hdrs_remove(&req->headers, H_EXPECT);
+    for (size_t i = 0; i < r->n_req_remove; i++)
+        weft_hdrs_remove(&req->headers, weft_sv_from(r->req_remove[i]));
+    for (size_t i = 0; i < r->n_req_add; i++) {
+        weft_sv n = weft_sv_from(r->req_add[i].name), v = weft_sv_from(r->req_add[i].value);
+        if (r->req_add[i].append)
+            weft_hdrs_add_ref(&req->headers, n, v);
+        else
+            weft_hdrs_set(&req->headers, n, v);
+    }
+    if (r->host_rewrite)
+        weft_hdrs_set(&req->headers, H_HOST, weft_sv_from(r->host_rewrite));
+    else if (!weft_hdrs_get(&req->headers, H_HOST) && req->authority.len)
+        weft_hdrs_add_ref(&req->headers, H_HOST, req->authority);
+    if (s->peer_ip)
+        append_list_header(s, H_XFF, weft_sv_from(s->peer_ip));
+    if (!weft_hdrs_get(&req->headers, H_XFP))
+        weft_hdrs_add_ref(&req->headers, H_XFP,
+                          s->tls ? WEFT_SV_LIT("https") : WEFT_SV_LIT("http"));
+    append_list_header(s, H_VIA,
+                       req->http_minor ? WEFT_SV_LIT("1.1 weft") : WEFT_SV_LIT("1.0 weft"));
+    if (s->upgrade_req && !s->is_connect) {
+        /* Upgrade is hop-by-hop, but asking the upstream to switch is the
+         * point of this request: forward it explicitly. */
+        weft_hdrs_add_ref(&req->headers, WEFT_SV_LIT("connection"), WEFT_SV_LIT("upgrade"));
+        weft_hdrs_add_ref(&req->headers, WEFT_SV_LIT("upgrade"), s->upgrade_value);
+    }
+    if (req->framing == WEFT_BODY_LENGTH && !weft_hdrs_get(&req->headers, H_CL)) {
+        /* A filter removed content-length (it will change the body's
+         * length): the body goes chunked. */
+        req->framing = WEFT_BODY_CHUNKED;
+    }
+    if (req->framing == WEFT_BODY_CHUNKED) {
+        weft_hdrs_add_ref(&req->headers, H_TE, WEFT_SV_LIT("chunked"));
+        s->up_req_chunked = true;
+    }
+    s->up_target = weft_route_rewrite_target(s->route, req, &s->arena);
+    if (s->up_target.len && s->up_target.p[0] != '/' &&
+        !weft_sv_eq(s->up_target, WEFT_SV_LIT("*"))) {
+        /* absolute-form in: origin-form out (RFC 9112 3.2.1); the parser
+         * already made Host the target's authority. */
+        size_t n = req->path.len + (req->query.len ? req->query.len + 1 : 0);
+        char *t = weft_arena_alloc(&s->arena, n + 1);
+        if (t) {
+            memcpy(t, req->path.p, req->path.len);
+            if (req->query.len) {
+                t[req->path.len] = '?';
+                memcpy(t + req->path.len + 1, req->query.p, req->query.len);
+            }
+            s->up_target = (weft_sv){t, n};
+        }
+    }
+}
+
+/* grpc-timeout: 1-8 digits and a unit (H M S m u n), gRPC over HTTP/2. */
+uint64_t stream_grpc_timeout_ms(const weft_hdrs *h) {
+    const weft_sv *v = weft_hdrs_get(h, WEFT_SV_LIT("grpc-timeout"));
+    if (!v || v->len < 2 || v->len > 9)
+        return 0;
+    uint64_t n = 0;
+    for (size_t i = 0; i + 1 < v->len; i++) {
+        if (v->p[i] < '0' || v->p[i] > '9')
+            return 0;
+        n = n * 10 + (uint64_t)(v->p[i] - '0');
+    }
+    switch (v->p[v->len - 1]) {
+    case 'H':
+        return n * 3600000;
+    case 'M':
+        return n * 60000;
+    case 'S':
+        return n * 1000;
+    case 'm':
+        return n ? n : 1;
+    case 'u':
+        return n / 1000 ? n / 1000 : 1;
+    case 'n':
+        return n / 1000000 ? n / 1000000 : 1;
+    default:
+        return 0;
+    }
+}
