@@ -69,4 +69,85 @@ bool cfg_is_domain(const char *s);
 bool cfg_regex_ok(const char *re, bool icase, char *msg, size_t msglen);
 void cfg_lower(char *s);
 
+/* ------------------------------------------------ the loader's shared parts
+ * (config_load.c: helpers and the top level; config_clusters.c,
+ * config_routes.c, config_listeners.c: one resource type each). */
+
+/* A string -> index map (open addressing) so that duplicate checks and
+ * cluster lookups stay linear in the size of big generated configs. The
+ * keys are borrowed from the config being built. */
+typedef struct cfg_name_set {
+    const char **keys;
+    size_t *vals;
+    size_t mask;
+} cfg_name_set;
+
+int cfg_ns_init(cfg_name_set *ns, size_t expected);
+void cfg_ns_free(cfg_name_set *ns);
+/* Index stored for key, or -1. */
+long cfg_ns_get(const cfg_name_set *ns, const char *key);
+/* Inserts key (absent, and the set sized for it by cfg_ns_init). */
+void cfg_ns_put(cfg_name_set *ns, const char *key, size_t val);
+
+typedef struct cfg_ld {
+    cfg_ctx c;
+    weft_config *cfg;
+    cfg_name_set clusters;    /* cluster name -> index */
+    cfg_name_set listeners;   /* listener name -> index */
+    uint8_t ports[65536 / 8]; /* listener ports in use */
+} cfg_ld;
+
+/* Tree access. */
+bool cfg_is_null(const cy_node *n);
+/* The key node of `key` in map, or NULL. */
+const cy_node *cfg_key_of(const cy_node *map, const char *key);
+/* The value of `key` in map; NULL when absent or null. */
+const cy_node *cfg_val(const cy_node *map, const char *key);
+const char *cfg_describe(char *buf, size_t sz, const cy_node *n);
+/* Checks that n is a mapping whose keys are all in `keys` (NULL-ended)
+ * and unique. `what` names the section in the type error. */
+int cfg_check_map(cfg_ld *L, const cy_node *n, const char *what, const char *const *keys);
+int cfg_oom(cfg_ld *L, const cy_node *n);
+char *cfg_dup_str(const char *s);
+
+/* Scalars: the get_ functions return 1 and set *out when the key is
+ * present, 0 when absent, -1 (error reported) when invalid. */
+int cfg_scalar(cfg_ld *L, const cy_node *v, const char *key);
+int cfg_get_str(cfg_ld *L, const cy_node *map, const char *key, char **out);
+int cfg_req_str(cfg_ld *L, const cy_node *map, const char *key, char **out, const char *what);
+int cfg_parse_uint(const char *s, uint64_t *out);
+int cfg_get_uint(cfg_ld *L, const cy_node *map, const char *key, uint64_t min, uint64_t max,
+                 uint64_t *out);
+int cfg_get_u32(cfg_ld *L, const cy_node *map, const char *key, uint64_t min, uint64_t max,
+                uint32_t *out);
+int cfg_get_u16(cfg_ld *L, const cy_node *map, const char *key, uint64_t min, uint64_t max,
+                uint16_t *out);
+int cfg_get_duration(cfg_ld *L, const cy_node *map, const char *key, uint64_t min_ms,
+                     uint64_t *out);
+int cfg_get_size(cfg_ld *L, const cy_node *map, const char *key, uint64_t min, uint64_t max,
+                 uint64_t *out);
+int cfg_get_size32(cfg_ld *L, const cy_node *map, const char *key, uint64_t min, uint32_t *out);
+int cfg_get_bool(cfg_ld *L, const cy_node *map, const char *key, bool *out);
+int cfg_get_seq(cfg_ld *L, const cy_node *map, const char *key, const cy_node **out);
+/* Names of listeners, clusters, virtual hosts, routes: visible ASCII. */
+bool cfg_is_name(const char *s);
+int cfg_req_name(cfg_ld *L, const cy_node *map, char **out, const char *what);
+/* Exactly one of `keys` (NULL-ended) is present; *which names it. */
+int cfg_exactly_one(cfg_ld *L, const cy_node *map, const char *const *keys, const char *what,
+                    const char **which);
+
+/* Resource types. Each loads entry idx of the array the top level sized. */
+int cfg_load_cluster(cfg_ld *L, const cy_node *n, size_t idx);
+/* `domains` maps every domain of the listener's earlier virtual hosts to
+ * its virtual host, `names` their names. */
+int cfg_load_vhost(cfg_ld *L, const cy_node *n, weft_cfg_listener *li, size_t idx,
+                   cfg_name_set *domains, cfg_name_set *names);
+int cfg_load_listener(cfg_ld *L, const cy_node *n, size_t idx);
+
+/* Release (the entries, not the arrays holding them). */
+void cfg_free_strv(char **v, size_t n);
+void cfg_free_cluster(weft_cfg_cluster *cl);
+void cfg_free_vhost(weft_cfg_vhost *vh);
+void cfg_free_listener(weft_cfg_listener *li);
+
 #endif
