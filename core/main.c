@@ -11,6 +11,7 @@
 
 #include "admin/admin.h"
 #include "common/common.h"
+#include "common/cpus.h"
 #include "config/config.h"
 #include "loop/worker.h"
 #include "runtime/snapshot.h"
@@ -263,8 +264,10 @@ int main(int argc, char **argv) {
     event_add(a.ev_hup, NULL);
     event_add(a.ev_term, NULL);
     event_add(a.ev_int, NULL);
-    WEFT_INFO("weft %s: %d worker(s), %zu listener(s), %zu cluster(s), config v1 from %s",
-              WEFT_VERSION, a.n_workers, a.snap->cfg->n_listeners, a.snap->cfg->n_clusters,
+    char cpus[96];
+    weft_usable_cpus(0, cpus, sizeof(cpus));
+    WEFT_INFO("weft %s: %d worker(s) (%s), %zu listener(s), %zu cluster(s), config v1 from %s",
+              WEFT_VERSION, a.n_workers, cpus, a.snap->cfg->n_listeners, a.snap->cfg->n_clusters,
               a.config_path);
     event_base_dispatch(a.base);
     app_free(&a);

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/cpus.h"
 #include "config/config_internal.h"
 
 #define MAX_DURATION_MS (30ull * 24 * 3600 * 1000) /* 30 days */
@@ -367,15 +368,6 @@ int cfg_exactly_one(cfg_ld *L, const cy_node *map, const char *const *keys, cons
 
 /* ---------------------------------------------------------------- top */
 
-static uint32_t online_cpus(void) {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    if (n < 1)
-        return 1;
-    if (n > MAX_WORKERS)
-        return MAX_WORKERS;
-    return (uint32_t)n;
-}
-
 static int load_root(cfg_ld *L, const cy_node *root) {
     static const char *const keys[] = {"workers",   "drain_timeout", "admin",       "access_log",
                                        "listeners", "clusters",      "filter_path", NULL};
@@ -467,7 +459,7 @@ static int load_root(cfg_ld *L, const cy_node *root) {
         }
     }
     if (cfg->workers == 0)
-        cfg->workers = online_cpus();
+        cfg->workers = weft_usable_cpus(MAX_WORKERS, NULL, 0);
     return 0;
 }
 

@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include "common/cpus.h"
 #include "config/config.h"
 
 /* ------------------------------------------------------------ helpers */
@@ -443,8 +444,8 @@ static void test_defaults(void **state) {
                             &err);
     if (!cfg)
         fail_msg("%s", err.msg);
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    assert_int_equal(cfg->workers, cpus < 1 ? 1 : cpus);
+    /* the CPUs the process may use (affinity mask, cgroup quota) */
+    assert_int_equal(cfg->workers, weft_usable_cpus(1024, NULL, 0));
     assert_int_equal(cfg->drain_timeout_ms, 15000);
     assert_string_equal(cfg->admin.address, "127.0.0.1");
     assert_int_equal(cfg->admin.port, 15000);
