@@ -247,8 +247,7 @@ int main(int argc, char **argv) {
     }
     if (a.snap->cfg->admin.port) {
         weft_admin_host host = {&a, app_current, app_draining, app_drain};
-        a.admin = weft_admin_start(a.base, a.snap->cfg->admin.address, a.snap->cfg->admin.port,
-                                   &host, err, sizeof(err));
+        a.admin = weft_admin_start(a.base, &a.snap->cfg->admin, &host, err, sizeof(err));
         if (!a.admin) {
             fprintf(stderr, "weft: %s\n", err);
             app_free(&a);

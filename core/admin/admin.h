@@ -1,10 +1,20 @@
 /* admin.h: the admin listener (main thread, libevent's evhttp): /ready,
- * /stats/prometheus, /config_dump, /clusters, /drain. */
+ * /stats/prometheus, /config_dump, /clusters, POST /drain.
+ *
+ * Who may do what: every request must name an IP literal or "localhost" in
+ * its Host header (a browser page that rebinds its own DNS name to the
+ * admin address cannot pass it). State-changing endpoints accept only
+ * POST (GET/HEAD get 405) and need `Authorization: Bearer <token>` when
+ * admin.token is set (401 otherwise), or else an `X-Weft-Admin` header
+ * (403 otherwise): a header a browser never sends cross-origin without a
+ * CORS preflight, which weft never approves. The server's size, time and
+ * connection limits come from weft_cfg_admin. */
 #ifndef WEFT_ADMIN_H
 #define WEFT_ADMIN_H
 
 #include <event2/event.h>
 
+#include "config/config.h"
 #include "runtime/snapshot.h"
 
 typedef struct weft_admin weft_admin;
@@ -16,7 +26,9 @@ typedef struct weft_admin_host {
     void (*drain)(void *ctx); /* stop listeners, keep serving in-flight */
 } weft_admin_host;
 
-weft_admin *weft_admin_start(struct event_base *base, const char *address, uint16_t port,
+/* Listens on cfg->address:cfg->port; copies what it needs from cfg (the
+ * admin settings are read once, at start). */
+weft_admin *weft_admin_start(struct event_base *base, const weft_cfg_admin *cfg,
                              const weft_admin_host *host, char *err, size_t errlen);
 void weft_admin_free(weft_admin *a);
 

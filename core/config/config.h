@@ -210,6 +210,13 @@ typedef struct weft_cfg_cluster {
 typedef struct weft_cfg_admin {
     char *address; /* default 127.0.0.1 */
     uint16_t port; /* default 15000; 0 disables */
+    /* Bearer token POST endpoints require (`token:`, or the first line of
+     * `token_file:`); NULL = none: POSTs then need an X-Weft-Admin header. */
+    char *token;
+    uint32_t max_header_bytes;   /* request line and headers; default 8 KiB */
+    uint32_t max_body_bytes;     /* default 4 KiB */
+    uint64_t request_timeout_ms; /* a whole request, and idle between requests; default 10 s */
+    uint32_t max_connections;    /* open at once; default 16 */
 } weft_cfg_admin;
 
 typedef struct weft_cfg_access_log {

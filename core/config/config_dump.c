@@ -7,6 +7,9 @@
 
 #include "config/config_internal.h"
 
+/* What a secret prints as (see weft_config_dump in config.h). */
+#define REDACTED "[redacted]"
+
 typedef struct dw {
     FILE *f;
     bool item; /* the next line starts a list item ("- ") */
@@ -392,6 +395,12 @@ int weft_config_dump(const weft_config *cfg, FILE *out) {
     open_map(&d, 0, "admin");
     kv_str(&d, 2, "address", cfg->admin.address ? cfg->admin.address : "127.0.0.1");
     kv_u64(&d, 2, "port", cfg->admin.port);
+    if (cfg->admin.token)
+        kv_str(&d, 2, "token", REDACTED);
+    kv_u64(&d, 2, "max_header_bytes", cfg->admin.max_header_bytes);
+    kv_u64(&d, 2, "max_body_bytes", cfg->admin.max_body_bytes);
+    kv_ms(&d, 2, "request_timeout", cfg->admin.request_timeout_ms);
+    kv_u64(&d, 2, "max_connections", cfg->admin.max_connections);
     if (cfg->access_log.path) {
         open_map(&d, 0, "access_log");
         kv_str(&d, 2, "path", cfg->access_log.path);

@@ -368,15 +368,94 @@ int cfg_exactly_one(cfg_ld *L, const cy_node *map, const char *const *keys, cons
 
 /* ---------------------------------------------------------------- top */
 
+/* The first line of a token file (relative to the config file's
+ * directory), at most 4 KiB. */
+static int read_token_file(cfg_ld *L, const cy_node *v, char **out) {
+    char qb[96];
+    const char *slash = strrchr(L->c.name, '/');
+    char path[4096];
+    if (v->str[0] == '/' || !slash)
+        snprintf(path, sizeof(path), "%s", v->str);
+    else
+        snprintf(path, sizeof(path), "%.*s/%s", (int)(slash - L->c.name), L->c.name, v->str);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return cfg_fail(&L->c, v, "cannot open admin token_file %s: %s",
+                        cfg_quote(qb, sizeof(qb), path), strerror(errno));
+    char buf[4097];
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    bool more = fgetc(f) != EOF;
+    fclose(f);
+    buf[n] = '\0';
+    char *nl = strpbrk(buf, "\r\n");
+    if (nl)
+        *nl = '\0';
+    else if (more)
+        return cfg_fail(&L->c, v, "admin token_file %s: first line longer than 4096 bytes",
+                        cfg_quote(qb, sizeof(qb), path));
+    *out = cfg_dup_str(buf);
+    explicit_bzero(buf, sizeof(buf));
+    return *out ? 0 : cfg_oom(L, v);
+}
+
+static int load_admin(cfg_ld *L, const cy_node *adm) {
+    static const char *const keys[] = {"address",
+                                       "port",
+                                       "token",
+                                       "token_file",
+                                       "max_header_bytes",
+                                       "max_body_bytes",
+                                       "request_timeout",
+                                       "max_connections",
+                                       NULL};
+    char qb[96];
+    weft_cfg_admin *a = &L->cfg->admin;
+    if (cfg_check_map(L, adm, "admin", keys))
+        return -1;
+    int rc = cfg_get_str(L, adm, "address", &a->address);
+    if (rc < 0)
+        return -1;
+    if (rc == 1 && !cfg_is_ip_literal(a->address))
+        return cfg_fail(&L->c, cfg_val(adm, "address"),
+                        "admin address must be an IP address, got %s",
+                        cfg_quote(qb, sizeof(qb), a->address));
+    if (cfg_get_u16(L, adm, "port", 0, 65535, &a->port) < 0 ||
+        cfg_get_size32(L, adm, "max_header_bytes", 256, &a->max_header_bytes) < 0 ||
+        cfg_get_size32(L, adm, "max_body_bytes", 0, &a->max_body_bytes) < 0 ||
+        cfg_get_duration(L, adm, "request_timeout", 1, &a->request_timeout_ms) < 0 ||
+        cfg_get_u32(L, adm, "max_connections", 1, 65536, &a->max_connections) < 0)
+        return -1;
+    const cy_node *tv = cfg_val(adm, "token"), *tf = cfg_val(adm, "token_file");
+    if (tv && tf)
+        return cfg_fail(&L->c, tf, "admin: give either \"token\" or \"token_file\", not both");
+    if (tv && cfg_get_str(L, adm, "token", &a->token) < 0)
+        return -1;
+    if (tf && (cfg_scalar(L, tf, "token_file") || read_token_file(L, tf, &a->token)))
+        return -1;
+    if (a->token) {
+        const cy_node *at = tv ? tv : tf;
+        if (!*a->token)
+            return cfg_fail(&L->c, at, "admin token must not be empty");
+        for (const char *p = a->token; *p; p++)
+            if (*p <= ' ' || *p >= 0x7f)
+                return cfg_fail(&L->c, at,
+                                "admin token must be visible ASCII (no spaces or control "
+                                "characters)");
+    }
+    return 0;
+}
+
 static int load_root(cfg_ld *L, const cy_node *root) {
     static const char *const keys[] = {"workers",   "drain_timeout", "admin",       "access_log",
                                        "listeners", "clusters",      "filter_path", NULL};
-    static const char *const admin_keys[] = {"address", "port", NULL};
     static const char *const log_keys[] = {"path", NULL};
-    char qb[96];
     weft_config *cfg = L->cfg;
     cfg->drain_timeout_ms = 15000;
     cfg->admin.port = 15000;
+    cfg->admin.max_header_bytes = 8192;
+    cfg->admin.max_body_bytes = 4096;
+    cfg->admin.request_timeout_ms = 10000;
+    cfg->admin.max_connections = 16;
     if (!(cfg->admin.address = cfg_dup_str("127.0.0.1")))
         return cfg_oom(L, root);
     if (root && cfg_is_null(root))
@@ -388,19 +467,8 @@ static int load_root(cfg_ld *L, const cy_node *root) {
             cfg_get_duration(L, root, "drain_timeout", 0, &cfg->drain_timeout_ms) < 0)
             return -1;
         const cy_node *adm = cfg_val(root, "admin");
-        if (adm) {
-            if (cfg_check_map(L, adm, "admin", admin_keys))
-                return -1;
-            int rc = cfg_get_str(L, adm, "address", &cfg->admin.address);
-            if (rc < 0)
-                return -1;
-            if (rc == 1 && !cfg_is_ip_literal(cfg->admin.address))
-                return cfg_fail(&L->c, cfg_val(adm, "address"),
-                                "admin address must be an IP address, got %s",
-                                cfg_quote(qb, sizeof(qb), cfg->admin.address));
-            if (cfg_get_u16(L, adm, "port", 0, 65535, &cfg->admin.port) < 0)
-                return -1;
-        }
+        if (adm && load_admin(L, adm))
+            return -1;
         const cy_node *al = cfg_val(root, "access_log");
         if (al) {
             if (cfg_check_map(L, al, "access_log", log_keys) ||
@@ -584,6 +652,10 @@ void weft_config_free(weft_config *cfg) {
         cfg_free_cluster(&cfg->clusters[i]);
     free(cfg->clusters);
     free(cfg->admin.address);
+    if (cfg->admin.token) {
+        explicit_bzero(cfg->admin.token, strlen(cfg->admin.token));
+        free(cfg->admin.token);
+    }
     free(cfg->access_log.path);
     free(cfg->source);
     free(cfg);

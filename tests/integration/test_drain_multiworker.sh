@@ -140,7 +140,7 @@ write_config 5s
 start_weft "$CONFIG"
 assert_eq 200 "$(http_status "$URL/before")" "GET before POST /drain"
 assert_eq 405 "$(http_status "http://127.0.0.1:$ADMIN_PORT/drain")" "GET /drain (must be POST)"
-code=$(http_status -X POST "http://127.0.0.1:$ADMIN_PORT/drain")
+code=$(http_status -X POST -H "X-Weft-Admin: 1" "http://127.0.0.1:$ADMIN_PORT/drain")
 [[ "$code" == 2* ]] || fail "POST /drain answered $code"
 wait_until 2 "listeners closed after POST /drain" new_conn_refused
 assert_eq 503 "$(ready_status)" "/ready after POST /drain"

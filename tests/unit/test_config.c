@@ -111,6 +111,10 @@ static bool limits_eq(const weft_cfg_limits *a, const weft_cfg_limits *b) {
 static bool config_eq(const weft_config *a, const weft_config *b) {
     if (a->workers != b->workers || a->drain_timeout_ms != b->drain_timeout_ms ||
         !str_eq(a->admin.address, b->admin.address) || a->admin.port != b->admin.port ||
+        a->admin.max_header_bytes != b->admin.max_header_bytes ||
+        a->admin.max_body_bytes != b->admin.max_body_bytes ||
+        a->admin.request_timeout_ms != b->admin.request_timeout_ms ||
+        a->admin.max_connections != b->admin.max_connections ||
         !str_eq(a->access_log.path, b->access_log.path) || a->n_listeners != b->n_listeners ||
         a->n_clusters != b->n_clusters)
         return false;
@@ -694,6 +698,10 @@ static void test_dump_text(void **state) {
                               "admin:\n"
                               "  address: \"127.0.0.1\"\n"
                               "  port: 15000\n"
+                              "  max_header_bytes: 8192\n"
+                              "  max_body_bytes: 4096\n"
+                              "  request_timeout: 10000ms\n"
+                              "  max_connections: 16\n"
                               "clusters:\n"
                               "  - name: \"b\"\n"
                               "    endpoints:\n"
@@ -739,6 +747,67 @@ static void test_dump_text(void **state) {
                               "            idle_timeout: 0ms\n");
     free(text);
     weft_config_free(cfg);
+}
+
+static void test_admin(void **state) {
+    (void)state;
+    weft_config_error err;
+    weft_config *cfg = load("admin: {port: 15001}\n", &err);
+    if (!cfg)
+        fail_msg("%s", err.msg);
+    assert_null(cfg->admin.token);
+    assert_int_equal(cfg->admin.max_header_bytes, 8192);
+    assert_int_equal(cfg->admin.max_body_bytes, 4096);
+    assert_int_equal(cfg->admin.request_timeout_ms, 10000);
+    assert_int_equal(cfg->admin.max_connections, 16);
+    weft_config_free(cfg);
+
+    cfg = load("admin: {token: abc.DEF-123, max_header_bytes: 2KiB, max_body_bytes: 0,\n"
+               "        request_timeout: 3s, max_connections: 4}\n",
+               &err);
+    if (!cfg)
+        fail_msg("%s", err.msg);
+    assert_string_equal(cfg->admin.token, "abc.DEF-123");
+    assert_int_equal(cfg->admin.max_header_bytes, 2048);
+    assert_int_equal(cfg->admin.max_body_bytes, 0);
+    assert_int_equal(cfg->admin.request_timeout_ms, 3000);
+    assert_int_equal(cfg->admin.max_connections, 4);
+    char *text = dump_to_string(cfg);
+    assert_null(strstr(text, "abc.DEF-123"));
+    assert_non_null(strstr(text, "  token: \"[redacted]\"\n"));
+    free(text);
+    weft_config_free(cfg);
+
+    char dir[] = "/tmp/weft-test-config-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[256], yaml[512];
+    snprintf(path, sizeof(path), "%s/tok", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("from-file-token\nsecond line\n", f);
+    fclose(f);
+    snprintf(yaml, sizeof(yaml), "admin: {token_file: %s}\n", path);
+    cfg = load(yaml, &err);
+    if (!cfg)
+        fail_msg("%s", err.msg);
+    assert_string_equal(cfg->admin.token, "from-file-token");
+    weft_config_free(cfg);
+    unlink(path);
+    rmdir(dir);
+
+    expect_error("admin: {token: a, token_file: /x}\n",
+                 "weft.yaml:1:31: admin: give either \"token\" or \"token_file\", not both");
+    expect_error("admin: {token: \"\"}\n", "weft.yaml:1:16: admin token must not be empty");
+    expect_error("admin: {token: \"a b\"}\n",
+                 "weft.yaml:1:16: admin token must be visible ASCII (no spaces or control "
+                 "characters)");
+    expect_error("admin: {max_connections: 0}\n",
+                 "weft.yaml:1:26: max_connections must be between 1 and 65536, got 0");
+    expect_error("admin: {request_timeout: 0s}\n",
+                 "weft.yaml:1:26: request_timeout must be at least 1ms, got \"0s\"");
+    expect_error("admin: {token_file: /nonexistent/weft-token}\n",
+                 "weft.yaml:1:21: cannot open admin token_file \"/nonexistent/weft-token\": No "
+                 "such file or directory");
 }
 
 static void test_load_file(void **state) {
@@ -1253,6 +1322,7 @@ int main(void) {
         cmocka_unit_test(test_ring_hash_variants),
         cmocka_unit_test(test_dump_escapes),
         cmocka_unit_test(test_dump_text),
+        cmocka_unit_test(test_admin),
         cmocka_unit_test(test_load_file),
         cmocka_unit_test(test_large_config),
         cmocka_unit_test(test_error_yaml),
