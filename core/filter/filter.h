@@ -19,9 +19,11 @@ typedef struct weft_filter_lib {
     char *path; /* resolved absolute path */
     dev_t dev;
     ino_t ino;
-    struct timespec mtime;
-    void *dl; /* dlopen handle */
-    int fd;   /* open while loaded: dlopen's name is /proc/self/fd/<fd> */
+    off_t size;
+    struct timespec mtime; /* identity of the file when it was copied */
+    void *dl;              /* dlopen handle */
+    int fd;                /* the private copy (sealed memfd), open while loaded: dlopen's name is
+                              /proc/self/fd/<fd> */
     const weft_filter_descriptor *desc;
     _Atomic int refs;
     bool retired; /* replaced on disk: not reused by new snapshots */

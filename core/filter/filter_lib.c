@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -93,6 +94,8 @@ static void lib_unref(weft_filter_lib *lib) {
             break;
         }
     pthread_mutex_unlock(&libs_mu);
+    if (lib->retired)
+        WEFT_INFO("filter library %s: old copy released (its last snapshot is gone)", lib->path);
     WEFT_DEBUG("filter library %s unloaded", lib->path);
     dlclose(lib->dl);
     close(lib->fd);
@@ -100,100 +103,245 @@ static void lib_unref(weft_filter_lib *lib) {
     free(lib);
 }
 
+/* Refuses a file or directory that someone other than root and weft's
+ * own user could change: writable by group or others, or owned by another
+ * user. `what` names it in the message ("" for the file itself). */
+static int check_owner_mode(const struct stat *st, const char *path, const char *what, char *err,
+                            size_t errlen) {
+    uid_t me = geteuid();
+    if (st->st_mode & (S_IWGRP | S_IWOTH)) {
+        snprintf(err, errlen,
+                 "%s: refused: %s%swritable (mode %04o); allow writes by its owner only", path,
+                 what, (st->st_mode & S_IWOTH) ? "world-" : "group-",
+                 (unsigned)(st->st_mode & 07777));
+        return -1;
+    }
+    if (st->st_uid != 0 && st->st_uid != me) {
+        snprintf(err, errlen,
+                 "%s: refused: %sowned by uid %u, neither root nor weft's user (uid %u)", path,
+                 what, (unsigned)st->st_uid, (unsigned)me);
+        return -1;
+    }
+    return 0;
+}
+
+/* Opens `path` for loading: the directory first (checked on its own fd),
+ * then the file relative to that fd without following a symlink, and the
+ * file checked on its fd. The caller identifies and copies through the
+ * same fd, so what was checked is what is loaded. */
+static int open_checked(const char *path, struct stat *st, char *err, size_t errlen) {
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof(dir), "%s", path);
+    char *slash = strrchr(dir, '/');
+    const char *base = path;
+    if (slash) {
+        base = path + (slash - dir) + 1;
+        if (slash == dir)
+            slash[1] = '\0';
+        else
+            *slash = '\0';
+    } else {
+        snprintf(dir, sizeof(dir), ".");
+    }
+    int dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    struct stat dst;
+    if (dfd < 0 || fstat(dfd, &dst) != 0) {
+        snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+        if (dfd >= 0)
+            close(dfd);
+        return -1;
+    }
+    char what[PATH_MAX + 32];
+    snprintf(what, sizeof(what), "its directory %s is ", dir);
+    if (check_owner_mode(&dst, path, what, err, errlen) != 0) {
+        close(dfd);
+        return -1;
+    }
+    int fd = openat(dfd, base, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    int e = errno;
+    close(dfd);
+    if (fd < 0) {
+        snprintf(err, errlen, "%s: %s", path, strerror(e));
+        return -1;
+    }
+    if (fstat(fd, st) != 0 || !S_ISREG(st->st_mode)) {
+        snprintf(err, errlen, "%s: not a regular file", path);
+        close(fd);
+        return -1;
+    }
+    if (check_owner_mode(st, path, "", err, errlen) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Copies the file behind `fd` (of the size in st) into a sealed memfd, so
+ * that the code weft maps can never change under it: a library rewritten
+ * in place (cp over it) only changes the file, not this copy. Returns the
+ * memfd or -1. */
+static int private_copy(int fd, const struct stat *st, const char *path, char *err, size_t errlen) {
+    const char *base = strrchr(path, '/');
+    char name[64];
+    snprintf(name, sizeof(name), "weft-filter:%s", base ? base + 1 : path);
+#ifndef MFD_EXEC
+#define MFD_EXEC 0x0010U
+#endif
+    /* MFD_EXEC: kernels with vm.memfd_noexec refuse to map a memfd made
+     * without it as code; older kernels do not know the flag (EINVAL). */
+    int mfd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC);
+    if (mfd < 0 && errno == EINVAL)
+        mfd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (mfd < 0) {
+        snprintf(err, errlen, "%s: cannot make a private copy (memfd_create: %s)", path,
+                 strerror(errno));
+        return -1;
+    }
+    char buf[65536];
+    off_t off = 0;
+    while (off < st->st_size) {
+        ssize_t n = pread(fd, buf, sizeof(buf), off);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (n <= 0) {
+            snprintf(err, errlen, "%s: %s while copying", path,
+                     n < 0 ? strerror(errno) : "file shrank");
+            close(mfd);
+            return -1;
+        }
+        for (ssize_t w = 0; w < n;) {
+            ssize_t k = write(mfd, buf + w, (size_t)(n - w));
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k <= 0) {
+                snprintf(err, errlen, "%s: cannot make a private copy (%s)", path,
+                         k < 0 ? strerror(errno) : "short write");
+                close(mfd);
+                return -1;
+            }
+            w += k;
+        }
+        off += n;
+    }
+    /* The file changed while it was read (a writer in the middle of a cp):
+     * the copy may be torn, so refuse it; the next reload reads it again. */
+    struct stat after;
+    if (fstat(fd, &after) != 0 || after.st_size != st->st_size ||
+        after.st_mtim.tv_sec != st->st_mtim.tv_sec ||
+        after.st_mtim.tv_nsec != st->st_mtim.tv_nsec) {
+        snprintf(err, errlen, "%s: the file changed while it was being loaded; try again", path);
+        close(mfd);
+        return -1;
+    }
+    /* Sealing is best effort (the copy is private to weft either way). */
+    (void)fcntl(mfd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
+    return mfd;
+}
+
+static bool same_file(const weft_filter_lib *l, const struct stat *st) {
+    return l->dev == st->st_dev && l->ino == st->st_ino && l->size == st->st_size &&
+           l->mtime.tv_sec == st->st_mtim.tv_sec && l->mtime.tv_nsec == st->st_mtim.tv_nsec;
+}
+
 /* Returns a referenced library for `path`: the loaded one when the file on
- * disk is the same (device, inode, mtime), else a fresh dlopen beside it. */
+ * disk is the same (device, inode, size, mtime of the opened fd), else new
+ * code, loaded from a private copy beside the old one. */
 static weft_filter_lib *lib_get(const char *path, char *err, size_t errlen) {
     struct stat st;
-    if (stat(path, &st) != 0) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+    int fd = open_checked(path, &st, err, errlen);
+    if (fd < 0)
         return NULL;
-    }
+    bool reload = false;
     pthread_mutex_lock(&libs_mu);
     for (weft_filter_lib *l = libs; l; l = l->next) {
         if (strcmp(l->path, path) != 0)
             continue;
-        if (l->dev == st.st_dev && l->ino == st.st_ino && l->mtime.tv_sec == st.st_mtim.tv_sec &&
-            l->mtime.tv_nsec == st.st_mtim.tv_nsec) {
+        if (!l->retired && same_file(l, &st)) {
             atomic_fetch_add(&l->refs, 1);
             pthread_mutex_unlock(&libs_mu);
+            close(fd);
             return l;
         }
-        l->retired = true;
+        reload |= !l->retired;
     }
     pthread_mutex_unlock(&libs_mu);
 
-    /* dlopen caches by path: a rewritten file at the same path (new inode)
-     * must be opened through a name the loader has not seen, so load it
-     * from /proc/self/fd of an open descriptor. The descriptor stays open
-     * as long as the library is loaded: the loader also matches objects by
-     * that name, and a reused fd number would hand back another library. */
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+    int mfd = private_copy(fd, &st, path, err, errlen);
+    close(fd);
+    if (mfd < 0)
         return NULL;
-    }
+    /* dlopen by /proc/self/fd of the memfd: a name the loader has not seen
+     * (it caches by name). The memfd stays open as long as the library is
+     * loaded: a reused fd number would hand back another library. */
     char fdpath[64];
-    snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", fd);
+    snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", mfd);
     void *dl = dlopen(fdpath, RTLD_NOW | RTLD_LOCAL);
     if (!dl) {
-        close(fd);
-        snprintf(err, errlen, "%s: cannot load: %s", path, dlerror());
+        const char *de = dlerror();
+        const char *colon = de ? strstr(de, ": ") : NULL; /* drop the /proc name */
+        snprintf(err, errlen, "%s: cannot load: %s", path, colon ? colon + 2 : de ? de : "?");
+        close(mfd);
         return NULL;
     }
     weft_filter_entry_fn entry;
     *(void **)&entry = dlsym(dl, WEFT_FILTER_ENTRY_SYMBOL);
-    if (!entry) {
+    const weft_filter_descriptor *d = NULL;
+    if (!entry)
         snprintf(err, errlen, "%s: not a weft filter (no symbol %s)", path,
                  WEFT_FILTER_ENTRY_SYMBOL);
-        dlclose(dl);
-        close(fd);
-        return NULL;
-    }
-    const weft_filter_descriptor *d = entry(weft_filter_host_api());
-    if (!d || d->size < offsetof(weft_filter_descriptor, transport) + sizeof(void *)) {
+    else if (!(d = entry(weft_filter_host_api())) ||
+             d->size < offsetof(weft_filter_descriptor, transport) + sizeof(void *)) {
         snprintf(err, errlen, "%s: the filter returned no valid descriptor", path);
-        dlclose(dl);
-        close(fd);
-        return NULL;
-    }
-    if (d->abi_major != WEFT_ABI_MAJOR || d->abi_minor > WEFT_ABI_MINOR) {
+        d = NULL;
+    } else if (d->abi_major != WEFT_ABI_MAJOR || d->abi_minor > WEFT_ABI_MINOR) {
         snprintf(err, errlen, "%s: filter ABI %u.%u is not supported by this weft (ABI %d.%d)",
                  path, d->abi_major, d->abi_minor, WEFT_ABI_MAJOR, WEFT_ABI_MINOR);
-        dlclose(dl);
-        close(fd);
-        return NULL;
-    }
-    if (!d->name ||
-        (d->kind == WEFT_FILTER_HTTP && (!d->http || d->http->size < 2 * sizeof(void *))) ||
-        (d->kind == WEFT_FILTER_TRANSPORT && d->transport &&
-         d->transport->size < 2 * sizeof(void *)) ||
-        (d->kind == WEFT_FILTER_TRANSPORT && !d->transport) ||
-        (d->kind != WEFT_FILTER_HTTP && d->kind != WEFT_FILTER_TRANSPORT)) {
+        d = NULL;
+    } else if (!d->name ||
+               (d->kind == WEFT_FILTER_HTTP && (!d->http || d->http->size < 2 * sizeof(void *))) ||
+               (d->kind == WEFT_FILTER_TRANSPORT && d->transport &&
+                d->transport->size < 2 * sizeof(void *)) ||
+               (d->kind == WEFT_FILTER_TRANSPORT && !d->transport) ||
+               (d->kind != WEFT_FILTER_HTTP && d->kind != WEFT_FILTER_TRANSPORT)) {
         snprintf(err, errlen, "%s: the descriptor has no name, a bad kind or no hooks", path);
-        dlclose(dl);
-        close(fd);
-        return NULL;
+        d = NULL;
     }
-    weft_filter_lib *lib = calloc(1, sizeof(*lib));
-    if (!lib || !(lib->path = strdup(path))) {
+    weft_filter_lib *lib = d ? calloc(1, sizeof(*lib)) : NULL;
+    if (lib && !(lib->path = strdup(path))) {
         free(lib);
+        lib = NULL;
+    }
+    if (!lib) {
+        if (d)
+            snprintf(err, errlen, "out of memory");
         dlclose(dl);
-        close(fd);
-        snprintf(err, errlen, "out of memory");
+        close(mfd);
         return NULL;
     }
     lib->dev = st.st_dev;
     lib->ino = st.st_ino;
+    lib->size = st.st_size;
     lib->mtime = st.st_mtim;
     lib->dl = dl;
-    lib->fd = fd;
+    lib->fd = mfd;
     lib->desc = d;
     atomic_store(&lib->refs, 1);
     pthread_mutex_lock(&libs_mu);
+    /* Older copies of this path stay loaded for the snapshots that use
+     * them, but new snapshots get this one. */
+    for (weft_filter_lib *l = libs; l; l = l->next)
+        if (strcmp(l->path, path) == 0)
+            l->retired = true;
     lib->next = libs;
     libs = lib;
     pthread_mutex_unlock(&libs_mu);
-    WEFT_INFO("filter %s loaded from %s (ABI %u.%u)", d->name, path, d->abi_major, d->abi_minor);
+    if (reload)
+        WEFT_INFO("filter %s reloaded: new code loaded from %s (ABI %u.%u); the old copy is "
+                  "released when its last snapshot goes",
+                  d->name, path, d->abi_major, d->abi_minor);
+    else
+        WEFT_INFO("filter %s loaded from %s (ABI %u.%u)", d->name, path, d->abi_major,
+                  d->abi_minor);
     return lib;
 }
 
