@@ -1,6 +1,7 @@
 # lib.sh: what tests/bench/run.sh and h2.sh share: a temp dir and the
 # cleanup of every process they start (STARTED), free ports, stopping a
-# process, and CPU time / RSS summed over a process tree from /proc.
+# process, CPU time / RSS summed over a process tree from /proc, TIME_WAIT
+# counts, a Release build of weft.
 # Sourced after BENCH_TMP_NAME and PYTHON are set.
 # shellcheck shell=bash
 
@@ -80,4 +81,162 @@ rss_kb() {
         total=$((total + ${r:-0}))
     done
     echo "$total"
+}
+
+# cpu_ns PID: CPU time in nanoseconds of PID and all its descendants,
+# every thread: the first field of /proc/PID/task/TID/schedstat (the
+# kernel's sum_exec_runtime, ns resolution); where schedstat is missing,
+# utime+stime from /proc/PID/stat (clock ticks). Threads that exited
+# before the call are not counted (the proxies measured keep theirs).
+cpu_ns() {
+    local total=0 p t v hz
+    hz="${CLK_TCK:-$(getconf CLK_TCK)}"
+    for p in $(tree "$1"); do
+        if [[ -r "/proc/$p/schedstat" ]]; then
+            for t in /proc/"$p"/task/*; do
+                v=""
+                read -r v _ <"$t/schedstat" 2>/dev/null || true
+                total=$((total + ${v:-0}))
+            done
+        else
+            v=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12 + $13}') || v=0
+            total=$((total + ${v:-0} * 1000000000 / hz))
+        fi
+    done
+    echo "$total"
+}
+
+# thread_cpu_ns PID TID: CPU time (ns) of one thread.
+thread_cpu_ns() {
+    local v=""
+    if read -r v _ <"/proc/$1/task/$2/schedstat" 2>/dev/null; then
+        echo "$v"
+    else
+        v=$(sed 's/.*) //' "/proc/$1/task/$2/stat" 2>/dev/null | awk '{print $12 + $13}') || v=0
+        echo $((${v:-0} * 1000000000 / ${CLK_TCK:-$(getconf CLK_TCK)}))
+    fi
+}
+
+# tw_list PORT: the TIME_WAIT sockets with PORT at either end, one
+# "local peer" pair a line, sorted. tw_new PORT FILE: how many of those
+# now were not in FILE (a tw_list taken before): the connections to or
+# from PORT closed since, whatever else the machine is doing.
+tw_list() {
+    ss -Htan state time-wait "( sport = :$1 or dport = :$1 )" 2>/dev/null |
+        awk '{print $(NF - 1), $NF}' | sort
+}
+tw_new() {
+    comm -13 "$2" <(tw_list "$1") | wc -l
+}
+
+# secs VALUE: "5", "5s" -> 5 (whole seconds).
+secs() {
+    local v="${1%s}"
+    [[ "$v" =~ ^[0-9]+$ ]] || {
+        echo "bench: not a whole number of seconds: $1" >&2
+        exit 2
+    }
+    echo "$v"
+}
+
+# loadavg: the 1-minute load average.
+loadavg() { awk '{print $1}' /proc/loadavg; }
+
+# build_weft DIR TARGETS...: a Release build of weft in DIR (not the
+# developer's build/); sets WEFT_NOTE on failure.
+# shellcheck disable=SC2034 # WEFT_NOTE is read by the sourcing script
+build_weft() {
+    local dir="$1"
+    shift
+    say "building weft (Release, $dir)"
+    if ! { cmake -S "$ROOT" -B "$dir" -DCMAKE_BUILD_TYPE=Release -DWEFT_SANITIZE= -DWEFT_FUZZ=OFF \
+        -DWEFT_WERROR=OFF -DWEFT_TESTS=ON &&
+        cmake --build "$dir" -j "$(nproc)" --target "$@"; } >"$TMP/weft-build.log" 2>&1; then
+        WEFT_NOTE="build failed"
+        tail -n 20 "$TMP/weft-build.log" >&2
+    fi
+}
+
+# ---------------------------------------------------------------- the backend
+# Every benchmark proxies to the same backend: nginx, one worker, pinned to
+# $LOAD_CPU, answering every request with the fixed 100-byte $BODY.
+# The sourcing script sets BODY, LOAD_CPU and NOFILE.
+BENCH_BODY_DEFAULT='weft-bench: a fixed response body of exactly one hundred bytes, the same for each and every request.'
+BODY="${BODY:-$BENCH_BODY_DEFAULT}"
+NGINX_USER=""
+if [[ $(id -u) -eq 0 ]]; then
+    NGINX_USER="user root;"
+fi
+
+# wait_http URL PID [SECONDS] [curl args...]: until URL answers with the
+# bench body; 1 when PID exits first or the time runs out.
+wait_http() {
+    local url="$1" pid="$2" limit="${3:-10}" i body
+    shift 3 || shift $#
+    for ((i = 0; i < limit * 10; i++)); do
+        body=$(curl -s --max-time 1 "$@" "$url" 2>/dev/null || true)
+        if [[ "$body" == "$BODY" ]]; then
+            return 0
+        fi
+        kill -0 "$pid" 2>/dev/null || return 1
+        sleep 0.1
+    done
+    return 1
+}
+
+nginx_common() { # NAME WORKERS
+    cat <<CONF
+$NGINX_USER
+worker_processes $2;
+worker_rlimit_nofile ${NOFILE:-20000};
+daemon off;
+master_process on;
+pid $TMP/$1/nginx.pid;
+error_log $TMP/$1/error.log warn;
+events { worker_connections 20000; multi_accept on; }
+CONF
+}
+
+nginx_http_common() { # NAME
+    cat <<CONF
+    access_log off;
+    keepalive_requests 1000000;
+    keepalive_timeout 300s;
+    client_body_temp_path $TMP/$1/client_body;
+    proxy_temp_path $TMP/$1/proxy;
+    fastcgi_temp_path $TMP/$1/fastcgi;
+    uwsgi_temp_path $TMP/$1/uwsgi;
+    scgi_temp_path $TMP/$1/scgi;
+CONF
+}
+
+# start_backend: starts the backend nginx on a free port; sets BACKEND_PORT
+# and BACKEND_PID; exits when it does not answer.
+start_backend() {
+    BACKEND_PORT=$(free_port)
+    mkdir -p "$TMP/backend"
+    {
+        nginx_common backend 1
+        echo "http {"
+        nginx_http_common backend
+        cat <<CONF
+    server {
+        listen 127.0.0.1:$BACKEND_PORT backlog=4096;
+        location / {
+            default_type text/plain;
+            return 200 "$BODY";
+        }
+    }
+}
+CONF
+    } >"$TMP/backend/nginx.conf"
+    taskset -c "$LOAD_CPU" nginx -p "$TMP/backend/" -e "$TMP/backend/error.log" -c "$TMP/backend/nginx.conf" \
+        >"$TMP/backend/stdout.log" 2>&1 &
+    BACKEND_PID=$!
+    STARTED+=("$BACKEND_PID")
+    if ! wait_http "http://127.0.0.1:$BACKEND_PORT/" "$BACKEND_PID" 10; then
+        cat "$TMP/backend/error.log" "$TMP/backend/stdout.log" >&2 || true
+        echo "bench: backend nginx did not start" >&2
+        exit 1
+    fi
 }

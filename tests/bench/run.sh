@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# run.sh: weft against HAProxy and nginx, one run, same backend, same load.
+# run.sh: the HTTP/1.1 benchmark. weft against HAProxy and nginx (and the
+# backend reached directly), every peer configured as its documentation
+# recommends for a keep-alive reverse proxy, the same backend and load,
+# measured in alternating rounds (A B C D, D C B A, ...).
 #
-#   tests/bench/run.sh                      # wrk -t1 -c50 -d10s per target
-#   BENCH_DURATION=3s tests/bench/run.sh    # a short run
+#   tests/bench/run.sh                                   # 6 rounds of 5 s per target
+#   BENCH_ROUNDS=2 BENCH_DURATION=2 BENCH_IDLE_CONNS=2000 tests/bench/run.sh   # a quick look
 #
 # See tests/bench/README for what each column means and every setting.
 set -euo pipefail
@@ -10,18 +13,24 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 
-BENCH_DURATION="${BENCH_DURATION:-10s}"
+BENCH_ROUNDS="${BENCH_ROUNDS:-6}"
+BENCH_DURATION="${BENCH_DURATION:-5}"
+BENCH_WARMUP="${BENCH_WARMUP:-1}"
 BENCH_THREADS="${BENCH_THREADS:-1}"
 BENCH_CONNS="${BENCH_CONNS:-50}"
-BENCH_WARMUP="${BENCH_WARMUP:-2s}"
 BENCH_IDLE_CONNS="${BENCH_IDLE_CONNS:-10000}"
+BENCH_BURST_WAIT="${BENCH_BURST_WAIT:-5}"
+BENCH_WORKERS="${BENCH_WORKERS:-1}"
 BENCH_TARGETS="${BENCH_TARGETS:-direct weft weft_filters8 haproxy nginx}"
-# weft_filters8: the same weft with a chain of 8 no-op filters (noop.so).
-NOOP_SO="${NOOP_SO:-$ROOT/build/tests/filters/noop.so}"
+BENCH_NOTE="${BENCH_NOTE:-}"
 BENCH_OUT="${BENCH_OUT:-$ROOT/tests/bench/results-latest.md}"
 BENCH_BUILD="${BENCH_BUILD:-1}"
+BENCH_BUILD_DIR="${BENCH_BUILD_DIR:-$ROOT/build-bench}"
 WEFT_BIN_GIVEN="${WEFT_BIN:-}"
-WEFT_BIN="${WEFT_BIN:-$ROOT/build/bin/weft}"
+WEFT_BIN="${WEFT_BIN:-$BENCH_BUILD_DIR/bin/weft}"
+# weft_filters8: the same weft with a chain of 8 no-op filters (noop.so).
+NOOP_SO="${NOOP_SO:-$BENCH_BUILD_DIR/tests/filters/noop.so}"
+NGINX_KEEPALIVE="${NGINX_KEEPALIVE:-$BENCH_CONNS}"
 LOAD_CPU="${LOAD_CPU:-0}"
 PROXY_CPU="${PROXY_CPU:-1}"
 if (($(nproc) < 2)); then
@@ -30,10 +39,20 @@ fi
 PYTHON=/usr/bin/python3
 [[ -x "$PYTHON" ]] || PYTHON=python3
 CLK_TCK="$(getconf CLK_TCK)"
-# 100 bytes, fixed, served by the backend nginx for every request.
-BODY='weft-bench: a fixed response body of exactly one hundred bytes, the same for each and every request.'
 
 say() { printf '[bench] %s\n' "$*" >&2; }
+
+BENCH_TMP_NAME=weft-bench
+# shellcheck source=tests/bench/lib.sh
+source "$ROOT/tests/bench/lib.sh"
+
+DURATION=$(secs "$BENCH_DURATION")
+WARMUP=$(secs "$BENCH_WARMUP")
+if ! [[ "$BENCH_ROUNDS" =~ ^[0-9]+$ ]] || ((BENCH_ROUNDS < 1 || BENCH_ROUNDS > 30)); then
+    echo "bench: BENCH_ROUNDS must be 1..30" >&2
+    exit 2
+fi
+((NGINX_KEEPALIVE >= BENCH_CONNS)) || say "warning: NGINX_KEEPALIVE $NGINX_KEEPALIVE < $BENCH_CONNS client connections: nginx will churn upstream connections"
 
 # 10,000 idle connections need more descriptors than the usual 1024. Where
 # the hard limit is lower than 65536 (containers), take the hard limit.
@@ -46,31 +65,13 @@ NOFILE="$(ulimit -n)"
 if [[ "${BENCH_SKIP_SETUP:-0}" != 1 ]]; then
     "$ROOT/scripts/setup.sh" >&2
 fi
-for tool in wrk haproxy nginx taskset curl; do
-    command -v "$tool" >/dev/null 2>&1 || PATH="$PATH:/usr/sbin:/sbin"
+PATH="$PATH:/usr/sbin:/sbin"
+for tool in wrk haproxy nginx taskset curl ss; do
     command -v "$tool" >/dev/null 2>&1 || {
         echo "bench: $tool not found" >&2
         exit 1
     }
 done
-
-BENCH_TMP_NAME=weft-bench
-# shellcheck source=tests/bench/lib.sh
-source "$ROOT/tests/bench/lib.sh"
-
-# wait_http URL PID [SECONDS]: until URL answers 200 with the bench body.
-wait_http() {
-    local url="$1" pid="$2" limit="${3:-10}" i body
-    for ((i = 0; i < limit * 10; i++)); do
-        body=$(curl -s --max-time 1 "$url" 2>/dev/null || true)
-        if [[ "$body" == "$BODY" ]]; then
-            return 0
-        fi
-        kill -0 "$pid" 2>/dev/null || return 1
-        sleep 0.1
-    done
-    return 1
-}
 
 # to_ms VALUE: wrk latency ("393.00us", "1.02ms", "1.50s") in milliseconds.
 to_ms() {
@@ -81,66 +82,22 @@ to_ms() {
 }
 
 # ---------------------------------------------------------------- configs
-NGINX_USER=""
-if [[ $(id -u) -eq 0 ]]; then
-    NGINX_USER="user root;"
-fi
-
-nginx_common() { # NAME
-    cat <<CONF
-$NGINX_USER
-worker_processes 1;
-worker_rlimit_nofile $NOFILE;
-daemon off;
-master_process on;
-pid $TMP/$1/nginx.pid;
-error_log $TMP/$1/error.log warn;
-events { worker_connections 20000; multi_accept on; }
-CONF
-}
-
-nginx_http_common() { # NAME
-    cat <<CONF
-    access_log off;
-    keepalive_requests 1000000;
-    keepalive_timeout 300s;
-    client_body_temp_path $TMP/$1/client_body;
-    proxy_temp_path $TMP/$1/proxy;
-    fastcgi_temp_path $TMP/$1/fastcgi;
-    uwsgi_temp_path $TMP/$1/uwsgi;
-    scgi_temp_path $TMP/$1/scgi;
-CONF
-}
-
-write_backend_conf() { # PORT
-    mkdir -p "$TMP/backend"
-    {
-        nginx_common backend
-        echo "http {"
-        nginx_http_common backend
-        cat <<CONF
-    server {
-        listen 127.0.0.1:$1 backlog=4096;
-        location / {
-            default_type text/plain;
-            return 200 "$BODY";
-        }
-    }
-}
-CONF
-    } >"$TMP/backend/nginx.conf"
-}
-
+# nginx as its documentation recommends for keep-alive upstream
+# connections (ngx_http_upstream_module, "keepalive"): HTTP/1.1 to the
+# upstream, the Connection header cleared, and a cache of idle upstream
+# connections at least as large as the client concurrency, so no request
+# has to open a new one (keepalive_requests/timeout raised so the cache is
+# never recycled during the run).
 write_nginx_conf() { # PORT BACKEND_PORT
     mkdir -p "$TMP/nginx"
     {
-        nginx_common nginx
+        nginx_common nginx "$BENCH_WORKERS"
         echo "http {"
         nginx_http_common nginx
         cat <<CONF
     upstream backend {
         server 127.0.0.1:$2;
-        keepalive 32;
+        keepalive $NGINX_KEEPALIVE;
         keepalive_requests 1000000;
         keepalive_timeout 300s;
     }
@@ -157,11 +114,13 @@ CONF
     } >"$TMP/nginx/nginx.conf"
 }
 
+# HAProxy: keep-alive on both sides is its default (http-keep-alive);
+# http-reuse always shares idle server connections between clients.
 write_haproxy_conf() { # PORT BACKEND_PORT
     mkdir -p "$TMP/haproxy"
     cat >"$TMP/haproxy/haproxy.cfg" <<CONF
 global
-    nbthread 1
+    nbthread $BENCH_WORKERS
     maxconn 20000
     # Where the hard RLIMIT_NOFILE is below what maxconn implies (2 x maxconn),
     # run with what there is instead of refusing to start.
@@ -189,25 +148,25 @@ backend backend
 CONF
 }
 
-write_weft_conf() { # PORT BACKEND_PORT ADMIN_PORT [N_NOOP_FILTERS]
+write_weft_conf() { # NAME PORT BACKEND_PORT ADMIN_PORT N_NOOP_FILTERS
     local i filters=""
-    mkdir -p "$TMP/weft"
-    if [[ "${4:-0}" -gt 0 ]]; then
+    mkdir -p "$TMP/$1"
+    if [[ "$5" -gt 0 ]]; then
         filters="    filters:"
-        for ((i = 0; i < $4; i++)); do
+        for ((i = 0; i < $5; i++)); do
             filters+=$'\n'"      - {name: noop, path: $NOOP_SO}"
         done
     fi
-    cat >"$TMP/weft/weft.yaml" <<CONF
-workers: 1
+    cat >"$TMP/$1/weft.yaml" <<CONF
+workers: $BENCH_WORKERS
 drain_timeout: 2s
 admin:
   address: 127.0.0.1
-  port: $3
+  port: $4
 listeners:
   - name: bench
     address: 127.0.0.1
-    port: $1
+    port: $2
 $filters
     virtual_hosts:
       - name: default
@@ -219,47 +178,37 @@ clusters:
   - name: backend
     endpoints:
       - address: 127.0.0.1
-        port: $2
+        port: $3
 CONF
 }
 
 # ---------------------------------------------------------------- weft build
 WEFT_NOTE=""
 if [[ " $BENCH_TARGETS " == *" weft"* && "$BENCH_BUILD" == 1 && -z "$WEFT_BIN_GIVEN" ]]; then
-    say "building weft (Release, build/)"
-    if ! { cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DWEFT_SANITIZE= -DWEFT_FUZZ=OFF -DWEFT_WERROR=OFF -DWEFT_TESTS=ON &&
-        cmake --build build -j "$(nproc)" --target weft weft_test_filter_noop; } >"$TMP/weft-build.log" 2>&1; then
-        WEFT_NOTE="build failed"
-        tail -n 20 "$TMP/weft-build.log" >&2
-    fi
+    build_weft "$BENCH_BUILD_DIR" weft weft_test_filter_noop
 fi
 
 # ---------------------------------------------------------------- backend
-BACKEND_PORT=$(free_port)
-write_backend_conf "$BACKEND_PORT"
-taskset -c "$LOAD_CPU" nginx -p "$TMP/backend/" -e "$TMP/backend/error.log" -c "$TMP/backend/nginx.conf" \
-    >"$TMP/backend/stdout.log" 2>&1 &
-BACKEND_PID=$!
-STARTED+=("$BACKEND_PID")
-if ! wait_http "http://127.0.0.1:$BACKEND_PORT/" "$BACKEND_PID"; then
-    cat "$TMP/backend/error.log" "$TMP/backend/stdout.log" >&2 || true
-    echo "bench: backend nginx did not start" >&2
-    exit 1
-fi
+start_backend
 say "backend nginx on 127.0.0.1:$BACKEND_PORT (cpu $LOAD_CPU), proxies on cpu $PROXY_CPU"
 
-# ---------------------------------------------------------------- one target
-declare -A R_RPS R_P50 R_P99 R_ERR R_CPU R_RSS0 R_RSS1 R_IDLE R_NOTE
+# ---------------------------------------------------------------- targets
+# Every proxy is started once, before the first round, and runs until the
+# end: an idle proxy costs no CPU, and each is measured from /proc on its
+# own processes only.
+declare -A PID PORT NOTE RSS0 RSS1 IDLE_B IDLE_RSS BURST_RSS
 
-# start_target NAME PORT: starts the proxy (pinned), sets TARGET_PID.
-start_target() {
-    local name="$1" port="$2" admin
-    TARGET_PID=""
-    case "$name" in
-    direct)
-        TARGET_PID="$BACKEND_PID"
+start_target() { # NAME: sets PID[NAME] and PORT[NAME]; returns 1 on failure
+    local name="$1" port admin nf=0
+    if [[ "$name" == direct ]]; then
+        PID[$name]="$BACKEND_PID"
+        PORT[$name]="$BACKEND_PORT"
         return 0
-        ;;
+    fi
+    port=$(free_port)
+    PORT[$name]="$port"
+    mkdir -p "$TMP/$name"
+    case "$name" in
     nginx)
         write_nginx_conf "$port" "$BACKEND_PORT"
         taskset -c "$PROXY_CPU" nginx -p "$TMP/nginx/" -e "$TMP/nginx/error.log" \
@@ -272,104 +221,154 @@ start_target() {
         ;;
     weft | weft_filters8)
         if [[ -n "$WEFT_NOTE" ]]; then
+            NOTE[$name]="failed: $WEFT_NOTE"
             return 1
         fi
         if [[ ! -x "$WEFT_BIN" ]]; then
-            WEFT_NOTE="no binary at $WEFT_BIN"
+            NOTE[$name]="failed: no binary at $WEFT_BIN"
             return 1
         fi
-        if [[ "$name" == weft_filters8 && ! -f "$NOOP_SO" ]]; then
-            WEFT_NOTE="no $NOOP_SO"
-            return 1
+        if [[ "$name" == weft_filters8 ]]; then
+            [[ -f "$NOOP_SO" ]] || {
+                NOTE[$name]="failed: no $NOOP_SO"
+                return 1
+            }
+            nf=8
         fi
         admin=$(free_port)
-        write_weft_conf "$port" "$BACKEND_PORT" "$admin" "$([[ "$name" == weft_filters8 ]] && echo 8 || echo 0)"
-        taskset -c "$PROXY_CPU" "$WEFT_BIN" -c "$TMP/weft/weft.yaml" >"$TMP/weft/stdout.log" 2>&1 &
+        write_weft_conf "$name" "$port" "$BACKEND_PORT" "$admin" "$nf"
+        taskset -c "$PROXY_CPU" "$WEFT_BIN" -c "$TMP/$name/weft.yaml" >"$TMP/$name/stdout.log" 2>&1 &
+        ;;
+    *)
+        NOTE[$name]="failed: unknown target"
+        return 1
         ;;
     esac
-    TARGET_PID=$!
-    STARTED+=("$TARGET_PID")
+    PID[$name]=$!
+    STARTED+=("${PID[$name]}")
 }
 
-run_target() {
-    local name="$1" port url wrk_out rps p50 p99 reqs errs t0 t1 rss_idle line
-    if [[ "$name" == direct ]]; then
-        port="$BACKEND_PORT"
-    else
-        port=$(free_port)
+ACTIVE=()
+for t in $BENCH_TARGETS; do
+    NOTE[$t]=""
+    if ! start_target "$t"; then
+        say "$t: ${NOTE[$t]}"
+        continue
     fi
-    url="http://127.0.0.1:$port/"
-    R_NOTE[$name]=""
-    if ! start_target "$name" "$port"; then
-        R_NOTE[$name]="failed: ${WEFT_NOTE:-did not start}"
-        say "$name: ${R_NOTE[$name]}"
+    if ! wait_http "http://127.0.0.1:${PORT[$t]}/" "${PID[$t]}" 15; then
+        NOTE[$t]="failed: no correct answer on port ${PORT[$t]}"
+        say "$t: ${NOTE[$t]}"
+        tail -n 20 "$TMP/$t"/*.log >&2 2>/dev/null || true
+        [[ "$t" == direct ]] || stop_pid "${PID[$t]}"
+        continue
+    fi
+    ACTIVE+=("$t")
+done
+((${#ACTIVE[@]})) || {
+    echo "bench: no target answers" >&2
+    exit 1
+}
+sleep 0.5
+for t in "${ACTIVE[@]}"; do
+    [[ "$t" == direct ]] || RSS0[$t]=$(rss_kb "${PID[$t]}")
+done
+
+per_run=$((WARMUP + DURATION + 1))
+say "targets: ${ACTIVE[*]}; $BENCH_ROUNDS rounds of ${DURATION}s (+${WARMUP}s warm-up) each:" \
+    "about $((per_run * ${#ACTIVE[@]} * BENCH_ROUNDS))s, then the idle/burst tests"
+LOAD_START=$(loadavg)
+
+# ---------------------------------------------------------------- one run
+ROUNDS_TSV="$TMP/rounds.tsv"
+printf 'round\ttarget\trps\tp50_ms\tp99_ms\terrors\trequests\tproxy_us\tbackend_us\tserver_us\ttw_new\n' >"$ROUNDS_TSV"
+
+measure() { # NAME ROUND
+    local name="$1" round="$2" url out p0 p1 b0 b1 tw rps reqs p50 p99 errs line proxy_us="" backend_us server_us
+    url="http://127.0.0.1:${PORT[$name]}/"
+    if ! kill -0 "${PID[$name]}" 2>/dev/null; then
+        NOTE[$name]="failed: exited before round $round"
         return 0
     fi
-    if ! wait_http "$url" "$TARGET_PID" 15; then
-        R_NOTE[$name]="failed: no correct answer on $url"
-        say "$name: ${R_NOTE[$name]}"
+    if ((WARMUP > 0)); then
+        taskset -c "$LOAD_CPU" timeout $((WARMUP + 30)) wrk -t"$BENCH_THREADS" -c"$BENCH_CONNS" -d"${WARMUP}s" \
+            "$url" >/dev/null 2>&1 || true
+    fi
+    out="$TMP/wrk-$name-$round.txt"
+    tw_list "$BACKEND_PORT" >"$TMP/tw-before"
+    p0=$(cpu_ns "${PID[$name]}")
+    b0=$(cpu_ns "$BACKEND_PID")
+    taskset -c "$LOAD_CPU" timeout $((DURATION + 30)) wrk -t"$BENCH_THREADS" -c"$BENCH_CONNS" -d"${DURATION}s" \
+        --latency "$url" >"$out" 2>&1 || say "$name round $round: wrk failed"
+    p1=$(cpu_ns "${PID[$name]}")
+    b1=$(cpu_ns "$BACKEND_PID")
+    tw=$(tw_new "$BACKEND_PORT" "$TMP/tw-before")
+    if ! kill -0 "${PID[$name]}" 2>/dev/null; then
+        NOTE[$name]="failed: exited during round $round"
         tail -n 20 "$TMP/$name"/*.log >&2 2>/dev/null || true
-        [[ "$name" == direct ]] || stop_pid "$TARGET_PID"
         return 0
     fi
-    sleep 0.5
-    rss_idle=$(rss_kb "$TARGET_PID")
-
-    say "$name: warm-up $BENCH_WARMUP"
-    taskset -c "$LOAD_CPU" wrk -t"$BENCH_THREADS" -c"$BENCH_CONNS" -d"$BENCH_WARMUP" "$url" >/dev/null 2>&1 || true
-
-    say "$name: wrk -t$BENCH_THREADS -c$BENCH_CONNS -d$BENCH_DURATION --latency $url"
-    wrk_out="$TMP/wrk-$name.txt"
-    t0=$(cpu_ticks "$TARGET_PID")
-    if ! taskset -c "$LOAD_CPU" wrk -t"$BENCH_THREADS" -c"$BENCH_CONNS" -d"$BENCH_DURATION" --latency "$url" \
-        >"$wrk_out" 2>&1; then
-        R_NOTE[$name]="failed: wrk error"
-    fi
-    t1=$(cpu_ticks "$TARGET_PID")
-    R_RSS0[$name]="$rss_idle"
-    R_RSS1[$name]=$(rss_kb "$TARGET_PID")
-    sed 's/^/    /' "$wrk_out" >&2
-
-    rps=$(awk '/^Requests\/sec:/ {print $2}' "$wrk_out")
-    reqs=$(awk '/requests in/ {print $1; exit}' "$wrk_out")
-    p50=$(awk '$1 == "50%" {print $2; exit}' "$wrk_out")
-    p99=$(awk '$1 == "99%" {print $2; exit}' "$wrk_out")
+    rps=$(awk '/^Requests\/sec:/ {print $2}' "$out")
+    reqs=$(awk '/requests in/ {print $1; exit}' "$out")
+    p50=$(awk '$1 == "50%" {print $2; exit}' "$out")
+    p99=$(awk '$1 == "99%" {print $2; exit}' "$out")
     errs=0
-    line=$(grep -E 'Non-2xx or 3xx responses:' "$wrk_out" || true)
+    line=$(grep -E 'Non-2xx or 3xx responses:' "$out" || true)
     [[ -z "$line" ]] || errs=$((errs + ${line##*: }))
-    line=$(grep -E 'Socket errors:' "$wrk_out" || true)
+    line=$(grep -E 'Socket errors:' "$out" || true)
     if [[ -n "$line" ]]; then
         errs=$((errs + $(sed -E 's/[^0-9]+/ /g' <<<"$line" | awk '{s = 0; for (i = 1; i <= NF; i++) s += $i; print s}')))
     fi
     if [[ -z "$rps" || -z "$reqs" || "$reqs" == 0 ]]; then
-        R_NOTE[$name]="failed: no requests completed"
+        say "$name round $round: no requests completed"
+        sed 's/^/    /' "$out" >&2
+        return 0
+    fi
+    if ((errs * 100 > reqs)); then
+        NOTE[$name]="$errs errors in round $round"
+    fi
+    backend_us=$(awk -v d="$((b1 - b0))" -v n="$reqs" 'BEGIN {printf "%.3f", d / 1000 / n}')
+    if [[ "$name" == direct ]]; then
+        server_us="$backend_us"
     else
-        R_RPS[$name]=$(awk -v r="$rps" 'BEGIN {printf "%.0f", r}')
-        R_P50[$name]=$(to_ms "$p50")
-        R_P99[$name]=$(to_ms "$p99")
-        R_ERR[$name]="$errs"
-        if ((errs * 100 > reqs)); then
-            R_NOTE[$name]="failed: $errs errors"
-        fi
-        if [[ "$name" != direct ]]; then
-            R_CPU[$name]=$(awk -v d="$((t1 - t0))" -v hz="$CLK_TCK" -v n="$reqs" \
-                'BEGIN {printf "%.2f", d * 1000000 / hz / n}')
-        fi
+        proxy_us=$(awk -v d="$((p1 - p0))" -v n="$reqs" 'BEGIN {printf "%.3f", d / 1000 / n}')
+        server_us=$(awk -v a="$proxy_us" -v b="$backend_us" 'BEGIN {printf "%.3f", a + b}')
     fi
-
-    if [[ "$name" != direct && "$BENCH_IDLE_CONNS" -gt 0 ]]; then
-        idle_test "$name" "$port"
-        stop_pid "$TARGET_PID"
-    fi
+    printf '%s\t%s\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$name" "$rps" "$(to_ms "$p50")" "$(to_ms "$p99")" \
+        "$errs" "$reqs" "$proxy_us" "$backend_us" "$server_us" "$tw" >>"$ROUNDS_TSV"
+    say "round $round $name: $(printf '%.0f' "$rps") req/s, p50 $(to_ms "$p50") ms, p99 $(to_ms "$p99") ms," \
+        "proxy ${proxy_us:-–} µs/req, backend $backend_us µs/req, new TIME_WAIT $tw, errors $errs"
 }
 
-# idle_test NAME PORT: RSS delta per idle keep-alive client connection.
-idle_test() {
-    local name="$1" port="$2" before after out ipid i ok failed
-    before=$(rss_kb "$TARGET_PID")
+# Rounds: the targets in order, then reversed, and so on, so that no
+# target always runs first or after the same neighbour.
+for ((r = 1; r <= BENCH_ROUNDS; r++)); do
+    order=("${ACTIVE[@]}")
+    if ((r % 2 == 0)); then
+        order=()
+        for ((i = ${#ACTIVE[@]} - 1; i >= 0; i--)); do
+            order+=("${ACTIVE[$i]}")
+        done
+    fi
+    say "round $r/$BENCH_ROUNDS: ${order[*]} (load average $(loadavg))"
+    for t in "${order[@]}"; do
+        [[ "${NOTE[$t]}" == failed* ]] || measure "$t" "$r"
+    done
+done
+LOAD_END=$(loadavg)
+for t in "${ACTIVE[@]}"; do
+    [[ "$t" == direct || "${NOTE[$t]}" == failed* ]] || RSS1[$t]=$(rss_kb "${PID[$t]}")
+done
+
+# ---------------------------------------------------------------- idle and burst
+# idle_burst NAME: RSS with BENCH_IDLE_CONNS idle keep-alive client
+# connections open (each after one request), the delta per connection,
+# then RSS BENCH_BURST_WAIT seconds after they all closed.
+idle_burst() {
+    local name="$1" pid="${PID[$1]}" before after out ipid i ok failed
+    before=$(rss_kb "$pid")
     out="$TMP/idle-$name.txt"
     say "$name: opening $BENCH_IDLE_CONNS idle keep-alive connections"
-    taskset -c "$LOAD_CPU" "$PYTHON" "$ROOT/tests/bench/idle_conns.py" --port "$port" \
+    taskset -c "$LOAD_CPU" "$PYTHON" "$ROOT/tests/bench/idle_conns.py" --port "${PORT[$name]}" \
         -n "$BENCH_IDLE_CONNS" --hold 300 >"$out" 2>&1 &
     ipid=$!
     STARTED+=("$ipid")
@@ -379,77 +378,92 @@ idle_test() {
         sleep 0.1
     done
     if ! grep -q '^ready' "$out"; then
-        R_IDLE[$name]="failed"
+        IDLE_B[$name]="failed"
         cat "$out" >&2
         stop_pid "$ipid"
         return 0
     fi
     sleep 1
-    after=$(rss_kb "$TARGET_PID")
+    after=$(rss_kb "$pid")
     read -r _ ok failed _ < <(grep '^ready' "$out")
     sed 's/^/    /' "$out" >&2
+    IDLE_RSS[$name]="$after"
     if ((ok == 0)); then
-        R_IDLE[$name]="failed"
+        IDLE_B[$name]="failed"
     else
-        R_IDLE[$name]=$(awk -v a="$after" -v b="$before" -v n="$ok" 'BEGIN {printf "%.0f", (a - b) * 1024 / n}')
+        IDLE_B[$name]=$(awk -v a="$after" -v b="$before" -v n="$ok" 'BEGIN {printf "%.0f", (a - b) * 1024 / n}')
         if ((failed > 0)); then
-            R_IDLE[$name]+=" ($ok ok, $failed failed)"
+            IDLE_B[$name]+=" ($ok ok, $failed failed)"
         fi
     fi
-    say "$name: RSS ${before} kB -> ${after} kB with $ok idle connections"
     stop_pid "$ipid"
+    sleep "$BENCH_BURST_WAIT"
+    BURST_RSS[$name]=$(rss_kb "$pid")
+    say "$name: RSS ${before} kB -> ${after} kB with $ok idle connections -> ${BURST_RSS[$name]} kB ${BENCH_BURST_WAIT}s after they closed"
 }
 
-for t in $BENCH_TARGETS; do
-    run_target "$t"
-done
+if ((BENCH_IDLE_CONNS > 0)); then
+    for t in "${ACTIVE[@]}"; do
+        [[ "$t" == direct || "${NOTE[$t]}" == failed* ]] || idle_burst "$t"
+    done
+fi
 
 # ---------------------------------------------------------------- report
-fmt_mib() { awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'; }
-ratio() { # A B
-    if [[ -n "$1" && -n "$2" ]]; then
-        awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'
-    else
-        echo "n/a"
-    fi
-}
+fmt_mib() { [[ -n "${1:-}" ]] && awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}' || echo "–"; }
 
 report() {
-    local t cpu_model
+    local t cpu_model notes=()
     cpu_model=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo 2>/dev/null || true)
-    echo "# weft benchmark ($(date -u '+%Y-%m-%d %H:%M UTC'))"
+    for t in $BENCH_TARGETS; do
+        [[ -z "${NOTE[$t]:-}" ]] || notes+=(--note "$t=${NOTE[$t]}")
+    done
+    echo "# weft HTTP/1.1 benchmark ($(date -u '+%Y-%m-%d %H:%M UTC'))"
     echo
-    echo "- machine: $(nproc) CPUs${cpu_model:+, $cpu_model}, kernel $(uname -r)"
-    echo "- load: \`wrk -t$BENCH_THREADS -c$BENCH_CONNS -d$BENCH_DURATION --latency\` (keep-alive) after a $BENCH_WARMUP warm-up, on cpu $LOAD_CPU with the backend"
-    echo "- backend: nginx, 1 worker, fixed ${#BODY}-byte 200 body"
-    echo "- proxies: one worker each, pinned to cpu $PROXY_CPU, upstream keep-alive;" \
+    if [[ -n "$BENCH_NOTE" ]]; then
+        echo "**$BENCH_NOTE**"
+        echo
+    fi
+    echo "- machine: $(nproc) CPUs${cpu_model:+, $cpu_model}, kernel $(uname -r);" \
+        "load average $LOAD_START at the start of the rounds, $LOAD_END at the end"
+    echo "- load: \`wrk -t$BENCH_THREADS -c$BENCH_CONNS -d${DURATION}s --latency\` (keep-alive) after a ${WARMUP}s warm-up," \
+        "on cpu $LOAD_CPU with the backend; $BENCH_ROUNDS rounds, targets alternated (${ACTIVE[*]}, then reversed)"
+    echo "- backend: nginx, 1 worker, fixed ${#BODY}-byte 200 body, the same for every target"
+    echo "- proxies: $BENCH_WORKERS worker(s)/thread(s) each, pinned to cpu $PROXY_CPU, upstream keep-alive" \
+        "(nginx keepalive $NGINX_KEEPALIVE, HAProxy http-reuse always);" \
         "$(haproxy -v 2>/dev/null | head -n 1 | awk '{print "HAProxy", $3}'), $(nginx -v 2>&1 | sed 's/.*nginx\//nginx /')," \
         "weft $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
     echo
-    echo "| target | req/s | p50 ms | p99 ms | errors | proxy CPU µs/req | RSS idle MiB | RSS after load MiB | bytes per idle conn | note |"
-    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
-    for t in $BENCH_TARGETS; do
-        if [[ -z "${R_RPS[$t]:-}" ]]; then
-            echo "| $t | failed | | | | | | | | ${R_NOTE[$t]:-failed} |"
-            continue
-        fi
-        if [[ "$t" == direct ]]; then
-            echo "| $t | ${R_RPS[$t]} | ${R_P50[$t]} | ${R_P99[$t]} | ${R_ERR[$t]} | – | – | – | – | no proxy |"
-        else
-            echo "| $t | ${R_RPS[$t]} | ${R_P50[$t]} | ${R_P99[$t]} | ${R_ERR[$t]} | ${R_CPU[$t]:-n/a} |" \
-                "$(fmt_mib "${R_RSS0[$t]}") | $(fmt_mib "${R_RSS1[$t]}") | ${R_IDLE[$t]:-n/a} | ${R_NOTE[$t]:-} |"
-        fi
+    echo "Per target, medians over the rounds (CPU: min–max in brackets):"
+    echo
+    "$PYTHON" "$ROOT/tests/bench/stats.py" "$ROUNDS_TSV" --targets "$BENCH_TARGETS" \
+        --column "rps:req/s:%.0f" --column "p50_ms:p50 ms:%.3f" --column "p99_ms:p99 ms:%.3f" \
+        --column "proxy_us:proxy CPU µs/req:%.2f:spread" --column "backend_us:backend CPU µs/req:%.2f" \
+        --sum "errors:errors" --max "tw_new:new TIME_WAIT (max)" "${notes[@]}" \
+        --ratio "weft/haproxy:proxy_us:proxy CPU per request" \
+        --ratio "weft/nginx:proxy_us:proxy CPU per request" \
+        --ratio "weft_filters8/weft:proxy_us:proxy CPU per request" \
+        --ratio "weft/direct:server_us:server-side CPU per request (proxy + backend)" \
+        --ratio "weft/direct:rps:req/s" \
+        --ratio "haproxy/direct:server_us:server-side CPU per request (proxy + backend)" \
+        --ratio "nginx/direct:server_us:server-side CPU per request (proxy + backend)"
+    echo
+    echo "Ratios are taken within each round (the two runs of a pair back to back), then summarised: below 1 means weft uses less."
+    echo
+    echo "Memory (VmRSS summed over the proxy's processes):"
+    echo
+    echo "| target | RSS idle MiB | RSS after load MiB | RSS with $BENCH_IDLE_CONNS idle conns MiB | bytes per idle conn | RSS ${BENCH_BURST_WAIT}s after they closed MiB |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: |"
+    for t in "${ACTIVE[@]}"; do
+        [[ "$t" != direct ]] || continue
+        echo "| $t | $(fmt_mib "${RSS0[$t]:-}") | $(fmt_mib "${RSS1[$t]:-}") | $(fmt_mib "${IDLE_RSS[$t]:-}") |" \
+            "${IDLE_B[$t]:-–} | $(fmt_mib "${BURST_RSS[$t]:-}") |"
     done
     echo
-    echo "CPU per request, weft / HAProxy: $(ratio "${R_CPU[weft]:-}" "${R_CPU[haproxy]:-}")"
-    echo
-    echo "CPU per request, weft / nginx: $(ratio "${R_CPU[weft]:-}" "${R_CPU[nginx]:-}")"
-    echo
-    echo "CPU per request, weft with 8 no-op filters / weft without filters: $(ratio "${R_CPU[weft_filters8]:-}" "${R_CPU[weft]:-}")"
-    echo
-    echo "Idle connections: $BENCH_IDLE_CONNS keep-alive client connections, each after one request; bytes per idle conn = proxy RSS delta / connections."
+    echo "new TIME_WAIT: TIME_WAIT sockets to or from the backend's port that appeared during one measured run (the largest over the rounds);" \
+        "a proxy that keeps its upstream connections has none (direct: wrk's own $BENCH_CONNS connections closing)."
 }
 
 mkdir -p "$(dirname "$BENCH_OUT")"
 report | tee "$BENCH_OUT"
-say "results written to $BENCH_OUT"
+cp "$ROUNDS_TSV" "${BENCH_OUT%.md}.tsv"
+say "results written to $BENCH_OUT (per-round data: ${BENCH_OUT%.md}.tsv)"
