@@ -200,7 +200,9 @@ typedef struct weft_cfg_cluster {
     weft_hash_on hash_on;                 /* ring_hash only */
     char *hash_key;                       /* header or cookie name (lower-cased for header) */
     uint32_t ring_size;                   /* default 1024 virtual nodes total (min) */
-    uint64_t connect_timeout_ms;          /* default 1000 */
+    uint64_t connect_timeout_ms;          /* default 5000 */
+    uint32_t connect_attempts;            /* per request, failed connects included; default 2 */
+    uint64_t connect_failure_avoid_ms;    /* passive health after a failed connect; 10000 */
     uint32_t max_idle_per_endpoint;       /* per worker; default 1024 */
     uint64_t pool_idle_timeout_ms;        /* default 60000 */
     uint32_t max_requests_per_connection; /* 0 = unlimited */

@@ -122,6 +122,8 @@ int cfg_load_cluster(cfg_ld *L, const cy_node *n, size_t idx) {
                                        "lb_policy",
                                        "ring_hash",
                                        "connect_timeout",
+                                       "connect_attempts",
+                                       "connect_failure_avoid",
                                        "max_idle_per_endpoint",
                                        "pool_idle_timeout",
                                        "max_requests_per_connection",
@@ -146,8 +148,10 @@ int cfg_load_cluster(cfg_ld *L, const cy_node *n, size_t idx) {
     cl->lb = WEFT_LB_ROUND_ROBIN;
     cl->hash_on = WEFT_HASH_SOURCE_IP;
     cl->ring_size = 1024;
-    cl->connect_timeout_ms = 1000;
-    cl->max_idle_per_endpoint = 1024; /* multiplexed clients need many */
+    cl->connect_timeout_ms = 5000; /* Envoy's default */
+    cl->connect_attempts = 2;
+    cl->connect_failure_avoid_ms = 10000; /* nginx's fail_timeout */
+    cl->max_idle_per_endpoint = 1024;     /* multiplexed clients need many */
     cl->pool_idle_timeout_ms = 60000;
     cl->max_requests_per_connection = 0;
     weft_cfg_health_check *h = &cl->health;
@@ -229,6 +233,8 @@ int cfg_load_cluster(cfg_ld *L, const cy_node *n, size_t idx) {
                         "lb_policy ring_hash needs a \"ring_hash\" section with \"hash_on\"");
     }
     if (cfg_get_duration(L, n, "connect_timeout", 1, &cl->connect_timeout_ms) < 0 ||
+        cfg_get_u32(L, n, "connect_attempts", 1, 16, &cl->connect_attempts) < 0 ||
+        cfg_get_duration(L, n, "connect_failure_avoid", 0, &cl->connect_failure_avoid_ms) < 0 ||
         cfg_get_u32(L, n, "max_idle_per_endpoint", 0, 1000000, &cl->max_idle_per_endpoint) < 0 ||
         cfg_get_duration(L, n, "pool_idle_timeout", 0, &cl->pool_idle_timeout_ms) < 0 ||
         cfg_get_u32(L, n, "max_requests_per_connection", 0, UINT32_MAX,

@@ -172,7 +172,7 @@ weft_result weft_filter_callout_start(weft_stream *s, weft_str cluster, weft_str
     if (idx < 0)
         return WEFT_ERR_NOT_FOUND;
     weft_cluster_wrk *cw = weft_wsnap_cluster(s->ws, idx);
-    int ep = cw ? weft_lb_pick(&cw->lb, 0, false, -1) : -1;
+    int ep = cw ? weft_lb_pick(cw->lb, 0, false, -1) : -1;
     if (ep < 0)
         return WEFT_ERR_NOT_FOUND;
     struct weft_stream_callout *c = calloc(1, sizeof(*c));
@@ -192,7 +192,7 @@ weft_result weft_filter_callout_start(weft_stream *s, weft_str cluster, weft_str
         callout_free(c);
         return WEFT_ERR_NOMEM;
     }
-    const weft_endpoint *e = &cw->hs->eps[ep];
+    const weft_endpoint *e = &cw->lb->hs->eps[ep];
     weft_h1_parser_next(c->parser, &c->arena,
                         method.len == 4 && !memcmp(method.ptr, "HEAD", 4) ? HTTP_HEAD : HTTP_GET);
     struct evbuffer *o = weft_conn_output(c->conn);

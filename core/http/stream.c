@@ -18,6 +18,9 @@ uint32_t stream_high_watermark(const weft_stream *s) {
 
 static void on_request_timeout(void *arg);
 static void on_idle_timeout(void *arg);
+static void on_deferred(evutil_socket_t fd, short what, void *arg);
+static void log_phase(weft_stream *s);
+
 void weft_stream_init(weft_stream *s, weft_worker *w, const weft_downstream_ops *ops, void *ds) {
     memset(s, 0, sizeof(*s));
     s->w = w;
@@ -27,7 +30,23 @@ void weft_stream_init(weft_stream *s, weft_worker *w, const weft_downstream_ops 
     weft_ltimer_init(&s->t_request, w->base, on_request_timeout, s);
     weft_ltimer_init(&s->t_idle, w->base, on_idle_timeout, s);
     s->timers_init = true;
+    event_assign(&s->ev_defer, w->base, -1, 0, on_deferred, s);
+    weft_attempt_init(&s->att);
     s->up_pending = evbuffer_new();
+}
+
+void stream_defer(weft_stream *s, unsigned what) {
+    s->deferred |= what;
+    if (!event_pending(&s->ev_defer, EV_TIMEOUT, NULL))
+        event_active(&s->ev_defer, EV_TIMEOUT, 0);
+}
+
+static void on_deferred(evutil_socket_t fd, short what, void *arg) {
+    weft_stream *s = arg;
+    unsigned todo = s->deferred;
+    s->deferred = 0;
+    if ((todo & STREAM_DEFER_RETRY) && s->active)
+        stream_deferred_retry(s);
 }
 
 /* The filter pipeline's buffers, made the first time a stream object runs
@@ -45,7 +64,7 @@ void stream_dir_buffers(weft_stream *s) {
     }
 }
 
-static void dir_reset(weft_dir *d) {
+void stream_dir_reset(weft_dir *d) {
     d->headers_done = false;
     d->paused_at = -1;
     d->paused_headers = false;
@@ -77,8 +96,8 @@ void weft_stream_begin(weft_stream *s, weft_listener_snap *lst, weft_wsnap *ws) 
     s->fctx = NULL;
     s->running = -1;
     s->in_async_cb = false;
-    dir_reset(&s->rq);
-    dir_reset(&s->rs);
+    stream_dir_reset(&s->rq);
+    stream_dir_reset(&s->rs);
     s->cluster_override = -1;
     s->replay_max = 0;
     s->replay_overflow = s->retry_requested = s->log_phase = false;
@@ -89,8 +108,8 @@ void weft_stream_begin(weft_stream *s, weft_listener_snap *lst, weft_wsnap *ws) 
     s->req = NULL;
     s->route = NULL;
     s->cluster = NULL;
-    s->ep_idx = -1;
-    s->ep = NULL;
+    weft_attempt_init(&s->att);
+    s->connect_attempts = 0;
     s->up = NULL;
     s->request_id = (weft_sv){"", 0};
     s->resp_trailers = NULL;
@@ -109,12 +128,31 @@ void weft_stream_begin(weft_stream *s, weft_listener_snap *lst, weft_wsnap *ws) 
     stream_arm_idle(s);
 }
 
+void stream_reset_response(weft_stream *s) {
+    stream_dir_reset(&s->rs);
+    s->resp_trailers = NULL;
+    s->rs_gathering = false;
+    s->up_read_paused = false;
+    s->t_up_head_us = 0;
+    memset(&s->resp, 0, sizeof(s->resp));
+    weft_hdrs_init(&s->resp.headers, &s->arena);
+}
+
+/* The end of an exchange, called by the codec from its own deferred
+ * handler (never inside a filter hook or a codec callback): the log phase
+ * runs here, then everything the exchange held is released. */
 void weft_stream_end(weft_stream *s) {
     if (!s->active)
         return;
     if (stream_up_attached(s))
         stream_up_release(s, false);
+    if (s->t_end_us)
+        log_phase(s);
+    if (event_initialized(&s->ev_defer))
+        event_del(&s->ev_defer);
+    s->deferred = 0;
     sf_end(s);
+    weft_attempt_clear(&s->att);
     if (s->replay) {
         evbuffer_free(s->replay);
         s->replay = NULL;
@@ -404,11 +442,8 @@ void weft_stream_on_downstream_reset(weft_stream *s, uint32_t flag) {
         return;
     s->flags |= flag;
     s->close_after = true;
-    if (stream_up_attached(s)) {
-        if (s->cluster && s->ep_idx >= 0)
-            weft_lb_on_end(&s->cluster->lb, s->ep_idx, 0, false, weft_now_us());
-        stream_up_release(s, false);
-    }
+    if (stream_up_attached(s))
+        stream_up_release(s, false); /* ends the attempt */
     stream_finish(s);
 }
 
@@ -421,7 +456,7 @@ static void on_request_timeout(void *arg) {
     if (stream_n_filters(s) && !s->resp_started && s->cluster) {
         weft_attempt_info ai;
         stream_attempt_info(s, &ai, WEFT_ATTEMPT_TIMEOUT, 0);
-        weft_lb_on_end(&s->cluster->lb, s->ep_idx, 0, false, weft_now_us());
+        weft_attempt_end(&s->att, false, 0, weft_now_us());
         sf_attempt(s, &ai);
         if (s->resp_done)
             return;
@@ -439,12 +474,21 @@ static void on_idle_timeout(void *arg) {
         weft_stream_local_reply(s, 504, "stream_idle_timeout", WEFT_RF_SI, NULL);
 }
 
+/* The exchange is over (response sent, or aborted): timers stop and the
+ * codec is told; the log phase runs from weft_stream_end. */
 void stream_finish(weft_stream *s) {
     if (!s->active || s->t_end_us)
         return;
     s->t_end_us = weft_now_us();
     weft_ltimer_clear(&s->t_request);
     weft_ltimer_clear(&s->t_idle);
+    atomic_fetch_sub_explicit(&s->w->active_streams, 1, memory_order_relaxed);
+    s->ds_ops->done(s);
+}
+
+/* Stats, the access log and the filters' on_stream_complete, once per
+ * exchange, outside every hook. */
+static void log_phase(weft_stream *s) {
     if (s->status_sent)
         weft_stats_inc(s->w->stats, s->lst->rq_total[weft_code_class(s->status_sent)], 1);
     if (s->is_grpc) {
@@ -466,6 +510,4 @@ void stream_finish(weft_stream *s) {
     weft_access_log_write(s->ws->snap->access_log_fd, s);
     if (s->fctx)
         sf_log(s);
-    atomic_fetch_sub_explicit(&s->w->active_streams, 1, memory_order_relaxed);
-    s->ds_ops->done(s);
 }

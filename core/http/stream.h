@@ -19,6 +19,7 @@
 #include "http/message.h"
 #include "loop/ltimer.h"
 #include "loop/worker.h"
+#include "upstream/attempt.h"
 #include "upstream/pool.h"
 
 typedef struct weft_downstream_ops {
@@ -108,8 +109,9 @@ struct weft_stream {
     weft_resp_head resp; /* response being forwarded/generated */
     const weft_route_entry *route;
     weft_cluster_wrk *cluster;
-    int ep_idx;
-    const weft_endpoint *ep;
+    weft_attempt att;             /* the current (or last) upstream attempt: holds its lb
+                                   * and hostset, so att.ep stays valid to the log phase */
+    uint32_t connect_attempts;    /* failed connects retried on another endpoint */
     weft_upconn *up;              /* HTTP/1.1 upstream connection, or */
     struct weft_h2up_stream *up2; /* HTTP/2 upstream stream */
     struct evbuffer *up_pending;  /* request bytes before the upstream is attached */
@@ -161,6 +163,8 @@ struct weft_stream {
     /* timers */
     weft_ltimer t_request; /* route timeout, from end of request */
     weft_ltimer t_idle;    /* stream idle timeout */
+    struct event ev_defer; /* stream_defer: work run outside hooks */
+    unsigned deferred;     /* STREAM_DEFER_* pending */
     bool timers_init;
 
     /* accounting */

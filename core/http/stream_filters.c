@@ -268,8 +268,8 @@ void sf_log(weft_stream *s) {
     char flags[64];
     size_t fl = weft_response_flags_str(s->flags, flags, sizeof(flags));
     info.response_flags = (weft_str){flags, fl};
-    if (s->ep)
-        info.upstream_host = (weft_str){s->ep->name, strlen(s->ep->name)};
+    if (s->att.ep)
+        info.upstream_host = (weft_str){s->att.ep->name, strlen(s->att.ep->name)};
     else
         info.upstream_host = (weft_str){"", 0};
     if (s->cluster)

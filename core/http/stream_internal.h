@@ -32,6 +32,13 @@ static inline size_t stream_buf_len(const struct evbuffer *b) {
 }
 
 /* stream.c */
+enum { STREAM_DEFER_RETRY = 1 << 0 };
+/* Runs `what` from the worker loop, outside every hook and callback. */
+void stream_defer(weft_stream *s, unsigned what);
+void stream_dir_reset(weft_dir *d);
+/* Forgets the previous attempt's response: head, trailers, body buffers,
+ * the response direction's filter state (a retry starts it afresh). */
+void stream_reset_response(weft_stream *s);
 void stream_arm_idle(weft_stream *s);            /* stream idle timeout from now */
 void stream_arm_request_timeout(weft_stream *s); /* route timeout / gRPC deadline */
 void stream_req_write_end(weft_stream *s);       /* end of the request toward upstream */
@@ -53,6 +60,7 @@ void stream_write_up_head(weft_stream *s, struct evbuffer *out);
 void stream_start_upstream(weft_stream *s, bool allow_idle);
 void stream_attempt_info(weft_stream *s, weft_attempt_info *ai, weft_attempt_result r, int status);
 bool stream_do_retry(weft_stream *s);
+void stream_deferred_retry(weft_stream *s);
 
 /* stream.c */
 void stream_dir_buffers(weft_stream *s); /* the filter pipeline's buffers, on first use */

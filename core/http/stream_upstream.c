@@ -10,6 +10,9 @@
 
 #include "upstream/h2_pool.h"
 
+/* Detaches the upstream (h1 connection or h2 stream). The attempt ends
+ * here if nothing ended it before (a local reply, a reset, a tunnel
+ * end): successful if a response head came back. */
 void stream_up_release(weft_stream *s, bool reusable) {
     if (s->up)
         weft_upconn_release(s->up, reusable);
@@ -17,6 +20,11 @@ void stream_up_release(weft_stream *s, bool reusable) {
         weft_h2up_release(s->up2);
     s->up = NULL;
     s->up2 = NULL;
+    if (s->att.live) {
+        uint64_t now = weft_now_us();
+        bool ok = s->t_up_head_us != 0;
+        weft_attempt_end(&s->att, ok, ok ? s->t_up_head_us - s->t_up_start_us : 0, now);
+    }
 }
 
 void stream_up_pause(weft_stream *s) {
@@ -86,43 +94,103 @@ void stream_write_up_head(weft_stream *s, struct evbuffer *out) {
     weft_h1_write_req_head(out, s->req, &s->up_target);
 }
 
-void stream_start_upstream(weft_stream *s, bool allow_idle) {
+/* Connect attempts per request for this cluster: the configured number,
+ * at most the number of endpoints. */
+static uint32_t connect_attempts_max(const weft_stream *s) {
+    uint32_t n = s->cluster->shared->cfg->connect_attempts;
+    size_t eps = s->cluster->lb->hs->n;
+    if (!n)
+        n = 1;
+    return eps && n > eps ? (uint32_t)eps : n;
+}
+
+/* Picks an endpoint and attaches an upstream. `exclude_last`: avoid the
+ * endpoint of the previous attempt when another is eligible. */
+static void start_attempt(weft_stream *s, bool allow_idle, bool exclude_last) {
     bool has_hash = false;
     uint64_t h = 0;
-    if (s->cluster->lb.policy == WEFT_LB_RING_HASH)
+    weft_lb *lb = s->cluster->lb;
+    if (lb->policy == WEFT_LB_RING_HASH)
         h = ring_hash_key(s, &has_hash);
-    int exclude = allow_idle ? -1 : s->ep_idx;
-    int idx = weft_lb_pick(&s->cluster->lb, h, has_hash, exclude);
+    /* The previous attempt's index means something only on the same lb. */
+    int exclude = exclude_last && s->att.lb == lb ? s->att.idx : -1;
+    int idx = weft_lb_pick(lb, h, has_hash, exclude);
     if (idx < 0) {
+        weft_attempt_clear(&s->att);
         weft_stats_inc(s->w->stats, s->cluster->shared->rq_no_healthy, 1);
         weft_stream_local_reply(s, 503, "no_healthy_upstream", WEFT_RF_UH, NULL);
         return;
     }
-    s->ep_idx = idx;
-    s->ep = &s->cluster->hs->eps[idx];
-    s->attempts++;
-    weft_lb_on_start(&s->cluster->lb, idx);
-    bool reused = false;
     s->t_up_start_us = weft_now_us();
+    s->t_up_head_us = 0;
+    weft_attempt_start(&s->att, lb, idx, s->t_up_start_us);
+    s->attempts++;
+    bool reused = false;
     if (s->cluster->shared->cfg->protocol == WEFT_PROTO_HTTP2) {
         /* HTTP/2 upstream: the request goes as frames, not the HTTP/1.1
          * bytes prepared for a pooled connection. */
         evbuffer_drain(s->up_pending, evbuffer_get_length(s->up_pending));
-        s->up2 = weft_h2up_start(s, s->cluster->shared, s->ep, s->req->framing != WEFT_BODY_NONE);
+        s->up2 =
+            weft_h2up_start(s, s->cluster->shared, s->att.ep, s->req->framing != WEFT_BODY_NONE);
         if (!s->up2) {
-            weft_lb_on_end(&s->cluster->lb, idx, 0, false, weft_now_us());
+            weft_attempt_end(&s->att, false, 0, weft_now_us());
             weft_stream_local_reply(s, 503, "upstream_connect_failure", WEFT_RF_UF, NULL);
         }
         return;
     }
-    s->up = weft_pool_acquire(s->w, s->cluster->shared, s->ep, s, allow_idle, &reused);
+    s->up = weft_pool_acquire(s->w, s->cluster->shared, s->att.ep, s, allow_idle, &reused);
     if (!s->up) {
-        weft_lb_on_end(&s->cluster->lb, idx, 0, false, weft_now_us());
+        weft_attempt_end(&s->att, false, 0, weft_now_us());
         weft_stream_local_reply(s, 503, "upstream_connect_failure", WEFT_RF_UF, NULL);
         return;
     }
     if (s->up->connected)
         weft_stream_on_up_connected(s);
+}
+
+void stream_start_upstream(weft_stream *s, bool allow_idle) {
+    start_attempt(s, allow_idle, !allow_idle);
+}
+
+/* A connect that failed (refused, or timed out before connecting) sent
+ * nothing, so trying another endpoint is safe for every method (nginx's
+ * proxy_next_upstream error timeout, HAProxy's redispatch). The endpoint
+ * is avoided by every worker's load balancer for connect_failure_avoid.
+ * HTTP/1.1: the request bytes are still in up_pending (they move to the
+ * connection only once it is connected). HTTP/2: the request can be sent
+ * again when it has no body or its body is kept for replay. Returns true
+ * when a new attempt was started. */
+static bool retry_connect(weft_stream *s, weft_up_err err) {
+    const weft_cfg_cluster *cc = s->cluster->shared->cfg;
+    if (s->att.ep && cc->connect_failure_avoid_ms)
+        weft_endpoint_avoid((weft_endpoint *)s->att.ep,
+                            weft_now_us() + cc->connect_failure_avoid_ms * 1000);
+    if (s->connect_attempts + 1 >= connect_attempts_max(s) || s->resp_started || s->resp_done)
+        return false;
+    if (s->cluster->shared->cfg->protocol == WEFT_PROTO_HTTP2 &&
+        s->req->framing != WEFT_BODY_NONE && (!s->req_done || !s->replay || s->replay_overflow))
+        return false;
+    s->connect_attempts++;
+    weft_stats_inc(s->w->stats, s->cluster->shared->rq_retry_connect, 1);
+    WEFT_DEBUG("connect to %s failed (%s): trying another endpoint", s->att.ep->name,
+               err == WEFT_UP_ERR_CONNECT_TIMEOUT ? "timeout" : "error");
+    start_attempt(s, true, true);
+    if (!s->up2 || s->resp_done)
+        return true;
+    /* HTTP/2: the request again, as frames. */
+    if (s->req->framing != WEFT_BODY_NONE && s->replay) {
+        struct evbuffer *copy = evbuffer_new();
+        if (copy) {
+            evbuffer_add_buffer_reference(copy, s->replay);
+            weft_h2up_body(s->up2, copy);
+            evbuffer_free(copy);
+        }
+    }
+    if (s->req_done) {
+        weft_h2up_end(s->up2, s->rq.trailers);
+        s->up_req_done = true;
+    }
+    return true;
 }
 
 static void tunnel_start(weft_stream *s) {
@@ -185,8 +253,8 @@ void stream_attempt_info(weft_stream *s, weft_attempt_info *ai, weft_attempt_res
     ai->result = r;
     ai->status = status;
     ai->attempt = s->attempts;
-    if (s->ep)
-        ai->upstream_host = (weft_str){s->ep->name, strlen(s->ep->name)};
+    if (s->att.ep)
+        ai->upstream_host = (weft_str){s->att.ep->name, strlen(s->att.ep->name)};
     if (s->cluster)
         ai->cluster =
             (weft_str){s->cluster->shared->cfg->name, strlen(s->cluster->shared->cfg->name)};
@@ -205,6 +273,7 @@ bool stream_do_retry(weft_stream *s) {
     if (stream_up_attached(s))
         stream_up_release(s, false);
     weft_ltimer_clear(&s->t_request);
+    stream_reset_response(s);
     evbuffer_drain(s->up_pending, evbuffer_get_length(s->up_pending));
     stream_write_up_head(s, s->up_pending);
     if (has_body) {
@@ -215,9 +284,7 @@ bool stream_do_retry(weft_stream *s) {
         if (s->up_req_chunked)
             weft_h1_write_last_chunk(s->up_pending, s->rq.trailers);
     }
-    s->rs.headers_done = false;
-    s->rs.paused_at = -1;
-    s->t_up_head_us = 0;
+    s->connect_attempts = 0;
     stream_start_upstream(s, true);
     if (s->up2 && has_body && s->replay) {
         struct evbuffer *copy = evbuffer_new();
@@ -243,7 +310,20 @@ int weft_stream_retry(weft_stream *s) {
     if (has_body && (!s->replay || s->replay_overflow))
         return -1;
     s->retry_requested = true;
+    /* Inside an attempt or response-header hook the stream acts on it when
+     * the hook returns; from anywhere else (a timer or callout after STOP
+     * on the response headers) the deferred event does. */
+    stream_defer(s, STREAM_DEFER_RETRY);
     return 0;
+}
+
+/* The deferred retry: the request was not retried by a hook's caller. */
+void stream_deferred_retry(weft_stream *s) {
+    if (!s->retry_requested || !s->active || s->t_end_us)
+        return;
+    if (!stream_do_retry(s))
+        WEFT_DEBUG("retry requested by a filter could not be made (response started or body not "
+                   "kept)");
 }
 
 int weft_stream_on_up_head(weft_stream *s, weft_resp_head *h) {
@@ -272,8 +352,7 @@ int weft_stream_on_up_head(weft_stream *s, weft_resp_head *h) {
         stream_attempt_info(s, &ai, WEFT_ATTEMPT_RESPONSE, h->status);
         sf_attempt(s, &ai);
         if (s->retry_requested) {
-            weft_lb_on_end(&s->cluster->lb, s->ep_idx, s->t_up_head_us - s->t_up_start_us, true,
-                           weft_now_us());
+            weft_attempt_end(&s->att, true, s->t_up_head_us - s->t_up_start_us, weft_now_us());
             if (stream_do_retry(s))
                 return WEFT_H1_CB_PAUSE;
         }
@@ -388,7 +467,7 @@ int weft_stream_on_up_trailers(weft_stream *s, weft_hdrs *t) {
 
 int weft_stream_on_up_complete(weft_stream *s) {
     uint64_t now = weft_now_us();
-    weft_lb_on_end(&s->cluster->lb, s->ep_idx, s->t_up_head_us - s->t_up_start_us, true, now);
+    weft_attempt_end(&s->att, true, s->t_up_head_us - s->t_up_start_us, now);
     weft_stats_observe_us(s->w->stats, s->cluster->shared->rq_time, now - s->t_up_start_us);
     weft_ltimer_clear(&s->t_request);
     bool reusable = s->up_req_done && s->resp.keep_alive;
@@ -427,8 +506,16 @@ void weft_stream_on_up_error(weft_stream *s, weft_up_err err) {
     bool got = s->up && s->up->got_bytes;
     bool refused = s->up2 && weft_h2up_refused(s->up2); /* GOAWAY'd before processing */
     weft_cluster_snap *c = s->cluster->shared;
-    stream_up_release(s, false);
-    weft_lb_on_end(&s->cluster->lb, s->ep_idx, 0, false, weft_now_us());
+    stream_up_release(s, false); /* ends the attempt */
+    if (err == WEFT_UP_ERR_CONNECT || err == WEFT_UP_ERR_CONNECT_TIMEOUT) {
+        /* Every failed connect is counted, timeouts also on their own (as
+         * Envoy's upstream_cx_connect_fail / _timeout). */
+        weft_stats_inc(s->w->stats, c->cx_connect_fail, 1);
+        if (err == WEFT_UP_ERR_CONNECT_TIMEOUT)
+            weft_stats_inc(s->w->stats, c->cx_connect_timeout, 1);
+        if (retry_connect(s, err))
+            return;
+    }
     /* A pooled connection the server had already closed: the request never
      * reached it, so sending it again on a fresh connection is safe when
      * we can replay it whole (no body streamed yet). */
@@ -436,6 +523,7 @@ void weft_stream_on_up_error(weft_stream *s, weft_up_err err) {
         !s->resp_started && s->req->framing == WEFT_BODY_NONE) {
         s->stale_retry_done = true;
         weft_stats_inc(s->w->stats, c->rq_retry_stale, 1);
+        stream_reset_response(s);
         evbuffer_drain(s->up_pending, evbuffer_get_length(s->up_pending));
         stream_write_up_head(s, s->up_pending);
         stream_start_upstream(s, false);
@@ -463,11 +551,9 @@ void weft_stream_on_up_error(weft_stream *s, weft_up_err err) {
     }
     switch (err) {
     case WEFT_UP_ERR_CONNECT:
-        weft_stats_inc(s->w->stats, c->cx_connect_fail, 1);
         weft_stream_local_reply(s, 503, "upstream_connect_failure", WEFT_RF_UF, NULL);
         break;
     case WEFT_UP_ERR_CONNECT_TIMEOUT:
-        weft_stats_inc(s->w->stats, c->cx_connect_timeout, 1);
         weft_stream_local_reply(s, 503, "upstream_connect_timeout", WEFT_RF_UF, NULL);
         break;
     case WEFT_UP_ERR_RESET:

@@ -125,7 +125,7 @@ void weft_access_log_write(int fd, const weft_stream *s) {
     if (s->is_grpc && s->grpc_status >= 0)
         n = put(line, cap, n, ",\"grpc_status\":%d", s->grpc_status);
     n = put(line, cap, n, ",\"upstream_host\":");
-    n = json_str(line, cap, n, s->ep ? weft_sv_from(s->ep->name) : empty);
+    n = json_str(line, cap, n, s->att.ep ? weft_sv_from(s->att.ep->name) : empty);
     n = put(line, cap, n, ",\"upstream_cluster\":");
     n = json_str(line, cap, n, s->cluster ? weft_sv_from(s->cluster->shared->cfg->name) : empty);
     n = put(line, cap, n, ",\"route\":");

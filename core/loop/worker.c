@@ -58,10 +58,7 @@ void weft_wsnap_unref(weft_wsnap *ws) {
         return;
     for (size_t i = 0; i < ws->snap->cfg->n_clusters; i++) {
         weft_cluster_wrk *c = &ws->clusters[i];
-        if (c->lb_ready)
-            weft_lb_destroy(&c->lb);
-        if (c->hs)
-            weft_hostset_unref(c->hs);
+        weft_lb_unref(c->lb);
     }
     free(ws->clusters);
     for (size_t i = 0; ws->fworkers && i < ws->snap->cfg->n_listeners; i++) {
@@ -84,21 +81,22 @@ weft_cluster_wrk *weft_wsnap_cluster(weft_wsnap *ws, int idx) {
         return NULL;
     weft_cluster_wrk *c = &ws->clusters[idx];
     uint64_t gen = atomic_load_explicit(&c->shared->hs_gen, memory_order_acquire);
-    if (c->lb_ready && gen == c->hs_gen)
+    if (c->lb && gen == c->hs_gen)
         return c;
-    /* The hostset moved (DNS) or this is the first use: take the new one. */
+    /* The hostset moved (DNS, endpoint push) or this is the first use:
+     * a new lb on the new hostset. */
     uint64_t got_gen = 0;
     weft_hostset *hs = weft_cluster_snap_hostset(c->shared, &got_gen);
     if (!hs)
-        return NULL;
-    if (c->lb_ready)
-        weft_lb_destroy(&c->lb);
-    if (c->hs)
-        weft_hostset_unref(c->hs);
-    c->hs = hs;
+        return c->lb ? c : NULL;
+    weft_lb *lb = weft_lb_new(c->shared->cfg->lb, hs, weft_worker_rand(ws->w), c->lb);
+    weft_hostset_unref(hs); /* the lb holds its own reference */
+    if (!lb)
+        return c->lb ? c : NULL;
+    weft_lb_unref(c->lb);
+    c->lb = lb;
     c->hs_gen = got_gen;
-    c->lb_ready = weft_lb_init(&c->lb, c->shared->cfg->lb, hs, weft_worker_rand(ws->w)) == 0;
-    return c->lb_ready ? c : NULL;
+    return c;
 }
 
 void *weft_wsnap_filter_worker(weft_wsnap *ws, size_t li, size_t fi) {

@@ -24,9 +24,9 @@ typedef struct weft_tcp_conn weft_tcp_conn;
 typedef struct weft_cluster_wrk {
     weft_cluster_snap *shared;
     uint64_t hs_gen;
-    weft_hostset *hs; /* referenced */
-    weft_lb lb;
-    bool lb_ready;
+    weft_lb *lb; /* one reference; holds the current hostset (lb->hs). A
+                  * hostset change makes a new lb: attempts in flight keep
+                  * the old one (and its hostset) alive until they end. */
 } weft_cluster_wrk;
 
 /* A worker's state for one snapshot. Streams reference it (plain int:

@@ -17,16 +17,14 @@
 #include "net/conn.h"
 
 #define DEFAULT_HIGH_WATERMARK (1024u * 1024)
-#define DEFAULT_CONNECT_TIMEOUT_MS 1000
+#define DEFAULT_CONNECT_TIMEOUT_MS 5000
 
 struct weft_tcp_conn {
     weft_worker *w;
     weft_wsnap *ws;                /* snapshot the connection was accepted on (one ref) */
     const weft_listener_snap *lst; /* in ws */
     weft_cluster_wrk *cluster;     /* in ws: where the endpoint was picked */
-    weft_hostset *hs;              /* referenced while ep/ep_idx are kept */
-    const weft_endpoint *ep;       /* the endpoint of the last attempt */
-    int ep_idx;
+    weft_attempt att;              /* the last attempt (holds its lb and hostset) */
     weft_conn *down, *up;
     weft_ltimer timer;        /* connect timeout, then idle timeout */
     struct event ev_deferred; /* retry or close, outside the conn callbacks */
@@ -38,7 +36,6 @@ struct weft_tcp_conn {
     uint32_t flags; /* WEFT_RF_* */
     char peer_ip[INET6_ADDRSTRLEN];
     bool connected;
-    bool lb_started;         /* weft_lb_on_start done, on_end pending */
     bool up_counted;         /* cluster cx_active holds `up` */
     bool down_eof, up_eof;   /* that side sent FIN */
     bool up_shut, down_shut; /* write side shut down (after flush) */
@@ -76,17 +73,9 @@ static void close_soon(weft_tcp_conn *tc) {
 }
 
 static void lb_end(weft_tcp_conn *tc, bool ok) {
-    if (!tc->lb_started)
-        return;
-    tc->lb_started = false;
-    weft_cluster_wrk *c = tc->cluster;
-    /* A DNS refresh may have replaced the balancer: its indexes differ. */
-    if (c && c->lb_ready && c->hs == tc->hs) {
-        uint64_t now = weft_now_us();
-        uint64_t lat =
-            ok && tc->t_connected_us > tc->t_attempt_us ? tc->t_connected_us - tc->t_attempt_us : 0;
-        weft_lb_on_end(&c->lb, tc->ep_idx, lat, ok, now);
-    }
+    uint64_t lat =
+        ok && tc->t_connected_us > tc->t_attempt_us ? tc->t_connected_us - tc->t_attempt_us : 0;
+    weft_attempt_end(&tc->att, ok, lat, weft_now_us());
 }
 
 static void drop_up(weft_tcp_conn *tc) {
@@ -108,7 +97,7 @@ static void tc_free(weft_tcp_conn *tc) {
     weft_tcp_log_entry e = {
         .listener = lst->cfg->name,
         .downstream_remote = tc->peer_ip,
-        .upstream_host = tc->ep ? tc->ep->name : "",
+        .upstream_host = tc->att.ep ? tc->att.ep->name : "",
         .upstream_cluster = lst->cfg->tcp_cluster,
         .bytes_received = tc->rx,
         .bytes_sent = tc->tx,
@@ -128,8 +117,7 @@ static void tc_free(weft_tcp_conn *tc) {
     atomic_fetch_sub_explicit(&w->active_conns, 1, memory_order_relaxed);
     weft_stats_gauge_add(w->stats, lst->cx_active, -1);
     weft_stats_gauge_add(w->stats, lst->tcp_cx_active, -1);
-    if (tc->hs)
-        weft_hostset_unref(tc->hs);
+    weft_attempt_clear(&tc->att);
     weft_wsnap_unref(tc->ws);
     free(tc);
 }
@@ -241,7 +229,7 @@ static const weft_conn_cbs up_cbs = {up_read, up_drained, up_event};
 
 static uint64_t source_hash(const weft_tcp_conn *tc, const weft_cluster_wrk *c, bool *has) {
     *has = false;
-    if (c->lb.policy != WEFT_LB_RING_HASH || c->shared->cfg->hash_on != WEFT_HASH_SOURCE_IP)
+    if (c->lb->policy != WEFT_LB_RING_HASH || c->shared->cfg->hash_on != WEFT_HASH_SOURCE_IP)
         return 0; /* header and cookie keys do not exist on a TCP stream: ring hash picks at random
                    */
     *has = true;
@@ -257,27 +245,20 @@ static void connect_next(weft_tcp_conn *tc) {
     while (tc->attempts < cl->tcp_connect_attempts) {
         weft_cluster_wrk *c = weft_wsnap_cluster(tc->ws, tc->lst->tcp_cluster);
         /* Avoid the endpoint that just failed when another one is healthy. */
-        int exclude = c && tc->hs && c->hs == tc->hs ? tc->ep_idx : -1;
+        int exclude = c && tc->att.lb == c->lb ? tc->att.idx : -1;
         bool has_hash = false;
         uint64_t h = c ? source_hash(tc, c, &has_hash) : 0;
-        int idx = c ? weft_lb_pick(&c->lb, h, has_hash, exclude) : -1;
+        int idx = c ? weft_lb_pick(c->lb, h, has_hash, exclude) : -1;
         if (idx < 0) {
             weft_stats_inc(tc->w->stats, cs->rq_no_healthy, 1);
             if (!tc->attempts)
                 tc->flags |= WEFT_RF_UH;
             break;
         }
-        if (tc->hs)
-            weft_hostset_unref(tc->hs);
-        weft_hostset_ref(c->hs);
-        tc->hs = c->hs;
         tc->cluster = c;
-        tc->ep_idx = idx;
-        tc->ep = &c->hs->eps[idx];
         tc->attempts++;
         tc->t_attempt_us = weft_now_us();
-        weft_lb_on_start(&c->lb, idx);
-        tc->lb_started = true;
+        weft_attempt_start(&tc->att, c->lb, idx, tc->t_attempt_us);
         tc->up = weft_conn_new(tc->w->base, -1, &up_cbs, tc);
         if (!tc->up) {
             lb_end(tc, false);
@@ -286,9 +267,9 @@ static void connect_next(weft_tcp_conn *tc) {
         weft_stats_inc(tc->w->stats, cs->cx_total, 1);
         weft_stats_gauge_add(tc->w->stats, cs->cx_active, 1);
         tc->up_counted = true;
-        if (weft_conn_connect(tc->up, (const struct sockaddr *)&tc->ep->addr, tc->ep->addrlen) <
-            0) {
-            WEFT_DEBUG("tcp_proxy %s: connect to %s failed: %s", cl->name, tc->ep->name,
+        if (weft_conn_connect(tc->up, (const struct sockaddr *)&tc->att.ep->addr,
+                              tc->att.ep->addrlen) < 0) {
+            WEFT_DEBUG("tcp_proxy %s: connect to %s failed: %s", cl->name, tc->att.ep->name,
                        strerror(weft_conn_error(tc->up)));
             attempt_failed(tc, false);
             continue;
@@ -392,7 +373,7 @@ void weft_tcp_proxy_accept(weft_worker *w, const char *listener_name, evutil_soc
     }
     tc->w = w;
     tc->lst = lst;
-    tc->ep_idx = -1;
+    weft_attempt_init(&tc->att);
     tc->t_start_us = weft_now_us();
     if (sa->sa_family == AF_INET)
         inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, tc->peer_ip,

@@ -85,6 +85,8 @@ static void register_cluster_stats(weft_cluster_snap *c) {
     C(rq_no_healthy, "weft_upstream_rq_no_healthy_total", "Requests with no healthy endpoint");
     C(rq_retry_stale, "weft_upstream_rq_retry_stale_total",
       "Requests re-sent after a pooled connection turned out closed");
+    C(rq_retry_connect, "weft_upstream_rq_retry_connect_total",
+      "Requests sent to another endpoint after a failed connect");
     G(pool_idle, "weft_upstream_pool_idle", "Idle pooled upstream connections");
     G(healthy_endpoints, "weft_upstream_endpoints_healthy", "Endpoints in rotation");
     C(hc_success, "weft_upstream_health_check_success_total", "Active health checks passed");

@@ -17,7 +17,20 @@ typedef struct weft_endpoint {
     char name[80];       /* "127.0.0.1:8080" / "[::1]:8080" for logs, stats */
     uint32_t weight;     /* >= 1 */
     _Atomic int healthy; /* 1 = in rotation; written by the health checker */
+    /* Passive health: a connect to this endpoint failed; load balancers
+     * avoid it until this monotonic time (us) while another endpoint is
+     * eligible. Written by any worker (relaxed: advice, not a verdict). */
+    _Atomic uint64_t avoid_until_us;
 } weft_endpoint;
+
+static inline void weft_endpoint_avoid(weft_endpoint *ep, uint64_t until_us) {
+    atomic_store_explicit(&ep->avoid_until_us, until_us, memory_order_relaxed);
+}
+
+static inline bool weft_endpoint_avoided(const weft_endpoint *ep, uint64_t now_us) {
+    return atomic_load_explicit(&((weft_endpoint *)ep)->avoid_until_us, memory_order_relaxed) >
+           now_us;
+}
 
 typedef struct weft_ring_entry {
     uint64_t hash;

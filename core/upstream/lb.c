@@ -9,6 +9,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define WEFT_LB_DEFAULT_DECAY_US (10ull * 1000 * 1000)
 
@@ -41,7 +42,7 @@ static uint64_t rng_below(weft_lb *lb, uint64_t n) {
 
 /* ---- eligibility ---- */
 
-static inline bool ep_healthy(const weft_lb *lb, size_t i) {
+static inline bool ep_up(const weft_lb *lb, size_t i) {
     return atomic_load_explicit(&lb->hs->eps[i].healthy, memory_order_relaxed) != 0;
 }
 
@@ -51,22 +52,38 @@ static inline uint64_t ep_weight(const weft_lb *lb, size_t i) {
 }
 
 typedef struct pick_ctx {
-    int excl;     /* index treated as ineligible, or -1 */
-    size_t count; /* number of eligible endpoints */
+    int excl;        /* index treated as ineligible, or -1 */
+    size_t count;    /* number of eligible endpoints */
+    uint64_t now_us; /* passive health: an endpoint is avoided until a later time */
+    bool avoid;      /* honour passive avoidance (false when it would leave none) */
 } pick_ctx;
 
+static inline bool ep_healthy(const weft_lb *lb, const pick_ctx *c, size_t i) {
+    return ep_up(lb, i) && !(c->avoid && weft_endpoint_avoided(&lb->hs->eps[i], c->now_us));
+}
+
 static inline bool eligible(const weft_lb *lb, const pick_ctx *c, size_t i) {
-    return (int)i != c->excl && ep_healthy(lb, i);
+    return (int)i != c->excl && ep_healthy(lb, c, i);
 }
 
 /* Counts healthy endpoints and decides whether `exclude` is honoured. */
-static void pick_ctx_init(const weft_lb *lb, int exclude, pick_ctx *c) {
+static void pick_ctx_init(const weft_lb *lb, int exclude, uint64_t now_us, pick_ctx *c) {
     size_t healthy = 0;
-    for (size_t i = 0; i < lb->hs->n; i++)
-        healthy += ep_healthy(lb, i);
+    c->now_us = now_us;
+    c->avoid = now_us != 0;
     c->excl = -1;
+    for (size_t i = 0; i < lb->hs->n; i++)
+        healthy += ep_healthy(lb, c, i);
+    if (healthy == 0 && c->avoid) {
+        /* Every healthy endpoint is avoided: avoidance is advice, not a
+         * verdict (health checks and outlier detection give those), so
+         * pick among the healthy ones. */
+        c->avoid = false;
+        for (size_t i = 0; i < lb->hs->n; i++)
+            healthy += ep_healthy(lb, c, i);
+    }
     c->count = healthy;
-    if (exclude >= 0 && (size_t)exclude < lb->hs->n && ep_healthy(lb, (size_t)exclude) &&
+    if (exclude >= 0 && (size_t)exclude < lb->hs->n && ep_healthy(lb, c, (size_t)exclude) &&
         healthy > 1) {
         c->excl = exclude;
         c->count = healthy - 1;
@@ -222,7 +239,7 @@ int weft_lb_init(weft_lb *lb, weft_lb_policy policy, weft_hostset *hs, uint64_t 
      * endpoint. The sequence stays exactly weight-proportional. */
     if (policy == WEFT_LB_ROUND_ROBIN && hs->n > 1) {
         pick_ctx c;
-        pick_ctx_init(lb, -1, &c);
+        pick_ctx_init(lb, -1, 0, &c);
         uint64_t total = 0;
         for (size_t i = 0; i < hs->n; i++)
             total += ep_weight(lb, i);
@@ -246,7 +263,7 @@ int weft_lb_pick_at(weft_lb *lb, uint64_t hash, bool has_hash, int exclude, uint
     if (!lb || !lb->hs || lb->hs->n == 0)
         return -1;
     pick_ctx c;
-    pick_ctx_init(lb, exclude, &c);
+    pick_ctx_init(lb, exclude, now_us, &c);
     if (c.count == 0)
         return -1;
     switch (lb->policy) {
@@ -267,8 +284,7 @@ int weft_lb_pick_at(weft_lb *lb, uint64_t hash, bool has_hash, int exclude, uint
 }
 
 int weft_lb_pick(weft_lb *lb, uint64_t hash, bool has_hash, int exclude) {
-    uint64_t now = lb && lb->policy == WEFT_LB_PEAK_EWMA ? weft_now_us() : 0;
-    return weft_lb_pick_at(lb, hash, has_hash, exclude, now);
+    return weft_lb_pick_at(lb, hash, has_hash, exclude, weft_now_us());
 }
 
 void weft_lb_on_start(weft_lb *lb, int i) {
@@ -277,14 +293,15 @@ void weft_lb_on_start(weft_lb *lb, int i) {
     lb->st[i].active++;
 }
 
-void weft_lb_on_end(weft_lb *lb, int i, uint64_t latency_us, bool ok, uint64_t now_us) {
+int weft_lb_on_end(weft_lb *lb, int i, uint64_t latency_us, bool ok, uint64_t now_us) {
     if (!lb || !lb->hs || i < 0 || (size_t)i >= lb->hs->n)
-        return;
+        return -1;
     weft_lb_ep_state *s = &lb->st[i];
-    if (s->active)
-        s->active--;
+    if (!s->active)
+        return -1; /* unbalanced: an end without its start */
+    s->active--;
     if (lb->policy != WEFT_LB_PEAK_EWMA)
-        return;
+        return 0;
     double sample = (double)latency_us;
     if (!ok && sample < decay_tau(lb))
         sample = decay_tau(lb);
@@ -298,4 +315,55 @@ void weft_lb_on_end(weft_lb *lb, int i, uint64_t latency_us, bool ok, uint64_t n
     }
     /* A zero stamp means "never probed"; keep it nonzero once we have a sample. */
     s->ewma_stamp_us = now_us ? now_us : 1;
+    return 0;
+}
+
+uint32_t weft_lb_active(const weft_lb *lb, int i) {
+    if (!lb || !lb->hs)
+        return 0;
+    if (i >= 0)
+        return (size_t)i < lb->hs->n ? lb->st[i].active : 0;
+    uint32_t sum = 0;
+    for (size_t k = 0; k < lb->hs->n; k++)
+        sum += lb->st[k].active;
+    return sum;
+}
+
+weft_lb *weft_lb_new(weft_lb_policy policy, weft_hostset *hs, uint64_t seed, const weft_lb *prev) {
+    weft_lb *lb = malloc(sizeof(*lb));
+    if (!lb)
+        return NULL;
+    if (weft_lb_init(lb, policy, hs, seed) != 0) {
+        free(lb);
+        return NULL;
+    }
+    lb->refs = 1;
+    if (prev && prev->hs && prev->policy == policy && policy == WEFT_LB_PEAK_EWMA) {
+        /* Latency estimates of endpoints that stay (same index first: a
+         * refreshed hostset usually keeps its order). */
+        for (size_t i = 0; i < hs->n; i++) {
+            size_t j = i;
+            if (j >= prev->hs->n || strcmp(prev->hs->eps[j].name, hs->eps[i].name) != 0)
+                for (j = 0; j < prev->hs->n; j++)
+                    if (strcmp(prev->hs->eps[j].name, hs->eps[i].name) == 0)
+                        break;
+            if (j < prev->hs->n) {
+                lb->st[i].ewma_us = prev->st[j].ewma_us;
+                lb->st[i].ewma_stamp_us = prev->st[j].ewma_stamp_us;
+            }
+        }
+    }
+    return lb;
+}
+
+weft_lb *weft_lb_ref(weft_lb *lb) {
+    lb->refs++;
+    return lb;
+}
+
+void weft_lb_unref(weft_lb *lb) {
+    if (!lb || --lb->refs > 0)
+        return;
+    weft_lb_destroy(lb);
+    free(lb);
 }

@@ -490,7 +490,9 @@ static void test_defaults(void **state) {
     assert_int_equal(cl->lb, WEFT_LB_ROUND_ROBIN);
     assert_null(cl->hash_key);
     assert_int_equal(cl->ring_size, 1024);
-    assert_int_equal(cl->connect_timeout_ms, 1000);
+    assert_int_equal(cl->connect_timeout_ms, 5000);
+    assert_int_equal(cl->connect_attempts, 2);
+    assert_int_equal(cl->connect_failure_avoid_ms, 10000);
     assert_int_equal(cl->max_idle_per_endpoint, 1024);
     assert_int_equal(cl->pool_idle_timeout_ms, 60000);
     assert_int_equal(cl->max_requests_per_connection, 0);
@@ -710,7 +712,9 @@ static void test_dump_text(void **state) {
                               "        weight: 1\n"
                               "    dns_refresh: 5000ms\n"
                               "    lb_policy: \"round_robin\"\n"
-                              "    connect_timeout: 1000ms\n"
+                              "    connect_timeout: 5000ms\n"
+                              "    connect_attempts: 2\n"
+                              "    connect_failure_avoid: 10000ms\n"
                               "    max_idle_per_endpoint: 1024\n"
                               "    pool_idle_timeout: 60000ms\n"
                               "    max_requests_per_connection: 0\n"

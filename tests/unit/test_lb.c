@@ -14,6 +14,7 @@
 
 #include "common/common.h"
 #include "upstream/hostset.h"
+#include "upstream/attempt.h"
 #include "upstream/lb.h"
 
 #define PICKS 10000
@@ -359,7 +360,8 @@ static void test_p2c_avoids_loaded(void **state) {
     for (int k = 0; k < 5; k++)
         weft_lb_on_end(&lb, 1, 1000, true, 1);
     assert_int_equal(lb.st[1].active, 0);
-    weft_lb_on_end(&lb, 1, 1000, true, 1); /* extra end does not underflow */
+    /* An end without its start is refused and changes nothing. */
+    assert_int_equal(weft_lb_on_end(&lb, 1, 1000, true, 1), -1);
     assert_int_equal(lb.st[1].active, 0);
     count_picks(&lb, counts, 3, 3000);
     assert_true(counts[1] > 600);
@@ -613,9 +615,87 @@ static void test_on_start_end_bounds(void **state) {
     assert_int_equal(weft_lb_init(&lb, WEFT_LB_LEAST_REQUEST, hs, 8), 0);
     weft_lb_on_start(&lb, -1);
     weft_lb_on_start(&lb, 2);
-    weft_lb_on_end(&lb, 5, 10, true, 1);
+    assert_int_equal(weft_lb_on_end(&lb, 5, 10, true, 1), -1);
+    assert_int_equal(weft_lb_on_end(&lb, 0, 10, true, 1), -1); /* nothing in flight */
     assert_int_equal(lb.st[0].active, 0);
     assert_int_equal(lb.st[1].active, 0);
+    weft_lb_destroy(&lb);
+    weft_hostset_unref(hs);
+}
+
+/* An attempt holds its lb (and so its hostset): after the cluster moves to
+ * a new lb on a new hostset, the endpoint it points to stays readable and
+ * its end is counted on the lb that counted its start, exactly once. */
+static void test_attempt_outlives_hostset(void **state) {
+    (void)state;
+    weft_hostset *hs = mkset(3, NULL);
+    weft_lb *lb = weft_lb_new(WEFT_LB_LEAST_REQUEST, hs, 3, NULL);
+    weft_hostset_unref(hs); /* the lb holds it */
+    assert_non_null(lb);
+    weft_attempt a;
+    weft_attempt_init(&a);
+    int idx = weft_lb_pick(lb, 0, false, -1);
+    weft_attempt_start(&a, lb, idx, 1);
+    assert_int_equal(weft_lb_active(lb, -1), 1);
+    char name[80];
+    snprintf(name, sizeof(name), "%s", a.ep->name);
+
+    /* The hostset changes: the cluster drops its reference to the old lb. */
+    weft_hostset *hs2 = mkset(2, NULL);
+    weft_lb *lb2 = weft_lb_new(WEFT_LB_LEAST_REQUEST, hs2, 4, lb);
+    weft_hostset_unref(hs2);
+    weft_lb_unref(lb);
+    assert_string_equal(a.ep->name, name); /* still valid (ASan checks) */
+    weft_attempt_end(&a, true, 10, 2);
+    weft_attempt_end(&a, true, 10, 2); /* a second end is a no-op */
+    assert_int_equal(weft_lb_active(a.lb, -1), 0);
+    assert_int_equal(weft_lb_active(lb2, -1), 0);
+    weft_attempt_clear(&a); /* drops the last reference to the old lb */
+    weft_lb_unref(lb2);
+}
+
+/* A cleared attempt that never ended ends as a failure, once. */
+static void test_attempt_clear_ends_once(void **state) {
+    (void)state;
+    weft_hostset *hs = mkset(2, NULL);
+    weft_lb *lb = weft_lb_new(WEFT_LB_ROUND_ROBIN, hs, 3, NULL);
+    weft_hostset_unref(hs);
+    weft_attempt a;
+    weft_attempt_init(&a);
+    weft_attempt_start(&a, lb, 0, 1);
+    weft_attempt_start(&a, lb, 1, 2); /* the previous one ends first */
+    assert_int_equal(weft_lb_active(lb, 0), 0);
+    assert_int_equal(weft_lb_active(lb, 1), 1);
+    weft_attempt_clear(&a);
+    assert_int_equal(weft_lb_active(lb, -1), 0);
+    weft_attempt_clear(&a);
+    assert_int_equal(weft_lb_active(lb, -1), 0);
+    weft_lb_unref(lb);
+}
+
+/* Passive health: an avoided endpoint is not picked while another is
+ * eligible, is picked when all are avoided, and comes back after. */
+static void test_passive_avoid(void **state) {
+    (void)state;
+    weft_hostset *hs = mkset(3, NULL);
+    weft_lb lb;
+    assert_int_equal(weft_lb_init(&lb, WEFT_LB_ROUND_ROBIN, hs, 9), 0);
+    uint64_t now = 1000000;
+    weft_endpoint_avoid(&hs->eps[1], now + 500);
+    for (int k = 0; k < 60; k++)
+        assert_int_not_equal(weft_lb_pick_at(&lb, 0, false, -1, now), 1);
+    weft_endpoint_avoid(&hs->eps[0], now + 500);
+    weft_endpoint_avoid(&hs->eps[2], now + 500);
+    int seen[3] = {0, 0, 0};
+    for (int k = 0; k < 60; k++)
+        seen[weft_lb_pick_at(&lb, 0, false, -1, now)]++;
+    assert_true(seen[0] > 0 && seen[1] > 0 && seen[2] > 0); /* all avoided: all eligible */
+    weft_endpoint_avoid(&hs->eps[0], 0);
+    weft_endpoint_avoid(&hs->eps[2], 0);
+    seen[0] = seen[1] = seen[2] = 0;
+    for (int k = 0; k < 60; k++)
+        seen[weft_lb_pick_at(&lb, 0, false, -1, now + 501)]++;
+    assert_true(seen[1] > 0); /* avoidance over */
     weft_lb_destroy(&lb);
     weft_hostset_unref(hs);
 }
@@ -643,6 +723,9 @@ int main(void) {
         cmocka_unit_test(test_ewma_failure_penalty),
         cmocka_unit_test(test_ewma_unprobed_busy_not_flooded),
         cmocka_unit_test(test_on_start_end_bounds),
+        cmocka_unit_test(test_attempt_outlives_hostset),
+        cmocka_unit_test(test_attempt_clear_ends_once),
+        cmocka_unit_test(test_passive_avoid),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
