@@ -39,6 +39,36 @@ static int grpc_status_for(uint16_t http) {
     }
 }
 
+/* grpc-message is percent-encoded (gRPC over HTTP/2, "Responses"): every
+ * byte outside 0x20-0x7E, and '%' itself, as %XX; UTF-8 passes as its
+ * encoded bytes. */
+static weft_sv grpc_message_encode(weft_stream *s, weft_sv msg) {
+    static const char hex[] = "0123456789ABCDEF";
+    size_t extra = 0;
+    for (size_t i = 0; i < msg.len; i++) {
+        unsigned char c = (unsigned char)msg.p[i];
+        if (c < 0x20 || c > 0x7e || c == '%')
+            extra += 2;
+    }
+    if (!extra)
+        return msg;
+    char *o = weft_arena_alloc(&s->arena, msg.len + extra);
+    if (!o)
+        return WEFT_SV_LIT("");
+    size_t n = 0;
+    for (size_t i = 0; i < msg.len; i++) {
+        unsigned char c = (unsigned char)msg.p[i];
+        if (c < 0x20 || c > 0x7e || c == '%') {
+            o[n++] = '%';
+            o[n++] = hex[c >> 4];
+            o[n++] = hex[c & 15];
+        } else {
+            o[n++] = (char)c;
+        }
+    }
+    return (weft_sv){o, n};
+}
+
 void weft_stream_reply_full(weft_stream *s, uint16_t status, const char *reason,
                             const weft_hdrs *extra, weft_sv body) {
     if (reason)
@@ -73,7 +103,7 @@ void weft_stream_reply_full(weft_stream *s, uint16_t status, const char *reason,
                                : weft_sv_from(reason ? reason : weft_status_reason(status));
         while (msg.len && (msg.p[msg.len - 1] == '\n' || msg.p[msg.len - 1] == '\r'))
             msg.len--;
-        weft_hdrs_add(&h->headers, WEFT_SV_LIT("grpc-message"), msg);
+        weft_hdrs_add(&h->headers, WEFT_SV_LIT("grpc-message"), grpc_message_encode(s, msg));
         body = (weft_sv){"", 0};
     } else {
         h->status = status;

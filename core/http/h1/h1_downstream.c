@@ -77,6 +77,8 @@ static void schedule(weft_dconn *dc) {
 
 /* ---------- response writing (weft_downstream_ops) ---------- */
 
+static void op_reset(weft_stream *s);
+
 static void op_send_head(weft_stream *s, weft_resp_head *h, bool end_stream) {
     weft_dconn *dc = ds_of(s);
     struct evbuffer *out = dc_out(dc);
@@ -100,7 +102,17 @@ static void op_send_head(weft_stream *s, weft_resp_head *h, bool end_stream) {
         weft_hdrs_set(&h->headers, WEFT_SV_LIT("connection"), WEFT_SV_LIT("keep-alive"));
     weft_resp_head out_head = *h;
     out_head.http_minor = 1;
-    weft_h1_write_resp_head(out, &out_head);
+    if (weft_h1_write_resp_head(out, &out_head) < 0) {
+        /* A head the writer refuses (bytes no HTTP/1.1 head may carry, from
+         * the upstream's HTTP/2 or a filter): the client must not wait for
+         * it, so the connection is reset and the log says why. */
+        WEFT_WARN("response head refused by the HTTP/1.1 writer (status %u): connection reset",
+                  (unsigned)h->status);
+        s->flags |= WEFT_RF_LR;
+        s->reason = "response_head_invalid";
+        s->close_after = true;
+        op_reset(s);
+    }
 }
 
 static void op_send_continue(weft_stream *s) {
