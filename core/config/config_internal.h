@@ -16,29 +16,37 @@
 typedef enum { CY_SCALAR = 0, CY_SEQ, CY_MAP } cy_kind;
 
 typedef struct cy_node cy_node;
+/* 32 bytes: a big generated config holds hundreds of thousands of nodes
+ * (a 5 MB file about 500,000), so the node is kept small. Fields are
+ * valid for the node's kind only: `first` and `n` for sequences and
+ * mappings, `str` and `len` for scalars (check kind before reading). */
 struct cy_node {
-    cy_kind kind;
-    uint32_t line; /* 1-based */
-    uint32_t col;  /* 1-based */
-    /* scalar */
-    char *str; /* NUL-terminated (arena) */
-    size_t len;
-    bool plain; /* plain (unquoted, non-block) style */
-    /* sequence: children are the items; mapping: key, value, key, value... */
-    cy_node *first;
-    cy_node *last;
-    cy_node *next;
-    size_t n; /* number of children (a mapping holds 2 per entry) */
+    cy_node *next; /* next sibling */
+    union {
+        cy_node *first; /* sequence: items; mapping: key, value, key, value... */
+        char *str;      /* scalar: NUL-terminated (in the document's arena) */
+    };
+    uint32_t line;      /* 1-based */
+    uint32_t col : 24;  /* 1-based; saturates at 16M */
+    uint32_t kind : 2;  /* cy_kind */
+    uint32_t plain : 1; /* scalar: plain (unquoted, non-block) style */
+    union {
+        uint32_t n;   /* number of children (a mapping holds 2 per entry) */
+        uint32_t len; /* scalar length */
+    };
 };
 
 typedef struct cy_doc {
     weft_arena arena;
-    cy_node *root; /* NULL for an empty document */
+    cy_node *root;     /* NULL for an empty document */
+    char *scur, *send; /* string chunk being filled (unaligned, in the arena) */
 } cy_doc;
 
 /* Parses data into doc. Returns 0, or -1 with err filled ("name:L:C: ..."). */
 int cy_parse(cy_doc *doc, const char *data, size_t len, const char *name, weft_config_error *err);
 void cy_free(cy_doc *doc);
+/* Deep copy of n (and its children) into doc; NULL on OOM. */
+cy_node *cy_copy(cy_doc *doc, const cy_node *n);
 
 /* The loader's error context. */
 typedef struct cfg_ctx {

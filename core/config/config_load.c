@@ -68,6 +68,8 @@ bool cfg_is_null(const cy_node *n) {
 
 /* The key node of `key` in map, or NULL. */
 const cy_node *cfg_key_of(const cy_node *map, const char *key) {
+    if (map->kind != CY_MAP)
+        return NULL;
     for (const cy_node *k = map->first; k && k->next; k = k->next->next)
         if (strcmp(k->str, key) == 0)
             return k;
@@ -531,25 +533,35 @@ static int load_root(cfg_ld *L, const cy_node *root) {
     return 0;
 }
 
-weft_config *weft_config_load_buffer(const char *data, size_t len, const char *name,
-                                     weft_config_error *err) {
-    weft_config_error scratch;
-    if (!err)
-        err = &scratch;
-    err->msg[0] = '\0';
-    if (!name)
-        name = "<config>";
-    /* The document is kept (filter config nodes point into it): it lives
-     * on the heap with the config that owns it. */
-    cy_doc *doc = malloc(sizeof(*doc));
-    if (!doc) {
-        snprintf(err->msg, sizeof(err->msg), "%.200s: out of memory", name);
-        return NULL;
+/* The document is freed once the config is built: only the `config:`
+ * nodes of filters are read later (at snapshot build, through the SDK
+ * accessors), so they are copied into a small document the config keeps.
+ * A big config thus holds its node tree only while it is converted. */
+static int keep_filter_nodes(cfg_ld *L) {
+    weft_config *cfg = L->cfg;
+    cy_doc *keep = NULL;
+    for (size_t i = 0; i < cfg->n_listeners; i++) {
+        weft_cfg_listener *li = &cfg->listeners[i];
+        for (size_t f = 0; f < li->n_filters; f++) {
+            if (!li->filters[f].node)
+                continue;
+            if (!keep) {
+                if (!(keep = malloc(sizeof(*keep))))
+                    return cfg_fail_at(&L->c, 1, 1, "out of memory");
+                weft_arena_init(&keep->arena);
+                keep->root = NULL;
+                keep->scur = keep->send = NULL;
+                cfg->doc = keep;
+            }
+            if (!(li->filters[f].node = cy_copy(keep, li->filters[f].node)))
+                return cfg_fail_at(&L->c, 1, 1, "out of memory");
+        }
     }
-    if (cy_parse(doc, data ? data : "", data ? len : 0, name, err)) {
-        free(doc);
-        return NULL;
-    }
+    return 0;
+}
+
+/* Converts a parsed document (freed here) into a config. */
+static weft_config *load_doc(cy_doc *doc, const char *name, weft_config_error *err) {
     cfg_ld L;
     memset(&L, 0, sizeof(L));
     L.c = (cfg_ctx){name, err};
@@ -561,10 +573,13 @@ weft_config *weft_config_load_buffer(const char *data, size_t len, const char *n
         free(doc);
         return NULL;
     }
-    L.cfg->doc = doc;
     int rc = load_root(&L, doc->root);
     cfg_ns_free(&L.clusters);
     cfg_ns_free(&L.listeners);
+    if (rc == 0)
+        rc = keep_filter_nodes(&L);
+    cy_free(doc);
+    free(doc);
     if (rc == 0 && !L.cfg->source_dir) {
         const char *slash = strrchr(name, '/');
         L.cfg->source_dir =
@@ -573,23 +588,62 @@ weft_config *weft_config_load_buffer(const char *data, size_t len, const char *n
             rc = cfg_fail_at(&L.c, 1, 1, "out of memory");
     }
     if (rc) {
-        weft_config_free(L.cfg);
+        weft_config_free(L.cfg); /* reads no filter node */
         return NULL;
     }
     return L.cfg;
+}
+
+static cy_doc *parse_doc(const char *data, size_t len, const char *name, weft_config_error *err) {
+    cy_doc *doc = malloc(sizeof(*doc));
+    if (!doc) {
+        snprintf(err->msg, sizeof(err->msg), "%.200s: out of memory", name);
+        return NULL;
+    }
+    if (cy_parse(doc, data ? data : "", data ? len : 0, name, err)) {
+        free(doc);
+        return NULL;
+    }
+    return doc;
+}
+
+weft_config *weft_config_load_buffer(const char *data, size_t len, const char *name,
+                                     weft_config_error *err) {
+    weft_config_error scratch;
+    if (!err)
+        err = &scratch;
+    err->msg[0] = '\0';
+    if (!name)
+        name = "<config>";
+    cy_doc *doc = parse_doc(data, len, name, err);
+    return doc ? load_doc(doc, name, err) : NULL;
 }
 
 weft_config *weft_config_load_file(const char *path, weft_config_error *err) {
     weft_config_error scratch;
     if (!err)
         err = &scratch;
+    err->msg[0] = '\0';
     FILE *f = fopen(path, "rb");
     if (!f) {
         snprintf(err->msg, sizeof(err->msg), "%.200s: cannot open: %s", path, strerror(errno));
         return NULL;
     }
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
+    /* Sized from fstat (plus one spare byte to see the end), so that a big
+     * file is not copied into a buffer twice its size; a file that grows
+     * while read still works through the doubling below. */
+    struct stat st;
+    size_t cap = 16384;
+    if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && st.st_size >= 0 &&
+        (uint64_t)st.st_size < MAX_CONFIG_FILE)
+        cap = (size_t)st.st_size + 1;
+    char *buf = malloc(cap);
+    size_t len = 0;
+    if (!buf) {
+        snprintf(err->msg, sizeof(err->msg), "%.200s: out of memory", path);
+        fclose(f);
+        return NULL;
+    }
     for (;;) {
         if (len == cap) {
             if (cap >= MAX_CONFIG_FILE) {
@@ -599,7 +653,7 @@ weft_config *weft_config_load_file(const char *path, weft_config_error *err) {
                 fclose(f);
                 return NULL;
             }
-            size_t ncap = cap ? cap * 2 : 16384;
+            size_t ncap = cap * 2 > MAX_CONFIG_FILE ? MAX_CONFIG_FILE : cap * 2;
             char *nb = realloc(buf, ncap);
             if (!nb) {
                 snprintf(err->msg, sizeof(err->msg), "%.200s: out of memory", path);
@@ -623,9 +677,10 @@ weft_config *weft_config_load_file(const char *path, weft_config_error *err) {
         free(buf);
         return NULL;
     }
-    weft_config *cfg = weft_config_load_buffer(buf, len, path, err);
+    /* The text is freed before the conversion: the tree holds all of it. */
+    cy_doc *doc = parse_doc(buf, len, path, err);
     free(buf);
-    return cfg;
+    return doc ? load_doc(doc, path, err) : NULL;
 }
 
 /* --------------------------------------------------------------- free */

@@ -111,28 +111,61 @@ static cy_node *new_node(cy_doc *doc, cy_kind kind, const yaml_mark_t *m) {
         return NULL;
     memset(n, 0, sizeof(*n));
     n->kind = kind;
-    n->line = (uint32_t)m->line + 1;
-    n->col = (uint32_t)m->column + 1;
+    n->line = m->line + 1 > UINT32_MAX ? UINT32_MAX : (uint32_t)m->line + 1;
+    n->col = m->column + 1 > 0xFFFFFF ? 0xFFFFFF : (uint32_t)m->column + 1;
     return n;
 }
 
-static void append_child(cy_node *parent, cy_node *child) {
+/* Scalars are packed into 64 KiB chunks without the arena's 16-byte
+ * alignment (most are a few bytes long); long ones get their own block. */
+#define CY_STR_CHUNK 65536
+static char *new_str(cy_doc *doc, const char *s, size_t len) {
+    char *p;
+    if (len >= CY_STR_CHUNK / 16) {
+        p = weft_arena_alloc(&doc->arena, len + 1);
+    } else {
+        if ((size_t)(doc->send - doc->scur) < len + 1) {
+            doc->scur = weft_arena_alloc(&doc->arena, CY_STR_CHUNK);
+            if (!doc->scur) {
+                doc->send = NULL;
+                return NULL;
+            }
+            doc->send = doc->scur + CY_STR_CHUNK;
+        }
+        p = doc->scur;
+        doc->scur += len + 1;
+    }
+    if (!p)
+        return NULL;
+    if (len)
+        memcpy(p, s, len);
+    p[len] = '\0';
+    return p;
+}
+
+/* An open collection while parsing, with its last child (appends are O(1)). */
+typedef struct cy_open {
+    cy_node *node;
+    cy_node *last;
+} cy_open;
+
+static void append_child(cy_open *parent, cy_node *child) {
     if (parent->last)
         parent->last->next = child;
     else
-        parent->first = child;
+        parent->node->first = child;
     parent->last = child;
-    parent->n++;
+    parent->node->n++;
 }
 
 /* Attaches n to the innermost open collection, or makes it the root. */
-static int attach(cfg_ctx *c, cy_doc *doc, cy_node **stack, size_t depth, cy_node *n) {
+static int attach(cfg_ctx *c, cy_doc *doc, cy_open *stack, size_t depth, cy_node *n) {
     if (depth == 0) {
         doc->root = n;
         return 0;
     }
-    cy_node *parent = stack[depth - 1];
-    if (parent->kind == CY_MAP && parent->n % 2 == 0 && n->kind != CY_SCALAR)
+    cy_open *parent = &stack[depth - 1];
+    if (parent->node->kind == CY_MAP && parent->node->n % 2 == 0 && n->kind != CY_SCALAR)
         return cfg_fail(c, n, "mapping keys must be strings, got a %s",
                         n->kind == CY_MAP ? "mapping" : "list");
     append_child(parent, n);
@@ -143,6 +176,7 @@ int cy_parse(cy_doc *doc, const char *data, size_t len, const char *name, weft_c
     cfg_ctx c = {name, err};
     weft_arena_init(&doc->arena);
     doc->root = NULL;
+    doc->scur = doc->send = NULL;
 
     /* A UTF-8 byte order mark is skipped (libyaml keeps it when the
      * encoding is forced); positions count from the character after it. */
@@ -156,7 +190,7 @@ int cy_parse(cy_doc *doc, const char *data, size_t len, const char *name, weft_c
     yaml_parser_set_input_string(&p, (const unsigned char *)data, len);
     yaml_parser_set_encoding(&p, YAML_UTF8_ENCODING);
 
-    cy_node *stack[WEFT_CFG_MAX_DEPTH];
+    cy_open stack[WEFT_CFG_MAX_DEPTH];
     size_t depth = 0;
     int docs = 0;
     int rc = 0;
@@ -191,13 +225,12 @@ int cy_parse(cy_doc *doc, const char *data, size_t len, const char *name, weft_c
             }
             n = new_node(doc, CY_SCALAR, &ev.start_mark);
             if (n)
-                n->str = weft_arena_strndup(&doc->arena, (const char *)ev.data.scalar.value,
-                                            ev.data.scalar.length);
+                n->str = new_str(doc, (const char *)ev.data.scalar.value, ev.data.scalar.length);
             if (!n || !n->str) {
                 rc = cfg_fail_at(&c, 1, 1, "out of memory while parsing YAML");
                 break;
             }
-            n->len = ev.data.scalar.length;
+            n->len = (uint32_t)ev.data.scalar.length; /* < the 64 MiB file limit */
             n->plain = ev.data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
             rc = attach(&c, doc, stack, depth, n);
             break;
@@ -217,7 +250,7 @@ int cy_parse(cy_doc *doc, const char *data, size_t len, const char *name, weft_c
             }
             rc = attach(&c, doc, stack, depth, n);
             if (rc == 0)
-                stack[depth++] = n;
+                stack[depth++] = (cy_open){n, NULL};
             break;
         case YAML_SEQUENCE_END_EVENT:
         case YAML_MAPPING_END_EVENT:
@@ -240,4 +273,31 @@ int cy_parse(cy_doc *doc, const char *data, size_t len, const char *name, weft_c
 void cy_free(cy_doc *doc) {
     weft_arena_free(&doc->arena);
     doc->root = NULL;
+    doc->scur = doc->send = NULL;
+}
+
+static cy_node *copy_node(cy_doc *doc, const cy_node *n, int depth) {
+    if (depth > WEFT_CFG_MAX_DEPTH)
+        return NULL;
+    cy_node *c = weft_arena_alloc(&doc->arena, sizeof(*c));
+    if (!c)
+        return NULL;
+    *c = *n;
+    c->next = NULL;
+    if (n->kind == CY_SCALAR) {
+        c->str = new_str(doc, n->str, n->len);
+        return c->str ? c : NULL;
+    }
+    c->first = NULL;
+    cy_node **tail = &c->first;
+    for (const cy_node *k = n->first; k; k = k->next) {
+        if (!(*tail = copy_node(doc, k, depth + 1)))
+            return NULL;
+        tail = &(*tail)->next;
+    }
+    return c;
+}
+
+cy_node *cy_copy(cy_doc *doc, const cy_node *n) {
+    return n ? copy_node(doc, n, 0) : NULL;
 }

@@ -12,6 +12,7 @@
 
 #include "common/cpus.h"
 #include "config/config.h"
+#include "config/config_internal.h"
 
 /* ------------------------------------------------------------ helpers */
 
@@ -1315,6 +1316,65 @@ static void test_large_config(void **state) {
     free(y);
 }
 
+/* The YAML document is freed after the load; the filters' `config:` nodes
+ * are copied into a small document the config keeps, with their values,
+ * order and positions. */
+static void test_filter_config_kept(void **state) {
+    (void)state;
+    const char *y = "listeners:\n"
+                    "  - name: a\n"
+                    "    port: 8080\n"
+                    "    filters:\n"
+                    "      - name: f1\n"
+                    "        config:\n"
+                    "          list: [1, \"two\", {k: v}]\n"
+                    "          empty: ''\n"
+                    "      - name: f2\n"
+                    "      - name: f3\n"
+                    "        config: plain\n"
+                    "clusters: []\n";
+    weft_config_error err;
+    weft_config *cfg = load(y, &err);
+    if (!cfg)
+        fail_msg("%s", err.msg);
+    const weft_cfg_listener *li = &cfg->listeners[0];
+    assert_int_equal(li->n_filters, 3);
+    const cy_node *c = li->filters[0].node;
+    assert_non_null(c);
+    assert_int_equal(c->kind, CY_MAP);
+    assert_int_equal(c->n, 4);
+    assert_int_equal(c->line, 7);
+    assert_int_equal(c->col, 11);
+    const cy_node *k = c->first;
+    assert_string_equal(k->str, "list");
+    const cy_node *l = k->next;
+    assert_int_equal(l->kind, CY_SEQ);
+    assert_int_equal(l->n, 3);
+    assert_string_equal(l->first->str, "1");
+    assert_true(l->first->plain);
+    assert_string_equal(l->first->next->str, "two");
+    assert_false(l->first->next->plain);
+    const cy_node *m = l->first->next->next;
+    assert_int_equal(m->kind, CY_MAP);
+    assert_string_equal(m->first->str, "k");
+    assert_string_equal(m->first->next->str, "v");
+    assert_null(m->first->next->next);
+    assert_null(m->next);
+    const cy_node *e = l->next;
+    assert_string_equal(e->str, "empty");
+    assert_int_equal(e->next->len, 0);
+    assert_string_equal(e->next->str, "");
+    assert_null(e->next->next);
+    assert_null(li->filters[1].node);
+    assert_non_null(li->filters[2].node);
+    assert_string_equal(((const cy_node *)li->filters[2].node)->str, "plain");
+    assert_int_equal(((const cy_node *)li->filters[2].node)->line, 11);
+    char *text = dump_to_string(cfg);
+    assert_non_null(strstr(text, "{\"list\": [\"1\", \"two\", {\"k\": \"v\"}], \"empty\": \"\"}"));
+    free(text);
+    weft_config_free(cfg);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_full_config),
@@ -1329,6 +1389,7 @@ int main(void) {
         cmocka_unit_test(test_admin),
         cmocka_unit_test(test_load_file),
         cmocka_unit_test(test_large_config),
+        cmocka_unit_test(test_filter_config_kept),
         cmocka_unit_test(test_error_yaml),
         cmocka_unit_test(test_error_structure),
         cmocka_unit_test(test_error_values),
