@@ -1,9 +1,13 @@
 /* config_dump.c: the effective config as YAML, every default explicit.
  * Strings are always double-quoted and escaped (pure ASCII output), so the
- * dump loads back to an equal config. */
+ * dump loads back to an equal config, secrets aside: the admin token,
+ * credential header values, filter config values tagged !secret and
+ * values of keys named like *token*, *secret*, *password*, *private_key*
+ * print as "[redacted]". */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "config/config_internal.h"
 
@@ -166,6 +170,22 @@ static void kv_matches(dw *d, int indent, const char *key, const weft_cfg_kv_mat
     }
 }
 
+/* Keys whose values are secrets whatever their tag: the name contains
+ * one of these, in any case. */
+static bool secret_key(const char *k) {
+    static const char *const words[] = {"token", "secret", "password", "private_key", NULL};
+    for (size_t i = 0; words[i]; i++)
+        if (strcasestr(k, words[i]))
+            return true;
+    return false;
+}
+
+/* Header values that carry credentials. */
+static bool secret_header(const char *name) {
+    return strcasecmp(name, "authorization") == 0 || strcasecmp(name, "proxy-authorization") == 0 ||
+           strcasecmp(name, "cookie") == 0 || secret_key(name);
+}
+
 static void header_adds(dw *d, int indent, const char *key, const weft_cfg_header_value *h,
                         size_t n) {
     if (!open_list(d, indent, key, n))
@@ -173,7 +193,10 @@ static void header_adds(dw *d, int indent, const char *key, const weft_cfg_heade
     for (size_t i = 0; i < n; i++) {
         d->item = true;
         kv_str(d, indent + 4, "name", h[i].name);
-        kv_str(d, indent + 4, "value", h[i].value ? h[i].value : "");
+        kv_str(d, indent + 4, "value",
+               secret_header(h[i].name) ? REDACTED
+               : h[i].value             ? h[i].value
+                                        : "");
         kv_bool(d, indent + 4, "append", h[i].append);
     }
 }
@@ -232,10 +255,16 @@ static void dump_route(dw *d, int indent, const weft_cfg_route *r) {
 }
 
 /* A filter's config node, in flow style (every scalar quoted: filters
- * read scalars through the SDK accessors, which do not depend on style). */
+ * read scalars through the SDK accessors, which do not depend on style).
+ * A node tagged !secret, or the value of a secret-named key, prints as
+ * "[redacted]" whole. */
 static void put_node(FILE *f, const cy_node *n, int depth) {
     if (!n || depth > WEFT_CFG_MAX_DEPTH) {
         fputs("null", f);
+        return;
+    }
+    if (n->secret) {
+        put_str(f, REDACTED);
         return;
     }
     if (n->kind == CY_SCALAR) {
@@ -250,8 +279,12 @@ static void put_node(FILE *f, const cy_node *n, int depth) {
         put_node(f, c, depth + 1);
         if (map && c->next) {
             fputs(": ", f);
+            bool hide = c->kind == CY_SCALAR && c->str && secret_key(c->str);
             c = c->next;
-            put_node(f, c, depth + 1);
+            if (hide)
+                put_str(f, REDACTED);
+            else
+                put_node(f, c, depth + 1);
         }
     }
     fputc(map ? '}' : ']', f);

@@ -26,10 +26,11 @@ struct cy_node {
         cy_node *first; /* sequence: items; mapping: key, value, key, value... */
         char *str;      /* scalar: NUL-terminated (in the document's arena) */
     };
-    uint32_t line;      /* 1-based */
-    uint32_t col : 24;  /* 1-based; saturates at 16M */
-    uint32_t kind : 2;  /* cy_kind */
-    uint32_t plain : 1; /* scalar: plain (unquoted, non-block) style */
+    uint32_t line;       /* 1-based */
+    uint32_t col : 24;   /* 1-based; saturates at 16M */
+    uint32_t kind : 2;   /* cy_kind */
+    uint32_t plain : 1;  /* scalar: plain (unquoted, non-block) style */
+    uint32_t secret : 1; /* tagged `!secret` (any kind): /config_dump prints "[redacted]" */
     union {
         uint32_t n;   /* number of children (a mapping holds 2 per entry) */
         uint32_t len; /* scalar length */

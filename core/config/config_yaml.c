@@ -149,6 +149,11 @@ typedef struct cy_open {
     cy_node *last;
 } cy_open;
 
+/* `!secret` marks a value that /config_dump must not show. */
+static bool is_secret_tag(const yaml_char_t *tag) {
+    return tag && strcmp((const char *)tag, "!secret") == 0;
+}
+
 static void append_child(cy_open *parent, cy_node *child) {
     if (parent->last)
         parent->last->next = child;
@@ -232,6 +237,7 @@ int cy_parse(cy_doc *doc, const char *data, size_t len, const char *name, weft_c
             }
             n->len = (uint32_t)ev.data.scalar.length; /* < the 64 MiB file limit */
             n->plain = ev.data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+            n->secret = is_secret_tag(ev.data.scalar.tag);
             rc = attach(&c, doc, stack, depth, n);
             break;
         case YAML_SEQUENCE_START_EVENT:
@@ -248,6 +254,9 @@ int cy_parse(cy_doc *doc, const char *data, size_t len, const char *name, weft_c
                 rc = cfg_fail_at(&c, 1, 1, "out of memory while parsing YAML");
                 break;
             }
+            n->secret =
+                is_secret_tag(ev.type == YAML_MAPPING_START_EVENT ? ev.data.mapping_start.tag
+                                                                  : ev.data.sequence_start.tag);
             rc = attach(&c, doc, stack, depth, n);
             if (rc == 0)
                 stack[depth++] = (cy_open){n, NULL};

@@ -815,6 +815,62 @@ static void test_admin(void **state) {
                  "such file or directory");
 }
 
+static void test_dump_redacts_secrets(void **state) {
+    (void)state;
+    weft_config_error err;
+    const char *yaml = "listeners:\n"
+                       "  - name: in\n"
+                       "    port: 10000\n"
+                       "    filters:\n"
+                       "      - name: f\n"
+                       "        config:\n"
+                       "          a: !secret S1\n"
+                       "          b: !secret {x: S2}\n"
+                       "          c: [!secret S3, V1]\n"
+                       "          API_TOKEN: S4\n"
+                       "          my_secret: [S5]\n"
+                       "          Password: S6\n"
+                       "          ssh_private_key: S7\n"
+                       "          private: V2\n"
+                       "          d: {k: V3}\n"
+                       "    virtual_hosts:\n"
+                       "      - domains: [\"*\"]\n"
+                       "        routes:\n"
+                       "          - match: {prefix: /}\n"
+                       "            direct_response: {status: 200}\n"
+                       "            request_headers_to_add:\n"
+                       "              - {name: Authorization, value: S8}\n"
+                       "              - {name: proxy-authorization, value: S9}\n"
+                       "              - {name: x-session-token, value: S10}\n"
+                       "              - {name: x-other, value: V4}\n";
+    weft_config *cfg = load(yaml, &err);
+    if (!cfg)
+        fail_msg("%s", err.msg);
+    char *text = dump_to_string(cfg);
+    for (int i = 1; i <= 10; i++) {
+        char needle[8];
+        snprintf(needle, sizeof(needle), "\"S%d\"", i);
+        if (strstr(text, needle))
+            fail_msg("%s shown in:\n%s", needle, text);
+    }
+    for (int i = 1; i <= 4; i++) {
+        char needle[8];
+        snprintf(needle, sizeof(needle), "\"V%d\"", i);
+        if (!strstr(text, needle))
+            fail_msg("%s missing in:\n%s", needle, text);
+    }
+    /* the dump of the dump is the same text (fuzz_config's invariant) */
+    weft_config *again = weft_config_load_buffer(text, strlen(text), "dump.yaml", &err);
+    if (!again)
+        fail_msg("%s", err.msg);
+    char *text2 = dump_to_string(again);
+    assert_string_equal(strchr(text, '\n'), strchr(text2, '\n'));
+    free(text);
+    free(text2);
+    weft_config_free(again);
+    weft_config_free(cfg);
+}
+
 static void test_load_file(void **state) {
     (void)state;
     weft_config_error err;
@@ -1387,6 +1443,7 @@ int main(void) {
         cmocka_unit_test(test_dump_escapes),
         cmocka_unit_test(test_dump_text),
         cmocka_unit_test(test_admin),
+        cmocka_unit_test(test_dump_redacts_secrets),
         cmocka_unit_test(test_load_file),
         cmocka_unit_test(test_large_config),
         cmocka_unit_test(test_filter_config_kept),

@@ -345,7 +345,12 @@ typedef struct weft_host_api {
     bool (*log_enabled)(weft_log_level_t level);
     uint64_t (*now_us)(void); /* monotonic clock (the test kit controls it) */
 
-    /* config accessors */
+    /* config accessors. Secrets: the admin /config_dump prints
+     * "[redacted]" for a value the user tags `!secret` (scalar, map or
+     * list: `api_key: !secret abc`) and for the value of any key whose
+     * name contains token, secret, password or private_key (any case).
+     * The tag changes nothing a filter reads: accessors return the real
+     * value. Name secret keys that way, or tell users to tag them. */
     const weft_config_node *(*config_get)(const weft_config_node *map, const char *key);
     bool (*config_is_map)(const weft_config_node *n);
     bool (*config_is_list)(const weft_config_node *n);
