@@ -245,7 +245,7 @@ LOAD_START=$(loadavg)
 
 # ---------------------------------------------------------------- one run
 ROUNDS_TSV="$TMP/rounds.tsv"
-printf 'round\ttarget\trps\tp50_ms\tp99_ms\tmean_ms\terrors\trequests\tproxy_us\tbackend_us\ttw_new\n' >"$ROUNDS_TSV"
+printf 'round\ttarget\trps\tp50_ms\tp99_ms\tmean_ms\terrors\trequests\tproxy_us\tbackend_us\ttw_mid\ttw_new\n' >"$ROUNDS_TSV"
 
 # to_ms VALUE: h2load time ("393us", "1.02ms", "1.50s") in milliseconds.
 to_ms() {
@@ -255,7 +255,7 @@ to_ms() {
 }
 
 measure() { # NAME ROUND
-    local name="$1" round="$2" url out log p0 p1 b0 b1 tw line done_n failed errored rps pct mean errs
+    local name="$1" round="$2" url out log p0 p1 b0 b1 tw tw_mid hpid line done_n failed errored rps pct mean errs
     url="http://127.0.0.1:${PORT[$name]}/"
     if ! kill -0 "${PID[$name]}" 2>/dev/null; then
         NOTE[$name]="failed: exited before round $round"
@@ -271,7 +271,19 @@ measure() { # NAME ROUND
     p0=$(cpu_ns "${PID[$name]}")
     b0=$(cpu_ns "$BACKEND_PID")
     taskset -c "$LOAD_CPU" timeout $((DURATION + 30)) h2load -c "$BENCH_CLIENTS" -m "$BENCH_STREAMS" \
-        -D "$DURATION" --log-file="$log" "$url" >"$out" 2>&1 || say "$name round $round: h2load failed"
+        -D "$DURATION" --log-file="$log" "$url" >"$out" 2>&1 &
+    hpid=$!
+    STARTED+=("$hpid")
+    # TIME_WAIT while the load runs (1 s before its end): churn; at the
+    # end, streams still in flight are cancelled when h2load stops, and a
+    # proxy may close their upstream connections (see README).
+    if ((DURATION >= 2)); then
+        sleep $((DURATION - 1))
+        tw_mid=$(tw_new "$BACKEND_PORT" "$TMP/tw-before")
+    else
+        tw_mid=""
+    fi
+    wait "$hpid" || say "$name round $round: h2load failed"
     p1=$(cpu_ns "${PID[$name]}")
     b1=$(cpu_ns "$BACKEND_PID")
     tw=$(tw_new "$BACKEND_PORT" "$TMP/tw-before")
@@ -299,9 +311,9 @@ measure() { # NAME ROUND
             printf "%.3f %.3f", v[i] / 1000, v[j] / 1000 } }')
     rm -f "$log"
     mean=$(to_ms "$(awk '/^time for request:/ {print $6}' "$out")")
-    printf '%s\t%s\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$name" "$rps" "${pct% *}" "${pct#* }" "$mean" \
+    printf '%s\t%s\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$name" "$rps" "${pct% *}" "${pct#* }" "$mean" \
         "$errs" "$done_n" "$(awk -v d="$((p1 - p0))" -v n="$done_n" 'BEGIN {printf "%.3f", d / 1000 / n}')" \
-        "$(awk -v d="$((b1 - b0))" -v n="$done_n" 'BEGIN {printf "%.3f", d / 1000 / n}')" "$tw" >>"$ROUNDS_TSV"
+        "$(awk -v d="$((b1 - b0))" -v n="$done_n" 'BEGIN {printf "%.3f", d / 1000 / n}')" "$tw_mid" "$tw" >>"$ROUNDS_TSV"
     say "round $round $name: $(tail -n 1 "$ROUNDS_TSV" | cut -f3-)"
 }
 
@@ -365,7 +377,8 @@ report() {
         --column "rps:req/s:%.0f" --column "p50_ms:p50 ms:%.3f" --column "p99_ms:p99 ms:%.3f" \
         --column "mean_ms:mean ms:%.3f" \
         --column "proxy_us:proxy CPU µs/req:%.2f:spread" --column "backend_us:backend CPU µs/req:%.2f" \
-        --sum "errors:errors" --max "tw_new:new TIME_WAIT (max)" "${notes[@]}" "${ratios[@]}"
+        --sum "errors:errors" --max "tw_mid:new TIME_WAIT during the run (max)" \
+        --max "tw_new:new TIME_WAIT with its end (max)" "${notes[@]}" "${ratios[@]}"
     echo
     echo "Ratios are taken within each round, then summarised; \"best of\" divides by the peer with the lowest CPU per request in that round. Below 1 means weft uses less."
     echo
@@ -375,7 +388,8 @@ report() {
         echo "| $t | $(fmt_mib "${RSS0[$t]:-}") | $(fmt_mib "${RSS1[$t]:-}") |"
     done
     echo
-    echo "new TIME_WAIT: TIME_WAIT sockets to or from the backend's port that appeared during one measured run (the largest over the rounds); a proxy that keeps its upstream connections has none."
+    echo "new TIME_WAIT: TIME_WAIT sockets to or from the backend's port that appeared during one measured run (the largest over the rounds): \"during\" counts up to 1 s before the load stops," \
+        "a proxy that keeps its upstream connections has none; \"with its end\" adds the requests in flight when h2load stops, whose upstream HTTP/1.1 connections a proxy may close (at most $STREAMS)."
 }
 
 mkdir -p "$(dirname "$BENCH_OUT")"
