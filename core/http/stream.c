@@ -111,6 +111,7 @@ void weft_stream_begin(weft_stream *s, weft_listener_snap *lst, weft_wsnap *ws) 
     weft_attempt_init(&s->att);
     s->connect_attempts = 0;
     s->up = NULL;
+    s->up_ops = NULL;
     s->request_id = (weft_sv){"", 0};
     s->resp_trailers = NULL;
     s->req_done = s->up_req_done = s->up_req_chunked = s->resp_started = s->resp_done = false;
@@ -317,10 +318,7 @@ void stream_arm_request_timeout(weft_stream *s) {
 }
 
 void stream_req_write_end(weft_stream *s) {
-    if (s->up2)
-        weft_h2up_end(s->up2, s->rq.trailers);
-    else if (s->up_req_chunked)
-        weft_h1_write_last_chunk(stream_up_out(s), s->rq.trailers);
+    s->up_ops->send_end(s, s->rq.trailers);
     s->up_req_done = true;
     stream_arm_request_timeout(s);
 }
@@ -331,23 +329,9 @@ void stream_sink_req(weft_stream *s, struct evbuffer *chunk, bool end) {
         evbuffer_drain(chunk, n); /* answered locally: the body is discarded */
         return;
     }
-    if (s->up2) {
-        if (n) {
-            keep_for_replay(s, NULL, n, chunk);
-            weft_h2up_body(s->up2, chunk);
-        }
-        if (end && !s->up_req_done)
-            stream_req_write_end(s);
-        stream_check_up_backpressure(s);
-        return;
-    }
-    struct evbuffer *out = stream_up_out(s);
     if (n) {
         keep_for_replay(s, NULL, n, chunk);
-        if (s->up_req_chunked)
-            weft_h1_write_chunk_buf(out, chunk, false);
-        else
-            evbuffer_add_buffer(out, chunk);
+        s->up_ops->send_body(s, chunk);
     }
     if (end && !s->up_req_done)
         stream_req_write_end(s);
@@ -359,8 +343,9 @@ void weft_stream_on_req_body(weft_stream *s, const char *p, size_t n) {
     stream_arm_idle(s);
     if (s->is_connect) {
         /* HTTP/2 CONNECT: DATA frames are the tunnel's bytes. */
-        if (s->up) {
-            evbuffer_add(stream_up_out(s), p, n);
+        struct evbuffer *dst = stream_tunnel_dst(s);
+        if (dst) {
+            evbuffer_add(dst, p, n);
             stream_check_up_backpressure(s);
         }
         return;
@@ -373,16 +358,7 @@ void weft_stream_on_req_body(weft_stream *s, const char *p, size_t n) {
         if (!s->cluster || !stream_up_attached(s))
             return;
         keep_for_replay(s, p, n, NULL);
-        if (s->up2) {
-            weft_h2up_body_data(s->up2, p, n);
-            stream_check_up_backpressure(s);
-            return;
-        }
-        struct evbuffer *out = stream_up_out(s);
-        if (s->up_req_chunked)
-            weft_h1_write_chunk(out, p, n);
-        else
-            evbuffer_add(out, p, n);
+        s->up_ops->send_data(s, p, n);
         stream_check_up_backpressure(s);
         return;
     }
@@ -408,8 +384,8 @@ void weft_stream_on_req_end(weft_stream *s, weft_hdrs *trailers) {
     if (s->is_connect && !s->resp_done) {
         /* HTTP/2 CONNECT with END_STREAM: the client half-closed the tunnel
          * (HTTP/1.1 CONNECT ends its "request" right after the head). */
-        if (s->h2 && s->tunnel && s->up)
-            weft_conn_shutdown_write(s->up->conn);
+        if (s->h2 && s->tunnel && s->up && s->up_ops->shutdown_write)
+            s->up_ops->shutdown_write(s);
         return;
     }
     if (s->resp_done) {

@@ -44,6 +44,46 @@ typedef struct weft_downstream_ops {
     const struct weft_conn_facts *(*facts)(weft_stream *s);
 } weft_downstream_ops;
 
+/* An upstream kind (HTTP/1.1 pooled connection, HTTP/2 stream; tests
+ * add a fake one): everything the exchange asks of its upstream. The
+ * upstream reports back through the weft_stream_on_up_* calls below. The
+ * handle lives in s->up (NULL while nothing is attached). */
+typedef struct weft_upstream_ops {
+    const char *name;
+    /* Attaches an upstream for s's request (head prepared: s->req,
+     * s->up_target) on endpoint ep; false on immediate failure. */
+    bool (*start)(weft_stream *s, const weft_endpoint *ep, bool allow_idle);
+    /* Already connected after start (an idle pooled connection). */
+    bool (*connected)(weft_stream *s);
+    /* Moves request bytes that waited for the connection to it (NULL: none wait). */
+    void (*connected_flush)(weft_stream *s);
+    /* A replacement attempt started: send again what only the previous
+     * one had (HTTP/2: the kept body and the end). */
+    void (*restart)(weft_stream *s);
+    void (*send_body)(weft_stream *s, struct evbuffer *chunk); /* moves every byte */
+    void (*send_data)(weft_stream *s, const char *p, size_t n);
+    void (*send_end)(weft_stream *s, const weft_hdrs *trailers);
+    size_t (*pending)(weft_stream *s); /* request bytes not yet written */
+    void (*pause)(weft_stream *s);     /* stop reading the response */
+    void (*resume)(weft_stream *s);
+    void (*release)(weft_stream *s, bool reusable); /* detach (s->up is cleared by the caller) */
+    /* The request never reached the server (a pooled connection it had
+     * closed, a refused stream): safe to send again. */
+    bool (*unprocessed)(weft_stream *s);
+    /* Raw tunnels after a 101 / CONNECT (NULL: this kind carries none). */
+    struct evbuffer *(*tunnel_out)(weft_stream *s);
+    void (*tunnel_begin)(weft_stream *s);
+    void (*shutdown_write)(weft_stream *s);
+    /* Response body of one read is gathered and passed once (feed_end). */
+    bool gathers_reads;
+    /* Request bytes wait in the stream (up_pending) until connected, so a
+     * failed connect can be retried without a replay buffer. */
+    bool keeps_unsent;
+} weft_upstream_ops;
+
+/* Tests only: when set, every stream uses these ops (a fake upstream). */
+extern const weft_upstream_ops *weft_upstream_test_ops;
+
 /* What the downstream connection knows about itself. */
 typedef struct weft_conn_facts {
     const char *peer_ip;
@@ -109,12 +149,12 @@ struct weft_stream {
     weft_resp_head resp; /* response being forwarded/generated */
     const weft_route_entry *route;
     weft_cluster_wrk *cluster;
-    weft_attempt att;             /* the current (or last) upstream attempt: holds its lb
-                                   * and hostset, so att.ep stays valid to the log phase */
-    uint32_t connect_attempts;    /* failed connects retried on another endpoint */
-    weft_upconn *up;              /* HTTP/1.1 upstream connection, or */
-    struct weft_h2up_stream *up2; /* HTTP/2 upstream stream */
-    struct evbuffer *up_pending;  /* request bytes before the upstream is attached */
+    weft_attempt att;                /* the current (or last) upstream attempt: holds its lb
+                                      * and hostset, so att.ep stays valid to the log phase */
+    uint32_t connect_attempts;       /* failed connects retried on another endpoint */
+    void *up;                        /* the attached upstream's handle, NULL none */
+    const weft_upstream_ops *up_ops; /* its kind */
+    struct evbuffer *up_pending;     /* request bytes before the upstream is attached */
     weft_sv request_id;
     weft_hdrs *resp_trailers; /* from the upstream, in arena */
     weft_sv up_target;

@@ -54,7 +54,9 @@ void stream_prepare_upstream_headers(weft_stream *s);
 uint64_t stream_grpc_timeout_ms(const weft_hdrs *h); /* grpc-timeout, 0 none */
 
 /* stream_upstream.c */
-struct evbuffer *stream_up_out(weft_stream *s);
+struct evbuffer *stream_tunnel_dst(weft_stream *s);
+/* stream_up_ops.c: the ops of the stream's cluster (or the test ops). */
+const weft_upstream_ops *stream_upstream_ops(const weft_stream *s);
 void stream_check_up_backpressure(weft_stream *s);
 void stream_write_up_head(weft_stream *s, struct evbuffer *out);
 void stream_start_upstream(weft_stream *s, bool allow_idle);
@@ -68,7 +70,7 @@ void stream_up_release(weft_stream *s, bool reusable); /* detach the upstream (h
 void stream_up_pause(weft_stream *s);
 void stream_up_resume(weft_stream *s);
 static inline bool stream_up_attached(const weft_stream *s) {
-    return s->up || s->up2;
+    return s->up != NULL;
 }
 void stream_route_and_forward(weft_stream *s); /* after the request header phase */
 void stream_sink_req(weft_stream *s, struct evbuffer *chunk, bool end);

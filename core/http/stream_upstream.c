@@ -15,11 +15,8 @@
  * end): successful if a response head came back. */
 void stream_up_release(weft_stream *s, bool reusable) {
     if (s->up)
-        weft_upconn_release(s->up, reusable);
-    if (s->up2)
-        weft_h2up_release(s->up2);
+        s->up_ops->release(s, reusable);
     s->up = NULL;
-    s->up2 = NULL;
     if (s->att.live) {
         uint64_t now = weft_now_us();
         bool ok = s->t_up_head_us != 0;
@@ -29,24 +26,24 @@ void stream_up_release(weft_stream *s, bool reusable) {
 
 void stream_up_pause(weft_stream *s) {
     if (s->up)
-        weft_upconn_pause_read(s->up);
-    else if (s->up2)
-        weft_h2up_pause(s->up2);
+        s->up_ops->pause(s);
 }
 
 void stream_up_resume(weft_stream *s) {
     if (s->up)
-        weft_upconn_resume_read(s->up);
-    else if (s->up2)
-        weft_h2up_resume(s->up2);
+        s->up_ops->resume(s);
 }
 
-struct evbuffer *stream_up_out(weft_stream *s) {
-    return s->up && s->up->connected ? weft_upconn_output(s->up) : s->up_pending;
+/* Where raw tunnel bytes from the client go: the upstream once the tunnel
+ * runs, up_pending while it connects; NULL when nothing can carry them. */
+struct evbuffer *stream_tunnel_dst(weft_stream *s) {
+    if (!s->up || !s->up_ops->tunnel_out)
+        return NULL;
+    return s->tunnel ? s->up_ops->tunnel_out(s) : s->up_pending;
 }
 
 void stream_check_up_backpressure(weft_stream *s) {
-    size_t pending = s->up2 ? weft_h2up_pending(s->up2) : evbuffer_get_length(stream_up_out(s));
+    size_t pending = s->up ? s->up_ops->pending(s) : evbuffer_get_length(s->up_pending);
     if (!s->ds_read_paused && pending > stream_high_watermark(s)) {
         s->ds_read_paused = true;
         s->ds_ops->pause_read(s);
@@ -125,26 +122,14 @@ static void start_attempt(weft_stream *s, bool allow_idle, bool exclude_last) {
     s->t_up_head_us = 0;
     weft_attempt_start(&s->att, lb, idx, s->t_up_start_us);
     s->attempts++;
-    bool reused = false;
-    if (s->cluster->shared->cfg->protocol == WEFT_PROTO_HTTP2) {
-        /* HTTP/2 upstream: the request goes as frames, not the HTTP/1.1
-         * bytes prepared for a pooled connection. */
-        evbuffer_drain(s->up_pending, evbuffer_get_length(s->up_pending));
-        s->up2 =
-            weft_h2up_start(s, s->cluster->shared, s->att.ep, s->req->framing != WEFT_BODY_NONE);
-        if (!s->up2) {
-            weft_attempt_end(&s->att, false, 0, weft_now_us());
-            weft_stream_local_reply(s, 503, "upstream_connect_failure", WEFT_RF_UF, NULL);
-        }
-        return;
-    }
-    s->up = weft_pool_acquire(s->w, s->cluster->shared, s->att.ep, s, allow_idle, &reused);
-    if (!s->up) {
+    s->up_ops = stream_upstream_ops(s);
+    if (!s->up_ops->start(s, s->att.ep, allow_idle)) {
+        s->up = NULL;
         weft_attempt_end(&s->att, false, 0, weft_now_us());
         weft_stream_local_reply(s, 503, "upstream_connect_failure", WEFT_RF_UF, NULL);
         return;
     }
-    if (s->up->connected)
+    if (s->up_ops->connected(s))
         weft_stream_on_up_connected(s);
 }
 
@@ -167,41 +152,28 @@ static bool retry_connect(weft_stream *s, weft_up_err err) {
                             weft_now_us() + cc->connect_failure_avoid_ms * 1000);
     if (s->connect_attempts + 1 >= connect_attempts_max(s) || s->resp_started || s->resp_done)
         return false;
-    if (s->cluster->shared->cfg->protocol == WEFT_PROTO_HTTP2 &&
-        s->req->framing != WEFT_BODY_NONE && (!s->req_done || !s->replay || s->replay_overflow))
-        return false;
+    if (!stream_upstream_ops(s)->keeps_unsent && s->req->framing != WEFT_BODY_NONE &&
+        (!s->req_done || !s->replay || s->replay_overflow))
+        return false; /* the body went into the failed attempt and was not kept */
     s->connect_attempts++;
     weft_stats_inc(s->w->stats, s->cluster->shared->rq_retry_connect, 1);
     WEFT_DEBUG("connect to %s failed (%s): trying another endpoint", s->att.ep->name,
                err == WEFT_UP_ERR_CONNECT_TIMEOUT ? "timeout" : "error");
     start_attempt(s, true, true);
-    if (!s->up2 || s->resp_done)
-        return true;
-    /* HTTP/2: the request again, as frames. */
-    if (s->req->framing != WEFT_BODY_NONE && s->replay) {
-        struct evbuffer *copy = evbuffer_new();
-        if (copy) {
-            evbuffer_add_buffer_reference(copy, s->replay);
-            weft_h2up_body(s->up2, copy);
-            evbuffer_free(copy);
-        }
-    }
-    if (s->req_done) {
-        weft_h2up_end(s->up2, s->rq.trailers);
-        s->up_req_done = true;
-    }
+    if (s->up && !s->resp_done)
+        s->up_ops->restart(s);
     return true;
 }
 
 static void tunnel_start(weft_stream *s) {
     s->tunnel = true;
-    s->up->tunnel = true;
+    s->up_ops->tunnel_begin(s);
     weft_ltimer_clear(&s->t_request); /* a tunnel lives until idle or closed */
     stream_arm_idle(s);
 }
 
 void weft_stream_on_up_connected(weft_stream *s) {
-    if (s->is_connect && s->up && !s->tunnel) {
+    if (s->is_connect && s->up && s->up_ops->tunnel_begin && !s->tunnel) {
         weft_resp_head *h = &s->resp;
         memset(h, 0, sizeof(*h));
         weft_hdrs_init(&h->headers, &s->arena);
@@ -215,12 +187,11 @@ void weft_stream_on_up_connected(weft_stream *s) {
         stream_send_head(s, h, !s->h2);
         s->t_up_head_us = weft_now_us();
         tunnel_start(s);
-        if (evbuffer_get_length(s->up_pending)) /* bytes sent before the 200 */
-            evbuffer_add_buffer(weft_upconn_output(s->up), s->up_pending);
+        s->up_ops->connected_flush(s); /* bytes sent before the 200 */
         return;
     }
-    if (evbuffer_get_length(s->up_pending))
-        evbuffer_add_buffer(weft_upconn_output(s->up), s->up_pending);
+    if (s->up_ops->connected_flush)
+        s->up_ops->connected_flush(s);
 }
 
 void weft_stream_tunnel_down(weft_stream *s, struct evbuffer *in) {
@@ -229,8 +200,9 @@ void weft_stream_tunnel_down(weft_stream *s, struct evbuffer *in) {
         return;
     s->bytes_in += n;
     stream_arm_idle(s);
-    struct evbuffer *out = weft_upconn_output(s->up);
-    evbuffer_add_buffer(out, in);
+    struct evbuffer *out = stream_tunnel_dst(s);
+    if (out)
+        evbuffer_add_buffer(out, in);
     stream_check_up_backpressure(s);
 }
 
@@ -286,19 +258,12 @@ bool stream_do_retry(weft_stream *s) {
     }
     s->connect_attempts = 0;
     stream_start_upstream(s, true);
-    if (s->up2 && has_body && s->replay) {
-        struct evbuffer *copy = evbuffer_new();
-        if (copy) {
-            evbuffer_add_buffer_reference(copy, s->replay);
-            weft_h2up_body(s->up2, copy);
-            evbuffer_free(copy);
+    if (stream_up_attached(s)) {
+        s->up_ops->restart(s);
+        if (s->req_done) {
+            s->up_req_done = true;
+            stream_arm_request_timeout(s);
         }
-    }
-    if (stream_up_attached(s) && s->req_done) {
-        if (s->up2)
-            weft_h2up_end(s->up2, s->rq.trailers);
-        s->up_req_done = true;
-        stream_arm_request_timeout(s);
     }
     return true;
 }
@@ -327,7 +292,7 @@ void stream_deferred_retry(weft_stream *s) {
 }
 
 int weft_stream_on_up_head(weft_stream *s, weft_resp_head *h) {
-    if (h->status == 101 && s->upgrade_req && !s->is_connect && s->up) {
+    if (h->status == 101 && s->upgrade_req && !s->is_connect && s->up && s->up_ops->tunnel_begin) {
         /* Switching Protocols: pass the 101 with its upgrade headers, then
          * the connection is a tunnel (bytes after this head are its own). */
         const weft_sv *uv = weft_hdrs_get(&h->headers, WEFT_SV_LIT("upgrade"));
@@ -420,8 +385,6 @@ void stream_sink_resp(weft_stream *s, struct evbuffer *chunk, bool end) {
 
 int weft_stream_on_up_body(weft_stream *s, const char *p, size_t n) {
     s->bytes_out += n;
-    if (s->up)
-        s->up->got_bytes = true;
     stream_arm_idle(s);
     weft_dir *d = &s->rs;
     if (d->headers_done && d->paused_at < 0 && !(s->chain && s->chain->any_resp_body)) {
@@ -433,7 +396,7 @@ int weft_stream_on_up_body(weft_stream *s, const char *p, size_t n) {
         return WEFT_H1_CB_OK;
     }
     stream_dir_buffers(s);
-    if (d->headers_done && d->paused_at < 0 && s->up) {
+    if (d->headers_done && d->paused_at < 0 && s->up && s->up_ops->gathers_reads) {
         /* HTTP/1.1 upstream: gather what this read brings and pass it once
          * (weft_stream_on_up_feed_end, or with the end of the response):
          * filters then see a small body and its end in one call. */
@@ -502,9 +465,7 @@ void weft_stream_on_up_error(weft_stream *s, weft_up_err err) {
         stream_finish(s);
         return;
     }
-    bool reused = s->up && s->up->requests > 0;
-    bool got = s->up && s->up->got_bytes;
-    bool refused = s->up2 && weft_h2up_refused(s->up2); /* GOAWAY'd before processing */
+    bool unprocessed = s->up && s->up_ops->unprocessed(s);
     weft_cluster_snap *c = s->cluster->shared;
     stream_up_release(s, false); /* ends the attempt */
     if (err == WEFT_UP_ERR_CONNECT || err == WEFT_UP_ERR_CONNECT_TIMEOUT) {
@@ -519,18 +480,18 @@ void weft_stream_on_up_error(weft_stream *s, weft_up_err err) {
     /* A pooled connection the server had already closed: the request never
      * reached it, so sending it again on a fresh connection is safe when
      * we can replay it whole (no body streamed yet). */
-    if (err == WEFT_UP_ERR_RESET && ((reused && !got) || refused) && !s->stale_retry_done &&
-        !s->resp_started && s->req->framing == WEFT_BODY_NONE) {
+    if (err == WEFT_UP_ERR_RESET && unprocessed && !s->stale_retry_done && !s->resp_started &&
+        s->req->framing == WEFT_BODY_NONE) {
         s->stale_retry_done = true;
         weft_stats_inc(s->w->stats, c->rq_retry_stale, 1);
         stream_reset_response(s);
         evbuffer_drain(s->up_pending, evbuffer_get_length(s->up_pending));
         stream_write_up_head(s, s->up_pending);
         stream_start_upstream(s, false);
-        if (stream_up_attached(s) && s->req_done) {
-            if (s->up2)
-                weft_h2up_end(s->up2, NULL);
-            s->up_req_done = true;
+        if (stream_up_attached(s)) {
+            s->up_ops->restart(s);
+            if (s->req_done)
+                s->up_req_done = true;
         }
         return;
     }
