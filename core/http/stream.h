@@ -16,6 +16,7 @@
 #include <event2/event_struct.h>
 
 #include "filter/filter.h"
+#include "common/response_flags.h"
 #include "http/message.h"
 #include "loop/ltimer.h"
 #include "loop/worker.h"
@@ -114,21 +115,6 @@ typedef struct weft_dir {
 
 typedef struct weft_stream_timer weft_stream_timer;
 typedef struct weft_stream_callout weft_stream_callout;
-
-/* Envoy-style response flags for the access log. */
-enum {
-    WEFT_RF_NR = 1 << 0,  /* no route */
-    WEFT_RF_UH = 1 << 1,  /* no healthy upstream */
-    WEFT_RF_UF = 1 << 2,  /* upstream connection failure */
-    WEFT_RF_UT = 1 << 3,  /* upstream request timeout */
-    WEFT_RF_UC = 1 << 4,  /* upstream connection termination */
-    WEFT_RF_UPE = 1 << 5, /* upstream protocol error */
-    WEFT_RF_DC = 1 << 6,  /* downstream connection termination */
-    WEFT_RF_DPE = 1 << 7, /* downstream protocol error */
-    WEFT_RF_SI = 1 << 8,  /* stream idle timeout */
-    WEFT_RF_DR = 1 << 9,  /* direct response / redirect */
-    WEFT_RF_LR = 1 << 10, /* local reset */
-};
 
 #define WEFT_STREAM_MAGIC 0x77656674u /* "weft" */
 

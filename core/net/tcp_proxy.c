@@ -11,10 +11,11 @@
 #include <event2/event.h>
 
 #include "common/common.h"
-#include "http/stream.h" /* WEFT_RF_* response flags, shared with the HTTP access log */
+#include "common/response_flags.h"
 #include "log/access_log.h"
 #include "loop/ltimer.h"
 #include "net/conn.h"
+#include "upstream/attempt.h"
 
 #define DEFAULT_HIGH_WATERMARK (1024u * 1024)
 #define DEFAULT_CONNECT_TIMEOUT_MS 5000
