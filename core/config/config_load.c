@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "common/cpus.h"
+#include "common/memtrim.h"
 #include "config/config_internal.h"
 
 #define MAX_DURATION_MS (30ull * 24 * 3600 * 1000) /* 30 days */
@@ -714,4 +715,8 @@ void weft_config_free(weft_config *cfg) {
     free(cfg->access_log.path);
     free(cfg->source);
     free(cfg);
+    /* A config goes with its snapshot (after a reload, once the last
+     * stream on it ended): a big one leaves megabytes free in the heap,
+     * which a worker's next idle tick gives back (common/memtrim.h). */
+    weft_memtrim_request();
 }

@@ -14,6 +14,7 @@
 #include <arpa/inet.h>
 #include <event2/thread.h>
 
+#include "common/memtrim.h"
 #include "http/h1/h1_downstream.h"
 #include "http/h2/h2_downstream.h"
 #include "net/tcp_proxy.h"
@@ -125,6 +126,7 @@ uint64_t weft_worker_rand(weft_worker *w) {
 static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
                       int salen, void *arg) {
     weft_wlistener *wl = arg;
+    wl->w->accepts++;
     if (weft_tcp_proxy_is_tcp(wl->w, wl->name))
         weft_tcp_proxy_accept(wl->w, wl->name, fd, sa, salen);
     else
@@ -308,6 +310,32 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg) {
     weft_pools_sweep(w);
 }
 
+/* ---------- idle: giving memory back ---------- */
+
+#define WEFT_IDLE_TICK_MS 1000
+#define WEFT_IDLE_TRIM_TICKS 2 /* idle ticks before a busy worker gives back */
+
+/* A worker that had connections and has had none for WEFT_IDLE_TRIM_TICKS
+ * ticks (no open connection, none accepted) frees its recycled HTTP/2
+ * stream objects and asks for a trim: the memory of a burst goes back to
+ * the kernel instead of staying in RSS. Any pending trim (a freed config
+ * after a reload) runs from here too, busy or not; weft_memtrim_run
+ * rate-limits across workers. */
+static void on_idle_tick(evutil_socket_t fd, short what, void *arg) {
+    weft_worker *w = arg;
+    bool busy = w->conns || w->tcp_conns || w->accepts != w->accepts_seen;
+    w->accepts_seen = w->accepts;
+    if (busy) {
+        w->busy_since_trim = true;
+        w->idle_ticks = 0;
+    } else if (w->busy_since_trim && ++w->idle_ticks >= WEFT_IDLE_TRIM_TICKS) {
+        w->busy_since_trim = false;
+        weft_h2_cache_free(w);
+        weft_memtrim_request();
+    }
+    weft_memtrim_run(weft_now_ms());
+}
+
 static void *worker_main(void *arg) {
     weft_worker *w = arg;
     weft_stats_set_thread_block(w->stats);
@@ -363,6 +391,9 @@ static weft_worker *worker_create(int id, weft_snapshot *snap, bool listen, bool
     w->ev_sweep = event_new(w->base, -1, EV_PERSIST, on_sweep, w);
     struct timeval sweep = {5, 0};
     event_add(w->ev_sweep, &sweep);
+    w->ev_idle = event_new(w->base, -1, EV_PERSIST, on_idle_tick, w);
+    struct timeval idle = {WEFT_IDLE_TICK_MS / 1000, (WEFT_IDLE_TICK_MS % 1000) * 1000};
+    event_add(w->ev_idle, &idle);
     if (listen && reconcile_listeners(w, snap, err, errlen))
         goto fail;
     if (!start) {
@@ -423,6 +454,8 @@ void weft_worker_stop_and_free(weft_worker *w) {
         close(w->ctl_fd);
     if (w->ev_sweep)
         event_free(w->ev_sweep);
+    if (w->ev_idle)
+        event_free(w->ev_idle);
     if (w->base)
         event_base_free(w->base);
     if (w->stats)

@@ -76,6 +76,12 @@ struct weft_worker {
     _Atomic int active_conns; /* read by the main thread while draining */
     _Atomic int active_streams;
     bool thread_started;
+    /* idle: memory given back once a busy worker has been idle a moment */
+    struct event *ev_idle; /* periodic, WEFT_IDLE_TICK_MS */
+    uint64_t accepts;      /* connections accepted (this thread) */
+    uint64_t accepts_seen; /* at the last idle tick */
+    uint32_t idle_ticks;   /* ticks without any connection */
+    bool busy_since_trim;  /* had connections since it last asked for a trim */
 };
 
 /* Creates the worker's base, binds its listeners (so that a port in use

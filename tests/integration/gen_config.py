@@ -6,9 +6,10 @@
 
 With --size, "units" are added until the file reaches the size: each unit
 is one cluster (--endpoints endpoints, default 4, a health check on every
-4th) and one route to it (prefix match, some with header matches and
+4th by default) and one route to it (prefix match, some with header matches and
 header edits), spread over virtual hosts of 50 routes on one listener.
 With --clusters, exactly that many clusters and one route each.
+--health-every N puts a health check on every Nth cluster (0: none).
 --port sets the listener port (default 10000), --admin-port the admin
 port (default 0: no admin server), --backend-port the endpoints' port.
 """
@@ -16,7 +17,7 @@ import argparse
 import sys
 
 
-def unit(i, endpoints, backend_port):
+def unit(i, endpoints, backend_port, health_every):
     c = [f"  - name: cluster-{i:06d}\n",
          "    lb_policy: round_robin\n" if i % 3 else "    lb_policy: least_request\n",
          "    connect_timeout: 2s\n",
@@ -24,7 +25,7 @@ def unit(i, endpoints, backend_port):
     for e in range(endpoints):
         c.append(f"      - address: 127.0.{(i // 250) % 250}.{1 + e}\n"
                  f"        port: {backend_port}\n")
-    if i % 4 == 0:
+    if health_every and i % health_every == 0:
         c.append("    health_check:\n      path: /healthz\n      interval: 5s\n")
     r = [f"          - name: route-{i:06d}\n",
          "            match:\n",
@@ -49,6 +50,7 @@ def main():
     ap.add_argument("--admin-port", type=int, default=0)
     ap.add_argument("--backend-port", type=int, default=8080)
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--health-every", type=int, default=4)
     a = ap.parse_args()
     if not a.size and not a.clusters:
         ap.error("give --size or --clusters")
@@ -57,7 +59,7 @@ def main():
     total = len(head) + 200
     i = 0
     while (a.clusters and i < a.clusters) or (not a.clusters and total < a.size):
-        c, r = unit(i, a.endpoints, a.backend_port)
+        c, r = unit(i, a.endpoints, a.backend_port, a.health_every)
         clusters.append(c)
         routes.append(r)
         total += len(c) + len(r) + (60 if i % 50 == 0 else 0)
