@@ -93,6 +93,12 @@ static stat_index g_entry_index; /* -> g_entries, keyed by (name_idx, labels) */
 static uint32_t g_next_slot;  /* first free slot */
 static uint32_t g_pages_used; /* pages allocated in every block */
 
+/* Staging (weft_stats_stage_begin): series registered since the marks
+ * are hidden from scrapes until the stage ends, and forgotten if it ends
+ * without keeping them. */
+static bool g_staging;
+static uint32_t g_stage_names, g_stage_entries, g_stage_slot;
+
 static weft_stats_block *g_live;   /* head of the live list */
 static weft_stats_block g_retired; /* folded counters/histograms of freed blocks */
 static weft_stats_block g_global;  /* weft_stats_gauge_set values */
@@ -363,6 +369,76 @@ weft_stat_id weft_stats_histogram(const char *name, const char *labels, const ch
     return stats_register(WEFT_STAT_HISTOGRAM, name, labels, help);
 }
 
+/* ---------------------------------------------------------------- stage */
+
+void weft_stats_stage_begin(void) {
+    pthread_mutex_lock(&g_lock);
+    g_staging = true;
+    g_stage_names = g_nnames;
+    g_stage_entries = g_nentries;
+    g_stage_slot = g_next_slot;
+    pthread_mutex_unlock(&g_lock);
+}
+
+/* Zeroes slots [from, to) of one block. g_lock held. */
+static void block_zero(weft_stats_block *b, uint32_t from, uint32_t to) {
+    for (uint32_t id = from; id < to; id++) {
+        stat_slot *p = slot_ptr(b, id, memory_order_relaxed);
+        if (p)
+            atomic_store_explicit(p, 0, memory_order_relaxed);
+    }
+}
+
+/* Forgets every series registered since the marks. g_lock held. */
+static void stage_rollback(void) {
+    for (uint32_t i = g_stage_entries; i < g_nentries; i++)
+        free(g_entries[i].labels);
+    for (uint32_t i = g_stage_names; i < g_nnames; i++) {
+        free(g_names[i].name);
+        free(g_names[i].help);
+    }
+    g_nentries = g_stage_entries;
+    g_nnames = g_stage_names;
+    /* Older names may have grown a staged tail: cut their chains. */
+    for (uint32_t ni = 0; ni < g_nnames; ni++) {
+        stat_name *n = &g_names[ni];
+        if (n->last_entry < g_nentries)
+            continue;
+        uint32_t last = n->first_entry;
+        while (g_entries[last].next_same_name < g_nentries)
+            last = g_entries[last].next_same_name;
+        g_entries[last].next_same_name = UINT32_MAX;
+        n->last_entry = last;
+    }
+    /* Rebuild both indexes (same capacity) from the kept positions. */
+    stat_index *ixs[2] = {&g_name_index, &g_entry_index};
+    uint32_t counts[2] = {g_nnames, g_nentries};
+    for (int k = 0; k < 2; k++) {
+        stat_index *ix = ixs[k];
+        if (!ix->cap)
+            continue;
+        memset(ix->cells, 0xff, (size_t)ix->cap * sizeof *ix->cells);
+        ix->used = 0;
+        for (uint32_t pos = 0; pos < counts[k]; pos++)
+            index_put(ix, index_key_hash(ix, pos), pos);
+    }
+    /* The slots go back to the allocator clean (pages stay). Nobody wrote
+     * them but, possibly, a filter's config_create on this thread. */
+    block_zero(&g_retired, g_stage_slot, g_next_slot);
+    block_zero(&g_global, g_stage_slot, g_next_slot);
+    for (weft_stats_block *b = g_live; b; b = b->next)
+        block_zero(b, g_stage_slot, g_next_slot);
+    g_next_slot = g_stage_slot;
+}
+
+void weft_stats_stage_end(bool keep) {
+    pthread_mutex_lock(&g_lock);
+    if (g_staging && !keep)
+        stage_rollback();
+    g_staging = false;
+    pthread_mutex_unlock(&g_lock);
+}
+
 /* Entry whose first slot is id, or NULL. g_lock held. */
 static const stat_entry *entry_by_id(weft_stat_id id) {
     uint32_t lo = 0, hi = g_nentries;
@@ -606,7 +682,9 @@ static int render_histogram(struct evbuffer *out, const char *name, const char *
 
 static int render_locked(struct evbuffer *out) {
     static const char *const type_names[] = {"counter", "gauge", "histogram"};
-    for (uint32_t ni = 0; ni < g_nnames; ni++) {
+    uint32_t nnames = g_staging ? g_stage_names : g_nnames;
+    uint32_t nentries = g_staging ? g_stage_entries : g_nentries;
+    for (uint32_t ni = 0; ni < nnames; ni++) {
         const stat_name *n = &g_names[ni];
         if (*n->help) {
             if (evbuffer_add_printf(out, "# HELP %s ", n->name) < 0 ||
@@ -615,7 +693,8 @@ static int render_locked(struct evbuffer *out) {
         }
         if (evbuffer_add_printf(out, "# TYPE %s %s\n", n->name, type_names[n->kind]) < 0)
             return -1;
-        for (uint32_t ei = n->first_entry; ei != UINT32_MAX; ei = g_entries[ei].next_same_name) {
+        for (uint32_t ei = n->first_entry; ei != UINT32_MAX && ei < nentries;
+             ei = g_entries[ei].next_same_name) {
             const stat_entry *e = &g_entries[ei];
             const char *lo = *e->labels ? "{" : "", *lc = *e->labels ? "}" : "";
             int rc = 0;
@@ -675,6 +754,7 @@ void weft_stats_reset_for_tests(void) {
     index_free(&g_entry_index);
     g_next_slot = 0;
     g_pages_used = 0;
+    g_staging = false;
     pthread_mutex_unlock(&g_lock);
     tls_block = NULL;
 }

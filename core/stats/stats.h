@@ -39,6 +39,17 @@ weft_stat_id weft_stats_counter(const char *name, const char *labels, const char
 weft_stat_id weft_stats_gauge(const char *name, const char *labels, const char *help);
 weft_stat_id weft_stats_histogram(const char *name, const char *labels, const char *help);
 
+/* Staged registration, for a config that may still be refused: series
+ * registered between weft_stats_stage_begin() and weft_stats_stage_end()
+ * get ids as usual but stay out of scrapes until the stage ends; ending
+ * with keep=false forgets them (names, labels and slots), as if they had
+ * never been registered. Series that existed before the stage are found
+ * as usual and never forgotten. One stage at a time; registrations from
+ * other threads during a stage belong to it (config time is the main
+ * thread's). */
+void weft_stats_stage_begin(void);
+void weft_stats_stage_end(bool keep);
+
 typedef struct weft_stats_block weft_stats_block;
 /* A worker's block; registered for scraping until freed. Each thread that
  * writes stats owns one (the main thread too). */

@@ -609,6 +609,61 @@ static void test_reset(void **state) {
     assert_int_equal(weft_stats_gauge("weft_c", "", "now a gauge"), 0);
 }
 
+/* Staged series stay out of scrapes; a dropped stage forgets them (names,
+ * labels, chains, indexes, slots), a kept one shows them. */
+static void test_stage(void **state) {
+    (void)state;
+    weft_stat_id old = weft_stats_counter("weft_rq_total", "l=\"a\"", "Requests");
+    weft_stats_block *b = weft_stats_block_new();
+    weft_stats_set_thread_block(b);
+    weft_stats_inc(b, old, 2);
+    char *before = render();
+
+    weft_stats_stage_begin();
+    assert_int_equal(weft_stats_counter("weft_rq_total", "l=\"a\"", "x"), old); /* found */
+    weft_stat_id tail = weft_stats_counter("weft_rq_total", "l=\"refused\"", "Requests");
+    weft_stat_id fresh = weft_stats_gauge("weft_refused_only", "", "New name");
+    weft_stat_id hist = weft_stats_histogram("weft_refused_hist", "", "New histogram");
+    assert_int_not_equal(tail, WEFT_STAT_INVALID);
+    assert_int_not_equal(fresh, WEFT_STAT_INVALID);
+    assert_int_not_equal(hist, WEFT_STAT_INVALID);
+    weft_stats_inc(b, tail, 5);
+    weft_stats_gauge_set(fresh, 7);
+    char *during = render();
+    assert_string_equal(during, before); /* hidden while staged */
+    free(during);
+    weft_stats_stage_end(false);
+
+    char *after = render();
+    assert_string_equal(after, before);
+    free(after);
+    assert_int_equal(weft_stats_counter_value(old), 2);
+    /* Forgotten: the same names register anew, on the same (clean) slots,
+     * and a name may even come back with another kind. */
+    weft_stat_id tail2 = weft_stats_counter("weft_rq_total", "l=\"refused\"", "Requests");
+    assert_int_equal(tail2, tail);
+    assert_int_equal(weft_stats_counter_value(tail2), 0);
+    weft_stat_id fresh2 = weft_stats_counter("weft_refused_only", "", "Now a counter");
+    assert_int_equal(fresh2, fresh);
+    assert_int_equal(weft_stats_counter_value(fresh2), 0);
+    char *text = render();
+    assert_non_null(strstr(text, "weft_rq_total{l=\"refused\"} 0\n"));
+    assert_non_null(strstr(text, "# TYPE weft_refused_only counter\n"));
+    assert_null(strstr(text, "weft_refused_hist"));
+    free(text);
+
+    /* A kept stage shows its series. */
+    weft_stats_stage_begin();
+    weft_stat_id kept = weft_stats_gauge("weft_kept", "k=\"1\"", "Kept");
+    weft_stats_gauge_set(kept, 3);
+    weft_stats_stage_end(true);
+    text = render();
+    assert_non_null(strstr(text, "weft_kept{k=\"1\"} 3\n"));
+    free(text);
+    free(before);
+    weft_stats_block_free(b);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_dedupe_ids, setup, teardown),
@@ -624,6 +679,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_pages_and_capacity, setup, teardown),
         cmocka_unit_test_setup_teardown(test_registration_while_writing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reset, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stage, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
