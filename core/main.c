@@ -13,6 +13,7 @@
 #include "common/common.h"
 #include "common/cpus.h"
 #include "config/config.h"
+#include "loop/listen_set.h"
 #include "loop/worker.h"
 #include "runtime/snapshot.h"
 #include "upstream/dns.h"
@@ -25,6 +26,7 @@ typedef struct app {
     const char *config_path;
     struct event_base *base;
     weft_snapshot *snap;
+    weft_listen_set listen; /* the sockets of snap's listeners (main's copies) */
     uint64_t version;
     weft_worker **workers;
     int n_workers;
@@ -59,6 +61,7 @@ static void start_drain(app *a) {
         return;
     a->draining = true;
     WEFT_INFO("draining: listeners closed, finishing in-flight requests");
+    weft_listen_set_close(&a->listen); /* the workers hold the last copies */
     for (int i = 0; i < a->n_workers; i++)
         weft_worker_drain(a->workers[i]);
 }
@@ -101,26 +104,48 @@ static void on_term(evutil_socket_t sig, short what, void *arg) {
     event_add(a->ev_drain_poll, &tv);
 }
 
+static void reload_refused(app *a, const char *why) {
+    weft_stats_inc(a->stats, a->reload_fail, 1);
+    WEFT_ERROR("reload refused, keeping config v%llu: %s", (unsigned long long)a->version, why);
+}
+
+/* SIGHUP: build (pure), bind the new listeners, commit, then hand the
+ * snapshot to every worker. Any failure before the hand-off refuses the
+ * whole config and leaves nothing behind; the old snapshot keeps serving.
+ * Streams in flight finish on the snapshot they began on. */
 static void on_hup(evutil_socket_t sig, short what, void *arg) {
     app *a = arg;
     weft_config_error cerr;
     weft_config *cfg = weft_config_load_file(a->config_path, &cerr);
     if (!cfg) {
-        weft_stats_inc(a->stats, a->reload_fail, 1);
-        WEFT_ERROR("reload refused, keeping config v%llu: %s", (unsigned long long)a->version,
-                   cerr.msg);
+        reload_refused(a, cerr.msg);
         return;
     }
     char err[512];
     weft_snapshot *snap = weft_snapshot_build(cfg, a->snap, a->version + 1, err, sizeof(err));
     if (!snap) {
-        weft_stats_inc(a->stats, a->reload_fail, 1);
-        WEFT_ERROR("reload refused, keeping config v%llu: %s", (unsigned long long)a->version, err);
+        reload_refused(a, err);
         return;
     }
+    /* Draining: the listeners are closed for good; bind nothing. */
+    weft_listen_set next = {0};
+    if (!a->draining &&
+        weft_listen_set_prepare(&next, &a->listen, snap->cfg, a->n_workers, err, sizeof(err))) {
+        weft_snapshot_discard(snap);
+        reload_refused(a, err);
+        return;
+    }
+    if (weft_snapshot_commit(snap, err, sizeof(err))) {
+        weft_listen_set_abort(&next, &a->listen);
+        weft_snapshot_discard(snap);
+        reload_refused(a, err);
+        return;
+    }
+    if (!a->draining)
+        weft_listen_set_adopt(&a->listen, &next);
     a->version++;
     for (int i = 0; i < a->n_workers; i++)
-        weft_worker_swap(a->workers[i], snap);
+        weft_worker_swap(a->workers[i], snap, a->draining ? NULL : &a->listen);
     weft_snapshot *old = a->snap;
     a->snap = snap;
     a->health = weft_health_start(a->base, snap, a->health);
@@ -139,8 +164,12 @@ static void app_free(app *a) {
     weft_admin_free(a->admin);
     weft_health_free(a->health);
     weft_dns_free(a->dns);
-    if (a->snap)
+    if (a->snap && a->snap->staged)
+        weft_snapshot_discard(a->snap);
+    else if (a->snap)
         weft_snapshot_unref(a->snap);
+    weft_snapshot_reaper_stop(); /* frees what the workers released */
+    weft_listen_set_close(&a->listen);
     struct event *evs[] = {a->ev_hup, a->ev_term, a->ev_int, a->ev_drain_poll};
     for (size_t i = 0; i < WEFT_ARRAY_LEN(evs); i++)
         if (evs[i])
@@ -218,9 +247,17 @@ int main(int argc, char **argv) {
         return EXIT_BAD_CONFIG;
     }
     if (validate) {
+        /* Pure: no socket bound, no access log created. */
         printf("%s: configuration OK\n", a.config_path);
         app_free(&a);
         return 0;
+    }
+    int n = (int)a.snap->cfg->workers;
+    if (weft_listen_set_prepare(&a.listen, NULL, a.snap->cfg, n, err, sizeof(err)) ||
+        weft_snapshot_commit(a.snap, err, sizeof(err))) {
+        fprintf(stderr, "weft: %s\n", err);
+        app_free(&a);
+        return 1;
     }
     a.reload_ok = weft_stats_counter("weft_config_reload_total", "result=\"ok\"", "Config reloads");
     a.reload_fail =
@@ -229,15 +266,14 @@ int main(int argc, char **argv) {
     weft_stats_gauge_set(a.config_version, 1);
 
     a.base = event_base_new();
-    if (!a.base) {
+    if (!a.base || weft_snapshot_reaper_start(a.base)) {
         fprintf(stderr, "weft: cannot create the event loop\n");
         app_free(&a);
         return 1;
     }
-    int n = (int)a.snap->cfg->workers;
     a.workers = calloc((size_t)n, sizeof(*a.workers));
     for (int i = 0; i < n; i++) {
-        a.workers[i] = weft_worker_start(i, a.snap, err, sizeof(err));
+        a.workers[i] = weft_worker_start(i, a.snap, &a.listen, err, sizeof(err));
         if (!a.workers[i]) {
             fprintf(stderr, "weft: %s\n", err);
             app_free(&a);

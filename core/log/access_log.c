@@ -1,12 +1,31 @@
 /* access_log.c: JSON lines access log. */
 #include "log/access_log.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "http/stream.h"
+
+int weft_access_log_open(const char *path, int *fd_out, char *err, size_t errlen) {
+    *fd_out = -1;
+    if (!path || !*path)
+        return 0;
+    if (strcmp(path, "-") == 0 || strcmp(path, "stdout") == 0) {
+        *fd_out = STDOUT_FILENO;
+        return 0;
+    }
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        snprintf(err, errlen, "access_log: cannot open \"%s\": %s", path, strerror(errno));
+        return -1;
+    }
+    *fd_out = fd;
+    return 0;
+}
 
 static const char *flag_names[] = {"NR", "UH",  "UF", "UT", "UC", "UPE",
                                    "DC", "DPE", "SI", "DR", "LR"};

@@ -9,6 +9,11 @@
 
 typedef struct weft_stream weft_stream;
 
+/* Opens the access log of a config being committed (never while building
+ * one, so a refused config creates no file): -1 and one line in err when
+ * it cannot. path NULL or "" -> fd -1 (off); "-" or "stdout" -> stdout. */
+int weft_access_log_open(const char *path, int *fd_out, char *err, size_t errlen);
+
 void weft_access_log_write(int fd, const weft_stream *s);
 /* One opaque TCP connection (tcp_proxy listeners), logged at close. */
 typedef struct weft_tcp_log_entry {

@@ -2,16 +2,13 @@
 #include "loop/worker.h"
 
 #include <errno.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/random.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
-#include <arpa/inet.h>
 #include <event2/thread.h>
 
 #include "common/memtrim.h"
@@ -138,114 +135,73 @@ static void on_accept_error(struct evconnlistener *lev, void *arg) {
     WEFT_WARN("listener %s: accept failed: %s", wl->name, strerror(errno));
 }
 
-/* Binds address:port with SO_REUSEPORT: every worker has its own socket
- * and the kernel spreads connections across them. */
-static evutil_socket_t bind_listener(const char *address, uint16_t port, char *err, size_t errlen) {
-    struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof(ss));
-    socklen_t sl;
-    int family;
-    struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-    if (inet_pton(AF_INET, address, &s4->sin_addr) == 1) {
-        family = AF_INET;
-        s4->sin_family = AF_INET;
-        s4->sin_port = htons(port);
-        sl = sizeof(*s4);
-    } else if (inet_pton(AF_INET6, address, &s6->sin6_addr) == 1) {
-        family = AF_INET6;
-        s6->sin6_family = AF_INET6;
-        s6->sin6_port = htons(port);
-        sl = sizeof(*s6);
-    } else {
-        snprintf(err, errlen, "listener address \"%s\" is not an IP address", address);
-        return -1;
-    }
-    evutil_socket_t fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        snprintf(err, errlen, "socket: %s", strerror(errno));
-        return -1;
-    }
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
-    if (family == AF_INET6)
-        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-    if (bind(fd, (struct sockaddr *)&ss, sl) < 0 || listen(fd, 4096) < 0) {
-        snprintf(err, errlen, "cannot listen on %s:%u: %s", address, port, strerror(errno));
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-static weft_wlistener *find_wlistener(weft_worker *w, const char *address, uint16_t port) {
-    for (weft_wlistener *l = w->listeners; l; l = l->next)
-        if (l->port == port && strcmp(l->address, address) == 0)
-            return l;
-    return NULL;
-}
-
 static void wlistener_free(weft_wlistener *l) {
     if (l->lev)
         evconnlistener_free(l->lev);
-    free(l->address);
     free(l->name);
     free(l);
 }
 
-/* Makes the worker's listeners match the snapshot: keeps sockets whose
- * address stays, opens new ones, closes the rest. */
-static int reconcile_listeners(weft_worker *w, weft_snapshot *snap, char *err, size_t errlen) {
-    weft_wlistener *keep = NULL;
-    int rc = 0;
-    for (size_t i = 0; i < snap->cfg->n_listeners; i++) {
-        const weft_cfg_listener *cl = &snap->cfg->listeners[i];
-        weft_wlistener *l = find_wlistener(w, cl->address, cl->port);
-        if (l) {
-            /* unlink from the old list */
-            for (weft_wlistener **pp = &w->listeners; *pp; pp = &(*pp)->next)
-                if (*pp == l) {
-                    *pp = l->next;
-                    break;
-                }
-            free(l->name);
-            l->name = strdup(cl->name);
-        } else {
-            evutil_socket_t fd = bind_listener(cl->address, cl->port, err, errlen);
-            if (fd < 0) {
-                rc = -1;
-                continue;
-            }
-            l = calloc(1, sizeof(*l));
-            if (!l) {
-                close(fd);
-                rc = -1;
-                continue;
-            }
-            l->w = w;
-            l->address = strdup(cl->address);
-            l->port = cl->port;
-            l->name = strdup(cl->name);
-            l->lev = evconnlistener_new(w->base, on_accept, l, LEV_OPT_CLOSE_ON_FREE, 0, fd);
-            if (!l->lev) {
-                close(fd);
-                wlistener_free(l);
-                rc = -1;
-                continue;
-            }
-            evconnlistener_set_error_cb(l->lev, on_accept_error);
-        }
-        l->next = keep;
-        keep = l;
-    }
+static void wlisteners_free(weft_worker *w) {
     while (w->listeners) {
         weft_wlistener *l = w->listeners;
         w->listeners = l->next;
         wlistener_free(l);
     }
+}
+
+/* Makes the worker's listeners match the snapshot, from the sockets the
+ * main thread bound (h: one entry per snapshot listener, may be NULL):
+ * keeps a socket of the same bind (gen), adopts the new ones, closes the
+ * rest. Takes ownership of every fd in h. Never fails as a whole: a
+ * listener that cannot be set up is logged and skipped. */
+static void reconcile_listeners(weft_worker *w, weft_snapshot *snap, weft_listen_handoff *h) {
+    weft_wlistener *keep = NULL;
+    for (size_t i = 0; h && i < snap->cfg->n_listeners; i++) {
+        const weft_cfg_listener *cl = &snap->cfg->listeners[i];
+        weft_wlistener *l = NULL;
+        for (weft_wlistener **pp = &w->listeners; *pp; pp = &(*pp)->next)
+            if ((*pp)->gen == h[i].gen) {
+                l = *pp;
+                *pp = l->next; /* unlink from the old list */
+                break;
+            }
+        if (l) {
+            char *name = strdup(cl->name);
+            if (name) {
+                free(l->name);
+                l->name = name;
+            }
+        } else if (h[i].fd >= 0) {
+            l = calloc(1, sizeof(*l));
+            if (l) {
+                l->w = w;
+                l->gen = h[i].gen;
+                l->name = strdup(cl->name);
+                l->lev =
+                    evconnlistener_new(w->base, on_accept, l, LEV_OPT_CLOSE_ON_FREE, 0, h[i].fd);
+            }
+            if (!l || !l->name || !l->lev) {
+                WEFT_ERROR("worker %d: listener %s: out of memory", w->id, cl->name);
+                if (l && l->lev)
+                    h[i].fd = -1; /* closed with the listener */
+                if (l)
+                    wlistener_free(l);
+                continue;
+            }
+            h[i].fd = -1; /* the listener owns it */
+            evconnlistener_set_error_cb(l->lev, on_accept_error);
+        } else {
+            WEFT_ERROR("worker %d: listener %s: no socket", w->id, cl->name);
+            continue;
+        }
+        l->next = keep;
+        keep = l;
+    }
+    if (h)
+        weft_listen_handoff_free(h, snap->cfg->n_listeners);
+    wlisteners_free(w);
     w->listeners = keep;
-    return rc;
 }
 
 /* ---------- control events ---------- */
@@ -255,32 +211,35 @@ enum { WEFT_CTL_SWAP = 1, WEFT_CTL_DRAIN = 2, WEFT_CTL_STOP = 4 };
 static void on_swap(weft_worker *w) {
     pthread_mutex_lock(&w->ctl_mu);
     weft_snapshot *snap = w->pending;
+    weft_listen_handoff *h = w->pending_socks;
     w->pending = NULL;
+    w->pending_socks = NULL;
     pthread_mutex_unlock(&w->ctl_mu);
     if (!snap)
         return;
+    size_t nl = snap->cfg->n_listeners;
     weft_wsnap *ws = wsnap_new(w, snap);
-    weft_snapshot_unref(snap); /* the pending reference; ws holds its own */
     if (!ws) {
         WEFT_ERROR("worker %d: out of memory adopting config v%llu", w->id,
                    (unsigned long long)snap->version);
+        weft_listen_handoff_free(h, nl);
+        weft_snapshot_unref(snap);
         return;
     }
+    weft_snapshot_unref(snap); /* the pending reference; ws holds its own */
     weft_wsnap *old = w->cur;
     w->cur = ws;
     weft_wsnap_unref(old);
-    char err[256];
-    if (!w->draining && reconcile_listeners(w, ws->snap, err, sizeof(err)))
-        WEFT_ERROR("worker %d: %s", w->id, err);
+    if (w->draining)
+        weft_listen_handoff_free(h, nl);
+    else
+        reconcile_listeners(w, ws->snap, h);
+    weft_stats_gauge_set(w->version_stat, (int64_t)ws->snap->version);
 }
 
 static void on_drain(weft_worker *w) {
     w->draining = true;
-    while (w->listeners) {
-        weft_wlistener *l = w->listeners;
-        w->listeners = l->next;
-        wlistener_free(l);
-    }
+    wlisteners_free(w);
     weft_dconn_drain_all(w);
 }
 
@@ -343,20 +302,21 @@ static void *worker_main(void *arg) {
     return NULL;
 }
 
-static weft_worker *worker_create(int id, weft_snapshot *snap, bool listen, bool start, char *err,
-                                  size_t errlen);
+static weft_worker *worker_create(int id, weft_snapshot *snap, const weft_listen_set *ls,
+                                  bool start, char *err, size_t errlen);
 
-weft_worker *weft_worker_start(int id, weft_snapshot *snap, char *err, size_t errlen) {
-    return worker_create(id, snap, true, true, err, errlen);
+weft_worker *weft_worker_start(int id, weft_snapshot *snap, const weft_listen_set *ls, char *err,
+                               size_t errlen) {
+    return worker_create(id, snap, ls, true, err, errlen);
 }
 
 weft_worker *weft_worker_new_detached(weft_snapshot *snap) {
     char err[256];
-    return worker_create(0, snap, false, false, err, sizeof(err));
+    return worker_create(0, snap, NULL, false, err, sizeof(err));
 }
 
-static weft_worker *worker_create(int id, weft_snapshot *snap, bool listen, bool start, char *err,
-                                  size_t errlen) {
+static weft_worker *worker_create(int id, weft_snapshot *snap, const weft_listen_set *ls,
+                                  bool start, char *err, size_t errlen) {
     weft_worker *w = calloc(1, sizeof(*w));
     if (!w) {
         snprintf(err, errlen, "out of memory");
@@ -364,6 +324,7 @@ static weft_worker *worker_create(int id, weft_snapshot *snap, bool listen, bool
     }
     w->id = id;
     w->ctl_fd = -1;
+    w->version_stat = WEFT_STAT_INVALID;
     pthread_mutex_init(&w->ctl_mu, NULL);
     if (getrandom(&w->rng, sizeof(w->rng), 0) != sizeof(w->rng) || w->rng == 0)
         w->rng = 0x9E3779B97F4A7C15ull ^ (uint64_t)(id + 1) * 0xBF58476D1CE4E5B9ull;
@@ -394,8 +355,14 @@ static weft_worker *worker_create(int id, weft_snapshot *snap, bool listen, bool
     w->ev_idle = event_new(w->base, -1, EV_PERSIST, on_idle_tick, w);
     struct timeval idle = {WEFT_IDLE_TICK_MS / 1000, (WEFT_IDLE_TICK_MS % 1000) * 1000};
     event_add(w->ev_idle, &idle);
-    if (listen && reconcile_listeners(w, snap, err, errlen))
-        goto fail;
+    if (ls) {
+        char labels[32];
+        snprintf(labels, sizeof(labels), "worker=\"%d\"", id);
+        w->version_stat = weft_stats_gauge("weft_worker_config_version", labels,
+                                           "Version of the config each worker runs");
+        weft_stats_gauge_set(w->version_stat, (int64_t)snap->version);
+        reconcile_listeners(w, snap, weft_listen_set_dup(ls, id));
+    }
     if (!start) {
         weft_stats_set_thread_block(w->stats);
         return w;
@@ -411,14 +378,20 @@ fail:
     return NULL;
 }
 
-void weft_worker_swap(weft_worker *w, weft_snapshot *snap) {
+void weft_worker_swap(weft_worker *w, weft_snapshot *snap, const weft_listen_set *ls) {
     weft_snapshot_ref(snap);
+    weft_listen_handoff *h = weft_listen_set_dup(ls, w->id);
     pthread_mutex_lock(&w->ctl_mu);
     weft_snapshot *old = w->pending;
+    weft_listen_handoff *old_h = w->pending_socks;
     w->pending = snap;
+    w->pending_socks = h;
     pthread_mutex_unlock(&w->ctl_mu);
-    if (old)
+    if (old) {
+        /* Never adopted: its sockets (dups) close, the snapshot goes. */
+        weft_listen_handoff_free(old_h, old->cfg->n_listeners);
         weft_snapshot_unref(old);
+    }
     send_ctl(w, WEFT_CTL_SWAP);
 }
 
@@ -436,16 +409,14 @@ void weft_worker_stop_and_free(weft_worker *w) {
     /* The thread is gone: everything below is single-threaded. */
     weft_dconn_free_all(w);
     weft_tcp_proxy_free_all(w);
-    while (w->listeners) {
-        weft_wlistener *l = w->listeners;
-        w->listeners = l->next;
-        wlistener_free(l);
-    }
+    wlisteners_free(w);
     weft_pools_free_all(w);
     weft_h2up_free_all(w);
     weft_h2_cache_free(w);
-    if (w->pending)
+    if (w->pending) {
+        weft_listen_handoff_free(w->pending_socks, w->pending->cfg->n_listeners);
         weft_snapshot_unref(w->pending);
+    }
     if (w->cur)
         weft_wsnap_unref(w->cur);
     if (w->ev_ctl)

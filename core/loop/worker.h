@@ -3,7 +3,9 @@
  * block. Nothing here is shared with other workers, so the request path
  * takes no lock, and the worker's event_base is created without locks.
  * The main thread talks to a worker only through `ctl` (an atomic bit set
- * of commands) plus one byte on an eventfd that wakes the worker. */
+ * of commands) plus one byte on an eventfd that wakes the worker. The
+ * listening sockets are bound by the main thread (loop/listen_set.h); the
+ * worker gets its own copies with each snapshot. */
 #ifndef WEFT_LOOP_WORKER_H
 #define WEFT_LOOP_WORKER_H
 
@@ -12,6 +14,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "loop/listen_set.h"
 #include "runtime/snapshot.h"
 #include "upstream/lb.h"
 
@@ -43,9 +46,8 @@ typedef struct weft_wsnap {
 typedef struct weft_wlistener {
     struct evconnlistener *lev;
     weft_worker *w;
-    char *address; /* owned copy: listeners outlive snapshots */
-    uint16_t port;
-    char *name; /* owned */
+    uint64_t gen; /* the main thread's bind (listen_set.h): kept while it stays */
+    char *name;   /* owned */
     struct weft_wlistener *next;
 } weft_wlistener;
 
@@ -68,9 +70,11 @@ struct weft_worker {
     bool draining;
     /* control from the main thread */
     pthread_mutex_t ctl_mu;
-    weft_snapshot *pending; /* guarded by ctl_mu */
-    _Atomic unsigned ctl;   /* WEFT_CTL_* bits, set by the main thread */
-    int ctl_fd;             /* eventfd: wakes the worker */
+    weft_snapshot *pending;             /* guarded by ctl_mu */
+    weft_listen_handoff *pending_socks; /* its sockets (one per listener), ctl_mu */
+    weft_stat_id version_stat;          /* weft_worker_config_version{worker="id"} */
+    _Atomic unsigned ctl;               /* WEFT_CTL_* bits, set by the main thread */
+    int ctl_fd;                         /* eventfd: wakes the worker */
     struct event *ev_ctl;
     struct event *ev_sweep;   /* periodic: idle pool expiry */
     _Atomic int active_conns; /* read by the main thread while draining */
@@ -84,15 +88,20 @@ struct weft_worker {
     bool busy_since_trim;  /* had connections since it last asked for a trim */
 };
 
-/* Creates the worker's base, binds its listeners (so that a port in use
- * fails here, synchronously) and starts its thread on snapshot `snap`. */
-weft_worker *weft_worker_start(int id, weft_snapshot *snap, char *err, size_t errlen);
+/* Creates the worker's base, its listeners on its sockets of `ls` (bound
+ * by the main thread) and starts its thread on the committed snapshot
+ * `snap`. Registers weft_worker_config_version{worker="id"}. */
+weft_worker *weft_worker_start(int id, weft_snapshot *snap, const weft_listen_set *ls, char *err,
+                               size_t errlen);
 /* A worker without listeners and without a thread: the caller runs its
  * base (tests and fuzz targets drive connections through it). Free it with
  * weft_worker_stop_and_free. */
 weft_worker *weft_worker_new_detached(weft_snapshot *snap);
-/* Hands a new snapshot to the worker (thread-safe). */
-void weft_worker_swap(weft_worker *w, weft_snapshot *snap);
+/* Hands a new committed snapshot and its sockets (`ls`, may be NULL: no
+ * listeners) to the worker. Main thread. A snapshot still pending is
+ * replaced (never adopted). The worker sets its version gauge once it
+ * runs the new snapshot. */
+void weft_worker_swap(weft_worker *w, weft_snapshot *snap, const weft_listen_set *ls);
 /* Stop accepting; close idle keep-alive connections; busy ones close after
  * their response (thread-safe). */
 void weft_worker_drain(weft_worker *w);

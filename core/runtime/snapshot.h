@@ -1,8 +1,12 @@
 /* snapshot.h: an immutable, reference-counted view of everything the
  * request path reads: the config, the compiled routers, the clusters'
- * shared state and the stats ids. Built on the main thread (startup,
- * SIGHUP), then handed to every worker. Streams that began on a snapshot
- * finish on it; it is freed when the last worker state drops its ref. */
+ * shared state and the stats ids. Made on the main thread (startup,
+ * SIGHUP) in two steps: build (pure: validate, compile the routers,
+ * create the filter configs; their stats are staged) and commit (open the
+ * access log, register the stats). Only a committed snapshot goes to the
+ * workers. Streams that began on a snapshot finish on it; when the last
+ * reference goes, the snapshot (filter config_destroy, dlclose included)
+ * is freed on the main thread. */
 #ifndef WEFT_RUNTIME_SNAPSHOT_H
 #define WEFT_RUNTIME_SNAPSHOT_H
 
@@ -55,17 +59,41 @@ typedef struct weft_snapshot {
     weft_config *cfg;              /* owned */
     weft_listener_snap *listeners; /* cfg->n_listeners */
     weft_cluster_snap *clusters;   /* cfg->n_clusters */
-    int access_log_fd;             /* -1 = off; owned unless stdout */
+    int access_log_fd;             /* -1 = off; owned unless stdout (commit) */
     weft_stat_id rq_local_reply;
+    bool staged;                     /* built, stats stage open: commit or discard it */
+    bool committed;                  /* stats registered, access log open */
+    struct weft_snapshot *reap_next; /* waiting for the main thread */
 } weft_snapshot;
 
 /* Builds from a loaded config (takes ownership of cfg even on failure).
  * `prev` (may be NULL) lends hostsets and health state of clusters whose
- * name and endpoints are unchanged. NULL + err on failure. */
+ * name and endpoints are unchanged. NULL + err on failure. No side effects
+ * survive a failure: no file, no socket, no stat series. On success the
+ * stats stage (weft_stats_stage_begin) stays open: call commit or discard
+ * before anything else registers stats. */
 weft_snapshot *weft_snapshot_build(weft_config *cfg, const weft_snapshot *prev, uint64_t version,
                                    char *err, size_t errlen);
+/* Opens the access log, then registers the stats (this part cannot fail)
+ * and keeps the staged ones. -1 + err when the access log cannot be
+ * opened: nothing was changed; discard the snapshot. Main thread. */
+int weft_snapshot_commit(weft_snapshot *s, char *err, size_t errlen);
+/* Frees a built snapshot that will not be committed (the stats it staged
+ * are forgotten). On a committed snapshot: weft_snapshot_unref. */
+void weft_snapshot_discard(weft_snapshot *s);
 void weft_snapshot_ref(weft_snapshot *s);
+/* Any thread. When the last reference goes on another thread than the
+ * reaper's (the main thread), the free is queued for the main loop. */
 void weft_snapshot_unref(weft_snapshot *s);
+
+/* Makes the calling thread (the main thread) the one that frees
+ * snapshots: an eventfd on main_base wakes it for those released by
+ * workers. Without a reaper (tests, --validate) unref frees at once. */
+struct event_base;
+int weft_snapshot_reaper_start(struct event_base *main_base);
+/* Frees every queued snapshot and stops queueing. Call after the workers
+ * are joined. */
+void weft_snapshot_reaper_stop(void);
 
 /* Returns a referenced hostset of the cluster (caller unrefs). */
 weft_hostset *weft_cluster_snap_hostset(weft_cluster_snap *c, uint64_t *gen_out);

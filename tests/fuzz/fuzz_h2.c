@@ -48,6 +48,10 @@ static void setup(void) {
         abort();
     char e[256];
     weft_snapshot *snap = weft_snapshot_build(cfg, NULL, 1, e, sizeof(e));
+    if (snap && weft_snapshot_commit(snap, e, sizeof(e))) {
+        weft_snapshot_discard(snap);
+        snap = NULL;
+    }
     if (!snap)
         abort();
     w = weft_worker_new_detached(snap);
