@@ -326,3 +326,39 @@ track_pid() { _lib_track "$1"; }
 # <elapsed_ms>" per request (see its header for the options).
 RQLOOP_PY="$REPO_ROOT/tests/integration/rqloop.py"
 rqloop() { "$PYTHON" "$RQLOOP_PY" "$@"; }
+
+# ---- reload helpers ------------------------------------------------------
+
+# workers_at N VERSION: true when /stats/prometheus shows exactly N
+# weft_worker_config_version{worker=...} series, all at VERSION: every
+# worker runs that config (not just those a few connections reached).
+workers_at() {
+    admin_get /stats/prometheus | awk -v n="$1" -v v="$2" '
+        index($0, "weft_worker_config_version{") == 1 { w++; if ($NF == v) ok++ }
+        END { exit !(w == n && ok == n) }'
+}
+
+# wait_workers_at N VERSION [TIMEOUT_S=10]: waits for workers_at.
+wait_workers_at() {
+    wait_until "${3:-10}" "all $1 workers on config v$2" workers_at "$1" "$2"
+}
+
+# load_start OUT [wrk args...]: wrk in the background for 120 s at most
+# (sets LOAD_PID); load_stop ends it. A load that covers events (reloads,
+# drains) must outlast them: load_stop fails when wrk already ended, then
+# stops it with SIGINT (wrk prints its summary) and waits for it.
+LOAD_PID=""
+load_start() {
+    local out="$1"
+    shift
+    wrk -d120s "$@" >"$out" 2>&1 &
+    LOAD_PID=$!
+    track_pid "$LOAD_PID"
+}
+load_stop() {
+    _lib_running "$LOAD_PID" || fail "the load (wrk) ended before the events it covers did"
+    kill -INT "$LOAD_PID"
+    wait_exit "$LOAD_PID" 20
+    [[ "$EXIT_STATUS" == 0 ]] || fail "wrk exited $EXIT_STATUS"
+    LOAD_PID=""
+}

@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# Hot reload under load, two workers. wrk runs for ~5 s while the config
-# file is switched between two valid versions and SIGHUP is sent 6 times:
+# Hot reload under load, two workers. wrk runs from before the first
+# reload until after the last (load_stop fails if it ended earlier) while
+# the config file is switched between two valid versions and SIGHUP is
+# sent 6 times:
 #   A: route to backend "one", response header x-weft-cfg: A
 #   B: route to backend "two", response header x-weft-cfg: B
-# Asserts: wrk saw no non-2xx answer and no socket error; every reload took
-# effect (header and x-backend follow the file); a broken file on SIGHUP is
-# refused (log line, weft_config_reload_total{result="refused"} + 1) while
-# the previous config keeps serving; SIGTERM exits 0 (sanitizers clean).
+# Asserts: after each reload EVERY worker runs the new version
+# (weft_worker_config_version{worker="0"} and {worker="1"}, not a few
+# connections SO_REUSEPORT may send to one worker), and answers follow the
+# file (header and x-backend); wrk saw no non-2xx answer and no socket
+# error; a broken file on SIGHUP is refused (log line,
+# weft_config_reload_total{result="refused"} + 1) while the previous config
+# keeps serving on every worker; SIGTERM exits 0 (sanitizers clean).
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
@@ -88,9 +93,10 @@ served_by() {
         "$(awk -F': ' '$1 == "x-backend" { print $2 }' <<<"$hdr")"
 }
 assert_eq "a/one" "$(served_by)" "served by config A at start"
+WORKERS=2
+workers_at "$WORKERS" 1 || fail "weft_worker_config_version: not every worker on v1 at start"
 
-# served_by_is WANT: true when 5 GETs in a row are served by WANT (both
-# workers must have the new snapshot; connections spread over them).
+# served_by_is WANT: true when 5 GETs in a row are served by WANT.
 served_by_is() {
     local i
     for ((i = 0; i < 5; i++)); do
@@ -101,10 +107,8 @@ served_by_is() {
 ok0=$(metric 'weft_config_reload_total{result="ok"}')
 refused0=$(metric 'weft_config_reload_total{result="refused"}')
 
-# Load: wrk, one thread, 10 connections, 5 s.
-wrk -t1 -c10 -d5s --timeout 3s "$URL/load" >"$TEST_TMP/wrk.out" 2>&1 &
-WRK_PID=$!
-track_pid "$WRK_PID"
+# Load: wrk, one thread, 10 connections, until load_stop.
+load_start "$TEST_TMP/wrk.out" -t1 -c10 --timeout 3s "$URL/load"
 sleep 0.3
 
 RELOADS=6
@@ -117,20 +121,20 @@ for ((i = 1; i <= RELOADS; i++)); do
         want="a/one"
     fi
     weft_signal HUP
-    wait_until 5 "reload $i: responses from $want" served_by_is "$want"
+    wait_workers_at "$WORKERS" "$((1 + i))"
+    served_by_is "$want" || fail "reload $i: every worker on v$((1 + i)) but not served by $want"
     sleep 0.3
 done
-log "$RELOADS reloads under load, each took effect"
+log "$RELOADS reloads under load, each reached every worker"
 
-wait_exit "$WRK_PID" 20
+load_stop
 wrk_out=$(cat "$TEST_TMP/wrk.out")
-[[ "$EXIT_STATUS" == 0 ]] || fail "wrk exited $EXIT_STATUS: $wrk_out"
 log "wrk: $(grep -E 'requests in|Requests/sec' <<<"$wrk_out" | tr -s ' ' | tr '\n' ' ')"
 assert_contains "$wrk_out" "requests in" "wrk output"
 assert_not_contains "$wrk_out" "Non-2xx or 3xx responses" "wrk output (reloads under load)"
 assert_not_contains "$wrk_out" "Socket errors" "wrk output (reloads under load)"
 total=$(awk '/requests in/ { print $1 }' <<<"$wrk_out")
-((total > 100)) || fail "wrk completed only $total requests in 5 s"
+((total > 100)) || fail "wrk completed only $total requests across the reloads"
 
 ok1=$(metric 'weft_config_reload_total{result="ok"}')
 assert_eq "$((ok0 + RELOADS))" "$ok1" 'weft_config_reload_total{result="ok"}'
@@ -146,6 +150,7 @@ refused_is() { (($(metric 'weft_config_reload_total{result="refused"}') == $1));
 wait_until 5 "refused counter increments" refused_is "$((refused0 + 1))"
 assert_eq "$ok1" "$(metric 'weft_config_reload_total{result="ok"}')" "ok reloads after the refused one"
 assert_eq "$((1 + RELOADS))" "$(metric 'weft_config_version')" "weft_config_version after the refused reload"
+workers_at "$WORKERS" "$((1 + RELOADS))" || fail "a worker left v$((1 + RELOADS)) on the refused reload"
 for ((i = 0; i < 10; i++)); do
     assert_eq "a/one" "$(served_by)" "served by the old config after the refused reload"
 done
@@ -154,6 +159,7 @@ kill -0 "$WEFT_PID" 2>/dev/null || fail "weft died on the bad reload"
 # A good file after the bad one is picked up again.
 install_config "$TEST_TMP/b.yaml"
 weft_signal HUP
-wait_until 5 "reload after the refused one" served_by_is "b/two"
+wait_workers_at "$WORKERS" "$((2 + RELOADS))"
+served_by_is "b/two" || fail "not served by b/two after the reload that followed the refused one"
 
 stop_weft 15
