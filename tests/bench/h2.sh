@@ -12,7 +12,8 @@
 # rounds): req/s, p50/p99 latency (from h2load's per-request log), failed
 # and errored requests, proxy and backend CPU µs per request (from /proc,
 # all the proxy's processes and threads), TIME_WAIT sockets to the backend
-# (upstream connection churn), RSS idle and after load. Per ratio (weft /
+# (upstream connection churn), RSS idle, after load and a few seconds
+# later. Per ratio (weft /
 # each peer, weft / the best peer of the round): the median, min-max and
 # interquartile range of the per-round ratios. See tests/bench/README.
 #
@@ -24,6 +25,7 @@
 #   BENCH_STREAMS    h2load -m (concurrent streams per client)   10
 #   BENCH_WORKERS    workers/threads of every proxy               1
 #   BENCH_TARGETS    targets (order of the first round)  "weft nghttpx haproxy nginx"
+#   BENCH_IDLE_WAIT  seconds after the last round before "RSS after idle"  5
 #   BENCH_NOTE       a line printed at the top of the report (e.g. "taken under load")
 #   BENCH_OUT        where the table goes     tests/bench/results-h2-latest.md
 #   LOAD_CPU / PROXY_CPU                                          0 / 1
@@ -42,6 +44,7 @@ BENCH_CLIENTS="${BENCH_CLIENTS:-10}"
 BENCH_STREAMS="${BENCH_STREAMS:-10}"
 BENCH_WORKERS="${BENCH_WORKERS:-1}"
 BENCH_TARGETS="${BENCH_TARGETS:-weft nghttpx haproxy nginx}"
+BENCH_IDLE_WAIT="${BENCH_IDLE_WAIT:-5}"
 BENCH_NOTE="${BENCH_NOTE:-}"
 BENCH_OUT="${BENCH_OUT:-$ROOT/tests/bench/results-h2-latest.md}"
 BENCH_BUILD="${BENCH_BUILD:-1}"
@@ -99,7 +102,7 @@ start_backend
 say "backend nginx (HTTP/1.1) on 127.0.0.1:$BACKEND_PORT, cpu $LOAD_CPU; proxies on cpu $PROXY_CPU"
 
 # ---------------------------------------------------------------- targets
-declare -A PID PORT NOTE RSS0 RSS1
+declare -A PID PORT NOTE RSS0 RSS1 RSS2
 
 # start_target NAME: starts the proxy pinned to PROXY_CPU on a free port.
 start_target() {
@@ -334,6 +337,12 @@ LOAD_END=$(loadavg)
 for t in "${ACTIVE[@]}"; do
     [[ "${NOTE[$t]}" == failed* ]] || RSS1[$t]=$(rss_kb "${PID[$t]}")
 done
+# RSS a while after the load ended: memory held for streams and buffers
+# that the proxy gives back (or not) once idle.
+sleep "$BENCH_IDLE_WAIT"
+for t in "${ACTIVE[@]}"; do
+    [[ "${NOTE[$t]}" == failed* ]] || RSS2[$t]=$(rss_kb "${PID[$t]}")
+done
 
 # ---------------------------------------------------------------- report
 fmt_mib() { [[ -n "${1:-}" ]] && awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}' || echo "–"; }
@@ -382,10 +391,10 @@ report() {
     echo
     echo "Ratios are taken within each round, then summarised; \"best of\" divides by the peer with the lowest CPU per request in that round. Below 1 means weft uses less."
     echo
-    echo "| target | RSS idle MiB | RSS after load MiB |"
-    echo "| --- | ---: | ---: |"
+    echo "| target | RSS idle MiB | RSS after load MiB | RSS ${BENCH_IDLE_WAIT}s after load MiB |"
+    echo "| --- | ---: | ---: | ---: |"
     for t in "${ACTIVE[@]}"; do
-        echo "| $t | $(fmt_mib "${RSS0[$t]:-}") | $(fmt_mib "${RSS1[$t]:-}") |"
+        echo "| $t | $(fmt_mib "${RSS0[$t]:-}") | $(fmt_mib "${RSS1[$t]:-}") | $(fmt_mib "${RSS2[$t]:-}") |"
     done
     echo
     echo "new TIME_WAIT: TIME_WAIT sockets to or from the backend's port that appeared during one measured run (the largest over the rounds): \"during\" counts up to 1 s before the load stops," \
