@@ -296,10 +296,24 @@ static void keep_for_replay(weft_stream *s, const char *p, size_t n, struct evbu
         evbuffer_drain(s->replay, evbuffer_get_length(s->replay));
         return;
     }
-    if (buf)
-        evbuffer_add_buffer_reference(s->replay, buf);
-    else
+    if (!buf) {
         evbuffer_add(s->replay, p, n);
+        return;
+    }
+    /* Copied, not referenced: a retry references the replay buffer, and
+     * libevent refuses to reference a buffer that holds references (the
+     * replayed request would go out without its body). */
+    struct evbuffer_ptr pos;
+    evbuffer_ptr_set(buf, &pos, 0, EVBUFFER_PTR_SET);
+    for (size_t off = 0; off < n;) {
+        struct evbuffer_iovec v;
+        if (evbuffer_peek(buf, -1, &pos, &v, 1) < 1 || !v.iov_len)
+            break;
+        evbuffer_add(s->replay, v.iov_base, v.iov_len);
+        off += v.iov_len;
+        if (off < n && evbuffer_ptr_set(buf, &pos, v.iov_len, EVBUFFER_PTR_ADD) != 0)
+            break;
+    }
 }
 
 /* The route timeout runs from the end of the request (Envoy's meaning);
