@@ -125,9 +125,11 @@ typedef struct weft_cfg_limits {
 /* One entry of a listener's `filters:` list. Whether it is an HTTP or a
  * transport filter is the .so's own declaration (its descriptor). */
 typedef struct weft_cfg_filter {
-    char *name; /* [a-z0-9_]+; bundled filters are found by name */
+    char *name; /* [a-z0-9_-], 1-48: <name>.so is looked up in the filter
+                   directories */
     char *path; /* explicit .so path (relative to the config file's
-                   directory), NULL = search the filter path */
+                   directory), NULL = by name. Only with allow_filter_paths
+                   in a static config. */
     weft_cfg_pos pos;
     const void *node; /* the `config:` YAML node (core/config's node type,
                          handed to the filter through the SDK accessors);
@@ -225,8 +227,17 @@ typedef struct weft_cfg_access_log {
     char *path; /* NULL = off; "-" or "stdout" = stdout; else a file (O_APPEND) */
 } weft_cfg_access_log;
 
+/* Where a config came from. A pushed config (control plane) is never
+ * trusted to choose files: it cannot load filters by path nor set the
+ * filter directories, whatever it says. */
+typedef enum weft_config_origin {
+    WEFT_CONFIG_STATIC = 0, /* a file or buffer given by the operator */
+    WEFT_CONFIG_PUSHED = 1, /* delivered by a control plane */
+} weft_config_origin;
+
 typedef struct weft_config {
     char *source;              /* file name the config came from (for messages) */
+    weft_config_origin origin; /* static file or pushed */
     uint32_t workers;          /* 0 in YAML = number of cores; resolved at load */
     uint64_t drain_timeout_ms; /* SIGTERM grace; default 15000 */
     weft_cfg_admin admin;
@@ -237,9 +248,11 @@ typedef struct weft_config {
     size_t n_clusters;
     char **filter_paths; /* `filter_path:` directories searched for <name>.so */
     size_t n_filter_paths;
-    char *source_dir; /* directory of the config file ("." for buffers) */
-    void *doc;        /* the parsed YAML document, kept for filter config
-                         nodes; owned */
+    bool allow_filter_paths; /* `allow_filter_paths: true` (static configs
+                                only): filters may name a .so by `path:` */
+    char *source_dir;        /* directory of the config file ("." for buffers) */
+    void *doc;               /* the parsed YAML document, kept for filter config
+                                nodes; owned */
 } weft_config;
 
 /* Error out-parameter: "file:line:col: message" (NUL-terminated). */
@@ -254,6 +267,11 @@ weft_config *weft_config_load_file(const char *path, weft_config_error *err);
 /* Same from memory; `name` is used in messages. */
 weft_config *weft_config_load_buffer(const char *data, size_t len, const char *name,
                                      weft_config_error *err);
+/* Same with the origin recorded in the config: WEFT_CONFIG_PUSHED refuses
+ * `allow_filter_paths`, `filter_path` and filters' `path:` (the error
+ * points at the key). */
+weft_config *weft_config_load_buffer_from(const char *data, size_t len, const char *name,
+                                          weft_config_origin origin, weft_config_error *err);
 void weft_config_free(weft_config *cfg);
 /* Writes the effective config (defaults filled in) as YAML that
  * weft_config_load_* accepts again. Returns 0 or -1. */

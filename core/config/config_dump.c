@@ -442,6 +442,8 @@ int weft_config_dump(const weft_config *cfg, FILE *out) {
     }
     if (cfg->n_filter_paths)
         str_list(&d, 0, "filter_path", cfg->filter_paths, cfg->n_filter_paths);
+    if (cfg->allow_filter_paths)
+        fputs("allow_filter_paths: true\n", d.f);
     if (open_list(&d, 0, "clusters", cfg->n_clusters)) {
         for (size_t i = 0; i < cfg->n_clusters; i++) {
             d.item = true;

@@ -43,11 +43,12 @@ static int load_limits(cfg_ld *L, const cy_node *n, weft_cfg_limits *l) {
     return 0;
 }
 
+/* A plain name: it becomes <dir>/<name>.so, so no '/', no "..". */
 static bool filter_name_ok(const char *s) {
     if (!*s || strlen(s) > 48)
         return false;
     for (; *s; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_'))
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_' || *s == '-'))
             return false;
     return true;
 }
@@ -74,10 +75,22 @@ static int load_filters(cfg_ld *L, const cy_node *n, weft_cfg_listener *li) {
         if (cfg_req_name(L, e, &f->name, "filter"))
             return -1;
         if (!filter_name_ok(f->name))
-            return cfg_fail(&L->c, cfg_val(e, "name"), "filter name %s must be 1-48 of [a-z0-9_]",
+            return cfg_fail(&L->c, cfg_val(e, "name"),
+                            "filter name %s must be 1-48 of [a-z0-9_-] (a name, not a path: "
+                            "<name>.so is looked up in filter_path)",
                             cfg_quote(qb, sizeof(qb), f->name));
         if (cfg_get_str(L, e, "path", &f->path) < 0)
             return -1;
+        if (f->path && L->cfg->origin == WEFT_CONFIG_PUSHED)
+            return cfg_fail(&L->c, cfg_val(e, "path"),
+                            "filter %s: a pushed config cannot load a filter by path (name it; "
+                            "it is found in the proxy's filter directories)",
+                            cfg_quote(qb, sizeof(qb), f->name));
+        if (f->path && !L->cfg->allow_filter_paths)
+            return cfg_fail(&L->c, cfg_val(e, "path"),
+                            "filter %s: loading by path needs allow_filter_paths: true at the top "
+                            "level; or drop path and put %s.so in a filter_path directory",
+                            cfg_quote(qb, sizeof(qb), f->name), f->name);
         const cy_node *c = cfg_val(e, "config");
         f->node = c && !cfg_is_null(c) ? c : NULL;
     }

@@ -449,8 +449,9 @@ static int load_admin(cfg_ld *L, const cy_node *adm) {
 }
 
 static int load_root(cfg_ld *L, const cy_node *root) {
-    static const char *const keys[] = {"workers",   "drain_timeout", "admin",       "access_log",
-                                       "listeners", "clusters",      "filter_path", NULL};
+    static const char *const keys[] = {"workers",     "drain_timeout",      "admin",
+                                       "access_log",  "listeners",          "clusters",
+                                       "filter_path", "allow_filter_paths", NULL};
     static const char *const log_keys[] = {"path", NULL};
     weft_config *cfg = L->cfg;
     cfg->drain_timeout_ms = 15000;
@@ -482,6 +483,16 @@ static int load_root(cfg_ld *L, const cy_node *root) {
                     &L->c, cfg_val(al, "path"),
                     "access_log path must not be empty (omit access_log to turn it off)");
         }
+        /* A pushed config does not choose files: the filter directories
+         * and loading by path are the operator's (static config). */
+        static const char *const static_only[] = {"allow_filter_paths", "filter_path"};
+        for (size_t k = 0; cfg->origin == WEFT_CONFIG_PUSHED && k < 2; k++)
+            if (cfg_val(root, static_only[k]))
+                return cfg_fail(&L->c, cfg_val(root, static_only[k]),
+                                "%s is a static-config option: a pushed config cannot set it",
+                                static_only[k]);
+        if (cfg_get_bool(L, root, "allow_filter_paths", &cfg->allow_filter_paths) < 0)
+            return -1;
         const cy_node *fp = NULL;
         int rc = cfg_get_seq(L, root, "filter_path", &fp);
         if (rc < 0)
@@ -562,7 +573,8 @@ static int keep_filter_nodes(cfg_ld *L) {
 }
 
 /* Converts a parsed document (freed here) into a config. */
-static weft_config *load_doc(cy_doc *doc, const char *name, weft_config_error *err) {
+static weft_config *load_doc(cy_doc *doc, const char *name, weft_config_origin origin,
+                             weft_config_error *err) {
     cfg_ld L;
     memset(&L, 0, sizeof(L));
     L.c = (cfg_ctx){name, err};
@@ -574,6 +586,7 @@ static weft_config *load_doc(cy_doc *doc, const char *name, weft_config_error *e
         free(doc);
         return NULL;
     }
+    L.cfg->origin = origin;
     int rc = load_root(&L, doc->root);
     cfg_ns_free(&L.clusters);
     cfg_ns_free(&L.listeners);
@@ -610,6 +623,11 @@ static cy_doc *parse_doc(const char *data, size_t len, const char *name, weft_co
 
 weft_config *weft_config_load_buffer(const char *data, size_t len, const char *name,
                                      weft_config_error *err) {
+    return weft_config_load_buffer_from(data, len, name, WEFT_CONFIG_STATIC, err);
+}
+
+weft_config *weft_config_load_buffer_from(const char *data, size_t len, const char *name,
+                                          weft_config_origin origin, weft_config_error *err) {
     weft_config_error scratch;
     if (!err)
         err = &scratch;
@@ -617,7 +635,7 @@ weft_config *weft_config_load_buffer(const char *data, size_t len, const char *n
     if (!name)
         name = "<config>";
     cy_doc *doc = parse_doc(data, len, name, err);
-    return doc ? load_doc(doc, name, err) : NULL;
+    return doc ? load_doc(doc, name, origin, err) : NULL;
 }
 
 weft_config *weft_config_load_file(const char *path, weft_config_error *err) {
@@ -681,7 +699,7 @@ weft_config *weft_config_load_file(const char *path, weft_config_error *err) {
     /* The text is freed before the conversion: the tree holds all of it. */
     cy_doc *doc = parse_doc(buf, len, path, err);
     free(buf);
-    return doc ? load_doc(doc, path, err) : NULL;
+    return doc ? load_doc(doc, path, WEFT_CONFIG_STATIC, err) : NULL;
 }
 
 /* --------------------------------------------------------------- free */

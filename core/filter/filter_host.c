@@ -523,6 +523,9 @@ static int32_t stat_register(weft_filter_setup *st, const char *name, const char
             return -1;
     char full[160], labels[160];
     snprintf(full, sizeof(full), "weft_filter_%s_%s", st->filter->name, name);
+    for (char *p = full; *p; p++) /* filter names may have '-'; metric names may not */
+        if (*p == '-')
+            *p = '_';
     snprintf(labels, sizeof(labels), "listener=\"%s\"", st->listener ? st->listener : "");
     weft_stat_id id = kind == WEFT_STAT_COUNTER ? weft_stats_counter(full, labels, help ? help : "")
                       : kind == WEFT_STAT_GAUGE

@@ -370,6 +370,15 @@ int weft_filter_chain_build(weft_filter_chain *chain, const weft_config *cfg, si
     for (size_t i = 0; i < l->n_filters; i++) {
         const weft_cfg_filter *f = &l->filters[i];
         char path[PATH_MAX], lerr[512];
+        /* Checked at load too; here for configs built another way (a
+         * control plane client): a pushed config never picks a file. */
+        if (f->path && (cfg->origin == WEFT_CONFIG_PUSHED || !cfg->allow_filter_paths)) {
+            snprintf(err, errlen, "%s:%u:%u: filter \"%s\": loading by path is not allowed %s",
+                     cfg->source, f->pos.line, f->pos.col, f->name,
+                     cfg->origin == WEFT_CONFIG_PUSHED ? "in a pushed config"
+                                                       : "without allow_filter_paths: true");
+            return -1;
+        }
         if (weft_filter_resolve(cfg, f, path, sizeof(path)) != 0) {
             if (f->path)
                 snprintf(err, errlen, "%s:%u:%u: filter \"%s\": cannot find %s", cfg->source,

@@ -2,9 +2,10 @@
  * an entry of a deny-list file. Written against <weft/filter.h> only, built
  * out of tree (see README.md).
  *
+ *   filter_path: [.]                # where denylist.so is
+ *   ...
  *   filters:
  *     - name: denylist
- *       path: ./denylist.so
  *       config:
  *         header: user-agent      # the request header to check (default user-agent)
  *         file: denylist.txt      # relative to the directory of weft.yaml

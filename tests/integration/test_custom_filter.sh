@@ -9,7 +9,8 @@
 #     SDK test kit), once with CMake find_package(weft-sdk) through
 #     CMAKE_PREFIX_PATH (ctest runs the same unit test). Neither build may
 #     see the source tree's sdk/ directory.
-#  3. Each denylist.so is loaded into weft (`path:` in the config): a denied
+#  3. Each denylist.so is loaded into weft (by name, its build directory in
+#     `filter_path:`): a denied
 #     user agent gets 403 + x-weft-reason: denylisted + x-denylist: deny; an
 #     allowed one reaches the backend with x-denylist: pass (the backend
 #     echoes the request headers) and the response carries x-denylist: pass.
@@ -113,8 +114,8 @@ run_in_weft() {
     cp "$REPO_ROOT/examples/custom_filter/denylist.txt" "$dir/denylist.txt"
     LISTEN_PORT=$(free_port)
     ADMIN_PORT=$(free_port)
-    # shellcheck disable=SC2034 # read by render_config through @SO_PATH@
-    SO_PATH="$so"
+    # shellcheck disable=SC2034 # read by render_config through @SO_DIR@
+    SO_DIR="$(dirname "$so")"
     # the deny-list path is relative: resolved against the config's dir
     render_config - "$dir/weft.yaml" >/dev/null <<'YAML'
 workers: 2
@@ -122,13 +123,13 @@ drain_timeout: 2s
 admin:
   address: 127.0.0.1
   port: @ADMIN_PORT@
+filter_path: [@SO_DIR@]
 listeners:
   - name: ingress
     address: 127.0.0.1
     port: @LISTEN_PORT@
     filters:
       - name: denylist
-        path: @SO_PATH@
         config:
           header: user-agent
           file: denylist.txt
@@ -209,13 +210,13 @@ run_in_weft cmake "$SO_CMAKE"
 BAD="$TEST_TMP/bad"
 mkdir -p "$BAD"
 cat >"$BAD/weft.yaml" <<YAML
+filter_path: [$(dirname "$SO_MAKE")]
 listeners:
   - name: ingress
     address: 127.0.0.1
     port: $(free_port)
     filters:
       - name: denylist
-        path: $SO_MAKE
         config:
           file: missing.txt
     virtual_hosts:

@@ -31,13 +31,13 @@ drain_timeout: 2s
 admin:
   address: 127.0.0.1
   port: $ADMIN_PORT
+filter_path: [$FILTER_DIR]
 listeners:
   - name: abi
     address: 127.0.0.1
     port: $LISTEN_PORT
     filters:
       - name: abi_v1_0
-        path: $FILTER_DIR/abi_v1_0.so
         config: { header: x-abi-version }
     virtual_hosts:
       - name: default

@@ -90,6 +90,8 @@ admin:
   address: 127.0.0.1
   port: $ADMIN_PORT
 filter_path: [$FILTER_DIR]
+# hdr.so twice under two names: by path (a static config may allow it)
+allow_filter_paths: true
 listeners:
 YAML
     listener chain "$P_CHAIN" "      - name: logphase
@@ -319,8 +321,9 @@ clusters:
 YAML
 }
 for so in bad_major newer_minor no_entry null_desc; do
-    one_filter "{ name: $so, path: $FILTER_DIR/$so.so }" >"$TEST_TMP/$so.yaml"
+    one_filter "{ name: $so }" >"$TEST_TMP/$so.yaml"
 done
+export WEFT_FILTER_PATH="$FILTER_DIR"
 expect_refused bad_major "$TEST_TMP/bad_major.yaml" "$TEST_TMP/bad_major.yaml:" "$FILTER_DIR/bad_major.so" \
     "filter ABI $((ABI_MAJOR + 1)).0 is not supported by this weft (ABI $ABI_MAJOR.$ABI_MINOR)"
 expect_refused newer_minor "$TEST_TMP/newer_minor.yaml" "$FILTER_DIR/newer_minor.so" \
@@ -329,6 +332,7 @@ expect_refused no_entry "$TEST_TMP/no_entry.yaml" "$FILTER_DIR/no_entry.so" weft
 expect_refused null_desc "$TEST_TMP/null_desc.yaml" "$FILTER_DIR/null_desc.so" "descriptor"
 one_filter "{ name: nosuch }" >"$TEST_TMP/nosuch.yaml"
 expect_refused nosuch "$TEST_TMP/nosuch.yaml" 'filter "nosuch"' "nosuch.so"
+unset WEFT_FILTER_PATH
 # logphase and hdr_b load before hdr_a refuses: their "loaded" log lines
 # come first on stderr.
 REFUSE_LOG_LINES=1

@@ -33,6 +33,7 @@ CONFIG="$TEST_TMP/weft.yaml"
 cat >"$CONFIG" <<YAML
 workers: 2
 drain_timeout: 5s
+allow_filter_paths: true
 admin:
   address: 127.0.0.1
   port: $ADMIN_PORT

@@ -9,6 +9,10 @@
 #     (weft_config_reload_total{result="refused"}, "reload refused" line
 #     naming the file) and the old config keeps serving; once fixed, the
 #     next SIGHUP is accepted;
+#   - names, not paths: a filter with `path:` is refused (exit 2, one line
+#     pointing at the path) unless the static config says
+#     `allow_filter_paths: true`, and then it loads; a name with a '/' or
+#     ".." is refused;
 #   - SIGTERM exits 0.
 # Run as root (as the test suite is): chown to nobody needs it.
 set -euo pipefail
@@ -72,6 +76,25 @@ case_refused dir_world_writable 0777 0 0755 0 "its directory $TEST_TMP/dir_world
 case_refused dir_sticky_world_writable 1777 0 0755 0 "is world-writable (mode 1777)"
 case_refused dir_group_writable 0775 0 0755 0 "its directory $TEST_TMP/dir_group_writable is group-writable"
 case_refused dir_other_owner 0755 "$NOBODY" 0755 0 "its directory $TEST_TMP/dir_other_owner is owned by uid $NOBODY"
+
+# Names, not paths.
+SAFE="$TEST_TMP/safe"
+mkdir -m 0755 "$SAFE"
+cp "$FILTER_DIR/version_v1.so" "$SAFE/version.so"
+by_path() {
+    sed "s|      - name: version|      - { name: version, path: $SAFE/version.so }|" <(config "$SAFE")
+}
+by_path >"$TEST_TMP/by_path.yaml"
+grep -q "path: $SAFE/version.so" "$TEST_TMP/by_path.yaml" || fail "by_path config not written"
+expect_refused by_path "$TEST_TMP/by_path.yaml" "$TEST_TMP/by_path.yaml:12:32:" 'filter "version": loading by path needs allow_filter_paths: true'
+{ echo "allow_filter_paths: true"; by_path; } >"$TEST_TMP/by_path_allowed.yaml"
+"$WEFT_BIN" -c "$TEST_TMP/by_path_allowed.yaml" --validate >"$TEST_TMP/by_path_allowed.out" 2>&1 ||
+    fail "allow_filter_paths: true did not load by path: $(cat "$TEST_TMP/by_path_allowed.out")"
+assert_contains "$(cat "$TEST_TMP/by_path_allowed.out")" "filter version loaded from $SAFE/version.so" "load by allowed path"
+for bad in "../safe/version" "safe/version" ".."; do
+    sed "s|      - name: version|      - name: \"$bad\"|" <(config "$SAFE") >"$TEST_TMP/badname.yaml"
+    expect_refused badname "$TEST_TMP/badname.yaml" "must be 1-48 of [a-z0-9_-]"
+done
 
 # A safe library loads; made group-writable, the reload is refused.
 start_backend be "$BE_PORT"
