@@ -18,6 +18,7 @@ start_backend sec "$BACKEND_PORT"
 CONFIG=$(render_config - <<'YAML'
 workers: 1
 drain_timeout: 1s
+filter_path: [@FILTER_DIR@]
 admin:
   address: 127.0.0.1
   port: @ADMIN_PORT@
@@ -28,12 +29,10 @@ listeners:
     port: @LISTEN_PORT@
     filters:
       - name: hdr
-        path: @FILTER_DIR@/hdr.so
         config:
           request_header: {name: x-api-key, value: !secret "k-TAGGED-0002"}
           response_header: {name: x-visible, value: shown-0003}
       - name: noop
-        path: @FILTER_DIR@/noop.so
         config:
           upstream_token: t-NAMED-0004
           Client_Secret: {id: c-NESTED-0005}
