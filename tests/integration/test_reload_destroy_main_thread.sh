@@ -30,13 +30,13 @@ drain_timeout: 5s
 admin:
   address: 127.0.0.1
   port: $ADMIN_PORT
+filter_path: [$FILTER_DIR]
 listeners:
   - name: ingress
     address: 127.0.0.1
     port: $LISTEN_PORT
     filters:
       - name: threadcheck
-        path: $FILTER_DIR/threadcheck.so
         config: { report: $REPORT }
     virtual_hosts:
       - name: default

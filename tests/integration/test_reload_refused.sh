@@ -34,6 +34,7 @@ config_text() {
 workers: 2
 drain_timeout: 5s
 access_log: { path: $1 }
+filter_path: [$FILTER_DIR]
 admin:
   address: 127.0.0.1
   port: $ADMIN_PORT
@@ -84,9 +85,8 @@ config_text "$TEST_TMP/refused-1.log" only_refused_one "$(extra_listener busy "$
     >"$TEST_TMP/r1.yaml"
 config_text "$TEST_TMP/no-such-dir/refused-2.log" only_refused_two >"$TEST_TMP/r2.yaml"
 config_text "$TEST_TMP/refused-3.log" only_refused_three "" "    filters:
-      - { name: logphase, path: $FILTER_DIR/logphase.so }
+      - { name: logphase }
       - name: threadcheck
-        path: $FILTER_DIR/threadcheck.so
         config: { report: $TEST_TMP/destroyed.txt, fail: true }" >"$TEST_TMP/r3.yaml"
 config_text "$TEST_TMP/a.log" later "$(extra_listener extra "$NEW_PORT")" >"$TEST_TMP/v2.yaml"
 config_text "$TEST_TMP/a.log" later >"$TEST_TMP/v3.yaml"
