@@ -454,6 +454,21 @@ int weft_stream_on_up_complete(weft_stream *s) {
     return WEFT_H1_CB_PAUSE;
 }
 
+/* RFC 9110 9.2.2 idempotent methods. */
+static bool method_idempotent(const weft_stream *s) {
+    switch (s->req->method_id) {
+    case HTTP_GET:
+    case HTTP_HEAD:
+    case HTTP_OPTIONS:
+    case HTTP_TRACE:
+    case HTTP_PUT:
+    case HTTP_DELETE:
+        return true;
+    default:
+        return false;
+    }
+}
+
 void weft_stream_on_up_error(weft_stream *s, weft_up_err err) {
     if (s->tunnel) {
         /* The upstream side of a tunnel ended: close the client side once
@@ -480,10 +495,15 @@ void weft_stream_on_up_error(weft_stream *s, weft_up_err err) {
     /* A pooled connection the server had already closed: the request never
      * reached it, so sending it again on a fresh connection is safe when
      * we can replay it whole (no body streamed yet). */
-    if (err == WEFT_UP_ERR_RESET && unprocessed && !s->stale_retry_done && !s->resp_started &&
-        s->req->framing == WEFT_BODY_NONE) {
+    /* An idempotent request without a body whose upstream reset before
+     * any response head (the endpoint died under it) is sent once more
+     * to another endpoint, as nginx's default proxy_next_upstream does
+     * for idempotent methods. */
+    bool reset_retry = err == WEFT_UP_ERR_RESET && s->t_up_head_us == 0 && method_idempotent(s);
+    if (err == WEFT_UP_ERR_RESET && (unprocessed || reset_retry) && !s->stale_retry_done &&
+        !s->resp_started && s->req->framing == WEFT_BODY_NONE) {
         s->stale_retry_done = true;
-        weft_stats_inc(s->w->stats, c->rq_retry_stale, 1);
+        weft_stats_inc(s->w->stats, unprocessed ? c->rq_retry_stale : c->rq_retry_reset, 1);
         stream_reset_response(s);
         evbuffer_drain(s->up_pending, evbuffer_get_length(s->up_pending));
         stream_write_up_head(s, s->up_pending);

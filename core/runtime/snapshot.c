@@ -91,6 +91,8 @@ static void register_cluster_stats(weft_cluster_snap *c) {
       "Requests re-sent after a pooled connection turned out closed");
     C(rq_retry_connect, "weft_upstream_rq_retry_connect_total",
       "Requests sent to another endpoint after a failed connect");
+    C(rq_retry_reset, "weft_upstream_rq_retry_reset_total",
+      "Idempotent requests sent again after an upstream reset before the response head");
     G(pool_idle, "weft_upstream_pool_idle", "Idle pooled upstream connections");
     G(healthy_endpoints, "weft_upstream_endpoints_healthy", "Endpoints in rotation");
     C(hc_success, "weft_upstream_health_check_success_total", "Active health checks passed");

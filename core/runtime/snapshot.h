@@ -49,7 +49,8 @@ typedef struct weft_cluster_snap {
     weft_stat_id rq_total[WEFT_CODE_CLASSES];
     weft_stat_id rq_time;
     weft_stat_id cx_total, cx_active, cx_connect_fail, cx_connect_timeout;
-    weft_stat_id rq_timeout, rq_reset, rq_no_healthy, rq_retry_stale, rq_retry_connect;
+    weft_stat_id rq_timeout, rq_reset, rq_no_healthy, rq_retry_stale, rq_retry_connect,
+        rq_retry_reset;
     weft_stat_id pool_idle, healthy_endpoints, hc_success, hc_failure;
 } weft_cluster_snap;
 
