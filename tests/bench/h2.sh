@@ -248,7 +248,7 @@ LOAD_START=$(loadavg)
 
 # ---------------------------------------------------------------- one run
 ROUNDS_TSV="$TMP/rounds.tsv"
-printf 'round\ttarget\trps\tp50_ms\tp99_ms\tmean_ms\terrors\trequests\tproxy_us\tbackend_us\ttw_mid\ttw_new\n' >"$ROUNDS_TSV"
+printf 'round\ttarget\trps\tp50_ms\tp99_ms\tmean_ms\terrors\trequests\tproxy_us\tbackend_us\ttw_mid\ttw_new\twake_k\tpreempt_k\n' >"$ROUNDS_TSV"
 
 # to_ms VALUE: h2load time ("393us", "1.02ms", "1.50s") in milliseconds.
 to_ms() {
@@ -258,7 +258,7 @@ to_ms() {
 }
 
 measure() { # NAME ROUND
-    local name="$1" round="$2" url out log p0 p1 b0 b1 tw tw_mid hpid line done_n failed errored rps pct mean errs
+    local name="$1" round="$2" url out log p0 p1 b0 b1 v0 v1 n0 n1 tw tw_mid hpid line done_n failed errored rps pct mean errs
     url="http://127.0.0.1:${PORT[$name]}/"
     if ! kill -0 "${PID[$name]}" 2>/dev/null; then
         NOTE[$name]="failed: exited before round $round"
@@ -271,6 +271,7 @@ measure() { # NAME ROUND
     out="$TMP/h2load-$name-$round.txt"
     log="$TMP/h2load-$name.log"
     tw_list "$BACKEND_PORT" >"$TMP/tw-before"
+    read -r v0 n0 < <(ctx_switches "${PID[$name]}")
     p0=$(cpu_ns "${PID[$name]}")
     b0=$(cpu_ns "$BACKEND_PID")
     taskset -c "$LOAD_CPU" timeout $((DURATION + 30)) h2load -c "$BENCH_CLIENTS" -m "$BENCH_STREAMS" \
@@ -289,6 +290,7 @@ measure() { # NAME ROUND
     wait "$hpid" || say "$name round $round: h2load failed"
     p1=$(cpu_ns "${PID[$name]}")
     b1=$(cpu_ns "$BACKEND_PID")
+    read -r v1 n1 < <(ctx_switches "${PID[$name]}")
     tw=$(tw_new "$BACKEND_PORT" "$TMP/tw-before")
     if ! kill -0 "${PID[$name]}" 2>/dev/null; then
         NOTE[$name]="failed: exited during round $round"
@@ -314,9 +316,11 @@ measure() { # NAME ROUND
             printf "%.3f %.3f", v[i] / 1000, v[j] / 1000 } }')
     rm -f "$log"
     mean=$(to_ms "$(awk '/^time for request:/ {print $6}' "$out")")
-    printf '%s\t%s\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$name" "$rps" "${pct% *}" "${pct#* }" "$mean" \
+    printf '%s\t%s\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$name" "$rps" "${pct% *}" "${pct#* }" "$mean" \
         "$errs" "$done_n" "$(awk -v d="$((p1 - p0))" -v n="$done_n" 'BEGIN {printf "%.3f", d / 1000 / n}')" \
-        "$(awk -v d="$((b1 - b0))" -v n="$done_n" 'BEGIN {printf "%.3f", d / 1000 / n}')" "$tw_mid" "$tw" >>"$ROUNDS_TSV"
+        "$(awk -v d="$((b1 - b0))" -v n="$done_n" 'BEGIN {printf "%.3f", d / 1000 / n}')" "$tw_mid" "$tw" \
+        "$(awk -v d="$((v1 - v0))" -v n="$done_n" 'BEGIN {printf "%.1f", d * 1000 / n}')" \
+        "$(awk -v d="$((n1 - n0))" -v n="$done_n" 'BEGIN {printf "%.1f", d * 1000 / n}')" >>"$ROUNDS_TSV"
     say "round $round $name: $(tail -n 1 "$ROUNDS_TSV" | cut -f3-)"
 }
 
@@ -386,6 +390,7 @@ report() {
         --column "rps:req/s:%.0f" --column "p50_ms:p50 ms:%.3f" --column "p99_ms:p99 ms:%.3f" \
         --column "mean_ms:mean ms:%.3f" \
         --column "proxy_us:proxy CPU µs/req:%.2f:spread" --column "backend_us:backend CPU µs/req:%.2f" \
+        --column "wake_k:proxy wake-ups /1k req:%.0f" --column "preempt_k:proxy preempted /1k req:%.0f" \
         --sum "errors:errors" --max "tw_mid:new TIME_WAIT during the run (max)" \
         --max "tw_new:new TIME_WAIT with its end (max)" "${notes[@]}" "${ratios[@]}"
     echo

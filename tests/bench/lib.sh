@@ -240,3 +240,14 @@ CONF
         exit 1
     fi
 }
+
+# ctx_switches PID: "VOLUNTARY NONVOLUNTARY" context switches summed over
+# the process tree's threads: voluntary ones are wake-ups after waiting
+# for events (fewer per request = more work per wake-up), involuntary ones
+# are preemptions by other processes on the CPU (noise).
+ctx_switches() {
+    local p
+    for p in $(tree "$1"); do
+        cat /proc/"$p"/task/*/status 2>/dev/null
+    done | awk '/^voluntary_ctxt_switches:/ {v += $2} /^nonvoluntary_ctxt_switches:/ {n += $2} END {print v + 0, n + 0}'
+}

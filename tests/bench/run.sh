@@ -280,10 +280,10 @@ LOAD_START=$(loadavg)
 
 # ---------------------------------------------------------------- one run
 ROUNDS_TSV="$TMP/rounds.tsv"
-printf 'round\ttarget\trps\tp50_ms\tp99_ms\terrors\trequests\tproxy_us\tbackend_us\tserver_us\ttw_new\n' >"$ROUNDS_TSV"
+printf 'round\ttarget\trps\tp50_ms\tp99_ms\terrors\trequests\tproxy_us\tbackend_us\tserver_us\ttw_new\twake_k\tpreempt_k\n' >"$ROUNDS_TSV"
 
 measure() { # NAME ROUND
-    local name="$1" round="$2" url out p0 p1 b0 b1 tw rps reqs p50 p99 errs line proxy_us="" backend_us server_us
+    local name="$1" round="$2" url out p0 p1 b0 b1 v0 v1 n0 n1 tw rps reqs p50 p99 errs line proxy_us="" backend_us server_us wake_k="" preempt_k=""
     url="http://127.0.0.1:${PORT[$name]}/"
     if ! kill -0 "${PID[$name]}" 2>/dev/null; then
         NOTE[$name]="failed: exited before round $round"
@@ -295,12 +295,14 @@ measure() { # NAME ROUND
     fi
     out="$TMP/wrk-$name-$round.txt"
     tw_list "$BACKEND_PORT" >"$TMP/tw-before"
+    read -r v0 n0 < <(ctx_switches "${PID[$name]}")
     p0=$(cpu_ns "${PID[$name]}")
     b0=$(cpu_ns "$BACKEND_PID")
     taskset -c "$LOAD_CPU" timeout $((DURATION + 30)) wrk -t"$BENCH_THREADS" -c"$BENCH_CONNS" -d"${DURATION}s" \
         --latency "$url" >"$out" 2>&1 || say "$name round $round: wrk failed"
     p1=$(cpu_ns "${PID[$name]}")
     b1=$(cpu_ns "$BACKEND_PID")
+    read -r v1 n1 < <(ctx_switches "${PID[$name]}")
     tw=$(tw_new "$BACKEND_PORT" "$TMP/tw-before")
     if ! kill -0 "${PID[$name]}" 2>/dev/null; then
         NOTE[$name]="failed: exited during round $round"
@@ -332,9 +334,11 @@ measure() { # NAME ROUND
     else
         proxy_us=$(awk -v d="$((p1 - p0))" -v n="$reqs" 'BEGIN {printf "%.3f", d / 1000 / n}')
         server_us=$(awk -v a="$proxy_us" -v b="$backend_us" 'BEGIN {printf "%.3f", a + b}')
+        wake_k=$(awk -v d="$((v1 - v0))" -v n="$reqs" 'BEGIN {printf "%.1f", d * 1000 / n}')
+        preempt_k=$(awk -v d="$((n1 - n0))" -v n="$reqs" 'BEGIN {printf "%.1f", d * 1000 / n}')
     fi
-    printf '%s\t%s\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$name" "$rps" "$(to_ms "$p50")" "$(to_ms "$p99")" \
-        "$errs" "$reqs" "$proxy_us" "$backend_us" "$server_us" "$tw" >>"$ROUNDS_TSV"
+    printf '%s\t%s\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$name" "$rps" "$(to_ms "$p50")" "$(to_ms "$p99")" \
+        "$errs" "$reqs" "$proxy_us" "$backend_us" "$server_us" "$tw" "$wake_k" "$preempt_k" >>"$ROUNDS_TSV"
     say "round $round $name: $(printf '%.0f' "$rps") req/s, p50 $(to_ms "$p50") ms, p99 $(to_ms "$p99") ms," \
         "proxy ${proxy_us:-–} µs/req, backend $backend_us µs/req, new TIME_WAIT $tw, errors $errs"
 }
@@ -438,6 +442,7 @@ report() {
     "$PYTHON" "$ROOT/tests/bench/stats.py" "$ROUNDS_TSV" --targets "$BENCH_TARGETS" \
         --column "rps:req/s:%.0f" --column "p50_ms:p50 ms:%.3f" --column "p99_ms:p99 ms:%.3f" \
         --column "proxy_us:proxy CPU µs/req:%.2f:spread" --column "backend_us:backend CPU µs/req:%.2f" \
+        --column "wake_k:proxy wake-ups /1k req:%.0f" --column "preempt_k:proxy preempted /1k req:%.0f" \
         --sum "errors:errors" --max "tw_new:new TIME_WAIT (max)" "${notes[@]}" \
         --ratio "weft/haproxy:proxy_us:proxy CPU per request" \
         --ratio "weft/nginx:proxy_us:proxy CPU per request" \
