@@ -215,7 +215,7 @@ CONF
         ;;
     esac
     PID[$name]=$!
-    STARTED+=("${PID[$name]}")
+    track "${PID[$name]}"
 }
 
 ACTIVE=()
@@ -265,7 +265,7 @@ measure() { # NAME ROUND
         return 0
     fi
     if ((WARMUP > 0)); then
-        taskset -c "$LOAD_CPU" timeout $((WARMUP + 30)) h2load -c "$BENCH_CLIENTS" -m "$BENCH_STREAMS" \
+        run_wait taskset -c "$LOAD_CPU" timeout $((WARMUP + 30)) h2load -c "$BENCH_CLIENTS" -m "$BENCH_STREAMS" \
             -D "$WARMUP" "$url" >/dev/null 2>&1 || true
     fi
     out="$TMP/h2load-$name-$round.txt"
@@ -277,7 +277,7 @@ measure() { # NAME ROUND
     taskset -c "$LOAD_CPU" timeout $((DURATION + 30)) h2load -c "$BENCH_CLIENTS" -m "$BENCH_STREAMS" \
         -D "$DURATION" --log-file="$log" "$url" >"$out" 2>&1 &
     hpid=$!
-    STARTED+=("$hpid")
+    track "$hpid"
     # TIME_WAIT while the load runs (1 s before its end): churn; at the
     # end, streams still in flight are cancelled when h2load stops, and a
     # proxy may close their upstream connections (see README).

@@ -1,5 +1,5 @@
 # lib.sh: what tests/bench/run.sh and h2.sh share: a temp dir and the
-# cleanup of every process they start (STARTED), free ports, stopping a
+# cleanup of every process they start (track), free ports, stopping a
 # process, CPU time / RSS summed over a process tree from /proc, TIME_WAIT
 # counts, a Release build of weft.
 # Sourced after BENCH_TMP_NAME and PYTHON are set.
@@ -8,22 +8,39 @@
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/${BENCH_TMP_NAME:-weft-bench}.XXXXXX")"
 chmod 755 "$TMP"
 STARTED=()
+declare -A STIME=()
+
+# starttime PID: the process's start time (clock ticks after boot), which
+# tells it apart from a later process that got the same PID.
+starttime() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $20}'; }
+
+# track PID: registers a process this script started, stopped on exit.
+# Only a process with the same PID *and* start time is ever signalled, so
+# a PID the system handed to someone else's process since is left alone.
+track() {
+    STIME[$1]="$(starttime "$1")"
+    STARTED+=("$1")
+}
+
+# ours PID: the tracked process is still the one we started.
+ours() { [[ -n "${STIME[$1]:-}" && "$(starttime "$1")" == "${STIME[$1]}" ]]; }
+
 cleanup() {
     local rc=$? pid i alive
     set +e
     for pid in "${STARTED[@]}"; do
-        kill -TERM "$pid" 2>/dev/null
+        ours "$pid" && kill -TERM "$pid" 2>/dev/null
     done
     for ((i = 0; i < 50; i++)); do
         alive=0
         for pid in "${STARTED[@]}"; do
-            kill -0 "$pid" 2>/dev/null && alive=1
+            ours "$pid" && alive=1
         done
         ((alive)) || break
         sleep 0.1
     done
     for pid in "${STARTED[@]}"; do
-        kill -KILL "$pid" 2>/dev/null
+        ours "$pid" && kill -KILL "$pid" 2>/dev/null
         wait "$pid" 2>/dev/null
     done
     rm -rf "$TMP"
@@ -40,15 +57,22 @@ s.bind(("127.0.0.1", 0))
 print(s.getsockname()[1])'
 }
 
-# stop_pid PID: SIGTERM, SIGKILL after 5 s.
+# stop_pid PID: SIGTERM, SIGKILL after 5 s (a tracked process only while
+# it is still ours).
 stop_pid() {
     local pid="$1" i
+    if [[ -n "${STIME[$pid]:-}" ]] && ! ours "$pid"; then
+        wait "$pid" 2>/dev/null || true
+        return 0
+    fi
     kill -TERM "$pid" 2>/dev/null || return 0
     for ((i = 0; i < 50; i++)); do
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
     done
-    kill -KILL "$pid" 2>/dev/null || true
+    if [[ -z "${STIME[$pid]:-}" ]] || ours "$pid"; then
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
     wait "$pid" 2>/dev/null || true
 }
 
@@ -233,7 +257,7 @@ CONF
     taskset -c "$LOAD_CPU" nginx -p "$TMP/backend/" -e "$TMP/backend/error.log" -c "$TMP/backend/nginx.conf" \
         >"$TMP/backend/stdout.log" 2>&1 &
     BACKEND_PID=$!
-    STARTED+=("$BACKEND_PID")
+    track "$BACKEND_PID"
     if ! wait_http "http://127.0.0.1:$BACKEND_PORT/" "$BACKEND_PID" 10; then
         cat "$TMP/backend/error.log" "$TMP/backend/stdout.log" >&2 || true
         echo "bench: backend nginx did not start" >&2
@@ -250,4 +274,17 @@ ctx_switches() {
     for p in $(tree "$1"); do
         cat /proc/"$p"/task/*/status 2>/dev/null
     done | awk '/^voluntary_ctxt_switches:/ {v += $2} /^nonvoluntary_ctxt_switches:/ {n += $2} END {print v + 0, n + 0}'
+}
+
+# run_wait CMD...: runs CMD in the background, tracked, and waits for it.
+# A signal to the script (Ctrl-C, SIGTERM) then ends the wait at once and
+# the cleanup stops CMD too; a foreground CMD would delay the script's
+# traps until it ends, or make bash ignore a Ctrl-C that CMD survived.
+run_wait() {
+    local p rc=0
+    "$@" &
+    p=$!
+    track "$p"
+    wait "$p" || rc=$?
+    return "$rc"
 }

@@ -170,7 +170,7 @@ for size in $RELOAD_SIZES; do
     t_start=$(date +%s%N)
     taskset -c "$PROXY_CPU" "$WEFT_BIN" -c "$CONF" >"$LOG" 2>&1 &
     WPID=$!
-    STARTED+=("$WPID")
+    track "$WPID"
     for ((i = 0; i < RELOAD_TIMEOUT * 10; i++)); do
         [[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://127.0.0.1:$ADMIN/ready" || true)" == 200 ]] && break
         kill -0 "$WPID" 2>/dev/null || break

@@ -245,7 +245,7 @@ start_target() { # NAME: sets PID[NAME] and PORT[NAME]; returns 1 on failure
         ;;
     esac
     PID[$name]=$!
-    STARTED+=("${PID[$name]}")
+    track "${PID[$name]}"
 }
 
 ACTIVE=()
@@ -290,7 +290,7 @@ measure() { # NAME ROUND
         return 0
     fi
     if ((WARMUP > 0)); then
-        taskset -c "$LOAD_CPU" timeout $((WARMUP + 30)) wrk -t"$BENCH_THREADS" -c"$BENCH_CONNS" -d"${WARMUP}s" \
+        run_wait taskset -c "$LOAD_CPU" timeout $((WARMUP + 30)) wrk -t"$BENCH_THREADS" -c"$BENCH_CONNS" -d"${WARMUP}s" \
             "$url" >/dev/null 2>&1 || true
     fi
     out="$TMP/wrk-$name-$round.txt"
@@ -298,7 +298,7 @@ measure() { # NAME ROUND
     read -r v0 n0 < <(ctx_switches "${PID[$name]}")
     p0=$(cpu_ns "${PID[$name]}")
     b0=$(cpu_ns "$BACKEND_PID")
-    taskset -c "$LOAD_CPU" timeout $((DURATION + 30)) wrk -t"$BENCH_THREADS" -c"$BENCH_CONNS" -d"${DURATION}s" \
+    run_wait taskset -c "$LOAD_CPU" timeout $((DURATION + 30)) wrk -t"$BENCH_THREADS" -c"$BENCH_CONNS" -d"${DURATION}s" \
         --latency "$url" >"$out" 2>&1 || say "$name round $round: wrk failed"
     p1=$(cpu_ns "${PID[$name]}")
     b1=$(cpu_ns "$BACKEND_PID")
@@ -375,7 +375,7 @@ idle_burst() {
     taskset -c "$LOAD_CPU" "$PYTHON" "$ROOT/tests/bench/idle_conns.py" --port "${PORT[$name]}" \
         -n "$BENCH_IDLE_CONNS" --hold 300 >"$out" 2>&1 &
     ipid=$!
-    STARTED+=("$ipid")
+    track "$ipid"
     for ((i = 0; i < 1200; i++)); do
         grep -q '^ready' "$out" && break
         kill -0 "$ipid" 2>/dev/null || break
