@@ -245,6 +245,8 @@ static void install_chain(weft_snapshot *snap, tf_script **filters, size_t n) {
 
 /* ---------- harness ---------- */
 
+static void fakes_reset(void);
+
 int sh_up_new(sh *h, bool listening) {
     assert_true(h->n_up < SH_MAX_UP);
     sh_up *u = &h->up[h->n_up];
@@ -273,6 +275,7 @@ void sh_start(sh *h, tf_script **filters, size_t n_filters, const char *yaml_fmt
     weft_log_min_level = getenv("SH_DEBUG") ? WEFT_LOG_DEBUG : WEFT_LOG_ERROR + 1;
     tf_log_clear();
     n_timer_args = 0;
+    fakes_reset();
     weft_config_error err;
     weft_config *cfg = weft_config_load_buffer(yaml, (size_t)n, "harness.yaml", &err);
     if (!cfg)
@@ -281,6 +284,10 @@ void sh_start(sh *h, tf_script **filters, size_t n_filters, const char *yaml_fmt
     h->snap = weft_snapshot_build(cfg, NULL, 1, e, sizeof(e));
     if (!h->snap)
         fail_msg("snapshot: %s", e);
+    if (weft_snapshot_commit(h->snap, e, sizeof(e)) != 0) {
+        weft_snapshot_discard(h->snap);
+        fail_msg("snapshot commit: %s", e);
+    }
     install_chain(h->snap, filters, n_filters);
     h->w = weft_worker_new_detached(h->snap);
     assert_non_null(h->w);
@@ -300,6 +307,7 @@ void sh_free(sh *h) {
     h->n_up = 0;
     weft_stats_set_thread_block(NULL);
     weft_worker_stop_and_free(h->w);
+    fakes_reset();
     weft_snapshot_unref(h->snap);
     h->w = NULL;
     h->snap = NULL;
@@ -419,6 +427,202 @@ void sh_publish(sh *h, int cluster, const uint16_t *ports, size_t n) {
 
 uint64_t sh_counter(sh *h, weft_stat_id id) {
     return weft_stats_counter_value(id);
+}
+
+/* ---------- fake upstream ---------- */
+
+static sh_fake fakes[SH_MAX_FAKE];
+static int n_fakes;
+bool sh_fake_refuse_start;
+
+static sh_fake *fake_of(weft_stream *s) {
+    return s->up;
+}
+
+static bool fk_start(weft_stream *s, const weft_endpoint *ep, bool allow_idle) {
+    if (sh_fake_refuse_start)
+        return false;
+    assert_true(n_fakes < SH_MAX_FAKE);
+    sh_fake *f = &fakes[n_fakes++];
+    f->s = s;
+    snprintf(f->ep, sizeof(f->ep), "%s", ep->name);
+    f->req = evbuffer_new();
+    s->up = f;
+    return true;
+}
+
+static bool fk_connected(weft_stream *s) {
+    return fake_of(s)->connected;
+}
+
+/* As HTTP/1.1: request bytes wait in up_pending until connected. */
+static struct evbuffer *fk_out(weft_stream *s) {
+    sh_fake *f = fake_of(s);
+    return f->connected ? f->req : s->up_pending;
+}
+
+static void fk_connected_flush(weft_stream *s) {
+    evbuffer_add_buffer(fake_of(s)->req, s->up_pending);
+}
+
+static void fk_restart(weft_stream *s) {
+    (void)s;
+}
+
+static void fk_send_body(weft_stream *s, struct evbuffer *chunk) {
+    assert_false(fake_of(s)->req_end);
+    evbuffer_add_buffer(fk_out(s), chunk);
+}
+
+static void fk_send_data(weft_stream *s, const char *p, size_t n) {
+    assert_false(fake_of(s)->req_end);
+    evbuffer_add(fk_out(s), p, n);
+}
+
+static void fk_send_end(weft_stream *s, const weft_hdrs *trailers) {
+    assert_false(fake_of(s)->req_end);
+    fake_of(s)->req_end = true;
+}
+
+static size_t fk_pending(weft_stream *s) {
+    return 0;
+}
+
+static void fk_pause(weft_stream *s) {
+    fake_of(s)->pauses++;
+    fake_of(s)->paused = true;
+}
+
+static void fk_resume(weft_stream *s) {
+    fake_of(s)->resumes++;
+    fake_of(s)->paused = false;
+}
+
+static void fk_release(weft_stream *s, bool reusable) {
+    sh_fake *f = fake_of(s);
+    assert_false(f->released); /* released once */
+    f->released = true;
+    f->reusable = reusable;
+    f->s = NULL;
+}
+
+static bool fk_unprocessed(weft_stream *s) {
+    return false;
+}
+
+static const weft_upstream_ops fake_ops = {
+    .name = "fake",
+    .start = fk_start,
+    .connected = fk_connected,
+    .connected_flush = fk_connected_flush,
+    .restart = fk_restart,
+    .send_body = fk_send_body,
+    .send_data = fk_send_data,
+    .send_end = fk_send_end,
+    .pending = fk_pending,
+    .pause = fk_pause,
+    .resume = fk_resume,
+    .release = fk_release,
+    .unprocessed = fk_unprocessed,
+    .keeps_unsent = true,
+};
+
+void sh_fake_enable(sh *h) {
+    (void)h;
+    weft_upstream_test_ops = &fake_ops;
+}
+
+static void fakes_reset(void) {
+    for (int i = 0; i < n_fakes; i++)
+        if (fakes[i].req)
+            evbuffer_free(fakes[i].req);
+    memset(fakes, 0, sizeof(fakes));
+    n_fakes = 0;
+    sh_fake_refuse_start = false;
+    weft_upstream_test_ops = NULL;
+}
+
+int sh_fake_count(void) {
+    return n_fakes;
+}
+
+sh_fake *sh_fake_get(int k) {
+    assert_true(k >= 0 && k < n_fakes);
+    return &fakes[k];
+}
+
+const char *sh_fake_req(int k) {
+    static char out[16384];
+    struct evbuffer *b = sh_fake_get(k)->req;
+    size_t n = evbuffer_get_length(b);
+    if (n >= sizeof(out))
+        n = sizeof(out) - 1;
+    evbuffer_copyout(b, out, n);
+    out[n] = '\0';
+    return out;
+}
+
+/* The attempt's stream, which must still be attached (a real upstream
+ * says nothing once released). */
+static weft_stream *fake_stream(int k) {
+    sh_fake *f = sh_fake_get(k);
+    if (!f->s)
+        fail_msg("fake upstream %d: already released", k);
+    return f->s;
+}
+
+void sh_fake_connect(int k) {
+    weft_stream *s = fake_stream(k);
+    fakes[k].connected = true;
+    weft_stream_on_up_connected(s);
+}
+
+void sh_fake_head(int k, int status, const char *const *headers) {
+    weft_stream *s = fake_stream(k);
+    weft_resp_head *h = weft_arena_alloc(&s->arena, sizeof(*h));
+    assert_non_null(h);
+    memset(h, 0, sizeof(*h));
+    h->status = (uint16_t)status;
+    h->reason = weft_sv_from(weft_status_reason(h->status));
+    h->http_minor = 1;
+    h->keep_alive = true;
+    h->content_length = -1;
+    h->framing =
+        weft_resp_is_bodyless(h->status, s->head_request) ? WEFT_BODY_NONE : WEFT_BODY_CHUNKED;
+    weft_hdrs_init(&h->headers, &s->arena);
+    for (size_t i = 0; headers && headers[i]; i++) {
+        const char *c = strchr(headers[i], ':');
+        assert_non_null(c);
+        weft_sv name = {headers[i], (size_t)(c - headers[i])};
+        weft_sv value = weft_sv_trim(weft_sv_from(c + 1));
+        assert_int_equal(weft_hdrs_add(&h->headers, name, value), 0);
+        if (weft_sv_eq(name, WEFT_SV_LIT("content-length"))) {
+            h->framing = WEFT_BODY_LENGTH;
+            h->content_length = strtoll(value.p, NULL, 10);
+        }
+    }
+    fakes[k].last_rc = weft_stream_on_up_head(s, h);
+}
+
+void sh_fake_body(int k, const char *p) {
+    fakes[k].last_rc = weft_stream_on_up_body(fake_stream(k), p, strlen(p));
+}
+
+void sh_fake_trailers(int k, const char *name, const char *value) {
+    weft_stream *s = fake_stream(k);
+    weft_hdrs *t = weft_arena_alloc(&s->arena, sizeof(*t));
+    assert_non_null(t);
+    weft_hdrs_init(t, &s->arena);
+    assert_int_equal(weft_hdrs_add(t, weft_sv_from(name), weft_sv_from(value)), 0);
+    fakes[k].last_rc = weft_stream_on_up_trailers(s, t);
+}
+
+void sh_fake_complete(int k) {
+    fakes[k].last_rc = weft_stream_on_up_complete(fake_stream(k));
+}
+
+void sh_fake_error(int k, weft_up_err err) {
+    weft_stream_on_up_error(fake_stream(k), err);
 }
 
 /* ---------- fake downstream ---------- */

@@ -132,6 +132,43 @@ weft_lb *sh_lb(sh *h, int cluster);
 void sh_publish(sh *h, int cluster, const uint16_t *ports, size_t n);
 uint64_t sh_counter(sh *h, weft_stat_id id);
 
+/* ---------- fake upstream (weft_upstream_test_ops) ---------- */
+
+/* With sh_fake_enable, every stream's upstream attempt is a fake (no
+ * socket): the endpoint is still picked by the cluster's lb and the
+ * attempt counted on it, but what the stream sends is recorded and the
+ * test plays the upstream's side: connect, head, body, trailers,
+ * complete, or an error. Attempts are numbered from 0 in start order. */
+#define SH_MAX_FAKE 16
+
+typedef struct sh_fake {
+    weft_stream *s; /* attached stream, NULL once released */
+    char ep[80];    /* endpoint name the lb picked */
+    bool connected;
+    struct evbuffer *req; /* request bytes sent (head included, HTTP/1.1 form) */
+    bool req_end;         /* send_end came */
+    bool released, reusable;
+    int pauses, resumes;
+    bool paused;
+    int last_rc; /* result of the last weft_stream_on_up_* that returns one */
+} sh_fake;
+
+/* refuse_start: start() fails immediately (socket error). */
+void sh_fake_enable(sh *h);
+extern bool sh_fake_refuse_start;
+int sh_fake_count(void);
+/* Request bytes attempt k received, NUL-terminated (static buffer). */
+const char *sh_fake_req(int k);
+sh_fake *sh_fake_get(int k);
+void sh_fake_connect(int k); /* on_up_connected */
+/* The response head: status and "name: value" header lines (NULL-ended),
+ * framing chunked unless a content-length is among them (or bodyless). */
+void sh_fake_head(int k, int status, const char *const *headers);
+void sh_fake_body(int k, const char *p);
+void sh_fake_trailers(int k, const char *name, const char *value);
+void sh_fake_complete(int k);
+void sh_fake_error(int k, weft_up_err err);
+
 /* ---------- fake downstream ---------- */
 
 typedef struct sh_ds {
