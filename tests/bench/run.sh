@@ -149,16 +149,20 @@ CONF
 }
 
 write_weft_conf() { # NAME PORT BACKEND_PORT ADMIN_PORT N_NOOP_FILTERS
-    local i filters=""
+    local i filters="" fpath="" fname
     mkdir -p "$TMP/$1"
     if [[ "$5" -gt 0 ]]; then
+        # filters by name, looked up in the directory of $NOOP_SO
+        fname=$(basename "$NOOP_SO" .so)
+        fpath="filter_path: [\"$(dirname "$NOOP_SO")\"]"
         filters="    filters:"
         for ((i = 0; i < $5; i++)); do
-            filters+=$'\n'"      - {name: noop, path: $NOOP_SO}"
+            filters+=$'\n'"      - {name: $fname}"
         done
     fi
     cat >"$TMP/$1/weft.yaml" <<CONF
 workers: $BENCH_WORKERS
+$fpath
 drain_timeout: 2s
 admin:
   address: 127.0.0.1
