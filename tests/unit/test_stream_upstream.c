@@ -352,13 +352,22 @@ static void test_upstream_reset_before_response(void **state) {
     tf_script *fs[] = {&f1};
     int u = sh_up_new(&H, true);
     st_start(&H, fs, 1, "", "", &u, 1);
+    weft_cluster_snap *c = &H.snap->clusters[0];
+    uint64_t rr0 = sh_counter(&H, c->rq_retry_reset);
     sh_ds *d = sh_ds_new(&H);
     sh_request(d, "GET", "/up", NULL);
     up_takes(u, "/up");
     sh_up_close(&H, u);
+    /* An idempotent bodiless request is sent once more (the only endpoint
+     * again); the second reset is answered. */
+    up_takes(u, "/up");
+    sh_up_close(&H, u);
     run_to_end(d);
+    assert_int_equal(sh_counter(&H, c->rq_retry_reset) - rr0, 1);
     assert_int_equal(d->status, 503);
     assert_non_null(strstr(sh_ds_headers(d), "x-weft-reason: upstream_reset_before_response\n"));
+    assert_int_equal(f1.n_attempts, 1); /* the core's own retry is not shown to filters */
+    assert_int_equal(f1.info.attempts, 2);
     assert_int_equal(f1.attempts[0].result, WEFT_ATTEMPT_RESET);
     assert_string_equal(f1.info_flags, "UC");
     assert_no_attempt_live(d);
