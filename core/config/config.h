@@ -235,6 +235,21 @@ typedef enum weft_config_origin {
     WEFT_CONFIG_PUSHED = 1, /* delivered by a control plane */
 } weft_config_origin;
 
+/* `dns:` (top level): how clusters' host-name endpoints are resolved. */
+typedef struct weft_cfg_dns_resolver {
+    char *address; /* IP literal (v4 or v6, without brackets) */
+    uint16_t port; /* default 53 */
+} weft_cfg_dns_resolver;
+
+typedef struct weft_cfg_dns {
+    /* Name servers queried instead of resolv.conf's; none = the system's
+     * (resolv.conf, and /etc/hosts in both cases). */
+    weft_cfg_dns_resolver *resolvers;
+    size_t n_resolvers;
+    uint64_t query_timeout_ms; /* per try; 0 = resolv.conf's (else 5 s) */
+    uint32_t query_attempts;   /* tries per query; 0 = resolv.conf's (else 3) */
+} weft_cfg_dns;
+
 typedef struct weft_config {
     char *source;              /* file name the config came from (for messages) */
     weft_config_origin origin; /* static file or pushed */
@@ -242,6 +257,7 @@ typedef struct weft_config {
     uint64_t drain_timeout_ms; /* SIGTERM grace; default 15000 */
     weft_cfg_admin admin;
     weft_cfg_access_log access_log;
+    weft_cfg_dns dns;
     weft_cfg_listener *listeners;
     size_t n_listeners;
     weft_cfg_cluster *clusters;

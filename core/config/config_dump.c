@@ -440,6 +440,19 @@ int weft_config_dump(const weft_config *cfg, FILE *out) {
         open_map(&d, 0, "access_log");
         kv_str(&d, 2, "path", cfg->access_log.path);
     }
+    if (cfg->dns.n_resolvers || cfg->dns.query_timeout_ms || cfg->dns.query_attempts)
+        open_map(&d, 0, "dns"); /* absent = the system's resolver, as the default */
+    if (cfg->dns.n_resolvers && open_list(&d, 2, "resolvers", cfg->dns.n_resolvers))
+        for (size_t i = 0; i < cfg->dns.n_resolvers; i++) {
+            const weft_cfg_dns_resolver *r = &cfg->dns.resolvers[i];
+            bool v6 = strchr(r->address, ':') != NULL;
+            fprintf(d.f, "    - \"%s%s%s:%u\"\n", v6 ? "[" : "", r->address, v6 ? "]" : "",
+                    (unsigned)r->port);
+        }
+    if (cfg->dns.query_timeout_ms)
+        kv_ms(&d, 2, "query_timeout", cfg->dns.query_timeout_ms);
+    if (cfg->dns.query_attempts)
+        kv_u64(&d, 2, "query_attempts", cfg->dns.query_attempts);
     if (cfg->n_filter_paths)
         str_list(&d, 0, "filter_path", cfg->filter_paths, cfg->n_filter_paths);
     if (cfg->allow_filter_paths)

@@ -152,11 +152,15 @@ int cfg_load_cluster(cfg_ld *L, const cy_node *n, size_t idx);
 int cfg_load_vhost(cfg_ld *L, const cy_node *n, weft_cfg_listener *li, size_t idx,
                    cfg_name_set *domains, cfg_name_set *names);
 int cfg_load_listener(cfg_ld *L, const cy_node *n, size_t idx);
+/* The top-level `dns:` mapping (config_dns.c); defaults set when absent. */
+void cfg_dns_defaults(weft_cfg_dns *d);
+int cfg_load_dns(cfg_ld *L, const cy_node *n);
 
 /* Release (the entries, not the arrays holding them). */
 void cfg_free_strv(char **v, size_t n);
 void cfg_free_cluster(weft_cfg_cluster *cl);
 void cfg_free_vhost(weft_cfg_vhost *vh);
 void cfg_free_listener(weft_cfg_listener *li);
+void cfg_free_dns(weft_cfg_dns *d);
 
 #endif

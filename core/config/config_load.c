@@ -4,7 +4,8 @@
  * level (workers, admin, access_log, filter_path, the clusters and
  * listeners lists), the helpers every resource type shares (declared in
  * config_internal.h) and weft_config_free; clusters, routes and listeners
- * are read by config_clusters.c, config_routes.c and config_listeners.c. */
+ * are read by config_clusters.c, config_routes.c and config_listeners.c,
+ * the `dns:` mapping by config_dns.c. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -449,9 +450,9 @@ static int load_admin(cfg_ld *L, const cy_node *adm) {
 }
 
 static int load_root(cfg_ld *L, const cy_node *root) {
-    static const char *const keys[] = {"workers",     "drain_timeout",      "admin",
-                                       "access_log",  "listeners",          "clusters",
-                                       "filter_path", "allow_filter_paths", NULL};
+    static const char *const keys[] = {
+        "workers",   "drain_timeout", "admin",       "access_log",         "dns",
+        "listeners", "clusters",      "filter_path", "allow_filter_paths", NULL};
     static const char *const log_keys[] = {"path", NULL};
     weft_config *cfg = L->cfg;
     cfg->drain_timeout_ms = 15000;
@@ -460,6 +461,7 @@ static int load_root(cfg_ld *L, const cy_node *root) {
     cfg->admin.max_body_bytes = 4096;
     cfg->admin.request_timeout_ms = 10000;
     cfg->admin.max_connections = 16;
+    cfg_dns_defaults(&cfg->dns);
     if (!(cfg->admin.address = cfg_dup_str("127.0.0.1")))
         return cfg_oom(L, root);
     if (root && cfg_is_null(root))
@@ -483,6 +485,9 @@ static int load_root(cfg_ld *L, const cy_node *root) {
                     &L->c, cfg_val(al, "path"),
                     "access_log path must not be empty (omit access_log to turn it off)");
         }
+        const cy_node *dns = cfg_val(root, "dns");
+        if (dns && cfg_load_dns(L, dns))
+            return -1;
         /* A pushed config does not choose files: the filter directories
          * and loading by path are the operator's (static config). */
         static const char *const static_only[] = {"allow_filter_paths", "filter_path"};
@@ -731,6 +736,7 @@ void weft_config_free(weft_config *cfg) {
         free(cfg->admin.token);
     }
     free(cfg->access_log.path);
+    cfg_free_dns(&cfg->dns);
     free(cfg->source);
     free(cfg);
     /* A config goes with its snapshot (after a reload, once the last

@@ -2,6 +2,7 @@
 #include "upstream/dns.h"
 
 #include <netdb.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -156,6 +157,79 @@ static void on_tick(evutil_socket_t fd, short what, void *arg) {
     }
 }
 
+/* The configured resolvers (dns.resolvers) as sockaddrs; -1 if one is not
+ * an IP literal (the loader checked them, so only on a bad hand-made cfg). */
+static int add_resolvers(struct evdns_base *evdns, const weft_cfg_dns *cfg) {
+    for (size_t i = 0; i < cfg->n_resolvers; i++) {
+        const weft_cfg_dns_resolver *r = &cfg->resolvers[i];
+        struct sockaddr_storage ss;
+        socklen_t len;
+        memset(&ss, 0, sizeof(ss));
+        struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+        struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+        if (evutil_inet_pton(AF_INET, r->address, &a4->sin_addr) == 1) {
+            a4->sin_family = AF_INET;
+            a4->sin_port = htons(r->port);
+            len = sizeof(*a4);
+        } else if (evutil_inet_pton(AF_INET6, r->address, &a6->sin6_addr) == 1) {
+            a6->sin6_family = AF_INET6;
+            a6->sin6_port = htons(r->port);
+            len = sizeof(*a6);
+        } else {
+            WEFT_ERROR("dns: resolver \"%s\" is not an IP address", r->address);
+            return -1;
+        }
+        if (evdns_base_nameserver_sockaddr_add(evdns, (struct sockaddr *)&ss, len, 0) != 0) {
+            WEFT_ERROR("dns: cannot use resolver %s port %u", r->address, (unsigned)r->port);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The resolver: the configured name servers (dns.resolvers), else the
+ * system's (resolv.conf); /etc/hosts in both cases. libevent 2.1's evdns
+ * keeps no answer cache (only the hosts file is consulted before a
+ * query), so every refresh asks the name server again whatever the TTL:
+ * a short TTL is never outlived. */
+static struct evdns_base *new_evdns(struct event_base *base, const weft_cfg_dns *cfg) {
+    struct evdns_base *evdns;
+    if (cfg->n_resolvers) {
+        evdns = evdns_base_new(base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+        if (!evdns)
+            return NULL;
+        evdns_base_load_hosts(evdns, NULL);
+        if (add_resolvers(evdns, cfg)) {
+            evdns_base_free(evdns, 0);
+            return NULL;
+        }
+    } else {
+        evdns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
+                                         EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+        if (!evdns) {
+            /* No resolv.conf: still resolve names from /etc/hosts. */
+            evdns = evdns_base_new(base, 0);
+            if (evdns)
+                evdns_base_load_hosts(evdns, NULL);
+        }
+        if (!evdns)
+            return NULL;
+    }
+    /* 0 = resolv.conf's (or evdns's defaults: 5 s, 3 tries). */
+    if (cfg->query_timeout_ms) {
+        char v[32];
+        snprintf(v, sizeof(v), "%llu.%03u", (unsigned long long)(cfg->query_timeout_ms / 1000),
+                 (unsigned)(cfg->query_timeout_ms % 1000));
+        evdns_base_set_option(evdns, "timeout:", v);
+    }
+    if (cfg->query_attempts) {
+        char v[16];
+        snprintf(v, sizeof(v), "%u", (unsigned)cfg->query_attempts);
+        evdns_base_set_option(evdns, "attempts:", v);
+    }
+    return evdns;
+}
+
 weft_dns *weft_dns_start(struct event_base *base, weft_snapshot *snap) {
     weft_dns *d = calloc(1, sizeof(*d));
     if (!d)
@@ -168,14 +242,7 @@ weft_dns *weft_dns_start(struct event_base *base, weft_snapshot *snap) {
         need += snap->clusters[i].cfg->uses_dns;
     if (!need)
         return d;
-    d->evdns =
-        evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS | EVDNS_BASE_DISABLE_WHEN_INACTIVE);
-    if (!d->evdns) {
-        /* No resolv.conf: still resolve names from /etc/hosts. */
-        d->evdns = evdns_base_new(base, 0);
-        if (d->evdns)
-            evdns_base_load_hosts(d->evdns, NULL);
-    }
+    d->evdns = new_evdns(base, &snap->cfg->dns);
     d->clusters = calloc(need, sizeof(*d->clusters));
     if (!d->evdns || !d->clusters)
         return d;

@@ -871,6 +871,115 @@ static void test_dump_redacts_secrets(void **state) {
     weft_config_free(cfg);
 }
 
+/* dns: resolvers (address:port list) and query options; each bad
+ * resolver refused at its position. */
+static void test_dns(void **state) {
+    (void)state;
+    weft_config_error err;
+    weft_config *cfg = load("workers: 1\n", &err);
+    if (!cfg)
+        fail_msg("%s", err.msg);
+    assert_int_equal(cfg->dns.n_resolvers, 0); /* the system's */
+    assert_int_equal(cfg->dns.query_timeout_ms, 0);
+    assert_int_equal(cfg->dns.query_attempts, 0);
+    char *text = dump_to_string(cfg);
+    assert_null(strstr(text, "dns:"));
+    free(text);
+    weft_config_free(cfg);
+
+    cfg =
+        load("dns:\n"
+             "  resolvers: [\"127.0.0.1:5353\", 10.1.2.3, \"[::1]:5300\", \"fe80::1\", \"[::2]\"]\n"
+             "  query_timeout: 250ms\n"
+             "  query_attempts: 1\n",
+             &err);
+    if (!cfg)
+        fail_msg("%s", err.msg);
+    assert_int_equal(cfg->dns.n_resolvers, 5);
+    assert_string_equal(cfg->dns.resolvers[0].address, "127.0.0.1");
+    assert_int_equal(cfg->dns.resolvers[0].port, 5353);
+    assert_string_equal(cfg->dns.resolvers[1].address, "10.1.2.3");
+    assert_int_equal(cfg->dns.resolvers[1].port, 53);
+    assert_string_equal(cfg->dns.resolvers[2].address, "::1");
+    assert_int_equal(cfg->dns.resolvers[2].port, 5300);
+    assert_string_equal(cfg->dns.resolvers[3].address, "fe80::1");
+    assert_int_equal(cfg->dns.resolvers[3].port, 53);
+    assert_string_equal(cfg->dns.resolvers[4].address, "::2");
+    assert_int_equal(cfg->dns.query_timeout_ms, 250);
+    assert_int_equal(cfg->dns.query_attempts, 1);
+    /* The dump loads again to the same resolvers. */
+    text = dump_to_string(cfg);
+    assert_non_null(strstr(text, "dns:\n  resolvers:\n    - \"127.0.0.1:5353\"\n"
+                                 "    - \"10.1.2.3:53\"\n    - \"[::1]:5300\"\n"));
+    weft_config *again = load(text, &err);
+    if (!again)
+        fail_msg("%s\n%s", err.msg, text);
+    assert_int_equal(again->dns.n_resolvers, 5);
+    for (size_t i = 0; i < 5; i++) {
+        assert_string_equal(again->dns.resolvers[i].address, cfg->dns.resolvers[i].address);
+        assert_int_equal(again->dns.resolvers[i].port, cfg->dns.resolvers[i].port);
+    }
+    assert_int_equal(again->dns.query_timeout_ms, 250);
+    assert_int_equal(again->dns.query_attempts, 1);
+    weft_config_free(again);
+    free(text);
+    weft_config_free(cfg);
+
+    cfg = load("dns: {resolvers: []}\n", &err); /* empty = the system's */
+    if (!cfg)
+        fail_msg("%s", err.msg);
+    assert_int_equal(cfg->dns.n_resolvers, 0);
+    weft_config_free(cfg);
+
+    expect_error("dns:\n  resolvers: [\"127.0.0.1:5353\", localhost]\n",
+                 "weft.yaml:2:33: dns resolver \"localhost\": expected an IP address with an "
+                 "optional port (\"10.0.0.2:53\", \"[::1]:5353\")");
+    expect_error("dns: {resolvers: [\"127.0.0.1:0\"]}\n",
+                 "weft.yaml:1:19: dns resolver \"127.0.0.1:0\": port must be between 1 and 65535");
+    expect_error("dns: {resolvers: [\"127.0.0.1:65536\"]}\n",
+                 "weft.yaml:1:19: dns resolver \"127.0.0.1:65536\": port must be between 1 and "
+                 "65535");
+    expect_error("dns: {resolvers: [\"127.0.0.1:\"]}\n",
+                 "weft.yaml:1:19: dns resolver \"127.0.0.1:\": port must be between 1 and 65535");
+    expect_error("dns: {resolvers: [\"[::1\"]}\n",
+                 "weft.yaml:1:19: dns resolver \"[::1\": expected an IP address with an optional "
+                 "port (\"10.0.0.2:53\", \"[::1]:5353\")");
+    expect_error(
+        "dns: {resolvers: [\"[::1]53\"]}\n",
+        "weft.yaml:1:19: dns resolver \"[::1]53\": expected an IP address with an optional "
+        "port (\"10.0.0.2:53\", \"[::1]:5353\")");
+    expect_error("dns: {resolvers: [\"[127.0.0.1]:53\"]}\n",
+                 "weft.yaml:1:19: dns resolver \"[127.0.0.1]:53\": expected an IP address with an "
+                 "optional port (\"10.0.0.2:53\", \"[::1]:5353\")");
+    expect_error("dns: {resolvers: [\"300.1.1.1:53\"]}\n",
+                 "weft.yaml:1:19: dns resolver \"300.1.1.1:53\": expected an IP address with an "
+                 "optional port (\"10.0.0.2:53\", \"[::1]:5353\")");
+    expect_error("dns: {resolvers: [{address: 127.0.0.1}]}\n",
+                 "weft.yaml:1:19: dns resolver: expected an address string, got a mapping");
+    expect_error("dns: {resolvers: 127.0.0.1}\n",
+                 "weft.yaml:1:18: expected a list for \"resolvers\", got \"127.0.0.1\"");
+    expect_error("dns: {resolver: [127.0.0.1]}\n",
+                 "weft.yaml:1:7: unknown key \"resolver\" (did you mean \"resolvers\"?)");
+    expect_error("dns: {query_timeout: 0s}\n",
+                 "weft.yaml:1:22: query_timeout must be at least 1ms, got \"0s\"");
+    expect_error("dns: {query_attempts: 0}\n",
+                 "weft.yaml:1:23: query_attempts must be between 1 and 255, got 0");
+    expect_error("dns: {query_attempts: 256}\n",
+                 "weft.yaml:1:23: query_attempts must be between 1 and 255, got 256");
+    expect_error("dns: [127.0.0.1]\n", "weft.yaml:1:6: expected a mapping for dns, got a list");
+    /* At most 16 resolvers. */
+    char many[1024] = "dns:\n  resolvers:\n";
+    for (int i = 0; i < 17; i++)
+        snprintf(many + strlen(many), sizeof(many) - strlen(many), "    - 127.0.0.%d\n", i + 1);
+    expect_error(many, "weft.yaml:3:5: dns resolvers: at most 16, got 17");
+    many[strlen(many) - strlen("    - 127.0.0.17\n")] = '\0';
+    cfg = load(many, &err);
+    if (!cfg)
+        fail_msg("%s", err.msg);
+    assert_int_equal(cfg->dns.n_resolvers, 16);
+    weft_config_free(cfg);
+}
+
 static void test_load_file(void **state) {
     (void)state;
     weft_config_error err;
@@ -1455,6 +1564,7 @@ int main(void) {
         cmocka_unit_test(test_error_clusters),
         cmocka_unit_test(test_tcp_proxy),
         cmocka_unit_test(test_error_tcp_proxy),
+        cmocka_unit_test(test_dns),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
