@@ -96,6 +96,7 @@ static void on_term(evutil_socket_t sig, short what, void *arg) {
         return;
     }
     a->exiting = true;
+    weft_dns_stop(a->dns); /* its cancelled queries finish while the loop runs */
     WEFT_INFO("signal %d: shutting down (grace %llums)", (int)sig,
               (unsigned long long)a->snap->cfg->drain_timeout_ms);
     start_drain(a);

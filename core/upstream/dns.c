@@ -40,7 +40,16 @@ struct weft_dns {
     weft_snapshot *snap;
     dns_cluster *clusters;
     size_t n;
+    /* After weft_dns_stop: no new rounds; the queries in flight were
+     * cancelled and libevent still owes `owed` callbacks (deferred to the
+     * loop's next turn), which find this object alive. weft_dns_free with
+     * callbacks owed sets `closing`: the last one frees it. */
+    bool stopped;
+    bool closing;
+    size_t owed;
 };
+
+static void dns_destroy(weft_dns *d);
 
 static bool same_as_current(dns_cluster *dc, weft_hostset *hs) {
     weft_hostset *cur = weft_cluster_snap_hostset(dc->c, NULL);
@@ -110,6 +119,15 @@ static void on_resolved(int result, struct evutil_addrinfo *res, void *arg) {
     dns_query *q = arg;
     dns_cluster *dc = q->dc;
     q->req = NULL;
+    if (dc->d->stopped) {
+        /* A cancelled query (or an answer that raced the cancel). */
+        if (res)
+            evutil_freeaddrinfo(res);
+        weft_dns *d = dc->d;
+        if (d->owed && --d->owed == 0 && d->closing)
+            dns_destroy(d);
+        return;
+    }
     const weft_cfg_endpoint *e = &dc->c->cfg->endpoints[q->ep_idx];
     if (result == 0) {
         for (struct evutil_addrinfo *ai = res; ai && dc->n_addrs < DNS_MAX_ADDRS;
@@ -268,16 +286,34 @@ weft_dns *weft_dns_start(struct event_base *base, weft_snapshot *snap) {
     return d;
 }
 
-void weft_dns_free(weft_dns *d) {
-    if (!d)
+void weft_dns_stop(weft_dns *d) {
+    if (!d || d->stopped)
         return;
+    d->stopped = true;
+    size_t owed = 0;
+    for (size_t i = 0; i < d->n; i++) {
+        dns_cluster *dc = &d->clusters[i];
+        if (dc->tick)
+            event_del(dc->tick);
+        for (size_t j = 0; dc->queries && j < dc->c->cfg->n_endpoints; j++)
+            owed += dc->queries[j].req != NULL;
+    }
+    d->owed = owed;
+    /* Each cancelled query is answered once, with EVUTIL_EAI_CANCEL, from
+     * the loop's next turn: counted above before any can arrive. */
+    for (size_t i = 0; i < d->n; i++) {
+        dns_cluster *dc = &d->clusters[i];
+        for (size_t j = 0; dc->queries && j < dc->c->cfg->n_endpoints; j++)
+            if (dc->queries[j].req)
+                evdns_getaddrinfo_cancel(dc->queries[j].req);
+    }
+}
+
+static void dns_destroy(weft_dns *d) {
     for (size_t i = 0; i < d->n; i++) {
         dns_cluster *dc = &d->clusters[i];
         if (dc->tick)
             event_free(dc->tick);
-        for (size_t j = 0; dc->queries && j < dc->c->cfg->n_endpoints; j++)
-            if (dc->queries[j].req)
-                evdns_getaddrinfo_cancel(dc->queries[j].req);
         free(dc->queries);
     }
     free(d->clusters);
@@ -285,4 +321,18 @@ void weft_dns_free(weft_dns *d) {
         evdns_base_free(d->evdns, 0);
     weft_snapshot_unref(d->snap);
     free(d);
+}
+
+void weft_dns_free(weft_dns *d) {
+    if (!d)
+        return;
+    weft_dns_stop(d);
+    if (d->owed) {
+        /* Freed by the last cancelled query's callback (the loop runs on
+         * after a reload; at exit, main stops DNS when the drain starts so
+         * that these have arrived). */
+        d->closing = true;
+        return;
+    }
+    dns_destroy(d);
 }

@@ -12,6 +12,12 @@
 typedef struct weft_dns weft_dns;
 
 weft_dns *weft_dns_start(struct event_base *base, weft_snapshot *snap);
+/* No more refreshes; queries in flight are cancelled (their callbacks
+ * arrive on the loop's next turn). Called when shutdown starts, so that at
+ * exit nothing is owed by libevent. Idempotent. */
+void weft_dns_stop(weft_dns *d);
+/* Stops, and frees now, or (when cancelled queries still owe their
+ * callbacks, e.g. on a reload) from the last of those callbacks. */
 void weft_dns_free(weft_dns *d);
 
 #endif
