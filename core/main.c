@@ -34,9 +34,12 @@ typedef struct app {
     weft_health *health;
     weft_dns *dns;
     weft_stats_block *stats;
-    bool draining;
-    bool exiting;
+    bool draining;    /* SIGTERM or POST /drain: listeners open, connections asked to close */
+    bool drain_ended; /* drain_timeout passed: listeners closed, connections cut */
+    bool exiting;     /* SIGTERM: exit when no connection is left */
     uint64_t drain_deadline_ms;
+    unsigned drain_accepts; /* accepts seen by the last drain poll that found no connection */
+    bool drain_idle;        /* the last drain poll found no connection */
     struct event *ev_hup, *ev_term, *ev_int, *ev_drain_poll;
     weft_stat_id reload_ok, reload_fail, config_version;
 } app;
@@ -56,36 +59,70 @@ static bool app_draining(void *ctx) {
     return ((app *)ctx)->draining;
 }
 
+/* Drain (SIGTERM, SIGINT, POST /drain): for drain_timeout the listeners
+ * keep accepting, HTTP/1.1 responses carry Connection: close, HTTP/2
+ * connections get GOAWAY; then listeners close and what is left is cut.
+ * With SIGTERM the process exits as soon as no connection is left. */
 static void start_drain(app *a) {
     if (a->draining)
         return;
     a->draining = true;
-    WEFT_INFO("draining: listeners closed, finishing in-flight requests");
+    a->drain_deadline_ms = weft_now_ms() + a->snap->cfg->drain_timeout_ms;
+    WEFT_INFO("draining for up to %llums: listeners stay open, connections are asked to close",
+              (unsigned long long)a->snap->cfg->drain_timeout_ms);
     weft_listen_set_close(&a->listen); /* the workers hold the last copies */
     for (int i = 0; i < a->n_workers; i++)
         weft_worker_drain(a->workers[i]);
+    struct timeval tv = {0, 50 * 1000};
+    event_add(a->ev_drain_poll, &tv);
 }
 
 static void app_drain(void *ctx) {
     start_drain(ctx);
 }
 
-static int active_conns(app *a) {
+static int active_conns(app *a, unsigned *accepts) {
     int n = 0;
-    for (int i = 0; i < a->n_workers; i++)
-        n += atomic_load_explicit(&a->workers[i]->active_conns, memory_order_relaxed);
+    *accepts = 0;
+    for (int i = 0; i < a->n_workers; i++) {
+        *accepts += atomic_load(&a->workers[i]->accepted);
+        n += atomic_load(&a->workers[i]->active_conns);
+    }
     return n;
+}
+
+/* True when no connection was open at this poll nor at the previous one,
+ * and none was accepted in between: the clients have left (a client that
+ * reconnects after Connection: close is seen by the accept count even if
+ * no poll catches its connection open). */
+static bool clients_gone(app *a, int n, unsigned accepts) {
+    bool gone = n == 0 && a->drain_idle && accepts == a->drain_accepts;
+    a->drain_idle = n == 0;
+    a->drain_accepts = accepts;
+    return gone;
 }
 
 static void on_drain_poll(evutil_socket_t fd, short what, void *arg) {
     app *a = arg;
-    int n = active_conns(a);
-    if (n == 0 || weft_now_ms() >= a->drain_deadline_ms) {
-        if (n)
+    unsigned accepts;
+    int n = active_conns(a, &accepts);
+    bool gone = clients_gone(a, n, accepts);
+    bool timeout = weft_now_ms() >= a->drain_deadline_ms;
+    if (a->exiting && (gone || timeout || a->drain_ended)) {
+        if (n && !a->drain_ended)
             WEFT_WARN("drain timeout: closing %d connection(s) still open", n);
         else
             WEFT_INFO("drained: exiting");
         event_base_loopbreak(a->base);
+        return;
+    }
+    if (timeout && !a->drain_ended) {
+        /* POST /drain: the process stays, without listeners. */
+        a->drain_ended = true;
+        WEFT_INFO("drain timeout: listeners closed, closing %d connection(s) still open", n);
+        for (int i = 0; i < a->n_workers; i++)
+            weft_worker_drain_end(a->workers[i]);
+        event_del(a->ev_drain_poll);
     }
 }
 
@@ -99,10 +136,13 @@ static void on_term(evutil_socket_t sig, short what, void *arg) {
     weft_dns_stop(a->dns); /* its cancelled queries finish while the loop runs */
     WEFT_INFO("signal %d: shutting down (grace %llums)", (int)sig,
               (unsigned long long)a->snap->cfg->drain_timeout_ms);
+    if (a->draining) {
+        /* POST /drain came first: keep its deadline. */
+        struct timeval tv = {0, 50 * 1000};
+        event_add(a->ev_drain_poll, &tv);
+        return;
+    }
     start_drain(a);
-    a->drain_deadline_ms = weft_now_ms() + a->snap->cfg->drain_timeout_ms;
-    struct timeval tv = {0, 50 * 1000};
-    event_add(a->ev_drain_poll, &tv);
 }
 
 static void reload_refused(app *a, const char *why) {

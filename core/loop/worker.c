@@ -124,6 +124,7 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
                       int salen, void *arg) {
     weft_wlistener *wl = arg;
     wl->w->accepts++;
+    atomic_fetch_add_explicit(&wl->w->accepted, 1, memory_order_relaxed);
     if (weft_tcp_proxy_is_tcp(wl->w, wl->name))
         weft_tcp_proxy_accept(wl->w, wl->name, fd, sa, salen);
     else
@@ -206,7 +207,7 @@ static void reconcile_listeners(weft_worker *w, weft_snapshot *snap, weft_listen
 
 /* ---------- control events ---------- */
 
-enum { WEFT_CTL_SWAP = 1, WEFT_CTL_DRAIN = 2, WEFT_CTL_STOP = 4 };
+enum { WEFT_CTL_SWAP = 1, WEFT_CTL_DRAIN = 2, WEFT_CTL_DRAIN_END = 4, WEFT_CTL_STOP = 8 };
 
 static void on_swap(weft_worker *w) {
     pthread_mutex_lock(&w->ctl_mu);
@@ -237,10 +238,33 @@ static void on_swap(weft_worker *w) {
     weft_stats_gauge_set(w->version_stat, (int64_t)ws->snap->version);
 }
 
+/* The drain starts: HTTP listeners stay open (a client or load balancer
+ * that has not noticed yet still gets answers) and connections are asked
+ * to close (see weft_dconn_drain_all). tcp_proxy listeners close now: a
+ * TCP connection cannot be asked to leave, so one accepted now would only
+ * be cut at the end of the drain. */
 static void on_drain(weft_worker *w) {
+    if (w->draining)
+        return;
+    w->draining = true;
+    for (weft_wlistener **pp = &w->listeners; *pp;) {
+        weft_wlistener *l = *pp;
+        if (weft_tcp_proxy_is_tcp(w, l->name)) {
+            *pp = l->next;
+            wlistener_free(l);
+        } else {
+            pp = &l->next;
+        }
+    }
+    weft_dconn_drain_all(w);
+}
+
+/* The drain time is over: listeners close, what is still open is cut. */
+static void on_drain_end(weft_worker *w) {
     w->draining = true;
     wlisteners_free(w);
-    weft_dconn_drain_all(w);
+    weft_dconn_free_all(w);
+    weft_tcp_proxy_free_all(w);
 }
 
 static void on_ctl(evutil_socket_t fd, short what, void *arg) {
@@ -253,6 +277,8 @@ static void on_ctl(evutil_socket_t fd, short what, void *arg) {
         on_swap(w);
     if (cmds & WEFT_CTL_DRAIN)
         on_drain(w);
+    if (cmds & WEFT_CTL_DRAIN_END)
+        on_drain_end(w);
     if (cmds & WEFT_CTL_STOP)
         event_base_loopbreak(w->base);
 }
@@ -397,6 +423,10 @@ void weft_worker_swap(weft_worker *w, weft_snapshot *snap, const weft_listen_set
 
 void weft_worker_drain(weft_worker *w) {
     send_ctl(w, WEFT_CTL_DRAIN);
+}
+
+void weft_worker_drain_end(weft_worker *w) {
+    send_ctl(w, WEFT_CTL_DRAIN_END);
 }
 
 void weft_worker_stop_and_free(weft_worker *w) {

@@ -76,8 +76,9 @@ struct weft_worker {
     _Atomic unsigned ctl;               /* WEFT_CTL_* bits, set by the main thread */
     int ctl_fd;                         /* eventfd: wakes the worker */
     struct event *ev_ctl;
-    struct event *ev_sweep;   /* periodic: idle pool expiry */
-    _Atomic int active_conns; /* read by the main thread while draining */
+    struct event *ev_sweep;    /* periodic: idle pool expiry */
+    _Atomic int active_conns;  /* read by the main thread while draining */
+    _Atomic unsigned accepted; /* connections accepted, read by main (drain) */
     _Atomic int active_streams;
     bool thread_started;
     /* idle: memory given back once a busy worker has been idle a moment */
@@ -102,9 +103,14 @@ weft_worker *weft_worker_new_detached(weft_snapshot *snap);
  * replaced (never adopted). The worker sets its version gauge once it
  * runs the new snapshot. */
 void weft_worker_swap(weft_worker *w, weft_snapshot *snap, const weft_listen_set *ls);
-/* Stop accepting; close idle keep-alive connections; busy ones close after
- * their response (thread-safe). */
+/* Starts the drain (thread-safe): HTTP listeners keep accepting (tcp_proxy
+ * listeners close); HTTP/1.1 connections close after their next response
+ * (Connection: close) or after a short idle grace, HTTP/2 connections get
+ * GOAWAY (see weft_dconn_drain_all). */
 void weft_worker_drain(weft_worker *w);
+/* Ends the drain (thread-safe): listeners close and every connection
+ * still open is cut. */
+void weft_worker_drain_end(weft_worker *w);
 /* Ends the loop, joins the thread and frees everything (thread-safe). */
 void weft_worker_stop_and_free(weft_worker *w);
 

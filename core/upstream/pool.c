@@ -279,7 +279,7 @@ void weft_upconn_release(weft_upconn *uc, bool reusable) {
     uint32_t max_idle = uc->max_idle;
     uint32_t max_req = uc->max_req;
     weft_worker *w = uc->w;
-    if (reusable && !uc->tunnel && uc->connected && !w->draining && uc->pool->n_idle < max_idle &&
+    if (reusable && !uc->tunnel && uc->connected && uc->pool->n_idle < max_idle &&
         (!max_req || uc->requests < max_req)) {
         /* Bytes beyond the response (still in the input while the parser
          * callback runs) are caught by up_process(), which dooms it. */

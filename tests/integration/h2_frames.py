@@ -76,6 +76,18 @@ Scenarios (paths are sent as given; the default :authority is
                       length-prefixed message of --body-bytes
   connect             CONNECT --authority (no :scheme/:path), then DATA of
                       --body-bytes random bytes; NOTE echo=ok|mismatch
+  bad-preface         instead of the client preface, "PRI * HTTP/2.0\\r\\n\\r\\n"
+                      followed by --value (backslash escapes decoded; default
+                      XX\\r\\n\\r\\n): not the preface, though it begins like it
+  lower-stream-id     GET --path on stream 5; once its response ended (or at
+                      once with --value open), HEADERS on stream 3: an id
+                      below one already opened (RFC 9113 5.1.1)
+  drain               GET --path on stream 1, prints NOTE ready and waits
+                      (--timeout) for a GOAWAY; on the first one, before
+                      answering the PING that may follow it, opens stream 3
+                      (GET --path) as a request crossing the GOAWAY would;
+                      then reads until both streams ended and the server
+                      closed
 """
 
 import argparse
@@ -148,7 +160,7 @@ class Stream:
 
 
 class Client:
-    def __init__(self, args, settings=None):
+    def __init__(self, args, settings=None, preface=True):
         self.args = args
         self.t0 = time.monotonic()
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -171,6 +183,7 @@ class Client:
         self.pid = args.pid
         self.rss_peak = rss_kb(self.pid) if self.pid else 0
         self.send_failed = False
+        self.on_goaway = None  # scenario hook, called with (last, code)
 
         conn = H2Connection(config=H2Configuration(
             client_side=True, header_encoding=None, validate_outbound_headers=False,
@@ -182,7 +195,8 @@ class Client:
         conn.local_settings = Settings(client=True, initial_values=values)
         conn.initiate_connection()
         self.encoder = conn.encoder
-        self.send(conn.data_to_send())
+        if preface:
+            self.send(conn.data_to_send())
 
     # -- writing ---------------------------------------------------------
 
@@ -294,6 +308,8 @@ class Client:
             self.goaway = ERROR_NAMES.get(code, "0x%x" % code)
             out("GOAWAY last_stream=%d code=%s debug=%s" % (last & 0x7FFFFFFF, self.goaway,
                                                             esc(payload[8:])))
+            if self.on_goaway:
+                self.on_goaway(last & 0x7FFFFFFF, code)
         elif ftype == RST_STREAM:
             code = struct.unpack(">I", payload[:4])[0]
             name = ERROR_NAMES.get(code, "0x%x" % code)
@@ -636,6 +652,37 @@ def sc_connect(c, a):
     c.wait(lambda: c.done(1), a.timeout)
 
 
+def sc_bad_preface(c, a):
+    tail = (a.value or "XX\\r\\n\\r\\n").encode("latin-1").decode("unicode_escape").encode("latin-1")
+    c.send(b"PRI * HTTP/2.0\r\n\r\n" + tail)
+    c.wait(lambda: c.goaway is not None, a.timeout)
+
+
+def sc_lower_stream_id(c, a):
+    c.send_headers(5, c.request_headers("GET", a.path))
+    if a.value != "open":
+        c.wait(lambda: c.stream(5).ended or c.stream(5).reset is not None, a.timeout)
+    c.send_headers(3, c.request_headers("GET", a.path))
+    c.wait(lambda: c.goaway is not None, a.timeout)
+
+
+def sc_drain(c, a):
+    goaways = []
+
+    def on_goaway(last, code):
+        goaways.append(last)
+        if len(goaways) == 1:
+            c.send_headers(3, c.request_headers("GET", a.path))
+
+    c.on_goaway = on_goaway
+    c.send_headers(1, c.request_headers("GET", a.path))
+    out("NOTE ready")
+    c.wait(lambda: bool(goaways), a.timeout)
+    c.wait(lambda: all(c.stream(s).ended or c.stream(s).reset is not None for s in (1, 3)),
+           a.timeout)
+    c.wait(lambda: False, a.timeout)  # until the server closes
+
+
 SCENARIOS = {
     "get": sc_get, "post": sc_post, "uppercase-header": sc_uppercase_header,
     "conn-header": sc_conn_header, "te": sc_te, "missing-pseudo": sc_missing_pseudo,
@@ -646,7 +693,8 @@ SCENARIOS = {
     "settings-flood": sc_settings_flood, "ping-flood": sc_ping_flood,
     "empty-data-flood": sc_empty_data_flood, "hpack-bomb": sc_hpack_bomb,
     "big-header-list": sc_big_header_list, "zero-window": sc_zero_window,
-    "grpc-unary": sc_grpc_unary, "connect": sc_connect,
+    "grpc-unary": sc_grpc_unary, "connect": sc_connect, "bad-preface": sc_bad_preface,
+    "lower-stream-id": sc_lower_stream_id, "drain": sc_drain,
 }
 
 
@@ -684,7 +732,7 @@ def main():
     elif a.window is not None:
         settings[SettingCodes.INITIAL_WINDOW_SIZE] = a.window
     try:
-        c = Client(a, settings)
+        c = Client(a, settings, preface=a.scenario != "bad-preface")
     except OSError as e:
         out("CONNECT_FAILED %s" % e)
         return 2

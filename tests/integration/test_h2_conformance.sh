@@ -16,6 +16,11 @@
 #   WINDOW_UPDATE 0 on a stream               -> PROTOCOL_ERROR (RST_STREAM or GOAWAY)
 #   window overflow on the connection         -> GOAWAY FLOW_CONTROL_ERROR (6.9.1)
 #   window overflow on a stream               -> RST_STREAM/GOAWAY FLOW_CONTROL_ERROR
+#   bytes that begin like the client preface
+#     ("PRI * HTTP/2.0...") but are not it    -> GOAWAY PROTOCOL_ERROR, last stream 0
+#                                                (not an HTTP/1.1 400) (3.4)
+#   HEADERS opening stream 3 after stream 5
+#     (5 closed, or 5 still open)             -> GOAWAY PROTOCOL_ERROR (5.1.1)
 # A stream error is accepted as RST_STREAM on that stream or as a GOAWAY
 # with the same code (a connection error is allowed wherever a stream error
 # is). None of the malformed requests reaches the backend (its request log
@@ -137,6 +142,22 @@ out=$(h2f "$P" window-overflow --stream-id 0)
 assert_h2_goaway "$out" FLOW_CONTROL_ERROR "connection window above 2^31-1"
 out=$(h2f "$P" window-overflow --stream-id 1 --path /conf/wu-overflow)
 assert_h2_stream_error "$out" 1 FLOW_CONTROL_ERROR "stream window above 2^31-1"
+
+# ---- connection preface and stream ids
+log "a connection preface that begins like HTTP/2's but is not it"
+for tail in 'XX\r\n\r\n' 'SM\r\n\r\r' 'GET / HTTP/1.1\r\n\r\n'; do
+    out=$(h2f "$P" bad-preface --value "$tail" --timeout 3)
+    grep -Eq "^GOAWAY last_stream=0 code=PROTOCOL_ERROR " <<<"$out" ||
+        fail "bad preface (tail $tail): expected GOAWAY last_stream=0 PROTOCOL_ERROR, got: $(h2_summary "$out")"
+    assert_eq CLOSED "$(h2_end_field "$out" state)" "connection after a bad preface"
+done
+
+log "HEADERS on a stream id below one already opened"
+out=$(h2f "$P" lower-stream-id --path /conf/lower-closed --timeout 3)
+assert_eq 200 "$(h2_status "$out" 5)" "stream 5 before the lower id"
+assert_h2_goaway "$out" PROTOCOL_ERROR "HEADERS on stream 3 after stream 5 ended"
+out=$(h2f "$P" lower-stream-id --value open --path /delay/1000 --timeout 3)
+assert_h2_goaway "$out" PROTOCOL_ERROR "HEADERS on stream 3 while stream 5 is open"
 
 # ---- nothing malformed reached the backend; weft still serves
 sleep 0.3

@@ -19,6 +19,12 @@
 #include "net/conn.h"
 
 #define LINGER_MS 2000
+/* Drain: an HTTP/1.1 connection with no request in flight is closed after
+ * this long without one (a request that comes first is answered with
+ * Connection: close). Closing an idle connection races with a request the
+ * client may be sending; a client that just had a response usually sends
+ * its next request at once, so it gets an answer instead of an EOF. */
+#define DRAIN_IDLE_MS 1000
 
 struct weft_dconn {
     weft_worker *w;
@@ -69,6 +75,14 @@ static weft_dconn *ds_of(weft_stream *s) {
 
 static void arm_timer(weft_dconn *dc, uint64_t ms) {
     weft_ltimer_set(&dc->timer, ms);
+}
+
+/* Keep-alive idle timeout: while draining, at most DRAIN_IDLE_MS. */
+static uint64_t idle_ms(const weft_dconn *dc) {
+    if (!dc->w->draining)
+        return dc->idle_timeout_ms;
+    return dc->idle_timeout_ms && dc->idle_timeout_ms < DRAIN_IDLE_MS ? dc->idle_timeout_ms
+                                                                      : DRAIN_IDLE_MS;
 }
 
 static void schedule(weft_dconn *dc) {
@@ -283,7 +297,7 @@ static struct evbuffer *h2_out(void *ctx) {
 }
 static weft_listener_snap *h2_listener(void *ctx) {
     weft_dconn *dc = ctx;
-    return dc->w->draining ? NULL : find_listener(dc->w->cur, dc->listener_name);
+    return find_listener(dc->w->cur, dc->listener_name);
 }
 static const weft_conn_facts *h2_facts(void *ctx) {
     return &((weft_dconn *)ctx)->tc.facts;
@@ -294,6 +308,25 @@ static void h2_activity(void *ctx) {
 }
 static void h2_finished(void *ctx) {
     weft_dconn *dc = ctx;
+    dc->closing = true;
+    schedule(dc);
+}
+
+/* Bytes that begin like the HTTP/2 client preface ("PRI ") but are not
+ * it: an HTTP/2 client with a broken preface, answered in HTTP/2 (RFC 9113
+ * 3.4): the server preface (an empty SETTINGS) and GOAWAY PROTOCOL_ERROR
+ * with last stream id 0, then the connection closes (lingering: the
+ * client may still be writing). */
+static void bad_preface(weft_dconn *dc) {
+    static const uint8_t frames[] = {
+        0, 0, 0, 0x4, 0, 0, 0, 0, 0,                           /* SETTINGS, empty */
+        0, 0, 8, 0x7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x1, /* GOAWAY 0 PROTOCOL_ERROR */
+    };
+    WEFT_DEBUG("http2: invalid connection preface from %s", dc->peer_ip);
+    struct evbuffer *in = dc_in(dc);
+    evbuffer_drain(in, evbuffer_get_length(in));
+    evbuffer_add(dc_out(dc), frames, sizeof(frames));
+    dc->unread = true;
     dc->closing = true;
     schedule(dc);
 }
@@ -315,6 +348,10 @@ static bool sniff(weft_dconn *dc) {
             if (n < WEFT_H2_PREFACE_LEN)
                 return false; /* a prefix so far: wait for the rest */
             h2 = true;
+        } else if (n >= 4 && memcmp(head, "PRI ", 4) == 0) {
+            dc->sniffed = true;
+            bad_preface(dc);
+            return true;
         }
     }
     dc->sniffed = true;
@@ -334,6 +371,8 @@ static bool sniff(weft_dconn *dc) {
     dc->h2 = lst ? weft_h2_session_new(&host, lst->cfg) : NULL;
     if (!dc->h2)
         dc->reset_now = true;
+    else if (dc->w->draining)
+        weft_h2_session_drain(dc->h2); /* accepted during the drain */
     return true;
 }
 
@@ -395,11 +434,13 @@ static void dconn_process(weft_dconn *dc) {
 
 /* ---------- connection lifecycle ---------- */
 
+/* Unread request bytes would make close() send RST, which can destroy
+ * the response still in flight to the client: shut the write side and
+ * read until EOF for a little while instead (lingering close). HTTP/2
+ * always lingers: the client may have frames in flight when the GOAWAY
+ * goes out. */
 static void close_or_linger(weft_dconn *dc) {
-    /* Unread request bytes would make close() send RST, which can destroy
-     * the response still in flight to the client: shut the write side and
-     * read until EOF for a little while instead (lingering close). */
-    if (!dc->lingering && !dc->unread && evbuffer_get_length(dc_in(dc)) == 0) {
+    if (!dc->lingering && !dc->unread && !dc->h2 && evbuffer_get_length(dc_in(dc)) == 0) {
         dconn_free(dc);
         return;
     }
@@ -421,7 +462,7 @@ static void maybe_close(weft_dconn *dc) {
     if (dc->h2) {
         if (dc->closing && evbuffer_get_length(dc_out(dc)) == 0 &&
             evbuffer_get_length(weft_conn_output(dc->conn)) == 0)
-            dconn_free(dc);
+            close_or_linger(dc);
         return;
     }
     if (dc->closing && !dc->stream.active && evbuffer_get_length(dc_out(dc)) == 0 &&
@@ -440,12 +481,15 @@ static void on_deferred(evutil_socket_t fd, short what, void *arg) {
         dc->unread = !dc->stream.req_done;
         bool close_after = dc->stream.close_after || dc->unread;
         weft_stream_end(&dc->stream);
-        if (close_after || dc->w->draining)
+        /* While draining a response said Connection: close, unless its
+         * head went out before the drain: then the client may be sending
+         * its next request already, which gets the Connection: close. */
+        if (close_after)
             dc->closing = true;
         if (!dc->closing) {
             weft_h1_parser_next(dc->parser, &dc->stream.arena, 0);
             dc->head_timer = false;
-            arm_timer(dc, dc->idle_timeout_ms);
+            arm_timer(dc, idle_ms(dc));
             if (dc->read_paused) {
                 dc->read_paused = false;
                 weft_conn_read_enable(dc->conn, true);
@@ -453,7 +497,8 @@ static void on_deferred(evutil_socket_t fd, short what, void *arg) {
         }
     }
     if (dc->closing) {
-        weft_conn_read_enable(dc->conn, false);
+        if (!dc->lingering) /* lingering reads until the client's EOF */
+            weft_conn_read_enable(dc->conn, false);
         maybe_close(dc);
         return;
     }
@@ -593,7 +638,7 @@ static void codec_out_cb(struct evbuffer *buf, const struct evbuffer_cb_info *in
 void weft_dconn_accept(weft_worker *w, const char *listener_name, evutil_socket_t fd,
                        const struct sockaddr *sa, int salen) {
     weft_listener_snap *lst = find_listener(w->cur, listener_name);
-    if (!lst || w->draining) {
+    if (!lst) {
         evutil_closesocket(fd);
         return;
     }
@@ -659,7 +704,7 @@ void weft_dconn_accept(weft_worker *w, const char *listener_name, evutil_socket_
     atomic_fetch_add_explicit(&w->active_conns, 1, memory_order_relaxed);
     weft_stats_inc(w->stats, lst->cx_total, 1);
     weft_stats_gauge_add(w->stats, lst->cx_active, 1);
-    arm_timer(dc, dc->idle_timeout_ms);
+    arm_timer(dc, idle_ms(dc));
     if (weft_transport_init(&dc->tc, &lst->chain, weft_conn_input(dc->conn),
                             weft_conn_output(dc->conn))) {
         dconn_free(dc);
@@ -670,17 +715,13 @@ void weft_dconn_accept(weft_worker *w, const char *listener_name, evutil_socket_
 }
 
 void weft_dconn_drain_all(weft_worker *w) {
-    weft_dconn *dc = w->conns;
-    while (dc) {
-        weft_dconn *next = dc->next;
-        if (dc->h2) {
+    for (weft_dconn *dc = w->conns; dc; dc = dc->next) {
+        if (dc->h2)
             weft_h2_session_drain(dc->h2); /* GOAWAY; finishes when streams end */
-        } else {
-            dc->closing = true;
-            if (!dc->stream.active)
-                schedule(dc);
-        }
-        dc = next;
+        else if (!dc->stream.active && !dc->closing && !dc->lingering)
+            arm_timer(dc, idle_ms(dc)); /* idle: closed if no request comes */
+        /* A request in flight: its response carries Connection: close
+         * (or, if its head is out already, the next response does). */
     }
 }
 

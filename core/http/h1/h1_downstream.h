@@ -13,7 +13,10 @@
 /* Takes ownership of fd. */
 void weft_dconn_accept(weft_worker *w, const char *listener_name, evutil_socket_t fd,
                        const struct sockaddr *sa, int salen);
-/* Drain: idle connections close now; busy ones after their response. */
+/* Drain: responses carry Connection: close and the connection closes
+ * after them; a connection with no request in flight closes if none comes
+ * within a second; HTTP/2 connections get their two-step GOAWAY. New
+ * connections are still accepted (and drained the same way). */
 void weft_dconn_drain_all(weft_worker *w);
 /* Shutdown: closes and frees every connection. */
 void weft_dconn_free_all(weft_worker *w);

@@ -24,6 +24,18 @@
 #define FLOOD_PINGS 200
 #define FLOOD_SETTINGS 100
 #define FLOOD_EMPTY_DATA 200
+/* Drain: the final GOAWAY follows the shutdown notice once the client
+ * answered the PING sent with it (one round trip: every stream it opened
+ * before reading the notice has arrived), or after this long without the
+ * answer. */
+#define DRAIN_PING_WAIT_MS 1000
+static const uint8_t drain_ping_data[8] = {'w', 'e', 'f', 't', 'd', 'r', 'a', 'n'};
+/* Stream ids remembered as reset by weft (RST_STREAM sent), counted back
+ * from the highest id the client opened: a HEADERS frame on one of them is
+ * a trailer that crossed the reset and is ignored; on any other stream
+ * that is not open it opens a stream below one already opened (RFC 9113
+ * 5.1.1): a connection error. */
+#define RST_WINDOW 256
 
 typedef struct h2s h2s;
 
@@ -67,8 +79,12 @@ struct weft_h2_session {
     struct event ev_reap;
     uint64_t flood_window_start;
     uint32_t pings, settings, empty_data;
+    int32_t max_client_id;                /* highest stream id the client opened */
+    uint64_t rst_window[RST_WINDOW / 64]; /* bit k: max_client_id - 2k was reset by weft */
+    int32_t final_last_id;                /* last stream id of the final GOAWAY */
+    struct event ev_drain;                /* drain: no PING answer in time */
+    enum { DRAIN_NONE, DRAIN_NOTICE, DRAIN_FINAL } drain;
     bool dead;
-    bool draining;
     bool finished_told;
     bool freeing; /* session_free runs: no more scheduling */
 };
@@ -331,13 +347,113 @@ static ssize_t data_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
     return n;
 }
 
+/* ---------- stream ids (RFC 9113 5.1.1) ---------- */
+
+/* Moves the reset window so that bit 0 stands for stream `id` (higher
+ * than every id seen so far). */
+static void rst_window_advance(weft_h2_session *h, int32_t id) {
+    uint32_t n = h->max_client_id ? (uint32_t)(id - h->max_client_id) / 2 : RST_WINDOW;
+    h->max_client_id = id;
+    if (n >= RST_WINDOW) {
+        memset(h->rst_window, 0, sizeof(h->rst_window));
+        return;
+    }
+    uint32_t words = n / 64, bits = n % 64;
+    for (int i = RST_WINDOW / 64 - 1; i >= 0; i--) {
+        int src = i - (int)words;
+        uint64_t v = 0;
+        if (src >= 0) {
+            v = h->rst_window[src] << bits;
+            if (bits && src >= 1)
+                v |= h->rst_window[src - 1] >> (64 - bits);
+        }
+        h->rst_window[i] = v;
+    }
+}
+
+static bool rst_window_slot(const weft_h2_session *h, int32_t id, uint32_t *k) {
+    if (id > h->max_client_id || !(id & 1))
+        return false;
+    *k = (uint32_t)(h->max_client_id - id) / 2;
+    return *k < RST_WINDOW;
+}
+
+static void drain_ping(weft_h2_session *h);
+
+static int cb_frame_send(nghttp2_session *ng, const nghttp2_frame *f, void *ud) {
+    weft_h2_session *h = ud;
+    uint32_t k;
+    if (f->hd.type == NGHTTP2_RST_STREAM && rst_window_slot(h, f->hd.stream_id, &k))
+        h->rst_window[k / 64] |= 1ull << (k % 64);
+    else if (f->hd.type == NGHTTP2_GOAWAY && h->drain == DRAIN_NOTICE &&
+             f->goaway.last_stream_id == INT32_MAX)
+        drain_ping(h);
+    (void)ng;
+    return 0;
+}
+
+/* A HEADERS frame from the client: a new stream must have an id above
+ * every stream it opened before. nghttp2 silently ignores one below
+ * (unless that stream is half-closed), so the check is made here. */
+static int cb_begin_frame(nghttp2_session *ng, const nghttp2_frame_hd *hd, void *ud) {
+    weft_h2_session *h = ud;
+    if (hd->type != NGHTTP2_HEADERS || !(hd->stream_id & 1))
+        return 0; /* even ids from a client: nghttp2's own PROTOCOL_ERROR */
+    if (hd->stream_id > h->max_client_id) {
+        rst_window_advance(h, hd->stream_id);
+        return 0;
+    }
+    if (nghttp2_session_get_stream_user_data(ng, hd->stream_id))
+        return 0; /* an open stream: trailers (or nghttp2's STREAM_CLOSED) */
+    uint32_t k;
+    if (rst_window_slot(h, hd->stream_id, &k) && (h->rst_window[k / 64] >> (k % 64)) & 1)
+        return 0; /* sent before our RST_STREAM reached the client: ignored */
+    WEFT_DEBUG("http2: HEADERS on stream %d from %s, below stream %d: PROTOCOL_ERROR",
+               hd->stream_id, h->host.peer_ip, h->max_client_id);
+    nghttp2_session_terminate_session(ng, NGHTTP2_PROTOCOL_ERROR);
+    return 0;
+}
+
+/* ---------- drain ---------- */
+
+/* Second step of the drain: the GOAWAY with the real last stream id;
+ * streams up to it finish, later ones are refused. */
+static void drain_final(weft_h2_session *h) {
+    if (h->drain != DRAIN_NOTICE)
+        return;
+    h->drain = DRAIN_FINAL;
+    event_del(&h->ev_drain);
+    h->final_last_id = nghttp2_session_get_last_proc_stream_id(h->ng);
+    nghttp2_submit_goaway(h->ng, NGHTTP2_FLAG_NONE, h->final_last_id, NGHTTP2_NO_ERROR, NULL, 0);
+    schedule_flush(h);
+}
+
+static void on_drain_timer(evutil_socket_t fd, short what, void *arg) {
+    drain_final(arg);
+}
+
+/* The shutdown notice is out: a PING after it (nghttp2 would send a PING
+ * submitted with it first), whose answer proves the notice was read. */
+static void drain_ping(weft_h2_session *h) {
+    if (nghttp2_submit_ping(h->ng, NGHTTP2_FLAG_NONE, drain_ping_data) != 0) {
+        drain_final(h);
+        return;
+    }
+    struct timeval tv = {DRAIN_PING_WAIT_MS / 1000, (DRAIN_PING_WAIT_MS % 1000) * 1000};
+    event_add(&h->ev_drain, &tv);
+}
+
 /* ---------- nghttp2 callbacks ---------- */
 
 static int cb_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *ud) {
     weft_h2_session *h = ud;
     if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
-    weft_listener_snap *lst = h->draining ? NULL : h->host.listener(h->host.ctx);
+    /* After the final GOAWAY nghttp2 ignores streams above its last stream
+     * id; one that arrived before it was sent but after its id was chosen
+     * is refused here, as the GOAWAY told the client. */
+    bool refuse = h->drain == DRAIN_FINAL && f->hd.stream_id > h->final_last_id;
+    weft_listener_snap *lst = refuse ? NULL : h->host.listener(h->host.ctx);
     if (!lst) {
         nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, f->hd.stream_id, NGHTTP2_REFUSED_STREAM);
         return 0;
@@ -496,6 +612,8 @@ static int cb_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *ud) 
     case NGHTTP2_PING:
         if (!(f->hd.flags & NGHTTP2_FLAG_ACK))
             flood(h, &h->pings, FLOOD_PINGS);
+        else if (memcmp(f->ping.opaque_data, drain_ping_data, sizeof(drain_ping_data)) == 0)
+            drain_final(h); /* the client has read the shutdown notice */
         return 0;
     case NGHTTP2_SETTINGS:
         if (!(f->hd.flags & NGHTTP2_FLAG_ACK))
@@ -578,6 +696,7 @@ weft_h2_session *weft_h2_session_new(const weft_h2_session_host *host,
     h->hw = lc->limits.buffer_high_watermark ? lc->limits.buffer_high_watermark : 1024 * 1024;
     event_assign(&h->ev_flush, host->w->base, -1, 0, on_flush, h);
     event_assign(&h->ev_reap, host->w->base, -1, 0, on_reap, h);
+    event_assign(&h->ev_drain, host->w->base, -1, 0, on_drain_timer, h);
     nghttp2_session_callbacks *cbs;
     nghttp2_option *opt;
     if (nghttp2_session_callbacks_new(&cbs) != 0) {
@@ -589,6 +708,8 @@ weft_h2_session *weft_h2_session_new(const weft_h2_session_host *host,
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, cb_frame_recv);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, cb_data_chunk);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, cb_stream_close);
+    nghttp2_session_callbacks_set_on_begin_frame_callback(cbs, cb_begin_frame);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cbs, cb_frame_send);
     if (nghttp2_option_new(&opt) != 0) {
         nghttp2_session_callbacks_del(cbs);
         free(h);
@@ -633,6 +754,8 @@ int weft_h2_session_recv(weft_h2_session *h, struct evbuffer *in) {
         ssize_t rv = nghttp2_session_mem_recv(h->ng, v.iov_base, v.iov_len);
         if (rv < 0) {
             WEFT_DEBUG("http2: %s from %s", nghttp2_strerror((int)rv), h->host.peer_ip);
+            if (rv == NGHTTP2_ERR_BAD_CLIENT_MAGIC) /* nghttp2 queues no GOAWAY for it */
+                nghttp2_session_terminate_session(h->ng, NGHTTP2_PROTOCOL_ERROR);
             h->dead = true;
             evbuffer_drain(in, evbuffer_get_length(in));
             weft_h2_session_flush(h); /* the GOAWAY nghttp2 queued */
@@ -669,18 +792,25 @@ void weft_h2_session_flush(weft_h2_session *h) {
         }
     if (!h->finished_told &&
         (h->dead || (!nghttp2_session_want_read(h->ng) && !nghttp2_session_want_write(h->ng)) ||
-         (h->draining && h->active == 0 && !nghttp2_session_want_write(h->ng)))) {
+         (h->drain == DRAIN_FINAL && h->active == 0 && !nghttp2_session_want_write(h->ng)))) {
         h->finished_told = true;
         h->host.finished(h->host.ctx);
     }
 }
 
 void weft_h2_session_drain(weft_h2_session *h) {
-    if (h->draining)
+    if (h->drain != DRAIN_NONE || h->dead)
         return;
-    h->draining = true;
-    nghttp2_submit_goaway(h->ng, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(h->ng),
-                          NGHTTP2_NO_ERROR, NULL, 0);
+    /* First step: GOAWAY with last stream id 2^31-1 (new streams still
+     * welcome, the client stops opening them); once it is sent, a PING to
+     * learn when the client has read it (drain_ping). */
+    h->drain = DRAIN_NOTICE;
+    if (nghttp2_submit_shutdown_notice(h->ng) != 0) {
+        drain_final(h);
+        return;
+    }
+    struct timeval tv = {DRAIN_PING_WAIT_MS / 1000, (DRAIN_PING_WAIT_MS % 1000) * 1000};
+    event_add(&h->ev_drain, &tv); /* also bounds a notice that cannot be sent */
     schedule_flush(h);
 }
 
@@ -699,6 +829,7 @@ void weft_h2_session_free(weft_h2_session *h) {
     /* After the resets (which may have activated them), never before. */
     event_del(&h->ev_flush);
     event_del(&h->ev_reap);
+    event_del(&h->ev_drain);
     h->reap = NULL;
     while (h->streams)
         st_free(h->streams);

@@ -34,7 +34,10 @@ weft_h2_session *weft_h2_session_new(const weft_h2_session_host *host, const wef
 int weft_h2_session_recv(weft_h2_session *h, struct evbuffer *in);
 /* Writes pending frames to the host's output (bounded by the watermark). */
 void weft_h2_session_flush(weft_h2_session *h);
-/* Graceful shutdown: GOAWAY; streams in flight finish. */
+/* Graceful shutdown in two steps: a GOAWAY shutdown notice (last stream
+ * id 2^31-1) with a PING; once the PING is answered (or after a second)
+ * the final GOAWAY with the last stream id processed. Streams up to it
+ * finish; then the host's finished() is called. */
 void weft_h2_session_drain(weft_h2_session *h);
 /* Number of streams not finished yet. */
 size_t weft_h2_session_active(const weft_h2_session *h);
