@@ -7,7 +7,7 @@
 #include <event2/buffer.h>
 
 #include "filter/filter.h"
-#include "http/stream.h"
+#include "net/conn_facts.h"
 
 #define WEFT_CONNECTION_MAGIC 0x636f6e6eu /* "conn" */
 

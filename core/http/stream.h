@@ -17,6 +17,7 @@
 
 #include "filter/filter.h"
 #include "common/response_flags.h"
+#include "net/conn_facts.h"
 #include "http/message.h"
 #include "loop/ltimer.h"
 #include "loop/worker.h"
@@ -84,17 +85,6 @@ typedef struct weft_upstream_ops {
 
 /* Tests only: when set, every stream uses these ops (a fake upstream). */
 extern const weft_upstream_ops *weft_upstream_test_ops;
-
-/* What the downstream connection knows about itself. */
-typedef struct weft_conn_facts {
-    const char *peer_ip;
-    uint16_t peer_port;
-    const char *local_ip;
-    uint16_t local_port;
-    bool tls;
-    const char *peer_identity; /* NULL when none */
-    const char *alpn;          /* NULL when none */
-} weft_conn_facts;
 
 /* One direction of the filter pipeline (request: chain order; response:
  * reverse). Body that arrives while the header phase has not passed the

@@ -12,6 +12,56 @@
 
 const weft_upstream_ops *weft_upstream_test_ops;
 
+/* What the upstream layer reports, delivered to the stream. */
+static void ev_connected(void *o) {
+    weft_stream_on_up_connected(o);
+}
+static int ev_head(void *o, weft_resp_head *h) {
+    return weft_stream_on_up_head(o, h);
+}
+static int ev_body(void *o, const char *p, size_t n) {
+    return weft_stream_on_up_body(o, p, n);
+}
+static int ev_trailers(void *o, weft_hdrs *t) {
+    return weft_stream_on_up_trailers(o, t);
+}
+static int ev_complete(void *o) {
+    return weft_stream_on_up_complete(o);
+}
+static void ev_error(void *o, weft_up_err err) {
+    weft_stream_on_up_error(o, err);
+}
+static void ev_writable(void *o) {
+    weft_stream_on_up_writable(o);
+}
+static void ev_feed_end(void *o) {
+    weft_stream_on_up_feed_end(o);
+}
+static void ev_tunnel_data(void *o, struct evbuffer *in) {
+    weft_stream_tunnel_up(o, in);
+}
+
+static const weft_up_events stream_events = {
+    .connected = ev_connected,
+    .head = ev_head,
+    .body = ev_body,
+    .trailers = ev_trailers,
+    .complete = ev_complete,
+    .error = ev_error,
+    .writable = ev_writable,
+    .feed_end = ev_feed_end,
+    .tunnel_data = ev_tunnel_data,
+};
+
+static weft_up_user stream_user(weft_stream *s) {
+    return (weft_up_user){.owner = s,
+                          .ev = &stream_events,
+                          .arena = &s->arena,
+                          .req = s->req,
+                          .target = s->up_target,
+                          .high_watermark = stream_high_watermark(s)};
+}
+
 /* ---------- HTTP/1.1: a pooled connection ---------- */
 
 static weft_upconn *uc_of(weft_stream *s) {
@@ -20,7 +70,8 @@ static weft_upconn *uc_of(weft_stream *s) {
 
 static bool h1_start(weft_stream *s, const weft_endpoint *ep, bool allow_idle) {
     bool reused = false;
-    s->up = weft_pool_acquire(s->w, s->cluster->shared, ep, s, allow_idle, &reused);
+    weft_up_user u = stream_user(s);
+    s->up = weft_pool_acquire(s->w, s->cluster->shared, ep, &u, allow_idle, &reused);
     return s->up != NULL;
 }
 
@@ -126,7 +177,8 @@ static bool h2_start(weft_stream *s, const weft_endpoint *ep, bool allow_idle) {
     /* The request goes as frames, not the HTTP/1.1 bytes prepared for a
      * pooled connection. */
     evbuffer_drain(s->up_pending, evbuffer_get_length(s->up_pending));
-    s->up = weft_h2up_start(s, s->cluster->shared, ep, s->req->framing != WEFT_BODY_NONE);
+    weft_up_user u = stream_user(s);
+    s->up = weft_h2up_start(s->w, &u, s->cluster->shared, ep, s->req->framing != WEFT_BODY_NONE);
     return s->up != NULL;
 }
 

@@ -16,7 +16,7 @@
 #include <nghttp2/nghttp2.h>
 
 #include "http/h2/h2_nv.h"
-#include "http/stream.h"
+#include "upstream/up_user.h"
 #include "loop/ltimer.h"
 #include "net/conn.h"
 
@@ -45,7 +45,7 @@ struct weft_h2up_conn {
 
 struct weft_h2up_stream {
     weft_h2up_conn *c;
-    weft_stream *s; /* NULL once released */
+    weft_up_user user; /* user.owner NULL once released */
     int32_t id;
     struct evbuffer *body; /* request body not yet framed */
     nghttp2_nv *trailers;
@@ -122,8 +122,8 @@ static ssize_t body_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
             nghttp2_submit_trailer(ng, id, us->trailers, us->n_trailers);
         }
     }
-    if (n > 0 && us->s)
-        weft_stream_on_up_writable(us->s);
+    if (n > 0 && us->user.owner)
+        us->user.ev->writable(us->user.owner);
     return n;
 }
 
@@ -131,19 +131,19 @@ static ssize_t body_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
 
 static int cb_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *ud) {
     weft_h2up_stream *us = nghttp2_session_get_stream_user_data(ng, f->hd.stream_id);
-    if (!us || !us->s)
+    if (!us || !us->user.owner)
         return 0;
     if (f->headers.cat == NGHTTP2_HCAT_RESPONSE ||
         (f->headers.cat == NGHTTP2_HCAT_HEADERS && !us->head_seen)) {
         memset(&us->resp, 0, sizeof(us->resp));
-        weft_hdrs_init(&us->resp.headers, &us->s->arena);
+        weft_hdrs_init(&us->resp.headers, us->user.arena);
         us->resp.http_minor = 1;
         us->resp.keep_alive = true;
         us->resp.content_length = -1;
     } else if (!us->resp_trailers) {
-        us->resp_trailers = weft_arena_alloc(&us->s->arena, sizeof(weft_hdrs));
+        us->resp_trailers = weft_arena_alloc(us->user.arena, sizeof(weft_hdrs));
         if (us->resp_trailers)
-            weft_hdrs_init(us->resp_trailers, &us->s->arena);
+            weft_hdrs_init(us->resp_trailers, us->user.arena);
     }
     return 0;
 }
@@ -152,7 +152,7 @@ static int cb_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t 
                      size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
                      void *ud) {
     weft_h2up_stream *us = nghttp2_session_get_stream_user_data(ng, f->hd.stream_id);
-    if (!us || !us->s)
+    if (!us || !us->user.owner)
         return 0;
     weft_sv n = {(const char *)name, namelen}, v = {(const char *)value, valuelen};
     if (us->head_seen) {
@@ -187,7 +187,7 @@ static int cb_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *ud) 
         return 0;
     }
     weft_h2up_stream *us = nghttp2_session_get_stream_user_data(ng, f->hd.stream_id);
-    if (!us || !us->s)
+    if (!us || !us->user.owner)
         return 0;
     bool end = (f->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
     if (f->hd.type == NGHTTP2_HEADERS) {
@@ -201,14 +201,14 @@ static int cb_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *ud) 
                 us->resp.framing = WEFT_BODY_LENGTH;
             else
                 us->resp.framing = WEFT_BODY_CHUNKED; /* length unknown */
-            weft_stream_on_up_head(us->s, &us->resp);
-        } else if (us->resp_trailers && us->s) {
-            weft_stream_on_up_trailers(us->s, us->resp_trailers);
+            us->user.ev->head(us->user.owner, &us->resp);
+        } else if (us->resp_trailers && us->user.owner) {
+            us->user.ev->trailers(us->user.owner, us->resp_trailers);
         }
     }
-    if (end && us->s && us->head_seen && !us->complete) {
+    if (end && us->user.owner && us->head_seen && !us->complete) {
         us->complete = true;
-        weft_stream_on_up_complete(us->s); /* releases us */
+        us->user.ev->complete(us->user.owner); /* releases us */
     }
     return 0;
 }
@@ -216,11 +216,11 @@ static int cb_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *ud) 
 static int cb_data(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t *data, size_t len,
                    void *ud) {
     weft_h2up_stream *us = nghttp2_session_get_stream_user_data(ng, id);
-    if (!us || !us->s) {
+    if (!us || !us->user.owner) {
         nghttp2_session_consume(ng, id, len);
         return 0;
     }
-    weft_stream_on_up_body(us->s, (const char *)data, len);
+    us->user.ev->body(us->user.owner, (const char *)data, len);
     if (us->paused)
         us->unconsumed += len; /* acknowledged when the client catches up */
     else
@@ -238,9 +238,9 @@ static int cb_stream_close(nghttp2_session *ng, int32_t id, uint32_t error, void
     us->closed = true;
     c->n_streams--;
     us->refused = error == NGHTTP2_REFUSED_STREAM;
-    if (us->s && !us->complete)
-        weft_stream_on_up_error(us->s, WEFT_UP_ERR_RESET); /* releases: frees us (closed) */
-    else if (!us->s)
+    if (us->user.owner && !us->complete)
+        us->user.ev->error(us->user.owner, WEFT_UP_ERR_RESET); /* releases: frees us (closed) */
+    else if (!us->user.owner)
         us_free(us);
     if (c->n_streams == 0)
         weft_ltimer_set(&c->timer, c->idle_timeout_ms ? c->idle_timeout_ms : 60000);
@@ -285,9 +285,9 @@ static void conn_fail(weft_h2up_conn *c, weft_up_err err) {
         live_unlink(us);
         nghttp2_session_set_stream_user_data(c->ng, us->id, NULL);
         us->closed = true;
-        if (us->s && !us->complete)
-            weft_stream_on_up_error(us->s, err); /* releases: frees us */
-        else if (!us->s)
+        if (us->user.owner && !us->complete)
+            us->user.ev->error(us->user.owner, err); /* releases: frees us */
+        else if (!us->user.owner)
             us_free(us);
     }
     c->n_streams = 0;
@@ -419,9 +419,9 @@ static weft_h2up_conn *conn_pick(weft_worker *w, weft_cluster_snap *cs, const we
     return conn_new(w, cs, ep);
 }
 
-weft_h2up_stream *weft_h2up_start(weft_stream *s, weft_cluster_snap *cs, const weft_endpoint *ep,
-                                  bool has_body) {
-    weft_h2up_conn *c = conn_pick(s->w, cs, ep);
+weft_h2up_stream *weft_h2up_start(weft_worker *w, const weft_up_user *u, weft_cluster_snap *cs,
+                                  const weft_endpoint *ep, bool has_body) {
+    weft_h2up_conn *c = conn_pick(w, cs, ep);
     if (!c)
         return NULL;
     weft_h2up_stream *us = calloc(1, sizeof(*us));
@@ -430,12 +430,12 @@ weft_h2up_stream *weft_h2up_start(weft_stream *s, weft_cluster_snap *cs, const w
         return NULL;
     }
     us->c = c;
-    us->s = s;
-    const weft_req_head *r = s->req;
+    us->user = *u;
+    const weft_req_head *r = u->req;
     const weft_sv *host = weft_hdrs_get(&r->headers, WEFT_SV_LIT("host"));
     weft_sv authority = host ? *host : r->authority;
     size_t cap = (size_t)r->headers.n + 4;
-    nghttp2_nv *nva = weft_arena_alloc(&s->arena, cap * sizeof(*nva));
+    nghttp2_nv *nva = weft_arena_alloc(u->arena, cap * sizeof(*nva));
     if (!nva) {
         us_free(us);
         return NULL;
@@ -446,7 +446,7 @@ weft_h2up_stream *weft_h2up_start(weft_stream *s, weft_cluster_snap *cs, const w
     nva[n++] = NV(":method", r->method.p, r->method.len);
     nva[n++] = NV(":scheme", "http", 4);
     nva[n++] = NV(":authority", authority.p, authority.len);
-    nva[n++] = NV(":path", s->up_target.p, s->up_target.len);
+    nva[n++] = NV(":path", u->target.p, u->target.len);
 #undef NV
     for (uint32_t i = 0; i < r->headers.n; i++) {
         const weft_hdr *x = &r->headers.v[i];
@@ -527,7 +527,7 @@ bool weft_h2up_refused(const weft_h2up_stream *us) {
 void weft_h2up_release(weft_h2up_stream *us) {
     if (!us)
         return;
-    us->s = NULL;
+    us->user.owner = NULL;
     if (us->closed) {
         us_free(us);
         return;
@@ -546,7 +546,7 @@ void weft_h2up_free_all(weft_worker *w) {
             weft_h2up_stream *us = c->live;
             live_unlink(us);
             nghttp2_session_set_stream_user_data(c->ng, us->id, NULL);
-            if (!us->s)
+            if (!us->user.owner)
                 us_free(us);
             else
                 us->closed = true; /* its stream frees it on release */

@@ -4,24 +4,24 @@
  * room under the peer's SETTINGS_MAX_CONCURRENT_STREAMS, else a new
  * connection opens. After a GOAWAY a connection takes no new streams;
  * streams it refused (REFUSED_STREAM, ids above last_stream_id) are
- * reported as retryable resets. Response events reach the stream through
- * the same weft_stream_on_up_* calls as HTTP/1.1. */
+ * reported as retryable resets. Response events reach the user (the
+ * exchange) through its callbacks (up_user.h), as for HTTP/1.1. */
 #ifndef WEFT_UPSTREAM_H2_POOL_H
 #define WEFT_UPSTREAM_H2_POOL_H
 
 #include <event2/buffer.h>
 
 #include "loop/worker.h"
+#include "upstream/up_user.h"
 
-typedef struct weft_stream weft_stream;
 typedef struct weft_h2up_stream weft_h2up_stream;
 typedef struct weft_h2up_conn weft_h2up_conn;
 
-/* Starts a request for stream s (its req head and up_target already
- * prepared) on endpoint ep. has_body: DATA frames will follow. NULL on
- * immediate failure. */
-weft_h2up_stream *weft_h2up_start(weft_stream *s, weft_cluster_snap *c, const weft_endpoint *ep,
-                                  bool has_body);
+/* Starts the request of user u (copied; its head and target prepared) on
+ * endpoint ep. has_body: DATA frames will follow. NULL on immediate
+ * failure. */
+weft_h2up_stream *weft_h2up_start(weft_worker *w, const weft_up_user *u, weft_cluster_snap *c,
+                                  const weft_endpoint *ep, bool has_body);
 /* Request body (moved out of chunk) and its end (with trailers or NULL). */
 void weft_h2up_body(weft_h2up_stream *us, struct evbuffer *chunk);
 void weft_h2up_body_data(weft_h2up_stream *us, const char *p, size_t n);

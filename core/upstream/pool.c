@@ -10,8 +10,6 @@
 
 #include <event2/event.h>
 
-#include "http/stream.h"
-
 static unsigned pool_bucket(const char *key) {
     return (unsigned)(weft_hash64(key, strlen(key), 0) % WEFT_POOL_BUCKETS);
 }
@@ -64,19 +62,19 @@ static void upconn_free(weft_upconn *uc) {
 static int cb_resp_head(void *ud, weft_resp_head *h) {
     weft_upconn *uc = ud;
     uc->got_bytes = true;
-    return uc->stream ? weft_stream_on_up_head(uc->stream, h) : WEFT_H1_CB_ABORT;
+    return uc->user.owner ? uc->user.ev->head(uc->user.owner, h) : WEFT_H1_CB_ABORT;
 }
 static int cb_body(void *ud, const char *p, size_t n) {
     weft_upconn *uc = ud;
-    return uc->stream ? weft_stream_on_up_body(uc->stream, p, n) : WEFT_H1_CB_ABORT;
+    return uc->user.owner ? uc->user.ev->body(uc->user.owner, p, n) : WEFT_H1_CB_ABORT;
 }
 static int cb_trailers(void *ud, weft_hdrs *t) {
     weft_upconn *uc = ud;
-    return uc->stream ? weft_stream_on_up_trailers(uc->stream, t) : WEFT_H1_CB_ABORT;
+    return uc->user.owner ? uc->user.ev->trailers(uc->user.owner, t) : WEFT_H1_CB_ABORT;
 }
 static int cb_complete(void *ud) {
     weft_upconn *uc = ud;
-    return uc->stream ? weft_stream_on_up_complete(uc->stream) : WEFT_H1_CB_PAUSE;
+    return uc->user.owner ? uc->user.ev->complete(uc->user.owner) : WEFT_H1_CB_PAUSE;
 }
 
 static const weft_h1_callbacks up_cbs = {
@@ -87,9 +85,8 @@ static const weft_h1_callbacks up_cbs = {
 };
 
 static void up_fail(weft_upconn *uc, weft_up_err err) {
-    weft_stream *s = uc->stream;
-    if (s)
-        weft_stream_on_up_error(s, err); /* releases uc */
+    if (uc->user.owner)
+        uc->user.ev->error(uc->user.owner, err); /* releases uc */
     else
         uc->doomed = true;
 }
@@ -98,11 +95,11 @@ static void up_fail(weft_upconn *uc, weft_up_err err) {
 static void up_process(weft_upconn *uc) {
     struct evbuffer *in = weft_conn_input(uc->conn);
     if (uc->tunnel) {
-        if (uc->stream && !uc->read_paused)
-            weft_stream_tunnel_up(uc->stream, in);
+        if (uc->user.owner && !uc->read_paused)
+            uc->user.ev->tunnel_data(uc->user.owner, in);
         return;
     }
-    while ((evbuffer_get_length(in) || weft_h1_parser_needs_feed(uc->parser)) && uc->stream &&
+    while ((evbuffer_get_length(in) || weft_h1_parser_needs_feed(uc->parser)) && uc->user.owner &&
            !uc->doomed && !uc->read_paused) {
         struct evbuffer_iovec v = {NULL, 0};
         if (evbuffer_get_length(in) && evbuffer_peek(in, -1, NULL, &v, 1) < 1)
@@ -118,9 +115,9 @@ static void up_process(weft_upconn *uc) {
         if (r == WEFT_H1_DONE || r == WEFT_H1_PAUSED || (r == WEFT_H1_OK && consumed == 0))
             break;
     }
-    if (uc->stream && !uc->doomed)
-        weft_stream_on_up_feed_end(uc->stream);
-    if (!uc->stream && evbuffer_get_length(in))
+    if (uc->user.owner && !uc->doomed)
+        uc->user.ev->feed_end(uc->user.owner);
+    if (!uc->user.owner && evbuffer_get_length(in))
         uc->doomed = true; /* bytes nobody asked for: the connection is unusable */
 }
 
@@ -139,8 +136,8 @@ static void up_read_cb(void *arg) {
 
 static void up_write_cb(void *arg) {
     weft_upconn *uc = arg;
-    if (uc->stream)
-        weft_stream_on_up_writable(uc->stream);
+    if (uc->user.owner)
+        uc->user.ev->writable(uc->user.owner);
 }
 
 static void up_event_cb(void *arg, int what) {
@@ -150,14 +147,14 @@ static void up_event_cb(void *arg, int what) {
         weft_ltimer_clear(&uc->timer);
         int one = 1;
         setsockopt(weft_conn_fd(uc->conn), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        if (uc->stream)
-            weft_stream_on_up_connected(uc->stream);
+        if (uc->user.owner)
+            uc->user.ev->connected(uc->user.owner);
         return;
     }
     if (!(what & (WEFT_CONN_EOF | WEFT_CONN_ERROR)))
         return;
     uc->in_cb = true;
-    if (!uc->stream) {
+    if (!uc->user.owner) {
         /* An idle pooled connection closed by the server. */
     } else if (!uc->connected) {
         up_fail(uc, WEFT_UP_ERR_CONNECT);
@@ -165,15 +162,15 @@ static void up_event_cb(void *arg, int what) {
         /* Drain what is left, then let the parser decide: a response framed
          * by close completes here; anything else was cut short. */
         up_process(uc);
-        if (uc->tunnel && uc->stream)
+        if (uc->tunnel && uc->user.owner)
             up_fail(uc, WEFT_UP_ERR_RESET); /* the tunnel's upstream side ended */
-        else if (uc->stream && !uc->doomed && weft_h1_parser_eof(uc->parser) != WEFT_H1_DONE &&
-                 uc->stream)
+        else if (uc->user.owner && !uc->doomed && weft_h1_parser_eof(uc->parser) != WEFT_H1_DONE &&
+                 uc->user.owner)
             up_fail(uc, WEFT_UP_ERR_RESET);
     } else {
         up_fail(uc, WEFT_UP_ERR_RESET);
     }
-    uc->stream = NULL;
+    uc->user.owner = NULL;
     uc->doomed = true; /* the socket is gone either way */
     up_cb_exit(uc);
 }
@@ -186,22 +183,22 @@ static const weft_conn_cbs upconn_cbs = {up_read_cb, up_write_cb, up_event_cb};
 
 static void up_timer_cb(void *arg) {
     weft_upconn *uc = arg;
-    if (!uc->connected && uc->stream) {
+    if (!uc->connected && uc->user.owner) {
         uc->in_cb = true;
         up_fail(uc, WEFT_UP_ERR_CONNECT_TIMEOUT);
-        uc->stream = NULL;
+        uc->user.owner = NULL;
         uc->doomed = true;
         up_cb_exit(uc);
-    } else if (!uc->stream) {
+    } else if (!uc->user.owner) {
         upconn_free(uc); /* idle past pool_idle_timeout */
     }
 }
 
-static void attach(weft_upconn *uc, weft_stream *s) {
-    uc->stream = s;
+static void attach(weft_upconn *uc, const weft_up_user *u) {
+    uc->user = *u;
     uc->got_bytes = false;
     uc->read_paused = false;
-    weft_h1_parser_next(uc->parser, &s->arena, s->req->method_id);
+    weft_h1_parser_next(uc->parser, u->arena, u->req->method_id);
     weft_conn_read_enable(uc->conn, true);
 }
 
@@ -216,7 +213,7 @@ static void copy_limits(weft_upconn *uc, const weft_cluster_snap *c) {
 }
 
 weft_upconn *weft_pool_acquire(weft_worker *w, weft_cluster_snap *c, const weft_endpoint *ep,
-                               weft_stream *s, bool allow_idle, bool *reused) {
+                               const weft_up_user *u, bool allow_idle, bool *reused) {
     weft_pool *p = pool_get(w, ep->name);
     if (!p)
         return NULL;
@@ -227,7 +224,7 @@ weft_upconn *weft_pool_acquire(weft_worker *w, weft_cluster_snap *c, const weft_
         uc->cluster = c;
         copy_limits(uc, c);
         *reused = true;
-        attach(uc, s);
+        attach(uc, u);
         return uc;
     }
     *reused = false;
@@ -256,12 +253,12 @@ weft_upconn *weft_pool_acquire(weft_worker *w, weft_cluster_snap *c, const weft_
     weft_stats_gauge_add(w->stats, c->cx_active, 1);
     /* The drained callback fires when the output is back under half the
      * watermark: that is when a paused downstream may read again. */
-    uint32_t hw = s->lst->cfg->limits.buffer_high_watermark;
+    uint32_t hw = u->high_watermark;
     weft_conn_set_watermarks(uc->conn, hw, hw / 2);
     weft_ltimer_set(&uc->timer, c->cfg->connect_timeout_ms ? c->cfg->connect_timeout_ms : 1000);
-    attach(uc, s);
+    attach(uc, u);
     if (weft_conn_connect(uc->conn, (const struct sockaddr *)&ep->addr, ep->addrlen) < 0) {
-        uc->stream = NULL;
+        uc->user.owner = NULL;
         weft_stats_inc(w->stats, c->cx_connect_fail, 1);
         upconn_free(uc);
         return NULL;
@@ -272,9 +269,9 @@ weft_upconn *weft_pool_acquire(weft_worker *w, weft_cluster_snap *c, const weft_
 void weft_upconn_release(weft_upconn *uc, bool reusable) {
     if (!uc)
         return;
-    weft_stream *s = uc->stream;
-    uc->stream = NULL;
-    if (s)
+    bool had_user = uc->user.owner != NULL;
+    uc->user.owner = NULL;
+    if (had_user)
         uc->requests++;
     uint32_t max_idle = uc->max_idle;
     uint32_t max_req = uc->max_req;

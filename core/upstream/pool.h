@@ -2,7 +2,8 @@
  * return to. Pools are keyed by endpoint name ("10.0.0.1:8080") and live in
  * the worker, not in a snapshot, so reloads and DNS refreshes keep warm
  * connections to endpoints that stay. While a connection is attached to a
- * stream, it forwards parser events to that stream (stream.h). */
+ * user (an exchange), it reports parser events through the user's
+ * callbacks (up_user.h). */
 #ifndef WEFT_UPSTREAM_POOL_H
 #define WEFT_UPSTREAM_POOL_H
 
@@ -13,15 +14,7 @@
 #include "loop/ltimer.h"
 #include "loop/worker.h"
 #include "net/conn.h"
-
-typedef struct weft_stream weft_stream;
-
-typedef enum {
-    WEFT_UP_ERR_CONNECT = 1, /* refused, unreachable */
-    WEFT_UP_ERR_CONNECT_TIMEOUT,
-    WEFT_UP_ERR_RESET,    /* closed/reset before the response completed */
-    WEFT_UP_ERR_PROTOCOL, /* unparseable response */
-} weft_up_err;
+#include "upstream/up_user.h"
 
 typedef struct weft_upconn {
     weft_pool *pool;
@@ -29,7 +22,7 @@ typedef struct weft_upconn {
     weft_conn *conn;
     struct event ev_resume; /* deferred re-read after a pause */
     weft_h1_parser *parser;
-    weft_stream *stream;        /* attached stream, NULL when idle */
+    weft_up_user user;          /* the exchange served; user.owner NULL when idle */
     weft_cluster_snap *cluster; /* the attached stream's cluster; NULL while idle */
     uint32_t max_idle, max_req; /* copied from the cluster at acquire */
     uint64_t idle_timeout_ms;
@@ -58,10 +51,10 @@ struct weft_pool {
 
 /* An idle connection to ep, or a new one (connecting). *reused tells which.
  * NULL on immediate failure (socket error). The connection is attached to
- * `s`: its events go to the stream until weft_upconn_release(). */
+ * the user `u` (copied): its events go to u->ev until weft_upconn_release(). */
 weft_upconn *weft_pool_acquire(weft_worker *w, weft_cluster_snap *c, const weft_endpoint *ep,
-                               weft_stream *s, bool allow_idle, bool *reused);
-/* Detaches from the stream. reusable: back to the idle pool (if the pool
+                               const weft_up_user *u, bool allow_idle, bool *reused);
+/* Detaches from its user. reusable: back to the idle pool (if the pool
  * has room), otherwise closed. */
 void weft_upconn_release(weft_upconn *uc, bool reusable);
 void weft_upconn_pause_read(weft_upconn *uc);

@@ -1,0 +1,21 @@
+/* conn_facts.h: what a downstream connection knows about itself, as the
+ * SDK reports it (addresses, TLS, peer identity, ALPN). Filled by the
+ * transport chain, read by the stream engine and filters. */
+#ifndef WEFT_NET_CONN_FACTS_H
+#define WEFT_NET_CONN_FACTS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* What the downstream connection knows about itself. */
+typedef struct weft_conn_facts {
+    const char *peer_ip;
+    uint16_t peer_port;
+    const char *local_ip;
+    uint16_t local_port;
+    bool tls;
+    const char *peer_identity; /* NULL when none */
+    const char *alpn;          /* NULL when none */
+} weft_conn_facts;
+
+#endif
