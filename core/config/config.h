@@ -120,6 +120,12 @@ typedef struct weft_cfg_limits {
     uint64_t stream_idle_timeout_ms; /* no bytes either way on a stream; default 300 s */
     uint32_t max_connections;        /* per listener per worker... total; default 0 = unlimited */
     uint32_t buffer_high_watermark;  /* per direction; default 1 MiB */
+    /* What filters may consume per stream through the SDK (host calls
+     * beyond them return WEFT_ERR_LIMIT). */
+    uint64_t filter_arena_bytes;      /* stream arena bytes taken by host calls; default 1 MiB */
+    uint32_t filter_metadata_entries; /* metadata keys; default 64 */
+    uint32_t filter_timers;           /* timers armed at once; default 16 */
+    uint32_t filter_callouts;         /* callouts in flight at once; default 8 */
 } weft_cfg_limits;
 
 /* One entry of a listener's `filters:` list. Whether it is an HTTP or a

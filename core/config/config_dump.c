@@ -323,6 +323,10 @@ static void dump_listener(dw *d, int indent, const weft_cfg_listener *li) {
     kv_ms(d, indent + 2, "stream_idle_timeout", l->stream_idle_timeout_ms);
     kv_u64(d, indent + 2, "max_connections", l->max_connections);
     kv_u64(d, indent + 2, "buffer_high_watermark", l->buffer_high_watermark);
+    kv_u64(d, indent + 2, "filter_arena_bytes", l->filter_arena_bytes);
+    kv_u64(d, indent + 2, "filter_metadata_entries", l->filter_metadata_entries);
+    kv_u64(d, indent + 2, "filter_timers", l->filter_timers);
+    kv_u64(d, indent + 2, "filter_callouts", l->filter_callouts);
     open_map(d, indent, "http2");
     kv_u64(d, indent + 2, "max_concurrent_streams", li->h2.max_concurrent_streams);
     kv_u64(d, indent + 2, "initial_window_size", li->h2.initial_window_size);

@@ -18,16 +18,22 @@ void weft_cfg_limits_default(weft_cfg_limits *l) {
     l->stream_idle_timeout_ms = 300000;
     l->max_connections = 0;
     l->buffer_high_watermark = 1024 * 1024;
+    l->filter_arena_bytes = 1024 * 1024;
+    l->filter_metadata_entries = 64;
+    l->filter_timers = 16;
+    l->filter_callouts = 8;
 }
 
 /* ---------------------------------------------------------- listeners */
 
 static int load_limits(cfg_ld *L, const cy_node *n, weft_cfg_limits *l) {
-    static const char *const keys[] = {"max_header_bytes",      "max_headers",
-                                       "max_uri_length",        "max_body_bytes",
-                                       "headers_timeout",       "idle_timeout",
-                                       "stream_idle_timeout",   "max_connections",
-                                       "buffer_high_watermark", NULL};
+    static const char *const keys[] = {"max_header_bytes",        "max_headers",
+                                       "max_uri_length",          "max_body_bytes",
+                                       "headers_timeout",         "idle_timeout",
+                                       "stream_idle_timeout",     "max_connections",
+                                       "buffer_high_watermark",   "filter_arena_bytes",
+                                       "filter_metadata_entries", "filter_timers",
+                                       "filter_callouts",         NULL};
     if (cfg_check_map(L, n, "limits", keys))
         return -1;
     if (cfg_get_size32(L, n, "max_header_bytes", 1, &l->max_header_bytes) < 0 ||
@@ -38,7 +44,11 @@ static int load_limits(cfg_ld *L, const cy_node *n, weft_cfg_limits *l) {
         cfg_get_duration(L, n, "idle_timeout", 0, &l->idle_timeout_ms) < 0 ||
         cfg_get_duration(L, n, "stream_idle_timeout", 0, &l->stream_idle_timeout_ms) < 0 ||
         cfg_get_u32(L, n, "max_connections", 0, UINT32_MAX, &l->max_connections) < 0 ||
-        cfg_get_size32(L, n, "buffer_high_watermark", 1, &l->buffer_high_watermark) < 0)
+        cfg_get_size32(L, n, "buffer_high_watermark", 1, &l->buffer_high_watermark) < 0 ||
+        cfg_get_size(L, n, "filter_arena_bytes", 0, 1ull << 32, &l->filter_arena_bytes) < 0 ||
+        cfg_get_u32(L, n, "filter_metadata_entries", 0, 100000, &l->filter_metadata_entries) < 0 ||
+        cfg_get_u32(L, n, "filter_timers", 0, 100000, &l->filter_timers) < 0 ||
+        cfg_get_u32(L, n, "filter_callouts", 0, 100000, &l->filter_callouts) < 0)
         return -1;
     return 0;
 }

@@ -229,6 +229,13 @@ weft_result weft_filter_callout_cancel(weft_stream *s, weft_callout *handle) {
     return WEFT_ERR_INVALID;
 }
 
+size_t weft_callouts_live(const weft_stream *s) {
+    size_t n = 0;
+    for (const struct weft_stream_callout *c = s->callouts; c; c = c->next)
+        n++;
+    return n;
+}
+
 void weft_callouts_cancel_all(weft_stream *s) {
     while (s->callouts) {
         struct weft_stream_callout *c = s->callouts;

@@ -14,6 +14,8 @@ weft_result weft_filter_callout_start(weft_stream *s, weft_str cluster, weft_str
                                       size_t n, weft_str body, uint64_t timeout_ms,
                                       weft_callout_cb cb, void *arg, weft_callout **out);
 weft_result weft_filter_callout_cancel(weft_stream *s, weft_callout *c);
+/* Callouts of the stream still in flight (for the per-stream cap). */
+size_t weft_callouts_live(const weft_stream *s);
 /* Stream end: cancels every callout still running (no callbacks). */
 void weft_callouts_cancel_all(weft_stream *s);
 

@@ -63,6 +63,27 @@ static weft_result check(weft_stream *s) {
             return misuse(r_ == WEFT_ERR_HANDLE ? NULL : (s), r_, what);                           \
     } while (0)
 
+/* ---------- caps on what filters consume per stream ----------
+ * The listener's limits.filter_*: bytes host calls take from the stream
+ * arena on a filter's behalf, metadata keys, timers armed at once,
+ * callouts in flight at once. Beyond them a call returns WEFT_ERR_LIMIT
+ * (no log line: a filter may probe the cap in a loop). */
+
+static const weft_cfg_limits *caps(const weft_stream *s) {
+    return &s->lst->cfg->limits;
+}
+
+/* Whether about `need` more arena bytes would pass the cap. */
+static bool arena_over(const weft_stream *s, size_t need) {
+    uint64_t cap = caps(s)->filter_arena_bytes;
+    return need > cap || s->filter_arena > cap - need;
+}
+
+/* Charges what the arena handed out since `before` (its total then). */
+static void arena_charge(weft_stream *s, size_t before) {
+    s->filter_arena += s->arena.total - before;
+}
+
 /* ---------- headers ---------- */
 
 static bool valid_name(weft_str n) {
@@ -140,9 +161,14 @@ static weft_result change(weft_stream *s, weft_header_map m, weft_str name, weft
     weft_hdrs *h = header_map(s, m, &w);
     if (!h || !w)
         return misuse(s, WEFT_ERR_STATE, what);
+    /* name and value copies, and room for the map to grow */
+    if (op != 2 && arena_over(s, name.len + value.len + 2 + sizeof(weft_hdr)))
+        return WEFT_ERR_LIMIT;
+    size_t before = s->arena.total;
     int rc = op == 0   ? weft_hdrs_set(h, V(name), V(value))
              : op == 1 ? weft_hdrs_add(h, V(name), V(value))
                        : (weft_hdrs_remove(h, V(name)), 0);
+    arena_charge(s, before);
     return rc == 0 ? WEFT_OK : WEFT_ERR_NOMEM;
 }
 
@@ -193,7 +219,11 @@ static weft_result h_request_set_path(weft_stream *s, weft_str pq) {
         return misuse(s, WEFT_ERR_STATE, "request_set_path");
     if (!pq.len || pq.ptr[0] != '/' || !valid_value(pq) || memchr(pq.ptr, ' ', pq.len))
         return misuse(s, WEFT_ERR_INVALID, "request_set_path");
+    if (arena_over(s, pq.len + 1))
+        return WEFT_ERR_LIMIT;
+    size_t before = s->arena.total;
     char *copy = weft_arena_strndup(&s->arena, pq.ptr, pq.len);
+    arena_charge(s, before);
     if (!copy)
         return WEFT_ERR_NOMEM;
     weft_req_head *r = s->req;
@@ -308,6 +338,9 @@ static weft_result h_reply_send(weft_stream *s, int status, weft_str reason, con
             return misuse(s, WEFT_ERR_INVALID, "reply_send header");
     if (!valid_value(reason))
         return misuse(s, WEFT_ERR_INVALID, "reply_send reason");
+    /* Charged to the arena cap but never refused by it: a filter that
+     * could not reply would leave the stream with nothing to send. */
+    size_t before = s->arena.total;
     weft_hdrs extra;
     weft_hdrs_init(&extra, &s->arena);
     for (size_t i = 0; i < n; i++)
@@ -316,6 +349,7 @@ static weft_result h_reply_send(weft_stream *s, int status, weft_str reason, con
     /* A NULL body means "the default body" ("<reason>\n"), an empty one
      * means none. */
     char *b = body.ptr ? weft_arena_strndup(&s->arena, body.ptr, body.len) : NULL;
+    arena_charge(s, before);
     s->flags |= WEFT_RF_LR;
     weft_stream_reply_full(s, (uint16_t)status, r, &extra, (weft_sv){b, b ? body.len : 0});
     return WEFT_OK;
@@ -354,6 +388,7 @@ static void timer_fire(evutil_socket_t fd, short what, void *arg) {
     struct weft_stream_timer *t = arg;
     weft_stream *s = t->s;
     t->armed = false;
+    s->filter_timers--;
     stream_cb_frame f = stream_cb_enter(s, t->filter);
     t->cb(s, s->fctx ? s->fctx[t->filter] : NULL, t->arg);
     stream_cb_leave(s, f);
@@ -367,7 +402,12 @@ static weft_result h_timer_start(weft_stream *s, uint64_t ms, weft_timer_cb cb, 
                       "timer_start (call it from a hook)");
     if (s->log_phase)
         return misuse(s, WEFT_ERR_STATE, "timer_start");
+    if (s->filter_timers >= caps(s)->filter_timers ||
+        arena_over(s, sizeof(struct weft_stream_timer)))
+        return WEFT_ERR_LIMIT;
+    size_t before = s->arena.total;
     struct weft_stream_timer *t = weft_arena_alloc(&s->arena, sizeof(*t));
+    arena_charge(s, before);
     if (!t)
         return WEFT_ERR_NOMEM;
     memset(t, 0, sizeof(*t));
@@ -379,6 +419,7 @@ static weft_result h_timer_start(weft_stream *s, uint64_t ms, weft_timer_cb cb, 
     struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
     event_add(&t->ev, &tv);
     t->armed = true;
+    s->filter_timers++;
     t->next = s->timers;
     s->timers = t;
     if (out)
@@ -394,6 +435,7 @@ static weft_result h_timer_cancel(weft_stream *s, weft_timer *handle) {
                 return WEFT_ERR_STATE;
             event_del(&t->ev);
             t->armed = false;
+            s->filter_timers--;
             return WEFT_OK;
         }
     return misuse(s, WEFT_ERR_INVALID, "timer_cancel (unknown timer)");
@@ -406,6 +448,7 @@ void weft_filter_stream_cancel_async(weft_stream *s) {
             t->armed = false;
         }
     s->timers = NULL;
+    s->filter_timers = 0;
     weft_callouts_cancel_all(s);
 }
 
@@ -423,6 +466,8 @@ static weft_result h_callout_start(weft_stream *s, weft_str cluster, weft_str me
             return misuse(s, WEFT_ERR_INVALID, "callout_start header");
     if (!valid_name(method) || !valid_value(path) || memchr(path.ptr, ' ', path.len))
         return misuse(s, WEFT_ERR_INVALID, "callout_start");
+    if (weft_callouts_live(s) >= caps(s)->filter_callouts)
+        return WEFT_ERR_LIMIT;
     return weft_filter_callout_start(s, cluster, method, path, hn, hv, n, body, timeout_ms, cb, arg,
                                      out);
 }
@@ -436,18 +481,26 @@ static weft_result h_metadata_set(weft_stream *s, weft_str k, weft_str v) {
     CHECK(s, "metadata_set");
     if (!k.len)
         return misuse(s, WEFT_ERR_INVALID, "metadata_set");
-    char *kc = weft_arena_strndup(&s->arena, k.ptr, k.len);
+    uint32_t at = s->metadata.n;
+    for (uint32_t i = 0; i < s->metadata.n && at == s->metadata.n; i++)
+        if (weft_sv_eq(s->metadata.v[i].name, V(k)))
+            at = i;
+    /* a new key counts against the entries cap; every value copy against
+     * the arena cap (a replaced value stays in the arena) */
+    bool new_key = at == s->metadata.n;
+    if ((new_key && s->metadata.n >= caps(s)->filter_metadata_entries) ||
+        arena_over(s, (new_key ? k.len + 1 + sizeof(weft_hdr) : 0) + v.len + 1))
+        return WEFT_ERR_LIMIT;
+    size_t before = s->arena.total;
+    char *kc = new_key ? weft_arena_strndup(&s->arena, k.ptr, k.len) : NULL;
     char *vc = weft_arena_strndup(&s->arena, v.ptr ? v.ptr : "", v.len);
-    if (!kc || !vc)
-        return WEFT_ERR_NOMEM;
-    for (uint32_t i = 0; i < s->metadata.n; i++)
-        if (weft_sv_eq(s->metadata.v[i].name, V(k))) {
-            s->metadata.v[i].value = (weft_sv){vc, v.len};
-            return WEFT_OK;
-        }
-    return weft_hdrs_add_ref(&s->metadata, (weft_sv){kc, k.len}, (weft_sv){vc, v.len}) == 0
-               ? WEFT_OK
-               : WEFT_ERR_NOMEM;
+    int rc = (new_key && !kc) || !vc ? -1 : 0;
+    if (rc == 0 && !new_key)
+        s->metadata.v[at].value = (weft_sv){vc, v.len};
+    else if (rc == 0)
+        rc = weft_hdrs_add_ref(&s->metadata, (weft_sv){kc, k.len}, (weft_sv){vc, v.len});
+    arena_charge(s, before);
+    return rc == 0 ? WEFT_OK : WEFT_ERR_NOMEM;
 }
 
 static weft_result h_metadata_get(weft_stream *s, weft_str k, weft_str *v) {

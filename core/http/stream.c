@@ -105,6 +105,8 @@ void weft_stream_begin(weft_stream *s, weft_listener_snap *lst, weft_wsnap *ws) 
     s->timers = NULL;
     s->callouts = NULL;
     weft_hdrs_init(&s->metadata, &s->arena);
+    s->filter_arena = 0;
+    s->filter_timers = 0;
     s->req = NULL;
     s->route = NULL;
     s->cluster = NULL;

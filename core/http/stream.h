@@ -174,7 +174,9 @@ struct weft_stream {
     uint32_t attempts;
     weft_stream_timer *timers;
     weft_stream_callout *callouts;
-    weft_hdrs metadata; /* shared between filters: key -> value */
+    weft_hdrs metadata;     /* shared between filters: key -> value */
+    size_t filter_arena;    /* arena bytes host calls took for filters (cap: limits) */
+    uint32_t filter_timers; /* filter timers armed now (cap: limits) */
 
     /* timers */
     weft_ltimer t_request; /* route timeout, from end of request */

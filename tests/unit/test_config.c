@@ -105,7 +105,10 @@ static bool limits_eq(const weft_cfg_limits *a, const weft_cfg_limits *b) {
            a->idle_timeout_ms == b->idle_timeout_ms &&
            a->stream_idle_timeout_ms == b->stream_idle_timeout_ms &&
            a->max_connections == b->max_connections &&
-           a->buffer_high_watermark == b->buffer_high_watermark;
+           a->buffer_high_watermark == b->buffer_high_watermark &&
+           a->filter_arena_bytes == b->filter_arena_bytes &&
+           a->filter_metadata_entries == b->filter_metadata_entries &&
+           a->filter_timers == b->filter_timers && a->filter_callouts == b->filter_callouts;
 }
 
 /* Deep equality of everything but positions and source. */
@@ -470,6 +473,10 @@ static void test_defaults(void **state) {
     assert_int_equal(def.stream_idle_timeout_ms, 300000);
     assert_int_equal(def.max_connections, 0);
     assert_int_equal(def.buffer_high_watermark, 1024 * 1024);
+    assert_int_equal(def.filter_arena_bytes, 1024 * 1024);
+    assert_int_equal(def.filter_metadata_entries, 64);
+    assert_int_equal(def.filter_timers, 16);
+    assert_int_equal(def.filter_callouts, 8);
 
     const weft_cfg_vhost *vh = &li->vhosts[0];
     assert_string_equal(vh->name, "*");
@@ -733,6 +740,10 @@ static void test_dump_text(void **state) {
                               "      stream_idle_timeout: 300000ms\n"
                               "      max_connections: 0\n"
                               "      buffer_high_watermark: 1048576\n"
+                              "      filter_arena_bytes: 1048576\n"
+                              "      filter_metadata_entries: 64\n"
+                              "      filter_timers: 16\n"
+                              "      filter_callouts: 8\n"
                               "    http2:\n"
                               "      max_concurrent_streams: 100\n"
                               "      initial_window_size: 1048576\n"
@@ -1540,8 +1551,29 @@ static void test_filter_config_kept(void **state) {
     weft_config_free(cfg);
 }
 
+/* Caps on what filters consume per stream (limits.filter_*). */
+static void test_filter_caps(void **state) {
+    (void)state;
+    weft_config_error err;
+    const char *y = "listeners:\n"
+                    "  - {name: a, port: 80, limits: {filter_arena_bytes: 64KiB, "
+                    "filter_metadata_entries: 5, filter_timers: 3, filter_callouts: 0}}\n";
+    weft_config *cfg = load(y, &err);
+    assert_non_null(cfg);
+    const weft_cfg_limits *l = &cfg->listeners[0].limits;
+    assert_int_equal(l->filter_arena_bytes, 64 * 1024);
+    assert_int_equal(l->filter_metadata_entries, 5);
+    assert_int_equal(l->filter_timers, 3);
+    assert_int_equal(l->filter_callouts, 0);
+    weft_config_free(cfg);
+    cfg = load("listeners:\n  - {name: a, port: 80, limits: {filter_timers: -1}}\n", &err);
+    assert_null(cfg);
+    assert_non_null(strstr(err.msg, "weft.yaml:2:"));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_filter_caps),
         cmocka_unit_test(test_full_config),
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_health_check_defaults),

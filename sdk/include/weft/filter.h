@@ -42,7 +42,13 @@
  *
  * ERRORS: host calls return weft_result (0 ok, negative error); misuse the
  * core can detect (resume twice, call after the stream ended, a foreign
- * handle) returns an error and logs a line; it never crashes. */
+ * handle) returns an error and logs a line; it never crashes.
+ *
+ * PER-STREAM CAPS: what one stream's filters consume through the host is
+ * capped by the listener's limits (filter_arena_bytes 1 MiB,
+ * filter_metadata_entries 64, filter_timers 16, filter_callouts 8 by
+ * default). A call past a cap returns WEFT_ERR_LIMIT and changes nothing;
+ * the calls that can are marked "LIMIT:" below. */
 #ifndef WEFT_FILTER_H
 #define WEFT_FILTER_H
 
@@ -410,7 +416,9 @@ static inline weft_result weft_header_get_nth(weft_stream *s, weft_header_map m,
 static inline size_t weft_header_count(weft_stream *s, weft_header_map m, weft_str name) {
     return weft__host->header_count(s, m, name);
 }
-/* Replaces every header `name` with one (value copied). */
+/* Replaces every header `name` with one (value copied).
+ * LIMIT: header_set/header_add, when the copies would pass the stream's
+ * filter_arena_bytes. */
 static inline weft_result weft_header_set(weft_stream *s, weft_header_map m, weft_str name,
                                           weft_str value) {
     return weft__host->header_set(s, m, name, value);
@@ -431,6 +439,7 @@ static inline weft_result weft_request_get(weft_stream *s, weft_str *method, wef
                                            weft_str *query, weft_str *authority) {
     return weft__host->request_get(s, method, path, query, authority);
 }
+/* LIMIT: when the copy would pass the stream's filter_arena_bytes. */
 static inline weft_result weft_request_set_path(weft_stream *s, weft_str path_and_query) {
     return weft__host->request_set_path(s, path_and_query);
 }
@@ -512,7 +521,9 @@ static inline weft_result weft_route_set_cluster(weft_stream *s, weft_str cluste
 static inline weft_result weft_upstream_retry(weft_stream *s) {
     return weft__host->upstream_retry(s);
 }
-/* One-shot timer on the stream's worker; cancelled when the stream ends. */
+/* One-shot timer on the stream's worker; cancelled when the stream ends.
+ * LIMIT: filter_timers timers of this stream armed already (a fired or
+ * cancelled one frees its slot), or filter_arena_bytes. */
 static inline weft_result weft_timer_start(weft_stream *s, uint64_t ms, weft_timer_cb cb, void *arg,
                                            weft_timer **out) {
     return weft__host->timer_start(s, ms, cb, arg, out);
@@ -521,7 +532,8 @@ static inline weft_result weft_timer_cancel(weft_stream *s, weft_timer *t) {
     return weft__host->timer_cancel(s, t);
 }
 /* An HTTP/1.1 request to a named cluster; cb runs exactly once (unless
- * cancelled) on the stream's worker. */
+ * cancelled) on the stream's worker.
+ * LIMIT: filter_callouts callouts of this stream in flight already. */
 static inline weft_result weft_callout_start(weft_stream *s, weft_str cluster, weft_str method,
                                              weft_str path, const weft_str *hn, const weft_str *hv,
                                              size_t n, weft_str body, uint64_t timeout_ms,
@@ -533,6 +545,9 @@ static inline weft_result weft_callout_cancel(weft_stream *s, weft_callout *c) {
     return weft__host->callout_cancel(s, c);
 }
 
+/* Copies key and value (a replaced value stays in the stream arena).
+ * LIMIT: a new key beyond filter_metadata_entries, or the copies beyond
+ * filter_arena_bytes. */
 static inline weft_result weft_metadata_set(weft_stream *s, weft_str k, weft_str v) {
     return weft__host->metadata_set(s, k, v);
 }
