@@ -151,6 +151,15 @@ typedef struct weft_cfg_h2 {
     uint32_t max_header_list_size; /* default: limits.max_header_bytes */
 } weft_cfg_h2;
 
+/* What a listener does with %2F and %5C in request paths (Envoy's
+ * path_with_escaped_slashes_action). */
+typedef enum {
+    WEFT_CFG_SLASHES_KEEP = 0, /* KEEP_UNCHANGED */
+    WEFT_CFG_SLASHES_REJECT,   /* REJECT_REQUEST */
+    WEFT_CFG_SLASHES_UNESCAPE, /* UNESCAPE_AND_FORWARD */
+    WEFT_CFG_SLASHES_UNESCAPE_AND_REDIRECT,
+} weft_cfg_escaped_slashes;
+
 typedef struct weft_cfg_listener {
     char *name;
     weft_cfg_pos pos;
@@ -162,6 +171,11 @@ typedef struct weft_cfg_listener {
     weft_cfg_filter *filters; /* in YAML order: request path order */
     size_t n_filters;
     weft_cfg_h2 h2;
+    /* request paths (core/http/path_norm.h) and request ids */
+    bool normalize_path;                      /* default true */
+    bool merge_slashes;                       /* default false */
+    weft_cfg_escaped_slashes escaped_slashes; /* default keep */
+    bool preserve_external_request_id;        /* default false: a fresh x-request-id */
     /* `tcp_proxy:` listeners forward opaque bytes to one cluster with no
      * HTTP codec: they have no virtual hosts and no filters. */
     bool is_tcp;

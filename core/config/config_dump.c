@@ -339,6 +339,11 @@ static void dump_listener(dw *d, int indent, const weft_cfg_listener *li) {
         kv_u64(d, indent + 2, "max_connect_attempts", li->tcp_connect_attempts);
         return;
     }
+    static const char *const slashes[] = {"keep", "reject", "unescape", "unescape_and_redirect"};
+    kv_bool(d, indent, "normalize_path", li->normalize_path);
+    kv_bool(d, indent, "merge_slashes", li->merge_slashes);
+    kv_str(d, indent, "escaped_slashes", slashes[li->escaped_slashes & 3]);
+    kv_bool(d, indent, "preserve_external_request_id", li->preserve_external_request_id);
     dump_filters(d, indent, li);
     if (!open_list(d, indent, "virtual_hosts", li->n_vhosts))
         return;

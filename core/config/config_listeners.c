@@ -136,7 +136,13 @@ static int load_h2(cfg_ld *L, const cy_node *n, weft_cfg_listener *li) {
 static int load_tcp_proxy(cfg_ld *L, const cy_node *listener, const cy_node *n,
                           weft_cfg_listener *li) {
     static const char *const keys[] = {"cluster", "idle_timeout", "max_connect_attempts", NULL};
-    static const char *const http_only[] = {"virtual_hosts", "filters", NULL};
+    static const char *const http_only[] = {"virtual_hosts",
+                                            "filters",
+                                            "normalize_path",
+                                            "merge_slashes",
+                                            "escaped_slashes",
+                                            "preserve_external_request_id",
+                                            NULL};
     char qb[96];
     for (size_t i = 0; http_only[i]; i++) {
         const cy_node *k = cfg_key_of(listener, http_only[i]);
@@ -162,9 +168,45 @@ static int load_tcp_proxy(cfg_ld *L, const cy_node *listener, const cy_node *n,
     return 0;
 }
 
+/* normalize_path, merge_slashes, escaped_slashes,
+ * preserve_external_request_id (defaults as Envoy's). */
+static int load_request_paths(cfg_ld *L, const cy_node *n, weft_cfg_listener *li) {
+    static const char *const actions[] = {"keep", "reject", "unescape", "unescape_and_redirect",
+                                          NULL};
+    char qb[96];
+    li->normalize_path = true;
+    if (cfg_get_bool(L, n, "normalize_path", &li->normalize_path) < 0 ||
+        cfg_get_bool(L, n, "merge_slashes", &li->merge_slashes) < 0 ||
+        cfg_get_bool(L, n, "preserve_external_request_id", &li->preserve_external_request_id) < 0)
+        return -1;
+    const cy_node *v = cfg_val(n, "escaped_slashes");
+    if (!v)
+        return 0;
+    for (size_t i = 0; v->kind == CY_SCALAR && actions[i]; i++)
+        if (strcmp(v->str, actions[i]) == 0) {
+            li->escaped_slashes = (weft_cfg_escaped_slashes)i;
+            return 0;
+        }
+    return cfg_fail(&L->c, v,
+                    "escaped_slashes must be keep, reject, unescape or unescape_and_redirect, "
+                    "got %s",
+                    v->kind == CY_SCALAR ? cfg_quote(qb, sizeof(qb), v->str) : "a collection");
+}
+
 int cfg_load_listener(cfg_ld *L, const cy_node *n, size_t idx) {
-    static const char *const keys[] = {"name",    "address", "port",      "limits", "virtual_hosts",
-                                       "filters", "http2",   "tcp_proxy", NULL};
+    static const char *const keys[] = {"name",
+                                       "address",
+                                       "port",
+                                       "limits",
+                                       "virtual_hosts",
+                                       "filters",
+                                       "http2",
+                                       "tcp_proxy",
+                                       "normalize_path",
+                                       "merge_slashes",
+                                       "escaped_slashes",
+                                       "preserve_external_request_id",
+                                       NULL};
     char qb[96];
     weft_config *cfg = L->cfg;
     weft_cfg_listener *li = &cfg->listeners[idx];
@@ -210,7 +252,7 @@ int cfg_load_listener(cfg_ld *L, const cy_node *n, size_t idx) {
     const cy_node *lim = cfg_val(n, "limits");
     if (lim && load_limits(L, lim, &li->limits))
         return -1;
-    if (load_filters(L, n, li) || load_h2(L, n, li))
+    if (load_filters(L, n, li) || load_h2(L, n, li) || load_request_paths(L, n, li))
         return -1;
     const cy_node *tp = cfg_val(n, "tcp_proxy");
     if (tp)

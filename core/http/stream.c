@@ -217,6 +217,8 @@ void weft_stream_on_req_head(weft_stream *s, weft_req_head *req) {
         s->close_after = true;
     stream_gen_request_id(s);
     stream_arm_idle(s);
+    if (!s->is_connect && !stream_normalize_path(s))
+        return; /* answered: 400 or a redirect */
     if (stream_n_filters(s)) {
         sf_begin(s);
         sf_req_headers(s, 0); /* calls stream_route_and_forward when the chain passes */

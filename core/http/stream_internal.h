@@ -50,6 +50,9 @@ void stream_direct_reply(weft_stream *s);
 
 /* stream_rewrite.c */
 void stream_gen_request_id(weft_stream *s);
+/* Normalizes the request path (listener options); false when it answered
+ * the request itself (400, or a redirect). */
+bool stream_normalize_path(weft_stream *s);
 void stream_prepare_upstream_headers(weft_stream *s);
 uint64_t stream_grpc_timeout_ms(const weft_hdrs *h); /* grpc-timeout, 0 none */
 

@@ -3,18 +3,24 @@
  * header operations, the target; and the gRPC deadline it reads. */
 #include "http/stream_internal.h"
 
+#include "http/path_norm.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <event2/buffer.h>
 
+/* x-request-id: the client's is kept only where the listener trusts it
+ * (preserve_external_request_id); otherwise a fresh UUID replaces it. */
 void stream_gen_request_id(weft_stream *s) {
     const weft_sv *v = weft_hdrs_get(&s->req->headers, H_RID);
-    if (v && v->len) {
+    if (v && v->len && s->lst->cfg->preserve_external_request_id) {
         s->request_id = *v;
         return;
     }
+    if (v)
+        weft_hdrs_remove(&s->req->headers, H_RID);
     uint64_t a = weft_worker_rand(s->w), b = weft_worker_rand(s->w);
     char *id = weft_arena_alloc(&s->arena, 37);
     if (!id)
@@ -36,6 +42,39 @@ void stream_gen_request_id(weft_stream *s) {
     *o = '\0';
     s->request_id = (weft_sv){id, 36};
     weft_hdrs_add_ref(&s->req->headers, H_RID, s->request_id);
+}
+
+bool stream_normalize_path(weft_stream *s) {
+    weft_req_head *req = s->req;
+    const weft_cfg_listener *lc = s->lst->cfg;
+    const weft_path_norm_opts o = {lc->normalize_path, lc->merge_slashes,
+                                   (weft_escaped_slashes)lc->escaped_slashes};
+    if (weft_path_is_normal(req->path.p, req->path.len, &o))
+        return true;
+    /* path, then "?query" after it: the new request-target in one piece */
+    size_t qn = req->query.len ? req->query.len + 1 : 0;
+    char *t = weft_arena_alloc(&s->arena, req->path.len + qn + 1);
+    size_t n = 0;
+    weft_path_result r =
+        t ? weft_path_normalize(req->path.p, req->path.len, &o, t, &n) : WEFT_PATH_BAD_ENCODING;
+    if (r != WEFT_PATH_OK && r != WEFT_PATH_REDIRECT) {
+        weft_stream_local_reply(s, 400, weft_path_result_reason(r), WEFT_RF_DPE, NULL);
+        return false;
+    }
+    if (qn) {
+        t[n] = '?';
+        memcpy(t + n + 1, req->query.p, req->query.len);
+    }
+    req->path = (weft_sv){t, n};
+    req->target = (weft_sv){t, n + qn};
+    if (r == WEFT_PATH_REDIRECT) {
+        weft_hdrs loc;
+        weft_hdrs_init(&loc, &s->arena);
+        weft_hdrs_add_ref(&loc, WEFT_SV_LIT("location"), req->target);
+        weft_stream_reply_full(s, 307, weft_path_result_reason(r), &loc, (weft_sv){"", 0});
+        return false;
+    }
+    return true;
 }
 
 static void append_list_header(weft_stream *s, weft_sv name, weft_sv value) {
@@ -95,9 +134,10 @@ void stream_prepare_upstream_headers(weft_stream *s) {
         weft_hdrs_add_ref(&req->headers, H_HOST, req->authority);
     if (s->peer_ip)
         append_list_header(s, H_XFF, weft_sv_from(s->peer_ip));
-    if (!weft_hdrs_get(&req->headers, H_XFP))
-        weft_hdrs_add_ref(&req->headers, H_XFP,
-                          s->tls ? WEFT_SV_LIT("https") : WEFT_SV_LIT("http"));
+    /* X-Forwarded-Proto says how the client reached weft: never the
+     * client's own claim. */
+    weft_hdrs_remove(&req->headers, H_XFP);
+    weft_hdrs_add_ref(&req->headers, H_XFP, s->tls ? WEFT_SV_LIT("https") : WEFT_SV_LIT("http"));
     append_list_header(s, H_VIA,
                        req->http_minor ? WEFT_SV_LIT("1.1 weft") : WEFT_SV_LIT("1.0 weft"));
     if (s->upgrade_req && !s->is_connect) {

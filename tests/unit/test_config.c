@@ -128,7 +128,10 @@ static bool config_eq(const weft_config *a, const weft_config *b) {
             !limits_eq(&x->limits, &y->limits) || x->n_vhosts != y->n_vhosts ||
             x->is_tcp != y->is_tcp || !str_eq(x->tcp_cluster, y->tcp_cluster) ||
             x->tcp_idle_timeout_ms != y->tcp_idle_timeout_ms ||
-            x->tcp_connect_attempts != y->tcp_connect_attempts)
+            x->tcp_connect_attempts != y->tcp_connect_attempts ||
+            x->normalize_path != y->normalize_path || x->merge_slashes != y->merge_slashes ||
+            x->escaped_slashes != y->escaped_slashes ||
+            x->preserve_external_request_id != y->preserve_external_request_id)
             return false;
         for (size_t v = 0; v < x->n_vhosts; v++) {
             const weft_cfg_vhost *p = &x->vhosts[v], *q = &y->vhosts[v];
@@ -749,6 +752,10 @@ static void test_dump_text(void **state) {
                               "      initial_window_size: 1048576\n"
                               "      max_frame_size: 16384\n"
                               "      max_header_list_size: 61440\n"
+                              "    normalize_path: true\n"
+                              "    merge_slashes: false\n"
+                              "    escaped_slashes: \"keep\"\n"
+                              "    preserve_external_request_id: false\n"
                               "    virtual_hosts:\n"
                               "      - name: \"*\"\n"
                               "        domains:\n"
@@ -763,6 +770,35 @@ static void test_dump_text(void **state) {
                               "            idle_timeout: 0ms\n");
     free(text);
     weft_config_free(cfg);
+}
+
+static void test_request_path_keys(void **state) {
+    (void)state;
+    weft_config_error err;
+    weft_config *cfg =
+        load("listeners:\n"
+             "  - {name: a, port: 10000}\n"
+             "  - {name: b, port: 10001, normalize_path: false, merge_slashes: true,\n"
+             "     escaped_slashes: unescape_and_redirect,\n"
+             "     preserve_external_request_id: true}\n",
+             &err);
+    if (!cfg)
+        fail_msg("%s", err.msg);
+    assert_true(cfg->listeners[0].normalize_path);
+    assert_false(cfg->listeners[0].merge_slashes);
+    assert_int_equal(cfg->listeners[0].escaped_slashes, WEFT_CFG_SLASHES_KEEP);
+    assert_false(cfg->listeners[0].preserve_external_request_id);
+    assert_false(cfg->listeners[1].normalize_path);
+    assert_true(cfg->listeners[1].merge_slashes);
+    assert_int_equal(cfg->listeners[1].escaped_slashes, WEFT_CFG_SLASHES_UNESCAPE_AND_REDIRECT);
+    assert_true(cfg->listeners[1].preserve_external_request_id);
+    assert_round_trip(cfg);
+    weft_config_free(cfg);
+    expect_error("listeners: [{name: a, port: 1, escaped_slashes: decode}]\n",
+                 "weft.yaml:1:49: escaped_slashes must be keep, reject, unescape or "
+                 "unescape_and_redirect, got \"decode\"");
+    expect_error("listeners: [{name: a, port: 1, merge_slashes: 1}]\n",
+                 "weft.yaml:1:47: expected true or false, got \"1\"");
 }
 
 static void test_admin(void **state) {
@@ -1584,6 +1620,7 @@ int main(void) {
         cmocka_unit_test(test_dump_escapes),
         cmocka_unit_test(test_dump_text),
         cmocka_unit_test(test_admin),
+        cmocka_unit_test(test_request_path_keys),
         cmocka_unit_test(test_dump_redacts_secrets),
         cmocka_unit_test(test_load_file),
         cmocka_unit_test(test_large_config),
