@@ -167,8 +167,12 @@ static void tf_attempt(void *ctx, weft_stream *s, const weft_attempt_info *ai) {
                  (int)ai->upstream_host.len, ai->upstream_host.ptr);
         sc->n_attempts++;
     }
-    if (action_for(sc, TF_ATTEMPT) == TF_RETRY)
+    tf_action a = action_for(sc, TF_ATTEMPT);
+    if (a == TF_RETRY)
         sc->last_rc = weft_upstream_retry(s);
+    else if (a == TF_REPLY)
+        sc->last_rc = weft_reply_simple(s, sc->reply_status ? sc->reply_status : 403,
+                                        WEFT_STR("test_reply"), (weft_str){NULL, 0});
 }
 
 static weft_status tf_resp_headers(void *ctx, weft_stream *s, bool end) {

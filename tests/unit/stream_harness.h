@@ -48,7 +48,7 @@ typedef enum tf_hook {
 typedef enum tf_action {
     TF_CONTINUE = 0,
     TF_STOP,        /* return WEFT_STOP (the test resumes, or nobody does) */
-    TF_REPLY,       /* weft_reply_send(reply_status), return WEFT_REPLIED */
+    TF_REPLY,       /* weft_reply_send(reply_status), return WEFT_REPLIED; attempt hook: reply */
     TF_STOP_RESUME, /* STOP, a timer (timer_ms) calls weft_stream_resume */
     TF_STOP_REPLY,  /* STOP, a timer sends the reply */
     TF_STOP_RETRY,  /* STOP, a timer calls weft_upstream_retry (and nothing else) */

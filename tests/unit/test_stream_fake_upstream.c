@@ -295,6 +295,73 @@ static void test_reset_mid_body(void **state) {
     sh_ds_free(d);
 }
 
+/* A POST without a body is not idempotent: a reset before the head is
+ * not sent again by the core; the filters see it and the client gets 503. */
+static void test_post_reset_not_resent(void **state) {
+    (void)state;
+    tf_script f1 = {.name = "f1"};
+    tf_script *fs[] = {&f1};
+    start(fs, 1, "", "");
+    sh_ds *d = sh_ds_new(&H);
+    sh_request(d, "POST", "/up", NULL);
+    sh_fake_connect(0);
+    sh_fake_error(0, WEFT_UP_ERR_RESET);
+    run_to_end(d);
+    assert_int_equal(sh_fake_count(), 1);
+    assert_int_equal(d->status, 503);
+    assert_int_equal(f1.attempts[0].result, WEFT_ATTEMPT_RESET);
+    assert_attempts_over(d);
+    sh_ds_free(d);
+}
+
+/* A filter answers from its attempt hook (a circuit breaker, say): the
+ * upstream's head is dropped, the attempt released once. */
+static void test_reply_from_attempt_hook(void **state) {
+    (void)state;
+    tf_script f1 = {.name = "f1", .act[TF_ATTEMPT] = TF_REPLY, .reply_status = 429},
+              f2 = {.name = "f2"};
+    tf_script *fs[] = {&f1, &f2};
+    start(fs, 2, "", "");
+    sh_ds *d = sh_ds_new(&H);
+    sh_request(d, "GET", "/up", NULL);
+    sh_fake_connect(0);
+    sh_fake_head(0, 200, SECOND);
+    assert_true(sh_fake_get(0)->released);
+    run_to_end(d);
+    assert_int_equal(f1.last_rc, WEFT_OK);
+    assert_int_equal(d->status, 429);
+    assert_null(strstr(sh_ds_headers(d), "x-attempt"));
+    /* f2's attempt hook and every response hook were skipped. */
+    assert_string_equal(tf_log(), "f1.req_headers:e f2.req_headers:e f1.attempt:0/200 "
+                                  "f1.complete:429 f2.complete:429");
+    assert_attempts_over(d);
+    assert_filters_released(fs, 2);
+    sh_ds_free(d);
+}
+
+/* A retry asked from a timer for a POST whose body was not kept is
+ * refused; the paused stream then ends by its idle timeout and the
+ * attempt still ends exactly once. */
+static void test_retry_refused_without_replay(void **state) {
+    (void)state;
+    tf_script f1 = {.name = "f1", .act[TF_RESP_HEADERS] = TF_STOP_RETRY, .timer_ms = 1};
+    tf_script *fs[] = {&f1};
+    start(fs, 1, "stream_idle_timeout: 50ms", "");
+    sh_ds *d = sh_ds_new(&H);
+    sh_request(d, "POST", "/up", "abc");
+    sh_fake_connect(0);
+    sh_fake_head(0, 503, FIRST);
+    run_to_end(d);
+    assert_int_equal(f1.timer_fires, 1);
+    assert_int_equal(f1.last_rc, WEFT_ERR_STATE);
+    assert_int_equal(sh_fake_count(), 1);
+    assert_int_equal(d->status, 504);
+    assert_non_null(strstr(sh_ds_headers(d), "x-weft-reason: stream_idle_timeout\n"));
+    assert_attempts_over(d);
+    assert_filters_released(fs, 1);
+    sh_ds_free(d);
+}
+
 /* ---------- request and response flow ---------- */
 
 /* Request body before and after the connection: in order, ended once;
@@ -409,6 +476,9 @@ int main(void) {
         cmocka_unit_test_teardown(test_start_failure, teardown),
         cmocka_unit_test_teardown(test_protocol_error_is_502, teardown),
         cmocka_unit_test_teardown(test_reset_mid_body, teardown),
+        cmocka_unit_test_teardown(test_post_reset_not_resent, teardown),
+        cmocka_unit_test_teardown(test_reply_from_attempt_hook, teardown),
+        cmocka_unit_test_teardown(test_retry_refused_without_replay, teardown),
         cmocka_unit_test_teardown(test_request_body_around_connect, teardown),
         cmocka_unit_test_teardown(test_upstream_reusable_after_full_exchange, teardown),
         cmocka_unit_test_teardown(test_response_backpressure, teardown),
