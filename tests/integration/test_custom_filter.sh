@@ -183,8 +183,8 @@ YAML
     # the list is parsed per config: edit it, SIGHUP, the new entry applies
     printf 'Mozilla/5.0 (X11; Linux x86_64)\n' >>"$dir/denylist.txt"
     weft_signal HUP
-    reload_done() { [[ "$(metric 'weft_config_reload_total{result="ok"}')" -ge 1 ]]; }
-    wait_until 10 "$label: reload after editing the deny-list" reload_done
+    # every worker (2) on config v2, not just the one a request reaches
+    wait_workers_at 2 2
     code=$(http_status -A 'Mozilla/5.0 (X11; Linux x86_64)' "$url/hello")
     assert_eq 403 "$code" "$label: UA denied after the reload"
     code=$(http_status -A 'Mozilla/5.0 (Macintosh)' "$url/hello")
@@ -198,6 +198,7 @@ YAML
     reload_refused() { [[ "$(metric 'weft_config_reload_total{result="refused"}')" -ge 1 ]]; }
     wait_until 10 "$label: refused reload" reload_refused
     assert_contains "$(cat "$WEFT_LOG")" "only allowed at the end" "$label: refused reload reason"
+    workers_at 2 2 || fail "$label: a worker left config v2 on the refused reload"
     assert_eq 403 "$(http_status -A 'curl/1' "$url/")" "$label: old list still in force"
 
     stop_weft 10
