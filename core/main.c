@@ -207,11 +207,8 @@ static void app_free(app *a) {
     weft_admin_free(a->admin);
     weft_health_free(a->health);
     weft_dns_free(a->dns);
-    if (a->snap && a->snap->staged)
-        weft_snapshot_discard(a->snap);
-    else if (a->snap)
-        weft_snapshot_unref(a->snap);
-    weft_snapshot_reaper_stop(); /* frees what the workers released */
+    weft_snapshot_unref(a->snap); /* NULL-safe; frees on this thread */
+    weft_snapshot_reaper_stop();  /* frees what the workers released */
     weft_listen_set_close(&a->listen);
     struct event *evs[] = {a->ev_hup, a->ev_term, a->ev_int, a->ev_drain_poll};
     for (size_t i = 0; i < WEFT_ARRAY_LEN(evs); i++)

@@ -234,15 +234,7 @@ int weft_snapshot_commit(weft_snapshot *s, char *err, size_t errlen) {
 }
 
 void weft_snapshot_discard(weft_snapshot *s) {
-    if (!s)
-        return;
-    if (s->staged) {
-        /* Free the filter configs first: their stat ids die with the stage. */
-        snapshot_free(s);
-        weft_stats_stage_end(false);
-        return;
-    }
-    weft_snapshot_unref(s);
+    weft_snapshot_unref(s); /* a staged snapshot's free ends its stage */
 }
 
 /* ---------- release: always on the main thread ---------- */
@@ -342,7 +334,12 @@ static void snapshot_free(weft_snapshot *s) {
     free(s->listeners);
     free(s->clusters);
     weft_config_free(s->cfg);
+    bool staged = s->staged;
     free(s);
+    /* Never committed: the stats its filters registered are forgotten
+     * (after their configs were destroyed above). */
+    if (staged)
+        weft_stats_stage_end(false);
 }
 
 void weft_cluster_snap_update_health_gauge(weft_cluster_snap *c) {

@@ -79,8 +79,9 @@ weft_snapshot *weft_snapshot_build(weft_config *cfg, const weft_snapshot *prev, 
  * and keeps the staged ones. -1 + err when the access log cannot be
  * opened: nothing was changed; discard the snapshot. Main thread. */
 int weft_snapshot_commit(weft_snapshot *s, char *err, size_t errlen);
-/* Frees a built snapshot that will not be committed (the stats it staged
- * are forgotten). On a committed snapshot: weft_snapshot_unref. */
+/* Drops a built snapshot that will not be committed: the stats it staged
+ * are forgotten when it is freed (so does the last unref of a snapshot
+ * that was never committed). */
 void weft_snapshot_discard(weft_snapshot *s);
 void weft_snapshot_ref(weft_snapshot *s);
 /* Any thread. When the last reference goes on another thread than the
