@@ -754,10 +754,15 @@ static weft_result h_set_alpn(weft_connection *c, weft_str alpn) {
 static weft_result h_set_identity(weft_connection *c, weft_str id) {
     if (conn_check(c) != WEFT_OK)
         return WEFT_ERR_HANDLE;
-    if (id.len >= sizeof(c->identity) || !valid_value(id))
+    if (id.len > WEFT_CONN_IDENTITY_MAX || !valid_value(id))
         return WEFT_ERR_INVALID;
-    memcpy(c->identity, id.ptr, id.len);
-    c->identity[id.len] = '\0';
+    char *copy = malloc(id.len + 1);
+    if (!copy)
+        return WEFT_ERR_NOMEM;
+    memcpy(copy, id.ptr, id.len);
+    copy[id.len] = '\0';
+    free(c->identity);
+    c->identity = copy;
     c->facts.peer_identity = c->identity;
     return WEFT_OK;
 }

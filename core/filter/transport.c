@@ -73,7 +73,10 @@ void weft_transport_close(struct weft_connection *c) {
     free(c->in);
     free(c->out);
     free(c->ctx);
+    free(c->identity);
     c->in = c->out = NULL;
     c->ctx = NULL;
+    c->identity = NULL;
+    c->facts.peer_identity = NULL;
     c->magic = 0;
 }

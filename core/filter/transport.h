@@ -11,11 +11,15 @@
 
 #define WEFT_CONNECTION_MAGIC 0x636f6e6eu /* "conn" */
 
+/* Longest peer identity a transport filter may set, NUL excluded. */
+#define WEFT_CONN_IDENTITY_MAX 511
+
 struct weft_connection {
     uint32_t magic;
     weft_conn_facts facts; /* what the SDK reports for this connection */
     char peer_ip[64], local_ip[64];
-    char identity[512]; /* set by a transport filter (SPIFFE id) */
+    char *identity; /* set by a transport filter (SPIFFE id); owned, NULL until
+                       then (most connections never have one: not inline) */
     char alpn[32];
     const weft_filter_chain *chain; /* transport filters of the listener */
     void **ctx;                     /* per transport filter connection contexts */

@@ -316,6 +316,7 @@ static void on_idle_tick(evutil_socket_t fd, short what, void *arg) {
     } else if (w->busy_since_trim && ++w->idle_ticks >= WEFT_IDLE_TRIM_TICKS) {
         w->busy_since_trim = false;
         weft_h2_cache_free(w);
+        weft_h1_cache_free(w);
         weft_memtrim_request();
     }
     weft_memtrim_run(weft_now_ms());
@@ -443,6 +444,7 @@ void weft_worker_stop_and_free(weft_worker *w) {
     weft_pools_free_all(w);
     weft_h2up_free_all(w);
     weft_h2_cache_free(w);
+    weft_h1_cache_free(w);
     if (w->pending) {
         weft_listen_handoff_free(w->pending_socks, w->pending->cfg->n_listeners);
         weft_snapshot_unref(w->pending);

@@ -65,6 +65,8 @@ struct weft_worker {
     struct weft_h2up_conn *h2up;         /* HTTP/2 upstream connections */
     void *h2s_cache;                     /* recycled HTTP/2 stream objects */
     uint32_t h2s_cached;
+    void *h1x_cache; /* recycled HTTP/1.1 request states (h1_downstream.c) */
+    uint32_t h1x_cached;
     struct weft_stats_block *stats;
     uint64_t rng;
     bool draining;

@@ -61,6 +61,9 @@ typedef struct weft_h1_parser weft_h1_parser; /* opaque; see h1_parser.c */
 weft_h1_parser *weft_h1_parser_new(weft_h1_kind kind, const weft_h1_limits *lim,
                                    const weft_h1_callbacks *cbs, void *ud);
 void weft_h1_parser_free(weft_h1_parser *p);
+/* Makes p what weft_h1_parser_new(its kind, lim, its callbacks, ud) would
+ * make, reusing its memory (parsers recycled between connections). */
+void weft_h1_parser_reset(weft_h1_parser *p, const weft_h1_limits *lim, void *ud);
 /* Starts a new message whose strings go into `arena` (owned by caller,
  * must outlive the message). Must be called before the first feed and
  * after each WEFT_H1_DONE. For a response parser, `req_method_id` is the

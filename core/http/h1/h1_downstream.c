@@ -26,15 +26,25 @@
  * its next request at once, so it gets an answer instead of an EOF. */
 #define DRAIN_IDLE_MS 1000
 
+/* The state of one HTTP/1.1 request: the stream and the parser. Made
+ * when a request starts (its first byte) and released when the exchange
+ * ends and no pipelined bytes wait, so that an idle keep-alive connection
+ * holds none of it. Released ones wait on a per-worker list (at most
+ * H1X_CACHE) for the next request of any connection of the worker. */
+typedef struct h1x {
+    weft_stream stream;
+    weft_h1_parser *parser;
+    struct h1x *next; /* in the worker's list */
+} h1x;
+#define H1X_CACHE 256
+
 struct weft_dconn {
     weft_worker *w;
-    char listener_name[64];
+    const char *listener_name; /* in the config of ws (held) */
     weft_conn *conn;
-    weft_h1_parser *parser;
-    weft_stream stream;
+    h1x *x;                   /* the current request's state; NULL between requests */
     struct event ev_deferred; /* runs after done()/reset()/resume outside callbacks */
     weft_ltimer timer;        /* keep-alive idle, request headers, lingering close */
-    char peer_ip[INET6_ADDRSTRLEN];
     weft_dconn *prev, *next;
     weft_hdrs *req_trailers;
     weft_h1_limits limits;
@@ -181,7 +191,7 @@ static void op_pause_read(weft_stream *s) {
 static void op_resume_read(weft_stream *s) {
     weft_dconn *dc = ds_of(s);
     dc->read_paused = false;
-    weft_h1_parser_resume(dc->parser);
+    weft_h1_parser_resume(dc->x->parser);
     weft_conn_read_enable(dc->conn, true);
     schedule(dc);
 }
@@ -225,13 +235,13 @@ static int cb_req_head(void *ud, weft_req_head *req) {
     dc->head_timer = false;
     weft_ltimer_clear(&dc->timer);
     dc->requests++;
-    weft_stream_on_req_head(&dc->stream, req);
+    weft_stream_on_req_head(&dc->x->stream, req);
     return dc->read_paused ? WEFT_H1_CB_PAUSE : WEFT_H1_CB_OK;
 }
 
 static int cb_body(void *ud, const char *p, size_t n) {
     weft_dconn *dc = ud;
-    weft_stream_on_req_body(&dc->stream, p, n);
+    weft_stream_on_req_body(&dc->x->stream, p, n);
     return dc->read_paused ? WEFT_H1_CB_PAUSE : WEFT_H1_CB_OK;
 }
 
@@ -243,7 +253,7 @@ static int cb_trailers(void *ud, weft_hdrs *t) {
 
 static int cb_complete(void *ud) {
     weft_dconn *dc = ud;
-    weft_stream_on_req_end(&dc->stream, dc->req_trailers);
+    weft_stream_on_req_end(&dc->x->stream, dc->req_trailers);
     return WEFT_H1_CB_OK;
 }
 
@@ -261,22 +271,93 @@ static weft_listener_snap *find_listener(weft_wsnap *ws, const char *name) {
     return NULL;
 }
 
+/* ---------- request state (h1x) ---------- */
+
+static bool dc_active(const weft_dconn *dc) {
+    return dc->x && dc->x->stream.active;
+}
+
+/* The connection's request state, from the worker's list or new. */
+static h1x *x_acquire(weft_dconn *dc) {
+    if (dc->x)
+        return dc->x;
+    weft_worker *w = dc->w;
+    h1x *x = w->h1x_cache;
+    if (x) {
+        w->h1x_cache = x->next;
+        w->h1x_cached--;
+        weft_h1_parser_reset(x->parser, &dc->limits, dc);
+        x->stream.ds = dc;
+    } else {
+        x = malloc(sizeof(*x));
+        if (!x)
+            return NULL;
+        x->parser = weft_h1_parser_new(WEFT_H1_REQUEST, &dc->limits, &req_cbs, dc);
+        if (!x->parser) {
+            free(x);
+            return NULL;
+        }
+        weft_stream_init(&x->stream, w, &h1_ops, dc);
+    }
+    x->next = NULL;
+    x->stream.peer_ip = dc->tc.peer_ip;
+    dc->x = x;
+    return x;
+}
+
+static void x_destroy(h1x *x) {
+    weft_stream_destroy(&x->stream);
+    weft_h1_parser_free(x->parser);
+    free(x);
+}
+
+/* Gives the request state back (the exchange is over: ended or never
+ * begun): to the worker's list, or freed when the list is full. */
+static void x_release(weft_dconn *dc) {
+    h1x *x = dc->x;
+    if (!x)
+        return;
+    dc->x = NULL;
+    weft_stream_end(&x->stream);
+    weft_worker *w = dc->w;
+    if (w->h1x_cached >= H1X_CACHE) {
+        x_destroy(x);
+        return;
+    }
+    x->stream.ds = NULL;
+    x->next = w->h1x_cache;
+    w->h1x_cache = x;
+    w->h1x_cached++;
+}
+
+void weft_h1_cache_free(weft_worker *w) {
+    while (w->h1x_cache) {
+        h1x *x = w->h1x_cache;
+        w->h1x_cache = x->next;
+        x_destroy(x);
+    }
+    w->h1x_cached = 0;
+}
+
 static bool begin_exchange(weft_dconn *dc) {
     weft_listener_snap *lst = find_listener(dc->w->cur, dc->listener_name);
     if (!lst)
         return false; /* the listener left the config: stop serving here */
+    h1x *x = x_acquire(dc);
+    if (!x)
+        return false;
     dc->req_trailers = NULL;
-    weft_stream_begin(&dc->stream, lst, dc->w->cur);
-    weft_h1_parser_next(dc->parser, &dc->stream.arena, 0);
+    weft_stream_begin(&x->stream, lst, dc->w->cur);
+    weft_h1_parser_next(x->parser, &x->stream.arena, 0);
     dc->head_timer = true;
     arm_timer(dc, dc->headers_timeout_ms);
     return true;
 }
 
 static void protocol_error(weft_dconn *dc) {
-    weft_stream *s = &dc->stream;
-    uint16_t status = weft_h1_parser_error_status(dc->parser);
-    const char *reason = weft_h1_parser_error_reason(dc->parser);
+    weft_stream *s = &dc->x->stream;
+    uint16_t status = weft_h1_parser_error_status(dc->x->parser);
+    const char *reason = weft_h1_parser_error_reason(dc->x->parser);
     weft_stats_inc(dc->w->stats, s->lst->rq_rejected, 1);
     s->close_after = true;
     dc->closing = true;
@@ -322,7 +403,7 @@ static void bad_preface(weft_dconn *dc) {
         0, 0, 0, 0x4, 0, 0, 0, 0, 0,                           /* SETTINGS, empty */
         0, 0, 8, 0x7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x1, /* GOAWAY 0 PROTOCOL_ERROR */
     };
-    WEFT_DEBUG("http2: invalid connection preface from %s", dc->peer_ip);
+    WEFT_DEBUG("http2: invalid connection preface from %s", dc->tc.peer_ip);
     struct evbuffer *in = dc_in(dc);
     evbuffer_drain(in, evbuffer_get_length(in));
     evbuffer_add(dc_out(dc), frames, sizeof(frames));
@@ -366,7 +447,7 @@ static bool sniff(weft_dconn *dc) {
         .facts = h2_facts,
         .activity = h2_activity,
         .finished = h2_finished,
-        .peer_ip = dc->peer_ip,
+        .peer_ip = dc->tc.peer_ip,
     };
     dc->h2 = lst ? weft_h2_session_new(&host, lst->cfg) : NULL;
     if (!dc->h2)
@@ -395,22 +476,21 @@ static void dconn_process(weft_dconn *dc) {
         dc->in_process = false;
         return;
     }
-    if (dc->stream.active && dc->stream.tunnel) {
+    if (dc_active(dc) && dc->x->stream.tunnel) {
         if (!dc->read_paused)
-            weft_stream_tunnel_down(&dc->stream, in);
+            weft_stream_tunnel_down(&dc->x->stream, in);
         return;
     }
     dc->in_process = true;
     while (
         !dc->closing && !dc->reset_now && !dc->read_paused && !dc->exchange_done &&
-        (evbuffer_get_length(in) || (dc->stream.active && weft_h1_parser_needs_feed(dc->parser)))) {
-        weft_stream *s = &dc->stream;
-        if (!s->active) {
+        (evbuffer_get_length(in) || (dc_active(dc) && weft_h1_parser_needs_feed(dc->x->parser)))) {
+        if (!dc_active(dc)) {
             if (!begin_exchange(dc)) {
                 dc->closing = true;
                 break;
             }
-        } else if (s->req_done) {
+        } else if (dc->x->stream.req_done) {
             break; /* pipelined: the next request waits for this response */
         }
         /* An empty feed lets the parser finish a message whose last byte
@@ -420,7 +500,7 @@ static void dconn_process(weft_dconn *dc) {
             break;
         size_t consumed = 0;
         weft_h1_result r =
-            weft_h1_parser_feed(dc->parser, v.iov_base ? v.iov_base : "", v.iov_len, &consumed);
+            weft_h1_parser_feed(dc->x->parser, v.iov_base ? v.iov_base : "", v.iov_len, &consumed);
         evbuffer_drain(in, consumed);
         if (r == WEFT_H1_ERROR) {
             protocol_error(dc);
@@ -465,7 +545,7 @@ static void maybe_close(weft_dconn *dc) {
             close_or_linger(dc);
         return;
     }
-    if (dc->closing && !dc->stream.active && evbuffer_get_length(dc_out(dc)) == 0 &&
+    if (dc->closing && !dc_active(dc) && evbuffer_get_length(dc_out(dc)) == 0 &&
         evbuffer_get_length(weft_conn_output(dc->conn)) == 0)
         close_or_linger(dc);
 }
@@ -478,16 +558,17 @@ static void on_deferred(evutil_socket_t fd, short what, void *arg) {
     }
     if (dc->exchange_done) {
         dc->exchange_done = false;
-        dc->unread = !dc->stream.req_done;
-        bool close_after = dc->stream.close_after || dc->unread;
-        weft_stream_end(&dc->stream);
+        dc->unread = !dc->x->stream.req_done;
+        bool close_after = dc->x->stream.close_after || dc->unread;
+        /* The connection is between requests: its request state goes back
+         * (a pipelined request takes it again right away). */
+        x_release(dc);
         /* While draining a response said Connection: close, unless its
          * head went out before the drain: then the client may be sending
          * its next request already, which gets the Connection: close. */
         if (close_after)
             dc->closing = true;
         if (!dc->closing) {
-            weft_h1_parser_next(dc->parser, &dc->stream.arena, 0);
             dc->head_timer = false;
             arm_timer(dc, idle_ms(dc));
             if (dc->read_paused) {
@@ -523,8 +604,8 @@ static void on_write(void *arg) {
     weft_dconn *dc = arg;
     if (dc->h2)
         weft_h2_session_flush(dc->h2);
-    if (dc->stream.active)
-        weft_stream_on_downstream_writable(&dc->stream);
+    if (dc_active(dc))
+        weft_stream_on_downstream_writable(&dc->x->stream);
     maybe_close(dc);
 }
 
@@ -549,15 +630,15 @@ static void on_timer(void *arg) {
         dconn_free(dc);
         return;
     }
-    if (dc->lingering || !dc->stream.active || !dc->head_timer ||
-        !weft_h1_parser_in_message(dc->parser)) {
+    if (dc->lingering || !dc_active(dc) || !dc->head_timer ||
+        !weft_h1_parser_in_message(dc->x->parser)) {
         dconn_free(dc); /* keep-alive idle, or lingering done */
         return;
     }
     /* The request head did not arrive in time (slowloris). */
     dc->closing = true;
     weft_conn_read_enable(dc->conn, false);
-    weft_stream *s = &dc->stream;
+    weft_stream *s = &dc->x->stream;
     s->close_after = true;
     weft_stream_local_reply(s, 408, "request_headers_timeout", WEFT_RF_DPE, NULL);
     if (s->active && !s->t_end_us) {
@@ -568,23 +649,26 @@ static void on_timer(void *arg) {
 
 static void dconn_free(weft_dconn *dc) {
     weft_worker *w = dc->w;
-    if (dc->stream.active) {
-        if (!dc->stream.t_end_us)
-            weft_stream_on_downstream_reset(&dc->stream, WEFT_RF_DC);
+    if (dc_active(dc)) {
+        if (!dc->x->stream.t_end_us)
+            weft_stream_on_downstream_reset(&dc->x->stream, WEFT_RF_DC);
     }
     if (dc->h2)
         weft_h2_session_free(dc->h2);
     dc->h2 = NULL;
-    weft_stream_destroy(&dc->stream);
+    if (dc->x) {
+        /* A request cut short may leave work behind in its stream (an
+         * upstream attempt, filter state): such a state is not reused. */
+        h1x *x = dc->x;
+        dc->x = NULL;
+        x_destroy(x);
+    }
     if (dc->tc.magic)
         weft_transport_close(&dc->tc);
     event_del(&dc->ev_tx);
-    if (dc->ws)
-        weft_wsnap_unref(dc->ws);
     event_del(&dc->ev_deferred);
     weft_ltimer_stop(&dc->timer);
     weft_conn_free(dc->conn);
-    weft_h1_parser_free(dc->parser);
     if (dc->prev)
         dc->prev->next = dc->next;
     else
@@ -592,15 +676,17 @@ static void dconn_free(weft_dconn *dc) {
     if (dc->next)
         dc->next->prev = dc->prev;
     atomic_fetch_sub_explicit(&w->active_conns, 1, memory_order_relaxed);
-    weft_listener_snap *lst = find_listener(w->cur, dc->listener_name);
+    weft_listener_snap *lst = dc->listener_name ? find_listener(w->cur, dc->listener_name) : NULL;
     if (lst)
         weft_stats_gauge_add(w->stats, lst->cx_active, -1);
+    if (dc->ws) /* after the last use of listener_name, which lives in its config */
+        weft_wsnap_unref(dc->ws);
     free(dc);
 }
 
 static void fill_facts(weft_dconn *dc, evutil_socket_t fd, const struct sockaddr *sa) {
     weft_conn_facts *f = &dc->tc.facts;
-    f->peer_ip = dc->peer_ip;
+    f->peer_ip = dc->tc.peer_ip;
     f->peer_port = sa->sa_family == AF_INET6 ? ntohs(((const struct sockaddr_in6 *)sa)->sin6_port)
                                              : ntohs(((const struct sockaddr_in *)sa)->sin_port);
     struct sockaddr_storage ls;
@@ -659,13 +745,12 @@ void weft_dconn_accept(weft_worker *w, const char *listener_name, evutil_socket_
         return;
     }
     dc->w = w;
-    snprintf(dc->listener_name, sizeof(dc->listener_name), "%s", listener_name);
     if (sa->sa_family == AF_INET)
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, dc->peer_ip,
-                  sizeof(dc->peer_ip));
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, dc->tc.peer_ip,
+                  sizeof(dc->tc.peer_ip));
     else if (sa->sa_family == AF_INET6)
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, dc->peer_ip,
-                  sizeof(dc->peer_ip));
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, dc->tc.peer_ip,
+                  sizeof(dc->tc.peer_ip));
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     weft_h1_limits_default(&dc->limits);
@@ -676,20 +761,13 @@ void weft_dconn_accept(weft_worker *w, const char *listener_name, evutil_socket_
     dc->headers_timeout_ms = lim->headers_timeout_ms;
     dc->idle_timeout_ms = lim->idle_timeout_ms;
     dc->conn = weft_conn_new(w->base, fd, &dconn_cbs, dc);
-    dc->parser = weft_h1_parser_new(WEFT_H1_REQUEST, &dc->limits, &req_cbs, dc);
-    if (!dc->conn || !dc->parser) {
-        if (dc->conn)
-            weft_conn_free(dc->conn);
-        else
-            evutil_closesocket(fd);
-        if (dc->parser)
-            weft_h1_parser_free(dc->parser);
+    if (!dc->conn) {
+        evutil_closesocket(fd);
         free(dc);
         return;
     }
-    weft_stream_init(&dc->stream, w, &h1_ops, dc);
-    dc->stream.peer_ip = dc->peer_ip;
     dc->ws = weft_wsnap_ref(w->cur);
+    dc->listener_name = lst->cfg->name;
     fill_facts(dc, fd, sa);
     event_assign(&dc->ev_tx, w->base, -1, 0, on_tx, dc);
     event_assign(&dc->ev_deferred, w->base, -1, 0, on_deferred, dc);
@@ -718,7 +796,7 @@ void weft_dconn_drain_all(weft_worker *w) {
     for (weft_dconn *dc = w->conns; dc; dc = dc->next) {
         if (dc->h2)
             weft_h2_session_drain(dc->h2); /* GOAWAY; finishes when streams end */
-        else if (!dc->stream.active && !dc->closing && !dc->lingering)
+        else if (!dc_active(dc) && !dc->closing && !dc->lingering)
             arm_timer(dc, idle_ms(dc)); /* idle: closed if no request comes */
         /* A request in flight: its response carries Connection: close
          * (or, if its head is out already, the next response does). */

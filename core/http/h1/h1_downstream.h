@@ -20,5 +20,8 @@ void weft_dconn_accept(weft_worker *w, const char *listener_name, evutil_socket_
 void weft_dconn_drain_all(weft_worker *w);
 /* Shutdown: closes and frees every connection. */
 void weft_dconn_free_all(weft_worker *w);
+/* Frees the worker's recycled HTTP/1.1 request states (worker thread or
+ * after it stopped). */
+void weft_h1_cache_free(weft_worker *w);
 
 #endif

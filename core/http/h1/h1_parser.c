@@ -981,11 +981,9 @@ void weft_h1_limits_default(weft_h1_limits *l) {
     l->max_chunk_ext_bytes = 4 * 1024;
 }
 
-weft_h1_parser *weft_h1_parser_new(weft_h1_kind kind, const weft_h1_limits *lim,
-                                   const weft_h1_callbacks *cbs, void *ud) {
-    weft_h1_parser *p = calloc(1, sizeof(*p));
-    if (!p)
-        return NULL;
+static void parser_setup(weft_h1_parser *p, weft_h1_kind kind, const weft_h1_limits *lim,
+                         const weft_h1_callbacks *cbs, void *ud) {
+    memset(p, 0, sizeof(*p));
     p->kind = kind;
     if (lim)
         p->lim = *lim;
@@ -1010,7 +1008,20 @@ weft_h1_parser *weft_h1_parser_new(weft_h1_kind kind, const weft_h1_limits *lim,
     llhttp_init(&p->ll, kind == WEFT_H1_RESPONSE ? HTTP_RESPONSE : HTTP_REQUEST, &p->settings);
     p->ll.data = p;
     p->state = P_IDLE;
+}
+
+weft_h1_parser *weft_h1_parser_new(weft_h1_kind kind, const weft_h1_limits *lim,
+                                   const weft_h1_callbacks *cbs, void *ud) {
+    weft_h1_parser *p = malloc(sizeof(*p));
+    if (!p)
+        return NULL;
+    parser_setup(p, kind, lim, cbs, ud);
     return p;
+}
+
+void weft_h1_parser_reset(weft_h1_parser *p, const weft_h1_limits *lim, void *ud) {
+    weft_h1_callbacks cbs = p->cbs;
+    parser_setup(p, p->kind, lim, &cbs, ud);
 }
 
 void weft_h1_parser_free(weft_h1_parser *p) {
