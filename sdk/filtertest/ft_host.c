@@ -743,6 +743,29 @@ static const weft_host_api g_api = {
     .connection_set_alpn = h_connection_set_alpn,
     .connection_set_peer_identity = h_connection_set_peer_identity,
     .connection_set_tls = h_connection_set_tls,
+
+    /* [1.1 routing] route before filters, per-route config, re-match, local replies */
+    /* [end 1.1 routing] */
+
+    /* [1.1 streams] stream handles with generations, owned pauses, author helpers, typed metadata
+     */
+    /* [end 1.1 streams] */
+
+    /* [1.1 retry] per-try timeout, delayed retry, untried endpoint, per-attempt headers */
+    /* [end 1.1 retry] */
+
+    /* [1.1 state] shared state across reloads, cluster and endpoint handles, worker/config-scoped
+       timers */
+    /* [end 1.1 state] */
+
+    /* [1.1 callout] pooled callouts, TCP callouts, fire-and-forget */
+    /* [end 1.1 callout] */
+
+    /* [1.1 stats] labelled stat families */
+    /* [end 1.1 stats] */
+
+    /* [1.1 transport] transport filters: write, timers, handshake, upstream side */
+    /* [end 1.1 transport] */
 };
 
 const weft_host_api *wft_host_api(void) {

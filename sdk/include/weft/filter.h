@@ -61,7 +61,7 @@ extern "C" {
 #endif
 
 #define WEFT_ABI_MAJOR 1
-#define WEFT_ABI_MINOR 0
+#define WEFT_ABI_MINOR 1
 
 #if defined(__GNUC__)
 #define WEFT_EXPORT __attribute__((visibility("default")))
@@ -242,6 +242,13 @@ typedef struct weft_http_filter_ops {
      * also for local replies and resets. No further host calls that change
      * the exchange are allowed here (they return WEFT_ERR_STATE). */
     void (*on_stream_complete)(void *stream_ctx, weft_stream *s, const weft_stream_info *info);
+
+    /* ---- ABI 1.1 hooks ---- */
+    /* [1.1 routing] */
+    /* [end 1.1 routing] */
+
+    /* [1.1 retry] */
+    /* [end 1.1 retry] */
 } weft_http_filter_ops;
 
 /* TRANSPORT filters see the bytes of a downstream connection before the
@@ -259,6 +266,10 @@ typedef struct weft_transport_filter_ops {
     int (*on_read)(void *conn_ctx, weft_connection *c, weft_buffer *in, weft_buffer *out);
     int (*on_write)(void *conn_ctx, weft_connection *c, weft_buffer *in, weft_buffer *out);
     void (*on_close)(void *conn_ctx, weft_connection *c);
+
+    /* ---- ABI 1.1 hooks ---- */
+    /* [1.1 transport] */
+    /* [end 1.1 transport] */
 } weft_transport_filter_ops;
 
 typedef struct weft_filter_descriptor {
@@ -382,6 +393,30 @@ typedef struct weft_host_api {
     weft_result (*connection_set_alpn)(weft_connection *c, weft_str alpn);
     weft_result (*connection_set_peer_identity)(weft_connection *c, weft_str identity);
     weft_result (*connection_set_tls)(weft_connection *c, bool tls);
+
+    /* ---- ABI 1.1 (functions below exist when host->size covers them) ---- */
+    /* [1.1 routing] route before filters, per-route config, re-match, local replies */
+    /* [end 1.1 routing] */
+
+    /* [1.1 streams] stream handles with generations, owned pauses, author helpers, typed metadata
+     */
+    /* [end 1.1 streams] */
+
+    /* [1.1 retry] per-try timeout, delayed retry, untried endpoint, per-attempt headers */
+    /* [end 1.1 retry] */
+
+    /* [1.1 state] shared state across reloads, cluster and endpoint handles, worker/config-scoped
+     * timers */
+    /* [end 1.1 state] */
+
+    /* [1.1 callout] pooled callouts, TCP callouts, fire-and-forget */
+    /* [end 1.1 callout] */
+
+    /* [1.1 stats] labelled stat families */
+    /* [end 1.1 stats] */
+
+    /* [1.1 transport] transport filters: write, timers, handshake, upstream side */
+    /* [end 1.1 transport] */
 } weft_host_api;
 
 /* ------------------------------------------------------------------ */
@@ -658,6 +693,29 @@ static inline weft_result weft_connection_set_peer_identity(weft_connection *c, 
 static inline weft_result weft_connection_set_tls(weft_connection *c, bool tls) {
     return weft__host->connection_set_tls(c, tls);
 }
+
+/* ---- 1.1 wrappers ---- */
+/* [1.1 routing] route before filters, per-route config, re-match, local replies */
+/* [end 1.1 routing] */
+
+/* [1.1 streams] stream handles with generations, owned pauses, author helpers, typed metadata */
+/* [end 1.1 streams] */
+
+/* [1.1 retry] per-try timeout, delayed retry, untried endpoint, per-attempt headers */
+/* [end 1.1 retry] */
+
+/* [1.1 state] shared state across reloads, cluster and endpoint handles, worker/config-scoped
+ * timers */
+/* [end 1.1 state] */
+
+/* [1.1 callout] pooled callouts, TCP callouts, fire-and-forget */
+/* [end 1.1 callout] */
+
+/* [1.1 stats] labelled stat families */
+/* [end 1.1 stats] */
+
+/* [1.1 transport] transport filters: write, timers, handshake, upstream side */
+/* [end 1.1 transport] */
 
 /* The entry symbol's name and type. */
 #define WEFT_FILTER_ENTRY_SYMBOL "weft_filter_entry_v1"
