@@ -318,6 +318,16 @@ static void h_clusters(struct evhttp_request *req, void *arg) {
             evbuffer_add_printf(b, "%s::%s::weight::%u\n", c->cfg->name, ep->name, ep->weight);
             evbuffer_add_printf(b, "%s::%s::health_flags::%s\n", c->cfg->name, ep->name,
                                 atomic_load(&ep->healthy) ? "healthy" : "/failed_active_hc");
+            if (*ep->region || *ep->zone || *ep->subzone)
+                evbuffer_add_printf(b, "%s::%s::locality::%s/%s/%s\n", c->cfg->name, ep->name,
+                                    ep->region, ep->zone, ep->subzone);
+            if (ep->n_labels) {
+                evbuffer_add_printf(b, "%s::%s::labels::", c->cfg->name, ep->name);
+                for (uint32_t l = 0; l < ep->n_labels; l++)
+                    evbuffer_add_printf(b, "%s%s=%s", l ? "," : "", ep->labels[l].key,
+                                        ep->labels[l].value);
+                evbuffer_add_printf(b, "\n");
+            }
         }
         if (hs)
             weft_hostset_unref(hs);

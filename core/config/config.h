@@ -185,11 +185,27 @@ typedef struct weft_cfg_listener {
     weft_cfg_pos tcp_pos;          /* of the tcp_proxy mapping */
 } weft_cfg_listener;
 
+/* An endpoint label (Kubernetes pod label syntax). */
+typedef struct weft_cfg_label {
+    char *key;
+    char *value;
+} weft_cfg_label;
+
+#define WEFT_CFG_MAX_LABELS 64         /* labels per endpoint */
+#define WEFT_CFG_MAX_LOCALITY_PART 128 /* bytes per region/zone/subzone */
+
 typedef struct weft_cfg_endpoint {
     char *address; /* IP literal or DNS name */
     uint16_t port;
     uint32_t weight; /* default 1, 1..1000 */
     weft_cfg_pos pos;
+    /* Locality, as Envoy/Istio: `locality: region/zone/subzone` (parts
+     * may be left off from the right) or a map {region, zone, subzone}.
+     * The loader sets "" for a part not given (NULL, in a config built by
+     * hand, reads as ""). */
+    char *region, *zone, *subzone;
+    weft_cfg_label *labels; /* sorted by key, unique keys; NULL if none */
+    size_t n_labels;        /* <= WEFT_CFG_MAX_LABELS */
 } weft_cfg_endpoint;
 
 typedef struct weft_cfg_health_check {

@@ -91,8 +91,153 @@ static int load_ring_hash(cfg_ld *L, const cy_node *n, weft_cfg_cluster *cl) {
     return cfg_get_u32(L, n, "ring_size", 1, 1u << 23, &cl->ring_size) < 0 ? -1 : 0;
 }
 
+/* A locality part: visible ASCII without '/', at most
+ * WEFT_CFG_MAX_LOCALITY_PART bytes; may be empty. */
+static bool locality_part_ok(const char *s, size_t len) {
+    if (len > WEFT_CFG_MAX_LOCALITY_PART)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f || s[i] == '/')
+            return false;
+    return true;
+}
+
+static char *dup_len(const char *s, size_t len) {
+    char *d = malloc(len + 1);
+    if (d) {
+        memcpy(d, s, len);
+        d[len] = '\0';
+    }
+    return d;
+}
+
+static int load_locality(cfg_ld *L, const cy_node *v, weft_cfg_endpoint *ep) {
+    static const char *const keys[] = {"region", "zone", "subzone", NULL};
+    char qb[96];
+    char **parts[3] = {&ep->region, &ep->zone, &ep->subzone};
+    if (v->kind == CY_SCALAR) {
+        /* "region/zone/subzone", parts may be left off from the right. */
+        const char *p = v->str;
+        for (int i = 0; i < 3; i++) {
+            const char *slash = strchr(p, '/');
+            size_t len = slash ? (size_t)(slash - p) : strlen(p);
+            if (slash && i == 2)
+                return cfg_fail(&L->c, v,
+                                "locality %s has more than 3 parts (expected "
+                                "region/zone/subzone)",
+                                cfg_quote(qb, sizeof(qb), v->str));
+            if (!locality_part_ok(p, len))
+                return cfg_fail(&L->c, v,
+                                "locality %s: each part must be visible ASCII without "
+                                "spaces, at most %d bytes",
+                                cfg_quote(qb, sizeof(qb), v->str), WEFT_CFG_MAX_LOCALITY_PART);
+            free(*parts[i]);
+            if (!(*parts[i] = dup_len(p, len)))
+                return cfg_oom(L, v);
+            if (!slash)
+                break;
+            p = slash + 1;
+        }
+        return 0;
+    }
+    if (v->kind != CY_MAP)
+        return cfg_fail(&L->c, v,
+                        "expected \"region/zone/subzone\" or a mapping for locality, got %s",
+                        cfg_describe(qb, sizeof(qb), v));
+    if (cfg_check_map(L, v, "locality", keys))
+        return -1;
+    for (int i = 0; i < 3; i++) {
+        int rc = cfg_get_str(L, v, keys[i], parts[i]);
+        if (rc < 0)
+            return -1;
+        if (rc == 1 && !locality_part_ok(*parts[i], strlen(*parts[i])))
+            return cfg_fail(&L->c, cfg_val(v, keys[i]),
+                            "locality %s %s must be visible ASCII without spaces or '/', at "
+                            "most %d bytes",
+                            keys[i], cfg_quote(qb, sizeof(qb), *parts[i]),
+                            WEFT_CFG_MAX_LOCALITY_PART);
+    }
+    return 0;
+}
+
+/* Kubernetes label name: 1..63 of [A-Za-z0-9._-], alphanumeric at both
+ * ends (empty allowed for values when allow_empty). */
+static bool label_name_ok(const char *s, size_t len, bool allow_empty) {
+    if (len == 0)
+        return allow_empty;
+    if (len > 63)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+        if (!alnum && ((i == 0 || i == len - 1) || (c != '-' && c != '_' && c != '.')))
+            return false;
+    }
+    return true;
+}
+
+/* Kubernetes label key: [prefix/]name, prefix a DNS subdomain (<= 253). */
+static bool label_key_ok(const char *k) {
+    const char *slash = strchr(k, '/');
+    if (!slash)
+        return label_name_ok(k, strlen(k), false);
+    size_t plen = (size_t)(slash - k);
+    if (plen == 0 || plen > 253)
+        return false;
+    for (size_t i = 0; i < plen; i++) {
+        unsigned char c = (unsigned char)k[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.'))
+            return false;
+    }
+    return label_name_ok(slash + 1, strlen(slash + 1), false);
+}
+
+static int label_cmp(const void *a, const void *b) {
+    return strcmp(((const weft_cfg_label *)a)->key, ((const weft_cfg_label *)b)->key);
+}
+
+static int load_labels(cfg_ld *L, const cy_node *v, weft_cfg_endpoint *ep) {
+    char qb[96], qd[96];
+    if (v->kind != CY_MAP)
+        return cfg_fail(&L->c, v, "expected a mapping for labels, got %s",
+                        cfg_describe(qb, sizeof(qb), v));
+    size_t n = v->n / 2;
+    if (n == 0)
+        return 0;
+    if (n > WEFT_CFG_MAX_LABELS)
+        return cfg_fail(&L->c, v, "an endpoint has at most %d labels, got %zu", WEFT_CFG_MAX_LABELS,
+                        n);
+    ep->labels = calloc(n, sizeof(*ep->labels));
+    if (!ep->labels)
+        return cfg_oom(L, v);
+    for (const cy_node *k = v->first; k && k->next; k = k->next->next) {
+        const cy_node *val = k->next;
+        if (!label_key_ok(k->str))
+            return cfg_fail(&L->c, k,
+                            "invalid label key %s (expected [prefix/]name, name 1-63 of "
+                            "[A-Za-z0-9._-] starting and ending alphanumeric)",
+                            cfg_quote(qb, sizeof(qb), k->str));
+        for (const cy_node *e = v->first; e != k; e = e->next->next)
+            if (strcmp(e->str, k->str) == 0)
+                return cfg_fail(&L->c, k, "duplicate label %s", cfg_quote(qb, sizeof(qb), k->str));
+        if (val->kind != CY_SCALAR)
+            return cfg_fail(&L->c, val, "expected a string for label %s, got %s",
+                            cfg_quote(qb, sizeof(qb), k->str), cfg_describe(qd, sizeof(qd), val));
+        if (!label_name_ok(val->str, strlen(val->str), true))
+            return cfg_fail(&L->c, val,
+                            "invalid label value %s (at most 63 of [A-Za-z0-9._-], starting "
+                            "and ending alphanumeric)",
+                            cfg_quote(qb, sizeof(qb), val->str));
+        weft_cfg_label *lb = &ep->labels[ep->n_labels++];
+        if (!(lb->key = cfg_dup_str(k->str)) || !(lb->value = cfg_dup_str(val->str)))
+            return cfg_oom(L, k);
+    }
+    qsort(ep->labels, ep->n_labels, sizeof(*ep->labels), label_cmp);
+    return 0;
+}
+
 static int load_endpoint(cfg_ld *L, const cy_node *n, weft_cfg_endpoint *ep, bool *dns) {
-    static const char *const keys[] = {"address", "port", "weight", NULL};
+    static const char *const keys[] = {"address", "port", "weight", "locality", "labels", NULL};
     char qb[96];
     if (cfg_check_map(L, n, "endpoint", keys))
         return -1;
@@ -112,7 +257,17 @@ static int load_endpoint(cfg_ld *L, const cy_node *n, weft_cfg_endpoint *ep, boo
         return cfg_fail(&L->c, n, "endpoint is missing \"port\"");
     if (rc < 0)
         return -1;
-    return cfg_get_u32(L, n, "weight", 1, 1000, &ep->weight) < 0 ? -1 : 0;
+    if (cfg_get_u32(L, n, "weight", 1, 1000, &ep->weight) < 0)
+        return -1;
+    const cy_node *loc = cfg_val(n, "locality");
+    if (loc && load_locality(L, loc, ep))
+        return -1;
+    char **parts[3] = {&ep->region, &ep->zone, &ep->subzone};
+    for (int i = 0; i < 3; i++)
+        if (!*parts[i] && !(*parts[i] = cfg_dup_str("")))
+            return cfg_oom(L, n);
+    const cy_node *lbl = cfg_val(n, "labels");
+    return lbl ? load_labels(L, lbl, ep) : 0;
 }
 
 int cfg_load_cluster(cfg_ld *L, const cy_node *n, size_t idx) {
@@ -251,8 +406,18 @@ int cfg_load_cluster(cfg_ld *L, const cy_node *n, size_t idx) {
 }
 
 void cfg_free_cluster(weft_cfg_cluster *cl) {
-    for (size_t e = 0; cl->endpoints && e < cl->n_endpoints; e++)
-        free(cl->endpoints[e].address);
+    for (size_t e = 0; cl->endpoints && e < cl->n_endpoints; e++) {
+        weft_cfg_endpoint *ep = &cl->endpoints[e];
+        free(ep->address);
+        free(ep->region);
+        free(ep->zone);
+        free(ep->subzone);
+        for (size_t i = 0; i < ep->n_labels; i++) {
+            free(ep->labels[i].key);
+            free(ep->labels[i].value);
+        }
+        free(ep->labels);
+    }
     free(cl->endpoints);
     free(cl->name);
     free(cl->hash_key);

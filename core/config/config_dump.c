@@ -378,6 +378,30 @@ static const char *lb_name(weft_lb_policy lb) {
     return "round_robin";
 }
 
+static void dump_endpoint_meta(dw *d, int indent, const weft_cfg_endpoint *ep) {
+    const char *parts[3] = {ep->region, ep->zone, ep->subzone};
+    static const char *const names[3] = {"region", "zone", "subzone"};
+    bool any = false;
+    for (int i = 0; i < 3; i++)
+        any |= parts[i] && *parts[i];
+    if (any) {
+        open_map(d, indent, "locality");
+        for (int i = 0; i < 3; i++)
+            if (parts[i] && *parts[i])
+                kv_str(d, indent + 2, names[i], parts[i]);
+    }
+    if (ep->n_labels) {
+        open_map(d, indent, "labels");
+        for (size_t i = 0; i < ep->n_labels; i++) {
+            fprintf(d->f, "%*s", indent + 2, "");
+            put_str(d->f, ep->labels[i].key);
+            fputs(": ", d->f);
+            put_str(d->f, ep->labels[i].value);
+            fputc('\n', d->f);
+        }
+    }
+}
+
 static void dump_cluster(dw *d, int indent, const weft_cfg_cluster *cl) {
     kv_str(d, indent, "name", cl->name);
     if (cl->protocol != WEFT_PROTO_HTTP1)
@@ -388,6 +412,7 @@ static void dump_cluster(dw *d, int indent, const weft_cfg_cluster *cl) {
             kv_str(d, indent + 4, "address", cl->endpoints[e].address);
             kv_u64(d, indent + 4, "port", cl->endpoints[e].port);
             kv_u64(d, indent + 4, "weight", cl->endpoints[e].weight);
+            dump_endpoint_meta(d, indent + 4, &cl->endpoints[e]);
         }
     }
     kv_ms(d, indent, "dns_refresh", cl->dns_refresh_ms);

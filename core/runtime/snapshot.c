@@ -101,12 +101,29 @@ static void register_cluster_stats(weft_cluster_snap *c) {
 #undef G
 }
 
+static bool str_eq0(const char *a, const char *b) {
+    return strcmp(a ? a : "", b ? b : "") == 0;
+}
+
+/* Same locality and labels (labels are sorted by key at load). */
+static bool cfg_endpoint_meta_equal(const weft_cfg_endpoint *x, const weft_cfg_endpoint *y) {
+    if (!str_eq0(x->region, y->region) || !str_eq0(x->zone, y->zone) ||
+        !str_eq0(x->subzone, y->subzone) || x->n_labels != y->n_labels)
+        return false;
+    for (size_t i = 0; i < x->n_labels; i++)
+        if (strcmp(x->labels[i].key, y->labels[i].key) ||
+            strcmp(x->labels[i].value, y->labels[i].value))
+            return false;
+    return true;
+}
+
 static bool endpoints_equal(const weft_cfg_cluster *a, const weft_cfg_cluster *b) {
     if (a->n_endpoints != b->n_endpoints || a->lb != b->lb || a->ring_size != b->ring_size)
         return false;
     for (size_t i = 0; i < a->n_endpoints; i++) {
         const weft_cfg_endpoint *x = &a->endpoints[i], *y = &b->endpoints[i];
-        if (strcmp(x->address, y->address) || x->port != y->port || x->weight != y->weight)
+        if (strcmp(x->address, y->address) || x->port != y->port || x->weight != y->weight ||
+            !cfg_endpoint_meta_equal(x, y))
             return false;
     }
     return true;
@@ -147,6 +164,11 @@ static int build_hostset(weft_cluster_snap *c, const weft_snapshot *prev, const 
             return -1;
         }
         hs->eps[i].weight = e->weight ? e->weight : 1;
+        if (weft_endpoint_set_meta(&hs->eps[i], e)) {
+            snprintf(err, errlen, "out of memory");
+            weft_hostset_unref(hs);
+            return -1;
+        }
     }
     if (c->cfg->lb == WEFT_LB_RING_HASH && n && weft_hostset_build_ring(hs, c->cfg->ring_size)) {
         snprintf(err, errlen, "out of memory");

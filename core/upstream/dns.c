@@ -31,6 +31,7 @@ struct dns_cluster {
     struct sockaddr_storage addrs[DNS_MAX_ADDRS];
     socklen_t lens[DNS_MAX_ADDRS];
     uint32_t weights[DNS_MAX_ADDRS];
+    uint32_t cfg_idx[DNS_MAX_ADDRS]; /* the endpoint it came from (locality, labels) */
     size_t n_addrs;
 };
 
@@ -58,7 +59,8 @@ static bool same_as_current(dns_cluster *dc, weft_hostset *hs) {
         bool found = false;
         for (size_t j = 0; j < cur->n && !found; j++)
             found = strcmp(cur->eps[j].name, hs->eps[i].name) == 0 &&
-                    cur->eps[j].weight == hs->eps[i].weight;
+                    cur->eps[j].weight == hs->eps[i].weight &&
+                    weft_endpoint_meta_equal(&cur->eps[j], &hs->eps[i]);
         same = found;
     }
     if (same) {
@@ -101,6 +103,8 @@ static void round_done(dns_cluster *dc) {
         if (dup)
             continue;
         ep->weight = dc->weights[i];
+        if (weft_endpoint_set_meta(ep, &dc->c->cfg->endpoints[dc->cfg_idx[i]]))
+            continue;
         n++;
     }
     hs->n = n;
@@ -141,6 +145,7 @@ static void on_resolved(int result, struct evutil_addrinfo *res, void *arg) {
                 ((struct sockaddr_in6 *)&dc->addrs[dc->n_addrs])->sin6_port = htons(e->port);
             dc->lens[dc->n_addrs] = (socklen_t)ai->ai_addrlen;
             dc->weights[dc->n_addrs] = e->weight ? e->weight : 1;
+            dc->cfg_idx[dc->n_addrs] = (uint32_t)q->ep_idx;
             dc->n_addrs++;
         }
     } else if (result != EVUTIL_EAI_CANCEL) {

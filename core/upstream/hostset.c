@@ -3,6 +3,7 @@
 #include "upstream/hostset.h"
 
 #include "common/common.h"
+#include "config/config.h"
 
 #include <arpa/inet.h>
 #include <net/if.h>
@@ -23,6 +24,7 @@ weft_hostset *weft_hostset_new(size_t n) {
     hs->n = n;
     for (size_t i = 0; i < n; i++) {
         hs->eps[i].weight = 1;
+        hs->eps[i].region = hs->eps[i].zone = hs->eps[i].subzone = "";
         atomic_init(&hs->eps[i].healthy, 1);
     }
     atomic_init(&hs->refs, 1);
@@ -40,8 +42,72 @@ void weft_hostset_unref(weft_hostset *hs) {
     if (atomic_fetch_sub_explicit(&hs->refs, 1, memory_order_acq_rel) != 1)
         return;
     free(hs->ring);
+    for (size_t i = 0; i < hs->n; i++)
+        free(hs->eps[i].meta);
     free(hs->eps);
     free(hs);
+}
+
+static size_t str_size(const char *s) {
+    return (s ? strlen(s) : 0) + 1;
+}
+
+static const char *put_str(char **p, const char *s) {
+    size_t n = str_size(s);
+    memcpy(*p, s ? s : "", n);
+    const char *r = *p;
+    *p += n;
+    return r;
+}
+
+int weft_endpoint_set_meta(weft_endpoint *ep, const weft_cfg_endpoint *cfg) {
+    size_t sz = cfg->n_labels * sizeof(weft_endpoint_label) + str_size(cfg->region) +
+                str_size(cfg->zone) + str_size(cfg->subzone);
+    for (size_t i = 0; i < cfg->n_labels; i++)
+        sz += str_size(cfg->labels[i].key) + str_size(cfg->labels[i].value);
+    void *block = malloc(sz);
+    if (!block)
+        return -1;
+    weft_endpoint_label *labels = block;
+    char *p = (char *)(labels + cfg->n_labels);
+    for (size_t i = 0; i < cfg->n_labels; i++) {
+        labels[i].key = put_str(&p, cfg->labels[i].key);
+        labels[i].value = put_str(&p, cfg->labels[i].value);
+    }
+    ep->region = put_str(&p, cfg->region);
+    ep->zone = put_str(&p, cfg->zone);
+    ep->subzone = put_str(&p, cfg->subzone);
+    ep->labels = cfg->n_labels ? labels : NULL;
+    ep->n_labels = (uint32_t)cfg->n_labels;
+    free(ep->meta);
+    ep->meta = block;
+    return 0;
+}
+
+bool weft_endpoint_meta_equal(const weft_endpoint *a, const weft_endpoint *b) {
+    if (strcmp(a->region, b->region) || strcmp(a->zone, b->zone) ||
+        strcmp(a->subzone, b->subzone) || a->n_labels != b->n_labels)
+        return false;
+    for (uint32_t i = 0; i < a->n_labels; i++)
+        if (strcmp(a->labels[i].key, b->labels[i].key) ||
+            strcmp(a->labels[i].value, b->labels[i].value))
+            return false;
+    return true;
+}
+
+const char *weft_endpoint_label_get(const weft_endpoint *ep, const char *key) {
+    size_t lo = 0, hi = ep->n_labels;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int c = strcmp(key, ep->labels[mid].key);
+        if (c == 0)
+            return ep->labels[mid].value;
+        if (c < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return NULL;
 }
 
 static int ring_cmp(const void *a, const void *b) {

@@ -11,11 +11,22 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+typedef struct weft_endpoint_label {
+    const char *key, *value;
+} weft_endpoint_label;
+
 typedef struct weft_endpoint {
     struct sockaddr_storage addr;
     socklen_t addrlen;
-    char name[80];       /* "127.0.0.1:8080" / "[::1]:8080" for logs, stats */
-    uint32_t weight;     /* >= 1 */
+    char name[80];   /* "127.0.0.1:8080" / "[::1]:8080" for logs, stats */
+    uint32_t weight; /* >= 1 */
+    /* Locality and labels from the endpoint's config (weft_endpoint_set_meta),
+     * owned by the hostset (they outlive the config that gave them). Never
+     * NULL: "" for a part not given; labels sorted by key. */
+    const char *region, *zone, *subzone;
+    const weft_endpoint_label *labels;
+    uint32_t n_labels;
+    void *meta;          /* the one allocation holding the above; NULL = none */
     _Atomic int healthy; /* 1 = in rotation; written by the health checker */
     /* Passive health: a connect to this endpoint failed; load balancers
      * avoid it until this monotonic time (us) while another endpoint is
@@ -58,6 +69,14 @@ void weft_hostset_unref(weft_hostset *hs);
  * max(1, ring_size * weight / total_weight). Replaces any previous ring.
  * Returns 0, or -1 on OOM. */
 int weft_hostset_build_ring(weft_hostset *hs, uint32_t ring_size);
+/* Copies a config endpoint's locality and labels into ep (one allocation,
+ * freed with the hostset; replaces any previous). 0, or -1 on OOM. */
+struct weft_cfg_endpoint;
+int weft_endpoint_set_meta(weft_endpoint *ep, const struct weft_cfg_endpoint *cfg);
+/* True when both endpoints carry the same locality and labels. */
+bool weft_endpoint_meta_equal(const weft_endpoint *a, const weft_endpoint *b);
+/* The value of label `key` of ep, or NULL. */
+const char *weft_endpoint_label_get(const weft_endpoint *ep, const char *key);
 /* Fills ep->addr/addrlen/name from an IP literal and port; -1 if not a literal. */
 int weft_endpoint_set_ip(weft_endpoint *ep, const char *ip, uint16_t port);
 

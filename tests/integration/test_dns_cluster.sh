@@ -47,6 +47,8 @@ clusters:
     endpoints:
       - address: localhost
         port: @BACKEND_PORT@
+        locality: us-east1/us-east1-b
+        labels: {version: v2, app: named}
 YAML
 )
 
@@ -58,6 +60,9 @@ wait_until 5 "/clusters lists localhost resolved to 127.0.0.1:$BACKEND_PORT, hea
 clusters=$(admin_get /clusters)
 log "clusters: $(grep '^named::' <<<"$clusters" | grep health_flags | tr '\n' ' ')"
 assert_not_contains "$clusters" "named::localhost:" "/clusters (the name itself is not an endpoint)"
+# Every resolved address carries the endpoint's locality and labels.
+assert_contains "$clusters" "named::127.0.0.1:$BACKEND_PORT::locality::us-east1/us-east1-b/" "/clusters"
+assert_contains "$clusters" "named::127.0.0.1:$BACKEND_PORT::labels::app=named,version=v2" "/clusters"
 if ((HAS_V6 == 0)); then
     assert_eq 1 "$(grep -c '^named::.*::health_flags::' <<<"$clusters")" "endpoints resolved from localhost"
 fi

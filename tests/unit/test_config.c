@@ -56,6 +56,16 @@ static bool strv_eq(char **a, size_t na, char **b, size_t nb) {
     return true;
 }
 
+static bool labels_eq(const weft_cfg_endpoint *x, const weft_cfg_endpoint *y) {
+    if (x->n_labels != y->n_labels)
+        return false;
+    for (size_t i = 0; i < x->n_labels; i++)
+        if (!str_eq(x->labels[i].key, y->labels[i].key) ||
+            !str_eq(x->labels[i].value, y->labels[i].value))
+            return false;
+    return true;
+}
+
 static bool kv_eq(const weft_cfg_kv_match *a, size_t na, const weft_cfg_kv_match *b, size_t nb) {
     if (na != nb)
         return false;
@@ -157,7 +167,11 @@ static bool config_eq(const weft_config *a, const weft_config *b) {
         for (size_t e = 0; e < x->n_endpoints; e++)
             if (!str_eq(x->endpoints[e].address, y->endpoints[e].address) ||
                 x->endpoints[e].port != y->endpoints[e].port ||
-                x->endpoints[e].weight != y->endpoints[e].weight)
+                x->endpoints[e].weight != y->endpoints[e].weight ||
+                !str_eq(x->endpoints[e].region, y->endpoints[e].region) ||
+                !str_eq(x->endpoints[e].zone, y->endpoints[e].zone) ||
+                !str_eq(x->endpoints[e].subzone, y->endpoints[e].subzone) ||
+                !labels_eq(&x->endpoints[e], &y->endpoints[e]))
                 return false;
         const weft_cfg_health_check *h = &x->health, *k = &y->health;
         if (h->enabled != k->enabled || !str_eq(h->path, k->path) || !str_eq(h->host, k->host) ||
@@ -1332,6 +1346,97 @@ static void test_error_routes(void **state) {
                  "weft.yaml:11:13: unknown key \"clustre\" (did you mean \"cluster\"?)");
 }
 
+static void test_endpoint_locality_labels(void **state) {
+    (void)state;
+    weft_config_error err;
+    weft_config *cfg =
+        load("clusters:\n"
+             "  - name: c\n"
+             "    endpoints:\n"
+             "      - address: 10.0.0.1\n"
+             "        port: 80\n"
+             "        locality: us-east1/us-east1-b/rack-7\n"
+             "        labels: {version: v2, app: reviews, \"topology.kubernetes.io/zone\": b}\n"
+             "      - address: 10.0.0.2\n"
+             "        port: 80\n"
+             "        locality: {region: eu-west1, subzone: r1}\n"
+             "      - address: 10.0.0.3\n"
+             "        port: 80\n"
+             "        locality: us-east1\n"
+             "        labels: {version: \"\"}\n"
+             "      - {address: 10.0.0.4, port: 80}\n",
+             &err);
+    if (!cfg)
+        fail_msg("%s", err.msg);
+    const weft_cfg_cluster *cl = &cfg->clusters[0];
+    const weft_cfg_endpoint *e = cl->endpoints;
+    assert_string_equal(e[0].region, "us-east1");
+    assert_string_equal(e[0].zone, "us-east1-b");
+    assert_string_equal(e[0].subzone, "rack-7");
+    assert_int_equal(e[0].n_labels, 3);
+    /* sorted by key */
+    assert_string_equal(e[0].labels[0].key, "app");
+    assert_string_equal(e[0].labels[0].value, "reviews");
+    assert_string_equal(e[0].labels[1].key, "topology.kubernetes.io/zone");
+    assert_string_equal(e[0].labels[2].key, "version");
+    assert_string_equal(e[0].labels[2].value, "v2");
+    assert_string_equal(e[1].region, "eu-west1");
+    assert_string_equal(e[1].zone, "");
+    assert_string_equal(e[1].subzone, "r1");
+    assert_int_equal(e[1].n_labels, 0);
+    assert_string_equal(e[2].region, "us-east1");
+    assert_string_equal(e[2].zone, "");
+    assert_string_equal(e[2].subzone, "");
+    assert_int_equal(e[2].n_labels, 1);
+    assert_string_equal(e[2].labels[0].value, "");
+    assert_string_equal(e[3].region, "");
+    assert_int_equal(e[3].n_labels, 0);
+    assert_round_trip(cfg);
+    weft_config_free(cfg);
+}
+
+static void test_error_endpoint_meta(void **state) {
+    (void)state;
+#define EP "    endpoints:\n      - address: 10.0.0.1\n        port: 80\n"
+    expect_error(CLUSTER EP "        locality: a/b/c/d\n",
+                 "weft.yaml:6:19: locality \"a/b/c/d\" has more than 3 parts (expected "
+                 "region/zone/subzone)");
+    expect_error(CLUSTER EP "        locality: \"a b\"\n",
+                 "weft.yaml:6:19: locality \"a b\": each part must be visible ASCII without "
+                 "spaces, at most 128 bytes");
+    expect_error(CLUSTER EP "        locality: {region: a, zne: b}\n",
+                 "weft.yaml:6:31: unknown key \"zne\" (did you mean \"zone\"?)");
+    expect_error(CLUSTER EP "        locality: {zone: a/b}\n",
+                 "weft.yaml:6:26: locality zone \"a/b\" must be visible ASCII without spaces "
+                 "or '/', at most 128 bytes");
+    expect_error(CLUSTER EP "        locality: [a]\n",
+                 "weft.yaml:6:19: expected \"region/zone/subzone\" or a mapping for locality, "
+                 "got a list");
+    expect_error(CLUSTER EP "        labels: [a]\n",
+                 "weft.yaml:6:17: expected a mapping for labels, got a list");
+    expect_error(CLUSTER EP "        labels: {-bad: x}\n",
+                 "weft.yaml:6:18: invalid label key \"-bad\" (expected [prefix/]name, name 1-63 "
+                 "of [A-Za-z0-9._-] starting and ending alphanumeric)");
+    expect_error(CLUSTER EP "        labels: {\"Ex.com/a\": x}\n",
+                 "weft.yaml:6:18: invalid label key \"Ex.com/a\" (expected [prefix/]name, name "
+                 "1-63 of [A-Za-z0-9._-] starting and ending alphanumeric)");
+    expect_error(CLUSTER EP "        labels: {a: \"x y\"}\n",
+                 "weft.yaml:6:21: invalid label value \"x y\" (at most 63 of [A-Za-z0-9._-], "
+                 "starting and ending alphanumeric)");
+    expect_error(CLUSTER EP "        labels: {a: {b: c}}\n",
+                 "weft.yaml:6:21: expected a string for label \"a\", got a mapping");
+    expect_error(CLUSTER EP "        labels: {a: x, a: y}\n",
+                 "weft.yaml:6:24: duplicate label \"a\"");
+    /* 65 labels: one over the cap */
+    char yaml[4096];
+    int len = snprintf(yaml, sizeof(yaml), "%s", CLUSTER EP "        labels: {");
+    for (int i = 0; i < 65; i++)
+        len += snprintf(yaml + len, sizeof(yaml) - (size_t)len, "%sk%d: v", i ? ", " : "", i);
+    snprintf(yaml + len, sizeof(yaml) - (size_t)len, "}\n");
+    expect_error(yaml, "weft.yaml:6:17: an endpoint has at most 64 labels, got 65");
+#undef EP
+}
+
 static void test_error_clusters(void **state) {
     (void)state;
     expect_error("clusters:\n  - {name: a, endpoints: []}\n  - {name: a, endpoints: []}\n",
@@ -1631,6 +1736,8 @@ int main(void) {
         cmocka_unit_test(test_error_listeners),
         cmocka_unit_test(test_error_routes),
         cmocka_unit_test(test_error_clusters),
+        cmocka_unit_test(test_endpoint_locality_labels),
+        cmocka_unit_test(test_error_endpoint_meta),
         cmocka_unit_test(test_tcp_proxy),
         cmocka_unit_test(test_error_tcp_proxy),
         cmocka_unit_test(test_dns),

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "common/common.h"
+#include "config/config.h"
 #include "upstream/hostset.h"
 #include "upstream/attempt.h"
 #include "upstream/lb.h"
@@ -700,8 +701,45 @@ static void test_passive_avoid(void **state) {
     weft_hostset_unref(hs);
 }
 
+static void test_endpoint_meta(void **state) {
+    (void)state;
+    weft_hostset *hs = weft_hostset_new(2);
+    assert_non_null(hs);
+    /* a fresh endpoint: empty locality, no labels */
+    assert_string_equal(hs->eps[0].region, "");
+    assert_int_equal(hs->eps[0].n_labels, 0);
+    assert_null(weft_endpoint_label_get(&hs->eps[0], "version"));
+    assert_true(weft_endpoint_meta_equal(&hs->eps[0], &hs->eps[1]));
+    char k1[] = "app", v1[] = "reviews", k2[] = "version", v2[] = "v2";
+    weft_cfg_label labels[2] = {{k1, v1}, {k2, v2}};
+    char r[] = "us-east1", z[] = "us-east1-b", sz[] = "";
+    weft_cfg_endpoint cfg = {
+        .region = r, .zone = z, .subzone = sz, .labels = labels, .n_labels = 2};
+    assert_int_equal(weft_endpoint_set_meta(&hs->eps[0], &cfg), 0);
+    /* the hostset owns a copy: the config may go */
+    memset(k2, 'x', 3);
+    memset(r, 'x', 3);
+    assert_string_equal(hs->eps[0].region, "us-east1");
+    assert_string_equal(hs->eps[0].zone, "us-east1-b");
+    assert_string_equal(hs->eps[0].subzone, "");
+    assert_int_equal(hs->eps[0].n_labels, 2);
+    assert_string_equal(weft_endpoint_label_get(&hs->eps[0], "version"), "v2");
+    assert_string_equal(weft_endpoint_label_get(&hs->eps[0], "app"), "reviews");
+    assert_null(weft_endpoint_label_get(&hs->eps[0], "zone"));
+    assert_false(weft_endpoint_meta_equal(&hs->eps[0], &hs->eps[1]));
+    /* replacing frees the previous copy (ASan would see a leak) */
+    weft_cfg_endpoint none = {0};
+    assert_int_equal(weft_endpoint_set_meta(&hs->eps[0], &none), 0);
+    assert_string_equal(hs->eps[0].region, "");
+    assert_int_equal(hs->eps[0].n_labels, 0);
+    assert_true(weft_endpoint_meta_equal(&hs->eps[0], &hs->eps[1]));
+    assert_int_equal(weft_endpoint_set_meta(&hs->eps[1], &cfg), 0);
+    weft_hostset_unref(hs);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_endpoint_meta),
         cmocka_unit_test(test_hostset_new_and_refs),
         cmocka_unit_test(test_endpoint_set_ip),
         cmocka_unit_test(test_ring_build),
