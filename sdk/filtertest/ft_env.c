@@ -79,16 +79,15 @@ static bool name_ok(const char *name) {
 }
 
 /* The core's checks, with its wording. */
-static int check_descriptor(const weft_filter_descriptor *d, const char *where, char *err,
-                            size_t errlen) {
+static int check_descriptor(const weft_filter_descriptor *d, unsigned host_minor, const char *where,
+                            char *err, size_t errlen) {
     if (!d || d->size < offsetof(weft_filter_descriptor, transport) + sizeof(d->transport)) {
         snprintf(err, errlen, "%s: the filter returned no valid descriptor", where);
         return -1;
     }
-    if (d->abi_major != WEFT_ABI_MAJOR || d->abi_minor > WEFT_ABI_MINOR) {
-        snprintf(err, errlen, "%s: filter ABI %u.%u is not supported by this weft (ABI %d.%d): %s",
-                 where, (unsigned)d->abi_major, (unsigned)d->abi_minor, WEFT_ABI_MAJOR,
-                 WEFT_ABI_MINOR,
+    if (d->abi_major != WEFT_ABI_MAJOR || d->abi_minor > host_minor) {
+        snprintf(err, errlen, "%s: filter ABI %u.%u is not supported by this weft (ABI %d.%u): %s",
+                 where, (unsigned)d->abi_major, (unsigned)d->abi_minor, WEFT_ABI_MAJOR, host_minor,
                  d->abi_major != WEFT_ABI_MAJOR
                      ? "another major version, rebuild the filter against this SDK"
                      : "built for a newer weft");
@@ -105,8 +104,20 @@ static int check_descriptor(const weft_filter_descriptor *d, const char *where, 
     return 0;
 }
 
-static wft_env *env_make(weft_filter_entry_fn entry, const char *where, void *dl, char *err,
-                         size_t errlen) {
+/* The host table of an older minor: the kit's own, cut at that minor's
+ * size (what a host of that version hands over; the rest zeroed). */
+static void host_for_minor(weft_host_api *t, unsigned minor) {
+    *t = *wft_host_api();
+    if (minor >= WEFT_ABI_MINOR)
+        return;
+    size_t keep = FT_HOST_SIZE_1_0; /* minor 0: the only older one so far */
+    memset((char *)t + keep, 0, sizeof(*t) - keep);
+    t->size = keep;
+    t->abi_minor = (uint16_t)minor;
+}
+
+static wft_env *env_make(weft_filter_entry_fn entry, unsigned host_minor, const char *where,
+                         void *dl, char *err, size_t errlen) {
     char dummy[8];
     if (!err || !errlen) {
         err = dummy;
@@ -115,6 +126,11 @@ static wft_env *env_make(weft_filter_entry_fn entry, const char *where, void *dl
     err[0] = '\0';
     if (!entry) {
         snprintf(err, errlen, "%s: no entry function", where);
+        return NULL;
+    }
+    if (host_minor > WEFT_ABI_MINOR) {
+        snprintf(err, errlen, "%s: the kit knows ABI %d.%d, not %d.%u", where, WEFT_ABI_MAJOR,
+                 WEFT_ABI_MINOR, WEFT_ABI_MAJOR, host_minor);
         return NULL;
     }
     wft_env *env = calloc(1, sizeof(*env));
@@ -133,9 +149,10 @@ static wft_env *env_make(weft_filter_entry_fn entry, const char *where, void *dl
     g_envs = env;
 
     wft_env *old = swap_current(env);
-    const weft_filter_descriptor *d = entry(wft_host_api());
+    host_for_minor(&env->host, host_minor);
+    const weft_filter_descriptor *d = entry(&env->host);
     swap_current(old);
-    if (!env->source || check_descriptor(d, where, err, errlen)) {
+    if (!env->source || check_descriptor(d, host_minor, where, err, errlen)) {
         if (!env->source)
             snprintf(err, errlen, "out of memory");
         env->dl = NULL; /* the caller closes it */
@@ -147,10 +164,19 @@ static wft_env *env_make(weft_filter_entry_fn entry, const char *where, void *dl
 }
 
 wft_env *wft_env_new(weft_filter_entry_fn entry, char *err, size_t errlen) {
-    return env_make(entry, "filter", NULL, err, errlen);
+    return env_make(entry, WEFT_ABI_MINOR, "filter", NULL, err, errlen);
+}
+
+wft_env *wft_env_new_abi(weft_filter_entry_fn entry, unsigned host_minor, char *err,
+                         size_t errlen) {
+    return env_make(entry, host_minor, "filter", NULL, err, errlen);
 }
 
 wft_env *wft_env_load(const char *so_path, char *err, size_t errlen) {
+    return wft_env_load_abi(so_path, WEFT_ABI_MINOR, err, errlen);
+}
+
+wft_env *wft_env_load_abi(const char *so_path, unsigned host_minor, char *err, size_t errlen) {
     char dummy[8];
     if (!err || !errlen) {
         err = dummy;
@@ -174,7 +200,7 @@ wft_env *wft_env_load(const char *so_path, char *err, size_t errlen) {
         dlclose(dl);
         return NULL;
     }
-    wft_env *env = env_make(entry, so_path, dl, err, errlen);
+    wft_env *env = env_make(entry, host_minor, so_path, dl, err, errlen);
     if (!env)
         dlclose(dl);
     return env;

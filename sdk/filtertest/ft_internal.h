@@ -167,9 +167,14 @@ struct weft_callout {
     struct weft_callout *next;
 };
 
+/* Size of the ABI 1.0 host table: up to its last function. */
+#define FT_HOST_SIZE_1_0                                                                           \
+    (offsetof(weft_host_api, connection_set_tls) + sizeof(((weft_host_api *)0)->connection_set_tls))
+
 /* ---- the env ---- */
 struct wft_env {
     const weft_filter_descriptor *desc;
+    weft_host_api host; /* the table this env's filter got (cut for an older minor) */
     void *dl;
     pthread_t thread;
     char error[512];

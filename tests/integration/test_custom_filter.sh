@@ -44,6 +44,18 @@ for f in include/weft/filter.h include/weft/filtertest.h lib/pkgconfig/weft-sdk.
     lib/pkgconfig/weft-filtertest.pc lib/cmake/weft-sdk/weft-sdkConfig.cmake; do
     [[ -f "$PREFIX/$f" ]] || fail "the install lacks $f"
 done
+# The .pc files keep two versions apart: Version is the SDK release (the
+# project's), the `abi` variable the header's WEFT_ABI_MAJOR.WEFT_ABI_MINOR.
+PROJECT_VERSION=$(sed -n 's/^CMAKE_PROJECT_VERSION:STATIC=//p' "$BUILD/CMakeCache.txt")
+HDR_ABI="$(sed -n 's/^#define WEFT_ABI_MAJOR \([0-9]*\)$/\1/p' "$REPO_ROOT/sdk/include/weft/filter.h").$(sed -n 's/^#define WEFT_ABI_MINOR \([0-9]*\)$/\1/p' "$REPO_ROOT/sdk/include/weft/filter.h")"
+for pc in weft-sdk weft-filtertest; do
+    v=$(PKG_CONFIG_PATH="$PREFIX/lib/pkgconfig" pkg-config --modversion "$pc")
+    a=$(PKG_CONFIG_PATH="$PREFIX/lib/pkgconfig" pkg-config --variable=abi "$pc")
+    [[ -z "$PROJECT_VERSION" || "$v" == "$PROJECT_VERSION" ]] || fail "$pc: Version $v, expected the project's $PROJECT_VERSION"
+    [[ "$a" == "$HDR_ABI" ]] || fail "$pc: abi variable '$a', expected $HDR_ABI from filter.h"
+done
+log ".pc files: Version $PROJECT_VERSION, abi $HDR_ABI"
+
 # weft itself: the installed binary if the install has one, else the build's.
 if [[ -x "$PREFIX/bin/weft" ]]; then
     WEFT_BIN="$PREFIX/bin/weft"

@@ -40,9 +40,21 @@
  * thread that owns the stream. Host calls from another thread are refused
  * (WEFT_ERR_THREAD). Config-time calls happen on the main thread.
  *
- * ERRORS: host calls return weft_result (0 ok, negative error); misuse the
- * core can detect (resume twice, call after the stream ended, a foreign
- * handle) returns an error and logs a line; it never crashes.
+ * ERRORS: host calls return weft_result (0 ok, negative error). Misuse
+ * the host can detect returns an error and logs one line naming the filter
+ * instead of crashing: a call from a thread that does not own the stream
+ * (WEFT_ERR_THREAD), a weft_stream * that is not a live stream, NULL
+ * included (WEFT_ERR_HANDLE), resume when not paused or from inside a
+ * hook, a change after it can take effect or in the log phase
+ * (WEFT_ERR_STATE), invalid names, values or statuses (WEFT_ERR_INVALID),
+ * a hook returning a value that is not a weft_status (500 filter_error).
+ * What the host CANNOT check, and what therefore CAN crash or corrupt the
+ * proxy (native code in weft's address space, no isolation): a dangling
+ * or random pointer passed as a weft_buffer, weft_timer, weft_callout,
+ * weft_connection or config node (the weft_buffer_* calls check neither
+ * handle nor thread), a view (weft_str) read after its lifetime, writes
+ * through views, memory corruption, a crash or an endless loop in a hook.
+ * docs/sdk.md 2.12 and 2.13 give the same list.
  *
  * PER-STREAM CAPS: what one stream's filters consume through the host is
  * capped by the listener's limits (filter_arena_bytes 1 MiB,
@@ -238,9 +250,14 @@ typedef struct weft_http_filter_ops {
                                     bool end_stream);
     weft_status (*on_response_trailers)(void *stream_ctx, weft_stream *s);
 
-    /* LOG PHASE. Always called once per stream that reached this filter,
-     * also for local replies and resets. No further host calls that change
-     * the exchange are allowed here (they return WEFT_ERR_STATE). */
+    /* LOG PHASE. Called once per stream for EVERY filter of the chain, in
+     * YAML order, including filters that never saw a hook of this stream
+     * (a local reply or a reset before them): when the exchange has ended
+     * (response complete, or the stream reset or replied), after the
+     * access log line is written, and before stream_destroy. Also for
+     * local replies and resets. Calls that change the exchange (headers,
+     * replies, resume, retry, timers, callouts) return WEFT_ERR_STATE
+     * here; reads, metadata reads, stats and logging work. */
     void (*on_stream_complete)(void *stream_ctx, weft_stream *s, const weft_stream_info *info);
 
     /* ---- ABI 1.1 hooks ---- */
@@ -432,6 +449,22 @@ typedef struct weft_host_api {
 #endif
 extern const weft_host_api *weft__host WEFT_HIDDEN;
 
+/* WEFT_HOST_HAS(field): whether the host that loaded this filter has the
+ * host function `field` of weft_host_api: the table's size (host->size)
+ * covers it and the entry is set. 1.0 functions are always there.
+ * A filter built with this (1.1) header that must also run on a 1.0 host
+ * declares the oldest minor it needs with WEFT_FILTER_DESCRIPTOR_INIT_MINOR
+ * (name, kind, 0) (a 1.0 host refuses a descriptor asking for 1.1), then
+ * tests each newer function before calling it and degrades without it:
+ *     if (WEFT_HOST_HAS(some_1_1_call)) ... else ...
+ * Calling a wrapper whose function the host lacks reads past the host's
+ * table: undefined behaviour, not an error code. Hooks the host does not
+ * know are simply never called. THREAD: any. */
+#define WEFT_HOST_HAS(field)                                                                       \
+    (weft__host != NULL &&                                                                         \
+     weft__host->size >= offsetof(weft_host_api, field) + sizeof(weft__host->field) &&             \
+     weft__host->field != NULL)
+
 /* Returns the value of the index-th header `name` (case-insensitive).
  * OWNERSHIP: the view is valid until the hook returns or the map changes.
  * Errors: WEFT_ERR_NOT_FOUND (no such header, or the map does not exist
@@ -505,8 +538,12 @@ static inline weft_result weft_buffer_prepend(weft_buffer *b, const void *d, siz
 static inline weft_result weft_buffer_drain(weft_buffer *b, size_t n) {
     return weft__host->buffer_drain(b, n);
 }
-/* Keep a copy of the request body (up to max_bytes, else WEFT_ERR_LIMIT
- * later) so that an upstream attempt can be replayed (retries). */
+/* Keep a copy of the request body, up to max_bytes, so that an upstream
+ * attempt can be replayed (retries). Call it from on_request_headers
+ * (later: WEFT_ERR_STATE). Past max_bytes nothing fails at once: the copy
+ * is dropped and the request can no longer be replayed, so a later
+ * weft_upstream_retry is refused (see there). OWNERSHIP: the host keeps
+ * the copy until the stream ends. */
 static inline weft_result weft_body_buffer_for_replay(weft_stream *s, size_t max_bytes) {
     return weft__host->body_buffer_for_replay(s, max_bytes);
 }
@@ -736,6 +773,12 @@ typedef const weft_filter_descriptor *(*weft_filter_entry_fn)(const weft_host_ap
 #define WEFT_FILTER_DESCRIPTOR_INIT(fname, fkind)                                                  \
     .size = sizeof(weft_filter_descriptor), .abi_major = WEFT_ABI_MAJOR,                           \
     .abi_minor = WEFT_ABI_MINOR, .name = (fname), .kind = (fkind)
+
+/* The same for a filter that runs on hosts down to ABI 1.<min_minor>
+ * (it must test newer host functions with WEFT_HOST_HAS). */
+#define WEFT_FILTER_DESCRIPTOR_INIT_MINOR(fname, fkind, min_minor)                                 \
+    .size = sizeof(weft_filter_descriptor), .abi_major = WEFT_ABI_MAJOR, .abi_minor = (min_minor), \
+    .name = (fname), .kind = (fkind)
 
 #ifdef __cplusplus
 }

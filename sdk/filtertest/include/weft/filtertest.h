@@ -83,6 +83,13 @@ enum {
 wft_env *wft_env_new(weft_filter_entry_fn entry, char *err, size_t errlen);
 /* dlopens a filter .so (RTLD_NOW | RTLD_LOCAL) and does the same. */
 wft_env *wft_env_load(const char *so_path, char *err, size_t errlen);
+/* The same as seen by a host of an older ABI minor (host_minor 0: ABI
+ * 1.0): the filter gets a host table cut at that minor's size (size and
+ * abi_minor say so; WEFT_HOST_HAS is false for newer functions) and a
+ * descriptor asking for a newer minor is refused as that host would.
+ * host_minor == WEFT_ABI_MINOR is wft_env_new / wft_env_load. */
+wft_env *wft_env_new_abi(weft_filter_entry_fn entry, unsigned host_minor, char *err, size_t errlen);
+wft_env *wft_env_load_abi(const char *so_path, unsigned host_minor, char *err, size_t errlen);
 /* Streams still alive are freed first; the config and library go last. */
 void wft_env_free(wft_env *env);
 
