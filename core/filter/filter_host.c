@@ -477,10 +477,12 @@ static weft_result h_callout_cancel(weft_stream *s, weft_callout *c) {
     return weft_filter_callout_cancel(s, c);
 }
 
-static weft_result h_metadata_set(weft_stream *s, weft_str k, weft_str v) {
-    CHECK(s, "metadata_set");
-    if (!k.len)
-        return misuse(s, WEFT_ERR_INVALID, "metadata_set");
+/* Metadata values carry their type in the byte before the value (the
+ * arena copy is [type][bytes][NUL]), so the map stays a weft_hdrs and a
+ * typed get can tell a mismatch. */
+enum { MD_STR = 0, MD_INT = 1, MD_BYTES = 2 };
+
+static weft_result md_put(weft_stream *s, weft_str k, int type, const void *data, size_t len) {
     uint32_t at = s->metadata.n;
     for (uint32_t i = 0; i < s->metadata.n && at == s->metadata.n; i++)
         if (weft_sv_eq(s->metadata.v[i].name, V(k)))
@@ -489,29 +491,98 @@ static weft_result h_metadata_set(weft_stream *s, weft_str k, weft_str v) {
      * the arena cap (a replaced value stays in the arena) */
     bool new_key = at == s->metadata.n;
     if ((new_key && s->metadata.n >= caps(s)->filter_metadata_entries) ||
-        arena_over(s, (new_key ? k.len + 1 + sizeof(weft_hdr) : 0) + v.len + 1))
+        arena_over(s, (new_key ? k.len + 1 + sizeof(weft_hdr) : 0) + len + 2))
         return WEFT_ERR_LIMIT;
     size_t before = s->arena.total;
     char *kc = new_key ? weft_arena_strndup(&s->arena, k.ptr, k.len) : NULL;
-    char *vc = weft_arena_strndup(&s->arena, v.ptr ? v.ptr : "", v.len);
+    char *vc = weft_arena_alloc(&s->arena, len + 2);
     int rc = (new_key && !kc) || !vc ? -1 : 0;
+    if (vc) {
+        vc[0] = (char)type;
+        if (len)
+            memcpy(vc + 1, data, len);
+        vc[len + 1] = '\0';
+    }
     if (rc == 0 && !new_key)
-        s->metadata.v[at].value = (weft_sv){vc, v.len};
+        s->metadata.v[at].value = (weft_sv){vc + 1, len};
     else if (rc == 0)
-        rc = weft_hdrs_add_ref(&s->metadata, (weft_sv){kc, k.len}, (weft_sv){vc, v.len});
+        rc = weft_hdrs_add_ref(&s->metadata, (weft_sv){kc, k.len}, (weft_sv){vc + 1, len});
     arena_charge(s, before);
     return rc == 0 ? WEFT_OK : WEFT_ERR_NOMEM;
 }
 
-static weft_result h_metadata_get(weft_stream *s, weft_str k, weft_str *v) {
-    CHECK(s, "metadata_get");
+/* The value of key k and its type; NULL when absent. */
+static const weft_sv *md_find(weft_stream *s, weft_str k, int *type) {
     for (uint32_t i = 0; i < s->metadata.n; i++)
         if (weft_sv_eq(s->metadata.v[i].name, V(k))) {
-            if (v)
-                *v = S(s->metadata.v[i].value);
-            return WEFT_OK;
+            *type = (unsigned char)s->metadata.v[i].value.p[-1];
+            return &s->metadata.v[i].value;
         }
-    return WEFT_ERR_NOT_FOUND;
+    return NULL;
+}
+
+static weft_result h_metadata_set(weft_stream *s, weft_str k, weft_str v) {
+    CHECK(s, "metadata_set");
+    if (!k.len || !k.ptr || (!v.ptr && v.len))
+        return misuse(s, WEFT_ERR_INVALID, "metadata_set");
+    return md_put(s, k, MD_STR, v.ptr, v.len);
+}
+
+static weft_result h_metadata_get(weft_stream *s, weft_str k, weft_str *v) {
+    CHECK(s, "metadata_get");
+    int type;
+    const weft_sv *val = md_find(s, k, &type);
+    if (!val)
+        return WEFT_ERR_NOT_FOUND;
+    if (type != MD_STR)
+        return misuse(s, WEFT_ERR_INVALID, "metadata_get (the key holds an integer or bytes)");
+    if (v)
+        *v = S(*val);
+    return WEFT_OK;
+}
+
+static weft_result h_metadata_set_int(weft_stream *s, weft_str k, int64_t value) {
+    CHECK(s, "metadata_set_int");
+    if (!k.len || !k.ptr)
+        return misuse(s, WEFT_ERR_INVALID, "metadata_set_int");
+    return md_put(s, k, MD_INT, &value, sizeof(value));
+}
+
+static weft_result h_metadata_get_int(weft_stream *s, weft_str k, int64_t *value) {
+    CHECK(s, "metadata_get_int");
+    if (!value)
+        return misuse(s, WEFT_ERR_INVALID, "metadata_get_int");
+    int type;
+    const weft_sv *val = md_find(s, k, &type);
+    if (!val)
+        return WEFT_ERR_NOT_FOUND;
+    if (type != MD_INT || val->len != sizeof(*value))
+        return misuse(s, WEFT_ERR_INVALID, "metadata_get_int (the key holds another type)");
+    memcpy(value, val->p, sizeof(*value));
+    return WEFT_OK;
+}
+
+static weft_result h_metadata_set_bytes(weft_stream *s, weft_str k, const void *data, size_t len) {
+    CHECK(s, "metadata_set_bytes");
+    if (!k.len || !k.ptr || (!data && len))
+        return misuse(s, WEFT_ERR_INVALID, "metadata_set_bytes");
+    return md_put(s, k, MD_BYTES, data, len);
+}
+
+static weft_result h_metadata_get_bytes(weft_stream *s, weft_str k, const void **data,
+                                        size_t *len) {
+    CHECK(s, "metadata_get_bytes");
+    if (!data || !len)
+        return misuse(s, WEFT_ERR_INVALID, "metadata_get_bytes");
+    int type;
+    const weft_sv *val = md_find(s, k, &type);
+    if (!val)
+        return WEFT_ERR_NOT_FOUND;
+    if (type != MD_BYTES)
+        return misuse(s, WEFT_ERR_INVALID, "metadata_get_bytes (the key holds another type)");
+    *data = val->p;
+    *len = val->len;
+    return WEFT_OK;
 }
 
 /* ---------- connection facts ---------- */
@@ -615,6 +686,60 @@ static void h_log(weft_log_level_t level, const char *filter, const char *msg) {
         return;
     weft_log((weft_log_level)l, "filter %s: %s", filter ? filter : "?", msg ? msg : "");
 }
+/* Formatted filter log lines (weft_logf, weft_setup_logf): the message is
+ * formatted into a bounded buffer, control characters become \xNN, and
+ * the line is cut at WEFT_FILTER_LOG_MAX bytes with "...". */
+#define WEFT_FILTER_LOG_MAX 800
+
+static void log_formatted(weft_log_level_t level, const char *name, const char *fmt, va_list ap) {
+    int l = level < WEFT_LOG_LEVEL_DEBUG ? 0 : level > WEFT_LOG_LEVEL_ERROR ? 3 : (int)level;
+    if (l < weft_log_min_level)
+        return;
+    char raw[WEFT_FILTER_LOG_MAX + 1];
+    int n = fmt ? vsnprintf(raw, sizeof(raw), fmt, ap) : 0;
+    size_t len = n < 0 ? 0 : (size_t)n < sizeof(raw) ? (size_t)n : sizeof(raw) - 1;
+    bool cut = n >= (int)sizeof(raw);
+    char out[WEFT_FILTER_LOG_MAX + 4];
+    size_t o = 0;
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)raw[i];
+        bool esc = c < 0x20 || c == 0x7f;
+        if (o + (esc ? 4 : 1) > WEFT_FILTER_LOG_MAX) {
+            cut = true;
+            break;
+        }
+        if (esc) {
+            out[o++] = '\\';
+            out[o++] = 'x';
+            out[o++] = hex[c >> 4];
+            out[o++] = hex[c & 15];
+        } else {
+            out[o++] = (char)c;
+        }
+    }
+    if (cut) {
+        while (o > WEFT_FILTER_LOG_MAX - 3)
+            o--;
+        memcpy(out + o, "...", 3);
+        o += 3;
+    }
+    out[o] = '\0';
+    weft_log((weft_log_level)l, "filter %s: %s", name, out);
+}
+
+static void h_log_v(weft_stream *s, weft_log_level_t level, const char *fmt, va_list ap) {
+    /* The name only from a live stream on its own worker: reading another
+     * worker's stream would race. */
+    const char *name = s && check(s) == WEFT_OK ? running_name(s) : "?";
+    log_formatted(level, name, fmt, ap);
+}
+
+static void h_setup_log_v(weft_filter_setup *st, weft_log_level_t level, const char *fmt,
+                          va_list ap) {
+    log_formatted(level, st && st->filter ? st->filter->name : "?", fmt, ap);
+}
+
 static bool h_log_enabled(weft_log_level_t level) {
     return (int)level >= weft_log_min_level;
 }
@@ -844,6 +969,12 @@ static const weft_host_api host_api = {
 
     /* [1.1 streams] stream handles with generations, owned pauses, author helpers, typed metadata
      */
+    .log_v = h_log_v,
+    .setup_log_v = h_setup_log_v,
+    .metadata_set_int = h_metadata_set_int,
+    .metadata_get_int = h_metadata_get_int,
+    .metadata_set_bytes = h_metadata_set_bytes,
+    .metadata_get_bytes = h_metadata_get_bytes,
     /* [end 1.1 streams] */
 
     /* [1.1 retry] per-try timeout, delayed retry, untried endpoint, per-attempt headers */

@@ -246,6 +246,7 @@ void wft_env_free(wft_env *env) {
         free(env->stats[i].help);
     }
     free(env->stats);
+    free(env->filter_name);
     for (size_t i = 0; i < env->nlog; i++)
         free(env->log[i].text);
     free(env->log);
@@ -582,6 +583,23 @@ const char *wft_stat_help(const wft_env *env, const char *name) {
 void wft_log_set_level(wft_env *env, weft_log_level_t level) {
     if (env)
         env->log_level = level;
+}
+
+const char *ft_filter_name(const wft_env *env) {
+    return env->filter_name               ? env->filter_name
+           : env->desc && env->desc->name ? env->desc->name
+                                          : "?";
+}
+
+int wft_env_set_filter_name(wft_env *env, const char *name) {
+    if (!env || !name || !*name)
+        return -1;
+    char *copy = ft_strdup(name);
+    if (!copy)
+        return -1;
+    free(env->filter_name);
+    env->filter_name = copy;
+    return 0;
 }
 
 void wft_log_set_stderr(wft_env *env, bool on) {

@@ -517,10 +517,21 @@ static weft_result h_metadata_set(weft_stream *s, weft_str key, weft_str value) 
     STREAM_OR_RESULT(s, "metadata_set", true);
     if (!str_ok(key) || !key.len || !str_ok(value))
         return ft_misuse(st->env, WEFT_ERR_INVALID, "metadata_set: empty key or NULL value");
-    char *old;
-    if (ft_kv_put(&st->metadata, key.ptr, key.len, value.ptr, value.len, &old))
+    if (ft_metadata_put(st, key.ptr, key.len, FT_MD_STR, value.ptr, value.len))
         return WEFT_ERR_NOMEM;
-    ft_graveyard_add(st, old);
+    return WEFT_OK;
+}
+
+/* The key's entry, WEFT_ERR_NOT_FOUND, or (as the core) WEFT_ERR_INVALID
+ * with a misuse line when it holds another type than `type`. */
+static weft_result md_typed(wft_stream *st, weft_str key, int type, const char *fn,
+                            const ft_header **out) {
+    const ft_header *h = ft_kv_find(&st->metadata, key.ptr, key.len);
+    if (!h)
+        return WEFT_ERR_NOT_FOUND;
+    if (h->type != type)
+        return ft_misuse(st->env, WEFT_ERR_INVALID, "%s: the key holds another type", fn);
+    *out = h;
     return WEFT_OK;
 }
 
@@ -528,11 +539,55 @@ static weft_result h_metadata_get(weft_stream *s, weft_str key, weft_str *value)
     STREAM_OR_RESULT(s, "metadata_get", false);
     if (!str_ok(key) || !value)
         return ft_misuse(st->env, WEFT_ERR_INVALID, "metadata_get: NULL key or value pointer");
-    const ft_header *h = ft_kv_find(&st->metadata, key.ptr, key.len);
-    if (!h)
-        return WEFT_ERR_NOT_FOUND;
-    *value = (weft_str){h->value, h->vlen};
+    const ft_header *h;
+    weft_result r = md_typed(st, key, FT_MD_STR, "metadata_get", &h);
+    if (r == WEFT_OK)
+        *value = (weft_str){h->value, h->vlen};
+    return r;
+}
+
+static weft_result h_metadata_set_int(weft_stream *s, weft_str key, int64_t value) {
+    STREAM_OR_RESULT(s, "metadata_set_int", true);
+    if (!str_ok(key) || !key.len)
+        return ft_misuse(st->env, WEFT_ERR_INVALID, "metadata_set_int: empty key");
+    if (ft_metadata_put(st, key.ptr, key.len, FT_MD_INT, &value, sizeof(value)))
+        return WEFT_ERR_NOMEM;
     return WEFT_OK;
+}
+
+static weft_result h_metadata_get_int(weft_stream *s, weft_str key, int64_t *value) {
+    STREAM_OR_RESULT(s, "metadata_get_int", false);
+    if (!str_ok(key) || !value)
+        return ft_misuse(st->env, WEFT_ERR_INVALID, "metadata_get_int: NULL key or value pointer");
+    const ft_header *h;
+    weft_result r = md_typed(st, key, FT_MD_INT, "metadata_get_int", &h);
+    if (r == WEFT_OK)
+        memcpy(value, h->value, sizeof(*value));
+    return r;
+}
+
+static weft_result h_metadata_set_bytes(weft_stream *s, weft_str key, const void *data,
+                                        size_t len) {
+    STREAM_OR_RESULT(s, "metadata_set_bytes", true);
+    if (!str_ok(key) || !key.len || (!data && len))
+        return ft_misuse(st->env, WEFT_ERR_INVALID, "metadata_set_bytes: empty key or NULL data");
+    if (ft_metadata_put(st, key.ptr, key.len, FT_MD_BYTES, data, len))
+        return WEFT_ERR_NOMEM;
+    return WEFT_OK;
+}
+
+static weft_result h_metadata_get_bytes(weft_stream *s, weft_str key, const void **data,
+                                        size_t *len) {
+    STREAM_OR_RESULT(s, "metadata_get_bytes", false);
+    if (!str_ok(key) || !data || !len)
+        return ft_misuse(st->env, WEFT_ERR_INVALID, "metadata_get_bytes: NULL key or out-pointer");
+    const ft_header *h;
+    weft_result r = md_typed(st, key, FT_MD_BYTES, "metadata_get_bytes", &h);
+    if (r == WEFT_OK) {
+        *data = h->value;
+        *len = h->vlen;
+    }
+    return r;
 }
 
 /* ---- connection facts ---- */
@@ -615,6 +670,59 @@ static void h_log(weft_log_level_t level, const char *filter_name, const char *m
     wft_env *env = ft_current_env();
     if (env && level >= env->log_level)
         ft_log_add(env, level, filter_name, msg);
+}
+
+/* weft_logf / weft_setup_logf: formatted, escaped and cut as the core
+ * does (control characters as \xNN, 800 bytes, "..."), recorded under the
+ * filter's YAML name (wft_env_set_filter_name). */
+#define FT_LOG_MAX 800
+
+static void log_formatted(bool named, weft_log_level_t level, const char *fmt, va_list ap) {
+    wft_env *env = ft_current_env();
+    if (!env || level < env->log_level)
+        return;
+    char raw[FT_LOG_MAX + 1];
+    int n = fmt ? vsnprintf(raw, sizeof(raw), fmt, ap) : 0;
+    size_t len = n < 0 ? 0 : (size_t)n < sizeof(raw) ? (size_t)n : sizeof(raw) - 1;
+    bool cut = n >= (int)sizeof(raw);
+    char out[FT_LOG_MAX + 4];
+    size_t o = 0;
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)raw[i];
+        bool esc = c < 0x20 || c == 0x7f;
+        if (o + (esc ? 4 : 1) > FT_LOG_MAX) {
+            cut = true;
+            break;
+        }
+        if (esc) {
+            out[o++] = '\\';
+            out[o++] = 'x';
+            out[o++] = hex[c >> 4];
+            out[o++] = hex[c & 15];
+        } else {
+            out[o++] = (char)c;
+        }
+    }
+    if (cut) {
+        while (o > FT_LOG_MAX - 3)
+            o--;
+        memcpy(out + o, "...", 3);
+        o += 3;
+    }
+    out[o] = '\0';
+    ft_log_add(env, level, named ? ft_filter_name(env) : "?", out);
+}
+
+static void h_log_v(weft_stream *s, weft_log_level_t level, const char *fmt, va_list ap) {
+    /* As the core: the name from a live stream of this thread, else "?". */
+    wft_stream *st = s ? ft_stream_from(s) : NULL;
+    log_formatted(st && ft_on_owner_thread(st->env), level, fmt, ap);
+}
+
+static void h_setup_log_v(weft_filter_setup *setup, weft_log_level_t level, const char *fmt,
+                          va_list ap) {
+    log_formatted(setup != NULL, level, fmt, ap);
 }
 
 static bool h_log_enabled(weft_log_level_t level) {
@@ -749,6 +857,12 @@ static const weft_host_api g_api = {
 
     /* [1.1 streams] stream handles with generations, owned pauses, author helpers, typed metadata
      */
+    .log_v = h_log_v,
+    .setup_log_v = h_setup_log_v,
+    .metadata_set_int = h_metadata_set_int,
+    .metadata_get_int = h_metadata_get_int,
+    .metadata_set_bytes = h_metadata_set_bytes,
+    .metadata_get_bytes = h_metadata_get_bytes,
     /* [end 1.1 streams] */
 
     /* [1.1 retry] per-try timeout, delayed retry, untried endpoint, per-attempt headers */

@@ -65,7 +65,9 @@ typedef struct ft_header {
     size_t nlen;
     char *value;
     size_t vlen;
+    int type; /* metadata values: FT_MD_STR, FT_MD_INT, FT_MD_BYTES */
 } ft_header;
+enum { FT_MD_STR = 0, FT_MD_INT = 1, FT_MD_BYTES = 2 };
 
 typedef struct ft_hmap {
     ft_header *h;
@@ -198,6 +200,7 @@ struct wft_env {
     size_t nlog, caplog;
     weft_log_level_t log_level;
     bool log_stderr;
+    char *filter_name; /* the YAML name log lines carry (wft_env_set_filter_name) */
 
     size_t nmisuse;
     char misuse_last[512];
@@ -335,6 +338,8 @@ void ft_set_error(wft_env *env, const char *fmt, ...) __attribute__((format(prin
 weft_result ft_misuse(wft_env *env, weft_result r, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void ft_log_add(wft_env *env, weft_log_level_t level, const char *name, const char *msg);
+/* The filter's name in its listener's filters list (default: descriptor name). */
+const char *ft_filter_name(const wft_env *env);
 bool ft_on_owner_thread(const wft_env *env);
 int ft_ensure_configured(wft_env *env);
 bool ft_cluster_known(const wft_env *env, const char *name, size_t len);
@@ -358,6 +363,9 @@ weft_result ft_resume(wft_stream *st);
 void ft_forward_body(wft_stream *st, int d, weft_buffer *b);
 void ft_release_held(wft_stream *st, int d);
 
+/* Sets a metadata key with its type (copying); 0 or -1 (no memory). */
+int ft_metadata_put(wft_stream *st, const char *key, size_t klen, int type, const void *data,
+                    size_t len);
 /* Keeps a replaced metadata value alive until the stream ends. */
 void ft_graveyard_add(wft_stream *st, char *p);
 

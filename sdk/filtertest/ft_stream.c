@@ -113,13 +113,22 @@ void ft_graveyard_add(wft_stream *st, char *p) {
     st->graveyard[st->ngrave++] = p;
 }
 
+int ft_metadata_put(wft_stream *st, const char *key, size_t klen, int type, const void *data,
+                    size_t len) {
+    char *old;
+    if (ft_kv_put(&st->metadata, key, klen, data ? data : "", data ? len : 0, &old))
+        return -1;
+    ft_graveyard_add(st, old);
+    for (size_t i = 0; i < st->metadata.n; i++)
+        if (st->metadata.h[i].nlen == klen && memcmp(st->metadata.h[i].name, key, klen) == 0)
+            st->metadata.h[i].type = type;
+    return 0;
+}
+
 void wft_metadata_put(wft_stream *st, const char *key, const char *value) {
     if (!st || !key)
         return;
-    char *old;
-    if (ft_kv_put(&st->metadata, key, strlen(key), value ? value : "", value ? strlen(value) : 0,
-                  &old) == 0)
-        ft_graveyard_add(st, old);
+    ft_metadata_put(st, key, strlen(key), FT_MD_STR, value ? value : "", value ? strlen(value) : 0);
 }
 
 /* ---- calling into the filter ---- */
@@ -1108,5 +1117,35 @@ const char *wft_metadata(wft_stream *st, const char *key) {
     if (!st || !key)
         return NULL;
     const ft_header *h = ft_kv_find(&st->metadata, key, strlen(key));
-    return h ? h->value : NULL;
+    return h && h->type == FT_MD_STR ? h->value : NULL;
+}
+
+bool wft_metadata_int(wft_stream *st, const char *key, int64_t *value) {
+    const ft_header *h = st && key ? ft_kv_find(&st->metadata, key, strlen(key)) : NULL;
+    if (!h || h->type != FT_MD_INT || h->vlen != sizeof(int64_t))
+        return false;
+    if (value)
+        memcpy(value, h->value, sizeof(int64_t));
+    return true;
+}
+
+bool wft_metadata_bytes(wft_stream *st, const char *key, const void **data, size_t *len) {
+    const ft_header *h = st && key ? ft_kv_find(&st->metadata, key, strlen(key)) : NULL;
+    if (!h || h->type != FT_MD_BYTES)
+        return false;
+    if (data)
+        *data = h->value;
+    if (len)
+        *len = h->vlen;
+    return true;
+}
+
+void wft_metadata_put_int(wft_stream *st, const char *key, int64_t value) {
+    if (st && key && *key)
+        ft_metadata_put(st, key, strlen(key), FT_MD_INT, &value, sizeof(value));
+}
+
+void wft_metadata_put_bytes(wft_stream *st, const char *key, const void *data, size_t len) {
+    if (st && key && *key && (data || !len))
+        ft_metadata_put(st, key, strlen(key), FT_MD_BYTES, data, len);
 }

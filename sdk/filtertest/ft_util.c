@@ -239,7 +239,7 @@ int ft_hmap_add(ft_hmap *m, const char *name, size_t nlen, const char *value, si
     }
     for (size_t i = 0; i < nlen; i++)
         n[i] = (char)tolower((unsigned char)n[i]);
-    m->h[m->n++] = (ft_header){n, nlen, v, value ? vlen : 0};
+    m->h[m->n++] = (ft_header){n, nlen, v, value ? vlen : 0, 0};
     return 0;
 }
 
@@ -352,6 +352,6 @@ int ft_kv_put(ft_hmap *m, const char *key, size_t klen, const char *value, size_
         free(v);
         return -1;
     }
-    m->h[m->n++] = (ft_header){k, klen, v, value ? vlen : 0};
+    m->h[m->n++] = (ft_header){k, klen, v, value ? vlen : 0, 0};
     return 0;
 }

@@ -141,6 +141,8 @@ static void tf_stream_destroy(void *ctx) {
 static weft_status tf_req_headers(void *ctx, weft_stream *s, bool end) {
     tf_script *sc = ctx;
     tf_log_add("%s.req_headers%s", sc->name, end ? ":e" : "");
+    if (sc->custom)
+        sc->custom(sc, s, TF_REQ_HEADERS);
     if (sc->replay_max)
         assert_int_equal(weft_body_buffer_for_replay(s, sc->replay_max), WEFT_OK);
     return run_action(sc, s, TF_REQ_HEADERS, end);
@@ -149,18 +151,24 @@ static weft_status tf_req_headers(void *ctx, weft_stream *s, bool end) {
 static weft_status tf_req_body(void *ctx, weft_stream *s, weft_buffer *b, bool end) {
     tf_script *sc = ctx;
     tf_log_add("%s.req_body:%zu%s", sc->name, weft_buffer_length(b), end ? "e" : "");
+    if (sc->custom)
+        sc->custom(sc, s, TF_REQ_BODY);
     return run_action(sc, s, TF_REQ_BODY, end);
 }
 
 static weft_status tf_req_trailers(void *ctx, weft_stream *s) {
     tf_script *sc = ctx;
     tf_log_add("%s.req_trailers", sc->name);
+    if (sc->custom)
+        sc->custom(sc, s, TF_REQ_TRAILERS);
     return run_action(sc, s, TF_REQ_TRAILERS, true);
 }
 
 static void tf_attempt(void *ctx, weft_stream *s, const weft_attempt_info *ai) {
     tf_script *sc = ctx;
     tf_log_add("%s.attempt:%d/%d", sc->name, (int)ai->result, ai->status);
+    if (sc->custom)
+        sc->custom(sc, s, TF_ATTEMPT);
     if (sc->n_attempts < 8) {
         sc->attempts[sc->n_attempts] = *ai;
         snprintf(sc->attempt_hosts[sc->n_attempts], sizeof(sc->attempt_hosts[0]), "%.*s",
@@ -178,18 +186,24 @@ static void tf_attempt(void *ctx, weft_stream *s, const weft_attempt_info *ai) {
 static weft_status tf_resp_headers(void *ctx, weft_stream *s, bool end) {
     tf_script *sc = ctx;
     tf_log_add("%s.resp_headers:%d%s", sc->name, weft_response_status(s), end ? "e" : "");
+    if (sc->custom)
+        sc->custom(sc, s, TF_RESP_HEADERS);
     return run_action(sc, s, TF_RESP_HEADERS, end);
 }
 
 static weft_status tf_resp_body(void *ctx, weft_stream *s, weft_buffer *b, bool end) {
     tf_script *sc = ctx;
     tf_log_add("%s.resp_body:%zu%s", sc->name, weft_buffer_length(b), end ? "e" : "");
+    if (sc->custom)
+        sc->custom(sc, s, TF_RESP_BODY);
     return run_action(sc, s, TF_RESP_BODY, end);
 }
 
 static weft_status tf_resp_trailers(void *ctx, weft_stream *s) {
     tf_script *sc = ctx;
     tf_log_add("%s.resp_trailers", sc->name);
+    if (sc->custom)
+        sc->custom(sc, s, TF_RESP_TRAILERS);
     return run_action(sc, s, TF_RESP_TRAILERS, true);
 }
 
@@ -197,6 +211,8 @@ static void tf_complete(void *ctx, weft_stream *s, const weft_stream_info *info)
     tf_script *sc = ctx;
     sc->calls[TF_COMPLETE]++;
     tf_log_add("%s.complete:%d", sc->name, info->status);
+    if (sc->custom)
+        sc->custom(sc, s, TF_COMPLETE);
     sc->info = *info;
     snprintf(sc->info_host, sizeof(sc->info_host), "%.*s", (int)info->upstream_host.len,
              info->upstream_host.ptr);

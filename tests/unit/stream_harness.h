@@ -64,6 +64,10 @@ typedef struct tf_script {
     int reply_status;    /* for the reply actions (default 403) */
     uint64_t timer_ms;   /* for the timer actions */
     size_t replay_max;   /* >0: weft_body_buffer_for_replay on request headers */
+    /* When set: called in every hook of this filter, after the call log
+     * line and before the action (tests that exercise host calls). */
+    void (*custom)(struct tf_script *sc, weft_stream *s, tf_hook hook);
+    void *custom_arg;
     /* observed */
     int calls[TF_HOOKS];
     int creates, destroys, timer_fires;

@@ -39,6 +39,23 @@
  * THREADING: every hook and host call of a stream happens on the worker
  * thread that owns the stream. Host calls from another thread are refused
  * (WEFT_ERR_THREAD). Config-time calls happen on the main thread.
+ * What the host guarantees, call by call:
+ *   ANY THREAD (a thread the filter started included): weft_log_msg,
+ *     weft_log_enabled, weft_clock_now_us, weft_logf with s == NULL,
+ *     weft_str_c, WEFT_HOST_HAS; weft_stat_inc, weft_stat_gauge_add,
+ *     weft_stat_observe_us (lock-free per-thread slots; an update from a
+ *     thread weft did not start is dropped, not an error).
+ *   MAIN THREAD, inside config_create only (the setup handle lives just
+ *     that long): weft_stat_counter/gauge/histogram, weft_config_*,
+ *     weft_config_fail, weft_config_dir, weft_setup_logf.
+ *   THE STREAM'S WORKER ONLY: every call taking a weft_stream * (checked:
+ *     WEFT_ERR_THREAD; weft_logf from another thread still logs, without
+ *     the filter's name), and the weft_buffer_* calls, which check
+ *     neither thread nor handle: use a buffer only inside the hook that
+ *     handed it to you. The weft_connection_* calls: inside that
+ *     connection's transport hooks (same worker, not thread-checked).
+ *   Hand work from your own thread back to a stream with a timer or a
+ *   callout, never by calling with a kept weft_stream *.
  *
  * ERRORS: host calls return weft_result (0 ok, negative error). Misuse
  * the host can detect returns an error and logs one line naming the filter
@@ -64,9 +81,11 @@
 #ifndef WEFT_FILTER_H
 #define WEFT_FILTER_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -417,6 +436,16 @@ typedef struct weft_host_api {
 
     /* [1.1 streams] stream handles with generations, owned pauses, author helpers, typed metadata
      */
+    /* author helpers: formatted log lines naming the filter's YAML name,
+     * typed metadata (see the wrappers weft_logf, weft_setup_logf,
+     * weft_metadata_set_int and the rest) */
+    void (*log_v)(weft_stream *s, weft_log_level_t level, const char *fmt, va_list ap);
+    void (*setup_log_v)(weft_filter_setup *setup, weft_log_level_t level, const char *fmt,
+                        va_list ap);
+    weft_result (*metadata_set_int)(weft_stream *s, weft_str key, int64_t value);
+    weft_result (*metadata_get_int)(weft_stream *s, weft_str key, int64_t *value);
+    weft_result (*metadata_set_bytes)(weft_stream *s, weft_str key, const void *data, size_t len);
+    weft_result (*metadata_get_bytes)(weft_stream *s, weft_str key, const void **data, size_t *len);
     /* [end 1.1 streams] */
 
     /* [1.1 retry] per-try timeout, delayed retry, untried endpoint, per-attempt headers */
@@ -736,6 +765,85 @@ static inline weft_result weft_connection_set_tls(weft_connection *c, bool tls) 
 /* [end 1.1 routing] */
 
 /* [1.1 streams] stream handles with generations, owned pauses, author helpers, typed metadata */
+
+/* ---- author helpers ---- */
+
+/* A view of a NUL-terminated C string (NULL gives the empty view). No
+ * host call: usable anywhere, any thread, on any ABI 1.x host.
+ * LIFETIME: the view borrows cstr. */
+static inline weft_str weft_str_c(const char *cstr) {
+    return cstr ? (weft_str){cstr, strlen(cstr)} : (weft_str){"", 0};
+}
+
+#if defined(__GNUC__)
+#define WEFT_PRINTF(fmt_idx, args_idx) __attribute__((format(printf, fmt_idx, args_idx)))
+#else
+#define WEFT_PRINTF(fmt_idx, args_idx)
+#endif
+
+/* One line in weft's log, printf-formatted (the format is checked at
+ * compile time under GCC and Clang): "filter <name>: <message>", where
+ * <name> is the filter's name in the listener's `filters` list (its YAML
+ * name, as in its stats), taken from the filter whose hook or callback is
+ * running on s. Lines below the log level cost no formatting.
+ * s: a live stream on its worker (the usual case), or NULL (any thread;
+ * the line then reads "filter ?: ..." since the host cannot tell which
+ * filter called; at config time use weft_setup_logf). A handle that is
+ * not live, or a call from another thread than the stream's, still logs,
+ * as with NULL.
+ * LIMIT: the message is cut at 800 bytes (after escaping), ending in
+ * "..."; control characters (bytes below 0x20, and 0x7f) are written as
+ * \xNN, so a message cannot forge log lines. Bytes from 0x80 pass
+ * (UTF-8). THREAD: any (see above for the name). ERRORS: none (void). */
+static inline WEFT_PRINTF(3, 4) void weft_logf(weft_stream *s, weft_log_level_t level,
+                                               const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    weft__host->log_v(s, level, fmt, ap);
+    va_end(ap);
+}
+/* The same at config time, from config_create: the line names the filter
+ * of `setup` (its YAML name). THREAD: main (setup is valid only during
+ * config_create). NULL setup: "filter ?". */
+static inline WEFT_PRINTF(3, 4) void weft_setup_logf(weft_filter_setup *setup,
+                                                     weft_log_level_t level, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    weft__host->setup_log_v(setup, level, fmt, ap);
+    va_end(ap);
+}
+
+/* Typed metadata: the same per-stream map as weft_metadata_set/get (one
+ * key space, the same caps: a new key counts against
+ * filter_metadata_entries, every copy against filter_arena_bytes), each
+ * value carrying its type: string (weft_metadata_set), integer or bytes.
+ * Setting a key replaces its value AND its type. A get of another type
+ * than the key holds returns WEFT_ERR_INVALID (the key exists, with
+ * another type) and leaves *value untouched; WEFT_ERR_NOT_FOUND means no
+ * such key. weft_metadata_get on an integer or bytes key is such a
+ * mismatch too (WEFT_ERR_INVALID).
+ * OWNERSHIP: values are copied in. LIFETIME: a bytes view is valid until
+ * the key is set again or the stream ends (as string values).
+ * THREAD: the stream's worker (else WEFT_ERR_THREAD). ERRORS: INVALID
+ * (empty key, NULL data with len > 0, NULL out-parameter of a get, type
+ * mismatch), NOT_FOUND, HANDLE, THREAD, NOMEM.
+ * LIMIT: a new key beyond filter_metadata_entries, or the copy beyond
+ * filter_arena_bytes. Allowed in the log phase (on_stream_complete). */
+static inline weft_result weft_metadata_set_int(weft_stream *s, weft_str key, int64_t value) {
+    return weft__host->metadata_set_int(s, key, value);
+}
+static inline weft_result weft_metadata_get_int(weft_stream *s, weft_str key, int64_t *value) {
+    return weft__host->metadata_get_int(s, key, value);
+}
+/* Any bytes (NULs included), len of them; len 0 stores an empty value. */
+static inline weft_result weft_metadata_set_bytes(weft_stream *s, weft_str key, const void *data,
+                                                  size_t len) {
+    return weft__host->metadata_set_bytes(s, key, data, len);
+}
+static inline weft_result weft_metadata_get_bytes(weft_stream *s, weft_str key, const void **data,
+                                                  size_t *len) {
+    return weft__host->metadata_get_bytes(s, key, data, len);
+}
 /* [end 1.1 streams] */
 
 /* [1.1 retry] per-try timeout, delayed retry, untried endpoint, per-attempt headers */

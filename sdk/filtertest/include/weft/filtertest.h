@@ -148,6 +148,10 @@ size_t wft_log_count(const wft_env *env);
 const char *wft_log_line(const wft_env *env, size_t i, weft_log_level_t *level);
 /* true if some logged line contains `needle`. */
 bool wft_log_contains(const wft_env *env, const char *needle);
+/* The filter's name in the (imaginary) listener's filters list, which
+ * weft_logf / weft_setup_logf lines carry ("<name>: <message>" in the
+ * kit's record). Default: the descriptor's name. 0, or -1 (NULL/empty). */
+int wft_env_set_filter_name(wft_env *env, const char *name);
 
 /* ---- misuse record ---- */
 size_t wft_misuse_count(const wft_env *env);
@@ -249,8 +253,16 @@ size_t wft_held_body_length(wft_stream *st, weft_body_dir dir);
 const char *wft_cluster(wft_stream *st);
 unsigned wft_retry_count(wft_stream *st);
 size_t wft_replay_limit(wft_stream *st);
-/* Per-stream metadata as filters left it (NULL if absent). */
+/* Per-stream metadata as filters left it (NULL if absent, or not a string). */
 const char *wft_metadata(wft_stream *st, const char *key);
+/* Typed metadata (weft_metadata_set_int / _bytes): false if absent or of
+ * another type. The bytes view lives until the key changes or the stream
+ * is freed. */
+bool wft_metadata_int(wft_stream *st, const char *key, int64_t *value);
+bool wft_metadata_bytes(wft_stream *st, const char *key, const void **data, size_t *len);
+/* Typed metadata as an earlier filter would have set it. */
+void wft_metadata_put_int(wft_stream *st, const char *key, int64_t value);
+void wft_metadata_put_bytes(wft_stream *st, const char *key, const void *data, size_t len);
 /* Timers started and not yet fired or cancelled. */
 size_t wft_timers_pending(wft_stream *st);
 
