@@ -74,7 +74,7 @@ static void on_done(evutil_socket_t fd, short what, void *arg) {
         .body = {(const char *)evbuffer_pullup(c->body, -1), blen},
     };
     stream_cb_frame f = stream_cb_enter(s, c->filter);
-    c->cb(s, s->fctx ? s->fctx[c->filter] : NULL, c->arg, &r);
+    c->cb(stream_handle(s), s->fctx ? s->fctx[c->filter] : NULL, c->arg, &r);
     stream_cb_leave(s, f);
     callout_free(c);
 }

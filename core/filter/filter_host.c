@@ -15,6 +15,7 @@
 #include "filter/callout.h"
 #include "filter/filter.h"
 #include "filter/filter_setup.h"
+#include "filter/handles.h"
 #include "filter/transport.h"
 #include "http/stream_internal.h"
 
@@ -48,19 +49,26 @@ static weft_result misuse(const weft_stream *s, weft_result r, const char *what)
     return r;
 }
 
-static weft_result check(weft_stream *s) {
-    if (!s || s->magic != WEFT_STREAM_MAGIC || !s->active)
-        return WEFT_ERR_HANDLE;
-    if (s->w->thread_started && !pthread_equal(pthread_self(), s->w->thread))
-        return WEFT_ERR_THREAD;
-    return WEFT_OK;
+/* Every stream call starts here: the filter's handle (filter/handles.h)
+ * becomes the live stream it names, checked against its generation and
+ * its worker's thread before anything of the stream is read. A stale
+ * handle (an earlier exchange of the same HTTP/1.1 connection, a recycled
+ * HTTP/2 stream object) never reaches the stream now using its memory. */
+static weft_stream *live(weft_stream *h) {
+    weft_stream *s = NULL;
+    return weft_stream_from_handle(h, &s) == WEFT_OK ? s : NULL;
 }
 
+/* Decodes the handle parameter `s` in place (the rest of the call works
+ * on the stream), or returns the error (logged without the stream: it is
+ * stale, or another thread's). */
 #define CHECK(s, what)                                                                             \
     do {                                                                                           \
-        weft_result r_ = check(s);                                                                 \
+        weft_stream *d_ = NULL;                                                                    \
+        weft_result r_ = weft_stream_from_handle((s), &d_);                                        \
         if (r_ != WEFT_OK)                                                                         \
-            return misuse(r_ == WEFT_ERR_HANDLE ? NULL : (s), r_, what);                           \
+            return misuse(NULL, r_, what);                                                         \
+        (s) = d_;                                                                                  \
     } while (0)
 
 /* ---------- caps on what filters consume per stream ----------
@@ -144,7 +152,7 @@ static weft_result h_header_get(weft_stream *s, weft_header_map m, weft_str name
 
 static size_t h_header_count(weft_stream *s, weft_header_map m, weft_str name) {
     bool w;
-    if (check(s) != WEFT_OK)
+    if (!(s = live(s)))
         return 0;
     weft_hdrs *h = header_map(s, m, &w);
     return h ? (size_t)weft_hdrs_count(h, V(name)) : 0;
@@ -235,7 +243,7 @@ static weft_result h_request_set_path(weft_stream *s, weft_str pq) {
 }
 
 static int h_response_status(weft_stream *s) {
-    return check(s) == WEFT_OK ? s->resp.status : 0;
+    return (s = live(s)) ? s->resp.status : 0;
 }
 
 static weft_result h_response_set_status(weft_stream *s, int status) {
@@ -312,13 +320,13 @@ static weft_result h_body_buffer_for_replay(weft_stream *s, size_t max) {
 }
 
 static size_t h_body_buffered_length(weft_stream *s, weft_body_dir d) {
-    if (check(s) != WEFT_OK)
+    if (!(s = live(s)))
         return 0;
     return evbuffer_get_length(d == WEFT_REQUEST_BODY ? s->rq.held : s->rs.held);
 }
 
 static size_t h_body_copy_out(weft_stream *s, weft_body_dir d, size_t off, void *dst, size_t len) {
-    if (check(s) != WEFT_OK)
+    if (!(s = live(s)))
         return 0;
     return h_buffer_copy_out((weft_buffer *)(d == WEFT_REQUEST_BODY ? s->rq.held : s->rs.held), off,
                              dst, len);
@@ -390,7 +398,7 @@ static void timer_fire(evutil_socket_t fd, short what, void *arg) {
     t->armed = false;
     s->filter_timers--;
     stream_cb_frame f = stream_cb_enter(s, t->filter);
-    t->cb(s, s->fctx ? s->fctx[t->filter] : NULL, t->arg);
+    t->cb(stream_handle(s), s->fctx ? s->fctx[t->filter] : NULL, t->arg);
     stream_cb_leave(s, f);
 }
 
@@ -626,14 +634,14 @@ static weft_result h_peer_identity(weft_stream *s, weft_str *id) {
 }
 
 static bool h_is_tls(weft_stream *s) {
-    if (check(s) != WEFT_OK)
+    if (!(s = live(s)))
         return false;
     const weft_conn_facts *f = facts(s);
     return f && f->tls;
 }
 
 static bool h_is_grpc(weft_stream *s) {
-    return check(s) == WEFT_OK && s->is_grpc;
+    return (s = live(s)) && s->is_grpc;
 }
 
 /* ---------- stats, log, time ---------- */

@@ -8,6 +8,7 @@
 
 #include <event2/buffer.h>
 
+#include "filter/handles.h"
 #include "log/access_log.h"
 #include "upstream/h2_pool.h"
 
@@ -89,6 +90,7 @@ void stream_arm_idle(weft_stream *s) {
 
 void weft_stream_begin(weft_stream *s, weft_listener_snap *lst, weft_wsnap *ws) {
     s->magic = WEFT_STREAM_MAGIC;
+    weft_stream_handle_open(s);
     s->lst = lst;
     s->ws = weft_wsnap_ref(ws);
     s->active = true;
@@ -161,6 +163,7 @@ void weft_stream_end(weft_stream *s) {
         s->replay = NULL;
     }
     s->magic = 0;
+    weft_stream_handle_close(s);
     weft_ltimer_clear(&s->t_request);
     weft_ltimer_clear(&s->t_idle);
     evbuffer_drain(s->up_pending, evbuffer_get_length(s->up_pending));

@@ -109,7 +109,8 @@ typedef struct weft_stream_callout weft_stream_callout;
 #define WEFT_STREAM_MAGIC 0x77656674u /* "weft" */
 
 struct weft_stream {
-    uint32_t magic; /* WEFT_STREAM_MAGIC while alive (SDK handle check) */
+    uint32_t magic;  /* WEFT_STREAM_MAGIC while alive (SDK handle check) */
+    uint64_t handle; /* what filters get as weft_stream * (filter/handles.h), 0 none */
     /* set by the downstream codec */
     const weft_downstream_ops *ds_ops;
     void *ds; /* the codec's connection */

@@ -43,8 +43,8 @@ void sf_begin(weft_stream *s) {
         s->fctx[i] = NULL;
         if (fi->http->stream_create) {
             s->running = (int)i;
-            s->fctx[i] =
-                fi->http->stream_create(fi->config, weft_wsnap_filter_worker(s->ws, li, i), s);
+            s->fctx[i] = fi->http->stream_create(fi->config, weft_wsnap_filter_worker(s->ws, li, i),
+                                                 stream_handle(s));
             s->running = -1;
         }
     }
@@ -59,7 +59,8 @@ void sf_req_headers(weft_stream *s, size_t from) {
         if (!fi->http->on_request_headers)
             continue;
         s->running = (int)pos;
-        weft_status st = checked(s, pos, fi->http->on_request_headers(s->fctx[pos], s, end));
+        weft_status st =
+            checked(s, pos, fi->http->on_request_headers(s->fctx[pos], stream_handle(s), end));
         s->running = -1;
         if (st == WEFT_REPLIED || s->resp_done)
             return;
@@ -83,7 +84,8 @@ void sf_resp_headers(weft_stream *s, size_t from) {
         if (!fi->http->on_response_headers)
             continue;
         s->running = (int)idx;
-        weft_status st = checked(s, idx, fi->http->on_response_headers(s->fctx[idx], s, end));
+        weft_status st =
+            checked(s, idx, fi->http->on_response_headers(s->fctx[idx], stream_handle(s), end));
         s->running = -1;
         if (st == WEFT_REPLIED || s->resp_done || s->retry_requested)
             return;
@@ -111,7 +113,7 @@ static bool run_trailers(weft_stream *s, int dir) {
         if (!hook)
             continue;
         s->running = (int)idx;
-        weft_status st = checked(s, idx, hook(s->fctx[idx], s));
+        weft_status st = checked(s, idx, hook(s->fctx[idx], stream_handle(s)));
         s->running = -1;
         if (st == WEFT_REPLIED || (dir == WEFT_DIR_REQ && s->resp_done))
             return false;
@@ -152,7 +154,8 @@ void sf_push(weft_stream *s, int dir, struct evbuffer *src, size_t from) {
         if (!evbuffer_get_length(view) && !end)
             return; /* nothing to show this filter yet */
         s->running = (int)idx;
-        weft_status st = checked(s, idx, hook(s->fctx[idx], s, (weft_buffer *)view, end));
+        weft_status st =
+            checked(s, idx, hook(s->fctx[idx], stream_handle(s), (weft_buffer *)view, end));
         s->running = -1;
         if (st == WEFT_REPLIED || (dir == WEFT_DIR_REQ && s->resp_done && !s->resp_started) ||
             (dir == WEFT_DIR_RESP && s->resp_done))
@@ -247,7 +250,7 @@ void sf_attempt(weft_stream *s, const weft_attempt_info *info) {
         if (!o->on_upstream_attempt)
             continue;
         s->running = (int)i;
-        o->on_upstream_attempt(s->fctx[i], s, info);
+        o->on_upstream_attempt(s->fctx[i], stream_handle(s), info);
         s->running = -1;
         if (s->resp_done)
             return;
@@ -284,7 +287,7 @@ void sf_log(weft_stream *s) {
         if (!o->on_stream_complete)
             continue;
         s->running = (int)i;
-        o->on_stream_complete(s->fctx[i], s, &info);
+        o->on_stream_complete(s->fctx[i], stream_handle(s), &info);
         s->running = -1;
     }
 }

@@ -13,6 +13,10 @@ enum { WEFT_DIR_REQ = 0, WEFT_DIR_RESP = 1 };
 static inline weft_dir *stream_dir(weft_stream *s, int dir) {
     return dir == WEFT_DIR_REQ ? &s->rq : &s->rs;
 }
+/* What filter code gets for s: its handle (filter/handles.h). */
+static inline weft_stream *stream_handle(const weft_stream *s) {
+    return (weft_stream *)(uintptr_t)s->handle;
+}
 static inline size_t stream_n_filters(const weft_stream *s) {
     return s->chain ? s->chain->n_http : 0;
 }

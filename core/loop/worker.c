@@ -12,6 +12,7 @@
 #include <event2/thread.h>
 
 #include "common/memtrim.h"
+#include "filter/handles.h"
 #include "http/h1/h1_downstream.h"
 #include "http/h2/h2_downstream.h"
 #include "net/tcp_proxy.h"
@@ -351,6 +352,7 @@ static weft_worker *worker_create(int id, weft_snapshot *snap, const weft_listen
     }
     w->id = id;
     w->ctl_fd = -1;
+    weft_handles_attach(w);
     w->version_stat = WEFT_STAT_INVALID;
     pthread_mutex_init(&w->ctl_mu, NULL);
     if (getrandom(&w->rng, sizeof(w->rng), 0) != sizeof(w->rng) || w->rng == 0)
@@ -463,6 +465,7 @@ void weft_worker_stop_and_free(weft_worker *w) {
         event_base_free(w->base);
     if (w->stats)
         weft_stats_block_free(w->stats);
+    weft_handles_detach(w);
     pthread_mutex_destroy(&w->ctl_mu);
     free(w);
 }

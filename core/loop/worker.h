@@ -17,6 +17,7 @@
 #include "loop/listen_set.h"
 #include "runtime/snapshot.h"
 #include "upstream/lb.h"
+#include "wsh_handle.h"
 
 typedef struct weft_worker weft_worker;
 typedef struct weft_pool weft_pool;
@@ -83,6 +84,10 @@ struct weft_worker {
     _Atomic unsigned accepted; /* connections accepted, read by main (drain) */
     _Atomic int active_streams;
     bool thread_started;
+    /* stream handles (filter/handles.h): this worker's domain index in
+     * the handle registry (-1 none) and its slot table (worker thread) */
+    int hdomain;
+    wsh_table handles;
     /* idle: memory given back once a busy worker has been idle a moment */
     struct event *ev_idle; /* periodic, WEFT_IDLE_TICK_MS */
     uint64_t accepts;      /* connections accepted (this thread) */

@@ -9,8 +9,8 @@
 #include <stdarg.h>
 
 #include "weft/filtertest.h"
+#include "wsh_handle.h"
 
-#define FT_MAGIC_STREAM 0x57465354u /* "WFST" */
 #define FT_MAGIC_BUFFER 0x57464246u
 #define FT_MAGIC_NODE 0x57464e44u
 #define FT_MAGIC_CONN 0x5746434eu
@@ -241,13 +241,8 @@ typedef struct ft_dir {
     uint64_t pause_seq;
 } ft_dir;
 
-struct weft_stream {
-    uint32_t magic;
-    wft_stream *owner;
-};
-
 struct wft_stream {
-    struct weft_stream handle;
+    uint64_t hval; /* the handle the filter gets (wsh_handle.h) */
     wft_env *env;
     bool started, completed, destroyed;
     void *ctx;
@@ -351,6 +346,9 @@ ft_stat *ft_stat_by_id(int32_t id, ft_stat_kind kind, const char *what);
 
 /* ft_stream.c */
 wft_stream *ft_stream_from(weft_stream *s); /* NULL if not a live stream */
+static inline weft_stream *ft_handle(const wft_stream *st) {
+    return (weft_stream *)(uintptr_t)st->hval;
+}
 void ft_stream_pump(wft_stream *st);
 /* Only the queued events (what a resume releases), no canned answers. */
 void ft_stream_pump_events(wft_stream *st);

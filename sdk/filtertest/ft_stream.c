@@ -11,12 +11,16 @@
 enum { REQ = WEFT_REQUEST_BODY, RESP = WEFT_RESPONSE_BODY };
 
 static wft_stream *g_live_streams;
+/* Stream handles as the core gives them (sdk/common/wsh_handle.h, the
+ * same code): generation-checked, so a handle kept from a freed stream
+ * is refused even when the new stream reuses its memory or its slot. */
+static wsh_table g_handles;
 
 wft_stream *ft_stream_from(weft_stream *s) {
-    for (wft_stream *st = g_live_streams; st; st = st->live_next)
-        if (&st->handle == s)
-            return st;
-    return NULL;
+    wsh_parts p;
+    if (!wsh_decode((uint64_t)(uintptr_t)s, &p))
+        return NULL;
+    return wsh_lookup(&g_handles, &p);
 }
 
 /* ---- creation ---- */
@@ -38,8 +42,7 @@ wft_stream *wft_stream_new(wft_env *env, const char *method, const char *path,
     wft_stream *st = calloc(1, sizeof(*st));
     if (!st)
         return NULL;
-    st->handle.magic = FT_MAGIC_STREAM;
-    st->handle.owner = st;
+    st->hval = wsh_alloc(&g_handles, st);
     st->env = env;
     st->method = ft_strdup(method);
     st->path = ft_strdup(path);
@@ -52,7 +55,7 @@ wft_stream *wft_stream_new(wft_env *env, const char *method, const char *path,
     env->streams = st;
     st->live_next = g_live_streams;
     g_live_streams = st;
-    if (!st->method || !st->path || !st->peer_ip || !st->local_ip ||
+    if (!st->hval || !st->method || !st->path || !st->peer_ip || !st->local_ip ||
         ft_hmap_add_lines(&st->maps[WEFT_REQUEST_HEADERS], headers, &st->authority)) {
         ft_set_error(env, "wft_stream_new: a header is not \"name: value\" (or out of memory)");
         wft_stream_free(st);
@@ -163,7 +166,7 @@ static void start(wft_stream *st) {
     st->start_us = st->env->now_us;
     if (FT_HTTP(st->env, stream_create)) {
         call_frame f = call_begin(st, FT_HOOK_CREATE);
-        st->ctx = ops(st)->stream_create(st->env->config, st->env->worker, &st->handle);
+        st->ctx = ops(st)->stream_create(st->env->config, st->env->worker, ft_handle(st));
         call_end(st, f);
     }
 }
@@ -309,9 +312,9 @@ static int deliver_body(wft_stream *st, int d, const void *data, size_t len, boo
     if (has) {
         call_frame f = call_begin(st, d == REQ ? FT_HOOK_REQ_BODY : FT_HOOK_RESP_BODY);
         if (d == REQ)
-            rs = (int)ops(st)->on_request_body(st->ctx, &st->handle, chunk, end);
+            rs = (int)ops(st)->on_request_body(st->ctx, ft_handle(st), chunk, end);
         else
-            rs = (int)ops(st)->on_response_body(st->ctx, &st->handle, chunk, end);
+            rs = (int)ops(st)->on_response_body(st->ctx, ft_handle(st), chunk, end);
         bool replied = st->reply_in_hook;
         call_end(st, f);
         rs = settle(st, rs, d == REQ ? "on_request_body" : "on_response_body", replied);
@@ -349,9 +352,9 @@ static int deliver_trailers(wft_stream *st, int d) {
     if (has) {
         call_frame f = call_begin(st, d == REQ ? FT_HOOK_REQ_TRAILERS : FT_HOOK_RESP_TRAILERS);
         if (d == REQ)
-            rs = (int)ops(st)->on_request_trailers(st->ctx, &st->handle);
+            rs = (int)ops(st)->on_request_trailers(st->ctx, ft_handle(st));
         else
-            rs = (int)ops(st)->on_response_trailers(st->ctx, &st->handle);
+            rs = (int)ops(st)->on_response_trailers(st->ctx, ft_handle(st));
         bool replied = st->reply_in_hook;
         call_end(st, f);
         rs = settle(st, rs, d == REQ ? "on_request_trailers" : "on_response_trailers", replied);
@@ -453,7 +456,7 @@ int wft_request_headers(wft_stream *st, bool end_stream) {
     int rs = WEFT_CONTINUE;
     if (FT_HTTP(st->env, on_request_headers) && !st->replied && !st->completed) {
         call_frame f = call_begin(st, FT_HOOK_REQ_HEADERS);
-        rs = (int)ops(st)->on_request_headers(st->ctx, &st->handle, end_stream);
+        rs = (int)ops(st)->on_request_headers(st->ctx, ft_handle(st), end_stream);
         bool replied = st->reply_in_hook;
         call_end(st, f);
         rs = settle(st, rs, "on_request_headers", replied);
@@ -557,7 +560,7 @@ int wft_upstream_attempt(wft_stream *st, weft_attempt_result result, int status,
             .duration_us = duration_us,
         };
         call_frame f = call_begin(st, FT_HOOK_ATTEMPT);
-        ops(st)->on_upstream_attempt(st->ctx, &st->handle, &info);
+        ops(st)->on_upstream_attempt(st->ctx, ft_handle(st), &info);
         bool replied = st->reply_in_hook;
         call_end(st, f);
         if (replied)
@@ -591,7 +594,7 @@ int wft_response_headers(wft_stream *st, int status, const char *const *headers,
     int rs = WEFT_CONTINUE;
     if (FT_HTTP(st->env, on_response_headers)) {
         call_frame f = call_begin(st, FT_HOOK_RESP_HEADERS);
-        rs = (int)ops(st)->on_response_headers(st->ctx, &st->handle, end_stream);
+        rs = (int)ops(st)->on_response_headers(st->ctx, ft_handle(st), end_stream);
         bool replied = st->reply_in_hook;
         call_end(st, f);
         rs = settle(st, rs, "on_response_headers", replied);
@@ -774,7 +777,7 @@ void ft_fire_timer(struct weft_timer *t) {
     if (st->completed)
         return;
     call_frame f = call_begin(st, FT_HOOK_CALLBACK);
-    t->cb(&st->handle, st->ctx, t->arg);
+    t->cb(ft_handle(st), st->ctx, t->arg);
     call_end(st, f);
     ft_stream_pump(st);
 }
@@ -808,7 +811,7 @@ void ft_callout_finish(struct weft_callout *c, int status, const char *reason,
         .body = {body ? body : "", body ? body_len : 0},
     };
     call_frame f = call_begin(st, FT_HOOK_CALLBACK);
-    c->cb(&st->handle, st->ctx, c->arg, &resp);
+    c->cb(ft_handle(st), st->ctx, c->arg, &resp);
     call_end(st, f);
     free(names);
     free(values);
@@ -923,7 +926,7 @@ int wft_complete(wft_stream *st, const char *response_flags) {
         .cluster = {cluster, strlen(cluster)},
     };
     call_frame f = call_begin(st, FT_HOOK_COMPLETE);
-    ops(st)->on_stream_complete(st->ctx, &st->handle, &info);
+    ops(st)->on_stream_complete(st->ctx, ft_handle(st), &info);
     call_end(st, f);
     return 0;
 }
@@ -986,7 +989,10 @@ void wft_stream_free(wft_stream *st) {
     free(st->peer_ip);
     free(st->local_ip);
     free(st->identity);
-    st->handle.magic = 0;
+    /* The table stays (reachable from g_handles): freeing it when empty
+     * would start the generations again and let old handles name new
+     * streams. */
+    wsh_release(&g_handles, st->hval);
     free(st);
 }
 

@@ -61,8 +61,9 @@
  * the host can detect returns an error and logs one line naming the filter
  * instead of crashing: a call from a thread that does not own the stream
  * (WEFT_ERR_THREAD), a weft_stream * that is not a live stream, NULL
- * included (WEFT_ERR_HANDLE), resume when not paused or from inside a
- * hook, a change after it can take effect or in the log phase
+ * included, or a handle kept from an earlier exchange (WEFT_ERR_HANDLE:
+ * see HANDLES), resume when not paused or from inside a hook, a change
+ * after it can take effect or in the log phase
  * (WEFT_ERR_STATE), invalid names, values or statuses (WEFT_ERR_INVALID),
  * a hook returning a value that is not a weft_status (500 filter_error).
  * What the host CANNOT check, and what therefore CAN crash or corrupt the
@@ -72,6 +73,21 @@
  * handle nor thread), a view (weft_str) read after its lifetime, writes
  * through views, memory corruption, a crash or an endless loop in a hook.
  * docs/sdk.md 2.12 and 2.13 give the same list.
+ *
+ * HANDLES (generation-checked since ABI 1.1; nothing changes for a
+ * filter's code): a weft_stream * is a handle, not an address. Never
+ * dereference it; compare it only for identity. Each exchange gets its
+ * own, also when weft reuses the object behind it (HTTP/1.1 keep-alive,
+ * recycled HTTP/2 streams). EVERY call taking a weft_stream * checks it
+ * against the exchange it was given for, without reading the stream's
+ * memory first: a handle kept past its stream_destroy (a queue, a budget
+ * in worker state) gets WEFT_ERR_HANDLE and never acts on a later
+ * request; another worker's handle gets WEFT_ERR_THREAD. The calls that
+ * return no weft_result then give their neutral value (0, false).
+ * Checked now: weft_stream on every call. weft_timer and weft_callout are
+ * looked up in the (checked) stream's own list (unknown: WEFT_ERR_INVALID).
+ * weft_connection: a magic number only (a dangling one is not detected).
+ * Not checked: weft_buffer, weft_config_node, weft_filter_setup.
  *
  * PER-STREAM CAPS: what one stream's filters consume through the host is
  * capped by the listener's limits (filter_arena_bytes 1 MiB,

@@ -1,0 +1,65 @@
+/* handles.c: stream handles (see handles.h). */
+#include "filter/handles.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "common/common.h"
+#include "http/stream.h"
+#include "loop/worker.h"
+
+/* Domain index -> worker. Written when a worker is created or freed,
+ * read by every host call (one relaxed-acquire load). */
+static _Atomic(weft_worker *) g_domains[WSH_MAX_DOMAINS];
+
+void weft_handles_attach(weft_worker *w) {
+    w->hdomain = -1;
+    for (uint32_t i = 0; i < WSH_MAX_DOMAINS; i++) {
+        weft_worker *expected = NULL;
+        if (atomic_compare_exchange_strong(&g_domains[i], &expected, w)) {
+            w->hdomain = (int)i;
+            wsh_table_init(&w->handles, i);
+            return;
+        }
+    }
+    WEFT_ERROR("worker %d: no stream handle domain left (%u workers): its streams' filters "
+               "get no usable handle",
+               w->id, WSH_MAX_DOMAINS);
+}
+
+void weft_handles_detach(weft_worker *w) {
+    if (w->hdomain < 0)
+        return;
+    atomic_store(&g_domains[w->hdomain], NULL);
+    wsh_table_free(&w->handles);
+    w->hdomain = -1;
+}
+
+void weft_stream_handle_open(weft_stream *s) {
+    s->handle = s->w->hdomain >= 0 ? wsh_alloc(&s->w->handles, s) : 0;
+    if (!s->handle && s->w->hdomain >= 0)
+        WEFT_ERROR("worker %d: no stream handle (out of memory or %u streams)", s->w->id,
+                   WSH_MAX_SLOTS);
+}
+
+void weft_stream_handle_close(weft_stream *s) {
+    if (s->handle && s->w->hdomain >= 0)
+        wsh_release(&s->w->handles, s->handle);
+    s->handle = 0;
+}
+
+weft_result weft_stream_from_handle(weft_stream *h, weft_stream **out) {
+    wsh_parts p;
+    if (!wsh_decode((uint64_t)(uintptr_t)h, &p))
+        return WEFT_ERR_HANDLE;
+    weft_worker *w = atomic_load_explicit(&g_domains[p.domain], memory_order_acquire);
+    if (!w)
+        return WEFT_ERR_HANDLE;
+    if (w->thread_started && !pthread_equal(pthread_self(), w->thread))
+        return WEFT_ERR_THREAD;
+    weft_stream *s = wsh_lookup(&w->handles, &p);
+    if (!s || s->magic != WEFT_STREAM_MAGIC || !s->active)
+        return WEFT_ERR_HANDLE;
+    *out = s;
+    return WEFT_OK;
+}

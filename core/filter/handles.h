@@ -1,0 +1,33 @@
+/* handles.h: the weft_stream * that filters hold is a handle, not the
+ * stream's address (see docs/architecture.md, "Stream handles"). Each
+ * worker is a handle domain with its own slot table (sdk/common/
+ * wsh_handle.h, shared with the test kit); the domain index finds the
+ * worker without dereferencing anything the filter gave, so a handle of
+ * another worker is told apart (WEFT_ERR_THREAD) from a stale one
+ * (WEFT_ERR_HANDLE). */
+#ifndef WEFT_FILTER_HANDLES_H
+#define WEFT_FILTER_HANDLES_H
+
+#include <weft/filter.h>
+
+#include "wsh_handle.h"
+
+typedef struct weft_worker weft_worker;
+
+/* Worker creation / free (any thread, before the worker's thread runs /
+ * after it was joined): registers the worker as a handle domain. */
+void weft_handles_attach(weft_worker *w);
+void weft_handles_detach(weft_worker *w);
+
+/* Gives the stream its handle for one exchange (weft_stream_begin) and
+ * makes every copy of it stale (weft_stream_end). Worker thread. */
+void weft_stream_handle_open(weft_stream *s);
+void weft_stream_handle_close(weft_stream *s);
+
+/* The live stream a filter's handle names: WEFT_OK and *out, or
+ * WEFT_ERR_HANDLE (NULL, not a handle, stale, unknown domain) or
+ * WEFT_ERR_THREAD (a live worker's handle, called from another thread:
+ * its table is not read). */
+weft_result weft_stream_from_handle(weft_stream *h, weft_stream **out);
+
+#endif
