@@ -739,7 +739,7 @@ static void log_formatted(weft_log_level_t level, const char *name, const char *
 static void h_log_v(weft_stream *s, weft_log_level_t level, const char *fmt, va_list ap) {
     /* The name only from a live stream on its own worker: reading another
      * worker's stream would race. */
-    const char *name = s && check(s) == WEFT_OK ? running_name(s) : "?";
+    const char *name = (s = live(s)) ? running_name(s) : "?";
     log_formatted(level, name, fmt, ap);
 }
 
