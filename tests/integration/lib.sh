@@ -33,7 +33,8 @@ WEFT_LOG=""
 
 _LIB_PIDS=()          # every process started by a helper
 _LIB_WEFT_LOGS=()     # every weft log, printed on failure
-_LIB_PORTS=" "        # ports handed out by free_port, never twice
+# Ports handed out by free_port are listed in $TEST_TMP/ports (a file, not
+# a variable: free_port runs in a $(...) subshell) and never given twice.
 _LIB_WEFT_COUNT=0
 
 log() { printf '[%s] %s\n' "$TEST_NAME" "$*" >&2; }
@@ -53,8 +54,8 @@ s = socket.socket()
 s.bind(("127.0.0.1", 0))
 print(s.getsockname()[1])
 s.close()')
-        if [[ "$_LIB_PORTS" != *" $port "* ]]; then
-            _LIB_PORTS+="$port "
+        if ! grep -qx "$port" "$TEST_TMP/ports" 2>/dev/null; then
+            echo "$port" >>"$TEST_TMP/ports"
             echo "$port"
             return 0
         fi

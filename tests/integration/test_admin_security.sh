@@ -71,14 +71,17 @@ elapsed=$(sed -n 's/.*elapsed=\([0-9.]*\).*/\1/p' <<<"$out")
 awk -v e="$elapsed" 'BEGIN { exit !(e < 15) }' || fail "slow client cut after ${elapsed}s"
 log "slow client cut after ${elapsed}s"
 
-# max_connections 3: three idle connections held open, a fourth gets no
-# answer; after they close (request_timeout) the admin answers again.
-"$PYTHON" - "$ADMIN_PORT" >"$TEST_TMP/hold.out" 2>&1 <<'PY' &
-import socket, sys, time
-port = int(sys.argv[1])
+# max_connections 3: three idle connections held open (until the test
+# releases them, at most 10 s), a fourth gets no answer; after they close
+# the admin answers again.
+"$PYTHON" - "$ADMIN_PORT" "$TEST_TMP/release" >"$TEST_TMP/hold.out" 2>&1 <<'PY' &
+import os, socket, sys, time
+port, release = int(sys.argv[1]), sys.argv[2]
 socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(3)]
 print("held", flush=True)
-time.sleep(0.8)
+deadline = time.monotonic() + 10
+while not os.path.exists(release) and time.monotonic() < deadline:
+    time.sleep(0.05)
 for s in socks:
     s.close()
 PY
@@ -87,6 +90,7 @@ track_pid "$hold_pid"
 wait_until 5 "idle connections opened" grep -q held "$TEST_TMP/hold.out"
 code=$(http_status --max-time 2 "$A/ready")
 assert_eq 000 "$code" "4th connection with 3 held open (max_connections 3)"
+touch "$TEST_TMP/release"
 wait "$hold_pid" || true
 wait_until 5 "admin answers after the held connections closed" \
     bash -c "[[ \$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 $A/ready) == 200 ]]"
