@@ -872,12 +872,15 @@ static const char *h_config_dir(weft_filter_setup *st) {
 /* ---------- transport ---------- */
 
 static weft_result conn_check(weft_connection *c) {
-    return c && c->magic == WEFT_CONNECTION_MAGIC ? WEFT_OK : WEFT_ERR_HANDLE;
+    if (!c || c->magic != WEFT_CONNECTION_MAGIC)
+        return WEFT_ERR_HANDLE;
+    return pthread_equal(pthread_self(), c->thread) ? WEFT_OK : WEFT_ERR_THREAD;
 }
 static weft_result h_set_alpn(weft_connection *c, weft_str alpn) {
-    if (conn_check(c) != WEFT_OK)
-        return WEFT_ERR_HANDLE;
-    if (alpn.len >= sizeof(c->alpn))
+    weft_result r = conn_check(c);
+    if (r != WEFT_OK)
+        return r;
+    if (alpn.len >= sizeof(c->alpn) || (alpn.len && !alpn.ptr))
         return WEFT_ERR_INVALID;
     memcpy(c->alpn, alpn.ptr, alpn.len);
     c->alpn[alpn.len] = '\0';
@@ -885,24 +888,41 @@ static weft_result h_set_alpn(weft_connection *c, weft_str alpn) {
     return WEFT_OK;
 }
 static weft_result h_set_identity(weft_connection *c, weft_str id) {
-    if (conn_check(c) != WEFT_OK)
-        return WEFT_ERR_HANDLE;
-    if (id.len > WEFT_CONN_IDENTITY_MAX || !valid_value(id))
+    weft_result r = conn_check(c);
+    if (r != WEFT_OK)
+        return r;
+    if (!valid_value(id))
         return WEFT_ERR_INVALID;
-    char *copy = malloc(id.len + 1);
-    if (!copy)
-        return WEFT_ERR_NOMEM;
-    memcpy(copy, id.ptr, id.len);
-    copy[id.len] = '\0';
-    free(c->identity);
-    c->identity = copy;
-    c->facts.peer_identity = c->identity;
-    return WEFT_OK;
+    return weft_transport_api_set_identity(c, id);
 }
 static weft_result h_set_tls(weft_connection *c, bool tls) {
-    if (conn_check(c) != WEFT_OK)
-        return WEFT_ERR_HANDLE;
+    weft_result r = conn_check(c);
+    if (r != WEFT_OK)
+        return r;
     c->facts.tls = tls;
+    return WEFT_OK;
+}
+
+static weft_result h_conn_sni(weft_stream *s, weft_str *sni) {
+    CHECK(s, "conn_sni");
+    const weft_conn_facts *f = facts(s);
+    if (!f || !f->sni || !*f->sni)
+        return WEFT_ERR_NOT_FOUND;
+    if (sni)
+        *sni = (weft_str){f->sni, strlen(f->sni)};
+    return WEFT_OK;
+}
+
+static weft_result h_conn_original_dst(weft_stream *s, weft_str *ip, uint16_t *port) {
+    CHECK(s, "conn_original_dst");
+    const weft_conn_facts *f = facts(s);
+    const char *a = f ? (f->orig_dst_ip ? f->orig_dst_ip : f->local_ip) : NULL;
+    if (!a)
+        return WEFT_ERR_NOT_FOUND;
+    if (ip)
+        *ip = (weft_str){a, strlen(a)};
+    if (port)
+        *port = f->orig_dst_ip ? f->orig_dst_port : f->local_port;
     return WEFT_OK;
 }
 
@@ -999,6 +1019,14 @@ static const weft_host_api host_api = {
     /* [end 1.1 stats] */
 
     /* [1.1 transport] transport filters: write, timers, handshake, upstream side */
+    .connection_write = weft_transport_api_write,
+    .connection_close = weft_transport_api_close,
+    .connection_timer_start = weft_transport_api_timer_start,
+    .connection_timer_cancel = weft_transport_api_timer_cancel,
+    .connection_handshake_done = weft_transport_api_handshake_done,
+    .connection_get_info = weft_transport_api_get_info,
+    .conn_sni = h_conn_sni,
+    .conn_original_dst = h_conn_original_dst,
     /* [end 1.1 transport] */
 };
 

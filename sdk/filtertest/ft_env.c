@@ -419,6 +419,17 @@ static bool next_due(wft_env *env, uint64_t limit, struct weft_timer **t_out,
     bool found = false;
     *t_out = NULL;
     *c_out = NULL;
+    for (wft_conn *cn = env->conns; cn; cn = cn->env_next)
+        for (struct weft_timer *t = cn->timers; t; t = t->next) {
+            if (t->done || t->due_us > limit)
+                continue;
+            if (!found || t->due_us < best || (t->due_us == best && t->seq < best_seq)) {
+                found = true;
+                best = t->due_us;
+                best_seq = t->seq;
+                *t_out = t;
+            }
+        }
     for (wft_stream *st = env->streams; st; st = st->env_next) {
         for (struct weft_timer *t = st->timers; t; t = t->next) {
             if (t->done || t->due_us > limit)
@@ -456,7 +467,10 @@ void wft_clock_advance_us(wft_env *env, uint64_t us) {
         if (t) {
             if (t->due_us > env->now_us)
                 env->now_us = t->due_us;
-            ft_fire_timer(t);
+            if (t->conn)
+                ft_fire_conn_timer(t);
+            else
+                ft_fire_timer(t);
         } else {
             if (c->deadline_us > env->now_us)
                 env->now_us = c->deadline_us;

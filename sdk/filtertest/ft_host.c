@@ -786,6 +786,179 @@ static weft_result h_connection_set_tls(weft_connection *c, bool tls) {
     return WEFT_OK;
 }
 
+/* ---- transport, ABI 1.1 (the core's semantics: core/filter/transport.c) ---- */
+
+/* A live connection of this thread; WEFT_ERR_STATE once closing unless
+ * allow_closing. */
+static weft_result conn_live(weft_connection *c, const char *fn, bool allow_closing,
+                             wft_conn **out) {
+    *out = NULL;
+    wft_conn *wc = c ? ft_conn_from(c) : NULL;
+    if (!wc)
+        return ft_misuse(ft_current_env(), WEFT_ERR_HANDLE, "%s: not a live connection", fn);
+    if (!ft_on_owner_thread(wc->env))
+        return ft_misuse(wc->env, WEFT_ERR_THREAD, "%s: another thread", fn);
+    if (!allow_closing && (wc->closed || wc->close_asked))
+        return ft_misuse(wc->env, WEFT_ERR_STATE, "%s: the connection is closing", fn);
+    *out = wc;
+    return WEFT_OK;
+}
+
+#define FT_CONN_TIMERS_MAX 16
+#define FT_CONN_IDENTITY_MAX 2048
+#define FT_CONN_PENDING_MAX (1024u * 1024u)
+
+static weft_result h_connection_write(weft_connection *c, const void *data, size_t len) {
+    wft_conn *wc;
+    weft_result r = conn_live(c, "connection_write", false, &wc);
+    if (r)
+        return r;
+    if (len && !data)
+        return ft_misuse(wc->env, WEFT_ERR_INVALID, "connection_write: NULL data");
+    if (wc->wr_out->len + len > FT_CONN_PENDING_MAX)
+        return WEFT_ERR_LIMIT;
+    return ft_buffer_add(wc->wr_out, data, len, false) ? WEFT_ERR_NOMEM : WEFT_OK;
+}
+
+static weft_result h_connection_close(weft_connection *c, bool flush) {
+    wft_conn *wc;
+    weft_result r = conn_live(c, "connection_close", true, &wc);
+    if (r)
+        return r;
+    if (wc->closed || wc->close_asked)
+        return WEFT_OK;
+    wc->close_asked = true;
+    wc->close_flush = flush;
+    for (struct weft_timer *t = wc->timers; t; t = t->next)
+        t->done = true; /* cancelled when close is asked */
+    return WEFT_OK;
+}
+
+static weft_result h_connection_timer_start(weft_connection *c, uint64_t delay_ms,
+                                            weft_connection_timer_cb cb, void *arg,
+                                            weft_timer **out) {
+    wft_conn *wc;
+    weft_result r = conn_live(c, "connection_timer_start", false, &wc);
+    if (r)
+        return r;
+    if (!cb)
+        return ft_misuse(wc->env, WEFT_ERR_INVALID, "connection_timer_start: NULL callback");
+    if (wft_conn_timers_pending(wc) >= FT_CONN_TIMERS_MAX)
+        return WEFT_ERR_LIMIT;
+    /* Fired and cancelled timers are forgotten (their handles die). */
+    for (struct weft_timer **pp = &wc->timers; *pp;) {
+        if ((*pp)->done) {
+            struct weft_timer *d = *pp;
+            *pp = d->next;
+            free(d);
+        } else {
+            pp = &(*pp)->next;
+        }
+    }
+    struct weft_timer *t = calloc(1, sizeof(*t));
+    if (!t)
+        return WEFT_ERR_NOMEM;
+    uint64_t delay_us = delay_ms > UINT64_MAX / 1000 ? UINT64_MAX / 2 : delay_ms * 1000;
+    t->conn = wc;
+    t->due_us = wc->env->now_us + delay_us;
+    t->seq = ++wc->env->seq;
+    t->ccb = cb;
+    t->arg = arg;
+    t->next = wc->timers;
+    wc->timers = t;
+    if (out)
+        *out = t;
+    return WEFT_OK;
+}
+
+static weft_result h_connection_timer_cancel(weft_connection *c, weft_timer *t) {
+    wft_conn *wc;
+    weft_result r = conn_live(c, "connection_timer_cancel", true, &wc);
+    if (r)
+        return r;
+    for (struct weft_timer *x = wc->timers; x; x = x->next)
+        if (x == t && !x->done) {
+            x->done = true;
+            return WEFT_OK;
+        }
+    return WEFT_ERR_NOT_FOUND;
+}
+
+static bool fact_ok(weft_str v, size_t max) {
+    if ((v.len && !v.ptr) || v.len > max)
+        return false;
+    for (size_t i = 0; i < v.len; i++) {
+        unsigned char ch = (unsigned char)v.ptr[i];
+        if (ch < 0x20 || ch == 0x7f)
+            return false;
+    }
+    return true;
+}
+
+static int fact_set(char **field, weft_str v) {
+    if (!v.len)
+        return 0;
+    char *copy = ft_strndup(v.ptr, v.len);
+    if (!copy)
+        return -1;
+    free(*field);
+    *field = copy;
+    return 0;
+}
+
+static weft_result h_connection_handshake_done(weft_connection *c, const weft_handshake_info *hi) {
+    wft_conn *wc;
+    weft_result r = conn_live(c, "connection_handshake_done", false, &wc);
+    if (r)
+        return r;
+    if (!hi || hi->size < offsetof(weft_handshake_info, flags) + sizeof(hi->flags))
+        return ft_misuse(wc->env, WEFT_ERR_INVALID,
+                         "connection_handshake_done: info NULL or too small");
+    if (wc->hs_done)
+        return ft_misuse(wc->env, WEFT_ERR_STATE, "connection_handshake_done: called twice");
+    if (!fact_ok(hi->alpn, 31) || !fact_ok(hi->peer_identity, FT_CONN_IDENTITY_MAX) ||
+        !fact_ok(hi->tls_version, 31) || !fact_ok(hi->cipher, 63) || !fact_ok(hi->sni, 255))
+        return ft_misuse(wc->env, WEFT_ERR_INVALID,
+                         "connection_handshake_done: a fact too long or with control characters");
+    if (fact_set(&wc->alpn, hi->alpn) || fact_set(&wc->identity, hi->peer_identity) ||
+        fact_set(&wc->tls_version, hi->tls_version) || fact_set(&wc->cipher, hi->cipher) ||
+        fact_set(&wc->sni, hi->sni))
+        return WEFT_ERR_NOMEM;
+    wc->hs_flags |= hi->flags;
+    if (hi->flags & WEFT_HANDSHAKE_TLS)
+        wc->tls = true;
+    wc->hs_done = true;
+    return WEFT_OK;
+}
+
+static weft_result h_connection_get_info(weft_connection *c, weft_connection_info *info) {
+    wft_conn *wc;
+    weft_result r = conn_live(c, "connection_get_info", true, &wc);
+    if (r)
+        return r;
+    r = ft_conn_info(wc, info);
+    return r ? ft_misuse(wc->env, r, "connection_get_info: info NULL or too small") : WEFT_OK;
+}
+
+static weft_result h_conn_sni(weft_stream *s, weft_str *sni) {
+    STREAM_OR_RESULT(s, "conn_sni", false);
+    if (!st->sni || !*st->sni)
+        return WEFT_ERR_NOT_FOUND;
+    if (sni)
+        *sni = (weft_str){st->sni, strlen(st->sni)};
+    return WEFT_OK;
+}
+
+static weft_result h_conn_original_dst(weft_stream *s, weft_str *ip, uint16_t *port) {
+    STREAM_OR_RESULT(s, "conn_original_dst", false);
+    const char *a = st->orig_dst_ip ? st->orig_dst_ip : st->local_ip;
+    if (ip)
+        *ip = (weft_str){a, strlen(a)};
+    if (port)
+        *port = st->orig_dst_ip ? st->orig_dst_port : st->local_port;
+    return WEFT_OK;
+}
+
 static const weft_host_api g_api = {
     .size = sizeof(weft_host_api),
     .abi_major = WEFT_ABI_MAJOR,
@@ -879,6 +1052,14 @@ static const weft_host_api g_api = {
     /* [end 1.1 stats] */
 
     /* [1.1 transport] transport filters: write, timers, handshake, upstream side */
+    .connection_write = h_connection_write,
+    .connection_close = h_connection_close,
+    .connection_timer_start = h_connection_timer_start,
+    .connection_timer_cancel = h_connection_timer_cancel,
+    .connection_handshake_done = h_connection_handshake_done,
+    .connection_get_info = h_connection_get_info,
+    .conn_sni = h_conn_sni,
+    .conn_original_dst = h_conn_original_dst,
     /* [end 1.1 transport] */
 };
 

@@ -139,7 +139,9 @@ typedef struct ft_logline {
 
 /* ---- timers and callouts ---- */
 struct weft_timer {
-    wft_stream *st;
+    wft_stream *st; /* a stream timer, or NULL: */
+    wft_conn *conn; /* a connection timer (ABI 1.1) */
+    weft_connection_timer_cb ccb;
     uint64_t due_us, seq;
     weft_timer_cb cb;
     void *arg;
@@ -278,6 +280,8 @@ struct wft_stream {
     char *peer_ip, *local_ip, *identity;
     uint16_t peer_port, local_port;
     bool tls;
+    char *sni, *orig_dst_ip; /* ABI 1.1: wft_stream_set_sni / _set_original_dst */
+    uint16_t orig_dst_port;
 
     struct weft_timer *timers;
     struct weft_callout *callouts;
@@ -318,6 +322,18 @@ struct wft_conn {
     ft_bytes to_codec, to_network;
     char *alpn, *identity;
     bool tls;
+    /* ABI 1.1 */
+    bool upstream;
+    bool in_create;   /* connection_create is running */
+    bool hs_done;     /* the filter called handshake_done */
+    bool close_asked; /* the filter called connection_close */
+    bool close_flush;
+    uint32_t hs_flags;
+    char *sni, *tls_version, *cipher;
+    char *peer_ip, *local_ip, *orig_dst_ip;
+    uint16_t peer_port, local_port, orig_dst_port;
+    char *cluster, *endpoint, *alpn_offer, *cfg_sni; /* upstream side */
+    struct weft_timer *timers;
     wft_conn *env_next;
     wft_conn *live_next;
 };
@@ -369,5 +385,12 @@ void ft_graveyard_add(wft_stream *st, char *p);
 
 /* ft_conn.c */
 wft_conn *ft_conn_from(weft_connection *c);
+/* After filter code ran on c: the filter's writes go to the network
+ * bytes, and the bytes for the codec move on once the handshake allows. */
+void ft_conn_settle(wft_conn *c);
+void ft_fire_conn_timer(struct weft_timer *t);
+weft_result ft_conn_info(wft_conn *c, weft_connection_info *info);
+/* The filter declared WEFT_TRANSPORT_HANDSHAKE. */
+bool ft_conn_gated(const wft_conn *c);
 
 #endif

@@ -100,6 +100,18 @@ void wft_stream_set_peer_identity(wft_stream *st, const char *spiffe_id) {
         replace_str(&st->identity, spiffe_id);
 }
 
+void wft_stream_set_sni(wft_stream *st, const char *sni) {
+    if (st)
+        replace_str(&st->sni, sni);
+}
+
+void wft_stream_set_original_dst(wft_stream *st, const char *ip, uint16_t port) {
+    if (!st)
+        return;
+    replace_str(&st->orig_dst_ip, ip);
+    st->orig_dst_port = port;
+}
+
 void ft_graveyard_add(wft_stream *st, char *p) {
     if (!p)
         return;
@@ -989,6 +1001,8 @@ void wft_stream_free(wft_stream *st) {
     free(st->peer_ip);
     free(st->local_ip);
     free(st->identity);
+    free(st->sni);
+    free(st->orig_dst_ip);
     /* The table stays (reachable from g_handles): freeing it when empty
      * would start the generations again and let old handles name new
      * streams. */

@@ -19,6 +19,7 @@
 #include "net/conn.h"
 
 #define LINGER_MS 2000
+#define WEFT_SO_ORIGINAL_DST 80 /* linux/netfilter_ipv4.h and ip6_tables.h (IP6T_) */
 /* Drain: an HTTP/1.1 connection with no request in flight is closed after
  * this long without one (a request that comes first is answered with
  * Connection: close). Closing an idle connection races with a request the
@@ -65,6 +66,7 @@ struct weft_dconn {
     struct event ev_tx;        /* runs the transport chain on codec output */
     weft_h2_session *h2;       /* set when the connection speaks HTTP/2 */
     bool sniffed;              /* the protocol was decided (preface or not) */
+    bool tclose;               /* a transport filter closes: flush, then free */
 };
 
 /* With transport filters the codec reads and writes the top of the
@@ -347,6 +349,7 @@ static bool begin_exchange(weft_dconn *dc) {
     if (!x)
         return false;
     dc->req_trailers = NULL;
+    x->stream.tls = dc->tc.facts.tls; /* a transport filter's handshake said TLS */
     weft_stream_begin(&x->stream, lst, dc->w->cur);
     weft_h1_parser_next(x->parser, &x->stream.arena, 0);
     dc->head_timer = true;
@@ -459,7 +462,11 @@ static bool sniff(weft_dconn *dc) {
 
 static void dconn_process(weft_dconn *dc) {
     struct evbuffer *in = dc_in(dc);
-    if (dc->in_process)
+    if (dc->in_process || dc->tclose)
+        return;
+    /* Before every handshake filter is done, the codec is not chosen and
+     * the bytes wait at the top of the transport chain. */
+    if (!weft_transport_ready(&dc->tc))
         return;
     if (!dc->sniffed && evbuffer_get_length(in) && !sniff(dc))
         return;
@@ -535,7 +542,8 @@ static void close_or_linger(weft_dconn *dc) {
 }
 
 static void maybe_close(weft_dconn *dc) {
-    if (dc->reset_now) {
+    if (dc->reset_now || (dc->tclose && evbuffer_get_length(weft_conn_output(dc->conn)) == 0 &&
+                          weft_transport_pending_out(&dc->tc) == 0)) {
         dconn_free(dc);
         return;
     }
@@ -554,6 +562,19 @@ static void on_deferred(evutil_socket_t fd, short what, void *arg) {
     weft_dconn *dc = arg;
     if (dc->reset_now) {
         dconn_free(dc);
+        return;
+    }
+    if (dc->tclose) {
+        /* A transport filter closes with a flush: what its chain holds goes
+         * out, then the connection is freed (a request in flight is reset
+         * there); LINGER_MS bounds the wait for a slow peer. */
+        weft_conn_read_enable(dc->conn, false);
+        if (weft_transport_write(&dc->tc) != 0) {
+            dconn_free(dc);
+            return;
+        }
+        arm_timer(dc, LINGER_MS);
+        maybe_close(dc);
         return;
     }
     if (dc->exchange_done) {
@@ -619,6 +640,10 @@ static const weft_conn_cbs dconn_cbs = {on_read, on_write, on_event};
 
 static void on_timer(void *arg) {
     weft_dconn *dc = arg;
+    if (dc->tclose) {
+        dconn_free(dc);
+        return;
+    }
     if (dc->h2 && !dc->lingering) {
         /* Idle means no stream running and no frame moved for the idle
          * timeout (this also ends a client that never opens its window). */
@@ -684,6 +709,40 @@ static void dconn_free(weft_dconn *dc) {
     free(dc);
 }
 
+/* Where the client connected to, when the kernel redirected the
+ * connection to this socket (iptables REDIRECT/DNAT: SO_ORIGINAL_DST);
+ * recorded only when it differs from the local address. */
+static void fill_orig_dst(weft_dconn *dc, evutil_socket_t fd, const struct sockaddr_storage *ls) {
+    struct sockaddr_storage od;
+    socklen_t ol = sizeof(od);
+    char ip[64];
+    uint16_t port;
+    if (ls->ss_family == AF_INET) {
+        if (getsockopt(fd, SOL_IP, WEFT_SO_ORIGINAL_DST, &od, &ol) != 0 || od.ss_family != AF_INET)
+            return;
+        const struct sockaddr_in *a = (const struct sockaddr_in *)&od;
+        const struct sockaddr_in *l = (const struct sockaddr_in *)ls;
+        if (a->sin_addr.s_addr == l->sin_addr.s_addr && a->sin_port == l->sin_port)
+            return;
+        inet_ntop(AF_INET, &a->sin_addr, ip, sizeof(ip));
+        port = ntohs(a->sin_port);
+    } else if (ls->ss_family == AF_INET6) {
+        if (getsockopt(fd, SOL_IPV6, WEFT_SO_ORIGINAL_DST, &od, &ol) != 0 ||
+            od.ss_family != AF_INET6)
+            return;
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&od;
+        const struct sockaddr_in6 *l = (const struct sockaddr_in6 *)ls;
+        if (!memcmp(&a->sin6_addr, &l->sin6_addr, sizeof(a->sin6_addr)) &&
+            a->sin6_port == l->sin6_port)
+            return;
+        inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof(ip));
+        port = ntohs(a->sin6_port);
+    } else {
+        return;
+    }
+    weft_transport_set_orig_dst(&dc->tc, ip, port);
+}
+
 static void fill_facts(weft_dconn *dc, evutil_socket_t fd, const struct sockaddr *sa) {
     weft_conn_facts *f = &dc->tc.facts;
     f->peer_ip = dc->tc.peer_ip;
@@ -702,6 +761,7 @@ static void fill_facts(weft_dconn *dc, evutil_socket_t fd, const struct sockaddr
             f->local_port = ntohs(((struct sockaddr_in6 *)&ls)->sin6_port);
         }
         f->local_ip = dc->tc.local_ip;
+        fill_orig_dst(dc, fd, &ls);
     }
 }
 
@@ -714,6 +774,24 @@ static void on_tx(evutil_socket_t fd, short what, void *arg) {
         schedule(dc);
     }
 }
+
+/* What a transport filter may ask on its own (weft_transport_owner_ops). */
+static void t_kick(void *owner) {
+    weft_dconn *dc = owner;
+    event_active(&dc->ev_tx, EV_TIMEOUT, 0);
+}
+static void t_close(void *owner, bool flush) {
+    weft_dconn *dc = owner;
+    if (flush)
+        dc->tclose = true;
+    else
+        dc->reset_now = true;
+    schedule(dc);
+}
+static void t_ready(void *owner) {
+    schedule(owner); /* the deferred handler feeds the codec what waits */
+}
+static const weft_transport_owner_ops dconn_towner = {t_kick, t_close, t_ready};
 
 static void codec_out_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg) {
     weft_dconn *dc = arg;
@@ -783,13 +861,15 @@ void weft_dconn_accept(weft_worker *w, const char *listener_name, evutil_socket_
     weft_stats_inc(w->stats, lst->cx_total, 1);
     weft_stats_gauge_add(w->stats, lst->cx_active, 1);
     arm_timer(dc, idle_ms(dc));
-    if (weft_transport_init(&dc->tc, &lst->chain, weft_conn_input(dc->conn),
-                            weft_conn_output(dc->conn))) {
+    if (weft_transport_init(&dc->tc, lst->chain.transport, lst->chain.n_transport, w->base,
+                            weft_conn_input(dc->conn), weft_conn_output(dc->conn), &dconn_towner,
+                            dc, hw)) {
         dconn_free(dc);
         return;
     }
     if (dc->tc.n)
         evbuffer_add_cb(dc_out(dc), codec_out_cb, dc);
+    weft_transport_start_downstream(&dc->tc);
 }
 
 void weft_dconn_drain_all(weft_worker *w) {

@@ -303,6 +303,52 @@ typedef struct weft_http_filter_ops {
     /* [end 1.1 retry] */
 } weft_http_filter_ops;
 
+/* ABI 1.1, transport: what a transport filter reports when its handshake
+ * is done (weft_connection_handshake_done), and what it can read about its
+ * connection (weft_connection_get_info, upstream_connection_create). Views
+ * passed in are copied; size-prefixed (set .size = sizeof). */
+#define WEFT_HANDSHAKE_TLS 0x1u           /* the connection is TLS (https, h2 over TLS) */
+#define WEFT_HANDSHAKE_PEER_VERIFIED 0x2u /* the peer identity was verified (mTLS) */
+typedef struct weft_handshake_info {
+    size_t size;            /* sizeof(weft_handshake_info) as the filter built it */
+    weft_str alpn;          /* negotiated protocol: "h2", "http/1.1" or empty; < 32 bytes */
+    weft_str peer_identity; /* SPIFFE URI of the peer or empty; at most 2048 bytes */
+    weft_str tls_version;   /* "TLSv1.3" or empty; < 32 bytes */
+    weft_str cipher;        /* "TLS_AES_128_GCM_SHA256" or empty; < 64 bytes */
+    weft_str sni;           /* server name the client asked for (downstream) or sent
+                               (upstream), or empty; at most 255 bytes */
+    uint32_t flags;         /* WEFT_HANDSHAKE_* */
+} weft_handshake_info;
+
+#define WEFT_CONNECTION_DOWNSTREAM 0u /* accepted by a listener */
+#define WEFT_CONNECTION_UPSTREAM 1u   /* opened by weft to a cluster's endpoint */
+/* What a connection knows about itself. The host fills the fields that
+ * fit in .size (set by the caller); views live as long as the connection,
+ * except alpn, peer_identity and sni, which a later handshake_done may
+ * replace (valid until then). */
+typedef struct weft_connection_info {
+    size_t size;
+    uint32_t side;  /* WEFT_CONNECTION_DOWNSTREAM or _UPSTREAM */
+    uint32_t flags; /* WEFT_HANDSHAKE_* reported so far */
+    weft_str peer_ip, local_ip;
+    uint16_t peer_port, local_port;
+    /* downstream: where the client connected to: SO_ORIGINAL_DST when the
+     * connection was redirected (iptables REDIRECT/TPROXY), else the local
+     * address; upstream: the endpoint */
+    weft_str original_dst_ip;
+    uint16_t original_dst_port;
+    weft_str sni;        /* downstream: from a handshake_done; upstream: the cluster's sni: */
+    weft_str cluster;    /* upstream: the cluster's name; downstream: empty */
+    weft_str endpoint;   /* upstream: "10.0.0.1:8080"; downstream: empty */
+    weft_str alpn_offer; /* upstream: what the cluster can speak, in preference
+                            order: "h2,http/1.1", "h2" or "http/1.1"; downstream: empty */
+    weft_str alpn;       /* negotiated so far, or empty */
+    weft_str peer_identity;
+} weft_connection_info;
+
+/* A connection timer's callback (weft_connection_timer_start). */
+typedef void (*weft_connection_timer_cb)(weft_connection *c, void *conn_ctx, void *arg);
+
 /* TRANSPORT filters see the bytes of a downstream connection before the
  * HTTP codec (TLS termination, for instance). on_read turns bytes from the
  * network (`in`) into bytes for the codec (`out`); on_write turns bytes
@@ -321,8 +367,29 @@ typedef struct weft_transport_filter_ops {
 
     /* ---- ABI 1.1 hooks ---- */
     /* [1.1 transport] */
+    /* WEFT_TRANSPORT_HANDSHAKE: the filter has a handshake: the codec is
+     * not chosen and gets no byte on this connection until the filter
+     * called weft_connection_handshake_done (with several such filters:
+     * until each did). A filter without the flag (1.0 filters) changes
+     * nothing: the codec starts at once. */
+    uint32_t flags;
+    /* UPSTREAM side (the client part, e.g. mTLS to a cluster): called for
+     * each new connection weft opens to an endpoint of a cluster that lists
+     * the filter in transport_filters:, once the TCP connection is up,
+     * before any byte of a request. on_read then turns the server's bytes
+     * into bytes for weft's HTTP client codec (responses), on_write the
+     * requests into bytes for the server; the same write, close, timer and
+     * handshake calls apply. With WEFT_TRANSPORT_HANDSHAKE, no request is
+     * sent before handshake_done, and its ALPN ("h2"/"http/1.1") picks
+     * the protocol where the cluster allows both. `info` is valid during
+     * the call. NULL: the filter has no upstream side (a cluster naming
+     * it is refused). A NULL return with no error means no context. */
+    void *(*upstream_connection_create)(void *config, weft_connection *c,
+                                        const weft_connection_info *info);
     /* [end 1.1 transport] */
 } weft_transport_filter_ops;
+
+#define WEFT_TRANSPORT_HANDSHAKE 0x1u /* weft_transport_filter_ops.flags */
 
 typedef struct weft_filter_descriptor {
     size_t size;        /* sizeof(weft_filter_descriptor) */
@@ -478,6 +545,15 @@ typedef struct weft_host_api {
     /* [end 1.1 stats] */
 
     /* [1.1 transport] transport filters: write, timers, handshake, upstream side */
+    weft_result (*connection_write)(weft_connection *c, const void *data, size_t len);
+    weft_result (*connection_close)(weft_connection *c, bool flush);
+    weft_result (*connection_timer_start)(weft_connection *c, uint64_t delay_ms,
+                                          weft_connection_timer_cb cb, void *arg, weft_timer **out);
+    weft_result (*connection_timer_cancel)(weft_connection *c, weft_timer *t);
+    weft_result (*connection_handshake_done)(weft_connection *c, const weft_handshake_info *info);
+    weft_result (*connection_get_info)(weft_connection *c, weft_connection_info *info);
+    weft_result (*conn_sni)(weft_stream *s, weft_str *sni);
+    weft_result (*conn_original_dst)(weft_stream *s, weft_str *ip, uint16_t *port);
     /* [end 1.1 transport] */
 } weft_host_api;
 
@@ -876,6 +952,85 @@ static inline weft_result weft_metadata_get_bytes(weft_stream *s, weft_str key, 
 /* [end 1.1 stats] */
 
 /* [1.1 transport] transport filters: write, timers, handshake, upstream side */
+/* The calls below take the weft_connection a transport hook was given.
+ * THREAD: the worker that owns the connection (every transport hook and
+ * connection timer runs there); another thread gets WEFT_ERR_THREAD.
+ * ERRORS common to all: WEFT_ERR_HANDLE (not a live connection, NULL
+ * included), WEFT_ERR_THREAD, WEFT_ERR_STATE (the connection is closing:
+ * close was asked, or inside on_close/connection_destroy). */
+
+/* Queues len bytes toward the PEER (the network), below this filter: the
+ * filters nearer the socket still see them in their on_write, the codec
+ * and the filters above never do. Works from every hook (connection_create
+ * and upstream_connection_create included: a TLS client writes first) and
+ * from a connection timer, before or after the handshake. The bytes go out
+ * at the end of the loop turn. OWNERSHIP: data is copied.
+ * ERRORS: WEFT_ERR_INVALID (data NULL with len > 0).
+ * LIMIT: bytes already queued toward the peer on this connection above the
+ * listener's (cluster's) buffer_high_watermark (default 1 MiB). */
+static inline weft_result weft_connection_write(weft_connection *c, const void *data, size_t len) {
+    return weft__host->connection_write(c, data, len);
+}
+/* Closes the connection. flush true: what is queued toward the peer (by
+ * filters and the codec so far) is sent first, then the connection
+ * closes; false: at once (a reset). Either way the codec gets no more
+ * bytes, a request in flight ends (downstream: reset, DC; upstream: the
+ * attempt fails as a connection failure) and the close happens after the
+ * current hook returns: on_close and connection_destroy follow later.
+ * Asking again does nothing (WEFT_OK). */
+static inline weft_result weft_connection_close(weft_connection *c, bool flush) {
+    return weft__host->connection_close(c, flush);
+}
+/* One-shot timer on the connection's worker: cb(c, conn_ctx, arg) runs
+ * after delay_ms with this filter's context; every timer is cancelled when
+ * the connection closes. OWNERSHIP: *out (may be NULL) is valid until the
+ * timer fired or was cancelled; do not use it afterwards.
+ * ERRORS: WEFT_ERR_INVALID (cb NULL). LIMIT: 16 timers of the connection
+ * armed at once. */
+static inline weft_result weft_connection_timer_start(weft_connection *c, uint64_t delay_ms,
+                                                      weft_connection_timer_cb cb, void *arg,
+                                                      weft_timer **out) {
+    return weft__host->connection_timer_start(c, delay_ms, cb, arg, out);
+}
+/* ERRORS: WEFT_ERR_NOT_FOUND (not an armed timer of this connection: it
+ * fired or was cancelled already). */
+static inline weft_result weft_connection_timer_cancel(weft_connection *c, weft_timer *t) {
+    return weft__host->connection_timer_cancel(c, t);
+}
+/* This filter's handshake is done: the facts (copied; empty views leave a
+ * fact as it is) become the connection's (HTTP filters read them with
+ * weft_conn_*; WEFT_HANDSHAKE_TLS makes X-Forwarded-Proto and redirects
+ * https). When every WEFT_TRANSPORT_HANDSHAKE filter of the connection has
+ * called it, the codec is chosen (ALPN "h2" -> HTTP/2, another ALPN ->
+ * HTTP/1.1, none -> sniffed) and gets the bytes held so far; upstream, the
+ * waiting request is sent. Call it once per filter, from a hook or a
+ * connection timer; a filter without the flag may call it to publish facts.
+ * ERRORS: WEFT_ERR_INVALID (info NULL, size too small, a field too long or
+ * with control characters), WEFT_ERR_STATE (this filter called it already). */
+static inline weft_result weft_connection_handshake_done(weft_connection *c,
+                                                         const weft_handshake_info *info) {
+    return weft__host->connection_handshake_done(c, info);
+}
+/* Fills *info (set info->size = sizeof(*info) first; the host fills what
+ * fits). LIFETIME: see weft_connection_info. ERRORS: WEFT_ERR_INVALID
+ * (info NULL or size too small). Allowed in on_close too. */
+static inline weft_result weft_connection_get_info(weft_connection *c, weft_connection_info *info) {
+    return weft__host->connection_get_info(c, info);
+}
+/* The server name (SNI) a transport filter reported for the stream's
+ * downstream connection. THREAD: the stream's worker. LIFETIME: the view
+ * is valid until the hook returns. ERRORS: WEFT_ERR_NOT_FOUND (none),
+ * WEFT_ERR_HANDLE, WEFT_ERR_THREAD. */
+static inline weft_result weft_conn_sni(weft_stream *s, weft_str *sni) {
+    return weft__host->conn_sni(s, sni);
+}
+/* Where the client connected to: SO_ORIGINAL_DST when the connection was
+ * redirected to weft (iptables REDIRECT), else the local address. Out
+ * parameters may be NULL. Same THREAD, LIFETIME and ERRORS as
+ * weft_conn_sni. */
+static inline weft_result weft_conn_original_dst(weft_stream *s, weft_str *ip, uint16_t *port) {
+    return weft__host->conn_original_dst(s, ip, port);
+}
 /* [end 1.1 transport] */
 
 /* The entry symbol's name and type. */

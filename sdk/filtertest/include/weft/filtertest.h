@@ -189,6 +189,12 @@ void wft_stream_set_peer(wft_stream *st, const char *ip, uint16_t port);
 void wft_stream_set_local(wft_stream *st, const char *ip, uint16_t port);
 void wft_stream_set_tls(wft_stream *st, bool tls);
 void wft_stream_set_peer_identity(wft_stream *st, const char *spiffe_id); /* NULL: none */
+/* ABI 1.1: the SNI a transport filter's handshake reported (NULL: none,
+ * weft_conn_sni gives NOT_FOUND) and the original destination (default:
+ * the local address, as weft reports it when the connection was not
+ * redirected). */
+void wft_stream_set_sni(wft_stream *st, const char *sni);
+void wft_stream_set_original_dst(wft_stream *st, const char *ip, uint16_t port);
 /* Metadata as an earlier filter would have set it. */
 void wft_metadata_put(wft_stream *st, const char *key, const char *value);
 
@@ -308,6 +314,37 @@ const char *wft_conn_alpn(wft_conn *c);
 const char *wft_conn_peer_identity(wft_conn *c);
 bool wft_conn_tls(wft_conn *c);
 void wft_conn_close(wft_conn *c);
+
+/* ---- ABI 1.1 transport ----
+ * weft_connection_write puts bytes on the network side (wft_conn_to_network,
+ * after what the filter produced earlier), as weft sends them below the
+ * filter. A filter with WEFT_TRANSPORT_HANDSHAKE gets its codec bytes
+ * (wft_conn_to_codec) only once it called weft_connection_handshake_done:
+ * until then what on_read produced is held, as weft holds it from the
+ * codec. Connection timers fire with wft_clock_advance; they are cancelled
+ * when the filter asks to close and when the connection closes. After
+ * weft_connection_close, wft_conn_read/wft_conn_write return -1 (weft
+ * gives the filter no more bytes). Defaults: peer 127.0.0.1:40000, local
+ * 127.0.0.1:15006 (upstream: peer = the endpoint). */
+/* An upstream connection (the client side): runs upstream_connection_create
+ * with weft_connection_info {cluster, endpoint "ip:port", alpn_offer
+ * ("h2,http/1.1", default "http/1.1"), sni (default "")}. NULL (and
+ * wft_env_error) when the filter has no upstream side. */
+wft_conn *wft_conn_new_upstream(wft_env *env, const char *cluster, const char *endpoint,
+                                const char *alpn_offer, const char *sni);
+/* The filter called handshake_done (true when it has no WEFT_TRANSPORT_HANDSHAKE). */
+bool wft_conn_handshake_complete(wft_conn *c);
+/* Facts from handshake_done (NULL when not given). */
+const char *wft_conn_sni(wft_conn *c);
+const char *wft_conn_tls_version(wft_conn *c);
+const char *wft_conn_cipher(wft_conn *c);
+uint32_t wft_conn_handshake_flags(wft_conn *c);
+/* Whether the filter asked to close (weft_connection_close), and how. */
+bool wft_conn_close_asked(wft_conn *c, bool *flush);
+/* Connection timers armed (not fired, not cancelled). */
+size_t wft_conn_timers_pending(wft_conn *c);
+/* The original destination weft_connection_get_info reports (downstream). */
+void wft_conn_set_original_dst(wft_conn *c, const char *ip, uint16_t port);
 
 /* The host table the kit hands to filters (for a filter's own helpers). */
 const weft_host_api *wft_host_api(void);
