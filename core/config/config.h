@@ -61,6 +61,15 @@ typedef enum {
     WEFT_ACTION_DIRECT,
 } weft_route_action;
 
+/* One entry of a route's `filter_config: {<filter yaml name>: <node>}`:
+ * handed to that filter's route_config_create at snapshot build. */
+typedef struct weft_cfg_route_filter {
+    char *name;       /* a filter of the listener's `filters:` (checked at load) */
+    weft_cfg_pos pos; /* of the key */
+    const void *node; /* the value (core/config's node type), NULL for null;
+                         owned by the weft_config */
+} weft_cfg_route_filter;
+
 typedef struct weft_cfg_route {
     char *name; /* optional; "" when absent */
     weft_cfg_pos pos;
@@ -99,6 +108,9 @@ typedef struct weft_cfg_route {
     size_t n_resp_add;
     char **resp_remove;
     size_t n_resp_remove;
+    /* per-route filter configs */
+    weft_cfg_route_filter *filter_cfgs;
+    size_t n_filter_cfgs;
 } weft_cfg_route;
 
 typedef struct weft_cfg_vhost {

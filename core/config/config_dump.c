@@ -201,6 +201,8 @@ static void header_adds(dw *d, int indent, const char *key, const weft_cfg_heade
     }
 }
 
+static void put_node(FILE *f, const cy_node *n, int depth);
+
 static void dump_route(dw *d, int indent, const weft_cfg_route *r) {
     kv_str(d, indent, "name", r->name ? r->name : "");
     open_map(d, indent, "match");
@@ -252,6 +254,16 @@ static void dump_route(dw *d, int indent, const weft_cfg_route *r) {
         header_adds(d, indent, "response_headers_to_add", r->resp_add, r->n_resp_add);
     if (r->n_resp_remove)
         str_list(d, indent, "response_headers_to_remove", r->resp_remove, r->n_resp_remove);
+    if (r->n_filter_cfgs) {
+        open_map(d, indent, "filter_config");
+        for (size_t i = 0; i < r->n_filter_cfgs; i++) {
+            lead(d, indent + 2);
+            put_str(d->f, r->filter_cfgs[i].name);
+            fputs(": ", d->f);
+            put_node(d->f, r->filter_cfgs[i].node, 0);
+            fputc('\n', d->f);
+        }
+    }
 }
 
 /* A filter's config node, in flow style (every scalar quoted: filters

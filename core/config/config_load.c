@@ -551,28 +551,41 @@ static int load_root(cfg_ld *L, const cy_node *root) {
 }
 
 /* The document is freed once the config is built: only the `config:`
- * nodes of filters are read later (at snapshot build, through the SDK
- * accessors), so they are copied into a small document the config keeps.
- * A big config thus holds its node tree only while it is converted. */
+ * nodes of filters and the routes' `filter_config:` nodes are read later
+ * (at snapshot build, through the SDK accessors), so they are copied into
+ * a small document the config keeps. A big config thus holds its node
+ * tree only while it is converted. */
+static int keep_node(cfg_ld *L, cy_doc **keep, const void **node) {
+    if (!*node)
+        return 0;
+    if (!*keep) {
+        if (!(*keep = malloc(sizeof(**keep))))
+            return cfg_fail_at(&L->c, 1, 1, "out of memory");
+        weft_arena_init(&(*keep)->arena);
+        (*keep)->root = NULL;
+        (*keep)->scur = (*keep)->send = NULL;
+        L->cfg->doc = *keep;
+    }
+    if (!(*node = cy_copy(*keep, *node)))
+        return cfg_fail_at(&L->c, 1, 1, "out of memory");
+    return 0;
+}
+
 static int keep_filter_nodes(cfg_ld *L) {
     weft_config *cfg = L->cfg;
     cy_doc *keep = NULL;
     for (size_t i = 0; i < cfg->n_listeners; i++) {
         weft_cfg_listener *li = &cfg->listeners[i];
-        for (size_t f = 0; f < li->n_filters; f++) {
-            if (!li->filters[f].node)
-                continue;
-            if (!keep) {
-                if (!(keep = malloc(sizeof(*keep))))
-                    return cfg_fail_at(&L->c, 1, 1, "out of memory");
-                weft_arena_init(&keep->arena);
-                keep->root = NULL;
-                keep->scur = keep->send = NULL;
-                cfg->doc = keep;
+        for (size_t f = 0; f < li->n_filters; f++)
+            if (keep_node(L, &keep, &li->filters[f].node))
+                return -1;
+        for (size_t v = 0; li->vhosts && v < li->n_vhosts; v++)
+            for (size_t r = 0; r < li->vhosts[v].n_routes; r++) {
+                weft_cfg_route *rt = &li->vhosts[v].routes[r];
+                for (size_t k = 0; k < rt->n_filter_cfgs; k++)
+                    if (keep_node(L, &keep, &rt->filter_cfgs[k].node))
+                        return -1;
             }
-            if (!(li->filters[f].node = cy_copy(keep, li->filters[f].node)))
-                return cfg_fail_at(&L->c, 1, 1, "out of memory");
-        }
     }
     return 0;
 }

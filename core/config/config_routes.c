@@ -246,7 +246,52 @@ static int load_direct(cfg_ld *L, const cy_node *n, weft_cfg_route *r) {
     return cfg_get_str(L, n, "body", &r->direct_body) < 0 ? -1 : 0;
 }
 
-static int load_route(cfg_ld *L, const cy_node *n, weft_cfg_route *r) {
+/* filter_config: {<filter yaml name>: <any node>}. Each name must be a
+ * filter of the listener's `filters:`; the node itself is the filter's to
+ * judge (its route_config_create, at snapshot build). */
+static int load_route_filters(cfg_ld *L, const cy_node *n, const weft_cfg_listener *li,
+                              weft_cfg_route *r) {
+    char qb[96], qb2[96];
+    const cy_node *m = cfg_val(n, "filter_config");
+    if (!m)
+        return 0;
+    if (m->kind != CY_MAP)
+        return cfg_fail(&L->c, m,
+                        "filter_config must be a map of filter name to its per-route "
+                        "config");
+    size_t cnt = m->n / 2;
+    if (!cnt)
+        return 0;
+    r->filter_cfgs = calloc(cnt, sizeof(*r->filter_cfgs));
+    if (!r->filter_cfgs)
+        return cfg_oom(L, m);
+    for (const cy_node *k = m->first; k && k->next; k = k->next->next) {
+        if (k->kind != CY_SCALAR)
+            return cfg_fail(&L->c, k, "filter_config keys must be filter names");
+        bool known = false;
+        for (size_t f = 0; f < li->n_filters && !known; f++)
+            known = strcmp(li->filters[f].name, k->str) == 0;
+        if (!known)
+            return cfg_fail(&L->c, k,
+                            "filter_config names filter %s, which is not in the filters of "
+                            "listener %s",
+                            cfg_quote(qb, sizeof(qb), k->str),
+                            cfg_quote(qb2, sizeof(qb2), li->name ? li->name : ""));
+        for (size_t j = 0; j < r->n_filter_cfgs; j++)
+            if (strcmp(r->filter_cfgs[j].name, k->str) == 0)
+                return cfg_fail(&L->c, k, "duplicate filter_config entry %s",
+                                cfg_quote(qb, sizeof(qb), k->str));
+        weft_cfg_route_filter *rf = &r->filter_cfgs[r->n_filter_cfgs];
+        if (!(rf->name = cfg_dup_str(k->str)))
+            return cfg_oom(L, k);
+        r->n_filter_cfgs++;
+        rf->pos = (weft_cfg_pos){k->line, k->col};
+        rf->node = cfg_is_null(k->next) ? NULL : k->next;
+    }
+    return 0;
+}
+
+static int load_route(cfg_ld *L, const cy_node *n, const weft_cfg_listener *li, weft_cfg_route *r) {
     static const char *const keys[] = {"name",
                                        "match",
                                        "cluster",
@@ -260,6 +305,7 @@ static int load_route(cfg_ld *L, const cy_node *n, weft_cfg_route *r) {
                                        "request_headers_to_remove",
                                        "response_headers_to_add",
                                        "response_headers_to_remove",
+                                       "filter_config",
                                        NULL};
     static const char *const actions[] = {"cluster", "redirect", "direct_response", NULL};
     static const char *const upstream_only[] = {"timeout", "idle_timeout", "prefix_rewrite",
@@ -336,7 +382,9 @@ static int load_route(cfg_ld *L, const cy_node *n, weft_cfg_route *r) {
     if (load_header_adds(L, n, "request_headers_to_add", &r->req_add, &r->n_req_add) ||
         load_header_removes(L, n, "request_headers_to_remove", &r->req_remove, &r->n_req_remove) ||
         load_header_adds(L, n, "response_headers_to_add", &r->resp_add, &r->n_resp_add) ||
-        load_header_removes(L, n, "response_headers_to_remove", &r->resp_remove, &r->n_resp_remove))
+        load_header_removes(L, n, "response_headers_to_remove", &r->resp_remove,
+                            &r->n_resp_remove) ||
+        load_route_filters(L, n, li, r))
         return -1;
     return 0;
 }
@@ -410,7 +458,7 @@ int cfg_load_vhost(cfg_ld *L, const cy_node *n, weft_cfg_listener *li, size_t id
         vh->n_routes = rs->n;
         size_t i = 0;
         for (const cy_node *rn = rs->first; rn; rn = rn->next, i++)
-            if (load_route(L, rn, &vh->routes[i]))
+            if (load_route(L, rn, li, &vh->routes[i]))
                 return -1;
     }
     return 0;
@@ -452,6 +500,9 @@ static void free_route(weft_cfg_route *r) {
     cfg_free_strv(r->req_remove, r->n_req_remove);
     free_hv(r->resp_add, r->n_resp_add);
     cfg_free_strv(r->resp_remove, r->n_resp_remove);
+    for (size_t i = 0; r->filter_cfgs && i < r->n_filter_cfgs; i++)
+        free(r->filter_cfgs[i].name);
+    free(r->filter_cfgs);
 }
 
 void cfg_free_vhost(weft_cfg_vhost *vh) {

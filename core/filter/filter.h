@@ -60,6 +60,19 @@ int weft_filter_chain_build(weft_filter_chain *chain, const weft_config *cfg, si
                             const char *listener_name, char *err, size_t errlen);
 void weft_filter_chain_destroy(weft_filter_chain *chain);
 
+/* Per-route filter configs (routes' `filter_config:`): calls each named
+ * HTTP filter's route_config_create and stores the results in the route
+ * entries (weft_route_entry.filter_cfg, by chain position). After the
+ * chain is built; on error writes "file:line:col: filter "name": msg"
+ * and returns -1 (what was created stays for _destroy). _destroy runs
+ * route_config_destroy for each, and must come BEFORE the chain's
+ * destroy (the filters' config_destroy). */
+typedef struct weft_router weft_router;
+int weft_filter_route_configs_build(weft_filter_chain *chain, weft_router *router,
+                                    const weft_config *cfg, size_t li, const char *listener_name,
+                                    char *err, size_t errlen);
+void weft_filter_route_configs_destroy(weft_filter_chain *chain, weft_router *router);
+
 /* The host API table handed to every filter. */
 const weft_host_api *weft_filter_host_api(void);
 

@@ -384,6 +384,53 @@ static weft_result h_route_set_cluster(weft_stream *s, weft_str cluster) {
     return WEFT_ERR_NOT_FOUND;
 }
 
+/* ---------- routing (1.1) ---------- */
+
+static weft_str cstr(const char *c) {
+    return (weft_str){c ? c : "", c ? strlen(c) : 0};
+}
+
+static weft_result h_route_info(weft_stream *s, weft_route_facts *out) {
+    CHECK(s, "route_info");
+    if (!out || out->size < offsetof(weft_route_facts, has_route) + sizeof(out->has_route))
+        return misuse(s, WEFT_ERR_INVALID, "route_info (out NULL or out->size too small)");
+    size_t sz = out->size;
+    const weft_route_entry *e = s->matched;
+    weft_route_facts ri = {.size = sz, .has_route = e != NULL};
+    ri.route = cstr(e ? e->cfg->name : NULL);
+    ri.vhost = cstr(e && e->vhost ? e->vhost->name : NULL);
+    const weft_config *cfg = s->ws->snap->cfg;
+    if (s->cluster_override >= 0 && (size_t)s->cluster_override < cfg->n_clusters)
+        ri.cluster = cstr(cfg->clusters[s->cluster_override].name);
+    else
+        ri.cluster = cstr(e && e->cfg->action == WEFT_ACTION_CLUSTER ? e->cfg->cluster : NULL);
+    /* fill what fits: a caller built with an older, smaller struct */
+    memcpy(out, &ri, sz < sizeof(ri) ? sz : sizeof(ri));
+    out->size = sz;
+    return WEFT_OK;
+}
+
+static weft_result h_route_refresh(weft_stream *s) {
+    CHECK(s, "route_refresh");
+    if (!s->req || s->rq.headers_done || s->log_phase || s->resp_done)
+        return misuse(s, WEFT_ERR_STATE, "route_refresh (routing is done)");
+    s->matched = weft_router_match(s->lst->router, s->req);
+    return WEFT_OK;
+}
+
+static const void *h_route_config(weft_stream *s) {
+    weft_stream *h = s;
+    weft_result r = weft_stream_from_handle(h, &s);
+    if (r != WEFT_OK) {
+        misuse(NULL, r, "route_config");
+        return NULL;
+    }
+    const weft_route_entry *e = s->matched;
+    if (!e || !e->filter_cfg || s->running < 0 || (size_t)s->running >= stream_n_filters(s))
+        return NULL;
+    return e->filter_cfg[s->running];
+}
+
 static weft_result h_upstream_retry(weft_stream *s) {
     CHECK(s, "upstream_retry");
     if (s->log_phase || weft_stream_retry(s) != 0)
@@ -993,6 +1040,9 @@ static const weft_host_api host_api = {
     .connection_set_tls = h_set_tls,
 
     /* [1.1 routing] route before filters, per-route config, re-match, local replies */
+    .route_info = h_route_info,
+    .route_refresh = h_route_refresh,
+    .route_config = h_route_config,
     /* [end 1.1 routing] */
 
     /* [1.1 streams] stream handles with generations, owned pauses, author helpers, typed metadata

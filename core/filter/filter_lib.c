@@ -1,5 +1,6 @@
 /* filter_lib.c: loading filter libraries and building chains. */
 #include "filter/filter.h"
+#include "router/router.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -458,4 +459,89 @@ void weft_filter_chain_destroy(weft_filter_chain *chain) {
     free(chain->http);
     free(chain->transport);
     memset(chain, 0, sizeof(*chain));
+}
+
+/* ---------- per-route filter configs (ABI 1.1) ---------- */
+
+int weft_filter_route_configs_build(weft_filter_chain *chain, weft_router *router,
+                                    const weft_config *cfg, size_t li, const char *listener_name,
+                                    char *err, size_t errlen) {
+    const weft_cfg_listener *l = &cfg->listeners[li];
+    size_t n_routes = weft_router_n_routes(router);
+    for (size_t ri = 0; ri < n_routes; ri++) {
+        weft_route_entry *e = weft_router_route_at(router, ri);
+        const weft_cfg_route *rc = e->cfg;
+        for (size_t k = 0; k < rc->n_filter_cfgs; k++) {
+            const weft_cfg_route_filter *rf = &rc->filter_cfgs[k];
+            /* the listener's filter entry of that name (checked at load) */
+            const weft_cfg_filter *cf = NULL;
+            for (size_t j = 0; j < l->n_filters && !cf; j++)
+                if (strcmp(l->filters[j].name, rf->name) == 0)
+                    cf = &l->filters[j];
+            size_t uses = 0;
+            for (size_t i = 0; i < chain->n_http; i++) {
+                weft_filter_inst *fi = &chain->http[i];
+                if (strcmp(fi->name, rf->name) != 0)
+                    continue;
+                uses++;
+                if (!fi->http->route_config_create) {
+                    snprintf(err, errlen,
+                             "%s:%u:%u: filter \"%s\": takes no per-route config (it has no "
+                             "route_config_create hook), but route %s gives it one in "
+                             "filter_config",
+                             cfg->source, rf->pos.line, rf->pos.col, rf->name,
+                             rc->name && *rc->name ? rc->name : "(unnamed)");
+                    return -1;
+                }
+                if (!e->filter_cfg && !(e->filter_cfg = calloc(chain->n_http, sizeof(void *)))) {
+                    snprintf(err, errlen, "out of memory");
+                    return -1;
+                }
+                weft_cfg_filter at = cf ? *cf : (weft_cfg_filter){.name = fi->name};
+                at.pos = rf->pos; /* errors without a node point at the entry */
+                weft_filter_setup setup = {
+                    .cfg = cfg,
+                    .filter = &at,
+                    .listener = listener_name,
+                    .err = err,
+                    .errlen = errlen,
+                };
+                void *out = NULL;
+                int rc_ = fi->http->route_config_create((const weft_config_node *)rf->node, &setup,
+                                                        fi->config, &out);
+                if (rc_ != 0) {
+                    if (!setup.failed)
+                        snprintf(err, errlen,
+                                 "%s:%u:%u: filter \"%s\": refused its per-route config",
+                                 cfg->source, rf->pos.line, rf->pos.col, rf->name);
+                    return -1; /* not stored: route_config_destroy is not called for it */
+                }
+                e->filter_cfg[i] = out;
+            }
+            if (!uses) {
+                snprintf(err, errlen,
+                         "%s:%u:%u: filter \"%s\": is a transport filter; filter_config is for "
+                         "HTTP filters",
+                         cfg->source, rf->pos.line, rf->pos.col, rf->name);
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+void weft_filter_route_configs_destroy(weft_filter_chain *chain, weft_router *router) {
+    size_t n_routes = weft_router_n_routes(router);
+    for (size_t ri = 0; ri < n_routes; ri++) {
+        weft_route_entry *e = weft_router_route_at(router, ri);
+        if (!e->filter_cfg)
+            continue;
+        for (size_t i = 0; i < chain->n_http; i++) {
+            const weft_filter_inst *fi = &chain->http[i];
+            if (e->filter_cfg[i] && fi->http && fi->http->route_config_destroy)
+                fi->http->route_config_destroy(fi->config, e->filter_cfg[i]);
+        }
+        free(e->filter_cfg);
+        e->filter_cfg = NULL;
+    }
 }

@@ -111,6 +111,7 @@ void weft_stream_begin(weft_stream *s, weft_listener_snap *lst, weft_wsnap *ws) 
     s->filter_timers = 0;
     s->req = NULL;
     s->route = NULL;
+    s->matched = NULL;
     s->cluster = NULL;
     weft_attempt_init(&s->att);
     s->connect_attempts = 0;
@@ -222,6 +223,10 @@ void weft_stream_on_req_head(weft_stream *s, weft_req_head *req) {
     stream_arm_idle(s);
     if (!s->is_connect && !stream_normalize_path(s))
         return; /* answered: 400 or a redirect */
+    /* The route is resolved before the filters run (as Envoy does for its
+     * filters): they see it (weft_route_info, weft_route_config) and may
+     * re-match it (weft_route_refresh). No match is not an error yet. */
+    s->matched = weft_router_match(s->lst->router, req);
     if (stream_n_filters(s)) {
         sf_begin(s);
         sf_req_headers(s, 0); /* calls stream_route_and_forward when the chain passes */
@@ -237,7 +242,7 @@ void stream_route_and_forward(weft_stream *s) {
     if (s->resp_done || s->resp_started)
         return;
     if (s->cluster_override < 0) {
-        s->route = weft_router_match(s->lst->router, req);
+        s->route = s->matched;
         if (!s->route) {
             weft_stream_local_reply(s, 404, "route_not_found", WEFT_RF_NR, NULL);
             return;
@@ -255,7 +260,7 @@ void stream_route_and_forward(weft_stream *s) {
     } else if (!s->route) {
         /* A filter chose the cluster: the route still supplies timeouts and
          * header operations when one matches; otherwise defaults. */
-        s->route = weft_router_match(s->lst->router, req);
+        s->route = s->matched;
         if (!s->route || s->route->cfg->action != WEFT_ACTION_CLUSTER)
             s->route = &default_route;
     }

@@ -121,10 +121,13 @@ struct weft_stream {
     bool tls;            /* downstream is TLS (x-forwarded-proto) */
     bool h2;             /* downstream is HTTP/2 (access log protocol) */
 
-    weft_arena arena;    /* per-request strings; reset per stream */
-    weft_req_head *req;  /* owned by the codec's parser message (in arena) */
-    weft_resp_head resp; /* response being forwarded/generated */
-    const weft_route_entry *route;
+    weft_arena arena;                /* per-request strings; reset per stream */
+    weft_req_head *req;              /* owned by the codec's parser message (in arena) */
+    weft_resp_head resp;             /* response being forwarded/generated */
+    const weft_route_entry *route;   /* the route the request goes upstream with (set when the
+                                      * request header phase passed the chain) */
+    const weft_route_entry *matched; /* the router's match, made before the filters run
+                                      * (weft_route_refresh re-makes it), NULL none */
     weft_cluster_wrk *cluster;
     weft_attempt att;                /* the current (or last) upstream attempt: holds its lb
                                       * and hostset, so att.ep stays valid to the log phase */

@@ -342,6 +342,22 @@ fail:
     return NULL;
 }
 
+size_t weft_router_n_routes(const weft_router *r) {
+    size_t n = 0;
+    for (size_t i = 0; r && i < r->n_vh; i++)
+        n += r->vh[i].n_routes;
+    return n;
+}
+
+weft_route_entry *weft_router_route_at(weft_router *r, size_t i) {
+    for (size_t v = 0; r && v < r->n_vh; v++) {
+        if (i < r->vh[v].n_routes)
+            return &r->vh[v].routes[i].e;
+        i -= r->vh[v].n_routes;
+    }
+    return NULL;
+}
+
 void weft_router_free(weft_router *r) {
     if (!r)
         return;

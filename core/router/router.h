@@ -15,6 +15,11 @@ typedef struct weft_route_entry {
     const weft_cfg_vhost *vhost;
     int cluster_idx; /* index into cfg->clusters, -1 unless ACTION_CLUSTER */
     uint32_t index;  /* route's ordinal inside the listener (stats) */
+    /* Per-route filter configs (`filter_config:`), indexed by HTTP chain
+     * position: what each filter's route_config_create returned, NULL for
+     * none. NULL when the route has none at all. Built and freed by the
+     * filter runtime (weft_filter_route_configs_build) with the snapshot. */
+    void **filter_cfg;
 } weft_route_entry;
 
 /* Builds the router of cfg->listeners[listener_idx]. On error (bad regex,
@@ -22,6 +27,11 @@ typedef struct weft_route_entry {
 weft_router *weft_router_build(const weft_config *cfg, size_t listener_idx, char *err,
                                size_t errlen);
 void weft_router_free(weft_router *r);
+
+/* Every route of the router, in listener order (entry->index == i), for
+ * the snapshot build to attach per-route filter configs. */
+size_t weft_router_n_routes(const weft_router *r);
+weft_route_entry *weft_router_route_at(weft_router *r, size_t i);
 
 /* Picks the virtual host by req->authority (port stripped, case-insensitive):
  * exact domains first, then the longest "*.suffix" match, then "*"; then the

@@ -223,7 +223,9 @@ weft_snapshot *weft_snapshot_build(weft_config *cfg, const weft_snapshot *prev, 
         ls->router = weft_router_build(cfg, i, err, errlen);
         if (!ls->router)
             goto fail;
-        if (weft_filter_chain_build(&ls->chain, cfg, i, ls->cfg->name, err, errlen))
+        if (weft_filter_chain_build(&ls->chain, cfg, i, ls->cfg->name, err, errlen) ||
+            weft_filter_route_configs_build(&ls->chain, ls->router, cfg, i, ls->cfg->name, err,
+                                            errlen))
             goto fail;
     }
     return s;
@@ -339,6 +341,9 @@ void weft_snapshot_unref(weft_snapshot *s) {
 static void snapshot_free(weft_snapshot *s) {
     if (s->listeners)
         for (size_t i = 0; i < s->cfg->n_listeners; i++) {
+            /* per-route configs before the filters' own configs */
+            if (s->listeners[i].router)
+                weft_filter_route_configs_destroy(&s->listeners[i].chain, s->listeners[i].router);
             weft_router_free(s->listeners[i].router);
             weft_filter_chain_destroy(&s->listeners[i].chain);
         }

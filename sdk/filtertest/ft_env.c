@@ -209,6 +209,7 @@ wft_env *wft_env_load_abi(const char *so_path, unsigned host_minor, char *err, s
 static void unconfigure(wft_env *env) {
     if (!env->configured)
         return;
+    ft_routes_free(env); /* per-route configs before the filter's config */
     wft_env *old = swap_current(env);
     const weft_http_filter_ops *h = env->desc->kind == WEFT_FILTER_HTTP ? env->desc->http : NULL;
     if (env->have_worker && h && FT_HAS(weft_http_filter_ops, h, worker_destroy))

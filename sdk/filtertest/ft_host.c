@@ -382,6 +382,43 @@ static weft_result h_route_set_cluster(weft_stream *s, weft_str cluster) {
     return WEFT_OK;
 }
 
+/* ---- routing (ABI 1.1): the env's routes, see ft_route.c ---- */
+
+static weft_str cstr_view(const char *c) {
+    return (weft_str){c ? c : "", c ? strlen(c) : 0};
+}
+
+static weft_result h_route_info(weft_stream *s, weft_route_facts *out) {
+    STREAM_OR_RESULT(s, "route_info", false);
+    if (!out || out->size < offsetof(weft_route_facts, has_route) + sizeof(out->has_route))
+        return ft_misuse(st->env, WEFT_ERR_INVALID, "route_info: out NULL or out->size too small");
+    size_t sz = out->size;
+    const ft_route *r = st->route;
+    weft_route_facts ri = {.size = sz, .has_route = r != NULL};
+    ri.route = cstr_view(r ? r->name : NULL);
+    ri.vhost = cstr_view(r ? r->vhost : NULL);
+    ri.cluster = cstr_view(st->cluster ? st->cluster : r ? r->cluster : NULL);
+    memcpy(out, &ri, sz < sizeof(ri) ? sz : sizeof(ri));
+    out->size = sz;
+    return WEFT_OK;
+}
+
+static weft_result h_route_refresh(weft_stream *s) {
+    STREAM_OR_RESULT(s, "route_refresh", true);
+    if (st->dir[WEFT_REQUEST_BODY].headers_fwd || st->replied)
+        return ft_misuse(st->env, WEFT_ERR_STATE,
+                         "route_refresh: routing is done (the request headers have been sent on)");
+    st->route = ft_route_match(st->env, st->path);
+    return WEFT_OK;
+}
+
+static const void *h_route_config(weft_stream *s) {
+    STREAM_OR_RETURN(s, "route_config", false, NULL);
+    if (st->hook == FT_HOOK_NONE || !st->route || !st->route->has_cfg)
+        return NULL;
+    return st->route->cfg;
+}
+
 static weft_result h_upstream_retry(weft_stream *s) {
     STREAM_OR_RESULT(s, "upstream_retry", true);
     if (st->hook != FT_HOOK_ATTEMPT && st->hook != FT_HOOK_RESP_HEADERS)
@@ -1026,6 +1063,9 @@ static const weft_host_api g_api = {
     .connection_set_tls = h_connection_set_tls,
 
     /* [1.1 routing] route before filters, per-route config, re-match, local replies */
+    .route_info = h_route_info,
+    .route_refresh = h_route_refresh,
+    .route_config = h_route_config,
     /* [end 1.1 routing] */
 
     /* [1.1 streams] stream handles with generations, owned pauses, author helpers, typed metadata

@@ -175,6 +175,16 @@ struct weft_callout {
 #define FT_HOST_SIZE_1_0                                                                           \
     (offsetof(weft_host_api, connection_set_tls) + sizeof(((weft_host_api *)0)->connection_set_tls))
 
+/* ---- routes (ABI 1.1 routing): the imaginary proxy config's routes ---- */
+typedef struct ft_route {
+    char *name, *vhost, *cluster;
+    char *prefix; /* path prefix it matches ("" matches every path) */
+    ft_doc doc;   /* the per-route config YAML, if any */
+    void *cfg;    /* what route_config_create returned */
+    bool has_cfg; /* route_config_create ran and returned 0 */
+    struct ft_route *next;
+} ft_route;
+
 /* ---- the env ---- */
 struct wft_env {
     const weft_filter_descriptor *desc;
@@ -210,6 +220,7 @@ struct wft_env {
     ft_canned *canned;
     char **clusters; /* wft_env_add_cluster; none: every name is known */
     size_t nclusters;
+    ft_route *routes;    /* wft_env_add_route, in declaration order */
     wft_stream *streams; /* live streams of this env */
     wft_conn *conns;
     struct wft_env *next; /* all live envs */
@@ -270,6 +281,7 @@ struct wft_stream {
     uint64_t upstream_time_us;
     char *last_host, *last_cluster;
     char *cluster;
+    const ft_route *route; /* the route the stream sees (env's), NULL none */
     size_t replay_max;
     bool replay_on, replay_overflow;
 
@@ -382,6 +394,12 @@ int ft_metadata_put(wft_stream *st, const char *key, size_t klen, int type, cons
                     size_t len);
 /* Keeps a replaced metadata value alive until the stream ends. */
 void ft_graveyard_add(wft_stream *st, char *p);
+
+/* ft_route.c */
+/* The first declared route whose prefix starts path (query ignored). */
+const ft_route *ft_route_match(const wft_env *env, const char *path);
+/* route_config_destroy for each, then the routes go (before config_destroy). */
+void ft_routes_free(wft_env *env);
 
 /* ft_conn.c */
 wft_conn *ft_conn_from(weft_connection *c);

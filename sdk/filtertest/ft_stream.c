@@ -65,6 +65,7 @@ wft_stream *wft_stream_new(wft_env *env, const char *method, const char *path,
         const ft_header *h = ft_hmap_find(&st->maps[WEFT_REQUEST_HEADERS], "host", 4, 0);
         st->authority = ft_strdup(h ? h->value : "");
     }
+    st->route = ft_route_match(env, st->path); /* before the filter runs, as in the core */
     return st;
 }
 

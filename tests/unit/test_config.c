@@ -1692,6 +1692,76 @@ static void test_filter_config_kept(void **state) {
     weft_config_free(cfg);
 }
 
+/* Routes' filter_config: {<filter>: <node>}: names checked against the
+ * listener's filters, nodes kept (with positions) after the document is
+ * freed, shown by the dump; errors at file:line:col. */
+static void test_route_filter_config(void **state) {
+    (void)state;
+    const char *y = "listeners:\n"
+                    "  - name: a\n"
+                    "    port: 8080\n"
+                    "    filters: [{name: f1}, {name: f2}]\n"
+                    "    virtual_hosts:\n"
+                    "      - name: v\n"
+                    "        routes:\n"
+                    "          - name: r1\n"
+                    "            match: {prefix: /}\n"
+                    "            cluster: c\n"
+                    "            filter_config:\n"
+                    "              f2: {header_value: x}\n"
+                    "              f1: ~\n"
+                    "          - {match: {prefix: /b}, cluster: c}\n"
+                    "clusters: [{name: c, endpoints: [{address: 127.0.0.1, port: 1}]}]\n";
+    weft_config_error err;
+    weft_config *cfg = load(y, &err);
+    if (!cfg)
+        fail_msg("%s", err.msg);
+    const weft_cfg_route *r = &cfg->listeners[0].vhosts[0].routes[0];
+    assert_int_equal(r->n_filter_cfgs, 2);
+    assert_string_equal(r->filter_cfgs[0].name, "f2");
+    assert_int_equal(r->filter_cfgs[0].pos.line, 12);
+    assert_int_equal(r->filter_cfgs[0].pos.col, 15);
+    const cy_node *n = r->filter_cfgs[0].node;
+    assert_non_null(n);
+    assert_int_equal(n->kind, CY_MAP);
+    assert_string_equal(n->first->str, "header_value");
+    assert_string_equal(n->first->next->str, "x");
+    assert_string_equal(r->filter_cfgs[1].name, "f1");
+    assert_null(r->filter_cfgs[1].node);
+    assert_int_equal(cfg->listeners[0].vhosts[0].routes[1].n_filter_cfgs, 0);
+    char *text = dump_to_string(cfg);
+    assert_non_null(strstr(text, "filter_config:"));
+    assert_non_null(strstr(text, "{\"header_value\": \"x\"}"));
+    free(text);
+    weft_config_free(cfg);
+
+    const char *head = "listeners:\n"
+                       "  - name: a\n"
+                       "    port: 8080\n"
+                       "    filters: [{name: f1}]\n"
+                       "    virtual_hosts:\n"
+                       "      - name: v\n"
+                       "        routes:\n"
+                       "          - match: {prefix: /}\n"
+                       "            cluster: c\n";
+    const char *tail = "clusters: [{name: c, endpoints: [{address: 127.0.0.1, port: 1}]}]\n";
+    char buf[2048];
+    snprintf(buf, sizeof(buf), "%s            filter_config: {nope: {}}\n%s", head, tail);
+    expect_error(buf, "weft.yaml:10:29: filter_config names filter \"nope\", which is not in the "
+                      "filters of listener \"a\"");
+    snprintf(buf, sizeof(buf), "%s            filter_config: [f1]\n%s", head, tail);
+    expect_error(buf, "weft.yaml:10:28: filter_config must be a map of filter name to its "
+                      "per-route config");
+    snprintf(buf, sizeof(buf), "%s            filter_config: {f1: 1, f1: 2}\n%s", head, tail);
+    weft_config_error e2;
+    memset(&e2, 0, sizeof(e2));
+    weft_config *c2 = load(buf, &e2);
+    if (c2)
+        weft_config_free(c2);
+    assert_null(c2); /* a duplicate key: refused (by the YAML loader or by filter_config) */
+    assert_non_null(strstr(e2.msg, "weft.yaml:10:"));
+}
+
 /* Caps on what filters consume per stream (limits.filter_*). */
 static void test_filter_caps(void **state) {
     (void)state;
@@ -1730,6 +1800,7 @@ int main(void) {
         cmocka_unit_test(test_load_file),
         cmocka_unit_test(test_large_config),
         cmocka_unit_test(test_filter_config_kept),
+        cmocka_unit_test(test_route_filter_config),
         cmocka_unit_test(test_error_yaml),
         cmocka_unit_test(test_error_structure),
         cmocka_unit_test(test_error_values),

@@ -221,6 +221,23 @@ typedef struct weft_stream_info {
     weft_str cluster;          /* "" if none */
 } weft_stream_info;
 
+/* [1.1 routing types] */
+/* ABI 1.1: the route a stream sees (weft_route_facts). Size-prefixed: the
+ * caller sets `size` to sizeof(weft_route_facts) as it was built, the host
+ * fills the fields that fit. Views point into the config snapshot the
+ * stream runs on: valid until the stream ends or the next re-match
+ * (weft_route_refresh), whichever comes first. */
+typedef struct weft_route_facts {
+    size_t size;        /* set by the caller */
+    uint32_t has_route; /* 1 when a route matched, else 0 (then the names are "") */
+    weft_str route;     /* the route's `name:` ("" when it has none) */
+    weft_str vhost;     /* its virtual host's name */
+    weft_str cluster;   /* where the request goes now: the route_set_cluster override
+                           if set, else the route's cluster; "" for none (no route, or a
+                           redirect / direct_response route) */
+} weft_route_facts;
+/* [end 1.1 routing types] */
+
 /* Timer and callout completions. */
 typedef void (*weft_timer_cb)(weft_stream *s, void *stream_ctx, void *arg);
 
@@ -297,6 +314,21 @@ typedef struct weft_http_filter_ops {
 
     /* ---- ABI 1.1 hooks ---- */
     /* [1.1 routing] */
+    /* PER-ROUTE CONFIG (optional). A route may carry a node for this
+     * filter under `filter_config: {<filter yaml name>: <node>}`. At
+     * snapshot build, after config_create, each such node is handed here
+     * with this filter's config: return 0 and set *route_config, or -1
+     * after weft_config_fail() (the whole snapshot is refused with
+     * file:line:col: filter "<name>": <msg>; route_config_destroy is NOT
+     * called for that node). A filter without this hook that is given a
+     * per-route node refuses the snapshot too. THREAD: main thread.
+     * LIFETIME: per snapshot, like the filter's config; read-only and
+     * shared by every worker; route_config_destroy runs when the snapshot
+     * goes, BEFORE the filter's config_destroy. Streams read it with
+     * weft_route_config(). */
+    int (*route_config_create)(const weft_config_node *node, weft_filter_setup *setup,
+                               void *filter_config, void **route_config);
+    void (*route_config_destroy)(void *filter_config, void *route_config);
     /* [end 1.1 routing] */
 
     /* [1.1 retry] */
@@ -515,6 +547,9 @@ typedef struct weft_host_api {
 
     /* ---- ABI 1.1 (functions below exist when host->size covers them) ---- */
     /* [1.1 routing] route before filters, per-route config, re-match, local replies */
+    weft_result (*route_info)(weft_stream *s, weft_route_facts *out);
+    weft_result (*route_refresh)(weft_stream *s);
+    const void *(*route_config)(weft_stream *s);
     /* [end 1.1 routing] */
 
     /* [1.1 streams] stream handles with generations, owned pauses, author helpers, typed metadata
@@ -854,6 +889,52 @@ static inline weft_result weft_connection_set_tls(weft_connection *c, bool tls) 
 
 /* ---- 1.1 wrappers ---- */
 /* [1.1 routing] route before filters, per-route config, re-match, local replies */
+/* The route is matched when the request headers are complete (after path
+ * normalization), BEFORE the filter chain runs, so every hook (and
+ * stream_create) sees it. No match is not an error at that point: the
+ * filters run without a route, and when the chain passes with still no
+ * route and no route_set_cluster override, weft replies 404
+ * route_not_found. Redirect and direct_response routes also answer only
+ * once the chain passed (a filter may deny first). */
+
+/* The route this stream sees: out->has_route, route and virtual host
+ * names, and the cluster the request would go to now (the
+ * route_set_cluster override if set, else the route's; "" if none).
+ * The caller sets out->size = sizeof(weft_route_facts); the host fills the
+ * fields that fit (a bigger struct from a newer SDK keeps its tail).
+ * OWNERSHIP: views into the config snapshot, not to be freed or written.
+ * LIFETIME: valid until the stream ends or the next weft_route_refresh.
+ * THREAD: the stream's worker. Works in every phase, the log phase
+ * included. ERRORS: WEFT_ERR_HANDLE (not a live stream), WEFT_ERR_THREAD,
+ * WEFT_ERR_INVALID (out NULL, or out->size smaller than the struct up to
+ * has_route). */
+static inline weft_result weft_route_info(weft_stream *s, weft_route_facts *out) {
+    return weft__host->route_info(s, out);
+}
+/* Re-runs the route match with the request's current path, headers and
+ * authority (Envoy's clearRouteCache): call it after changing what
+ * routing depends on. Afterwards weft_route_info and weft_route_config
+ * reflect the new route (or no route), for the caller and the filters
+ * after it. A route_set_cluster override is kept. THREAD: the stream's
+ * worker. ERRORS: WEFT_ERR_HANDLE, WEFT_ERR_THREAD, WEFT_ERR_STATE once
+ * the request header phase has passed the whole chain (routing is done),
+ * in the log phase, or before the request head exists. */
+static inline weft_result weft_route_refresh(weft_stream *s) {
+    return weft__host->route_refresh(s);
+}
+/* The CALLING filter's per-route config (what its route_config_create
+ * returned for the stream's current route), NULL when the route has none
+ * for this filter, when no route matched, or on misuse. The host knows the
+ * caller: the filter whose hook runs, or the filter that started the
+ * timer / callout whose callback runs. O(1): an array per route indexed
+ * by chain position. OWNERSHIP: the filter's own object, read-only (shared
+ * by every worker). LIFETIME: the stream's snapshot; after a
+ * weft_route_refresh the pointer may change. THREAD: the stream's worker.
+ * ERRORS: NULL for a stale handle, another thread, or a call outside any
+ * hook or callback of a filter (one misuse line for the first two). */
+static inline const void *weft_route_config(weft_stream *s) {
+    return weft__host->route_config(s);
+}
 /* [end 1.1 routing] */
 
 /* [1.1 streams] stream handles with generations, owned pauses, author helpers, typed metadata */

@@ -120,6 +120,36 @@ void wft_env_set_config_dir(wft_env *env, const char *dir);
  * declared every name is accepted. */
 int wft_env_add_cluster(wft_env *env, const char *name);
 
+/* ---- routes (ABI 1.1 routing) ----
+ * The routes of the imaginary proxy config, in match order. A stream
+ * matches the first route whose path_prefix starts its path (query
+ * ignored; NULL or "" matches every path) when it is created, before the
+ * filter's stream_create (the core matches before the chain);
+ * weft_route_refresh re-runs that match on the path as the filter left it
+ * (allowed until the request headers went past the filter, then
+ * WEFT_ERR_STATE, as in the core). weft_route_info reports the route's
+ * name, vhost (a name only: virtual hosts, methods, header and query
+ * matches are not modelled) and cluster (route_set_cluster's override
+ * first). With no route declared a stream has no route.
+ * filter_config_yaml is the node under the route's
+ * `filter_config: {<filter>: ...}` for the filter under test (NULL: none):
+ * route_config_create runs now, as the core runs it at snapshot build;
+ * weft_route_config returns its result to the filter on streams of that
+ * route. Errors, one line in err, return -1: "route-config:LINE:COL:
+ * invalid YAML: ...", "route-config:LINE:COL: <message>" (the filter's
+ * config_fail), a filter without route_config_create given a config, a
+ * duplicate route name, live streams. The env must be configured first
+ * (it configures with no node if not); configuring again drops the routes
+ * (route_config_destroy runs for each, before config_destroy). */
+int wft_env_add_route(wft_env *env, const char *name, const char *vhost, const char *cluster,
+                      const char *path_prefix, const char *filter_config_yaml, char *err,
+                      size_t errlen);
+/* Pins the route a stream sees to a declared one (NULL: no route), before
+ * the first event. -1 for an unknown name. */
+int wft_stream_set_route(wft_stream *st, const char *name);
+/* The name of the route the stream sees now (NULL: none). */
+const char *wft_stream_route(wft_stream *st);
+
 /* ---- clock ---- */
 uint64_t wft_clock_now_us(const wft_env *env);
 /* Moves the clock forward, firing due timers and callout timeouts of all

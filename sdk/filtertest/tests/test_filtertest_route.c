@@ -1,0 +1,182 @@
+/* test_filtertest_route: the kit's mirror of ABI 1.1 routing, driving the
+ * routecfg test filter (tests/filters/routecfg.c, linked in): routes
+ * declared with a per-route config, the route a stream sees before the
+ * filter runs, route info, re-match (weft_route_refresh) and its state
+ * rule, pinned routes, per-route config errors and lifetimes. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <weft/filtertest.h>
+
+const weft_filter_descriptor *weft_filter_entry_v1(const weft_host_api *host);
+
+static char err[512];
+
+static wft_env *env_with_routes(void) {
+    wft_env *env = wft_env_new(weft_filter_entry_v1, err, sizeof(err));
+    if (!env)
+        fail_msg("%s", err);
+    assert_int_equal(wft_env_configure(env, NULL, err, sizeof(err)), 0);
+    if (wft_env_add_route(env, "r-alpha", "main", "ca", "/alpha", "header_value: alpha", err,
+                          sizeof(err)) ||
+        wft_env_add_route(env, "r-beta", "main", "cb", "/beta", "{header_value: beta}", err,
+                          sizeof(err)) ||
+        wft_env_add_route(env, "r-plain", "other", "ca", "/plain", NULL, err, sizeof(err)))
+        fail_msg("%s", err);
+    return env;
+}
+
+static wft_stream *get(wft_env *env, const char *path, const char *extra) {
+    wft_stream *st =
+        wft_stream_new(env, "GET", path, (const char *const[]){"host: a", extra, NULL});
+    assert_non_null(st);
+    return st;
+}
+
+static void test_route_and_config_seen_by_the_filter(void **state) {
+    (void)state;
+    wft_env *env = env_with_routes();
+    assert_int_equal(wft_gauge(env, "route_configs"), 2);
+
+    wft_stream *st = get(env, "/alpha/x?q=1", NULL);
+    assert_string_equal(wft_stream_route(st), "r-alpha");
+    assert_int_equal(wft_request_headers(st, true), WEFT_CONTINUE);
+    assert_string_equal(wft_header(st, WEFT_REQUEST_HEADERS, "x-route-name"), "r-alpha");
+    assert_string_equal(wft_header(st, WEFT_REQUEST_HEADERS, "x-route-vhost"), "main");
+    assert_string_equal(wft_header(st, WEFT_REQUEST_HEADERS, "x-route-cluster"), "ca");
+    assert_string_equal(wft_header(st, WEFT_REQUEST_HEADERS, "x-route-cfg"), "alpha");
+    assert_int_equal(wft_response_headers(st, 200, NULL, true), WEFT_CONTINUE);
+    assert_string_equal(wft_header(st, WEFT_RESPONSE_HEADERS, "x-route-cfg-resp"), "alpha");
+    wft_stream_free(st);
+
+    st = get(env, "/plain/x", NULL);
+    assert_int_equal(wft_request_headers(st, true), WEFT_CONTINUE);
+    assert_string_equal(wft_header(st, WEFT_REQUEST_HEADERS, "x-route-name"), "r-plain");
+    assert_string_equal(wft_header(st, WEFT_REQUEST_HEADERS, "x-route-vhost"), "other");
+    assert_null(wft_header(st, WEFT_REQUEST_HEADERS, "x-route-cfg"));
+    wft_stream_free(st);
+
+    /* no route: the filter still runs, without a route */
+    st = get(env, "/elsewhere", NULL);
+    assert_null(wft_stream_route(st));
+    assert_int_equal(wft_request_headers(st, true), WEFT_CONTINUE);
+    assert_null(wft_header(st, WEFT_REQUEST_HEADERS, "x-route-name"));
+    assert_string_equal(wft_header(st, WEFT_REQUEST_HEADERS, "x-route-cluster"), "");
+    assert_null(wft_header(st, WEFT_REQUEST_HEADERS, "x-route-cfg"));
+    wft_stream_free(st);
+    assert_int_equal(wft_misuse_count(env), 0);
+    wft_env_free(env);
+}
+
+static void test_rematch(void **state) {
+    (void)state;
+    wft_env *env = env_with_routes();
+    wft_stream *st = get(env, "/alpha/x", "x-rematch: /beta/moved");
+    assert_int_equal(wft_request_headers(st, true), WEFT_CONTINUE);
+    assert_string_equal(wft_stream_route(st), "r-beta");
+    assert_string_equal(wft_request_path(st), "/beta/moved");
+    assert_string_equal(wft_header(st, WEFT_REQUEST_HEADERS, "x-route-name"), "r-beta");
+    assert_string_equal(wft_header(st, WEFT_REQUEST_HEADERS, "x-route-cluster"), "cb");
+    assert_string_equal(wft_header(st, WEFT_REQUEST_HEADERS, "x-route-cfg"), "beta");
+    assert_int_equal(wft_response_headers(st, 200, NULL, true), WEFT_CONTINUE);
+    assert_string_equal(wft_header(st, WEFT_RESPONSE_HEADERS, "x-route-cfg-resp"), "beta");
+    wft_stream_free(st);
+
+    /* re-match to no route */
+    st = get(env, "/alpha/x", "x-rematch: /nowhere");
+    assert_int_equal(wft_request_headers(st, true), WEFT_CONTINUE);
+    assert_null(wft_stream_route(st));
+    assert_null(wft_header(st, WEFT_REQUEST_HEADERS, "x-route-cfg"));
+    wft_stream_free(st);
+
+    /* after the request header phase: WEFT_ERR_STATE, one misuse line */
+    st = get(env, "/alpha/x", "x-refresh-late: 1");
+    assert_int_equal(wft_request_headers(st, true), WEFT_CONTINUE);
+    assert_int_equal(wft_response_headers(st, 200, NULL, true), WEFT_CONTINUE);
+    assert_string_equal(wft_header(st, WEFT_RESPONSE_HEADERS, "x-refresh-late-result"), "-3");
+    assert_string_equal(wft_stream_route(st), "r-alpha");
+    assert_int_equal(wft_misuse_count(env), 1);
+    assert_non_null(strstr(wft_misuse_last(env), "route_refresh"));
+    wft_stream_free(st);
+    wft_env_free(env);
+}
+
+static void test_pinned_route(void **state) {
+    (void)state;
+    wft_env *env = env_with_routes();
+    wft_stream *st = get(env, "/alpha/x", NULL);
+    assert_int_equal(wft_stream_set_route(st, "r-beta"), 0);
+    assert_int_equal(wft_stream_set_route(st, "r-none"), -1);
+    assert_int_equal(wft_request_headers(st, true), WEFT_CONTINUE);
+    assert_string_equal(wft_header(st, WEFT_REQUEST_HEADERS, "x-route-cfg"), "beta");
+    assert_int_equal(wft_stream_set_route(st, NULL), -1); /* after the first event */
+    wft_stream_free(st);
+    st = get(env, "/alpha/x", NULL);
+    assert_int_equal(wft_stream_set_route(st, NULL), 0);
+    assert_int_equal(wft_request_headers(st, true), WEFT_CONTINUE);
+    assert_null(wft_header(st, WEFT_REQUEST_HEADERS, "x-route-name"));
+    wft_stream_free(st);
+    wft_env_free(env);
+}
+
+static void test_route_config_errors_and_lifetime(void **state) {
+    (void)state;
+    wft_env *env = env_with_routes();
+    /* the filter refuses a value: its config_fail, with the node's position */
+    assert_int_equal(wft_env_add_route(env, "r-bad", "main", "ca", "/bad", "header_value: \"\"",
+                                       err, sizeof(err)),
+                     -1);
+    assert_string_equal(err, "route-config:1:15: header_value must be a non-empty string");
+    assert_int_equal(
+        wft_env_add_route(env, "r-bad", "main", "ca", "/bad", "[1, 2]", err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "route-config:1:1: per-route config must be"));
+    assert_int_equal(
+        wft_env_add_route(env, "r-bad", "main", "ca", "/bad", "{header_value: [", err, sizeof(err)),
+        -1);
+    assert_non_null(strstr(err, "route-config:"));
+    assert_non_null(strstr(err, "invalid YAML"));
+    assert_int_equal(wft_env_add_route(env, "r-alpha", "main", "ca", "/x", NULL, err, sizeof(err)),
+                     -1);
+    assert_non_null(strstr(err, "exists already"));
+    /* refused ones were not kept (nor destroyed after -1) */
+    assert_int_equal(wft_gauge(env, "route_configs"), 2);
+    /* configuring again drops the routes: route_config_destroy for each */
+    assert_int_equal(wft_env_configure(env, NULL, err, sizeof(err)), 0);
+    assert_int_equal(wft_gauge(env, "route_configs"), 0);
+    wft_stream *st = get(env, "/alpha/x", NULL);
+    assert_null(wft_stream_route(st));
+    wft_stream_free(st);
+    /* live streams: no new routes */
+    st = get(env, "/alpha/x", NULL);
+    assert_int_equal(wft_env_add_route(env, "r-late", "main", "ca", "/", NULL, err, sizeof(err)),
+                     -1);
+    wft_stream_free(st);
+    wft_env_free(env);
+}
+
+/* The kit's table has the routing functions (WEFT_HOST_HAS true). */
+static void test_host_has(void **state) {
+    (void)state;
+    const weft_host_api *h = wft_host_api();
+    assert_true(h->size >= offsetof(weft_host_api, route_config) + sizeof(h->route_config));
+    assert_non_null(h->route_info);
+    assert_non_null(h->route_refresh);
+    assert_non_null(h->route_config);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_route_and_config_seen_by_the_filter),
+        cmocka_unit_test(test_rematch),
+        cmocka_unit_test(test_pinned_route),
+        cmocka_unit_test(test_route_config_errors_and_lifetime),
+        cmocka_unit_test(test_host_has),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,159 @@
+/* routecfg: exercises ABI 1.1 routing (route before filters, route info,
+ * re-match, per-route config).
+ *
+ *   routes:
+ *   - match: {prefix: /a}
+ *     cluster: a
+ *     filter_config:
+ *       routecfg: {header_value: "alpha"}
+ *
+ * Per-route config {header_value: "<non-empty string>"} (anything else is
+ * refused with weft_config_fail on the offending node). On
+ * on_request_headers:
+ *   - a request header `x-rematch: <path>` makes it rewrite the path
+ *     (weft_request_set_path) and re-match (weft_route_refresh);
+ *   - it adds to the upstream request x-route-name: <route name> (only
+ *     when a route matched), x-route-vhost, x-route-cluster and, when the
+ *     route gives this filter a per-route config, x-route-cfg: <value>.
+ * On on_response_headers it adds x-route-cfg-resp: <value> (the per-route
+ * config as the stream sees it at response time: a reload in between
+ * leaves a stream its own snapshot's config). A request header
+ * `x-refresh-late: 1` makes it try weft_route_refresh in
+ * on_response_headers and report the result in x-refresh-late-result
+ * (WEFT_ERR_STATE expected). Stat: route_configs (gauge of live per-route
+ * configs: created minus destroyed). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <weft/filter.h>
+
+typedef struct rc_config {
+    int32_t st_live; /* gauge: per-route configs alive */
+} rc_config;
+
+typedef struct rc_route {
+    char *value;
+    size_t len;
+} rc_route;
+
+static int rc_config_create(const weft_config_node *node, weft_filter_setup *setup, void **config) {
+    (void)node;
+    rc_config *c = calloc(1, sizeof(*c));
+    if (!c)
+        return weft_config_fail(setup, NULL, "out of memory");
+    c->st_live = weft_stat_gauge(setup, "route_configs", "per-route configs alive");
+    *config = c;
+    return 0;
+}
+
+static void rc_config_destroy(void *config) {
+    free(config);
+}
+
+static int rc_route_config_create(const weft_config_node *node, weft_filter_setup *setup,
+                                  void *filter_config, void **route_config) {
+    rc_config *c = filter_config;
+    if (!weft_config_is_map(node))
+        return weft_config_fail(setup, node, "per-route config must be {header_value: \"...\"}");
+    for (size_t i = 0; i < weft_config_len(node); i++) {
+        weft_str key;
+        const weft_config_node *v = weft_config_entry(node, i, &key);
+        if (!(key.len == 12 && memcmp(key.ptr, "header_value", 12) == 0))
+            return weft_config_fail(setup, v, "unknown key (expected header_value)");
+    }
+    const weft_config_node *vn = weft_config_get(node, "header_value");
+    weft_str v;
+    if (!vn || weft_config_string(vn, &v) != WEFT_OK || !v.len)
+        return weft_config_fail(setup, vn ? vn : node, "header_value must be a non-empty string");
+    for (size_t i = 0; i < v.len; i++)
+        if ((unsigned char)v.ptr[i] < 32 || v.ptr[i] == 127)
+            return weft_config_fail(setup, vn, "header_value has a control character");
+    rc_route *r = malloc(sizeof(*r));
+    char *copy = malloc(v.len + 1);
+    if (!r || !copy) {
+        free(r);
+        free(copy);
+        return weft_config_fail(setup, node, "out of memory");
+    }
+    memcpy(copy, v.ptr, v.len);
+    copy[v.len] = '\0';
+    r->value = copy;
+    r->len = v.len;
+    *route_config = r;
+    weft_stat_gauge_add(c->st_live, 1);
+    return 0;
+}
+
+static void rc_route_config_destroy(void *filter_config, void *route_config) {
+    rc_config *c = filter_config;
+    rc_route *r = route_config;
+    weft_stat_gauge_add(c->st_live, -1);
+    free(r->value);
+    free(r);
+}
+
+static void *rc_stream_create(void *config, void *worker, weft_stream *s) {
+    (void)worker;
+    (void)s;
+    return config;
+}
+
+static weft_status rc_req_headers(void *ctx, weft_stream *s, bool end_stream) {
+    (void)ctx;
+    (void)end_stream;
+    weft_str to;
+    if (weft_header_get(s, WEFT_REQUEST_HEADERS, WEFT_STR("x-rematch"), &to) == WEFT_OK) {
+        if (weft_request_set_path(s, to) != WEFT_OK || weft_route_refresh(s) != WEFT_OK)
+            return weft_reply_simple(s, 500, WEFT_STR("rematch_failed"), WEFT_STR("")) == WEFT_OK
+                       ? WEFT_REPLIED
+                       : WEFT_CONTINUE;
+    }
+    weft_route_facts ri = {.size = sizeof(ri)};
+    if (weft_route_info(s, &ri) != WEFT_OK)
+        return WEFT_CONTINUE;
+    if (ri.has_route) {
+        weft_header_set(s, WEFT_REQUEST_HEADERS, WEFT_STR("x-route-name"), ri.route);
+        weft_header_set(s, WEFT_REQUEST_HEADERS, WEFT_STR("x-route-vhost"), ri.vhost);
+    }
+    weft_header_set(s, WEFT_REQUEST_HEADERS, WEFT_STR("x-route-cluster"), ri.cluster);
+    const rc_route *r = weft_route_config(s);
+    if (r)
+        weft_header_set(s, WEFT_REQUEST_HEADERS, WEFT_STR("x-route-cfg"),
+                        (weft_str){r->value, r->len});
+    return WEFT_CONTINUE;
+}
+
+static weft_status rc_resp_headers(void *ctx, weft_stream *s, bool end_stream) {
+    (void)ctx;
+    (void)end_stream;
+    const rc_route *r = weft_route_config(s);
+    if (r)
+        weft_header_set(s, WEFT_RESPONSE_HEADERS, WEFT_STR("x-route-cfg-resp"),
+                        (weft_str){r->value, r->len});
+    if (weft_header_count(s, WEFT_REQUEST_HEADERS, WEFT_STR("x-refresh-late"))) {
+        char num[16];
+        int n = snprintf(num, sizeof(num), "%d", (int)weft_route_refresh(s));
+        weft_header_set(s, WEFT_RESPONSE_HEADERS, WEFT_STR("x-refresh-late-result"),
+                        (weft_str){num, (size_t)n});
+    }
+    return WEFT_CONTINUE;
+}
+
+static const weft_http_filter_ops ops = {
+    .size = sizeof(weft_http_filter_ops),
+    .config_create = rc_config_create,
+    .config_destroy = rc_config_destroy,
+    .stream_create = rc_stream_create,
+    .on_request_headers = rc_req_headers,
+    .on_response_headers = rc_resp_headers,
+    .route_config_create = rc_route_config_create,
+    .route_config_destroy = rc_route_config_destroy,
+};
+
+static const weft_filter_descriptor desc = {
+    WEFT_FILTER_DESCRIPTOR_INIT("routecfg", WEFT_FILTER_HTTP),
+    .http = &ops,
+};
+
+WEFT_FILTER_DEFINE(desc)
