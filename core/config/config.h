@@ -213,8 +213,8 @@ typedef struct weft_cfg_endpoint {
     weft_cfg_pos pos;
     /* Locality, as Envoy/Istio: `locality: region/zone/subzone` (parts
      * may be left off from the right) or a map {region, zone, subzone}.
-     * The loader sets "" for a part not given (NULL, in a config built by
-     * hand, reads as ""). */
+     * A part not given is NULL (read as ""): nothing is allocated for
+     * the endpoints of a large config that gives none. */
     char *region, *zone, *subzone;
     weft_cfg_label *labels; /* sorted by key, unique keys; NULL if none */
     size_t n_labels;        /* <= WEFT_CFG_MAX_LABELS */

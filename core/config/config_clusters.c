@@ -262,10 +262,6 @@ static int load_endpoint(cfg_ld *L, const cy_node *n, weft_cfg_endpoint *ep, boo
     const cy_node *loc = cfg_val(n, "locality");
     if (loc && load_locality(L, loc, ep))
         return -1;
-    char **parts[3] = {&ep->region, &ep->zone, &ep->subzone};
-    for (int i = 0; i < 3; i++)
-        if (!*parts[i] && !(*parts[i] = cfg_dup_str("")))
-            return cfg_oom(L, n);
     const cy_node *lbl = cfg_val(n, "labels");
     return lbl ? load_labels(L, lbl, ep) : 0;
 }

@@ -60,7 +60,21 @@ static const char *put_str(char **p, const char *s) {
     return r;
 }
 
+static bool str_empty(const char *s) {
+    return !s || !*s;
+}
+
 int weft_endpoint_set_meta(weft_endpoint *ep, const weft_cfg_endpoint *cfg) {
+    if (!cfg->n_labels && str_empty(cfg->region) && str_empty(cfg->zone) &&
+        str_empty(cfg->subzone)) {
+        /* The common case (no locality, no labels) allocates nothing. */
+        free(ep->meta);
+        ep->meta = NULL;
+        ep->region = ep->zone = ep->subzone = "";
+        ep->labels = NULL;
+        ep->n_labels = 0;
+        return 0;
+    }
     size_t sz = cfg->n_labels * sizeof(weft_endpoint_label) + str_size(cfg->region) +
                 str_size(cfg->zone) + str_size(cfg->subzone);
     for (size_t i = 0; i < cfg->n_labels; i++)

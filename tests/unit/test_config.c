@@ -1381,15 +1381,15 @@ static void test_endpoint_locality_labels(void **state) {
     assert_string_equal(e[0].labels[2].key, "version");
     assert_string_equal(e[0].labels[2].value, "v2");
     assert_string_equal(e[1].region, "eu-west1");
-    assert_string_equal(e[1].zone, "");
+    assert_null(e[1].zone); /* not given: NULL, nothing allocated */
     assert_string_equal(e[1].subzone, "r1");
     assert_int_equal(e[1].n_labels, 0);
     assert_string_equal(e[2].region, "us-east1");
-    assert_string_equal(e[2].zone, "");
-    assert_string_equal(e[2].subzone, "");
+    assert_null(e[2].zone);    /* not given: NULL, nothing allocated */
+    assert_null(e[2].subzone); /* not given: NULL, nothing allocated */
     assert_int_equal(e[2].n_labels, 1);
     assert_string_equal(e[2].labels[0].value, "");
-    assert_string_equal(e[3].region, "");
+    assert_null(e[3].region); /* not given: NULL, nothing allocated */
     assert_int_equal(e[3].n_labels, 0);
     assert_round_trip(cfg);
     weft_config_free(cfg);
