@@ -20,12 +20,15 @@
 #                     (a chain of N $BENCH_FILTER filters), haproxy, nginx, nghttpx
 #                     default "h1:weft h1:weft_filters8 h1:haproxy h1:nginx
 #                              h2:weft h2:weft_filters8 h2:haproxy h2:nginx h2:nghttpx"
-#   BENCH_ROUNDS      callgrind runs per target (a fresh process each)    2
+#   BENCH_ROUNDS      callgrind runs per target (a fresh process each;
+#                     0: only the native run)                             2
 #   BENCH_REQUESTS    measured requests per run (h2load -n)           20000
 #   BENCH_WARMUP_REQUESTS  requests before the counters are zeroed     2000
 #   BENCH_CLIENTS     h2load -c                                          10
 #   BENCH_STREAMS     h2load -m for h2 (h1: 1, no pipelining)            10
-#   BENCH_SYSCALLS    1: the native strace run per target                 1
+#   BENCH_SYSCALLS    1: the native run per target: user/system split of
+#                     its CPU time, then syscalls (strace -c)             1
+#   BENCH_SPLIT_REQUESTS  requests of the native user/system split    100000
 #   BENCH_PROFILE     1: keep the callgrind files of round 1 in
 #                     BENCH_PROFILE_DIR and print weft's top functions   0
 #   BENCH_PROFILE_DIR                       tests/bench/results-callgrind
@@ -54,6 +57,7 @@ BENCH_WARMUP_REQUESTS="${BENCH_WARMUP_REQUESTS:-2000}"
 BENCH_CLIENTS="${BENCH_CLIENTS:-10}"
 BENCH_STREAMS="${BENCH_STREAMS:-10}"
 BENCH_SYSCALLS="${BENCH_SYSCALLS:-1}"
+BENCH_SPLIT_REQUESTS="${BENCH_SPLIT_REQUESTS:-100000}"
 BENCH_PROFILE="${BENCH_PROFILE:-0}"
 BENCH_PROFILE_DIR="${BENCH_PROFILE_DIR:-$ROOT/tests/bench/results-callgrind}"
 BENCH_PROFILE_TOP="${BENCH_PROFILE_TOP:-25}"
@@ -89,10 +93,10 @@ BENCH_TMP_NAME=weft-bench-instr
 # shellcheck source=tests/bench/lib.sh
 source "$ROOT/tests/bench/lib.sh"
 
-for v in BENCH_ROUNDS BENCH_REQUESTS BENCH_WARMUP_REQUESTS BENCH_CLIENTS BENCH_STREAMS BENCH_PROFILE_TOP BENCH_START_WAIT; do
+for v in BENCH_ROUNDS BENCH_REQUESTS BENCH_WARMUP_REQUESTS BENCH_SPLIT_REQUESTS BENCH_CLIENTS BENCH_STREAMS BENCH_PROFILE_TOP BENCH_START_WAIT; do
     [[ "${!v}" =~ ^[0-9]+$ ]] || die "$v must be a whole number"
 done
-((BENCH_ROUNDS >= 1 && BENCH_ROUNDS <= 30)) || die "BENCH_ROUNDS must be 1..30"
+((BENCH_ROUNDS <= 30)) || die "BENCH_ROUNDS must be 0..30"
 ((BENCH_REQUESTS >= BENCH_CLIENTS && BENCH_CLIENTS >= 1)) || die "BENCH_REQUESTS must be at least BENCH_CLIENTS (>= 1)"
 ((BENCH_STREAMS >= 1)) || die "BENCH_STREAMS must be at least 1"
 [[ "$BENCH_SPREAD_MAX" =~ ^[0-9]+([.][0-9]+)?$ ]] || die "BENCH_SPREAD_MAX must be a number"
@@ -438,6 +442,12 @@ instr_run() {
 # ---------------------------------------------------------------- syscalls
 SYS_TSV="$TMP/syscalls.tsv"
 printf 'proto\ttarget\tsyscall\tcalls\trequests\n' >"$SYS_TSV"
+SPLIT_TSV="$TMP/split.tsv"
+printf 'proto\ttarget\tuser_ticks\tsystem_ticks\trequests\n' >"$SPLIT_TSV"
+
+# user_system PID: "UTIME STIME" (clock ticks) of the process, all its
+# threads (/proc/PID/stat).
+user_system() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $12, $13}'; }
 
 # traced PID: every thread of PID has a tracer (strace attached).
 traced() {
@@ -447,10 +457,12 @@ traced() {
     done
 }
 
-# syscall_run PROTO NAME: the target natively, warm-up, then strace -f -c
-# attached to all its threads for the measured requests.
+# syscall_run PROTO NAME: the target natively, warm-up, then
+# BENCH_SPLIT_REQUESTS requests for the user/system split of its CPU time
+# (how much of it the instruction counts can see), then strace -f -c
+# attached to all its threads for BENCH_REQUESTS requests.
 syscall_run() {
-    local proto="$1" name="$2" key="$1:$2" dir spid i
+    local proto="$1" name="$2" key="$1:$2" dir spid i u0 s0 u1 s1
     dir="$TMP/sys-$proto-$name"
     if ! start_proxy "$dir" native "$proto" "$name"; then
         NOTE[$key]="${NOTE[$key]:-syscalls: $SNOTE}"
@@ -461,6 +473,17 @@ syscall_run() {
         NOTE[$key]="${NOTE[$key]:-syscalls: warm-up requests failed}"
         stop_pid "$SPID"
         return 0
+    fi
+    if ((BENCH_SPLIT_REQUESTS > 0)); then
+        read -r u0 s0 < <(user_system "$SPID")
+        if load "$proto" "$SPORT" "$BENCH_SPLIT_REQUESTS" "$dir/split.txt"; then
+            read -r u1 s1 < <(user_system "$SPID")
+            printf '%s\t%s\t%s\t%s\t%s\n' "$proto" "$name" "$((u1 - u0))" "$((s1 - s0))" "$BENCH_SPLIT_REQUESTS" >>"$SPLIT_TSV"
+            say "$key native: user $((u1 - u0)) ticks, system $((s1 - s0)) ticks for $BENCH_SPLIT_REQUESTS requests"
+        else
+            NOTE[$key]="${NOTE[$key]:-native: $LOAD_OK of $BENCH_SPLIT_REQUESTS requests succeeded with a 2xx}"
+            FAILED=1
+        fi
     fi
     strace -f -c -o "$dir/strace.txt" -p "$SPID" 2>"$dir/strace.err" &
     spid=$!
@@ -563,14 +586,14 @@ report() {
     echo "- proxies: one process, one thread of work (weft workers 1, HAProxy nbthread 1, nginx master_process off, nghttpx --single-process)," \
         "pinned to cpu $PROXY_CPU, upstream HTTP/1.1 keep-alive, configured as in run.sh and h2.sh;" \
         "weft_filtersN: N x $BENCH_FILTER.so${BENCH_FILTER_CONFIG:+ (config: $BENCH_FILTER_CONFIG)}"
-    echo "- $BENCH_ROUNDS callgrind run(s) per target, each a fresh process; syscalls from one native run per target (strace -f -c, attached after the warm-up);" \
+    echo "- $BENCH_ROUNDS callgrind run(s) per target, each a fresh process; one native run per target (after the warm-up: user/system CPU split over $BENCH_SPLIT_REQUESTS requests, then syscalls with strace -f -c over $BENCH_REQUESTS);" \
         "instruction runs took $((T_INSTR / 60)) min $((T_INSTR % 60)) s, everything $((T_ALL / 60)) min $((T_ALL % 60)) s"
     echo
-    "$PYTHON" - "$IR_TSV" "$SYS_TSV" "$NOTES_TSV" "$BENCH_TARGETS" "$BENCH_SPREAD_MAX" <<'PY'
+    "$PYTHON" - "$IR_TSV" "$SYS_TSV" "$NOTES_TSV" "$BENCH_TARGETS" "$BENCH_SPREAD_MAX" "$SPLIT_TSV" <<'PY'
 import sys
 from collections import defaultdict
 
-ir_tsv, sys_tsv, notes_tsv, targets, spread_max = sys.argv[1:6]
+ir_tsv, sys_tsv, notes_tsv, targets, spread_max, split_tsv = sys.argv[1:7]
 spread_max = float(spread_max)
 targets = targets.split()
 ir = defaultdict(dict)  # (proto, target) -> round -> ir/req (exact)
@@ -585,6 +608,12 @@ with open(sys_tsv) as f:
     for line in f:
         p, t, s, c, n = line.rstrip("\n").split("\t")
         calls[(p, t)][s] = int(c) / int(n)
+split = {}  # (proto, target) -> (user ticks, system ticks)
+with open(split_tsv) as f:
+    next(f)
+    for line in f:
+        p, t, u, s, n = line.rstrip("\n").split("\t")
+        split[(p, t)] = (int(u), int(s))
 notes = {}
 with open(notes_tsv) as f:
     for line in f:
@@ -607,9 +636,10 @@ for p in protos:
     tg = [s.split(":", 1)[1] for s in targets if s.startswith(p + ":")]
     print(f"### {names[p]}: instructions per request (Ir, callgrind)")
     print()
-    print("| target | " + " | ".join(f"round {r}" for r in rounds)
-          + " | mean | spread | syscalls/req (native) | note |")
-    print("| --- | " + " | ".join("---:" for _ in rounds) + " | ---: | ---: | ---: | --- |")
+    head = ["target"] + [f"round {r}" for r in rounds] + [
+        "mean", "spread", "syscalls/req (native)", "user share of CPU (native)", "note"]
+    print("| " + " | ".join(head) + " |")
+    print("| --- | " + " | ".join("---:" for _ in head[1:-1]) + " | --- |")
     for t in tg:
         v = ir.get((p, t), {})
         cells = [fmt(v[r]) if r in v else "–" for r in rounds]
@@ -624,7 +654,9 @@ for p in protos:
             ms, sps = "–", "–"
         c = calls.get((p, t))
         cs = f"{sum(c.values()):.2f}" if c else "–"
-        print(f"| {t} | " + " | ".join(cells) + f" | {ms} | {sps} | {cs} | {note} |")
+        us = split.get((p, t))
+        us = f"{us[0] / (us[0] + us[1]) * 100:.0f} %" if us and us[0] + us[1] > 0 else "–"
+        print("| " + " | ".join([t] + cells + [ms, sps, cs, us, note]) + " |")
     print()
     # ratios, per round and of the means
     peers = [t for t in tg if t in ("haproxy", "nginx", "nghttpx") and (p, t) in ir]
@@ -638,8 +670,9 @@ for p in protos:
             if t.startswith("weft_filters") and (p, t) in ir:
                 pairs.append((f"{t} / weft", t, ["weft"]))
     if pairs:
-        print("| ratio | " + " | ".join(f"round {r}" for r in rounds) + " | of the means |")
-        print("| --- | " + " | ".join("---:" for _ in rounds) + " | ---: |")
+        head = ["ratio"] + [f"round {r}" for r in rounds] + ["of the means"]
+        print("| " + " | ".join(head) + " |")
+        print("| --- | " + " | ".join("---:" for _ in head[1:]) + " |")
         for label, a, bs in pairs:
             cells = []
             for r in rounds:
@@ -649,7 +682,7 @@ for p in protos:
                     cells.append("–")
             ma = mean(list(ir[(p, a)].values()))
             mb = min(mean(list(ir[(p, b)].values())) for b in bs if ir.get((p, b)))
-            print(f"| {label} | " + " | ".join(cells) + f" | **{ma / mb:.3f}** |")
+            print("| " + " | ".join([label] + cells + [f"**{ma / mb:.3f}**"]) + " |")
         print()
     # syscalls per request by syscall
     st = [t for t in tg if calls.get((p, t))]
@@ -674,7 +707,9 @@ PY
         "per cycle (one instruction may cost a fraction of a cycle or hundreds). Under callgrind each proxy runs about 50 times slower" \
         "than natively while the client and backend do not, so each proxy finds more ready events per wake-up than it would natively" \
         "(the same regime for every target). A ratio of instruction counts is therefore a ratio of user-space work per request, not a" \
-        "ratio of CPU per request."
+        "ratio of CPU per request. The user share of CPU (utime / (utime + stime) of the process over $BENCH_SPLIT_REQUESTS requests" \
+        "in the native run, clock ticks of 1/$(getconf CLK_TCK) s, taken under whatever load the machine has) says how much of the CPU" \
+        "the instruction counts can see."
     if [[ "$BENCH_PROFILE" == 1 ]]; then
         for spec in $BENCH_TARGETS; do
             [[ "${spec#*:}" == weft* ]] || continue
@@ -700,6 +735,7 @@ mkdir -p "$(dirname "$BENCH_OUT")"
 report | tee "$BENCH_OUT"
 cp "$IR_TSV" "${BENCH_OUT%.md}.tsv"
 cp "$SYS_TSV" "${BENCH_OUT%.md}-syscalls.tsv"
+cp "$SPLIT_TSV" "${BENCH_OUT%.md}-split.tsv"
 say "results written to $BENCH_OUT (per-run data: ${BENCH_OUT%.md}.tsv, ${BENCH_OUT%.md}-syscalls.tsv)"
 if ((FAILED)); then
     echo "bench-instr: some runs failed (see the notes in the report)" >&2
