@@ -147,9 +147,11 @@ void weft_access_log_write(int fd, const weft_stream *s) {
     n = json_str(line, cap, n, s->att.ep ? weft_sv_from(s->att.ep->name) : empty);
     n = put(line, cap, n, ",\"upstream_cluster\":");
     n = json_str(line, cap, n, s->cluster ? weft_sv_from(s->cluster->shared->cfg->name) : empty);
+    /* the route the request went with, else the one matched before the
+     * filters (a filter's local reply still names its route) */
+    const weft_route_entry *re = s->route ? s->route : s->matched;
     n = put(line, cap, n, ",\"route\":");
-    n = json_str(line, cap, n,
-                 s->route && s->route->cfg->name ? weft_sv_from(s->route->cfg->name) : empty);
+    n = json_str(line, cap, n, re && re->cfg->name ? weft_sv_from(re->cfg->name) : empty);
     n = put(line, cap, n, ",\"request_id\":");
     n = json_str(line, cap, n, s->request_id);
     n = put(line, cap, n, ",\"downstream_remote\":");

@@ -7,6 +7,9 @@
  *     filter_config:
  *       routecfg: {header_value: "alpha"}
  *
+ * Filter config (optional): {header: <name>} renames x-route-cfg (two
+ * instances of the filter in one chain then show that each gets its own
+ * per-route config: the array is indexed by chain position).
  * Per-route config {header_value: "<non-empty string>"} (anything else is
  * refused with weft_config_fail on the offending node). On
  * on_request_headers:
@@ -14,8 +17,12 @@
  *     (weft_request_set_path) and re-match (weft_route_refresh);
  *   - it adds to the upstream request x-route-name: <route name> (only
  *     when a route matched), x-route-vhost, x-route-cluster and, when the
- *     route gives this filter a per-route config, x-route-cfg: <value>.
- * On on_response_headers it adds x-route-cfg-resp: <value> (the per-route
+ *     route gives this filter a per-route config, x-route-cfg: <value>;
+ *   - a request header `x-cfg-in-timer: 1` makes it pause (WEFT_STOP)
+ *     and read its per-route config again from a 1 ms timer callback
+ *     (the host attributes the call to the filter that started the
+ *     timer), set <header>-timer: <value> and resume.
+ * On on_response_headers it adds <header>-resp: <value> (the per-route
  * config as the stream sees it at response time: a reload in between
  * leaves a stream its own snapshot's config). A request header
  * `x-refresh-late: 1` makes it try weft_route_refresh in
@@ -30,6 +37,8 @@
 
 typedef struct rc_config {
     int32_t st_live; /* gauge: per-route configs alive */
+    char header[64]; /* x-route-cfg, or config `header:` */
+    char header_timer[72];
 } rc_config;
 
 typedef struct rc_route {
@@ -38,10 +47,21 @@ typedef struct rc_route {
 } rc_route;
 
 static int rc_config_create(const weft_config_node *node, weft_filter_setup *setup, void **config) {
-    (void)node;
     rc_config *c = calloc(1, sizeof(*c));
     if (!c)
         return weft_config_fail(setup, NULL, "out of memory");
+    strcpy(c->header, "x-route-cfg");
+    const weft_config_node *hn = node ? weft_config_get(node, "header") : NULL;
+    if (hn) {
+        weft_str h;
+        if (weft_config_string(hn, &h) != WEFT_OK || !h.len || h.len >= sizeof(c->header)) {
+            free(c);
+            return weft_config_fail(setup, hn, "header must be a header name");
+        }
+        memcpy(c->header, h.ptr, h.len);
+        c->header[h.len] = '\0';
+    }
+    snprintf(c->header_timer, sizeof(c->header_timer), "%s-timer", c->header);
     c->st_live = weft_stat_gauge(setup, "route_configs", "per-route configs alive");
     *config = c;
     return 0;
@@ -99,8 +119,21 @@ static void *rc_stream_create(void *config, void *worker, weft_stream *s) {
     return config;
 }
 
+static weft_str hname(const char *h) {
+    return (weft_str){h, strlen(h)};
+}
+
+static void rc_timer(weft_stream *s, void *ctx, void *arg) {
+    rc_config *c = ctx;
+    (void)arg;
+    const rc_route *r = weft_route_config(s);
+    weft_header_set(s, WEFT_REQUEST_HEADERS, hname(c->header_timer),
+                    r ? (weft_str){r->value, r->len} : WEFT_STR("none"));
+    weft_stream_resume(s);
+}
+
 static weft_status rc_req_headers(void *ctx, weft_stream *s, bool end_stream) {
-    (void)ctx;
+    rc_config *c = ctx;
     (void)end_stream;
     weft_str to;
     if (weft_header_get(s, WEFT_REQUEST_HEADERS, WEFT_STR("x-rematch"), &to) == WEFT_OK) {
@@ -119,18 +152,21 @@ static weft_status rc_req_headers(void *ctx, weft_stream *s, bool end_stream) {
     weft_header_set(s, WEFT_REQUEST_HEADERS, WEFT_STR("x-route-cluster"), ri.cluster);
     const rc_route *r = weft_route_config(s);
     if (r)
-        weft_header_set(s, WEFT_REQUEST_HEADERS, WEFT_STR("x-route-cfg"),
-                        (weft_str){r->value, r->len});
+        weft_header_set(s, WEFT_REQUEST_HEADERS, hname(c->header), (weft_str){r->value, r->len});
+    if (weft_header_count(s, WEFT_REQUEST_HEADERS, WEFT_STR("x-cfg-in-timer")) &&
+        weft_timer_start(s, 1, rc_timer, NULL, NULL) == WEFT_OK)
+        return WEFT_STOP;
     return WEFT_CONTINUE;
 }
 
 static weft_status rc_resp_headers(void *ctx, weft_stream *s, bool end_stream) {
-    (void)ctx;
+    rc_config *c = ctx;
     (void)end_stream;
     const rc_route *r = weft_route_config(s);
+    char resp[80];
+    snprintf(resp, sizeof(resp), "%s-resp", c->header);
     if (r)
-        weft_header_set(s, WEFT_RESPONSE_HEADERS, WEFT_STR("x-route-cfg-resp"),
-                        (weft_str){r->value, r->len});
+        weft_header_set(s, WEFT_RESPONSE_HEADERS, hname(resp), (weft_str){r->value, r->len});
     if (weft_header_count(s, WEFT_REQUEST_HEADERS, WEFT_STR("x-refresh-late"))) {
         char num[16];
         int n = snprintf(num, sizeof(num), "%d", (int)weft_route_refresh(s));

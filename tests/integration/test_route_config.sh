@@ -5,9 +5,16 @@
 #   r-beta  /beta  -> cb, filter_config routecfg {header_value: beta}
 #   r-plain /plain -> ca, no filter_config
 #   r-slow  /delay -> ca, filter_config routecfg {header_value: slow-v1}
+#   r-direct /direct (direct_response), r-redirect /redir (redirect)
+# filters: deny, routecfg, and routecfg again as "second" ({header: x-second};
+# r-alpha gives it its own value)
 # Asserts:
 #   - route before filters: the filter sees the route's name, virtual host
 #     and cluster in on_request_headers (the backend gets them as headers);
+#   - two instances of one filter each get their own per-route config (by
+#     chain position), also from a timer callback (the timer's owner);
+#   - redirect and direct_response routes answer only after the chain: a
+#     filter denies first (and the access log names the matched route);
 #   - per-route config: each route's own value reaches the backend, the
 #     route without filter_config gets none; no match -> 404
 #     route_not_found after the chain;
@@ -37,11 +44,19 @@ start_backend A "$A_PORT"
 start_backend B "$B_PORT"
 export WEFT_FILTER_PATH="$FILTER_DIR"
 
+DEFAULT_FILTERS="      - name: deny
+      - name: routecfg
+      - name: second
+        path: $FILTER_DIR/routecfg.so
+        config: { header: x-second }"
+
 # config ALPHA SLOW [EXTRA_ROUTE_YAML] [FILTERS_YAML]
 config() {
     cat <<YAML
 workers: 1
 drain_timeout: 1s
+allow_filter_paths: true
+access_log: { path: $TEST_TMP/access.log }
 admin:
   address: 127.0.0.1
   port: $ADMIN_PORT
@@ -50,7 +65,7 @@ listeners:
     address: 127.0.0.1
     port: $P
     filters:
-${4:-      - name: routecfg}
+${4:-$DEFAULT_FILTERS}
     virtual_hosts:
       - name: main
         domains: ["*"]
@@ -60,6 +75,7 @@ ${4:-      - name: routecfg}
             cluster: ca
             filter_config:
               routecfg: { header_value: "$1" }
+              second: { header_value: "$1-2" }
           - name: r-beta
             match: { prefix: /beta }
             cluster: cb
@@ -73,6 +89,12 @@ ${4:-      - name: routecfg}
             cluster: ca
             filter_config:
               routecfg: { header_value: "$2" }
+          - name: r-direct
+            match: { prefix: /direct }
+            direct_response: { status: 200, body: "direct" }
+          - name: r-redirect
+            match: { prefix: /redir }
+            redirect: { path: /alpha/redirected }
 ${3:-}
 clusters:
   - name: ca
@@ -107,12 +129,36 @@ assert_eq ca "$(seen x-route-cluster)" "/alpha: cluster"
 assert_eq alpha "$(seen x-route-cfg)" "/alpha: per-route config value"
 assert_eq alpha "$(hdr x-route-cfg-resp)" "/alpha: per-route config in the response hook"
 
+assert_eq alpha-2 "$(seen x-second)" "/alpha: the second instance of the filter gets its own per-route config"
+
+# from a timer callback: the call is the timer owner's (each instance its own)
+fetch -H 'x-cfg-in-timer: 1' "$U/alpha/x"
+assert_eq 200 "$ST" "timer: status"
+assert_eq alpha "$(seen x-route-cfg-timer)" "timer: routecfg's per-route config in its callback"
+assert_eq alpha-2 "$(seen x-second-timer)" "timer: second's per-route config in its callback"
+
+# redirect and direct_response routes act only after the chain: a filter denies first
+fetch "$U/direct"
+assert_eq 200 "$ST" "direct_response route"
+assert_eq direct "$BD" "direct_response body"
+fetch -H 'x-deny: 1' "$U/direct?denied-direct"
+assert_eq 403 "$ST" "a filter denies before a direct_response route answers"
+denied_logged() { grep -q 'denied-direct' "$TEST_TMP/access.log"; }
+wait_until 5 "the denied request's access log line" denied_logged
+assert_contains "$(grep 'denied-direct' "$TEST_TMP/access.log")" '"route":"r-direct"' \
+    "the access log names the route matched before the filter denied"
+fetch "$U/redir"
+assert_eq 301 "$ST" "redirect route"
+fetch -H 'x-deny: 1' "$U/redir"
+assert_eq 403 "$ST" "a filter denies before a redirect route answers"
+
 fetch "$U/beta/x"
 assert_eq 200 "$ST" "/beta status"
 assert_eq B "$(hdr x-backend)" "/beta goes to cluster cb"
 assert_eq r-beta "$(seen x-route-name)" "/beta: route name"
 assert_eq cb "$(seen x-route-cluster)" "/beta: cluster"
 assert_eq beta "$(seen x-route-cfg)" "/beta: per-route config value"
+assert_eq "" "$(seen x-second)" "/beta: no per-route config for the second instance"
 
 fetch "$U/plain/x"
 assert_eq 200 "$ST" "/plain status"
@@ -185,7 +231,7 @@ config alpha slow-v1 "          - name: r-hdr
             match: { prefix: /hdr }
             cluster: ca
             filter_config:
-              hdr: { anything: 1 }" "      - name: routecfg
+              hdr: { anything: 1 }" "$DEFAULT_FILTERS
       - name: hdr
         config: { request_header: { name: x-h, value: '1' } }" >"$TEST_TMP/nohook.yaml"
 line=$(grep -n 'hdr: { anything' "$TEST_TMP/nohook.yaml" | cut -d: -f1)

@@ -284,6 +284,18 @@ static void test_path_kinds_and_order(void **state) {
     e = weft_router_match(r, &t.h);
     assert_ptr_equal(e->cfg, &rs[2]);
     assert_int_equal(e->index, 2);
+    assert_null(e->filter_cfg); /* per-route filter configs: attached by the filter runtime */
+    /* every route, in listener order (the snapshot build attaches
+     * per-route filter configs through these) */
+    assert_int_equal(weft_router_n_routes(r), WEFT_ARRAY_LEN(rs));
+    for (size_t i = 0; i < WEFT_ARRAY_LEN(rs); i++) {
+        weft_route_entry *ri = weft_router_route_at(r, i);
+        assert_non_null(ri);
+        assert_ptr_equal(ri->cfg, &rs[i]);
+        assert_int_equal(ri->index, i);
+    }
+    assert_null(weft_router_route_at(r, WEFT_ARRAY_LEN(rs)));
+    assert_ptr_equal(weft_router_route_at(r, 2), e); /* the entry the match returns */
     weft_router_free(r);
 }
 
@@ -744,6 +756,8 @@ static void test_empty_listener(void **state) {
     weft_router *r = weft_router_build(&cfg, 0, err, sizeof(err));
     assert_non_null(r);
     assert_null(match_c(r, "GET", "h", "/"));
+    assert_int_equal(weft_router_n_routes(r), 0);
+    assert_null(weft_router_route_at(r, 0));
     weft_router_free(r);
 }
 

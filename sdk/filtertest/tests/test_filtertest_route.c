@@ -107,6 +107,21 @@ static void test_rematch(void **state) {
     wft_env_free(env);
 }
 
+/* From a timer callback the call is the timer owner's. */
+static void test_config_in_timer_callback(void **state) {
+    (void)state;
+    wft_env *env = env_with_routes();
+    wft_stream *st = get(env, "/beta/x", "x-cfg-in-timer: 1");
+    assert_int_equal(wft_request_headers(st, true), WEFT_STOP);
+    assert_false(wft_forwarded_headers(st, WEFT_REQUEST_BODY));
+    wft_clock_advance(env, 1);
+    assert_true(wft_forwarded_headers(st, WEFT_REQUEST_BODY));
+    assert_string_equal(wft_header(st, WEFT_REQUEST_HEADERS, "x-route-cfg-timer"), "beta");
+    wft_stream_free(st);
+    assert_int_equal(wft_misuse_count(env), 0);
+    wft_env_free(env);
+}
+
 static void test_pinned_route(void **state) {
     (void)state;
     wft_env *env = env_with_routes();
@@ -174,6 +189,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_route_and_config_seen_by_the_filter),
         cmocka_unit_test(test_rematch),
+        cmocka_unit_test(test_config_in_timer_callback),
         cmocka_unit_test(test_pinned_route),
         cmocka_unit_test(test_route_config_errors_and_lifetime),
         cmocka_unit_test(test_host_has),
