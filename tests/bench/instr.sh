@@ -567,7 +567,7 @@ top_functions() {
 }
 
 report() {
-    local cpu_model f
+    local cpu_model f native
     cpu_model=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo 2>/dev/null || true)
     echo "# weft instruction counts (tests/bench/instr.sh, $START_TIME)"
     echo
@@ -585,8 +585,13 @@ report() {
         "h2: h2c prior knowledge, $BENCH_STREAMS streams per connection; on cpu $LOAD_CPU with the backend (native nginx, ${#BODY}-byte 200 body)"
     echo "- proxies: one process, one thread of work (weft workers 1, HAProxy nbthread 1, nginx master_process off, nghttpx --single-process)," \
         "pinned to cpu $PROXY_CPU, upstream HTTP/1.1 keep-alive, configured as in run.sh and h2.sh;" \
-        "weft_filtersN: N x $BENCH_FILTER.so${BENCH_FILTER_CONFIG:+ (config: $BENCH_FILTER_CONFIG)}"
-    echo "- $BENCH_ROUNDS callgrind run(s) per target, each a fresh process; one native run per target (after the warm-up: user/system CPU split over $BENCH_SPLIT_REQUESTS requests, then syscalls with strace -f -c over $BENCH_REQUESTS);" \
+        "weft_filtersN: N x $BENCH_FILTER.so${BENCH_FILTER_CONFIG:+ (config: $BENCH_FILTER_CONFIG)}${BENCH_ROUTE_EXTRA:+; in the route: $BENCH_ROUTE_EXTRA}"
+    if [[ "$BENCH_SYSCALLS" == 1 ]]; then
+        native="one native run per target (after the warm-up: user/system CPU split over $BENCH_SPLIT_REQUESTS requests, then syscalls with strace -f -c over $BENCH_REQUESTS)"
+    else
+        native="no native run (BENCH_SYSCALLS=0)"
+    fi
+    echo "- $BENCH_ROUNDS callgrind run(s) per target, each a fresh process; $native;" \
         "instruction runs took $((T_INSTR / 60)) min $((T_INSTR % 60)) s, everything $((T_ALL / 60)) min $((T_ALL % 60)) s"
     echo
     "$PYTHON" - "$IR_TSV" "$SYS_TSV" "$NOTES_TSV" "$BENCH_TARGETS" "$BENCH_SPREAD_MAX" "$SPLIT_TSV" <<'PY'
