@@ -52,6 +52,7 @@ typedef struct weft_filter_chain {
     size_t n_transport;
     bool any_req_body, any_resp_body; /* some filter has a body hook */
     bool any_req_trailers, any_resp_trailers;
+    bool any_up_request; /* some filter has on_upstream_request (1.1) */
 } weft_filter_chain;
 
 /* Builds the chain of cfg->listeners[li]. On error writes one line

@@ -119,6 +119,11 @@ static bool valid_value(weft_str v) {
 static weft_hdrs *header_map(weft_stream *s, weft_header_map m, bool *writable) {
     switch (m) {
     case WEFT_REQUEST_HEADERS:
+        if (s->in_up_request && s->up_req) {
+            /* on_upstream_request: this attempt's copy (1.1 retry) */
+            *writable = true;
+            return &s->up_req->headers;
+        }
         *writable = s->req && !s->rq.headers_done;
         return s->req ? &s->req->headers : NULL;
     case WEFT_REQUEST_TRAILERS:
@@ -339,7 +344,7 @@ static weft_result h_reply_send(weft_stream *s, int status, weft_str reason, con
     CHECK(s, "reply_send");
     if (status < 200 || status > 599 || (n && (!hn || !hv)))
         return misuse(s, WEFT_ERR_INVALID, "reply_send");
-    if (s->log_phase || s->resp_done)
+    if (s->log_phase || s->resp_done || s->in_up_request)
         return misuse(s, WEFT_ERR_STATE, "reply_send");
     for (size_t i = 0; i < n; i++)
         if (!valid_name(hn[i]) || !valid_value(hv[i]))
@@ -437,6 +442,49 @@ static weft_result h_upstream_retry(weft_stream *s) {
         return misuse(s, WEFT_ERR_STATE,
                       "upstream_retry (response started or body not kept for replay)");
     return WEFT_OK;
+}
+
+/* ---------- 1.1 retry: per-try timeout, retry options, endpoint labels ---------- */
+
+static weft_result h_upstream_set_try_timeout(weft_stream *s, uint64_t ms) {
+    CHECK(s, "upstream_set_try_timeout");
+    if (ms > 86400000u)
+        return misuse(s, WEFT_ERR_INVALID, "upstream_set_try_timeout (at most one day)");
+    if (s->log_phase || s->resp_started || s->resp_done)
+        return misuse(s, WEFT_ERR_STATE, "upstream_set_try_timeout");
+    s->try_timeout_ms = ms;
+    if (s->in_up_request)
+        s->att_try_ms = ms; /* the attempt about to start takes it too */
+    return WEFT_OK;
+}
+
+static weft_result h_upstream_retry_ex(weft_stream *s, const weft_retry_options *o) {
+    CHECK(s, "upstream_retry_ex");
+    if (!o || o->size < offsetof(weft_retry_options, flags) + sizeof(o->flags) ||
+        (o->flags & ~WEFT_RETRY_OTHER_ENDPOINT) || o->delay_ms > 3600000u)
+        return misuse(s, WEFT_ERR_INVALID, "upstream_retry_ex (options)");
+    if (s->log_phase || weft_stream_retry_ex(s, o->delay_ms, o->flags) != 0)
+        return misuse(s, WEFT_ERR_STATE,
+                      "upstream_retry_ex (response started, body not kept for replay, or inside "
+                      "on_upstream_request)");
+    return WEFT_OK;
+}
+
+static weft_result h_attempt_endpoint_label(weft_stream *s, weft_str key, weft_str *value) {
+    CHECK(s, "attempt_endpoint_label");
+    if (!value || (!key.ptr && key.len))
+        return misuse(s, WEFT_ERR_INVALID, "attempt_endpoint_label");
+    const weft_endpoint *ep = s->att.ep;
+    if (!ep)
+        return WEFT_ERR_NOT_FOUND;
+    for (uint32_t i = 0; i < ep->n_labels; i++) {
+        const char *k = ep->labels[i].key;
+        if (strlen(k) == key.len && memcmp(k, key.ptr, key.len) == 0) {
+            *value = (weft_str){ep->labels[i].value, strlen(ep->labels[i].value)};
+            return WEFT_OK;
+        }
+    }
+    return WEFT_ERR_NOT_FOUND;
 }
 
 static void timer_fire(evutil_socket_t fd, short what, void *arg) {
@@ -1056,6 +1104,9 @@ static const weft_host_api host_api = {
     /* [end 1.1 streams] */
 
     /* [1.1 retry] per-try timeout, delayed retry, untried endpoint, per-attempt headers */
+    .upstream_set_try_timeout = h_upstream_set_try_timeout,
+    .upstream_retry_ex = h_upstream_retry_ex,
+    .attempt_endpoint_label = h_attempt_endpoint_label,
     /* [end 1.1 retry] */
 
     /* [1.1 state] shared state across reloads, cluster and endpoint handles, worker/config-scoped

@@ -445,6 +445,7 @@ int weft_filter_chain_build(weft_filter_chain *chain, const weft_config *cfg, si
             chain->any_resp_body |= o->on_response_body != NULL;
             chain->any_req_trailers |= o->on_request_trailers != NULL;
             chain->any_resp_trailers |= o->on_response_trailers != NULL;
+            chain->any_up_request |= o->on_upstream_request != NULL;
         }
     }
     return 0;

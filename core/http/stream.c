@@ -19,6 +19,8 @@ uint32_t stream_high_watermark(const weft_stream *s) {
 
 static void on_request_timeout(void *arg);
 static void on_idle_timeout(void *arg);
+static void on_try_timeout(void *arg);
+static void on_backoff(void *arg);
 static void on_deferred(evutil_socket_t fd, short what, void *arg);
 static void log_phase(weft_stream *s);
 
@@ -30,6 +32,8 @@ void weft_stream_init(weft_stream *s, weft_worker *w, const weft_downstream_ops 
     weft_arena_init(&s->arena);
     weft_ltimer_init(&s->t_request, w->base, on_request_timeout, s);
     weft_ltimer_init(&s->t_idle, w->base, on_idle_timeout, s);
+    weft_ltimer_init(&s->t_try, w->base, on_try_timeout, s);
+    weft_ltimer_init(&s->t_backoff, w->base, on_backoff, s);
     s->timers_init = true;
     event_assign(&s->ev_defer, w->base, -1, 0, on_deferred, s);
     weft_attempt_init(&s->att);
@@ -104,6 +108,13 @@ void weft_stream_begin(weft_stream *s, weft_listener_snap *lst, weft_wsnap *ws) 
     s->replay_max = 0;
     s->replay_overflow = s->retry_requested = s->log_phase = false;
     s->attempts = 0;
+    s->try_timeout_ms = s->att_try_ms = s->retry_delay_ms = 0;
+    s->retry_flags = s->att_flags = 0;
+    s->t_backoff_start_us = s->backoff_us = s->backoff_want_us = 0;
+    s->up_req = NULL;
+    s->in_up_request = false;
+    s->tried_hs = NULL;
+    s->tried = NULL;
     s->timers = NULL;
     s->callouts = NULL;
     weft_hdrs_init(&s->metadata, &s->arena);
@@ -167,6 +178,12 @@ void weft_stream_end(weft_stream *s) {
     weft_stream_handle_close(s);
     weft_ltimer_clear(&s->t_request);
     weft_ltimer_clear(&s->t_idle);
+    weft_ltimer_clear(&s->t_try);
+    weft_ltimer_clear(&s->t_backoff);
+    s->t_backoff_start_us = 0;
+    s->up_req = NULL;
+    s->tried = NULL;
+    s->tried_hs = NULL;
     evbuffer_drain(s->up_pending, evbuffer_get_length(s->up_pending));
     weft_wsnap_unref(s->ws);
     s->ws = NULL;
@@ -179,6 +196,8 @@ void weft_stream_destroy(weft_stream *s) {
     weft_stream_end(s);
     weft_ltimer_stop(&s->t_request);
     weft_ltimer_stop(&s->t_idle);
+    weft_ltimer_stop(&s->t_try);
+    weft_ltimer_stop(&s->t_backoff);
     if (s->up_pending)
         evbuffer_free(s->up_pending);
     s->up_pending = NULL;
@@ -285,6 +304,7 @@ void stream_route_and_forward(weft_stream *s) {
         stream_start_upstream(s, false);
         return;
     }
+    stream_prepare_attempt_head(s);
     stream_write_up_head(s, s->up_pending);
     if (req->expect_continue && req->framing != WEFT_BODY_NONE && s->ds_ops->send_continue)
         s->ds_ops->send_continue(s);
@@ -347,6 +367,7 @@ void stream_req_write_end(weft_stream *s) {
     s->up_ops->send_end(s, s->rq.trailers);
     s->up_req_done = true;
     stream_arm_request_timeout(s);
+    stream_arm_try_timeout(s);
 }
 
 void stream_sink_req(weft_stream *s, struct evbuffer *chunk, bool end) {
@@ -455,7 +476,13 @@ static void on_request_timeout(void *arg) {
     weft_stream *s = arg;
     if (s->cluster)
         weft_stats_inc(s->w->stats, s->cluster->shared->rq_timeout, 1);
-    if (stream_n_filters(s) && !s->resp_started && s->cluster) {
+    weft_ltimer_clear(&s->t_try);
+    if (s->t_backoff_start_us) {
+        /* The route timeout passed while a delayed retry waited: no
+         * attempt is in flight to report. */
+        weft_ltimer_clear(&s->t_backoff);
+        s->t_backoff_start_us = 0;
+    } else if (stream_n_filters(s) && !s->resp_started && s->cluster) {
         weft_attempt_info ai;
         stream_attempt_info(s, &ai, WEFT_ATTEMPT_TIMEOUT, 0);
         weft_attempt_end(&s->att, false, 0, weft_now_us());
@@ -466,6 +493,34 @@ static void on_request_timeout(void *arg) {
             return;
     }
     weft_stream_local_reply(s, 504, "upstream_response_timeout", WEFT_RF_UT, NULL);
+}
+
+/* A filter's per-try timeout (weft_upstream_set_try_timeout): the attempt
+ * is cut and reported; a retry may follow while the route timeout runs. */
+static void on_try_timeout(void *arg) {
+    weft_stream *s = arg;
+    if (!s->active || s->t_end_us || s->resp_started || s->resp_done || s->t_up_head_us ||
+        !s->cluster)
+        return;
+    WEFT_DEBUG("per-try timeout (%llu ms) of attempt %u", (unsigned long long)s->att_try_ms,
+               s->attempts);
+    if (stream_up_attached(s))
+        stream_up_release(s, false); /* closes it; ends the attempt as a failure */
+    if (stream_n_filters(s)) {
+        weft_attempt_info ai;
+        stream_attempt_info(s, &ai, WEFT_ATTEMPT_TIMEOUT, 0);
+        ai.flags |= WEFT_ATTEMPT_F_PER_TRY_TIMEOUT;
+        sf_attempt(s, &ai);
+        if (s->resp_done)
+            return;
+        if (s->retry_requested && stream_do_retry(s))
+            return;
+    }
+    weft_stream_local_reply(s, 504, "upstream_per_try_timeout", WEFT_RF_UT, NULL);
+}
+
+static void on_backoff(void *arg) {
+    stream_on_backoff(arg);
 }
 
 static void on_idle_timeout(void *arg) {
@@ -484,6 +539,9 @@ void stream_finish(weft_stream *s) {
     s->t_end_us = weft_now_us();
     weft_ltimer_clear(&s->t_request);
     weft_ltimer_clear(&s->t_idle);
+    weft_ltimer_clear(&s->t_try);
+    weft_ltimer_clear(&s->t_backoff);
+    s->t_backoff_start_us = 0;
     atomic_fetch_sub_explicit(&s->w->active_streams, 1, memory_order_relaxed);
     s->ds_ops->done(s);
 }

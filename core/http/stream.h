@@ -176,6 +176,21 @@ struct weft_stream {
     bool retry_requested;
     bool log_phase;
     uint32_t attempts;
+    /* filter retries (SDK 1.1): per-try timeout, delayed retry, untried
+     * endpoints, the per-attempt request head */
+    uint64_t try_timeout_ms;      /* weft_upstream_set_try_timeout: attempts started later */
+    uint64_t att_try_ms;          /* ...as the current attempt took it */
+    uint64_t retry_delay_ms;      /* options of the requested retry */
+    uint32_t retry_flags;         /* WEFT_RETRY_* */
+    uint32_t att_flags;           /* WEFT_ATTEMPT_F_* of the current attempt */
+    uint64_t t_backoff_start_us;  /* a delayed retry waits since (0: none waits) */
+    uint64_t backoff_us;          /* the current attempt waited that long */
+    uint64_t backoff_want_us;     /* the delay asked for the waiting retry */
+    weft_req_head *up_req;        /* this attempt's head (on_upstream_request), or NULL: req */
+    bool in_up_request;           /* on_upstream_request runs */
+    const weft_hostset *tried_hs; /* endpoints tried, as bits over this hostset's list */
+    uint64_t *tried;              /* &tried_inline or arena words */
+    uint64_t tried_inline;
     weft_stream_timer *timers;
     weft_stream_callout *callouts;
     weft_hdrs metadata;     /* shared between filters: key -> value */
@@ -185,6 +200,8 @@ struct weft_stream {
     /* timers */
     weft_ltimer t_request; /* route timeout, from end of request */
     weft_ltimer t_idle;    /* stream idle timeout */
+    weft_ltimer t_try;     /* per-try timeout of the current attempt */
+    weft_ltimer t_backoff; /* a delayed retry's wait */
     struct event ev_defer; /* stream_defer: work run outside hooks */
     unsigned deferred;     /* STREAM_DEFER_* pending */
     bool timers_init;
@@ -224,6 +241,8 @@ void weft_stream_tunnel_up(weft_stream *s, struct evbuffer *in);
 int weft_stream_resume_filters(weft_stream *s);
 /* SDK: try the upstream again (replaying the request). */
 int weft_stream_retry(weft_stream *s);
+/* SDK 1.1: the same with a delay (ms) and WEFT_RETRY_* flags. */
+int weft_stream_retry_ex(weft_stream *s, uint64_t delay_ms, uint32_t flags);
 /* SDK local reply with extra headers; gRPC requests get a gRPC status. */
 void weft_stream_reply_full(weft_stream *s, uint16_t status, const char *reason,
                             const weft_hdrs *extra, weft_sv body);

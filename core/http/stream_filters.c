@@ -245,12 +245,33 @@ static int resume_dir(weft_stream *s, weft_dir *d) {
 
 void sf_attempt(weft_stream *s, const weft_attempt_info *info) {
     size_t n = stream_n_filters(s);
+    /* A filter built against the 1.0 header (its ops table ends at
+     * on_stream_complete) is handed the 1.0 struct's size. */
+    weft_attempt_info old = *info;
+    old.size = offsetof(weft_attempt_info, region);
+    const size_t ops_1_0 = offsetof(weft_http_filter_ops, on_stream_complete) + sizeof(void *);
     for (size_t i = 0; i < n && s->fctx; i++) {
-        const weft_http_filter_ops *o = inst(s, i)->http;
+        const weft_filter_inst *fi = inst(s, i);
+        const weft_http_filter_ops *o = fi->http;
         if (!o->on_upstream_attempt)
             continue;
         s->running = (int)i;
-        o->on_upstream_attempt(s->fctx[i], stream_handle(s), info);
+        o->on_upstream_attempt(s->fctx[i], stream_handle(s),
+                               fi->lib && fi->lib->desc->http->size <= ops_1_0 ? &old : info);
+        s->running = -1;
+        if (s->resp_done)
+            return;
+    }
+}
+
+void sf_up_request(weft_stream *s, uint32_t attempt) {
+    size_t n = stream_n_filters(s);
+    for (size_t i = 0; i < n && s->fctx; i++) {
+        const weft_http_filter_ops *o = inst(s, i)->http;
+        if (!o->on_upstream_request)
+            continue;
+        s->running = (int)i;
+        o->on_upstream_request(s->fctx[i], stream_handle(s), attempt);
         s->running = -1;
         if (s->resp_done)
             return;

@@ -69,6 +69,12 @@ void stream_write_up_head(weft_stream *s, struct evbuffer *out);
 void stream_start_upstream(weft_stream *s, bool allow_idle);
 void stream_attempt_info(weft_stream *s, weft_attempt_info *ai, weft_attempt_result r, int status);
 bool stream_do_retry(weft_stream *s);
+void stream_on_backoff(weft_stream *s);           /* a delayed retry's wait ended */
+void stream_arm_try_timeout(weft_stream *s);      /* per-try timeout from now */
+void stream_prepare_attempt_head(weft_stream *s); /* on_upstream_request, the attempt's head */
+static inline weft_req_head *stream_up_req(const weft_stream *s) {
+    return s->up_req ? s->up_req : s->req;
+}
 void stream_deferred_retry(weft_stream *s);
 
 /* stream.c */
@@ -95,6 +101,7 @@ void sf_resp_headers(weft_stream *s, size_t from);
  * the sink. end = the direction's source has ended. */
 void sf_push(weft_stream *s, int dir, struct evbuffer *src, size_t from);
 void sf_attempt(weft_stream *s, const weft_attempt_info *info);
+void sf_up_request(weft_stream *s, uint32_t attempt); /* on_upstream_request */
 void sf_log(weft_stream *s);
 
 /* A timer or callout callback of filter `idx` runs between these two: the

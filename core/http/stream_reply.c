@@ -76,6 +76,9 @@ void weft_stream_reply_full(weft_stream *s, uint16_t status, const char *reason,
     if (stream_up_attached(s))
         stream_up_release(s, false);
     weft_ltimer_clear(&s->t_request);
+    weft_ltimer_clear(&s->t_try);
+    weft_ltimer_clear(&s->t_backoff); /* a delayed retry no longer waits */
+    s->t_backoff_start_us = 0;
     if (s->resp_started || s->resp_done) {
         /* Part of a response already went out: the only honest signal left
          * on HTTP/1.1 is to cut the connection. */

@@ -57,7 +57,7 @@ static weft_up_user stream_user(weft_stream *s) {
     return (weft_up_user){.owner = s,
                           .ev = &stream_events,
                           .arena = &s->arena,
-                          .req = s->req,
+                          .req = stream_up_req(s),
                           .target = s->up_target,
                           .high_watermark = stream_high_watermark(s)};
 }

@@ -88,7 +88,54 @@ static uint64_t ring_hash_key(weft_stream *s, bool *has) {
 }
 
 void stream_write_up_head(weft_stream *s, struct evbuffer *out) {
-    weft_h1_write_req_head(out, s->req, &s->up_target);
+    weft_h1_write_req_head(out, stream_up_req(s), &s->up_target);
+}
+
+/* The head of the attempt about to start: a copy of the request head for
+ * on_upstream_request to change (only when a filter has that hook), the
+ * request itself otherwise. */
+void stream_prepare_attempt_head(weft_stream *s) {
+    s->up_req = NULL;
+    if (!s->chain || !s->chain->any_up_request || !s->req)
+        return;
+    weft_req_head *h = weft_arena_alloc(&s->arena, sizeof(*h));
+    if (!h)
+        return;
+    *h = *s->req;
+    weft_hdrs_init(&h->headers, &s->arena);
+    for (uint32_t i = 0; i < s->req->headers.n; i++)
+        if (weft_hdrs_add_ref(&h->headers, s->req->headers.v[i].name, s->req->headers.v[i].value) !=
+            0)
+            return; /* out of memory: the attempt goes with the request as it is */
+    s->up_req = h;
+    s->in_up_request = true;
+    sf_up_request(s, s->attempts + 1);
+    s->in_up_request = false;
+}
+
+/* Remembers that this stream's attempt went to endpoint idx of hs; true
+ * when an earlier attempt went there too. Bits over the hostset's list
+ * (inline up to 64 endpoints, arena words above); a new hostset starts a
+ * new set. */
+static bool tried_mark(weft_stream *s, const weft_hostset *hs, int idx) {
+    if (s->tried_hs != hs || !s->tried) {
+        s->tried_hs = hs;
+        s->tried_inline = 0;
+        s->tried = &s->tried_inline;
+        if (hs->n > 64) {
+            size_t words = (hs->n + 63) / 64;
+            uint64_t *w = weft_arena_alloc(&s->arena, words * sizeof(*w));
+            if (w)
+                memset(w, 0, words * sizeof(*w));
+            s->tried = w;
+        }
+    }
+    if (!s->tried || (size_t)idx >= hs->n)
+        return false;
+    uint64_t bit = 1ull << ((size_t)idx % 64);
+    bool was = (s->tried[(size_t)idx / 64] & bit) != 0;
+    s->tried[(size_t)idx / 64] |= bit;
+    return was;
 }
 
 /* Connect attempts per request for this cluster: the configured number,
@@ -102,8 +149,9 @@ static uint32_t connect_attempts_max(const weft_stream *s) {
 }
 
 /* Picks an endpoint and attaches an upstream. `exclude_last`: avoid the
- * endpoint of the previous attempt when another is eligible. */
-static void start_attempt(weft_stream *s, bool allow_idle, bool exclude_last) {
+ * endpoint of the previous attempt when another is eligible. `other`: a
+ * filter retry asked for an endpoint this stream has not tried. */
+static void start_attempt(weft_stream *s, bool allow_idle, bool exclude_last, bool other) {
     bool has_hash = false;
     uint64_t h = 0;
     weft_lb *lb = s->cluster->lb;
@@ -111,13 +159,24 @@ static void start_attempt(weft_stream *s, bool allow_idle, bool exclude_last) {
         h = ring_hash_key(s, &has_hash);
     /* The previous attempt's index means something only on the same lb. */
     int exclude = exclude_last && s->att.lb == lb ? s->att.idx : -1;
-    int idx = weft_lb_pick(lb, h, has_hash, exclude);
+    /* The tried set means something only on the same hostset (the
+     * previous attempt's lb keeps the one it was made over alive). */
+    const uint64_t *skip =
+        other && s->tried && s->att.lb && s->att.lb->hs == lb->hs ? s->tried : NULL;
+    int idx = weft_lb_pick_skip(lb, h, has_hash, exclude, skip, weft_now_us());
     if (idx < 0) {
         weft_attempt_clear(&s->att);
         weft_stats_inc(s->w->stats, s->cluster->shared->rq_no_healthy, 1);
         weft_stream_local_reply(s, 503, "no_healthy_upstream", WEFT_RF_UH, NULL);
         return;
     }
+    if (stream_n_filters(s)) {
+        if (s->tried_hs == lb->hs && !(s->att.lb && s->att.lb->hs == lb->hs))
+            s->tried_hs = NULL; /* a hostset at a reused address: a new set */
+        s->att_flags = (tried_mark(s, lb->hs, idx) ? WEFT_ATTEMPT_F_ENDPOINT_TRIED : 0) |
+                       (other ? WEFT_ATTEMPT_F_OTHER_ENDPOINT : 0);
+    }
+    s->att_try_ms = s->try_timeout_ms;
     s->t_up_start_us = weft_now_us();
     s->t_up_head_us = 0;
     weft_attempt_start(&s->att, lb, idx, s->t_up_start_us);
@@ -134,7 +193,13 @@ static void start_attempt(weft_stream *s, bool allow_idle, bool exclude_last) {
 }
 
 void stream_start_upstream(weft_stream *s, bool allow_idle) {
-    start_attempt(s, allow_idle, !allow_idle);
+    start_attempt(s, allow_idle, !allow_idle, false);
+}
+
+/* Per-try timeout of the current attempt, from the end of its request. */
+void stream_arm_try_timeout(weft_stream *s) {
+    if (s->att_try_ms && !s->resp_done && !s->t_up_head_us)
+        weft_ltimer_set(&s->t_try, s->att_try_ms);
 }
 
 /* A connect that failed (refused, or timed out before connecting) sent
@@ -159,7 +224,7 @@ static bool retry_connect(weft_stream *s, weft_up_err err) {
     weft_stats_inc(s->w->stats, s->cluster->shared->rq_retry_connect, 1);
     WEFT_DEBUG("connect to %s failed (%s): trying another endpoint", s->att.ep->name,
                err == WEFT_UP_ERR_CONNECT_TIMEOUT ? "timeout" : "error");
-    start_attempt(s, true, true);
+    start_attempt(s, true, true, false);
     if (s->up && !s->resp_done)
         s->up_ops->restart(s);
     return true;
@@ -219,14 +284,28 @@ void weft_stream_tunnel_up(weft_stream *s, struct evbuffer *in) {
     }
 }
 
+static weft_str str_of(const char *c) {
+    return (weft_str){c ? c : "", c ? strlen(c) : 0};
+}
+
 void stream_attempt_info(weft_stream *s, weft_attempt_info *ai, weft_attempt_result r, int status) {
     memset(ai, 0, sizeof(*ai));
     ai->size = sizeof(*ai);
     ai->result = r;
     ai->status = status;
     ai->attempt = s->attempts;
-    if (s->att.ep)
-        ai->upstream_host = (weft_str){s->att.ep->name, strlen(s->att.ep->name)};
+    ai->endpoint_index = -1;
+    if (s->att.ep) {
+        const weft_endpoint *ep = s->att.ep;
+        ai->upstream_host = (weft_str){ep->name, strlen(ep->name)};
+        ai->region = str_of(ep->region);
+        ai->zone = str_of(ep->zone);
+        ai->subzone = str_of(ep->subzone);
+        ai->endpoint_index = s->att.idx;
+        ai->n_labels = ep->n_labels;
+    }
+    ai->flags = s->att_flags;
+    ai->backoff_us = s->backoff_us;
     if (s->cluster)
         ai->cluster =
             (weft_str){s->cluster->shared->cfg->name, strlen(s->cluster->shared->cfg->name)};
@@ -234,19 +313,60 @@ void stream_attempt_info(weft_stream *s, weft_attempt_info *ai, weft_attempt_res
     ai->duration_us = s->t_up_start_us && now > s->t_up_start_us ? now - s->t_up_start_us : 0;
 }
 
-/* Replays the request on a new upstream attempt (SDK weft_upstream_retry). */
+static void retry_start(weft_stream *s);
+
+/* Replays the request on a new upstream attempt (SDK weft_upstream_retry):
+ * at once, or after the delay a filter asked for (the attempt is dropped
+ * now, the next one starts from t_backoff). The route timeout keeps
+ * running across attempts; it is armed afresh only when it is what ended
+ * the previous attempt (1.0 filters retry on WEFT_ATTEMPT_TIMEOUT). */
 bool stream_do_retry(weft_stream *s) {
     s->retry_requested = false;
-    if (s->resp_started || s->resp_done)
+    uint64_t delay = s->retry_delay_ms;
+    s->retry_delay_ms = 0;
+    if (s->resp_started || s->resp_done || s->t_backoff_start_us)
         return false;
     bool has_body = s->req->framing != WEFT_BODY_NONE;
     if (has_body && (!s->req_done || !s->replay || s->replay_overflow))
         return false; /* cannot replay what we did not keep */
     if (stream_up_attached(s))
         stream_up_release(s, false);
-    weft_ltimer_clear(&s->t_request);
+    weft_ltimer_clear(&s->t_try);
     stream_reset_response(s);
     evbuffer_drain(s->up_pending, evbuffer_get_length(s->up_pending));
+    if (delay) {
+        s->t_backoff_start_us = weft_now_us();
+        s->backoff_want_us = delay * 1000;
+        weft_ltimer_set(&s->t_backoff, delay);
+        return true;
+    }
+    s->backoff_us = 0;
+    retry_start(s);
+    return true;
+}
+
+/* The delayed retry's wait is over (or cut short: never before delay ms,
+ * by the precise clock; the timer runs on the coarse one). */
+void stream_on_backoff(weft_stream *s) {
+    if (!s->active || s->t_end_us || !s->t_backoff_start_us)
+        return;
+    uint64_t waited = weft_now_us() - s->t_backoff_start_us;
+    if (waited < s->backoff_want_us) {
+        weft_ltimer_set(&s->t_backoff, (s->backoff_want_us - waited + 999) / 1000);
+        return;
+    }
+    s->backoff_us = waited;
+    s->t_backoff_start_us = 0;
+    if (s->resp_started || s->resp_done)
+        return;
+    retry_start(s);
+}
+
+static void retry_start(weft_stream *s) {
+    bool has_body = s->req->framing != WEFT_BODY_NONE;
+    bool other = (s->retry_flags & WEFT_RETRY_OTHER_ENDPOINT) != 0;
+    s->retry_flags = 0;
+    stream_prepare_attempt_head(s);
     stream_write_up_head(s, s->up_pending);
     if (has_body) {
         if (s->up_req_chunked)
@@ -257,23 +377,30 @@ bool stream_do_retry(weft_stream *s) {
             weft_h1_write_last_chunk(s->up_pending, s->rq.trailers);
     }
     s->connect_attempts = 0;
-    stream_start_upstream(s, true);
+    start_attempt(s, true, false, other);
     if (stream_up_attached(s)) {
         s->up_ops->restart(s);
         if (s->req_done) {
             s->up_req_done = true;
-            stream_arm_request_timeout(s);
+            if (!weft_ltimer_pending(&s->t_request))
+                stream_arm_request_timeout(s);
+            stream_arm_try_timeout(s);
         }
     }
-    return true;
 }
 
 int weft_stream_retry(weft_stream *s) {
-    if (s->resp_started || s->resp_done)
+    return weft_stream_retry_ex(s, 0, 0);
+}
+
+int weft_stream_retry_ex(weft_stream *s, uint64_t delay_ms, uint32_t flags) {
+    if (s->resp_started || s->resp_done || s->in_up_request)
         return -1;
     bool has_body = s->req && s->req->framing != WEFT_BODY_NONE;
     if (has_body && (!s->replay || s->replay_overflow))
         return -1;
+    s->retry_delay_ms = delay_ms;
+    s->retry_flags = flags;
     s->retry_requested = true;
     /* Inside an attempt or response-header hook the stream acts on it when
      * the hook returns; from anywhere else (a timer or callout after STOP
@@ -310,6 +437,7 @@ int weft_stream_on_up_head(weft_stream *s, weft_resp_head *h) {
     if (h->status >= 100 && h->status < 200)
         return WEFT_H1_CB_OK; /* interim (we answered Expect ourselves) */
     s->t_up_head_us = weft_now_us();
+    weft_ltimer_clear(&s->t_try); /* the per-try timeout ends at the head */
     stream_arm_idle(s);
     weft_stats_inc(s->w->stats, s->cluster->shared->rq_total[weft_code_class(h->status)], 1);
     if (stream_n_filters(s)) {

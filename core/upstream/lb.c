@@ -52,26 +52,38 @@ static inline uint64_t ep_weight(const weft_lb *lb, size_t i) {
 }
 
 typedef struct pick_ctx {
-    int excl;        /* index treated as ineligible, or -1 */
-    size_t count;    /* number of eligible endpoints */
-    uint64_t now_us; /* passive health: an endpoint is avoided until a later time */
-    bool avoid;      /* honour passive avoidance (false when it would leave none) */
+    int excl;             /* index treated as ineligible, or -1 */
+    size_t count;         /* number of eligible endpoints */
+    uint64_t now_us;      /* passive health: an endpoint is avoided until a later time */
+    bool avoid;           /* honour passive avoidance (false when it would leave none) */
+    const uint64_t *skip; /* endpoints a retry wants to avoid (tried), NULL none */
 } pick_ctx;
 
 static inline bool ep_healthy(const weft_lb *lb, const pick_ctx *c, size_t i) {
     return ep_up(lb, i) && !(c->avoid && weft_endpoint_avoided(&lb->hs->eps[i], c->now_us));
 }
 
-static inline bool eligible(const weft_lb *lb, const pick_ctx *c, size_t i) {
-    return (int)i != c->excl && ep_healthy(lb, c, i);
+static inline bool ep_skipped(const uint64_t *skip, size_t i) {
+    return skip && (skip[i / 64] >> (i % 64)) & 1u;
 }
 
-/* Counts healthy endpoints and decides whether `exclude` is honoured. */
-static void pick_ctx_init(const weft_lb *lb, int exclude, uint64_t now_us, pick_ctx *c) {
+static inline bool usable(const weft_lb *lb, const pick_ctx *c, size_t i) {
+    return ep_healthy(lb, c, i) && !ep_skipped(c->skip, i);
+}
+
+static inline bool eligible(const weft_lb *lb, const pick_ctx *c, size_t i) {
+    return (int)i != c->excl && usable(lb, c, i);
+}
+
+/* Counts healthy endpoints and decides whether `skip` and `exclude` are
+ * honoured. */
+static void pick_ctx_init(const weft_lb *lb, int exclude, const uint64_t *skip, uint64_t now_us,
+                          pick_ctx *c) {
     size_t healthy = 0;
     c->now_us = now_us;
     c->avoid = now_us != 0;
     c->excl = -1;
+    c->skip = NULL;
     for (size_t i = 0; i < lb->hs->n; i++)
         healthy += ep_healthy(lb, c, i);
     if (healthy == 0 && c->avoid) {
@@ -82,8 +94,18 @@ static void pick_ctx_init(const weft_lb *lb, int exclude, uint64_t now_us, pick_
         for (size_t i = 0; i < lb->hs->n; i++)
             healthy += ep_healthy(lb, c, i);
     }
+    if (skip) {
+        /* Untried endpoints first; all of them again when none is left. */
+        size_t fresh = 0;
+        for (size_t i = 0; i < lb->hs->n; i++)
+            fresh += ep_healthy(lb, c, i) && !ep_skipped(skip, i);
+        if (fresh) {
+            c->skip = skip;
+            healthy = fresh;
+        }
+    }
     c->count = healthy;
-    if (exclude >= 0 && (size_t)exclude < lb->hs->n && ep_healthy(lb, c, (size_t)exclude) &&
+    if (exclude >= 0 && (size_t)exclude < lb->hs->n && usable(lb, c, (size_t)exclude) &&
         healthy > 1) {
         c->excl = exclude;
         c->count = healthy - 1;
@@ -239,7 +261,7 @@ int weft_lb_init(weft_lb *lb, weft_lb_policy policy, weft_hostset *hs, uint64_t 
      * endpoint. The sequence stays exactly weight-proportional. */
     if (policy == WEFT_LB_ROUND_ROBIN && hs->n > 1) {
         pick_ctx c;
-        pick_ctx_init(lb, -1, 0, &c);
+        pick_ctx_init(lb, -1, NULL, 0, &c);
         uint64_t total = 0;
         for (size_t i = 0; i < hs->n; i++)
             total += ep_weight(lb, i);
@@ -260,10 +282,15 @@ void weft_lb_destroy(weft_lb *lb) {
 }
 
 int weft_lb_pick_at(weft_lb *lb, uint64_t hash, bool has_hash, int exclude, uint64_t now_us) {
+    return weft_lb_pick_skip(lb, hash, has_hash, exclude, NULL, now_us);
+}
+
+int weft_lb_pick_skip(weft_lb *lb, uint64_t hash, bool has_hash, int exclude, const uint64_t *skip,
+                      uint64_t now_us) {
     if (!lb || !lb->hs || lb->hs->n == 0)
         return -1;
     pick_ctx c;
-    pick_ctx_init(lb, exclude, now_us, &c);
+    pick_ctx_init(lb, exclude, skip, now_us, &c);
     if (c.count == 0)
         return -1;
     switch (lb->policy) {

@@ -46,6 +46,12 @@ int weft_lb_pick(weft_lb *lb, uint64_t hash, bool has_hash, int exclude);
  * each candidate's latency estimate to now_us when computing its cost
  * (weft_lb_pick passes weft_now_us()). Tests drive time through this. */
 int weft_lb_pick_at(weft_lb *lb, uint64_t hash, bool has_hash, int exclude, uint64_t now_us);
+/* weft_lb_pick_at that also skips the endpoints whose bit is set in
+ * `skip` (bit i of skip[i / 64]; hs->n bits; NULL: none) while a healthy
+ * endpoint outside it exists; otherwise the bits are ignored (a retry to
+ * an untried endpoint falls back to a tried one). */
+int weft_lb_pick_skip(weft_lb *lb, uint64_t hash, bool has_hash, int exclude, const uint64_t *skip,
+                      uint64_t now_us);
 /* Call when a request starts/ends on endpoint i (weft_attempt does, once
  * each). latency_us is the time to the response head (0 on failure:
  * failures count as a penalty for PEAK_EWMA). An end without a matching

@@ -415,11 +415,12 @@ uint64_t wft_clock_now_us(const wft_env *env) {
 /* The earliest timer or callout deadline of the env due at or before
  * `limit`; ties go to the one started first. */
 static bool next_due(wft_env *env, uint64_t limit, struct weft_timer **t_out,
-                     struct weft_callout **c_out) {
+                     struct weft_callout **c_out, wft_stream **try_out) {
     uint64_t best = 0, best_seq = 0;
     bool found = false;
     *t_out = NULL;
     *c_out = NULL;
+    *try_out = NULL;
     for (wft_conn *cn = env->conns; cn; cn = cn->env_next)
         for (struct weft_timer *t = cn->timers; t; t = t->next) {
             if (t->done || t->due_us > limit)
@@ -432,6 +433,15 @@ static bool next_due(wft_env *env, uint64_t limit, struct weft_timer **t_out,
             }
         }
     for (wft_stream *st = env->streams; st; st = st->env_next) {
+        /* A per-try timeout (1.1) goes before timers due at the same time. */
+        if (st->try_due_us && st->try_due_us <= limit && (!found || st->try_due_us < best)) {
+            found = true;
+            best = st->try_due_us;
+            best_seq = 0;
+            *t_out = NULL;
+            *c_out = NULL;
+            *try_out = st;
+        }
         for (struct weft_timer *t = st->timers; t; t = t->next) {
             if (t->done || t->due_us > limit)
                 continue;
@@ -441,6 +451,7 @@ static bool next_due(wft_env *env, uint64_t limit, struct weft_timer **t_out,
                 best_seq = t->seq;
                 *t_out = t;
                 *c_out = NULL;
+                *try_out = NULL;
             }
         }
         for (struct weft_callout *c = st->callouts; c; c = c->next) {
@@ -452,6 +463,7 @@ static bool next_due(wft_env *env, uint64_t limit, struct weft_timer **t_out,
                 best_seq = c->seq;
                 *t_out = NULL;
                 *c_out = c;
+                *try_out = NULL;
             }
         }
     }
@@ -464,8 +476,13 @@ void wft_clock_advance_us(wft_env *env, uint64_t us) {
     uint64_t target = env->now_us + us;
     struct weft_timer *t;
     struct weft_callout *c;
-    while (next_due(env, target, &t, &c)) {
-        if (t) {
+    wft_stream *tst;
+    while (next_due(env, target, &t, &c, &tst)) {
+        if (tst) {
+            if (tst->try_due_us > env->now_us)
+                env->now_us = tst->try_due_us;
+            ft_try_timeout_fire(tst);
+        } else if (t) {
             if (t->due_us > env->now_us)
                 env->now_us = t->due_us;
             if (t->conn)

@@ -71,6 +71,14 @@ static bool map_exists(const wft_stream *st, weft_header_map m) {
     }
 }
 
+/* The map a header call works on: in on_upstream_request (1.1) the request
+ * headers are the attempt's copy. */
+static ft_hmap *hmap(wft_stream *st, weft_header_map m) {
+    if (st->hook == FT_HOOK_UP_REQUEST && m == WEFT_REQUEST_HEADERS)
+        return &st->attempt_hdrs;
+    return &st->maps[m];
+}
+
 static weft_result map_check(wft_stream *st, weft_header_map m, const char *fn, bool write) {
     if ((unsigned)m > WEFT_RESPONSE_TRAILERS)
         return ft_misuse(st->env, WEFT_ERR_INVALID, "%s: no header map %d", fn, (int)m);
@@ -78,7 +86,7 @@ static weft_result map_check(wft_stream *st, weft_header_map m, const char *fn, 
         return write ? ft_misuse(st->env, WEFT_ERR_STATE, "%s: there are no %s (yet)", fn,
                                  map_names[m])
                      : WEFT_ERR_NOT_FOUND;
-    if (!write)
+    if (!write || (st->hook == FT_HOOK_UP_REQUEST && m == WEFT_REQUEST_HEADERS))
         return WEFT_OK;
     const ft_dir *req = &st->dir[WEFT_REQUEST_BODY], *resp = &st->dir[WEFT_RESPONSE_BODY];
     bool ok;
@@ -109,7 +117,7 @@ static weft_result h_header_get(weft_stream *s, weft_header_map m, weft_str name
     weft_result r = map_check(st, m, "header_get", false);
     if (r)
         return r;
-    const ft_header *h = ft_hmap_find(&st->maps[m], name.ptr, name.len, index);
+    const ft_header *h = ft_hmap_find(hmap(st, m), name.ptr, name.len, index);
     if (!h)
         return WEFT_ERR_NOT_FOUND;
     *value = (weft_str){h->value, h->vlen};
@@ -120,7 +128,7 @@ static size_t h_header_count(weft_stream *s, weft_header_map m, weft_str name) {
     STREAM_OR_RETURN(s, "header_count", false, 0);
     if (!str_ok(name) || map_check(st, m, "header_count", false))
         return 0;
-    return ft_hmap_count(&st->maps[m], name.ptr, name.len);
+    return ft_hmap_count(hmap(st, m), name.ptr, name.len);
 }
 
 static weft_result header_write(weft_stream *s, weft_header_map m, weft_str name, weft_str value,
@@ -135,9 +143,9 @@ static weft_result header_write(weft_stream *s, weft_header_map m, weft_str name
     if (r)
         return r;
     if (replace)
-        ft_hmap_remove(&st->maps[m], name.ptr, name.len);
-    return ft_hmap_add(&st->maps[m], name.ptr, name.len, value.ptr, value.len) ? WEFT_ERR_NOMEM
-                                                                               : WEFT_OK;
+        ft_hmap_remove(hmap(st, m), name.ptr, name.len);
+    return ft_hmap_add(hmap(st, m), name.ptr, name.len, value.ptr, value.len) ? WEFT_ERR_NOMEM
+                                                                              : WEFT_OK;
 }
 
 static weft_result h_header_set(weft_stream *s, weft_header_map m, weft_str name, weft_str value) {
@@ -155,7 +163,7 @@ static weft_result h_header_remove(weft_stream *s, weft_header_map m, weft_str n
     weft_result r = map_check(st, m, "header_remove", true);
     if (r)
         return r;
-    return ft_hmap_remove(&st->maps[m], name.ptr, name.len) ? WEFT_OK : WEFT_ERR_NOT_FOUND;
+    return ft_hmap_remove(hmap(st, m), name.ptr, name.len) ? WEFT_OK : WEFT_ERR_NOT_FOUND;
 }
 
 static weft_result h_header_iterate(weft_stream *s, weft_header_map m, weft_header_visit visit,
@@ -168,7 +176,7 @@ static weft_result h_header_iterate(weft_stream *s, weft_header_map m, weft_head
         return r;
     /* A visitor that changes the map would invalidate the walk: iterate a
      * snapshot of the views. */
-    const ft_hmap *map = &st->maps[m];
+    const ft_hmap *map = hmap(st, m);
     for (size_t i = 0; i < map->n; i++)
         if (!visit((weft_str){map->h[i].name, map->h[i].nlen},
                    (weft_str){map->h[i].value, map->h[i].vlen}, arg))
@@ -343,6 +351,8 @@ static weft_result h_reply_send(weft_stream *s, int status, weft_str reason, con
             return ft_misuse(st->env, WEFT_ERR_INVALID, "reply_send: header %zu is not valid", i);
     if (st->replied)
         return ft_misuse(st->env, WEFT_ERR_STATE, "reply_send: a local reply was sent already");
+    if (st->hook == FT_HOOK_UP_REQUEST)
+        return ft_misuse(st->env, WEFT_ERR_STATE, "reply_send: not from on_upstream_request");
     if (st->dir[WEFT_RESPONSE_BODY].headers_fwd)
         return ft_misuse(st->env, WEFT_ERR_STATE,
                          "reply_send: the response has started downstream");
@@ -432,6 +442,60 @@ static weft_result h_upstream_retry(weft_stream *s) {
     if (st->replay_overflow)
         return WEFT_ERR_LIMIT;
     st->retries++;
+    st->retry_delay_ms = 0;
+    st->retry_flags = 0;
+    st->retry_asked_us = 0;
+    st->next_flags = 0;
+    return WEFT_OK;
+}
+
+/* ---- 1.1 retry ---- */
+
+static weft_result h_upstream_set_try_timeout(weft_stream *s, uint64_t ms) {
+    STREAM_OR_RESULT(s, "upstream_set_try_timeout", true);
+    if (ms > 86400000u)
+        return ft_misuse(st->env, WEFT_ERR_INVALID,
+                         "upstream_set_try_timeout: %llu ms is more than a day",
+                         (unsigned long long)ms);
+    if (st->replied || st->dir[WEFT_RESPONSE_BODY].headers_fwd)
+        return ft_misuse(st->env, WEFT_ERR_STATE,
+                         "upstream_set_try_timeout: the response has started downstream");
+    st->try_timeout_ms = ms;
+    if (st->hook == FT_HOOK_UP_REQUEST)
+        st->try_due_us = 0; /* armed when the hook returns, with this value */
+    return WEFT_OK;
+}
+
+static weft_result h_upstream_retry_ex(weft_stream *s, const weft_retry_options *o) {
+    STREAM_OR_RESULT(s, "upstream_retry_ex", true);
+    if (!o || o->size < offsetof(weft_retry_options, flags) + sizeof(o->flags) ||
+        (o->flags & ~WEFT_RETRY_OTHER_ENDPOINT) || o->delay_ms > 3600000u)
+        return ft_misuse(st->env, WEFT_ERR_INVALID,
+                         "upstream_retry_ex: options NULL, too small, unknown flags or a delay "
+                         "above an hour");
+    if (st->hook == FT_HOOK_UP_REQUEST)
+        return ft_misuse(st->env, WEFT_ERR_STATE,
+                         "upstream_retry_ex: not from on_upstream_request");
+    weft_result r = h_upstream_retry(s);
+    if (r != WEFT_OK)
+        return r;
+    st->retry_delay_ms = o->delay_ms;
+    st->retry_flags = o->flags;
+    st->retry_asked_us = o->delay_ms ? st->env->now_us : 0;
+    st->next_flags = o->flags & WEFT_RETRY_OTHER_ENDPOINT ? WEFT_ATTEMPT_F_OTHER_ENDPOINT : 0;
+    return WEFT_OK;
+}
+
+static weft_result h_attempt_endpoint_label(weft_stream *s, weft_str key, weft_str *value) {
+    STREAM_OR_RESULT(s, "attempt_endpoint_label", false);
+    if (!value || !str_ok(key))
+        return ft_misuse(st->env, WEFT_ERR_INVALID, "attempt_endpoint_label: NULL key or value");
+    if (!st->att_reported && !st->attempt_open)
+        return WEFT_ERR_NOT_FOUND;
+    const ft_header *h = ft_kv_find(&st->ep_labels, key.ptr, key.len);
+    if (!h)
+        return WEFT_ERR_NOT_FOUND;
+    *value = (weft_str){h->value, h->vlen};
     return WEFT_OK;
 }
 
@@ -1079,6 +1143,9 @@ static const weft_host_api g_api = {
     /* [end 1.1 streams] */
 
     /* [1.1 retry] per-try timeout, delayed retry, untried endpoint, per-attempt headers */
+    .upstream_set_try_timeout = h_upstream_set_try_timeout,
+    .upstream_retry_ex = h_upstream_retry_ex,
+    .attempt_endpoint_label = h_attempt_endpoint_label,
     /* [end 1.1 retry] */
 
     /* [1.1 state] shared state across reloads, cluster and endpoint handles, worker/config-scoped

@@ -285,6 +285,23 @@ struct wft_stream {
     size_t replay_max;
     bool replay_on, replay_overflow;
 
+    /* 1.1 retry: the attempt simulation (wft_upstream_request) */
+    uint64_t try_timeout_ms; /* weft_upstream_set_try_timeout */
+    uint64_t try_due_us;     /* the current attempt's per-try deadline, 0 none */
+    unsigned try_timeouts;   /* per-try timeouts that fired */
+    bool attempt_open;       /* wft_upstream_request started one, not yet reported */
+    ft_hmap attempt_hdrs;    /* that attempt's request headers (on_upstream_request) */
+    uint64_t retry_delay_ms; /* options of the last accepted retry */
+    uint32_t retry_flags;
+    uint64_t retry_asked_us; /* when a retry with a delay was accepted, 0 none */
+    uint32_t next_flags;     /* WEFT_ATTEMPT_F_* the next attempt starts with */
+    uint64_t next_backoff_us;
+    int32_t ep_index; /* wft_upstream_endpoint */
+    char *ep_region, *ep_zone, *ep_subzone;
+    ft_hmap ep_labels;
+    uint64_t tried;    /* endpoint indices 0..63 the attempts went to */
+    bool att_reported; /* an attempt was reported: the labels belong to it */
+
     ft_hmap metadata;
     char **graveyard; /* metadata values replaced: kept to the end */
     size_t ngrave, capgrave;
@@ -317,6 +334,7 @@ enum {
     FT_HOOK_CALLBACK,
     FT_HOOK_CREATE,
     FT_HOOK_DESTROY,
+    FT_HOOK_UP_REQUEST, /* on_upstream_request (1.1) */
 };
 
 /* ---- transport connections ---- */
@@ -381,6 +399,7 @@ void ft_stream_pump(wft_stream *st);
 /* Only the queued events (what a resume releases), no canned answers. */
 void ft_stream_pump_events(wft_stream *st);
 void ft_fire_timer(struct weft_timer *t);
+void ft_try_timeout_fire(wft_stream *st); /* the per-try timeout passed */
 void ft_callout_finish(struct weft_callout *c, int status, const char *reason,
                        const ft_hmap *headers, const char *body, size_t body_len);
 void ft_reply_make(wft_stream *st, int status, weft_str reason, const weft_str *hn,

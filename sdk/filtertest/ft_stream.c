@@ -44,6 +44,7 @@ wft_stream *wft_stream_new(wft_env *env, const char *method, const char *path,
         return NULL;
     st->hval = wsh_alloc(&g_handles, st);
     st->env = env;
+    st->ep_index = 0; /* wft_upstream_endpoint: endpoint 0 by default */
     st->method = ft_strdup(method);
     st->path = ft_strdup(path);
     st->peer_ip = ft_strdup("127.0.0.1");
@@ -547,21 +548,77 @@ int wft_response_trailers(wft_stream *st, const char *const *trailers) {
     return trailers_event(st, RESP, trailers);
 }
 
-int wft_upstream_attempt(wft_stream *st, weft_attempt_result result, int status, const char *host,
-                         const char *cluster, uint64_t duration_us) {
-    if (!st)
-        return WFT_REJECTED;
-    if (check_open(st))
-        return WFT_REJECTED;
+/* ---- upstream attempts (1.1: on_upstream_request, per-try timeout,
+ * delayed retries, endpoints) ---- */
+
+/* The filter gets the 1.1 hooks and struct sizes when the kit plays a 1.1
+ * host and the filter was built against the 1.1 header (as the core: an
+ * ops table that ends at on_stream_complete is a 1.0 filter). */
+static bool filter_is_1_1(const wft_stream *st) {
+    const size_t ops_1_0 = offsetof(weft_http_filter_ops, on_stream_complete) + sizeof(void *);
+    return st->env->host.abi_minor >= 1 && st->env->desc->http->size > ops_1_0;
+}
+
+/* A delayed retry that has not waited its delay yet: no attempt may start. */
+static bool retry_waiting(const wft_stream *st) {
+    return st->retry_asked_us && st->env->now_us < st->retry_asked_us + st->retry_delay_ms * 1000;
+}
+
+static int attempt_start(wft_stream *st) {
     if (!st->dir[REQ].headers_fwd)
         return reject(st, "no upstream attempt before the request headers went past the filter");
     if (st->dir[RESP].headers_in)
         return reject(st, "the response has started: no further attempt");
+    if (st->attempt_open)
+        return reject(st, "an attempt is in flight already (report it with wft_upstream_attempt)");
+    if (retry_waiting(st))
+        return reject(st, "the delayed retry's delay has not passed on the clock yet");
+    st->next_backoff_us = st->retry_asked_us ? st->env->now_us - st->retry_asked_us : 0;
+    st->retry_asked_us = 0;
     st->router_ran = true;
+    st->attempt_open = true;
+    /* This attempt's request head: a copy of the request headers. */
+    ft_hmap_clear(&st->attempt_hdrs);
+    const ft_hmap *rq = &st->maps[WEFT_REQUEST_HEADERS];
+    for (size_t i = 0; i < rq->n; i++)
+        if (ft_hmap_add(&st->attempt_hdrs, rq->h[i].name, rq->h[i].nlen, rq->h[i].value,
+                        rq->h[i].vlen))
+            return reject(st, "out of memory");
+    if (filter_is_1_1(st) && FT_HTTP(st->env, on_upstream_request)) {
+        call_frame f = call_begin(st, FT_HOOK_UP_REQUEST);
+        ops(st)->on_upstream_request(st->ctx, ft_handle(st), st->attempts + 1);
+        call_end(st, f);
+    }
+    st->try_due_us = st->try_timeout_ms ? st->env->now_us + st->try_timeout_ms * 1000 : 0;
+    return 0;
+}
+
+int wft_upstream_request(wft_stream *st) {
+    if (!st)
+        return WFT_REJECTED;
+    if (check_open(st))
+        return WFT_REJECTED;
+    int rc = attempt_start(st);
+    ft_stream_pump(st);
+    return rc;
+}
+
+static void attempt_report(wft_stream *st, weft_attempt_result result, int status, const char *host,
+                           const char *cluster, uint64_t duration_us, uint32_t extra_flags) {
+    st->attempt_open = false;
+    st->try_due_us = 0;
     st->attempts++;
+    st->att_reported = true;
     st->upstream_time_us = duration_us;
     replace_str(&st->last_host, host ? host : "10.0.0.1:8080");
     replace_str(&st->last_cluster, cluster ? cluster : (st->cluster ? st->cluster : "default"));
+    uint32_t flags = st->next_flags | extra_flags;
+    st->next_flags = 0;
+    if (st->ep_index >= 0 && st->ep_index < 64) {
+        if (st->tried & (1ull << st->ep_index))
+            flags |= WEFT_ATTEMPT_F_ENDPOINT_TRIED;
+        st->tried |= 1ull << st->ep_index;
+    }
     if (FT_HTTP(st->env, on_upstream_attempt)) {
         weft_attempt_info info = {
             .size = sizeof(info),
@@ -571,7 +628,18 @@ int wft_upstream_attempt(wft_stream *st, weft_attempt_result result, int status,
             .upstream_host = {st->last_host, strlen(st->last_host)},
             .cluster = {st->last_cluster, strlen(st->last_cluster)},
             .duration_us = duration_us,
+            .region = {st->ep_region ? st->ep_region : "",
+                       st->ep_region ? strlen(st->ep_region) : 0},
+            .zone = {st->ep_zone ? st->ep_zone : "", st->ep_zone ? strlen(st->ep_zone) : 0},
+            .subzone = {st->ep_subzone ? st->ep_subzone : "",
+                        st->ep_subzone ? strlen(st->ep_subzone) : 0},
+            .endpoint_index = st->ep_index,
+            .flags = flags,
+            .backoff_us = st->next_backoff_us,
+            .n_labels = (uint32_t)st->ep_labels.n,
         };
+        if (!filter_is_1_1(st))
+            info.size = offsetof(weft_attempt_info, region);
         call_frame f = call_begin(st, FT_HOOK_ATTEMPT);
         ops(st)->on_upstream_attempt(st->ctx, ft_handle(st), &info);
         bool replied = st->reply_in_hook;
@@ -579,8 +647,83 @@ int wft_upstream_attempt(wft_stream *st, weft_attempt_result result, int status,
         if (replied)
             ft_misuse(st->env, WEFT_ERR_STATE, "on_upstream_attempt sent a local reply");
     }
+}
+
+int wft_upstream_attempt(wft_stream *st, weft_attempt_result result, int status, const char *host,
+                         const char *cluster, uint64_t duration_us) {
+    if (!st)
+        return WFT_REJECTED;
+    if (check_open(st))
+        return WFT_REJECTED;
+    if (!st->attempt_open && attempt_start(st))
+        return WFT_REJECTED;
+    attempt_report(st, result, status, host, cluster, duration_us, 0);
     ft_stream_pump(st);
     return 0;
+}
+
+/* The per-try timeout of the attempt in flight passed (wft_clock_advance). */
+void ft_try_timeout_fire(wft_stream *st) {
+    st->try_due_us = 0;
+    if (st->completed || !st->attempt_open)
+        return;
+    st->try_timeouts++;
+    attempt_report(st, WEFT_ATTEMPT_TIMEOUT, 0, NULL, NULL, st->try_timeout_ms * 1000,
+                   WEFT_ATTEMPT_F_PER_TRY_TIMEOUT);
+    ft_stream_pump(st);
+}
+
+int wft_upstream_endpoint(wft_stream *st, int32_t index, const char *region, const char *zone,
+                          const char *subzone, const char *const *labels) {
+    if (!st)
+        return WFT_REJECTED;
+    if (index < -1)
+        return reject(st, "endpoint index below -1");
+    st->ep_index = index;
+    replace_str(&st->ep_region, region);
+    replace_str(&st->ep_zone, zone);
+    replace_str(&st->ep_subzone, subzone);
+    ft_hmap_clear(&st->ep_labels);
+    for (size_t i = 0; labels && labels[i]; i++) {
+        const char *eq = strchr(labels[i], '=');
+        if (!eq)
+            return reject(st, "an endpoint label is not \"key=value\"");
+        char *old = NULL;
+        if (ft_kv_put(&st->ep_labels, labels[i], (size_t)(eq - labels[i]), eq + 1, strlen(eq + 1),
+                      &old))
+            return reject(st, "out of memory");
+        free(old);
+    }
+    return 0;
+}
+
+const char *wft_attempt_header(wft_stream *st, const char *name) {
+    if (!st || !name)
+        return NULL;
+    const ft_header *h = ft_hmap_find(&st->attempt_hdrs, name, strlen(name), 0);
+    return h ? h->value : NULL;
+}
+
+bool wft_retry_options(wft_stream *st, uint64_t *delay_ms, uint32_t *flags) {
+    if (!st || !st->retries)
+        return false;
+    if (delay_ms)
+        *delay_ms = st->retry_delay_ms;
+    if (flags)
+        *flags = st->retry_flags;
+    return true;
+}
+
+uint64_t wft_retry_due_us(wft_stream *st) {
+    return st && st->retry_asked_us ? st->retry_asked_us + st->retry_delay_ms * 1000 : 0;
+}
+
+uint64_t wft_try_timeout(wft_stream *st) {
+    return st ? st->try_timeout_ms : 0;
+}
+
+unsigned wft_try_timeouts(wft_stream *st) {
+    return st ? st->try_timeouts : 0;
 }
 
 int wft_response_headers(wft_stream *st, int status, const char *const *headers, bool end_stream) {
@@ -601,6 +744,8 @@ int wft_response_headers(wft_stream *st, int status, const char *const *headers,
         return reject(st, "a response header is not \"name: value\"");
     st->router_ran = true;
     st->status = status;
+    st->attempt_open = false; /* the head ends the per-try timeout */
+    st->try_due_us = 0;
     dd->headers_in = true;
     dd->end_in = end_stream;
     unsigned retries = st->retries;
@@ -988,6 +1133,11 @@ void wft_stream_free(wft_stream *st) {
         free(c);
     }
     ft_hmap_clear(&st->metadata);
+    ft_hmap_clear(&st->attempt_hdrs);
+    ft_hmap_clear(&st->ep_labels);
+    free(st->ep_region);
+    free(st->ep_zone);
+    free(st->ep_subzone);
     for (size_t i = 0; i < st->ngrave; i++)
         free(st->graveyard[i]);
     free(st->graveyard);

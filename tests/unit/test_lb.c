@@ -271,6 +271,54 @@ static void test_unhealthy_skipped_every_policy(void **state) {
     weft_hostset_unref(hs);
 }
 
+/* weft_lb_pick_skip (filter retries to an untried endpoint): every
+ * policy avoids the skipped endpoints while an unskipped healthy one
+ * exists, and falls back to the skipped ones otherwise; more than 64
+ * endpoints use more than one word. */
+static void test_pick_skip(void **state) {
+    (void)state;
+    weft_hostset *hs = mkset(4, NULL);
+    assert_int_equal(weft_hostset_build_ring(hs, 256), 0);
+    for (size_t p = 0; p < WEFT_ARRAY_LEN(all_policies); p++) {
+        weft_lb lb;
+        assert_int_equal(weft_lb_init(&lb, all_policies[p], hs, 9), 0);
+        uint64_t skip = (1u << 0) | (1u << 2);
+        int counts[4] = {0, 0, 0, 0};
+        for (uint64_t k = 0; k < 1000; k++) {
+            int i = weft_lb_pick_skip(&lb, weft_hash64(&k, sizeof(k), 2), true, -1, &skip, 1);
+            assert_true(i >= 0 && i < 4);
+            counts[i]++;
+        }
+        assert_int_equal(counts[0] + counts[2], 0);
+        assert_true(counts[1] > 0 && counts[3] > 0);
+        /* skip + exclude leave one */
+        for (uint64_t k = 0; k < 100; k++)
+            assert_int_equal(
+                weft_lb_pick_skip(&lb, weft_hash64(&k, sizeof(k), 3), true, 3, &skip, 1), 1);
+        /* the untried ones are down: a tried one again */
+        set_healthy(hs, 1, 0);
+        set_healthy(hs, 3, 0);
+        for (uint64_t k = 0; k < 100; k++) {
+            int i = weft_lb_pick_skip(&lb, weft_hash64(&k, sizeof(k), 4), true, -1, &skip, 1);
+            assert_true(i == 0 || i == 2);
+        }
+        set_healthy(hs, 1, 1);
+        set_healthy(hs, 3, 1);
+        weft_lb_destroy(&lb);
+    }
+    weft_hostset_unref(hs);
+    /* 100 endpoints, all but #77 skipped */
+    hs = mkset(100, NULL);
+    uint64_t words[2] = {~0ull, ~0ull};
+    words[1] &= ~(1ull << (77 - 64));
+    weft_lb lb;
+    assert_int_equal(weft_lb_init(&lb, WEFT_LB_ROUND_ROBIN, hs, 1), 0);
+    for (int k = 0; k < 10; k++)
+        assert_int_equal(weft_lb_pick_skip(&lb, 0, false, -1, words, 1), 77);
+    weft_lb_destroy(&lb);
+    weft_hostset_unref(hs);
+}
+
 static void test_exclude(void **state) {
     (void)state;
     weft_hostset *hs = mkset(3, NULL);
@@ -748,6 +796,7 @@ int main(void) {
         cmocka_unit_test(test_rr_unhealthy_skipped_and_returns),
         cmocka_unit_test(test_all_unhealthy_returns_minus_one),
         cmocka_unit_test(test_unhealthy_skipped_every_policy),
+        cmocka_unit_test(test_pick_skip),
         cmocka_unit_test(test_exclude),
         cmocka_unit_test(test_random_weighted),
         cmocka_unit_test(test_p2c_even_when_idle),

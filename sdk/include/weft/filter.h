@@ -193,19 +193,59 @@ typedef enum weft_attempt_result {
     WEFT_ATTEMPT_CONNECT_FAILURE = 1,
     WEFT_ATTEMPT_CONNECT_TIMEOUT = 2,
     WEFT_ATTEMPT_RESET = 3,   /* reset before a complete response */
-    WEFT_ATTEMPT_TIMEOUT = 4, /* route (per-try) timeout */
+    WEFT_ATTEMPT_TIMEOUT = 4, /* route timeout, or the per-try timeout (1.1: see
+                                 WEFT_ATTEMPT_F_PER_TRY_TIMEOUT) */
     WEFT_ATTEMPT_PROTOCOL_ERROR = 5,
 } weft_attempt_result;
 
+/* weft_attempt_info.flags (ABI 1.1).
+ * PER_TRY_TIMEOUT: WEFT_ATTEMPT_TIMEOUT came from the per-try timeout
+ *   (weft_upstream_set_try_timeout): the route timeout still runs.
+ * ENDPOINT_TRIED: an earlier attempt of this stream went to the same
+ *   endpoint (the stream had retried away from it).
+ * OTHER_ENDPOINT: the attempt was started by a retry that asked for
+ *   WEFT_RETRY_OTHER_ENDPOINT. */
+#define WEFT_ATTEMPT_F_PER_TRY_TIMEOUT 0x1u
+#define WEFT_ATTEMPT_F_ENDPOINT_TRIED 0x2u
+#define WEFT_ATTEMPT_F_OTHER_ENDPOINT 0x4u
+
 typedef struct weft_attempt_info {
-    size_t size; /* sizeof(weft_attempt_info) as the core built it */
+    size_t size; /* sizeof(weft_attempt_info) as the core built it: a filter
+                    built for ABI 1.0 is handed the 1.0 size; read a 1.1 field
+                    only when size covers it (WEFT_ATTEMPT_INFO_HAS) */
     weft_attempt_result result;
     int status;             /* HTTP status for WEFT_ATTEMPT_RESPONSE, else 0 */
     uint32_t attempt;       /* 1 for the first attempt */
     weft_str upstream_host; /* "10.0.0.1:8080"; valid during the hook */
     weft_str cluster;
     uint64_t duration_us; /* attempt start to response headers or failure */
+    /* ---- ABI 1.1 ---- views valid during the hook */
+    weft_str region; /* the endpoint's locality ("" when not configured) */
+    weft_str zone;
+    weft_str subzone;
+    int32_t endpoint_index; /* position of the endpoint in the cluster's current
+                               endpoint list, -1 when no endpoint was picked */
+    uint32_t flags;         /* WEFT_ATTEMPT_F_* */
+    uint64_t backoff_us;    /* time this attempt waited for a delayed retry
+                               (weft_upstream_retry_after) before it started, 0 none */
+    uint32_t n_labels;      /* labels of the endpoint (weft_attempt_endpoint_label) */
 } weft_attempt_info;
+
+/* Whether `info` (built by the host) carries `field`. */
+#define WEFT_ATTEMPT_INFO_HAS(info, field)                                                         \
+    ((info)->size >= offsetof(weft_attempt_info, field) + sizeof((info)->field))
+
+/* Options of weft_upstream_retry_ex (ABI 1.1). */
+typedef struct weft_retry_options {
+    size_t size;       /* sizeof(weft_retry_options) */
+    uint64_t delay_ms; /* start the next attempt after this delay (backoff); 0: at once */
+    uint32_t flags;    /* WEFT_RETRY_* */
+} weft_retry_options;
+
+/* weft_retry_options.flags. OTHER_ENDPOINT: pick an endpoint this stream
+ * has not tried yet (Envoy's previous_hosts predicate), a tried one when no
+ * other healthy endpoint is left. */
+#define WEFT_RETRY_OTHER_ENDPOINT 0x1u
 
 /* Final facts of a stream (on_stream_complete: the log phase). */
 typedef struct weft_stream_info {
@@ -332,6 +372,21 @@ typedef struct weft_http_filter_ops {
     /* [end 1.1 routing] */
 
     /* [1.1 retry] */
+    /* PER-ATTEMPT REQUEST (1.1). Called before each upstream attempt's
+     * request head is written, in YAML order, with the number the attempt
+     * will have (1, 2, ...: weft_attempt_info.attempt), before the endpoint
+     * is picked. The request headers (WEFT_REQUEST_HEADERS) here are a copy
+     * made for this attempt from the request as the request header phase
+     * left it: header_set/add/remove change only this attempt's upstream
+     * request (x-weft-attempt-count: 2), the next attempt starts from the
+     * original again. Allowed: header_get/count/iterate/set/add/remove on
+     * WEFT_REQUEST_HEADERS, request_get, metadata, weft_upstream_set_try_timeout
+     * (applies to this attempt), timers, callouts, stats, log, clock. Refused
+     * with WEFT_ERR_STATE: reply_send, retries, route_set_cluster,
+     * request_set_path, resume. weft's own resends of the same attempt
+     * (connect failure to another endpoint, a stale pooled connection) reuse
+     * the head and do not call the hook again. */
+    void (*on_upstream_request)(void *stream_ctx, weft_stream *s, uint32_t attempt);
     /* [end 1.1 retry] */
 } weft_http_filter_ops;
 
@@ -567,6 +622,9 @@ typedef struct weft_host_api {
     /* [end 1.1 streams] */
 
     /* [1.1 retry] per-try timeout, delayed retry, untried endpoint, per-attempt headers */
+    weft_result (*upstream_set_try_timeout)(weft_stream *s, uint64_t ms);
+    weft_result (*upstream_retry_ex)(weft_stream *s, const weft_retry_options *opts);
+    weft_result (*attempt_endpoint_label)(weft_stream *s, weft_str key, weft_str *value);
     /* [end 1.1 retry] */
 
     /* [1.1 state] shared state across reloads, cluster and endpoint handles, worker/config-scoped
@@ -1020,6 +1078,61 @@ static inline weft_result weft_metadata_get_bytes(weft_stream *s, weft_str key, 
 /* [end 1.1 streams] */
 
 /* [1.1 retry] per-try timeout, delayed retry, untried endpoint, per-attempt headers */
+/* Per-try timeout: each upstream attempt started after this call (the
+ * current one too when called from on_upstream_request) may take at most
+ * `ms` from the end of its request (the whole request written toward the
+ * upstream) to its response head; 0 turns it off (the default). An attempt
+ * that exceeds it is cut (its connection closed) and reported to
+ * on_upstream_attempt as WEFT_ATTEMPT_TIMEOUT with
+ * WEFT_ATTEMPT_F_PER_TRY_TIMEOUT; a filter may retry it while the route
+ * timeout still runs (the route timeout spans all attempts); without a
+ * retry the client gets 504 upstream_per_try_timeout, response flag UT.
+ * THREAD: the stream's worker. ERRORS: WEFT_ERR_HANDLE, WEFT_ERR_THREAD;
+ * WEFT_ERR_STATE once the response head went downstream, in the log phase;
+ * WEFT_ERR_INVALID for ms above 86400000 (one day). */
+static inline weft_result weft_upstream_set_try_timeout(weft_stream *s, uint64_t ms) {
+    return weft__host->upstream_set_try_timeout(s, ms);
+}
+/* weft_upstream_retry with options (opts->size set; a size below the 1.1
+ * struct's is WEFT_ERR_INVALID). Same calling points as weft_upstream_retry
+ * (on_upstream_attempt, on_response_headers, or a timer or callout callback
+ * while the response headers are paused) and same refusals (WEFT_ERR_STATE:
+ * the response started downstream, a request body not kept for replay, the
+ * log phase, and inside on_upstream_request). A later retry call in the same
+ * hook replaces the options.
+ * delay_ms > 0: the attempt is discarded at once (its connection closed, its
+ * response dropped) and the next one starts after delay_ms, on the stream's
+ * worker, without holding it (a timer); the route timeout keeps running
+ * during the delay (ending the stream with 504 when it passes), the stream's
+ * idle timeout too, and the wait is cancelled if the stream ends. The next
+ * attempt reports the time waited in weft_attempt_info.backoff_us. LIMIT:
+ * delay_ms at most 3600000 (WEFT_ERR_INVALID above).
+ * WEFT_RETRY_OTHER_ENDPOINT: the load balancer skips every endpoint this
+ * stream's attempts already went to, while a healthy untried one exists;
+ * otherwise it picks among all healthy ones as usual (the attempt then has
+ * WEFT_ATTEMPT_F_ENDPOINT_TRIED). Tried endpoints are remembered per endpoint
+ * list: after an endpoint update between attempts, any endpoint may be picked.
+ * Unknown flags: WEFT_ERR_INVALID. THREAD: the stream's worker. */
+static inline weft_result weft_upstream_retry_ex(weft_stream *s, const weft_retry_options *opts) {
+    return weft__host->upstream_retry_ex(s, opts);
+}
+/* weft_upstream_retry after delay_ms (backoff): weft_upstream_retry_ex with
+ * only a delay. */
+static inline weft_result weft_upstream_retry_after(weft_stream *s, uint64_t delay_ms) {
+    weft_retry_options o = {sizeof(o), delay_ms, 0};
+    return weft__host->upstream_retry_ex(s, &o);
+}
+/* The value of label `key` (exact, case-sensitive) of the endpoint of the
+ * stream's current or last upstream attempt (the one on_upstream_attempt
+ * just reported). Callable from any hook or callback of the stream after
+ * the first attempt started, the log phase included. LIFETIME: the view is
+ * valid until the hook or callback returns. ERRORS: WEFT_ERR_NOT_FOUND (no
+ * attempt yet, or no such label), WEFT_ERR_INVALID (value NULL),
+ * WEFT_ERR_HANDLE, WEFT_ERR_THREAD. THREAD: the stream's worker. */
+static inline weft_result weft_attempt_endpoint_label(weft_stream *s, weft_str key,
+                                                      weft_str *value) {
+    return weft__host->attempt_endpoint_label(s, key, value);
+}
 /* [end 1.1 retry] */
 
 /* [1.1 state] shared state across reloads, cluster and endpoint handles, worker/config-scoped

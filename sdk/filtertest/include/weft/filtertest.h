@@ -239,6 +239,38 @@ int wft_request_trailers(wft_stream *st, const char *const *trailers);
  * "default"). Returns 0, or WFT_REJECTED. */
 int wft_upstream_attempt(wft_stream *st, weft_attempt_result result, int status, const char *host,
                          const char *cluster, uint64_t duration_us);
+/* ABI 1.1 attempts. wft_upstream_request starts the next attempt as weft
+ * does before writing its request head: on_upstream_request(attempt =
+ * attempts so far + 1) on a copy of the request headers (read it with
+ * wft_attempt_header), then the filter's per-try timeout starts on the
+ * fake clock: wft_clock_advance past it reports WEFT_ATTEMPT_TIMEOUT with
+ * WEFT_ATTEMPT_F_PER_TRY_TIMEOUT to on_upstream_attempt (counted by
+ * wft_try_timeouts; weft would then answer 504 upstream_per_try_timeout
+ * unless the filter retried: the kit leaves that to the test).
+ * wft_upstream_attempt reports the attempt in flight (it starts one first
+ * when none is). After a retry with a delay, starting an attempt is
+ * WFT_REJECTED until the clock has passed the delay; the attempt then
+ * reports the time waited (backoff_us). Returns 0 or WFT_REJECTED. */
+int wft_upstream_request(wft_stream *st);
+/* A header of the last attempt's upstream request (NULL if absent). */
+const char *wft_attempt_header(wft_stream *st, const char *name);
+/* The endpoint the following attempts go to: index (-1: none), locality
+ * (NULL: ""), labels "key=value" NULL-terminated (NULL: none). Default:
+ * endpoint 0 without locality or labels. An attempt reported on an index
+ * (0..63) an earlier attempt used gets WEFT_ATTEMPT_F_ENDPOINT_TRIED; one
+ * started by a retry asking WEFT_RETRY_OTHER_ENDPOINT gets
+ * WEFT_ATTEMPT_F_OTHER_ENDPOINT (the test picks the endpoint: assert the
+ * filter's wish with wft_retry_options). 0 or WFT_REJECTED. */
+int wft_upstream_endpoint(wft_stream *st, int32_t index, const char *region, const char *zone,
+                          const char *subzone, const char *const *labels);
+/* The options of the last accepted retry (false if none): delay and
+ * WEFT_RETRY_* flags (0 and 0 for weft_upstream_retry). */
+bool wft_retry_options(wft_stream *st, uint64_t *delay_ms, uint32_t *flags);
+/* When (fake clock, us) the waiting delayed retry may start; 0 if none waits. */
+uint64_t wft_retry_due_us(wft_stream *st);
+/* The per-try timeout the filter set (ms, 0 none); per-try timeouts fired. */
+uint64_t wft_try_timeout(wft_stream *st);
+unsigned wft_try_timeouts(wft_stream *st);
 int wft_response_headers(wft_stream *st, int status, const char *const *headers, bool end_stream);
 int wft_response_body(wft_stream *st, const void *data, size_t len, bool end_stream);
 int wft_response_trailers(wft_stream *st, const char *const *trailers);
