@@ -257,6 +257,12 @@ typedef struct weft_cfg_cluster {
     uint64_t pool_idle_timeout_ms;        /* default 60000 */
     uint32_t max_requests_per_connection; /* 0 = unlimited */
     weft_cfg_health_check health;
+    /* `transport_filters:` (same entries as a listener's filters:):
+     * transport filters on every connection to the endpoints, the client
+     * side of mTLS; `sni:` the server name they send (NULL: none). */
+    weft_cfg_filter *transport_filters;
+    size_t n_transport_filters;
+    char *sni;
 } weft_cfg_cluster;
 
 typedef struct weft_cfg_admin {

@@ -280,6 +280,8 @@ int cfg_load_cluster(cfg_ld *L, const cy_node *n, size_t idx) {
                                        "max_requests_per_connection",
                                        "health_check",
                                        "protocol",
+                                       "transport_filters",
+                                       "sni",
                                        NULL};
     static const struct {
         const char *name;
@@ -394,6 +396,27 @@ int cfg_load_cluster(cfg_ld *L, const cy_node *n, size_t idx) {
     const cy_node *hc = cfg_val(n, "health_check");
     if (hc && load_health(L, hc, cl))
         return -1;
+    if (cfg_load_filter_list(L, n, "transport_filters", &cl->transport_filters,
+                             &cl->n_transport_filters))
+        return -1;
+    if (cfg_get_str(L, n, "sni", &cl->sni) < 0)
+        return -1;
+    if (cl->sni) {
+        size_t len = strlen(cl->sni);
+        bool ok = len > 0 && len <= 253;
+        for (const char *p = cl->sni; ok && *p; p++)
+            ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+                 *p == '-' || *p == '.' || *p == '_';
+        if (!ok)
+            return cfg_fail(&L->c, cfg_val(n, "sni"),
+                            "sni %s must be a host name (1-253 of [A-Za-z0-9.-_])",
+                            cfg_quote(qb, sizeof(qb), cl->sni));
+        if (!cl->n_transport_filters)
+            return cfg_fail(&L->c, cfg_key_of(n, "sni"),
+                            "\"sni\" is sent by transport filters: cluster %s has no "
+                            "transport_filters",
+                            cfg_quote(qb, sizeof(qb), cl->name));
+    }
     if (!h->path && !(h->path = cfg_dup_str("/healthz")))
         return cfg_oom(L, n);
     if (!h->host && !(h->host = cfg_dup_str(cl->name)))
@@ -417,6 +440,12 @@ void cfg_free_cluster(weft_cfg_cluster *cl) {
     free(cl->endpoints);
     free(cl->name);
     free(cl->hash_key);
+    for (size_t f = 0; cl->transport_filters && f < cl->n_transport_filters; f++) {
+        free(cl->transport_filters[f].name);
+        free(cl->transport_filters[f].path);
+    }
+    free(cl->transport_filters);
+    free(cl->sni);
     free(cl->health.path);
     free(cl->health.host);
 }

@@ -302,11 +302,12 @@ static void put_node(FILE *f, const cy_node *n, int depth) {
     fputc(map ? '}' : ']', f);
 }
 
-static void dump_filters(dw *d, int indent, const weft_cfg_listener *li) {
-    if (!li->n_filters || !open_list(d, indent, "filters", li->n_filters))
+static void dump_filter_list(dw *d, int indent, const char *key, const weft_cfg_filter *fls,
+                             size_t n) {
+    if (!n || !open_list(d, indent, key, n))
         return;
-    for (size_t i = 0; i < li->n_filters; i++) {
-        const weft_cfg_filter *fl = &li->filters[i];
+    for (size_t i = 0; i < n; i++) {
+        const weft_cfg_filter *fl = &fls[i];
         d->item = true;
         kv_str(d, indent + 4, "name", fl->name);
         if (fl->path)
@@ -356,7 +357,7 @@ static void dump_listener(dw *d, int indent, const weft_cfg_listener *li) {
     kv_bool(d, indent, "merge_slashes", li->merge_slashes);
     kv_str(d, indent, "escaped_slashes", slashes[li->escaped_slashes & 3]);
     kv_bool(d, indent, "preserve_external_request_id", li->preserve_external_request_id);
-    dump_filters(d, indent, li);
+    dump_filter_list(d, indent, "filters", li->filters, li->n_filters);
     if (!open_list(d, indent, "virtual_hosts", li->n_vhosts))
         return;
     for (size_t v = 0; v < li->n_vhosts; v++) {
@@ -418,6 +419,10 @@ static void dump_cluster(dw *d, int indent, const weft_cfg_cluster *cl) {
     kv_str(d, indent, "name", cl->name);
     if (cl->protocol != WEFT_PROTO_HTTP1)
         kv_str(d, indent, "protocol", cl->protocol == WEFT_PROTO_HTTP2 ? "http2" : "auto");
+    if (cl->sni)
+        kv_str(d, indent, "sni", cl->sni);
+    dump_filter_list(d, indent, "transport_filters", cl->transport_filters,
+                     cl->n_transport_filters);
     if (open_list(d, indent, "endpoints", cl->n_endpoints)) {
         for (size_t e = 0; e < cl->n_endpoints; e++) {
             d->item = true;

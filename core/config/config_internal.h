@@ -147,6 +147,10 @@ int cfg_exactly_one(cfg_ld *L, const cy_node *map, const char *const *keys, cons
 
 /* Resource types. Each loads entry idx of the array the top level sized. */
 int cfg_load_cluster(cfg_ld *L, const cy_node *n, size_t idx);
+/* A list of filters under `key` ({name, path, config} entries): listeners'
+ * filters, clusters' transport_filters. */
+int cfg_load_filter_list(cfg_ld *L, const cy_node *n, const char *key, weft_cfg_filter **out,
+                         size_t *nout);
 /* `domains` maps every domain of the listener's earlier virtual hosts to
  * its virtual host, `names` their names. */
 int cfg_load_vhost(cfg_ld *L, const cy_node *n, weft_cfg_listener *li, size_t idx,

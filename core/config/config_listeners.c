@@ -66,22 +66,23 @@ static bool filter_name_ok(const char *s) {
 /* filters: [{name: authz, path: ./x.so, config: {...}}]. The config node
  * stays in the kept YAML document: the filter reads it at snapshot build
  * through the SDK accessors and reports its own errors with positions. */
-static int load_filters(cfg_ld *L, const cy_node *n, weft_cfg_listener *li) {
+int cfg_load_filter_list(cfg_ld *L, const cy_node *n, const char *key, weft_cfg_filter **out,
+                         size_t *nout) {
     static const char *const keys[] = {"name", "path", "config", NULL};
     char qb[96];
     const cy_node *fs = NULL;
-    int rc = cfg_get_seq(L, n, "filters", &fs);
+    int rc = cfg_get_seq(L, n, key, &fs);
     if (rc <= 0 || !fs->n)
         return rc < 0 ? -1 : 0;
-    li->filters = calloc(fs->n, sizeof(*li->filters));
-    if (!li->filters)
+    *out = calloc(fs->n, sizeof(**out));
+    if (!*out)
         return cfg_oom(L, fs);
     for (const cy_node *e = fs->first; e; e = e->next) {
-        weft_cfg_filter *f = &li->filters[li->n_filters];
+        weft_cfg_filter *f = &(*out)[*nout];
         if (cfg_check_map(L, e, "filter", keys))
             return -1;
         f->pos = (weft_cfg_pos){e->line, e->col};
-        li->n_filters++;
+        (*nout)++;
         if (cfg_req_name(L, e, &f->name, "filter"))
             return -1;
         if (!filter_name_ok(f->name))
@@ -252,7 +253,8 @@ int cfg_load_listener(cfg_ld *L, const cy_node *n, size_t idx) {
     const cy_node *lim = cfg_val(n, "limits");
     if (lim && load_limits(L, lim, &li->limits))
         return -1;
-    if (load_filters(L, n, li) || load_h2(L, n, li) || load_request_paths(L, n, li))
+    if (cfg_load_filter_list(L, n, "filters", &li->filters, &li->n_filters) || load_h2(L, n, li) ||
+        load_request_paths(L, n, li))
         return -1;
     const cy_node *tp = cfg_val(n, "tcp_proxy");
     if (tp)

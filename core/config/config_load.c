@@ -587,6 +587,12 @@ static int keep_filter_nodes(cfg_ld *L) {
                         return -1;
             }
     }
+    for (size_t i = 0; i < cfg->n_clusters; i++) {
+        weft_cfg_cluster *cl = &cfg->clusters[i];
+        for (size_t f = 0; f < cl->n_transport_filters; f++)
+            if (keep_node(L, &keep, &cl->transport_filters[f].node))
+                return -1;
+    }
     return 0;
 }
 

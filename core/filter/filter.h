@@ -59,6 +59,10 @@ typedef struct weft_filter_chain {
  * "file:line:col: message" (or "<path>: ...") into err and returns -1. */
 int weft_filter_chain_build(weft_filter_chain *chain, const weft_config *cfg, size_t li,
                             const char *listener_name, char *err, size_t errlen);
+/* The same for cfg->clusters[ci].transport_filters (transport filters with
+ * an upstream side only). */
+int weft_filter_chain_build_cluster(weft_filter_chain *chain, const weft_config *cfg, size_t ci,
+                                    char *err, size_t errlen);
 void weft_filter_chain_destroy(weft_filter_chain *chain);
 
 /* Per-route filter configs (routes' `filter_config:`): calls each named

@@ -753,7 +753,10 @@ static int32_t stat_register(weft_filter_setup *st, const char *name, const char
     for (char *p = full; *p; p++) /* filter names may have '-'; metric names may not */
         if (*p == '-')
             *p = '_';
-    snprintf(labels, sizeof(labels), "listener=\"%s\"", st->listener ? st->listener : "");
+    if (st->cluster)
+        snprintf(labels, sizeof(labels), "cluster=\"%s\"", st->cluster);
+    else
+        snprintf(labels, sizeof(labels), "listener=\"%s\"", st->listener ? st->listener : "");
     weft_stat_id id = kind == WEFT_STAT_COUNTER ? weft_stats_counter(full, labels, help ? help : "")
                       : kind == WEFT_STAT_GAUGE
                           ? weft_stats_gauge(full, labels, help ? help : "")

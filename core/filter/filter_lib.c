@@ -356,20 +356,23 @@ static void inst_destroy(weft_filter_inst *fi) {
     lib_unref(fi->lib);
 }
 
-int weft_filter_chain_build(weft_filter_chain *chain, const weft_config *cfg, size_t li,
-                            const char *listener_name, char *err, size_t errlen) {
+/* Builds a chain from a list of filter entries. cluster_name != NULL: a
+ * cluster's transport_filters (transport filters with an upstream side
+ * only; their stats carry cluster="<name>"). */
+static int chain_build(weft_filter_chain *chain, const weft_config *cfg, const weft_cfg_filter *fs,
+                       size_t nfs, const char *listener_name, const char *cluster_name, char *err,
+                       size_t errlen) {
     memset(chain, 0, sizeof(*chain));
-    const weft_cfg_listener *l = &cfg->listeners[li];
-    if (!l->n_filters)
+    if (!nfs)
         return 0;
-    chain->http = calloc(l->n_filters, sizeof(*chain->http));
-    chain->transport = calloc(l->n_filters, sizeof(*chain->transport));
+    chain->http = calloc(nfs, sizeof(*chain->http));
+    chain->transport = calloc(nfs, sizeof(*chain->transport));
     if (!chain->http || !chain->transport) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    for (size_t i = 0; i < l->n_filters; i++) {
-        const weft_cfg_filter *f = &l->filters[i];
+    for (size_t i = 0; i < nfs; i++) {
+        const weft_cfg_filter *f = &fs[i];
         char path[PATH_MAX], lerr[512];
         /* Checked at load too; here for configs built another way (a
          * control plane client): a pushed config never picks a file. */
@@ -399,6 +402,21 @@ int weft_filter_chain_build(weft_filter_chain *chain, const weft_config *cfg, si
             return -1;
         }
         weft_filter_inst *fi;
+        if (cluster_name &&
+            (lib->desc->kind != WEFT_FILTER_TRANSPORT ||
+             lib->desc->transport->size <
+                 offsetof(weft_transport_filter_ops, upstream_connection_create) + sizeof(void *) ||
+             !lib->desc->transport->upstream_connection_create)) {
+            snprintf(err, errlen,
+                     "%s:%u:%u: filter \"%s\": cluster \"%s\": transport_filters takes "
+                     "transport filters with an upstream side (upstream_connection_create); "
+                     "this one is %s",
+                     cfg->source, f->pos.line, f->pos.col, f->name, cluster_name,
+                     lib->desc->kind == WEFT_FILTER_TRANSPORT ? "downstream only"
+                                                              : "an HTTP filter");
+            lib_unref(lib);
+            return -1;
+        }
         /* The ops table is copied to this core's size: a filter built
          * against an older minor has a shorter table, and the hooks it
          * does not know are NULL here. */
@@ -424,6 +442,7 @@ int weft_filter_chain_build(weft_filter_chain *chain, const weft_config *cfg, si
             .cfg = cfg,
             .filter = f,
             .listener = listener_name,
+            .cluster = cluster_name,
             .err = err,
             .errlen = errlen,
         };
@@ -449,6 +468,19 @@ int weft_filter_chain_build(weft_filter_chain *chain, const weft_config *cfg, si
         }
     }
     return 0;
+}
+
+int weft_filter_chain_build(weft_filter_chain *chain, const weft_config *cfg, size_t li,
+                            const char *listener_name, char *err, size_t errlen) {
+    const weft_cfg_listener *l = &cfg->listeners[li];
+    return chain_build(chain, cfg, l->filters, l->n_filters, listener_name, NULL, err, errlen);
+}
+
+int weft_filter_chain_build_cluster(weft_filter_chain *chain, const weft_config *cfg, size_t ci,
+                                    char *err, size_t errlen) {
+    const weft_cfg_cluster *c = &cfg->clusters[ci];
+    return chain_build(chain, cfg, c->transport_filters, c->n_transport_filters, NULL, c->name, err,
+                       errlen);
 }
 
 void weft_filter_chain_destroy(weft_filter_chain *chain) {

@@ -9,7 +9,8 @@ struct weft_filter_setup {
     const weft_config *cfg;
     const weft_cfg_filter *filter;
     const char *listener;
-    char *err; /* where config_fail writes its line */
+    const char *cluster; /* a cluster's transport_filters: stats labelled cluster="..." */
+    char *err;           /* where config_fail writes its line */
     size_t errlen;
     bool failed;
 };

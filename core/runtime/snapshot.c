@@ -207,8 +207,11 @@ weft_snapshot *weft_snapshot_build(weft_config *cfg, const weft_snapshot *prev, 
         weft_cluster_snap *c = &s->clusters[i];
         c->cfg = &cfg->clusters[i];
         c->idx = (uint32_t)i;
+        c->snap = s;
         pthread_mutex_init(&c->mu, NULL);
         if (build_hostset(c, prev, cfg->source, err, errlen))
+            goto fail;
+        if (weft_filter_chain_build_cluster(&c->tchain, cfg, i, err, errlen))
             goto fail;
     }
     for (size_t i = 0; i < cfg->n_listeners; i++) {
@@ -354,6 +357,7 @@ static void snapshot_free(weft_snapshot *s) {
                 continue;
             if (c->hs)
                 weft_hostset_unref(c->hs);
+            weft_filter_chain_destroy(&c->tchain);
             pthread_mutex_destroy(&c->mu);
         }
     if (s->access_log_fd > STDERR_FILENO)

@@ -52,6 +52,11 @@ typedef struct weft_cluster_snap {
     weft_stat_id rq_timeout, rq_reset, rq_no_healthy, rq_retry_stale, rq_retry_connect,
         rq_retry_reset;
     weft_stat_id pool_idle, healthy_endpoints, hc_success, hc_failure;
+    /* transport_filters: on every upstream connection of the cluster (the
+     * pools key such connections by snapshot version and cluster, so none
+     * is shared with another cluster or config) */
+    weft_filter_chain tchain;
+    struct weft_snapshot *snap; /* the snapshot this is part of */
 } weft_cluster_snap;
 
 typedef struct weft_snapshot {

@@ -10,6 +10,19 @@
 
 #include <event2/event.h>
 
+#include "filter/transport.h"
+#include "runtime/snapshot.h"
+
+/* The bytes the response parser reads: the top of the transport chain,
+ * or the socket's input. */
+static struct evbuffer *uc_in(weft_upconn *uc) {
+    return uc->tc ? weft_transport_codec_in(uc->tc) : weft_conn_input(uc->conn);
+}
+
+struct evbuffer *weft_upconn_output(weft_upconn *uc) {
+    return uc->tc ? weft_transport_codec_out(uc->tc) : weft_conn_output(uc->conn);
+}
+
 static unsigned pool_bucket(const char *key) {
     return (unsigned)(weft_hash64(key, strlen(key), 0) % WEFT_POOL_BUCKETS);
 }
@@ -51,6 +64,14 @@ static void upconn_free(weft_upconn *uc) {
     weft_stats_gauge_add(uc->w->stats, uc->cx_stat, -1);
     weft_ltimer_stop(&uc->timer);
     event_del(&uc->ev_resume);
+    if (uc->tc) {
+        event_del(&uc->ev_tx);
+        if (uc->tc->magic)
+            weft_transport_close(uc->tc);
+        free(uc->tc);
+    }
+    if (uc->tsnap)
+        weft_snapshot_unref(uc->tsnap);
     if (uc->conn)
         weft_conn_free(uc->conn);
     if (uc->parser)
@@ -93,7 +114,7 @@ static void up_fail(weft_upconn *uc, weft_up_err err) {
 
 /* Feeds buffered response bytes to the parser. Caller has set in_cb. */
 static void up_process(weft_upconn *uc) {
-    struct evbuffer *in = weft_conn_input(uc->conn);
+    struct evbuffer *in = uc_in(uc);
     if (uc->tunnel) {
         if (uc->user.owner && !uc->read_paused)
             uc->user.ev->tunnel_data(uc->user.owner, in);
@@ -130,8 +151,101 @@ static void up_cb_exit(weft_upconn *uc) {
 static void up_read_cb(void *arg) {
     weft_upconn *uc = arg;
     uc->in_cb = true;
-    up_process(uc);
+    if (uc->tc && !uc->tclose && weft_transport_read(uc->tc) != 0) {
+        /* A transport filter refused the bytes (-1): like a reset, or a
+         * failed connect before its handshake was done. */
+        up_fail(uc, uc->connected ? WEFT_UP_ERR_RESET : WEFT_UP_ERR_CONNECT);
+        uc->user.owner = NULL;
+        uc->doomed = true;
+        up_cb_exit(uc);
+        return;
+    }
+    if (uc->connected)
+        up_process(uc);
+    else if (uc->tc && evbuffer_get_length(uc_in(uc)))
+        uc->doomed = !uc->user.owner; /* bytes before the handshake ended: none expected */
     up_cb_exit(uc);
+}
+
+/* ---------- transport filters (a cluster's transport_filters) ---------- */
+
+/* TCP and every handshake are done: the request may go. */
+static void up_ready(weft_upconn *uc) {
+    uc->connected = true;
+    weft_ltimer_clear(&uc->timer);
+    if (uc->user.owner)
+        uc->user.ev->connected(uc->user.owner);
+}
+
+static void t_kick(void *owner) {
+    weft_upconn *uc = owner;
+    event_active(&uc->ev_tx, EV_TIMEOUT, 0);
+}
+static void t_close(void *owner, bool flush) {
+    weft_upconn *uc = owner;
+    (void)flush; /* the flush happens in on_tx before the connection goes */
+    uc->tclose = true;
+    event_active(&uc->ev_tx, EV_TIMEOUT, 0);
+}
+static void t_ready(void *owner) {
+    weft_upconn *uc = owner;
+    if (uc->tcp_up && !uc->connected)
+        event_active(&uc->ev_tx, EV_TIMEOUT, 0);
+}
+static const weft_transport_owner_ops upconn_towner = {t_kick, t_close, t_ready};
+
+/* Deferred (never inside a filter hook): the chain's write side, the end
+ * of the handshakes, a filter's close. */
+static void up_tx_cb(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    weft_upconn *uc = arg;
+    if (uc->doomed || !uc->tc)
+        return;
+    uc->in_cb = true;
+    if (weft_transport_write(uc->tc) != 0)
+        uc->tclose = true;
+    if (uc->tclose) {
+        weft_conn_flush(uc->conn);
+        up_fail(uc, uc->connected ? WEFT_UP_ERR_RESET : WEFT_UP_ERR_CONNECT);
+        uc->user.owner = NULL;
+        uc->doomed = true;
+    } else if (uc->tcp_up && !uc->connected && weft_transport_ready(uc->tc) && uc->tc->facts.alpn &&
+               strcmp(uc->tc->facts.alpn, "h2") == 0) {
+        /* This pool's codec is HTTP/1.1: a handshake that picked h2 cannot
+         * be served here (the cluster offered h2: protocol http2/auto). */
+        WEFT_WARN("upstream %s: transport filters negotiated ALPN h2 on an HTTP/1.1 connection",
+                  uc->pool->ep_name);
+        up_fail(uc, WEFT_UP_ERR_PROTOCOL);
+        uc->user.owner = NULL;
+        uc->doomed = true;
+    } else if (uc->tcp_up && !uc->connected && weft_transport_ready(uc->tc)) {
+        up_ready(uc);
+        if (uc->user.owner && evbuffer_get_length(uc_in(uc)))
+            up_process(uc); /* a response begun in the handshake's last segment */
+    }
+    up_cb_exit(uc);
+}
+
+static void codec_out_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg) {
+    (void)buf;
+    weft_upconn *uc = arg;
+    if (info->n_added)
+        event_active(&uc->ev_tx, EV_TIMEOUT, 0);
+}
+
+/* TCP is up: start the chain (filters may write first, a ClientHello). */
+static int up_transport_start(weft_upconn *uc, const weft_cluster_snap *c, const char *ep_name) {
+    const weft_cfg_cluster *cc = c->cfg;
+    const char *offer = cc->protocol == WEFT_PROTO_HTTP2  ? "h2"
+                        : cc->protocol == WEFT_PROTO_AUTO ? "h2,http/1.1"
+                                                          : "http/1.1";
+    if (weft_transport_init(uc->tc, c->tchain.transport, c->tchain.n_transport, uc->w->base,
+                            weft_conn_input(uc->conn), weft_conn_output(uc->conn), &upconn_towner,
+                            uc, uc->hw))
+        return -1;
+    evbuffer_add_cb(weft_transport_codec_out(uc->tc), codec_out_cb, uc);
+    return weft_transport_start_upstream(uc->tc, cc->name, ep_name, offer, cc->sni);
 }
 
 static void up_write_cb(void *arg) {
@@ -143,10 +257,21 @@ static void up_write_cb(void *arg) {
 static void up_event_cb(void *arg, int what) {
     weft_upconn *uc = arg;
     if (what & WEFT_CONN_CONNECTED) {
-        uc->connected = true;
-        weft_ltimer_clear(&uc->timer);
+        uc->tcp_up = true;
         int one = 1;
         setsockopt(weft_conn_fd(uc->conn), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        if (uc->tc) {
+            /* The connect timeout keeps running until the handshakes end. */
+            if (up_transport_start(uc, uc->cluster, uc->pool->ep_name) != 0) {
+                uc->tclose = true;
+                event_active(&uc->ev_tx, EV_TIMEOUT, 0);
+            } else if (weft_transport_ready(uc->tc)) {
+                event_active(&uc->ev_tx, EV_TIMEOUT, 0);
+            }
+            return;
+        }
+        uc->connected = true;
+        weft_ltimer_clear(&uc->timer);
         if (uc->user.owner)
             uc->user.ev->connected(uc->user.owner);
         return;
@@ -157,10 +282,14 @@ static void up_event_cb(void *arg, int what) {
     if (!uc->user.owner) {
         /* An idle pooled connection closed by the server. */
     } else if (!uc->connected) {
+        if (uc->tc && uc->tc->magic && what & WEFT_CONN_EOF)
+            weft_transport_read(uc->tc); /* a filter may want the last bytes (an alert) */
         up_fail(uc, WEFT_UP_ERR_CONNECT);
     } else if (what & WEFT_CONN_EOF) {
         /* Drain what is left, then let the parser decide: a response framed
          * by close completes here; anything else was cut short. */
+        if (uc->tc && uc->tc->magic && weft_transport_read(uc->tc) != 0)
+            evbuffer_drain(uc_in(uc), evbuffer_get_length(uc_in(uc)));
         up_process(uc);
         if (uc->tunnel && uc->user.owner)
             up_fail(uc, WEFT_UP_ERR_RESET); /* the tunnel's upstream side ended */
@@ -214,9 +343,19 @@ static void copy_limits(weft_upconn *uc, const weft_cluster_snap *c) {
 
 weft_upconn *weft_pool_acquire(weft_worker *w, weft_cluster_snap *c, const weft_endpoint *ep,
                                const weft_up_user *u, bool allow_idle, bool *reused) {
-    weft_pool *p = pool_get(w, ep->name);
+    /* Connections with transport filters are keyed by the chain too (its
+     * address is unique while a connection holds its snapshot) and the
+     * SNI: two clusters, or two configs, never share one. */
+    char key[sizeof(((weft_pool *)0)->key)];
+    bool transport = c->tchain.n_transport > 0;
+    if (transport)
+        snprintf(key, sizeof(key), "%s|tf%p|%s", ep->name, (const void *)&c->tchain,
+                 c->cfg->sni ? c->cfg->sni : "");
+    weft_pool *p = pool_get(w, transport ? key : ep->name);
     if (!p)
         return NULL;
+    if (!p->ep_name[0])
+        snprintf(p->ep_name, sizeof(p->ep_name), "%s", ep->name);
     if (allow_idle && p->idle) {
         weft_upconn *uc = p->idle;
         idle_unlink(uc);
@@ -236,6 +375,17 @@ weft_upconn *weft_pool_acquire(weft_worker *w, weft_cluster_snap *c, const weft_
     uc->cluster = c;
     copy_limits(uc, c);
     uc->cx_stat = c->cx_active;
+    uc->hw = u->high_watermark;
+    if (transport) {
+        uc->tc = calloc(1, sizeof(*uc->tc));
+        if (!uc->tc) {
+            free(uc);
+            return NULL;
+        }
+        uc->tsnap = c->snap;
+        weft_snapshot_ref(uc->tsnap);
+        event_assign(&uc->ev_tx, w->base, -1, 0, up_tx_cb, uc);
+    }
     uc->conn = weft_conn_new(w->base, -1, &upconn_cbs, uc);
     uc->parser = weft_h1_parser_new(WEFT_H1_RESPONSE, NULL, &up_cbs, uc);
     weft_ltimer_init(&uc->timer, w->base, up_timer_cb, uc);
@@ -245,6 +395,9 @@ weft_upconn *weft_pool_acquire(weft_worker *w, weft_cluster_snap *c, const weft_
             weft_conn_free(uc->conn);
         if (uc->parser)
             weft_h1_parser_free(uc->parser);
+        free(uc->tc);
+        if (uc->tsnap)
+            weft_snapshot_unref(uc->tsnap);
         free(uc);
         return NULL;
     }
@@ -305,7 +458,7 @@ void weft_upconn_pause_read(weft_upconn *uc) {
 void weft_upconn_resume_read(weft_upconn *uc) {
     uc->read_paused = false;
     weft_conn_read_enable(uc->conn, true);
-    if (evbuffer_get_length(weft_conn_input(uc->conn)))
+    if (evbuffer_get_length(weft_conn_input(uc->conn)) || evbuffer_get_length(uc_in(uc)))
         event_active(&uc->ev_resume, EV_TIMEOUT, 0);
 }
 
@@ -314,6 +467,18 @@ void weft_pools_sweep(weft_worker *w) {
         weft_pool **pp = &w->pools[b];
         while (*pp) {
             weft_pool *p = *pp;
+            /* Idle connections whose transport filters belong to a config
+             * the worker no longer runs: new requests never pick them
+             * (their key names the old chain); close them and let the old
+             * snapshot go. */
+            for (weft_upconn **up = &p->idle; *up;) {
+                weft_upconn *uc = *up;
+                if (uc->tsnap && w->cur && uc->tsnap != w->cur->snap) {
+                    upconn_free(uc); /* unlinks it from p->idle */
+                    continue;
+                }
+                up = &uc->next;
+            }
             if (p->n_total == 0 && p->n_idle == 0) {
                 *pp = p->next;
                 free(p);

@@ -16,6 +16,9 @@
 #include "net/conn.h"
 #include "upstream/up_user.h"
 
+struct weft_connection;
+struct weft_snapshot;
+
 typedef struct weft_upconn {
     weft_pool *pool;
     weft_worker *w;
@@ -39,10 +42,22 @@ typedef struct weft_upconn {
     bool tunnel;  /* raw bytes to the attached stream (101/CONNECT) */
     bool is_idle; /* on its pool's idle list */
     bool doomed;  /* free when the current callback returns */
+    /* A cluster's transport_filters (NULL without): the chain runs between
+     * the socket and the HTTP/1.1 client codec. `connected` then means TCP
+     * up AND every handshake filter done (the request waits until then);
+     * tcp_up is TCP alone. The connection holds its snapshot (the filters'
+     * configs live there). */
+    struct weft_connection *tc;
+    struct weft_snapshot *tsnap;
+    struct event ev_tx; /* runs the chain's write side; a filter's close */
+    uint32_t hw;        /* buffer_high_watermark of the first user (the chain's write limit) */
+    bool tcp_up;
+    bool tclose; /* a transport filter asked to close */
 } weft_upconn;
 
 struct weft_pool {
-    char key[80];
+    char key[160];     /* endpoint name, plus the transport chain and SNI when there is one */
+    char ep_name[96];  /* the endpoint's name alone */
     weft_upconn *idle; /* LIFO: the warmest connection first */
     uint32_t n_idle;
     uint32_t n_total;
@@ -59,9 +74,7 @@ weft_upconn *weft_pool_acquire(weft_worker *w, weft_cluster_snap *c, const weft_
 void weft_upconn_release(weft_upconn *uc, bool reusable);
 void weft_upconn_pause_read(weft_upconn *uc);
 void weft_upconn_resume_read(weft_upconn *uc);
-static inline struct evbuffer *weft_upconn_output(weft_upconn *uc) {
-    return weft_conn_output(uc->conn);
-}
+struct evbuffer *weft_upconn_output(weft_upconn *uc);
 /* Frees pools that hold no connection. */
 void weft_pools_sweep(weft_worker *w);
 void weft_pools_free_all(weft_worker *w);
