@@ -298,6 +298,7 @@ static void h_clusters(struct evhttp_request *req, void *arg) {
     struct evbuffer *b = evbuffer_new();
     static const char *lb_names[] = {"round_robin", "least_request", "random", "ring_hash",
                                      "peak_ewma"};
+    uint64_t now = weft_now_us();
     for (size_t i = 0; i < s->cfg->n_clusters; i++) {
         weft_cluster_snap *c = &s->clusters[i];
         weft_hostset *hs = weft_cluster_snap_hostset(c, NULL);
@@ -316,8 +317,22 @@ static void h_clusters(struct evhttp_request *req, void *arg) {
         for (size_t j = 0; hs && j < hs->n; j++) {
             const weft_endpoint *ep = &hs->eps[j];
             evbuffer_add_printf(b, "%s::%s::weight::%u\n", c->cfg->name, ep->name, ep->weight);
-            evbuffer_add_printf(b, "%s::%s::health_flags::%s\n", c->cfg->name, ep->name,
-                                atomic_load(&ep->healthy) ? "healthy" : "/failed_active_hc");
+            /* Envoy's flags: /failed_active_hc, /failed_outlier_check. */
+            bool up = atomic_load(&ep->healthy);
+            bool ejected = weft_endpoint_ejected(ep, now);
+            evbuffer_add_printf(b, "%s::%s::health_flags::%s%s\n", c->cfg->name, ep->name,
+                                up && !ejected ? "healthy"
+                                : up           ? ""
+                                               : "/failed_active_hc",
+                                ejected ? "/failed_outlier_check" : "");
+            if (ejected)
+                evbuffer_add_printf(
+                    b, "%s::%s::ejected_remaining_ms::%llu\n", c->cfg->name, ep->name,
+                    (unsigned long long)((atomic_load(&ep->state->ejected_until_us) - now + 999) /
+                                         1000));
+            if (ep->state && atomic_load(&ep->state->ejections))
+                evbuffer_add_printf(b, "%s::%s::ejections::%llu\n", c->cfg->name, ep->name,
+                                    (unsigned long long)atomic_load(&ep->state->ejections));
             if (*ep->region || *ep->zone || *ep->subzone)
                 evbuffer_add_printf(b, "%s::%s::locality::%s/%s/%s\n", c->cfg->name, ep->name,
                                     ep->region, ep->zone, ep->subzone);

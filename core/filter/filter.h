@@ -43,6 +43,10 @@ typedef struct weft_filter_inst {
     weft_transport_filter_ops transport_ops;    /* storage behind `transport` */
     char name[64];
     uint32_t index; /* position in its chain (http or transport) */
+    /* Shared state blocks its config_create asked for (weft_shared_get):
+     * one reference each, released after config_destroy. */
+    struct weft_shared_entry **shared;
+    size_t n_shared;
 } weft_filter_inst;
 
 typedef struct weft_filter_chain {
@@ -77,6 +81,17 @@ int weft_filter_route_configs_build(weft_filter_chain *chain, weft_router *route
                                     const weft_config *cfg, size_t li, const char *listener_name,
                                     char *err, size_t errlen);
 void weft_filter_route_configs_destroy(weft_filter_chain *chain, weft_router *router);
+
+/* Library references, held by chains and by shared state blocks whose
+ * destroy callback is the library's code. Unref on the main thread. */
+void weft_filter_lib_ref(weft_filter_lib *lib);
+void weft_filter_lib_unref(weft_filter_lib *lib);
+
+/* The clusters of the snapshot being built, for weft_cluster_get in
+ * config_create (set by weft_snapshot_build around the chain builds,
+ * NULL after). Main thread. */
+struct weft_cluster_snap;
+void weft_filter_setup_clusters(struct weft_cluster_snap *clusters, size_t n);
 
 /* The host API table handed to every filter. */
 const weft_host_api *weft_filter_host_api(void);

@@ -15,6 +15,7 @@
 #include "filter/callout.h"
 #include "filter/filter.h"
 #include "filter/filter_setup.h"
+#include "filter/filter_state.h"
 #include "filter/handles.h"
 #include "filter/transport.h"
 #include "http/stream_internal.h"
@@ -1114,6 +1115,16 @@ static const weft_host_api host_api = {
 
     /* [1.1 state] shared state across reloads, cluster and endpoint handles, worker/config-scoped
        timers */
+    .shared_get = weft_fs_shared_get,
+    .cluster_get = weft_fs_cluster_get,
+    .cluster_endpoint_count = weft_fs_endpoint_count,
+    .cluster_endpoint_get = weft_fs_endpoint_get,
+    .cluster_endpoint_label = weft_fs_endpoint_label,
+    .cluster_endpoint_find = weft_fs_endpoint_find,
+    .endpoint_counter_add = weft_fs_counter_add,
+    .endpoint_counter_set = weft_fs_counter_set,
+    .endpoint_eject = weft_fs_eject,
+    .endpoint_restore = weft_fs_restore,
     /* [end 1.1 state] */
 
     /* [1.1 callout] pooled callouts, TCP callouts, fire-and-forget */

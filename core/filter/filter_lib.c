@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "common/common.h"
+#include "common/shared_reg.h"
 #include "filter/filter_setup.h"
 
 static pthread_mutex_t libs_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -85,7 +86,12 @@ int weft_filter_resolve(const weft_config *cfg, const weft_cfg_filter *f, char *
     return -1;
 }
 
-static void lib_unref(weft_filter_lib *lib) {
+void weft_filter_lib_ref(weft_filter_lib *lib) {
+    if (lib)
+        atomic_fetch_add_explicit(&lib->refs, 1, memory_order_relaxed);
+}
+
+void weft_filter_lib_unref(weft_filter_lib *lib) {
     if (!lib || atomic_fetch_sub_explicit(&lib->refs, 1, memory_order_acq_rel) != 1)
         return;
     pthread_mutex_lock(&libs_mu);
@@ -353,7 +359,15 @@ static void inst_destroy(weft_filter_inst *fi) {
         else if (fi->transport && fi->transport->config_destroy)
             fi->transport->config_destroy(fi->config);
     }
-    lib_unref(fi->lib);
+    /* After config_destroy (which may still use its blocks), before the
+     * library goes (a block's destroy callback may be its code: the block
+     * then holds its own reference on the library). */
+    for (size_t i = 0; i < fi->n_shared; i++)
+        weft_shared_release(fi->shared[i]);
+    free(fi->shared);
+    fi->shared = NULL;
+    fi->n_shared = 0;
+    weft_filter_lib_unref(fi->lib);
 }
 
 /* Builds a chain from a list of filter entries. cluster_name != NULL: a
@@ -441,6 +455,7 @@ static int chain_build(weft_filter_chain *chain, const weft_config *cfg, const w
         weft_filter_setup setup = {
             .cfg = cfg,
             .filter = f,
+            .inst = fi,
             .listener = listener_name,
             .cluster = cluster_name,
             .err = err,

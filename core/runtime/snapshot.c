@@ -170,6 +170,13 @@ static int build_hostset(weft_cluster_snap *c, const weft_snapshot *prev, const 
             return -1;
         }
     }
+    /* Ejection and endpoint counters of endpoints the previous snapshot
+     * (still alive here) has under this cluster name carry over. */
+    if (weft_hostset_bind_state(hs, c->cfg->name)) {
+        snprintf(err, errlen, "out of memory");
+        weft_hostset_unref(hs);
+        return -1;
+    }
     if (c->cfg->lb == WEFT_LB_RING_HASH && n && weft_hostset_build_ring(hs, c->cfg->ring_size)) {
         snprintf(err, errlen, "out of memory");
         weft_hostset_unref(hs);
@@ -226,9 +233,12 @@ weft_snapshot *weft_snapshot_build(weft_config *cfg, const weft_snapshot *prev, 
         ls->router = weft_router_build(cfg, i, err, errlen);
         if (!ls->router)
             goto fail;
-        if (weft_filter_chain_build(&ls->chain, cfg, i, ls->cfg->name, err, errlen) ||
-            weft_filter_route_configs_build(&ls->chain, ls->router, cfg, i, ls->cfg->name, err,
-                                            errlen))
+        weft_filter_setup_clusters(s->clusters, cfg->n_clusters); /* weft_cluster_get */
+        int rc = weft_filter_chain_build(&ls->chain, cfg, i, ls->cfg->name, err, errlen) ||
+                 weft_filter_route_configs_build(&ls->chain, ls->router, cfg, i, ls->cfg->name, err,
+                                                 errlen);
+        weft_filter_setup_clusters(NULL, 0);
+        if (rc)
             goto fail;
     }
     return s;
@@ -395,6 +405,11 @@ weft_hostset *weft_cluster_snap_hostset(weft_cluster_snap *c, uint64_t *gen_out)
 }
 
 void weft_cluster_snap_publish(weft_cluster_snap *c, weft_hostset *hs) {
+    /* Endpoints that stay keep their shared state (ejection, counters):
+     * bound while the old hostset still holds it. On OOM the endpoints
+     * left unbound simply cannot be ejected. */
+    if (hs && weft_hostset_bind_state(hs, c->cfg->name))
+        WEFT_WARN("cluster %s: out of memory binding endpoint state", c->cfg->name);
     pthread_mutex_lock(&c->mu);
     weft_hostset *old = c->hs;
     c->hs = hs;

@@ -3,6 +3,7 @@
 #include "upstream/hostset.h"
 
 #include "common/common.h"
+#include "common/shared_reg.h"
 #include "config/config.h"
 
 #include <arpa/inet.h>
@@ -42,10 +43,33 @@ void weft_hostset_unref(weft_hostset *hs) {
     if (atomic_fetch_sub_explicit(&hs->refs, 1, memory_order_acq_rel) != 1)
         return;
     free(hs->ring);
-    for (size_t i = 0; i < hs->n; i++)
+    for (size_t i = 0; i < hs->n; i++) {
         free(hs->eps[i].meta);
+        weft_shared_release(hs->eps[i].state_entry);
+    }
     free(hs->eps);
     free(hs);
+}
+
+int weft_hostset_bind_state(weft_hostset *hs, const char *cluster) {
+    if (!hs || !cluster)
+        return -1;
+    char key[sizeof(hs->eps[0].name) + 256];
+    for (size_t i = 0; i < hs->n; i++) {
+        weft_endpoint *ep = &hs->eps[i];
+        if (ep->state_entry)
+            continue;
+        int len = snprintf(key, sizeof(key), "%s\n%s", cluster, ep->name);
+        if (len < 0 || (size_t)len >= sizeof(key))
+            continue; /* a cluster name past 255 bytes: not ejectable */
+        weft_shared_entry *e = weft_shared_acquire("#endpoint", key, (size_t)len,
+                                                   sizeof(weft_endpoint_state), 1, NULL);
+        if (!e)
+            return -1;
+        ep->state_entry = e;
+        ep->state = weft_shared_block(e);
+    }
+    return 0;
 }
 
 static size_t str_size(const char *s) {

@@ -11,6 +11,20 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+/* Per-endpoint state that outlives hostsets: one shared block per
+ * (cluster name, endpoint name) in the shared registry
+ * (common/shared_reg.h), referenced by every hostset holding the endpoint,
+ * so a DNS change, an endpoint push or a reload that keeps the endpoint
+ * (same address:port in a cluster of the same name) keeps it too.
+ * Written by any worker (filters: weft_endpoint_eject, counters), read by
+ * every worker's load balancer on each pick (relaxed atomics). */
+#define WEFT_ENDPOINT_COUNTERS 8
+typedef struct weft_endpoint_state {
+    _Atomic uint64_t ejected_until_us; /* monotonic us; 0 = not ejected */
+    _Atomic uint64_t ejections;        /* times ejected */
+    _Atomic uint64_t counters[WEFT_ENDPOINT_COUNTERS];
+} weft_endpoint_state;
+
 typedef struct weft_endpoint_label {
     const char *key, *value;
 } weft_endpoint_label;
@@ -32,6 +46,10 @@ typedef struct weft_endpoint {
      * avoid it until this monotonic time (us) while another endpoint is
      * eligible. Written by any worker (relaxed: advice, not a verdict). */
     _Atomic uint64_t avoid_until_us;
+    /* Shared state (weft_hostset_bind_state); NULL until bound (or on OOM:
+     * then the endpoint cannot be ejected). */
+    weft_endpoint_state *state;
+    struct weft_shared_entry *state_entry; /* the reference behind `state` */
 } weft_endpoint;
 
 static inline void weft_endpoint_avoid(weft_endpoint *ep, uint64_t until_us) {
@@ -41,6 +59,21 @@ static inline void weft_endpoint_avoid(weft_endpoint *ep, uint64_t until_us) {
 static inline bool weft_endpoint_avoided(const weft_endpoint *ep, uint64_t now_us) {
     return atomic_load_explicit(&((weft_endpoint *)ep)->avoid_until_us, memory_order_relaxed) >
            now_us;
+}
+
+/* Ejected (outlier detection) at monotonic time now_us. */
+static inline bool weft_endpoint_ejected(const weft_endpoint *ep, uint64_t now_us) {
+    return ep->state &&
+           atomic_load_explicit(&ep->state->ejected_until_us, memory_order_relaxed) > now_us;
+}
+
+/* Ejects until until_us (0: restores). */
+static inline void weft_endpoint_set_ejected(weft_endpoint *ep, uint64_t until_us) {
+    if (!ep->state)
+        return;
+    if (until_us)
+        atomic_fetch_add_explicit(&ep->state->ejections, 1, memory_order_relaxed);
+    atomic_store_explicit(&ep->state->ejected_until_us, until_us, memory_order_relaxed);
 }
 
 typedef struct weft_ring_entry {
@@ -69,6 +102,11 @@ void weft_hostset_unref(weft_hostset *hs);
  * max(1, ring_size * weight / total_weight). Replaces any previous ring.
  * Returns 0, or -1 on OOM. */
 int weft_hostset_build_ring(weft_hostset *hs, uint32_t ring_size);
+/* Binds every endpoint of hs that has no state yet to the shared state of
+ * (cluster, endpoint name), creating it when no hostset holds it. Call
+ * once the names are set, before publishing. Main thread (any thread is
+ * safe). 0, or -1 on OOM (the endpoints bound so far stay bound). */
+int weft_hostset_bind_state(weft_hostset *hs, const char *cluster);
 /* Copies a config endpoint's locality and labels into ep (one allocation,
  * freed with the hostset; replaces any previous). 0, or -1 on OOM. */
 struct weft_cfg_endpoint;

@@ -1,6 +1,7 @@
 /* lb.c: per-worker load balancers over a shared hostset.
  *
- * Every policy picks among the "eligible" endpoints: healthy ones, minus
+ * Every policy picks among the "eligible" endpoints: healthy ones, not
+ * ejected (unless all are: panic), not avoided (unless all are), minus
  * `exclude` when another healthy endpoint exists. No allocation, no lock:
  * the state in lb->st is private to the worker that owns the lb. */
 #include "upstream/lb.h"
@@ -56,11 +57,14 @@ typedef struct pick_ctx {
     size_t count;         /* number of eligible endpoints */
     uint64_t now_us;      /* passive health: an endpoint is avoided until a later time */
     bool avoid;           /* honour passive avoidance (false when it would leave none) */
+    bool eject;           /* honour ejection (false when it would leave none: panic) */
     const uint64_t *skip; /* endpoints a retry wants to avoid (tried), NULL none */
 } pick_ctx;
 
 static inline bool ep_healthy(const weft_lb *lb, const pick_ctx *c, size_t i) {
-    return ep_up(lb, i) && !(c->avoid && weft_endpoint_avoided(&lb->hs->eps[i], c->now_us));
+    const weft_endpoint *ep = &lb->hs->eps[i];
+    return ep_up(lb, i) && !(c->eject && weft_endpoint_ejected(ep, c->now_us)) &&
+           !(c->avoid && weft_endpoint_avoided(ep, c->now_us));
 }
 
 static inline bool ep_skipped(const uint64_t *skip, size_t i) {
@@ -82,6 +86,7 @@ static void pick_ctx_init(const weft_lb *lb, int exclude, const uint64_t *skip, 
     size_t healthy = 0;
     c->now_us = now_us;
     c->avoid = now_us != 0;
+    c->eject = true;
     c->excl = -1;
     c->skip = NULL;
     for (size_t i = 0; i < lb->hs->n; i++)
@@ -91,6 +96,17 @@ static void pick_ctx_init(const weft_lb *lb, int exclude, const uint64_t *skip, 
          * verdict (health checks and outlier detection give those), so
          * pick among the healthy ones. */
         c->avoid = false;
+        for (size_t i = 0; i < lb->hs->n; i++)
+            healthy += ep_healthy(lb, c, i);
+    }
+    if (healthy == 0) {
+        /* Every healthy endpoint is ejected (outlier detection): panic
+         * mode, as Envoy's when ejection would leave nothing: ejection is
+         * ignored and the healthy endpoints all take traffic again, so
+         * ejection alone never makes a cluster with healthy endpoints
+         * answer 503. (Limiting how many are ejected, Istio's
+         * maxEjectionPercent, is the ejecting filter's job.) */
+        c->eject = false;
         for (size_t i = 0; i < lb->hs->n; i++)
             healthy += ep_healthy(lb, c, i);
     }

@@ -40,7 +40,10 @@ void weft_lb_unref(weft_lb *lb);
  * `exclude` (or -1) is an endpoint to avoid if another healthy one exists
  * (used when re-sending after a stale pooled connection or a failed
  * connect). Endpoints under passive-health avoidance (weft_endpoint_avoid)
- * are skipped while another eligible endpoint exists. */
+ * are skipped while another eligible endpoint exists. Ejected endpoints
+ * (weft_endpoint_set_ejected, read atomically on every pick, so an
+ * ejection by any worker counts at once) are skipped unless every healthy
+ * endpoint is ejected: then ejection is ignored (panic mode). */
 int weft_lb_pick(weft_lb *lb, uint64_t hash, bool has_hash, int exclude);
 /* Same as weft_lb_pick with an explicit monotonic time: PEAK_EWMA decays
  * each candidate's latency estimate to now_us when computing its cost

@@ -219,6 +219,7 @@ static void unconfigure(wft_env *env) {
     if (!h && FT_TRANSPORT(env, config_destroy))
         env->desc->transport->config_destroy(env->config);
     swap_current(old);
+    ft_state_config_gone(env); /* its shared state references, after config_destroy */
     env->config = env->worker = NULL;
     env->have_worker = false;
     env->configured = false;
@@ -234,6 +235,7 @@ void wft_env_free(wft_env *env) {
         wft_conn_free(env->conns);
     if (env->desc)
         unconfigure(env);
+    ft_state_free(env);
     ft_doc_free(&env->doc);
     for (wft_env **pp = &g_envs; *pp; pp = &(*pp)->next)
         if (*pp == env) {
@@ -292,7 +294,18 @@ void wft_env_set_config_dir(wft_env *env, const char *dir) {
 
 /* ---- config ---- */
 
+static int configure_once(wft_env *env, const char *text, size_t len, char *err, size_t errlen);
+
+/* A reconfigure is the kit's reload: shared state blocks of the old
+ * config live on until the new config_create has asked for them. */
 static int configure_text(wft_env *env, const char *text, size_t len, char *err, size_t errlen) {
+    ft_state_pin(env);
+    int rc = configure_once(env, text, len, err, errlen);
+    ft_state_unpin(env);
+    return rc;
+}
+
+static int configure_once(wft_env *env, const char *text, size_t len, char *err, size_t errlen) {
     char dummy[8];
     if (!err || !errlen) {
         err = dummy;

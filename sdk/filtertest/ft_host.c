@@ -1150,6 +1150,16 @@ static const weft_host_api g_api = {
 
     /* [1.1 state] shared state across reloads, cluster and endpoint handles, worker/config-scoped
        timers */
+    .shared_get = ft_h_shared_get,
+    .cluster_get = ft_h_cluster_get,
+    .cluster_endpoint_count = ft_h_endpoint_count,
+    .cluster_endpoint_get = ft_h_endpoint_get,
+    .cluster_endpoint_label = ft_h_endpoint_label,
+    .cluster_endpoint_find = ft_h_endpoint_find,
+    .endpoint_counter_add = ft_h_counter_add,
+    .endpoint_counter_set = ft_h_counter_set,
+    .endpoint_eject = ft_h_eject,
+    .endpoint_restore = ft_h_restore,
     /* [end 1.1 state] */
 
     /* [1.1 callout] pooled callouts, TCP callouts, fire-and-forget */

@@ -220,8 +220,9 @@ struct wft_env {
     ft_canned *canned;
     char **clusters; /* wft_env_add_cluster; none: every name is known */
     size_t nclusters;
-    ft_route *routes;    /* wft_env_add_route, in declaration order */
-    wft_stream *streams; /* live streams of this env */
+    ft_route *routes;       /* wft_env_add_route, in declaration order */
+    struct ft_state *state; /* 1.1 state group: shared blocks, endpoints (ft_state.c) */
+    wft_stream *streams;    /* live streams of this env */
     wft_conn *conns;
     struct wft_env *next; /* all live envs */
 };
@@ -429,5 +430,32 @@ void ft_fire_conn_timer(struct weft_timer *t);
 weft_result ft_conn_info(wft_conn *c, weft_connection_info *info);
 /* The filter declared WEFT_TRANSPORT_HANDSHAKE. */
 bool ft_conn_gated(const wft_conn *c);
+
+/* ft_state.c: shared state, clusters and endpoints (SDK 1.1 state group). */
+typedef struct ft_state ft_state;
+/* The config's shared state references go (after config_destroy). */
+void ft_state_config_gone(wft_env *env);
+/* Around a reconfigure: the old config's blocks stay alive (pin) until
+ * the new config_create has run (unpin), as over a reload in weft. */
+void ft_state_pin(wft_env *env);
+void ft_state_unpin(wft_env *env);
+void ft_state_free(wft_env *env);
+weft_result ft_h_shared_get(weft_filter_setup *setup, weft_str key, size_t size, uint32_t version,
+                            weft_shared_init_fn init, weft_shared_destroy_fn destroy, void *arg,
+                            void **out);
+weft_result ft_h_cluster_get(weft_filter_setup *setup, weft_str name, const weft_cluster **out);
+weft_result ft_h_endpoint_count(weft_stream *s, const weft_cluster *c, size_t *count);
+weft_result ft_h_endpoint_get(weft_stream *s, const weft_cluster *c, size_t i,
+                              weft_endpoint_info *out);
+weft_result ft_h_endpoint_label(weft_stream *s, const weft_cluster *c, size_t i, size_t label,
+                                weft_str *key, weft_str *value);
+weft_result ft_h_endpoint_find(weft_stream *s, const weft_cluster *c, weft_str address,
+                               size_t *index);
+weft_result ft_h_counter_add(weft_stream *s, const weft_cluster *c, size_t i, uint32_t slot,
+                             int64_t delta, uint64_t *value);
+weft_result ft_h_counter_set(weft_stream *s, const weft_cluster *c, size_t i, uint32_t slot,
+                             uint64_t value);
+weft_result ft_h_eject(weft_stream *s, const weft_cluster *c, size_t i, uint64_t duration_ms);
+weft_result ft_h_restore(weft_stream *s, const weft_cluster *c, size_t i);
 
 #endif

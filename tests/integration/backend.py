@@ -24,6 +24,7 @@ Options for upstream-behaviour tests (all off by default):
                       the connection is closed without an answer (a server
                       that closed a pooled connection under the client)
   --request-log FILE  appends "METHOD PATH" for every request read
+  --fail-status N     every request except /healthz is answered with status N
 """
 
 import argparse
@@ -163,6 +164,9 @@ class Handler(BaseHTTPRequestHandler):
             return
         if self.server.latency_ms and head != "healthz":
             time.sleep(self.server.latency_ms / 1000.0)
+        if self.server.fail_status and head != "healthz":
+            self.send(self.server.fail_status, self.describe(body))
+            return
 
         if head == "status" and arg is not None and arg.isdigit():
             code = int(arg)
@@ -246,6 +250,7 @@ class Server(ThreadingHTTPServer):
     idle_close_ms = 0
     drop_reused = False
     request_log = None
+    fail_status = 0
     log_lock = threading.Lock()
 
     def handle_error(self, request, client_address):
@@ -272,6 +277,7 @@ def main():
     ap.add_argument("--idle-close-ms", type=int, default=0)
     ap.add_argument("--drop-reused", action="store_true")
     ap.add_argument("--request-log", default=None)
+    ap.add_argument("--fail-status", type=int, default=0)
     a = ap.parse_args()
 
     srv = (Server6 if ":" in a.host else Server)((a.host, a.port), Handler)
@@ -279,6 +285,7 @@ def main():
     srv.idle_close_ms = a.idle_close_ms
     srv.drop_reused = a.drop_reused
     srv.request_log = a.request_log
+    srv.fail_status = a.fail_status
     srv.name = a.name
     srv.health_file = a.health_file
     srv.verbose = a.verbose

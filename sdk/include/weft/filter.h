@@ -296,6 +296,41 @@ typedef void (*weft_callout_cb)(weft_stream *s, void *stream_ctx, void *arg,
 /* Iteration over a header map: return false to stop. */
 typedef bool (*weft_header_visit)(weft_str name, weft_str value, void *arg);
 
+/* [1.1 state] types: shared state, clusters and endpoints */
+/* A cluster of the filter's config snapshot (weft_cluster_get). Valid as
+ * long as the config object of the config_create that got it. */
+typedef struct weft_cluster weft_cluster;
+
+/* weft_shared_get: `init` runs once, when the block is created (zeroed
+ * before), on the main thread inside weft_shared_get. `destroy` runs once,
+ * just before the block is freed (main thread), with the `arg` of the
+ * newest config that asked for the block; its code stays loaded until
+ * then. */
+typedef void (*weft_shared_init_fn)(void *block, size_t size, void *arg);
+typedef void (*weft_shared_destroy_fn)(void *block, size_t size, void *arg);
+
+/* weft_endpoint_info.health */
+#define WEFT_ENDPOINT_HEALTHY 0u   /* in rotation */
+#define WEFT_ENDPOINT_UNHEALTHY 1u /* failed active health checks (whether ejected or not) */
+#define WEFT_ENDPOINT_EJECTED 2u   /* healthy but ejected (weft_endpoint_eject) */
+
+/* Counter slots per endpoint (weft_endpoint_counter_add). */
+#define WEFT_ENDPOINT_COUNTER_SLOTS 8u
+
+/* One endpoint of a cluster as the calling worker's load balancer sees
+ * it now (weft_cluster_endpoint_get). The caller sets `size`. */
+typedef struct weft_endpoint_info {
+    size_t size;                    /* sizeof(weft_endpoint_info), set by the caller */
+    weft_str address;               /* "10.0.0.1:8080" or "[::1]:8080": the endpoint's identity, the
+                                     * same as weft_attempt_info.upstream_host */
+    uint32_t weight;                /* >= 1 */
+    uint32_t health;                /* WEFT_ENDPOINT_HEALTHY, _UNHEALTHY or _EJECTED */
+    uint64_t ejected_ms;            /* ejection time left in ms (rounded up), 0 when not ejected */
+    weft_str region, zone, subzone; /* locality; "" for a part not given */
+    uint32_t n_labels;              /* weft_cluster_endpoint_label(..., 0 .. n_labels-1, ...) */
+} weft_endpoint_info;
+/* [end 1.1 state] */
+
 /* ------------------------------------------------------------------ */
 /* The hooks a filter implements                                       */
 /* ------------------------------------------------------------------ */
@@ -629,6 +664,24 @@ typedef struct weft_host_api {
 
     /* [1.1 state] shared state across reloads, cluster and endpoint handles, worker/config-scoped
      * timers */
+    weft_result (*shared_get)(weft_filter_setup *setup, weft_str key, size_t size, uint32_t version,
+                              weft_shared_init_fn init, weft_shared_destroy_fn destroy, void *arg,
+                              void **out);
+    weft_result (*cluster_get)(weft_filter_setup *setup, weft_str name, const weft_cluster **out);
+    weft_result (*cluster_endpoint_count)(weft_stream *s, const weft_cluster *c, size_t *count);
+    weft_result (*cluster_endpoint_get)(weft_stream *s, const weft_cluster *c, size_t i,
+                                        weft_endpoint_info *out);
+    weft_result (*cluster_endpoint_label)(weft_stream *s, const weft_cluster *c, size_t i,
+                                          size_t label, weft_str *key, weft_str *value);
+    weft_result (*cluster_endpoint_find)(weft_stream *s, const weft_cluster *c, weft_str address,
+                                         size_t *index);
+    weft_result (*endpoint_counter_add)(weft_stream *s, const weft_cluster *c, size_t i,
+                                        uint32_t slot, int64_t delta, uint64_t *value);
+    weft_result (*endpoint_counter_set)(weft_stream *s, const weft_cluster *c, size_t i,
+                                        uint32_t slot, uint64_t value);
+    weft_result (*endpoint_eject)(weft_stream *s, const weft_cluster *c, size_t i,
+                                  uint64_t duration_ms);
+    weft_result (*endpoint_restore)(weft_stream *s, const weft_cluster *c, size_t i);
     /* [end 1.1 state] */
 
     /* [1.1 callout] pooled callouts, TCP callouts, fire-and-forget */
@@ -1137,6 +1190,119 @@ static inline weft_result weft_attempt_endpoint_label(weft_stream *s, weft_str k
 
 /* [1.1 state] shared state across reloads, cluster and endpoint handles, worker/config-scoped
  * timers */
+
+/* Named shared state that survives reloads. Returns in *out a block of
+ * `size` bytes (64-byte aligned) keyed by (the filter's YAML name, key):
+ * zeroed and passed to `init` (may be NULL) when it is created; the SAME
+ * block, contents kept, when a config (this snapshot's or a newer one)
+ * asks for the same key with the same size and version while the block
+ * lives. A different size or version is another layout: a new zeroed
+ * block (the old one lives on for the configs that hold it). Keys are the
+ * filter's choice (one per cluster, per route, ...); two filters of the
+ * same YAML name (on two listeners) share their blocks.
+ * OWNERSHIP: the block is weft's; this config holds one reference per
+ * call, released after its config_destroy (so config_destroy may still
+ * use it); the block is freed when no config holds it, after `destroy`
+ * (may be NULL) ran with `arg` of the newest config that asked. The
+ * contents are the filter's: every worker of every snapshot that holds it
+ * uses it at once (old and new configs during a reload), so use C11
+ * atomics or per-worker shards in it, never a lock on the request path.
+ * THREAD: main, inside config_create only (the block itself: any).
+ * LIFETIME: valid until this config's config_destroy returns.
+ * ERRORS: WEFT_ERR_INVALID (key empty or longer than 256 bytes, size 0 or
+ * above 64 MiB, out NULL), WEFT_ERR_NOMEM. */
+static inline weft_result weft_shared_get(weft_filter_setup *st, weft_str key, size_t size,
+                                          uint32_t version, weft_shared_init_fn init,
+                                          weft_shared_destroy_fn destroy, void *arg, void **out) {
+    return weft__host->shared_get(st, key, size, version, init, destroy, arg, out);
+}
+/* Looks up cluster `name` of the config being built, for the calls below.
+ * OWNERSHIP: the handle is weft's, valid as long as this config object.
+ * THREAD: main, inside config_create only.
+ * ERRORS: WEFT_ERR_NOT_FOUND (no such cluster in this config),
+ * WEFT_ERR_INVALID (out NULL). */
+static inline weft_result weft_cluster_get(weft_filter_setup *st, weft_str name,
+                                           const weft_cluster **out) {
+    return weft__host->cluster_get(st, name, out);
+}
+/* ENDPOINTS. The calls below read a cluster's live endpoints as the
+ * stream's worker's load balancer sees them now (DNS refreshes, health
+ * checks and ejections included), on behalf of stream s. An endpoint is
+ * named by its index i in that view, 0 .. count-1; the view, its indexes
+ * and its weft_str views stay the same until the hook or callback that
+ * asked returns (the view can change between hooks: find an endpoint
+ * again by its address, which is its identity).
+ * THREAD: the worker owning s (any hook, the log phase included; timer
+ * and callout callbacks). ERRORS (all): WEFT_ERR_HANDLE / WEFT_ERR_THREAD
+ * as for every stream call, WEFT_ERR_INVALID (c NULL or not a cluster of
+ * the config s runs on, an out-parameter NULL), WEFT_ERR_NOT_FOUND (i past
+ * the view). */
+/* Number of endpoints (0 while a DNS cluster has no answer yet). */
+static inline weft_result weft_cluster_endpoint_count(weft_stream *s, const weft_cluster *c,
+                                                      size_t *count) {
+    return weft__host->cluster_endpoint_count(s, c, count);
+}
+/* Endpoint i. Set out->size = sizeof(*out) first (INVALID when smaller
+ * than the 1.1 struct); weft fills what both know. LIFETIME: the weft_str
+ * members, until the hook or callback returns. */
+static inline weft_result weft_cluster_endpoint_get(weft_stream *s, const weft_cluster *c, size_t i,
+                                                    weft_endpoint_info *out) {
+    return weft__host->cluster_endpoint_get(s, c, i, out);
+}
+/* Label `label` (0 .. n_labels-1, sorted by key) of endpoint i.
+ * NOT_FOUND past the labels. LIFETIME: as weft_cluster_endpoint_get. */
+static inline weft_result weft_cluster_endpoint_label(weft_stream *s, const weft_cluster *c,
+                                                      size_t i, size_t label, weft_str *key,
+                                                      weft_str *value) {
+    return weft__host->cluster_endpoint_label(s, c, i, label, key, value);
+}
+/* The index of the endpoint whose address is `address` ("ip:port" as in
+ * weft_endpoint_info.address and weft_attempt_info.upstream_host).
+ * NOT_FOUND when the view has no such endpoint. */
+static inline weft_result weft_cluster_endpoint_find(weft_stream *s, const weft_cluster *c,
+                                                     weft_str address, size_t *index) {
+    return weft__host->cluster_endpoint_find(s, c, address, index);
+}
+/* PER-ENDPOINT COUNTERS: WEFT_ENDPOINT_COUNTER_SLOTS atomic uint64 per
+ * endpoint, for the filters' use (consecutive 5xx, failures, ...); weft
+ * never writes them. They are kept with the endpoint (cluster name +
+ * address), like ejection: shared by every worker, kept over reloads,
+ * DNS refreshes and endpoint pushes that keep the endpoint, zero for a
+ * new one. The slots belong to the endpoint, not to a filter: filters
+ * that count on the same cluster must use different slots (take the slot
+ * numbers from config). Adds `delta` (negative subtracts, modulo 2^64)
+ * and sets *value (may be NULL) to the result: delta 0 reads.
+ * ERRORS: also WEFT_ERR_INVALID (slot >= WEFT_ENDPOINT_COUNTER_SLOTS),
+ * WEFT_ERR_STATE (weft could not allocate the endpoint's state). */
+static inline weft_result weft_endpoint_counter_add(weft_stream *s, const weft_cluster *c, size_t i,
+                                                    uint32_t slot, int64_t delta, uint64_t *value) {
+    return weft__host->endpoint_counter_add(s, c, i, slot, delta, value);
+}
+static inline weft_result weft_endpoint_counter_set(weft_stream *s, const weft_cluster *c, size_t i,
+                                                    uint32_t slot, uint64_t value) {
+    return weft__host->endpoint_counter_set(s, c, i, slot, value);
+}
+/* EJECTION (outlier detection): every worker's load balancer skips
+ * endpoint i of cluster c from its next pick on (an atomic flag read per
+ * pick, no message between workers) for duration_ms, or until restored.
+ * Ejecting again replaces the deadline. If every healthy endpoint of the
+ * cluster is ejected, weft ignores ejection (panic mode, as Envoy): it
+ * never makes a cluster with healthy endpoints answer 503 by itself;
+ * limiting the ejected share (Istio's maxEjectionPercent) is the
+ * filter's job. Ejection is kept with the endpoint over reloads, DNS
+ * refreshes and endpoint pushes that keep it (same address:port in a
+ * cluster of the same name), and /clusters shows it
+ * (health_flags::/failed_outlier_check, ejected_remaining_ms).
+ * ERRORS: also WEFT_ERR_INVALID (duration_ms 0 or above 86,400,000: one
+ * day), WEFT_ERR_STATE (weft could not allocate the endpoint's state). */
+static inline weft_result weft_endpoint_eject(weft_stream *s, const weft_cluster *c, size_t i,
+                                              uint64_t duration_ms) {
+    return weft__host->endpoint_eject(s, c, i, duration_ms);
+}
+/* Ends an ejection now (WEFT_OK also when it was not ejected). */
+static inline weft_result weft_endpoint_restore(weft_stream *s, const weft_cluster *c, size_t i) {
+    return weft__host->endpoint_restore(s, c, i);
+}
 /* [end 1.1 state] */
 
 /* [1.1 callout] pooled callouts, TCP callouts, fire-and-forget */

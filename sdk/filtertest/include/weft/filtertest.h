@@ -198,6 +198,38 @@ int wft_callout_canned(wft_env *env, const char *cluster, const char *path_prefi
 int wft_callout_canned_fail(wft_env *env, const char *cluster, const char *path_prefix,
                             const char *reason);
 
+/* ---- SDK 1.1 state: shared state, clusters and endpoints ----
+ * Shared state (weft_shared_get) is kept per env: configuring the env
+ * again (wft_env_configure*, the kit's reload) gives a config asking for
+ * the same key, size and version the same block, contents kept; another
+ * size or version a new zeroed block; a block no config holds any more is
+ * destroyed (its destroy callback runs) after the old config_destroy.
+ * Number of live shared blocks: */
+size_t wft_shared_blocks(const wft_env *env);
+/* Endpoints of a cluster (declared too, as wft_env_add_cluster does), as
+ * weft_cluster_endpoint_* see them: address "ip:port" (the identity),
+ * weight (0 means 1), healthy, no locality, no labels. -1 for a duplicate
+ * address. Indexes follow the order of declaration. */
+int wft_env_add_endpoint(wft_env *env, const char *cluster, const char *address, uint32_t weight);
+int wft_env_remove_endpoint(wft_env *env, const char *cluster, const char *address);
+int wft_env_endpoint_set_locality(wft_env *env, const char *cluster, const char *address,
+                                  const char *region, const char *zone, const char *subzone);
+int wft_env_endpoint_add_label(wft_env *env, const char *cluster, const char *address,
+                               const char *key, const char *value);
+/* Active health as a health checker would set it (default healthy). */
+int wft_env_endpoint_set_healthy(wft_env *env, const char *cluster, const char *address,
+                                 bool healthy);
+/* Ejection time left in ms on the env's clock (0: not ejected), and a
+ * counter slot, as filters left them. */
+uint64_t wft_endpoint_ejected_ms(wft_env *env, const char *cluster, const char *address);
+uint64_t wft_endpoint_counter(wft_env *env, const char *cluster, const char *address,
+                              uint32_t slot);
+/* The kit's load balancer: round robin over the healthy endpoints that are
+ * not ejected; when every healthy endpoint is ejected, over all healthy
+ * ones (weft's panic mode). Weights are not simulated. NULL when no
+ * endpoint is healthy. */
+const char *wft_env_pick_endpoint(wft_env *env, const char *cluster);
+
 /* ------------------------------------------------------------------ */
 /* Streams (HTTP filters)                                              */
 /* ------------------------------------------------------------------ */
