@@ -502,8 +502,15 @@ static void on_try_timeout(void *arg) {
     if (!s->active || s->t_end_us || s->resp_started || s->resp_done || s->t_up_head_us ||
         !s->cluster)
         return;
+    /* Never early by the precise clock (the timer runs on the coarse one). */
+    uint64_t ran = weft_now_us() - s->t_try_start_us;
+    if (ran < s->att_try_ms * 1000) {
+        weft_ltimer_set(&s->t_try, (s->att_try_ms * 1000 - ran + 999) / 1000);
+        return;
+    }
     WEFT_DEBUG("per-try timeout (%llu ms) of attempt %u", (unsigned long long)s->att_try_ms,
                s->attempts);
+    weft_stats_inc(s->w->stats, s->cluster->shared->rq_per_try_timeout, 1);
     if (stream_up_attached(s))
         stream_up_release(s, false); /* closes it; ends the attempt as a failure */
     if (stream_n_filters(s)) {

@@ -180,6 +180,7 @@ struct weft_stream {
      * endpoints, the per-attempt request head */
     uint64_t try_timeout_ms;      /* weft_upstream_set_try_timeout: attempts started later */
     uint64_t att_try_ms;          /* ...as the current attempt took it */
+    uint64_t t_try_start_us;      /* its per-try timeout runs since */
     uint64_t retry_delay_ms;      /* options of the requested retry */
     uint32_t retry_flags;         /* WEFT_RETRY_* */
     uint32_t att_flags;           /* WEFT_ATTEMPT_F_* of the current attempt */

@@ -198,8 +198,10 @@ void stream_start_upstream(weft_stream *s, bool allow_idle) {
 
 /* Per-try timeout of the current attempt, from the end of its request. */
 void stream_arm_try_timeout(weft_stream *s) {
-    if (s->att_try_ms && !s->resp_done && !s->t_up_head_us)
+    if (s->att_try_ms && !s->resp_done && !s->t_up_head_us) {
+        s->t_try_start_us = weft_now_us();
         weft_ltimer_set(&s->t_try, s->att_try_ms);
+    }
 }
 
 /* A connect that failed (refused, or timed out before connecting) sent
@@ -334,6 +336,11 @@ bool stream_do_retry(weft_stream *s) {
     weft_ltimer_clear(&s->t_try);
     stream_reset_response(s);
     evbuffer_drain(s->up_pending, evbuffer_get_length(s->up_pending));
+    if (s->cluster) {
+        weft_stats_inc(s->w->stats, s->cluster->shared->rq_retry_filter, 1);
+        if (delay)
+            weft_stats_inc(s->w->stats, s->cluster->shared->rq_retry_backoff, 1);
+    }
     if (delay) {
         s->t_backoff_start_us = weft_now_us();
         s->backoff_want_us = delay * 1000;
@@ -394,8 +401,8 @@ int weft_stream_retry(weft_stream *s) {
 }
 
 int weft_stream_retry_ex(weft_stream *s, uint64_t delay_ms, uint32_t flags) {
-    if (s->resp_started || s->resp_done || s->in_up_request)
-        return -1;
+    if (s->resp_started || s->resp_done || s->in_up_request || s->t_backoff_start_us)
+        return -1; /* (a retry already waits for its delay) */
     bool has_body = s->req && s->req->framing != WEFT_BODY_NONE;
     if (has_body && (!s->replay || s->replay_overflow))
         return -1;

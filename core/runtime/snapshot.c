@@ -93,6 +93,11 @@ static void register_cluster_stats(weft_cluster_snap *c) {
       "Requests sent to another endpoint after a failed connect");
     C(rq_retry_reset, "weft_upstream_rq_retry_reset_total",
       "Idempotent requests sent again after an upstream reset before the response head");
+    C(rq_per_try_timeout, "weft_upstream_rq_per_try_timeout_total",
+      "Upstream attempts cut by a filter's per-try timeout");
+    C(rq_retry_filter, "weft_upstream_rq_retry_total", "Upstream attempts retried by a filter");
+    C(rq_retry_backoff, "weft_upstream_rq_retry_backoff_total",
+      "Filter retries that waited for a delay before their attempt");
     G(pool_idle, "weft_upstream_pool_idle", "Idle pooled upstream connections");
     G(healthy_endpoints, "weft_upstream_endpoints_healthy", "Endpoints in rotation");
     C(hc_success, "weft_upstream_health_check_success_total", "Active health checks passed");

@@ -51,6 +51,7 @@ typedef struct weft_cluster_snap {
     weft_stat_id cx_total, cx_active, cx_connect_fail, cx_connect_timeout;
     weft_stat_id rq_timeout, rq_reset, rq_no_healthy, rq_retry_stale, rq_retry_connect,
         rq_retry_reset;
+    weft_stat_id rq_per_try_timeout, rq_retry_filter, rq_retry_backoff; /* SDK 1.1 retries */
     weft_stat_id pool_idle, healthy_endpoints, hc_success, hc_failure;
     /* transport_filters: on every upstream connection of the cluster (the
      * pools key such connections by snapshot version and cluster, so none

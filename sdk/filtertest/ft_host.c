@@ -441,6 +441,9 @@ static weft_result h_upstream_retry(weft_stream *s) {
                          "upstream_retry: the request body was not buffered for replay");
     if (st->replay_overflow)
         return WEFT_ERR_LIMIT;
+    if (st->retry_asked_us)
+        return ft_misuse(st->env, WEFT_ERR_STATE,
+                         "upstream_retry: a delayed retry waits for its delay already");
     st->retries++;
     st->retry_delay_ms = 0;
     st->retry_flags = 0;

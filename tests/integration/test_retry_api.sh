@@ -21,12 +21,16 @@
 #     safe direction); the backend saw attempts 1 and 2;
 #   - the route timeout still runs during a backoff: 504 after ~600 ms,
 #     not after the 3 s delay, and the stream does not hang;
+#   - a client that leaves during a 2 s backoff (gone: attempts 2,
+#     backoff_ms 2000) cancels it: the backend never sees a second attempt;
 #   - other endpoint: over 30 requests no stream goes to A twice (every
 #     one ends 200 on B, x-retry-label v2, locality eu/eu-b/rack1, 2
 #     labels), while the control listener without the option does send
 #     some stream to A twice in 40 (random lb, 3 attempts: each stream
 #     with probability 1/4) -- so the test can fail;
-#   - the filter's stats count the retries; SIGTERM exits 0.
+#   - the filter's stats count the retries; the cluster's
+#     weft_upstream_rq_retry_total, _rq_retry_backoff_total and
+#     _rq_per_try_timeout_total count them on the core side; SIGTERM exits 0.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
@@ -42,6 +46,7 @@ P_PERTRY=$(free_port)
 P_PERTRY1=$(free_port)
 P_BACKOFF=$(free_port)
 P_HANG=$(free_port)
+P_GONE=$(free_port)
 P_OTHER=$(free_port)
 P_SAME=$(free_port)
 ADMIN_PORT=$(free_port)
@@ -88,6 +93,7 @@ YAML
     listener pertry1 "$P_PERTRY1" slow 5s "{ attempts: 1, per_try_timeout: 300ms }"
     listener backoff "$P_BACKOFF" slow 5s "{ attempts: 2, backoff_ms: 400 }"
     listener hang "$P_HANG" slow 600ms "{ attempts: 3, backoff_ms: 3000 }"
+    listener gone "$P_GONE" slow 5s "{ attempts: 2, backoff_ms: 2000 }"
     listener other "$P_OTHER" pair 5s "{ attempts: 3, other_endpoint: true }"
     listener same "$P_SAME" pair 5s "{ attempts: 3, other_endpoint: false }"
     cat <<YAML
@@ -160,6 +166,13 @@ assert_eq upstream_response_timeout "$(hdr x-weft-reason)" "backoff past the rou
 assert_eq "1 1" "$(hits "$SLOW_PORT" hang)" "backoff past the route timeout: no second attempt"
 log "route timeout during a backoff: 504 in ${el} ms"
 
+# ---- the client leaves during a backoff: the wait is cancelled -------------
+curl -s -o /dev/null --max-time 0.5 "http://127.0.0.1:$P_GONE/fail503first?k=gone" || true
+sleep 2.8 # past the 2 s delay: a retry that was not cancelled would reach the backend
+assert_eq "1 1" "$(hits "$SLOW_PORT" gone)" "client gone during a backoff: no second attempt"
+kill -0 "$WEFT_PID" || fail "weft died after a client left during a backoff"
+log "client gone during a backoff: the delayed retry was cancelled"
+
 # ---- retry to an endpoint not tried yet ----------------------------------
 twice_on_a() { # PORT N: how many of N streams went to endpoint 0 (A) twice
     local port="$1" n="$2" i twice=0 h
@@ -193,6 +206,10 @@ log "control without other_endpoint: $tw of 40 streams went to A twice"
 
 retries=$(metric 'weft_filter_retry_policy_retries')
 ((retries >= 3)) || fail "stats: retries counter $retries"
+# slow: per-try retry, backoff retry, hang (1 backoff), gone (1 backoff)
+assert_eq 4 "$(metric 'weft_upstream_rq_retry_total{cluster="slow"')" "stats: filter retries on slow"
+assert_eq 3 "$(metric 'weft_upstream_rq_retry_backoff_total{cluster="slow"')" "stats: delayed retries on slow"
+assert_eq 2 "$(metric 'weft_upstream_rq_per_try_timeout_total{cluster="slow"')" "stats: per-try timeouts on slow"
 
 stop_weft
 log "ok"

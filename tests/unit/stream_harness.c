@@ -223,6 +223,12 @@ static void tf_complete(void *ctx, weft_stream *s, const weft_stream_info *info)
     assert_int_equal(weft_upstream_retry(s), WEFT_ERR_STATE);
 }
 
+static void tf_up_request(void *ctx, weft_stream *s, uint32_t attempt) {
+    tf_script *sc = ctx;
+    if (sc->up_request)
+        sc->up_request(sc, s, attempt);
+}
+
 static const weft_http_filter_ops tf_ops_all = {
     .size = sizeof(weft_http_filter_ops),
     .stream_create = tf_stream_create,
@@ -235,6 +241,7 @@ static const weft_http_filter_ops tf_ops_all = {
     .on_response_body = tf_resp_body,
     .on_response_trailers = tf_resp_trailers,
     .on_stream_complete = tf_complete,
+    .on_upstream_request = tf_up_request,
 };
 
 /* Installs the scripted filters as listener 0's HTTP chain, as
@@ -257,6 +264,7 @@ static void install_chain(weft_snapshot *snap, tf_script **filters, size_t n) {
         fi->config = filters[i];
         fi->index = (uint32_t)i;
         snprintf(fi->name, sizeof(fi->name), "%s", filters[i]->name);
+        ch->any_up_request |= filters[i]->up_request != NULL;
     }
     ch->n_http = n;
     ch->any_req_body = ch->any_resp_body = true;

@@ -68,6 +68,9 @@ typedef struct tf_script {
      * line and before the action (tests that exercise host calls). */
     void (*custom)(struct tf_script *sc, weft_stream *s, tf_hook hook);
     void *custom_arg;
+    /* ABI 1.1 on_upstream_request: when set, called with the attempt
+     * number (the chain then has the hook; no call log line). */
+    void (*up_request)(struct tf_script *sc, weft_stream *s, uint32_t attempt);
     /* observed */
     int calls[TF_HOOKS];
     int creates, destroys, timer_fires;

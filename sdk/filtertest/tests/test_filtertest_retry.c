@@ -129,6 +129,62 @@ static void test_endpoint_tried_and_limit(void **state) {
     wft_env_free(env);
 }
 
+/* A filter built against the 1.0 header (its ops table ends at
+ * on_stream_complete) gets the 1.0 size of weft_attempt_info and no
+ * on_upstream_request, as in the core. */
+static size_t g_info_size;
+static unsigned g_up_requests;
+static void old_attempt(void *ctx, weft_stream *s, const weft_attempt_info *info) {
+    (void)ctx;
+    (void)s;
+    g_info_size = info->size;
+}
+static void old_up_request(void *ctx, weft_stream *s, uint32_t attempt) {
+    (void)ctx;
+    (void)s;
+    (void)attempt;
+    g_up_requests++;
+}
+static weft_http_filter_ops old_ops = {
+    .size = offsetof(weft_http_filter_ops, on_stream_complete) + sizeof(void *),
+    .on_upstream_attempt = old_attempt,
+    .on_upstream_request = old_up_request, /* past its size: never called */
+};
+static const weft_filter_descriptor old_desc = {
+    WEFT_FILTER_DESCRIPTOR_INIT_MINOR("old", WEFT_FILTER_HTTP, 0),
+    .http = &old_ops,
+};
+static const weft_filter_descriptor *old_entry(const weft_host_api *host) {
+    (void)host;
+    return &old_desc;
+}
+
+static void test_1_0_filter_sees_1_0_size(void **state) {
+    (void)state;
+    wft_env *env = wft_env_new(old_entry, err, sizeof(err));
+    assert_non_null(env);
+    assert_int_equal(wft_env_configure(env, NULL, err, sizeof(err)), 0);
+    wft_stream *st = get(env);
+    assert_int_equal(wft_upstream_request(st), 0);
+    assert_int_equal(wft_upstream_attempt(st, WEFT_ATTEMPT_RESPONSE, 200, NULL, NULL, 10), 0);
+    assert_int_equal(g_info_size, offsetof(weft_attempt_info, region));
+    assert_int_equal(g_up_requests, 0);
+    wft_stream_free(st);
+    wft_env_free(env);
+    /* the same hooks in a 1.1-sized table: the whole struct, the hook runs */
+    old_ops.size = sizeof(weft_http_filter_ops);
+    env = wft_env_new(old_entry, err, sizeof(err));
+    assert_non_null(env);
+    assert_int_equal(wft_env_configure(env, NULL, err, sizeof(err)), 0);
+    st = get(env);
+    assert_int_equal(wft_upstream_attempt(st, WEFT_ATTEMPT_RESPONSE, 200, NULL, NULL, 10), 0);
+    assert_int_equal(g_info_size, sizeof(weft_attempt_info));
+    assert_int_equal(g_up_requests, 1);
+    wft_stream_free(st);
+    wft_env_free(env);
+    old_ops.size = offsetof(weft_http_filter_ops, on_stream_complete) + sizeof(void *);
+}
+
 /* The filter refuses a bad config with the node's position. */
 static void test_config_errors(void **state) {
     (void)state;
@@ -146,6 +202,7 @@ int main(void) {
         cmocka_unit_test(test_backoff_other_endpoint),
         cmocka_unit_test(test_endpoint_tried_and_limit),
         cmocka_unit_test(test_config_errors),
+        cmocka_unit_test(test_1_0_filter_sees_1_0_size),
     };
     return cmocka_run_group_tests(t, NULL, NULL);
 }

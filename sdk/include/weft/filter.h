@@ -1151,8 +1151,8 @@ static inline weft_result weft_upstream_set_try_timeout(weft_stream *s, uint64_t
  * (on_upstream_attempt, on_response_headers, or a timer or callout callback
  * while the response headers are paused) and same refusals (WEFT_ERR_STATE:
  * the response started downstream, a request body not kept for replay, the
- * log phase, and inside on_upstream_request). A later retry call in the same
- * hook replaces the options.
+ * log phase, inside on_upstream_request, and while a delayed retry waits).
+ * A later retry call in the same hook replaces the options.
  * delay_ms > 0: the attempt is discarded at once (its connection closed, its
  * response dropped) and the next one starts after delay_ms, on the stream's
  * worker, without holding it (a timer); the route timeout keeps running
