@@ -137,8 +137,8 @@ static int load_h2(cfg_ld *L, const cy_node *n, weft_cfg_listener *li) {
 static int load_tcp_proxy(cfg_ld *L, const cy_node *listener, const cy_node *n,
                           weft_cfg_listener *li) {
     static const char *const keys[] = {"cluster", "idle_timeout", "max_connect_attempts", NULL};
+    /* filters: transport filters only (checked when the chain is built) */
     static const char *const http_only[] = {"virtual_hosts",
-                                            "filters",
                                             "normalize_path",
                                             "merge_slashes",
                                             "escaped_slashes",

@@ -374,8 +374,8 @@ static void inst_destroy(weft_filter_inst *fi) {
  * cluster's transport_filters (transport filters with an upstream side
  * only; their stats carry cluster="<name>"). */
 static int chain_build(weft_filter_chain *chain, const weft_config *cfg, const weft_cfg_filter *fs,
-                       size_t nfs, const char *listener_name, const char *cluster_name, char *err,
-                       size_t errlen) {
+                       size_t nfs, const char *listener_name, const char *cluster_name,
+                       bool tcp_listener, char *err, size_t errlen) {
     memset(chain, 0, sizeof(*chain));
     if (!nfs)
         return 0;
@@ -416,6 +416,14 @@ static int chain_build(weft_filter_chain *chain, const weft_config *cfg, const w
             return -1;
         }
         weft_filter_inst *fi;
+        if (tcp_listener && lib->desc->kind != WEFT_FILTER_TRANSPORT) {
+            snprintf(err, errlen,
+                     "%s:%u:%u: filter \"%s\": listener \"%s\" is a tcp_proxy: it takes "
+                     "transport filters only (an HTTP filter has no HTTP to act on)",
+                     cfg->source, f->pos.line, f->pos.col, f->name, listener_name);
+            weft_filter_lib_unref(lib);
+            return -1;
+        }
         if (cluster_name &&
             (lib->desc->kind != WEFT_FILTER_TRANSPORT ||
              lib->desc->transport->size <
@@ -428,7 +436,7 @@ static int chain_build(weft_filter_chain *chain, const weft_config *cfg, const w
                      cfg->source, f->pos.line, f->pos.col, f->name, cluster_name,
                      lib->desc->kind == WEFT_FILTER_TRANSPORT ? "downstream only"
                                                               : "an HTTP filter");
-            lib_unref(lib);
+            weft_filter_lib_unref(lib);
             return -1;
         }
         /* The ops table is copied to this core's size: a filter built
@@ -488,14 +496,15 @@ static int chain_build(weft_filter_chain *chain, const weft_config *cfg, const w
 int weft_filter_chain_build(weft_filter_chain *chain, const weft_config *cfg, size_t li,
                             const char *listener_name, char *err, size_t errlen) {
     const weft_cfg_listener *l = &cfg->listeners[li];
-    return chain_build(chain, cfg, l->filters, l->n_filters, listener_name, NULL, err, errlen);
+    return chain_build(chain, cfg, l->filters, l->n_filters, listener_name, NULL, l->is_tcp, err,
+                       errlen);
 }
 
 int weft_filter_chain_build_cluster(weft_filter_chain *chain, const weft_config *cfg, size_t ci,
                                     char *err, size_t errlen) {
     const weft_cfg_cluster *c = &cfg->clusters[ci];
-    return chain_build(chain, cfg, c->transport_filters, c->n_transport_filters, NULL, c->name, err,
-                       errlen);
+    return chain_build(chain, cfg, c->transport_filters, c->n_transport_filters, NULL, c->name,
+                       false, err, errlen);
 }
 
 void weft_filter_chain_destroy(weft_filter_chain *chain) {

@@ -12,6 +12,7 @@
 
 #include "common/common.h"
 #include "common/response_flags.h"
+#include "filter/transport.h"
 #include "log/access_log.h"
 #include "loop/ltimer.h"
 #include "net/conn.h"
@@ -42,6 +43,14 @@ struct weft_tcp_conn {
     bool up_shut, down_shut; /* write side shut down (after flush) */
     bool retry;              /* the attempt failed: next endpoint from ev_deferred */
     bool closing;            /* freed from ev_deferred */
+    /* Transport filters: the listener's on the client side (tdown), the
+     * cluster's on the upstream side (tup); NULL without. `connected`
+     * then means TCP up and the upstream handshakes done (tcp_up: TCP
+     * alone); bytes move only once both sides' handshakes are done. */
+    struct weft_connection *tdown, *tup;
+    struct event ev_tx; /* a filter's write, close or handshake end, deferred */
+    bool tcp_up;
+    bool tclose, tclose_flush;
 };
 
 static weft_listener_snap *find_listener(weft_wsnap *ws, const char *name) {
@@ -58,6 +67,38 @@ bool weft_tcp_proxy_is_tcp(weft_worker *w, const char *listener_name) {
 
 static weft_cluster_snap *cluster_shared(const weft_tcp_conn *tc) {
     return &tc->ws->snap->clusters[tc->lst->tcp_cluster];
+}
+
+/* What the relay reads from and writes to on each side: the top of the
+ * side's transport chain, or its socket buffers. */
+static struct evbuffer *side_in(weft_tcp_conn *tc, bool down) {
+    struct weft_connection *t = down ? tc->tdown : tc->tup;
+    return t ? weft_transport_codec_in(t) : weft_conn_input(down ? tc->down : tc->up);
+}
+static struct evbuffer *side_out(weft_tcp_conn *tc, bool down) {
+    struct weft_connection *t = down ? tc->tdown : tc->tup;
+    return t ? weft_transport_codec_out(t) : weft_conn_output(down ? tc->down : tc->up);
+}
+/* Bytes queued toward a side's peer: its socket output and its chain. */
+static size_t side_queued(weft_tcp_conn *tc, bool down) {
+    struct weft_connection *t = down ? tc->tdown : tc->tup;
+    weft_conn *c = down ? tc->down : tc->up;
+    size_t n = c ? evbuffer_get_length(weft_conn_output(c)) : 0;
+    return t ? n + weft_transport_pending_out(t) : n;
+}
+/* Both sides may carry bytes: upstream connected (handshakes included)
+ * and the client side's handshakes done. */
+static bool relay_ready(const weft_tcp_conn *tc) {
+    return tc->connected && (!tc->tdown || weft_transport_ready(tc->tdown));
+}
+
+static void chain_free(struct weft_connection **t) {
+    if (!*t)
+        return;
+    if ((*t)->magic)
+        weft_transport_close(*t);
+    free(*t);
+    *t = NULL;
 }
 
 /* ---------- closing ---------- */
@@ -80,6 +121,8 @@ static void lb_end(weft_tcp_conn *tc, bool ok) {
 }
 
 static void drop_up(weft_tcp_conn *tc) {
+    chain_free(&tc->tup);
+    tc->tcp_up = false;
     if (!tc->up)
         return;
     weft_conn_free(tc->up);
@@ -106,6 +149,8 @@ static void tc_free(weft_tcp_conn *tc) {
         .flags = tc->flags,
     };
     weft_access_log_write_tcp(tc->ws->snap->access_log_fd, &e);
+    chain_free(&tc->tdown);
+    event_del(&tc->ev_tx);
     weft_conn_free(tc->down);
     weft_ltimer_stop(&tc->timer);
     event_del(&tc->ev_deferred);
@@ -132,13 +177,21 @@ static void tc_free(weft_tcp_conn *tc) {
 static void pump(weft_tcp_conn *tc, bool to_up) {
     weft_conn *src = to_up ? tc->down : tc->up;
     weft_conn *dst = to_up ? tc->up : tc->down;
-    if (!src || !dst || tc->closing)
+    if (!src || !dst || tc->closing || !relay_ready(tc))
         return;
-    struct evbuffer *in = weft_conn_input(src), *out = weft_conn_output(dst);
+    struct evbuffer *in = side_in(tc, to_up), *out = side_out(tc, !to_up);
+    struct weft_connection *chain = to_up ? tc->tup : tc->tdown;
     size_t n = evbuffer_get_length(in);
-    size_t queued = evbuffer_get_length(out);
+    size_t queued = side_queued(tc, !to_up);
     if (n && queued < tc->hw) {
         evbuffer_add_buffer(out, in);
+        /* Through the destination's filters now (not at the end of the
+         * turn): a FIN below must not overtake these bytes. */
+        if (chain && weft_transport_write(chain) != 0) {
+            tc->flags |= to_up ? WEFT_RF_UC : WEFT_RF_DC;
+            close_soon(tc);
+            return;
+        }
         queued += n;
         if (to_up) {
             tc->rx += n;
@@ -152,7 +205,8 @@ static void pump(weft_tcp_conn *tc, bool to_up) {
     weft_conn_read_enable(src, queued < tc->hw);
     bool eof = to_up ? tc->down_eof : tc->up_eof;
     bool *shut = to_up ? &tc->up_shut : &tc->down_shut;
-    if (eof && !*shut && !evbuffer_get_length(in)) {
+    if (eof && !*shut && !evbuffer_get_length(in) &&
+        (!chain || !weft_transport_pending_out(chain))) {
         *shut = true;
         weft_conn_shutdown_write(dst); /* may report an error: close_soon, nothing freed here */
     }
@@ -162,10 +216,8 @@ static void pump(weft_tcp_conn *tc, bool to_up) {
 static void maybe_done(weft_tcp_conn *tc) {
     if (tc->closing || !tc->down_eof || !tc->up_eof || !tc->up)
         return;
-    if (evbuffer_get_length(weft_conn_input(tc->down)) ||
-        evbuffer_get_length(weft_conn_input(tc->up)) ||
-        evbuffer_get_length(weft_conn_output(tc->down)) ||
-        evbuffer_get_length(weft_conn_output(tc->up)))
+    if (evbuffer_get_length(side_in(tc, true)) || evbuffer_get_length(side_in(tc, false)) ||
+        side_queued(tc, true) || side_queued(tc, false))
         return;
     close_soon(tc);
 }
@@ -186,7 +238,83 @@ static void attempt_failed(weft_tcp_conn *tc, bool timeout) {
 
 static void up_read(void *ud) {
     weft_tcp_conn *tc = ud;
+    if (tc->tup && !tc->closing && weft_transport_read(tc->tup) != 0) {
+        if (!tc->connected) { /* a failed handshake: like a failed connect */
+            tc->retry = true;
+            event_active(&tc->ev_deferred, EV_TIMEOUT, 0);
+            return;
+        }
+        tc->flags |= WEFT_RF_UC;
+        close_soon(tc);
+        return;
+    }
     pump(tc, false);
+}
+
+/* The upstream connection can carry bytes (TCP up, handshakes done). */
+static void up_ready(weft_tcp_conn *tc) {
+    tc->connected = true;
+    tc->t_connected_us = weft_now_us();
+    weft_conn_set_watermarks(tc->up, tc->hw, tc->hw / 2);
+    weft_ltimer_set(&tc->timer, tc->lst->cfg->tcp_idle_timeout_ms); /* 0 clears */
+    pump(tc, true);
+    pump(tc, false);
+}
+
+/* ---------- transport filters ---------- */
+
+static void t_kick(void *owner) {
+    weft_tcp_conn *tc = owner;
+    event_active(&tc->ev_tx, EV_TIMEOUT, 0);
+}
+static void t_close(void *owner, bool flush) {
+    weft_tcp_conn *tc = owner;
+    if (!tc->tclose)
+        tc->tclose_flush = flush;
+    else if (!flush)
+        tc->tclose_flush = false;
+    tc->tclose = true;
+    event_active(&tc->ev_tx, EV_TIMEOUT, 0);
+}
+static const weft_transport_owner_ops tcp_towner = {t_kick, t_close, t_kick};
+
+/* Deferred: filters' own writes go down their chains, a close is carried
+ * out, and the end of the handshakes lets bytes move. */
+static void on_tx(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    weft_tcp_conn *tc = arg;
+    if (tc->closing)
+        return;
+    if ((tc->tdown && weft_transport_write(tc->tdown) != 0) ||
+        (tc->tup && tc->tup->magic && weft_transport_write(tc->tup) != 0))
+        tc->tclose = true;
+    if (tc->tclose) {
+        if (tc->tclose_flush) {
+            weft_conn_flush(tc->down);
+            if (tc->up)
+                weft_conn_flush(tc->up);
+        }
+        close_soon(tc);
+        return;
+    }
+    if (tc->tup && tc->tcp_up && !tc->connected && weft_transport_ready(tc->tup)) {
+        up_ready(tc);
+        return;
+    }
+    if (relay_ready(tc)) {
+        pump(tc, true);
+        pump(tc, false);
+    }
+}
+
+static int chain_start(weft_tcp_conn *tc, struct weft_connection **out, const weft_filter_chain *ch,
+                       weft_conn *c) {
+    *out = calloc(1, sizeof(**out));
+    if (!*out)
+        return -1;
+    return weft_transport_init(*out, ch->transport, ch->n_transport, tc->w->base,
+                               weft_conn_input(c), weft_conn_output(c), &tcp_towner, tc, tc->hw);
 }
 
 static void up_drained(void *ud) {
@@ -200,11 +328,23 @@ static void up_event(void *ud, int what) {
     if (tc->closing)
         return;
     if (what & WEFT_CONN_CONNECTED) {
-        tc->connected = true;
-        tc->t_connected_us = weft_now_us();
-        weft_conn_set_watermarks(tc->up, tc->hw, tc->hw / 2);
-        weft_ltimer_set(&tc->timer, tc->lst->cfg->tcp_idle_timeout_ms); /* 0 clears */
-        pump(tc, true);
+        tc->tcp_up = true;
+        weft_cluster_snap *cs = cluster_shared(tc);
+        if (cs->tchain.n_transport) {
+            /* The connect timeout runs on until the handshakes end. */
+            if (chain_start(tc, &tc->tup, &cs->tchain, tc->up) != 0 ||
+                weft_transport_start_upstream(tc->tup, cs->cfg->name,
+                                              tc->att.ep ? tc->att.ep->name : "", "",
+                                              cs->cfg->sni) != 0) {
+                tc->retry = true;
+                event_active(&tc->ev_deferred, EV_TIMEOUT, 0);
+                return;
+            }
+            if (weft_transport_ready(tc->tup))
+                event_active(&tc->ev_tx, EV_TIMEOUT, 0);
+            return;
+        }
+        up_ready(tc);
         return;
     }
     if (what & WEFT_CONN_ERROR) {
@@ -220,6 +360,11 @@ static void up_event(void *ud, int what) {
         return;
     }
     if (what & WEFT_CONN_EOF) {
+        if (!tc->connected) { /* closed during the handshake: a failed attempt */
+            tc->retry = true;
+            event_active(&tc->ev_deferred, EV_TIMEOUT, 0);
+            return;
+        }
         tc->up_eof = true;
         pump(tc, false);
         maybe_done(tc);
@@ -317,6 +462,11 @@ static void on_timer(void *arg) {
 
 static void down_read(void *ud) {
     weft_tcp_conn *tc = ud;
+    if (tc->tdown && !tc->closing && weft_transport_read(tc->tdown) != 0) {
+        tc->flags |= WEFT_RF_DC;
+        close_soon(tc);
+        return;
+    }
     if (tc->connected)
         pump(tc, true);
     /* Not connected yet: the bytes wait in the input (reading stops at
@@ -394,6 +544,7 @@ void weft_tcp_proxy_accept(weft_worker *w, const char *listener_name, evutil_soc
     tc->hw = lim->buffer_high_watermark ? lim->buffer_high_watermark : DEFAULT_HIGH_WATERMARK;
     weft_conn_set_watermarks(tc->down, tc->hw, tc->hw / 2);
     event_assign(&tc->ev_deferred, w->base, -1, 0, on_deferred, tc);
+    event_assign(&tc->ev_tx, w->base, -1, 0, on_tx, tc);
     weft_ltimer_init(&tc->timer, w->base, on_timer, tc);
     tc->next = w->tcp_conns;
     if (w->tcp_conns)
@@ -404,6 +555,32 @@ void weft_tcp_proxy_accept(weft_worker *w, const char *listener_name, evutil_soc
     weft_stats_gauge_add(w->stats, lst->cx_active, 1);
     weft_stats_inc(w->stats, lst->tcp_cx_total, 1);
     weft_stats_gauge_add(w->stats, lst->tcp_cx_active, 1);
+    if (lst->chain.n_transport) {
+        if (chain_start(tc, &tc->tdown, &lst->chain, tc->down) != 0) {
+            close_soon(tc);
+            return;
+        }
+        weft_conn_facts *f = &tc->tdown->facts;
+        snprintf(tc->tdown->peer_ip, sizeof(tc->tdown->peer_ip), "%s", tc->peer_ip);
+        f->peer_ip = tc->tdown->peer_ip;
+        f->peer_port = sa->sa_family == AF_INET6
+                           ? ntohs(((const struct sockaddr_in6 *)sa)->sin6_port)
+                           : ntohs(((const struct sockaddr_in *)sa)->sin_port);
+        struct sockaddr_storage ls;
+        socklen_t ll = sizeof(ls);
+        if (getsockname(fd, (struct sockaddr *)&ls, &ll) == 0 &&
+            (ls.ss_family == AF_INET || ls.ss_family == AF_INET6)) {
+            bool v6 = ls.ss_family == AF_INET6;
+            inet_ntop(ls.ss_family,
+                      v6 ? (const void *)&((struct sockaddr_in6 *)&ls)->sin6_addr
+                         : (const void *)&((struct sockaddr_in *)&ls)->sin_addr,
+                      tc->tdown->local_ip, sizeof(tc->tdown->local_ip));
+            f->local_ip = tc->tdown->local_ip;
+            f->local_port = ntohs(v6 ? ((struct sockaddr_in6 *)&ls)->sin6_port
+                                     : ((struct sockaddr_in *)&ls)->sin_port);
+        }
+        weft_transport_start_downstream(tc->tdown);
+    }
     connect_next(tc);
 }
 

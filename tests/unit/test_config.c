@@ -1572,8 +1572,8 @@ static void test_error_tcp_proxy(void **state) {
                              "  - name: t\n"
                              "    port: 7000\n"
                              "    tcp_proxy: {cluster: c}\n"
-                             "    filters: [{name: authz}]\n",
-                 "weft.yaml:6:5: a tcp_proxy listener takes no \"filters\" "
+                             "    merge_slashes: true\n",
+                 "weft.yaml:6:5: a tcp_proxy listener takes no \"merge_slashes\" "
                  "(they apply to HTTP listeners)");
     expect_error(TCP_CLUSTER "listeners: [{name: t, port: 7000, tcp_proxy: {idle_timeout: 1h}}]\n",
                  "weft.yaml:2:46: tcp_proxy is missing \"cluster\"");
