@@ -93,6 +93,16 @@ static void arena_charge(weft_stream *s, size_t before) {
     s->filter_arena += s->arena.total - before;
 }
 
+/* A change to the request head by a filter built for ABI 1.0: 1.0 routed
+ * after the chain, so its path and header changes steer routing; the
+ * stream matches again once the header phase passed (1.1 filters call
+ * weft_route_refresh instead, as with Envoy's clearRouteCache). */
+static void note_route_input(weft_stream *s) {
+    if (s->running >= 0 && (size_t)s->running < stream_n_filters(s) &&
+        s->chain->http[s->running].lib->desc->abi_minor == 0)
+        s->route_dirty = true;
+}
+
 /* ---------- headers ---------- */
 
 static bool valid_name(weft_str n) {
@@ -178,6 +188,8 @@ static weft_result change(weft_stream *s, weft_header_map m, weft_str name, weft
     /* name and value copies, and room for the map to grow */
     if (op != 2 && arena_over(s, name.len + value.len + 2 + sizeof(weft_hdr)))
         return WEFT_ERR_LIMIT;
+    if (m == WEFT_REQUEST_HEADERS)
+        note_route_input(s);
     size_t before = s->arena.total;
     int rc = op == 0   ? weft_hdrs_set(h, V(name), V(value))
              : op == 1 ? weft_hdrs_add(h, V(name), V(value))
@@ -240,6 +252,7 @@ static weft_result h_request_set_path(weft_stream *s, weft_str pq) {
     arena_charge(s, before);
     if (!copy)
         return WEFT_ERR_NOMEM;
+    note_route_input(s);
     weft_req_head *r = s->req;
     r->target = (weft_sv){copy, pq.len};
     const char *q = memchr(copy, '?', pq.len);
@@ -421,6 +434,7 @@ static weft_result h_route_refresh(weft_stream *s) {
     if (!s->req || s->rq.headers_done || s->log_phase || s->resp_done)
         return misuse(s, WEFT_ERR_STATE, "route_refresh (routing is done)");
     s->matched = weft_router_match(s->lst->router, s->req);
+    s->route_dirty = false;
     return WEFT_OK;
 }
 

@@ -123,6 +123,7 @@ void weft_stream_begin(weft_stream *s, weft_listener_snap *lst, weft_wsnap *ws) 
     s->req = NULL;
     s->route = NULL;
     s->matched = NULL;
+    s->route_dirty = false;
     s->cluster = NULL;
     weft_attempt_init(&s->att);
     s->connect_attempts = 0;
@@ -260,6 +261,12 @@ void stream_route_and_forward(weft_stream *s) {
     s->rq.headers_done = true;
     if (s->resp_done || s->resp_started)
         return;
+    if (s->route_dirty) {
+        /* A 1.0 filter changed the path or headers: it was promised that
+         * routing sees them (1.0 routed after the chain). */
+        s->matched = weft_router_match(s->lst->router, req);
+        s->route_dirty = false;
+    }
     if (s->cluster_override < 0) {
         s->route = s->matched;
         if (!s->route) {

@@ -128,6 +128,9 @@ struct weft_stream {
                                       * request header phase passed the chain) */
     const weft_route_entry *matched; /* the router's match, made before the filters run
                                       * (weft_route_refresh re-makes it), NULL none */
+    bool route_dirty; /* a filter built for ABI 1.0 changed the request head since the
+                       * last match: match again when the header phase passed (1.0
+                       * routed after the filters) */
     weft_cluster_wrk *cluster;
     weft_attempt att;                /* the current (or last) upstream attempt: holds its lb
                                       * and hostset, so att.ep stays valid to the log phase */

@@ -15,6 +15,8 @@
  * on_request_headers:
  *   - a request header `x-rematch: <path>` makes it rewrite the path
  *     (weft_request_set_path) and re-match (weft_route_refresh);
+ *   - `x-rewrite-only: <path>` rewrites the path WITHOUT a re-match (the
+ *     request keeps its route: a 1.1 filter must ask for the re-match);
  *   - it adds to the upstream request x-route-name: <route name> (only
  *     when a route matched), x-route-vhost, x-route-cluster and, when the
  *     route gives this filter a per-route config, x-route-cfg: <value>;
@@ -142,6 +144,8 @@ static weft_status rc_req_headers(void *ctx, weft_stream *s, bool end_stream) {
                        ? WEFT_REPLIED
                        : WEFT_CONTINUE;
     }
+    if (weft_header_get(s, WEFT_REQUEST_HEADERS, WEFT_STR("x-rewrite-only"), &to) == WEFT_OK)
+        weft_request_set_path(s, to); /* no refresh: the route stays (Envoy's semantics) */
     weft_route_facts ri = {.size = sizeof(ri)};
     if (weft_route_info(s, &ri) != WEFT_OK)
         return WEFT_CONTINUE;

@@ -20,7 +20,11 @@
 #     route_not_found after the chain;
 #   - re-match: x-rematch rewrites the path and weft_route_refresh sends
 #     the request to the other route's cluster, with that route's config;
-#     a refresh after the request header phase is WEFT_ERR_STATE (-3);
+#     a refresh after the request header phase is WEFT_ERR_STATE (-3); a
+#     1.1 filter's path rewrite without a re-match keeps the route;
+#   - a filter built for ABI 1.0 (reroute_v1_0, frozen header) that changes
+#     the path or a header still steers routing (as when 1.0 routed after
+#     the chain);
 #   - the filter's gauge of live per-route configs (created - destroyed);
 #   - reload: new per-route values apply to new streams, a stream that
 #     started before keeps its snapshot's config (read again in its
@@ -39,6 +43,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib_filter.sh"
 A_PORT=$(free_port)
 B_PORT=$(free_port)
 P=$(free_port)
+P_OLD=$(free_port)
 ADMIN_PORT=$(free_port)
 start_backend A "$A_PORT"
 start_backend B "$B_PORT"
@@ -96,6 +101,18 @@ ${4:-$DEFAULT_FILTERS}
             match: { prefix: /redir }
             redirect: { path: /alpha/redirected }
 ${3:-}
+  - name: old
+    address: 127.0.0.1
+    port: $P_OLD
+    filters:
+      - name: reroute_v1_0
+    virtual_hosts:
+      - name: old
+        domains: ["*"]
+        routes:
+          - { match: { prefix: /, headers: [{ name: x-lane, exact: b }] }, cluster: cb }
+          - { match: { prefix: /beta }, cluster: cb }
+          - { match: { prefix: / }, cluster: ca }
 clusters:
   - name: ca
     endpoints: [{ address: 127.0.0.1, port: $A_PORT }]
@@ -179,6 +196,13 @@ assert_eq r-beta "$(seen x-route-name)" "re-match: the filter sees the new route
 assert_eq beta "$(seen x-route-cfg)" "re-match: and the new route's config"
 assert_eq beta "$(hdr x-route-cfg-resp)" "re-match: the response hook sees the new route too"
 
+# a 1.1 filter that rewrites the path without asking for a re-match keeps its route
+fetch -H 'x-rewrite-only: /beta/not-rerouted' "$U/alpha/x"
+assert_eq 200 "$ST" "rewrite without re-match: status"
+assert_eq A "$(hdr x-backend)" "rewrite without re-match: the request keeps its route's cluster"
+assert_eq /beta/not-rerouted "$(seen_path)" "rewrite without re-match: the new path went upstream"
+assert_eq r-alpha "$(seen x-route-name)" "rewrite without re-match: still r-alpha"
+
 fetch -H 'x-rematch: /nowhere' "$U/alpha/x"
 assert_eq 404 "$ST" "re-match to no route: 404"
 
@@ -187,6 +211,16 @@ assert_eq 200 "$ST" "late refresh status"
 assert_eq -3 "$(hdr x-refresh-late-result)" "refresh after the request header phase: WEFT_ERR_STATE"
 
 assert_eq 3 "$(gauge)" "live per-route configs (alpha, beta, slow)"
+
+# ---- a filter built for ABI 1.0 steers routing as it did in 1.0 ---------------
+O="http://127.0.0.1:$P_OLD"
+fetch "$O/x"
+assert_eq A "$(hdr x-backend)" "1.0 filter, no change: route /"
+fetch -H 'x-reroute-path: /beta/y' "$O/x"
+assert_eq B "$(hdr x-backend)" "1.0 filter's path rewrite is routed on (matched again after the chain)"
+assert_eq /beta/y "$(seen_path)" "1.0 filter's path went upstream"
+fetch -H 'x-reroute-lane: b' "$O/x"
+assert_eq B "$(hdr x-backend)" "1.0 filter's header change is routed on"
 
 # ---- reload: new values for new streams, old streams keep theirs -------------
 curl -s --max-time 20 -D "$TEST_TMP/slow.h" -o "$TEST_TMP/slow.b" "$U/delay/2500" &

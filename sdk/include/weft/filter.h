@@ -774,7 +774,10 @@ static inline weft_result weft_request_get(weft_stream *s, weft_str *method, wef
                                            weft_str *query, weft_str *authority) {
     return weft__host->request_get(s, method, path, query, authority);
 }
-/* LIMIT: when the copy would pass the stream's filter_arena_bytes. */
+/* Routing sees the new path after weft_route_refresh (the route is matched
+ * before the filters since ABI 1.1; for a filter built for 1.0 the host
+ * matches again after the chain).
+ * LIMIT: when the copy would pass the stream's filter_arena_bytes. */
 static inline weft_result weft_request_set_path(weft_stream *s, weft_str path_and_query) {
     return weft__host->request_set_path(s, path_and_query);
 }
@@ -1024,7 +1027,11 @@ static inline weft_result weft_route_info(weft_stream *s, weft_route_facts *out)
 }
 /* Re-runs the route match with the request's current path, headers and
  * authority (Envoy's clearRouteCache): call it after changing what
- * routing depends on. Afterwards weft_route_info and weft_route_config
+ * routing depends on; a change alone does not re-match (filters and the
+ * upstream keep one route). Exception for 1.0 filters: a filter whose
+ * descriptor says abi_minor 0 that changes the request path or headers
+ * gets a re-match once the request header phase passed the chain, as
+ * 1.0 routed after the chain. Afterwards weft_route_info and weft_route_config
  * reflect the new route (or no route), for the caller and the filters
  * after it. A route_set_cluster override is kept. THREAD: the stream's
  * worker. ERRORS: WEFT_ERR_HANDLE, WEFT_ERR_THREAD, WEFT_ERR_STATE once
