@@ -9,6 +9,7 @@
 #   other   : attempts 3, other_endpoint        -> cluster pair (A: 503 always,
 #             B: 200), random lb, locality and labels on both
 #   same    : attempts 3, no other_endpoint     -> cluster pair (the control)
+#   h2      : attempts 2                        -> cluster h2c (HTTP/2, h2_backend.py)
 # Asserts:
 #   - per-try timeout: the first attempt (the backend waits 3 s) is cut at
 #     300 ms and retried; the second answers 200 well before 3 s; the
@@ -23,6 +24,8 @@
 #     not after the 3 s delay, and the stream does not hang;
 #   - a client that leaves during a 2 s backoff (gone: attempts 2,
 #     backoff_ms 2000) cancels it: the backend never sees a second attempt;
+#   - HTTP/2 upstream: the backend sees x-weft-attempt-count 1 (the
+#     attempt's head is sent as frames from the same copy); a 503 is retried;
 #   - other endpoint: over 30 requests no stream goes to A twice (every
 #     one ends 200 on B, x-retry-label v2, locality eu/eu-b/rack1, 2
 #     labels), while the control listener without the option does send
@@ -36,6 +39,8 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib_filter.sh"
+# shellcheck source-path=SCRIPTDIR
+source "$(dirname "${BASH_SOURCE[0]}")/lib_h2.sh"
 
 RB="$REPO_ROOT/tests/integration/retry_backend.py"
 
@@ -47,6 +52,8 @@ P_PERTRY1=$(free_port)
 P_BACKOFF=$(free_port)
 P_HANG=$(free_port)
 P_GONE=$(free_port)
+H2_PORT=$(free_port)
+P_H2=$(free_port)
 P_OTHER=$(free_port)
 P_SAME=$(free_port)
 ADMIN_PORT=$(free_port)
@@ -59,6 +66,8 @@ start_rb() { # NAME PORT MODE
 start_rb slow "$SLOW_PORT" ok
 start_rb a "$A_PORT" 503
 start_rb b "$B_PORT" ok
+h2_need_tools
+start_h2_backend h2b "$H2_PORT"
 
 # listener NAME PORT CLUSTER ROUTE_TIMEOUT FILTER_CONFIG
 listener() {
@@ -94,12 +103,16 @@ YAML
     listener backoff "$P_BACKOFF" slow 5s "{ attempts: 2, backoff_ms: 400 }"
     listener hang "$P_HANG" slow 600ms "{ attempts: 3, backoff_ms: 3000 }"
     listener gone "$P_GONE" slow 5s "{ attempts: 2, backoff_ms: 2000 }"
+    listener h2 "$P_H2" h2c 5s "{ attempts: 2 }"
     listener other "$P_OTHER" pair 5s "{ attempts: 3, other_endpoint: true }"
     listener same "$P_SAME" pair 5s "{ attempts: 3, other_endpoint: false }"
     cat <<YAML
 clusters:
   - name: slow
     endpoints: [{ address: 127.0.0.1, port: $SLOW_PORT }]
+  - name: h2c
+    protocol: http2
+    endpoints: [{ address: 127.0.0.1, port: $H2_PORT }]
   - name: pair
     lb_policy: random
     endpoints:
@@ -172,6 +185,16 @@ sleep 2.8 # past the 2 s delay: a retry that was not cancelled would reach the b
 assert_eq "1 1" "$(hits "$SLOW_PORT" gone)" "client gone during a backoff: no second attempt"
 kill -0 "$WEFT_PID" || fail "weft died after a client left during a backoff"
 log "client gone during a backoff: the delayed retry was cancelled"
+
+# ---- HTTP/2 upstream: the per-attempt head goes out as frames too ---------
+fetch "http://127.0.0.1:$P_H2/json"
+assert_eq 200 "$ST" "h2: status"
+seen=$("$PYTHON" -c 'import json, sys; print(json.load(sys.stdin)["headers"].get("x-weft-attempt-count", "-"))' <<<"$BD")
+assert_eq 1 "$seen" "h2: x-weft-attempt-count the backend saw"
+fetch "http://127.0.0.1:$P_H2/status/503"
+assert_eq 503 "$ST" "h2: retried 503 status"
+assert_eq "503@0,503@0" "$(hdr x-retry-history)" "h2: history of the retried 503"
+log "h2 upstream: per-attempt header sent, 503 retried"
 
 # ---- retry to an endpoint not tried yet ----------------------------------
 twice_on_a() { # PORT N: how many of N streams went to endpoint 0 (A) twice

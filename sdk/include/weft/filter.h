@@ -27,7 +27,8 @@
  *
  * HTTP HOOKS, in call order (NULL = not interested):
  *   stream_create -> on_request_headers -> on_request_body* ->
- *   on_request_trailers? -> [router, upstream] -> on_upstream_attempt* ->
+ *   on_request_trailers? -> [router] -> (on_upstream_request (1.1) ->
+ *   [upstream] -> on_upstream_attempt)* ->
  *   on_response_headers -> on_response_body* -> on_response_trailers? ->
  *   on_stream_complete -> stream_destroy
  * The request path runs the chain in YAML order; the response path runs it
