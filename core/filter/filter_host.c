@@ -382,10 +382,48 @@ static weft_result h_reply_send(weft_stream *s, int status, weft_str reason, con
     return WEFT_OK;
 }
 
+static const char *filter_name(const weft_stream *s, int idx) {
+    return idx >= 0 && s->chain && (size_t)idx < s->chain->n_http ? s->chain->http[idx].name : "?";
+}
+
 static weft_result h_stream_resume(weft_stream *s) {
     CHECK(s, "stream_resume");
-    if (weft_stream_resume_filters(s) != 0)
-        return misuse(s, WEFT_ERR_STATE, "stream_resume (the stream is not paused)");
+    int owner;
+    int rc = weft_stream_resume_filters(s, &owner);
+    if (rc == -2) {
+        /* Owned pauses: one line naming both filters. */
+        WEFT_WARN("filter %s: stream_resume: the stream is paused by filter %s, not by this "
+                  "filter: only the filter that paused (or a holder of its resume token) resumes",
+                  running_name(s), filter_name(s, owner));
+        return WEFT_ERR_STATE;
+    }
+    if (rc != 0)
+        return misuse(s, WEFT_ERR_STATE,
+                      s->log_phase || (s->running >= 0 && !s->in_async_cb)
+                          ? "stream_resume (not from inside a hook or the log phase)"
+                          : "stream_resume (the stream is not paused)");
+    return WEFT_OK;
+}
+
+static weft_result h_stream_pause_token(weft_stream *s, uint64_t *token) {
+    CHECK(s, "stream_pause_token");
+    if (!token)
+        return misuse(s, WEFT_ERR_INVALID, "stream_pause_token (NULL token)");
+    if (stream_pause_token_of(s, token) != 0)
+        return misuse(s, WEFT_ERR_STATE,
+                      "stream_pause_token (call it from the hook that returns WEFT_STOP, or from "
+                      "a callback of the filter holding the pause)");
+    return WEFT_OK;
+}
+
+static weft_result h_stream_resume_token(weft_stream *s, uint64_t token) {
+    CHECK(s, "stream_resume_token");
+    if (stream_resume_by_token(s, token) != 0)
+        return misuse(s, WEFT_ERR_STATE,
+                      s->log_phase || (s->running >= 0 && !s->in_async_cb)
+                          ? "stream_resume_token (not from inside a hook or the log phase)"
+                          : "stream_resume_token (no pause holds this token: stale, used, or "
+                            "its hook did not return WEFT_STOP)");
     return WEFT_OK;
 }
 
@@ -1113,6 +1151,8 @@ static const weft_host_api host_api = {
 
     /* [1.1 streams] stream handles with generations, owned pauses, author helpers, typed metadata
      */
+    .stream_pause_token = h_stream_pause_token,
+    .stream_resume_token = h_stream_resume_token,
     .log_v = h_log_v,
     .setup_log_v = h_setup_log_v,
     .metadata_set_int = h_metadata_set_int,

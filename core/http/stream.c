@@ -72,6 +72,7 @@ void stream_dir_buffers(weft_stream *s) {
 void stream_dir_reset(weft_dir *d) {
     d->headers_done = false;
     d->paused_at = -1;
+    d->pause_token = 0;
     d->paused_headers = false;
     d->end_in = d->end_out = false;
     d->trailers = NULL;
@@ -102,6 +103,9 @@ void weft_stream_begin(weft_stream *s, weft_listener_snap *lst, weft_wsnap *ws) 
     s->fctx = NULL;
     s->running = -1;
     s->in_async_cb = false;
+    s->tok_pending = 0;
+    s->tok_filter = -1;
+    s->pause_seq = 0;
     stream_dir_reset(&s->rq);
     stream_dir_reset(&s->rs);
     s->cluster_override = -1;

@@ -94,6 +94,7 @@ extern const weft_upstream_ops *weft_upstream_test_ops;
 typedef struct weft_dir {
     bool headers_done;      /* the header phase passed the whole chain */
     int paused_at;          /* chain position that returned STOP, -1 none */
+    uint64_t pause_token;   /* the pause's resume token (weft_stream_pause_token), 0 none */
     bool paused_headers;    /* ...in the header phase (else body) */
     bool end_in;            /* the source ended (end_stream seen) */
     bool end_out;           /* the sink got end_stream */
@@ -170,6 +171,9 @@ struct weft_stream {
     const weft_filter_chain *chain; /* the listener's (snapshot-owned) */
     void **fctx;                    /* per-filter stream contexts (arena) */
     int running;                    /* filter whose hook or callback runs, -1 */
+    uint64_t tok_pending;           /* token asked for in the running hook, for its STOP */
+    int tok_filter;                 /* ...by this filter, -1 none */
+    uint32_t pause_seq;             /* tokens made in this exchange */
     bool in_async_cb;               /* ...and it is a timer/callout callback */
     weft_dir rq, rs;                /* request and response directions */
     int cluster_override;           /* route_set_cluster, -1 none */
@@ -241,8 +245,20 @@ void weft_stream_local_reply(weft_stream *s, uint16_t status, const char *reason
 void weft_stream_tunnel_down(weft_stream *s, struct evbuffer *in);
 void weft_stream_tunnel_up(weft_stream *s, struct evbuffer *in);
 
-/* SDK: continue a direction paused by a filter. */
-int weft_stream_resume_filters(weft_stream *s);
+/* SDK: continue a direction paused by a filter. Pauses are owned: the
+ * caller (s->running: the hook's filter, or the filter whose timer or
+ * callout callback runs) resumes only its own pause (the request
+ * direction first). 0 resumed; -1 nothing to resume or not allowed now
+ * (inside a hook, log phase); -2 paused, but by another filter (*owner:
+ * its chain index). */
+int weft_stream_resume_filters(weft_stream *s, int *owner);
+/* SDK: the resume token of the calling filter's pause: inside a hook, of
+ * the pause its WEFT_STOP will make (valid only once the hook returned
+ * WEFT_STOP); in a callback, of the pause it holds now. -1 if none. */
+int stream_pause_token_of(weft_stream *s, uint64_t *token);
+/* SDK: resume the pause that holds `token` (once), from any callback on
+ * the stream's worker. 0 resumed, -1 no pause holds it or not now. */
+int stream_resume_by_token(weft_stream *s, uint64_t token);
 /* SDK: try the upstream again (replaying the request). */
 int weft_stream_retry(weft_stream *s);
 /* SDK 1.1: the same with a delay (ms) and WEFT_RETRY_* flags. */

@@ -31,6 +31,34 @@ static weft_status checked(weft_stream *s, size_t idx, weft_status st) {
     return WEFT_REPLIED;
 }
 
+/* ---------- owned pauses and resume tokens ----------
+ * A pause belongs to the filter whose hook returned WEFT_STOP. A token
+ * asked for inside that hook (weft_stream_pause_token) is attached to the
+ * pause when the hook returns WEFT_STOP, and forgotten otherwise. */
+
+/* After filter idx's hook returned: attach or forget the token it asked for. */
+static void settle_token(weft_stream *s, weft_dir *d, size_t idx, bool paused_here) {
+    if (d && paused_here && s->tok_pending && s->tok_filter == (int)idx)
+        d->pause_token = s->tok_pending;
+    s->tok_pending = 0;
+    s->tok_filter = -1;
+}
+
+/* The filter (chain index) that holds direction d's pause, -1 none. */
+static int pause_owner(const weft_stream *s, const weft_dir *d) {
+    if (d->paused_at < 0)
+        return -1;
+    return (int)filter_index(s, d == &s->rq ? WEFT_DIR_REQ : WEFT_DIR_RESP, (size_t)d->paused_at);
+}
+
+static uint64_t new_token(weft_stream *s) {
+    if (++s->pause_seq == 0)
+        s->pause_seq = 1;
+    /* the handle's generation in the high half: a token of an earlier
+     * exchange on the same stream object never matches */
+    return (s->handle & 0xffffffff00000000ull) | s->pause_seq;
+}
+
 void sf_begin(weft_stream *s) {
     size_t n = stream_n_filters(s);
     stream_dir_buffers(s);
@@ -46,6 +74,7 @@ void sf_begin(weft_stream *s) {
             s->fctx[i] = fi->http->stream_create(fi->config, weft_wsnap_filter_worker(s->ws, li, i),
                                                  stream_handle(s));
             s->running = -1;
+            settle_token(s, NULL, i, false);
         }
     }
 }
@@ -62,6 +91,7 @@ void sf_req_headers(weft_stream *s, size_t from) {
         weft_status st =
             checked(s, pos, fi->http->on_request_headers(s->fctx[pos], stream_handle(s), end));
         s->running = -1;
+        settle_token(s, d, pos, st == WEFT_STOP && !s->resp_done);
         if (st == WEFT_REPLIED || s->resp_done)
             return;
         if (st == WEFT_STOP) {
@@ -87,6 +117,7 @@ void sf_resp_headers(weft_stream *s, size_t from) {
         weft_status st =
             checked(s, idx, fi->http->on_response_headers(s->fctx[idx], stream_handle(s), end));
         s->running = -1;
+        settle_token(s, d, idx, st == WEFT_STOP && !s->resp_done && !s->retry_requested);
         if (st == WEFT_REPLIED || s->resp_done || s->retry_requested)
             return;
         if (st == WEFT_STOP) {
@@ -115,6 +146,7 @@ static bool run_trailers(weft_stream *s, int dir) {
         s->running = (int)idx;
         weft_status st = checked(s, idx, hook(s->fctx[idx], stream_handle(s)));
         s->running = -1;
+        settle_token(s, NULL, idx, false); /* trailers cannot pause */
         if (st == WEFT_REPLIED || (dir == WEFT_DIR_REQ && s->resp_done))
             return false;
     }
@@ -157,6 +189,7 @@ void sf_push(weft_stream *s, int dir, struct evbuffer *src, size_t from) {
         weft_status st =
             checked(s, idx, hook(s->fctx[idx], stream_handle(s), (weft_buffer *)view, end));
         s->running = -1;
+        settle_token(s, d, idx, st == WEFT_STOP);
         if (st == WEFT_REPLIED || (dir == WEFT_DIR_REQ && s->resp_done && !s->resp_started) ||
             (dir == WEFT_DIR_RESP && s->resp_done))
             return;
@@ -170,6 +203,7 @@ void sf_push(weft_stream *s, int dir, struct evbuffer *src, size_t from) {
         }
         if (holding) {
             d->paused_at = -1;
+            d->pause_token = 0;
             evbuffer_add_buffer(chunk, d->held);
         }
     }
@@ -191,12 +225,70 @@ void sf_push(weft_stream *s, int dir, struct evbuffer *src, size_t from) {
 
 static int resume_dir(weft_stream *s, weft_dir *d);
 
-int weft_stream_resume_filters(weft_stream *s) {
-    weft_dir *d = s->rq.paused_at >= 0 ? &s->rq : s->rs.paused_at >= 0 ? &s->rs : NULL;
-    /* From a timer or callout callback, or from outside any filter code;
-     * not from inside a hook (return WEFT_CONTINUE there instead). */
-    if (!d || (s->running >= 0 && !s->in_async_cb) || s->log_phase)
+/* Resume is refused inside a hook (return WEFT_CONTINUE there instead)
+ * and in the log phase. */
+static bool resume_allowed(const weft_stream *s) {
+    return !(s->running >= 0 && !s->in_async_cb) && !s->log_phase;
+}
+
+static int resume_now(weft_stream *s, weft_dir *d);
+
+int weft_stream_resume_filters(weft_stream *s, int *owner) {
+    *owner = -1;
+    if (!resume_allowed(s))
         return -1;
+    /* The caller's own pause, the request direction first. A caller that
+     * is no filter (code outside any hook or callback of this stream)
+     * owns no pause: it needs the pause's token. */
+    weft_dir *dirs[2] = {&s->rq, &s->rs};
+    for (int i = 0; i < 2; i++)
+        if (s->running >= 0 && pause_owner(s, dirs[i]) == s->running)
+            return resume_now(s, dirs[i]);
+    for (int i = 0; i < 2; i++)
+        if ((*owner = pause_owner(s, dirs[i])) >= 0)
+            return -2;
+    return -1;
+}
+
+int stream_pause_token_of(weft_stream *s, uint64_t *token) {
+    int f = s->running;
+    if (f < 0 || s->log_phase)
+        return -1;
+    /* The pause this filter holds already (a body hook called again while
+     * it holds, or a callback of the filter): its token, made on demand. */
+    weft_dir *dirs[2] = {&s->rq, &s->rs};
+    for (int i = 0; i < 2; i++)
+        if (pause_owner(s, dirs[i]) == f) {
+            if (!dirs[i]->pause_token)
+                dirs[i]->pause_token = new_token(s);
+            *token = dirs[i]->pause_token;
+            if (!s->in_async_cb) {
+                s->tok_pending = *token; /* a STOP again keeps it */
+                s->tok_filter = f;
+            }
+            return 0;
+        }
+    if (s->in_async_cb)
+        return -1; /* a callback of a filter that holds no pause */
+    if (s->tok_filter != f || !s->tok_pending) {
+        s->tok_pending = new_token(s);
+        s->tok_filter = f;
+    }
+    *token = s->tok_pending;
+    return 0;
+}
+
+int stream_resume_by_token(weft_stream *s, uint64_t token) {
+    if (!token || !resume_allowed(s))
+        return -1;
+    weft_dir *dirs[2] = {&s->rq, &s->rs};
+    for (int i = 0; i < 2; i++)
+        if (dirs[i]->paused_at >= 0 && dirs[i]->pause_token == token)
+            return resume_now(s, dirs[i]);
+    return -1;
+}
+
+static int resume_now(weft_stream *s, weft_dir *d) {
     int saved_running = s->running;
     bool saved_async = s->in_async_cb;
     s->running = -1;
@@ -214,6 +306,7 @@ static int resume_dir(weft_stream *s, weft_dir *d) {
     size_t next = (size_t)d->paused_at + 1;
     bool headers = d->paused_headers;
     d->paused_at = -1;
+    d->pause_token = 0; /* once */
     d->paused_headers = false;
     if (dir == WEFT_DIR_REQ) {
         if (headers) {
@@ -273,6 +366,7 @@ void sf_up_request(weft_stream *s, uint32_t attempt) {
         s->running = (int)i;
         o->on_upstream_request(s->fctx[i], stream_handle(s), attempt);
         s->running = -1;
+        settle_token(s, NULL, i, false); /* cannot pause */
         if (s->resp_done)
             return;
     }

@@ -361,6 +361,45 @@ static weft_result h_reply_send(weft_stream *s, int status, weft_str reason, con
     return WEFT_OK;
 }
 
+/* ABI 1.1 owned pauses: the kit hosts one filter, which owns every pause
+ * (test code acts for it); wft_stream_resume_as plays another filter. */
+static weft_result h_stream_pause_token(weft_stream *s, uint64_t *token) {
+    STREAM_OR_RESULT(s, "stream_pause_token", true);
+    if (!token)
+        return ft_misuse(st->env, WEFT_ERR_INVALID, "weft_stream_pause_token: NULL token");
+    return ft_pause_token(st, token);
+}
+
+static weft_result h_stream_resume_token(weft_stream *s, uint64_t token) {
+    STREAM_OR_RESULT(s, "stream_resume_token", true);
+    if (st->replied)
+        return ft_misuse(st->env, WEFT_ERR_STATE,
+                         "weft_stream_resume_token: the stream has a local reply");
+    if (st->hook != FT_HOOK_NONE && st->hook != FT_HOOK_CALLBACK)
+        return ft_misuse(st->env, WEFT_ERR_STATE,
+                         "weft_stream_resume_token: not from inside a hook");
+    weft_result r = ft_resume_token(st, token);
+    if (r == WEFT_OK)
+        ft_stream_pump_events(st);
+    return r;
+}
+
+weft_result wft_stream_resume_as(wft_stream *st, const char *other_filter) {
+    if (!st)
+        return WEFT_ERR_HANDLE;
+    const char *other = other_filter && *other_filter ? other_filter : "other";
+    if (st->completed)
+        return ft_misuse(st->env, WEFT_ERR_STATE, "weft_stream_resume: the stream has completed");
+    if (!st->dir[WEFT_REQUEST_BODY].paused && !st->dir[WEFT_RESPONSE_BODY].paused)
+        return ft_misuse(st->env, WEFT_ERR_STATE, "weft_stream_resume: the stream is not paused");
+    /* The core's line (filter_host.c), naming both filters. */
+    return ft_misuse(st->env, WEFT_ERR_STATE,
+                     "filter %s: stream_resume: the stream is paused by filter %s, not by this "
+                     "filter: only the filter that paused (or a holder of its resume token) "
+                     "resumes",
+                     other, ft_filter_name(st->env));
+}
+
 static weft_result h_stream_resume(weft_stream *s) {
     STREAM_OR_RESULT(s, "stream_resume", true);
     if (st->replied)
@@ -1137,6 +1176,8 @@ static const weft_host_api g_api = {
 
     /* [1.1 streams] stream handles with generations, owned pauses, author helpers, typed metadata
      */
+    .stream_pause_token = h_stream_pause_token,
+    .stream_resume_token = h_stream_resume_token,
     .log_v = h_log_v,
     .setup_log_v = h_setup_log_v,
     .metadata_set_int = h_metadata_set_int,

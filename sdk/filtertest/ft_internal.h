@@ -253,6 +253,7 @@ typedef struct ft_dir {
     uint64_t bytes_in;
     ft_event *queue, *queue_tail;
     uint64_t pause_seq;
+    uint64_t token; /* the pause's resume token, 0 none */
 } ft_dir;
 
 struct wft_stream {
@@ -270,6 +271,8 @@ struct wft_stream {
 
     ft_dir dir[2];
     bool trailers_in[2];
+    uint64_t tok_pending; /* token asked for in the running hook, for its STOP */
+    uint32_t tok_seq;
     bool router_ran;
 
     bool replied;
@@ -406,6 +409,12 @@ void ft_callout_finish(struct weft_callout *c, int status, const char *reason,
 void ft_reply_make(wft_stream *st, int status, weft_str reason, const weft_str *hn,
                    const weft_str *hv, size_t n, weft_str body);
 weft_result ft_resume(wft_stream *st);
+/* Resumes direction d (paused), as ft_resume does. */
+void ft_resume_dir(wft_stream *st, int d);
+/* Resume tokens, as the core makes them (the handle's generation high,
+ * a per-stream sequence low). */
+weft_result ft_pause_token(wft_stream *st, uint64_t *token);
+weft_result ft_resume_token(wft_stream *st, uint64_t token);
 void ft_forward_body(wft_stream *st, int d, weft_buffer *b);
 void ft_release_held(wft_stream *st, int d);
 

@@ -159,6 +159,7 @@ typedef struct call_frame {
 static call_frame call_begin(wft_stream *st, int hook) {
     call_frame f = {ft_swap_current(st->env), st->hook, st->reply_in_hook};
     st->hook = hook;
+    st->tok_pending = 0; /* a token asked for in an earlier hook is gone */
     st->reply_in_hook = false;
     return f;
 }
@@ -241,12 +242,71 @@ void ft_release_held(wft_stream *st, int d) {
     dd->held_end = false;
 }
 
+/* The hook that returned WEFT_STOP pauses direction d; a token it asked
+ * for becomes this pause's. */
 static void pause_dir(wft_stream *st, int d, int at, bool end) {
     ft_dir *dd = &st->dir[d];
     dd->paused = true;
     dd->paused_at = at;
     dd->pending_end = end;
     dd->pause_seq = ++st->env->seq;
+    dd->token = st->tok_pending;
+    st->tok_pending = 0;
+}
+
+static void unpause(ft_dir *dd) {
+    dd->paused = false;
+    dd->token = 0;
+}
+
+static uint64_t new_token(wft_stream *st) {
+    if (++st->tok_seq == 0)
+        st->tok_seq = 1;
+    return (st->hval & 0xffffffff00000000ull) | st->tok_seq;
+}
+
+static bool in_hook(const wft_stream *st) {
+    return st->hook != FT_HOOK_NONE && st->hook != FT_HOOK_CALLBACK;
+}
+
+/* As the core (stream_filters.c): inside a hook, the token of the pause
+ * its WEFT_STOP will make (or of the pause the filter holds already);
+ * from a callback, or from test code (the kit hosts one filter: test
+ * code acts for it), the token of the pause it holds. */
+weft_result ft_pause_token(wft_stream *st, uint64_t *token) {
+    if (st->hook == FT_HOOK_COMPLETE || st->hook == FT_HOOK_DESTROY || st->replied)
+        return ft_misuse(st->env, WEFT_ERR_STATE,
+                         "weft_stream_pause_token: not in the log phase or after a reply");
+    for (int d = REQ; d <= RESP; d++) {
+        ft_dir *dd = &st->dir[d];
+        if (dd->paused) {
+            if (!dd->token)
+                dd->token = new_token(st);
+            *token = dd->token;
+            if (in_hook(st))
+                st->tok_pending = dd->token; /* a STOP again keeps it */
+            return WEFT_OK;
+        }
+    }
+    if (!in_hook(st))
+        return ft_misuse(st->env, WEFT_ERR_STATE,
+                         "weft_stream_pause_token: call it from the hook that returns WEFT_STOP, "
+                         "or from a callback of the filter holding the pause");
+    if (!st->tok_pending)
+        st->tok_pending = new_token(st);
+    *token = st->tok_pending;
+    return WEFT_OK;
+}
+
+weft_result ft_resume_token(wft_stream *st, uint64_t token) {
+    for (int d = REQ; d <= RESP; d++)
+        if (token && st->dir[d].paused && st->dir[d].token == token) {
+            ft_resume_dir(st, d);
+            return WEFT_OK;
+        }
+    return ft_misuse(st->env, WEFT_ERR_STATE,
+                     "weft_stream_resume_token: no pause holds this token (stale, used, or its "
+                     "hook did not return WEFT_STOP)");
 }
 
 weft_result ft_resume(wft_stream *st) {
@@ -258,8 +318,13 @@ weft_result ft_resume(wft_stream *st) {
         d = RESP;
     else
         return ft_misuse(st->env, WEFT_ERR_STATE, "weft_stream_resume: the stream is not paused");
+    ft_resume_dir(st, d);
+    return WEFT_OK;
+}
+
+void ft_resume_dir(wft_stream *st, int d) {
     ft_dir *dd = &st->dir[d];
-    dd->paused = false;
+    unpause(dd);
     st->resumes++;
     switch (dd->paused_at) {
     case FT_AT_HEADERS:
@@ -276,7 +341,6 @@ weft_result ft_resume(wft_stream *st) {
         break;
     }
     dd->pending_end = false;
-    return WEFT_OK;
 }
 
 /* ---- events ---- */
@@ -345,9 +409,12 @@ static int deliver_body(wft_stream *st, int d, const void *data, size_t len, boo
         dd->held_end = dd->held_end || end;
         if (!dd->paused)
             pause_dir(st, d, FT_AT_BODY, false);
+        else if (st->tok_pending)
+            dd->token = st->tok_pending; /* held again: the same pause */
+        st->tok_pending = 0;
     } else {
         if (dd->paused) {
-            dd->paused = false;
+            unpause(dd);
             ft_release_held(st, d);
         }
         ft_forward_body(st, d, chunk);
@@ -379,7 +446,7 @@ static int deliver_trailers(wft_stream *st, int d) {
         pause_dir(st, d, FT_AT_TRAILERS, true);
     } else {
         if (dd->paused) {
-            dd->paused = false;
+            unpause(dd);
             ft_release_held(st, d);
         }
         dd->end_fwd = true;
@@ -919,7 +986,7 @@ void ft_reply_make(wft_stream *st, int status, weft_str reason, const weft_str *
     resp->headers_in = resp->headers_fwd = resp->end_in = resp->end_fwd = true;
     for (int d = REQ; d <= RESP; d++) {
         ft_dir *dd = &st->dir[d];
-        dd->paused = false;
+        unpause(dd);
         free_queue(dd);
         ft_buffer_free(dd->held);
         dd->held = NULL;
@@ -1063,7 +1130,7 @@ int wft_complete(wft_stream *st, const char *response_flags) {
     for (struct weft_callout *c = st->callouts; c; c = c->next)
         c->done = true;
     for (int d = REQ; d <= RESP; d++) {
-        st->dir[d].paused = false;
+        unpause(&st->dir[d]);
         free_queue(&st->dir[d]);
     }
     if (!st->started || !FT_HTTP(st->env, on_stream_complete))

@@ -63,7 +63,8 @@
  * instead of crashing: a call from a thread that does not own the stream
  * (WEFT_ERR_THREAD), a weft_stream * that is not a live stream, NULL
  * included, or a handle kept from an earlier exchange (WEFT_ERR_HANDLE:
- * see HANDLES), resume when not paused or from inside a hook, a change
+ * see HANDLES), resume when not paused, from inside a hook or of another
+ * filter's pause (see weft_stream_resume), a change
  * after it can take effect or in the log phase
  * (WEFT_ERR_STATE), invalid names, values or statuses (WEFT_ERR_INVALID),
  * a hook returning a value that is not a weft_status (500 filter_error).
@@ -645,6 +646,10 @@ typedef struct weft_host_api {
 
     /* [1.1 streams] stream handles with generations, owned pauses, author helpers, typed metadata
      */
+    /* owned pauses: resume tokens (weft_stream_pause_token,
+     * weft_stream_resume_token) */
+    weft_result (*stream_pause_token)(weft_stream *s, uint64_t *token);
+    weft_result (*stream_resume_token)(weft_stream *s, uint64_t token);
     /* author helpers: formatted log lines naming the filter's YAML name,
      * typed metadata (see the wrappers weft_logf, weft_setup_logf,
      * weft_metadata_set_int and the rest) */
@@ -849,9 +854,19 @@ static inline weft_result weft_reply_simple(weft_stream *s, int status, weft_str
 /* Continues a stream paused with WEFT_STOP, from the next filter. Call it
  * from a timer or callout callback (inside the hook that pauses, return
  * WEFT_CONTINUE instead: resume from inside a hook returns
- * WEFT_ERR_STATE). When both directions are paused the request direction
- * resumes first. Resuming a stream that is not paused returns
- * WEFT_ERR_STATE. */
+ * WEFT_ERR_STATE). Resuming a stream that is not paused returns
+ * WEFT_ERR_STATE.
+ * OWNED PAUSES (since ABI 1.1): a pause belongs to the filter whose hook
+ * returned WEFT_STOP. weft_stream_resume resumes only a pause of the
+ * CALLING filter (the filter whose timer or callout callback runs);
+ * when it holds both directions the request direction resumes first. A
+ * pause of another filter is not touched: WEFT_ERR_STATE and one log
+ * line naming both filters (an authorization filter waiting on its
+ * callout cannot be released by an unrelated timer). Code that is not
+ * the pausing filter resumes with the pause's token
+ * (weft_stream_pause_token, weft_stream_resume_token).
+ * THREAD: the stream's worker. ERRORS: WEFT_ERR_STATE (above, and in the
+ * log phase), WEFT_ERR_HANDLE, WEFT_ERR_THREAD. */
 static inline weft_result weft_stream_resume(weft_stream *s) {
     return weft__host->stream_resume(s);
 }
@@ -1057,6 +1072,39 @@ static inline const void *weft_route_config(weft_stream *s) {
 /* [end 1.1 routing] */
 
 /* [1.1 streams] stream handles with generations, owned pauses, author helpers, typed metadata */
+
+/* ---- owned pauses ---- */
+
+/* The resume token of the calling filter's pause, so that code without
+ * the filter's identity (a worker-scoped callout, another filter the
+ * filter trusts) can resume that pause, and only that pause, once.
+ * Call it from the hook that is about to return WEFT_STOP: the token
+ * becomes valid when the hook returns WEFT_STOP (any other result drops
+ * it). Or call it from a timer/callout callback of the filter holding a
+ * pause: the token of that pause. The same pause always gives the same
+ * token; a token is never 0.
+ * OWNERSHIP: a plain value; nothing to free.
+ * THREAD: the stream's worker.
+ * LIFETIME: valid until the pause ends (resumed by either way, a local
+ * reply, the end of the stream); afterwards it is stale.
+ * ERRORS: WEFT_ERR_STATE outside a hook and outside a callback of the
+ * filter holding a pause, and in the log phase; WEFT_ERR_INVALID (NULL
+ * token); WEFT_ERR_HANDLE, WEFT_ERR_THREAD. */
+static inline weft_result weft_stream_pause_token(weft_stream *s, uint64_t *token) {
+    return weft__host->stream_pause_token(s, token);
+}
+/* Resumes the pause that `token` belongs to (whichever direction), as if
+ * its filter called weft_stream_resume. Usable from any callback on the
+ * stream's worker (a timer or callout callback of any filter, a
+ * worker-scoped callback); not from inside a hook.
+ * THREAD: the stream's worker.
+ * ERRORS: WEFT_ERR_STATE when no pause of this stream holds the token
+ * (stale: already used, the pause ended, the hook did not return
+ * WEFT_STOP, another exchange's token), inside a hook, or in the log
+ * phase (one misuse line); WEFT_ERR_HANDLE, WEFT_ERR_THREAD. */
+static inline weft_result weft_stream_resume_token(weft_stream *s, uint64_t token) {
+    return weft__host->stream_resume_token(s, token);
+}
 
 /* ---- author helpers ---- */
 

@@ -338,6 +338,15 @@ bool wft_paused(wft_stream *st);
 bool wft_paused_dir(wft_stream *st, weft_body_dir dir);
 /* Successful weft_stream_resume() calls. */
 unsigned wft_resume_count(wft_stream *st);
+/* Owned pauses (ABI 1.1): plays ANOTHER filter of the chain, named
+ * other_filter, calling weft_stream_resume(s) from its timer or callout
+ * callback. As in weft, a pause belongs to the filter that made it (the
+ * kit's filter; test code calling weft_stream_resume acts for that
+ * filter): returns WEFT_ERR_STATE, leaves the stream paused and records
+ * the misuse line weft logs, naming both filters. Not paused:
+ * WEFT_ERR_STATE ("not paused"). Resume tokens work from test code as
+ * from any callback: weft_stream_resume_token(handle, token). */
+weft_result wft_stream_resume_as(wft_stream *st, const char *other_filter);
 bool wft_completed(wft_stream *st);
 
 /* What went past the filter: body bytes (NUL-terminated copy view), and
