@@ -98,6 +98,8 @@ static void arena_charge(weft_stream *s, size_t before) {
  * stream matches again once the header phase passed (1.1 filters call
  * weft_route_refresh instead, as with Envoy's clearRouteCache). */
 static void note_route_input(weft_stream *s) {
+    if (s->in_up_request)
+        return; /* on_upstream_request changes one attempt's copy (routed already) */
     if (s->running >= 0 && (size_t)s->running < stream_n_filters(s) &&
         s->chain->http[s->running].lib && s->chain->http[s->running].lib->desc->abi_minor == 0)
         s->route_dirty = true;
