@@ -7,6 +7,7 @@
 #include <yaml.h>
 
 #include "config/config_internal.h"
+#include "wsh_rules.h"
 
 int cfg_fail_at(cfg_ctx *c, uint32_t line, uint32_t col, const char *fmt, ...) {
     char msg[400];
@@ -207,6 +208,14 @@ int cy_parse(cy_doc *doc, const char *data, size_t len, const char *name, weft_c
             break;
         }
         cy_node *n = NULL;
+        /* the rules the test kit applies too (sdk/common/wsh_rules.c) */
+        const char *refused = wsh_yaml_event_refusal(&ev);
+        if (refused) {
+            rc = cfg_fail_at(&c, (uint32_t)ev.start_mark.line + 1,
+                             (uint32_t)ev.start_mark.column + 1, "%s", refused);
+            yaml_event_delete(&ev);
+            break;
+        }
         switch (ev.type) {
         case YAML_STREAM_END_EVENT:
             done = true;

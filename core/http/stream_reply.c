@@ -8,35 +8,18 @@
 
 #include <event2/buffer.h>
 
+#include "wsh_rules.h"
+
 void stream_send_head(weft_stream *s, weft_resp_head *h, bool end) {
     s->resp_started = true;
     s->status_sent = h->status;
     s->ds_ops->send_head(s, h, end);
 }
 
-/* gRPC status for an HTTP status weft answers with (the mapping gRPC's
- * own HTTP-to-gRPC table uses, plus the proxy's own statuses). */
+/* gRPC status for an HTTP status weft answers with: shared with the test
+ * kit (sdk/common/wsh_rules.c), so both map alike by construction. */
 static int grpc_status_for(uint16_t http) {
-    switch (http) {
-    case 400:
-        return 13; /* INTERNAL: a malformed request */
-    case 401:
-        return 16; /* UNAUTHENTICATED */
-    case 403:
-        return 7; /* PERMISSION_DENIED */
-    case 404:
-        return 12; /* UNIMPLEMENTED */
-    case 408:
-    case 504:
-        return 4; /* DEADLINE_EXCEEDED */
-    case 429:
-        return 8; /* RESOURCE_EXHAUSTED */
-    case 502:
-    case 503:
-        return 14; /* UNAVAILABLE */
-    default:
-        return 2; /* UNKNOWN */
-    }
+    return wsh_grpc_status_for_http(http);
 }
 
 /* grpc-message is percent-encoded (gRPC over HTTP/2, "Responses"): every

@@ -12,6 +12,7 @@
 
 #include "ft_config.h"
 #include "ft_internal.h"
+#include "wsh_rules.h"
 
 static weft_config_node *node_new(ft_doc *doc, ft_node_kind kind, const yaml_mark_t *m) {
     if (doc->n == doc->cap) {
@@ -161,6 +162,12 @@ static int yaml_error(parse_state *p, const yaml_parser_t *y) {
 }
 
 static int handle_event(parse_state *p, const yaml_event_t *ev, bool *done) {
+    /* What weft refuses, with weft's words (sdk/common/wsh_rules.c, the
+     * code the core's loader runs too). */
+    const char *refused = wsh_yaml_event_refusal(ev);
+    if (refused)
+        return fail_at(p, (uint32_t)ev->start_mark.line + 1, (uint32_t)ev->start_mark.column + 1,
+                       refused, NULL);
     switch (ev->type) {
     case YAML_STREAM_START_EVENT:
     case YAML_DOCUMENT_END_EVENT:

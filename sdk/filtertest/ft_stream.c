@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "ft_internal.h"
+#include "wsh_rules.h"
 
 enum { REQ = WEFT_REQUEST_BODY, RESP = WEFT_RESPONSE_BODY };
 
@@ -845,29 +846,10 @@ int wft_response_headers(wft_stream *st, int status, const char *const *headers,
 
 /* ---- local replies ---- */
 
-/* The core's mapping (core/http/stream.c grpc_status_for), documented at
- * weft_reply_send in filter.h. */
+/* The core's own mapping (sdk/common/wsh_rules.c, compiled into both),
+ * documented at weft_reply_send in filter.h. */
 static int grpc_code(int http) {
-    switch (http) {
-    case 400:
-        return 13; /* INTERNAL */
-    case 401:
-        return 16; /* UNAUTHENTICATED */
-    case 403:
-        return 7; /* PERMISSION_DENIED */
-    case 404:
-        return 12; /* UNIMPLEMENTED */
-    case 408:
-    case 504:
-        return 4; /* DEADLINE_EXCEEDED */
-    case 429:
-        return 8; /* RESOURCE_EXHAUSTED */
-    case 502:
-    case 503:
-        return 14; /* UNAVAILABLE */
-    default:
-        return 2; /* UNKNOWN */
-    }
+    return wsh_grpc_status_for_http(http);
 }
 
 static const char *status_phrase(int status) {

@@ -655,7 +655,8 @@ static void test_config_errors(void **state) {
     assert_string_equal(err, "filter-config:1:1: hdrauth: the config must be a map");
     assert_string_equal(wft_env_error(env), err);
 
-    /* From a file: errors name it; anchors and aliases work. */
+    /* From a file: errors name it; anchors work (aliases are refused, as
+     * weft refuses them). */
     char path[512];
     snprintf(path, sizeof(path), "%s/hdrauth-test.yaml", WFT_TEST_DIR);
     FILE *f = fopen(path, "w");
@@ -756,7 +757,7 @@ static void test_config_accessors(void **state) {
     assert_int_equal(
         wft_env_configure(env,
                           "i: -42\nb: true\nd: 2s\nus: 1500us\ns: 64KiB\np: 12.5%\np2: 7\n"
-                          "l: [x, y]\nm: &m {k: v}\nalias: *m\nbad: 1x\n",
+                          "l: [x, y]\nm: &m {k: v}\nalias: {k: v}\nbad: 1x\n",
                           err, sizeof(err)),
         0);
     assert_ptr_equal(wft_env_config(env), &seen);
@@ -771,6 +772,9 @@ static void test_config_accessors(void **state) {
     assert_int_equal(seen.wrong_kind, WEFT_ERR_INVALID);
     assert_int_equal(seen.bad_int, WEFT_ERR_INVALID);
     assert_string_equal(seen.dir, "/etc/weft");
+    /* As weft: an alias is refused (anchors alone are fine). */
+    assert_int_equal(wft_env_configure(env, "m: &m {k: v}\nalias: *m\n", err, sizeof(err)), -1);
+    assert_string_equal(err, "filter-config:2:8: YAML aliases are not supported");
     wft_env_free(env);
 }
 
