@@ -12,6 +12,7 @@
 #include "admin/admin.h"
 #include "common/common.h"
 #include "common/cpus.h"
+#include "common/smallpool.h"
 #include "config/config.h"
 #include "loop/listen_set.h"
 #include "loop/worker.h"
@@ -229,6 +230,10 @@ int main(int argc, char **argv) {
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
+    /* Before any libevent call: its small per-descriptor entries live in
+     * their own pool, so they do not pin the heap pages of a closed burst
+     * of connections (common/smallpool.h). */
+    weft_smallpool_install();
     app a;
     memset(&a, 0, sizeof(a));
     bool validate = false;

@@ -6,9 +6,11 @@
 # 1. scripts/setup.sh (installs missing packages)
 # 2. build-asan: build with AddressSanitizer + UBSan, run every unit and
 #    integration test with ctest
-# 3. build-fuzz (clang): build every tests/fuzz/fuzz_*.c, run each for
+# 3. build-plain: no sanitizer, -Werror at -O2; unit tests and the memory
+#    tests (RSS limits hold only without sanitizers)
+# 4. build-fuzz (clang): build every tests/fuzz/fuzz_*.c, run each for
 #    $WEFT_FUZZ_SECONDS (30) on a temp copy of tests/fuzz/corpus/<name>/
-# 4. build-tsan (clang): ThreadSanitizer build, run every integration test
+# 5. build-tsan (clang): ThreadSanitizer build, run every integration test
 #    (the multi-worker ones, and the rest: the main thread's health checks,
 #    DNS and admin share state with the workers too). WEFT_TSAN_FILTER
 #    narrows it, e.g. 'multiworker|reload|drain'.
@@ -82,6 +84,19 @@ if cmake -S . -B build-asan -DWEFT_SANITIZE=address,undefined -DWEFT_TESTS=ON \
     run_ctest asan build-asan || stage_fail "ctest (asan)"
 else
     stage_fail "build-asan"
+fi
+
+# ---------------------------------------------------------------- plain
+# Without sanitizers: the build users get (-O2 -Werror finds warnings the
+# sanitized builds do not, such as maybe-uninitialized), the unit tests,
+# and the memory tests, whose RSS limits mean something only here
+# (ASan's allocator and shadow memory hide what weft gives back).
+banner "build-plain (no sanitizer) + unit and memory tests"
+if cmake -S . -B build-plain -DWEFT_TESTS=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo &&
+    cmake --build build-plain -j "$JOBS"; then
+    run_ctest plain build-plain -R 'unit/|_memory$' || stage_fail "ctest (plain)"
+else
+    stage_fail "build-plain"
 fi
 
 # ---------------------------------------------------------------- fuzzing

@@ -682,7 +682,7 @@ static weft_result h_metadata_get(weft_stream *s, weft_str key, weft_str *value)
     STREAM_OR_RESULT(s, "metadata_get", false);
     if (!str_ok(key) || !value)
         return ft_misuse(st->env, WEFT_ERR_INVALID, "metadata_get: NULL key or value pointer");
-    const ft_header *h;
+    const ft_header *h = NULL;
     weft_result r = md_typed(st, key, FT_MD_STR, "metadata_get", &h);
     if (r == WEFT_OK)
         *value = (weft_str){h->value, h->vlen};
@@ -702,7 +702,7 @@ static weft_result h_metadata_get_int(weft_stream *s, weft_str key, int64_t *val
     STREAM_OR_RESULT(s, "metadata_get_int", false);
     if (!str_ok(key) || !value)
         return ft_misuse(st->env, WEFT_ERR_INVALID, "metadata_get_int: NULL key or value pointer");
-    const ft_header *h;
+    const ft_header *h = NULL;
     weft_result r = md_typed(st, key, FT_MD_INT, "metadata_get_int", &h);
     if (r == WEFT_OK)
         memcpy(value, h->value, sizeof(*value));
@@ -724,7 +724,7 @@ static weft_result h_metadata_get_bytes(weft_stream *s, weft_str key, const void
     STREAM_OR_RESULT(s, "metadata_get_bytes", false);
     if (!str_ok(key) || !data || !len)
         return ft_misuse(st->env, WEFT_ERR_INVALID, "metadata_get_bytes: NULL key or out-pointer");
-    const ft_header *h;
+    const ft_header *h = NULL;
     weft_result r = md_typed(st, key, FT_MD_BYTES, "metadata_get_bytes", &h);
     if (r == WEFT_OK) {
         *data = h->value;

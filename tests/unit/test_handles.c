@@ -19,7 +19,7 @@
 
 static void test_encode_decode(void **state) {
     (void)state;
-    wsh_parts p;
+    wsh_parts p = {0};
     uint64_t h = wsh_encode(5, 12345, 77);
     assert_true(wsh_decode(h, &p));
     assert_int_equal(p.domain, 5);
@@ -44,7 +44,7 @@ static void test_table_generations(void **state) {
     int a, b, c;
     uint64_t ha = wsh_alloc(&t, &a);
     assert_true(ha != 0);
-    wsh_parts p;
+    wsh_parts p = {0};
     assert_true(wsh_decode(ha, &p));
     assert_ptr_equal(wsh_lookup(&t, &p), &a);
     wsh_release(&t, ha);
@@ -54,7 +54,7 @@ static void test_table_generations(void **state) {
     /* The slot is reused with a new generation: the old handle does not
      * name the new object. */
     uint64_t hb = wsh_alloc(&t, &b);
-    wsh_parts pb;
+    wsh_parts pb = {0};
     assert_true(wsh_decode(hb, &pb));
     assert_int_equal(pb.slot, p.slot);
     assert_int_equal(pb.gen, p.gen + 1);
@@ -64,7 +64,7 @@ static void test_table_generations(void **state) {
     wsh_table other;
     wsh_table_init(&other, 4);
     uint64_t hc = wsh_alloc(&other, &c);
-    wsh_parts pc;
+    wsh_parts pc = {0};
     assert_true(wsh_decode(hc, &pc));
     assert_null(wsh_lookup(&t, &pc));
     assert_null(wsh_lookup(&other, &pb));
@@ -95,19 +95,19 @@ static void test_generation_wrap(void **state) {
     wsh_table_init(&t, 0);
     int a, b, c;
     uint64_t h0 = wsh_alloc(&t, &a);
-    wsh_parts p0;
+    wsh_parts p0 = {0};
     assert_true(wsh_decode(h0, &p0));
     wsh_release(&t, h0);
     wsh_debug_set_gen(&t, p0.slot, UINT32_MAX);
     uint64_t hmax = wsh_alloc(&t, &b);
-    wsh_parts pmax;
+    wsh_parts pmax = {0};
     assert_true(wsh_decode(hmax, &pmax));
     assert_int_equal(pmax.slot, p0.slot);
     assert_int_equal(pmax.gen, UINT32_MAX);
     wsh_release(&t, hmax);
     /* Wraps to 1, never 0 (0 would not decode). */
     uint64_t h1 = wsh_alloc(&t, &c);
-    wsh_parts p1;
+    wsh_parts p1 = {0};
     assert_true(wsh_decode(h1, &p1));
     assert_int_equal(p1.slot, p0.slot);
     assert_int_equal(p1.gen, 1);
