@@ -388,6 +388,10 @@ static const char *filter_name(const weft_stream *s, int idx) {
     return idx >= 0 && s->chain && (size_t)idx < s->chain->n_http ? s->chain->http[idx].name : "?";
 }
 
+static bool h_reply_is_local(weft_stream *s) {
+    return (s = live(s)) && s->local_reply;
+}
+
 static weft_result h_stream_resume(weft_stream *s) {
     CHECK(s, "stream_resume");
     int owner;
@@ -1149,6 +1153,7 @@ static const weft_host_api host_api = {
     .route_info = h_route_info,
     .route_refresh = h_route_refresh,
     .route_config = h_route_config,
+    .reply_is_local = h_reply_is_local,
     /* [end 1.1 routing] */
 
     /* [1.1 streams] stream handles with generations, owned pauses, author helpers, typed metadata

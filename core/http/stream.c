@@ -124,6 +124,9 @@ void weft_stream_begin(weft_stream *s, weft_listener_snap *lst, weft_wsnap *ws) 
     weft_hdrs_init(&s->metadata, &s->arena);
     s->filter_arena = 0;
     s->filter_timers = 0;
+    s->req_reached = -1;
+    s->local_reply = s->rs_hdr_hook = false;
+    s->rs_hdr_pos = s->rs_from = s->n_replies = 0;
     s->req = NULL;
     s->route = NULL;
     s->matched = NULL;
@@ -263,7 +266,7 @@ void weft_stream_on_req_head(weft_stream *s, weft_req_head *req) {
 void stream_route_and_forward(weft_stream *s) {
     weft_req_head *req = s->req;
     s->rq.headers_done = true;
-    if (s->resp_done || s->resp_started)
+    if (s->resp_done || s->resp_started || s->local_reply)
         return;
     if (s->route_dirty) {
         /* A 1.0 filter changed the path or headers: it was promised that
@@ -320,7 +323,7 @@ void stream_route_and_forward(weft_stream *s) {
     if (req->expect_continue && req->framing != WEFT_BODY_NONE && s->ds_ops->send_continue)
         s->ds_ops->send_continue(s);
     stream_start_upstream(s, s->upgrade_req ? false : true);
-    if (s->resp_done)
+    if (stream_answered(s))
         return;
     /* Body that waited for the header phase. */
     if (stream_buf_len(s->rq.pre))
@@ -364,7 +367,7 @@ static void keep_for_replay(weft_stream *s, const char *p, size_t n, struct evbu
  * of the two wins. */
 void stream_arm_request_timeout(weft_stream *s) {
     uint64_t ms = s->route ? s->route->cfg->timeout_ms : 0;
-    if (s->resp_done)
+    if (stream_answered(s))
         return;
     uint64_t now = weft_now_ms();
     uint64_t deadline = ms ? now + ms : 0;
@@ -383,7 +386,7 @@ void stream_req_write_end(weft_stream *s) {
 
 void stream_sink_req(weft_stream *s, struct evbuffer *chunk, bool end) {
     size_t n = evbuffer_get_length(chunk);
-    if (s->resp_done || !s->cluster || !stream_up_attached(s)) {
+    if (stream_answered(s) || !s->cluster || !stream_up_attached(s)) {
         evbuffer_drain(chunk, n); /* answered locally: the body is discarded */
         return;
     }
@@ -408,7 +411,7 @@ void weft_stream_on_req_body(weft_stream *s, const char *p, size_t n) {
         }
         return;
     }
-    if (s->resp_done)
+    if (s->resp_done || s->local_reply)
         return; /* answered locally: the body is discarded */
     weft_dir *d = &s->rq;
     if (d->headers_done && d->paused_at < 0 && !(s->chain && s->chain->any_req_body)) {
@@ -450,6 +453,8 @@ void weft_stream_on_req_end(weft_stream *s, weft_hdrs *trailers) {
         stream_finish(s);
         return;
     }
+    if (s->local_reply)
+        return; /* a local reply in the response hooks finishes when it is sent */
     if (!s->rq.headers_done)
         return; /* sf_req_headers/route will push the end when it gets there */
     /* A request without a body ended with its headers (end_stream was
@@ -498,7 +503,7 @@ static void on_request_timeout(void *arg) {
         stream_attempt_info(s, &ai, WEFT_ATTEMPT_TIMEOUT, 0);
         weft_attempt_end(&s->att, false, 0, weft_now_us());
         sf_attempt(s, &ai);
-        if (s->resp_done)
+        if (stream_answered(s))
             return;
         if (s->retry_requested && stream_do_retry(s))
             return;

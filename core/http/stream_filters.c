@@ -19,11 +19,12 @@ static const weft_filter_inst *inst(const weft_stream *s, size_t idx) {
 }
 
 /* A hook must answer with one of the three values; anything else is the
- * filter's bug, handled as a 500 rather than trusted. */
-static weft_status checked(weft_stream *s, size_t idx, weft_status st) {
+ * filter's bug, handled as a 500 rather than trusted. WEFT_REPLIED needs a
+ * reply made during the hook (replies counts them before it). */
+static weft_status checked(weft_stream *s, size_t idx, uint32_t replies, weft_status st) {
     if (st == WEFT_CONTINUE || st == WEFT_STOP)
         return st;
-    if (st == WEFT_REPLIED && (s->resp_started || s->resp_done))
+    if (st == WEFT_REPLIED && (s->n_replies != replies || s->resp_started || s->resp_done))
         return st;
     WEFT_ERROR("filter %s: hook returned %d%s", inst(s, idx)->name, (int)st,
                st == WEFT_REPLIED ? " (WEFT_REPLIED without sending a reply)" : "");
@@ -85,14 +86,17 @@ void sf_req_headers(weft_stream *s, size_t from) {
     bool end = s->req->framing == WEFT_BODY_NONE;
     for (size_t pos = from; pos < n; pos++) {
         const weft_filter_inst *fi = inst(s, pos);
+        if ((int)pos > s->req_reached)
+            s->req_reached = (int)pos; /* this filter saw the request */
         if (!fi->http->on_request_headers)
             continue;
+        uint32_t replies = s->n_replies;
         s->running = (int)pos;
-        weft_status st =
-            checked(s, pos, fi->http->on_request_headers(s->fctx[pos], stream_handle(s), end));
+        weft_status st = checked(s, pos, replies,
+                                 fi->http->on_request_headers(s->fctx[pos], stream_handle(s), end));
         s->running = -1;
-        settle_token(s, d, pos, st == WEFT_STOP && !s->resp_done);
-        if (st == WEFT_REPLIED || s->resp_done)
+        settle_token(s, d, pos, st == WEFT_STOP && !stream_answered(s));
+        if (st == WEFT_REPLIED || stream_answered(s))
             return;
         if (st == WEFT_STOP) {
             d->paused_at = (int)pos;
@@ -103,23 +107,49 @@ void sf_req_headers(weft_stream *s, size_t from) {
     stream_route_and_forward(s);
 }
 
+/* After a local reply's head passed the chain: its body (if any) runs
+ * through the body hooks of the same filters, then the end. */
+static void local_reply_body(weft_stream *s) {
+    weft_dir *d = &s->rs;
+    if (s->resp_done || s->t_end_us)
+        return;
+    bool bodyless =
+        weft_resp_is_bodyless(s->resp.status, s->head_request) || s->resp.framing == WEFT_BODY_NONE;
+    if (bodyless) {
+        evbuffer_drain(d->pre, evbuffer_get_length(d->pre));
+        d->end_out = true;
+        stream_sink_resp(s, d->pre, true);
+        return;
+    }
+    sf_push(s, WEFT_DIR_RESP, d->pre, s->rs_from);
+}
+
 void sf_resp_headers(weft_stream *s, size_t from) {
     size_t n = stream_n_filters(s);
     weft_dir *d = &s->rs;
-    bool end =
-        weft_resp_is_bodyless(s->resp.status, s->head_request) || s->resp.framing == WEFT_BODY_NONE;
     for (size_t pos = from; pos < n; pos++) {
         size_t idx = filter_index(s, WEFT_DIR_RESP, pos);
         const weft_filter_inst *fi = inst(s, idx);
         if (!fi->http->on_response_headers)
             continue;
+        /* A reply from a hook replaces the response: computed per filter. */
+        bool end = weft_resp_is_bodyless(s->resp.status, s->head_request) ||
+                   s->resp.framing == WEFT_BODY_NONE;
+        uint32_t replies = s->n_replies;
         s->running = (int)idx;
-        weft_status st =
-            checked(s, idx, fi->http->on_response_headers(s->fctx[idx], stream_handle(s), end));
+        s->rs_hdr_hook = true;
+        s->rs_hdr_pos = (uint32_t)pos;
+        weft_status st = checked(
+            s, idx, replies, fi->http->on_response_headers(s->fctx[idx], stream_handle(s), end));
         s->running = -1;
-        settle_token(s, d, idx, st == WEFT_STOP && !s->resp_done && !s->retry_requested);
-        if (st == WEFT_REPLIED || s->resp_done || s->retry_requested)
+        settle_token(s, d, idx,
+                     st == WEFT_STOP && !s->resp_done && !s->retry_requested &&
+                         s->n_replies == replies);
+        s->rs_hdr_hook = false;
+        if (s->resp_done || s->t_end_us || s->retry_requested)
             return;
+        if (s->n_replies != replies)
+            continue; /* the filter replied: the next filters see its reply */
         if (st == WEFT_STOP) {
             d->paused_at = (int)pos;
             d->paused_headers = true;
@@ -127,6 +157,8 @@ void sf_resp_headers(weft_stream *s, size_t from) {
         }
     }
     stream_send_resp_head(s);
+    if (s->local_reply)
+        local_reply_body(s);
 }
 
 /* Trailer hooks run once, at the end of the body, over the whole chain. A
@@ -143,11 +175,12 @@ static bool run_trailers(weft_stream *s, int dir) {
             dir == WEFT_DIR_REQ ? o->on_request_trailers : o->on_response_trailers;
         if (!hook)
             continue;
+        uint32_t replies = s->n_replies;
         s->running = (int)idx;
-        weft_status st = checked(s, idx, hook(s->fctx[idx], stream_handle(s)));
+        weft_status st = checked(s, idx, replies, hook(s->fctx[idx], stream_handle(s)));
         s->running = -1;
         settle_token(s, NULL, idx, false); /* trailers cannot pause */
-        if (st == WEFT_REPLIED || (dir == WEFT_DIR_REQ && s->resp_done))
+        if (st == WEFT_REPLIED || (dir == WEFT_DIR_REQ && stream_answered(s)) || s->t_end_us)
             return false;
     }
     return true;
@@ -185,13 +218,15 @@ void sf_push(weft_stream *s, int dir, struct evbuffer *src, size_t from) {
         struct evbuffer *view = holding ? d->held : chunk;
         if (!evbuffer_get_length(view) && !end)
             return; /* nothing to show this filter yet */
+        uint32_t replies = s->n_replies;
         s->running = (int)idx;
-        weft_status st =
-            checked(s, idx, hook(s->fctx[idx], stream_handle(s), (weft_buffer *)view, end));
+        weft_status st = checked(s, idx, replies,
+                                 hook(s->fctx[idx], stream_handle(s), (weft_buffer *)view, end));
         s->running = -1;
         settle_token(s, d, idx, st == WEFT_STOP);
-        if (st == WEFT_REPLIED || (dir == WEFT_DIR_REQ && s->resp_done && !s->resp_started) ||
-            (dir == WEFT_DIR_RESP && s->resp_done))
+        if (st == WEFT_REPLIED ||
+            (dir == WEFT_DIR_REQ && ((s->resp_done && !s->resp_started) || s->local_reply)) ||
+            (dir == WEFT_DIR_RESP && s->resp_done) || s->t_end_us)
             return;
         if (st == WEFT_STOP) {
             if (!holding) {
@@ -321,8 +356,8 @@ static int resume_dir(weft_stream *s, weft_dir *d) {
         return 0;
     }
     if (headers) {
-        sf_resp_headers(s, next);
-        if (!s->rs.headers_done || s->resp_done)
+        sf_resp_headers(s, next); /* a local reply's body follows from there */
+        if (!s->rs.headers_done || s->resp_done || s->local_reply)
             return 0;
         if (evbuffer_get_length(s->rs.pre) || s->rs.end_in)
             sf_push(s, dir, s->rs.pre, 0);
@@ -367,7 +402,7 @@ void sf_up_request(weft_stream *s, uint32_t attempt) {
         o->on_upstream_request(s->fctx[i], stream_handle(s), attempt);
         s->running = -1;
         settle_token(s, NULL, i, false); /* cannot pause */
-        if (s->resp_done)
+        if (stream_answered(s))
             return;
     }
 }
@@ -395,6 +430,9 @@ void sf_log(weft_stream *s) {
             (weft_str){s->cluster->shared->cfg->name, strlen(s->cluster->shared->cfg->name)};
     else
         info.cluster = (weft_str){"", 0};
+    info.local_reply = s->local_reply;
+    info.local_reply_reason =
+        s->local_reply && s->reason ? (weft_str){s->reason, strlen(s->reason)} : (weft_str){"", 0};
     s->log_phase = true;
     size_t n = stream_n_filters(s);
     for (size_t i = 0; i < n; i++) {

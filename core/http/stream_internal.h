@@ -31,6 +31,13 @@ static const weft_sv H_EXPECT = WEFT_SV_LIT("expect");
 static const weft_sv H_CT = WEFT_SV_LIT("content-type");
 static const weft_sv H_CL = WEFT_SV_LIT("content-length");
 
+/* The request is answered: a response is done, a local reply is in the
+ * response hooks (or sent), or the exchange ended (a reset). Nothing more
+ * of the request goes through the chain or upstream. */
+static inline bool stream_answered(const weft_stream *s) {
+    return s->resp_done || s->local_reply || s->t_end_us;
+}
+
 static inline size_t stream_buf_len(const struct evbuffer *b) {
     return b ? evbuffer_get_length(b) : 0;
 }

@@ -52,8 +52,68 @@ static weft_sv grpc_message_encode(weft_stream *s, weft_sv msg) {
     return (weft_sv){o, n};
 }
 
+/* Sends the local reply built in s->resp with `body`: through the
+ * response hooks of the filters that saw the request, in reverse order
+ * (Envoy's sendLocalReply runs the encoder filters of the filters that
+ * decoded), or straight to the codec when no filter saw it.
+ * - From inside a response-header hook (an upstream response's or another
+ *   local reply's): the reply replaces that response and sf_resp_headers
+ *   goes on with the next filter toward the client (no recursion: the
+ *   replier and the filters before it do not see the reply).
+ * - While the response-header phase is paused at position p (a timer, a
+ *   callout, the idle timeout): the same, from p + 1.
+ * - Otherwise from the position of the last filter the request reached.
+ * A filter may STOP there like on any response; its resume goes on. */
+static void local_send(weft_stream *s, weft_sv body) {
+    weft_resp_head *h = &s->resp;
+    bool bodyless = s->head_request || body.len == 0;
+    size_t n = stream_n_filters(s);
+    s->local_reply = true;
+    if (!bodyless)
+        s->bytes_out += body.len;
+    if (!s->fctx || s->req_reached < 0 || !n || !s->rs.pre) {
+        stream_send_head(s, h, bodyless);
+        if (!bodyless)
+            s->ds_ops->send_body(s, body.p, body.len);
+        s->ds_ops->send_end(s, NULL);
+        s->resp_done = true;
+        if (s->req_done || s->close_after)
+            stream_finish(s);
+        return;
+    }
+    bool in_hook = s->rs_hdr_hook;
+    int paused_at = s->rs.paused_at >= 0 && s->rs.paused_headers ? s->rs.paused_at : -1;
+    /* What an upstream response (or an earlier local reply) left goes. */
+    stream_dir_reset(&s->rs);
+    s->resp_trailers = NULL;
+    s->rs_gathering = false;
+    s->up_read_paused = false;
+    s->rs.end_in = true;
+    if (!bodyless)
+        evbuffer_add(s->rs.pre, body.p, body.len);
+    /* The request is answered: a pause there is over. */
+    s->rq.paused_at = -1;
+    s->rq.paused_headers = false;
+    s->rq.pause_token = 0;
+    if (in_hook) {
+        s->rs_from = s->rs_hdr_pos + 1;
+        return; /* sf_resp_headers goes on */
+    }
+    s->rs_from =
+        paused_at >= 0 ? (uint32_t)paused_at + 1 : (uint32_t)(n - 1 - (size_t)s->req_reached);
+    /* The hooks run nested in whatever called (a request hook, a timer
+     * callback): inside them the stream is in no filter's code, so that
+     * attribution and the resume check hold; restored after. */
+    stream_cb_frame f = {s->running, s->in_async_cb};
+    s->running = -1;
+    s->in_async_cb = false;
+    sf_resp_headers(s, s->rs_from);
+    stream_cb_leave(s, f);
+}
+
 void weft_stream_reply_full(weft_stream *s, uint16_t status, const char *reason,
                             const weft_hdrs *extra, weft_sv body) {
+    s->n_replies++;
     if (reason)
         s->reason = reason;
     if (stream_up_attached(s))
@@ -71,7 +131,8 @@ void weft_stream_reply_full(weft_stream *s, uint16_t status, const char *reason,
         stream_finish(s);
         return;
     }
-    weft_stats_inc(s->w->stats, s->ws->snap->rq_local_reply, 1);
+    if (!s->local_reply) /* a reply that replaces a local reply is not another one */
+        weft_stats_inc(s->w->stats, s->ws->snap->rq_local_reply, 1);
     weft_resp_head *h = &s->resp;
     memset(h, 0, sizeof(*h));
     weft_hdrs_init(&h->headers, &s->arena);
@@ -115,16 +176,7 @@ void weft_stream_reply_full(weft_stream *s, uint16_t status, const char *reason,
     /* A request body we have not read yet makes the connection unusable. */
     if (!s->req_done && (!s->req || s->req->framing != WEFT_BODY_NONE))
         s->close_after = true;
-    bool bodyless = s->head_request || body.len == 0;
-    stream_send_head(s, h, bodyless);
-    if (!bodyless) {
-        s->ds_ops->send_body(s, body.p, body.len);
-        s->bytes_out += body.len;
-    }
-    s->ds_ops->send_end(s, NULL);
-    s->resp_done = true;
-    if (s->req_done || s->close_after)
-        stream_finish(s);
+    local_send(s, body);
 }
 
 void weft_stream_local_reply(weft_stream *s, uint16_t status, const char *reason, uint32_t flag,
@@ -137,6 +189,7 @@ void stream_redirect_reply(weft_stream *s) {
     const weft_cfg_route *r = s->route->cfg;
     weft_sv loc =
         weft_route_redirect_location(s->route, s->req, s->tls ? "https" : "http", &s->arena);
+    s->n_replies++;
     weft_resp_head *h = &s->resp;
     memset(h, 0, sizeof(*h));
     weft_hdrs_init(&h->headers, &s->arena);
@@ -150,10 +203,7 @@ void stream_redirect_reply(weft_stream *s) {
     s->flags |= WEFT_RF_DR;
     if (!s->req_done && s->req->framing != WEFT_BODY_NONE)
         s->close_after = true;
-    stream_send_head(s, h, true);
-    s->resp_done = true;
-    if (s->req_done || s->close_after)
-        stream_finish(s);
+    local_send(s, (weft_sv){"", 0});
 }
 
 void stream_direct_reply(weft_stream *s) {

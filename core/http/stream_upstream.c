@@ -217,7 +217,7 @@ static bool retry_connect(weft_stream *s, weft_up_err err) {
     if (s->att.ep && cc->connect_failure_avoid_ms)
         weft_endpoint_avoid((weft_endpoint *)s->att.ep,
                             weft_now_us() + cc->connect_failure_avoid_ms * 1000);
-    if (s->connect_attempts + 1 >= connect_attempts_max(s) || s->resp_started || s->resp_done)
+    if (s->connect_attempts + 1 >= connect_attempts_max(s) || s->resp_started || stream_answered(s))
         return false;
     if (!stream_upstream_ops(s)->keeps_unsent && s->req->framing != WEFT_BODY_NONE &&
         (!s->req_done || !s->replay || s->replay_overflow))
@@ -326,7 +326,7 @@ bool stream_do_retry(weft_stream *s) {
     s->retry_requested = false;
     uint64_t delay = s->retry_delay_ms;
     s->retry_delay_ms = 0;
-    if (s->resp_started || s->resp_done || s->t_backoff_start_us)
+    if (s->resp_started || s->resp_done || s->local_reply || s->t_backoff_start_us)
         return false;
     bool has_body = s->req->framing != WEFT_BODY_NONE;
     if (has_body && (!s->req_done || !s->replay || s->replay_overflow))
@@ -401,7 +401,8 @@ int weft_stream_retry(weft_stream *s) {
 }
 
 int weft_stream_retry_ex(weft_stream *s, uint64_t delay_ms, uint32_t flags) {
-    if (s->resp_started || s->resp_done || s->in_up_request || s->t_backoff_start_us)
+    if (s->resp_started || s->resp_done || s->local_reply || s->in_up_request ||
+        s->t_backoff_start_us)
         return -1; /* (a retry already waits for its delay) */
     bool has_body = s->req && s->req->framing != WEFT_BODY_NONE;
     if (has_body && (!s->replay || s->replay_overflow))
@@ -451,12 +452,12 @@ int weft_stream_on_up_head(weft_stream *s, weft_resp_head *h) {
         weft_attempt_info ai;
         stream_attempt_info(s, &ai, WEFT_ATTEMPT_RESPONSE, h->status);
         sf_attempt(s, &ai);
-        if (s->retry_requested) {
+        if (s->retry_requested && !stream_answered(s)) {
             weft_attempt_end(&s->att, true, s->t_up_head_us - s->t_up_start_us, weft_now_us());
             if (stream_do_retry(s))
                 return WEFT_H1_CB_PAUSE;
         }
-        if (s->resp_done)
+        if (stream_answered(s))
             return WEFT_H1_CB_PAUSE;
     }
     const weft_cfg_route *r = s->route->cfg;
@@ -483,7 +484,8 @@ int weft_stream_on_up_head(weft_stream *s, weft_resp_head *h) {
             }
             return WEFT_H1_CB_PAUSE;
         }
-        return s->resp_done ? WEFT_H1_CB_PAUSE : WEFT_H1_CB_OK;
+        /* A filter's reply replaced the response: the upstream is gone. */
+        return s->resp_done || s->local_reply ? WEFT_H1_CB_PAUSE : WEFT_H1_CB_OK;
     }
     stream_send_resp_head(s);
     return WEFT_H1_CB_OK;
@@ -660,7 +662,7 @@ void weft_stream_on_up_error(weft_stream *s, weft_up_err err) {
         weft_attempt_info ai;
         stream_attempt_info(s, &ai, map[err], 0);
         sf_attempt(s, &ai);
-        if (s->resp_done)
+        if (stream_answered(s))
             return;
         if (s->retry_requested && stream_do_retry(s))
             return;

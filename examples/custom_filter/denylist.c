@@ -387,10 +387,14 @@ static weft_status dl_request_headers(void *ctx, weft_stream *s, bool end_stream
 }
 
 /* Only requests this filter let through reach the upstream, so every
- * upstream response it sees belongs to an allowed request. */
+ * upstream response it sees belongs to an allowed request. Local replies
+ * (this filter's own 403, or weft's 404/503/...) run through this hook too
+ * (ABI 1.1): they keep the tag they have (deny), or get none. */
 static weft_status dl_response_headers(void *ctx, weft_stream *s, bool end_stream) {
     (void)ctx;
     (void)end_stream;
+    if (weft_reply_is_local(s))
+        return WEFT_CONTINUE;
     weft_header_set(s, WEFT_RESPONSE_HEADERS, TAG, WEFT_STR("pass"));
     return WEFT_CONTINUE;
 }

@@ -104,7 +104,9 @@ static weft_result map_check(wft_stream *st, weft_header_map m, const char *fn, 
         ok = !resp->end_fwd;
         break;
     }
-    if (!ok || st->replied)
+    /* A local reply's response headers change in its response hooks. */
+    bool answered = st->replied && !(ft_lr_flowing(st) && m >= WEFT_RESPONSE_HEADERS);
+    if (!ok || answered)
         return ft_misuse(st->env, WEFT_ERR_STATE, "%s: the %s have been sent on", fn, map_names[m]);
     return WEFT_OK;
 }
@@ -349,14 +351,16 @@ static weft_result h_reply_send(weft_stream *s, int status, weft_str reason, con
         if (!str_ok(hn[i]) || !ft_header_name_ok(hn[i].ptr, hn[i].len) || !str_ok(hv[i]) ||
             !ft_header_value_ok(hv[i].ptr, hv[i].len))
             return ft_misuse(st->env, WEFT_ERR_INVALID, "reply_send: header %zu is not valid", i);
-    if (st->replied)
+    if (st->replied && !ft_lr_flowing(st))
         return ft_misuse(st->env, WEFT_ERR_STATE, "reply_send: a local reply was sent already");
     if (st->hook == FT_HOOK_UP_REQUEST)
         return ft_misuse(st->env, WEFT_ERR_STATE, "reply_send: not from on_upstream_request");
     if (st->dir[WEFT_RESPONSE_BODY].headers_fwd)
         return ft_misuse(st->env, WEFT_ERR_STATE,
                          "reply_send: the response has started downstream");
-    ft_reply_make(st, status, reason, hn, hv, n, body);
+    /* Through the filter's response hooks (run now, nested, as the core
+     * does), unless it replaces a response in its header phase. */
+    ft_reply_make(st, status, reason, hn, hv, n, body, ft_reply_via_hooks(st));
     st->reply_in_hook = true;
     return WEFT_OK;
 }
@@ -402,7 +406,7 @@ weft_result wft_stream_resume_as(wft_stream *st, const char *other_filter) {
 
 static weft_result h_stream_resume(weft_stream *s) {
     STREAM_OR_RESULT(s, "stream_resume", true);
-    if (st->replied)
+    if (st->replied && !ft_lr_flowing(st))
         return ft_misuse(st->env, WEFT_ERR_STATE,
                          "weft_stream_resume: the stream has a local reply");
     if (st->hook != FT_HOOK_NONE && st->hook != FT_HOOK_CALLBACK)
@@ -652,6 +656,13 @@ static weft_result h_callout_cancel(weft_stream *s, weft_callout *c) {
             return WEFT_OK;
         }
     return ft_misuse(st->env, WEFT_ERR_INVALID, "callout_cancel: not a callout of this stream");
+}
+
+/* ---- local replies ---- */
+
+static bool h_reply_is_local(weft_stream *s) {
+    wft_stream *st = s ? ft_stream_from(s) : NULL;
+    return st && ft_on_owner_thread(st->env) && st->replied;
 }
 
 /* ---- metadata ---- */
@@ -1172,6 +1183,7 @@ static const weft_host_api g_api = {
     .route_info = h_route_info,
     .route_refresh = h_route_refresh,
     .route_config = h_route_config,
+    .reply_is_local = h_reply_is_local,
     /* [end 1.1 routing] */
 
     /* [1.1 streams] stream handles with generations, owned pauses, author helpers, typed metadata

@@ -277,6 +277,9 @@ struct wft_stream {
 
     bool replied;
     bool reply_in_hook;
+    bool lr_flow;     /* the local reply runs through the response hooks */
+    bool lr_bodyless; /* ...and ends with its headers (gRPC, HEAD, no body) */
+    unsigned replies; /* local replies made (a replacement counts) */
     int reply_status, reply_http_status;
     char *reply_reason;
     ft_bytes reply_body;
@@ -406,8 +409,17 @@ void ft_fire_timer(struct weft_timer *t);
 void ft_try_timeout_fire(wft_stream *st); /* the per-try timeout passed */
 void ft_callout_finish(struct weft_callout *c, int status, const char *reason,
                        const ft_hmap *headers, const char *body, size_t body_len);
+/* Builds a local reply. via_hooks: it runs through the filter's response
+ * hooks (the filter saw the request; the core runs the hooks of the
+ * filters that did), else it replaces the response directly (a reply from
+ * a response-header hook, or while the response headers are paused: the
+ * core goes on with the filters after that point, and the kit has none). */
 void ft_reply_make(wft_stream *st, int status, weft_str reason, const weft_str *hn,
-                   const weft_str *hv, size_t n, weft_str body);
+                   const weft_str *hv, size_t n, weft_str body, bool via_hooks);
+/* The local reply is still in the response hooks (not all forwarded). */
+bool ft_lr_flowing(const wft_stream *st);
+/* Whether a reply made now goes through the hooks (see ft_reply_make). */
+bool ft_reply_via_hooks(const wft_stream *st);
 weft_result ft_resume(wft_stream *st);
 /* Resumes direction d (paused), as ft_resume does. */
 void ft_resume_dir(wft_stream *st, int d);

@@ -203,17 +203,20 @@ static const char *status_name(int rs) {
 /* Reconciles a hook's result with what it did: WEFT_REPLIED needs a reply
  * (else the kit answers 500, failing closed), a reply needs WEFT_REPLIED. */
 static int settle(wft_stream *st, int rs, const char *hook, bool replied_in_hook) {
+    /* The core's 500: through the response hooks unless a response hook
+     * failed (then it replaces that response). */
+    bool via = st->dir[REQ].headers_in && strncmp(hook, "on_response", 11) != 0;
     if (rs == WEFT_REPLIED && !replied_in_hook) {
         ft_misuse(st->env, WEFT_ERR_STATE, "%s returned WEFT_REPLIED without weft_reply_send",
                   hook);
-        if (!st->replied)
-            ft_reply_make(st, 500, WEFT_STR("filter_error"), NULL, NULL, 0, WEFT_STR(""));
+        if (!st->replied || ft_lr_flowing(st))
+            ft_reply_make(st, 500, WEFT_STR("filter_error"), NULL, NULL, 0, WEFT_STR(""), via);
         return WEFT_REPLIED;
     }
     if (rs != WEFT_CONTINUE && rs != WEFT_STOP && rs != WEFT_REPLIED) {
         ft_misuse(st->env, WEFT_ERR_INVALID, "%s returned %d, not a weft_status", hook, rs);
-        if (!st->replied)
-            ft_reply_make(st, 500, WEFT_STR("filter_error"), NULL, NULL, 0, WEFT_STR(""));
+        if (!st->replied || ft_lr_flowing(st))
+            ft_reply_make(st, 500, WEFT_STR("filter_error"), NULL, NULL, 0, WEFT_STR(""), via);
         return WEFT_REPLIED;
     }
     if (replied_in_hook && rs != WEFT_REPLIED)
@@ -398,7 +401,7 @@ static int deliver_body(wft_stream *st, int d, const void *data, size_t len, boo
         call_end(st, f);
         rs = settle(st, rs, d == REQ ? "on_request_body" : "on_response_body", replied);
     }
-    if (st->replied || st->completed) {
+    if ((st->replied && !(d == RESP && ft_lr_flowing(st))) || st->completed) {
         ft_buffer_free(chunk);
         return rs;
     }
@@ -472,7 +475,8 @@ void ft_stream_pump_events(wft_stream *st) {
         moved = false;
         for (int d = REQ; d <= RESP; d++) {
             ft_dir *dd = &st->dir[d];
-            if (st->replied || st->completed || !dd->headers_fwd || dd->paused || !dd->queue)
+            if ((st->replied && !(d == RESP && ft_lr_flowing(st))) || st->completed ||
+                !dd->headers_fwd || dd->paused || !dd->queue)
                 continue;
             ft_event *e = dd->queue;
             dd->queue = e->next;
@@ -913,9 +917,52 @@ static void free_queue(ft_dir *dd) {
     dd->queue_tail = NULL;
 }
 
+bool ft_lr_flowing(const wft_stream *st) {
+    return st->lr_flow && !st->dir[RESP].end_fwd && !st->completed;
+}
+
+bool ft_reply_via_hooks(const wft_stream *st) {
+    const ft_dir *rs = &st->dir[RESP];
+    bool in_resp_headers =
+        st->hook == FT_HOOK_RESP_HEADERS || (rs->paused && rs->paused_at == FT_AT_HEADERS);
+    return st->started && st->dir[REQ].headers_in && !in_resp_headers;
+}
+
+/* The local reply through the filter's response hooks: headers (end_stream
+ * when it has no body), then the body with end_stream; a STOP pauses it
+ * like any response (the body waits in the queue for the resume). */
+static void lr_run(wft_stream *st, const char *body, size_t len) {
+    ft_dir *dd = &st->dir[RESP];
+    bool bodyless = st->lr_bodyless;
+    unsigned replies = st->replies;
+    int rs = WEFT_CONTINUE;
+    if (FT_HTTP(st->env, on_response_headers)) {
+        call_frame f = call_begin(st, FT_HOOK_RESP_HEADERS);
+        rs = (int)ops(st)->on_response_headers(st->ctx, ft_handle(st), bodyless);
+        bool replied = st->reply_in_hook;
+        call_end(st, f);
+        rs = settle(st, rs, "on_response_headers", replied);
+        if (st->replies != replies || st->completed)
+            return; /* a reply from the hook replaced this one */
+    }
+    if (rs == WEFT_STOP) {
+        pause_dir(st, RESP, FT_AT_HEADERS, bodyless);
+        if (!bodyless)
+            enqueue(st, RESP, FT_EV_BODY, body, len, true, NULL);
+        return;
+    }
+    dd->headers_fwd = true;
+    if (bodyless) {
+        dd->end_fwd = true;
+        return;
+    }
+    deliver_body(st, RESP, body, len, true);
+}
+
 void ft_reply_make(wft_stream *st, int status, weft_str reason, const weft_str *hn,
-                   const weft_str *hv, size_t n, weft_str body) {
+                   const weft_str *hv, size_t n, weft_str body, bool via_hooks) {
     bool grpc = false;
+    st->replies++;
     const ft_header *ct = ft_hmap_find(&st->maps[WEFT_REQUEST_HEADERS], "content-type", 12, 0);
     if (ct && ft_has_prefix_nocase(ct->value, ct->vlen, "application/grpc"))
         grpc = true;
@@ -963,9 +1010,6 @@ void ft_reply_make(wft_stream *st, int status, weft_str reason, const weft_str *
     int cll = snprintf(clen, sizeof(clen), "%zu", body.len);
     ft_hmap_remove(rh, "content-length", 14);
     ft_hmap_add(rh, "content-length", 14, clen, (size_t)cll);
-    if (body.len)
-        ft_bytes_append(&resp->fwd_body, body.ptr, body.len);
-    resp->headers_in = resp->headers_fwd = resp->end_in = resp->end_fwd = true;
     for (int d = REQ; d <= RESP; d++) {
         ft_dir *dd = &st->dir[d];
         unpause(dd);
@@ -974,6 +1018,42 @@ void ft_reply_make(wft_stream *st, int status, weft_str reason, const weft_str *
         dd->held = NULL;
         dd->held_end = false;
     }
+    bool head = st->method && strcmp(st->method, "HEAD") == 0;
+    st->lr_bodyless = grpc || head || body.len == 0;
+    resp->headers_in = resp->end_in = true;
+    if (!via_hooks) {
+        st->lr_flow = false;
+        if (!st->lr_bodyless)
+            ft_bytes_append(&resp->fwd_body, body.ptr, body.len);
+        resp->headers_fwd = resp->end_fwd = true;
+        return;
+    }
+    st->lr_flow = true;
+    resp->headers_fwd = resp->end_fwd = false;
+    lr_run(st, body.ptr, body.len);
+}
+
+int wft_local_reply(wft_stream *st, int status, const char *reason) {
+    if (!st)
+        return WFT_REJECTED;
+    if (st->completed)
+        return reject(st, "the stream has completed");
+    if (status < 200 || status > 599)
+        return reject(st, "local reply status out of 200..599");
+    if (st->dir[RESP].headers_fwd)
+        return reject(st, "the response head went out: weft would reset the stream");
+    if (st->replied && !ft_lr_flowing(st))
+        return reject(st, "the stream was answered already");
+    const char *r = reason ? reason : "";
+    if (!ft_header_value_ok(r, strlen(r)))
+        return reject(st, "the reason has CR, LF or NUL");
+    /* weft's default body: "<reason or status phrase>\n" */
+    char body[160];
+    int bl = snprintf(body, sizeof(body), "%s\n", *r ? r : status_phrase(status));
+    weft_str b = {body, bl < 0 ? 0 : (size_t)bl < sizeof(body) ? (size_t)bl : sizeof(body) - 1};
+    ft_reply_make(st, status, (weft_str){r, strlen(r)}, NULL, NULL, 0, b, ft_reply_via_hooks(st));
+    ft_stream_pump(st);
+    return 0;
 }
 
 /* ---- timers and callouts ---- */
@@ -1122,15 +1202,18 @@ int wft_complete(wft_stream *st, const char *response_flags) {
     const char *cluster = st->last_cluster ? st->last_cluster : "";
     weft_stream_info info = {
         .size = sizeof(info),
-        .status = st->replied ? st->reply_status : st->status,
+        .status = st->status, /* a local reply's, as its response hooks left it */
         .duration_us = st->env->now_us - st->start_us,
         .upstream_time_us = st->attempts ? st->upstream_time_us : 0,
         .bytes_received = st->dir[REQ].bytes_in,
-        .bytes_sent = st->replied ? st->reply_body.len : st->dir[RESP].fwd_body.len,
+        .bytes_sent = st->dir[RESP].fwd_body.len,
         .attempts = st->attempts,
         .response_flags = {flags, strlen(flags)},
         .upstream_host = {host, strlen(host)},
         .cluster = {cluster, strlen(cluster)},
+        .local_reply = st->replied,
+        .local_reply_reason = {st->replied && st->reply_reason ? st->reply_reason : "",
+                               st->replied && st->reply_reason ? strlen(st->reply_reason) : 0},
     };
     call_frame f = call_begin(st, FT_HOOK_COMPLETE);
     ops(st)->on_stream_complete(st->ctx, ft_handle(st), &info);
@@ -1268,7 +1351,7 @@ bool wft_replied(wft_stream *st, int *status, const char **body, const char **re
     if (!st || !st->replied)
         return false;
     if (status)
-        *status = st->reply_status;
+        *status = st->status; /* as the response hooks left it */
     if (body)
         *body = ft_bytes_cstr(&st->reply_body);
     if (reason)

@@ -211,13 +211,13 @@ static void tf_complete(void *ctx, weft_stream *s, const weft_stream_info *info)
     tf_script *sc = ctx;
     sc->calls[TF_COMPLETE]++;
     tf_log_add("%s.complete:%d", sc->name, info->status);
-    if (sc->custom)
-        sc->custom(sc, s, TF_COMPLETE);
     sc->info = *info;
     snprintf(sc->info_host, sizeof(sc->info_host), "%.*s", (int)info->upstream_host.len,
              info->upstream_host.ptr);
     snprintf(sc->info_flags, sizeof(sc->info_flags), "%.*s", (int)info->response_flags.len,
              info->response_flags.ptr);
+    if (sc->custom)
+        sc->custom(sc, s, TF_COMPLETE); /* sc->info is this stream's */
     /* The log phase refuses changes to the exchange. */
     assert_int_equal(weft_stream_resume(s), WEFT_ERR_STATE);
     assert_int_equal(weft_upstream_retry(s), WEFT_ERR_STATE);

@@ -331,9 +331,12 @@ static void test_reply_from_attempt_hook(void **state) {
     assert_int_equal(f1.last_rc, WEFT_OK);
     assert_int_equal(d->status, 429);
     assert_null(strstr(sh_ds_headers(d), "x-attempt"));
-    /* f2's attempt hook and every response hook were skipped. */
+    /* f2's attempt hook was skipped; the reply ran through the response
+     * hooks of both filters (both saw the request), in reverse order, and
+     * the upstream's head never reached them. */
     assert_string_equal(tf_log(), "f1.req_headers:e f2.req_headers:e f1.attempt:0/200 "
-                                  "f1.complete:429 f2.complete:429");
+                                  "f2.resp_headers:429 f1.resp_headers:429 f2.resp_body:11e "
+                                  "f1.resp_body:11e f1.complete:429 f2.complete:429");
     assert_attempts_over(d);
     assert_filters_released(fs, 2);
     sh_ds_free(d);

@@ -72,8 +72,10 @@ static void test_route_not_found(void **state) {
     assert_non_null(strstr(sh_ds_headers(d), "x-weft-reason: route_not_found\n"));
     assert_string_equal(sh_ds_body(d), "route_not_found\n");
     run_to_end(d);
-    /* A local reply does not run the response hooks; the log phase runs. */
-    assert_string_equal(tf_log(), "f1.req_headers:e f1.complete:404");
+    /* weft's own reply runs through the response hooks of the filters that
+     * saw the request (ABI 1.1), then the log phase. */
+    assert_string_equal(tf_log(),
+                        "f1.req_headers:e f1.resp_headers:404 f1.resp_body:16e f1.complete:404");
     assert_string_equal(f1.info_flags, "NR");
     assert_filters_released(fs, 1);
     sh_ds_free(d);
@@ -95,9 +97,13 @@ static void test_reply_on_request_headers(void **state) {
     assert_int_equal(d->ends, 1);
     assert_non_null(strstr(sh_ds_headers(d), "x-weft-reason: test_reply\n"));
     run_to_end(d);
-    /* f3 never saw the request; the route's direct response never ran. */
-    assert_string_equal(tf_log(), "f1.req_headers:e f2.req_headers:e f1.complete:403 "
-                                  "f2.complete:403 f3.complete:403");
+    /* f3 never saw the request (its response hooks are skipped too); the
+     * reply runs through f2 (the replier) and f1, in reverse order; the
+     * route's direct response never ran. */
+    assert_string_equal(tf_log(), "f1.req_headers:e f2.req_headers:e f2.resp_headers:403 "
+                                  "f1.resp_headers:403 f2.resp_body:11e f1.resp_body:11e "
+                                  "f1.complete:403 f2.complete:403 f3.complete:403");
+    assert_int_equal(f3.calls[TF_RESP_HEADERS], 0);
     assert_int_equal(f3.calls[TF_REQ_HEADERS], 0);
     assert_string_equal(f1.info_flags, "LR");
     assert_filters_released(fs, 3);
@@ -122,8 +128,10 @@ static void test_reply_on_request_body(void **state) {
     sh_req_body(d, "def");         /* arrives after the reply: discarded */
     sh_req_end(d);
     run_to_end(d);
+    /* Both filters saw the request head: both see the reply. */
     assert_string_equal(tf_log(), "f1.req_headers f2.req_headers f1.req_body:3 "
-                                  "f1.complete:413 f2.complete:413");
+                                  "f2.resp_headers:413 f1.resp_headers:413 f2.resp_body:11e "
+                                  "f1.resp_body:11e f1.complete:413 f2.complete:413");
     /* The upstream attempt the headers started ended with the reply. */
     assert_false(d->att_live_at_done);
     assert_int_equal(d->lb_active_at_done, 0);
@@ -163,8 +171,12 @@ static void test_pause_resume_from_timer(void **state) {
     sh_run_until(&H, sh_ds_ended, d, "the end of the exchange");
     assert_int_equal(f2.last_rc, WEFT_OK);
     assert_int_equal(f3.last_rc, WEFT_OK);
-    assert_string_equal(tf_log(), "f1.req_headers:e f2.req_headers:e f2.timer f3.req_headers:e "
-                                  "f3.timer f1.complete:200 f2.complete:200 f3.complete:200");
+    /* The direct response runs through every filter's response hooks. */
+    assert_string_equal(tf_log(),
+                        "f1.req_headers:e f2.req_headers:e f2.timer f3.req_headers:e "
+                        "f3.timer f3.resp_headers:200 f2.resp_headers:200 "
+                        "f1.resp_headers:200 f3.resp_body:5e f2.resp_body:5e "
+                        "f1.resp_body:5e f1.complete:200 f2.complete:200 f3.complete:200");
     assert_int_equal(d->status, 200);
     assert_string_equal(sh_ds_body(d), "hello");
     assert_filters_released(fs, 3);
@@ -189,7 +201,9 @@ static void test_body_waits_for_paused_headers(void **state) {
     run_to_end(d);
     assert_int_equal(d->status, 418);
     assert_string_equal(tf_log(), "f1.req_headers f1.timer f2.req_headers f1.req_body:5e "
-                                  "f2.req_body:5e f1.complete:418 f2.complete:418");
+                                  "f2.req_body:5e f2.resp_headers:418 f1.resp_headers:418 "
+                                  "f2.resp_body:11e f1.resp_body:11e f1.complete:418 "
+                                  "f2.complete:418");
     assert_false(d->att_live_at_done);
     assert_int_equal(d->lb_active_at_done, 0);
     assert_int_equal(weft_lb_active(sh_lb(&H, 0), -1), 0);
@@ -212,7 +226,9 @@ static void test_reply_from_timer(void **state) {
     assert_int_equal(f1.last_rc, WEFT_OK);
     assert_int_equal(d->status, 429);
     assert_int_equal(d->heads, 1);
-    assert_string_equal(tf_log(), "f1.req_headers:e f1.timer f1.complete:429 f2.complete:429");
+    /* Only f1 saw the request (it paused there): f2's hooks are skipped. */
+    assert_string_equal(tf_log(), "f1.req_headers:e f1.timer f1.resp_headers:429 "
+                                  "f1.resp_body:11e f1.complete:429 f2.complete:429");
     assert_filters_released(fs, 2);
     sh_ds_free(d);
 }

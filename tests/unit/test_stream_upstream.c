@@ -123,8 +123,12 @@ static void test_reply_on_response_headers(void **state) {
     assert_int_equal(d->heads, 1);
     assert_string_equal(sh_ds_body(d), "test_reply\n");
     assert_null(strstr(sh_ds_headers(d), "x-up"));
-    /* f1 (nearer the client) never saw the upstream's head. */
-    assert_int_equal(f1.calls[TF_RESP_HEADERS], 0);
+    /* f2's reply replaced the upstream's head: f1 (nearer the client) saw
+     * only the reply, and f2 was not called again with it. */
+    assert_int_equal(f1.calls[TF_RESP_HEADERS], 1);
+    assert_int_equal(f2.calls[TF_RESP_HEADERS], 1);
+    assert_int_equal(f1.calls[TF_RESP_BODY], 1);
+    assert_int_equal(f2.calls[TF_RESP_BODY], 0);
     assert_no_attempt_live(d);
     /* The upstream connection, answered mid-response, is not pooled. */
     sh_run_until(&H, up_closed, (void *)(intptr_t)u, "the upstream connection to close");

@@ -33,6 +33,8 @@
  *   on_stream_complete -> stream_destroy
  * The request path runs the chain in YAML order; the response path runs it
  * in REVERSE order (the filter nearest the client sees the response last).
+ * A local reply (weft's own or a filter's) runs the response hooks of the
+ * filters that saw the request (ABI 1.1, see weft_reply_send).
  * A message that ends with its headers (end_stream true in the headers
  * hook: a GET, a 204) gets no body hook calls; otherwise the last body
  * call has end_stream true (possibly with an empty chunk).
@@ -261,6 +263,13 @@ typedef struct weft_stream_info {
     weft_str response_flags;   /* "UT,UC" or "-" */
     weft_str upstream_host;    /* "" if none */
     weft_str cluster;          /* "" if none */
+    /* ABI 1.1 (present when size covers them; a 1.0 filter never reads
+     * them): the final response was a local reply (weft's own 404, 503,
+     * 504, ..., a direct response or redirect route, a filter's
+     * weft_reply_send), 0/1, and its reason (x-weft-reason; "" if none or
+     * not local). Valid during on_stream_complete. */
+    uint32_t local_reply;
+    weft_str local_reply_reason;
 } weft_stream_info;
 
 /* [1.1 routing types] */
@@ -642,6 +651,8 @@ typedef struct weft_host_api {
     weft_result (*route_info)(weft_stream *s, weft_route_facts *out);
     weft_result (*route_refresh)(weft_stream *s);
     const void *(*route_config)(weft_stream *s);
+    /* local replies (weft_reply_is_local) */
+    bool (*reply_is_local)(weft_stream *s);
     /* [end 1.1 routing] */
 
     /* [1.1 streams] stream handles with generations, owned pauses, author helpers, typed metadata
@@ -833,8 +844,22 @@ static inline size_t weft_body_copy_out(weft_stream *s, weft_body_dir d, size_t 
 }
 
 /* Sends a local reply (status, optional headers, body). `reason` goes into
- * the x-weft-reason header and the access log (may be empty). Local replies
- * do not run through the response hooks of the chain. For a gRPC request
+ * the x-weft-reason header and the access log (may be empty).
+ * RESPONSE HOOKS (ABI 1.1 hosts; a 1.0 host sent it without them): a local
+ * reply, weft's own included, runs through on_response_headers (and
+ * on_response_body for its body) of the filters that saw the request, the
+ * replier included, in reverse order, as Envoy's sendLocalReply runs the
+ * encoder filters: a filter that stamps every response stamps it too.
+ * They may change status, headers and body as for an upstream response
+ * (weft_reply_is_local tells them it is local), and a WEFT_STOP there
+ * pauses it like any response (resume later). Filters after the replier
+ * (that never saw the request) are skipped. A reply made from a response
+ * header hook (of an upstream response or of another local reply), or
+ * while the response headers are paused, REPLACES that response: the
+ * filters after that point (toward the client) see the new one, the
+ * replier and those before it are not called again (no recursion). A
+ * gRPC reply (below) ends with its headers (end_stream true, no body
+ * hook). For a gRPC request
  * (content-type application/grpc*) the reply is a Trailers-Only gRPC
  * response: HTTP 200 with grpc-status and grpc-message in the head, the
  * status mapped 400->13 INTERNAL, 401->16, 403->7, 404->12, 408/504->4
@@ -1068,6 +1093,20 @@ static inline weft_result weft_route_refresh(weft_stream *s) {
  * hook or callback of a filter (one misuse line for the first two). */
 static inline const void *weft_route_config(weft_stream *s) {
     return weft__host->route_config(s);
+}
+
+/* ---- local replies ---- */
+
+/* True while the response being processed is a local reply: weft's own
+ * (404 route_not_found, 503, 504, 408, 413, ...), a direct-response or
+ * redirect route, or a filter's weft_reply_send (see there for which
+ * filters' response hooks it runs through); and in the log phase
+ * (on_stream_complete) when the final response was local. False before
+ * any response and for an upstream response (until a reply replaces it).
+ * THREAD: the stream's worker; false for a handle that is not a live
+ * stream or a call from another thread (no error code: bool). */
+static inline bool weft_reply_is_local(weft_stream *s) {
+    return weft__host->reply_is_local(s);
 }
 /* [end 1.1 routing] */
 

@@ -269,6 +269,15 @@ int wft_request_trailers(wft_stream *st, const char *const *trailers);
 /* One upstream attempt's outcome (on_upstream_attempt); status for
  * WEFT_ATTEMPT_RESPONSE. host/cluster may be NULL ("10.0.0.1:8080",
  * "default"). Returns 0, or WFT_REJECTED. */
+/* weft's own local reply (404 route_not_found, 503 no_healthy_upstream,
+ * 504 upstream_response_timeout, the idle timeout's 408/504...): as the
+ * core, it runs through the filter's response hooks if the request reached
+ * the filter (wft_request_headers ran; the filter may STOP on it and
+ * resume), or replaces a response whose headers the filter holds (no hook
+ * runs again). Body "<reason>\n", x-weft-reason: <reason>; gRPC requests
+ * get the Trailers-Only shape. 0, or WFT_REJECTED (completed, answered,
+ * the response head went out: the core would reset the stream). */
+int wft_local_reply(wft_stream *st, int status, const char *reason);
 int wft_upstream_attempt(wft_stream *st, weft_attempt_result result, int status, const char *host,
                          const char *cluster, uint64_t duration_us);
 /* ABI 1.1 attempts. wft_upstream_request starts the next attempt as weft
@@ -326,8 +335,10 @@ const char *wft_request_method(wft_stream *st);
 /* Response status as the filter left it (0 before a response). */
 int wft_response_status(wft_stream *st);
 
-/* true if the filter sent a local reply. status is the status on the wire
- * (200 for a gRPC request), body is the reply body, reason the
+/* true if the filter (or wft_local_reply) sent a local reply. status is the
+ * status on the wire as the filter's response hooks left it (200 for a gRPC
+ * request), body is the body the reply was made with (what the hooks
+ * forwarded: wft_forwarded_body(st, WEFT_RESPONSE_BODY)), reason the
  * x-weft-reason detail. Any out-parameter may be NULL. */
 bool wft_replied(wft_stream *st, int *status, const char **body, const char **reason);
 /* The status the filter asked for (before gRPC mapping), 0 if no reply. */
