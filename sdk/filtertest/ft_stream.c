@@ -446,15 +446,16 @@ static int deliver_trailers(wft_stream *st, int d) {
     }
     if (st->replied || st->completed)
         return rs;
-    if (rs == WEFT_STOP) {
-        pause_dir(st, d, FT_AT_TRAILERS, true);
-    } else {
-        if (dd->paused) {
-            unpause(dd);
-            ft_release_held(st, d);
-        }
-        dd->end_fwd = true;
+    /* As the core (stream_filters.c run_trailers): a trailers hook cannot
+     * pause, the end of the message has nothing left to hold back, so
+     * WEFT_STOP there is treated as WEFT_CONTINUE (a token asked for in
+     * it is dropped). */
+    st->tok_pending = 0;
+    if (dd->paused) {
+        unpause(dd);
+        ft_release_held(st, d);
     }
+    dd->end_fwd = true;
     return rs;
 }
 

@@ -224,11 +224,49 @@ static void test_resume_token(void **state) {
     wft_env_free(env);
 }
 
+/* ---- trailers cannot pause, as in weft ---- */
+
+static weft_status stop_trailers(void *ctx, weft_stream *s) {
+    uint64_t t;
+    weft_stream_pause_token(s, &t);
+    return WEFT_STOP;
+}
+
+static const weft_http_filter_ops trailers_ops = {
+    .size = sizeof(weft_http_filter_ops),
+    .on_request_trailers = stop_trailers,
+};
+
+static const weft_filter_descriptor trailers_desc = {
+    WEFT_FILTER_DESCRIPTOR_INIT("trl", WEFT_FILTER_HTTP),
+    .http = &trailers_ops,
+};
+
+static const weft_filter_descriptor *trailers_entry(const weft_host_api *host) {
+    weft__host = host;
+    return &trailers_desc;
+}
+
+static void test_trailers_cannot_pause(void **state) {
+    (void)state;
+    wft_env *env = wft_env_new(trailers_entry, err, sizeof(err));
+    assert_non_null(env);
+    wft_stream *st = wft_stream_new(env, "POST", "/", HDRS("host: h"));
+    assert_int_equal(wft_request_headers(st, false), WEFT_CONTINUE);
+    assert_int_equal(wft_request_body(st, "ab", 2, false), WEFT_CONTINUE);
+    assert_int_equal(wft_request_trailers(st, HDRS("x-t: 1")), WEFT_STOP);
+    assert_false(wft_paused(st));
+    assert_true(wft_forwarded_end(st, WEFT_REQUEST_BODY));
+    wft_stream_free(st);
+    wft_env_free(env);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stale_handle),
         cmocka_unit_test(test_pause_owned),
         cmocka_unit_test(test_resume_token),
+        cmocka_unit_test(test_trailers_cannot_pause),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
