@@ -15,7 +15,9 @@
 #include <event2/event.h>
 #include <nghttp2/nghttp2.h>
 
+#include "filter/transport.h"
 #include "http/h2/h2_nv.h"
+#include "runtime/snapshot.h"
 #include "upstream/up_user.h"
 #include "loop/ltimer.h"
 #include "net/conn.h"
@@ -27,7 +29,7 @@ struct weft_h2up_conn {
     weft_worker *w;
     weft_conn *conn;
     nghttp2_session *ng;
-    char key[80];
+    char key[160];
     uint32_t max_streams; /* peer's SETTINGS_MAX_CONCURRENT_STREAMS */
     uint32_t n_streams;
     uint64_t idle_timeout_ms;
@@ -41,6 +43,16 @@ struct weft_h2up_conn {
     bool doomed;
     weft_h2up_stream *live; /* streams nghttp2 has not closed yet */
     weft_h2up_conn *next;
+    /* A cluster's transport_filters (NULL without): the chain runs between
+     * the socket and nghttp2; `connected` then means TCP up and every
+     * handshake done (tcp_up: TCP alone). The connection holds its
+     * snapshot (the filters' configs, and cs, live there). */
+    struct weft_connection *tc;
+    weft_snapshot *tsnap;
+    const weft_cluster_snap *cs;
+    char ep_name[96];
+    bool tcp_up;
+    bool tclose;
 };
 
 struct weft_h2up_stream {
@@ -98,8 +110,25 @@ static void conn_free(weft_h2up_conn *c) {
     weft_ltimer_stop(&c->timer);
     event_del(&c->ev_flush);
     nghttp2_session_del(c->ng); /* frees nothing of ours: stream data are ours */
+    if (c->tc) {
+        if (c->tc->magic)
+            weft_transport_close(c->tc);
+        free(c->tc);
+    }
+    if (c->tsnap)
+        weft_snapshot_unref(c->tsnap);
     weft_conn_free(c->conn);
     free(c);
+}
+
+/* The pool key: the endpoint, and with transport filters the chain (its
+ * address, unique while a connection holds the snapshot) and the SNI. */
+static void conn_key(char *key, size_t len, const weft_cluster_snap *cs, const weft_endpoint *ep) {
+    if (cs->tchain.n_transport)
+        snprintf(key, len, "%s|tf%p|%s", ep->name, (const void *)&cs->tchain,
+                 cs->cfg->sni ? cs->cfg->sni : "");
+    else
+        snprintf(key, len, "%s", ep->name);
 }
 
 /* ---------- request body provider ---------- */
@@ -252,22 +281,44 @@ static int cb_stream_close(nghttp2_session *ng, int32_t id, uint32_t error, void
 static void conn_flush(weft_h2up_conn *c) {
     if (!c->connected || c->dead)
         return;
-    struct evbuffer *out = weft_conn_output(c->conn);
+    struct evbuffer *out = c->tc ? weft_transport_codec_out(c->tc) : weft_conn_output(c->conn);
     for (;;) {
         const uint8_t *data;
         ssize_t n = nghttp2_session_mem_send(c->ng, &data);
         if (n <= 0) {
             if (n < 0)
                 conn_fail(c, WEFT_UP_ERR_PROTOCOL);
-            return;
+            break;
         }
         evbuffer_add(out, data, (size_t)n);
     }
+    if (c->tc && !c->dead && weft_transport_write(c->tc) != 0)
+        conn_fail(c, WEFT_UP_ERR_RESET);
 }
 
 static void on_flush(evutil_socket_t fd, short what, void *arg) {
     weft_h2up_conn *c = arg;
     c->in_cb = true;
+    if (c->tc && !c->dead) {
+        /* A filter's own writes (a ClientHello), its close, the end of
+         * the handshakes. */
+        if (c->tclose || (c->tc->magic && weft_transport_write(c->tc) != 0)) {
+            conn_fail(c, c->connected ? WEFT_UP_ERR_RESET : WEFT_UP_ERR_CONNECT);
+        } else if (c->tcp_up && !c->connected && weft_transport_ready(c->tc)) {
+            const char *alpn = c->tc->facts.alpn;
+            if (alpn && *alpn && strcmp(alpn, "h2") != 0) {
+                WEFT_WARN("upstream %s: transport filters negotiated ALPN %s on an HTTP/2 "
+                          "connection",
+                          c->ep_name, alpn);
+                conn_fail(c, WEFT_UP_ERR_PROTOCOL);
+            } else {
+                c->connected = true;
+                weft_ltimer_clear(&c->timer);
+                if (c->n_streams == 0)
+                    weft_ltimer_set(&c->timer, c->idle_timeout_ms);
+            }
+        }
+    }
     conn_flush(c);
     c->in_cb = false;
     if (c->doomed || (c->goaway && c->n_streams == 0))
@@ -296,10 +347,29 @@ static void conn_fail(weft_h2up_conn *c, weft_up_err err) {
         schedule(c);
 }
 
+static void t_kick(void *owner) {
+    schedule(owner);
+}
+static void t_close(void *owner, bool flush) {
+    (void)flush; /* on_flush runs the chain's write side before the close */
+    weft_h2up_conn *c = owner;
+    c->tclose = true;
+    schedule(c);
+}
+static const weft_transport_owner_ops h2up_towner = {t_kick, t_close, t_kick};
+
 static void on_read(void *arg) {
     weft_h2up_conn *c = arg;
-    struct evbuffer *in = weft_conn_input(c->conn);
     c->in_cb = true;
+    if (c->tc && !c->dead && weft_transport_read(c->tc) != 0)
+        conn_fail(c, c->connected ? WEFT_UP_ERR_RESET : WEFT_UP_ERR_CONNECT);
+    struct evbuffer *in = c->tc ? weft_transport_codec_in(c->tc) : weft_conn_input(c->conn);
+    if (!c->connected) { /* the handshake is not done: the bytes wait */
+        c->in_cb = false;
+        if (c->doomed)
+            schedule(c);
+        return;
+    }
     while (!c->dead && evbuffer_get_length(in)) {
         struct evbuffer_iovec v;
         if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
@@ -324,10 +394,22 @@ static void on_drained(void *arg) {
 static void on_event(void *arg, int what) {
     weft_h2up_conn *c = arg;
     if (what & WEFT_CONN_CONNECTED) {
-        c->connected = true;
-        weft_ltimer_clear(&c->timer);
         int one = 1;
         setsockopt(weft_conn_fd(c->conn), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        c->tcp_up = true;
+        if (c->tc) {
+            /* The connect timeout runs on until the handshakes end. */
+            if (weft_transport_init(c->tc, c->cs->tchain.transport, c->cs->tchain.n_transport,
+                                    c->w->base, weft_conn_input(c->conn), weft_conn_output(c->conn),
+                                    &h2up_towner, c, 1024 * 1024) ||
+                weft_transport_start_upstream(c->tc, c->cs->cfg->name, c->ep_name, "h2",
+                                              c->cs->cfg->sni))
+                c->tclose = true;
+            schedule(c);
+            return;
+        }
+        c->connected = true;
+        weft_ltimer_clear(&c->timer);
         schedule(c);
         return;
     }
@@ -352,12 +434,31 @@ static void on_timer(void *arg) {
 
 static const weft_conn_cbs conn_cbs = {on_read, on_drained, on_event};
 
+/* conn_new's failure after the transport part was set up. */
+static weft_h2up_conn *conn_new_fail(weft_h2up_conn *c) {
+    free(c->tc);
+    if (c->tsnap)
+        weft_snapshot_unref(c->tsnap);
+    free(c);
+    return NULL;
+}
+
 static weft_h2up_conn *conn_new(weft_worker *w, weft_cluster_snap *cs, const weft_endpoint *ep) {
     weft_h2up_conn *c = calloc(1, sizeof(*c));
     if (!c)
         return NULL;
     c->w = w;
-    snprintf(c->key, sizeof(c->key), "%s", ep->name);
+    conn_key(c->key, sizeof(c->key), cs, ep);
+    snprintf(c->ep_name, sizeof(c->ep_name), "%s", ep->name);
+    if (cs->tchain.n_transport) {
+        if (!(c->tc = calloc(1, sizeof(*c->tc)))) {
+            free(c);
+            return NULL;
+        }
+        c->cs = cs;
+        c->tsnap = cs->snap;
+        weft_snapshot_ref(c->tsnap);
+    }
     c->max_streams = 100; /* until the peer's SETTINGS say otherwise */
     c->idle_timeout_ms = cs->cfg->pool_idle_timeout_ms;
     c->cx_stat = cs->cx_active;
@@ -366,8 +467,7 @@ static weft_h2up_conn *conn_new(weft_worker *w, weft_cluster_snap *cs, const wef
     if (!c->conn || nghttp2_session_callbacks_new(&cbs) != 0) {
         if (c->conn)
             weft_conn_free(c->conn);
-        free(c);
-        return NULL;
+        return conn_new_fail(c);
     }
     nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, cb_begin_headers);
     nghttp2_session_callbacks_set_on_header_callback(cbs, cb_header);
@@ -384,8 +484,7 @@ static weft_h2up_conn *conn_new(weft_worker *w, weft_cluster_snap *cs, const wef
         nghttp2_option_del(opt);
     if (rv != 0) {
         weft_conn_free(c->conn);
-        free(c);
-        return NULL;
+        return conn_new_fail(c);
     }
     nghttp2_settings_entry iv[] = {
         {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
@@ -398,8 +497,7 @@ static weft_h2up_conn *conn_new(weft_worker *w, weft_cluster_snap *cs, const wef
     if (weft_conn_connect(c->conn, (const struct sockaddr *)&ep->addr, ep->addrlen) != 0) {
         nghttp2_session_del(c->ng);
         weft_conn_free(c->conn);
-        free(c);
-        return NULL;
+        return conn_new_fail(c);
     }
     uint32_t hw = 1024 * 1024;
     weft_conn_set_watermarks(c->conn, hw, hw / 2);
@@ -412,9 +510,10 @@ static weft_h2up_conn *conn_new(weft_worker *w, weft_cluster_snap *cs, const wef
 }
 
 static weft_h2up_conn *conn_pick(weft_worker *w, weft_cluster_snap *cs, const weft_endpoint *ep) {
+    char key[sizeof(((weft_h2up_conn *)0)->key)];
+    conn_key(key, sizeof(key), cs, ep);
     for (weft_h2up_conn *c = w->h2up; c; c = c->next)
-        if (!c->goaway && !c->dead && c->n_streams < c->max_streams &&
-            strcmp(c->key, ep->name) == 0)
+        if (!c->goaway && !c->dead && c->n_streams < c->max_streams && strcmp(c->key, key) == 0)
             return c;
     return conn_new(w, cs, ep);
 }

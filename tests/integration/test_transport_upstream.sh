@@ -12,6 +12,9 @@
 #     one upstream connection per cluster;
 #   - a cluster without transport filters to the same endpoint does not
 #     share them either (B's HELLO is no HTTP response: 502 at A);
+#   - an http2 cluster speaks HTTP/2 over the filters to a listener whose
+#     handshake picked ALPN h2 (one connection for two requests); a server
+#     answering ALPN http/1.1 to an h2-only cluster is refused (503);
 #   - a transport-filter cluster to a plain HTTP backend never completes the
 #     handshake: 503 at A (connect failure), nothing sent as a request;
 #   - an upstream handshake that stalls (B's listener never answers) ends
@@ -28,6 +31,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib_filter.sh"
 BE_PORT=$(free_port)
 B_PORT=$(free_port)
 B_ADMIN=$(free_port)
+B2_PORT=$(free_port)
 A_PORT=$(free_port)
 A_ADMIN=$(free_port)
 SILENT_PORT=$(free_port)
@@ -61,6 +65,13 @@ listeners:
       - { name: hello_transport, config: { name: weft-b, timeout: 2s } }
       - { name: whoami }
     $(route '{ match: { prefix: / }, cluster: be }')
+  - name: in2
+    address: 127.0.0.1
+    port: $B2_PORT
+    filters:
+      - { name: hello_transport, config: { name: weft-b2, alpn: h2 } }
+      - { name: whoami }
+    $(route '{ match: { prefix: / }, cluster: be }')
 clusters:
   - name: be
     endpoints: [{ address: 127.0.0.1, port: $BE_PORT }]
@@ -81,7 +92,9 @@ listeners:
              { match: { prefix: /two }, cluster: two },
              { match: { prefix: /plainb }, cluster: plain_to_b },
              { match: { prefix: /tobackend }, cluster: hello_to_backend },
-             { match: { prefix: /stall }, cluster: stall }')
+             { match: { prefix: /stall }, cluster: stall },
+             { match: { prefix: /h2mismatch }, cluster: h2_to_h1 },
+             { match: { prefix: /h2 }, cluster: h2b }')
 clusters:
   - name: one
     endpoints: [{ address: 127.0.0.1, port: $B_PORT }]
@@ -98,6 +111,18 @@ clusters:
     connect_attempts: 1
   - name: hello_to_backend
     endpoints: [{ address: 127.0.0.1, port: $BE_PORT }]
+    connect_attempts: 1
+    transport_filters:
+      - { name: hello_transport }
+  - name: h2b
+    endpoints: [{ address: 127.0.0.1, port: $B2_PORT }]
+    protocol: http2
+    sni: h2.test
+    transport_filters:
+      - { name: hello_transport, config: { identity: "spiffe://a/h2" } }
+  - name: h2_to_h1
+    endpoints: [{ address: 127.0.0.1, port: $B_PORT }]
+    protocol: http2
     connect_attempts: 1
     transport_filters:
       - { name: hello_transport }
@@ -136,12 +161,27 @@ assert_eq 1 "$(metric 'weft_filter_hello_transport_upstream_connections{cluster=
 assert_eq 1 "$(metric 'weft_filter_hello_transport_upstream_connections{cluster="two"}')" "A: cluster two connections"
 assert_eq 1 "$(metric 'weft_filter_hello_transport_upstream_handshakes{cluster="one"}')" "A: cluster one handshakes"
 
+# HTTP/2 over the transport filters: B's listener in2 picks ALPN h2, so
+# only an HTTP/2 client gets through it.
+for i in 1 2; do
+    fetch "http://127.0.0.1:$A_PORT/h2/$i"
+    assert_eq 200 "$ST" "http2 cluster over the handshake, request $i ($BD)"
+    assert_eq "spiffe://a/h2" "$(hdr x-peer-identity)" "http2 cluster: the identity B saw"
+    assert_eq h2.test "$(hdr x-conn-sni)" "http2 cluster: the SNI B saw"
+    assert_contains "$BD" '"path": "/h2/'"$i"'"' "http2 cluster: the backend's answer"
+done
+assert_eq 1 "$(metric 'weft_filter_hello_transport_upstream_connections{cluster="h2b"}')" "A: one multiplexed HTTP/2 connection"
+# An http2 cluster whose server picks http/1.1: the client side refuses it.
+fetch "http://127.0.0.1:$A_PORT/h2mismatch/x"
+assert_eq 503 "$ST" "ALPN http/1.1 offered h2 only"
+log "HTTP/2 upstream over the transport filters; ALPN mismatch refused"
+
 # A plain cluster to B: no HELLO from A; B's HELLO line is no HTTP
 # response (502), and B's filter refuses the request line.
 fetch "http://127.0.0.1:$A_PORT/plainb/x"
 assert_eq 502 "$ST" "plain cluster to the handshake listener"
 ADMIN_PORT=$B_ADMIN
-assert_eq 3 "$(metric 'weft_filter_hello_transport_connections{listener="in"}')" "the plain cluster opened its own connection"
+assert_eq 4 "$(metric 'weft_filter_hello_transport_connections{listener="in"}')" "the plain cluster opened its own connection (one, two, h2_to_h1, plain)"
 assert_eq 1 "$(metric 'weft_filter_hello_transport_rejected{listener="in"}')" "B rejected the plain request line"
 
 # The client side toward a plain HTTP server: no HELLO back: 503.
