@@ -222,6 +222,8 @@ static weft_result h_request_set_path(weft_stream *s, weft_str pq) {
     char *p = ft_strndup(pq.ptr, pq.len);
     if (!p)
         return WEFT_ERR_NOMEM;
+    if (st->env->desc->abi_minor == 0)
+        st->route_dirty = true; /* a 1.0 filter: routed on after the headers pass */
     /* Views of the old path handed out by request_get stay valid until
      * the stream ends. */
     ft_graveyard_add(st, st->path);
@@ -462,6 +464,7 @@ static weft_result h_route_refresh(weft_stream *s) {
         return ft_misuse(st->env, WEFT_ERR_STATE,
                          "route_refresh: routing is done (the request headers have been sent on)");
     st->route = ft_route_match(st->env, st->path);
+    st->route_dirty = false;
     return WEFT_OK;
 }
 

@@ -289,6 +289,8 @@ struct wft_stream {
     char *last_host, *last_cluster;
     char *cluster;
     const ft_route *route; /* the route the stream sees (env's), NULL none */
+    bool route_dirty;      /* a 1.0 filter rewrote the path: match again when the
+                              request headers go past it (as the core) */
     size_t replay_max;
     bool replay_on, replay_overflow;
 
@@ -441,6 +443,9 @@ void ft_graveyard_add(wft_stream *st, char *p);
 const ft_route *ft_route_match(const wft_env *env, const char *path);
 /* route_config_destroy for each, then the routes go (before config_destroy). */
 void ft_routes_free(wft_env *env);
+/* The request headers went past the filter: a 1.0 filter's path rewrite
+ * is routed on (the core's rule for filters built for ABI 1.0). */
+void ft_route_settle(wft_stream *st);
 
 /* ft_conn.c */
 wft_conn *ft_conn_from(weft_connection *c);

@@ -145,6 +145,12 @@ int wft_env_add_route(wft_env *env, const char *name, const char *vhost, const c
     return 0;
 }
 
+void ft_route_settle(wft_stream *st) {
+    if (st->route_dirty)
+        st->route = ft_route_match(st->env, st->path);
+    st->route_dirty = false;
+}
+
 int wft_stream_set_route(wft_stream *st, const char *name) {
     if (!st)
         return -1;

@@ -333,6 +333,8 @@ void ft_resume_dir(wft_stream *st, int d) {
     switch (dd->paused_at) {
     case FT_AT_HEADERS:
         dd->headers_fwd = true;
+        if (d == REQ)
+            ft_route_settle(st);
         if (dd->pending_end)
             dd->end_fwd = true;
         break;
@@ -553,6 +555,7 @@ int wft_request_headers(wft_stream *st, bool end_stream) {
             pause_dir(st, REQ, FT_AT_HEADERS, end_stream);
         } else {
             dd->headers_fwd = true;
+            ft_route_settle(st);
             if (end_stream)
                 dd->end_fwd = true;
         }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # ABI 1.1 routing end to end with the routecfg test filter (tests/filters):
-# one weft (one worker), two backends (A, B), routes:
+# one weft (two workers: per-route configs shared read-only), two backends
+# (A, B), routes:
 #   r-alpha /alpha -> ca, filter_config routecfg {header_value: alpha}
 #   r-beta  /beta  -> cb, filter_config routecfg {header_value: beta}
 #   r-plain /plain -> ca, no filter_config
@@ -58,7 +59,7 @@ DEFAULT_FILTERS="      - name: deny
 # config ALPHA SLOW [EXTRA_ROUTE_YAML] [FILTERS_YAML]
 config() {
     cat <<YAML
-workers: 1
+workers: 2
 drain_timeout: 1s
 allow_filter_paths: true
 access_log: { path: $TEST_TMP/access.log }
@@ -169,6 +170,14 @@ assert_eq 301 "$ST" "redirect route"
 fetch -H 'x-deny: 1' "$U/redir"
 assert_eq 403 "$ST" "a filter denies before a redirect route answers"
 
+# the same over HTTP/2 (h2c): one stream engine, one rule
+fetch --http2-prior-knowledge "$U/alpha/h2"
+assert_eq 200 "$ST" "h2c /alpha status"
+assert_eq r-alpha "$(seen x-route-name)" "h2c: the filter saw the route before its hooks"
+assert_eq alpha "$(seen x-route-cfg)" "h2c: per-route config"
+fetch --http2-prior-knowledge -H 'x-rematch: /beta/h2' "$U/alpha/x"
+assert_eq B "$(hdr x-backend)" "h2c: re-match to the other cluster"
+
 fetch "$U/beta/x"
 assert_eq 200 "$ST" "/beta status"
 assert_eq B "$(hdr x-backend)" "/beta goes to cluster cb"
@@ -230,7 +239,7 @@ sleep 0.3 # the slow request is upstream (2.5 s at the backend)
 config alpha-v2 slow-v2 >"$CONFIG.new"
 mv -f "$CONFIG.new" "$CONFIG"
 weft_signal HUP
-wait_workers_at 1 2
+wait_workers_at 2 2
 fetch "$U/alpha/x"
 assert_eq alpha-v2 "$(seen x-route-cfg)" "after the reload: the new per-route value"
 fetch "$U/delay/1"

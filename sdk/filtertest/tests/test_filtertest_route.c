@@ -175,6 +175,53 @@ static void test_route_config_errors_and_lifetime(void **state) {
     wft_env_free(env);
 }
 
+/* A filter declaring ABI 1.0 (its path rewrite is routed on, as in the
+ * core) next to the linked-in routecfg: both share weft__host. */
+static weft_status old_req_headers(void *ctx, weft_stream *s, bool end) {
+    (void)ctx;
+    (void)end;
+    weft_str to;
+    if (weft_header_get(s, WEFT_REQUEST_HEADERS, WEFT_STR("x-reroute-path"), &to) == WEFT_OK)
+        weft_request_set_path(s, to);
+    return WEFT_CONTINUE;
+}
+static const weft_http_filter_ops old_ops = {
+    .size = sizeof(weft_http_filter_ops),
+    .on_request_headers = old_req_headers,
+};
+static const weft_filter_descriptor old_desc = {
+    WEFT_FILTER_DESCRIPTOR_INIT_MINOR("old", WEFT_FILTER_HTTP, 0),
+    .http = &old_ops,
+};
+static const weft_filter_descriptor *old_entry(const weft_host_api *h) {
+    weft__host = h;
+    return &old_desc;
+}
+
+static void test_1_0_filter_rewrite_is_routed_on(void **state) {
+    (void)state;
+    wft_env *env = wft_env_new(old_entry, err, sizeof(err));
+    if (!env)
+        fail_msg("%s", err);
+    assert_int_equal(
+        wft_env_add_route(env, "r-alpha", "main", "ca", "/alpha", NULL, err, sizeof(err)), 0);
+    assert_int_equal(
+        wft_env_add_route(env, "r-beta", "main", "cb", "/beta", NULL, err, sizeof(err)), 0);
+    wft_stream *st = get(env, "/alpha/x", "x-reroute-path: /beta/y");
+    assert_int_equal(wft_request_headers(st, true), WEFT_CONTINUE);
+    assert_string_equal(wft_stream_route(st), "r-beta");
+    wft_stream_free(st);
+    wft_env_free(env);
+    /* a 1.1 filter's rewrite alone keeps the route */
+    env = env_with_routes();
+    st = get(env, "/alpha/x", "x-rewrite-only: /beta/y");
+    assert_int_equal(wft_request_headers(st, true), WEFT_CONTINUE);
+    assert_string_equal(wft_stream_route(st), "r-alpha");
+    assert_string_equal(wft_request_path(st), "/beta/y");
+    wft_stream_free(st);
+    wft_env_free(env);
+}
+
 /* The kit's table has the routing functions (WEFT_HOST_HAS true). */
 static void test_host_has(void **state) {
     (void)state;
@@ -192,6 +239,7 @@ int main(void) {
         cmocka_unit_test(test_config_in_timer_callback),
         cmocka_unit_test(test_pinned_route),
         cmocka_unit_test(test_route_config_errors_and_lifetime),
+        cmocka_unit_test(test_1_0_filter_rewrite_is_routed_on),
         cmocka_unit_test(test_host_has),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
