@@ -116,40 +116,108 @@ bool weft_hdrs_has_token(const weft_hdrs *h, weft_sv name, weft_sv tok) {
     return false;
 }
 
-static const char *const hop_by_hop[] = {
-    "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
-};
+/* ASCII case-insensitive compare of a view with a lower-case literal of
+ * the same, known length (the caller checked it): no strlen, no tolower
+ * call. Exact for every byte: only 'A'..'Z' fold. */
+static bool lit_ieq(const char *p, const char *lit, size_t len) {
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (c >= 'A' && c <= 'Z')
+            c = (unsigned char)(c + ('a' - 'A'));
+        if (c != (unsigned char)lit[i])
+            return false;
+    }
+    return true;
+}
+
+#define LIT_IS(sv, lit) ((sv).len == sizeof(lit) - 1 && lit_ieq((sv).p, lit, sizeof(lit) - 1))
+
+enum { HBH_FIXED = 1, HBH_CONNECTION = 2, HBH_TE = 4 };
+
+/* The fixed hop-by-hop set (RFC 9110 7.6.1 plus the legacy keep-alive and
+ * proxy-connection): connection, keep-alive, proxy-connection, te,
+ * trailer, transfer-encoding, upgrade. Dispatches on the length first, so
+ * an ordinary header costs one switch and at most two compares. */
+static unsigned hbh_class(weft_sv n) {
+    switch (n.len) {
+    case 2:
+        return LIT_IS(n, "te") ? HBH_FIXED | HBH_TE : 0;
+    case 7:
+        return LIT_IS(n, "trailer") || LIT_IS(n, "upgrade") ? HBH_FIXED : 0;
+    case 10:
+        if (LIT_IS(n, "connection"))
+            return HBH_FIXED | HBH_CONNECTION;
+        return LIT_IS(n, "keep-alive") ? HBH_FIXED : 0;
+    case 16:
+        return LIT_IS(n, "proxy-connection") ? HBH_FIXED : 0;
+    case 17:
+        return LIT_IS(n, "transfer-encoding") ? HBH_FIXED : 0;
+    default:
+        return 0;
+    }
+}
 
 /* Connection may name any header, but letting a client delete the ones the
  * proxy relies on for routing and framing would let it change how the next
  * hop reads the message; those stay. */
 static bool connection_may_strip(weft_sv name) {
-    return !weft_sv_ieq_cstr(name, "host") && !weft_sv_ieq_cstr(name, "content-length");
-}
-
-static bool named_in_connection(const weft_hdrs *h, weft_sv name) {
-    if (!connection_may_strip(name))
-        return false;
-    return weft_hdrs_has_token(h, WEFT_SV_LIT("connection"), name);
+    return !LIT_IS(name, "host") && !LIT_IS(name, "content-length");
 }
 
 void weft_hdrs_strip_hop_by_hop(weft_hdrs *h) {
+    /* One pass classifies every name and remembers the Connection values
+     * (the usual message has none, or one) and whether a te header holds
+     * "trailers". */
+    enum { CONN_MAX = 8 };
+    weft_sv conn[CONN_MAX];
+    uint32_t nconn = 0;
+    bool any = false;
     /* te: trailers is the one TE value that is end-to-end in practice
      * (gRPC needs it to reach the server), so it survives as a single
      * normalised header. */
-    bool keep_te = weft_hdrs_has_token(h, WEFT_SV_LIT("te"), WEFT_SV_LIT("trailers"));
+    bool keep_te = false;
+    const weft_sv trailers = WEFT_SV_LIT("trailers");
+    for (uint32_t r = 0; r < h->n; r++) {
+        unsigned c = hbh_class(h->v[r].name);
+        if (!c)
+            continue;
+        any = true;
+        if ((c & HBH_CONNECTION) && nconn < CONN_MAX)
+            conn[nconn] = h->v[r].value;
+        if (c & HBH_CONNECTION)
+            nconn++;
+        if ((c & HBH_TE) && !keep_te)
+            keep_te = list_any(h->v[r].value, elem_ieq, &trailers);
+    }
+    /* Nothing fixed means no Connection header either: nothing names a
+     * victim, the list stays as it is. */
+    if (!any)
+        return;
 
-    /* Decide for every header first, while the Connection headers that
-     * name the victims are still in the list. */
+    /* Compaction swaps instead of overwriting: the dropped entries (the
+     * Connection headers among them) stay in v[w..n) while later headers
+     * are decided, so a header named by a Connection header that came
+     * before it is still found. */
     uint32_t w = 0;
     for (uint32_t r = 0; r < h->n; r++) {
         weft_sv name = h->v[r].name;
-        bool drop = named_in_connection(h, name);
-        for (size_t k = 0; !drop && k < WEFT_ARRAY_LEN(hop_by_hop); k++)
-            drop = weft_sv_ieq_cstr(name, hop_by_hop[k]);
+        bool drop = hbh_class(name) != 0;
+        if (!drop && nconn && connection_may_strip(name)) {
+            if (nconn <= CONN_MAX) {
+                for (uint32_t k = 0; !drop && k < nconn; k++)
+                    drop = list_any(conn[k], elem_ieq, &name);
+            } else {
+                drop = weft_hdrs_has_token(h, WEFT_SV_LIT("connection"), name);
+            }
+        }
         if (drop)
             continue;
-        h->v[w++] = h->v[r];
+        if (w != r) {
+            weft_hdr t = h->v[w];
+            h->v[w] = h->v[r];
+            h->v[r] = t;
+        }
+        w++;
     }
     h->n = w;
     if (keep_te)

@@ -159,6 +159,38 @@ static void test_strip_hop_by_hop(void **state) {
     dump(&h, buf, sizeof(buf));
     assert_string_equal(buf, "te=trailers;");
 
+    /* a header named by a Connection header that precedes a kept header
+     * is still stripped (the Connection value is not lost while the list
+     * is compacted); names given by reference keep their case */
+    weft_hdrs_init(&h, &a);
+    weft_hdrs_add(&h, WEFT_SV_LIT("connection"), WEFT_SV_LIT("x-foo"));
+    weft_hdrs_add(&h, WEFT_SV_LIT("a"), WEFT_SV_LIT("1"));
+    weft_hdrs_add_ref(&h, WEFT_SV_LIT("X-Foo"), WEFT_SV_LIT("2"));
+    weft_hdrs_add_ref(&h, WEFT_SV_LIT("Transfer-Encoding"), WEFT_SV_LIT("chunked"));
+    weft_hdrs_add(&h, WEFT_SV_LIT("b"), WEFT_SV_LIT("3"));
+    weft_hdrs_add_ref(&h, WEFT_SV_LIT("TE"), WEFT_SV_LIT("TRAILERS"));
+    weft_hdrs_strip_hop_by_hop(&h);
+    dump(&h, buf, sizeof(buf));
+    assert_string_equal(buf, "a=1;b=3;te=trailers;");
+
+    /* more Connection headers than the fast path remembers */
+    weft_hdrs_init(&h, &a);
+    for (int i = 0; i < 12; i++) {
+        char nm[16];
+        snprintf(nm, sizeof(nm), "x-%d", i);
+        weft_hdrs_add(&h, WEFT_SV_LIT("connection"), weft_sv_from(nm));
+        weft_hdrs_add(&h, WEFT_SV_LIT("keep"), WEFT_SV_LIT("k"));
+    }
+    weft_hdrs_add(&h, WEFT_SV_LIT("x-0"), WEFT_SV_LIT("0"));
+    weft_hdrs_add(&h, WEFT_SV_LIT("x-11"), WEFT_SV_LIT("11"));
+    weft_hdrs_add(&h, WEFT_SV_LIT("x-12"), WEFT_SV_LIT("12"));
+    weft_hdrs_strip_hop_by_hop(&h);
+    assert_int_equal(h.n, 13);
+    assert_int_equal(weft_hdrs_count(&h, WEFT_SV_LIT("keep")), 12);
+    assert_non_null(weft_hdrs_get(&h, WEFT_SV_LIT("x-12")));
+    assert_null(weft_hdrs_get(&h, WEFT_SV_LIT("x-11")));
+    assert_null(weft_hdrs_get(&h, WEFT_SV_LIT("x-0")));
+
     /* nothing hop-by-hop: unchanged */
     weft_hdrs_init(&h, &a);
     weft_hdrs_add(&h, WEFT_SV_LIT("a"), WEFT_SV_LIT("1"));
