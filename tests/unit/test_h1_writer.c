@@ -139,6 +139,57 @@ static void test_resp_head(void **state) {
     weft_arena_free(&a);
 }
 
+/* Every byte value at every position of values long enough for the
+ * word-at-a-time check (and its tail): accepted exactly when the bytewise
+ * rule (HTAB, SP, VCHAR, obs-text) accepts it; refusals append nothing. */
+static void test_value_bytes_exhaustive(void **state) {
+    (void)state;
+    weft_arena a;
+    weft_arena_init(&a);
+    weft_resp_head r;
+    memset(&r, 0, sizeof(r));
+    r.status = 200;
+    struct evbuffer *b = evbuffer_new();
+    char v[19];
+    for (size_t len = 7; len <= sizeof(v); len += 6) {
+        for (size_t pos = 0; pos < len; pos++) {
+            for (int c = 0; c < 256; c++) {
+                memset(v, 'a', sizeof(v));
+                v[(pos + 3) % len] = (char)0xff; /* obs-text is always fine */
+                if ((pos + 3) % len != pos)
+                    v[pos] = (char)c;
+                else
+                    continue;
+                weft_hdrs_init(&r.headers, &a);
+                weft_hdrs_add_ref(&r.headers, WEFT_SV_LIT("x-v"), (weft_sv){v, len});
+                bool ok = (c >= 0x20 || c == '\t') && c != 0x7f;
+                assert_int_equal(weft_h1_write_resp_head(b, &r), ok ? 0 : -1);
+                assert_int_equal(evbuffer_get_length(b) == 0, !ok);
+                evbuffer_drain(b, evbuffer_get_length(b));
+                r.reason = (weft_sv){v, len};
+                weft_hdrs_init(&r.headers, &a);
+                assert_int_equal(weft_h1_write_resp_head(b, &r), ok ? 0 : -1);
+                evbuffer_drain(b, evbuffer_get_length(b));
+                r.reason = (weft_sv){NULL, 0};
+            }
+        }
+    }
+    /* three-digit status lines from 100 to 999 */
+    weft_hdrs_init(&r.headers, &a);
+    r.reason = WEFT_SV_LIT("R");
+    for (unsigned st = 100; st <= 999; st += 101) {
+        r.status = (uint16_t)st;
+        char want[32];
+        snprintf(want, sizeof(want), "HTTP/1.1 %03u R\r\n\r\n", st);
+        assert_int_equal(weft_h1_write_resp_head(b, &r), 0);
+        expect_out(b, want);
+    }
+    r.status = 1000;
+    assert_int_equal(weft_h1_write_resp_head(b, &r), -1);
+    evbuffer_free(b);
+    weft_arena_free(&a);
+}
+
 static void test_chunks(void **state) {
     (void)state;
     struct evbuffer *b = evbuffer_new();
@@ -272,8 +323,11 @@ static void test_round_trip(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_req_head),   cmocka_unit_test(test_req_head_refuses_injection),
-        cmocka_unit_test(test_resp_head),  cmocka_unit_test(test_chunks),
+        cmocka_unit_test(test_req_head),
+        cmocka_unit_test(test_req_head_refuses_injection),
+        cmocka_unit_test(test_resp_head),
+        cmocka_unit_test(test_chunks),
+        cmocka_unit_test(test_value_bytes_exhaustive),
         cmocka_unit_test(test_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

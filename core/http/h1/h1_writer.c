@@ -8,7 +8,6 @@
 #include "http/h1/h1_codec.h"
 
 #include <event2/buffer.h>
-#include <stdio.h>
 
 static inline bool is_tchar(unsigned char c) {
     return weft_is_tchar(c);
@@ -23,14 +22,50 @@ static bool token_ok(weft_sv s) {
     return true;
 }
 
-/* field-value / reason-phrase: HTAB, SP, VCHAR, obs-text */
+static inline bool text_byte_ok(unsigned char c) {
+    return (c >= 0x20 || c == '\t') && c != 0x7f;
+}
+
+/* field-value / reason-phrase: HTAB, SP, VCHAR, obs-text. Eight bytes at a
+ * time: a word with no byte below 0x20 and none equal to 0x7f is accepted
+ * whole (both tests are exact as a yes/no: a borrow only propagates from a
+ * byte that already matched); any other word (an HTAB, a control byte) is
+ * checked byte by byte, so the accepted set is the same as bytewise. */
 static bool text_ok(weft_sv s) {
-    for (size_t i = 0; i < s.len; i++) {
-        unsigned char c = (unsigned char)s.p[i];
-        if ((c < 0x20 && c != '\t') || c == 0x7f)
-            return false;
+    const uint64_t ones = 0x0101010101010101u, high = 0x8080808080808080u;
+    size_t i = 0;
+    for (; i + 8 <= s.len; i += 8) {
+        uint64_t x;
+        memcpy(&x, s.p + i, 8);
+        uint64_t y = x ^ (ones * 0x7f);
+        if ((((x - ones * 0x20) & ~x) | ((y - ones) & ~y)) & high) {
+            for (size_t k = 0; k < 8; k++)
+                if (!text_byte_ok((unsigned char)s.p[i + k]))
+                    return false;
+        }
     }
+    for (; i < s.len; i++)
+        if (!text_byte_ok((unsigned char)s.p[i]))
+            return false;
     return true;
+}
+
+/* Lower-case hex of n and CRLF, as "%zx\r\n" would (no snprintf on the
+ * body path). out has room for 16 digits + 2. Returns the length. */
+static size_t chunk_size_line(char out[24], size_t n) {
+    static const char hex[] = "0123456789abcdef";
+    char tmp[16];
+    size_t k = 0;
+    do {
+        tmp[k++] = hex[n & 0xf];
+        n >>= 4;
+    } while (n && k < sizeof(tmp));
+    size_t len = 0;
+    while (k)
+        out[len++] = tmp[--k];
+    out[len++] = '\r';
+    out[len++] = '\n';
+    return len;
 }
 
 static bool target_ok(weft_sv s) {
@@ -117,14 +152,22 @@ int weft_h1_write_resp_head(struct evbuffer *out, const weft_resp_head *resp) {
         resp->reason.len ? resp->reason : weft_sv_from(weft_status_reason(resp->status));
     if (!text_ok(reason) || !hdrs_ok(&resp->headers))
         return -1;
+    /* "HTTP/1.1 NNN ": the status is 100..999 (checked above), three
+     * digits, formatted without snprintf. */
     char line[16];
-    int ln = snprintf(line, sizeof(line), "HTTP/1.1 %03u ", (unsigned)resp->status);
-    size_t total = (size_t)ln + reason.len + 2 + hdrs_size(&resp->headers) + 2;
+    unsigned st = resp->status;
+    memcpy(line, "HTTP/1.1 ", 9);
+    line[9] = (char)('0' + st / 100);
+    line[10] = (char)('0' + st / 10 % 10);
+    line[11] = (char)('0' + st % 10);
+    line[12] = ' ';
+    size_t ln = 13;
+    size_t total = ln + reason.len + 2 + hdrs_size(&resp->headers) + 2;
     struct evbuffer_iovec v;
     wcur c;
     if (reserve(out, total, &v, &c) != 0)
         return -1;
-    w(&c, line, (size_t)ln);
+    w(&c, line, ln);
     w(&c, reason.p, reason.len);
     w(&c, "\r\n", 2);
     w_hdrs(&c, &resp->headers);
@@ -136,12 +179,12 @@ int weft_h1_write_chunk(struct evbuffer *out, const char *p, size_t n) {
     if (n == 0)
         return -1; /* a zero-size chunk is the last-chunk and would end the body */
     char line[24];
-    int ln = snprintf(line, sizeof(line), "%zx\r\n", n);
+    size_t ln = chunk_size_line(line, n);
     struct evbuffer_iovec v;
     wcur c;
-    if (reserve(out, (size_t)ln + n + 2, &v, &c) != 0)
+    if (reserve(out, ln + n + 2, &v, &c) != 0)
         return -1;
-    w(&c, line, (size_t)ln);
+    w(&c, line, ln);
     w(&c, p, n);
     w(&c, "\r\n", 2);
     return finish(out, &v, &c);
@@ -152,8 +195,8 @@ int weft_h1_write_chunk_buf(struct evbuffer *out, struct evbuffer *data, bool by
     if (n == 0)
         return 0;
     char line[24];
-    int ln = snprintf(line, sizeof(line), "%zx\r\n", n);
-    if (evbuffer_add(out, line, (size_t)ln) != 0)
+    size_t ln = chunk_size_line(line, n);
+    if (evbuffer_add(out, line, ln) != 0)
         return -1;
     int rc =
         by_reference ? evbuffer_add_buffer_reference(out, data) : evbuffer_add_buffer(out, data);
