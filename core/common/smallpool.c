@@ -8,16 +8,17 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#define SP_SLOT 64u
+#define SP_SLOT 32u
 #define SP_BLOCK (64u * 1024u)
-#define SP_SLOTS (SP_BLOCK / SP_SLOT - 1u) /* the first slot is the header */
-#define SP_NBLOCKS 16384u                  /* 1 GiB of address space, reserved */
+#define SP_HDR 2u /* slots taken by the header */
+#define SP_SLOTS (SP_BLOCK / SP_SLOT - SP_HDR)
+#define SP_NBLOCKS 16384u /* 1 GiB of address space, reserved */
 
 typedef struct sp_slot {
     struct sp_slot *next;
 } sp_slot;
 
-/* The first 64 bytes of a block. Everything but `remote` is touched only
+/* The first SP_HDR slots of a block. Everything but `remote` is touched only
  * by the owning thread. */
 typedef struct sp_block {
     uint64_t owner;               /* the owning thread's id (never reused) */
@@ -27,7 +28,7 @@ typedef struct sp_block {
     uint32_t n_used;              /* slots handed out, not yet back on free_list */
     uint32_t carved;              /* slots handed out at least once */
 } sp_block;
-_Static_assert(sizeof(sp_block) <= SP_SLOT, "block header fits the first slot");
+_Static_assert(sizeof(sp_block) <= SP_SLOT * SP_HDR, "block header fits its slots");
 
 typedef struct sp_thread {
     uint64_t id;
@@ -145,7 +146,7 @@ static void *take(sp_block *b) {
     if (s) {
         b->free_list = s->next;
     } else if (b->carved < SP_SLOTS) {
-        s = (sp_slot *)((char *)b + SP_SLOT * (1u + b->carved));
+        s = (sp_slot *)((char *)b + SP_SLOT * (SP_HDR + b->carved));
         b->carved++;
     } else {
         return NULL;

@@ -1,6 +1,6 @@
 /* smallpool.h: a separate home for libevent's small allocations.
  *
- * libevent allocates a small entry (about 40 bytes) per descriptor number
+ * libevent allocates a small entry (16 bytes with epoll) per descriptor number
  * the first time an event is added on it, and keeps it until the event
  * base is freed. Allocated from glibc's heap in the middle of a burst of
  * connections, these entries sit between the connections' own blocks, so
@@ -9,7 +9,7 @@
  * 18.8 MB of worker heap free but resident, 320 KB in use).
  *
  * weft routes libevent's allocations (event_set_mem_functions) through
- * this pool: requests of at most WEFT_SMALLPOOL_MAX bytes get a 64-byte
+ * this pool: requests of at most WEFT_SMALLPOOL_MAX bytes get a 32-byte
  * slot in 64 KiB blocks carved from one reserved address range, away from
  * glibc's heaps; everything larger goes to malloc. A block belongs to the
  * thread that carved it: allocation and same-thread free touch only that
@@ -17,7 +17,7 @@
  * the slot on the block's lock-free remote list, collected by the owner.
  * A block whose slots are all free again is returned to the kernel
  * (MADV_DONTNEED) and to a shared list of empty blocks (one mutex, taken
- * once per 1,023 slots). A thread that exits leaves its blocks as they are
+ * once per 2,046 slots). A thread that exits leaves its blocks as they are
  * (workers live until the process exits).
  *
  * Not used in sanitized builds (AddressSanitizer must see libevent's
@@ -29,7 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define WEFT_SMALLPOOL_MAX 64 /* bytes: larger requests go to malloc */
+#define WEFT_SMALLPOOL_MAX 32 /* bytes: larger requests go to malloc */
 
 /* Reserves the address range. Idempotent; false when the reservation
  * failed (the pool then hands everything to malloc). Main thread, before

@@ -45,10 +45,10 @@ struct weft_conn_timer;
 
 struct weft_connection {
     uint32_t magic;
-    weft_conn_facts facts; /* what the SDK reports for this connection */
-    char peer_ip[64], local_ip[64];
-    char *identity; /* set by a transport filter (SPIFFE id); owned, NULL until
-                       then (most connections never have one: not inline) */
+    weft_conn_facts facts;          /* what the SDK reports for this connection */
+    char peer_ip[48], local_ip[48]; /* inet_ntop, no scope: INET6_ADDRSTRLEN (46) */
+    char *identity;                 /* set by a transport filter (SPIFFE id); owned, NULL until
+                                       then (most connections never have one: not inline) */
     char alpn[32];
     const weft_filter_inst *filters; /* transport filters (listener's or cluster's) */
     void **ctx;                      /* per transport filter connection contexts */

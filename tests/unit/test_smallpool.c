@@ -11,19 +11,19 @@
 
 #include "common/smallpool.h"
 
-#define N 5000 /* about 5 blocks of 1,023 slots */
+#define N 10000 /* about 5 blocks of 2,046 slots */
 
 static void test_small_in_pool_large_in_malloc(void **state) {
     (void)state;
     assert_true(weft_smallpool_init());
-    void *a = weft_smallpool_alloc(40);
+    void *a = weft_smallpool_alloc(20);
     void *b = weft_smallpool_alloc(WEFT_SMALLPOOL_MAX);
     void *c = weft_smallpool_alloc(WEFT_SMALLPOOL_MAX + 1);
     assert_true(weft_smallpool_owns(a));
     assert_true(weft_smallpool_owns(b));
     assert_false(weft_smallpool_owns(c));
     assert_int_equal((uintptr_t)a % 16, 0);
-    memset(a, 0xab, 40);
+    memset(a, 0xab, 20);
     memset(b, 0xcd, WEFT_SMALLPOOL_MAX);
     assert_ptr_not_equal(a, b);
     weft_smallpool_free(a);
@@ -37,13 +37,13 @@ static void test_blocks_return_when_empty(void **state) {
     size_t before = weft_smallpool_blocks_in_use();
     void **p = calloc(N, sizeof(*p));
     for (int i = 0; i < N; i++) {
-        p[i] = weft_smallpool_alloc(48);
+        p[i] = weft_smallpool_alloc(32);
         assert_true(weft_smallpool_owns(p[i]));
-        memset(p[i], i & 0xff, 48);
+        memset(p[i], i & 0xff, 32);
     }
     assert_true(weft_smallpool_blocks_in_use() >= before + 4);
     for (int i = 0; i < N; i++) /* every slot still holds what was written */
-        assert_int_equal(((unsigned char *)p[i])[47], i & 0xff);
+        assert_int_equal(((unsigned char *)p[i])[31], i & 0xff);
     for (int i = 0; i < N; i++)
         weft_smallpool_free(p[i]);
     /* All blocks but the current one go back. */
@@ -63,7 +63,7 @@ static void test_pool_realloc(void **state) {
     char *p = weft_smallpool_realloc(NULL, 10);
     assert_true(weft_smallpool_owns(p));
     memcpy(p, "0123456789", 10);
-    assert_ptr_equal(weft_smallpool_realloc(p, 60), p); /* still fits its slot */
+    assert_ptr_equal(weft_smallpool_realloc(p, 30), p); /* still fits its slot */
     char *q = weft_smallpool_realloc(p, 1000);
     assert_false(weft_smallpool_owns(q));
     assert_memory_equal(q, "0123456789", 10);

@@ -63,7 +63,8 @@ struct weft_dconn {
     weft_wsnap *ws;            /* the snapshot the connection was accepted on (its
                                   transport chain lives there) */
     struct weft_connection tc; /* facts + transport filter state */
-    struct event ev_tx;        /* runs the transport chain on codec output */
+    struct event *ev_tx;       /* runs the transport chain on codec output; made only
+                                  on a listener with transport filters (idle footprint) */
     weft_h2_session *h2;       /* set when the connection speaks HTTP/2 */
     bool sniffed;              /* the protocol was decided (preface or not) */
     bool tclose;               /* a transport filter closes: flush, then free */
@@ -690,7 +691,8 @@ static void dconn_free(weft_dconn *dc) {
     }
     if (dc->tc.magic)
         weft_transport_close(&dc->tc);
-    event_del(&dc->ev_tx);
+    if (dc->ev_tx)
+        event_free(dc->ev_tx);
     event_del(&dc->ev_deferred);
     weft_ltimer_stop(&dc->timer);
     weft_conn_free(dc->conn);
@@ -778,7 +780,8 @@ static void on_tx(evutil_socket_t fd, short what, void *arg) {
 /* What a transport filter may ask on its own (weft_transport_owner_ops). */
 static void t_kick(void *owner) {
     weft_dconn *dc = owner;
-    event_active(&dc->ev_tx, EV_TIMEOUT, 0);
+    if (dc->ev_tx)
+        event_active(dc->ev_tx, EV_TIMEOUT, 0);
 }
 static void t_close(void *owner, bool flush) {
     weft_dconn *dc = owner;
@@ -795,8 +798,8 @@ static const weft_transport_owner_ops dconn_towner = {t_kick, t_close, t_ready};
 
 static void codec_out_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg) {
     weft_dconn *dc = arg;
-    if (info->n_added)
-        event_active(&dc->ev_tx, EV_TIMEOUT, 0);
+    if (info->n_added && dc->ev_tx)
+        event_active(dc->ev_tx, EV_TIMEOUT, 0);
 }
 
 void weft_dconn_accept(weft_worker *w, const char *listener_name, evutil_socket_t fd,
@@ -847,7 +850,6 @@ void weft_dconn_accept(weft_worker *w, const char *listener_name, evutil_socket_
     dc->ws = weft_wsnap_ref(w->cur);
     dc->listener_name = lst->cfg->name;
     fill_facts(dc, fd, sa);
-    event_assign(&dc->ev_tx, w->base, -1, 0, on_tx, dc);
     event_assign(&dc->ev_deferred, w->base, -1, 0, on_deferred, dc);
     weft_ltimer_init(&dc->timer, w->base, on_timer, dc);
     uint32_t hw = lim->buffer_high_watermark ? lim->buffer_high_watermark : 1024 * 1024;
@@ -861,6 +863,10 @@ void weft_dconn_accept(weft_worker *w, const char *listener_name, evutil_socket_
     weft_stats_inc(w->stats, lst->cx_total, 1);
     weft_stats_gauge_add(w->stats, lst->cx_active, 1);
     arm_timer(dc, idle_ms(dc));
+    if (lst->chain.n_transport && !(dc->ev_tx = event_new(w->base, -1, 0, on_tx, dc))) {
+        dconn_free(dc);
+        return;
+    }
     if (weft_transport_init(&dc->tc, lst->chain.transport, lst->chain.n_transport, w->base,
                             weft_conn_input(dc->conn), weft_conn_output(dc->conn), &dconn_towner,
                             dc, hw)) {
