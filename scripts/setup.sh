@@ -11,7 +11,7 @@ PACKAGES=(
     curl wrk nghttp2-client haproxy nginx python3
     libclang-rt-14-dev iproute2 procps
     redis-server redis-tools
-    nghttp2-proxy nghttp2-server
+    nghttp2-proxy nghttp2-server valgrind strace
     python3-h2 python3-hpack python3-hyperframe python3-grpcio python3-websockets
 )
 
