@@ -19,6 +19,7 @@
 #include "filter/handles.h"
 #include "filter/transport.h"
 #include "http/stream_internal.h"
+#include "wsh_rules.h"
 
 struct weft_stream_timer {
     struct event ev;
@@ -853,43 +854,15 @@ static void h_log(weft_log_level_t level, const char *filter, const char *msg) {
 }
 /* Formatted filter log lines (weft_logf, weft_setup_logf): the message is
  * formatted into a bounded buffer, control characters become \xNN, and
- * the line is cut at WEFT_FILTER_LOG_MAX bytes with "...". */
-#define WEFT_FILTER_LOG_MAX 800
+ * the line is cut at WSH_LOG_MAX bytes with "..." (wsh_log_format, shared
+ * with the test kit). */
 
 static void log_formatted(weft_log_level_t level, const char *name, const char *fmt, va_list ap) {
     int l = level < WEFT_LOG_LEVEL_DEBUG ? 0 : level > WEFT_LOG_LEVEL_ERROR ? 3 : (int)level;
     if (l < weft_log_min_level)
         return;
-    char raw[WEFT_FILTER_LOG_MAX + 1];
-    int n = fmt ? vsnprintf(raw, sizeof(raw), fmt, ap) : 0;
-    size_t len = n < 0 ? 0 : (size_t)n < sizeof(raw) ? (size_t)n : sizeof(raw) - 1;
-    bool cut = n >= (int)sizeof(raw);
-    char out[WEFT_FILTER_LOG_MAX + 4];
-    size_t o = 0;
-    static const char hex[] = "0123456789abcdef";
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)raw[i];
-        bool esc = c < 0x20 || c == 0x7f;
-        if (o + (esc ? 4 : 1) > WEFT_FILTER_LOG_MAX) {
-            cut = true;
-            break;
-        }
-        if (esc) {
-            out[o++] = '\\';
-            out[o++] = 'x';
-            out[o++] = hex[c >> 4];
-            out[o++] = hex[c & 15];
-        } else {
-            out[o++] = (char)c;
-        }
-    }
-    if (cut) {
-        while (o > WEFT_FILTER_LOG_MAX - 3)
-            o--;
-        memcpy(out + o, "...", 3);
-        o += 3;
-    }
-    out[o] = '\0';
+    char out[WSH_LOG_MAX + 1];
+    wsh_log_format(out, fmt, ap);
     weft_log((weft_log_level)l, "filter %s: %s", name, out);
 }
 

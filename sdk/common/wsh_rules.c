@@ -1,6 +1,8 @@
 /* wsh_rules.c: see wsh_rules.h. */
 #include "wsh_rules.h"
 
+#include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 
 int wsh_grpc_status_for_http(int http) {
@@ -33,4 +35,37 @@ const char *wsh_yaml_event_refusal(const yaml_event_t *ev) {
         memchr(ev->data.scalar.value, '\0', ev->data.scalar.length))
         return "strings must not contain NUL characters";
     return NULL;
+}
+
+size_t wsh_log_format(char *out, const char *fmt, va_list ap) {
+    char raw[WSH_LOG_MAX + 1];
+    int n = fmt ? vsnprintf(raw, sizeof(raw), fmt, ap) : 0;
+    size_t len = n < 0 ? 0 : (size_t)n < sizeof(raw) ? (size_t)n : sizeof(raw) - 1;
+    bool cut = n >= (int)sizeof(raw);
+    size_t o = 0;
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)raw[i];
+        bool esc = c < 0x20 || c == 0x7f;
+        if (o + (esc ? 4 : 1) > WSH_LOG_MAX) {
+            cut = true;
+            break;
+        }
+        if (esc) {
+            out[o++] = '\\';
+            out[o++] = 'x';
+            out[o++] = hex[c >> 4];
+            out[o++] = hex[c & 15];
+        } else {
+            out[o++] = (char)c;
+        }
+    }
+    if (cut) {
+        if (o > WSH_LOG_MAX - 3)
+            o = WSH_LOG_MAX - 3;
+        memcpy(out + o, "...", 3);
+        o += 3;
+    }
+    out[o] = '\0';
+    return o;
 }

@@ -4,6 +4,7 @@
 #ifndef WEFT_WSH_RULES_H
 #define WEFT_WSH_RULES_H
 
+#include <stdarg.h>
 #include <stddef.h>
 
 #include <yaml.h>
@@ -17,5 +18,12 @@ int wsh_grpc_status_for_http(int http);
  * included), or NULL when it is fine: aliases (no billion laughs), NUL
  * characters in strings. The caller prefixes "source:line:col: ". */
 const char *wsh_yaml_event_refusal(const yaml_event_t *ev);
+
+/* A filter's formatted log message as weft prints it (weft_logf):
+ * formatted, control characters written as \xNN, cut at
+ * WSH_LOG_MAX bytes with "...". Writes a NUL-terminated line to
+ * out[WSH_LOG_MAX + 1] and returns its length. fmt NULL: empty. */
+#define WSH_LOG_MAX 800
+size_t wsh_log_format(char *out, const char *fmt, va_list ap);
 
 #endif

@@ -10,6 +10,7 @@
 
 #include "ft_config.h"
 #include "ft_internal.h"
+#include "wsh_rules.h"
 
 /* Resolves a stream handle for function `fn`; `change` marks calls that
  * change the exchange (refused once the stream completed). */
@@ -832,42 +833,13 @@ static void h_log(weft_log_level_t level, const char *filter_name, const char *m
 /* weft_logf / weft_setup_logf: formatted, escaped and cut as the core
  * does (control characters as \xNN, 800 bytes, "..."), recorded under the
  * filter's YAML name (wft_env_set_filter_name). */
-#define FT_LOG_MAX 800
 
 static void log_formatted(bool named, weft_log_level_t level, const char *fmt, va_list ap) {
     wft_env *env = ft_current_env();
     if (!env || level < env->log_level)
         return;
-    char raw[FT_LOG_MAX + 1];
-    int n = fmt ? vsnprintf(raw, sizeof(raw), fmt, ap) : 0;
-    size_t len = n < 0 ? 0 : (size_t)n < sizeof(raw) ? (size_t)n : sizeof(raw) - 1;
-    bool cut = n >= (int)sizeof(raw);
-    char out[FT_LOG_MAX + 4];
-    size_t o = 0;
-    static const char hex[] = "0123456789abcdef";
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)raw[i];
-        bool esc = c < 0x20 || c == 0x7f;
-        if (o + (esc ? 4 : 1) > FT_LOG_MAX) {
-            cut = true;
-            break;
-        }
-        if (esc) {
-            out[o++] = '\\';
-            out[o++] = 'x';
-            out[o++] = hex[c >> 4];
-            out[o++] = hex[c & 15];
-        } else {
-            out[o++] = (char)c;
-        }
-    }
-    if (cut) {
-        while (o > FT_LOG_MAX - 3)
-            o--;
-        memcpy(out + o, "...", 3);
-        o += 3;
-    }
-    out[o] = '\0';
+    char out[WSH_LOG_MAX + 1];
+    wsh_log_format(out, fmt, ap);
     ft_log_add(env, level, named ? ft_filter_name(env) : "?", out);
 }
 
