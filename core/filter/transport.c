@@ -307,10 +307,13 @@ int weft_transport_init(struct weft_connection *c, const weft_filter_inst *filte
     c->thread = pthread_self();
     c->cur = -1;
     c->max_pending = max_pending ? max_pending : 1024 * 1024;
+    if (!c->n)
+        return 0; /* no filter: nothing to hold (most connections; the owner
+                     reads and writes its socket buffers directly) */
     c->in = calloc(c->n + 1, sizeof(*c->in));
     c->out = calloc(c->n + 1, sizeof(*c->out));
-    c->ctx = calloc(c->n ? c->n : 1, sizeof(*c->ctx));
-    c->hs_done = calloc(c->n ? c->n : 1, 1);
+    c->ctx = calloc(c->n, sizeof(*c->ctx));
+    c->hs_done = calloc(c->n, 1);
     if (!c->in || !c->out || !c->ctx || !c->hs_done)
         return -1;
     c->in[0] = sock_in;

@@ -116,6 +116,7 @@ weft_result weft_transport_api_get_info(weft_connection *c, weft_connection_info
 /* Sets the peer identity (checked: length, control characters). */
 weft_result weft_transport_api_set_identity(weft_connection *c, weft_str id);
 
+/* The codec side of a chain with at least one filter (n > 0). */
 static inline struct evbuffer *weft_transport_codec_in(struct weft_connection *c) {
     return c->in[c->n];
 }
