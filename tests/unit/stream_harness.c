@@ -902,3 +902,14 @@ bool sh_ds_ended(void *arg) {
     sh_ds *d = arg;
     return !d->s.active;
 }
+
+void sh_run_to_end(sh *h, sh_ds *d) {
+    sh_run_until(h, sh_ds_ended, d, "the end of the exchange");
+}
+
+void sh_assert_filters_released(tf_script **f, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(f[i]->creates, f[i]->destroys);
+        assert_int_equal(f[i]->calls[TF_COMPLETE], f[i]->creates);
+    }
+}

@@ -221,5 +221,10 @@ const char *sh_ds_headers(sh_ds *d);
 const char *sh_ds_trailers(sh_ds *d);
 /* True once the exchange ended (done() ran its deferred handler). */
 bool sh_ds_ended(void *d);
+/* Turns until downstream exchange d has ended. */
+void sh_run_to_end(sh *h, sh_ds *d);
+/* Every filter context made for the exchange was destroyed once, after
+ * its log phase (on_stream_complete) ran. */
+void sh_assert_filters_released(tf_script **f, size_t n);
 
 #endif

@@ -28,17 +28,6 @@ static int teardown(void **state) {
     return 0;
 }
 
-static void run_to_end(sh_ds *d) {
-    sh_run_until(&H, sh_ds_ended, d, "the end of the exchange");
-}
-
-static void assert_filters_released(tf_script **f, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        assert_int_equal(f[i]->creates, f[i]->destroys);
-        assert_int_equal(f[i]->calls[TF_COMPLETE], f[i]->creates);
-    }
-}
-
 static uint32_t lb_active(void) {
     return weft_lb_active(sh_lb(&H, 0), -1);
 }
@@ -114,11 +103,11 @@ static void test_timer_retry_forgets_whole_first_response(void **state) {
     sh_fake_head(1, 200, SECOND);
     sh_fake_body(1, "second");
     sh_fake_complete(1);
-    run_to_end(d);
+    sh_run_to_end(&H, d);
     assert_second_answer(d);
     assert_int_equal(f1.info.attempts, 2);
     assert_attempts_over(d);
-    assert_filters_released(fs, 2);
+    sh_assert_filters_released(fs, 2);
     sh_ds_free(d);
 }
 
@@ -141,10 +130,10 @@ static void test_hook_retry_releases_first_attempt(void **state) {
     sh_fake_head(1, 200, SECOND);
     sh_fake_body(1, "second");
     sh_fake_complete(1);
-    run_to_end(d);
+    sh_run_to_end(&H, d);
     assert_second_answer(d);
     assert_attempts_over(d);
-    assert_filters_released(fs, 1);
+    sh_assert_filters_released(fs, 1);
     sh_ds_free(d);
 }
 
@@ -168,7 +157,7 @@ static void test_attempt_retry_before_body_filters(void **state) {
     sh_fake_body(1, "sec");
     sh_fake_body(1, "ond");
     sh_fake_complete(1);
-    run_to_end(d);
+    sh_run_to_end(&H, d);
     assert_second_answer(d);
     assert_string_equal(tf_log(), "f1.req_headers:e f2.req_headers:e f1.attempt:0/503 "
                                   "f2.attempt:0/503 f1.attempt:0/200 f2.attempt:0/200 "
@@ -206,7 +195,7 @@ static void test_connect_failure_moves_to_other_endpoint(void **state) {
     sh_fake_head(1, 200, SECOND);
     sh_fake_body(1, "second");
     sh_fake_complete(1);
-    run_to_end(d);
+    sh_run_to_end(&H, d);
     assert_second_answer(d);
     assert_int_equal(sh_counter(&H, c->cx_connect_fail) - fail0, 1);
     assert_int_equal(sh_counter(&H, c->rq_retry_connect) - retry0, 1);
@@ -228,7 +217,7 @@ static void test_connect_timeout_counted_and_answered(void **state) {
     sh_request(d, "GET", "/up", NULL);
     sh_fake_error(0, WEFT_UP_ERR_CONNECT_TIMEOUT);
     assert_int_equal(sh_fake_count(), 1); /* one attempt allowed */
-    run_to_end(d);
+    sh_run_to_end(&H, d);
     assert_int_equal(d->status, 503);
     assert_non_null(strstr(sh_ds_headers(d), "x-weft-reason: upstream_connect_timeout\n"));
     assert_int_equal(f1.attempts[0].result, WEFT_ATTEMPT_CONNECT_TIMEOUT);
@@ -246,7 +235,7 @@ static void test_start_failure(void **state) {
     sh_fake_refuse_start = true;
     sh_ds *d = sh_ds_new(&H);
     sh_request(d, "GET", "/up", NULL);
-    run_to_end(d);
+    sh_run_to_end(&H, d);
     assert_int_equal(d->status, 503);
     assert_non_null(strstr(sh_ds_headers(d), "x-weft-reason: upstream_connect_failure\n"));
     assert_int_equal(f1.info.attempts, 1);
@@ -265,7 +254,7 @@ static void test_protocol_error_is_502(void **state) {
     sh_request(d, "GET", "/up", NULL);
     sh_fake_connect(0);
     sh_fake_error(0, WEFT_UP_ERR_PROTOCOL);
-    run_to_end(d);
+    sh_run_to_end(&H, d);
     assert_int_equal(d->status, 502);
     assert_int_equal(f1.attempts[0].result, WEFT_ATTEMPT_PROTOCOL_ERROR);
     assert_string_equal(f1.info_flags, "UPE");
@@ -287,7 +276,7 @@ static void test_reset_mid_body(void **state) {
     sh_fake_body(0, "part");
     assert_int_equal(d->heads, 1);
     sh_fake_error(0, WEFT_UP_ERR_RESET);
-    run_to_end(d);
+    sh_run_to_end(&H, d);
     assert_int_equal(d->resets, 1);
     assert_string_equal(sh_ds_body(d), "part");
     assert_non_null(strstr(f1.info_flags, "LR"));
@@ -306,7 +295,7 @@ static void test_post_reset_not_resent(void **state) {
     sh_request(d, "POST", "/up", NULL);
     sh_fake_connect(0);
     sh_fake_error(0, WEFT_UP_ERR_RESET);
-    run_to_end(d);
+    sh_run_to_end(&H, d);
     assert_int_equal(sh_fake_count(), 1);
     assert_int_equal(d->status, 503);
     assert_int_equal(f1.attempts[0].result, WEFT_ATTEMPT_RESET);
@@ -327,7 +316,7 @@ static void test_reply_from_attempt_hook(void **state) {
     sh_fake_connect(0);
     sh_fake_head(0, 200, SECOND);
     assert_true(sh_fake_get(0)->released);
-    run_to_end(d);
+    sh_run_to_end(&H, d);
     assert_int_equal(f1.last_rc, WEFT_OK);
     assert_int_equal(d->status, 429);
     assert_null(strstr(sh_ds_headers(d), "x-attempt"));
@@ -338,7 +327,7 @@ static void test_reply_from_attempt_hook(void **state) {
                                   "f2.resp_headers:429 f1.resp_headers:429 f2.resp_body:11e "
                                   "f1.resp_body:11e f1.complete:429 f2.complete:429");
     assert_attempts_over(d);
-    assert_filters_released(fs, 2);
+    sh_assert_filters_released(fs, 2);
     sh_ds_free(d);
 }
 
@@ -354,14 +343,14 @@ static void test_retry_refused_without_replay(void **state) {
     sh_request(d, "POST", "/up", "abc");
     sh_fake_connect(0);
     sh_fake_head(0, 503, FIRST);
-    run_to_end(d);
+    sh_run_to_end(&H, d);
     assert_int_equal(f1.timer_fires, 1);
     assert_int_equal(f1.last_rc, WEFT_ERR_STATE);
     assert_int_equal(sh_fake_count(), 1);
     assert_int_equal(d->status, 504);
     assert_non_null(strstr(sh_ds_headers(d), "x-weft-reason: stream_idle_timeout\n"));
     assert_attempts_over(d);
-    assert_filters_released(fs, 1);
+    sh_assert_filters_released(fs, 1);
     sh_ds_free(d);
 }
 
@@ -387,7 +376,7 @@ static void test_request_body_around_connect(void **state) {
     assert_true(d->s.close_after);
     sh_req_body(d, "ghi"); /* after the response: discarded */
     sh_req_end(d);
-    run_to_end(d);
+    sh_run_to_end(&H, d);
     const char *got = sh_fake_req(0);
     assert_non_null(strstr(got, "\r\n\r\nabcdef"));
     assert_null(strstr(got, "ghi"));
@@ -407,7 +396,7 @@ static void test_upstream_reusable_after_full_exchange(void **state) {
     sh_fake_head(0, 200, SECOND);
     sh_fake_body(0, "second");
     sh_fake_complete(0);
-    run_to_end(d);
+    sh_run_to_end(&H, d);
     assert_true(sh_fake_get(0)->reusable);
     assert_second_answer(d);
     assert_attempts_over(d);
@@ -433,7 +422,7 @@ static void test_response_backpressure(void **state) {
     weft_stream_on_downstream_writable(&d->s);
     assert_int_equal(sh_fake_get(0)->resumes, 1);
     sh_fake_complete(0);
-    run_to_end(d);
+    sh_run_to_end(&H, d);
     assert_string_equal(sh_ds_body(d), "abcdef");
     assert_attempts_over(d);
     sh_ds_free(d);
@@ -460,7 +449,7 @@ static void test_response_pause_resume_from_timer(void **state) {
     assert_false(sh_fake_get(0)->paused);
     sh_fake_body(0, "ond");
     sh_fake_complete(0);
-    run_to_end(d);
+    sh_run_to_end(&H, d);
     assert_second_answer(d);
     assert_string_equal(tf_log(), "f1.req_headers:e f1.attempt:0/200 f1.resp_headers:200 "
                                   "f1.timer f1.resp_body:3 f1.resp_body:3 f1.resp_body:0e "

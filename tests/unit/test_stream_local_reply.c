@@ -28,17 +28,6 @@ static int teardown(void **state) {
     return 0;
 }
 
-static void run_to_end(sh_ds *d) {
-    sh_run_until(&H, sh_ds_ended, d, "the end of the exchange");
-}
-
-static void assert_filters_released(tf_script **f, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        assert_int_equal(f[i]->creates, f[i]->destroys);
-        assert_int_equal(f[i]->calls[TF_COMPLETE], f[i]->creates);
-    }
-}
-
 /* ---------- a stamping filter ---------- */
 
 typedef struct stamp_obs {
@@ -111,7 +100,7 @@ static void test_route_not_found_is_stamped(void **state) {
     st_start(&H, fs, 2, "", "", NULL, 0);
     sh_ds *d = sh_ds_new(&H);
     sh_request(d, "GET", "/nowhere", NULL);
-    run_to_end(d);
+    sh_run_to_end(&H, d);
     assert_int_equal(d->status, 404);
     const char *hd = sh_ds_headers(d);
     /* Reverse order: f2 stamps first, f1 (nearest the client) last. */
@@ -129,7 +118,7 @@ static void test_route_not_found_is_stamped(void **state) {
     assert_string_equal(o1.info_reason, "route_not_found");
     assert_string_equal(f1.info_flags, "NR");
     assert_int_equal(f1.info.status, 404);
-    assert_filters_released(fs, 2);
+    sh_assert_filters_released(fs, 2);
     sh_ds_free(d);
 }
 
@@ -146,7 +135,7 @@ static void test_upstream_response_not_local(void **state) {
     sh_up_accept(&H, u);
     sh_up_wait_for(&H, u, "\r\n\r\n");
     sh_up_send(&H, u, "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
-    run_to_end(d);
+    sh_run_to_end(&H, d);
     assert_int_equal(d->status, 200);
     assert_non_null(strstr(sh_ds_headers(d), "x-stamp: f1:upstream\n"));
     assert_int_equal(o1.local_in_headers, 0);
@@ -167,7 +156,7 @@ static void test_change_status_of_local_reply(void **state) {
     st_start(&H, fs, 2, "", "", NULL, 0);
     sh_ds *d = sh_ds_new(&H);
     sh_request(d, "GET", "/direct", NULL);
-    run_to_end(d);
+    sh_run_to_end(&H, d);
     assert_int_equal(d->status, 451);
     assert_int_equal(o1.retry_rc, WEFT_ERR_STATE);
     assert_int_equal(f1.info.status, 451);
@@ -190,14 +179,14 @@ static void test_stop_on_local_reply_headers_resumes(void **state) {
     /* Held at f2: nothing sent yet. */
     assert_int_equal(d->heads, 0);
     assert_string_equal(tf_log(), "f1.req_headers:e f2.req_headers:e f2.resp_headers:404");
-    run_to_end(d);
+    sh_run_to_end(&H, d);
     assert_int_equal(f2.last_rc, WEFT_OK);
     assert_int_equal(d->status, 404);
     assert_int_equal(d->heads, 1);
     assert_string_equal(tf_log(), "f1.req_headers:e f2.req_headers:e f2.resp_headers:404 f2.timer "
                                   "f1.resp_headers:404 f2.resp_body:16e f1.resp_body:16e "
                                   "f1.complete:404 f2.complete:404");
-    assert_filters_released(fs, 2);
+    sh_assert_filters_released(fs, 2);
     sh_ds_free(d);
 }
 
@@ -212,7 +201,7 @@ static void test_stop_on_local_reply_body_resumes(void **state) {
     /* The head went out; the body waits at f1. */
     assert_int_equal(d->heads, 1);
     assert_int_equal(d->ends, 0);
-    run_to_end(d);
+    sh_run_to_end(&H, d);
     assert_int_equal(d->ends, 1);
     assert_string_equal(sh_ds_body(d), "hello");
     assert_string_equal(tf_log(),
@@ -233,14 +222,14 @@ static void test_idle_timeout_replaces_held_local_reply(void **state) {
     st_start(&H, fs, 2, "stream_idle_timeout: 30ms", "", NULL, 0);
     sh_ds *d = sh_ds_new(&H);
     sh_request(d, "GET", "/nowhere", NULL);
-    run_to_end(d);
+    sh_run_to_end(&H, d);
     assert_int_equal(d->status, 504);
     assert_non_null(strstr(sh_ds_headers(d), "x-weft-reason: stream_idle_timeout\n"));
     assert_non_null(strstr(sh_ds_headers(d), "x-stamp: f1:local\n"));
     assert_int_equal(f2.calls[TF_RESP_HEADERS], 1);
     assert_int_equal(f1.calls[TF_RESP_HEADERS], 1);
     assert_string_equal(f1.info_flags, "NR,SI");
-    assert_filters_released(fs, 2);
+    sh_assert_filters_released(fs, 2);
     sh_ds_free(d);
 }
 
@@ -255,7 +244,7 @@ static void test_reply_from_local_reply_hook_replaces(void **state) {
     st_start(&H, fs, 2, "", "", NULL, 0);
     sh_ds *d = sh_ds_new(&H);
     sh_request(d, "GET", "/nowhere", NULL);
-    run_to_end(d);
+    sh_run_to_end(&H, d);
     assert_int_equal(f2.last_rc, WEFT_OK);
     assert_int_equal(d->status, 503);
     assert_int_equal(d->heads, 1);
@@ -266,7 +255,7 @@ static void test_reply_from_local_reply_hook_replaces(void **state) {
                                   "f1.resp_headers:503 f1.resp_body:11e f1.complete:503 "
                                   "f2.complete:503");
     assert_string_equal(o1.info_reason, "test_reply");
-    assert_filters_released(fs, 2);
+    sh_assert_filters_released(fs, 2);
     sh_ds_free(d);
 }
 
@@ -280,7 +269,7 @@ static void test_reply_while_local_reply_paused_replaces(void **state) {
     st_start(&H, fs, 2, "", "", NULL, 0);
     sh_ds *d = sh_ds_new(&H);
     sh_request(d, "GET", "/direct", NULL);
-    run_to_end(d);
+    sh_run_to_end(&H, d);
     assert_int_equal(f2.last_rc, WEFT_OK);
     assert_int_equal(d->status, 429);
     assert_string_equal(tf_log(), "f1.req_headers:e f2.req_headers:e f2.resp_headers:200 f2.timer "
@@ -298,7 +287,7 @@ static void test_reply_after_local_head_resets(void **state) {
     st_start(&H, fs, 1, "", "", NULL, 0);
     sh_ds *d = sh_ds_new(&H);
     sh_request(d, "GET", "/direct", NULL);
-    run_to_end(d);
+    sh_run_to_end(&H, d);
     assert_int_equal(d->status, 200);
     assert_int_equal(d->heads, 1);
     assert_int_equal(d->resets, 1);
@@ -314,11 +303,11 @@ static void test_bad_status_on_local_reply(void **state) {
     st_start(&H, fs, 2, "", "", NULL, 0);
     sh_ds *d = sh_ds_new(&H);
     sh_request(d, "GET", "/nowhere", NULL);
-    run_to_end(d);
+    sh_run_to_end(&H, d);
     assert_int_equal(d->status, 500);
     assert_non_null(strstr(sh_ds_headers(d), "x-weft-reason: filter_error\n"));
     assert_int_equal(f1.calls[TF_RESP_HEADERS], 1);
-    assert_filters_released(fs, 2);
+    sh_assert_filters_released(fs, 2);
     sh_ds_free(d);
 }
 
@@ -336,7 +325,7 @@ static void test_grpc_local_reply_headers_only(void **state) {
     sh_req(d, "POST", "/nowhere");
     sh_req_header(d, "content-type", "application/grpc");
     sh_req_head(d, -1);
-    run_to_end(d);
+    sh_run_to_end(&H, d);
     assert_int_equal(d->status, 200);
     assert_true(d->head_end_stream);
     const char *hd = sh_ds_headers(d);
@@ -355,7 +344,7 @@ static void test_head_local_reply(void **state) {
     st_start(&H, fs, 1, "", "", NULL, 0);
     sh_ds *d = sh_ds_new(&H);
     sh_request(d, "HEAD", "/nowhere", NULL);
-    run_to_end(d);
+    sh_run_to_end(&H, d);
     assert_int_equal(d->status, 404);
     assert_string_equal(sh_ds_body(d), "");
     assert_non_null(strstr(sh_ds_headers(d), "content-length: 16\n"));
@@ -376,12 +365,12 @@ static void test_request_body_after_held_local_reply(void **state) {
     assert_int_equal(d->heads, 0);
     sh_req_body(d, "abcdef");
     sh_req_end(d);
-    run_to_end(d);
+    sh_run_to_end(&H, d);
     assert_int_equal(d->status, 404);
     assert_int_equal(f1.calls[TF_REQ_BODY], 0);
     assert_string_equal(tf_log(), "f1.req_headers f1.resp_headers:404 f1.timer f1.resp_body:16e "
                                   "f1.complete:404");
-    assert_filters_released(fs, 1);
+    sh_assert_filters_released(fs, 1);
     sh_ds_free(d);
 }
 

@@ -24,18 +24,6 @@ static int teardown(void **state) {
     return 0;
 }
 
-static void run_to_end(sh_ds *d) {
-    sh_run_until(&H, sh_ds_ended, d, "the end of the exchange");
-}
-
-/* Every filter context made for the exchange was destroyed once. */
-static void assert_filters_released(tf_script **f, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        assert_int_equal(f[i]->creates, f[i]->destroys);
-        assert_int_equal(f[i]->calls[TF_COMPLETE], f[i]->creates);
-    }
-}
-
 /* ---------- router and route actions ---------- */
 
 static void test_direct_response(void **state) {
@@ -48,7 +36,7 @@ static void test_direct_response(void **state) {
     assert_int_equal(d->ends, 1);
     assert_int_equal(d->dones, 1);
     assert_int_equal(d->ended, 0); /* the end runs from the deferred event */
-    run_to_end(d);
+    sh_run_to_end(&H, d);
     assert_int_equal(d->ended, 1);
     /* The connection is reused: a second exchange on the same stream object. */
     sh_request(d, "GET", "/redir/a?q=1", NULL);
@@ -56,7 +44,7 @@ static void test_direct_response(void **state) {
     assert_non_null(strstr(sh_ds_headers(d), "location: http://test.local/x?q=1\n"));
     assert_int_equal(d->heads, 1);
     assert_true(d->head_end_stream);
-    run_to_end(d);
+    sh_run_to_end(&H, d);
     assert_int_equal(atomic_load(&H.w->active_streams), 0);
     sh_ds_free(d);
 }
@@ -71,13 +59,13 @@ static void test_route_not_found(void **state) {
     assert_int_equal(d->status, 404);
     assert_non_null(strstr(sh_ds_headers(d), "x-weft-reason: route_not_found\n"));
     assert_string_equal(sh_ds_body(d), "route_not_found\n");
-    run_to_end(d);
+    sh_run_to_end(&H, d);
     /* weft's own reply runs through the response hooks of the filters that
      * saw the request (ABI 1.1), then the log phase. */
     assert_string_equal(tf_log(),
                         "f1.req_headers:e f1.resp_headers:404 f1.resp_body:16e f1.complete:404");
     assert_string_equal(f1.info_flags, "NR");
-    assert_filters_released(fs, 1);
+    sh_assert_filters_released(fs, 1);
     sh_ds_free(d);
 }
 
@@ -96,7 +84,7 @@ static void test_reply_on_request_headers(void **state) {
     assert_int_equal(d->heads, 1);
     assert_int_equal(d->ends, 1);
     assert_non_null(strstr(sh_ds_headers(d), "x-weft-reason: test_reply\n"));
-    run_to_end(d);
+    sh_run_to_end(&H, d);
     /* f3 never saw the request (its response hooks are skipped too); the
      * reply runs through f2 (the replier) and f1, in reverse order; the
      * route's direct response never ran. */
@@ -106,7 +94,7 @@ static void test_reply_on_request_headers(void **state) {
     assert_int_equal(f3.calls[TF_RESP_HEADERS], 0);
     assert_int_equal(f3.calls[TF_REQ_HEADERS], 0);
     assert_string_equal(f1.info_flags, "LR");
-    assert_filters_released(fs, 3);
+    sh_assert_filters_released(fs, 3);
     sh_ds_free(d);
 }
 
@@ -127,7 +115,7 @@ static void test_reply_on_request_body(void **state) {
     assert_true(d->s.close_after); /* the rest of the body was never read */
     sh_req_body(d, "def");         /* arrives after the reply: discarded */
     sh_req_end(d);
-    run_to_end(d);
+    sh_run_to_end(&H, d);
     /* Both filters saw the request head: both see the reply. */
     assert_string_equal(tf_log(), "f1.req_headers f2.req_headers f1.req_body:3 "
                                   "f2.resp_headers:413 f1.resp_headers:413 f2.resp_body:11e "
@@ -136,7 +124,7 @@ static void test_reply_on_request_body(void **state) {
     assert_false(d->att_live_at_done);
     assert_int_equal(d->lb_active_at_done, 0);
     assert_int_equal(weft_lb_active(sh_lb(&H, 0), -1), 0);
-    assert_filters_released(fs, 2);
+    sh_assert_filters_released(fs, 2);
     sh_ds_free(d);
 }
 
@@ -149,8 +137,8 @@ static void test_bad_hook_status_is_500(void **state) {
     sh_request(d, "GET", "/direct", NULL);
     assert_int_equal(d->status, 500);
     assert_non_null(strstr(sh_ds_headers(d), "x-weft-reason: filter_error\n"));
-    run_to_end(d);
-    assert_filters_released(fs, 1);
+    sh_run_to_end(&H, d);
+    sh_assert_filters_released(fs, 1);
     sh_ds_free(d);
 }
 
@@ -179,7 +167,7 @@ static void test_pause_resume_from_timer(void **state) {
                         "f1.resp_body:5e f1.complete:200 f2.complete:200 f3.complete:200");
     assert_int_equal(d->status, 200);
     assert_string_equal(sh_ds_body(d), "hello");
-    assert_filters_released(fs, 3);
+    sh_assert_filters_released(fs, 3);
     sh_ds_free(d);
 }
 
@@ -198,7 +186,7 @@ static void test_body_waits_for_paused_headers(void **state) {
     sh_req_body(d, "hello");
     sh_req_end(d);
     assert_int_equal(d->heads, 0);
-    run_to_end(d);
+    sh_run_to_end(&H, d);
     assert_int_equal(d->status, 418);
     assert_string_equal(tf_log(), "f1.req_headers f1.timer f2.req_headers f1.req_body:5e "
                                   "f2.req_body:5e f2.resp_headers:418 f1.resp_headers:418 "
@@ -207,7 +195,7 @@ static void test_body_waits_for_paused_headers(void **state) {
     assert_false(d->att_live_at_done);
     assert_int_equal(d->lb_active_at_done, 0);
     assert_int_equal(weft_lb_active(sh_lb(&H, 0), -1), 0);
-    assert_filters_released(fs, 2);
+    sh_assert_filters_released(fs, 2);
     sh_ds_free(d);
 }
 
@@ -222,14 +210,14 @@ static void test_reply_from_timer(void **state) {
     st_start(&H, fs, 2, "", "", NULL, 0);
     sh_ds *d = sh_ds_new(&H);
     sh_request(d, "GET", "/direct", NULL);
-    run_to_end(d);
+    sh_run_to_end(&H, d);
     assert_int_equal(f1.last_rc, WEFT_OK);
     assert_int_equal(d->status, 429);
     assert_int_equal(d->heads, 1);
     /* Only f1 saw the request (it paused there): f2's hooks are skipped. */
     assert_string_equal(tf_log(), "f1.req_headers:e f1.timer f1.resp_headers:429 "
                                   "f1.resp_body:11e f1.complete:429 f2.complete:429");
-    assert_filters_released(fs, 2);
+    sh_assert_filters_released(fs, 2);
     sh_ds_free(d);
 }
 
@@ -243,11 +231,11 @@ static void test_client_reset_while_paused(void **state) {
     sh_ds *d = sh_ds_new(&H);
     sh_request(d, "GET", "/direct", NULL);
     sh_ds_client_reset(d);
-    run_to_end(d);
+    sh_run_to_end(&H, d);
     assert_int_equal(d->heads, 0);
     assert_string_equal(tf_log(), "f1.req_headers:e f1.complete:0 f2.complete:0");
     assert_string_equal(f1.info_flags, "DC");
-    assert_filters_released(fs, 2);
+    sh_assert_filters_released(fs, 2);
     /* A resume after the end is refused (the handle is not live). */
     assert_int_equal(weft_stream_resume(&d->s), WEFT_ERR_HANDLE);
     sh_ds_free(d);
@@ -262,16 +250,16 @@ static void test_timer_after_stream_end(void **state) {
     sh_ds *d = sh_ds_new(&H);
     sh_request(d, "GET", "/direct", NULL);
     sh_ds_client_reset(d);
-    run_to_end(d);
+    sh_run_to_end(&H, d);
     sh_run_for(&H, 60);
     assert_int_equal(f1.timer_fires, 0);
     /* The next exchange on the same stream object works, and its own
      * timer fires. */
     sh_request(d, "GET", "/direct", NULL);
-    run_to_end(d);
+    sh_run_to_end(&H, d);
     assert_int_equal(f1.timer_fires, 1);
     assert_int_equal(d->status, 200);
-    assert_filters_released(fs, 1);
+    sh_assert_filters_released(fs, 1);
     sh_ds_free(d);
 }
 
@@ -287,7 +275,7 @@ static void test_destroy_while_paused(void **state) {
     sh_ds_free(d);
     sh_run_for(&H, 40);
     assert_int_equal(f1.timer_fires, 0);
-    assert_filters_released(fs, 1);
+    sh_assert_filters_released(fs, 1);
 }
 
 /* ---------- limits ---------- */
@@ -306,11 +294,11 @@ static void test_filter_buffer_limit_request(void **state) {
     sh_req_body(d, "0123456789");
     assert_int_equal(d->status, 413);
     assert_non_null(strstr(sh_ds_headers(d), "x-weft-reason: filter_buffer_overflow\n"));
-    run_to_end(d);
+    sh_run_to_end(&H, d);
     assert_false(d->att_live_at_done);
     assert_int_equal(d->lb_active_at_done, 0);
     assert_int_equal(weft_lb_active(sh_lb(&H, 0), -1), 0);
-    assert_filters_released(fs, 1);
+    sh_assert_filters_released(fs, 1);
     sh_ds_free(d);
 }
 
@@ -322,12 +310,12 @@ static void test_stream_idle_timeout_while_paused(void **state) {
     sh_ds *d = sh_ds_new(&H);
     sh_request(d, "GET", "/direct", NULL);
     assert_int_equal(d->heads, 0);
-    run_to_end(d);
+    sh_run_to_end(&H, d);
     /* The whole request arrived: the stream idled waiting for the answer. */
     assert_int_equal(d->status, 504);
     assert_non_null(strstr(sh_ds_headers(d), "x-weft-reason: stream_idle_timeout\n"));
     assert_string_equal(f1.info_flags, "SI");
-    assert_filters_released(fs, 1);
+    sh_assert_filters_released(fs, 1);
     sh_ds_free(d);
 }
 

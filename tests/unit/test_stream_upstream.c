@@ -31,17 +31,6 @@ static int teardown(void **state) {
     return 0;
 }
 
-static void run_to_end(sh_ds *d) {
-    sh_run_until(&H, sh_ds_ended, d, "the end of the exchange");
-}
-
-static void assert_filters_released(tf_script **f, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        assert_int_equal(f[i]->creates, f[i]->destroys);
-        assert_int_equal(f[i]->calls[TF_COMPLETE], f[i]->creates);
-    }
-}
-
 /* The attempt had ended when the exchange was over for the codec, and
  * nothing is in flight on the cluster's current lb. */
 static void assert_no_attempt_live(sh_ds *d) {
@@ -89,7 +78,7 @@ static void test_exchange_hook_order(void **state) {
     sh_up_send(&H, u,
                "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
                "5\r\nhello\r\n0\r\nx-t: 1\r\n\r\n");
-    run_to_end(d);
+    sh_run_to_end(&H, d);
     assert_int_equal(d->status, 200);
     assert_string_equal(sh_ds_body(d), "hello");
     assert_true(d->trailers_sent);
@@ -103,7 +92,7 @@ static void test_exchange_hook_order(void **state) {
                         "f1.complete:200 f2.complete:200");
     assert_int_equal(f1.info.attempts, 1);
     assert_no_attempt_live(d);
-    assert_filters_released(fs, 2);
+    sh_assert_filters_released(fs, 2);
     sh_ds_free(d);
 }
 
@@ -118,7 +107,7 @@ static void test_reply_on_response_headers(void **state) {
     sh_request(d, "GET", "/up", NULL);
     up_takes(u, "/up");
     sh_up_send(&H, u, "HTTP/1.1 200 OK\r\ncontent-length: 8\r\nx-up: 1\r\n\r\nupstream");
-    run_to_end(d);
+    sh_run_to_end(&H, d);
     assert_int_equal(d->status, 502);
     assert_int_equal(d->heads, 1);
     assert_string_equal(sh_ds_body(d), "test_reply\n");
@@ -132,7 +121,7 @@ static void test_reply_on_response_headers(void **state) {
     assert_no_attempt_live(d);
     /* The upstream connection, answered mid-response, is not pooled. */
     sh_run_until(&H, up_closed, (void *)(intptr_t)u, "the upstream connection to close");
-    assert_filters_released(fs, 2);
+    sh_assert_filters_released(fs, 2);
     sh_ds_free(d);
 }
 
@@ -163,7 +152,7 @@ static void test_retry_from_response_headers(void **state) {
     assert_int_equal(f1.last_rc, WEFT_OK);
     assert_int_equal(weft_lb_active(sh_lb(&H, 0), -1), 1); /* the first attempt ended */
     sh_up_send(&H, u, OK_SECOND);
-    run_to_end(d);
+    sh_run_to_end(&H, d);
     assert_second_answer(d);
     assert_string_equal(tf_log(), "f1.req_headers:e f1.attempt:0/503 f1.resp_headers:503 "
                                   "f1.attempt:0/200 f1.resp_headers:200 f1.resp_body:6e "
@@ -174,7 +163,7 @@ static void test_retry_from_response_headers(void **state) {
     assert_int_equal(f1.info.attempts, 2);
     assert_int_equal(H.up[u].accepted, 2);
     assert_no_attempt_live(d);
-    assert_filters_released(fs, 1);
+    sh_assert_filters_released(fs, 1);
     sh_ds_free(d);
 }
 
@@ -190,14 +179,14 @@ static void test_retry_from_attempt_hook(void **state) {
     sh_up_send(&H, u, FIRST_503);
     up_takes(u, "/up");
     sh_up_send(&H, u, OK_SECOND);
-    run_to_end(d);
+    sh_run_to_end(&H, d);
     assert_second_answer(d);
     /* The first response never reached the response hooks. */
     assert_string_equal(tf_log(), "f1.req_headers:e f1.attempt:0/503 f1.attempt:0/200 "
                                   "f1.resp_headers:200 f1.resp_body:6e f1.complete:200");
     assert_int_equal(f1.info.attempts, 2);
     assert_no_attempt_live(d);
-    assert_filters_released(fs, 1);
+    sh_assert_filters_released(fs, 1);
     sh_ds_free(d);
 }
 
@@ -222,7 +211,7 @@ static void test_retry_from_timer_after_stop(void **state) {
     assert_int_equal(f2.last_rc, WEFT_OK);
     assert_int_equal(d->heads, 0);
     sh_up_send(&H, u, OK_SECOND);
-    run_to_end(d);
+    sh_run_to_end(&H, d);
     assert_second_answer(d);
     assert_string_equal(tf_log(), "f1.req_headers:e f2.req_headers:e f1.attempt:0/503 "
                                   "f2.attempt:0/503 f2.resp_headers:503 f2.timer "
@@ -231,7 +220,7 @@ static void test_retry_from_timer_after_stop(void **state) {
                                   "f1.complete:200 f2.complete:200");
     assert_int_equal(f1.info.attempts, 2);
     assert_no_attempt_live(d);
-    assert_filters_released(fs, 2);
+    sh_assert_filters_released(fs, 2);
     sh_ds_free(d);
 }
 
@@ -252,7 +241,7 @@ static void test_retry_replays_body(void **state) {
     sh_up_wait_for(&H, u, "\r\n\r\npayload");
     assert_non_null(strstr(sh_up_got(&H, u), "POST /up HTTP/1.1\r\n"));
     sh_up_send(&H, u, OK_SECOND);
-    run_to_end(d);
+    sh_run_to_end(&H, d);
     assert_second_answer(d);
     assert_no_attempt_live(d);
     sh_ds_free(d);
@@ -289,7 +278,7 @@ static void test_retry_replays_held_body(void **state) {
     sh_up_accept(&H, u);
     sh_up_wait_for(&H, u, want);
     sh_up_send(&H, u, OK_SECOND);
-    run_to_end(d);
+    sh_run_to_end(&H, d);
     assert_second_answer(d);
     assert_no_attempt_live(d);
     sh_ds_free(d);
@@ -314,7 +303,7 @@ static void test_connect_failure_retried_on_other_endpoint(void **state) {
         sh_request(d, "GET", "/up", NULL);
         up_takes(ups[1], "/up");
         sh_up_send(&H, ups[1], OK_SECOND);
-        run_to_end(d);
+        sh_run_to_end(&H, d);
         assert_int_equal(d->status, 200);
         assert_string_equal(sh_ds_body(d), "second");
         attempts += f1.info.attempts;
@@ -327,7 +316,7 @@ static void test_connect_failure_retried_on_other_endpoint(void **state) {
     /* A connect failure is not shown to filters as an attempt: each
      * request shows one, the successful one. */
     assert_int_equal(f1.n_attempts, 2);
-    assert_filters_released(fs, 1);
+    sh_assert_filters_released(fs, 1);
     sh_ds_free(d);
 }
 
@@ -339,14 +328,14 @@ static void test_connect_failure_answered_503(void **state) {
     st_start(&H, fs, 1, "", "connect_attempts: 2", &u, 1);
     sh_ds *d = sh_ds_new(&H);
     sh_request(d, "GET", "/up", NULL);
-    run_to_end(d);
+    sh_run_to_end(&H, d);
     assert_int_equal(d->status, 503);
     assert_non_null(strstr(sh_ds_headers(d), "x-weft-reason: upstream_connect_failure\n"));
     assert_int_equal(f1.n_attempts, 1);
     assert_int_equal(f1.attempts[0].result, WEFT_ATTEMPT_CONNECT_FAILURE);
     assert_string_equal(f1.info_flags, "UF");
     assert_no_attempt_live(d);
-    assert_filters_released(fs, 1);
+    sh_assert_filters_released(fs, 1);
     sh_ds_free(d);
 }
 
@@ -366,7 +355,7 @@ static void test_upstream_reset_before_response(void **state) {
      * again); the second reset is answered. */
     up_takes(u, "/up");
     sh_up_close(&H, u);
-    run_to_end(d);
+    sh_run_to_end(&H, d);
     assert_int_equal(sh_counter(&H, c->rq_retry_reset) - rr0, 1);
     assert_int_equal(d->status, 503);
     assert_non_null(strstr(sh_ds_headers(d), "x-weft-reason: upstream_reset_before_response\n"));
@@ -375,7 +364,7 @@ static void test_upstream_reset_before_response(void **state) {
     assert_int_equal(f1.attempts[0].result, WEFT_ATTEMPT_RESET);
     assert_string_equal(f1.info_flags, "UC");
     assert_no_attempt_live(d);
-    assert_filters_released(fs, 1);
+    sh_assert_filters_released(fs, 1);
     sh_ds_free(d);
 }
 
@@ -388,14 +377,14 @@ static void test_route_timeout(void **state) {
     sh_ds *d = sh_ds_new(&H);
     sh_request(d, "GET", "/slow", NULL);
     up_takes(u, "/slow");
-    run_to_end(d); /* 150 ms */
+    sh_run_to_end(&H, d); /* 150 ms */
     assert_int_equal(d->status, 504);
     assert_non_null(strstr(sh_ds_headers(d), "x-weft-reason: upstream_response_timeout\n"));
     assert_int_equal(f1.attempts[0].result, WEFT_ATTEMPT_TIMEOUT);
     assert_string_equal(f1.info_flags, "UT");
     assert_no_attempt_live(d);
     sh_run_until(&H, up_closed, (void *)(intptr_t)u, "the timed-out connection to close");
-    assert_filters_released(fs, 1);
+    sh_assert_filters_released(fs, 1);
     sh_ds_free(d);
 }
 
@@ -410,13 +399,13 @@ static void test_route_timeout_retried(void **state) {
     up_takes(u, "/slow");
     up_takes(u, "/slow"); /* after 150 ms, the retry */
     sh_up_send(&H, u, OK_SECOND);
-    run_to_end(d);
+    sh_run_to_end(&H, d);
     assert_second_answer(d);
     assert_int_equal(f1.attempts[0].result, WEFT_ATTEMPT_TIMEOUT);
     assert_int_equal(f1.attempts[1].result, WEFT_ATTEMPT_RESPONSE);
     assert_int_equal(f1.info.attempts, 2);
     assert_no_attempt_live(d);
-    assert_filters_released(fs, 1);
+    sh_assert_filters_released(fs, 1);
     sh_ds_free(d);
 }
 
@@ -448,7 +437,7 @@ static void test_hostset_change_mid_stream(void **state) {
     weft_lb *cur = sh_lb(&H, 0);
     assert_ptr_not_equal(cur, old);
     sh_up_send(&H, ups[1], OK_SECOND);
-    run_to_end(b);
+    sh_run_to_end(&H, b);
     assert_int_equal(b->status, 200);
     assert_false(b->att_live_at_done);
     assert_int_equal(b->lb_active_at_done, 0);
@@ -458,7 +447,7 @@ static void test_hostset_change_mid_stream(void **state) {
     /* The old attempt finishes on its own endpoint and lb. */
     weft_lb_unref(old); /* only the attempt keeps it now */
     sh_up_send(&H, ups[0], "HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 1\r\n\r\nA");
-    run_to_end(a);
+    sh_run_to_end(&H, a);
     assert_int_equal(a->status, 200);
     assert_string_equal(sh_ds_body(a), "A");
     assert_false(a->att_live_at_done);
@@ -467,7 +456,7 @@ static void test_hostset_change_mid_stream(void **state) {
     assert_string_equal(f1.attempt_hosts[0], name1); /* b answered first */
     assert_string_equal(f1.attempt_hosts[1], name0);
     assert_int_equal(weft_lb_active(sh_lb(&H, 0), -1), 0);
-    assert_filters_released(fs, 1);
+    sh_assert_filters_released(fs, 1);
     sh_ds_free(a);
     sh_ds_free(b);
 }
@@ -484,12 +473,12 @@ static void test_client_reset_with_upstream_in_flight(void **state) {
     sh_request(d, "GET", "/up", NULL);
     up_takes(u, "/up");
     sh_ds_client_reset(d);
-    run_to_end(d);
+    sh_run_to_end(&H, d);
     assert_int_equal(d->heads, 0);
     assert_string_equal(f1.info_flags, "DC");
     assert_no_attempt_live(d);
     sh_run_until(&H, up_closed, (void *)(intptr_t)u, "the upstream connection to close");
-    assert_filters_released(fs, 1);
+    sh_assert_filters_released(fs, 1);
     sh_ds_free(d);
 }
 
@@ -512,12 +501,12 @@ static void test_client_reset_while_response_paused(void **state) {
         sh_run_for(&H, 1);
     assert_int_equal(f1.calls[TF_RESP_HEADERS], 1);
     sh_ds_client_reset(d);
-    run_to_end(d);
+    sh_run_to_end(&H, d);
     sh_run_for(&H, 500);
     assert_int_equal(f1.timer_fires, 0);
     assert_int_equal(d->heads, 0);
     assert_no_attempt_live(d);
-    assert_filters_released(fs, 1);
+    sh_assert_filters_released(fs, 1);
     sh_ds_free(d);
 }
 
@@ -535,7 +524,7 @@ static void test_filter_buffer_limit_response(void **state) {
     sh_up_send(&H, u, "HTTP/1.1 200 OK\r\ncontent-length: 40\r\n\r\n0123456789");
     sh_run_for(&H, 20);
     sh_up_send(&H, u, "0123456789");
-    run_to_end(d);
+    sh_run_to_end(&H, d);
     /* The head went out before the body hooks: the only signal left is a
      * reset. */
     assert_int_equal(d->heads, 1);
@@ -543,7 +532,7 @@ static void test_filter_buffer_limit_response(void **state) {
     assert_string_equal(sh_ds_body(d), "");
     assert_non_null(strstr(f1.info_flags, "LR"));
     assert_no_attempt_live(d);
-    assert_filters_released(fs, 1);
+    sh_assert_filters_released(fs, 1);
     sh_ds_free(d);
 }
 
