@@ -1196,6 +1196,9 @@ static const weft_host_api g_api = {
     /* [1.1 callout] pooled callouts, TCP callouts, fire-and-forget */
     /* [end 1.1 callout] */
 
+    /* [1.1 tcp callout] raw TCP byte-stream callouts */
+    /* [end 1.1 tcp callout] */
+
     /* [1.1 stats] labelled stat families */
     /* [end 1.1 stats] */
 

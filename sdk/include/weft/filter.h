@@ -704,6 +704,9 @@ typedef struct weft_host_api {
     /* [1.1 callout] pooled callouts, TCP callouts, fire-and-forget */
     /* [end 1.1 callout] */
 
+    /* [1.1 tcp callout] raw TCP byte-stream callouts */
+    /* [end 1.1 tcp callout] */
+
     /* [1.1 stats] labelled stat families */
     /* [end 1.1 stats] */
 
@@ -1402,6 +1405,9 @@ static inline weft_result weft_endpoint_restore(weft_stream *s, const weft_clust
 
 /* [1.1 callout] pooled callouts, TCP callouts, fire-and-forget */
 /* [end 1.1 callout] */
+
+/* [1.1 tcp callout] raw TCP byte-stream callouts */
+/* [end 1.1 tcp callout] */
 
 /* [1.1 stats] labelled stat families */
 /* [end 1.1 stats] */
