@@ -569,6 +569,40 @@ void stream_finish(weft_stream *s) {
     s->ds_ops->done(s);
 }
 
+/* The access log's view of the exchange (log/ never reads the stream). */
+static void log_record_fill(const weft_stream *s, weft_log_record *r) {
+    const weft_req_head *req = s->req;
+    const weft_sv empty = {"", 0};
+    const weft_sv *ua = req ? weft_hdrs_get(&req->headers, WEFT_SV_LIT("user-agent")) : NULL;
+    /* the route the request went with, else the one matched before the
+     * filters (a filter's local reply still names its route) */
+    const weft_route_entry *re = s->route ? s->route : s->matched;
+    *r = (weft_log_record){
+        .protocol = s->h2 ? WEFT_LOG_HTTP2 : WEFT_LOG_HTTP1,
+        .http_minor = req ? (uint32_t)req->http_minor : 1,
+        .method = req ? req->method : empty,
+        .authority = req ? req->authority : empty,
+        .path = req ? req->target : empty,
+        .status = s->status_sent,
+        .flags = s->flags,
+        .reason = s->reason,
+        .bytes_received = s->bytes_in,
+        .bytes_sent = s->bytes_out,
+        .duration_us = s->t_end_us > s->t_start_us ? s->t_end_us - s->t_start_us : 0,
+        .upstream_service_us = s->t_up_head_us && s->t_up_start_us
+                                   ? (int64_t)(s->t_up_head_us - s->t_up_start_us)
+                                   : -1,
+        .grpc_status = s->is_grpc ? s->grpc_status : -1,
+        .upstream_host = s->att.ep ? s->att.ep->name : NULL,
+        .upstream_cluster = s->cluster ? s->cluster->shared->cfg->name : NULL,
+        .route = re ? re->cfg->name : NULL,
+        .request_id = s->request_id,
+        .downstream_remote = s->peer_ip,
+        .user_agent = ua ? *ua : empty,
+        .listener = s->lst ? s->lst->cfg->name : NULL,
+    };
+}
+
 /* Stats, the access log and the filters' on_stream_complete, once per
  * exchange, outside every hook. */
 static void log_phase(weft_stream *s) {
@@ -590,7 +624,11 @@ static void log_phase(weft_stream *s) {
         }
     }
     weft_stats_observe_us(s->w->stats, s->lst->rq_time, s->t_end_us - s->t_start_us);
-    weft_access_log_write(s->ws->snap->access_log_fd, s);
+    if (s->ws->snap->access_log_fd >= 0) {
+        weft_log_record r;
+        log_record_fill(s, &r);
+        weft_access_log_write(s->ws->snap->access_log_fd, &r);
+    }
     if (s->fctx)
         sf_log(s);
 }

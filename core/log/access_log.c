@@ -8,7 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "http/stream.h"
+#include "common/response_flags.h"
 
 int weft_access_log_open(const char *path, int *fd_out, char *err, size_t errlen) {
     *fd_out = -1;
@@ -96,104 +96,71 @@ static size_t put(char *out, size_t cap, size_t n, const char *fmt, ...) {
     return (size_t)m >= cap - n ? cap - 1 : n + (size_t)m;
 }
 
-static weft_sv hdr_or_empty(const weft_req_head *req, const char *name) {
-    if (!req)
-        return (weft_sv){"", 0};
-    const weft_sv *v = weft_hdrs_get(&req->headers, weft_sv_from(name));
-    return v ? *v : (weft_sv){"", 0};
+static weft_sv sv_or_empty(const char *s) {
+    return weft_sv_from(s ? s : "");
 }
 
-void weft_access_log_write(int fd, const weft_stream *s) {
+/* Sized so that every field at FIELD_MAX, fully escaped, still fits: the
+ * structure is never cut. */
+static _Thread_local char line[96 * 1024];
+
+void weft_access_log_write(int fd, const weft_log_record *r) {
     if (fd < 0)
         return;
-    /* Sized so that every field at FIELD_MAX, fully escaped, still fits:
-     * the structure is never cut. */
-    static _Thread_local char line[96 * 1024];
     size_t cap = sizeof(line) - 2, n = 0;
     uint64_t wall = weft_wall_ms();
     time_t secs = (time_t)(wall / 1000);
     struct tm tm;
     gmtime_r(&secs, &tm);
-    const weft_req_head *req = s->req;
-    weft_sv empty = {"", 0};
     char flags[64];
-    weft_response_flags_str(s->flags, flags, sizeof(flags));
-    uint64_t dur_us = s->t_end_us > s->t_start_us ? s->t_end_us - s->t_start_us : 0;
+    weft_response_flags_str(r->flags, flags, sizeof(flags));
+    bool tcp = r->protocol == WEFT_LOG_TCP;
 
     n = put(line, cap, n, "{\"time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03uZ\"", tm.tm_year + 1900,
             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (unsigned)(wall % 1000));
-    n = put(line, cap, n, ",\"method\":");
-    n = json_str(line, cap, n, req ? req->method : empty);
-    n = put(line, cap, n, ",\"authority\":");
-    n = json_str(line, cap, n, req ? req->authority : empty);
-    n = put(line, cap, n, ",\"path\":");
-    n = json_str(line, cap, n, req ? req->target : empty);
-    if (s->h2)
-        n = put(line, cap, n, ",\"protocol\":\"HTTP/2\"");
-    else
-        n = put(line, cap, n, ",\"protocol\":\"HTTP/1.%d\"", req ? req->http_minor : 1);
-    n = put(line, cap, n, ",\"status\":%u,\"response_flags\":\"%s\"", s->status_sent, flags);
-    n = put(line, cap, n, ",\"reason\":");
-    n = json_str(line, cap, n, s->reason ? weft_sv_from(s->reason) : empty);
+    if (tcp) {
+        n = put(line, cap, n, ",\"protocol\":\"TCP\",\"response_flags\":\"%s\"", flags);
+    } else {
+        n = put(line, cap, n, ",\"method\":");
+        n = json_str(line, cap, n, r->method);
+        n = put(line, cap, n, ",\"authority\":");
+        n = json_str(line, cap, n, r->authority);
+        n = put(line, cap, n, ",\"path\":");
+        n = json_str(line, cap, n, r->path);
+        if (r->protocol == WEFT_LOG_HTTP2)
+            n = put(line, cap, n, ",\"protocol\":\"HTTP/2\"");
+        else
+            n = put(line, cap, n, ",\"protocol\":\"HTTP/1.%u\"", r->http_minor);
+        n = put(line, cap, n, ",\"status\":%u,\"response_flags\":\"%s\"", r->status, flags);
+        n = put(line, cap, n, ",\"reason\":");
+        n = json_str(line, cap, n, sv_or_empty(r->reason));
+    }
     n = put(line, cap, n, ",\"bytes_received\":%llu,\"bytes_sent\":%llu,\"duration_ms\":%.3f",
-            (unsigned long long)s->bytes_in, (unsigned long long)s->bytes_out,
-            (double)dur_us / 1000.0);
-    if (s->t_up_head_us && s->t_up_start_us)
+            (unsigned long long)r->bytes_received, (unsigned long long)r->bytes_sent,
+            (double)r->duration_us / 1000.0);
+    if (!tcp && r->upstream_service_us >= 0)
         n = put(line, cap, n, ",\"upstream_service_time_ms\":%.3f",
-                (double)(s->t_up_head_us - s->t_up_start_us) / 1000.0);
-    if (s->is_grpc && s->grpc_status >= 0)
-        n = put(line, cap, n, ",\"grpc_status\":%d", s->grpc_status);
+                (double)r->upstream_service_us / 1000.0);
+    if (!tcp && r->grpc_status >= 0)
+        n = put(line, cap, n, ",\"grpc_status\":%d", r->grpc_status);
     n = put(line, cap, n, ",\"upstream_host\":");
-    n = json_str(line, cap, n, s->att.ep ? weft_sv_from(s->att.ep->name) : empty);
+    n = json_str(line, cap, n, sv_or_empty(r->upstream_host));
     n = put(line, cap, n, ",\"upstream_cluster\":");
-    n = json_str(line, cap, n, s->cluster ? weft_sv_from(s->cluster->shared->cfg->name) : empty);
-    /* the route the request went with, else the one matched before the
-     * filters (a filter's local reply still names its route) */
-    const weft_route_entry *re = s->route ? s->route : s->matched;
-    n = put(line, cap, n, ",\"route\":");
-    n = json_str(line, cap, n, re && re->cfg->name ? weft_sv_from(re->cfg->name) : empty);
-    n = put(line, cap, n, ",\"request_id\":");
-    n = json_str(line, cap, n, s->request_id);
+    n = json_str(line, cap, n, sv_or_empty(r->upstream_cluster));
+    if (!tcp) {
+        n = put(line, cap, n, ",\"route\":");
+        n = json_str(line, cap, n, sv_or_empty(r->route));
+        n = put(line, cap, n, ",\"request_id\":");
+        n = json_str(line, cap, n, r->request_id);
+    }
     n = put(line, cap, n, ",\"downstream_remote\":");
-    n = json_str(line, cap, n, weft_sv_from(s->peer_ip ? s->peer_ip : ""));
-    n = put(line, cap, n, ",\"user_agent\":");
-    n = json_str(line, cap, n, hdr_or_empty(req, "user-agent"));
+    n = json_str(line, cap, n, sv_or_empty(r->downstream_remote));
+    if (!tcp) {
+        n = put(line, cap, n, ",\"user_agent\":");
+        n = json_str(line, cap, n, r->user_agent);
+    }
     n = put(line, cap, n, ",\"listener\":");
-    n = json_str(line, cap, n, weft_sv_from(s->lst ? s->lst->cfg->name : ""));
-    if (n > cap - 1)
-        n = cap - 1;
-    line[n++] = '}';
-    line[n++] = '\n';
-    ssize_t w = write(fd, line, n);
-    (void)w;
-}
-
-void weft_access_log_write_tcp(int fd, const weft_tcp_log_entry *e) {
-    if (fd < 0)
-        return;
-    /* Four string fields at FIELD_MAX, fully escaped, still fit. */
-    static _Thread_local char line[32 * 1024];
-    size_t cap = sizeof(line) - 2, n = 0;
-    uint64_t wall = weft_wall_ms();
-    time_t secs = (time_t)(wall / 1000);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    char flags[64];
-    weft_response_flags_str(e->flags, flags, sizeof(flags));
-    n = put(line, cap, n, "{\"time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03uZ\"", tm.tm_year + 1900,
-            tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (unsigned)(wall % 1000));
-    n = put(line, cap, n, ",\"protocol\":\"TCP\",\"response_flags\":\"%s\"", flags);
-    n = put(line, cap, n, ",\"bytes_received\":%llu,\"bytes_sent\":%llu,\"duration_ms\":%.3f",
-            (unsigned long long)e->bytes_received, (unsigned long long)e->bytes_sent,
-            (double)e->duration_us / 1000.0);
-    n = put(line, cap, n, ",\"upstream_host\":");
-    n = json_str(line, cap, n, weft_sv_from(e->upstream_host ? e->upstream_host : ""));
-    n = put(line, cap, n, ",\"upstream_cluster\":");
-    n = json_str(line, cap, n, weft_sv_from(e->upstream_cluster ? e->upstream_cluster : ""));
-    n = put(line, cap, n, ",\"downstream_remote\":");
-    n = json_str(line, cap, n, weft_sv_from(e->downstream_remote ? e->downstream_remote : ""));
-    n = put(line, cap, n, ",\"listener\":");
-    n = json_str(line, cap, n, weft_sv_from(e->listener ? e->listener : ""));
+    n = json_str(line, cap, n, sv_or_empty(r->listener));
     if (n > cap - 1)
         n = cap - 1;
     line[n++] = '}';

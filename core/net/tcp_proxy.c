@@ -138,17 +138,20 @@ static void tc_free(weft_tcp_conn *tc) {
     const weft_listener_snap *lst = tc->lst;
     lb_end(tc, tc->connected);
     drop_up(tc);
-    weft_tcp_log_entry e = {
+    weft_log_record r = {
+        .protocol = WEFT_LOG_TCP,
         .listener = lst->cfg->name,
         .downstream_remote = tc->peer_ip,
-        .upstream_host = tc->att.ep ? tc->att.ep->name : "",
+        .upstream_host = tc->att.ep ? tc->att.ep->name : NULL,
         .upstream_cluster = lst->cfg->tcp_cluster,
         .bytes_received = tc->rx,
         .bytes_sent = tc->tx,
         .duration_us = weft_now_us() - tc->t_start_us,
         .flags = tc->flags,
+        .upstream_service_us = -1,
+        .grpc_status = -1,
     };
-    weft_access_log_write_tcp(tc->ws->snap->access_log_fd, &e);
+    weft_access_log_write(tc->ws->snap->access_log_fd, &r);
     chain_free(&tc->tdown);
     event_del(&tc->ev_tx);
     weft_conn_free(tc->down);
