@@ -60,8 +60,15 @@ typedef struct weft_upstream_ops {
     /* Moves request bytes that waited for the connection to it (NULL: none wait). */
     void (*connected_flush)(weft_stream *s);
     /* A replacement attempt started: send again what only the previous
-     * one had (HTTP/2: the kept body and the end). */
-    void (*restart)(weft_stream *s);
+     * one had (HTTP/2: the body and the end). `unsent`: the body the
+     * failed attempt took back (take_unsent), moved out; NULL: the kept
+     * replay body, if any. */
+    void (*restart)(weft_stream *s, struct evbuffer *unsent);
+    /* After a failed connect, before the release: the request body the
+     * attempt holds but never sent, in a new buffer (empty when there is
+     * none); NULL when some of it may have been sent (or no memory). NULL
+     * op: the kind keeps unsent bytes in the stream (keeps_unsent). */
+    struct evbuffer *(*take_unsent)(weft_stream *s);
     void (*send_body)(weft_stream *s, struct evbuffer *chunk); /* moves every byte */
     void (*send_data)(weft_stream *s, const char *p, size_t n);
     void (*send_end)(weft_stream *s, const weft_hdrs *trailers);

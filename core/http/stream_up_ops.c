@@ -87,8 +87,9 @@ static struct evbuffer *h1_out(weft_stream *s) {
     return uc && uc->connected ? weft_upconn_output(uc) : s->up_pending;
 }
 
-static void h1_restart(weft_stream *s) {
+static void h1_restart(weft_stream *s, struct evbuffer *unsent) {
     (void)s; /* the bytes wait in up_pending */
+    (void)unsent;
 }
 
 static void h1_send_body(weft_stream *s, struct evbuffer *chunk) {
@@ -187,9 +188,12 @@ static bool h2_connected(weft_stream *s) {
     return false; /* h2_pool reports nothing through on_up_connected */
 }
 
-/* A new stream for the same request: the kept body again, and its end. */
-static void h2_restart(weft_stream *s) {
-    if (s->req->framing != WEFT_BODY_NONE && s->replay) {
+/* A new stream for the same request: the body the failed connect took
+ * back, or the kept body, again; and its end. */
+static void h2_restart(weft_stream *s, struct evbuffer *unsent) {
+    if (unsent) {
+        weft_h2up_body(us_of(s), unsent);
+    } else if (s->req->framing != WEFT_BODY_NONE && s->replay && !s->replay_overflow) {
         struct evbuffer *copy = evbuffer_new();
         if (copy) {
             evbuffer_add_buffer_reference(copy, s->replay);
@@ -225,6 +229,18 @@ static void h2_release(weft_stream *s, bool reusable) {
     (void)reusable;
     weft_h2up_release(us_of(s));
 }
+/* The body of a stream whose connection never came up: it was not sent,
+ * so the stream keeps it for the next endpoint (nothing is lost, whatever
+ * the method, and no replay buffer is needed). */
+static struct evbuffer *h2_take_unsent(weft_stream *s) {
+    struct evbuffer *b = evbuffer_new();
+    if (b && !weft_h2up_take_unsent(us_of(s), b)) {
+        evbuffer_free(b);
+        b = NULL;
+    }
+    return b;
+}
+
 /* Refused (REFUSED_STREAM, or above a GOAWAY's last stream id). */
 static bool h2_unprocessed(weft_stream *s) {
     return weft_h2up_refused(us_of(s));
@@ -235,6 +251,7 @@ static const weft_upstream_ops h2_ops = {
     .start = h2_start,
     .connected = h2_connected,
     .restart = h2_restart,
+    .take_unsent = h2_take_unsent,
     .send_body = h2_send_body,
     .send_data = h2_send_data,
     .send_end = h2_send_end,

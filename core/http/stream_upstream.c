@@ -209,17 +209,19 @@ void stream_arm_try_timeout(weft_stream *s) {
  * proxy_next_upstream error timeout, HAProxy's redispatch). The endpoint
  * is avoided by every worker's load balancer for connect_failure_avoid.
  * HTTP/1.1: the request bytes are still in up_pending (they move to the
- * connection only once it is connected). HTTP/2: the request can be sent
- * again when it has no body or its body is kept for replay. Returns true
- * when a new attempt was started. */
-static bool retry_connect(weft_stream *s, weft_up_err err) {
+ * connection only once it is connected). HTTP/2: `unsent` is the body the
+ * failed stream took back (it frames nothing before its connection is
+ * up); without it the request can be sent again only when it has no body
+ * or its body is kept for replay. Returns true when a new attempt was
+ * started. */
+static bool retry_connect(weft_stream *s, weft_up_err err, struct evbuffer *unsent) {
     const weft_cfg_cluster *cc = s->cluster->shared->cfg;
     if (s->att.ep && cc->connect_failure_avoid_ms)
         weft_endpoint_avoid((weft_endpoint *)s->att.ep,
                             weft_now_us() + cc->connect_failure_avoid_ms * 1000);
     if (s->connect_attempts + 1 >= connect_attempts_max(s) || s->resp_started || stream_answered(s))
         return false;
-    if (!stream_upstream_ops(s)->keeps_unsent && s->req->framing != WEFT_BODY_NONE &&
+    if (!stream_upstream_ops(s)->keeps_unsent && !unsent && s->req->framing != WEFT_BODY_NONE &&
         (!s->req_done || !s->replay || s->replay_overflow))
         return false; /* the body went into the failed attempt and was not kept */
     s->connect_attempts++;
@@ -228,7 +230,7 @@ static bool retry_connect(weft_stream *s, weft_up_err err) {
                err == WEFT_UP_ERR_CONNECT_TIMEOUT ? "timeout" : "error");
     start_attempt(s, true, true, false);
     if (s->up && !s->resp_done)
-        s->up_ops->restart(s);
+        s->up_ops->restart(s, unsent);
     return true;
 }
 
@@ -386,7 +388,7 @@ static void retry_start(weft_stream *s) {
     s->connect_attempts = 0;
     start_attempt(s, true, false, other);
     if (stream_up_attached(s)) {
-        s->up_ops->restart(s);
+        s->up_ops->restart(s, NULL);
         if (s->req_done) {
             s->up_req_done = true;
             if (!weft_ltimer_pending(&s->t_request))
@@ -618,15 +620,22 @@ void weft_stream_on_up_error(weft_stream *s, weft_up_err err) {
         return;
     }
     bool unprocessed = s->up && s->up_ops->unprocessed(s);
+    bool connect_err = err == WEFT_UP_ERR_CONNECT || err == WEFT_UP_ERR_CONNECT_TIMEOUT;
+    /* The body the failed connect never sent stays with the stream. */
+    struct evbuffer *unsent =
+        connect_err && s->up && s->up_ops->take_unsent ? s->up_ops->take_unsent(s) : NULL;
     weft_cluster_snap *c = s->cluster->shared;
     stream_up_release(s, false); /* ends the attempt */
-    if (err == WEFT_UP_ERR_CONNECT || err == WEFT_UP_ERR_CONNECT_TIMEOUT) {
+    if (connect_err) {
         /* Every failed connect is counted, timeouts also on their own (as
          * Envoy's upstream_cx_connect_fail / _timeout). */
         weft_stats_inc(s->w->stats, c->cx_connect_fail, 1);
         if (err == WEFT_UP_ERR_CONNECT_TIMEOUT)
             weft_stats_inc(s->w->stats, c->cx_connect_timeout, 1);
-        if (retry_connect(s, err))
+        bool retried = retry_connect(s, err, unsent);
+        if (unsent)
+            evbuffer_free(unsent);
+        if (retried)
             return;
     }
     /* A pooled connection the server had already closed: the request never
@@ -646,7 +655,7 @@ void weft_stream_on_up_error(weft_stream *s, weft_up_err err) {
         stream_write_up_head(s, s->up_pending);
         stream_start_upstream(s, false);
         if (stream_up_attached(s)) {
-            s->up_ops->restart(s);
+            s->up_ops->restart(s, NULL);
             if (s->req_done)
                 s->up_req_done = true;
         }

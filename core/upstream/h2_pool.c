@@ -606,6 +606,13 @@ size_t weft_h2up_pending(const weft_h2up_stream *us) {
     return evbuffer_get_length(us->body);
 }
 
+bool weft_h2up_take_unsent(weft_h2up_stream *us, struct evbuffer *dst) {
+    if (us->c->connected) /* conn_flush frames nothing before this */
+        return false;
+    evbuffer_add_buffer(dst, us->body);
+    return true;
+}
+
 void weft_h2up_pause(weft_h2up_stream *us) {
     us->paused = true;
 }

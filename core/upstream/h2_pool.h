@@ -27,6 +27,10 @@ void weft_h2up_body(weft_h2up_stream *us, struct evbuffer *chunk);
 void weft_h2up_body_data(weft_h2up_stream *us, const char *p, size_t n);
 void weft_h2up_end(weft_h2up_stream *us, const weft_hdrs *trailers);
 size_t weft_h2up_pending(const weft_h2up_stream *us);
+/* Moves the request body us holds into dst when its connection never
+ * connected (nothing was framed, so nothing was sent); false, and dst
+ * untouched, when some may have been sent. */
+bool weft_h2up_take_unsent(weft_h2up_stream *us, struct evbuffer *dst);
 /* Flow control of the response: pause stops acknowledging DATA. */
 void weft_h2up_pause(weft_h2up_stream *us);
 void weft_h2up_resume(weft_h2up_stream *us);

@@ -493,8 +493,9 @@ static void fk_connected_flush(weft_stream *s) {
     evbuffer_add_buffer(fake_of(s)->req, s->up_pending);
 }
 
-static void fk_restart(weft_stream *s) {
+static void fk_restart(weft_stream *s, struct evbuffer *unsent) {
     (void)s;
+    (void)unsent;
 }
 
 static void fk_send_body(weft_stream *s, struct evbuffer *chunk) {
