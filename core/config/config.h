@@ -253,6 +253,7 @@ typedef struct weft_cfg_cluster {
     uint64_t connect_timeout_ms;          /* default 5000 */
     uint32_t connect_attempts;            /* per request, failed connects included; default 2 */
     uint64_t connect_failure_avoid_ms;    /* passive health after a failed connect; 10000 */
+    bool reset_retry_unprocessed_only;    /* reset_retry: unprocessed (default: idempotent) */
     uint32_t max_idle_per_endpoint;       /* per worker; default 1024 */
     uint64_t pool_idle_timeout_ms;        /* default 60000 */
     uint32_t max_requests_per_connection; /* 0 = unlimited */

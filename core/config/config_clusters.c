@@ -275,6 +275,7 @@ int cfg_load_cluster(cfg_ld *L, const cy_node *n, size_t idx) {
                                        "connect_timeout",
                                        "connect_attempts",
                                        "connect_failure_avoid",
+                                       "reset_retry",
                                        "max_idle_per_endpoint",
                                        "pool_idle_timeout",
                                        "max_requests_per_connection",
@@ -358,6 +359,17 @@ int cfg_load_cluster(cfg_ld *L, const cy_node *n, size_t idx) {
         else
             return cfg_fail(&L->c, pn, "unknown protocol %s (expected http1, http2 or auto)",
                             cfg_quote(qb, sizeof(qb), pn->str));
+    }
+    const cy_node *rr = cfg_val(n, "reset_retry");
+    if (rr) {
+        if (cfg_scalar(L, rr, "reset_retry"))
+            return -1;
+        if (strcmp(rr->str, "unprocessed") == 0)
+            cl->reset_retry_unprocessed_only = true;
+        else if (strcmp(rr->str, "idempotent") != 0)
+            return cfg_fail(&L->c, rr,
+                            "unknown reset_retry %s (expected idempotent or unprocessed)",
+                            cfg_quote(qb, sizeof(qb), rr->str));
     }
     const cy_node *lbn = cfg_val(n, "lb_policy");
     if (lbn) {

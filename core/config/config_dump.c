@@ -447,6 +447,8 @@ static void dump_cluster(dw *d, int indent, const weft_cfg_cluster *cl) {
     kv_ms(d, indent, "connect_timeout", cl->connect_timeout_ms);
     kv_u64(d, indent, "connect_attempts", cl->connect_attempts);
     kv_ms(d, indent, "connect_failure_avoid", cl->connect_failure_avoid_ms);
+    kv_str(d, indent, "reset_retry",
+           cl->reset_retry_unprocessed_only ? "unprocessed" : "idempotent");
     kv_u64(d, indent, "max_idle_per_endpoint", cl->max_idle_per_endpoint);
     kv_ms(d, indent, "pool_idle_timeout", cl->pool_idle_timeout_ms);
     kv_u64(d, indent, "max_requests_per_connection", cl->max_requests_per_connection);

@@ -644,8 +644,10 @@ void weft_stream_on_up_error(weft_stream *s, weft_up_err err) {
     /* An idempotent request without a body whose upstream reset before
      * any response head (the endpoint died under it) is sent once more
      * to another endpoint, as nginx's default proxy_next_upstream does
-     * for idempotent methods. */
-    bool reset_retry = err == WEFT_UP_ERR_RESET && s->t_up_head_us == 0 && method_idempotent(s);
+     * for idempotent methods; the cluster's `reset_retry: unprocessed`
+     * keeps only the retry of requests the server never processed. */
+    bool reset_retry = err == WEFT_UP_ERR_RESET && s->t_up_head_us == 0 &&
+                       !c->cfg->reset_retry_unprocessed_only && method_idempotent(s);
     if (err == WEFT_UP_ERR_RESET && (unprocessed || reset_retry) && !s->stale_retry_done &&
         !s->resp_started && s->req->framing == WEFT_BODY_NONE) {
         s->stale_retry_done = true;

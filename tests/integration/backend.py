@@ -25,6 +25,9 @@ Options for upstream-behaviour tests (all off by default):
                       that closed a pooled connection under the client)
   --request-log FILE  appends "METHOD PATH" for every request read
   --fail-status N     every request except /healthz is answered with status N
+  --reset-prefix P    a request whose path starts with P is read, then the
+                      connection is reset (RST) without an answer (an
+                      endpoint dying under a request); may be repeated
 """
 
 import argparse
@@ -32,6 +35,7 @@ import json
 import os
 import signal
 import socket
+import struct
 import sys
 import threading
 import time
@@ -162,6 +166,11 @@ class Handler(BaseHTTPRequestHandler):
         if self.server.drop_reused and self.requests_on_conn > 1:
             self.close_connection = True
             return
+        if any(path.startswith(p) for p in self.server.reset_prefixes):
+            self.close_connection = True
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                       struct.pack("ii", 1, 0))
+            return
         if self.server.latency_ms and head != "healthz":
             time.sleep(self.server.latency_ms / 1000.0)
         if self.server.fail_status and head != "healthz":
@@ -251,6 +260,7 @@ class Server(ThreadingHTTPServer):
     drop_reused = False
     request_log = None
     fail_status = 0
+    reset_prefixes = ()
     log_lock = threading.Lock()
 
     def handle_error(self, request, client_address):
@@ -278,6 +288,7 @@ def main():
     ap.add_argument("--drop-reused", action="store_true")
     ap.add_argument("--request-log", default=None)
     ap.add_argument("--fail-status", type=int, default=0)
+    ap.add_argument("--reset-prefix", action="append", default=[])
     a = ap.parse_args()
 
     srv = (Server6 if ":" in a.host else Server)((a.host, a.port), Handler)
@@ -286,6 +297,7 @@ def main():
     srv.drop_reused = a.drop_reused
     srv.request_log = a.request_log
     srv.fail_status = a.fail_status
+    srv.reset_prefixes = tuple(a.reset_prefix)
     srv.name = a.name
     srv.health_file = a.health_file
     srv.verbose = a.verbose

@@ -518,6 +518,7 @@ static void test_defaults(void **state) {
     assert_int_equal(cl->connect_timeout_ms, 5000);
     assert_int_equal(cl->connect_attempts, 2);
     assert_int_equal(cl->connect_failure_avoid_ms, 10000);
+    assert_false(cl->reset_retry_unprocessed_only);
     assert_int_equal(cl->max_idle_per_endpoint, 1024);
     assert_int_equal(cl->pool_idle_timeout_ms, 60000);
     assert_int_equal(cl->max_requests_per_connection, 0);
@@ -740,6 +741,7 @@ static void test_dump_text(void **state) {
                               "    connect_timeout: 5000ms\n"
                               "    connect_attempts: 2\n"
                               "    connect_failure_avoid: 10000ms\n"
+                              "    reset_retry: \"idempotent\"\n"
                               "    max_idle_per_endpoint: 1024\n"
                               "    pool_idle_timeout: 60000ms\n"
                               "    max_requests_per_connection: 0\n"
@@ -813,6 +815,28 @@ static void test_request_path_keys(void **state) {
                  "unescape_and_redirect, got \"decode\"");
     expect_error("listeners: [{name: a, port: 1, merge_slashes: 1}]\n",
                  "weft.yaml:1:47: expected true or false, got \"1\"");
+}
+
+/* reset_retry: idempotent (the default) or unprocessed; anything else is
+ * refused where it stands. */
+static void test_reset_retry(void **state) {
+    (void)state;
+    weft_config_error err;
+    weft_config *cfg = load("clusters:\n"
+                            "  - {name: a, reset_retry: unprocessed, endpoints: [{address: "
+                            "127.0.0.1, port: 1}]}\n"
+                            "  - {name: b, reset_retry: idempotent, endpoints: [{address: "
+                            "127.0.0.1, port: 1}]}\n",
+                            &err);
+    if (!cfg)
+        fail_msg("%s", err.msg);
+    assert_true(cfg->clusters[0].reset_retry_unprocessed_only);
+    assert_false(cfg->clusters[1].reset_retry_unprocessed_only);
+    assert_round_trip(cfg);
+    weft_config_free(cfg);
+    expect_error("clusters: [{name: a, reset_retry: always, endpoints: []}]\n",
+                 "weft.yaml:1:35: unknown reset_retry \"always\" (expected idempotent or "
+                 "unprocessed)");
 }
 
 static void test_admin(void **state) {
@@ -1810,6 +1834,7 @@ int main(void) {
         cmocka_unit_test(test_endpoint_locality_labels),
         cmocka_unit_test(test_error_endpoint_meta),
         cmocka_unit_test(test_tcp_proxy),
+        cmocka_unit_test(test_reset_retry),
         cmocka_unit_test(test_error_tcp_proxy),
         cmocka_unit_test(test_dns),
     };
