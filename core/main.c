@@ -195,6 +195,7 @@ static void on_hup(evutil_socket_t sig, short what, void *arg) {
     a->dns = weft_dns_start(a->base, snap);
     if (a->exiting)
         weft_dns_stop(a->dns); /* a reload during the drain: no refreshes */
+    weft_admin_reconfigure(a->admin, &snap->cfg->admin);
     weft_snapshot_unref(old);
     weft_stats_inc(a->stats, a->reload_ok, 1);
     weft_stats_gauge_set(a->config_version, (int64_t)a->version);

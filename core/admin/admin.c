@@ -37,6 +37,9 @@ struct weft_admin {
     struct event_base *base;
     weft_admin_host host;
     char *token; /* NULL = none */
+    char address[64];
+    uint16_t port;
+    uint32_t max_header_bytes, max_body_bytes;
     struct timeval request_timeout;
     uint32_t max_connections;
     admin_conn **conns;
@@ -375,6 +378,28 @@ static void h_index(struct evhttp_request *req, void *arg) {
     evbuffer_free(b);
 }
 
+/* The limits of cfg, on the server and for connections accepted from
+ * now on. */
+static void set_limits(weft_admin *a, const weft_cfg_admin *cfg) {
+    a->max_connections = cfg->max_connections ? cfg->max_connections : 16;
+    uint64_t ms = cfg->request_timeout_ms ? cfg->request_timeout_ms : 10000;
+    a->request_timeout.tv_sec = (time_t)(ms / 1000);
+    a->request_timeout.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+    a->max_header_bytes = cfg->max_header_bytes ? cfg->max_header_bytes : 8192;
+    a->max_body_bytes = cfg->max_body_bytes;
+    evhttp_set_max_headers_size(a->http, a->max_header_bytes);
+    evhttp_set_max_body_size(a->http, a->max_body_bytes);
+    evhttp_set_timeout_tv(a->http, &a->request_timeout);
+}
+
+static void token_free(weft_admin *a) {
+    if (a->token) {
+        explicit_bzero(a->token, strlen(a->token));
+        free(a->token);
+    }
+    a->token = NULL;
+}
+
 weft_admin *weft_admin_start(struct event_base *base, const weft_cfg_admin *cfg,
                              const weft_admin_host *host, char *err, size_t errlen) {
     weft_admin *a = calloc(1, sizeof(*a));
@@ -385,11 +410,9 @@ weft_admin *weft_admin_start(struct event_base *base, const weft_cfg_admin *cfg,
     }
     a->host = *host;
     a->base = base;
-    a->max_connections = cfg->max_connections ? cfg->max_connections : 16;
-    uint64_t ms = cfg->request_timeout_ms ? cfg->request_timeout_ms : 10000;
-    a->request_timeout.tv_sec = (time_t)(ms / 1000);
-    a->request_timeout.tv_usec = (suseconds_t)(ms % 1000) * 1000;
     const char *address = cfg->address ? cfg->address : "127.0.0.1";
+    snprintf(a->address, sizeof(a->address), "%s", address);
+    a->port = cfg->port;
     a->http = evhttp_new(base);
     if (!a->http || evhttp_bind_socket(a->http, address, cfg->port) != 0) {
         snprintf(err, errlen, "admin: cannot listen on %s:%u", address, cfg->port);
@@ -397,9 +420,7 @@ weft_admin *weft_admin_start(struct event_base *base, const weft_cfg_admin *cfg,
         return NULL;
     }
     evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD);
-    evhttp_set_max_headers_size(a->http, cfg->max_header_bytes ? cfg->max_header_bytes : 8192);
-    evhttp_set_max_body_size(a->http, cfg->max_body_bytes);
-    evhttp_set_timeout_tv(a->http, &a->request_timeout);
+    set_limits(a, cfg);
     evhttp_set_bevcb(a->http, on_accept_bev, a);
     evhttp_set_cb(a->http, "/ready", h_ready, a);
     evhttp_set_cb(a->http, "/stats/prometheus", h_prom, a);
@@ -410,6 +431,51 @@ weft_admin *weft_admin_start(struct event_base *base, const weft_cfg_admin *cfg,
     return a;
 }
 
+void weft_admin_reconfigure(weft_admin *a, const weft_cfg_admin *cfg) {
+    const char *address = cfg->address ? cfg->address : "127.0.0.1";
+    if (!a) {
+        if (cfg->port)
+            WEFT_WARN("admin: the reload turns the admin server on (%s:%u): that needs a restart; "
+                      "it stays off",
+                      address, cfg->port);
+        return;
+    }
+    if (!cfg->port) {
+        WEFT_WARN("admin: the reload turns the admin server off: that needs a restart; it keeps "
+                  "listening on %s:%u",
+                  a->address, a->port);
+    } else if (strcmp(address, a->address) != 0 || cfg->port != a->port) {
+        WEFT_WARN("admin: address %s:%u -> %s:%u needs a restart; it keeps listening on %s:%u (the "
+                  "token and limits of the new config apply)",
+                  a->address, a->port, address, cfg->port, a->address, a->port);
+    }
+    bool token_changed = (a->token == NULL) != (cfg->token == NULL) ||
+                         (a->token && strcmp(a->token, cfg->token) != 0);
+    if (token_changed) {
+        char *t = cfg->token ? strdup(cfg->token) : NULL;
+        if (cfg->token && !t) {
+            WEFT_ERROR("admin: out of memory: the token was not changed");
+        } else {
+            token_free(a);
+            a->token = t;
+            WEFT_INFO("admin: token %s", !t ? "removed (POSTs need X-Weft-Admin)"
+                                            : "changed (POSTs need the new one)");
+        }
+    }
+    struct timeval old_to = a->request_timeout;
+    uint32_t old_mc = a->max_connections, old_hb = a->max_header_bytes, old_bb = a->max_body_bytes;
+    set_limits(a, cfg);
+    if (old_to.tv_sec != a->request_timeout.tv_sec ||
+        old_to.tv_usec != a->request_timeout.tv_usec || old_mc != a->max_connections ||
+        old_hb != a->max_header_bytes || old_bb != a->max_body_bytes)
+        WEFT_INFO("admin: limits now max_header_bytes %u, max_body_bytes %u, request_timeout "
+                  "%llums, max_connections %u",
+                  a->max_header_bytes, a->max_body_bytes,
+                  (unsigned long long)a->request_timeout.tv_sec * 1000 +
+                      (unsigned long long)a->request_timeout.tv_usec / 1000,
+                  a->max_connections);
+}
+
 void weft_admin_free(weft_admin *a) {
     if (!a)
         return;
@@ -418,9 +484,6 @@ void weft_admin_free(weft_admin *a) {
     for (size_t i = 0; i < a->n_conns; i++)
         conn_release(a->conns[i]);
     free(a->conns);
-    if (a->token) {
-        explicit_bzero(a->token, strlen(a->token));
-        free(a->token);
-    }
+    token_free(a);
     free(a);
 }

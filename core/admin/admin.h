@@ -26,10 +26,15 @@ typedef struct weft_admin_host {
     void (*drain)(void *ctx); /* stop listeners, keep serving in-flight */
 } weft_admin_host;
 
-/* Listens on cfg->address:cfg->port; copies what it needs from cfg (the
- * admin settings are read once, at start). */
+/* Listens on cfg->address:cfg->port; copies what it needs from cfg. */
 weft_admin *weft_admin_start(struct event_base *base, const weft_cfg_admin *cfg,
                              const weft_admin_host *host, char *err, size_t errlen);
+/* A reload: applies what can change live (token, size, time and
+ * connection limits; connections already open keep the timeout they were
+ * accepted with) and says, in one line each, what it applied and what
+ * needs a restart (another address or port, the admin turned on or off)
+ * and was left as it was. a may be NULL (the admin is off). Main thread. */
+void weft_admin_reconfigure(weft_admin *a, const weft_cfg_admin *cfg);
 void weft_admin_free(weft_admin *a);
 
 #endif
