@@ -22,7 +22,8 @@ typedef struct weft_filter_lib {
     off_t size;
     struct timespec mtime; /* identity of the file when it was copied */
     void *dl;              /* dlopen handle */
-    int fd;                /* the private copy (sealed memfd), open while loaded: dlopen's name is
+    int fd;                /* the private copy (a sealed memfd, or an unlinked file from a
+                              private directory), open while loaded: dlopen's name is
                               /proc/self/fd/<fd> */
     const weft_filter_descriptor *desc;
     _Atomic int refs;

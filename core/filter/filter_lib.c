@@ -183,27 +183,12 @@ static int open_checked(const char *path, struct stat *st, char *err, size_t err
     return fd;
 }
 
-/* Copies the file behind `fd` (of the size in st) into a sealed memfd, so
- * that the code weft maps can never change under it: a library rewritten
- * in place (cp over it) only changes the file, not this copy. Returns the
- * memfd or -1. */
-static int private_copy(int fd, const struct stat *st, const char *path, char *err, size_t errlen) {
-    const char *base = strrchr(path, '/');
-    char name[64];
-    snprintf(name, sizeof(name), "weft-filter:%s", base ? base + 1 : path);
-#ifndef MFD_EXEC
-#define MFD_EXEC 0x0010U
-#endif
-    /* MFD_EXEC: kernels with vm.memfd_noexec refuse to map a memfd made
-     * without it as code; older kernels do not know the flag (EINVAL). */
-    int mfd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC);
-    if (mfd < 0 && errno == EINVAL)
-        mfd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
-    if (mfd < 0) {
-        snprintf(err, errlen, "%s: cannot make a private copy (memfd_create: %s)", path,
-                 strerror(errno));
-        return -1;
-    }
+/* Copies the st_size bytes of the file behind `fd` into `dst`, then
+ * checks the file did not change meanwhile (a writer in the middle of a
+ * cp: the copy may be torn, so it is refused; the next reload reads it
+ * again). 0 or -1 with err set. */
+static int copy_checked(int fd, const struct stat *st, int dst, const char *path, char *err,
+                        size_t errlen) {
     char buf[65536];
     off_t off = 0;
     while (off < st->st_size) {
@@ -213,36 +198,116 @@ static int private_copy(int fd, const struct stat *st, const char *path, char *e
         if (n <= 0) {
             snprintf(err, errlen, "%s: %s while copying", path,
                      n < 0 ? strerror(errno) : "file shrank");
-            close(mfd);
             return -1;
         }
         for (ssize_t w = 0; w < n;) {
-            ssize_t k = write(mfd, buf + w, (size_t)(n - w));
+            ssize_t k = write(dst, buf + w, (size_t)(n - w));
             if (k < 0 && errno == EINTR)
                 continue;
             if (k <= 0) {
                 snprintf(err, errlen, "%s: cannot make a private copy (%s)", path,
                          k < 0 ? strerror(errno) : "short write");
-                close(mfd);
                 return -1;
             }
             w += k;
         }
         off += n;
     }
-    /* The file changed while it was read (a writer in the middle of a cp):
-     * the copy may be torn, so refuse it; the next reload reads it again. */
     struct stat after;
     if (fstat(fd, &after) != 0 || after.st_size != st->st_size ||
         after.st_mtim.tv_sec != st->st_mtim.tv_sec ||
         after.st_mtim.tv_nsec != st->st_mtim.tv_nsec) {
         snprintf(err, errlen, "%s: the file changed while it was being loaded; try again", path);
+        return -1;
+    }
+    return 0;
+}
+
+/* The fallback when no memfd can be made (an old kernel, a seccomp
+ * policy, memfds refused as code): a copy in a fresh private directory
+ * (mkdtemp: mode 0700) under $XDG_RUNTIME_DIR, else $TMPDIR, else /tmp.
+ * The copy's path goes to `file` and its directory to `dir`: the caller
+ * removes both once the copy is mapped (lib_get), so nothing is left on
+ * disk and nobody but weft's user could ever reach it. */
+static int dir_copy(int fd, const struct stat *st, const char *path, char *file, char *dir,
+                    size_t len, char *err, size_t errlen) {
+    const char *base = getenv("XDG_RUNTIME_DIR");
+    if (!base || base[0] != '/' || access(base, W_OK | X_OK) != 0)
+        base = getenv("TMPDIR");
+    if (!base || base[0] != '/' || access(base, W_OK | X_OK) != 0)
+        base = "/tmp";
+    int n = snprintf(dir, len, "%s/weft-filter.XXXXXX", base);
+    if (n < 0 || (size_t)n >= len || !mkdtemp(dir)) {
+        snprintf(err, errlen, "%s: cannot make a private copy (mkdtemp in %s: %s)", path, base,
+                 n < 0 || (size_t)n >= len ? "path too long" : strerror(errno));
+        dir[0] = '\0';
+        return -1;
+    }
+    const char *slash = strrchr(path, '/');
+    snprintf(file, len, "%s/%s", dir, slash ? slash + 1 : path);
+    int cfd = open(file, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0700);
+    if (cfd < 0) {
+        snprintf(err, errlen, "%s: cannot make a private copy (%s: %s)", path, file,
+                 strerror(errno));
+        file[0] = '\0';
+        return -1;
+    }
+    if (copy_checked(fd, st, cfd, path, err, errlen) != 0) {
+        close(cfd);
+        return -1;
+    }
+    (void)fchmod(cfd, 0500);
+    return cfd;
+}
+
+/* Copies the file behind `fd` (of the size in st) into a sealed memfd, so
+ * that the code weft maps can never change under it: a library rewritten
+ * in place (cp over it) only changes the file, not this copy. When no
+ * memfd can be made, or WEFT_FILTER_LOAD=copy (an ops and test switch),
+ * the copy goes to a private directory instead (dir_copy; `file` and
+ * `dir` then name what the caller removes after dlopen, else they are
+ * empty). Returns the copy's fd or -1. */
+static int private_copy(int fd, const struct stat *st, const char *path, char *file, char *dir,
+                        size_t len, char *err, size_t errlen) {
+    file[0] = dir[0] = '\0';
+    const char *mode = getenv("WEFT_FILTER_LOAD");
+    bool force_copy = mode && strcmp(mode, "copy") == 0;
+    if (mode && !force_copy && strcmp(mode, "memfd") != 0)
+        WEFT_WARN("WEFT_FILTER_LOAD=%s is not memfd or copy: ignored", mode);
+    int mfd = -1;
+    if (!force_copy) {
+        const char *base = strrchr(path, '/');
+        char name[64];
+        snprintf(name, sizeof(name), "weft-filter:%s", base ? base + 1 : path);
+#ifndef MFD_EXEC
+#define MFD_EXEC 0x0010U
+#endif
+        /* MFD_EXEC: kernels with vm.memfd_noexec refuse to map a memfd made
+         * without it as code; older kernels do not know the flag (EINVAL). */
+        mfd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC);
+        if (mfd < 0 && errno == EINVAL)
+            mfd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        if (mfd < 0)
+            WEFT_WARN("%s: memfd_create: %s; loading from a copy in a private directory instead",
+                      path, strerror(errno));
+    }
+    if (mfd < 0)
+        return dir_copy(fd, st, path, file, dir, len, err, errlen);
+    if (copy_checked(fd, st, mfd, path, err, errlen) != 0) {
         close(mfd);
         return -1;
     }
     /* Sealing is best effort (the copy is private to weft either way). */
     (void)fcntl(mfd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
     return mfd;
+}
+
+/* Removes what dir_copy left on disk (nothing after a memfd copy). */
+static void copy_remove(const char *file, const char *dir) {
+    if (file[0] && unlink(file) != 0)
+        WEFT_WARN("cannot remove the private copy %s: %s", file, strerror(errno));
+    if (dir[0] && rmdir(dir) != 0)
+        WEFT_WARN("cannot remove the private directory %s: %s", dir, strerror(errno));
 }
 
 static bool same_file(const weft_filter_lib *l, const struct stat *st) {
@@ -273,16 +338,21 @@ static weft_filter_lib *lib_get(const char *path, char *err, size_t errlen) {
     }
     pthread_mutex_unlock(&libs_mu);
 
-    int mfd = private_copy(fd, &st, path, err, errlen);
+    char cfile[PATH_MAX], cdir[PATH_MAX];
+    int mfd = private_copy(fd, &st, path, cfile, cdir, sizeof(cfile), err, errlen);
     close(fd);
-    if (mfd < 0)
+    if (mfd < 0) {
+        copy_remove(cfile, cdir);
         return NULL;
-    /* dlopen by /proc/self/fd of the memfd: a name the loader has not seen
-     * (it caches by name). The memfd stays open as long as the library is
-     * loaded: a reused fd number would hand back another library. */
+    }
+    /* dlopen by /proc/self/fd of the copy: a name the loader has not seen
+     * (it caches by name). The copy's fd stays open as long as the library
+     * is loaded: a reused fd number would hand back another library. A
+     * copy on disk is removed once mapped. */
     char fdpath[64];
     snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", mfd);
     void *dl = dlopen(fdpath, RTLD_NOW | RTLD_LOCAL);
+    copy_remove(cfile, cdir);
     if (!dl) {
         const char *de = dlerror();
         const char *colon = de ? strstr(de, ": ") : NULL; /* drop the /proc name */
