@@ -50,6 +50,45 @@ typedef struct weft_filter_inst {
     size_t n_shared;
 } weft_filter_inst;
 
+/* The phases of the HTTP chain runner (core/http/stream_filters.c), one
+ * per hook it calls. */
+typedef enum weft_chain_phase_id {
+    WEFT_PH_STREAM_CREATE,
+    WEFT_PH_REQ_HEADERS,
+    WEFT_PH_REQ_BODY,
+    WEFT_PH_REQ_TRAILERS,
+    WEFT_PH_RESP_HEADERS,
+    WEFT_PH_RESP_BODY,
+    WEFT_PH_RESP_TRAILERS,
+    WEFT_PH_ATTEMPT,
+    WEFT_PH_UP_REQUEST,
+    WEFT_PH_COMPLETE,
+    WEFT_PH_STREAM_DESTROY,
+    WEFT_PH_COUNT
+} weft_chain_phase_id;
+
+/* One filter of a phase's list: the hook (cast back to the phase's type
+ * before the call), the filter's chain index and its position along the
+ * phase's direction (request phases: the index; response phases: n-1-index). */
+typedef struct weft_chain_step {
+    void (*fn)(void);
+    uint32_t idx;
+    uint32_t pos;
+    bool attempt_1_0; /* WEFT_PH_ATTEMPT: a filter built against 1.0 (its smaller
+                         weft_attempt_info) */
+} weft_chain_step;
+
+/* The filters that have a phase's hook, in the order the phase runs them
+ * (built once per chain by weft_filter_chain_index: the runner never
+ * visits a filter without the hook). from[pos] (n_http + 1 entries) is the
+ * first step at direction position >= pos: a pass that starts (or
+ * resumes) at a position begins there. */
+typedef struct weft_chain_phase {
+    const weft_chain_step *steps;
+    uint32_t n;
+    const uint32_t *from;
+} weft_chain_phase;
+
 typedef struct weft_filter_chain {
     weft_filter_inst *http; /* request order */
     size_t n_http;
@@ -57,8 +96,16 @@ typedef struct weft_filter_chain {
     size_t n_transport;
     bool any_req_body, any_resp_body; /* some filter has a body hook */
     bool any_req_trailers, any_resp_trailers;
-    bool any_up_request; /* some filter has on_upstream_request (1.1) */
+    bool any_up_request;                   /* some filter has on_upstream_request (1.1) */
+    weft_chain_phase phase[WEFT_PH_COUNT]; /* per-phase lists (weft_filter_chain_index) */
+    void *phase_mem;                       /* their one allocation */
 } weft_filter_chain;
+
+/* Builds the chain's per-phase lists from its HTTP filters' ops (done by
+ * weft_filter_chain_build; a chain put together by hand, as the stream
+ * harness does, calls it once its instances are set). 0, or -1 out of
+ * memory. */
+int weft_filter_chain_index(weft_filter_chain *chain);
 
 /* Builds the chain of cfg->listeners[li]. On error writes one line
  * "file:line:col: message" (or "<path>: ...") into err and returns -1. */

@@ -560,6 +560,89 @@ static int chain_build(weft_filter_chain *chain, const weft_config *cfg, const w
             chain->any_up_request |= o->on_upstream_request != NULL;
         }
     }
+    if (weft_filter_chain_index(chain) != 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+/* The hook of phase ph in o, as a generic function pointer (NULL: none). */
+static void (*phase_hook(const weft_http_filter_ops *o, int ph))(void) {
+    switch (ph) {
+    case WEFT_PH_STREAM_CREATE:
+        return (void (*)(void))o->stream_create;
+    case WEFT_PH_REQ_HEADERS:
+        return (void (*)(void))o->on_request_headers;
+    case WEFT_PH_REQ_BODY:
+        return (void (*)(void))o->on_request_body;
+    case WEFT_PH_REQ_TRAILERS:
+        return (void (*)(void))o->on_request_trailers;
+    case WEFT_PH_RESP_HEADERS:
+        return (void (*)(void))o->on_response_headers;
+    case WEFT_PH_RESP_BODY:
+        return (void (*)(void))o->on_response_body;
+    case WEFT_PH_RESP_TRAILERS:
+        return (void (*)(void))o->on_response_trailers;
+    case WEFT_PH_ATTEMPT:
+        return (void (*)(void))o->on_upstream_attempt;
+    case WEFT_PH_UP_REQUEST:
+        return (void (*)(void))o->on_upstream_request;
+    case WEFT_PH_COMPLETE:
+        return (void (*)(void))o->on_stream_complete;
+    case WEFT_PH_STREAM_DESTROY:
+        return (void (*)(void))o->stream_destroy;
+    default:
+        return NULL;
+    }
+}
+
+static bool phase_is_response(int ph) {
+    return ph == WEFT_PH_RESP_HEADERS || ph == WEFT_PH_RESP_BODY || ph == WEFT_PH_RESP_TRAILERS;
+}
+
+int weft_filter_chain_index(weft_filter_chain *chain) {
+    free(chain->phase_mem);
+    chain->phase_mem = NULL;
+    memset(chain->phase, 0, sizeof(chain->phase));
+    size_t n = chain->n_http;
+    if (!n)
+        return 0;
+    /* One block: every phase's steps (at most n each), then every phase's
+     * from[] (n + 1 each). */
+    size_t steps_bytes = WEFT_PH_COUNT * n * sizeof(weft_chain_step);
+    char *mem = calloc(1, steps_bytes + WEFT_PH_COUNT * (n + 1) * sizeof(uint32_t));
+    if (!mem)
+        return -1;
+    chain->phase_mem = mem;
+    weft_chain_step *steps = (weft_chain_step *)(void *)mem;
+    uint32_t *from = (uint32_t *)(void *)(mem + steps_bytes);
+    /* A filter built against the 1.0 header: its ops table ends at
+     * on_stream_complete, its weft_attempt_info at `region`. */
+    const size_t ops_1_0 = offsetof(weft_http_filter_ops, on_stream_complete) + sizeof(void *);
+    for (int ph = 0; ph < WEFT_PH_COUNT; ph++) {
+        weft_chain_phase *p = &chain->phase[ph];
+        weft_chain_step *st = steps + (size_t)ph * n;
+        uint32_t *fr = from + (size_t)ph * (n + 1);
+        uint32_t k = 0;
+        for (size_t pos = 0; pos < n; pos++) {
+            size_t idx = phase_is_response(ph) ? n - 1 - pos : pos;
+            const weft_filter_inst *fi = &chain->http[idx];
+            fr[pos] = k;
+            void (*fn)(void) = fi->http ? phase_hook(fi->http, ph) : NULL;
+            if (!fn)
+                continue;
+            st[k].fn = fn;
+            st[k].idx = (uint32_t)idx;
+            st[k].pos = (uint32_t)pos;
+            st[k].attempt_1_0 = fi->lib && fi->lib->desc->http->size <= ops_1_0;
+            k++;
+        }
+        fr[n] = k;
+        p->steps = st;
+        p->n = k;
+        p->from = fr;
+    }
     return 0;
 }
 
@@ -585,6 +668,7 @@ void weft_filter_chain_destroy(weft_filter_chain *chain) {
     /* a chain that failed half-way: instances with a lib but not counted */
     free(chain->http);
     free(chain->transport);
+    free(chain->phase_mem);
     memset(chain, 0, sizeof(*chain));
 }
 

@@ -1,7 +1,12 @@
 /* stream_filters.c: running a stream through its listener's HTTP filter
  * chain (see the lifetimes and call order in weft/filter.h). Positions
  * count along the direction: the request runs filters 0..n-1, the response
- * runs them n-1..0, so response position k is filter n-1-k. */
+ * runs them n-1..0, so response position k is filter n-1-k.
+ *
+ * Every pass walks the phase's list (weft_chain_phase, built once per
+ * chain): only the filters that have the hook, with the hook's address at
+ * hand. A filter without it is never visited; positions (pauses, resumes,
+ * where a local reply starts) keep counting every filter. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,12 +15,21 @@
 #include "http/stream_internal.h"
 #include "log/access_log.h"
 
-static size_t filter_index(const weft_stream *s, int dir, size_t pos) {
-    return dir == WEFT_DIR_REQ ? pos : stream_n_filters(s) - 1 - pos;
-}
-
 static const weft_filter_inst *inst(const weft_stream *s, size_t idx) {
     return &s->chain->http[idx];
+}
+
+static const weft_chain_phase *phase(const weft_stream *s, int ph) {
+    return &s->chain->phase[ph];
+}
+
+/* The first step of p at direction position >= pos. */
+static uint32_t first_step(const weft_chain_phase *p, size_t pos) {
+    return p->n ? p->from[pos] : 0;
+}
+
+bool sf_has(const weft_stream *s, int ph) {
+    return s->chain && s->chain->phase[ph].n;
 }
 
 /* A hook must answer with one of the three values; anything else is the
@@ -39,7 +53,9 @@ static weft_status checked(weft_stream *s, size_t idx, uint32_t replies, weft_st
 
 /* After filter idx's hook returned: attach or forget the token it asked for. */
 static void settle_token(weft_stream *s, weft_dir *d, size_t idx, bool paused_here) {
-    if (d && paused_here && s->tok_pending && s->tok_filter == (int)idx)
+    if (!s->tok_pending)
+        return; /* the usual case: no token was asked for (tok_filter is -1) */
+    if (d && paused_here && s->tok_filter == (int)idx)
         d->pause_token = s->tok_pending;
     s->tok_pending = 0;
     s->tok_filter = -1;
@@ -49,7 +65,7 @@ static void settle_token(weft_stream *s, weft_dir *d, size_t idx, bool paused_he
 static int pause_owner(const weft_stream *s, const weft_dir *d) {
     if (d->paused_at < 0)
         return -1;
-    return (int)filter_index(s, d == &s->rq ? WEFT_DIR_REQ : WEFT_DIR_RESP, (size_t)d->paused_at);
+    return d == &s->rq ? d->paused_at : (int)stream_n_filters(s) - 1 - d->paused_at;
 }
 
 static uint64_t new_token(weft_stream *s) {
@@ -63,20 +79,27 @@ static uint64_t new_token(weft_stream *s) {
 void sf_begin(weft_stream *s) {
     size_t n = stream_n_filters(s);
     stream_dir_buffers(s);
-    s->fctx = weft_arena_alloc(&s->arena, n * sizeof(void *));
-    if (!s->fctx)
+    /* one arena slab for the per-filter contexts (the arena's inline
+     * block first: no malloc for a short chain) */
+    void **fctx = weft_arena_alloc(&s->arena, n * sizeof(void *));
+    s->fctx = fctx;
+    if (!fctx)
         return;
+    memset(fctx, 0, n * sizeof(void *));
+    const weft_chain_phase *p = phase(s, WEFT_PH_STREAM_CREATE);
+    if (!p->n)
+        return;
+    weft_stream *h = stream_handle(s);
     size_t li = s->lst->idx;
-    for (size_t i = 0; i < n; i++) {
-        const weft_filter_inst *fi = inst(s, i);
-        s->fctx[i] = NULL;
-        if (fi->http->stream_create) {
-            s->running = (int)i;
-            s->fctx[i] = fi->http->stream_create(fi->config, weft_wsnap_filter_worker(s->ws, li, i),
-                                                 stream_handle(s));
-            s->running = -1;
-            settle_token(s, NULL, i, false);
-        }
+    for (uint32_t k = 0; k < p->n; k++) {
+        const weft_chain_step *st = &p->steps[k];
+        void *(*create)(void *, void *, weft_stream *) =
+            (void *(*)(void *, void *, weft_stream *))st->fn;
+        s->running = (int)st->idx;
+        fctx[st->idx] =
+            create(inst(s, st->idx)->config, weft_wsnap_filter_worker(s->ws, li, st->idx), h);
+        s->running = -1;
+        settle_token(s, NULL, st->idx, false);
     }
 }
 
@@ -84,26 +107,30 @@ void sf_req_headers(weft_stream *s, size_t from) {
     size_t n = stream_n_filters(s);
     weft_dir *d = &s->rq;
     bool end = s->req->framing == WEFT_BODY_NONE;
-    for (size_t pos = from; pos < n; pos++) {
-        const weft_filter_inst *fi = inst(s, pos);
+    const weft_chain_phase *p = phase(s, WEFT_PH_REQ_HEADERS);
+    weft_stream *h = stream_handle(s);
+    for (uint32_t k = first_step(p, from); k < p->n; k++) {
+        const weft_chain_step *st = &p->steps[k];
+        size_t pos = st->pos;
         if ((int)pos > s->req_reached)
-            s->req_reached = (int)pos; /* this filter saw the request */
-        if (!fi->http->on_request_headers)
-            continue;
+            s->req_reached = (int)pos; /* it and the filters before it saw the request */
+        weft_status (*hook)(void *, weft_stream *, bool) =
+            (weft_status(*)(void *, weft_stream *, bool))st->fn;
         uint32_t replies = s->n_replies;
         s->running = (int)pos;
-        weft_status st = checked(s, pos, replies,
-                                 fi->http->on_request_headers(s->fctx[pos], stream_handle(s), end));
+        weft_status st_ = checked(s, pos, replies, hook(s->fctx[pos], h, end));
         s->running = -1;
-        settle_token(s, d, pos, st == WEFT_STOP && !stream_answered(s));
-        if (st == WEFT_REPLIED || stream_answered(s))
+        settle_token(s, d, pos, st_ == WEFT_STOP && !stream_answered(s));
+        if (st_ == WEFT_REPLIED || stream_answered(s))
             return;
-        if (st == WEFT_STOP) {
+        if (st_ == WEFT_STOP) {
             d->paused_at = (int)pos;
             d->paused_headers = true;
             return;
         }
     }
+    if (n && s->req_reached < (int)n - 1)
+        s->req_reached = (int)n - 1; /* the filters after the last hook saw it too */
     stream_route_and_forward(s);
 }
 
@@ -124,34 +151,40 @@ static void local_reply_body(weft_stream *s) {
     sf_push(s, WEFT_DIR_RESP, d->pre, s->rs_from);
 }
 
+static bool resp_end_stream(const weft_stream *s) {
+    return weft_resp_is_bodyless(s->resp.status, s->head_request) ||
+           s->resp.framing == WEFT_BODY_NONE;
+}
+
 void sf_resp_headers(weft_stream *s, size_t from) {
-    size_t n = stream_n_filters(s);
     weft_dir *d = &s->rs;
-    for (size_t pos = from; pos < n; pos++) {
-        size_t idx = filter_index(s, WEFT_DIR_RESP, pos);
-        const weft_filter_inst *fi = inst(s, idx);
-        if (!fi->http->on_response_headers)
-            continue;
-        /* A reply from a hook replaces the response: computed per filter. */
-        bool end = weft_resp_is_bodyless(s->resp.status, s->head_request) ||
-                   s->resp.framing == WEFT_BODY_NONE;
+    const weft_chain_phase *p = phase(s, WEFT_PH_RESP_HEADERS);
+    weft_stream *h = stream_handle(s);
+    /* A reply from a hook replaces the response: recomputed after one. */
+    bool end = resp_end_stream(s);
+    for (uint32_t k = first_step(p, from); k < p->n; k++) {
+        const weft_chain_step *st = &p->steps[k];
+        size_t idx = st->idx;
+        weft_status (*hook)(void *, weft_stream *, bool) =
+            (weft_status(*)(void *, weft_stream *, bool))st->fn;
         uint32_t replies = s->n_replies;
         s->running = (int)idx;
         s->rs_hdr_hook = true;
-        s->rs_hdr_pos = (uint32_t)pos;
-        weft_status st = checked(
-            s, idx, replies, fi->http->on_response_headers(s->fctx[idx], stream_handle(s), end));
+        s->rs_hdr_pos = st->pos;
+        weft_status st_ = checked(s, idx, replies, hook(s->fctx[idx], h, end));
         s->running = -1;
         settle_token(s, d, idx,
-                     st == WEFT_STOP && !s->resp_done && !s->retry_requested &&
+                     st_ == WEFT_STOP && !s->resp_done && !s->retry_requested &&
                          s->n_replies == replies);
         s->rs_hdr_hook = false;
         if (s->resp_done || s->t_end_us || s->retry_requested)
             return;
-        if (s->n_replies != replies)
+        if (s->n_replies != replies) {
+            end = resp_end_stream(s);
             continue; /* the filter replied: the next filters see its reply */
-        if (st == WEFT_STOP) {
-            d->paused_at = (int)pos;
+        }
+        if (st_ == WEFT_STOP) {
+            d->paused_at = (int)st->pos;
             d->paused_headers = true;
             return;
         }
@@ -165,22 +198,21 @@ void sf_resp_headers(weft_stream *s, size_t from) {
  * STOP there cannot hold anything back and is treated as CONTINUE. */
 static bool run_trailers(weft_stream *s, int dir) {
     weft_dir *d = stream_dir(s, dir);
-    size_t n = stream_n_filters(s);
     if (!d->trailers)
         return true;
-    for (size_t pos = 0; pos < n; pos++) {
-        size_t idx = filter_index(s, dir, pos);
-        const weft_http_filter_ops *o = inst(s, idx)->http;
-        weft_status (*hook)(void *, weft_stream *) =
-            dir == WEFT_DIR_REQ ? o->on_request_trailers : o->on_response_trailers;
-        if (!hook)
-            continue;
+    const weft_chain_phase *p =
+        phase(s, dir == WEFT_DIR_REQ ? WEFT_PH_REQ_TRAILERS : WEFT_PH_RESP_TRAILERS);
+    weft_stream *h = stream_handle(s);
+    for (uint32_t k = 0; k < p->n; k++) {
+        const weft_chain_step *st = &p->steps[k];
+        size_t idx = st->idx;
+        weft_status (*hook)(void *, weft_stream *) = (weft_status(*)(void *, weft_stream *))st->fn;
         uint32_t replies = s->n_replies;
         s->running = (int)idx;
-        weft_status st = checked(s, idx, replies, hook(s->fctx[idx], stream_handle(s)));
+        weft_status st_ = checked(s, idx, replies, hook(s->fctx[idx], h));
         s->running = -1;
         settle_token(s, NULL, idx, false); /* trailers cannot pause */
-        if (st == WEFT_REPLIED || (dir == WEFT_DIR_REQ && stream_answered(s)) || s->t_end_us)
+        if (st_ == WEFT_REPLIED || (dir == WEFT_DIR_REQ && stream_answered(s)) || s->t_end_us)
             return false;
     }
     return true;
@@ -193,18 +225,25 @@ static void buffer_overflow(weft_stream *s, int dir) {
         weft_stream_local_reply(s, 500, "filter_buffer_overflow", WEFT_RF_LR, NULL);
 }
 
+/* The pass's buffer: the bytes waiting before position 0 (`pre`, or the
+ * codec's read put straight into `chunk`) pass through in place, without
+ * a move; only bytes a filter held (`held`, on a resume) move out first,
+ * as `held` keeps the next pause's bytes. */
 void sf_push(weft_stream *s, int dir, struct evbuffer *src, size_t from) {
     weft_dir *d = stream_dir(s, dir);
-    size_t n = stream_n_filters(s);
-    struct evbuffer *chunk = d->chunk;
-    if (src != chunk)
+    struct evbuffer *chunk = src;
+    if (src == d->held) {
+        chunk = d->chunk;
         evbuffer_add_buffer(chunk, src);
+    }
     bool end = d->end_in;
-    for (size_t pos = from; pos < n; pos++) {
-        size_t idx = filter_index(s, dir, pos);
-        const weft_http_filter_ops *o = inst(s, idx)->http;
-        weft_status (*hook)(void *, weft_stream *, weft_buffer *, bool) =
-            dir == WEFT_DIR_REQ ? o->on_request_body : o->on_response_body;
+    const weft_chain_phase *p =
+        phase(s, dir == WEFT_DIR_REQ ? WEFT_PH_REQ_BODY : WEFT_PH_RESP_BODY);
+    weft_stream *h = stream_handle(s);
+    for (uint32_t k = first_step(p, from); k < p->n; k++) {
+        const weft_chain_step *st = &p->steps[k];
+        size_t pos = st->pos, idx = st->idx;
+        /* a pause in the body phase is always at a filter with the hook */
         bool holding = d->paused_at == (int)pos && !d->paused_headers;
         if (holding) {
             evbuffer_add_buffer(d->held, chunk);
@@ -213,22 +252,21 @@ void sf_push(weft_stream *s, int dir, struct evbuffer *src, size_t from) {
                 return;
             }
         }
-        if (!hook)
-            continue;
         struct evbuffer *view = holding ? d->held : chunk;
-        if (!evbuffer_get_length(view) && !end)
+        if (!end && !evbuffer_get_length(view))
             return; /* nothing to show this filter yet */
+        weft_status (*hook)(void *, weft_stream *, weft_buffer *, bool) =
+            (weft_status(*)(void *, weft_stream *, weft_buffer *, bool))st->fn;
         uint32_t replies = s->n_replies;
         s->running = (int)idx;
-        weft_status st = checked(s, idx, replies,
-                                 hook(s->fctx[idx], stream_handle(s), (weft_buffer *)view, end));
+        weft_status st_ = checked(s, idx, replies, hook(s->fctx[idx], h, (weft_buffer *)view, end));
         s->running = -1;
-        settle_token(s, d, idx, st == WEFT_STOP);
-        if (st == WEFT_REPLIED ||
+        settle_token(s, d, idx, st_ == WEFT_STOP);
+        if (st_ == WEFT_REPLIED ||
             (dir == WEFT_DIR_REQ && ((s->resp_done && !s->resp_started) || s->local_reply)) ||
             (dir == WEFT_DIR_RESP && s->resp_done) || s->t_end_us)
             return;
-        if (st == WEFT_STOP) {
+        if (st_ == WEFT_STOP) {
             if (!holding) {
                 evbuffer_add_buffer(d->held, chunk);
                 d->paused_at = (int)pos;
@@ -372,20 +410,20 @@ static int resume_dir(weft_stream *s, weft_dir *d) {
 }
 
 void sf_attempt(weft_stream *s, const weft_attempt_info *info) {
-    size_t n = stream_n_filters(s);
+    const weft_chain_phase *p = phase(s, WEFT_PH_ATTEMPT);
+    if (!s->fctx || !p->n)
+        return;
     /* A filter built against the 1.0 header (its ops table ends at
      * on_stream_complete) is handed the 1.0 struct's size. */
     weft_attempt_info old = *info;
     old.size = offsetof(weft_attempt_info, region);
-    const size_t ops_1_0 = offsetof(weft_http_filter_ops, on_stream_complete) + sizeof(void *);
-    for (size_t i = 0; i < n && s->fctx; i++) {
-        const weft_filter_inst *fi = inst(s, i);
-        const weft_http_filter_ops *o = fi->http;
-        if (!o->on_upstream_attempt)
-            continue;
-        s->running = (int)i;
-        o->on_upstream_attempt(s->fctx[i], stream_handle(s),
-                               fi->lib && fi->lib->desc->http->size <= ops_1_0 ? &old : info);
+    weft_stream *h = stream_handle(s);
+    for (uint32_t k = 0; k < p->n; k++) {
+        const weft_chain_step *st = &p->steps[k];
+        void (*hook)(void *, weft_stream *, const weft_attempt_info *) =
+            (void (*)(void *, weft_stream *, const weft_attempt_info *))st->fn;
+        s->running = (int)st->idx;
+        hook(s->fctx[st->idx], h, st->attempt_1_0 ? &old : info);
         s->running = -1;
         if (s->resp_done)
             return;
@@ -393,21 +431,28 @@ void sf_attempt(weft_stream *s, const weft_attempt_info *info) {
 }
 
 void sf_up_request(weft_stream *s, uint32_t attempt) {
-    size_t n = stream_n_filters(s);
-    for (size_t i = 0; i < n && s->fctx; i++) {
-        const weft_http_filter_ops *o = inst(s, i)->http;
-        if (!o->on_upstream_request)
-            continue;
-        s->running = (int)i;
-        o->on_upstream_request(s->fctx[i], stream_handle(s), attempt);
+    const weft_chain_phase *p = phase(s, WEFT_PH_UP_REQUEST);
+    if (!s->fctx)
+        return;
+    weft_stream *h = stream_handle(s);
+    for (uint32_t k = 0; k < p->n; k++) {
+        const weft_chain_step *st = &p->steps[k];
+        void (*hook)(void *, weft_stream *, uint32_t) =
+            (void (*)(void *, weft_stream *, uint32_t))st->fn;
+        s->running = (int)st->idx;
+        hook(s->fctx[st->idx], h, attempt);
         s->running = -1;
-        settle_token(s, NULL, i, false); /* cannot pause */
+        settle_token(s, NULL, st->idx, false); /* cannot pause */
         if (stream_answered(s))
             return;
     }
 }
 
 void sf_log(weft_stream *s) {
+    s->log_phase = true;
+    const weft_chain_phase *p = phase(s, WEFT_PH_COMPLETE);
+    if (!p->n)
+        return; /* no filter has on_stream_complete: no facts to gather */
     weft_stream_info info;
     memset(&info, 0, sizeof(info));
     info.size = sizeof(info);
@@ -433,14 +478,13 @@ void sf_log(weft_stream *s) {
     info.local_reply = s->local_reply;
     info.local_reply_reason =
         s->local_reply && s->reason ? (weft_str){s->reason, strlen(s->reason)} : (weft_str){"", 0};
-    s->log_phase = true;
-    size_t n = stream_n_filters(s);
-    for (size_t i = 0; i < n; i++) {
-        const weft_http_filter_ops *o = inst(s, i)->http;
-        if (!o->on_stream_complete)
-            continue;
-        s->running = (int)i;
-        o->on_stream_complete(s->fctx[i], stream_handle(s), &info);
+    weft_stream *h = stream_handle(s);
+    for (uint32_t k = 0; k < p->n; k++) {
+        const weft_chain_step *st = &p->steps[k];
+        void (*hook)(void *, weft_stream *, const weft_stream_info *) =
+            (void (*)(void *, weft_stream *, const weft_stream_info *))st->fn;
+        s->running = (int)st->idx;
+        hook(s->fctx ? s->fctx[st->idx] : NULL, h, &info);
         s->running = -1;
     }
 }
@@ -449,11 +493,11 @@ void sf_end(weft_stream *s) {
     weft_filter_stream_cancel_async(s);
     if (!s->fctx)
         return;
-    size_t n = stream_n_filters(s);
-    for (size_t i = 0; i < n; i++) {
-        const weft_http_filter_ops *o = inst(s, i)->http;
-        if (o->stream_destroy && s->fctx[i])
-            o->stream_destroy(s->fctx[i]);
+    const weft_chain_phase *p = phase(s, WEFT_PH_STREAM_DESTROY);
+    for (uint32_t k = 0; k < p->n; k++) {
+        const weft_chain_step *st = &p->steps[k];
+        if (s->fctx[st->idx])
+            ((void (*)(void *))st->fn)(s->fctx[st->idx]);
     }
     s->fctx = NULL;
 }

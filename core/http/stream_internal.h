@@ -110,6 +110,8 @@ void sf_push(weft_stream *s, int dir, struct evbuffer *src, size_t from);
 void sf_attempt(weft_stream *s, const weft_attempt_info *info);
 void sf_up_request(weft_stream *s, uint32_t attempt); /* on_upstream_request */
 void sf_log(weft_stream *s);
+/* Some filter of the stream's chain has phase ph's hook (WEFT_PH_*). */
+bool sf_has(const weft_stream *s, int ph);
 
 /* A timer or callout callback of filter `idx` runs between these two: the
  * host calls it makes are attributed to that filter, and resume is allowed

@@ -451,9 +451,11 @@ int weft_stream_on_up_head(weft_stream *s, weft_resp_head *h) {
     stream_arm_idle(s);
     weft_stats_inc(s->w->stats, s->cluster->shared->rq_total[weft_code_class(h->status)], 1);
     if (stream_n_filters(s)) {
-        weft_attempt_info ai;
-        stream_attempt_info(s, &ai, WEFT_ATTEMPT_RESPONSE, h->status);
-        sf_attempt(s, &ai);
+        if (sf_has(s, WEFT_PH_ATTEMPT)) {
+            weft_attempt_info ai;
+            stream_attempt_info(s, &ai, WEFT_ATTEMPT_RESPONSE, h->status);
+            sf_attempt(s, &ai);
+        }
         if (s->retry_requested && !stream_answered(s)) {
             weft_attempt_end(&s->att, true, s->t_up_head_us - s->t_up_start_us, weft_now_us());
             if (stream_do_retry(s))

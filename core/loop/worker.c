@@ -98,7 +98,7 @@ weft_cluster_wrk *weft_wsnap_cluster(weft_wsnap *ws, int idx) {
     return c;
 }
 
-void *weft_wsnap_filter_worker(weft_wsnap *ws, size_t li, size_t fi) {
+void *weft_wsnap_filter_worker_make(weft_wsnap *ws, size_t li, size_t fi) {
     if (!ws->fworkers || !ws->fworkers[li] || !ws->fworkers_made[li])
         return NULL;
     if (!ws->fworkers_made[li][fi]) {

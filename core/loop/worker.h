@@ -129,6 +129,11 @@ weft_cluster_wrk *weft_wsnap_cluster(weft_wsnap *ws, int idx);
 uint64_t weft_worker_rand(weft_worker *w);
 /* The worker lifetime object of HTTP filter fi of listener li (created on
  * first use with worker_create, destroyed with the worker's snapshot). */
-void *weft_wsnap_filter_worker(weft_wsnap *ws, size_t li, size_t fi);
+void *weft_wsnap_filter_worker_make(weft_wsnap *ws, size_t li, size_t fi);
+static inline void *weft_wsnap_filter_worker(weft_wsnap *ws, size_t li, size_t fi) {
+    if (ws->fworkers_made && ws->fworkers_made[li] && ws->fworkers_made[li][fi])
+        return ws->fworkers[li][fi]; /* made already: every stream after the first */
+    return weft_wsnap_filter_worker_make(ws, li, fi);
+}
 
 #endif

@@ -269,6 +269,7 @@ static void install_chain(weft_snapshot *snap, tf_script **filters, size_t n) {
     ch->n_http = n;
     ch->any_req_body = ch->any_resp_body = true;
     ch->any_req_trailers = ch->any_resp_trailers = true;
+    assert_int_equal(weft_filter_chain_index(ch), 0);
 }
 
 /* ---------- harness ---------- */
