@@ -12,6 +12,7 @@ PACKAGES=(
     libclang-rt-14-dev iproute2 procps
     redis-server redis-tools
     nghttp2-proxy nghttp2-server valgrind strace
+    prometheus
     python3-h2 python3-hpack python3-hyperframe python3-grpcio python3-websockets
 )
 

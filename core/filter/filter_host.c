@@ -801,22 +801,32 @@ static bool h_is_grpc(weft_stream *s) {
 
 /* ---------- stats, log, time ---------- */
 
-static int32_t stat_register(weft_filter_setup *st, const char *name, const char *help,
-                             weft_stat_kind kind) {
+/* The metric name weft_filter_<yaml name>_<name> and the constant label
+ * (listener, or cluster for a cluster's transport filters) of a filter's
+ * stat; false for a bad name. */
+static bool stat_naming(const weft_filter_setup *st, const char *name, char full[160],
+                        char labels[160]) {
     if (!st || !name || !*name)
-        return -1;
+        return false;
     for (const char *p = name; *p; p++)
         if (!(islower((unsigned char)*p) || isdigit((unsigned char)*p) || *p == '_'))
-            return -1;
-    char full[160], labels[160];
-    snprintf(full, sizeof(full), "weft_filter_%s_%s", st->filter->name, name);
+            return false;
+    snprintf(full, 160, "weft_filter_%s_%s", st->filter->name, name);
     for (char *p = full; *p; p++) /* filter names may have '-'; metric names may not */
         if (*p == '-')
             *p = '_';
     if (st->cluster)
-        snprintf(labels, sizeof(labels), "cluster=\"%s\"", st->cluster);
+        snprintf(labels, 160, "cluster=\"%s\"", st->cluster);
     else
-        snprintf(labels, sizeof(labels), "listener=\"%s\"", st->listener ? st->listener : "");
+        snprintf(labels, 160, "listener=\"%s\"", st->listener ? st->listener : "");
+    return true;
+}
+
+static int32_t stat_register(weft_filter_setup *st, const char *name, const char *help,
+                             weft_stat_kind kind) {
+    char full[160], labels[160];
+    if (!stat_naming(st, name, full, labels))
+        return -1;
     weft_stat_id id = kind == WEFT_STAT_COUNTER ? weft_stats_counter(full, labels, help ? help : "")
                       : kind == WEFT_STAT_GAUGE
                           ? weft_stats_gauge(full, labels, help ? help : "")
@@ -845,6 +855,59 @@ static void h_stat_observe_us(int32_t id, uint64_t us) {
     if (id >= 0)
         weft_stats_observe_us(weft_stats_thread_block(), (weft_stat_id)id, us);
 }
+
+/* [1.1 stats] labelled families (core/stats: weft_stats_family) */
+_Static_assert(WEFT_STAT_FAMILY_MAX_LABELS == WEFT_STATS_FAMILY_MAX_LABELS &&
+                   WEFT_STAT_FAMILY_MAX_SERIES == WEFT_STATS_FAMILY_MAX_SERIES &&
+                   WEFT_STAT_LABEL_VALUE_MAX == WEFT_STATS_LABEL_VALUE_MAX &&
+                   WEFT_STAT_KIND_COUNTER == WEFT_STAT_COUNTER &&
+                   WEFT_STAT_KIND_GAUGE == WEFT_STAT_GAUGE &&
+                   WEFT_STAT_KIND_HISTOGRAM == WEFT_STAT_HISTOGRAM,
+               "filter.h and core/stats agree on families");
+static weft_result h_stat_family(weft_filter_setup *st, uint32_t kind, const char *name,
+                                 const char *help, const char *const *label_names, size_t n_labels,
+                                 uint32_t max_series, int32_t *family) {
+    if (family)
+        *family = -1;
+    char full[160], labels[160];
+    /* the rules the test kit applies too (sdk/common/wsh_rules.c) */
+    if (!family || !stat_naming(st, name, full, labels) ||
+        wsh_stat_family_refusal(kind, label_names, n_labels, max_series))
+        return WEFT_ERR_INVALID;
+    weft_stat_family_id id;
+    int rc = weft_stats_family((weft_stat_kind)kind, full, labels, help, label_names, n_labels,
+                               max_series, &id);
+    if (rc == WEFT_STATS_OK && id <= INT32_MAX)
+        *family = (int32_t)id;
+    return rc == WEFT_STATS_OK       ? WEFT_OK
+           : rc == WEFT_STATS_ELIMIT ? WEFT_ERR_LIMIT
+           : rc == WEFT_STATS_ENOMEM ? WEFT_ERR_NOMEM
+                                     : WEFT_ERR_INVALID;
+}
+
+/* One update of a family: arg is the delta (a gauge's as two's
+ * complement) or the sample. The values are copied to the registry's
+ * view type (same layout; n is at most WEFT_STAT_FAMILY_MAX_LABELS). */
+static weft_result family_update(int32_t family, const weft_str *values, size_t n,
+                                 weft_stat_kind kind, uint64_t arg) {
+    weft_sv v[WEFT_STAT_FAMILY_MAX_LABELS];
+    if (family < 0 || n > WEFT_STAT_FAMILY_MAX_LABELS || (n && !values))
+        return WEFT_ERR_INVALID;
+    for (size_t i = 0; i < n; i++)
+        v[i] = V(values[i]);
+    int rc = weft_stats_family_update(weft_stats_thread_block(), (uint32_t)family, kind, v, n, arg);
+    return rc == WEFT_STATS_OK ? WEFT_OK : WEFT_ERR_INVALID;
+}
+static weft_result h_stat_family_inc(int32_t f, const weft_str *v, size_t n, uint64_t d) {
+    return family_update(f, v, n, WEFT_STAT_COUNTER, d);
+}
+static weft_result h_stat_family_gauge_add(int32_t f, const weft_str *v, size_t n, int64_t d) {
+    return family_update(f, v, n, WEFT_STAT_GAUGE, (uint64_t)d);
+}
+static weft_result h_stat_family_observe_us(int32_t f, const weft_str *v, size_t n, uint64_t us) {
+    return family_update(f, v, n, WEFT_STAT_HISTOGRAM, us);
+}
+/* [end 1.1 stats] */
 
 static void h_log(weft_log_level_t level, const char *filter, const char *msg) {
     int l = level < WEFT_LOG_LEVEL_DEBUG ? 0 : level > WEFT_LOG_LEVEL_ERROR ? 3 : (int)level;
@@ -1168,6 +1231,10 @@ static const weft_host_api host_api = {
     /* [end 1.1 tcp callout] */
 
     /* [1.1 stats] labelled stat families */
+    .stat_family = h_stat_family,
+    .stat_family_inc = h_stat_family_inc,
+    .stat_family_gauge_add = h_stat_family_gauge_add,
+    .stat_family_observe_us = h_stat_family_observe_us,
     /* [end 1.1 stats] */
 
     /* [1.1 transport] transport filters: write, timers, handshake, upstream side */

@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include "common/common.h"
+#include "wsh_rules.h"
 
 const double weft_hist_bounds_ms[WEFT_HIST_BUCKETS] = {
     0.5,  1,    2,    5,     10,    20,    50,    100,    200,    500,
@@ -68,11 +69,38 @@ typedef struct {
 } stat_name;
 
 typedef struct {
-    char *labels;
+    char *labels;        /* the key: the rendered label set; a family's adds "\x1f<signature>" */
+    uint32_t labels_len; /* length of the rendered label set in labels */
     uint32_t name_idx;
     uint32_t slot;
     uint32_t next_same_name; /* UINT32_MAX ends the chain */
+    uint32_t fam;            /* family index (g_fams), UINT32_MAX for a plain series */
 } stat_entry;
+
+/* A labelled family (see stats.h). Series records are immutable once
+ * published; cells and by_idx are written under mu, read lock-free. */
+typedef struct fam_series {
+    uint64_t hash;
+    uint32_t idx; /* series number: slot = fam->slots[idx] */
+    uint32_t len; /* bytes in data */
+    char data[];  /* per label value: uint32_t length (native order), bytes */
+} fam_series;
+
+typedef struct stat_family {
+    weft_stat_kind kind;
+    uint32_t n_labels;
+    uint32_t max_series;
+    uint32_t mask; /* cells - 1 */
+    char *label_names[WEFT_STATS_FAMILY_MAX_LABELS];
+    uint32_t *slots; /* max_series first slots, reserved at registration */
+    uint32_t overflow_slot;
+    weft_stat_id overflow_counter;
+    _Atomic uint32_t nseries;
+    _Atomic uint32_t overflow_used; /* 1 once the overflow series took an update */
+    _Atomic(fam_series *) *cells;   /* open addressing by hash */
+    _Atomic(fam_series *) *by_idx;  /* creation order, for rendering */
+    pthread_mutex_t mu;             /* creation of a series only */
+} stat_family;
 
 /* Open-addressing index of uint32 positions; UINT32_MAX marks a free cell. */
 typedef struct {
@@ -90,6 +118,11 @@ static uint32_t g_nentries, g_entries_cap;
 static stat_index g_name_index;  /* -> g_names */
 static stat_index g_entry_index; /* -> g_entries, keyed by (name_idx, labels) */
 
+/* Families by id; a published pointer never changes until reset or the
+ * rollback of the stage that made it. */
+static _Atomic(stat_family *) g_fams[WEFT_STATS_MAX_FAMILIES];
+static uint32_t g_nfams;
+
 static uint32_t g_next_slot;  /* first free slot */
 static uint32_t g_pages_used; /* pages allocated in every block */
 
@@ -97,7 +130,7 @@ static uint32_t g_pages_used; /* pages allocated in every block */
  * are hidden from scrapes until the stage ends, and forgotten if it ends
  * without keeping them. */
 static bool g_staging;
-static uint32_t g_stage_names, g_stage_entries, g_stage_slot;
+static uint32_t g_stage_names, g_stage_entries, g_stage_slot, g_stage_fams;
 
 static weft_stats_block *g_live;   /* head of the live list */
 static weft_stats_block g_retired; /* folded counters/histograms of freed blocks */
@@ -279,7 +312,60 @@ static bool valid_name(const char *s) {
 
 /* A label set is one line of text: no line breaks. */
 static bool valid_labels(const char *s) {
-    return strpbrk(s, "\r\n") == NULL;
+    return strpbrk(s, "\r\n\x1f") == NULL; /* \x1f separates a family's signature */
+}
+
+/* The copies a new entry needs (and its name's, when ni is UINT32_MAX),
+ * with room in the arrays and indexes: everything that can fail, before
+ * slots are taken. g_lock held. */
+typedef struct {
+    char *key, *name, *help;
+} entry_copies;
+
+static void copies_free(entry_copies *c) {
+    free(c->key);
+    free(c->name);
+    free(c->help);
+}
+
+static bool entry_reserve(uint32_t ni, const char *name, const char *key, const char *help,
+                          entry_copies *c) {
+    *c = (entry_copies){0};
+    if (!grow((void **)&g_entries, &g_entries_cap, g_nentries + 1, sizeof *g_entries) ||
+        !index_reserve(&g_entry_index) || !(c->key = strdup(key)))
+        return false;
+    if (ni == UINT32_MAX &&
+        (!(c->name = strdup(name)) || !(c->help = strdup(help)) ||
+         !grow((void **)&g_names, &g_names_cap, g_nnames + 1, sizeof *g_names) ||
+         !index_reserve(&g_name_index))) {
+        copies_free(c);
+        return false;
+    }
+    return true;
+}
+
+/* Adds the entry reserved by entry_reserve (takes the copies). g_lock held. */
+static uint32_t entry_commit(uint32_t ni, weft_stat_kind kind, entry_copies *c, uint32_t labels_len,
+                             uint32_t slot, uint32_t fam) {
+    uint32_t ei = g_nentries++;
+    if (ni == UINT32_MAX) {
+        ni = g_nnames++;
+        g_names[ni] = (stat_name){
+            .name = c->name, .help = c->help, .kind = kind, .first_entry = ei, .last_entry = ei};
+        index_put(&g_name_index, name_hash(c->name), ni);
+    } else {
+        g_entries[g_names[ni].last_entry].next_same_name = ei;
+        g_names[ni].last_entry = ei;
+    }
+    g_entries[ei] = (stat_entry){.labels = c->key,
+                                 .labels_len = labels_len,
+                                 .name_idx = ni,
+                                 .slot = slot,
+                                 .next_same_name = UINT32_MAX,
+                                 .fam = fam};
+    index_put(&g_entry_index, entry_hash(ni, c->key), ei);
+    *c = (entry_copies){0};
+    return ei;
 }
 
 static weft_stat_id stats_register(weft_stat_kind kind, const char *name, const char *labels,
@@ -300,56 +386,19 @@ static weft_stat_id stats_register(weft_stat_kind kind, const char *name, const 
     if (ni != UINT32_MAX) {
         uint32_t ei = entry_find(ni, labels);
         if (ei != UINT32_MAX) {
-            id = g_entries[ei].slot;
+            id = g_entries[ei].fam == UINT32_MAX ? g_entries[ei].slot : WEFT_STAT_INVALID;
             goto out;
         }
     }
-
-    /* New series: reserve everything that can fail before slots, so a
-     * failed registration leaves no half-built entry behind. */
-    if (!grow((void **)&g_entries, &g_entries_cap, g_nentries + 1, sizeof *g_entries) ||
-        !index_reserve(&g_entry_index))
+    entry_copies c;
+    if (!entry_reserve(ni, name, labels, help, &c))
         goto out;
-    char *labels_copy = strdup(labels);
-    if (!labels_copy)
-        goto out;
-    char *name_copy = NULL, *help_copy = NULL;
-    if (ni == UINT32_MAX) {
-        name_copy = strdup(name);
-        help_copy = strdup(help);
-        if (!name_copy || !help_copy ||
-            !grow((void **)&g_names, &g_names_cap, g_nnames + 1, sizeof *g_names) ||
-            !index_reserve(&g_name_index)) {
-            free(name_copy);
-            free(help_copy);
-            free(labels_copy);
-            goto out;
-        }
-    }
     uint32_t slot = alloc_slots(kind == WEFT_STAT_HISTOGRAM ? WEFT_HIST_SLOTS : 1);
     if (slot == WEFT_STAT_INVALID) {
-        free(name_copy);
-        free(help_copy);
-        free(labels_copy);
+        copies_free(&c);
         goto out;
     }
-
-    uint32_t ei = g_nentries++;
-    if (ni == UINT32_MAX) {
-        ni = g_nnames++;
-        g_names[ni] = (stat_name){.name = name_copy,
-                                  .help = help_copy,
-                                  .kind = kind,
-                                  .first_entry = ei,
-                                  .last_entry = ei};
-        index_put(&g_name_index, name_hash(name_copy), ni);
-    } else {
-        g_entries[g_names[ni].last_entry].next_same_name = ei;
-        g_names[ni].last_entry = ei;
-    }
-    g_entries[ei] = (stat_entry){
-        .labels = labels_copy, .name_idx = ni, .slot = slot, .next_same_name = UINT32_MAX};
-    index_put(&g_entry_index, entry_hash(ni, labels_copy), ei);
+    entry_commit(ni, kind, &c, (uint32_t)strlen(labels), slot, UINT32_MAX);
     id = slot;
 
 out:
@@ -369,6 +418,291 @@ weft_stat_id weft_stats_histogram(const char *name, const char *labels, const ch
     return stats_register(WEFT_STAT_HISTOGRAM, name, labels, help);
 }
 
+/* ------------------------------------------------------------- families */
+
+/* Whether label `n` is set in a rendered label set ("a=\"1\",b=\"2\""). */
+static bool labels_have(const char *labels, const char *n) {
+    size_t len = strlen(n);
+    for (const char *p = labels; (p = strstr(p, n)); p++)
+        if ((p == labels || p[-1] == ',') && p[len] == '=')
+            return true;
+    return false;
+}
+
+static void fam_free(stat_family *f) {
+    if (!f)
+        return;
+    uint32_t n = f->by_idx ? atomic_load_explicit(&f->nseries, memory_order_relaxed) : 0;
+    for (uint32_t i = 0; i < n; i++)
+        free(atomic_load_explicit(&f->by_idx[i], memory_order_relaxed));
+    for (uint32_t i = 0; i < WEFT_STATS_FAMILY_MAX_LABELS; i++)
+        free(f->label_names[i]);
+    free(f->slots);
+    free(f->cells);
+    free(f->by_idx);
+    pthread_mutex_destroy(&f->mu);
+    free(f);
+}
+
+static stat_family *fam_new(weft_stat_kind kind, const char *const *label_names, size_t n_labels,
+                            uint32_t max_series) {
+    stat_family *f = calloc(1, sizeof *f);
+    if (!f)
+        return NULL;
+    pthread_mutex_init(&f->mu, NULL);
+    f->kind = kind;
+    f->n_labels = (uint32_t)n_labels;
+    f->max_series = max_series;
+    uint32_t cap = 4;
+    while (cap < 2 * max_series)
+        cap *= 2;
+    f->mask = cap - 1;
+    f->slots = malloc((size_t)max_series * sizeof *f->slots);
+    f->cells = malloc((size_t)cap * sizeof *f->cells);
+    f->by_idx = malloc((size_t)max_series * sizeof *f->by_idx);
+    bool ok = f->slots && f->cells && f->by_idx;
+    for (size_t i = 0; ok && i < n_labels; i++)
+        ok = (f->label_names[i] = strdup(label_names[i])) != NULL;
+    if (!ok) {
+        fam_free(f);
+        return NULL;
+    }
+    for (uint32_t i = 0; i < cap; i++)
+        atomic_init(&f->cells[i], NULL);
+    for (uint32_t i = 0; i < max_series; i++)
+        atomic_init(&f->by_idx[i], NULL);
+    atomic_init(&f->nseries, 0);
+    atomic_init(&f->overflow_used, 0);
+    f->overflow_counter = WEFT_STAT_INVALID;
+    return f;
+}
+
+/* "<kind>;<max>;a,b": what must match for a registration to find a family. */
+static bool fam_key(char *out, size_t len, const char *labels, weft_stat_kind kind,
+                    const char *const *label_names, size_t n, uint32_t max_series) {
+    int w = snprintf(out, len, "%s\x1f%d;%u;", labels, (int)kind, (unsigned)max_series);
+    for (size_t i = 0; i < n && w > 0 && (size_t)w < len; i++)
+        w += snprintf(out + w, len - (size_t)w, "%s%s", i ? "," : "", label_names[i]);
+    return w > 0 && (size_t)w < len;
+}
+
+/* Another family of this name with the same constant labels that is in use. g_lock held. */
+static bool fam_clash(uint32_t ni, const char *labels) {
+    size_t len = strlen(labels);
+    for (uint32_t ei = g_names[ni].first_entry; ei != UINT32_MAX;
+         ei = g_entries[ei].next_same_name) {
+        const stat_entry *e = &g_entries[ei];
+        if (e->fam != UINT32_MAX && e->labels_len == len && memcmp(e->labels, labels, len) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Slots of a new family: the overflow series then max_series series.
+ * g_lock held; on failure the allocator is left as it was. */
+static bool fam_alloc_slots(stat_family *f) {
+    uint32_t mark = g_next_slot, per = f->kind == WEFT_STAT_HISTOGRAM ? WEFT_HIST_SLOTS : 1;
+    f->overflow_slot = alloc_slots(per);
+    for (uint32_t i = 0; f->overflow_slot != WEFT_STAT_INVALID && i < f->max_series; i++)
+        if ((f->slots[i] = alloc_slots(per)) == WEFT_STAT_INVALID) {
+            g_next_slot = mark;
+            return false;
+        }
+    return f->overflow_slot != WEFT_STAT_INVALID;
+}
+
+static int fam_register_locked(weft_stat_kind kind, const char *name, const char *labels,
+                               const char *key, const char *help, const char *const *label_names,
+                               size_t n_labels, uint32_t max_series, weft_stat_family_id *out) {
+    uint32_t ni = name_find(name);
+    if (ni != UINT32_MAX && g_names[ni].kind != kind)
+        return WEFT_STATS_EINVAL;
+    if (ni != UINT32_MAX) {
+        uint32_t ei = entry_find(ni, key);
+        if (ei != UINT32_MAX) {
+            *out = g_entries[ei].fam;
+            return WEFT_STATS_OK;
+        }
+        if (fam_clash(ni, labels))
+            return WEFT_STATS_EINVAL;
+    }
+    if (g_nfams >= WEFT_STATS_MAX_FAMILIES)
+        return WEFT_STATS_ELIMIT;
+    stat_family *f = fam_new(kind, label_names, n_labels, max_series);
+    entry_copies c;
+    if (!f || !entry_reserve(ni, name, key, help, &c)) {
+        fam_free(f);
+        return WEFT_STATS_ENOMEM;
+    }
+    if (!fam_alloc_slots(f)) {
+        copies_free(&c);
+        fam_free(f);
+        return WEFT_STATS_ELIMIT;
+    }
+    uint32_t id = g_nfams++;
+    entry_commit(ni, kind, &c, (uint32_t)strlen(labels), f->overflow_slot, id);
+    atomic_store_explicit(&g_fams[id], f, memory_order_release);
+    *out = id;
+    return WEFT_STATS_OK;
+}
+
+int weft_stats_family(weft_stat_kind kind, const char *name, const char *labels, const char *help,
+                      const char *const *label_names, size_t n_labels, uint32_t max_series,
+                      weft_stat_family_id *out) {
+    if (out)
+        *out = WEFT_STAT_INVALID;
+    if (!labels)
+        labels = "";
+    if (!help)
+        help = "";
+    if (!out || (unsigned)kind > WEFT_STAT_HISTOGRAM || !valid_name(name) ||
+        !valid_labels(labels) || n_labels > WEFT_STATS_FAMILY_MAX_LABELS ||
+        (n_labels && !label_names) || max_series < 1 || max_series > WEFT_STATS_FAMILY_MAX_SERIES)
+        return WEFT_STATS_EINVAL;
+    for (size_t i = 0; i < n_labels; i++) {
+        if (!wsh_stat_label_name_ok(label_names[i]) || labels_have(labels, label_names[i]))
+            return WEFT_STATS_EINVAL;
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(label_names[i], label_names[j]) == 0)
+                return WEFT_STATS_EINVAL;
+    }
+    char key[1024], oname[256];
+    if (!fam_key(key, sizeof key, labels, kind, label_names, n_labels, max_series))
+        return WEFT_STATS_EINVAL;
+    /* <name without _total>_overflow_total: what was folded into the overflow series */
+    size_t base = strlen(name);
+    if (base > 6 && strcmp(name + base - 6, "_total") == 0)
+        base -= 6;
+    if (snprintf(oname, sizeof oname, "%.*s_overflow_total", (int)base, name) >= (int)sizeof oname)
+        return WEFT_STATS_EINVAL;
+    char ohelp[320];
+    snprintf(ohelp, sizeof ohelp, "Updates of %s folded into its overflow series", name);
+    weft_stat_id oc = stats_register(WEFT_STAT_COUNTER, oname, labels, ohelp);
+    if (oc == WEFT_STAT_INVALID)
+        return WEFT_STATS_EINVAL;
+
+    pthread_mutex_lock(&g_lock);
+    int rc =
+        fam_register_locked(kind, name, labels, key, help, label_names, n_labels, max_series, out);
+    if (rc == WEFT_STATS_OK)
+        atomic_load_explicit(&g_fams[*out], memory_order_relaxed)->overflow_counter = oc;
+    pthread_mutex_unlock(&g_lock);
+    return rc;
+}
+
+static inline stat_family *fam_get(weft_stat_family_id id) {
+    return id < WEFT_STATS_MAX_FAMILIES ? atomic_load_explicit(&g_fams[id], memory_order_acquire)
+                                        : NULL;
+}
+
+static uint64_t values_hash(const weft_sv *v, size_t n) {
+    uint64_t h = 0x243f6a8885a308d3ull;
+    for (size_t i = 0; i < n; i++)
+        h = weft_hash64(v[i].p, v[i].len, h + v[i].len);
+    return h;
+}
+
+static bool series_is(const fam_series *s, uint64_t h, const weft_sv *v, size_t n) {
+    if (s->hash != h)
+        return false;
+    const char *p = s->data;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t len;
+        memcpy(&len, p, sizeof len);
+        p += sizeof len;
+        if (len != v[i].len || (len && memcmp(p, v[i].p, len) != 0))
+            return false;
+        p += len;
+    }
+    return true;
+}
+
+/* The series with these values, or NULL. Lock-free. */
+static fam_series *fam_find(stat_family *f, uint64_t h, const weft_sv *v, size_t n) {
+    for (uint32_t i = (uint32_t)h & f->mask;; i = (i + 1) & f->mask) {
+        fam_series *s = atomic_load_explicit(&f->cells[i], memory_order_acquire);
+        if (!s || series_is(s, h, v, n))
+            return s;
+    }
+}
+
+/* Makes the series (first update with these values), or NULL when the
+ * family is full or memory is short: the caller folds the update. */
+static fam_series *fam_create(stat_family *f, uint64_t h, const weft_sv *v, size_t n) {
+    pthread_mutex_lock(&f->mu);
+    fam_series *s = fam_find(f, h, v, n); /* another thread may have made it */
+    uint32_t idx = atomic_load_explicit(&f->nseries, memory_order_relaxed);
+    if (s || idx >= f->max_series)
+        goto out;
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++)
+        len += sizeof(uint32_t) + v[i].len;
+    s = malloc(sizeof *s + len);
+    if (!s)
+        goto out;
+    s->hash = h;
+    s->idx = idx;
+    s->len = (uint32_t)len;
+    char *p = s->data;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t l = (uint32_t)v[i].len;
+        memcpy(p, &l, sizeof l);
+        if (l)
+            memcpy(p + sizeof l, v[i].p, l);
+        p += sizeof l + l;
+    }
+    atomic_store_explicit(&f->by_idx[idx], s, memory_order_release);
+    uint32_t i = (uint32_t)h & f->mask;
+    while (atomic_load_explicit(&f->cells[i], memory_order_relaxed))
+        i = (i + 1) & f->mask;
+    atomic_store_explicit(&f->cells[i], s, memory_order_release);
+    atomic_store_explicit(&f->nseries, idx + 1, memory_order_release);
+out:
+    pthread_mutex_unlock(&f->mu);
+    return s;
+}
+
+/* First slot of the series an update goes to (folded: the overflow
+ * series, counted), or WEFT_STAT_INVALID for a bad value. */
+static uint32_t fam_slot(weft_stats_block *b, stat_family *f, const weft_sv *v, size_t n) {
+    bool fold = false;
+    for (size_t i = 0; i < n; i++) {
+        if (!v[i].p && v[i].len)
+            return WEFT_STAT_INVALID;
+        fold |= v[i].len > WEFT_STATS_LABEL_VALUE_MAX;
+    }
+    fam_series *s = NULL;
+    if (!fold) {
+        uint64_t h = values_hash(v, n);
+        s = fam_find(f, h, v, n);
+        if (!s && atomic_load_explicit(&f->nseries, memory_order_relaxed) < f->max_series)
+            s = fam_create(f, h, v, n);
+    }
+    if (s)
+        return f->slots[s->idx];
+    if (!atomic_load_explicit(&f->overflow_used, memory_order_relaxed))
+        atomic_store_explicit(&f->overflow_used, 1, memory_order_relaxed);
+    weft_stats_inc(b, f->overflow_counter, 1);
+    return f->overflow_slot;
+}
+
+int weft_stats_family_update(weft_stats_block *b, weft_stat_family_id id, weft_stat_kind kind,
+                             const weft_sv *v, size_t n, uint64_t arg) {
+    stat_family *f = fam_get(id);
+    if (!f || f->kind != kind || n != f->n_labels || (n && !v))
+        return WEFT_STATS_EINVAL;
+    if (!b) /* a thread without a block: dropped, like weft_stats_inc */
+        return WEFT_STATS_OK;
+    uint32_t slot = fam_slot(b, f, v, n);
+    if (slot == WEFT_STAT_INVALID)
+        return WEFT_STATS_EINVAL;
+    if (kind == WEFT_STAT_HISTOGRAM)
+        weft_stats_observe_us(b, slot, arg);
+    else
+        weft_stats_inc(b, slot, arg); /* a gauge's delta wraps as weft_stats_gauge_add's */
+    return WEFT_STATS_OK;
+}
+
 /* ---------------------------------------------------------------- stage */
 
 void weft_stats_stage_begin(void) {
@@ -377,6 +711,7 @@ void weft_stats_stage_begin(void) {
     g_stage_names = g_nnames;
     g_stage_entries = g_nentries;
     g_stage_slot = g_next_slot;
+    g_stage_fams = g_nfams;
     pthread_mutex_unlock(&g_lock);
 }
 
@@ -399,6 +734,11 @@ static void stage_rollback(void) {
     }
     g_nentries = g_stage_entries;
     g_nnames = g_stage_names;
+    for (uint32_t i = g_stage_fams; i < g_nfams; i++) {
+        fam_free(atomic_load_explicit(&g_fams[i], memory_order_relaxed));
+        atomic_store_explicit(&g_fams[i], NULL, memory_order_relaxed);
+    }
+    g_nfams = g_stage_fams;
     /* Older names may have grown a staged tail: cut their chains. */
     for (uint32_t ni = 0; ni < g_nnames; ni++) {
         stat_name *n = &g_names[ni];
@@ -493,16 +833,16 @@ void weft_stats_block_free(weft_stats_block *b) {
     pthread_mutex_lock(&g_lock);
     for (uint32_t i = 0; i < g_nentries; i++) {
         const stat_entry *e = &g_entries[i];
-        switch (g_names[e->name_idx].kind) {
-        case WEFT_STAT_COUNTER:
-            fold_slots(b, e->slot, 1);
-            break;
-        case WEFT_STAT_HISTOGRAM:
-            fold_slots(b, e->slot, WEFT_HIST_SLOTS);
-            break;
-        case WEFT_STAT_GAUGE:
-            break; /* the owner is gone: its deltas go too */
-        }
+        weft_stat_kind kind = g_names[e->name_idx].kind;
+        if (kind == WEFT_STAT_GAUGE)
+            continue; /* the owner is gone: its deltas go too */
+        uint32_t per = kind == WEFT_STAT_HISTOGRAM ? WEFT_HIST_SLOTS : 1;
+        fold_slots(b, e->slot, per); /* a family's: its overflow series */
+        const stat_family *f = e->fam == UINT32_MAX
+                                   ? NULL
+                                   : atomic_load_explicit(&g_fams[e->fam], memory_order_relaxed);
+        for (uint32_t k = 0; f && k < f->max_series; k++)
+            fold_slots(b, f->slots[k], per);
     }
     if (b->prev)
         b->prev->next = b->next;
@@ -617,6 +957,37 @@ int64_t weft_stats_gauge_value(weft_stat_id id) {
     return v;
 }
 
+bool weft_stats_family_value(weft_stat_family_id id, const weft_sv *v, size_t n, uint64_t *out) {
+    stat_family *f = fam_get(id);
+    if (!f || (v && n != f->n_labels))
+        return false;
+    uint32_t slot = f->overflow_slot;
+    if (v) {
+        fam_series *s = fam_find(f, values_hash(v, n), v, n);
+        if (!s)
+            return false;
+        slot = f->slots[s->idx];
+    }
+    pthread_mutex_lock(&g_lock);
+    uint64_t val = f->kind == WEFT_STAT_COUNTER ? sum_slot(slot, true)
+                   : f->kind == WEFT_STAT_GAUGE ? (uint64_t)gauge_sum(slot)
+                                                : sum_slot(slot + HIST_COUNT_SLOT, true);
+    pthread_mutex_unlock(&g_lock);
+    if (out)
+        *out = val;
+    return true;
+}
+
+uint32_t weft_stats_family_series(weft_stat_family_id id) {
+    stat_family *f = fam_get(id);
+    return f ? atomic_load_explicit(&f->nseries, memory_order_acquire) : 0;
+}
+
+uint64_t weft_stats_family_overflow(weft_stat_family_id id) {
+    stat_family *f = fam_get(id);
+    return f ? weft_stats_counter_value(f->overflow_counter) : 0;
+}
+
 /* ------------------------------------------------------------ rendering */
 
 /* Microseconds as decimal seconds, exact, without trailing zeros:
@@ -680,7 +1051,110 @@ static int render_histogram(struct evbuffer *out, const char *name, const char *
     return 0;
 }
 
-static int render_locked(struct evbuffer *out) {
+/* One series: labels is the rendered label set ("" for none). g_lock held. */
+static int render_series(struct evbuffer *out, const stat_name *n, const char *labels,
+                         uint32_t slot) {
+    const char *lo = *labels ? "{" : "", *lc = *labels ? "}" : "";
+    switch (n->kind) {
+    case WEFT_STAT_COUNTER:
+        return evbuffer_add_printf(out, "%s%s%s%s %llu\n", n->name, lo, labels, lc,
+                                   (unsigned long long)sum_slot(slot, true)) < 0
+                   ? -1
+                   : 0;
+    case WEFT_STAT_GAUGE:
+        return evbuffer_add_printf(out, "%s%s%s%s %lld\n", n->name, lo, labels, lc,
+                                   (long long)gauge_sum(slot)) < 0
+                   ? -1
+                   : 0;
+    case WEFT_STAT_HISTOGRAM:
+        return render_histogram(out, n->name, labels, slot);
+    }
+    return 0;
+}
+
+/* Length of the valid UTF-8 sequence at p (at most n bytes), 0 if none. */
+static size_t utf8_len(const unsigned char *p, size_t n) {
+    unsigned char c = p[0];
+    size_t len = c < 0x80             ? 1
+                 : (c & 0xe0) == 0xc0 ? 2
+                 : (c & 0xf0) == 0xe0 ? 3
+                 : (c & 0xf8) == 0xf0 ? 4
+                                      : 0;
+    if (!len || len > n || (len == 2 && c < 0xc2) || (c == 0xf4 && p[1] > 0x8f) || c > 0xf4)
+        return 0;
+    for (size_t i = 1; i < len; i++)
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+    if (len == 3 && ((c == 0xe0 && p[1] < 0xa0) || (c == 0xed && p[1] > 0x9f)))
+        return 0; /* overlong, surrogate */
+    if (len == 4 && c == 0xf0 && p[1] < 0x90)
+        return 0; /* overlong */
+    return len;
+}
+
+/* A label value as the text format wants it: \\, \" and \n escaped; other
+ * control characters and bytes that are not UTF-8 become U+FFFD. */
+static void add_escaped_value(struct evbuffer *out, const char *v, size_t n) {
+    const unsigned char *p = (const unsigned char *)v;
+    for (size_t i = 0; i < n;) {
+        unsigned char c = p[i];
+        size_t len = utf8_len(p + i, n - i);
+        if (c == '\\' || c == '"')
+            evbuffer_add(out, c == '\\' ? "\\\\" : "\\\"", 2);
+        else if (c == '\n')
+            evbuffer_add(out, "\\n", 2);
+        else if (!len || c < 0x20 || c == 0x7f)
+            evbuffer_add(out, "\xef\xbf\xbd", 3);
+        else
+            evbuffer_add(out, p + i, len);
+        i += len ? len : 1;
+    }
+}
+
+/* The label set of one series of family f into tmp (NUL-terminated);
+ * s NULL: the overflow series. NULL on OOM. g_lock held. */
+static const char *family_labels(struct evbuffer *tmp, const stat_entry *e, const stat_family *f,
+                                 const fam_series *s) {
+    evbuffer_drain(tmp, evbuffer_get_length(tmp));
+    evbuffer_add(tmp, e->labels, e->labels_len);
+    const char *p = s ? s->data : NULL;
+    for (uint32_t i = 0; i < f->n_labels; i++) {
+        if (i || e->labels_len)
+            evbuffer_add(tmp, ",", 1);
+        evbuffer_add_printf(tmp, "%s=\"", f->label_names[i]);
+        if (p) {
+            uint32_t len;
+            memcpy(&len, p, sizeof len);
+            add_escaped_value(tmp, p + sizeof len, len);
+            p += sizeof len + len;
+        } else {
+            evbuffer_add(tmp, WEFT_STATS_OVERFLOW_VALUE, sizeof WEFT_STATS_OVERFLOW_VALUE - 1);
+        }
+        evbuffer_add(tmp, "\"", 1);
+    }
+    evbuffer_add(tmp, "", 1);
+    return (const char *)evbuffer_pullup(tmp, -1);
+}
+
+static int render_family(struct evbuffer *out, struct evbuffer *tmp, const stat_name *n,
+                         const stat_entry *e) {
+    const stat_family *f = atomic_load_explicit(&g_fams[e->fam], memory_order_relaxed);
+    uint32_t count = atomic_load_explicit(&f->nseries, memory_order_acquire);
+    for (uint32_t i = 0; i < count; i++) {
+        const fam_series *s = atomic_load_explicit(&f->by_idx[i], memory_order_acquire);
+        const char *labels = s ? family_labels(tmp, e, f, s) : NULL;
+        if (s && (!labels || render_series(out, n, labels, f->slots[i]) < 0))
+            return -1;
+    }
+    if (atomic_load_explicit(&f->overflow_used, memory_order_relaxed)) {
+        const char *labels = family_labels(tmp, e, f, NULL);
+        if (!labels || render_series(out, n, labels, f->overflow_slot) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int render_locked(struct evbuffer *out, struct evbuffer *tmp) {
     static const char *const type_names[] = {"counter", "gauge", "histogram"};
     uint32_t nnames = g_staging ? g_stage_names : g_nnames;
     uint32_t nentries = g_staging ? g_stage_entries : g_nentries;
@@ -696,21 +1170,8 @@ static int render_locked(struct evbuffer *out) {
         for (uint32_t ei = n->first_entry; ei != UINT32_MAX && ei < nentries;
              ei = g_entries[ei].next_same_name) {
             const stat_entry *e = &g_entries[ei];
-            const char *lo = *e->labels ? "{" : "", *lc = *e->labels ? "}" : "";
-            int rc = 0;
-            switch (n->kind) {
-            case WEFT_STAT_COUNTER:
-                rc = evbuffer_add_printf(out, "%s%s%s%s %llu\n", n->name, lo, e->labels, lc,
-                                         (unsigned long long)sum_slot(e->slot, true));
-                break;
-            case WEFT_STAT_GAUGE:
-                rc = evbuffer_add_printf(out, "%s%s%s%s %lld\n", n->name, lo, e->labels, lc,
-                                         (long long)gauge_sum(e->slot));
-                break;
-            case WEFT_STAT_HISTOGRAM:
-                rc = render_histogram(out, n->name, e->labels, e->slot);
-                break;
-            }
+            int rc = e->fam != UINT32_MAX ? render_family(out, tmp, n, e)
+                                          : render_series(out, n, e->labels, e->slot);
             if (rc < 0)
                 return -1;
         }
@@ -721,9 +1182,13 @@ static int render_locked(struct evbuffer *out) {
 int weft_stats_render_prometheus(struct evbuffer *out) {
     if (!out)
         return -1;
+    struct evbuffer *tmp = evbuffer_new(); /* a family series' label set */
+    if (!tmp)
+        return -1;
     pthread_mutex_lock(&g_lock);
-    int rc = render_locked(out);
+    int rc = render_locked(out, tmp);
     pthread_mutex_unlock(&g_lock);
+    evbuffer_free(tmp);
     return rc;
 }
 
@@ -752,6 +1217,11 @@ void weft_stats_reset_for_tests(void) {
     g_nentries = g_entries_cap = g_nnames = g_names_cap = 0;
     index_free(&g_name_index);
     index_free(&g_entry_index);
+    for (uint32_t i = 0; i < g_nfams; i++) {
+        fam_free(atomic_load_explicit(&g_fams[i], memory_order_relaxed));
+        atomic_store_explicit(&g_fams[i], NULL, memory_order_relaxed);
+    }
+    g_nfams = 0;
     g_next_slot = 0;
     g_pages_used = 0;
     g_staging = false;

@@ -9,7 +9,10 @@
 #define WEFT_STATS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+
+#include "common/common.h"
 
 struct evbuffer;
 
@@ -76,6 +79,62 @@ int64_t weft_stats_gauge_value(weft_stat_id id);
  * name, one line per label set, histograms as _bucket{le=...}/_sum/_count
  * (sum in seconds, bounds in seconds). */
 int weft_stats_render_prometheus(struct evbuffer *out);
+
+/* ---- Labelled families ----
+ * A family is one metric name + constant labels (the filter's listener)
+ * whose series are made on the request path from label VALUES: the first
+ * update with a new combination of values creates its series (one malloc
+ * and the family's mutex, at most max_series times per family); every
+ * later update finds it lock-free (an atomic open-addressing table, load
+ * <= 1/2) and writes the calling thread's block like weft_stats_inc.
+ * Series slots are reserved at registration (max_series + 1 overflow), so
+ * the hot path never allocates a slot or a page. Past max_series, or for
+ * a value longer than WEFT_STATS_LABEL_VALUE_MAX, an update goes to the
+ * overflow series (every label "__overflow__") and bumps the counter
+ * <name minus _total>_overflow_total, which counts such updates. */
+#define WEFT_STATS_FAMILY_MAX_LABELS 8u
+#define WEFT_STATS_FAMILY_MAX_SERIES 10000u
+#define WEFT_STATS_MAX_FAMILIES 4096u
+#define WEFT_STATS_LABEL_VALUE_MAX 256u
+#define WEFT_STATS_OVERFLOW_VALUE "__overflow__"
+
+typedef uint32_t weft_stat_family_id; /* WEFT_STAT_INVALID: none */
+
+/* Results of the family calls. */
+#define WEFT_STATS_OK 0
+#define WEFT_STATS_EINVAL (-1) /* bad name, label, kind, count, id */
+#define WEFT_STATS_ELIMIT (-2) /* registry full (slots or families) */
+#define WEFT_STATS_ENOMEM (-3)
+
+/* Registers (or finds, with the same kind, label names and max_series:
+ * values kept) the family `name`{const_labels}. const_labels as for
+ * weft_stats_counter; a label name may not repeat or appear in it.
+ * n_labels 0..WEFT_STATS_FAMILY_MAX_LABELS, max_series
+ * 1..WEFT_STATS_FAMILY_MAX_SERIES. The same name and const labels with
+ * other label names or max_series while the first is in use (registered
+ * outside a stage, or by the current stage) is EINVAL. Thread-safe. */
+int weft_stats_family(weft_stat_kind kind, const char *name, const char *const_labels,
+                      const char *help, const char *const *label_names, size_t n_labels,
+                      uint32_t max_series, weft_stat_family_id *out);
+
+/* Hot path (any thread; a NULL block drops the update and returns OK):
+ * one update of family f, which must be of `kind`; arg is the counter's
+ * delta, the gauge's delta (two's complement) or the histogram's sample
+ * in microseconds. EINVAL: unknown family, another kind, n not the
+ * family's label count, values NULL with n > 0, a value with ptr NULL and
+ * len > 0. */
+int weft_stats_family_update(weft_stats_block *b, weft_stat_family_id f, weft_stat_kind kind,
+                             const weft_sv *values, size_t n, uint64_t arg);
+
+/* Reading (tests, the kit conformance suite): the series' value summed
+ * over blocks (counter; gauge as two's complement; histogram: count).
+ * false when the family has no such series. values NULL: the overflow
+ * series. */
+bool weft_stats_family_value(weft_stat_family_id f, const weft_sv *values, size_t n, uint64_t *out);
+/* Series made so far (the overflow series not included). */
+uint32_t weft_stats_family_series(weft_stat_family_id f);
+/* Its overflow counter (updates folded so far). */
+uint64_t weft_stats_family_overflow(weft_stat_family_id f);
 
 void weft_stats_reset_for_tests(void);
 

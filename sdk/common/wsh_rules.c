@@ -69,3 +69,38 @@ size_t wsh_log_format(char *out, const char *fmt, va_list ap) {
     out[o] = '\0';
     return o;
 }
+
+bool wsh_stat_label_name_ok(const char *n) {
+    if (!n || !*n || (n[0] == '_' && n[1] == '_'))
+        return false;
+    for (size_t i = 0; n[i]; i++) {
+        char c = n[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
+                  (i > 0 && c >= '0' && c <= '9');
+        if (!ok || i >= 64)
+            return false;
+    }
+    return true;
+}
+
+const char *wsh_stat_family_refusal(uint32_t kind, const char *const *label_names, size_t n,
+                                    uint32_t max_series) {
+    if (kind > 2)
+        return "unknown kind";
+    if (n > 8)
+        return "more than 8 labels";
+    if (n && !label_names)
+        return "label names NULL";
+    if (max_series < 1 || max_series > 10000)
+        return "max_series not in 1..10000";
+    for (size_t i = 0; i < n; i++) {
+        if (!wsh_stat_label_name_ok(label_names[i]))
+            return "bad label name";
+        if (!strcmp(label_names[i], "listener") || !strcmp(label_names[i], "cluster"))
+            return "label name reserved by weft (listener, cluster)";
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(label_names[i], label_names[j]))
+                return "label name repeated";
+    }
+    return NULL;
+}

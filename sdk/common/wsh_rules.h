@@ -5,7 +5,9 @@
 #define WEFT_WSH_RULES_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <yaml.h>
 
@@ -25,5 +27,14 @@ const char *wsh_yaml_event_refusal(const yaml_event_t *ev);
  * out[WSH_LOG_MAX + 1] and returns its length. fmt NULL: empty. */
 #define WSH_LOG_MAX 800
 size_t wsh_log_format(char *out, const char *fmt, va_list ap);
+
+/* Labelled stat families (ABI 1.1, weft_stat_family). A label name:
+ * [a-zA-Z_][a-zA-Z0-9_]*, at most 64 bytes, not starting with "__". */
+bool wsh_stat_label_name_ok(const char *name);
+/* Why weft refuses a family declaration's kind, label names (bad, "listener"
+ * or "cluster", repeated, more than 8) or max_series (1..10000), or NULL
+ * when they are fine. The metric name is checked as a stat name. */
+const char *wsh_stat_family_refusal(uint32_t kind, const char *const *label_names, size_t n,
+                                    uint32_t max_series);
 
 #endif

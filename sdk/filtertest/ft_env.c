@@ -69,7 +69,7 @@ void ft_log_add(wft_env *env, weft_log_level_t level, const char *name, const ch
 
 /* ---- loading ---- */
 
-static bool name_ok(const char *name) {
+bool ft_name_ok(const char *name) {
     if (!name || !*name)
         return false;
     for (const char *p = name; *p; p++)
@@ -93,7 +93,7 @@ static int check_descriptor(const weft_filter_descriptor *d, unsigned host_minor
                      : "built for a newer weft");
         return -1;
     }
-    bool ok = name_ok(d->name) &&
+    bool ok = ft_name_ok(d->name) &&
               ((d->kind == WEFT_FILTER_HTTP && d->http && d->http->size >= sizeof(size_t)) ||
                (d->kind == WEFT_FILTER_TRANSPORT && d->transport &&
                 d->transport->size >= sizeof(size_t)));
@@ -249,6 +249,7 @@ void wft_env_free(wft_env *env) {
         free(env->stats[i].help);
     }
     free(env->stats);
+    ft_family_free(env);
     free(env->filter_name);
     for (size_t i = 0; i < env->nlog; i++)
         free(env->log[i].text);
@@ -535,7 +536,7 @@ int32_t ft_stat_declare(weft_filter_setup *setup, const char *name, const char *
         return -1;
     }
     wft_env *env = setup->env;
-    if (!name_ok(name)) {
+    if (!ft_name_ok(name)) {
         ft_misuse(env, WEFT_ERR_INVALID, "stat name \"%s\" is not [a-z0-9_]+",
                   name ? name : "(null)");
         return -1;

@@ -822,6 +822,18 @@ static void h_stat_observe_us(int32_t id, uint64_t value_us) {
     }
 }
 
+/* [1.1 stats] labelled families (ft_family.c) */
+static weft_result h_stat_family_inc(int32_t f, const weft_str *v, size_t n, uint64_t d) {
+    return ft_family_update(f, v, n, WEFT_STAT_KIND_COUNTER, d);
+}
+static weft_result h_stat_family_gauge_add(int32_t f, const weft_str *v, size_t n, int64_t d) {
+    return ft_family_update(f, v, n, WEFT_STAT_KIND_GAUGE, (uint64_t)d);
+}
+static weft_result h_stat_family_observe_us(int32_t f, const weft_str *v, size_t n, uint64_t us) {
+    return ft_family_update(f, v, n, WEFT_STAT_KIND_HISTOGRAM, us);
+}
+/* [end 1.1 stats] */
+
 /* ---- log and time ---- */
 
 static void h_log(weft_log_level_t level, const char *filter_name, const char *msg) {
@@ -1200,6 +1212,10 @@ static const weft_host_api g_api = {
     /* [end 1.1 tcp callout] */
 
     /* [1.1 stats] labelled stat families */
+    .stat_family = ft_family_declare,
+    .stat_family_inc = h_stat_family_inc,
+    .stat_family_gauge_add = h_stat_family_gauge_add,
+    .stat_family_observe_us = h_stat_family_observe_us,
     /* [end 1.1 stats] */
 
     /* [1.1 transport] transport filters: write, timers, handshake, upstream side */

@@ -220,9 +220,10 @@ struct wft_env {
     ft_canned *canned;
     char **clusters; /* wft_env_add_cluster; none: every name is known */
     size_t nclusters;
-    ft_route *routes;       /* wft_env_add_route, in declaration order */
-    struct ft_state *state; /* 1.1 state group: shared blocks, endpoints (ft_state.c) */
-    wft_stream *streams;    /* live streams of this env */
+    ft_route *routes;               /* wft_env_add_route, in declaration order */
+    struct ft_state *state;         /* 1.1 state group: shared blocks, endpoints (ft_state.c) */
+    struct ft_family_set *families; /* 1.1 stats group: labelled families (ft_family.c) */
+    wft_stream *streams;            /* live streams of this env */
     wft_conn *conns;
     struct wft_env *next; /* all live envs */
 };
@@ -398,6 +399,17 @@ int32_t ft_stat_declare(weft_filter_setup *setup, const char *name, const char *
 /* The current env's stat `id` if it is of `kind`; NULL (and a misuse line)
  * otherwise. */
 ft_stat *ft_stat_by_id(int32_t id, ft_stat_kind kind, const char *what);
+/* [a-z0-9_]+: filter and stat names. */
+bool ft_name_ok(const char *name);
+/* ft_family.c (1.1 stats group): weft_stat_family and its updates (kind:
+ * WEFT_STAT_KIND_*; arg: the delta, a gauge's as two's complement, or the
+ * sample); ft_family_free at env free. */
+weft_result ft_family_declare(weft_filter_setup *setup, uint32_t kind, const char *name,
+                              const char *help, const char *const *names, size_t n,
+                              uint32_t max_series, int32_t *family);
+weft_result ft_family_update(int32_t family, const weft_str *v, size_t n, uint32_t kind,
+                             uint64_t arg);
+void ft_family_free(wft_env *env);
 
 /* ft_stream.c */
 wft_stream *ft_stream_from(weft_stream *s); /* NULL if not a live stream */

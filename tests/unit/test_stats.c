@@ -12,32 +12,7 @@
 #include <string.h>
 
 #include "stats/stats.h"
-
-static int setup(void **state) {
-    (void)state;
-    weft_stats_reset_for_tests();
-    return 0;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    weft_stats_reset_for_tests();
-    return 0;
-}
-
-/* Renders the registry into a NUL-terminated heap string. */
-static char *render(void) {
-    struct evbuffer *b = evbuffer_new();
-    assert_non_null(b);
-    assert_int_equal(weft_stats_render_prometheus(b), 0);
-    size_t n = evbuffer_get_length(b);
-    char *s = malloc(n + 1);
-    assert_non_null(s);
-    assert_int_equal(evbuffer_remove(b, s, n), (int)n);
-    s[n] = '\0';
-    evbuffer_free(b);
-    return s;
-}
+#include "stats_test_util.h"
 
 static void assert_render(const char *expect) {
     char *got = render();

@@ -708,6 +708,15 @@ typedef struct weft_host_api {
     /* [end 1.1 tcp callout] */
 
     /* [1.1 stats] labelled stat families */
+    weft_result (*stat_family)(weft_filter_setup *setup, uint32_t kind, const char *name,
+                               const char *help, const char *const *label_names, size_t n_labels,
+                               uint32_t max_series, int32_t *family);
+    weft_result (*stat_family_inc)(int32_t family, const weft_str *label_values, size_t n,
+                                   uint64_t delta);
+    weft_result (*stat_family_gauge_add)(int32_t family, const weft_str *label_values, size_t n,
+                                         int64_t delta);
+    weft_result (*stat_family_observe_us)(int32_t family, const weft_str *label_values, size_t n,
+                                          uint64_t value_us);
     /* [end 1.1 stats] */
 
     /* [1.1 transport] transport filters: write, timers, handshake, upstream side */
@@ -1410,6 +1419,79 @@ static inline weft_result weft_endpoint_restore(weft_stream *s, const weft_clust
 /* [end 1.1 tcp callout] */
 
 /* [1.1 stats] labelled stat families */
+/* LABELLED FAMILIES (ABI 1.1): a counter, gauge or histogram declared at
+ * config time with label NAMES, updated on the request path with label
+ * VALUES; each distinct combination of values is one series. In
+ * /stats/prometheus a family is
+ *     weft_filter_<yaml name>_<name>{listener="<listener>",<label>="<value>",...}
+ * (cluster="<cluster>" instead of listener for a cluster's transport
+ * filters). Values are escaped as the text format wants (backslash,
+ * double quote and newline are written \\, \" and \n; other control
+ * characters and bytes that are not UTF-8 become U+FFFD).
+ * CARDINALITY is bounded: past max_series distinct combinations, or for
+ * a value longer than WEFT_STAT_LABEL_VALUE_MAX bytes, an update goes to
+ * the family's OVERFLOW series, whose every label is "__overflow__"
+ * (WEFT_STAT_OVERFLOW_VALUE), and the counter
+ * weft_filter_<yaml name>_<name without _total>_overflow_total counts the
+ * updates folded there. Series are never dropped while the family lives:
+ * choose label values from a small set (methods, status classes, route
+ * names), never user input such as paths or ids. */
+#define WEFT_STAT_KIND_COUNTER 0u
+#define WEFT_STAT_KIND_GAUGE 1u
+#define WEFT_STAT_KIND_HISTOGRAM 2u
+#define WEFT_STAT_FAMILY_MAX_LABELS 8u
+#define WEFT_STAT_FAMILY_MAX_SERIES 10000u
+#define WEFT_STAT_LABEL_VALUE_MAX 256u
+#define WEFT_STAT_OVERFLOW_VALUE "__overflow__"
+
+/* Declares family `name` ([a-z0-9_], as weft_stat_counter) of `kind`
+ * (WEFT_STAT_KIND_*) with n_labels label names (0..8; each
+ * [a-zA-Z_][a-zA-Z0-9_]*, at most 64 bytes, not starting with "__", not
+ * "listener" or "cluster", no repeats) and at most max_series
+ * (1..WEFT_STAT_FAMILY_MAX_SERIES) series besides the overflow series.
+ * Sets *family to its id (-1 on error; the update calls ignore -1).
+ * Declaring it again with the same kind, label names and max_series (every
+ * reload does) returns the same family: its series keep their values.
+ * OWNERSHIP: names and help are copied. THREAD: main, inside config_create
+ * (or route_config_create) only: the setup handle lives just that long.
+ * ERRORS: WEFT_ERR_INVALID (setup or family NULL, bad kind, name, label
+ * name or count, max_series out of range, the name taken by a stat of
+ * another kind, or by a family with other label names or max_series in
+ * the same config), WEFT_ERR_LIMIT (the stats registry is full: slots for
+ * max_series + 1 series are reserved at once), WEFT_ERR_NOMEM. */
+static inline weft_result weft_stat_family(weft_filter_setup *st, uint32_t kind, const char *name,
+                                           const char *help, const char *const *label_names,
+                                           size_t n_labels, uint32_t max_series, int32_t *family) {
+    return weft__host->stat_family(st, kind, name, help, label_names, n_labels, max_series, family);
+}
+/* Updates the series of `family` named by label_values (n values, in the
+ * order of the declared label names; copied when a series is made; a view
+ * may be empty). inc: counter += delta; gauge_add: gauge += delta (may be
+ * negative); observe_us: one histogram sample in microseconds (buckets as
+ * weft_stat_observe_us). The first update with a new combination makes
+ * its series (one allocation, at most max_series times per family); every
+ * later one is lock-free and allocation-free: a hash of the values, a
+ * lookup, a per-thread slot write. A combination past max_series, or a
+ * value above WEFT_STAT_LABEL_VALUE_MAX bytes, is counted in the overflow
+ * series (WEFT_OK: see above).
+ * THREAD: any thread weft runs (workers, main, a worker- or config-scoped
+ * timer); from a thread weft did not start the update is dropped (WEFT_OK).
+ * Allowed in every hook, the log phase included.
+ * ERRORS: WEFT_ERR_INVALID (family -1 or not a family, a family of
+ * another kind, n not its label count, label_values NULL with n > 0, a
+ * value with ptr NULL and len > 0); nothing is counted then. */
+static inline weft_result weft_stat_family_inc(int32_t family, const weft_str *label_values,
+                                               size_t n, uint64_t delta) {
+    return weft__host->stat_family_inc(family, label_values, n, delta);
+}
+static inline weft_result weft_stat_family_gauge_add(int32_t family, const weft_str *label_values,
+                                                     size_t n, int64_t delta) {
+    return weft__host->stat_family_gauge_add(family, label_values, n, delta);
+}
+static inline weft_result weft_stat_family_observe_us(int32_t family, const weft_str *label_values,
+                                                      size_t n, uint64_t value_us) {
+    return weft__host->stat_family_observe_us(family, label_values, n, value_us);
+}
 /* [end 1.1 stats] */
 
 /* [1.1 transport] transport filters: write, timers, handshake, upstream side */

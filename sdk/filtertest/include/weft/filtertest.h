@@ -167,6 +167,20 @@ int64_t wft_gauge(const wft_env *env, const char *name);
 bool wft_histogram(const wft_env *env, const char *name, uint64_t *count, uint64_t *sum_us);
 /* The help text the filter declared, NULL for an unknown name. */
 const char *wft_stat_help(const wft_env *env, const char *name);
+/* Labelled families (ABI 1.1, weft_stat_family), by the family's name as
+ * declared ("requests_total"). A series is named by its label values, in
+ * the declared order, then NULL: wft_stat_series_value(env,
+ * "requests_total", "GET", "2xx", NULL). Values "__overflow__" for every
+ * label name the overflow series once it took an update. Value: counter
+ * value, histogram sample count, gauge value (0 when negative); 0 when
+ * there is no such series. */
+uint64_t wft_stat_series_value(const wft_env *env, const char *name, ...);
+int64_t wft_stat_series_gauge(const wft_env *env, const char *name, ...);
+bool wft_stat_series_exists(const wft_env *env, const char *name, ...);
+/* Series made so far (the overflow series not counted). */
+size_t wft_stat_family_series(const wft_env *env, const char *name);
+/* Updates folded into the overflow series (weft's <name>_overflow_total). */
+uint64_t wft_stat_family_overflow(const wft_env *env, const char *name);
 
 /* ---- log ---- */
 /* Lowest level weft_log_enabled() reports (default DEBUG: all enabled). */

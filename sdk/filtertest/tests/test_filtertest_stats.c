@@ -1,0 +1,184 @@
+/* test_filtertest_stats: the kit mirrors SDK 1.1's labelled stat families
+ * with weft's semantics, driven through the labelled test filter
+ * (tests/filters/labelled.c, linked in): series by method and status
+ * class read with wft_stat_series_value, the overflow series and its
+ * count past max_series and for values above 256 bytes, the declaration
+ * rules (the core's, sdk/common/wsh_rules.c), values kept over a
+ * reconfigure, and misuse of the update calls. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <weft/filtertest.h>
+
+const weft_filter_descriptor *weft_filter_entry_v1(const weft_host_api *host);
+
+static char err[512];
+
+static wft_env *make_env(const char *yaml) {
+    wft_env *env = wft_env_new(weft_filter_entry_v1, err, sizeof(err));
+    if (!env)
+        fail_msg("%s", err);
+    if (wft_env_configure(env, yaml, err, sizeof(err)) != 0)
+        fail_msg("%s", err);
+    return env;
+}
+
+static void request(wft_env *env, const char *method, int status, const char *tag) {
+    char hdr[400];
+    snprintf(hdr, sizeof hdr, "x-tag: %s", tag ? tag : "");
+    const char *const headers[] = {"host: a", tag ? hdr : NULL, NULL};
+    wft_stream *st = wft_stream_new(env, method, "/", headers);
+    assert_int_equal(wft_request_headers(st, true), WEFT_CONTINUE);
+    assert_int_equal(wft_response_headers(st, status, NULL, true), WEFT_CONTINUE);
+    assert_int_equal(wft_complete(st, NULL), 0);
+    wft_stream_free(st);
+}
+
+static void test_series_by_method_and_class(void **state) {
+    (void)state;
+    wft_env *env = make_env("max_series: 3\n");
+    request(env, "GET", 200, NULL);
+    request(env, "GET", 204, NULL);
+    request(env, "POST", 503, NULL);
+    assert_int_equal(wft_stat_series_value(env, "requests_total", "GET", "2xx", NULL), 2);
+    assert_int_equal(wft_stat_series_value(env, "requests_total", "POST", "5xx", NULL), 1);
+    assert_false(wft_stat_series_exists(env, "requests_total", "POST", "2xx", NULL));
+    assert_false(wft_stat_series_exists(env, "requests_total", "GET", NULL)); /* label count */
+    assert_int_equal(wft_stat_family_series(env, "requests_total"), 2);
+    assert_int_equal(wft_stat_family_overflow(env, "requests_total"), 0);
+    assert_false(
+        wft_stat_series_exists(env, "requests_total", "__overflow__", "__overflow__", NULL));
+
+    /* Past max_series: the overflow series, and the count of what was folded. */
+    request(env, "PUT", 200, NULL); /* third series */
+    request(env, "DELETE", 404, NULL);
+    request(env, "PATCH", 200, NULL);
+    request(env, "GET", 200, NULL); /* an existing series still counts */
+    assert_int_equal(wft_stat_family_series(env, "requests_total"), 3);
+    assert_int_equal(wft_stat_series_value(env, "requests_total", "GET", "2xx", NULL), 3);
+    assert_false(wft_stat_series_exists(env, "requests_total", "DELETE", "4xx", NULL));
+    assert_int_equal(
+        wft_stat_series_value(env, "requests_total", "__overflow__", "__overflow__", NULL), 2);
+    assert_int_equal(wft_stat_family_overflow(env, "requests_total"), 2);
+
+    /* Reconfigured with the same family: values kept (weft's reload). */
+    assert_int_equal(wft_env_configure(env, "max_series: 3\n", err, sizeof(err)), 0);
+    assert_int_equal(wft_stat_series_value(env, "requests_total", "GET", "2xx", NULL), 3);
+    assert_int_equal(wft_misuse_count(env), 0);
+    wft_env_free(env);
+}
+
+static void test_long_values_fold(void **state) {
+    (void)state;
+    wft_env *env = make_env("max_series: 10\ntag_header: x-tag\n");
+    char v256[257], v257[258];
+    memset(v256, 'a', 256);
+    v256[256] = '\0';
+    memset(v257, 'b', 257);
+    v257[257] = '\0';
+    request(env, "GET", 200, v256);
+    request(env, "GET", 200, v257);
+    request(env, "GET", 200, "a\"b\\c");
+    assert_int_equal(wft_stat_series_value(env, "requests_total", "GET", "2xx", v256, NULL), 1);
+    assert_int_equal(wft_stat_series_value(env, "requests_total", "GET", "2xx", "a\"b\\c", NULL),
+                     1);
+    assert_int_equal(wft_stat_family_overflow(env, "requests_total"), 1);
+    assert_int_equal(wft_stat_family_series(env, "requests_total"), 2);
+    wft_env_free(env);
+}
+
+/* The declaration rules are weft's: a max_series out of range refuses the
+ * config (the filter fails it), as in weft. */
+static void test_declaration_rules(void **state) {
+    (void)state;
+    wft_env *env = wft_env_new(weft_filter_entry_v1, err, sizeof(err));
+    assert_non_null(env);
+    assert_int_not_equal(wft_env_configure(env, "max_series: 0\n", err, sizeof(err)), 0);
+    assert_non_null(strstr(err, "weft_stat_family refused the family"));
+    assert_int_not_equal(wft_env_configure(env, "max_series: 10001\n", err, sizeof(err)), 0);
+    assert_int_not_equal(wft_env_configure(env, "family: Bad-Name\n", err, sizeof(err)), 0);
+    assert_int_equal(wft_env_configure(env, "max_series: 10000\n", err, sizeof(err)), 0);
+    /* The same name with another signature is refused. */
+    assert_int_not_equal(
+        wft_env_configure(env, "max_series: 10000\ntag_header: x-tag\n", err, sizeof(err)), 0);
+    wft_env_free(env);
+}
+
+/* The update calls, straight through the host table the kit gave the
+ * filter: weft's error codes. */
+static const weft_host_api *g_host;
+static int32_t g_fam = -1;
+static weft_result g_rc[8];
+
+static int probe_config(const weft_config_node *node, weft_filter_setup *setup, void **config) {
+    static const char *const names[] = {"a", "b"};
+    static const char *const bad[] = {"a", "__b"};
+    static const char *const reserved[] = {"listener"};
+    int32_t f;
+    g_rc[0] = g_host->stat_family(setup, WEFT_STAT_KIND_GAUGE, "g", "", names, 2, 4, &g_fam);
+    g_rc[1] = g_host->stat_family(setup, WEFT_STAT_KIND_GAUGE, "h", "", bad, 2, 4, &f);
+    g_rc[2] = g_host->stat_family(setup, WEFT_STAT_KIND_GAUGE, "i", "", reserved, 1, 4, &f);
+    g_rc[3] = g_host->stat_family(setup, 7, "j", "", names, 2, 4, &f);
+    *config = NULL;
+    return 0;
+}
+
+static weft_status probe_headers(void *ctx, weft_stream *s, bool end) {
+    weft_str v[2] = {WEFT_STR("x"), WEFT_STR("y")};
+    g_rc[4] = g_host->stat_family_gauge_add(g_fam, v, 2, -3);
+    g_rc[5] = g_host->stat_family_inc(g_fam, v, 2, 1);       /* a gauge */
+    g_rc[6] = g_host->stat_family_gauge_add(g_fam, v, 1, 1); /* label count */
+    g_rc[7] = g_host->stat_family_gauge_add(-1, v, 2, 1);
+    return WEFT_CONTINUE;
+}
+
+static const weft_http_filter_ops probe_ops = {
+    .size = sizeof(weft_http_filter_ops),
+    .config_create = probe_config,
+    .on_request_headers = probe_headers,
+};
+static const weft_filter_descriptor probe_desc = {
+    WEFT_FILTER_DESCRIPTOR_INIT("probe", WEFT_FILTER_HTTP),
+    .http = &probe_ops,
+};
+static const weft_filter_descriptor *probe_entry(const weft_host_api *h) {
+    g_host = h;
+    return &probe_desc;
+}
+
+static void test_update_errors(void **state) {
+    (void)state;
+    wft_env *env = wft_env_new(probe_entry, err, sizeof(err));
+    assert_non_null(env);
+    assert_int_equal(wft_env_configure(env, "", err, sizeof(err)), 0);
+    assert_int_equal(g_rc[0], WEFT_OK);
+    assert_int_equal(g_rc[1], WEFT_ERR_INVALID);
+    assert_int_equal(g_rc[2], WEFT_ERR_INVALID);
+    assert_int_equal(g_rc[3], WEFT_ERR_INVALID);
+    const char *const headers[] = {"host: a", NULL};
+    wft_stream *st = wft_stream_new(env, "GET", "/", headers);
+    assert_int_equal(wft_request_headers(st, true), WEFT_CONTINUE);
+    wft_stream_free(st);
+    assert_int_equal(g_rc[4], WEFT_OK);
+    assert_int_equal(g_rc[5], WEFT_ERR_INVALID);
+    assert_int_equal(g_rc[6], WEFT_ERR_INVALID);
+    assert_int_equal(g_rc[7], WEFT_ERR_INVALID);
+    assert_int_equal(wft_stat_series_gauge(env, "g", "x", "y", NULL), -3);
+    wft_env_free(env);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_series_by_method_and_class),
+        cmocka_unit_test(test_long_values_fold),
+        cmocka_unit_test(test_declaration_rules),
+        cmocka_unit_test(test_update_errors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# SDK 1.1 labelled stat families (weft_stat_family), through the test
+# filter "labelled" (tests/filters/labelled.c: requests by method and
+# status class, counted in the log phase). Two workers, each request on
+# its own connection (both workers count).
+#   1. values: after N requests of each kind, /stats/prometheus shows
+#      weft_filter_labelled_requests_total{listener="web",method=...,code=...}
+#      with exactly those counts (local replies, 404 and 503, included);
+#   2. bounded cardinality: max_series 3, so a 4th and 5th method go to
+#      the overflow series (method="__overflow__",code="__overflow__")
+#      and weft_filter_labelled_requests_overflow_total counts them;
+#   3. escaping: a second instance (YAML name "tagged") labels by the
+#      x-tag header: a value with a quote and a backslash is written
+#      escaped, a value above 256 bytes folds into the overflow series;
+#   4. promtool check metrics (the prometheus package) accepts the whole
+#      exposition.
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
+# shellcheck source-path=SCRIPTDIR
+source "$(dirname "${BASH_SOURCE[0]}")/lib_filter.sh"
+
+command -v promtool >/dev/null || fail "promtool not installed (scripts/setup.sh installs prometheus)"
+
+BE_PORT=$(free_port)
+WEB_PORT=$(free_port)
+TAG_PORT=$(free_port)
+ADMIN_PORT=$(free_port)
+start_backend be "$BE_PORT"
+CONFIG="$TEST_TMP/weft.yaml"
+
+# write_config [TAGGED=1]: with TAGGED=0 the "tagged" listener is gone.
+write_config() {
+    local tagged="${1:-1}"
+    {
+        cat <<YAML
+workers: 2
+drain_timeout: 2s
+filter_path: [$FILTER_DIR]
+allow_filter_paths: true
+admin:
+  address: 127.0.0.1
+  port: $ADMIN_PORT
+listeners:
+  - name: web
+    address: 127.0.0.1
+    port: $WEB_PORT
+    filters:
+      - { name: labelled, config: { max_series: 3 } }
+    virtual_hosts:
+      - name: default
+        domains: ["*"]
+        routes:
+          - { match: { prefix: /down }, direct_response: { status: 503 } }
+          - { match: { prefix: /ok }, cluster: be }
+YAML
+        if ((tagged)); then
+            cat <<YAML
+  - name: tag
+    address: 127.0.0.1
+    port: $TAG_PORT
+    filters:
+      - { name: tagged, path: $FILTER_DIR/labelled.so, config: { tag_header: x-tag } }
+    virtual_hosts:
+      - name: default
+        domains: ["*"]
+        routes:
+          - { match: { prefix: / }, cluster: be }
+YAML
+        fi
+        cat <<YAML
+clusters:
+  - name: be
+    endpoints: [{ address: 127.0.0.1, port: $BE_PORT }]
+YAML
+    } >"$CONFIG.tmp"
+    mv -f "$CONFIG.tmp" "$CONFIG"
+}
+
+# requests N [curl args...] URL: N requests, each on its own connection.
+requests() {
+    local n="$1" i
+    shift
+    for ((i = 0; i < n; i++)); do
+        curl -s -o /dev/null --max-time 10 "$@" || fail "curl $*"
+    done
+}
+
+F=weft_filter_labelled_requests_total
+W='listener="web"'
+# exact SERIES: the value of the line "SERIES value" ("none" when absent);
+# SERIES is passed through the environment (awk -v would unescape it).
+exact() {
+    admin_get /stats/prometheus | P="$1" awk '
+        BEGIN { p = ENVIRON["P"] " " }
+        substr($0, 1, length(p)) == p { print $NF; f = 1 } END { if (!f) print "none" }'
+}
+
+write_config
+start_weft "$CONFIG"
+wait_workers_at 2 1 20
+
+# ---- 1. values across two workers ----
+requests 7 "http://127.0.0.1:$WEB_PORT/ok"
+requests 3 -X POST -d x "http://127.0.0.1:$WEB_PORT/ok"
+requests 2 "http://127.0.0.1:$WEB_PORT/down"
+wait_until 10 "12 requests counted" test "$(metric "$F{$W")" -eq 12
+assert_eq 7 "$(exact "$F{$W,method=\"GET\",code=\"2xx\"}")" "GET 2xx"
+assert_eq 3 "$(exact "$F{$W,method=\"POST\",code=\"2xx\"}")" "POST 2xx"
+assert_eq 2 "$(exact "$F{$W,method=\"GET\",code=\"5xx\"}")" "GET 5xx (local reply)"
+assert_eq 0 "$(exact "weft_filter_labelled_requests_overflow_total{$W}")" "nothing folded yet"
+log "values right after 12 requests on two workers"
+
+# ---- 2. overflow past max_series (3 series made: GET 2xx, POST 2xx, GET 5xx) ----
+requests 2 -X PUT "http://127.0.0.1:$WEB_PORT/ok"
+requests 1 -X DELETE "http://127.0.0.1:$WEB_PORT/ok"
+requests 1 "http://127.0.0.1:$WEB_PORT/ok"
+wait_until 10 "16 requests counted" test "$(metric "$F{$W")" -eq 16
+assert_eq 3 "$(exact "$F{$W,method=\"__overflow__\",code=\"__overflow__\"}")" "overflow series"
+assert_eq 3 "$(exact "weft_filter_labelled_requests_overflow_total{$W}")" "overflow counter"
+assert_eq 8 "$(exact "$F{$W,method=\"GET\",code=\"2xx\"}")" "an existing series still counts"
+TEXT=$(admin_get /stats/prometheus)
+assert_not_contains "$TEXT" "method=\"PUT\"" "PUT has no series of its own"
+log "overflow series and counter after max_series"
+
+# ---- 3. escaping and long values ----
+T='listener="tag"'
+requests 1 -H 'x-tag: a"b\c' "http://127.0.0.1:$TAG_PORT/"
+requests 2 -H "x-tag: $(printf 'v%.0s' {1..300})" "http://127.0.0.1:$TAG_PORT/"
+TF=weft_filter_tagged_requests_total
+wait_until 10 "3 tagged requests counted" test "$(metric "$TF{$T")" -eq 3
+assert_eq 1 "$(exact "$TF{$T,method=\"GET\",code=\"2xx\",tag=\"a\\\"b\\\\c\"}")" "escaped value"
+assert_eq 2 "$(exact "$TF{$T,method=\"__overflow__\",code=\"__overflow__\",tag=\"__overflow__\"}")" "long values folded"
+log "label values escaped; values above 256 bytes folded"
+
+# ---- 4. the exposition format, checked by Prometheus' own parser ----
+admin_get /stats/prometheus >"$TEST_TMP/metrics.txt"
+promtool check metrics <"$TEST_TMP/metrics.txt" >"$TEST_TMP/promtool.out" 2>&1 ||
+    fail "promtool check metrics: $(cat "$TEST_TMP/promtool.out")"
+log "promtool check metrics: OK"
+
+stop_weft
+log "PASS"

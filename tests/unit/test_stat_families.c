@@ -1,0 +1,369 @@
+/* Unit tests for core/stats labelled families (ABI 1.1 weft_stat_family):
+ * registration rules, series made on first use, bounded cardinality with
+ * the overflow series and its counter, label value escaping, staging, and
+ * several writer threads making and bumping series at once (TSan). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <event2/buffer.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stats/stats.h"
+#include "stats_test_util.h"
+
+/* The three update kinds, as filter_host.c calls them. */
+static int fam_inc(weft_stats_block *b, weft_stat_family_id f, const weft_sv *v, size_t n,
+                   uint64_t d) {
+    return weft_stats_family_update(b, f, WEFT_STAT_COUNTER, v, n, d);
+}
+static int fam_gauge(weft_stats_block *b, weft_stat_family_id f, const weft_sv *v, size_t n,
+                     int64_t d) {
+    return weft_stats_family_update(b, f, WEFT_STAT_GAUGE, v, n, (uint64_t)d);
+}
+static int fam_observe(weft_stats_block *b, weft_stat_family_id f, const weft_sv *v, size_t n,
+                       uint64_t us) {
+    return weft_stats_family_update(b, f, WEFT_STAT_HISTOGRAM, v, n, us);
+}
+
+static void assert_has(const char *text, const char *needle) {
+    if (!strstr(text, needle))
+        fail_msg("missing %s in:\n%s", needle, text);
+}
+
+static const char *const METHOD_CODE[] = {"method", "code"};
+#define L "listener=\"http\""
+
+static weft_stat_family_id family(weft_stat_kind kind, const char *name, uint32_t max) {
+    weft_stat_family_id f;
+    assert_int_equal(weft_stats_family(kind, name, L, "Requests", METHOD_CODE, 2, max, &f),
+                     WEFT_STATS_OK);
+    return f;
+}
+
+static int inc(weft_stats_block *b, weft_stat_family_id f, const char *m, const char *c,
+               uint64_t d) {
+    weft_sv v[2] = {weft_sv_from(m), weft_sv_from(c)};
+    return fam_inc(b, f, v, 2, d);
+}
+
+static uint64_t value(weft_stat_family_id f, const char *m, const char *c) {
+    weft_sv v[2] = {weft_sv_from(m), weft_sv_from(c)};
+    uint64_t out = 0;
+    return weft_stats_family_value(f, v, 2, &out) ? out : UINT64_MAX;
+}
+
+static void test_counter_family(void **state) {
+    (void)state;
+    weft_stats_block *b = weft_stats_block_new();
+    weft_stat_family_id f = family(WEFT_STAT_COUNTER, "weft_filter_x_requests_total", 10);
+    assert_int_equal(weft_stats_family_series(f), 0);
+    assert_int_equal(inc(b, f, "GET", "2xx", 1), WEFT_STATS_OK);
+    assert_int_equal(inc(b, f, "GET", "2xx", 2), WEFT_STATS_OK);
+    assert_int_equal(inc(b, f, "POST", "5xx", 1), WEFT_STATS_OK);
+    assert_int_equal(inc(b, f, "", "", 4), WEFT_STATS_OK); /* empty values are values */
+    assert_int_equal(weft_stats_family_series(f), 3);
+    assert_int_equal(value(f, "GET", "2xx"), 3);
+    assert_int_equal(value(f, "POST", "5xx"), 1);
+    assert_int_equal(value(f, "", ""), 4);
+    assert_int_equal(value(f, "GET", "5xx"), UINT64_MAX); /* no such series */
+    /* "ab"+"c" and "a"+"bc" are different series */
+    assert_int_equal(inc(b, f, "ab", "c", 1), WEFT_STATS_OK);
+    assert_int_equal(inc(b, f, "a", "bc", 1), WEFT_STATS_OK);
+    assert_int_equal(value(f, "ab", "c"), 1);
+    assert_int_equal(weft_stats_family_series(f), 5);
+
+    /* Same declaration: same family, values kept. */
+    assert_int_equal(family(WEFT_STAT_COUNTER, "weft_filter_x_requests_total", 10), f);
+    assert_int_equal(value(f, "GET", "2xx"), 3);
+
+    char *text = render();
+    assert_has(text,
+               "# HELP weft_filter_x_requests_total Requests\n"
+               "# TYPE weft_filter_x_requests_total counter\n"
+               "weft_filter_x_requests_total{listener=\"http\",method=\"GET\",code=\"2xx\"} 3\n"
+               "weft_filter_x_requests_total{listener=\"http\",method=\"POST\",code=\"5xx\"} 1\n"
+               "weft_filter_x_requests_total{listener=\"http\",method=\"\",code=\"\"} 4\n");
+    assert_has(text, "weft_filter_x_requests_overflow_total{listener=\"http\"} 0\n");
+    assert_null(strstr(text, "__overflow__")); /* not used yet */
+    free(text);
+
+    /* A freed block's counts are kept (folded into the retired block). */
+    weft_stats_block_free(b);
+    assert_int_equal(value(f, "GET", "2xx"), 3);
+}
+
+static void test_registration_rules(void **state) {
+    (void)state;
+    weft_stat_family_id f, g;
+    const char *bad[][2] = {{"__x", "a"}, {"1a", "b"},       {"a-b", "c"},
+                            {"a", "a"},   {"listener", "b"}, {"", "b"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *names[2] = {bad[i][0], bad[i][1]};
+        assert_int_equal(weft_stats_family(WEFT_STAT_COUNTER, "weft_f", L, "", names, 2, 5, &f),
+                         WEFT_STATS_EINVAL);
+        assert_int_equal(f, WEFT_STAT_INVALID);
+    }
+    const char *ok[] = {"_a", "A_9", "le_x"};
+    assert_int_equal(weft_stats_family(WEFT_STAT_COUNTER, "weft_f", L, "", ok, 3, 5, &f),
+                     WEFT_STATS_OK);
+    const char *long_name[] = {"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"};
+    assert_int_equal(weft_stats_family(WEFT_STAT_COUNTER, "weft_g", L, "", long_name, 1, 5, &g),
+                     WEFT_STATS_EINVAL); /* 65 bytes */
+    /* max_series, kind, label count, name */
+    assert_int_equal(weft_stats_family(WEFT_STAT_COUNTER, "weft_g", L, "", ok, 1, 0, &g),
+                     WEFT_STATS_EINVAL);
+    assert_int_equal(weft_stats_family(WEFT_STAT_COUNTER, "weft_g", L, "", ok, 1,
+                                       WEFT_STATS_FAMILY_MAX_SERIES + 1, &g),
+                     WEFT_STATS_EINVAL);
+    assert_int_equal(weft_stats_family((weft_stat_kind)3, "weft_g", L, "", ok, 1, 5, &g),
+                     WEFT_STATS_EINVAL);
+    const char *nine[9] = {"a", "b", "c", "d", "e", "f", "g", "h", "i"};
+    assert_int_equal(weft_stats_family(WEFT_STAT_COUNTER, "weft_g", L, "", nine, 9, 5, &g),
+                     WEFT_STATS_EINVAL);
+    assert_int_equal(weft_stats_family(WEFT_STAT_COUNTER, "bad-name", L, "", ok, 1, 5, &g),
+                     WEFT_STATS_EINVAL);
+    /* Same name + constant labels with another signature: refused while
+     * the first is in use; another kind: refused. */
+    assert_int_equal(weft_stats_family(WEFT_STAT_COUNTER, "weft_f", L, "", ok, 2, 5, &g),
+                     WEFT_STATS_EINVAL);
+    assert_int_equal(weft_stats_family(WEFT_STAT_COUNTER, "weft_f", L, "", ok, 3, 6, &g),
+                     WEFT_STATS_EINVAL);
+    assert_int_equal(
+        weft_stats_family(WEFT_STAT_GAUGE, "weft_f", "listener=\"b\"", "", ok, 3, 5, &g),
+        WEFT_STATS_EINVAL);
+    /* Another listener: another family of the same name. */
+    assert_int_equal(
+        weft_stats_family(WEFT_STAT_COUNTER, "weft_f", "listener=\"b\"", "", ok, 3, 5, &g),
+        WEFT_STATS_OK);
+    assert_int_not_equal(f, g);
+    /* Updates: wrong count, wrong kind, unknown id, NULL values. */
+    weft_stats_block *b = weft_stats_block_new();
+    weft_sv v[3] = {WEFT_SV_LIT("1"), WEFT_SV_LIT("2"), WEFT_SV_LIT("3")};
+    assert_int_equal(fam_inc(b, f, v, 2, 1), WEFT_STATS_EINVAL);
+    assert_int_equal(fam_gauge(b, f, v, 3, 1), WEFT_STATS_EINVAL);
+    assert_int_equal(fam_observe(b, f, v, 3, 1), WEFT_STATS_EINVAL);
+    assert_int_equal(fam_inc(b, 999, v, 3, 1), WEFT_STATS_EINVAL);
+    assert_int_equal(fam_inc(b, WEFT_STAT_INVALID, v, 3, 1), WEFT_STATS_EINVAL);
+    assert_int_equal(fam_inc(b, f, NULL, 3, 1), WEFT_STATS_EINVAL);
+    v[1] = (weft_sv){NULL, 3};
+    assert_int_equal(fam_inc(b, f, v, 3, 1), WEFT_STATS_EINVAL);
+    assert_int_equal(weft_stats_family_series(f), 0);
+    v[1] = (weft_sv){NULL, 0};
+    assert_int_equal(fam_inc(b, f, v, 3, 1), WEFT_STATS_OK);
+    /* No block (a thread weft did not start): dropped, not an error. */
+    assert_int_equal(fam_inc(NULL, f, v, 3, 1), WEFT_STATS_OK);
+    assert_int_equal(weft_stats_family_series(f), 1);
+    weft_stats_block_free(b);
+}
+
+static void test_overflow(void **state) {
+    (void)state;
+    weft_stats_block *b = weft_stats_block_new();
+    weft_stat_family_id f = family(WEFT_STAT_COUNTER, "weft_rq_total", 2);
+    assert_int_equal(inc(b, f, "GET", "2xx", 1), WEFT_STATS_OK);
+    assert_int_equal(inc(b, f, "PUT", "2xx", 1), WEFT_STATS_OK);
+    assert_int_equal(inc(b, f, "POST", "2xx", 5), WEFT_STATS_OK); /* third: folded */
+    assert_int_equal(inc(b, f, "HEAD", "2xx", 7), WEFT_STATS_OK);
+    assert_int_equal(inc(b, f, "GET", "2xx", 1), WEFT_STATS_OK); /* existing: counted */
+    char longv[WEFT_STATS_LABEL_VALUE_MAX + 2];
+    memset(longv, 'x', sizeof longv - 1);
+    longv[sizeof longv - 1] = '\0';
+    assert_int_equal(inc(b, f, longv, "2xx", 1), WEFT_STATS_OK); /* too long: folded */
+    longv[WEFT_STATS_LABEL_VALUE_MAX] = '\0';                    /* exactly the max: fine */
+    assert_int_equal(weft_stats_family_series(f), 2);
+    assert_int_equal(value(f, "GET", "2xx"), 2);
+    assert_int_equal(value(f, "POST", "2xx"), UINT64_MAX);
+    uint64_t ov = 0;
+    assert_true(weft_stats_family_value(f, NULL, 0, &ov));
+    assert_int_equal(ov, 13);
+    assert_int_equal(weft_stats_family_overflow(f), 3); /* updates folded, not their deltas */
+    char *text = render();
+    assert_has(
+        text,
+        "weft_rq_total{listener=\"http\",method=\"__overflow__\",code=\"__overflow__\"} 13\n");
+    assert_has(text, "# TYPE weft_rq_overflow_total counter\n"
+                     "weft_rq_overflow_total{listener=\"http\"} 3\n");
+    free(text);
+    weft_stats_block_free(b);
+
+    /* A family with room for one long value: 256 bytes is not folded. */
+    b = weft_stats_block_new();
+    weft_stat_family_id g = family(WEFT_STAT_COUNTER, "weft_long_total", 2);
+    assert_int_equal(inc(b, g, longv, "x", 1), WEFT_STATS_OK);
+    assert_int_equal(weft_stats_family_series(g), 1);
+    assert_int_equal(weft_stats_family_overflow(g), 0);
+    weft_stats_block_free(b);
+}
+
+static void test_escaping(void **state) {
+    (void)state;
+    weft_stats_block *b = weft_stats_block_new();
+    const char *names[] = {"v"};
+    weft_stat_family_id f;
+    assert_int_equal(
+        weft_stats_family(WEFT_STAT_COUNTER, "weft_esc_total", "", "", names, 1, 10, &f),
+        WEFT_STATS_OK);
+    const char *vals[] = {"a\"b",     "c\\d",        "e\nf",     "tab\tcr\r",
+                          "\xff\xfe", "caf\xc3\xa9", "\xe2\x82", "\xed\xa0\x80"};
+    for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
+        weft_sv v = weft_sv_from(vals[i]);
+        assert_int_equal(fam_inc(b, f, &v, 1, i + 1), WEFT_STATS_OK);
+    }
+    weft_sv nul = {"x\0y", 3};
+    assert_int_equal(fam_inc(b, f, &nul, 1, 9), WEFT_STATS_OK);
+    char *text = render();
+    assert_has(text, "weft_esc_total{v=\"a\\\"b\"} 1\n");
+    assert_has(text, "weft_esc_total{v=\"c\\\\d\"} 2\n");
+    assert_has(text, "weft_esc_total{v=\"e\\nf\"} 3\n");
+    assert_has(text, "weft_esc_total{v=\"tab\xef\xbf\xbd"
+                     "cr\xef\xbf\xbd\"} 4\n");
+    assert_has(text, "weft_esc_total{v=\"\xef\xbf\xbd\xef\xbf\xbd\"} 5\n");
+    assert_has(text, "weft_esc_total{v=\"caf\xc3\xa9\"} 6\n");
+    assert_has(text, "weft_esc_total{v=\"\xef\xbf\xbd\xef\xbf\xbd\"} 7\n");
+    assert_has(text, "weft_esc_total{v=\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\"} 8\n");
+    assert_has(text, "weft_esc_total{v=\"x\xef\xbf\xbdy\"} 9\n");
+    free(text);
+    weft_stats_block_free(b);
+}
+
+static void test_gauge_and_histogram(void **state) {
+    (void)state;
+    weft_stats_block *b = weft_stats_block_new();
+    const char *names[] = {"route"};
+    weft_stat_family_id g, h;
+    assert_int_equal(
+        weft_stats_family(WEFT_STAT_GAUGE, "weft_inflight", L, "In flight", names, 1, 4, &g),
+        WEFT_STATS_OK);
+    assert_int_equal(
+        weft_stats_family(WEFT_STAT_HISTOGRAM, "weft_lat_seconds", L, "Latency", names, 1, 4, &h),
+        WEFT_STATS_OK);
+    weft_sv r = WEFT_SV_LIT("api");
+    assert_int_equal(fam_gauge(b, g, &r, 1, 5), WEFT_STATS_OK);
+    assert_int_equal(fam_gauge(b, g, &r, 1, -7), WEFT_STATS_OK);
+    assert_int_equal(fam_inc(b, g, &r, 1, 1), WEFT_STATS_EINVAL); /* a gauge */
+    assert_int_equal(fam_observe(b, h, &r, 1, 1500), WEFT_STATS_OK);
+    assert_int_equal(fam_observe(b, h, &r, 1, 700000000), WEFT_STATS_OK);
+    uint64_t v;
+    assert_true(weft_stats_family_value(g, &r, 1, &v));
+    assert_int_equal((int64_t)v, -2);
+    assert_true(weft_stats_family_value(h, &r, 1, &v));
+    assert_int_equal(v, 2);
+    char *text = render();
+    assert_has(text,
+               "# TYPE weft_inflight gauge\nweft_inflight{listener=\"http\",route=\"api\"} -2\n");
+    assert_has(text, "weft_lat_seconds_bucket{listener=\"http\",route=\"api\",le=\"0.002\"} 1\n");
+    assert_has(text, "weft_lat_seconds_bucket{listener=\"http\",route=\"api\",le=\"+Inf\"} 2\n");
+    assert_has(text, "weft_lat_seconds_sum{listener=\"http\",route=\"api\"} 700.0015\n");
+    assert_has(text, "weft_lat_seconds_count{listener=\"http\",route=\"api\"} 2\n");
+    assert_has(text, "weft_lat_seconds_overflow_total{listener=\"http\"} 0\n");
+    free(text);
+    weft_stats_block_free(b);
+}
+
+static void test_stage_rollback(void **state) {
+    (void)state;
+    weft_stats_block *b = weft_stats_block_new();
+    weft_stat_family_id kept = family(WEFT_STAT_COUNTER, "weft_kept_total", 3);
+    assert_int_equal(inc(b, kept, "GET", "2xx", 1), WEFT_STATS_OK);
+    char *before = render();
+    weft_stats_stage_begin();
+    assert_int_equal(family(WEFT_STAT_COUNTER, "weft_kept_total", 3), kept);
+    weft_stat_family_id staged = family(WEFT_STAT_COUNTER, "weft_staged_total", 3);
+    assert_int_equal(inc(b, staged, "GET", "2xx", 1), WEFT_STATS_OK);
+    char *during = render();
+    assert_string_equal(during, before); /* hidden while staged */
+    free(during);
+    weft_stats_stage_end(false);
+    char *after = render();
+    assert_string_equal(after, before);
+    free(after);
+    free(before);
+    assert_int_equal(inc(b, staged, "GET", "2xx", 1), WEFT_STATS_EINVAL); /* forgotten */
+    assert_int_equal(value(kept, "GET", "2xx"), 1);
+    /* The id is given again, clean. */
+    assert_int_equal(family(WEFT_STAT_COUNTER, "weft_other_total", 3), staged);
+    assert_int_equal(weft_stats_family_series(staged), 0);
+    weft_stats_block_free(b);
+}
+
+/* Writers making and bumping series at once (run under TSan too): every
+ * update lands exactly once, in its series or in the overflow series. */
+#define FAM_THREADS 4
+#define FAM_ITERS 20000
+#define FAM_VALUES 48
+#define FAM_MAX 32
+
+struct fam_arg {
+    weft_stat_family_id f;
+    int seed;
+};
+
+static void *fam_writer(void *p) {
+    struct fam_arg *a = p;
+    weft_stats_block *b = weft_stats_block_new();
+    weft_stats_set_thread_block(b);
+    char m[16];
+    for (int i = 0; i < FAM_ITERS; i++) {
+        snprintf(m, sizeof m, "v%d", (i * 7 + a->seed) % FAM_VALUES);
+        weft_sv v[2] = {weft_sv_from(m), WEFT_SV_LIT("2xx")};
+        if (fam_inc(weft_stats_thread_block(), a->f, v, 2, 1) != WEFT_STATS_OK)
+            return (void *)1;
+    }
+    return b; /* freed by the test after the join: folded into the retired block */
+}
+
+static void test_threads(void **state) {
+    (void)state;
+    weft_stat_family_id f = family(WEFT_STAT_COUNTER, "weft_mt_total", FAM_MAX);
+    pthread_t th[FAM_THREADS];
+    struct fam_arg args[FAM_THREADS];
+    for (int i = 0; i < FAM_THREADS; i++) {
+        args[i] = (struct fam_arg){f, i * 13};
+        assert_int_equal(pthread_create(&th[i], NULL, fam_writer, &args[i]), 0);
+    }
+    for (int k = 0; k < 20; k++) { /* scrape while they write */
+        char *text = render();
+        free(text);
+    }
+    weft_stats_block *blocks[FAM_THREADS];
+    for (int i = 0; i < FAM_THREADS; i++) {
+        void *r;
+        assert_int_equal(pthread_join(th[i], &r), 0);
+        assert_true(r != (void *)1);
+        blocks[i] = r;
+    }
+    assert_int_equal(weft_stats_family_series(f), FAM_MAX);
+    uint64_t total = 0, v;
+    char m[16];
+    for (int i = 0; i < FAM_VALUES; i++) {
+        snprintf(m, sizeof m, "v%d", i);
+        if ((v = value(f, m, "2xx")) != UINT64_MAX)
+            total += v;
+    }
+    assert_true(weft_stats_family_value(f, NULL, 0, &v));
+    assert_int_equal(weft_stats_family_overflow(f), v); /* delta 1: updates == values */
+    total += v;
+    assert_int_equal(total, (uint64_t)FAM_THREADS * FAM_ITERS);
+    for (int i = 0; i < FAM_THREADS; i++)
+        weft_stats_block_free(blocks[i]);
+    assert_int_equal(weft_stats_family_overflow(f), v);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_counter_family, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_registration_rules, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_overflow, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_escaping, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gauge_and_histogram, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stage_rollback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
