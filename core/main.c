@@ -71,7 +71,10 @@ static void start_drain(app *a) {
     a->drain_deadline_ms = weft_now_ms() + a->snap->cfg->drain_timeout_ms;
     WEFT_INFO("draining for up to %llums: listeners stay open, connections are asked to close",
               (unsigned long long)a->snap->cfg->drain_timeout_ms);
-    weft_listen_set_close(&a->listen); /* the workers hold the last copies */
+    /* tcp_proxy listeners close now (the workers close theirs); the main
+     * thread keeps its copies of the HTTP ones until the drain ends, to see
+     * connections waiting in their accept queues (on_drain_poll). */
+    weft_listen_set_close_tcp(&a->listen, a->snap->cfg);
     for (int i = 0; i < a->n_workers; i++)
         weft_worker_drain(a->workers[i]);
     struct timeval tv = {0, 50 * 1000};
@@ -93,10 +96,15 @@ static int active_conns(app *a, unsigned *accepts) {
 }
 
 /* True when no connection was open at this poll nor at the previous one,
- * and none was accepted in between: the clients have left (a client that
- * reconnects after Connection: close is seen by the accept count even if
- * no poll catches its connection open). */
+ * none was accepted in between and none waits in a listener's accept
+ * queue: the clients have left (a client that reconnects after
+ * Connection: close is seen by the accept count even if no poll catches
+ * its connection open; one whose connect the kernel completed while every
+ * worker was busy is seen in the accept queue: exiting then would reset
+ * it). */
 static bool clients_gone(app *a, int n, unsigned accepts) {
+    if (n == 0 && weft_listen_set_queued(&a->listen))
+        n = 1;
     bool gone = n == 0 && a->drain_idle && accepts == a->drain_accepts;
     a->drain_idle = n == 0;
     a->drain_accepts = accepts;
@@ -121,6 +129,7 @@ static void on_drain_poll(evutil_socket_t fd, short what, void *arg) {
         /* POST /drain: the process stays, without listeners. */
         a->drain_ended = true;
         WEFT_INFO("drain timeout: listeners closed, closing %d connection(s) still open", n);
+        weft_listen_set_close(&a->listen);
         for (int i = 0; i < a->n_workers; i++)
             weft_worker_drain_end(a->workers[i]);
         event_del(a->ev_drain_poll);

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -149,6 +150,26 @@ void weft_listen_set_adopt(weft_listen_set *cur, weft_listen_set *next) {
 
 void weft_listen_set_close(weft_listen_set *s) {
     release(s, NULL);
+}
+
+void weft_listen_set_close_tcp(weft_listen_set *s, const weft_config *cfg) {
+    for (size_t i = 0; i < s->n && i < cfg->n_listeners; i++)
+        if (cfg->listeners[i].is_tcp)
+            sock_close(&s->socks[i], s->n_workers);
+}
+
+unsigned weft_listen_set_queued(const weft_listen_set *s) {
+    unsigned n = 0;
+    for (size_t i = 0; i < s->n; i++)
+        for (int w = 0; s->socks[i].fds && w < s->n_workers; w++) {
+            struct tcp_info ti;
+            socklen_t len = sizeof(ti);
+            memset(&ti, 0, sizeof(ti));
+            if (s->socks[i].fds[w] >= 0 &&
+                getsockopt(s->socks[i].fds[w], IPPROTO_TCP, TCP_INFO, &ti, &len) == 0)
+                n += ti.tcpi_unacked; /* of a listening socket: its accept queue */
+        }
+    return n;
 }
 
 weft_listen_handoff *weft_listen_set_dup(const weft_listen_set *s, int wid) {

@@ -48,9 +48,17 @@ void weft_listen_set_abort(weft_listen_set *next, const weft_listen_set *cur);
 /* cur := next: closes the main thread's copies of sockets next does not
  * share (workers close theirs when they adopt the config without them). */
 void weft_listen_set_adopt(weft_listen_set *cur, weft_listen_set *next);
-/* Closes every main thread copy (drain: the sockets close as soon as the
- * workers close theirs). */
+/* Closes every main thread copy (the sockets close as soon as the workers
+ * close theirs). */
 void weft_listen_set_close(weft_listen_set *s);
+/* Closes the main thread's copies of cfg's tcp_proxy listeners only (the
+ * drain: workers close those at once; HTTP listeners keep accepting, and
+ * the main thread keeps its copies to see their accept queues). */
+void weft_listen_set_close_tcp(weft_listen_set *s, const weft_config *cfg);
+/* Connections the kernel completed but no worker has accepted yet, over
+ * every socket of the set (TCP_INFO of a listening socket: its accept
+ * queue). Main thread. */
+unsigned weft_listen_set_queued(const weft_listen_set *s);
 
 /* Worker `wid`'s handoff for each listener (n entries, malloc'd; the fds
  * are fresh dups the receiver owns). NULL when the set is empty. */
