@@ -80,6 +80,31 @@ static inline bool weft_is_tchar(unsigned char c) {
     return weft_tchar_table[c];
 }
 
+/* field-value and reason-phrase bytes (RFC 9110 5.5, RFC 9112 4): HTAB,
+ * SP, VCHAR, obs-text. */
+static inline bool weft_is_text_byte(unsigned char c) {
+    return (c >= 0x20 || c == '\t') && c != 0x7f;
+}
+/* The end of the run of such bytes in p[i, end): eight at a time while a
+ * word holds none below 0x20 and none equal to 0x7f (exact as a yes/no: a
+ * borrow only propagates from a byte that already matched), then byte by
+ * byte from the word holding an HTAB or a control byte. The h1 parser and
+ * writer check every header value with it. */
+static inline size_t weft_text_span(const char *p, size_t i, size_t end) {
+    const uint64_t ones = 0x0101010101010101u, high = 0x8080808080808080u;
+    while (end - i >= 8) {
+        uint64_t x;
+        memcpy(&x, p + i, 8);
+        uint64_t y = x ^ (ones * 0x7f);
+        if ((((x - ones * 0x20) & ~x) | ((y - ones) & ~y)) & high)
+            break;
+        i += 8;
+    }
+    while (i < end && weft_is_text_byte((unsigned char)p[i]))
+        i++;
+    return i;
+}
+
 /* Hashes used by load balancing and lookups. */
 uint64_t weft_hash64(const void *data, size_t len, uint64_t seed);
 

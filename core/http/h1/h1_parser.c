@@ -18,7 +18,13 @@
  *      rules, Host, target form, limits) run in those callbacks.
  *
  * llhttp never sees a byte the scanner refused, so whatever reaches the
- * caller has passed both. */
+ * caller has passed both.
+ *
+ * The scanner is on the path of every head byte, so it takes whole plain
+ * lines at once (start line, "name:value CRLF", the final CRLF) and runs
+ * of ordinary bytes within a line, and falls back to its per-byte state
+ * machine for anything else; both accept and refuse exactly the same
+ * bytes. */
 #include "http/h1/h1_codec.h"
 
 #include <ctype.h>
@@ -300,6 +306,126 @@ static bool start_line_complete_ok(const weft_h1_parser *p, const h1_scan *s) {
     return s->line_len >= 12;
 }
 
+/* The fast paths below skip runs of bytes that the per-byte state machine
+ * in scan() would accept without leaving its state, so they change
+ * nothing it decides: the same bytes are refused, at the same offset,
+ * for the same reason. Each run stops at `end`, which never lets the
+ * section pass its limit: the byte that would pass it is then read by the
+ * per-byte machine, which refuses it as before. A header value's run is
+ * weft_text_span. */
+
+/* A header name before its ':': tchar bytes. */
+static size_t name_run(const char *data, size_t i, size_t end) {
+    while (i < end && is_tchar((unsigned char)data[i]))
+        i++;
+    return i;
+}
+
+/* The start line: the bytes start_byte_ok accepts without a positional
+ * rule: a request's VCHARs other than SP (method, target, version), a
+ * status line's reason phrase (from byte 13 on). Updates line_len and
+ * prev as the per-byte path would. */
+static size_t start_run(const weft_h1_parser *p, h1_scan *s, const char *data, size_t i,
+                        size_t end) {
+    size_t j = i;
+    if (!is_response(p)) {
+        while (j < end && (unsigned char)data[j] - 0x21u < 0x5eu)
+            j++;
+    } else if (s->line_len >= 13) {
+        while (j < end && weft_is_text_byte((unsigned char)data[j]))
+            j++;
+    }
+    if (j > i) {
+        s->line_len += (uint32_t)(j - i);
+        s->prev = (uint8_t)data[j - 1];
+    }
+    return j;
+}
+
+/* The start line, whole, when its bytes and its CRLF are all in
+ * data[i, end): returns the offset just past the LF, having set what the
+ * per-byte path would have set by then; 0 when it is not a plain line (or
+ * not all here), in which case nothing changed and the per-byte path reads
+ * it. A request line is exactly three non-empty runs of VCHARs separated by
+ * single SPs; a status line is 8 bytes of version, SP, 3 digits, then
+ * either the CR or SP and a reason of text bytes. */
+static size_t start_line_fast(const weft_h1_parser *p, h1_scan *s, const char *data, size_t i,
+                              size_t end) {
+    size_t j = i;
+    if (!is_response(p)) {
+        for (int part = 0; part < 3; part++) {
+            size_t k = j;
+            while (k < end && (unsigned char)data[k] - 0x21u < 0x5eu)
+                k++;
+            if (k == j || k >= end || data[k] != (part < 2 ? ' ' : '\r'))
+                return 0;
+            j = k + 1;
+        }
+    } else {
+        if (end - i < 14)
+            return 0;
+        for (int k = 0; k < 8; k++) {
+            unsigned char c = (unsigned char)data[i + k];
+            if (c == ' ' || is_ctl(c))
+                return 0;
+        }
+        if (data[i + 8] != ' ')
+            return 0;
+        for (int k = 9; k < 12; k++)
+            if (data[i + k] < '0' || data[i + k] > '9')
+                return 0;
+        j = i + 12;
+        if (data[j] == ' ') {
+            j++;
+            while (j < end && weft_is_text_byte((unsigned char)data[j]))
+                j++;
+        }
+        if (j >= end || data[j] != '\r')
+            return 0;
+        j++;
+    }
+    /* here data[j - 1] is the CR */
+    if (j >= end || data[j] != '\n')
+        return 0;
+    if (!is_response(p))
+        s->sp = 2;
+    s->line_len = (uint32_t)(j - 1 - i);
+    s->prev = (uint8_t)data[j - 2];
+    s->section += (uint32_t)(j + 1 - i);
+    s->st = SC_LINE_BEGIN;
+    return j + 1;
+}
+
+/* Whole header lines "name:value CRLF", as many as are all in
+ * data[i, end), and the empty line that ends the section: returns the
+ * offset past the last one taken (i when none), with the state the
+ * per-byte path would have reached there (SC_LINE_BEGIN, or SC_OFF after
+ * the empty line; *sync then). A line that is anything else (folding, a
+ * bad byte, a bare CR or LF, no ':', cut by the end of the data or by the
+ * limit) is left to the per-byte path. */
+static size_t lines_fast(const weft_h1_parser *p, h1_scan *s, const char *data, size_t i, size_t n,
+                         bool *sync) {
+    for (;;) {
+        size_t room = p->lim.max_header_bytes - s->section;
+        size_t end = n - i > room ? i + room : n;
+        if (end - i >= 2 && data[i] == '\r' && data[i + 1] == '\n') {
+            s->section += 2;
+            s->st = SC_OFF;
+            *sync = true;
+            return i + 2;
+        }
+        size_t k = name_run(data, i, end);
+        if (k == i || k >= end || data[k] != ':')
+            return i;
+        k = weft_text_span(data, k + 1, end);
+        if (end - k < 2 || data[k] != '\r' || data[k + 1] != '\n')
+            return i;
+        s->colon = true;
+        s->section += (uint32_t)(k + 2 - i);
+        i = k + 2;
+    }
+}
+
 /* Scans up to n bytes. Returns SCAN_MORE when all n were fine, SCAN_SYNC
  * when a section ended (*used includes its last byte), SCAN_ERROR with
  * *used = the number of good bytes before the offending one. */
@@ -314,28 +440,41 @@ static int scan(weft_h1_parser *p, const char *data, size_t n, size_t *used) {
         goto fail;                                                                                 \
     } while (0)
     while (i < n) {
-        if (s->st == SC_LINE && s->colon) {
-            /* Fast path through a header value: the bytes the per-byte
-             * state machine below would accept without changing state
-             * (HTAB, SP, VCHAR, obs-text), counted toward the limit. */
-            size_t j = i;
-            while (j < n) {
-                unsigned char v = (unsigned char)data[j];
-                if ((v < 0x20 && v != '\t') || v == 0x7f)
-                    break;
-                j++;
+        if (s->st == SC_LINE_BEGIN) {
+            bool sync = false;
+            i = lines_fast(p, s, data, i, n, &sync);
+            if (sync) {
+                *used = i;
+                return SCAN_SYNC;
             }
+            if (i == n)
+                break;
+        } else if (s->st == SC_START && s->line_len == 0) {
+            size_t room = p->lim.max_header_bytes - s->section;
+            size_t j = start_line_fast(p, s, data, i, n - i > room ? i + room : n);
+            if (j) {
+                i = j;
+                continue;
+            }
+        }
+        if (s->st == SC_LINE || s->st == SC_START) {
+            /* section <= max_header_bytes holds here (the per-byte path
+             * refuses the byte that would pass it), so room >= 0 */
+            size_t room = p->lim.max_header_bytes - s->section;
+            size_t end = n - i > room ? i + room : n;
+            size_t j;
+            if (s->st == SC_START)
+                j = start_run(p, s, data, i, end);
+            else
+                j = s->colon ? weft_text_span(data, i, end) : name_run(data, i, end);
             if (j > i) {
                 s->section += (uint32_t)(j - i);
-                if (s->section > p->lim.max_header_bytes)
-                    SCAN_FAIL(s->trailers ? E_TRAILERS_TOO_LARGE : E_HEADER_TOO_LARGE);
                 i = j;
                 continue;
             }
         }
         unsigned char c = (unsigned char)data[i];
-        if (s->st != SC_OFF && s->st != SC_CH_DATA && s->st != SC_PRE && s->st != SC_PRE_CR &&
-            s->st < SC_CH_SIZE) {
+        if (s->st >= SC_START && s->st <= SC_END_CR) { /* the head or trailer section */
             if (++s->section > p->lim.max_header_bytes)
                 SCAN_FAIL(s->trailers ? E_TRAILERS_TOO_LARGE : E_HEADER_TOO_LARGE);
         }

@@ -22,32 +22,9 @@ static bool token_ok(weft_sv s) {
     return true;
 }
 
-static inline bool text_byte_ok(unsigned char c) {
-    return (c >= 0x20 || c == '\t') && c != 0x7f;
-}
-
-/* field-value / reason-phrase: HTAB, SP, VCHAR, obs-text. Eight bytes at a
- * time: a word with no byte below 0x20 and none equal to 0x7f is accepted
- * whole (both tests are exact as a yes/no: a borrow only propagates from a
- * byte that already matched); any other word (an HTAB, a control byte) is
- * checked byte by byte, so the accepted set is the same as bytewise. */
+/* field-value / reason-phrase: HTAB, SP, VCHAR, obs-text. */
 static bool text_ok(weft_sv s) {
-    const uint64_t ones = 0x0101010101010101u, high = 0x8080808080808080u;
-    size_t i = 0;
-    for (; i + 8 <= s.len; i += 8) {
-        uint64_t x;
-        memcpy(&x, s.p + i, 8);
-        uint64_t y = x ^ (ones * 0x7f);
-        if ((((x - ones * 0x20) & ~x) | ((y - ones) & ~y)) & high) {
-            for (size_t k = 0; k < 8; k++)
-                if (!text_byte_ok((unsigned char)s.p[i + k]))
-                    return false;
-        }
-    }
-    for (; i < s.len; i++)
-        if (!text_byte_ok((unsigned char)s.p[i]))
-            return false;
-    return true;
+    return weft_text_span(s.p, 0, s.len) == s.len;
 }
 
 /* Lower-case hex of n and CRLF, as "%zx\r\n" would (no snprintf on the
