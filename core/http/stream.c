@@ -140,6 +140,7 @@ void weft_stream_begin(weft_stream *s, weft_listener_snap *lst, weft_wsnap *ws) 
     s->resp_trailers = NULL;
     s->req_done = s->up_req_done = s->up_req_chunked = s->resp_started = s->resp_done = false;
     s->head_request = s->stale_retry_done = s->ds_read_paused = s->up_read_paused = false;
+    s->alpn_switched = false;
     s->close_after = s->is_grpc = false;
     s->flags = 0;
     s->reason = NULL;

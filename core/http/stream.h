@@ -155,11 +155,13 @@ struct weft_stream {
     bool req_done;    /* whole request received from downstream */
     bool up_req_done; /* whole request written toward upstream */
     bool up_req_chunked;
-    bool resp_started; /* head sent downstream */
+    uint32_t up_head_len; /* bytes of the HTTP/1.1 head last written to up_pending */
+    bool resp_started;    /* head sent downstream */
     bool resp_done;
     bool resp_chunked_out; /* (codec decides; informational) */
     bool head_request;
     bool stale_retry_done;
+    bool alpn_switched; /* protocol auto: this request moved to HTTP/2 once */
     bool ds_read_paused;
     bool up_read_paused;
     bool close_after; /* the codec must close after this exchange */

@@ -265,5 +265,9 @@ static const weft_upstream_ops h2_ops = {
 const weft_upstream_ops *stream_upstream_ops(const weft_stream *s) {
     if (weft_upstream_test_ops)
         return weft_upstream_test_ops;
-    return s->cluster->shared->cfg->protocol == WEFT_PROTO_HTTP2 ? &h2_ops : &h1_ops;
+    weft_upstream_protocol p = s->cluster->shared->cfg->protocol;
+    /* auto: HTTP/2 to an endpoint whose handshake picked ALPN h2 before. */
+    bool h2 =
+        p == WEFT_PROTO_HTTP2 || (p == WEFT_PROTO_AUTO && s->att.ep && weft_endpoint_h2(s->att.ep));
+    return h2 ? &h2_ops : &h1_ops;
 }

@@ -88,7 +88,9 @@ static uint64_t ring_hash_key(weft_stream *s, bool *has) {
 }
 
 void stream_write_up_head(weft_stream *s, struct evbuffer *out) {
+    size_t before = evbuffer_get_length(out);
     weft_h1_write_req_head(out, stream_up_req(s), &s->up_target);
+    s->up_head_len = (uint32_t)(evbuffer_get_length(out) - before);
 }
 
 /* The head of the attempt about to start: a copy of the request head for
@@ -231,6 +233,41 @@ static bool retry_connect(weft_stream *s, weft_up_err err, struct evbuffer *unse
     start_attempt(s, true, true, false);
     if (s->up && !s->resp_done)
         s->up_ops->restart(s, unsent);
+    return true;
+}
+
+/* `protocol: auto`: the endpoint's handshake picked ALPN h2 on the
+ * HTTP/1.1 connection prepared for this request, which sent nothing (its
+ * bytes wait in up_pending until the handshake ends): the endpoint is
+ * marked as speaking HTTP/2 (every later request to it goes as HTTP/2)
+ * and this request starts again as HTTP/2, with the body it had so far
+ * (up_pending minus the head; a chunked body that began cannot be taken
+ * back unless it was kept for replay). Once per request. */
+static bool switch_to_h2(weft_stream *s) {
+    if (s->att.ep)
+        weft_endpoint_set_h2((weft_endpoint *)s->att.ep);
+    if (s->alpn_switched || s->resp_started || stream_answered(s) || s->is_connect ||
+        s->upgrade_req)
+        return false;
+    size_t pending = evbuffer_get_length(s->up_pending);
+    bool replay =
+        s->req->framing != WEFT_BODY_NONE && s->req_done && s->replay && !s->replay_overflow;
+    if (!replay && s->req->framing != WEFT_BODY_NONE && s->up_req_chunked &&
+        pending > s->up_head_len)
+        return false;
+    struct evbuffer *unsent = NULL;
+    if (!replay && s->req->framing != WEFT_BODY_NONE) {
+        if (!(unsent = evbuffer_new()))
+            return false;
+        evbuffer_drain(s->up_pending, s->up_head_len);
+        evbuffer_add_buffer(unsent, s->up_pending);
+    }
+    s->alpn_switched = true;
+    start_attempt(s, true, false, false);
+    if (s->up && !s->resp_done)
+        s->up_ops->restart(s, unsent);
+    if (unsent)
+        evbuffer_free(unsent);
     return true;
 }
 
@@ -628,6 +665,11 @@ void weft_stream_on_up_error(weft_stream *s, weft_up_err err) {
         connect_err && s->up && s->up_ops->take_unsent ? s->up_ops->take_unsent(s) : NULL;
     weft_cluster_snap *c = s->cluster->shared;
     stream_up_release(s, false); /* ends the attempt */
+    if (err == WEFT_UP_ERR_ALPN_H2) {
+        if (switch_to_h2(s))
+            return;
+        err = WEFT_UP_ERR_PROTOCOL;
+    }
     if (connect_err) {
         /* Every failed connect is counted, timeouts also on their own (as
          * Envoy's upstream_cx_connect_fail / _timeout). */
@@ -692,6 +734,7 @@ void weft_stream_on_up_error(weft_stream *s, weft_up_err err) {
         weft_stream_local_reply(s, 503, "upstream_reset_before_response", WEFT_RF_UC, NULL);
         break;
     case WEFT_UP_ERR_PROTOCOL:
+    case WEFT_UP_ERR_ALPN_H2: /* (turned into PROTOCOL above) */
         weft_stream_local_reply(s, 502, "upstream_protocol_error", WEFT_RF_UPE, NULL);
         break;
     }

@@ -73,6 +73,12 @@ struct weft_h2up_stream {
     bool closed; /* nghttp2 closed it */
     bool refused;
     weft_h2up_stream *live_prev, *live_next;
+    /* Not submitted yet (id 0): its connection's transport handshake is
+     * not done, and :scheme follows from it (https when the handshake
+     * says TLS). The head, in the user's arena, waits here. */
+    nghttp2_nv *nva;
+    size_t n_nva;
+    bool has_body;
 };
 
 static void live_unlink(weft_h2up_stream *us) {
@@ -88,6 +94,7 @@ static void live_unlink(weft_h2up_stream *us) {
 
 static void conn_flush(weft_h2up_conn *c);
 static void conn_fail(weft_h2up_conn *c, weft_up_err err);
+static int submit(weft_h2up_stream *us);
 
 static void schedule(weft_h2up_conn *c) {
     event_active(&c->ev_flush, EV_TIMEOUT, 0);
@@ -316,6 +323,17 @@ static void on_flush(evutil_socket_t fd, short what, void *arg) {
                 weft_ltimer_clear(&c->timer);
                 if (c->n_streams == 0)
                     weft_ltimer_set(&c->timer, c->idle_timeout_ms);
+                /* The streams that waited for the handshake, oldest first
+                 * (the list is newest first); one that cannot be submitted
+                 * fails alone (its release unlinks and frees it). */
+                weft_h2up_stream *last = c->live;
+                while (last && last->live_next)
+                    last = last->live_next;
+                for (weft_h2up_stream *us = last, *prev; us; us = prev) {
+                    prev = us->live_prev;
+                    if (!us->id && submit(us) != 0 && us->user.owner)
+                        us->user.ev->error(us->user.owner, WEFT_UP_ERR_PROTOCOL);
+                }
             }
         }
     }
@@ -518,6 +536,22 @@ static weft_h2up_conn *conn_pick(weft_worker *w, weft_cluster_snap *cs, const we
     return conn_new(w, cs, ep);
 }
 
+/* Submits us's request: :scheme https when the connection's transport
+ * handshake said TLS. 0, or -1 (us untouched). */
+static int submit(weft_h2up_stream *us) {
+    weft_h2up_conn *c = us->c;
+    bool tls = c->tc && c->tc->facts.tls;
+    us->nva[1].value = (uint8_t *)(tls ? "https" : "http");
+    us->nva[1].valuelen = tls ? 5 : 4;
+    nghttp2_data_provider prd = {.source.ptr = us, .read_callback = body_read};
+    int32_t id =
+        nghttp2_submit_request(c->ng, NULL, us->nva, us->n_nva, us->has_body ? &prd : NULL, us);
+    if (id < 0)
+        return -1;
+    us->id = id;
+    return 0;
+}
+
 weft_h2up_stream *weft_h2up_start(weft_worker *w, const weft_up_user *u, weft_cluster_snap *cs,
                                   const weft_endpoint *ep, bool has_body) {
     weft_h2up_conn *c = conn_pick(w, cs, ep);
@@ -556,18 +590,21 @@ weft_h2up_stream *weft_h2up_start(weft_worker *w, const weft_up_user *u, weft_cl
         nva[n++] = (nghttp2_nv){(uint8_t *)x->name.p, (uint8_t *)x->value.p, x->name.len,
                                 x->value.len, NGHTTP2_NV_FLAG_NONE};
     }
-    nghttp2_data_provider prd = {.source.ptr = us, .read_callback = body_read};
-    int32_t id = nghttp2_submit_request(c->ng, NULL, nva, n, has_body ? &prd : NULL, us);
-    if (id < 0) {
-        us_free(us);
-        return NULL;
-    }
-    us->id = id;
+    us->nva = nva;
+    us->n_nva = n;
+    us->has_body = has_body;
     c->n_streams++;
     us->live_next = c->live;
     if (c->live)
         c->live->live_prev = us;
     c->live = us;
+    /* Over transport filters the head waits for the handshake (:scheme). */
+    if ((!c->tc || c->connected) && submit(us) != 0) {
+        live_unlink(us);
+        c->n_streams--;
+        us_free(us);
+        return NULL;
+    }
     weft_ltimer_clear(&c->timer);
     if (!c->connected)
         weft_ltimer_set(&c->timer,
@@ -636,6 +673,15 @@ void weft_h2up_release(weft_h2up_stream *us) {
     us->user.owner = NULL;
     if (us->closed) {
         us_free(us);
+        return;
+    }
+    if (!us->id) { /* never submitted: nghttp2 knows nothing of it */
+        weft_h2up_conn *c = us->c;
+        live_unlink(us);
+        c->n_streams--;
+        us_free(us);
+        if (c->n_streams == 0 && c->connected)
+            weft_ltimer_set(&c->timer, c->idle_timeout_ms ? c->idle_timeout_ms : 60000);
         return;
     }
     if (!us->complete) {

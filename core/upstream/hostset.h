@@ -46,6 +46,10 @@ typedef struct weft_endpoint {
      * avoid it until this monotonic time (us) while another endpoint is
      * eligible. Written by any worker (relaxed: advice, not a verdict). */
     _Atomic uint64_t avoid_until_us;
+    /* `protocol: auto` over transport filters: a handshake with this
+     * endpoint picked ALPN h2, so requests to it go as HTTP/2 from now on
+     * (any worker writes it; relaxed). */
+    _Atomic bool speaks_h2;
     /* Shared state (weft_hostset_bind_state); NULL until bound (or on OOM:
      * then the endpoint cannot be ejected). */
     weft_endpoint_state *state;
@@ -54,6 +58,14 @@ typedef struct weft_endpoint {
 
 static inline void weft_endpoint_avoid(weft_endpoint *ep, uint64_t until_us) {
     atomic_store_explicit(&ep->avoid_until_us, until_us, memory_order_relaxed);
+}
+
+static inline void weft_endpoint_set_h2(weft_endpoint *ep) {
+    atomic_store_explicit(&ep->speaks_h2, true, memory_order_relaxed);
+}
+
+static inline bool weft_endpoint_h2(const weft_endpoint *ep) {
+    return atomic_load_explicit(&((weft_endpoint *)ep)->speaks_h2, memory_order_relaxed);
 }
 
 static inline bool weft_endpoint_avoided(const weft_endpoint *ep, uint64_t now_us) {

@@ -213,10 +213,16 @@ static void up_tx_cb(evutil_socket_t fd, short what, void *arg) {
     } else if (uc->tcp_up && !uc->connected && weft_transport_ready(uc->tc) && uc->tc->facts.alpn &&
                strcmp(uc->tc->facts.alpn, "h2") == 0) {
         /* This pool's codec is HTTP/1.1: a handshake that picked h2 cannot
-         * be served here (the cluster offered h2: protocol http2/auto). */
-        WEFT_WARN("upstream %s: transport filters negotiated ALPN h2 on an HTTP/1.1 connection",
-                  uc->pool->ep_name);
-        up_fail(uc, WEFT_UP_ERR_PROTOCOL);
+         * be served here. `protocol: auto` offered h2: the user sends the
+         * request again as HTTP/2 (nothing was sent on this connection). */
+        bool is_auto = uc->cluster->cfg->protocol == WEFT_PROTO_AUTO;
+        if (is_auto)
+            WEFT_DEBUG("upstream %s: ALPN h2 (protocol auto): switching to HTTP/2",
+                       uc->pool->ep_name);
+        else
+            WEFT_WARN("upstream %s: transport filters negotiated ALPN h2 on an HTTP/1.1 connection",
+                      uc->pool->ep_name);
+        up_fail(uc, is_auto ? WEFT_UP_ERR_ALPN_H2 : WEFT_UP_ERR_PROTOCOL);
         uc->user.owner = NULL;
         uc->doomed = true;
     } else if (uc->tcp_up && !uc->connected && weft_transport_ready(uc->tc)) {

@@ -16,6 +16,10 @@ typedef enum {
     WEFT_UP_ERR_CONNECT_TIMEOUT,
     WEFT_UP_ERR_RESET,    /* closed/reset before the response completed */
     WEFT_UP_ERR_PROTOCOL, /* unparseable response */
+    /* `protocol: auto`: the transport handshake of an HTTP/1.1 connection
+     * picked ALPN h2; nothing was sent (the request waits for the
+     * handshake): the endpoint speaks HTTP/2. */
+    WEFT_UP_ERR_ALPN_H2,
 } weft_up_err;
 
 /* Callbacks get the user's `owner`. The int results are the h1 parser's

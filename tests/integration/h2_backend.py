@@ -24,6 +24,10 @@ Every response carries x-backend: <name> and x-backend-conn: <conn>.
                   client may retry them), and the connection is closed once
                   the last answered stream is done.
 
+--hello NAME      speak hello_transport's toy handshake (tests/filters) before
+                  HTTP/2: send "HELLO NAME h2\n", read the client's line
+                  (event HELLO <n> <line>), then h2 as usual.
+
 --events FILE gets one line per event, flushed:
   CONN <n>                       a connection was accepted
   CLOSE <n> max_concurrent=<m>   it ended; m = most streams open at once
@@ -88,6 +92,16 @@ class H2Server(asyncio.Protocol):
     def connection_made(self, transport):
         self.transport = transport
         event("CONN %d" % self.n)
+        self.hello = None
+        if ARGS.hello:
+            # hello_transport's toy handshake, server side: our line first,
+            # then the client's line, then HTTP/2.
+            self.hello = bytearray()
+            transport.write(("HELLO %s h2\n" % ARGS.hello).encode())
+            return
+        self.start_h2()
+
+    def start_h2(self):
         self.conn.initiate_connection()
         # The advertised limit is enforced below (on_request), stream by
         # stream with REFUSED_STREAM as RFC 9113 5.1.2 allows; h2's own check
@@ -110,6 +124,16 @@ class H2Server(asyncio.Protocol):
             self.transport.write(data)
 
     def data_received(self, data):
+        if self.hello is not None:
+            self.hello += data
+            if b"\n" not in self.hello:
+                return
+            line, _, data = bytes(self.hello).partition(b"\n")
+            event("HELLO %d %s" % (self.n, line.decode(errors="replace")))
+            self.hello = None
+            self.start_h2()
+            if not data:
+                return
         try:
             events = self.conn.receive_data(data)
         except ProtocolError as e:
@@ -259,6 +283,7 @@ def main():
     ap.add_argument("--max-streams", type=int, default=100)
     ap.add_argument("--goaway-after", type=int, default=0)
     ap.add_argument("--events", default=None)
+    ap.add_argument("--hello", default=None)
     ARGS = ap.parse_args()
     if ARGS.events:
         EVENTS = open(ARGS.events, "a", buffering=1)

@@ -15,6 +15,14 @@
 #   - an http2 cluster speaks HTTP/2 over the filters to a listener whose
 #     handshake picked ALPN h2 (one connection for two requests); a server
 #     answering ALPN http/1.1 to an h2-only cluster is refused (503);
+#   - `protocol: auto` follows ALPN: toward B's h2 listener the first
+#     request (a POST with a body) goes out as HTTP/2 once the handshake of
+#     the HTTP/1.1 connection it was prepared for picked h2 (body echoed
+#     whole), and later requests to that endpoint go straight to one
+#     multiplexed HTTP/2 connection (2 upstream connections for 4
+#     requests); toward B's http/1.1 listener it stays HTTP/1.1;
+#   - HTTP/2 over transport filters sends :scheme https when the handshake
+#     says TLS, http when it does not (h2_backend.py --hello reports it);
 #   - a transport-filter cluster to a plain HTTP backend never completes the
 #     handshake: 503 at A (connect failure), nothing sent as a request;
 #   - an upstream handshake that stalls (B's listener never answers) ends
@@ -35,7 +43,13 @@ B2_PORT=$(free_port)
 A_PORT=$(free_port)
 A_ADMIN=$(free_port)
 SILENT_PORT=$(free_port)
+H2H_PORT=$(free_port)
 start_backend be "$BE_PORT"
+"$PYTHON" -c 'import h2' 2>/dev/null || fail "$PYTHON lacks h2 (run scripts/setup.sh)"
+"$PYTHON" "$REPO_ROOT/tests/integration/h2_backend.py" --port "$H2H_PORT" --name h2hello \
+    --hello h2hello --events "$TEST_TMP/events-h2hello.log" >"$TEST_TMP/backend-h2hello.log" 2>&1 &
+track_pid $!
+wait_until 10 "the hello h2 backend listens" bash -c "exec 3<>/dev/tcp/127.0.0.1/$H2H_PORT"
 
 # A socket that accepts and never answers (a stalled handshake).
 "$PYTHON" -c '
@@ -94,6 +108,10 @@ listeners:
              { match: { prefix: /tobackend }, cluster: hello_to_backend },
              { match: { prefix: /stall }, cluster: stall },
              { match: { prefix: /h2mismatch }, cluster: h2_to_h1 },
+             { match: { prefix: /auto2/ }, cluster: auto_h2, prefix_rewrite: / },
+             { match: { prefix: /scheme-tls/ }, cluster: h2hello_tls, prefix_rewrite: / },
+             { match: { prefix: /scheme-plain/ }, cluster: h2hello_plain, prefix_rewrite: / },
+             { match: { prefix: /auto1/ }, cluster: auto_h1, prefix_rewrite: / },
              { match: { prefix: /h2 }, cluster: h2b }')
 clusters:
   - name: one
@@ -120,6 +138,26 @@ clusters:
     sni: h2.test
     transport_filters:
       - { name: hello_transport, config: { identity: "spiffe://a/h2" } }
+  - name: h2hello_tls
+    endpoints: [{ address: 127.0.0.1, port: $H2H_PORT }]
+    protocol: http2
+    transport_filters:
+      - { name: hello_transport }
+  - name: h2hello_plain
+    endpoints: [{ address: 127.0.0.1, port: $H2H_PORT }]
+    protocol: auto
+    transport_filters:
+      - { name: hello_transport, config: { tls: false } }
+  - name: auto_h2
+    endpoints: [{ address: 127.0.0.1, port: $B2_PORT }]
+    protocol: auto
+    transport_filters:
+      - { name: hello_transport, config: { identity: "spiffe://a/auto" } }
+  - name: auto_h1
+    endpoints: [{ address: 127.0.0.1, port: $B_PORT }]
+    protocol: auto
+    transport_filters:
+      - { name: hello_transport, config: { identity: "spiffe://a/auto1" } }
   - name: h2_to_h1
     endpoints: [{ address: 127.0.0.1, port: $B_PORT }]
     protocol: http2
@@ -176,12 +214,42 @@ fetch "http://127.0.0.1:$A_PORT/h2mismatch/x"
 assert_eq 503 "$ST" "ALPN http/1.1 offered h2 only"
 log "HTTP/2 upstream over the transport filters; ALPN mismatch refused"
 
+# protocol auto: ALPN h2 moves the request (and the endpoint) to HTTP/2.
+fetch --data-binary 'auto body to h2' "http://127.0.0.1:$A_PORT/auto2/echo"
+assert_eq 200 "$ST" "protocol auto, ALPN h2: the first request (a POST) ($BD)"
+assert_eq "auto body to h2" "$BD" "protocol auto, ALPN h2: the POST body echoed"
+for i in 1 2 3; do
+    fetch "http://127.0.0.1:$A_PORT/auto2/get/$i"
+    assert_eq 200 "$ST" "protocol auto, ALPN h2: request $i"
+    assert_eq "spiffe://a/auto" "$(hdr x-peer-identity)" "protocol auto: the identity B saw"
+done
+assert_eq 2 "$(metric 'weft_filter_hello_transport_upstream_connections{cluster="auto_h2"}')" \
+    "protocol auto, ALPN h2: the HTTP/1.1 connection that learned h2, then one HTTP/2 connection"
+for i in 1 2; do
+    fetch "http://127.0.0.1:$A_PORT/auto1/get/$i"
+    assert_eq 200 "$ST" "protocol auto, ALPN http/1.1: request $i"
+done
+assert_eq 1 "$(metric 'weft_filter_hello_transport_upstream_connections{cluster="auto_h1"}')" \
+    "protocol auto, ALPN http/1.1: one keep-alive HTTP/1.1 connection"
+log "protocol auto follows ALPN (h2 and http/1.1)"
+
+# :scheme over transport filters follows the handshake's TLS flag.
+for i in 1 2; do
+    fetch "http://127.0.0.1:$A_PORT/scheme-tls/s/$i"
+    assert_eq 200 "$ST" "http2 over a TLS handshake, request $i ($BD)"
+    assert_contains "$BD" '"scheme": "https"' ":scheme over a TLS handshake"
+    fetch "http://127.0.0.1:$A_PORT/scheme-plain/s/$i"
+    assert_eq 200 "$ST" "protocol auto over a non-TLS handshake picking h2, request $i ($BD)"
+    assert_contains "$BD" '"scheme": "http"' ":scheme over a non-TLS handshake"
+done
+log ":scheme https over TLS handshakes, http otherwise"
+
 # A plain cluster to B: no HELLO from A; B's HELLO line is no HTTP
 # response (502), and B's filter refuses the request line.
 fetch "http://127.0.0.1:$A_PORT/plainb/x"
 assert_eq 502 "$ST" "plain cluster to the handshake listener"
 ADMIN_PORT=$B_ADMIN
-assert_eq 4 "$(metric 'weft_filter_hello_transport_connections{listener="in"}')" "the plain cluster opened its own connection (one, two, h2_to_h1, plain)"
+assert_eq 5 "$(metric 'weft_filter_hello_transport_connections{listener="in"}')" "the plain cluster opened its own connection (one, two, h2_to_h1, auto_h1, plain)"
 assert_eq 1 "$(metric 'weft_filter_hello_transport_rejected{listener="in"}')" "B rejected the plain request line"
 
 # The client side toward a plain HTTP server: no HELLO back: 503.
