@@ -17,6 +17,7 @@
 #include "filter/filter_setup.h"
 #include "filter/filter_state.h"
 #include "filter/handles.h"
+#include "filter/tcp_callout.h"
 #include "filter/transport.h"
 #include "http/stream_internal.h"
 #include "wsh_rules.h"
@@ -613,6 +614,7 @@ void weft_filter_stream_cancel_async(weft_stream *s) {
     s->timers = NULL;
     s->filter_timers = 0;
     weft_callouts_cancel_all(s);
+    weft_tcp_callouts_stream_end(s);
 }
 
 static weft_result h_callout_start(weft_stream *s, weft_str cluster, weft_str method, weft_str path,
@@ -638,6 +640,20 @@ static weft_result h_callout_start(weft_stream *s, weft_str cluster, weft_str me
 static weft_result h_callout_cancel(weft_stream *s, weft_callout *c) {
     CHECK(s, "callout_cancel");
     return weft_filter_callout_cancel(s, c);
+}
+
+/* ---------- 1.1 raw TCP callouts (filter/tcp_callout.c) ---------- */
+
+static weft_result h_tcp_callout_open(weft_stream *s, weft_str cluster,
+                                      const weft_tcp_callout_opts *opts,
+                                      const weft_tcp_callout_cbs *cbs, void *arg,
+                                      weft_tcp_callout **out) {
+    CHECK(s, "tcp_callout_open");
+    if (s->running < 0 || s->log_phase)
+        return misuse(s, WEFT_ERR_STATE, "tcp_callout_open (call it from a hook or callback)");
+    if (weft_tcp_callouts_of_stream(s) >= caps(s)->filter_callouts)
+        return WEFT_ERR_LIMIT;
+    return weft_tcp_callout_open_stream(s, cluster, opts, cbs, arg, out);
 }
 
 /* Metadata values carry their type in the byte before the value (the
@@ -1228,6 +1244,9 @@ static const weft_host_api host_api = {
     /* [end 1.1 callout] */
 
     /* [1.1 tcp callout] raw TCP byte-stream callouts */
+    .tcp_callout_open = h_tcp_callout_open,
+    .tcp_callout_write = weft_tcp_callout_write_h,
+    .tcp_callout_close = weft_tcp_callout_close_h,
     /* [end 1.1 tcp callout] */
 
     /* [1.1 stats] labelled stat families */

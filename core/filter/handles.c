@@ -48,7 +48,10 @@ void weft_stream_handle_close(weft_stream *s) {
     s->handle = 0;
 }
 
-weft_result weft_stream_from_handle(weft_stream *h, weft_stream **out) {
+/* The live object of a handle whose first word is `magic`: the domain
+ * index finds the worker without dereferencing anything the filter gave;
+ * its table is read only on its own thread. */
+weft_result weft_handle_object(const void *h, uint32_t magic, void **out) {
     wsh_parts p;
     if (!wsh_decode((uint64_t)(uintptr_t)h, &p))
         return WEFT_ERR_HANDLE;
@@ -57,9 +60,32 @@ weft_result weft_stream_from_handle(weft_stream *h, weft_stream **out) {
         return WEFT_ERR_HANDLE;
     if (w->thread_started && !pthread_equal(pthread_self(), w->thread))
         return WEFT_ERR_THREAD;
-    weft_stream *s = wsh_lookup(&w->handles, &p);
-    if (!s || s->magic != WEFT_STREAM_MAGIC || !s->active)
+    const uint32_t *o = wsh_lookup(&w->handles, &p);
+    if (!o || *o != magic)
+        return WEFT_ERR_HANDLE;
+    *out = (void *)o;
+    return WEFT_OK;
+}
+
+weft_result weft_stream_from_handle(weft_stream *h, weft_stream **out) {
+    void *obj = NULL;
+    weft_result r = weft_handle_object(h, WEFT_STREAM_MAGIC, &obj);
+    if (r != WEFT_OK)
+        return r;
+    weft_stream *s = obj;
+    if (!s->active)
         return WEFT_ERR_HANDLE;
     *out = s;
     return WEFT_OK;
+}
+
+/* ---------- other objects in the worker's table (TCP callouts) ---------- */
+
+uint64_t weft_handle_register(weft_worker *w, void *obj) {
+    return w->hdomain >= 0 ? wsh_alloc(&w->handles, obj) : 0;
+}
+
+void weft_handle_unregister(weft_worker *w, uint64_t h) {
+    if (h && w->hdomain >= 0)
+        wsh_release(&w->handles, h);
 }

@@ -30,4 +30,13 @@ void weft_stream_handle_close(weft_stream *s);
  * its table is not read). */
 weft_result weft_stream_from_handle(weft_stream *h, weft_stream **out);
 
+/* Other objects filters hold as handles (TCP callouts) share the worker's
+ * table: each starts with a uint32_t magic of its own (a stream's is
+ * WEFT_STREAM_MAGIC), which tells the kinds apart. Register on the worker
+ * thread (0: no handle left); weft_handle_object gives the live object of
+ * that magic, or WEFT_ERR_HANDLE / WEFT_ERR_THREAD as for streams. */
+uint64_t weft_handle_register(weft_worker *w, void *obj);
+void weft_handle_unregister(weft_worker *w, uint64_t h);
+weft_result weft_handle_object(const void *h, uint32_t magic, void **out);
+
 #endif

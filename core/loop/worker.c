@@ -13,6 +13,7 @@
 
 #include "common/memtrim.h"
 #include "filter/handles.h"
+#include "filter/tcp_callout.h"
 #include "http/h1/h1_downstream.h"
 #include "http/h2/h2_downstream.h"
 #include "net/tcp_proxy.h"
@@ -60,6 +61,7 @@ void weft_wsnap_unref(weft_wsnap *ws) {
         weft_lb_unref(c->lb);
     }
     free(ws->clusters);
+    weft_tcp_callouts_wsnap_end(ws); /* before the filters' worker_destroy */
     for (size_t i = 0; ws->fworkers && i < ws->snap->cfg->n_listeners; i++) {
         const weft_filter_chain *ch = &ws->snap->listeners[i].chain;
         for (size_t f = 0; ws->fworkers_made && ws->fworkers_made[i] && f < ch->n_http; f++)
@@ -453,6 +455,7 @@ void weft_worker_stop_and_free(weft_worker *w) {
     }
     if (w->cur)
         weft_wsnap_unref(w->cur);
+    weft_tcp_callouts_free_all(w);
     if (w->ev_ctl)
         event_free(w->ev_ctl);
     if (w->ctl_fd >= 0)

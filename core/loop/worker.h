@@ -60,8 +60,10 @@ struct weft_worker {
     struct event_base *base;
     weft_wsnap *cur; /* current snapshot state (one ref) */
     weft_wlistener *listeners;
-    weft_dconn *conns;                   /* every open downstream connection */
-    weft_tcp_conn *tcp_conns;            /* every open tcp_proxy connection */
+    weft_dconn *conns;        /* every open downstream connection */
+    weft_tcp_conn *tcp_conns; /* every open tcp_proxy connection */
+    struct weft_tcpc *tcpcs;  /* every filter TCP callout (filter/tcp_callout.h) */
+    uint32_t n_tcpcs;
     weft_pool *pools[WEFT_POOL_BUCKETS]; /* by endpoint name */
     struct weft_h2up_conn *h2up;         /* HTTP/2 upstream connections */
     void *h2s_cache;                     /* recycled HTTP/2 stream objects */

@@ -233,6 +233,7 @@ void wft_env_free(wft_env *env) {
         wft_stream_free(env->streams);
     while (env->conns)
         wft_conn_free(env->conns);
+    ft_tcp_env_free(env);
     if (env->desc)
         unconfigure(env);
     ft_state_free(env);
@@ -484,10 +485,8 @@ static bool next_due(wft_env *env, uint64_t limit, struct weft_timer **t_out,
     return found;
 }
 
-void wft_clock_advance_us(wft_env *env, uint64_t us) {
-    if (!env)
-        return;
-    uint64_t target = env->now_us + us;
+/* Fires what is due up to `target` (then the clock reads target). */
+static void advance_to(wft_env *env, uint64_t target) {
     struct weft_timer *t;
     struct weft_callout *c;
     wft_stream *tst;
@@ -510,6 +509,19 @@ void wft_clock_advance_us(wft_env *env, uint64_t us) {
         }
     }
     env->now_us = target;
+}
+
+void wft_clock_advance_us(wft_env *env, uint64_t us) {
+    if (!env)
+        return;
+    uint64_t target = env->now_us + us, due;
+    /* TCP callout deadlines (ft_tcp.c) in time order with the rest: what
+     * is due up to the deadline first, then the deadline. */
+    while (ft_tcp_next_due(env, target, &due)) {
+        advance_to(env, due > env->now_us ? due : env->now_us);
+        ft_tcp_fire_due(env);
+    }
+    advance_to(env, target);
 }
 
 void wft_clock_advance(wft_env *env, uint64_t ms) {

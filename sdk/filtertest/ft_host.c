@@ -1209,6 +1209,9 @@ static const weft_host_api g_api = {
     /* [end 1.1 callout] */
 
     /* [1.1 tcp callout] raw TCP byte-stream callouts */
+    .tcp_callout_open = ft_tcp_open,
+    .tcp_callout_write = ft_tcp_write,
+    .tcp_callout_close = ft_tcp_close,
     /* [end 1.1 tcp callout] */
 
     /* [1.1 stats] labelled stat families */

@@ -225,7 +225,8 @@ struct wft_env {
     struct ft_family_set *families; /* 1.1 stats group: labelled families (ft_family.c) */
     wft_stream *streams;            /* live streams of this env */
     wft_conn *conns;
-    struct wft_env *next; /* all live envs */
+    struct ft_tcpc *tcpcs; /* 1.1 TCP callouts, in opening order (ft_tcp.c) */
+    struct wft_env *next;  /* all live envs */
 };
 
 /* ---- the stream ---- */
@@ -411,7 +412,24 @@ weft_result ft_family_update(int32_t family, const weft_str *v, size_t n, uint32
                              uint64_t arg);
 void ft_family_free(wft_env *env);
 
+/* ---- 1.1 raw TCP callouts (ft_tcp.c) ---- */
+typedef struct ft_tcpc ft_tcpc;
+/* TCP callouts one stream may have open (weft's filter_callouts default). */
+#define FT_TCP_STREAM_CAP 8u
+weft_result ft_tcp_open(weft_stream *s, weft_str cluster, const weft_tcp_callout_opts *o,
+                        const weft_tcp_callout_cbs *cbs, void *arg, weft_tcp_callout **out);
+weft_result ft_tcp_write(weft_tcp_callout *h, const void *data, size_t len);
+weft_result ft_tcp_close(weft_tcp_callout *h, bool flush);
+void ft_tcp_stream_end(wft_stream *st); /* its callouts close, no callback */
+void ft_tcp_env_free(wft_env *env);
+/* The earliest connect/idle deadline at or before limit; fire those due now. */
+bool ft_tcp_next_due(wft_env *env, uint64_t limit, uint64_t *due);
+void ft_tcp_fire_due(wft_env *env);
+
 /* ft_stream.c */
+/* Runs fn(arg) as a callback of the stream's filter (as a timer's), then
+ * lets the stream go on. */
+void ft_stream_run_callback(wft_stream *st, void (*fn)(void *), void *arg);
 wft_stream *ft_stream_from(weft_stream *s); /* NULL if not a live stream */
 static inline weft_stream *ft_handle(const wft_stream *st) {
     return (weft_stream *)(uintptr_t)st->hval;

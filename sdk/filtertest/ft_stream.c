@@ -1073,6 +1073,15 @@ void ft_fire_timer(struct weft_timer *t) {
     ft_stream_pump(st);
 }
 
+void ft_stream_run_callback(wft_stream *st, void (*fn)(void *), void *arg) {
+    if (st->completed)
+        return;
+    call_frame f = call_begin(st, FT_HOOK_CALLBACK);
+    fn(arg);
+    call_end(st, f);
+    ft_stream_pump(st);
+}
+
 void ft_callout_finish(struct weft_callout *c, int status, const char *reason,
                        const ft_hmap *headers, const char *body, size_t body_len) {
     wft_stream *st = c->st;
@@ -1195,6 +1204,7 @@ int wft_complete(wft_stream *st, const char *response_flags) {
         t->done = true;
     for (struct weft_callout *c = st->callouts; c; c = c->next)
         c->done = true;
+    ft_tcp_stream_end(st);
     for (int d = REQ; d <= RESP; d++) {
         unpause(&st->dir[d]);
         free_queue(&st->dir[d]);

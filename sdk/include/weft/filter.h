@@ -342,6 +342,51 @@ typedef struct weft_endpoint_info {
 } weft_endpoint_info;
 /* [end 1.1 state] */
 
+/* [1.1 tcp callout types] */
+/* ABI 1.1: a raw TCP byte-stream callout (weft_tcp_callout_open): a
+ * connection a filter opens to an endpoint of a cluster, for protocols
+ * such as Redis's RESP. A handle like weft_stream *: never dereference it.
+ */
+typedef struct weft_tcp_callout weft_tcp_callout;
+
+/* Why a TCP callout ended by itself (the on_close reason). */
+#define WEFT_TCP_CLOSE_PEER 1u            /* the peer closed the connection (EOF) */
+#define WEFT_TCP_CLOSE_RESET 2u           /* a connection error after the connect (reset) */
+#define WEFT_TCP_CLOSE_CONNECT_FAILURE 3u /* every connect attempt failed (refused, ...) */
+#define WEFT_TCP_CLOSE_CONNECT_TIMEOUT 4u /* the last connect attempt timed out */
+#define WEFT_TCP_CLOSE_IDLE_TIMEOUT 5u    /* no byte either way for idle_timeout_ms */
+#define WEFT_TCP_CLOSE_OVERFLOW 6u        /* on_data left max_read_bytes undrained */
+
+/* Options (size-prefixed: set .size = sizeof; a zero field takes its
+ * default). */
+typedef struct weft_tcp_callout_opts {
+    size_t size;
+    uint32_t connect_timeout_ms; /* per attempt; 0: the cluster's connect_timeout (5 s) */
+    uint32_t idle_timeout_ms;    /* after the connect: no byte either way; 0: none */
+    uint32_t connect_attempts;   /* endpoints tried while connecting fails; 0: 3 */
+    uint32_t max_write_bytes;    /* bytes queued toward the peer at most; 0: 1 MiB */
+    uint32_t max_read_bytes;     /* bytes received and not drained at most; 0: 1 MiB */
+    uint32_t flags;              /* none defined: 0 (another bit: WEFT_ERR_INVALID) */
+} weft_tcp_callout_opts;
+
+/* The callbacks (size-prefixed; the host copies the table). They run on
+ * the worker that opened the callout, from the event loop (never from
+ * inside a host call): on_connect once when the connection is up (NULL:
+ * not interested); on_data when bytes arrived, with everything received
+ * and not drained yet (required; drain what you consumed, the rest is
+ * handed again with the next bytes); on_close once when the connection
+ * ended by itself (NULL: not interested), after on_data had the last
+ * bytes; the handle is dead when it returns. None runs after
+ * weft_tcp_callout_close, nor after the callout's scope ended (the stream
+ * for weft_tcp_callout_open). `data` is valid during the call. */
+typedef struct weft_tcp_callout_cbs {
+    size_t size;
+    void (*on_connect)(weft_tcp_callout *c, void *arg);
+    void (*on_data)(weft_tcp_callout *c, void *arg, weft_buffer *data);
+    void (*on_close)(weft_tcp_callout *c, void *arg, uint32_t reason);
+} weft_tcp_callout_cbs;
+/* [end 1.1 tcp callout types] */
+
 /* ------------------------------------------------------------------ */
 /* The hooks a filter implements                                       */
 /* ------------------------------------------------------------------ */
@@ -705,6 +750,12 @@ typedef struct weft_host_api {
     /* [end 1.1 callout] */
 
     /* [1.1 tcp callout] raw TCP byte-stream callouts */
+    weft_result (*tcp_callout_open)(weft_stream *s, weft_str cluster,
+                                    const weft_tcp_callout_opts *opts,
+                                    const weft_tcp_callout_cbs *cbs, void *arg,
+                                    weft_tcp_callout **out);
+    weft_result (*tcp_callout_write)(weft_tcp_callout *c, const void *data, size_t len);
+    weft_result (*tcp_callout_close)(weft_tcp_callout *c, bool flush);
     /* [end 1.1 tcp callout] */
 
     /* [1.1 stats] labelled stat families */
@@ -1416,6 +1467,54 @@ static inline weft_result weft_endpoint_restore(weft_stream *s, const weft_clust
 /* [end 1.1 callout] */
 
 /* [1.1 tcp callout] raw TCP byte-stream callouts */
+/* Opens a raw TCP connection to an endpoint of `cluster` picked by the
+ * cluster's load balancer (the endpoint's active-request count covers the
+ * connection's life; a failed or timed-out connect is tried on another
+ * endpoint, up to opts->connect_attempts endpoints, like weft's own
+ * connect retry). Bytes written before the connect completes wait and go
+ * out once it does.
+ * STREAM-SCOPED: the callout belongs to stream s and the calling filter:
+ * it is closed (no callback) when the stream ends, and its callbacks run
+ * as that filter's callbacks on s (weft_stream_resume works from them).
+ * OWNERSHIP: *out is a handle (not a pointer), valid until on_close
+ * returns or weft_tcp_callout_close; the host copies opts and cbs; arg
+ * stays the filter's. THREAD: the stream's worker, from a hook or a
+ * callback of s. opts may be NULL (every default).
+ * ERRORS: WEFT_ERR_INVALID (cbs NULL, without on_data or with a size
+ * below the 1.1 struct, opts->size too small, unknown flags, out NULL,
+ * or a cluster with transport_filters: TCP callouts do not run them, weft
+ * logs why), WEFT_ERR_NOT_FOUND (no such cluster, no healthy endpoint),
+ * WEFT_ERR_STATE (not from a hook or callback, or in the log phase),
+ * WEFT_ERR_HANDLE, WEFT_ERR_THREAD, WEFT_ERR_NOMEM. A connect that fails
+ * later comes as on_close (CONNECT_FAILURE or CONNECT_TIMEOUT).
+ * LIMIT: filter_callouts TCP callouts of the stream open at once, or
+ * 1024 TCP callouts open on the worker. */
+static inline weft_result weft_tcp_callout_open(weft_stream *s, weft_str cluster,
+                                                const weft_tcp_callout_opts *opts,
+                                                const weft_tcp_callout_cbs *cbs, void *arg,
+                                                weft_tcp_callout **out) {
+    return weft__host->tcp_callout_open(s, cluster, opts, cbs, arg, out);
+}
+/* Queues len bytes toward the peer (copied): out at the end of the loop
+ * turn, or once connected. THREAD: the worker that opened c (any of its
+ * hooks or callbacks). ERRORS: WEFT_ERR_HANDLE (not a live callout:
+ * closed, ended (after on_close), its scope ended, NULL), WEFT_ERR_THREAD
+ * (another worker's), WEFT_ERR_INVALID (data NULL with len > 0),
+ * WEFT_ERR_STATE (inside on_close: the connection is gone).
+ * LIMIT: the queued bytes would pass opts->max_write_bytes (nothing is
+ * queued; write again after the peer has read). */
+static inline weft_result weft_tcp_callout_write(weft_tcp_callout *c, const void *data,
+                                                 size_t len) {
+    return weft__host->tcp_callout_write(c, data, len);
+}
+/* Closes c: no callback runs after this and the handle is dead at once
+ * (also from inside c's own callbacks). flush true: what is queued still
+ * goes out (after the connect, if one is in progress), then the write
+ * side shuts and the connection goes when the peer closes, at the latest
+ * after 5 s; false: at once. THREAD, ERRORS: as weft_tcp_callout_write. */
+static inline weft_result weft_tcp_callout_close(weft_tcp_callout *c, bool flush) {
+    return weft__host->tcp_callout_close(c, flush);
+}
 /* [end 1.1 tcp callout] */
 
 /* [1.1 stats] labelled stat families */

@@ -418,6 +418,53 @@ int wft_callout_respond(wft_stream *st, size_t i, int status, const char *const 
 /* Fails it: status 0, reason "connect_failure", "timeout", "reset", ... */
 int wft_callout_fail(wft_stream *st, size_t i, const char *reason);
 
+/* ---- raw TCP callouts (SDK 1.1, weft_tcp_callout_*) ---- */
+/* The kit is the peer: every TCP callout the filter opens waits until the
+ * test completes its connect, delivers bytes, reads what the filter wrote
+ * and ends it. The index i counts every TCP callout of the env, in opening
+ * order (closed ones included). Callbacks run inside these calls, as the
+ * filter's callbacks on its stream, then the stream goes on (a resume).
+ * As weft: no callback after weft_tcp_callout_close or the stream's end
+ * (wft_complete), a closed or ended callout's handle is stale
+ * (WEFT_ERR_HANDLE), writes past max_write_bytes not yet read by the test
+ * get WEFT_ERR_LIMIT, on_data leaving max_read_bytes undrained ends it
+ * (WEFT_TCP_CLOSE_OVERFLOW), a stream has 8 open at most (filter_callouts'
+ * default). On the kit clock (wft_clock_advance): a connect not completed
+ * within connect_timeout_ms x connect_attempts (defaults 5 s x 3: one
+ * endpoint that never answers) ends with WEFT_TCP_CLOSE_CONNECT_TIMEOUT,
+ * idle_timeout_ms without a byte either way with
+ * WEFT_TCP_CLOSE_IDLE_TIMEOUT. */
+#define WFT_TCP_CONNECTING 1  /* opened, the connect not completed yet */
+#define WFT_TCP_CONNECTED 2   /* wft_tcp_connect ran */
+#define WFT_TCP_CLOSING 3     /* its on_close runs now */
+#define WFT_TCP_CLOSED 4      /* the filter closed it (wft_tcp_flushed: with flush) */
+#define WFT_TCP_ENDED 5       /* ended by itself: on_close ran (wft_tcp_close_reason) */
+#define WFT_TCP_SCOPE_ENDED 6 /* its stream ended: closed without a callback */
+/* TCP callouts opened in the env so far. */
+size_t wft_tcp_count(wft_env *env);
+/* WFT_TCP_* of callout i, WFT_REJECTED for no such i. */
+int wft_tcp_state(wft_env *env, size_t i);
+/* The cluster it was opened to (NULL for no such i). */
+const char *wft_tcp_cluster(wft_env *env, size_t i);
+bool wft_tcp_flushed(wft_env *env, size_t i);
+/* The reason on_close got (WEFT_TCP_CLOSE_*), 0 when it did not end so. */
+uint32_t wft_tcp_close_reason(wft_env *env, size_t i);
+/* The connect completes: on_connect runs. WFT_REJECTED unless connecting. */
+int wft_tcp_connect(wft_env *env, size_t i);
+/* The peer sends len bytes: appended to what on_data left undrained, then
+ * on_data runs. WFT_REJECTED unless connected. */
+int wft_tcp_deliver(wft_env *env, size_t i, const void *data, size_t len);
+/* Bytes delivered that the filter has not drained. */
+size_t wft_tcp_pending_in(wft_env *env, size_t i);
+/* What the filter wrote since the last read (before the connect
+ * included), taken: a malloc'd NUL-terminated copy (free it), *len its
+ * length (may be NULL). NULL for no such i. */
+char *wft_tcp_read(wft_env *env, size_t i, size_t *len);
+/* The connection ends: on_close(reason) runs. A connecting callout ends
+ * only with WEFT_TCP_CLOSE_CONNECT_FAILURE or _CONNECT_TIMEOUT, a
+ * connected one with another reason. WFT_REJECTED otherwise. */
+int wft_tcp_end(wft_env *env, size_t i, uint32_t reason);
+
 /* ------------------------------------------------------------------ */
 /* Connections (transport filters)                                     */
 /* ------------------------------------------------------------------ */
