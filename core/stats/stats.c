@@ -75,6 +75,11 @@ typedef struct {
     uint32_t slot;
     uint32_t next_same_name; /* UINT32_MAX ends the chain */
     uint32_t fam;            /* family index (g_fams), UINT32_MAX for a plain series */
+    uint32_t stage;          /* scoped: the last config stage that registered it */
+    uint32_t prev_stage;     /* stage and scoped before the open stage claimed it: */
+    bool prev_scoped;        /* restored if that stage is rolled back */
+    bool scoped;             /* registered by a config stage (see stage_claim) */
+    bool hidden;             /* scoped, and the last kept stage did not register it */
 } stat_entry;
 
 /* A labelled family (see stats.h). Series records are immutable once
@@ -131,6 +136,11 @@ static uint32_t g_pages_used; /* pages allocated in every block */
  * without keeping them. */
 static bool g_staging;
 static uint32_t g_stage_names, g_stage_entries, g_stage_slot, g_stage_fams;
+/* Scoped series (stage_claim): a kept stage shows what it registered and
+ * hides the scoped series it did not, so the series of a removed filter,
+ * listener or cluster leave the output on reload. */
+static uint32_t g_stage_id;
+static pthread_t g_stage_thread;
 
 static weft_stats_block *g_live;   /* head of the live list */
 static weft_stats_block g_retired; /* folded counters/histograms of freed blocks */
@@ -368,6 +378,21 @@ static uint32_t entry_commit(uint32_t ni, weft_stat_kind kind, entry_copies *c, 
     return ei;
 }
 
+/* Marks entry ei as registered by the open stage when the stage's own
+ * thread (the one building the config) registers it: a series made or
+ * found by a config build. Other threads' registrations (a worker's
+ * gauge, the process counters) are never scoped. g_lock held. */
+static void stage_claim(uint32_t ei) {
+    stat_entry *e = &g_entries[ei];
+    if (!g_staging || !pthread_equal(pthread_self(), g_stage_thread) ||
+        (e->scoped && e->stage == g_stage_id))
+        return;
+    e->prev_stage = e->stage;
+    e->prev_scoped = e->scoped;
+    e->scoped = true;
+    e->stage = g_stage_id;
+}
+
 static weft_stat_id stats_register(weft_stat_kind kind, const char *name, const char *labels,
                                    const char *help) {
     if (!labels)
@@ -387,6 +412,8 @@ static weft_stat_id stats_register(weft_stat_kind kind, const char *name, const 
         uint32_t ei = entry_find(ni, labels);
         if (ei != UINT32_MAX) {
             id = g_entries[ei].fam == UINT32_MAX ? g_entries[ei].slot : WEFT_STAT_INVALID;
+            if (id != WEFT_STAT_INVALID)
+                stage_claim(ei);
             goto out;
         }
     }
@@ -398,7 +425,7 @@ static weft_stat_id stats_register(weft_stat_kind kind, const char *name, const 
         copies_free(&c);
         goto out;
     }
-    entry_commit(ni, kind, &c, (uint32_t)strlen(labels), slot, UINT32_MAX);
+    stage_claim(entry_commit(ni, kind, &c, (uint32_t)strlen(labels), slot, UINT32_MAX));
     id = slot;
 
 out:
@@ -486,13 +513,25 @@ static bool fam_key(char *out, size_t len, const char *labels, weft_stat_kind ki
     return w > 0 && (size_t)w < len;
 }
 
-/* Another family of this name with the same constant labels that is in use. g_lock held. */
-static bool fam_clash(uint32_t ni, const char *labels) {
+/* Whether entry e is in use by the registry's current users: shown and
+ * not scoped, or registered by the open stage (a series of the running
+ * config that the stage being built has not registered again is not: a
+ * reload may change a family's labels). g_lock held. */
+static bool entry_in_use(const stat_entry *e) {
+    if (e->hidden)
+        return false;
+    return !g_staging || !e->scoped || e->stage == g_stage_id;
+}
+
+/* Another family than entry `self` of this name with the same constant
+ * labels in use. g_lock held. */
+static bool fam_clash(uint32_t ni, const char *labels, uint32_t self) {
     size_t len = strlen(labels);
     for (uint32_t ei = g_names[ni].first_entry; ei != UINT32_MAX;
          ei = g_entries[ei].next_same_name) {
         const stat_entry *e = &g_entries[ei];
-        if (e->fam != UINT32_MAX && e->labels_len == len && memcmp(e->labels, labels, len) == 0)
+        if (ei != self && e->fam != UINT32_MAX && e->labels_len == len &&
+            memcmp(e->labels, labels, len) == 0 && entry_in_use(e))
             return true;
     }
     return false;
@@ -519,12 +558,13 @@ static int fam_register_locked(weft_stat_kind kind, const char *name, const char
         return WEFT_STATS_EINVAL;
     if (ni != UINT32_MAX) {
         uint32_t ei = entry_find(ni, key);
+        if (fam_clash(ni, labels, ei))
+            return WEFT_STATS_EINVAL;
         if (ei != UINT32_MAX) {
+            stage_claim(ei);
             *out = g_entries[ei].fam;
             return WEFT_STATS_OK;
         }
-        if (fam_clash(ni, labels))
-            return WEFT_STATS_EINVAL;
     }
     if (g_nfams >= WEFT_STATS_MAX_FAMILIES)
         return WEFT_STATS_ELIMIT;
@@ -540,7 +580,7 @@ static int fam_register_locked(weft_stat_kind kind, const char *name, const char
         return WEFT_STATS_ELIMIT;
     }
     uint32_t id = g_nfams++;
-    entry_commit(ni, kind, &c, (uint32_t)strlen(labels), f->overflow_slot, id);
+    stage_claim(entry_commit(ni, kind, &c, (uint32_t)strlen(labels), f->overflow_slot, id));
     atomic_store_explicit(&g_fams[id], f, memory_order_release);
     *out = id;
     return WEFT_STATS_OK;
@@ -708,6 +748,8 @@ int weft_stats_family_update(weft_stats_block *b, weft_stat_family_id id, weft_s
 void weft_stats_stage_begin(void) {
     pthread_mutex_lock(&g_lock);
     g_staging = true;
+    g_stage_id++;
+    g_stage_thread = pthread_self();
     g_stage_names = g_nnames;
     g_stage_entries = g_nentries;
     g_stage_slot = g_next_slot;
@@ -734,6 +776,11 @@ static void stage_rollback(void) {
     }
     g_nentries = g_stage_entries;
     g_nnames = g_stage_names;
+    for (uint32_t i = 0; i < g_nentries; i++) /* older series: their claims undone */
+        if (g_entries[i].scoped && g_entries[i].stage == g_stage_id) {
+            g_entries[i].stage = g_entries[i].prev_stage;
+            g_entries[i].scoped = g_entries[i].prev_scoped;
+        }
     for (uint32_t i = g_stage_fams; i < g_nfams; i++) {
         fam_free(atomic_load_explicit(&g_fams[i], memory_order_relaxed));
         atomic_store_explicit(&g_fams[i], NULL, memory_order_relaxed);
@@ -775,6 +822,10 @@ void weft_stats_stage_end(bool keep) {
     pthread_mutex_lock(&g_lock);
     if (g_staging && !keep)
         stage_rollback();
+    if (g_staging && keep) /* what this config registered is shown, other scoped series leave */
+        for (uint32_t i = 0; i < g_nentries; i++)
+            if (g_entries[i].scoped)
+                g_entries[i].hidden = g_entries[i].stage != g_stage_id;
     g_staging = false;
     pthread_mutex_unlock(&g_lock);
 }
@@ -1160,6 +1211,11 @@ static int render_locked(struct evbuffer *out, struct evbuffer *tmp) {
     uint32_t nentries = g_staging ? g_stage_entries : g_nentries;
     for (uint32_t ni = 0; ni < nnames; ni++) {
         const stat_name *n = &g_names[ni];
+        uint32_t first = n->first_entry; /* the first entry shown */
+        while (first != UINT32_MAX && first < nentries && g_entries[first].hidden)
+            first = g_entries[first].next_same_name;
+        if (first == UINT32_MAX || first >= nentries)
+            continue; /* nothing of this name is shown */
         if (*n->help) {
             if (evbuffer_add_printf(out, "# HELP %s ", n->name) < 0 ||
                 add_escaped_help(out, n->help) < 0 || evbuffer_add(out, "\n", 1) < 0)
@@ -1170,6 +1226,8 @@ static int render_locked(struct evbuffer *out, struct evbuffer *tmp) {
         for (uint32_t ei = n->first_entry; ei != UINT32_MAX && ei < nentries;
              ei = g_entries[ei].next_same_name) {
             const stat_entry *e = &g_entries[ei];
+            if (e->hidden)
+                continue;
             int rc = e->fam != UINT32_MAX ? render_family(out, tmp, n, e)
                                           : render_series(out, n, e->labels, e->slot);
             if (rc < 0)

@@ -302,7 +302,9 @@ static int configure_once(wft_env *env, const char *text, size_t len, char *err,
  * config live on until the new config_create has asked for them. */
 static int configure_text(wft_env *env, const char *text, size_t len, char *err, size_t errlen) {
     ft_state_pin(env);
+    ft_stats_pass_begin(env);
     int rc = configure_once(env, text, len, err, errlen);
+    ft_stats_pass_end(env, rc == 0);
     ft_state_unpin(env);
     return rc;
 }
@@ -534,7 +536,7 @@ static const ft_stat *stat_find(const wft_env *env, const char *name) {
     if (!env || !name)
         return NULL;
     for (size_t i = 0; i < env->nstats; i++)
-        if (!strcmp(env->stats[i].name, name))
+        if (!env->stats[i].hidden && !strcmp(env->stats[i].name, name))
             return &env->stats[i];
     return NULL;
 }
@@ -560,6 +562,7 @@ int32_t ft_stat_declare(weft_filter_setup *setup, const char *name, const char *
                           kinds[env->stats[i].kind], kinds[kind]);
                 return -1;
             }
+            env->stats[i].pass = env->stat_pass;
             return (int32_t)i;
         }
     if (env->nstats == env->capstats) {
@@ -570,7 +573,10 @@ int32_t ft_stat_declare(weft_filter_setup *setup, const char *name, const char *
         env->stats = p;
         env->capstats = cap;
     }
-    ft_stat s = {.name = ft_strdup(name), .help = ft_strdup(help ? help : ""), .kind = kind};
+    ft_stat s = {.name = ft_strdup(name),
+                 .help = ft_strdup(help ? help : ""),
+                 .kind = kind,
+                 .pass = env->stat_pass};
     if (!s.name || !s.help) {
         free(s.name);
         free(s.help);

@@ -2,8 +2,11 @@
  * with weft's semantics: the declaration rules of sdk/common/wsh_rules.c,
  * at most max_series series, then the overflow series (every label
  * "__overflow__") and a count of the updates folded into it; a value
- * longer than WEFT_STAT_LABEL_VALUE_MAX is folded too. Tests read a
- * series with wft_stat_series_value. */
+ * longer than WEFT_STAT_LABEL_VALUE_MAX is folded too. A configure is
+ * weft's reload: the families (and stats) it does not declare leave, one
+ * declared again keeps its values, and a family may change its labels
+ * (another entry of the same name; the old one kept hidden, as in weft).
+ * Tests read a series with wft_stat_series_value. */
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +33,8 @@ typedef struct ft_family {
     ft_series overflow;
     bool overflow_used;
     uint64_t folded;
+    uint64_t pass; /* the last configure that declared it */
+    bool hidden;   /* not declared by the last configure that succeeded */
 } ft_family;
 
 struct ft_family_set {
@@ -68,12 +73,27 @@ static bool same_signature(const ft_family *f, uint32_t kind, const char *const 
     return true;
 }
 
+/* The family of this name that is shown. */
 static ft_family *family_find(const wft_env *env, const char *name) {
     struct ft_family_set *set = env ? env->families : NULL;
     for (size_t i = 0; set && name && i < set->n; i++)
-        if (!strcmp(set->v[i].name, name))
+        if (!set->v[i].hidden && !strcmp(set->v[i].name, name))
             return &set->v[i];
     return NULL;
+}
+
+void ft_stats_pass_begin(wft_env *env) {
+    env->stat_pass++;
+}
+
+void ft_stats_pass_end(wft_env *env, bool kept) {
+    if (!kept)
+        return;
+    for (size_t i = 0; i < env->nstats; i++)
+        env->stats[i].hidden = env->stats[i].pass != env->stat_pass;
+    struct ft_family_set *set = env->families;
+    for (size_t i = 0; set && i < set->n; i++)
+        set->v[i].hidden = set->v[i].pass != env->stat_pass;
 }
 
 static weft_result family_add(wft_env *env, uint32_t kind, const char *name, const char *help,
@@ -93,7 +113,8 @@ static weft_result family_add(wft_env *env, uint32_t kind, const char *name, con
     ft_family f = {.name = ft_strdup(name),
                    .help = ft_strdup(help ? help : ""),
                    .kind = kind,
-                   .max_series = max_series};
+                   .max_series = max_series,
+                   .pass = env->stat_pass};
     bool ok = f.name && f.help;
     for (size_t i = 0; ok && i < n; i++, f.n_labels++)
         ok = (f.labels[i] = ft_strdup(names[i])) != NULL;
@@ -122,14 +143,24 @@ weft_result ft_family_declare(weft_filter_setup *setup, uint32_t kind, const cha
     if (why)
         return ft_misuse(env, WEFT_ERR_INVALID, "stat family \"%s\": %s", name ? name : "(null)",
                          why);
-    ft_family *f = family_find(env, name);
-    if (f) {
-        if (!same_signature(f, kind, names, n, max_series))
+    /* The same declaration finds its family (values kept); another one
+     * of the same name is refused while this configure declared it. */
+    ft_family *same = NULL;
+    for (size_t i = 0; env->families && i < env->families->n; i++) {
+        ft_family *f = &env->families->v[i];
+        if (strcmp(f->name, name) != 0)
+            continue;
+        if (same_signature(f, kind, names, n, max_series))
+            same = f;
+        else if (f->pass == env->stat_pass)
             return ft_misuse(env, WEFT_ERR_INVALID,
                              "stat family \"%s\" declared again with another kind, labels or "
                              "max_series",
                              name);
-        *family = (int32_t)(f - env->families->v);
+    }
+    if (same) {
+        same->pass = env->stat_pass;
+        *family = (int32_t)(same - env->families->v);
         return WEFT_OK;
     }
     for (size_t i = 0; i < env->nstats; i++)

@@ -130,6 +130,8 @@ typedef struct ft_stat {
     uint64_t value; /* counter / histogram sum */
     int64_t gauge;
     uint64_t count; /* histogram samples */
+    uint64_t pass;  /* the last configure that declared it (ft_stats_pass_begin) */
+    bool hidden;    /* not declared by the last configure that succeeded */
 } ft_stat;
 
 typedef struct ft_logline {
@@ -223,6 +225,7 @@ struct wft_env {
     ft_route *routes;               /* wft_env_add_route, in declaration order */
     struct ft_state *state;         /* 1.1 state group: shared blocks, endpoints (ft_state.c) */
     struct ft_family_set *families; /* 1.1 stats group: labelled families (ft_family.c) */
+    uint64_t stat_pass;             /* configures so far: what declared each stat */
     wft_stream *streams;            /* live streams of this env */
     wft_conn *conns;
     struct ft_tcpc *tcpcs; /* 1.1 TCP callouts, in opening order (ft_tcp.c) */
@@ -411,6 +414,11 @@ weft_result ft_family_declare(weft_filter_setup *setup, uint32_t kind, const cha
 weft_result ft_family_update(int32_t family, const weft_str *v, size_t n, uint32_t kind,
                              uint64_t arg);
 void ft_family_free(wft_env *env);
+/* A configure is weft's reload for stats: what it declares is shown, the
+ * stats and families it does not declare leave (kept == false: a refused
+ * configure changes nothing). */
+void ft_stats_pass_begin(wft_env *env);
+void ft_stats_pass_end(wft_env *env, bool kept);
 
 /* ---- 1.1 raw TCP callouts (ft_tcp.c) ---- */
 typedef struct ft_tcpc ft_tcpc;

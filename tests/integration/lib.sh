@@ -344,6 +344,18 @@ wait_workers_at() {
     wait_until "${3:-10}" "all $1 workers on config v$2" workers_at "$1" "$2"
 }
 
+# reload_config WORKERS: SIGHUP to weft, then waits (20 s) for the log
+# line "config vN loaded" and for all WORKERS workers on vN, where N is
+# CFG_VERSION + 1 (CFG_VERSION counts the configs loaded: 1 after
+# start_weft; updated here).
+CFG_VERSION=1
+reload_config() {
+    CFG_VERSION=$((CFG_VERSION + 1))
+    weft_signal HUP
+    wait_until 20 "weft logs config v$CFG_VERSION" grep -q "config v$CFG_VERSION loaded" "$WEFT_LOG"
+    wait_workers_at "$1" "$CFG_VERSION" 20
+}
+
 # load_start OUT [wrk args...]: wrk in the background for 120 s at most
 # (sets LOAD_PID); load_stop ends it. A load that covers events (reloads,
 # drains) must outlast them: load_stop fails when wrk already ended, then

@@ -72,13 +72,7 @@ YAML
     mv -f "$CONFIG.tmp" "$CONFIG"
 }
 
-CFG_VERSION=1
-reload() {
-    CFG_VERSION=$((CFG_VERSION + 1))
-    weft_signal HUP
-    wait_until 20 "weft logs config v$CFG_VERSION" grep -q "config v$CFG_VERSION loaded" "$WEFT_LOG"
-    wait_workers_at 2 "$CFG_VERSION" 20
-}
+reload() { reload_config 2; }
 
 write_config 1 64 1
 start_weft "$CONFIG"

@@ -13,7 +13,12 @@
 #      x-tag header: a value with a quote and a backslash is written
 #      escaped, a value above 256 bytes folds into the overflow series;
 #   4. promtool check metrics (the prometheus package) accepts the whole
-#      exposition.
+#      exposition;
+#   5. reloads (SIGHUP): the "tagged" filter removed from its listener,
+#      its families and overflow counters leave /stats/prometheus while
+#      the listener's own stats stay; then the listener and the cluster
+#      "spare" removed, their series leave too; the series that stay
+#      keep their values; promtool still accepts the output.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
@@ -29,9 +34,10 @@ ADMIN_PORT=$(free_port)
 start_backend be "$BE_PORT"
 CONFIG="$TEST_TMP/weft.yaml"
 
-# write_config [TAGGED=1]: with TAGGED=0 the "tagged" listener is gone.
+# write_config MODE: 1 = listener "tag" with the filter "tagged" and the
+# cluster "spare"; 2 = "tag" without filters, no "spare"; 0 = neither.
 write_config() {
-    local tagged="${1:-1}"
+    local tagged="$1"
     {
         cat <<YAML
 workers: 2
@@ -60,7 +66,7 @@ YAML
     address: 127.0.0.1
     port: $TAG_PORT
     filters:
-      - { name: tagged, path: $FILTER_DIR/labelled.so, config: { tag_header: x-tag } }
+$( ((tagged == 1)) && echo "      - { name: tagged, path: $FILTER_DIR/labelled.so, config: { tag_header: x-tag } }")
     virtual_hosts:
       - name: default
         domains: ["*"]
@@ -73,6 +79,12 @@ clusters:
   - name: be
     endpoints: [{ address: 127.0.0.1, port: $BE_PORT }]
 YAML
+        if ((tagged == 1)); then
+            cat <<YAML
+  - name: spare
+    endpoints: [{ address: 127.0.0.1, port: $BE_PORT }]
+YAML
+        fi
     } >"$CONFIG.tmp"
     mv -f "$CONFIG.tmp" "$CONFIG"
 }
@@ -96,7 +108,15 @@ exact() {
         substr($0, 1, length(p)) == p { print $NF; f = 1 } END { if (!f) print "none" }'
 }
 
-write_config
+reload() { reload_config 2; }
+
+promcheck() {
+    admin_get /stats/prometheus >"$TEST_TMP/metrics.txt"
+    promtool check metrics <"$TEST_TMP/metrics.txt" >"$TEST_TMP/promtool.out" 2>&1 ||
+        fail "promtool check metrics: $(cat "$TEST_TMP/promtool.out")"
+}
+
+write_config 1
 start_weft "$CONFIG"
 wait_workers_at 2 1 20
 
@@ -134,10 +154,33 @@ assert_eq 2 "$(exact "$TF{$T,method=\"__overflow__\",code=\"__overflow__\",tag=\
 log "label values escaped; values above 256 bytes folded"
 
 # ---- 4. the exposition format, checked by Prometheus' own parser ----
-admin_get /stats/prometheus >"$TEST_TMP/metrics.txt"
-promtool check metrics <"$TEST_TMP/metrics.txt" >"$TEST_TMP/promtool.out" 2>&1 ||
-    fail "promtool check metrics: $(cat "$TEST_TMP/promtool.out")"
+promcheck
 log "promtool check metrics: OK"
+
+# ---- 5. series of removed filters, listeners and clusters leave on reload ----
+TEXT=$(admin_get /stats/prometheus)
+assert_contains "$TEXT" 'cluster="spare"' "the spare cluster's stats before the reloads"
+write_config 2
+reload
+TEXT=$(admin_get /stats/prometheus)
+assert_not_contains "$TEXT" "weft_filter_tagged_" "the removed filter's series"
+assert_contains "$TEXT" "weft_downstream_rq_total{$T" "the tag listener's own stats"
+assert_not_contains "$TEXT" 'cluster="spare"' "the removed cluster's stats"
+assert_eq 8 "$(exact "$F{$W,method=\"GET\",code=\"2xx\"}")" "a kept family keeps its values"
+assert_eq 3 "$(exact "weft_filter_labelled_requests_overflow_total{$W}")" "a kept overflow counter"
+requests 1 "http://127.0.0.1:$WEB_PORT/ok"
+wait_until 10 "the kept family counts on" test "$(exact "$F{$W,method=\"GET\",code=\"2xx\"}")" = 9
+requests 1 "http://127.0.0.1:$TAG_PORT/"
+assert_not_contains "$(admin_get /stats/prometheus)" "weft_filter_tagged_" "no filter, no series"
+log "reload without the filter: its series left, the rest kept"
+
+write_config 0
+reload
+TEXT=$(admin_get /stats/prometheus)
+assert_not_contains "$TEXT" "$T" "the removed listener's series"
+assert_eq 9 "$(exact "$F{$W,method=\"GET\",code=\"2xx\"}")" "values after the second reload"
+promcheck
+log "reload without the listener: its series left; promtool still OK"
 
 stop_weft
 log "PASS"

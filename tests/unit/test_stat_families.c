@@ -292,6 +292,87 @@ static void test_stage_rollback(void **state) {
     weft_stats_block_free(b);
 }
 
+/* Reloads: a kept stage shows what it registered; the scoped series it
+ * did not register (a removed filter's, listener's, cluster's) leave the
+ * output, and come back with their values if a later config registers
+ * them again. A family may change its labels over a reload. Series
+ * registered outside stages (process counters) stay. */
+static void test_reload_removes_unregistered(void **state) {
+    (void)state;
+    weft_stats_block *b = weft_stats_block_new();
+    weft_stat_id proc = weft_stats_counter("weft_proc_total", "", "Process");
+    weft_stats_inc(b, proc, 1);
+
+    weft_stats_stage_begin(); /* config 1: filter a (family + plain), filter b */
+    weft_stat_family_id fa = family(WEFT_STAT_COUNTER, "weft_filter_a_rq_total", 5);
+    weft_stat_id pa = weft_stats_counter("weft_filter_a_seen_total", L, "Seen");
+    weft_stat_family_id fb = family(WEFT_STAT_COUNTER, "weft_filter_b_rq_total", 5);
+    weft_stats_stage_end(true);
+    assert_int_equal(inc(b, fa, "GET", "2xx", 2), WEFT_STATS_OK);
+    assert_int_equal(inc(b, fb, "GET", "2xx", 3), WEFT_STATS_OK);
+    weft_stats_inc(b, pa, 4);
+    char *text = render();
+    assert_has(text, "weft_filter_b_rq_total{listener=\"http\",method=\"GET\",code=\"2xx\"} 3\n");
+    free(text);
+
+    weft_stats_stage_begin(); /* config 2: b removed; a's family gets a third label */
+    const char *three[] = {"method", "code", "route"};
+    weft_stat_family_id fa3;
+    assert_int_equal(weft_stats_family(WEFT_STAT_COUNTER, "weft_filter_a_rq_total", L, "Requests",
+                                       three, 3, 5, &fa3),
+                     WEFT_STATS_OK);
+    assert_int_not_equal(fa3, fa);
+    /* while it is staged, the running config's series are still shown */
+    text = render();
+    assert_has(text, "weft_filter_b_rq_total{");
+    assert_has(text, "weft_filter_a_rq_total{listener=\"http\",method=\"GET\",code=\"2xx\"} 2\n");
+    free(text);
+    /* the same family twice in one config with other labels: refused */
+    weft_stat_family_id dup;
+    assert_int_equal(weft_stats_family(WEFT_STAT_COUNTER, "weft_filter_a_rq_total", L, "",
+                                       METHOD_CODE, 2, 5, &dup),
+                     WEFT_STATS_EINVAL);
+    assert_int_equal(weft_stats_counter("weft_filter_a_seen_total", L, "Seen"), pa);
+    weft_stats_stage_end(true);
+    weft_sv v3[3] = {WEFT_SV_LIT("GET"), WEFT_SV_LIT("2xx"), WEFT_SV_LIT("r1")};
+    assert_int_equal(fam_inc(b, fa3, v3, 3, 1), WEFT_STATS_OK);
+    assert_int_equal(inc(b, fb, "GET", "2xx", 1), WEFT_STATS_OK); /* an old stream: no harm */
+    text = render();
+    assert_null(strstr(text, "weft_filter_b_rq"));  /* b's family and its overflow counter */
+    assert_null(strstr(text, "code=\"2xx\"} 2\n")); /* a's 2-label family */
+    assert_has(
+        text,
+        "weft_filter_a_rq_total{listener=\"http\",method=\"GET\",code=\"2xx\",route=\"r1\"} 1\n");
+    assert_has(text, "weft_filter_a_seen_total{listener=\"http\"} 4\n"); /* kept, value kept */
+    assert_has(text, "weft_proc_total 1\n");                             /* never scoped */
+    assert_has(text, "weft_filter_a_rq_overflow_total{listener=\"http\"} 0\n");
+    free(text);
+
+    /* A refused config changes nothing shown, and its claims are undone. */
+    weft_stats_stage_begin();
+    assert_int_equal(family(WEFT_STAT_COUNTER, "weft_filter_b_rq_total", 5), fb);
+    assert_int_equal(weft_stats_counter("weft_proc_total", "", "Process"), proc);
+    weft_stats_stage_end(false);
+    weft_stats_stage_begin(); /* config 3: a only (3 labels) */
+    assert_int_equal(weft_stats_family(WEFT_STAT_COUNTER, "weft_filter_a_rq_total", L, "Requests",
+                                       three, 3, 5, &dup),
+                     WEFT_STATS_OK);
+    weft_stats_stage_end(true);
+    text = render();
+    assert_null(strstr(text, "weft_filter_b_rq"));
+    assert_has(text, "weft_proc_total 1\n"); /* found by a refused stage: still not scoped */
+    assert_null(strstr(text, "weft_filter_a_seen_total")); /* not registered by config 3 */
+    free(text);
+
+    weft_stats_stage_begin(); /* config 4: b is back, with its values */
+    assert_int_equal(family(WEFT_STAT_COUNTER, "weft_filter_b_rq_total", 5), fb);
+    weft_stats_stage_end(true);
+    text = render();
+    assert_has(text, "weft_filter_b_rq_total{listener=\"http\",method=\"GET\",code=\"2xx\"} 4\n");
+    free(text);
+    weft_stats_block_free(b);
+}
+
 /* Writers making and bumping series at once (run under TSan too): every
  * update lands exactly once, in its series or in the overflow series. */
 #define FAM_THREADS 4
@@ -363,6 +444,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_escaping, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gauge_and_histogram, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stage_rollback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reload_removes_unregistered, setup, teardown),
         cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

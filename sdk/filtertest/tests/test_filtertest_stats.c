@@ -3,8 +3,9 @@
  * (tests/filters/labelled.c, linked in): series by method and status
  * class read with wft_stat_series_value, the overflow series and its
  * count past max_series and for values above 256 bytes, the declaration
- * rules (the core's, sdk/common/wsh_rules.c), values kept over a
- * reconfigure, and misuse of the update calls. */
+ * rules (the core's, sdk/common/wsh_rules.c), a reconfigure as weft's
+ * reload (families not declared again leave, values kept for those that
+ * are, labels may change), and misuse of the update calls. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -104,9 +105,39 @@ static void test_declaration_rules(void **state) {
     assert_int_not_equal(wft_env_configure(env, "max_series: 10001\n", err, sizeof(err)), 0);
     assert_int_not_equal(wft_env_configure(env, "family: Bad-Name\n", err, sizeof(err)), 0);
     assert_int_equal(wft_env_configure(env, "max_series: 10000\n", err, sizeof(err)), 0);
-    /* The same name with another signature is refused. */
-    assert_int_not_equal(
-        wft_env_configure(env, "max_series: 10000\ntag_header: x-tag\n", err, sizeof(err)), 0);
+    wft_env_free(env);
+}
+
+/* A configure is weft's reload: a family the new config does not declare
+ * leaves, one declared again keeps its values, and a family may change
+ * its labels (the old series come back if the old declaration does). */
+static void test_reconfigure_is_a_reload(void **state) {
+    (void)state;
+    wft_env *env = make_env("max_series: 5\n");
+    request(env, "GET", 200, NULL);
+    assert_int_equal(wft_stat_series_value(env, "requests_total", "GET", "2xx", NULL), 1);
+
+    /* another family name: requests_total leaves */
+    assert_int_equal(wft_env_configure(env, "family: hits_total\n", err, sizeof(err)), 0);
+    request(env, "GET", 200, NULL);
+    assert_false(wft_stat_series_exists(env, "requests_total", "GET", "2xx", NULL));
+    assert_int_equal(wft_stat_family_series(env, "requests_total"), 0);
+    assert_int_equal(wft_stat_series_value(env, "hits_total", "GET", "2xx", NULL), 1);
+
+    /* requests_total back (same declaration): its value is back; with a third label */
+    assert_int_equal(wft_env_configure(env, "max_series: 5\n", err, sizeof(err)), 0);
+    assert_int_equal(wft_stat_series_value(env, "requests_total", "GET", "2xx", NULL), 1);
+    assert_false(wft_stat_series_exists(env, "hits_total", "GET", "2xx", NULL));
+    assert_int_equal(wft_env_configure(env, "max_series: 5\ntag_header: x-tag\n", err, sizeof(err)),
+                     0);
+    request(env, "GET", 200, "t");
+    assert_int_equal(wft_stat_series_value(env, "requests_total", "GET", "2xx", "t", NULL), 1);
+    assert_false(wft_stat_series_exists(env, "requests_total", "GET", "2xx", NULL));
+
+    /* a refused configure changes nothing shown */
+    assert_int_not_equal(wft_env_configure(env, "max_series: 0\n", err, sizeof(err)), 0);
+    assert_int_equal(wft_stat_series_value(env, "requests_total", "GET", "2xx", "t", NULL), 1);
+    assert_int_equal(wft_misuse_count(env), 1); /* the refused declaration */
     wft_env_free(env);
 }
 
@@ -178,6 +209,7 @@ int main(void) {
         cmocka_unit_test(test_series_by_method_and_class),
         cmocka_unit_test(test_long_values_fold),
         cmocka_unit_test(test_declaration_rules),
+        cmocka_unit_test(test_reconfigure_is_a_reload),
         cmocka_unit_test(test_update_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

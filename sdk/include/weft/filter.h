@@ -46,10 +46,14 @@
  *   ANY THREAD (a thread the filter started included): weft_log_msg,
  *     weft_log_enabled, weft_clock_now_us, weft_logf with s == NULL,
  *     weft_str_c, WEFT_HOST_HAS; weft_stat_inc, weft_stat_gauge_add,
- *     weft_stat_observe_us (lock-free per-thread slots; an update from a
- *     thread weft did not start is dropped, not an error).
+ *     weft_stat_observe_us, weft_stat_family_inc/_gauge_add/_observe_us
+ *     (lock-free per-thread slots: every thread weft runs has its own,
+ *     workers and main, so hooks, worker- and config-scoped timers and
+ *     config_create may all count; an update from a thread weft did not
+ *     start is dropped, not an error).
  *   MAIN THREAD, inside config_create only (the setup handle lives just
- *     that long): weft_stat_counter/gauge/histogram, weft_config_*,
+ *     that long): weft_stat_counter/gauge/histogram, weft_stat_family,
+ *     weft_config_*,
  *     weft_config_fail, weft_config_dir, weft_setup_logf.
  *   THE STREAM'S WORKER ONLY: every call taking a weft_stream * (checked:
  *     WEFT_ERR_THREAD; weft_logf from another thread still logs, without
@@ -573,7 +577,9 @@ typedef struct weft_filter_descriptor {
     size_t size;        /* sizeof(weft_filter_descriptor) */
     uint16_t abi_major; /* WEFT_ABI_MAJOR the filter was built with */
     uint16_t abi_minor; /* WEFT_ABI_MINOR the filter was built with */
-    const char *name;   /* "authz"; [a-z0-9_], used in stats and logs */
+    const char *name;   /* "authz"; [a-z0-9_]: the loader's log lines. Stats names and
+                           the host's filter log lines carry the YAML name
+                           (filters[].name), which may differ */
     weft_filter_kind kind;
     const weft_http_filter_ops *http;           /* kind == WEFT_FILTER_HTTP */
     const weft_transport_filter_ops *transport; /* kind == WEFT_FILTER_TRANSPORT */
@@ -1551,6 +1557,12 @@ static inline weft_result weft_tcp_callout_close(weft_tcp_callout *c, bool flush
  * Sets *family to its id (-1 on error; the update calls ignore -1).
  * Declaring it again with the same kind, label names and max_series (every
  * reload does) returns the same family: its series keep their values.
+ * RELOAD: a family (like a stat) that the new config does not declare
+ * leaves /stats/prometheus with its series and overflow counter (the
+ * filter was removed, or its listener, or its new code declares other
+ * stats); declared again by a later config, it comes back with its
+ * values. Its label names or max_series may change over a reload (the old
+ * series leave, the new family starts empty).
  * OWNERSHIP: names and help are copied. THREAD: main, inside config_create
  * (or route_config_create) only: the setup handle lives just that long.
  * ERRORS: WEFT_ERR_INVALID (setup or family NULL, bad kind, name, label
