@@ -191,6 +191,9 @@ struct weft_h1_parser {
     weft_hdrs trailers;
     h1_acc name, value, url, reason;
     int n_cl, n_te, n_host;
+    uint8_t field;      /* HF_* of the field being read */
+    int32_t host_idx;   /* the request's Host in its headers, or -1 */
+    int32_t expect_idx; /* the request's first Expect, or -1 */
     uint64_t cl;
     uint64_t body_seen;
 
@@ -198,6 +201,9 @@ struct weft_h1_parser {
     h1_err scan_err; /* held back until llhttp has seen the good prefix */
     bool head_seen;  /* on_headers_complete ran for the current head */
 };
+
+/* The fields the parser reads itself, known by name as they are parsed. */
+enum { HF_OTHER = 0, HF_CL, HF_TE, HF_HOST, HF_EXPECT };
 
 /* ---- small helpers ---- */
 
@@ -209,18 +215,12 @@ static bool is_ctl(unsigned char c) {
     return c < 0x20 || c == 0x7f;
 }
 
-static bool is_token(weft_sv s) {
-    if (!s.len)
-        return false;
-    for (size_t i = 0; i < s.len; i++)
-        if (!is_tchar((unsigned char)s.p[i]))
-            return false;
-    return true;
-}
-
+/* Appends a span llhttp delivered. A field usually comes in one span, so
+ * the first takes exactly its size (the arena rounds it up to 16); only a
+ * field cut by the end of a read grows. */
 static int acc_append(weft_arena *a, h1_acc *b, const char *s, size_t n, bool lower) {
     if (b->len + n > b->cap) {
-        size_t ncap = b->cap ? b->cap * 2 : 32;
+        size_t ncap = b->cap ? b->cap * 2 : 16;
         while (ncap < b->len + n)
             ncap *= 2;
         char *np = weft_arena_alloc(a, ncap);
@@ -232,8 +232,26 @@ static int acc_append(weft_arena *a, h1_acc *b, const char *s, size_t n, bool lo
         b->cap = ncap;
     }
     if (lower) {
-        for (size_t i = 0; i < n; i++)
-            b->p[b->len + i] = (char)tolower((unsigned char)s[i]);
+        /* ASCII lower-casing, eight bytes at a time: a byte gets 0x20
+         * added exactly when it is in 'A'..'Z' (its top bit is clear and
+         * its low seven bits are >= 'A' and <= 'Z'). */
+        const uint64_t ones = 0x0101010101010101u, high = 0x8080808080808080u;
+        char *d = b->p + b->len;
+        size_t i = 0;
+        for (; i + 8 <= n; i += 8) {
+            uint64_t x;
+            memcpy(&x, s + i, 8);
+            uint64_t low7 = x & ~high;
+            uint64_t ge_a = low7 + ones * (0x80 - 'A');
+            uint64_t gt_z = low7 + ones * (0x80 - 'Z' - 1);
+            uint64_t upper = (ge_a ^ gt_z) & ~x & high;
+            x |= upper >> 2;
+            memcpy(d + i, &x, 8);
+        }
+        for (; i < n; i++) {
+            unsigned char c = (unsigned char)s[i];
+            d[i] = (char)((unsigned)(c - 'A') < 26u ? c + ('a' - 'A') : c);
+        }
     } else if (n) {
         memcpy(b->p + b->len, s, n);
     }
@@ -666,6 +684,8 @@ static void begin_message_heads(weft_h1_parser *p) {
     memset(&p->url, 0, sizeof(p->url));
     memset(&p->reason, 0, sizeof(p->reason));
     p->n_cl = p->n_te = p->n_host = 0;
+    p->field = HF_OTHER;
+    p->host_idx = p->expect_idx = -1;
     p->cl = 0;
     p->in_trailers = false;
     p->skip_body = false;
@@ -709,16 +729,32 @@ static int cb_header_field(llhttp_t *ll, const char *at, size_t n) {
     return 0;
 }
 
+/* The name (lower-cased) as one of HF_*: length first, then one compare. */
+static uint8_t field_kind(const char *n, size_t len) {
+    switch (len) {
+    case 4:
+        return memcmp(n, "host", 4) == 0 ? HF_HOST : HF_OTHER;
+    case 6:
+        return memcmp(n, "expect", 6) == 0 ? HF_EXPECT : HF_OTHER;
+    case 14:
+        return memcmp(n, "content-length", 14) == 0 ? HF_CL : HF_OTHER;
+    case 17:
+        return memcmp(n, "transfer-encoding", 17) == 0 ? HF_TE : HF_OTHER;
+    default:
+        return HF_OTHER;
+    }
+}
+
+/* The name's bytes need no check here: the scanner refused any line whose
+ * name is empty or holds a byte other than a tchar before llhttp saw it. */
 static int cb_header_field_complete(llhttp_t *ll) {
     weft_h1_parser *p = P(ll);
-    weft_sv name = {p->name.p, p->name.len};
-    if (!is_token(name))
-        return fail(p, E_BAD_HEADER_NAME);
     if (cur_headers(p)->n >= p->lim.max_headers)
         return fail(p, E_TOO_MANY_HEADERS);
-    bool is_cl = weft_sv_eq(name, WEFT_SV_LIT("content-length"));
-    bool is_te = weft_sv_eq(name, WEFT_SV_LIT("transfer-encoding"));
-    bool is_host = weft_sv_eq(name, WEFT_SV_LIT("host"));
+    p->field = field_kind(p->name.p, p->name.len);
+    bool is_cl = p->field == HF_CL;
+    bool is_te = p->field == HF_TE;
+    bool is_host = p->field == HF_HOST;
     if (p->in_trailers) {
         /* Framing and routing fields in trailers would be read by some
          * hops and not others. */
@@ -768,20 +804,22 @@ static int parse_cl(weft_sv v, uint64_t *out) {
     return 0;
 }
 
+/* The value's bytes need no check here either: the scanner refused every
+ * control byte but HTAB in the line, before llhttp saw it. */
 static int cb_header_value_complete(llhttp_t *ll) {
     weft_h1_parser *p = P(ll);
     weft_sv name = acc_take(&p->name);
     weft_sv value = weft_sv_trim(acc_take(&p->value));
-    for (size_t i = 0; i < value.len; i++) {
-        unsigned char c = (unsigned char)value.p[i];
-        if (c != '\t' && is_ctl(c))
-            return fail(p, E_BAD_HEADER_VALUE);
-    }
-    if (!p->in_trailers && weft_sv_eq(name, WEFT_SV_LIT("content-length"))) {
-        if (parse_cl(value, &p->cl) != 0)
+    weft_hdrs *h = cur_headers(p);
+    if (!p->in_trailers) {
+        if (p->field == HF_CL && parse_cl(value, &p->cl) != 0)
             return fail(p, E_BAD_CL);
+        if (p->field == HF_HOST)
+            p->host_idx = (int32_t)h->n;
+        else if (p->field == HF_EXPECT && p->expect_idx < 0)
+            p->expect_idx = (int32_t)h->n;
     }
-    if (weft_hdrs_add_ref(cur_headers(p), name, value) != 0)
+    if (weft_hdrs_add_ref(h, name, value) != 0)
         return fail(p, E_NOMEM);
     return 0;
 }
@@ -914,7 +952,8 @@ static int finish_req_head(weft_h1_parser *p) {
     if (parse_target(p, r) != 0)
         return HPE_USER;
 
-    const weft_sv *host = weft_hdrs_get(&r->headers, WEFT_SV_LIT("host"));
+    /* at most one Host (cb_header_field_complete) */
+    const weft_sv *host = p->host_idx >= 0 ? &r->headers.v[p->host_idx].value : NULL;
     if (!host && r->http_minor == 1)
         return fail(p, E_MISSING_HOST);
     if (host && !host_valid(*host))
@@ -925,13 +964,9 @@ static int finish_req_head(weft_h1_parser *p) {
         /* absolute-form: RFC 9112 3.2.2 has the target's authority replace
          * Host, and a proxy must forward a Host generated from it; doing it
          * here keeps routing (authority) and the forwarded header in step. */
-        bool replaced = false;
-        for (uint32_t i = 0; i < r->headers.n; i++)
-            if (weft_sv_eq(r->headers.v[i].name, WEFT_SV_LIT("host"))) {
-                r->headers.v[i].value = r->authority;
-                replaced = true;
-            }
-        if (!replaced && weft_hdrs_add_ref(&r->headers, WEFT_SV_LIT("host"), r->authority) != 0)
+        if (host)
+            r->headers.v[p->host_idx].value = r->authority;
+        else if (weft_hdrs_add_ref(&r->headers, WEFT_SV_LIT("host"), r->authority) != 0)
             return fail(p, E_NOMEM);
     }
 
@@ -955,7 +990,7 @@ static int finish_req_head(weft_h1_parser *p) {
         return fail(p, E_BAD_CONNECT);
 
     r->keep_alive = llhttp_should_keep_alive(ll) != 0;
-    const weft_sv *expect = weft_hdrs_get(&r->headers, WEFT_SV_LIT("expect"));
+    const weft_sv *expect = p->expect_idx >= 0 ? &r->headers.v[p->expect_idx].value : NULL;
     r->expect_continue =
         expect && r->http_minor == 1 && weft_sv_ieq_cstr(weft_sv_trim(*expect), "100-continue");
     r->upgrade = ll->upgrade != 0;
