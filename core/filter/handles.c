@@ -6,7 +6,7 @@
 
 #include "common/common.h"
 #include "http/stream.h"
-#include "loop/worker.h"
+#include "common/wctx.h"
 
 /* Domain index -> worker. Written when a worker is created or freed,
  * read by every host call (one relaxed-acquire load). */

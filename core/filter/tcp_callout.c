@@ -21,8 +21,9 @@
 #include "common/common.h"
 #include "filter/handles.h"
 #include "http/stream_internal.h"
-#include "loop/ltimer.h"
-#include "loop/worker.h"
+#include "common/ltimer.h"
+#include "common/wctx.h"
+#include "runtime/wsnap.h"
 #include "net/conn.h"
 #include "upstream/attempt.h"
 

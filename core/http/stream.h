@@ -19,8 +19,9 @@
 #include "common/response_flags.h"
 #include "net/conn_facts.h"
 #include "http/message.h"
-#include "loop/ltimer.h"
-#include "loop/worker.h"
+#include "common/ltimer.h"
+#include "common/wctx.h"
+#include "runtime/wsnap.h"
 #include "upstream/attempt.h"
 #include "upstream/pool.h"
 

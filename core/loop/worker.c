@@ -9,6 +9,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include <event2/listener.h>
 #include <event2/thread.h>
 
 #include "common/memtrim.h"
@@ -20,105 +21,40 @@
 #include "upstream/h2_pool.h"
 #include "upstream/pool.h"
 
-/* ---------- per-snapshot worker state ---------- */
+/* ---------- the loop's own part of a worker ---------- */
 
-static weft_wsnap *wsnap_new(weft_worker *w, weft_snapshot *snap) {
-    weft_wsnap *ws = calloc(1, sizeof(*ws));
-    if (!ws)
-        return NULL;
-    ws->clusters = calloc(snap->cfg->n_clusters ? snap->cfg->n_clusters : 1, sizeof(*ws->clusters));
-    if (!ws->clusters) {
-        free(ws);
-        return NULL;
-    }
-    weft_snapshot_ref(snap);
-    ws->snap = snap;
-    ws->w = w;
-    ws->refs = 1;
-    for (size_t i = 0; i < snap->cfg->n_clusters; i++)
-        ws->clusters[i].shared = &snap->clusters[i];
-    size_t nl = snap->cfg->n_listeners;
-    ws->fworkers = calloc(nl ? nl : 1, sizeof(*ws->fworkers));
-    ws->fworkers_made = calloc(nl ? nl : 1, sizeof(*ws->fworkers_made));
-    for (size_t i = 0; ws->fworkers && ws->fworkers_made && i < nl; i++) {
-        size_t nf = snap->listeners[i].chain.n_http;
-        ws->fworkers[i] = calloc(nf ? nf : 1, sizeof(void *));
-        ws->fworkers_made[i] = calloc(nf ? nf : 1, sizeof(bool));
-    }
-    return ws;
-}
+typedef struct weft_wlistener {
+    struct evconnlistener *lev;
+    struct wloop *L;
+    uint64_t gen; /* the main thread's bind (listen_set.h): kept while it stays */
+    char *name;   /* owned */
+    struct weft_wlistener *next;
+} weft_wlistener;
 
-weft_wsnap *weft_wsnap_ref(weft_wsnap *ws) {
-    ws->refs++;
-    return ws;
-}
+/* A worker: its context (common/wctx.h, what the layers below see) and
+ * what only this file touches. */
+typedef struct wloop {
+    weft_worker w; /* first: a weft_worker * of a started worker is a wloop * */
+    weft_wlistener *listeners;
+    /* control from the main thread */
+    pthread_mutex_t ctl_mu;
+    weft_snapshot *pending;             /* guarded by ctl_mu */
+    weft_listen_handoff *pending_socks; /* its sockets (one per listener), ctl_mu */
+    weft_stat_id version_stat;          /* weft_worker_config_version{worker="id"} */
+    _Atomic unsigned ctl;               /* WEFT_CTL_* bits, set by the main thread */
+    int ctl_fd;                         /* eventfd: wakes the worker */
+    struct event *ev_ctl;
+    struct event *ev_sweep; /* periodic: idle pool expiry */
+    /* idle: memory given back once a busy worker has been idle a moment */
+    struct event *ev_idle; /* periodic, WEFT_IDLE_TICK_MS */
+    uint64_t accepts;      /* connections accepted (this thread) */
+    uint64_t accepts_seen; /* at the last idle tick */
+    uint32_t idle_ticks;   /* ticks without any connection */
+    bool busy_since_trim;  /* had connections since it last asked for a trim */
+} wloop;
 
-void weft_wsnap_unref(weft_wsnap *ws) {
-    if (!ws || --ws->refs > 0)
-        return;
-    for (size_t i = 0; i < ws->snap->cfg->n_clusters; i++) {
-        weft_cluster_wrk *c = &ws->clusters[i];
-        weft_lb_unref(c->lb);
-    }
-    free(ws->clusters);
-    weft_tcp_callouts_wsnap_end(ws); /* before the filters' worker_destroy */
-    for (size_t i = 0; ws->fworkers && i < ws->snap->cfg->n_listeners; i++) {
-        const weft_filter_chain *ch = &ws->snap->listeners[i].chain;
-        for (size_t f = 0; ws->fworkers_made && ws->fworkers_made[i] && f < ch->n_http; f++)
-            if (ws->fworkers_made[i][f] && ch->http[f].http->worker_destroy)
-                ch->http[f].http->worker_destroy(ch->http[f].config, ws->fworkers[i][f]);
-        free(ws->fworkers[i]);
-        if (ws->fworkers_made)
-            free(ws->fworkers_made[i]);
-    }
-    free(ws->fworkers);
-    free(ws->fworkers_made);
-    weft_snapshot_unref(ws->snap);
-    free(ws);
-}
-
-weft_cluster_wrk *weft_wsnap_cluster(weft_wsnap *ws, int idx) {
-    if (idx < 0 || (size_t)idx >= ws->snap->cfg->n_clusters)
-        return NULL;
-    weft_cluster_wrk *c = &ws->clusters[idx];
-    uint64_t gen = atomic_load_explicit(&c->shared->hs_gen, memory_order_acquire);
-    if (c->lb && gen == c->hs_gen)
-        return c;
-    /* The hostset moved (DNS, endpoint push) or this is the first use:
-     * a new lb on the new hostset. */
-    uint64_t got_gen = 0;
-    weft_hostset *hs = weft_cluster_snap_hostset(c->shared, &got_gen);
-    if (!hs)
-        return c->lb ? c : NULL;
-    weft_lb *lb = weft_lb_new(c->shared->cfg->lb, hs, weft_worker_rand(ws->w), c->lb);
-    weft_hostset_unref(hs); /* the lb holds its own reference */
-    if (!lb)
-        return c->lb ? c : NULL;
-    weft_lb_unref(c->lb);
-    c->lb = lb;
-    c->hs_gen = got_gen;
-    return c;
-}
-
-void *weft_wsnap_filter_worker_make(weft_wsnap *ws, size_t li, size_t fi) {
-    if (!ws->fworkers || !ws->fworkers[li] || !ws->fworkers_made[li])
-        return NULL;
-    if (!ws->fworkers_made[li][fi]) {
-        const weft_filter_inst *in = &ws->snap->listeners[li].chain.http[fi];
-        ws->fworkers[li][fi] = in->http->worker_create ? in->http->worker_create(in->config) : NULL;
-        ws->fworkers_made[li][fi] = true;
-    }
-    return ws->fworkers[li][fi];
-}
-
-uint64_t weft_worker_rand(weft_worker *w) {
-    /* xorshift64* */
-    uint64_t x = w->rng;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    w->rng = x;
-    return x * 0x2545F4914F6CDD1Dull;
+static wloop *wloop_of(weft_worker *w) {
+    return (wloop *)w;
 }
 
 /* ---------- listeners ---------- */
@@ -126,12 +62,12 @@ uint64_t weft_worker_rand(weft_worker *w) {
 static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
                       int salen, void *arg) {
     weft_wlistener *wl = arg;
-    wl->w->accepts++;
-    atomic_fetch_add_explicit(&wl->w->accepted, 1, memory_order_relaxed);
-    if (weft_tcp_proxy_is_tcp(wl->w, wl->name))
-        weft_tcp_proxy_accept(wl->w, wl->name, fd, sa, salen);
+    wl->L->accepts++;
+    atomic_fetch_add_explicit(&wl->L->w.accepted, 1, memory_order_relaxed);
+    if (weft_tcp_proxy_is_tcp(&wl->L->w, wl->name))
+        weft_tcp_proxy_accept(&wl->L->w, wl->name, fd, sa, salen);
     else
-        weft_dconn_accept(wl->w, wl->name, fd, sa, salen);
+        weft_dconn_accept(&wl->L->w, wl->name, fd, sa, salen);
 }
 
 static void on_accept_error(struct evconnlistener *lev, void *arg) {
@@ -147,9 +83,10 @@ static void wlistener_free(weft_wlistener *l) {
 }
 
 static void wlisteners_free(weft_worker *w) {
-    while (w->listeners) {
-        weft_wlistener *l = w->listeners;
-        w->listeners = l->next;
+    wloop *L = wloop_of(w);
+    while (L->listeners) {
+        weft_wlistener *l = L->listeners;
+        L->listeners = l->next;
         wlistener_free(l);
     }
 }
@@ -160,11 +97,12 @@ static void wlisteners_free(weft_worker *w) {
  * rest. Takes ownership of every fd in h. Never fails as a whole: a
  * listener that cannot be set up is logged and skipped. */
 static void reconcile_listeners(weft_worker *w, weft_snapshot *snap, weft_listen_handoff *h) {
+    wloop *L = wloop_of(w);
     weft_wlistener *keep = NULL;
     for (size_t i = 0; h && i < snap->cfg->n_listeners; i++) {
         const weft_cfg_listener *cl = &snap->cfg->listeners[i];
         weft_wlistener *l = NULL;
-        for (weft_wlistener **pp = &w->listeners; *pp; pp = &(*pp)->next)
+        for (weft_wlistener **pp = &L->listeners; *pp; pp = &(*pp)->next)
             if ((*pp)->gen == h[i].gen) {
                 l = *pp;
                 *pp = l->next; /* unlink from the old list */
@@ -179,7 +117,7 @@ static void reconcile_listeners(weft_worker *w, weft_snapshot *snap, weft_listen
         } else if (h[i].fd >= 0) {
             l = calloc(1, sizeof(*l));
             if (l) {
-                l->w = w;
+                l->L = L;
                 l->gen = h[i].gen;
                 l->name = strdup(cl->name);
                 l->lev =
@@ -205,7 +143,7 @@ static void reconcile_listeners(weft_worker *w, weft_snapshot *snap, weft_listen
     if (h)
         weft_listen_handoff_free(h, snap->cfg->n_listeners);
     wlisteners_free(w);
-    w->listeners = keep;
+    L->listeners = keep;
 }
 
 /* ---------- control events ---------- */
@@ -213,16 +151,17 @@ static void reconcile_listeners(weft_worker *w, weft_snapshot *snap, weft_listen
 enum { WEFT_CTL_SWAP = 1, WEFT_CTL_DRAIN = 2, WEFT_CTL_DRAIN_END = 4, WEFT_CTL_STOP = 8 };
 
 static void on_swap(weft_worker *w) {
-    pthread_mutex_lock(&w->ctl_mu);
-    weft_snapshot *snap = w->pending;
-    weft_listen_handoff *h = w->pending_socks;
-    w->pending = NULL;
-    w->pending_socks = NULL;
-    pthread_mutex_unlock(&w->ctl_mu);
+    wloop *L = wloop_of(w);
+    pthread_mutex_lock(&L->ctl_mu);
+    weft_snapshot *snap = L->pending;
+    weft_listen_handoff *h = L->pending_socks;
+    L->pending = NULL;
+    L->pending_socks = NULL;
+    pthread_mutex_unlock(&L->ctl_mu);
     if (!snap)
         return;
     size_t nl = snap->cfg->n_listeners;
-    weft_wsnap *ws = wsnap_new(w, snap);
+    weft_wsnap *ws = weft_wsnap_new(w, snap);
     if (!ws) {
         WEFT_ERROR("worker %d: out of memory adopting config v%llu", w->id,
                    (unsigned long long)snap->version);
@@ -238,7 +177,7 @@ static void on_swap(weft_worker *w) {
         weft_listen_handoff_free(h, nl);
     else
         reconcile_listeners(w, ws->snap, h);
-    weft_stats_gauge_set(w->version_stat, (int64_t)ws->snap->version);
+    weft_stats_gauge_set(L->version_stat, (int64_t)ws->snap->version);
 }
 
 /* The drain starts: HTTP listeners stay open (a client or load balancer
@@ -247,10 +186,11 @@ static void on_swap(weft_worker *w) {
  * TCP connection cannot be asked to leave, so one accepted now would only
  * be cut at the end of the drain. */
 static void on_drain(weft_worker *w) {
+    wloop *L = wloop_of(w);
     if (w->draining)
         return;
     w->draining = true;
-    for (weft_wlistener **pp = &w->listeners; *pp;) {
+    for (weft_wlistener **pp = &L->listeners; *pp;) {
         weft_wlistener *l = *pp;
         if (weft_tcp_proxy_is_tcp(w, l->name)) {
             *pp = l->next;
@@ -272,10 +212,11 @@ static void on_drain_end(weft_worker *w) {
 
 static void on_ctl(evutil_socket_t fd, short what, void *arg) {
     weft_worker *w = arg;
+    wloop *L = wloop_of(w);
     uint64_t v;
     ssize_t r = read(fd, &v, sizeof(v));
     (void)r;
-    unsigned cmds = atomic_exchange_explicit(&w->ctl, 0, memory_order_acq_rel);
+    unsigned cmds = atomic_exchange_explicit(&L->ctl, 0, memory_order_acq_rel);
     if (cmds & WEFT_CTL_SWAP)
         on_swap(w);
     if (cmds & WEFT_CTL_DRAIN)
@@ -287,9 +228,10 @@ static void on_ctl(evutil_socket_t fd, short what, void *arg) {
 }
 
 static void send_ctl(weft_worker *w, unsigned cmd) {
-    atomic_fetch_or_explicit(&w->ctl, cmd, memory_order_acq_rel);
+    wloop *L = wloop_of(w);
+    atomic_fetch_or_explicit(&L->ctl, cmd, memory_order_acq_rel);
     uint64_t one = 1;
-    ssize_t r = write(w->ctl_fd, &one, sizeof(one));
+    ssize_t r = write(L->ctl_fd, &one, sizeof(one));
     (void)r;
 }
 
@@ -311,13 +253,14 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg) {
  * rate-limits across workers. */
 static void on_idle_tick(evutil_socket_t fd, short what, void *arg) {
     weft_worker *w = arg;
-    bool busy = w->conns || w->tcp_conns || w->accepts != w->accepts_seen;
-    w->accepts_seen = w->accepts;
+    wloop *L = wloop_of(w);
+    bool busy = w->conns || w->tcp_conns || L->accepts != L->accepts_seen;
+    L->accepts_seen = L->accepts;
     if (busy) {
-        w->busy_since_trim = true;
-        w->idle_ticks = 0;
-    } else if (w->busy_since_trim && ++w->idle_ticks >= WEFT_IDLE_TRIM_TICKS) {
-        w->busy_since_trim = false;
+        L->busy_since_trim = true;
+        L->idle_ticks = 0;
+    } else if (L->busy_since_trim && ++L->idle_ticks >= WEFT_IDLE_TRIM_TICKS) {
+        L->busy_since_trim = false;
         weft_h2_cache_free(w);
         weft_h1_cache_free(w);
         weft_memtrim_request();
@@ -347,19 +290,21 @@ weft_worker *weft_worker_new_detached(weft_snapshot *snap) {
 
 static weft_worker *worker_create(int id, weft_snapshot *snap, const weft_listen_set *ls,
                                   bool start, char *err, size_t errlen) {
-    weft_worker *w = calloc(1, sizeof(*w));
-    if (!w) {
+    wloop *L = calloc(1, sizeof(*L));
+    if (!L) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    weft_worker *w = &L->w;
     w->id = id;
-    w->ctl_fd = -1;
+    weft_wsnap_set_end_hook(weft_tcp_callouts_wsnap_end);
+    L->ctl_fd = -1;
     weft_handles_attach(w);
-    w->version_stat = WEFT_STAT_INVALID;
-    pthread_mutex_init(&w->ctl_mu, NULL);
+    L->version_stat = WEFT_STAT_INVALID;
+    pthread_mutex_init(&L->ctl_mu, NULL);
     if (getrandom(&w->rng, sizeof(w->rng), 0) != sizeof(w->rng) || w->rng == 0)
         w->rng = 0x9E3779B97F4A7C15ull ^ (uint64_t)(id + 1) * 0xBF58476D1CE4E5B9ull;
-    w->ctl_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    L->ctl_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     /* Only this worker's thread touches its base: no locks needed. No
      * epoll changelist: it defers epoll_ctl to the next loop turn, after
      * we may have closed the fd and another worker accepted a connection
@@ -373,25 +318,25 @@ static weft_worker *worker_create(int id, weft_snapshot *snap, const weft_listen
         event_config_free(ec);
     }
     w->stats = weft_stats_block_new();
-    w->cur = w->base ? wsnap_new(w, snap) : NULL;
-    if (!w->base || !w->stats || !w->cur || w->ctl_fd < 0) {
+    w->cur = w->base ? weft_wsnap_new(w, snap) : NULL;
+    if (!w->base || !w->stats || !w->cur || L->ctl_fd < 0) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
-    w->ev_ctl = event_new(w->base, w->ctl_fd, EV_READ | EV_PERSIST, on_ctl, w);
-    event_add(w->ev_ctl, NULL);
-    w->ev_sweep = event_new(w->base, -1, EV_PERSIST, on_sweep, w);
+    L->ev_ctl = event_new(w->base, L->ctl_fd, EV_READ | EV_PERSIST, on_ctl, w);
+    event_add(L->ev_ctl, NULL);
+    L->ev_sweep = event_new(w->base, -1, EV_PERSIST, on_sweep, w);
     struct timeval sweep = {5, 0};
-    event_add(w->ev_sweep, &sweep);
-    w->ev_idle = event_new(w->base, -1, EV_PERSIST, on_idle_tick, w);
+    event_add(L->ev_sweep, &sweep);
+    L->ev_idle = event_new(w->base, -1, EV_PERSIST, on_idle_tick, w);
     struct timeval idle = {WEFT_IDLE_TICK_MS / 1000, (WEFT_IDLE_TICK_MS % 1000) * 1000};
-    event_add(w->ev_idle, &idle);
+    event_add(L->ev_idle, &idle);
     if (ls) {
         char labels[32];
         snprintf(labels, sizeof(labels), "worker=\"%d\"", id);
-        w->version_stat = weft_stats_gauge("weft_worker_config_version", labels,
+        L->version_stat = weft_stats_gauge("weft_worker_config_version", labels,
                                            "Version of the config each worker runs");
-        weft_stats_gauge_set(w->version_stat, (int64_t)snap->version);
+        weft_stats_gauge_set(L->version_stat, (int64_t)snap->version);
         reconcile_listeners(w, snap, weft_listen_set_dup(ls, id));
     }
     if (!start) {
@@ -410,14 +355,15 @@ fail:
 }
 
 void weft_worker_swap(weft_worker *w, weft_snapshot *snap, const weft_listen_set *ls) {
+    wloop *L = wloop_of(w);
     weft_snapshot_ref(snap);
     weft_listen_handoff *h = weft_listen_set_dup(ls, w->id);
-    pthread_mutex_lock(&w->ctl_mu);
-    weft_snapshot *old = w->pending;
-    weft_listen_handoff *old_h = w->pending_socks;
-    w->pending = snap;
-    w->pending_socks = h;
-    pthread_mutex_unlock(&w->ctl_mu);
+    pthread_mutex_lock(&L->ctl_mu);
+    weft_snapshot *old = L->pending;
+    weft_listen_handoff *old_h = L->pending_socks;
+    L->pending = snap;
+    L->pending_socks = h;
+    pthread_mutex_unlock(&L->ctl_mu);
     if (old) {
         /* Never adopted: its sockets (dups) close, the snapshot goes. */
         weft_listen_handoff_free(old_h, old->cfg->n_listeners);
@@ -435,6 +381,7 @@ void weft_worker_drain_end(weft_worker *w) {
 }
 
 void weft_worker_stop_and_free(weft_worker *w) {
+    wloop *L = wloop_of(w);
     if (!w)
         return;
     if (w->thread_started) {
@@ -449,26 +396,26 @@ void weft_worker_stop_and_free(weft_worker *w) {
     weft_h2up_free_all(w);
     weft_h2_cache_free(w);
     weft_h1_cache_free(w);
-    if (w->pending) {
-        weft_listen_handoff_free(w->pending_socks, w->pending->cfg->n_listeners);
-        weft_snapshot_unref(w->pending);
+    if (L->pending) {
+        weft_listen_handoff_free(L->pending_socks, L->pending->cfg->n_listeners);
+        weft_snapshot_unref(L->pending);
     }
     if (w->cur)
         weft_wsnap_unref(w->cur);
     weft_tcp_callouts_free_all(w);
-    if (w->ev_ctl)
-        event_free(w->ev_ctl);
-    if (w->ctl_fd >= 0)
-        close(w->ctl_fd);
-    if (w->ev_sweep)
-        event_free(w->ev_sweep);
-    if (w->ev_idle)
-        event_free(w->ev_idle);
+    if (L->ev_ctl)
+        event_free(L->ev_ctl);
+    if (L->ctl_fd >= 0)
+        close(L->ctl_fd);
+    if (L->ev_sweep)
+        event_free(L->ev_sweep);
+    if (L->ev_idle)
+        event_free(L->ev_idle);
     if (w->base)
         event_base_free(w->base);
     if (w->stats)
         weft_stats_block_free(w->stats);
     weft_handles_detach(w);
-    pthread_mutex_destroy(&w->ctl_mu);
-    free(w);
+    pthread_mutex_destroy(&L->ctl_mu);
+    free(L);
 }

@@ -14,8 +14,9 @@
 #include "common/response_flags.h"
 #include "filter/transport.h"
 #include "log/access_log.h"
-#include "loop/ltimer.h"
+#include "common/ltimer.h"
 #include "net/conn.h"
+#include "runtime/wsnap.h"
 #include "upstream/attempt.h"
 
 #define DEFAULT_HIGH_WATERMARK (1024u * 1024)

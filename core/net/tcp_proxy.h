@@ -24,7 +24,7 @@
 
 #include <event2/util.h>
 
-#include "loop/worker.h"
+#include "common/wctx.h"
 
 /* True when `listener_name` is a tcp_proxy listener in the worker's
  * current snapshot. */

@@ -19,7 +19,7 @@
 #include "http/h2/h2_nv.h"
 #include "runtime/snapshot.h"
 #include "upstream/up_user.h"
-#include "loop/ltimer.h"
+#include "common/ltimer.h"
 #include "net/conn.h"
 
 #define H2UP_CONN_WINDOW (16 * 1024 * 1024)

@@ -11,7 +11,8 @@
 
 #include <event2/buffer.h>
 
-#include "loop/worker.h"
+#include "common/wctx.h"
+#include "runtime/snapshot.h"
 #include "upstream/up_user.h"
 
 typedef struct weft_h2up_stream weft_h2up_stream;

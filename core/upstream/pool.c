@@ -11,7 +11,7 @@
 #include <event2/event.h>
 
 #include "filter/transport.h"
-#include "runtime/snapshot.h"
+#include "runtime/wsnap.h"
 
 /* The bytes the response parser reads: the top of the transport chain,
  * or the socket's input. */

@@ -11,8 +11,9 @@
 #include <event2/event_struct.h>
 
 #include "http/h1/h1_codec.h"
-#include "loop/ltimer.h"
-#include "loop/worker.h"
+#include "common/ltimer.h"
+#include "common/wctx.h"
+#include "runtime/snapshot.h"
 #include "net/conn.h"
 #include "upstream/up_user.h"
 

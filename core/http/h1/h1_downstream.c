@@ -15,7 +15,7 @@
 #include "filter/transport.h"
 #include "http/h2/h2_downstream.h"
 #include "http/stream.h"
-#include "loop/ltimer.h"
+#include "common/ltimer.h"
 #include "net/conn.h"
 
 #define LINGER_MS 2000

@@ -8,7 +8,7 @@
 #include <event2/util.h>
 #include <sys/socket.h>
 
-#include "loop/worker.h"
+#include "common/wctx.h"
 
 /* Takes ownership of fd. */
 void weft_dconn_accept(weft_worker *w, const char *listener_name, evutil_socket_t fd,

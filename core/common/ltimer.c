@@ -1,5 +1,5 @@
 /* ltimer.c: lazy deadlines (see ltimer.h). */
-#include "loop/ltimer.h"
+#include "common/ltimer.h"
 
 #include <time.h>
 

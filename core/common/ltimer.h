@@ -4,8 +4,8 @@
  * deadline is earlier than the armed one, and a timer that fires early
  * re-arms itself for the remainder. This saves the timer-heap operations
  * that event_add/event_del would cost per request. */
-#ifndef WEFT_LOOP_LTIMER_H
-#define WEFT_LOOP_LTIMER_H
+#ifndef WEFT_COMMON_LTIMER_H
+#define WEFT_COMMON_LTIMER_H
 
 #include <stdbool.h>
 #include <stdint.h>

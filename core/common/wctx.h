@@ -1,0 +1,73 @@
+/* wctx.h: a worker as the layers below the loop see it: its id and
+ * thread, its event base (with common/ltimer.h and the clock of
+ * common/common.h: all the timing a layer needs), its stats block, the
+ * snapshot state it runs (runtime/wsnap.h), drain state and counters, the
+ * stream handle table, and one slot per module that keeps per-worker
+ * objects (connections, pools, caches), opaque here and owned by that
+ * module. Everything else about a worker (its thread's control channel,
+ * listeners, periodic events) is private to core/loop/worker.c, which
+ * reaches the modules only through the table of core/wiring.c. Worker
+ * thread only, unless a field says otherwise. */
+#ifndef WEFT_COMMON_WCTX_H
+#define WEFT_COMMON_WCTX_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "wsh_handle.h"
+
+struct event_base;
+struct weft_stats_block;
+struct weft_wsnap;
+/* per-worker objects of the modules above, opaque here */
+typedef struct weft_dconn weft_dconn;
+typedef struct weft_tcp_conn weft_tcp_conn;
+typedef struct weft_pool weft_pool;
+struct weft_h2up_conn;
+
+typedef struct weft_worker weft_worker;
+
+#define WEFT_POOL_BUCKETS 64
+
+struct weft_worker {
+    int id;
+    pthread_t thread;
+    bool thread_started;
+    struct event_base *base;
+    struct weft_wsnap *cur; /* current snapshot state (one ref) */
+    struct weft_stats_block *stats;
+    uint64_t rng;
+    bool draining;
+    _Atomic int active_conns;  /* read by the main thread while draining */
+    _Atomic unsigned accepted; /* connections accepted, read by main (drain) */
+    _Atomic int active_streams;
+    /* stream handles (filter/handles.h): this worker's domain index in
+     * the handle registry (-1 none) and its slot table (worker thread) */
+    int hdomain;
+    wsh_table handles;
+    /* modules' per-worker state */
+    struct weft_dconn *conns;        /* open downstream connections (h1/h2) */
+    struct weft_tcp_conn *tcp_conns; /* open tcp_proxy connections */
+    struct weft_tcpc *tcpcs;         /* filter TCP callouts (filter/tcp_callout.h) */
+    uint32_t n_tcpcs;
+    struct weft_pool *pools[WEFT_POOL_BUCKETS]; /* HTTP/1.1 upstream pools, by endpoint */
+    struct weft_h2up_conn *h2up;                /* HTTP/2 upstream connections */
+    void *h2s_cache;                            /* recycled HTTP/2 stream objects */
+    uint32_t h2s_cached;
+    void *h1x_cache; /* recycled HTTP/1.1 request states (h1_downstream.c) */
+    uint32_t h1x_cached;
+};
+
+/* A per-worker random number (xorshift64*). */
+static inline uint64_t weft_worker_rand(weft_worker *w) {
+    uint64_t x = w->rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    w->rng = x;
+    return x * 0x2545F4914F6CDD1Dull;
+}
+
+#endif
