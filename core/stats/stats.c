@@ -635,14 +635,49 @@ static inline stat_family *fam_get(weft_stat_family_id id) {
                                         : NULL;
 }
 
-static uint64_t values_hash(const weft_sv *v, size_t n) {
-    uint64_t h = 0x243f6a8885a308d3ull;
-    for (size_t i = 0; i < n; i++)
-        h = weft_hash64(v[i].p, v[i].len, h + v[i].len);
-    return h;
+/* The hot path's hash of label values: 8 bytes per multiply (values are
+ * short: methods, status classes, names), lengths mixed in so ("ab","c")
+ * and ("a","bc") differ, one finalizer for the table's low bits. */
+#define HK 0x9e3779b97f4a7c15ull
+static inline uint64_t hash_word(uint64_t h, uint64_t w) {
+    h = (h ^ w) * HK;
+    return h ^ (h >> 29);
 }
 
-static bool series_is(const fam_series *s, uint64_t h, const weft_sv *v, size_t n) {
+static inline uint64_t values_hash(const weft_sv *v, size_t n) {
+    uint64_t h = 0x243f6a8885a308d3ull;
+    for (size_t i = 0; i < n; i++) {
+        const unsigned char *p = (const unsigned char *)v[i].p;
+        size_t len = v[i].len;
+        h = hash_word(h, len);
+        for (; len >= 8; p += 8, len -= 8) {
+            uint64_t w;
+            memcpy(&w, p, 8);
+            h = hash_word(h, w);
+        }
+        if (len) {
+            uint64_t w = 0;
+            for (size_t j = 0; j < len; j++)
+                w |= (uint64_t)p[j] << (8 * j);
+            h = hash_word(h, w);
+        }
+    }
+    h ^= h >> 32;
+    h *= 0xd6e8feb86659fd93ull;
+    return h ^ (h >> 32);
+}
+
+/* Short values compare inline; longer ones with memcmp. */
+static inline bool bytes_eq(const char *a, const char *b, size_t n) {
+    if (n > 16)
+        return memcmp(a, b, n) == 0;
+    for (size_t i = 0; i < n; i++)
+        if (a[i] != b[i])
+            return false;
+    return true;
+}
+
+static inline bool series_is(const fam_series *s, uint64_t h, const weft_sv *v, size_t n) {
     if (s->hash != h)
         return false;
     const char *p = s->data;
@@ -650,7 +685,7 @@ static bool series_is(const fam_series *s, uint64_t h, const weft_sv *v, size_t 
         uint32_t len;
         memcpy(&len, p, sizeof len);
         p += sizeof len;
-        if (len != v[i].len || (len && memcmp(p, v[i].p, len) != 0))
+        if (len != v[i].len || !bytes_eq(p, v[i].p, len))
             return false;
         p += len;
     }
@@ -658,7 +693,7 @@ static bool series_is(const fam_series *s, uint64_t h, const weft_sv *v, size_t 
 }
 
 /* The series with these values, or NULL. Lock-free. */
-static fam_series *fam_find(stat_family *f, uint64_t h, const weft_sv *v, size_t n) {
+static inline fam_series *fam_find(stat_family *f, uint64_t h, const weft_sv *v, size_t n) {
     for (uint32_t i = (uint32_t)h & f->mask;; i = (i + 1) & f->mask) {
         fam_series *s = atomic_load_explicit(&f->cells[i], memory_order_acquire);
         if (!s || series_is(s, h, v, n))
