@@ -76,12 +76,18 @@ void stream_dir_reset(weft_dir *d) {
     d->paused_headers = false;
     d->end_in = d->end_out = false;
     d->trailers = NULL;
-    if (d->pre)
-        evbuffer_drain(d->pre, evbuffer_get_length(d->pre));
-    if (d->held)
-        evbuffer_drain(d->held, evbuffer_get_length(d->held));
-    if (d->chunk)
-        evbuffer_drain(d->chunk, evbuffer_get_length(d->chunk));
+    /* A direction whose body never went through the pipeline (every
+     * exchange without a body hook, or without a body) has nothing to
+     * drain: no libevent call then. */
+    if (!d->used)
+        return;
+    d->used = false;
+    struct evbuffer *bufs[3] = {d->pre, d->held, d->chunk};
+    for (int i = 0; i < 3; i++) {
+        size_t n = stream_buf_len(bufs[i]);
+        if (n)
+            evbuffer_drain(bufs[i], n);
+    }
 }
 
 /* Stream idle timeout: every bit of activity moves the deadline (a lazy
@@ -425,6 +431,7 @@ void weft_stream_on_req_body(weft_stream *s, const char *p, size_t n) {
         return;
     }
     stream_dir_buffers(s);
+    d->used = true;
     if (d->headers_done && d->paused_at < 0) {
         evbuffer_add(d->chunk, p, n);
         sf_push(s, WEFT_DIR_REQ, d->chunk, 0);

@@ -106,6 +106,7 @@ typedef struct weft_dir {
     bool paused_headers;    /* ...in the header phase (else body) */
     bool end_in;            /* the source ended (end_stream seen) */
     bool end_out;           /* the sink got end_stream */
+    bool used;              /* bytes may have entered pre/held/chunk since the last reset */
     struct evbuffer *pre;   /* before position 0 */
     struct evbuffer *held;  /* at paused_at */
     struct evbuffer *chunk; /* scratch for one pass */

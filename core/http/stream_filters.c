@@ -231,6 +231,7 @@ static void buffer_overflow(weft_stream *s, int dir) {
  * as `held` keeps the next pause's bytes. */
 void sf_push(weft_stream *s, int dir, struct evbuffer *src, size_t from) {
     weft_dir *d = stream_dir(s, dir);
+    d->used = true; /* the filters' buffer calls may add bytes */
     struct evbuffer *chunk = src;
     if (src == d->held) {
         chunk = d->chunk;

@@ -89,8 +89,10 @@ static void local_send(weft_stream *s, weft_sv body) {
     s->rs_gathering = false;
     s->up_read_paused = false;
     s->rs.end_in = true;
-    if (!bodyless)
+    if (!bodyless) {
+        s->rs.used = true;
         evbuffer_add(s->rs.pre, body.p, body.len);
+    }
     /* The request is answered: a pause there is over. */
     s->rq.paused_at = -1;
     s->rq.paused_headers = false;

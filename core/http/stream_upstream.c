@@ -574,6 +574,7 @@ int weft_stream_on_up_body(weft_stream *s, const char *p, size_t n) {
         return WEFT_H1_CB_OK;
     }
     stream_dir_buffers(s);
+    d->used = true;
     if (d->headers_done && d->paused_at < 0 && s->up && s->up_ops->gathers_reads) {
         /* HTTP/1.1 upstream: gather what this read brings and pass it once
          * (weft_stream_on_up_feed_end, or with the end of the response):

@@ -5,23 +5,32 @@
 # requests (h2load -n) goes through it, and the instructions counted over
 # them (callgrind_control -z before, -d after) are divided by the requests
 # completed. HTTP/1.1 keep-alive and h2c: weft, weft with a chain of
-# filters (8 x noop.so by default), HAProxy, nginx and nghttpx, each
+# filters (8 x noop.so by default), weft with issue 8's benchmark chain
+# (weft_routeN: N x bench_route.so, each reading its per-route config and
+# bumping a counter of the route and status class), HAProxy, nginx and
+# nghttpx, each
 # configured as in run.sh and h2.sh, in a single process with one thread
 # of work. A second, native run (no valgrind) of each target counts its
 # system calls per request (strace -c) under the same load: instructions
 # are user space only.
 #
 #   tests/bench/instr.sh                                  # 2 rounds, 20,000 requests per run
+#   BENCH_TARGETS="h1:weft h1:weft_route8" BENCH_ROUNDS=6 BENCH_SYSCALLS=0 \
+#       tests/bench/instr.sh                              # issue 8's 8-filter benchmark
 #   BENCH_REQUESTS=2000 BENCH_WARMUP_REQUESTS=200 tests/bench/instr.sh   # a quick look
 #   BENCH_PROFILE=1 tests/bench/instr.sh                  # + where weft's instructions go
 #
 # Settings (environment):
 #   BENCH_TARGETS     PROTO:NAME list, PROTO h1 or h2; NAME weft, weft_filtersN
-#                     (a chain of N $BENCH_FILTER filters), haproxy, nginx, nghttpx
+#                     (a chain of N $BENCH_FILTER filters), weft_routeN (a chain
+#                     of N bench_route filters, per-route config {route: bench}
+#                     on the benchmark route), haproxy, nginx, nghttpx
 #                     default "h1:weft h1:weft_filters8 h1:haproxy h1:nginx
 #                              h2:weft h2:weft_filters8 h2:haproxy h2:nginx h2:nghttpx"
 #   BENCH_ROUNDS      callgrind runs per target (a fresh process each;
-#                     0: only the native run)                             2
+#                     0: only the native run); rounds alternate the order of
+#                     the targets (A B C, then C B A, ...) and every ratio is
+#                     taken within a round, then summarised (median, min-max) 2
 #   BENCH_REQUESTS    measured requests per run (h2load -n)           20000
 #   BENCH_WARMUP_REQUESTS  requests before the counters are zeroed     2000
 #   BENCH_CLIENTS     h2load -c                                          10
@@ -102,8 +111,8 @@ done
 [[ "$BENCH_SPREAD_MAX" =~ ^[0-9]+([.][0-9]+)?$ ]] || die "BENCH_SPREAD_MAX must be a number"
 [[ "$BENCH_FILTER" =~ ^[A-Za-z0-9_-]+$ ]] || die "BENCH_FILTER must be a filter name"
 for spec in $BENCH_TARGETS; do
-    [[ "$spec" =~ ^(h1|h2):(weft|weft_filters[0-9]+|haproxy|nginx|nghttpx)$ ]] ||
-        die "not a target: $spec (PROTO:NAME, PROTO h1 or h2, NAME weft, weft_filtersN, haproxy, nginx, nghttpx)"
+    [[ "$spec" =~ ^(h1|h2):(weft|weft_filters[0-9]+|weft_route[0-9]+|haproxy|nginx|nghttpx)$ ]] ||
+        die "not a target: $spec (PROTO:NAME, PROTO h1 or h2, NAME weft, weft_filtersN, weft_routeN, haproxy, nginx, nghttpx)"
 done
 
 if ! ulimit -n 65536 2>/dev/null; then
@@ -130,11 +139,10 @@ done
 # ---------------------------------------------------------------- weft build
 WEFT_NOTE=""
 if [[ " $BENCH_TARGETS " == *:weft* && "$BENCH_BUILD" == 1 && -z "$WEFT_BIN_GIVEN" ]]; then
-    if [[ " $BENCH_TARGETS " == *:weft_filters* ]]; then
-        build_weft "$BENCH_BUILD_DIR" weft "$BENCH_FILTER_TARGET"
-    else
-        build_weft "$BENCH_BUILD_DIR" weft
-    fi
+    build_targets=(weft)
+    [[ " $BENCH_TARGETS " != *:weft_filters* ]] || build_targets+=("$BENCH_FILTER_TARGET")
+    [[ " $BENCH_TARGETS " != *:weft_route* ]] || build_targets+=(weft_test_filter_bench_route)
+    build_weft "$BENCH_BUILD_DIR" "${build_targets[@]}"
 fi
 
 # ---------------------------------------------------------------- backend
@@ -229,10 +237,12 @@ backend backend
 CONF
 }
 
-# weft_conf PROTO PORT ADMIN_PORT N_FILTERS: weft as in run.sh/h2.sh, one
-# worker; N_FILTERS > 0: a chain of that many $BENCH_FILTER filters.
+# weft_conf PROTO PORT ADMIN_PORT N_FILTERS [FILTER]: weft as in
+# run.sh/h2.sh, one worker; N_FILTERS > 0: a chain of that many FILTER
+# filters ($BENCH_FILTER by default; bench_route: with its per-route config
+# on the route, and no BENCH_FILTER_CONFIG).
 weft_conf() {
-    local proto="$1" port="$2" admin="$3" nf="$4" i line
+    local proto="$1" port="$2" admin="$3" nf="$4" filter="${5:-$BENCH_FILTER}" i line
     echo "workers: 1"
     if ((nf > 0)); then
         echo "filter_path: [\"$BENCH_FILTER_DIR\"]"
@@ -249,10 +259,10 @@ CONF
     if ((nf > 0)); then
         echo "    filters:"
         for ((i = 0; i < nf; i++)); do
-            if [[ -n "$BENCH_FILTER_CONFIG" ]]; then
-                echo "      - {name: $BENCH_FILTER, config: $BENCH_FILTER_CONFIG}"
+            if [[ -n "$BENCH_FILTER_CONFIG" && "$filter" == "$BENCH_FILTER" ]]; then
+                echo "      - {name: $filter, config: $BENCH_FILTER_CONFIG}"
             else
-                echo "      - {name: $BENCH_FILTER}"
+                echo "      - {name: $filter}"
             fi
         done
     fi
@@ -264,6 +274,9 @@ CONF
           - match: { prefix: / }
             cluster: backend
 CONF
+    if ((nf > 0)) && [[ "$filter" == bench_route ]]; then
+        echo "            filter_config: {bench_route: {route: bench}}"
+    fi
     if [[ -n "$BENCH_ROUTE_EXTRA" ]]; then
         while IFS= read -r line; do
             [[ -z "$line" ]] || echo "            $line"
@@ -283,7 +296,7 @@ CONF
 # callgrind, its files in DIR/callgrind.out*); sets SPID and SPORT; 1 when
 # it does not start or answer (the reason in SNOTE, its logs on stderr).
 start_proxy() {
-    local dir="$1" mode="$2" proto="$3" name="$4" admin nf=0 wait_s=15 curl_opts=() pre=()
+    local dir="$1" mode="$2" proto="$3" name="$4" admin nf=0 filter="$BENCH_FILTER" wait_s=15 curl_opts=() pre=()
     SNOTE=""
     SPID=""
     SPORT=$(free_port)
@@ -296,7 +309,7 @@ start_proxy() {
     fi
     [[ "$proto" != h2 ]] || curl_opts=(--http2-prior-knowledge)
     case "$name" in
-    weft | weft_filters*)
+    weft | weft_filters* | weft_route*)
         if [[ -n "$WEFT_NOTE" ]]; then
             SNOTE="failed: $WEFT_NOTE"
             return 1
@@ -307,13 +320,16 @@ start_proxy() {
         fi
         if [[ "$name" == weft_filters* ]]; then
             nf="${name#weft_filters}"
-            if [[ ! -f "$BENCH_FILTER_DIR/$BENCH_FILTER.so" ]]; then
-                SNOTE="failed: no $BENCH_FILTER_DIR/$BENCH_FILTER.so"
-                return 1
-            fi
+        elif [[ "$name" == weft_route* ]]; then
+            nf="${name#weft_route}"
+            filter=bench_route
+        fi
+        if ((nf > 0)) && [[ ! -f "$BENCH_FILTER_DIR/$filter.so" ]]; then
+            SNOTE="failed: no $BENCH_FILTER_DIR/$filter.so"
+            return 1
         fi
         admin=$(free_port)
-        weft_conf "$proto" "$SPORT" "$admin" "$nf" >"$dir/weft.yaml"
+        weft_conf "$proto" "$SPORT" "$admin" "$nf" "$filter" >"$dir/weft.yaml"
         "${pre[@]}" "$WEFT_BIN" -c "$dir/weft.yaml" >"$dir/stdout.log" 2>&1 &
         ;;
     haproxy)
@@ -521,8 +537,21 @@ T_START=$SECONDS
 LOAD_START=$(loadavg)
 say "targets: $BENCH_TARGETS; $BENCH_ROUNDS callgrind round(s) of $BENCH_REQUESTS requests" \
     "(+$BENCH_WARMUP_REQUESTS warm-up) each, a fresh process per run"
+# Alternated rounds: the targets in order in odd rounds, reversed in even
+# ones (A B C, C B A, ...), so that a drift over the run (none is expected
+# in instruction counts; the backend's and the client's timing do vary)
+# does not favour one target.
+read -r -a ORDER <<<"$BENCH_TARGETS"
 for ((r = 1; r <= BENCH_ROUNDS; r++)); do
-    for spec in $BENCH_TARGETS; do
+    if ((r % 2)); then
+        specs=("${ORDER[@]}")
+    else
+        specs=()
+        for ((i = ${#ORDER[@]} - 1; i >= 0; i--)); do
+            specs+=("${ORDER[i]}")
+        done
+    fi
+    for spec in "${specs[@]}"; do
         [[ "${NOTE[$spec]:-}" == failed* ]] || instr_run "${spec%%:*}" "${spec#*:}" "$r"
     done
 done
@@ -585,7 +614,8 @@ report() {
         "h2: h2c prior knowledge, $BENCH_STREAMS streams per connection; on cpu $LOAD_CPU with the backend (native nginx, ${#BODY}-byte 200 body)"
     echo "- proxies: one process, one thread of work (weft workers 1, HAProxy nbthread 1, nginx master_process off, nghttpx --single-process)," \
         "pinned to cpu $PROXY_CPU, upstream HTTP/1.1 keep-alive, configured as in run.sh and h2.sh;" \
-        "weft_filtersN: N x $BENCH_FILTER.so${BENCH_FILTER_CONFIG:+ (config: $BENCH_FILTER_CONFIG)}${BENCH_ROUTE_EXTRA:+; in the route: $BENCH_ROUTE_EXTRA}"
+        "weft_filtersN: N x $BENCH_FILTER.so${BENCH_FILTER_CONFIG:+ (config: $BENCH_FILTER_CONFIG)}${BENCH_ROUTE_EXTRA:+; in the route: $BENCH_ROUTE_EXTRA};" \
+        "weft_routeN: N x bench_route.so, the route's filter_config {bench_route: {route: bench}}"
     if [[ "$BENCH_SYSCALLS" == 1 ]]; then
         native="one native run per target (after the warm-up: user/system CPU split over $BENCH_SPLIT_REQUESTS requests, then syscalls with strace -f -c over $BENCH_REQUESTS)"
     else
@@ -672,22 +702,34 @@ for p in protos:
         if len(peers) > 1:
             pairs.append(("weft / best of " + ", ".join(peers), "weft", peers))
         for t in tg:
-            if t.startswith("weft_filters") and (p, t) in ir:
+            if (t.startswith("weft_filters") or t.startswith("weft_route")) and (p, t) in ir:
                 pairs.append((f"{t} / weft", t, ["weft"]))
     if pairs:
-        head = ["ratio"] + [f"round {r}" for r in rounds] + ["of the means"]
+        head = ["ratio"] + [f"round {r}" for r in rounds] + ["median", "min–max", "pairs", "of the means"]
         print("| " + " | ".join(head) + " |")
         print("| --- | " + " | ".join("---:" for _ in head[1:]) + " |")
         for label, a, bs in pairs:
-            cells = []
+            cells, rs = [], []
             for r in rounds:
                 if r in ir[(p, a)] and all(r in ir.get((p, b), {}) for b in bs):
-                    cells.append(f"{ir[(p, a)][r] / min(ir[(p, b)][r] for b in bs):.3f}")
+                    x = ir[(p, a)][r] / min(ir[(p, b)][r] for b in bs)
+                    rs.append(x)
+                    cells.append(f"{x:.4f}")
                 else:
                     cells.append("–")
             ma = mean(list(ir[(p, a)].values()))
             mb = min(mean(list(ir[(p, b)].values())) for b in bs if ir.get((p, b)))
-            print("| " + " | ".join([label] + cells + [f"**{ma / mb:.3f}**"]) + " |")
+            if rs:
+                srt = sorted(rs)
+                k = len(srt)
+                med = srt[k // 2] if k % 2 else (srt[k // 2 - 1] + srt[k // 2]) / 2
+                summ = [f"**{med:.4f}**", f"{srt[0]:.4f}–{srt[-1]:.4f}", str(k)]
+            else:
+                summ = ["–", "–", "0"]
+            print("| " + " | ".join([label] + cells + summ + [f"{ma / mb:.4f}"]) + " |")
+        print()
+        print("Ratios are paired within a round (the two runs at most a few minutes apart, in alternated order);"
+              " median and min–max over the rounds' pairs.")
         print()
     # syscalls per request by syscall
     st = [t for t in tg if calls.get((p, t))]
