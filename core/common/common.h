@@ -32,7 +32,9 @@ weft_sv weft_sv_trim(weft_sv s); /* trims SP and HTAB both ends */
 /* Arena: bump allocator freed all at once. Owner: whoever created it
  * (a stream owns one for all per-request strings and header arrays).
  * The first block is embedded in the struct, so a small request costs
- * no malloc at all; growth takes blocks from malloc. */
+ * no malloc at all; growth takes blocks from malloc, and reset gives
+ * 4 KiB blocks to a small per-thread spare list (8 at most) that the next
+ * growth on the same thread takes first. */
 #define WEFT_ARENA_INLINE 1024
 typedef struct weft_arena_block weft_arena_block;
 typedef struct weft_arena {
