@@ -4,7 +4,9 @@
  * weft refuses (YAML alias, NUL in a string) is refused by the kit with
  * the same message; every HTTP status maps to the same gRPC status in a
  * kit local reply as in weft's (the table filter.h documents); a stale
- * stream handle is WEFT_ERR_HANDLE in both. */
+ * stream handle is WEFT_ERR_HANDLE in both; labelled stat families (SDK
+ * 1.1) give the same results for the same declarations and updates
+ * (rules, series made, overflow). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,9 +19,11 @@
 
 #include "config/config.h"
 #include "filter/filter.h"
+#include "filter/filter_setup.h"
 #include "filter/handles.h"
 #include "http/stream.h"
 #include "loop/worker.h"
+#include "stats/stats.h"
 #include "wsh_rules.h"
 #include <weft/filtertest.h>
 
@@ -167,11 +171,129 @@ static void test_stale_handles(void **state) {
     wft_env_free(env);
 }
 
+/* ---- labelled stat families: one script, run against both hosts ---- */
+
+#define FAM_CASES 12
+#define FAM_UPDATES 14
+static weft_result g_decl[2][FAM_CASES];
+static int32_t g_fam[2][3];
+
+/* Declarations (config time): results into out, the families kept. */
+static void fam_declare(const weft_host_api *h, weft_filter_setup *st, weft_result *out,
+                        int32_t fam[3]) {
+    static const char *const mc[] = {"method", "code"};
+    static const char *const bad1[] = {"__x"};
+    static const char *const bad2[] = {"9a"};
+    static const char *const bad3[] = {"a", "a"};
+    static const char *const bad4[] = {"cluster"};
+    static const char *const nine[] = {"a", "b", "c", "d", "e", "f", "g", "h", "i"};
+    int32_t f;
+    int i = 0;
+    out[i++] = h->stat_family(st, WEFT_STAT_KIND_COUNTER, "rq_total", "h", mc, 2, 3, &fam[0]);
+    out[i++] = h->stat_family(st, WEFT_STAT_KIND_COUNTER, "rq_total", "h", mc, 2, 3, &f);
+    out[i++] = f == fam[0] ? WEFT_OK : WEFT_ERR_STATE; /* the same family */
+    out[i++] = h->stat_family(st, WEFT_STAT_KIND_COUNTER, "rq_total", "h", mc, 1, 3, &f);
+    out[i++] = h->stat_family(st, WEFT_STAT_KIND_GAUGE, "g", "h", mc, 2, 2, &fam[1]);
+    out[i++] = h->stat_family(st, WEFT_STAT_KIND_HISTOGRAM, "lat", "h", mc, 1, 2, &fam[2]);
+    out[i++] = h->stat_family(st, WEFT_STAT_KIND_COUNTER, "x", "", bad1, 1, 3, &f);
+    out[i++] = h->stat_family(st, WEFT_STAT_KIND_COUNTER, "x", "", bad2, 1, 3, &f);
+    out[i++] = h->stat_family(st, WEFT_STAT_KIND_COUNTER, "x", "", bad3, 2, 3, &f);
+    out[i++] = h->stat_family(st, WEFT_STAT_KIND_COUNTER, "x", "", bad4, 1, 3, &f);
+    out[i++] = h->stat_family(st, WEFT_STAT_KIND_COUNTER, "x", "", nine, 9, 3, &f);
+    out[i++] = h->stat_family(st, 3, "x", "", mc, 2, 10001, &f);
+}
+
+/* Updates (request path): return codes into out. */
+static void fam_update(const weft_host_api *h, const int32_t fam[3], weft_result *out) {
+    char longv[WEFT_STAT_LABEL_VALUE_MAX + 1];
+    memset(longv, 'l', sizeof(longv));
+    const char *methods[] = {"GET", "PUT", "POST", "HEAD", "GET"};
+    int i = 0;
+    for (size_t k = 0; k < 5; k++) {
+        weft_str v[2] = {weft_str_c(methods[k]), WEFT_STR("2xx")};
+        out[i++] = h->stat_family_inc(fam[0], v, 2, 1);
+    }
+    weft_str lv[2] = {{longv, sizeof(longv)}, WEFT_STR("")};
+    out[i++] = h->stat_family_inc(fam[0], lv, 2, 1);
+    weft_str v[2] = {WEFT_STR("a"), WEFT_STR("b")};
+    out[i++] = h->stat_family_inc(fam[0], v, 1, 1);
+    out[i++] = h->stat_family_inc(fam[0], NULL, 2, 1);
+    out[i++] = h->stat_family_inc(-1, v, 2, 1);
+    out[i++] = h->stat_family_inc(fam[1], v, 2, 1);
+    out[i++] = h->stat_family_gauge_add(fam[1], v, 2, -1);
+    out[i++] = h->stat_family_observe_us(fam[2], v, 1, 10);
+    weft_str nullv[2] = {{NULL, 1}, WEFT_STR("")};
+    out[i++] = h->stat_family_inc(fam[0], nullv, 2, 1);
+    out[i++] = h->stat_family_observe_us(fam[0], v, 2, 10);
+}
+
+static int fam_cfg_create(const weft_config_node *node, weft_filter_setup *setup, void **config) {
+    fam_declare(weft__host, setup, g_decl[1], g_fam[1]);
+    *config = NULL;
+    return 0;
+}
+static const weft_http_filter_ops fam_ops = {
+    .size = sizeof(weft_http_filter_ops),
+    .config_create = fam_cfg_create,
+};
+static const weft_filter_descriptor fam_desc = {
+    WEFT_FILTER_DESCRIPTOR_INIT("conf", WEFT_FILTER_HTTP),
+    .http = &fam_ops,
+};
+static const weft_filter_descriptor *fam_entry(const weft_host_api *host) {
+    weft__host = host;
+    return &fam_desc;
+}
+
+static void test_stat_families(void **state) {
+    (void)state;
+    weft_result upd[2][FAM_UPDATES];
+    /* core: a setup as the snapshot build makes it, a stats block for this thread */
+    weft_stats_reset_for_tests();
+    weft_stats_block *b = weft_stats_block_new();
+    weft_stats_set_thread_block(b);
+    weft_cfg_filter cf = {.name = "conf"};
+    struct weft_filter_setup st = {.filter = &cf, .listener = "l"};
+    const weft_host_api *core = weft_filter_host_api();
+    fam_declare(core, &st, g_decl[0], g_fam[0]);
+    fam_update(core, g_fam[0], upd[0]);
+    /* kit */
+    char err[512];
+    wft_env *env = wft_env_new(fam_entry, err, sizeof(err));
+    assert_non_null(env);
+    assert_int_equal(wft_env_configure(env, "", err, sizeof(err)), 0);
+    fam_update(wft_host_api(), g_fam[1], upd[1]);
+    for (int i = 0; i < FAM_CASES; i++)
+        if (g_decl[0][i] != g_decl[1][i])
+            fail_msg("declaration %d: core %d, kit %d", i, g_decl[0][i], g_decl[1][i]);
+    for (int i = 0; i < FAM_UPDATES; i++)
+        if (upd[0][i] != upd[1][i])
+            fail_msg("update %d: core %d, kit %d", i, upd[0][i], upd[1][i]);
+    assert_int_equal(g_decl[0][0], WEFT_OK);
+    assert_int_equal(g_decl[0][6], WEFT_ERR_INVALID);
+    /* the same series and overflow */
+    assert_int_equal(weft_stats_family_series((uint32_t)g_fam[0][0]), 3);
+    assert_int_equal(wft_stat_family_series(env, "rq_total"), 3);
+    assert_int_equal(weft_stats_family_overflow((uint32_t)g_fam[0][0]),
+                     2); /* HEAD, the long value */
+    assert_int_equal(wft_stat_family_overflow(env, "rq_total"), 2);
+    weft_sv get[2] = {WEFT_SV_LIT("GET"), WEFT_SV_LIT("2xx")};
+    uint64_t v = 0;
+    assert_true(weft_stats_family_value((uint32_t)g_fam[0][0], get, 2, &v));
+    assert_int_equal(v, 2);
+    assert_int_equal(wft_stat_series_value(env, "rq_total", "GET", "2xx", NULL), 2);
+    assert_int_equal(wft_stat_series_gauge(env, "g", "a", "b", NULL), -1);
+    wft_env_free(env);
+    weft_stats_block_free(b);
+    weft_stats_reset_for_tests();
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_yaml_refusals),
         cmocka_unit_test(test_grpc_mapping),
         cmocka_unit_test(test_stale_handles),
+        cmocka_unit_test(test_stat_families),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
