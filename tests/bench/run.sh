@@ -30,6 +30,9 @@ WEFT_BIN_GIVEN="${WEFT_BIN:-}"
 WEFT_BIN="${WEFT_BIN:-$BENCH_BUILD_DIR/bin/weft}"
 # weft_filters8: the same weft with a chain of 8 no-op filters (noop.so).
 NOOP_SO="${NOOP_SO:-$BENCH_BUILD_DIR/tests/filters/noop.so}"
+# weft_route8 (issue 8's benchmark): 8 bench_route filters, each reading its
+# per-route config and bumping a labelled counter (filter_config on the route).
+ROUTE_SO="${ROUTE_SO:-$BENCH_BUILD_DIR/tests/filters/bench_route.so}"
 NGINX_KEEPALIVE="${NGINX_KEEPALIVE:-$BENCH_CONNS}"
 LOAD_CPU="${LOAD_CPU:-0}"
 PROXY_CPU="${PROXY_CPU:-1}"
@@ -148,13 +151,14 @@ backend backend
 CONF
 }
 
-write_weft_conf() { # NAME PORT BACKEND_PORT ADMIN_PORT N_NOOP_FILTERS
-    local i filters="" fpath="" fname
+write_weft_conf() { # NAME PORT BACKEND_PORT ADMIN_PORT N_FILTERS [FILTER_SO]
+    local i filters="" fpath="" fname so="${6:-$NOOP_SO}" rcfg=""
     mkdir -p "$TMP/$1"
     if [[ "$5" -gt 0 ]]; then
-        # filters by name, looked up in the directory of $NOOP_SO
-        fname=$(basename "$NOOP_SO" .so)
-        fpath="filter_path: [\"$(dirname "$NOOP_SO")\"]"
+        # filters by name, looked up in the directory of the .so
+        fname=$(basename "$so" .so)
+        fpath="filter_path: [\"$(dirname "$so")\"]"
+        [[ "$fname" != bench_route ]] || rcfg="            filter_config: {bench_route: {route: bench}}"
         filters="    filters:"
         for ((i = 0; i < $5; i++)); do
             filters+=$'\n'"      - {name: $fname}"
@@ -178,6 +182,7 @@ $filters
         routes:
           - match: { prefix: / }
             cluster: backend
+$rcfg
 clusters:
   - name: backend
     endpoints:
@@ -189,7 +194,7 @@ CONF
 # ---------------------------------------------------------------- weft build
 WEFT_NOTE=""
 if [[ " $BENCH_TARGETS " == *" weft"* && "$BENCH_BUILD" == 1 && -z "$WEFT_BIN_GIVEN" ]]; then
-    build_weft "$BENCH_BUILD_DIR" weft weft_test_filter_noop
+    build_weft "$BENCH_BUILD_DIR" weft weft_test_filter_noop weft_test_filter_bench_route
 fi
 
 # ---------------------------------------------------------------- backend
@@ -203,7 +208,7 @@ say "backend nginx on 127.0.0.1:$BACKEND_PORT (cpu $LOAD_CPU), proxies on cpu $P
 declare -A PID PORT NOTE RSS0 RSS1 IDLE_B IDLE_RSS BURST_RSS
 
 start_target() { # NAME: sets PID[NAME] and PORT[NAME]; returns 1 on failure
-    local name="$1" port admin nf=0
+    local name="$1" port admin nf=0 so
     if [[ "$name" == direct ]]; then
         PID[$name]="$BACKEND_PID"
         PORT[$name]="$BACKEND_PORT"
@@ -223,7 +228,7 @@ start_target() { # NAME: sets PID[NAME] and PORT[NAME]; returns 1 on failure
         taskset -c "$PROXY_CPU" haproxy -db -f "$TMP/haproxy/haproxy.cfg" \
             >"$TMP/haproxy/stdout.log" 2>&1 &
         ;;
-    weft | weft_filters8)
+    weft | weft_filters8 | weft_route8)
         if [[ -n "$WEFT_NOTE" ]]; then
             NOTE[$name]="failed: $WEFT_NOTE"
             return 1
@@ -239,8 +244,17 @@ start_target() { # NAME: sets PID[NAME] and PORT[NAME]; returns 1 on failure
             }
             nf=8
         fi
+        so="$NOOP_SO"
+        if [[ "$name" == weft_route8 ]]; then
+            [[ -f "$ROUTE_SO" ]] || {
+                NOTE[$name]="failed: no $ROUTE_SO"
+                return 1
+            }
+            nf=8
+            so="$ROUTE_SO"
+        fi
         admin=$(free_port)
-        write_weft_conf "$name" "$port" "$BACKEND_PORT" "$admin" "$nf"
+        write_weft_conf "$name" "$port" "$BACKEND_PORT" "$admin" "$nf" "$so"
         taskset -c "$PROXY_CPU" "$WEFT_BIN" -c "$TMP/$name/weft.yaml" >"$TMP/$name/stdout.log" 2>&1 &
         ;;
     *)
@@ -451,6 +465,7 @@ report() {
         --ratio "weft/haproxy:proxy_us:proxy CPU per request" \
         --ratio "weft/nginx:proxy_us:proxy CPU per request" \
         --ratio "weft_filters8/weft:proxy_us:proxy CPU per request" \
+        --ratio "weft_route8/weft:proxy_us:proxy CPU per request" \
         --ratio "weft/direct:server_us:server-side CPU per request (proxy + backend)" \
         --ratio "weft/direct:rps:req/s" \
         --ratio "haproxy/direct:server_us:server-side CPU per request (proxy + backend)" \

@@ -1,7 +1,7 @@
 /* bench_route: the filter of issue 8's chain benchmark (tests/bench/instr.sh,
- * BENCH_FILTER=bench_route; eight instances in one chain). Per request it
- * reads its per-route config and bumps a labelled counter, as a metrics
- * filter does, and nothing else:
+ * target weft_routeN; eight instances in one chain). Per request it reads
+ * its per-route config and bumps a labelled counter, as a metrics filter
+ * does, and nothing else:
  *
  *   routes:
  *   - match: {prefix: /}
@@ -9,38 +9,55 @@
  *     filter_config:
  *       bench_route: {route: "bench"}
  *
- * Per-route config {route: "<label>"}: [a-z0-9_], 1 to 32 characters
- * (anything else is refused with weft_config_fail on the offending node).
- * It registers, at config time, the counter series of that route, one per
- * status class:
- *   weft_filter_bench_route_requests_<label>_<N>xx{listener="..."}
- * (the labels route and status class live in the name until the labelled
- * stat families of ABI 1.1 land; every instance of the filter in a chain
- * bumps the same series, as they share the YAML name). Its only hook is
- * on_stream_complete: weft_route_config(s), then weft_stat_inc on the
- * series of the response's class (a status outside 100-599 counts as 5xx).
- * A request whose route has no config for it is not counted. No filter
- * config, no stream context, no worker object. */
-#include <stdio.h>
+ * config_create declares the labelled counter family (ABI 1.1)
+ *   weft_filter_bench_route_requests_total{listener="...",route="<label>",status_class="<N>xx"}
+ * (at most 64 series; every instance of the filter in a chain declares
+ * and bumps the same family, as they share the YAML name). Per-route
+ * config {route: "<label>"}: [a-z0-9_], 1 to 32 characters (anything else
+ * is refused with weft_config_fail on the offending node). The only hook
+ * is on_stream_complete: weft_route_config(s), then weft_stat_family_inc
+ * with the route's label and the response's status class (a status
+ * outside 100-599 counts as 5xx). A request whose route has no config for
+ * it is not counted. No stream context, no worker object. */
 #include <stdlib.h>
 #include <string.h>
 
 #include <weft/filter.h>
 
+typedef struct br_config {
+    int32_t family; /* requests_total{route, status_class} */
+} br_config;
+
 typedef struct br_route {
-    int32_t by_class[5]; /* 1xx .. 5xx */
+    int32_t family;
+    weft_str route; /* the label value: points at name */
+    char name[33];
 } br_route;
 
 static int br_config_create(const weft_config_node *node, weft_filter_setup *setup, void **config) {
     if (node && !(weft_config_is_map(node) && weft_config_len(node) == 0))
         return weft_config_fail(setup, node, "bench_route takes no config (per-route only)");
-    *config = NULL;
+    br_config *c = malloc(sizeof(*c));
+    if (!c)
+        return weft_config_fail(setup, NULL, "out of memory");
+    static const char *const labels[] = {"route", "status_class"};
+    if (weft_stat_family(setup, WEFT_STAT_KIND_COUNTER, "requests_total",
+                         "requests by route and status class", labels, 2, 64,
+                         &c->family) != WEFT_OK) {
+        free(c);
+        return weft_config_fail(setup, NULL, "cannot declare requests_total");
+    }
+    *config = c;
     return 0;
+}
+
+static void br_config_destroy(void *config) {
+    free(config);
 }
 
 static int br_route_config_create(const weft_config_node *node, weft_filter_setup *setup,
                                   void *filter_config, void **route_config) {
-    (void)filter_config;
+    const br_config *c = filter_config;
     if (!weft_config_is_map(node))
         return weft_config_fail(setup, node, "per-route config must be {route: \"<label>\"}");
     for (size_t i = 0; i < weft_config_len(node); i++) {
@@ -62,11 +79,10 @@ static int br_route_config_create(const weft_config_node *node, weft_filter_setu
     br_route *r = malloc(sizeof(*r));
     if (!r)
         return weft_config_fail(setup, node, "out of memory");
-    for (int k = 0; k < 5; k++) {
-        char name[64];
-        snprintf(name, sizeof(name), "requests_%.*s_%dxx", (int)v.len, v.ptr, k + 1);
-        r->by_class[k] = weft_stat_counter(setup, name, "requests by route and status class");
-    }
+    r->family = c->family;
+    memcpy(r->name, v.ptr, v.len);
+    r->name[v.len] = '\0';
+    r->route = (weft_str){r->name, v.len};
     *route_config = r;
     return 0;
 }
@@ -77,17 +93,20 @@ static void br_route_config_destroy(void *filter_config, void *route_config) {
 }
 
 static void br_complete(void *ctx, weft_stream *s, const weft_stream_info *info) {
+    static const weft_str classes[5] = {{"1xx", 3}, {"2xx", 3}, {"3xx", 3}, {"4xx", 3}, {"5xx", 3}};
     (void)ctx;
     const br_route *r = weft_route_config(s);
     if (!r)
         return;
     uint32_t cls = info->status / 100;
-    weft_stat_inc(r->by_class[cls >= 1 && cls <= 5 ? cls - 1 : 4], 1);
+    weft_str values[2] = {r->route, classes[cls >= 1 && cls <= 5 ? cls - 1 : 4]};
+    weft_stat_family_inc(r->family, values, 2, 1);
 }
 
 static const weft_http_filter_ops ops = {
     .size = sizeof(weft_http_filter_ops),
     .config_create = br_config_create,
+    .config_destroy = br_config_destroy,
     .on_stream_complete = br_complete,
     .route_config_create = br_route_config_create,
     .route_config_destroy = br_route_config_destroy,
