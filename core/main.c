@@ -14,6 +14,7 @@
 #include "common/cpus.h"
 #include "common/smallpool.h"
 #include "config/config.h"
+#include "filter/config_timer.h"
 #include "loop/listen_set.h"
 #include "loop/worker.h"
 #include "runtime/snapshot.h"
@@ -218,8 +219,9 @@ static void app_free(app *a) {
     weft_admin_free(a->admin);
     weft_health_free(a->health);
     weft_dns_free(a->dns);
-    weft_snapshot_unref(a->snap); /* NULL-safe; frees on this thread */
-    weft_snapshot_reaper_stop();  /* frees what the workers released */
+    weft_snapshot_unref(a->snap);      /* NULL-safe; frees on this thread */
+    weft_snapshot_reaper_stop();       /* frees what the workers released */
+    weft_filter_async_main_base(NULL); /* config timers: the loop goes */
     weft_listen_set_close(&a->listen);
     struct event *evs[] = {a->ev_hup, a->ev_term, a->ev_int, a->ev_drain_poll};
     for (size_t i = 0; i < WEFT_ARRAY_LEN(evs); i++)
@@ -326,6 +328,7 @@ int main(int argc, char **argv) {
         app_free(&a);
         return 1;
     }
+    weft_filter_async_main_base(a.base); /* config timers (filter/config_timer.h) */
     a.workers = calloc((size_t)n, sizeof(*a.workers));
     for (int i = 0; i < n; i++) {
         a.workers[i] = weft_worker_start(i, a.snap, &a.listen, err, sizeof(err));

@@ -35,7 +35,7 @@ TABLE = [
     (3, "log", [r"core/log/"]),
     (4, "router", [r"core/router/"]),
     (4, "balancing", [r"core/upstream/(hostset|lb)\.", r"core/upstream/(attempt|up_user)\.h"]),
-    (5, "filters", [r"core/filter/(filter\.h|filter_lib\.c|filter_setup\.h|transport\.)"]),
+    (5, "filters", [r"core/filter/(filter\.h|filter_lib\.c|filter_setup\.h|transport\.|config_timer\.)"]),
     (5, "runtime", [r"core/runtime/"]),
     (6, "upstream", [r"core/upstream/(pool|h2_pool|dns|health)\."]),
     (7, "stream", [r"core/http/stream", r"core/filter/(filter_host|callout|filter_state|handles)\."]),

@@ -51,6 +51,8 @@ struct weft_worker {
     struct weft_dconn *conns;        /* open downstream connections (h1/h2) */
     struct weft_tcp_conn *tcp_conns; /* open tcp_proxy connections */
     struct weft_tcpc *tcpcs;         /* filter TCP callouts (filter/tcp_callout.h) */
+    struct weft_fworker *fworkers;   /* filters' worker contexts of every live wsnap,
+                                        newest first (filter/fworker.h) */
     uint32_t n_tcpcs;
     struct weft_pool *pools[WEFT_POOL_BUCKETS]; /* HTTP/1.1 upstream pools, by endpoint */
     struct weft_h2up_conn *h2up;                /* HTTP/2 upstream connections */

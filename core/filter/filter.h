@@ -48,6 +48,9 @@ typedef struct weft_filter_inst {
      * one reference each, released after config_destroy. */
     struct weft_shared_entry **shared;
     size_t n_shared;
+    /* Config timers (weft_config_timer_start, filter/fworker.h), main
+     * thread; cancelled before config_destroy. */
+    struct weft_cscope *cscope;
 } weft_filter_inst;
 
 /* The phases of the HTTP chain runner (core/http/stream_filters.c), one

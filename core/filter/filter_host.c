@@ -16,6 +16,8 @@
 #include "filter/filter.h"
 #include "filter/filter_setup.h"
 #include "filter/filter_state.h"
+#include "filter/config_timer.h"
+#include "filter/fworker.h"
 #include "filter/handles.h"
 #include "filter/tcp_callout.h"
 #include "filter/transport.h"
@@ -1241,6 +1243,11 @@ static const weft_host_api host_api = {
     /* [end 1.1 state] */
 
     /* [1.1 callout] pooled callouts, TCP callouts, fire-and-forget */
+    .worker_current = weft_fw_current,
+    .worker_timer_start = weft_fw_timer_start,
+    .worker_timer_cancel = weft_fw_timer_cancel,
+    .config_timer_start = weft_cfg_timer_start,
+    .config_timer_cancel = weft_cfg_timer_cancel,
     /* [end 1.1 callout] */
 
     /* [1.1 tcp callout] raw TCP byte-stream callouts */

@@ -17,6 +17,7 @@
 #include "common/common.h"
 #include "common/shared_reg.h"
 #include "filter/filter_setup.h"
+#include "filter/config_timer.h"
 
 static pthread_mutex_t libs_mu = PTHREAD_MUTEX_INITIALIZER;
 static weft_filter_lib *libs;
@@ -423,6 +424,7 @@ static weft_filter_lib *lib_get(const char *path, char *err, size_t errlen) {
 }
 
 static void inst_destroy(weft_filter_inst *fi) {
+    weft_filter_async_config_gone(fi); /* config timers, before config_destroy */
     if (fi->config) {
         if (fi->http && fi->http->config_destroy)
             fi->http->config_destroy(fi->config);
@@ -542,7 +544,9 @@ static int chain_build(weft_filter_chain *chain, const weft_config *cfg, const w
         int (*create)(const weft_config_node *, weft_filter_setup *, void **) =
             fi->http ? fi->http->config_create : fi->transport->config_create;
         if (create) {
+            weft_filter_async_creating(fi);
             int rc = create((const weft_config_node *)f->node, &setup, &fi->config);
+            weft_filter_async_creating(NULL);
             if (rc != 0) {
                 if (!setup.failed)
                     snprintf(err, errlen, "%s:%u:%u: filter \"%s\" refused its config", cfg->source,

@@ -13,6 +13,7 @@
 #include <event2/thread.h>
 
 #include "common/memtrim.h"
+#include "filter/fworker.h"
 #include "filter/handles.h"
 #include "filter/tcp_callout.h"
 #include "http/h1/h1_downstream.h"
@@ -173,6 +174,7 @@ static void on_swap(weft_worker *w) {
     weft_wsnap *old = w->cur;
     w->cur = ws;
     weft_wsnap_unref(old);
+    weft_wsnap_filter_workers_make(ws); /* worker_create now: worker timers run */
     if (w->draining)
         weft_listen_handoff_free(h, nl);
     else
@@ -271,6 +273,8 @@ static void on_idle_tick(evutil_socket_t fd, short what, void *arg) {
 static void *worker_main(void *arg) {
     weft_worker *w = arg;
     weft_stats_set_thread_block(w->stats);
+    weft_fworker_thread(w);
+    weft_wsnap_filter_workers_make(w->cur);
     event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
     return NULL;
 }
@@ -298,6 +302,7 @@ static weft_worker *worker_create(int id, weft_snapshot *snap, const weft_listen
     weft_worker *w = &L->w;
     w->id = id;
     weft_wsnap_set_end_hook(weft_tcp_callouts_wsnap_end);
+    weft_wsnap_set_fw_hooks(weft_fworker_make, weft_fworker_release);
     L->ctl_fd = -1;
     weft_handles_attach(w);
     L->version_stat = WEFT_STAT_INVALID;
@@ -341,6 +346,7 @@ static weft_worker *worker_create(int id, weft_snapshot *snap, const weft_listen
     }
     if (!start) {
         weft_stats_set_thread_block(w->stats);
+        weft_fworker_thread(w); /* the caller's thread runs this worker */
         return w;
     }
     if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
@@ -416,6 +422,7 @@ void weft_worker_stop_and_free(weft_worker *w) {
     if (w->stats)
         weft_stats_block_free(w->stats);
     weft_handles_detach(w);
+    weft_fworker_thread_gone(w);
     pthread_mutex_destroy(&L->ctl_mu);
     free(L);
 }

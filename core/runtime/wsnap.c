@@ -5,6 +5,13 @@
 #include <stdlib.h>
 
 static _Atomic(weft_wsnap_end_fn) end_hook;
+static _Atomic(weft_wsnap_fw_make_fn) fw_make;
+static _Atomic(weft_wsnap_fw_free_fn) fw_free;
+
+void weft_wsnap_set_fw_hooks(weft_wsnap_fw_make_fn make, weft_wsnap_fw_free_fn free_fn) {
+    atomic_store_explicit(&fw_make, make, memory_order_release);
+    atomic_store_explicit(&fw_free, free_fn, memory_order_release);
+}
 
 void weft_wsnap_set_end_hook(weft_wsnap_end_fn fn) {
     atomic_store_explicit(&end_hook, fn, memory_order_release);
@@ -28,10 +35,12 @@ weft_wsnap *weft_wsnap_new(weft_worker *w, weft_snapshot *snap) {
     size_t nl = snap->cfg->n_listeners;
     ws->fworkers = calloc(nl ? nl : 1, sizeof(*ws->fworkers));
     ws->fworkers_made = calloc(nl ? nl : 1, sizeof(*ws->fworkers_made));
-    for (size_t i = 0; ws->fworkers && ws->fworkers_made && i < nl; i++) {
+    ws->fwctx = calloc(nl ? nl : 1, sizeof(*ws->fwctx));
+    for (size_t i = 0; ws->fworkers && ws->fworkers_made && ws->fwctx && i < nl; i++) {
         size_t nf = snap->listeners[i].chain.n_http;
         ws->fworkers[i] = calloc(nf ? nf : 1, sizeof(void *));
         ws->fworkers_made[i] = calloc(nf ? nf : 1, sizeof(bool));
+        ws->fwctx[i] = calloc(nf ? nf : 1, sizeof(void *));
     }
     return ws;
 }
@@ -52,17 +61,29 @@ void weft_wsnap_unref(weft_wsnap *ws) {
     weft_wsnap_end_fn end = atomic_load_explicit(&end_hook, memory_order_acquire);
     if (end)
         end(ws); /* before the filters' worker_destroy */
+    /* A context's worker timers (and callouts) are cancelled before its
+     * worker_destroy: the free hook does both. */
+    weft_wsnap_fw_free_fn fwf = atomic_load_explicit(&fw_free, memory_order_acquire);
     for (size_t i = 0; ws->fworkers && i < ws->snap->cfg->n_listeners; i++) {
         const weft_filter_chain *ch = &ws->snap->listeners[i].chain;
-        for (size_t f = 0; ws->fworkers_made && ws->fworkers_made[i] && f < ch->n_http; f++)
-            if (ws->fworkers_made[i][f] && ch->http[f].http->worker_destroy)
+        for (size_t f = 0; ws->fworkers_made && ws->fworkers_made[i] && f < ch->n_http; f++) {
+            if (!ws->fworkers_made[i][f])
+                continue;
+            void *ctx = ws->fwctx && ws->fwctx[i] ? ws->fwctx[i][f] : NULL;
+            if (ctx && fwf)
+                fwf(ctx);
+            else if (ch->http[f].http->worker_destroy)
                 ch->http[f].http->worker_destroy(ch->http[f].config, ws->fworkers[i][f]);
+        }
         free(ws->fworkers[i]);
         if (ws->fworkers_made)
             free(ws->fworkers_made[i]);
+        if (ws->fwctx)
+            free(ws->fwctx[i]);
     }
     free(ws->fworkers);
     free(ws->fworkers_made);
+    free(ws->fwctx);
     weft_snapshot_unref(ws->snap);
     free(ws);
 }
@@ -91,12 +112,27 @@ weft_cluster_wrk *weft_wsnap_cluster(weft_wsnap *ws, int idx) {
 }
 
 void *weft_wsnap_filter_worker_make(weft_wsnap *ws, size_t li, size_t fi) {
-    if (!ws->fworkers || !ws->fworkers[li] || !ws->fworkers_made[li])
+    if (!ws->fworkers || !ws->fworkers[li] || !ws->fworkers_made[li] || !ws->fwctx[li])
         return NULL;
     if (!ws->fworkers_made[li][fi]) {
         const weft_filter_inst *in = &ws->snap->listeners[li].chain.http[fi];
-        ws->fworkers[li][fi] = in->http->worker_create ? in->http->worker_create(in->config) : NULL;
+        weft_wsnap_fw_make_fn make = atomic_load_explicit(&fw_make, memory_order_acquire);
+        void *obj = NULL;
+        if (make) /* the context (worker handle) first: worker_create may use it */
+            ws->fwctx[li][fi] = make(ws, in, &obj);
+        else if (in->http->worker_create)
+            obj = in->http->worker_create(in->config);
+        ws->fworkers[li][fi] = obj;
         ws->fworkers_made[li][fi] = true;
     }
     return ws->fworkers[li][fi];
+}
+
+void weft_wsnap_filter_workers_make(weft_wsnap *ws) {
+    if (!ws || ws->fworkers_ready)
+        return;
+    ws->fworkers_ready = true;
+    for (size_t i = 0; ws->fworkers && i < ws->snap->cfg->n_listeners; i++)
+        for (size_t f = 0; f < ws->snap->listeners[i].chain.n_http; f++)
+            weft_wsnap_filter_worker(ws, i, f);
 }

@@ -212,8 +212,11 @@ static void unconfigure(wft_env *env) {
     ft_routes_free(env); /* per-route configs before the filter's config */
     wft_env *old = swap_current(env);
     const weft_http_filter_ops *h = env->desc->kind == WEFT_FILTER_HTTP ? env->desc->http : NULL;
+    ft_async_worker_closing(env); /* worker timers, before worker_destroy */
     if (env->have_worker && h && FT_HAS(weft_http_filter_ops, h, worker_destroy))
         h->worker_destroy(env->config, env->worker);
+    ft_async_worker_gone(env);
+    ft_async_config_gone(env); /* config timers, before config_destroy */
     if (h && FT_HAS(weft_http_filter_ops, h, config_destroy))
         h->config_destroy(env->config);
     if (!h && FT_TRANSPORT(env, config_destroy))
@@ -237,6 +240,7 @@ void wft_env_free(wft_env *env) {
     if (env->desc)
         unconfigure(env);
     ft_state_free(env);
+    ft_async_free(env);
     ft_doc_free(&env->doc);
     for (wft_env **pp = &g_envs; *pp; pp = &(*pp)->next)
         if (*pp == env) {
@@ -338,6 +342,7 @@ static int configure_once(wft_env *env, const char *text, size_t len, char *err,
     if (create) {
         env->setup = &setup;
         wft_env *old = swap_current(env);
+        ft_async_config_begin(env);
         rc = create(env->doc.root, &setup, &config);
         swap_current(old);
         env->setup = NULL;
@@ -351,6 +356,7 @@ static int configure_once(wft_env *env, const char *text, size_t len, char *err,
         unconfigure(env);
     }
     if (rc != 0) {
+        ft_async_config_gone(env); /* its config timers go with the refused config */
         if (!setup.failed)
             snprintf(err, errlen, "%s: filter \"%s\" refused its config", env->source,
                      env->desc->name);
@@ -360,6 +366,8 @@ static int configure_once(wft_env *env, const char *text, size_t len, char *err,
     }
     env->config = config;
     env->configured = true;
+    if (env->desc->kind == WEFT_FILTER_HTTP)
+        ft_async_worker_open(env); /* the worker handle, from before worker_create */
     if (env->desc->kind == WEFT_FILTER_HTTP && FT_HTTP(env, worker_create)) {
         wft_env *old = swap_current(env);
         env->worker = env->desc->http->worker_create(config);
@@ -432,12 +440,14 @@ uint64_t wft_clock_now_us(const wft_env *env) {
 /* The earliest timer or callout deadline of the env due at or before
  * `limit`; ties go to the one started first. */
 static bool next_due(wft_env *env, uint64_t limit, struct weft_timer **t_out,
-                     struct weft_callout **c_out, wft_stream **try_out) {
+                     struct weft_callout **c_out, wft_stream **try_out, struct ft_wtimer **w_out) {
     uint64_t best = 0, best_seq = 0;
     bool found = false;
     *t_out = NULL;
     *c_out = NULL;
     *try_out = NULL;
+    /* worker and config timers (1.1) */
+    found = ft_async_next_due(env, limit, &best, &best_seq, found, w_out);
     for (wft_conn *cn = env->conns; cn; cn = cn->env_next)
         for (struct weft_timer *t = cn->timers; t; t = t->next) {
             if (t->done || t->due_us > limit)
@@ -447,6 +457,7 @@ static bool next_due(wft_env *env, uint64_t limit, struct weft_timer **t_out,
                 best = t->due_us;
                 best_seq = t->seq;
                 *t_out = t;
+                *w_out = NULL;
             }
         }
     for (wft_stream *st = env->streams; st; st = st->env_next) {
@@ -458,6 +469,7 @@ static bool next_due(wft_env *env, uint64_t limit, struct weft_timer **t_out,
             *t_out = NULL;
             *c_out = NULL;
             *try_out = st;
+            *w_out = NULL;
         }
         for (struct weft_timer *t = st->timers; t; t = t->next) {
             if (t->done || t->due_us > limit)
@@ -469,6 +481,7 @@ static bool next_due(wft_env *env, uint64_t limit, struct weft_timer **t_out,
                 *t_out = t;
                 *c_out = NULL;
                 *try_out = NULL;
+                *w_out = NULL;
             }
         }
         for (struct weft_callout *c = st->callouts; c; c = c->next) {
@@ -481,6 +494,7 @@ static bool next_due(wft_env *env, uint64_t limit, struct weft_timer **t_out,
                 *t_out = NULL;
                 *c_out = c;
                 *try_out = NULL;
+                *w_out = NULL;
             }
         }
     }
@@ -492,8 +506,13 @@ static void advance_to(wft_env *env, uint64_t target) {
     struct weft_timer *t;
     struct weft_callout *c;
     wft_stream *tst;
-    while (next_due(env, target, &t, &c, &tst)) {
-        if (tst) {
+    struct ft_wtimer *wt;
+    while (next_due(env, target, &t, &c, &tst, &wt)) {
+        if (wt) {
+            if (ft_async_due(wt) > env->now_us)
+                env->now_us = ft_async_due(wt);
+            ft_async_fire(env, wt);
+        } else if (tst) {
             if (tst->try_due_us > env->now_us)
                 env->now_us = tst->try_due_us;
             ft_try_timeout_fire(tst);

@@ -1206,6 +1206,11 @@ static const weft_host_api g_api = {
     /* [end 1.1 state] */
 
     /* [1.1 callout] pooled callouts, TCP callouts, fire-and-forget */
+    .worker_current = ft_h_worker_current,
+    .worker_timer_start = ft_h_worker_timer_start,
+    .worker_timer_cancel = ft_h_worker_timer_cancel,
+    .config_timer_start = ft_h_config_timer_start,
+    .config_timer_cancel = ft_h_config_timer_cancel,
     /* [end 1.1 callout] */
 
     /* [1.1 tcp callout] raw TCP byte-stream callouts */

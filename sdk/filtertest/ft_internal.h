@@ -225,8 +225,10 @@ struct wft_env {
     ft_route *routes;               /* wft_env_add_route, in declaration order */
     struct ft_state *state;         /* 1.1 state group: shared blocks, endpoints (ft_state.c) */
     struct ft_family_set *families; /* 1.1 stats group: labelled families (ft_family.c) */
-    uint64_t stat_pass;             /* configures so far: what declared each stat */
-    wft_stream *streams;            /* live streams of this env */
+    struct ft_async
+        *async;          /* 1.1 callout group: worker handle, worker/config timers (ft_async.c) */
+    uint64_t stat_pass;  /* configures so far: what declared each stat */
+    wft_stream *streams; /* live streams of this env */
     wft_conn *conns;
     struct ft_tcpc *tcpcs; /* 1.1 TCP callouts, in opening order (ft_tcp.c) */
     struct wft_env *next;  /* all live envs */
@@ -381,6 +383,28 @@ struct wft_conn {
     wft_conn *env_next;
     wft_conn *live_next;
 };
+
+/* ---- 1.1 callout group: worker handle, worker and config timers (ft_async.c) ---- */
+struct ft_wtimer;
+void ft_async_config_begin(wft_env *env);   /* config_create is about to run */
+void ft_async_config_gone(wft_env *env);    /* before config_destroy, or config_create failed */
+void ft_async_worker_open(wft_env *env);    /* before worker_create */
+void ft_async_worker_closing(wft_env *env); /* before worker_destroy */
+void ft_async_worker_gone(wft_env *env);    /* after worker_destroy */
+void ft_async_free(wft_env *env);
+/* The earliest worker/config timer due at or before limit that beats
+ * (*best, *best_seq) (or any, when !found); updates them. */
+bool ft_async_next_due(wft_env *env, uint64_t limit, uint64_t *best, uint64_t *best_seq, bool found,
+                       struct ft_wtimer **out);
+uint64_t ft_async_due(const struct ft_wtimer *t);
+void ft_async_fire(wft_env *env, struct ft_wtimer *t);
+weft_worker *ft_h_worker_current(void *config);
+weft_result ft_h_worker_timer_start(weft_worker *w, uint64_t ms, weft_worker_timer_cb cb, void *arg,
+                                    weft_wtimer **out);
+weft_result ft_h_worker_timer_cancel(weft_worker *w, weft_wtimer *t);
+weft_result ft_h_config_timer_start(void *config, uint64_t ms, weft_config_timer_cb cb, void *arg,
+                                    weft_wtimer **out);
+weft_result ft_h_config_timer_cancel(void *config, weft_wtimer *t);
 
 /* ---- shared helpers (ft_env.c) ---- */
 /* The env the kit is running filter code for (host calls without a handle:

@@ -21,8 +21,10 @@
  *           node once; the object is shared read-only by every worker (use
  *           C11 atomics for what must be shared: counters, buckets).
  *           Destroyed when the last stream of that snapshot ends.
- *   worker  per worker thread and config: worker_create(); only that
- *           thread touches it, no locks needed.
+ *   worker  per worker thread and config: worker_create(), when the
+ *           worker adopts the config (1.1); only that thread touches it,
+ *           no locks needed. Its worker handle (weft_worker_current)
+ *           carries work that belongs to no stream (worker timers).
  *   stream  per request (http) or per connection (transport).
  *
  * HTTP HOOKS, in call order (NULL = not interested):
@@ -55,6 +57,10 @@
  *     that long): weft_stat_counter/gauge/histogram, weft_stat_family,
  *     weft_config_*,
  *     weft_config_fail, weft_config_dir, weft_setup_logf.
+ *   MAIN THREAD: weft_config_timer_start/_cancel (config_create and
+ *     config timer callbacks, which run there).
+ *   THE HANDLE'S WORKER: every call taking a weft_worker * (checked:
+ *     WEFT_ERR_THREAD); worker timer callbacks run there.
  *   THE STREAM'S WORKER ONLY: every call taking a weft_stream * (checked:
  *     WEFT_ERR_THREAD; weft_logf from another thread still logs, without
  *     the filter's name), and the weft_buffer_* calls, which check
@@ -346,6 +352,22 @@ typedef struct weft_endpoint_info {
 } weft_endpoint_info;
 /* [end 1.1 state] */
 
+/* [1.1 callout types] worker handles, worker and config timers, pooled callouts */
+/* A worker handle: ONE HTTP filter config on ONE worker thread (the host's
+ * per-(config, worker) context, whose filter object is what worker_create
+ * returned). Work that belongs to no stream (a refresh, a batch export, an
+ * un-ejection) hangs on it: it runs on that worker and is cancelled
+ * before the filter's worker_destroy. A handle, not an address: never
+ * dereference it (see weft_worker_current). */
+typedef struct weft_worker weft_worker;
+/* A worker or config timer in flight (an id, not an address). */
+typedef struct weft_wtimer weft_wtimer;
+/* A worker timer fired: on the worker thread of `w`, outside any stream. */
+typedef void (*weft_worker_timer_cb)(weft_worker *w, void *arg);
+/* A config timer fired: on the main thread; `config` is the filter's
+ * config object (what its config_create returned). */
+typedef void (*weft_config_timer_cb)(void *config, void *arg);
+/* [end 1.1 callout types] */
 /* [1.1 tcp callout types] */
 /* ABI 1.1: a raw TCP byte-stream callout (weft_tcp_callout_open): a
  * connection a filter opens to an endpoint of a cluster, for protocols
@@ -753,6 +775,15 @@ typedef struct weft_host_api {
     /* [end 1.1 state] */
 
     /* [1.1 callout] pooled callouts, TCP callouts, fire-and-forget */
+    /* worker handles, worker and config timers (weft_worker_current, weft_worker_timer_start,
+     * weft_config_timer_start) */
+    weft_worker *(*worker_current)(void *config);
+    weft_result (*worker_timer_start)(weft_worker *w, uint64_t delay_ms, weft_worker_timer_cb cb,
+                                      void *arg, weft_wtimer **out);
+    weft_result (*worker_timer_cancel)(weft_worker *w, weft_wtimer *t);
+    weft_result (*config_timer_start)(void *config, uint64_t delay_ms, weft_config_timer_cb cb,
+                                      void *arg, weft_wtimer **out);
+    weft_result (*config_timer_cancel)(void *config, weft_wtimer *t);
     /* [end 1.1 callout] */
 
     /* [1.1 tcp callout] raw TCP byte-stream callouts */
@@ -1470,6 +1501,78 @@ static inline weft_result weft_endpoint_restore(weft_stream *s, const weft_clust
 /* [end 1.1 state] */
 
 /* [1.1 callout] pooled callouts, TCP callouts, fire-and-forget */
+/* WORKER HANDLES. Each HTTP filter config has one worker handle per worker
+ * thread, from just before its worker_create until just after its
+ * worker_destroy: since ABI 1.1 worker_create runs on every worker when
+ * the worker adopts the config (not at the first request), so worker
+ * timers start without traffic. weft_worker_current returns the handle of
+ * the CALLING worker thread for `config` (the object config_create
+ * returned; distinct filters' configs must be distinct objects).
+ * THREAD: any; it returns NULL on a thread that is not a weft worker (the
+ * main thread: config_create, config timers, config_destroy), inside
+ * config_create, and for a config that is not a live config of this
+ * worker (or NULL). Call it in worker_create, in any hook or callback on
+ * the worker, and keep the result in the worker object.
+ * LIFETIME: the handle is valid until worker_destroy returns; every
+ * worker timer (and callout) of it is cancelled before worker_destroy
+ * runs, without its callback. A kept handle after that is stale: every
+ * call gets WEFT_ERR_HANDLE and never acts on another config's handle.
+ * Another worker's handle gets WEFT_ERR_THREAD (hand work to other
+ * workers through shared state, not through their handles). */
+static inline weft_worker *weft_worker_current(void *config) {
+    return weft__host->worker_current(config);
+}
+/* One-shot timer on the handle's worker: cb(w, arg) runs on that worker
+ * thread after delay_ms (0: on the next loop turn), outside any stream
+ * (make a periodic timer by starting the next one from cb). *out (may
+ * be NULL) names it for weft_worker_timer_cancel until it fires or is
+ * cancelled. THREAD: the handle's worker (worker_create, hooks, timer and
+ * callout callbacks; inside worker_destroy: WEFT_ERR_STATE).
+ * LIMIT: WEFT_WORKER_TIMERS_MAX timers armed at once per handle.
+ * ERRORS: WEFT_ERR_HANDLE (not a live worker handle, NULL included),
+ * WEFT_ERR_THREAD, WEFT_ERR_INVALID (cb NULL, delay_ms above
+ * WEFT_TIMER_MAX_MS), WEFT_ERR_STATE (worker_destroy is running),
+ * WEFT_ERR_LIMIT, WEFT_ERR_NOMEM. */
+#define WEFT_WORKER_TIMERS_MAX 1024u
+#define WEFT_TIMER_MAX_MS (30ull * 86400000ull) /* 30 days */
+static inline weft_result weft_worker_timer_start(weft_worker *w, uint64_t delay_ms,
+                                                  weft_worker_timer_cb cb, void *arg,
+                                                  weft_wtimer **out) {
+    return weft__host->worker_timer_start(w, delay_ms, cb, arg, out);
+}
+/* Cancels an armed worker timer of w (its callback never runs).
+ * ERRORS: as weft_worker_timer_start, and WEFT_ERR_NOT_FOUND for a timer
+ * that already fired or was cancelled, or is not one of w's. */
+static inline weft_result weft_worker_timer_cancel(weft_worker *w, weft_wtimer *t) {
+    return weft__host->worker_timer_cancel(w, t);
+}
+/* CONFIG TIMERS: one-shot timers of a filter config (HTTP or transport)
+ * on the MAIN thread (a certificate or key file check, a JWKS schedule
+ * kept in shared state): cb(config, arg) runs there after delay_ms,
+ * never on a worker. `config` names the config: inside config_create it
+ * must be the object config_create returns in *config (weft binds the
+ * timer to the config being created; if config_create fails the timers
+ * are cancelled); later (from a config timer callback) the object
+ * config_create returned. Every config timer is cancelled, without its
+ * callback, before the config's config_destroy (after a reload: when the
+ * old config's last stream ended). A timer started in the first config
+ * load, before weft's main loop runs, fires counting from the moment the
+ * loop starts. THREAD: main (config_create, config timer callbacks).
+ * LIMIT: WEFT_WORKER_TIMERS_MAX armed per config.
+ * ERRORS: WEFT_ERR_THREAD (not the main thread), WEFT_ERR_NOT_FOUND
+ * (outside config_create, `config` is not a live config with config
+ * timers, or its config_destroy runs), WEFT_ERR_INVALID (cb NULL,
+ * delay_ms above WEFT_TIMER_MAX_MS), WEFT_ERR_LIMIT, WEFT_ERR_NOMEM. */
+static inline weft_result weft_config_timer_start(void *config, uint64_t delay_ms,
+                                                  weft_config_timer_cb cb, void *arg,
+                                                  weft_wtimer **out) {
+    return weft__host->config_timer_start(config, delay_ms, cb, arg, out);
+}
+/* Cancels an armed config timer. ERRORS: as weft_config_timer_start, and
+ * WEFT_ERR_NOT_FOUND (fired, cancelled, or not one of this config's). */
+static inline weft_result weft_config_timer_cancel(void *config, weft_wtimer *t) {
+    return weft__host->config_timer_cancel(config, t);
+}
 /* [end 1.1 callout] */
 
 /* [1.1 tcp callout] raw TCP byte-stream callouts */

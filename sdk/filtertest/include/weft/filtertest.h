@@ -244,6 +244,21 @@ uint64_t wft_endpoint_counter(wft_env *env, const char *cluster, const char *add
  * endpoint is healthy. */
 const char *wft_env_pick_endpoint(wft_env *env, const char *cluster);
 
+/* ---- SDK 1.1 worker handles, worker and config timers ----
+ * The env is one worker and the main thread at once. The filter's worker
+ * handle (weft_worker_current) lives from just before worker_create to
+ * just after worker_destroy (configuring again or freeing the env ends
+ * it: worker timers are cancelled before worker_destroy, without their
+ * callbacks, config timers before config_destroy); inside config_create
+ * weft_worker_current returns NULL, as on weft's main thread. Worker and
+ * config timers fire on the env's clock (wft_clock_advance), in deadline
+ * order with stream and connection timers. The env's worker handle (NULL
+ * when none): */
+weft_worker *wft_env_worker(wft_env *env);
+/* Worker / config timers armed now (not fired, not cancelled). */
+size_t wft_worker_timers_pending(wft_env *env);
+size_t wft_config_timers_pending(wft_env *env);
+
 /* ------------------------------------------------------------------ */
 /* Streams (HTTP filters)                                              */
 /* ------------------------------------------------------------------ */
