@@ -1254,6 +1254,7 @@ static const weft_host_api host_api = {
     .tcp_callout_open = h_tcp_callout_open,
     .tcp_callout_write = weft_tcp_callout_write_h,
     .tcp_callout_close = weft_tcp_callout_close_h,
+    .worker_tcp_callout_open = weft_tcp_callout_open_worker,
     /* [end 1.1 tcp callout] */
 
     /* [1.1 stats] labelled stat families */

@@ -19,6 +19,8 @@
 #include <event2/event.h>
 
 #include "common/common.h"
+#include "filter/filter.h"
+#include "filter/fworker.h"
 #include "filter/handles.h"
 #include "http/stream_internal.h"
 #include "common/ltimer.h"
@@ -436,6 +438,37 @@ weft_result weft_tcp_callout_open_stream(weft_stream *s, weft_str cluster,
         return WEFT_ERR_NOMEM;
     c->s = s;
     c->filter = s->running;
+    c->fname = fname;
+    return open_start(c, out);
+}
+
+weft_result weft_tcp_callout_open_worker(weft_worker *wh, weft_str cluster,
+                                         const weft_tcp_callout_opts *opts,
+                                         const weft_tcp_callout_cbs *cbs, void *arg,
+                                         weft_tcp_callout **out) {
+    weft_fworker *fw = NULL;
+    weft_result r = weft_fworker_from_handle(wh, &fw);
+    if (r != WEFT_OK) {
+        WEFT_WARN("filter ?: worker_tcp_callout_open: %s",
+                  r == WEFT_ERR_THREAD ? "another worker's handle" : "not a live worker handle");
+        return r;
+    }
+    const char *fname = fw->inst->name;
+    if (fw->closing) {
+        WEFT_WARN("filter %s: worker_tcp_callout_open: worker_destroy runs: not allowed in this "
+                  "state",
+                  fname);
+        return WEFT_ERR_STATE;
+    }
+    int idx;
+    r = open_checks(fw->w, fw->ws, fname, cluster, opts, cbs, out, &idx);
+    if (r != WEFT_OK)
+        return r;
+    tcpc *c = tcpc_new(fw->w, fw->ws, idx, opts, cbs, arg);
+    if (!c)
+        return WEFT_ERR_NOMEM;
+    c->wscope = fw;
+    c->filter = -1;
     c->fname = fname;
     return open_start(c, out);
 }

@@ -25,6 +25,12 @@ weft_result weft_tcp_callout_open_stream(weft_stream *s, weft_str cluster,
                                          const weft_tcp_callout_opts *opts,
                                          const weft_tcp_callout_cbs *cbs, void *arg,
                                          weft_tcp_callout **out);
+/* Worker-scoped open (weft_worker_tcp_callout_open): lives until closed,
+ * ended, or its worker handle's context goes (before worker_destroy). */
+weft_result weft_tcp_callout_open_worker(weft_worker *wh, weft_str cluster,
+                                         const weft_tcp_callout_opts *opts,
+                                         const weft_tcp_callout_cbs *cbs, void *arg,
+                                         weft_tcp_callout **out);
 weft_result weft_tcp_callout_write_h(weft_tcp_callout *h, const void *data, size_t len);
 weft_result weft_tcp_callout_close_h(weft_tcp_callout *h, bool flush);
 /* Open stream-scoped TCP callouts of s (the per-stream cap). */

@@ -213,6 +213,7 @@ static void unconfigure(wft_env *env) {
     wft_env *old = swap_current(env);
     const weft_http_filter_ops *h = env->desc->kind == WEFT_FILTER_HTTP ? env->desc->http : NULL;
     ft_async_worker_closing(env); /* worker timers, before worker_destroy */
+    ft_tcp_worker_end(env);       /* worker-scoped TCP callouts, as well */
     if (env->have_worker && h && FT_HAS(weft_http_filter_ops, h, worker_destroy))
         h->worker_destroy(env->config, env->worker);
     ft_async_worker_gone(env);

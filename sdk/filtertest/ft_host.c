@@ -1217,6 +1217,7 @@ static const weft_host_api g_api = {
     .tcp_callout_open = ft_tcp_open,
     .tcp_callout_write = ft_tcp_write,
     .tcp_callout_close = ft_tcp_close,
+    .worker_tcp_callout_open = ft_tcp_open_worker,
     /* [end 1.1 tcp callout] */
 
     /* [1.1 stats] labelled stat families */

@@ -452,7 +452,10 @@ weft_result ft_tcp_open(weft_stream *s, weft_str cluster, const weft_tcp_callout
                         const weft_tcp_callout_cbs *cbs, void *arg, weft_tcp_callout **out);
 weft_result ft_tcp_write(weft_tcp_callout *h, const void *data, size_t len);
 weft_result ft_tcp_close(weft_tcp_callout *h, bool flush);
+weft_result ft_tcp_open_worker(weft_worker *h, weft_str cluster, const weft_tcp_callout_opts *o,
+                               const weft_tcp_callout_cbs *cbs, void *arg, weft_tcp_callout **out);
 void ft_tcp_stream_end(wft_stream *st); /* its callouts close, no callback */
+void ft_tcp_worker_end(wft_env *env);   /* worker-scoped ones, before worker_destroy */
 void ft_tcp_env_free(wft_env *env);
 /* The earliest connect/idle deadline at or before limit; fire those due now. */
 bool ft_tcp_next_due(wft_env *env, uint64_t limit, uint64_t *due);

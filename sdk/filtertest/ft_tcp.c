@@ -12,7 +12,7 @@
 #include "ft_internal.h"
 
 /* Its own domain: a TCP callout handle never names a stream (domain 0). */
-#define FT_TCP_DOMAIN 1u
+#define FT_TCP_DOMAIN 2u /* 0: streams, 1: worker handles (ft_async.c) */
 #define DEFAULT_CONNECT_MS 5000u
 #define DEFAULT_ATTEMPTS 3u
 #define DEFAULT_BUF (1024u * 1024)
@@ -21,6 +21,7 @@ struct ft_tcpc {
     uint64_t hval;
     wft_env *env;
     wft_stream *st; /* stream scope */
+    bool worker;    /* worker scope (the env's worker handle) */
     char *cluster;
     weft_tcp_callout_cbs cbs;
     void *arg;
@@ -67,6 +68,34 @@ static uint64_t ms_us(uint64_t ms) {
 
 /* ---- host calls ---- */
 
+static weft_result tcp_new(wft_env *env, wft_stream *st, weft_str cluster,
+                           const weft_tcp_callout_opts *o, const weft_tcp_callout_cbs *cbs,
+                           void *arg, weft_tcp_callout **out);
+
+static bool args_ok(weft_str cluster, const weft_tcp_callout_opts *o,
+                    const weft_tcp_callout_cbs *cbs, weft_tcp_callout **out) {
+    return cbs && cbs->size >= sizeof(weft_tcp_callout_cbs) && cbs->on_data && out &&
+           (!o || (o->size >= sizeof(weft_tcp_callout_opts) && !o->flags)) &&
+           (!cluster.len || cluster.ptr);
+}
+
+#define ARGS_MSG                                                                                   \
+    "invalid argument (callbacks with on_data and their size, options size and flags 0, out)"
+
+weft_result ft_tcp_open_worker(weft_worker *h, weft_str cluster, const weft_tcp_callout_opts *o,
+                               const weft_tcp_callout_cbs *cbs, void *arg, weft_tcp_callout **out) {
+    wft_env *env = ft_current_env();
+    if (!h || !env || wft_env_worker(env) != h)
+        return ft_misuse(env, WEFT_ERR_HANDLE,
+                         "worker_tcp_callout_open: not this env's live worker handle");
+    if (!ft_on_owner_thread(env))
+        return ft_misuse(env, WEFT_ERR_THREAD,
+                         "worker_tcp_callout_open: another thread's worker handle");
+    if (!args_ok(cluster, o, cbs, out))
+        return ft_misuse(env, WEFT_ERR_INVALID, "worker_tcp_callout_open: " ARGS_MSG);
+    return tcp_new(env, NULL, cluster, o, cbs, arg, out);
+}
+
 weft_result ft_tcp_open(weft_stream *s, weft_str cluster, const weft_tcp_callout_opts *o,
                         const weft_tcp_callout_cbs *cbs, void *arg, weft_tcp_callout **out) {
     if (!s)
@@ -78,22 +107,24 @@ weft_result ft_tcp_open(weft_stream *s, weft_str cluster, const weft_tcp_callout
     if (!ft_on_owner_thread(env))
         return ft_misuse(env, WEFT_ERR_THREAD,
                          "tcp_callout_open: called from a thread that does not own the stream");
-    if (!cbs || cbs->size < sizeof(weft_tcp_callout_cbs) || !cbs->on_data || !out ||
-        (o && (o->size < sizeof(weft_tcp_callout_opts) || o->flags)) ||
-        (cluster.len && !cluster.ptr))
-        return ft_misuse(env, WEFT_ERR_INVALID,
-                         "tcp_callout_open: invalid argument (callbacks with on_data and their "
-                         "size, options size and flags 0, out)");
+    if (!args_ok(cluster, o, cbs, out))
+        return ft_misuse(env, WEFT_ERR_INVALID, "tcp_callout_open: " ARGS_MSG);
     if (st->completed || st->hook == FT_HOOK_NONE || st->hook == FT_HOOK_COMPLETE ||
         st->hook == FT_HOOK_DESTROY)
         return ft_misuse(env, WEFT_ERR_STATE, "tcp_callout_open: call it from a hook or callback");
-    if (!cluster.len || !ft_cluster_known(env, cluster.ptr, cluster.len))
-        return WEFT_ERR_NOT_FOUND;
     size_t mine = 0;
     for (ft_tcpc *k = env->tcpcs; k; k = k->next)
         mine += k->st == st && live(k);
     if (mine >= FT_TCP_STREAM_CAP)
         return WEFT_ERR_LIMIT;
+    return tcp_new(env, st, cluster, o, cbs, arg, out);
+}
+
+static weft_result tcp_new(wft_env *env, wft_stream *st, weft_str cluster,
+                           const weft_tcp_callout_opts *o, const weft_tcp_callout_cbs *cbs,
+                           void *arg, weft_tcp_callout **out) {
+    if (!cluster.len || !ft_cluster_known(env, cluster.ptr, cluster.len))
+        return WEFT_ERR_NOT_FOUND;
     if (!g_tcp_init) {
         wsh_table_init(&g_tcp, FT_TCP_DOMAIN);
         g_tcp_init = true;
@@ -114,6 +145,7 @@ weft_result ft_tcp_open(weft_stream *s, weft_str cluster, const weft_tcp_callout
     }
     k->env = env;
     k->st = st;
+    k->worker = !st;
     k->cbs = *cbs;
     k->arg = arg;
     k->connect_ms = o && o->connect_timeout_ms ? o->connect_timeout_ms : DEFAULT_CONNECT_MS;
@@ -194,7 +226,13 @@ static void call_cb(void *arg) {
  * when the callout is no longer live afterwards. */
 static bool run_cb(ft_tcpc *k, int which, uint32_t reason) {
     cb_call c = {k, which, reason};
-    ft_stream_run_callback(k->st, call_cb, &c);
+    if (k->st) {
+        ft_stream_run_callback(k->st, call_cb, &c);
+    } else { /* worker scope: outside any stream */
+        wft_env *old = ft_swap_current(k->env);
+        call_cb(&c);
+        ft_swap_current(old);
+    }
     return live(k);
 }
 
@@ -204,8 +242,7 @@ static void end(ft_tcpc *k, uint32_t reason) {
     k->due_us = 0;
     if (k->cbs.on_close) {
         k->state = WFT_TCP_CLOSING;
-        cb_call c = {k, CB_CLOSE, reason};
-        ft_stream_run_callback(k->st, call_cb, &c);
+        run_cb(k, CB_CLOSE, reason);
     }
     if (k->state == WFT_TCP_CLOSING || live(k))
         finish(k, WFT_TCP_ENDED);
@@ -214,6 +251,12 @@ static void end(ft_tcpc *k, uint32_t reason) {
 void ft_tcp_stream_end(wft_stream *st) {
     for (ft_tcpc *k = st->env->tcpcs; k; k = k->next)
         if (k->st == st && live(k))
+            finish(k, WFT_TCP_SCOPE_ENDED);
+}
+
+void ft_tcp_worker_end(wft_env *env) {
+    for (ft_tcpc *k = env->tcpcs; k; k = k->next)
+        if (k->worker && live(k))
             finish(k, WFT_TCP_SCOPE_ENDED);
 }
 

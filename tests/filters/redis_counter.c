@@ -3,10 +3,13 @@
  * (owned pause, resumed with its token) until the reply.
  *
  *   config: {cluster: redis, key_header: x-counter-key, header: x-counter,
- *            scope: stream, timeout: 2s, connect_timeout: 0}
+ *            scope: worker, timeout: 2s, connect_timeout: 0, idle_timeout: 0}
  *
- * key: the request header `key_header`, else the path. scope: stream (a
- * connection per request, closed with the stream). timeout: the longest a
+ * key: the request header `key_header`, else the path. scope: worker (one
+ * connection per worker, kept open across requests and reopened by the
+ * next request after it closed: weft_worker_tcp_callout_open on the
+ * filter's worker handle) or stream (a connection per request, closed
+ * with the stream). timeout: the longest a
  * request waits for its reply (504 redis_timeout). Replies: ":<n>" ->
  * `header: n`; "-ERR ..." -> 502 redis_error (body: the error line);
  * another reply type -> the connection is dropped, 502
@@ -28,6 +31,7 @@
 typedef struct rc_config {
     weft_str cluster, key_header, header;
     uint64_t timeout_ms, connect_timeout_ms, idle_timeout_ms;
+    bool stream_scope;
     int32_t st_sent, st_replies, st_errors, st_opened;
 } rc_config;
 
@@ -50,7 +54,14 @@ struct rc_stream {
     char value[32]; /* the reply's integer, "" until then */
     rc_stream *next;
     rc_conn own; /* scope: stream */
+    struct rc_worker *wk;
 };
+
+/* scope: worker: the worker's connection. */
+typedef struct rc_worker {
+    weft_worker *wh;
+    rc_conn conn;
+} rc_worker;
 
 static int rc_config_create(const weft_config_node *node, weft_filter_setup *setup, void **config) {
     rc_config *c = calloc(1, sizeof(*c));
@@ -78,6 +89,13 @@ static int rc_config_create(const weft_config_node *node, weft_filter_setup *set
     else if ((n = weft_config_get(node, "idle_timeout")) &&
              weft_config_duration_ms(n, &c->idle_timeout_ms) != WEFT_OK)
         bad = "idle_timeout: expected a duration";
+    weft_str scope = WEFT_STR("worker");
+    if (!bad && (n = weft_config_get(node, "scope")) &&
+        (weft_config_string(n, &scope) != WEFT_OK ||
+         !((scope.len == 6 && !memcmp(scope.ptr, "stream", 6)) ||
+           (scope.len == 6 && !memcmp(scope.ptr, "worker", 6)))))
+        bad = "scope: expected stream or worker";
+    c->stream_scope = scope.len == 6 && !memcmp(scope.ptr, "stream", 6);
     if (bad) {
         free(c);
         return weft_config_fail(setup, n, bad);
@@ -230,11 +248,34 @@ static void on_data(weft_tcp_callout *tc, void *arg, weft_buffer *data) {
 
 /* ---------- requests ---------- */
 
+static void *rc_worker_create(void *config) {
+    rc_worker *wk = calloc(1, sizeof(*wk));
+    if (!wk)
+        return NULL;
+    wk->wh = weft_worker_current(config);
+    wk->conn.cfg = config;
+    return wk;
+}
+
+/* weft closed the worker's connection already (no callback): what is
+ * left in its queue are placeholders of ended streams. */
+static void rc_worker_destroy(void *config, void *worker) {
+    (void)config;
+    rc_worker *wk = worker;
+    if (!wk)
+        return;
+    rc_stream *st;
+    while ((st = pop(&wk->conn)))
+        if (st->placeholder)
+            free(st);
+    free(wk);
+}
+
 static void *rc_stream_create(void *config, void *worker, weft_stream *s) {
-    (void)worker;
     rc_stream *st = calloc(1, sizeof(*st));
     if (!st)
         return NULL;
+    st->wk = worker;
     st->cfg = config;
     st->s = s;
     st->own.cfg = config;
@@ -288,12 +329,22 @@ static weft_status rc_request_headers(void *ctx, weft_stream *s, bool end_stream
         weft_request_get(s, NULL, &key, NULL, NULL) != WEFT_OK)
         key = WEFT_STR("/");
     rc_conn *k = &st->own;
+    if (!c->stream_scope) {
+        if (!st->wk || !st->wk->wh) {
+            weft_reply_simple(s, 503, WEFT_STR("redis_unavailable"),
+                              WEFT_STR("redis: no worker\n"));
+            return WEFT_REPLIED;
+        }
+        k = &st->wk->conn;
+    }
     if (!k->tc) {
         weft_tcp_callout_opts o = {.size = sizeof(o),
                                    .connect_timeout_ms = (uint32_t)c->connect_timeout_ms,
                                    .idle_timeout_ms = (uint32_t)c->idle_timeout_ms};
         weft_tcp_callout_cbs cbs = {.size = sizeof(cbs), .on_data = on_data, .on_close = on_close};
-        weft_result r = weft_tcp_callout_open(s, c->cluster, &o, &cbs, k, &k->tc);
+        weft_result r = c->stream_scope ? weft_tcp_callout_open(s, c->cluster, &o, &cbs, k, &k->tc)
+                                        : weft_worker_tcp_callout_open(st->wk->wh, c->cluster, &o,
+                                                                       &cbs, k, &k->tc);
         if (r != WEFT_OK) {
             weft_stat_inc(c->st_errors, 1);
             char body[64];
@@ -339,6 +390,8 @@ static const weft_http_filter_ops ops = {
     .size = sizeof(weft_http_filter_ops),
     .config_create = rc_config_create,
     .config_destroy = rc_config_destroy,
+    .worker_create = rc_worker_create,
+    .worker_destroy = rc_worker_destroy,
     .stream_create = rc_stream_create,
     .stream_destroy = rc_stream_destroy,
     .on_request_headers = rc_request_headers,

@@ -2,6 +2,10 @@
 # Raw TCP callouts (SDK 1.1, weft_tcp_callout_*) against a REAL
 # redis-server: the test filter redis_counter INCRs a key per request over
 # RESP and answers its value in x-counter (tests/filters/redis_counter.c).
+#   - worker scope (one connection per worker, two workers): sequential
+#     requests get 1..N in order, 60 concurrent ones (pipelined on the
+#     workers' connections) get exactly {1..60}, redis sees at most 2
+#     connections from weft (CLIENT LIST) and the filter opened at most 2;
 #   - stream scope (a connection per request): values 1..N in order, one
 #     connection opened per request, an "-ERR" reply -> 502 redis_error;
 #   - connect timeout: a cluster whose endpoint never accepts (full accept
@@ -10,7 +14,9 @@
 #   - redis killed -> 503 redis_unavailable (connect_failure); redis back
 #     on the same port -> 200 again (a fresh redis: x-counter 1);
 #   - the client goes away while its reply is pending (redis paused with
-#     CLIENT PAUSE): no crash, later requests still count right;
+#     CLIENT PAUSE), in both scopes: no crash; on the worker's connection
+#     the reply still comes and is matched to the gone request (the next
+#     request gets the next value);
 #   - weft exits 0 on SIGTERM (a sanitizer report would make it non-zero).
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
@@ -27,6 +33,7 @@ BE_PORT=$(free_port)
 SLOW_PORT=$(free_port)
 P_STREAM=$(free_port)
 P_SLOW=$(free_port)
+P_WORKER=$(free_port)
 ADMIN_PORT=$(free_port)
 
 REDIS_PID=""
@@ -72,6 +79,7 @@ listeners:
 YAML
     listener stream "$P_STREAM" "{ cluster: redis, scope: stream, timeout: 3s }"
     listener slow "$P_SLOW" "{ cluster: slow, scope: stream, timeout: 5s }"
+    listener worker "$P_WORKER" "{ cluster: redis, scope: worker, timeout: 3s }"
     cat <<YAML
 clusters:
   - name: be
@@ -97,6 +105,22 @@ fetch "http://127.0.0.1:$P_STREAM/by/path"
 assert_eq 1 "$(hdr x-counter)" "stream: key from the path"
 assert_eq 1 "$(rcli get /by/path)" "stream: path key in redis"
 log "stream scope: x-counter 1..12, 12 connections"
+
+# ---- worker scope: one connection per worker, reused and pipelined
+for i in $(seq 1 20); do
+    fetch -H 'x-counter-key: k_worker' "http://127.0.0.1:$P_WORKER/a"
+    assert_eq 200 "$ST" "worker: request $i status ($BD)"
+    assert_eq "$i" "$(hdr x-counter)" "worker: request $i counter"
+done
+seq 1 60 | xargs -P 20 -I{} curl -s -o /dev/null -D - --max-time 10 \
+    -H 'x-counter-key: k_par' "http://127.0.0.1:$P_WORKER/p{}" |
+    tr -d '\r' | awk -F': ' 'tolower($1) == "x-counter" { print $2 }' | sort -n >"$TEST_TMP/par.txt"
+assert_eq "$(seq 1 60)" "$(cat "$TEST_TMP/par.txt")" "worker: 60 concurrent requests got 1..60"
+opened=$(metric 'weft_filter_redis_counter_opened{listener="worker"')
+((opened >= 1 && opened <= 2)) || fail "worker: $opened connections opened (one per worker)"
+conns=$(rcli client list | grep -vc 'cmd=client' || true)
+((conns >= 1 && conns <= 2)) || fail "worker: redis sees $conns client connections: $(rcli client list)"
+log "worker scope: 1..20 in order, 60 concurrent -> 1..60, $opened connections opened, redis sees $conns"
 
 # ---- an error reply
 rcli set k_text abc >/dev/null
@@ -128,6 +152,19 @@ fetch -H 'x-counter-key: k_gone' "http://127.0.0.1:$P_STREAM/a"
 assert_eq 200 "$ST" "gone: next request"
 log "client gone while pending: next request x-counter $(hdr x-counter)"
 
+# ---- the same on the worker's connection: the reply still comes
+fetch -H 'x-counter-key: k_wgone' "http://127.0.0.1:$P_WORKER/a"
+assert_eq 1 "$(hdr x-counter)" "worker gone: first"
+rcli client pause 1500 write >/dev/null
+code=$(http_status --max-time 0.4 -H 'x-counter-key: k_wgone' "http://127.0.0.1:$P_WORKER/a")
+assert_eq 000 "$code" "worker gone: the client gave up"
+sleep 1.5
+for i in 1 2 3 4; do # both workers' connections: the next value each time
+    fetch -H 'x-counter-key: k_wgone' "http://127.0.0.1:$P_WORKER/a"
+    assert_eq $((i + 2)) "$(hdr x-counter)" "worker gone: request $i after the pause"
+done
+log "worker scope, client gone while pending: the late reply consumed in order"
+
 # ---- redis killed, then back
 kill -KILL "$REDIS_PID"
 wait "$REDIS_PID" 2>/dev/null || true
@@ -135,7 +172,15 @@ fetch -H 'x-counter-key: k_stream' "http://127.0.0.1:$P_STREAM/a"
 assert_eq 503 "$ST" "redis down: status"
 assert_eq redis_unavailable "$(hdr x-weft-reason)" "redis down: reason"
 assert_contains "$BD" "connect_failure" "redis down: body"
+for i in 1 2 3; do # the workers' connections saw the peer close: reopened, refused
+    fetch -H 'x-counter-key: k_worker' "http://127.0.0.1:$P_WORKER/a"
+    assert_eq 503 "$ST" "redis down, worker scope: status"
+    assert_eq redis_unavailable "$(hdr x-weft-reason)" "redis down, worker scope: reason"
+done
 start_redis
+fetch -H 'x-counter-key: k_worker' "http://127.0.0.1:$P_WORKER/a"
+assert_eq 200 "$ST" "redis back, worker scope: status"
+assert_eq 1 "$(hdr x-counter)" "redis back, worker scope: a fresh counter"
 fetch -H 'x-counter-key: k_stream' "http://127.0.0.1:$P_STREAM/a"
 assert_eq 200 "$ST" "redis back: status"
 assert_eq 1 "$(hdr x-counter)" "redis back: a fresh counter"

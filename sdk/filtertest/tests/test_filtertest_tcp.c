@@ -191,6 +191,51 @@ static void test_timeouts_on_kit_clock(void **state) {
     wft_env_free(env);
 }
 
+/* scope: worker: one connection for every stream, commands pipelined,
+ * replies matched in order (two in one delivery), a stream gone while
+ * waiting keeps its place; closed before worker_destroy. */
+static void test_worker_scope_pipelining(void **state) {
+    (void)state;
+    wft_env *env = make_env("scope: worker\n");
+    wft_stream *a = wft_stream_new(env, "GET", "/", key_hdr);
+    wft_stream *b = wft_stream_new(env, "GET", "/", key_hdr);
+    wft_stream *c = wft_stream_new(env, "GET", "/", key_hdr);
+    assert_int_equal(wft_request_headers(a, true), WEFT_STOP);
+    assert_int_equal(wft_request_headers(b, true), WEFT_STOP);
+    assert_int_equal(wft_request_headers(c, true), WEFT_STOP);
+    assert_int_equal(wft_tcp_count(env), 1); /* one connection, three commands */
+    expect_written(env, 0,
+                   "*2\r\n$4\r\nINCR\r\n$1\r\nk\r\n*2\r\n$4\r\nINCR\r\n$1\r\nk\r\n"
+                   "*2\r\n$4\r\nINCR\r\n$1\r\nk\r\n");
+    assert_int_equal(wft_tcp_connect(env, 0), 0);
+    wft_stream_free(b); /* gone while waiting: its reply is still consumed */
+    assert_int_equal(wft_tcp_deliver(env, 0, ":1\r\n:2\r\n:3", 10), 0);
+    assert_false(wft_paused(a));
+    assert_true(wft_paused(c));
+    assert_int_equal(wft_tcp_deliver(env, 0, "\r\n", 2), 0);
+    assert_false(wft_paused(c));
+    assert_int_equal(wft_response_headers(a, 200, NULL, true), WEFT_CONTINUE);
+    assert_int_equal(wft_response_headers(c, 200, NULL, true), WEFT_CONTINUE);
+    assert_string_equal(wft_header(a, WEFT_RESPONSE_HEADERS, "x-counter"), "1");
+    assert_string_equal(wft_header(c, WEFT_RESPONSE_HEADERS, "x-counter"), "3");
+    wft_stream_free(a);
+    wft_stream_free(c);
+    /* The streams ended; the worker's connection stays for the next. */
+    assert_int_equal(wft_tcp_state(env, 0), WFT_TCP_CONNECTED);
+    wft_stream *d = wft_stream_new(env, "GET", "/", key_hdr);
+    assert_int_equal(wft_request_headers(d, true), WEFT_STOP);
+    assert_int_equal(wft_tcp_count(env), 1);
+    assert_int_equal(wft_tcp_deliver(env, 0, ":4\r\n", 4), 0);
+    assert_int_equal(wft_response_headers(d, 200, NULL, true), WEFT_CONTINUE);
+    assert_string_equal(wft_header(d, WEFT_RESPONSE_HEADERS, "x-counter"), "4");
+    wft_stream_free(d);
+    assert_int_equal(wft_stat(env, "opened"), 1);
+    /* Reconfiguring retires the worker object: closed without callback. */
+    assert_int_equal(wft_env_configure(env, "scope: worker\n", err, sizeof(err)), 0);
+    assert_int_equal(wft_tcp_state(env, 0), WFT_TCP_SCOPE_ENDED);
+    wft_env_free(env);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reply_in_pieces),
@@ -198,6 +243,7 @@ int main(void) {
         cmocka_unit_test(test_connect_failure_and_timeout),
         cmocka_unit_test(test_peer_close_and_protocol_error),
         cmocka_unit_test(test_timeouts_on_kit_clock),
+        cmocka_unit_test(test_worker_scope_pipelining),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

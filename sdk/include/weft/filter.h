@@ -793,6 +793,10 @@ typedef struct weft_host_api {
                                     weft_tcp_callout **out);
     weft_result (*tcp_callout_write)(weft_tcp_callout *c, const void *data, size_t len);
     weft_result (*tcp_callout_close)(weft_tcp_callout *c, bool flush);
+    weft_result (*worker_tcp_callout_open)(weft_worker *w, weft_str cluster,
+                                           const weft_tcp_callout_opts *opts,
+                                           const weft_tcp_callout_cbs *cbs, void *arg,
+                                           weft_tcp_callout **out);
     /* [end 1.1 tcp callout] */
 
     /* [1.1 stats] labelled stat families */
@@ -1603,6 +1607,25 @@ static inline weft_result weft_tcp_callout_open(weft_stream *s, weft_str cluster
                                                 const weft_tcp_callout_cbs *cbs, void *arg,
                                                 weft_tcp_callout **out) {
     return weft__host->tcp_callout_open(s, cluster, opts, cbs, arg, out);
+}
+/* The same, WORKER-SCOPED: the callout belongs to worker handle w
+ * (weft_worker_current) and lives until closed, ended (after on_close),
+ * or w's context goes (its snapshot retired on that worker: closed
+ * without a callback before the filter's worker_destroy). This is the
+ * reuse path: one connection per worker kept open across requests
+ * (Redis keepalive), commands of several requests pipelined on it.
+ * Callbacks run on w's worker outside any stream: resume a stream from
+ * them with its pause token (weft_stream_resume_token) or reply to it
+ * (weft_reply_send with a kept, generation-checked stream handle).
+ * THREAD: w's worker (worker_create, hooks, callbacks). ERRORS: as
+ * weft_tcp_callout_open, with WEFT_ERR_HANDLE / WEFT_ERR_THREAD for w, and
+ * WEFT_ERR_STATE while worker_destroy runs. LIMIT: 1024 TCP callouts open
+ * on the worker. */
+static inline weft_result weft_worker_tcp_callout_open(weft_worker *w, weft_str cluster,
+                                                       const weft_tcp_callout_opts *opts,
+                                                       const weft_tcp_callout_cbs *cbs, void *arg,
+                                                       weft_tcp_callout **out) {
+    return weft__host->worker_tcp_callout_open(w, cluster, opts, cbs, arg, out);
 }
 /* Queues len bytes toward the peer (copied): out at the end of the loop
  * turn, or once connected. THREAD: the worker that opened c (any of its
