@@ -57,9 +57,15 @@ static void on_done(evutil_socket_t fd, short what, void *arg) {
     struct weft_stream_callout *c = arg;
     weft_stream *s = c->s;
     unlink_callout(s, c);
-    weft_str names[64], values[64];
+    /* Every response header (the parser's limit, 100, makes more a
+     * failure with reason too_many_headers: nothing is dropped silently). */
+    size_t n = c->head && !c->reason ? c->head->headers.n : 0;
+    weft_str *names = n ? weft_arena_alloc(&c->arena, 2 * n * sizeof(weft_str)) : NULL;
+    weft_str *values = names ? names + n : NULL;
+    if (n && !names)
+        c->reason = "out_of_memory";
     size_t nh = 0;
-    for (uint32_t i = 0; c->head && i < c->head->headers.n && nh < 64; i++, nh++) {
+    for (uint32_t i = 0; names && i < n; i++, nh++) {
         names[nh] = (weft_str){c->head->headers.v[i].name.p, c->head->headers.v[i].name.len};
         values[nh] = (weft_str){c->head->headers.v[i].value.p, c->head->headers.v[i].value.len};
     }
@@ -128,8 +134,11 @@ static void on_read(void *arg) {
         size_t used = 0;
         weft_h1_result r = weft_h1_parser_feed(c->parser, v.iov_base, v.iov_len, &used);
         evbuffer_drain(in, used);
-        if (r == WEFT_H1_ERROR)
-            finish(c, "protocol_error");
+        if (r == WEFT_H1_ERROR) {
+            const char *why = weft_h1_parser_error_reason(c->parser);
+            finish(c, why && !strcmp(why, "upstream_too_many_headers") ? "too_many_headers"
+                                                                       : "protocol_error");
+        }
         if (r != WEFT_H1_OK)
             break;
     }

@@ -2,7 +2,9 @@
  * ext_authz pattern). on_request_headers starts a callout to the named
  * cluster, copying the request's x-token header, and returns WEFT_STOP;
  * the answer decides:
- *   2xx             the stream resumes
+ *   2xx             the stream resumes, with request headers x-auth-headers:
+ *                   <response headers of the answer> and x-auth-last-x: the
+ *                   value of its last header named x-h-* (when any)
  *   other status    403 (reason auth_denied), x-auth-status: <status>
  *   no answer       503 (reason auth_unavailable), x-auth-error: <why>
  *                   (timeout, connect_failure, ...)
@@ -78,6 +80,15 @@ static void authcall_done(weft_stream *s, void *ctx, void *arg, const weft_callo
     char v[64];
     if (resp->status >= 200 && resp->status < 300) {
         weft_stat_inc(c->st_allowed, 1);
+        int n = snprintf(v, sizeof(v), "%zu", resp->n_headers);
+        weft_header_set(s, WEFT_REQUEST_HEADERS, WEFT_STR("x-auth-headers"),
+                        (weft_str){v, (size_t)n});
+        for (size_t i = resp->n_headers; i-- > 0;)
+            if (resp->header_names[i].len > 4 && !memcmp(resp->header_names[i].ptr, "x-h-", 4)) {
+                weft_header_set(s, WEFT_REQUEST_HEADERS, WEFT_STR("x-auth-last-x"),
+                                resp->header_values[i]);
+                break;
+            }
         if (weft_stream_resume(s) != WEFT_OK)
             weft_reply_simple(s, 500, WEFT_STR("authcall_resume_failed"),
                               WEFT_STR("resume failed\n"));

@@ -12,6 +12,7 @@ Endpoints:
   /healthz         200, or 503 when --health-file exists and contains "fail"
   /close           answers with Connection: close and closes
   /truncate/<n>    promises n bytes (content-length), sends n/2, then closes
+  /headers/<n>     200 with n extra headers x-h-0: v0 .. x-h-<n-1> (n <= 1000)
   anything else    200 with JSON echoing method, path, query, headers, backend
 
 Every response carries `x-backend: <name>`.
@@ -208,6 +209,9 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(b"x" * (n // 2))
             self.wfile.flush()
             self.close_connection = True
+        elif head == "headers" and arg is not None and arg.isdigit():
+            n = min(int(arg), 1000)
+            self.send(200, self.describe(body), extra=[("x-h-%d" % i, "v%d" % i) for i in range(n)])
         elif head == "close":
             self.close_connection = True
             self.send(200, self.describe(body), extra=[("Connection", "close")])

@@ -1019,7 +1019,11 @@ static inline weft_result weft_timer_cancel(weft_stream *s, weft_timer *t) {
     return weft__host->timer_cancel(s, t);
 }
 /* An HTTP/1.1 request to a named cluster; cb runs exactly once (unless
- * cancelled) on the stream's worker.
+ * cancelled) on the stream's worker. The response gives EVERY header (ABI
+ * 1.1 hosts; 1.0 kept 64 silently) up to the response parser's limit of
+ * 100 headers: past it the callout fails (status 0, reason
+ * "too_many_headers"); the body is kept up to 1 MiB (past it: reason
+ * "response_too_large").
  * LIMIT: filter_callouts callouts of this stream in flight already. */
 static inline weft_result weft_callout_start(weft_stream *s, weft_str cluster, weft_str method,
                                              weft_str path, const weft_str *hn, const weft_str *hv,
