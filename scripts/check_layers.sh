@@ -48,6 +48,15 @@ TABLE = [
     (7, "stream", [r"core/filter/", r"core/http/"]),
 ]
 
+# Includes the layer order allows but the design does not: the worker loop
+# reaches listener kinds, upstream pools, callouts and stream handles only
+# through the module table of core/wiring.c (loop/worker.h).
+FORBIDDEN = {
+    ("loop", "codecs"): "the worker reaches listener kinds through weft_worker_modules (core/wiring.c)",
+    ("loop", "stream"): "the worker reaches stream-layer modules through weft_worker_modules",
+    ("loop", "upstream"): "the worker reaches the upstream pools through weft_worker_modules",
+}
+
 def component(rel):
     for layer, name, pats in TABLE:
         if any(re.match(p, rel) for p in pats):
@@ -89,6 +98,10 @@ for rel in files:
             if it is None or it[1] == me[1]:
                 continue
             edges.setdefault((me[1], it[1]), f"{rel}:{ln}: {m.group(1)}")
+            why = FORBIDDEN.get((me[1], it[1]))
+            if why:
+                errors.append(f"{rel}:{ln}: includes {m.group(1)}: {me[1]} may not include "
+                              f"{it[1]}: {why}")
             if it[0] > me[0]:
                 errors.append(f"{rel}:{ln}: includes {m.group(1)}: layer {me[0]} ({me[1]}) "
                               f"may not include layer {it[0]} ({it[1]})")

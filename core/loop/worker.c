@@ -13,14 +13,6 @@
 #include <event2/thread.h>
 
 #include "common/memtrim.h"
-#include "filter/fworker.h"
-#include "filter/handles.h"
-#include "filter/tcp_callout.h"
-#include "http/h1/h1_downstream.h"
-#include "http/h2/h2_downstream.h"
-#include "net/tcp_proxy.h"
-#include "upstream/h2_pool.h"
-#include "upstream/pool.h"
 
 /* ---------- the loop's own part of a worker ---------- */
 
@@ -58,17 +50,50 @@ static wloop *wloop_of(weft_worker *w) {
     return (wloop *)w;
 }
 
+/* ---------- modules (core/wiring.c) ---------- */
+
+/* Runs hook `fn` of every module that has it, in table order. */
+#define EACH_MODULE(fn, ...)                                                                       \
+    do {                                                                                           \
+        for (size_t mi_ = 0; mi_ < weft_worker_n_modules; mi_++)                                   \
+            if (weft_worker_modules[mi_]->fn)                                                      \
+                weft_worker_modules[mi_]->fn(__VA_ARGS__);                                         \
+    } while (0)
+
+static void modules_wsnap_end(weft_wsnap *ws) {
+    EACH_MODULE(wsnap_end, ws);
+}
+
+/* The module of a listener's kind, by the listener's config in the
+ * worker's current snapshot (one that left the config counts as HTTP,
+ * whose accept closes it). */
+static const weft_worker_module *listener_module(weft_worker *w, const char *name) {
+    int kind = WEFT_LISTENER_HTTP;
+    const weft_config *cfg = w->cur ? w->cur->snap->cfg : NULL;
+    for (size_t i = 0; cfg && i < cfg->n_listeners; i++)
+        if (strcmp(cfg->listeners[i].name, name) == 0) {
+            kind = cfg->listeners[i].is_tcp ? WEFT_LISTENER_TCP : WEFT_LISTENER_HTTP;
+            break;
+        }
+    for (size_t i = 0; i < weft_worker_n_modules; i++)
+        if (weft_worker_modules[i]->listener_kind == kind && weft_worker_modules[i]->accept)
+            return weft_worker_modules[i];
+    return NULL;
+}
+
 /* ---------- listeners ---------- */
 
 static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
                       int salen, void *arg) {
     weft_wlistener *wl = arg;
+    weft_worker *w = &wl->L->w;
     wl->L->accepts++;
-    atomic_fetch_add_explicit(&wl->L->w.accepted, 1, memory_order_relaxed);
-    if (weft_tcp_proxy_is_tcp(&wl->L->w, wl->name))
-        weft_tcp_proxy_accept(&wl->L->w, wl->name, fd, sa, salen);
+    atomic_fetch_add_explicit(&w->accepted, 1, memory_order_relaxed);
+    const weft_worker_module *m = listener_module(w, wl->name);
+    if (m)
+        m->accept(w, wl->name, fd, sa, salen);
     else
-        weft_dconn_accept(&wl->L->w, wl->name, fd, sa, salen);
+        evutil_closesocket(fd);
 }
 
 static void on_accept_error(struct evconnlistener *lev, void *arg) {
@@ -184,9 +209,10 @@ static void on_swap(weft_worker *w) {
 
 /* The drain starts: HTTP listeners stay open (a client or load balancer
  * that has not noticed yet still gets answers) and connections are asked
- * to close (see weft_dconn_drain_all). tcp_proxy listeners close now: a
- * TCP connection cannot be asked to leave, so one accepted now would only
- * be cut at the end of the drain. */
+ * to close (the modules' drain: weft_dconn_drain_all). Listeners of a
+ * kind that closes on drain (tcp_proxy) close now: a TCP connection
+ * cannot be asked to leave, so one accepted now would only be cut at the
+ * end of the drain. */
 static void on_drain(weft_worker *w) {
     wloop *L = wloop_of(w);
     if (w->draining)
@@ -194,22 +220,22 @@ static void on_drain(weft_worker *w) {
     w->draining = true;
     for (weft_wlistener **pp = &L->listeners; *pp;) {
         weft_wlistener *l = *pp;
-        if (weft_tcp_proxy_is_tcp(w, l->name)) {
+        const weft_worker_module *m = listener_module(w, l->name);
+        if (m && m->close_on_drain) {
             *pp = l->next;
             wlistener_free(l);
         } else {
             pp = &l->next;
         }
     }
-    weft_dconn_drain_all(w);
+    EACH_MODULE(drain, w);
 }
 
 /* The drain time is over: listeners close, what is still open is cut. */
 static void on_drain_end(weft_worker *w) {
     w->draining = true;
     wlisteners_free(w);
-    weft_dconn_free_all(w);
-    weft_tcp_proxy_free_all(w);
+    EACH_MODULE(cut, w);
 }
 
 static void on_ctl(evutil_socket_t fd, short what, void *arg) {
@@ -239,7 +265,7 @@ static void send_ctl(weft_worker *w, unsigned cmd) {
 
 static void on_sweep(evutil_socket_t fd, short what, void *arg) {
     weft_worker *w = arg;
-    weft_pools_sweep(w);
+    EACH_MODULE(sweep, w);
 }
 
 /* ---------- idle: giving memory back ---------- */
@@ -256,15 +282,15 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg) {
 static void on_idle_tick(evutil_socket_t fd, short what, void *arg) {
     weft_worker *w = arg;
     wloop *L = wloop_of(w);
-    bool busy = w->conns || w->tcp_conns || L->accepts != L->accepts_seen;
+    bool busy = atomic_load_explicit(&w->active_conns, memory_order_relaxed) > 0 ||
+                L->accepts != L->accepts_seen;
     L->accepts_seen = L->accepts;
     if (busy) {
         L->busy_since_trim = true;
         L->idle_ticks = 0;
     } else if (L->busy_since_trim && ++L->idle_ticks >= WEFT_IDLE_TRIM_TICKS) {
         L->busy_since_trim = false;
-        weft_h2_cache_free(w);
-        weft_h1_cache_free(w);
+        EACH_MODULE(idle, w);
         weft_memtrim_request();
     }
     weft_memtrim_run(weft_now_ms());
@@ -273,7 +299,7 @@ static void on_idle_tick(evutil_socket_t fd, short what, void *arg) {
 static void *worker_main(void *arg) {
     weft_worker *w = arg;
     weft_stats_set_thread_block(w->stats);
-    weft_fworker_thread(w);
+    EACH_MODULE(thread_start, w);
     weft_wsnap_filter_workers_make(w->cur);
     event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
     return NULL;
@@ -301,10 +327,9 @@ static weft_worker *worker_create(int id, weft_snapshot *snap, const weft_listen
     }
     weft_worker *w = &L->w;
     w->id = id;
-    weft_wsnap_set_end_hook(weft_tcp_callouts_wsnap_end);
-    weft_wsnap_set_fw_hooks(weft_fworker_make, weft_fworker_release);
+    weft_wsnap_set_end_hook(modules_wsnap_end);
     L->ctl_fd = -1;
-    weft_handles_attach(w);
+    EACH_MODULE(init, w);
     L->version_stat = WEFT_STAT_INVALID;
     pthread_mutex_init(&L->ctl_mu, NULL);
     if (getrandom(&w->rng, sizeof(w->rng), 0) != sizeof(w->rng) || w->rng == 0)
@@ -346,7 +371,7 @@ static weft_worker *worker_create(int id, weft_snapshot *snap, const weft_listen
     }
     if (!start) {
         weft_stats_set_thread_block(w->stats);
-        weft_fworker_thread(w); /* the caller's thread runs this worker */
+        EACH_MODULE(thread_start, w); /* the caller's thread runs this worker */
         return w;
     }
     if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
@@ -395,20 +420,15 @@ void weft_worker_stop_and_free(weft_worker *w) {
         pthread_join(w->thread, NULL);
     }
     /* The thread is gone: everything below is single-threaded. */
-    weft_dconn_free_all(w);
-    weft_tcp_proxy_free_all(w);
     wlisteners_free(w);
-    weft_pools_free_all(w);
-    weft_h2up_free_all(w);
-    weft_h2_cache_free(w);
-    weft_h1_cache_free(w);
+    EACH_MODULE(fini, w);
     if (L->pending) {
         weft_listen_handoff_free(L->pending_socks, L->pending->cfg->n_listeners);
         weft_snapshot_unref(L->pending);
     }
     if (w->cur)
         weft_wsnap_unref(w->cur);
-    weft_tcp_callouts_free_all(w);
+    EACH_MODULE(fini_late, w);
     if (L->ev_ctl)
         event_free(L->ev_ctl);
     if (L->ctl_fd >= 0)
@@ -421,8 +441,6 @@ void weft_worker_stop_and_free(weft_worker *w) {
         event_base_free(w->base);
     if (w->stats)
         weft_stats_block_free(w->stats);
-    weft_handles_detach(w);
-    weft_fworker_thread_gone(w);
     pthread_mutex_destroy(&L->ctl_mu);
     free(L);
 }

@@ -13,12 +13,49 @@
 #ifndef WEFT_LOOP_WORKER_H
 #define WEFT_LOOP_WORKER_H
 
+#include <stdbool.h>
+#include <sys/socket.h>
+
 #include <event2/util.h>
 
 #include "common/wctx.h"
 #include "loop/listen_set.h"
 #include "runtime/snapshot.h"
 #include "runtime/wsnap.h"
+
+/* Listener kinds (a listener's config says which: `tcp_proxy:` or HTTP). */
+enum { WEFT_LISTENER_HTTP = 0, WEFT_LISTENER_TCP = 1 };
+
+/* A module with per-worker state (a kind of listener and its connections,
+ * upstream pools, filter callouts, stream handles): what the worker calls
+ * of it, so that the loop names none of them. core/wiring.c lists the
+ * modules, at the top of the layers. Every hook is optional. The worker
+ * thread calls them, except init (before the thread starts) and fini /
+ * fini_late (after it stopped). */
+typedef struct weft_worker_module {
+    const char *name;
+    int listener_kind;   /* WEFT_LISTENER_* it accepts for, -1 none */
+    bool close_on_drain; /* its listeners close when the drain starts */
+    /* a connection on one of its listeners (takes ownership of fd) */
+    void (*accept)(weft_worker *w, const char *listener, evutil_socket_t fd,
+                   const struct sockaddr *sa, int salen);
+    void (*init)(weft_worker *w); /* the worker is being created */
+    /* the worker's thread starts running it (a detached worker: the
+     * thread that created it) */
+    void (*thread_start)(weft_worker *w);
+    void (*drain)(weft_worker *w); /* the drain starts */
+    void (*cut)(weft_worker *w);   /* the drain ended: close what is open */
+    void (*sweep)(weft_worker *w); /* every few seconds: expire idle state */
+    void (*idle)(weft_worker *w);  /* the worker has been idle a while: give back caches */
+    void (*fini)(weft_worker *w);  /* stop: free every object (before the snapshot goes) */
+    /* a snapshot state is destroyed (weft_wsnap_set_end_hook) */
+    void (*wsnap_end)(weft_wsnap *ws);
+    void (*fini_late)(weft_worker *w); /* stop, after the snapshot went */
+} weft_worker_module;
+
+/* The modules, in the order their hooks run (core/wiring.c). */
+extern const weft_worker_module *const weft_worker_modules[];
+extern const size_t weft_worker_n_modules;
 
 /* Creates the worker's base, its listeners on its sockets of `ls` (bound
  * by the main thread) and starts its thread on the committed snapshot

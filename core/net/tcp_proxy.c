@@ -61,11 +61,6 @@ static weft_listener_snap *find_listener(weft_wsnap *ws, const char *name) {
     return NULL;
 }
 
-bool weft_tcp_proxy_is_tcp(weft_worker *w, const char *listener_name) {
-    const weft_listener_snap *lst = w->cur ? find_listener(w->cur, listener_name) : NULL;
-    return lst && lst->cfg->is_tcp;
-}
-
 static weft_cluster_snap *cluster_shared(const weft_tcp_conn *tc) {
     return &tc->ws->snap->clusters[tc->lst->tcp_cluster];
 }

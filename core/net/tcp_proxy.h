@@ -26,9 +26,6 @@
 
 #include "common/wctx.h"
 
-/* True when `listener_name` is a tcp_proxy listener in the worker's
- * current snapshot. */
-bool weft_tcp_proxy_is_tcp(weft_worker *w, const char *listener_name);
 /* Takes ownership of fd (closed at once if the listener is gone, the
  * worker is draining, or the listener's max_connections share is used). */
 void weft_tcp_proxy_accept(weft_worker *w, const char *listener_name, evutil_socket_t fd,
