@@ -4,13 +4,24 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Called for every header crossing to or from HTTP/2: a switch on the
+ * length, then at most two compares of known length (no strlen). Exact,
+ * case-sensitive: names are lower-case here. */
 bool weft_h2_connection_specific(weft_sv n, bool host_too) {
-    static const char *const names[] = {"connection", "keep-alive", "proxy-connection",
-                                        "transfer-encoding", "upgrade"};
-    for (size_t i = 0; i < WEFT_ARRAY_LEN(names); i++)
-        if (weft_sv_eq(n, weft_sv_from(names[i])))
-            return true;
-    return host_too && weft_sv_eq(n, WEFT_SV_LIT("host"));
+    switch (n.len) {
+    case 4:
+        return host_too && memcmp(n.p, "host", 4) == 0;
+    case 7:
+        return memcmp(n.p, "upgrade", 7) == 0;
+    case 10:
+        return memcmp(n.p, "connection", 10) == 0 || memcmp(n.p, "keep-alive", 10) == 0;
+    case 16:
+        return memcmp(n.p, "proxy-connection", 16) == 0;
+    case 17:
+        return memcmp(n.p, "transfer-encoding", 17) == 0;
+    default:
+        return false;
+    }
 }
 
 nghttp2_nv *weft_h2_nv_block(const weft_hdrs *h, size_t *n) {
