@@ -674,7 +674,7 @@ typedef struct weft_host_api {
     bool (*request_is_grpc)(weft_stream *s);
 
     /* stats: declared at config time, bumped by id on the request path;
-     * they appear in /stats/prometheus as weft_filter_<filter>_<name>. */
+     * they appear in /stats/prometheus as weft_filter_<yaml name>_<name>. */
     int32_t (*stat_counter)(weft_filter_setup *setup, const char *name, const char *help);
     int32_t (*stat_gauge)(weft_filter_setup *setup, const char *name, const char *help);
     int32_t (*stat_histogram)(weft_filter_setup *setup, const char *name, const char *help);
