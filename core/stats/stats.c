@@ -635,9 +635,30 @@ static inline stat_family *fam_get(weft_stat_family_id id) {
                                         : NULL;
 }
 
-/* The hot path's hash of label values: 8 bytes per multiply (values are
- * short: methods, status classes, names), lengths mixed in so ("ab","c")
- * and ("a","bc") differ, one finalizer for the table's low bits. */
+/* Loads of label value bytes without loops or library calls (values are
+ * short: methods, status classes, names). */
+static inline uint64_t load64(const unsigned char *p) {
+    uint64_t w;
+    memcpy(&w, p, 8);
+    return w;
+}
+static inline uint64_t load32(const unsigned char *p) {
+    uint32_t w;
+    memcpy(&w, p, 4);
+    return w;
+}
+/* The last 1..8 bytes of a value as one word: overlapping loads cover
+ * every byte (lengths are mixed in separately, so they need not be
+ * unique on their own), as wyhash reads its tail. */
+static inline uint64_t tail_word(const unsigned char *p, size_t len) {
+    if (len >= 4)
+        return load32(p) << 32 | load32(p + len - 4);
+    return (uint64_t)p[0] << 16 | (uint64_t)p[len >> 1] << 8 | p[len - 1];
+}
+
+/* The hot path's hash of label values: 8 bytes per multiply, lengths
+ * mixed in so ("ab","c") and ("a","bc") differ, one finalizer for the
+ * table's low bits. */
 #define HK 0x9e3779b97f4a7c15ull
 static inline uint64_t hash_word(uint64_t h, uint64_t w) {
     h = (h ^ w) * HK;
@@ -650,31 +671,25 @@ static inline uint64_t values_hash(const weft_sv *v, size_t n) {
         const unsigned char *p = (const unsigned char *)v[i].p;
         size_t len = v[i].len;
         h = hash_word(h, len);
-        for (; len >= 8; p += 8, len -= 8) {
-            uint64_t w;
-            memcpy(&w, p, 8);
-            h = hash_word(h, w);
-        }
-        if (len) {
-            uint64_t w = 0;
-            for (size_t j = 0; j < len; j++)
-                w |= (uint64_t)p[j] << (8 * j);
-            h = hash_word(h, w);
-        }
+        for (; len > 8; p += 8, len -= 8)
+            h = hash_word(h, load64(p));
+        if (len)
+            h = hash_word(h, len == 8 ? load64(p) : tail_word(p, len));
     }
     h ^= h >> 32;
     h *= 0xd6e8feb86659fd93ull;
     return h ^ (h >> 32);
 }
 
-/* Short values compare inline; longer ones with memcmp. */
+/* Equal bytes: up to 16 with two overlapping loads per side, longer with
+ * memcmp. */
 static inline bool bytes_eq(const char *a, const char *b, size_t n) {
+    const unsigned char *x = (const unsigned char *)a, *y = (const unsigned char *)b;
     if (n > 16)
         return memcmp(a, b, n) == 0;
-    for (size_t i = 0; i < n; i++)
-        if (a[i] != b[i])
-            return false;
-    return true;
+    if (n >= 8)
+        return load64(x) == load64(y) && load64(x + n - 8) == load64(y + n - 8);
+    return !n || tail_word(x, n) == tail_word(y, n);
 }
 
 static inline bool series_is(const fam_series *s, uint64_t h, const weft_sv *v, size_t n) {
