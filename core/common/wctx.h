@@ -33,8 +33,12 @@ typedef struct weft_worker weft_worker;
 
 struct weft_worker {
     int id;
+    /* Set by the worker's own thread when it starts (thread first, then
+     * thread_started with release): another thread that reads
+     * thread_started (acquire) as true may read thread. A detached worker
+     * (tests) never sets them. */
     pthread_t thread;
-    bool thread_started;
+    _Atomic bool thread_started;
     struct event_base *base;
     struct weft_wsnap *cur; /* current snapshot state (one ref) */
     struct weft_stats_block *stats;

@@ -73,7 +73,8 @@ weft_result weft_handle_object(const void *h, uint32_t magic, void **out) {
     weft_worker *w = atomic_load_explicit(&g_domains[p.domain], memory_order_acquire);
     if (!w)
         return WEFT_ERR_HANDLE;
-    if (w->thread_started && !pthread_equal(pthread_self(), w->thread))
+    if (atomic_load_explicit(&w->thread_started, memory_order_acquire) &&
+        !pthread_equal(pthread_self(), w->thread))
         return WEFT_ERR_THREAD;
     const uint32_t *o = wsh_lookup(&w->handles, &p);
     if (!o || *o != magic)

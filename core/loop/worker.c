@@ -44,6 +44,8 @@ typedef struct wloop {
     uint64_t accepts_seen; /* at the last idle tick */
     uint32_t idle_ticks;   /* ticks without any connection */
     bool busy_since_trim;  /* had connections since it last asked for a trim */
+    pthread_t join_id;     /* main thread only: the thread to join */
+    bool joinable;         /* main thread only */
 } wloop;
 
 static wloop *wloop_of(weft_worker *w) {
@@ -298,6 +300,8 @@ static void on_idle_tick(evutil_socket_t fd, short what, void *arg) {
 
 static void *worker_main(void *arg) {
     weft_worker *w = arg;
+    w->thread = pthread_self();
+    atomic_store_explicit(&w->thread_started, true, memory_order_release);
     weft_stats_set_thread_block(w->stats);
     EACH_MODULE(thread_start, w);
     weft_wsnap_filter_workers_make(w->cur);
@@ -374,11 +378,11 @@ static weft_worker *worker_create(int id, weft_snapshot *snap, const weft_listen
         EACH_MODULE(thread_start, w); /* the caller's thread runs this worker */
         return w;
     }
-    if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+    if (pthread_create(&L->join_id, NULL, worker_main, w) != 0) {
         snprintf(err, errlen, "pthread_create: %s", strerror(errno));
         goto fail;
     }
-    w->thread_started = true;
+    L->joinable = true;
     return w;
 fail:
     weft_worker_stop_and_free(w);
@@ -415,9 +419,9 @@ void weft_worker_stop_and_free(weft_worker *w) {
     wloop *L = wloop_of(w);
     if (!w)
         return;
-    if (w->thread_started) {
+    if (L->joinable) {
         send_ctl(w, WEFT_CTL_STOP);
-        pthread_join(w->thread, NULL);
+        pthread_join(L->join_id, NULL);
     }
     /* The thread is gone: everything below is single-threaded. */
     wlisteners_free(w);
