@@ -110,4 +110,15 @@ static inline size_t weft_text_span(const char *p, size_t i, size_t end) {
 /* Hashes used by load balancing and lookups. */
 uint64_t weft_hash64(const void *data, size_t len, uint64_t seed);
 
+/* The next number of a xorshift64* generator (Vigna); *state must not be
+ * 0. Used by the per-worker and per-load-balancer generators. */
+static inline uint64_t weft_xorshift64s(uint64_t *state) {
+    uint64_t x = *state;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *state = x;
+    return x * 0x2545F4914F6CDD1Dull;
+}
+
 #endif

@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "common/common.h"
 #include "wsh_handle.h"
 
 struct event_base;
@@ -68,12 +69,7 @@ struct weft_worker {
 
 /* A per-worker random number (xorshift64*). */
 static inline uint64_t weft_worker_rand(weft_worker *w) {
-    uint64_t x = w->rng;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    w->rng = x;
-    return x * 0x2545F4914F6CDD1Dull;
+    return weft_xorshift64s(&w->rng);
 }
 
 #endif

@@ -24,12 +24,7 @@ static uint64_t splitmix64(uint64_t x) {
 }
 
 static uint64_t rng_next(weft_lb *lb) {
-    uint64_t x = lb->rng;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    lb->rng = x;
-    return x * 0x2545f4914f6cdd1dull;
+    return weft_xorshift64s(&lb->rng);
 }
 
 /* Uniform in [0, n), n > 0 (Lemire's multiply-shift on the top 32 bits
