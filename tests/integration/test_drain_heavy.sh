@@ -13,40 +13,14 @@
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
+# shellcheck source-path=SCRIPTDIR
+source "$(dirname "${BASH_SOURCE[0]}")/lib_drain.sh"
 command -v wrk >/dev/null || fail "wrk is not installed"
 command -v h2load >/dev/null || fail "h2load is not installed"
 
 BACKEND_PORT=$(free_port)
 start_backend slow "$BACKEND_PORT" --latency-ms 100
 
-write_config() {
-    LISTEN_PORT=$(free_port)
-    ADMIN_PORT=$(free_port)
-    URL="http://127.0.0.1:$LISTEN_PORT"
-    CONFIG="$TEST_TMP/weft-$LISTEN_PORT.yaml"
-    cat >"$CONFIG" <<YAML
-workers: 2
-drain_timeout: 30s
-admin:
-  address: 127.0.0.1
-  port: $ADMIN_PORT
-listeners:
-  - name: ingress
-    address: 127.0.0.1
-    port: $LISTEN_PORT
-    virtual_hosts:
-      - name: default
-        domains: ["*"]
-        routes:
-          - match: { prefix: /direct }
-            direct_response: { status: 200, body: "ok\n" }
-          - match: { prefix: / }
-            cluster: slow
-clusters:
-  - name: slow
-    endpoints: [{ address: 127.0.0.1, port: $BACKEND_PORT }]
-YAML
-}
 accepted() { metric 'weft_downstream_cx_total{listener="ingress"}'; }
 accepted_at_least() { (($(accepted) >= $1)); }
 # exited_drained: waits for weft to exit 0 after "drained: exiting".
@@ -59,7 +33,7 @@ exited_drained() {
 }
 
 # ---- 1. wrk, 256 connections ----------------------------------------------
-write_config
+drain_write_config 30s
 start_weft "$CONFIG"
 wrk -t2 -c256 -d6s --timeout 5s "$URL/direct" >"$TEST_TMP/wrk.out" 2>&1 &
 wrk_pid=$!
@@ -78,7 +52,7 @@ assert_not_contains "$wrk_out" "Non-2xx or 3xx responses" "wrk (256 connections)
 exited_drained wrk
 
 # ---- 2. h2load, 200 connections opened across the drain -------------------
-write_config
+drain_write_config 30s
 start_weft "$CONFIG"
 h2load -r 10 --rate-period 100ms -c 200 -n 2000 -m 10 "$URL/h2load" >"$TEST_TMP/h2load.out" 2>&1 &
 h2_pid=$!

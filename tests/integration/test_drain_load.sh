@@ -20,51 +20,21 @@
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
+# shellcheck source-path=SCRIPTDIR
+source "$(dirname "${BASH_SOURCE[0]}")/lib_drain.sh"
 command -v wrk >/dev/null || fail "wrk is not installed"
 command -v h2load >/dev/null || fail "h2load is not installed"
 
 BACKEND_PORT=$(free_port)
 start_backend slow "$BACKEND_PORT" --latency-ms 200
 
-# write_config: a config on fresh listener/admin ports; sets CONFIG,
-# LISTEN_PORT, ADMIN_PORT, URL.
-write_config() {
-    LISTEN_PORT=$(free_port)
-    ADMIN_PORT=$(free_port)
-    URL="http://127.0.0.1:$LISTEN_PORT"
-    CONFIG="$TEST_TMP/weft-$LISTEN_PORT.yaml"
-    cat >"$CONFIG" <<YAML
-workers: 2
-drain_timeout: 20s
-admin:
-  address: 127.0.0.1
-  port: $ADMIN_PORT
-listeners:
-  - name: ingress
-    address: 127.0.0.1
-    port: $LISTEN_PORT
-    virtual_hosts:
-      - name: default
-        domains: ["*"]
-        routes:
-          - match: { prefix: /direct }
-            direct_response: { status: 200, body: "ok\n" }
-          - match: { prefix: / }
-            cluster: slow
-clusters:
-  - name: slow
-    endpoints:
-      - address: 127.0.0.1
-        port: $BACKEND_PORT
-YAML
-}
 
 accepted() { metric 'weft_downstream_cx_total{listener="ingress"}'; }
 # accepted_at_least N: true once N connections were accepted.
 accepted_at_least() { (($(accepted) >= $1)); }
 
 # ---- 1. wrk across SIGTERM --------------------------------------------
-write_config
+drain_write_config 20s
 start_weft "$CONFIG"
 wrk -t2 -c32 -d8s --timeout 3s "$URL/direct" >"$TEST_TMP/wrk.out" 2>&1 &
 wrk_pid=$!
@@ -92,7 +62,7 @@ grep -q "drained: exiting" "$WEFT_LOG" || fail "weft did not exit when wrk left"
 ! grep -q "drain timeout" "$WEFT_LOG" || fail "the drain ran into drain_timeout"
 
 # ---- 2. h2load (HTTP/2, new connections during the drain) ---------------
-write_config
+drain_write_config 20s
 start_weft "$CONFIG"
 h2load -r 2 --rate-period 100ms -c 100 -n 1000 -m 10 "$URL/h2load" >"$TEST_TMP/h2load.out" 2>&1 &
 h2_pid=$!
