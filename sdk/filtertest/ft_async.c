@@ -195,18 +195,22 @@ weft_worker *ft_h_worker_current(void *config) {
     return NULL;
 }
 
-/* The env of worker handle h: WEFT_OK, or HANDLE / THREAD as the core. */
-static weft_result worker_env(weft_worker *h, const char *what, struct ft_async **out) {
+/* The env of worker handle h, or NULL with *err HANDLE / THREAD as the core
+ * (the object is returned, not set through an out parameter, so that the
+ * compiler sees it is set wherever it is used: -O3 -Wmaybe-uninitialized). */
+static struct ft_async *worker_env(weft_worker *h, const char *what, weft_result *err) {
     uint64_t v = (uint64_t)(uintptr_t)h;
     for (struct ft_async *a = g_asyncs; v && a; a = a->next)
         if (a->whandle == v) {
-            if (!ft_on_owner_thread(a->env))
-                return ft_misuse(a->env, WEFT_ERR_THREAD, "%s: another thread's worker handle",
-                                 what);
-            *out = a;
-            return WEFT_OK;
+            if (!ft_on_owner_thread(a->env)) {
+                *err =
+                    ft_misuse(a->env, WEFT_ERR_THREAD, "%s: another thread's worker handle", what);
+                return NULL;
+            }
+            return a;
         }
-    return ft_misuse(ft_current_env(), WEFT_ERR_HANDLE, "%s: not a live worker handle", what);
+    *err = ft_misuse(ft_current_env(), WEFT_ERR_HANDLE, "%s: not a live worker handle", what);
+    return NULL;
 }
 
 static weft_result timer_add(struct ft_async *a, bool config, uint64_t ms, weft_worker_timer_cb wcb,
@@ -239,9 +243,9 @@ static weft_result timer_add(struct ft_async *a, bool config, uint64_t ms, weft_
 
 weft_result ft_h_worker_timer_start(weft_worker *h, uint64_t ms, weft_worker_timer_cb cb, void *arg,
                                     weft_wtimer **out) {
-    struct ft_async *a;
-    weft_result r = worker_env(h, "worker_timer_start", &a);
-    if (r != WEFT_OK)
+    weft_result r;
+    struct ft_async *a = worker_env(h, "worker_timer_start", &r);
+    if (!a)
         return r;
     if (!cb || ms > WEFT_TIMER_MAX_MS)
         return ft_misuse(a->env, WEFT_ERR_INVALID,
@@ -253,9 +257,9 @@ weft_result ft_h_worker_timer_start(weft_worker *h, uint64_t ms, weft_worker_tim
 }
 
 weft_result ft_h_worker_timer_cancel(weft_worker *h, weft_wtimer *name) {
-    struct ft_async *a;
-    weft_result r = worker_env(h, "worker_timer_cancel", &a);
-    if (r != WEFT_OK)
+    weft_result r;
+    struct ft_async *a = worker_env(h, "worker_timer_cancel", &r);
+    if (!a)
         return r;
     ft_wtimer *t = timer_take(&a->wtimers, name);
     if (!t)
@@ -266,21 +270,23 @@ weft_result ft_h_worker_timer_cancel(weft_worker *h, weft_wtimer *name) {
 }
 
 /* The env whose config `config` names: the one in config_create, else a
- * configured one with that config object. */
-static weft_result config_env(void *config, const char *what, struct ft_async **out) {
+ * configured one with that config object; NULL with *err THREAD / NOT_FOUND
+ * (returned, not an out parameter, as worker_env). */
+static struct ft_async *config_env(void *config, const char *what, weft_result *err) {
     wft_env *cur = ft_current_env();
-    if (cur && !ft_on_owner_thread(cur))
-        return ft_misuse(cur, WEFT_ERR_THREAD, "%s: config timers live on the main thread", what);
+    if (cur && !ft_on_owner_thread(cur)) {
+        *err = ft_misuse(cur, WEFT_ERR_THREAD, "%s: config timers live on the main thread", what);
+        return NULL;
+    }
     for (struct ft_async *a = g_asyncs; a; a = a->next) {
         wft_env *env = a->env;
         if (!a->cbound || !ft_on_owner_thread(env))
             continue;
-        if ((env->setup && env->setup->live) || (config && env->config == config)) {
-            *out = a;
-            return WEFT_OK;
-        }
+        if ((env->setup && env->setup->live) || (config && env->config == config))
+            return a;
     }
-    return ft_misuse(cur, WEFT_ERR_NOT_FOUND, "%s: not a live filter config", what);
+    *err = ft_misuse(cur, WEFT_ERR_NOT_FOUND, "%s: not a live filter config", what);
+    return NULL;
 }
 
 weft_result ft_h_config_timer_start(void *config, uint64_t ms, weft_config_timer_cb cb, void *arg,
@@ -288,17 +294,17 @@ weft_result ft_h_config_timer_start(void *config, uint64_t ms, weft_config_timer
     if (!cb || ms > WEFT_TIMER_MAX_MS)
         return ft_misuse(ft_current_env(), WEFT_ERR_INVALID,
                          "config_timer_start: NULL callback or delay above 30 days");
-    struct ft_async *a;
-    weft_result r = config_env(config, "config_timer_start", &a);
-    if (r != WEFT_OK)
+    weft_result r;
+    struct ft_async *a = config_env(config, "config_timer_start", &r);
+    if (!a)
         return r;
     return timer_add(a, true, ms, NULL, cb, arg, out);
 }
 
 weft_result ft_h_config_timer_cancel(void *config, weft_wtimer *name) {
-    struct ft_async *a;
-    weft_result r = config_env(config, "config_timer_cancel", &a);
-    if (r != WEFT_OK)
+    weft_result r;
+    struct ft_async *a = config_env(config, "config_timer_cancel", &r);
+    if (!a)
         return r;
     ft_wtimer *t = timer_take(&a->ctimers, name);
     if (!t)

@@ -163,20 +163,26 @@ static weft_result tcp_new(wft_env *env, wft_stream *st, weft_str cluster,
     return WEFT_OK;
 }
 
-static weft_result lookup(weft_tcp_callout *h, const char *fn, ft_tcpc **out) {
+/* The live callout `h` names on this thread, or NULL with the error in *err
+ * (returning the object, not an out parameter, lets the compiler see it is
+ * set on every path that uses it). */
+static ft_tcpc *lookup(weft_tcp_callout *h, const char *fn, weft_result *err) {
     ft_tcpc *k = from_handle(h);
-    if (!k)
-        return ft_misuse(ft_current_env(), WEFT_ERR_HANDLE, "%s: not a live TCP callout", fn);
-    if (!ft_on_owner_thread(k->env))
-        return ft_misuse(k->env, WEFT_ERR_THREAD, "%s: a TCP callout of another thread", fn);
-    *out = k;
-    return WEFT_OK;
+    if (!k) {
+        *err = ft_misuse(ft_current_env(), WEFT_ERR_HANDLE, "%s: not a live TCP callout", fn);
+        return NULL;
+    }
+    if (!ft_on_owner_thread(k->env)) {
+        *err = ft_misuse(k->env, WEFT_ERR_THREAD, "%s: a TCP callout of another thread", fn);
+        return NULL;
+    }
+    return k;
 }
 
 weft_result ft_tcp_write(weft_tcp_callout *h, const void *data, size_t len) {
-    ft_tcpc *k;
-    weft_result r = lookup(h, "tcp_callout_write", &k);
-    if (r != WEFT_OK)
+    weft_result r;
+    ft_tcpc *k = lookup(h, "tcp_callout_write", &r);
+    if (!k)
         return r;
     if (k->state == WFT_TCP_CLOSING)
         return ft_misuse(k->env, WEFT_ERR_STATE, "tcp_callout_write: inside on_close");
@@ -192,9 +198,9 @@ weft_result ft_tcp_write(weft_tcp_callout *h, const void *data, size_t len) {
 }
 
 weft_result ft_tcp_close(weft_tcp_callout *h, bool flush) {
-    ft_tcpc *k;
-    weft_result r = lookup(h, "tcp_callout_close", &k);
-    if (r != WEFT_OK)
+    weft_result r;
+    ft_tcpc *k = lookup(h, "tcp_callout_close", &r);
+    if (!k)
         return r;
     k->flushed = flush;
     finish(k, WFT_TCP_CLOSED);
