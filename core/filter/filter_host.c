@@ -1240,6 +1240,14 @@ static const weft_host_api host_api = {
     .endpoint_counter_set = weft_fs_counter_set,
     .endpoint_eject = weft_fs_eject,
     .endpoint_restore = weft_fs_restore,
+    .worker_cluster_endpoint_count = weft_fs_worker_endpoint_count,
+    .worker_cluster_endpoint_get = weft_fs_worker_endpoint_get,
+    .worker_cluster_endpoint_label = weft_fs_worker_endpoint_label,
+    .worker_cluster_endpoint_find = weft_fs_worker_endpoint_find,
+    .worker_endpoint_counter_add = weft_fs_worker_counter_add,
+    .worker_endpoint_counter_set = weft_fs_worker_counter_set,
+    .worker_endpoint_eject = weft_fs_worker_eject,
+    .worker_endpoint_restore = weft_fs_worker_restore,
     /* [end 1.1 state] */
 
     /* [1.1 callout] pooled callouts, TCP callouts, fire-and-forget */

@@ -25,6 +25,9 @@ static weft_result fw_misuse(const weft_fworker *fw, weft_result r, const char *
 
 /* The context whose worker_create runs on this thread now. */
 static _Thread_local weft_fworker *tl_creating;
+/* The context whose worker_destroy runs on this thread now (a worker's
+ * own thread, or main at shutdown once the worker thread is joined). */
+static _Thread_local weft_fworker *tl_destroying;
 /* The worker this thread runs (NULL: not a worker thread). */
 static _Thread_local weft_worker *tl_self;
 
@@ -75,8 +78,12 @@ void weft_fworker_free(weft_fworker *fw) {
     fw->closing = true;
     weft_atimer_free_all(&fw->timers);
     fw->n_timers = 0;
-    if (fw->inst->http->worker_destroy)
+    if (fw->inst->http->worker_destroy) {
+        weft_fworker *saved = tl_destroying;
+        tl_destroying = fw;
         fw->inst->http->worker_destroy(fw->inst->config, fw->obj);
+        tl_destroying = saved;
+    }
     weft_atimer_free_all(&fw->timers); /* none: refused while closing */
     weft_handle_unregister(fw->w, fw->handle);
     for (weft_fworker **pp = &fw->w->fworkers; *pp; pp = &(*pp)->next)
@@ -95,6 +102,11 @@ weft_result weft_fworker_from_handle(weft_worker *h, weft_fworker **out) {
         return r;
     *out = obj;
     return WEFT_OK;
+}
+
+bool weft_fworker_destroying(const weft_worker *h) {
+    weft_fworker *fw = tl_destroying;
+    return h && fw && (const weft_worker *)(uintptr_t)fw->handle == h;
 }
 
 weft_worker *weft_fw_current(void *config) {

@@ -63,5 +63,8 @@ weft_result weft_fw_timer_cancel(weft_worker *h, weft_wtimer *t);
 /* The live context a filter's handle names: WEFT_OK and *out, or
  * WEFT_ERR_HANDLE / WEFT_ERR_THREAD as for stream handles. */
 weft_result weft_fworker_from_handle(weft_worker *h, weft_fworker **out);
+/* Whether the calling thread runs the worker_destroy of handle h now
+ * (which may be main at shutdown: no table read, no thread check). */
+bool weft_fworker_destroying(const weft_worker *h);
 
 #endif

@@ -58,6 +58,7 @@ void weft_wsnap_unref(weft_wsnap *ws) {
         weft_lb_unref(c->lb);
     }
     free(ws->clusters);
+    ws->clusters = NULL; /* the filters' endpoint calls refuse a worker handle from here on */
     weft_wsnap_end_fn end = atomic_load_explicit(&end_hook, memory_order_acquire);
     if (end)
         end(ws); /* before the filters' worker_destroy */

@@ -213,6 +213,16 @@ static struct ft_async *worker_env(weft_worker *h, const char *what, weft_result
     return NULL;
 }
 
+weft_result ft_worker_env(weft_worker *h, const char *what, wft_env **out) {
+    struct ft_async *a;
+    weft_result r = worker_env(h, what, &a);
+    if (r == WEFT_OK && a->wclosing)
+        r = ft_misuse(a->env, WEFT_ERR_STATE, "%s: not allowed now (worker_destroy is running)",
+                      what);
+    *out = r == WEFT_OK ? a->env : NULL;
+    return r;
+}
+
 static weft_result timer_add(struct ft_async *a, bool config, uint64_t ms, weft_worker_timer_cb wcb,
                              weft_config_timer_cb ccb, void *arg, weft_wtimer **out) {
     if ((config ? a->nc : a->nw) >= WEFT_WORKER_TIMERS_MAX)

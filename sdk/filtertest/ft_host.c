@@ -1203,6 +1203,14 @@ static const weft_host_api g_api = {
     .endpoint_counter_set = ft_h_counter_set,
     .endpoint_eject = ft_h_eject,
     .endpoint_restore = ft_h_restore,
+    .worker_cluster_endpoint_count = ft_h_worker_endpoint_count,
+    .worker_cluster_endpoint_get = ft_h_worker_endpoint_get,
+    .worker_cluster_endpoint_label = ft_h_worker_endpoint_label,
+    .worker_cluster_endpoint_find = ft_h_worker_endpoint_find,
+    .worker_endpoint_counter_add = ft_h_worker_counter_add,
+    .worker_endpoint_counter_set = ft_h_worker_counter_set,
+    .worker_endpoint_eject = ft_h_worker_eject,
+    .worker_endpoint_restore = ft_h_worker_restore,
     /* [end 1.1 state] */
 
     /* [1.1 callout] pooled callouts, TCP callouts, fire-and-forget */

@@ -548,5 +548,24 @@ weft_result ft_h_counter_set(weft_stream *s, const weft_cluster *c, size_t i, ui
                              uint64_t value);
 weft_result ft_h_eject(weft_stream *s, const weft_cluster *c, size_t i, uint64_t duration_ms);
 weft_result ft_h_restore(weft_stream *s, const weft_cluster *c, size_t i);
+/* The same for a worker handle (the env's): ft_state.c. */
+weft_result ft_h_worker_endpoint_count(weft_worker *w, const weft_cluster *c, size_t *count);
+weft_result ft_h_worker_endpoint_get(weft_worker *w, const weft_cluster *c, size_t i,
+                                     weft_endpoint_info *out);
+weft_result ft_h_worker_endpoint_label(weft_worker *w, const weft_cluster *c, size_t i,
+                                       size_t label, weft_str *key, weft_str *value);
+weft_result ft_h_worker_endpoint_find(weft_worker *w, const weft_cluster *c, weft_str address,
+                                      size_t *index);
+weft_result ft_h_worker_counter_add(weft_worker *w, const weft_cluster *c, size_t i, uint32_t slot,
+                                    int64_t delta, uint64_t *value);
+weft_result ft_h_worker_counter_set(weft_worker *w, const weft_cluster *c, size_t i, uint32_t slot,
+                                    uint64_t value);
+weft_result ft_h_worker_eject(weft_worker *w, const weft_cluster *c, size_t i,
+                              uint64_t duration_ms);
+weft_result ft_h_worker_restore(weft_worker *w, const weft_cluster *c, size_t i);
+/* The env of worker handle w, as the core checks it (ft_async.c):
+ * WEFT_ERR_HANDLE (not a live worker handle), WEFT_ERR_THREAD (another
+ * thread's), WEFT_ERR_STATE (worker_destroy runs), each logged. */
+weft_result ft_worker_env(weft_worker *w, const char *what, wft_env **out);
 
 #endif

@@ -271,19 +271,18 @@ weft_result ft_h_cluster_get(weft_filter_setup *setup, weft_str name, const weft
     return WEFT_OK;
 }
 
-/* The cluster behind handle c of the stream's env, or NULL + misuse. */
-static ft_cluster *cluster_of(wft_stream *st, const weft_cluster *c, const char *fn,
-                              weft_result *r) {
+/* The cluster behind handle c of env, or NULL + misuse. */
+static ft_cluster *cluster_of(wft_env *env, const weft_cluster *c, const char *fn, weft_result *r) {
     *r = WEFT_OK;
-    for (ft_cluster *k = st->env->state ? st->env->state->clusters : NULL; k; k = k->next)
+    for (ft_cluster *k = env->state ? env->state->clusters : NULL; k; k = k->next)
         if (c == &k->handle)
             return k;
-    *r = ft_misuse(st->env, WEFT_ERR_INVALID, "%s: not a cluster of this config", fn);
+    *r = ft_misuse(env, WEFT_ERR_INVALID, "%s: not a cluster of this config", fn);
     return NULL;
 }
 
 /* As the core: a live stream on its owner thread (the log phase too). */
-static weft_result stream_ok(weft_stream *s, const char *fn, wft_stream **out) {
+static weft_result stream_env(weft_stream *s, const char *fn, wft_env **out) {
     *out = NULL;
     if (!s)
         return ft_misuse(ft_current_env(), WEFT_ERR_HANDLE, "%s: NULL stream", fn);
@@ -293,29 +292,29 @@ static weft_result stream_ok(weft_stream *s, const char *fn, wft_stream **out) {
     if (!ft_on_owner_thread(st->env))
         return ft_misuse(st->env, WEFT_ERR_THREAD,
                          "%s: called from a thread that does not own the stream", fn);
-    *out = st;
+    *out = st->env;
     return WEFT_OK;
 }
 
-#define CLUSTER_OR_RETURN(s, c, fn)                                                                \
-    wft_stream *st;                                                                                \
+/* The endpoint calls' bodies, on the env a stream or worker handle names
+ * (each call has a stream and a worker entry below, as in the core). */
+#define CLUSTER_OR_RETURN(env, c, fn)                                                              \
     weft_result r_;                                                                                \
-    if ((r_ = stream_ok((s), (fn), &st)) != WEFT_OK)                                               \
-        return r_;                                                                                 \
-    ft_cluster *cl = cluster_of(st, (c), (fn), &r_);                                               \
+    ft_cluster *cl = cluster_of((env), (c), (fn), &r_);                                            \
     if (!cl)                                                                                       \
     return r_
 
-#define ENDPOINT_OR_RETURN(s, c, i, fn)                                                            \
-    CLUSTER_OR_RETURN(s, c, fn);                                                                   \
+#define ENDPOINT_OR_RETURN(env, c, i, fn)                                                          \
+    CLUSTER_OR_RETURN(env, c, fn);                                                                 \
     if ((i) >= cl->n)                                                                              \
         return WEFT_ERR_NOT_FOUND;                                                                 \
     ft_endpoint *ep = &cl->eps[(i)]
 
-weft_result ft_h_endpoint_count(weft_stream *s, const weft_cluster *c, size_t *count) {
-    CLUSTER_OR_RETURN(s, c, "cluster_endpoint_count");
+static weft_result endpoint_count(wft_env *env, const weft_cluster *c, size_t *count,
+                                  const char *fn) {
+    CLUSTER_OR_RETURN(env, c, fn);
     if (!count)
-        return ft_misuse(st->env, WEFT_ERR_INVALID, "cluster_endpoint_count: NULL count");
+        return ft_misuse(env, WEFT_ERR_INVALID, "%s: NULL count", fn);
     *count = cl->n;
     return WEFT_OK;
 }
@@ -329,17 +328,16 @@ static uint64_t ejected_ms(const wft_env *env, const ft_endpoint *ep) {
                                               : 0;
 }
 
-weft_result ft_h_endpoint_get(weft_stream *s, const weft_cluster *c, size_t i,
-                              weft_endpoint_info *out) {
-    ENDPOINT_OR_RETURN(s, c, i, "cluster_endpoint_get");
+static weft_result endpoint_get(wft_env *env, const weft_cluster *c, size_t i,
+                                weft_endpoint_info *out, const char *fn) {
+    ENDPOINT_OR_RETURN(env, c, i, fn);
     size_t need = offsetof(weft_endpoint_info, n_labels) + sizeof(out->n_labels);
     if (!out || out->size < need)
-        return ft_misuse(st->env, WEFT_ERR_INVALID,
-                         "cluster_endpoint_get: out NULL or out->size too small");
+        return ft_misuse(env, WEFT_ERR_INVALID, "%s: out NULL or out->size too small", fn);
     weft_endpoint_info info = {.size = out->size};
     info.address = cstr(ep->address);
     info.weight = ep->weight;
-    info.ejected_ms = ejected_ms(st->env, ep);
+    info.ejected_ms = ejected_ms(env, ep);
     info.health = !ep->healthy      ? WEFT_ENDPOINT_UNHEALTHY
                   : info.ejected_ms ? WEFT_ENDPOINT_EJECTED
                                     : WEFT_ENDPOINT_HEALTHY;
@@ -351,11 +349,11 @@ weft_result ft_h_endpoint_get(weft_stream *s, const weft_cluster *c, size_t i,
     return WEFT_OK;
 }
 
-weft_result ft_h_endpoint_label(weft_stream *s, const weft_cluster *c, size_t i, size_t label,
-                                weft_str *key, weft_str *value) {
-    ENDPOINT_OR_RETURN(s, c, i, "cluster_endpoint_label");
+static weft_result endpoint_label(wft_env *env, const weft_cluster *c, size_t i, size_t label,
+                                  weft_str *key, weft_str *value, const char *fn) {
+    ENDPOINT_OR_RETURN(env, c, i, fn);
     if (!key || !value)
-        return ft_misuse(st->env, WEFT_ERR_INVALID, "cluster_endpoint_label: NULL key or value");
+        return ft_misuse(env, WEFT_ERR_INVALID, "%s: NULL key or value", fn);
     if (label >= ep->nlabels)
         return WEFT_ERR_NOT_FOUND;
     *key = cstr(ep->labels[label].key);
@@ -363,50 +361,140 @@ weft_result ft_h_endpoint_label(weft_stream *s, const weft_cluster *c, size_t i,
     return WEFT_OK;
 }
 
-weft_result ft_h_endpoint_find(weft_stream *s, const weft_cluster *c, weft_str address,
-                               size_t *index) {
-    CLUSTER_OR_RETURN(s, c, "cluster_endpoint_find");
+static weft_result endpoint_index(wft_env *env, const weft_cluster *c, weft_str address,
+                                  size_t *index, const char *fn) {
+    CLUSTER_OR_RETURN(env, c, fn);
     if (!index || (!address.ptr && address.len))
-        return ft_misuse(st->env, WEFT_ERR_INVALID, "cluster_endpoint_find: NULL argument");
+        return ft_misuse(env, WEFT_ERR_INVALID, "%s: NULL argument", fn);
     return endpoint_find(cl, address.ptr ? address.ptr : "", address.len, index)
                ? WEFT_OK
                : WEFT_ERR_NOT_FOUND;
 }
 
-weft_result ft_h_counter_add(weft_stream *s, const weft_cluster *c, size_t i, uint32_t slot,
-                             int64_t delta, uint64_t *value) {
-    ENDPOINT_OR_RETURN(s, c, i, "endpoint_counter_add");
+static weft_result counter_add(wft_env *env, const weft_cluster *c, size_t i, uint32_t slot,
+                               int64_t delta, uint64_t *value, const char *fn) {
+    ENDPOINT_OR_RETURN(env, c, i, fn);
     if (slot >= WEFT_ENDPOINT_COUNTER_SLOTS)
-        return ft_misuse(st->env, WEFT_ERR_INVALID, "endpoint_counter_add: slot %u", slot);
+        return ft_misuse(env, WEFT_ERR_INVALID, "%s: slot %u", fn, slot);
     ep->counters[slot] += (uint64_t)delta;
     if (value)
         *value = ep->counters[slot];
     return WEFT_OK;
 }
 
-weft_result ft_h_counter_set(weft_stream *s, const weft_cluster *c, size_t i, uint32_t slot,
-                             uint64_t value) {
-    ENDPOINT_OR_RETURN(s, c, i, "endpoint_counter_set");
+static weft_result counter_set(wft_env *env, const weft_cluster *c, size_t i, uint32_t slot,
+                               uint64_t value, const char *fn) {
+    ENDPOINT_OR_RETURN(env, c, i, fn);
     if (slot >= WEFT_ENDPOINT_COUNTER_SLOTS)
-        return ft_misuse(st->env, WEFT_ERR_INVALID, "endpoint_counter_set: slot %u", slot);
+        return ft_misuse(env, WEFT_ERR_INVALID, "%s: slot %u", fn, slot);
     ep->counters[slot] = value;
     return WEFT_OK;
 }
 
-weft_result ft_h_eject(weft_stream *s, const weft_cluster *c, size_t i, uint64_t duration_ms) {
-    ENDPOINT_OR_RETURN(s, c, i, "endpoint_eject");
+/* Ejects endpoint i for duration_ms, or (restore) ends its ejection. */
+static weft_result eject(wft_env *env, const weft_cluster *c, size_t i, uint64_t duration_ms,
+                         bool restore, const char *fn) {
+    ENDPOINT_OR_RETURN(env, c, i, fn);
+    if (restore) {
+        ep->ejected_until_us = 0;
+        return WEFT_OK;
+    }
     if (duration_ms == 0 || duration_ms > EJECT_MAX_MS)
-        return ft_misuse(st->env, WEFT_ERR_INVALID,
-                         "endpoint_eject: duration_ms must be 1..86400000");
-    ep->ejected_until_us = st->env->now_us + duration_ms * 1000;
+        return ft_misuse(env, WEFT_ERR_INVALID, "%s: duration_ms must be 1..86400000", fn);
+    ep->ejected_until_us = env->now_us + duration_ms * 1000;
     ep->ejections++;
     return WEFT_OK;
 }
 
+#define FT_STREAM(what)                                                                            \
+    wft_env *env_;                                                                                 \
+    weft_result r0_ = stream_env(s, what, &env_)
+#define FT_WORKER(what)                                                                            \
+    wft_env *env_;                                                                                 \
+    weft_result r0_ = ft_worker_env(w, what, &env_)
+#define FT_CALL(call) return r0_ != WEFT_OK ? r0_ : (call)
+
+weft_result ft_h_endpoint_count(weft_stream *s, const weft_cluster *c, size_t *count) {
+    FT_STREAM("cluster_endpoint_count");
+    FT_CALL(endpoint_count(env_, c, count, "cluster_endpoint_count"));
+}
+weft_result ft_h_worker_endpoint_count(weft_worker *w, const weft_cluster *c, size_t *count) {
+    FT_WORKER("worker_cluster_endpoint_count");
+    FT_CALL(endpoint_count(env_, c, count, "worker_cluster_endpoint_count"));
+}
+
+weft_result ft_h_endpoint_get(weft_stream *s, const weft_cluster *c, size_t i,
+                              weft_endpoint_info *out) {
+    FT_STREAM("cluster_endpoint_get");
+    FT_CALL(endpoint_get(env_, c, i, out, "cluster_endpoint_get"));
+}
+weft_result ft_h_worker_endpoint_get(weft_worker *w, const weft_cluster *c, size_t i,
+                                     weft_endpoint_info *out) {
+    FT_WORKER("worker_cluster_endpoint_get");
+    FT_CALL(endpoint_get(env_, c, i, out, "worker_cluster_endpoint_get"));
+}
+
+weft_result ft_h_endpoint_label(weft_stream *s, const weft_cluster *c, size_t i, size_t label,
+                                weft_str *key, weft_str *value) {
+    FT_STREAM("cluster_endpoint_label");
+    FT_CALL(endpoint_label(env_, c, i, label, key, value, "cluster_endpoint_label"));
+}
+weft_result ft_h_worker_endpoint_label(weft_worker *w, const weft_cluster *c, size_t i,
+                                       size_t label, weft_str *key, weft_str *value) {
+    FT_WORKER("worker_cluster_endpoint_label");
+    FT_CALL(endpoint_label(env_, c, i, label, key, value, "worker_cluster_endpoint_label"));
+}
+
+weft_result ft_h_endpoint_find(weft_stream *s, const weft_cluster *c, weft_str address,
+                               size_t *index) {
+    FT_STREAM("cluster_endpoint_find");
+    FT_CALL(endpoint_index(env_, c, address, index, "cluster_endpoint_find"));
+}
+weft_result ft_h_worker_endpoint_find(weft_worker *w, const weft_cluster *c, weft_str address,
+                                      size_t *index) {
+    FT_WORKER("worker_cluster_endpoint_find");
+    FT_CALL(endpoint_index(env_, c, address, index, "worker_cluster_endpoint_find"));
+}
+
+weft_result ft_h_counter_add(weft_stream *s, const weft_cluster *c, size_t i, uint32_t slot,
+                             int64_t delta, uint64_t *value) {
+    FT_STREAM("endpoint_counter_add");
+    FT_CALL(counter_add(env_, c, i, slot, delta, value, "endpoint_counter_add"));
+}
+weft_result ft_h_worker_counter_add(weft_worker *w, const weft_cluster *c, size_t i, uint32_t slot,
+                                    int64_t delta, uint64_t *value) {
+    FT_WORKER("worker_endpoint_counter_add");
+    FT_CALL(counter_add(env_, c, i, slot, delta, value, "worker_endpoint_counter_add"));
+}
+
+weft_result ft_h_counter_set(weft_stream *s, const weft_cluster *c, size_t i, uint32_t slot,
+                             uint64_t value) {
+    FT_STREAM("endpoint_counter_set");
+    FT_CALL(counter_set(env_, c, i, slot, value, "endpoint_counter_set"));
+}
+weft_result ft_h_worker_counter_set(weft_worker *w, const weft_cluster *c, size_t i, uint32_t slot,
+                                    uint64_t value) {
+    FT_WORKER("worker_endpoint_counter_set");
+    FT_CALL(counter_set(env_, c, i, slot, value, "worker_endpoint_counter_set"));
+}
+
+weft_result ft_h_eject(weft_stream *s, const weft_cluster *c, size_t i, uint64_t duration_ms) {
+    FT_STREAM("endpoint_eject");
+    FT_CALL(eject(env_, c, i, duration_ms, false, "endpoint_eject"));
+}
+weft_result ft_h_worker_eject(weft_worker *w, const weft_cluster *c, size_t i,
+                              uint64_t duration_ms) {
+    FT_WORKER("worker_endpoint_eject");
+    FT_CALL(eject(env_, c, i, duration_ms, false, "worker_endpoint_eject"));
+}
+
 weft_result ft_h_restore(weft_stream *s, const weft_cluster *c, size_t i) {
-    ENDPOINT_OR_RETURN(s, c, i, "endpoint_restore");
-    ep->ejected_until_us = 0;
-    return WEFT_OK;
+    FT_STREAM("endpoint_restore");
+    FT_CALL(eject(env_, c, i, 0, true, "endpoint_restore"));
+}
+weft_result ft_h_worker_restore(weft_worker *w, const weft_cluster *c, size_t i) {
+    FT_WORKER("worker_endpoint_restore");
+    FT_CALL(eject(env_, c, i, 0, true, "worker_endpoint_restore"));
 }
 
 /* ---- test controls ---- */

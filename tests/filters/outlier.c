@@ -8,6 +8,8 @@
  *     slot: 0                  # the endpoint counter slot it counts in (default 0)
  *     state_version: 1         # the layout version of its shared block (default 1)
  *     state_size: 64           # the size of its shared block (default 64, at least 16)
+ *     restore_after: 500ms     # un-eject from a worker timer after this long (default: never,
+ *                              # the ejection runs its ejection_time)
  *
  * Shared state, key "requests" (survives reloads while version and size
  * stay): a request counter, bumped per request; the response carries it
@@ -19,7 +21,21 @@
  * x-outlier-endpoints lists the cluster's endpoints as the worker sees
  * them: "ip:port=health/ejected_ms/weight[/label=value]" separated by ",".
  *
- * Stats: ejections (counter). Logs "outlier: shared block destroyed (N
+ *
+ * Worker-scoped (the [1.1 state] worker variants, weft_worker_*): each
+ * worker object keeps its worker handle and a worker number (1, 2, ...
+ * in worker_create order, process-wide), sent as x-outlier-worker. With
+ * restore_after, an ejection starts a worker timer on the ejecting worker
+ * that finds the endpoint again by address (weft_worker_cluster_endpoint_
+ * find), restores it if it is still ejected and clears its counter. A
+ * request header "x-outlier-restore-in: MS" starts a worker timer (MS
+ * milliseconds) on the worker of that request that restores every
+ * ejected endpoint of the cluster (a sweep: count, get, restore). Each
+ * restore done from a worker timer counts in the stat "restores".
+ * worker_destroy checks that the worker calls answer WEFT_ERR_STATE there
+ * and a NULL handle WEFT_ERR_HANDLE; a wrong answer counts in "bad".
+ *
+ * Stats: ejections, restores, bad (counters). Logs "outlier: shared block destroyed (N
  * requests)" at info level from the block's destroy callback. */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -39,16 +55,36 @@ typedef struct outlier_config {
     int64_t threshold;
     uint64_t eject_ms;
     uint32_t slot;
+    uint64_t restore_ms; /* 0: no restore timer */
     outlier_block *block;
-    int32_t st_ejections;
+    int32_t st_ejections, st_restores, st_bad;
 } outlier_config;
+
+/* A restore timer's argument: one endpoint (by address), or all (n 0). */
+typedef struct outlier_restore {
+    struct outlier_worker *ow;
+    size_t n;
+    char address[64];
+    struct outlier_restore *next; /* the worker's pending restores */
+} outlier_restore;
+
+/* Per (config, worker): the worker handle for the worker-scoped calls. */
+typedef struct outlier_worker {
+    outlier_config *cfg;
+    weft_worker *w;
+    uint64_t number;
+    outlier_restore *pending; /* armed restore timers (freed in worker_destroy: weft cancels
+                               * them without their callback) */
+} outlier_worker;
 
 typedef struct outlier_stream {
     outlier_config *cfg;
+    outlier_worker *ow;
     uint64_t request_no;
 } outlier_stream;
 
 static _Atomic uint64_t blocks_made;
+static _Atomic uint64_t workers_made;
 
 static void block_init(void *block, size_t size, void *arg) {
     (void)size;
@@ -101,6 +137,12 @@ static int outlier_config_create(const weft_config_node *node, weft_filter_setup
         free(c);
         return weft_config_fail(setup, tn, "ejection_time must be a duration above 0");
     }
+    const weft_config_node *rn = weft_config_get(node, "restore_after");
+    if (rn && (weft_config_duration_ms(rn, &c->restore_ms) != WEFT_OK || c->restore_ms == 0 ||
+               c->restore_ms > WEFT_TIMER_MAX_MS)) {
+        free(c);
+        return weft_config_fail(setup, rn, "restore_after must be a duration above 0");
+    }
     if (int_opt(node, "consecutive_5xx", 3, 1, 1000, setup, &c->threshold) ||
         int_opt(node, "slot", 0, 0, WEFT_ENDPOINT_COUNTER_SLOTS - 1, setup, &slot) ||
         int_opt(node, "state_version", 1, 0, UINT32_MAX, setup, &version) ||
@@ -124,6 +166,8 @@ static int outlier_config_create(const weft_config_node *node, weft_filter_setup
     }
     c->block = block;
     c->st_ejections = weft_stat_counter(setup, "ejections", "endpoints ejected");
+    c->st_restores = weft_stat_counter(setup, "restores", "endpoints restored by a worker timer");
+    c->st_bad = weft_stat_counter(setup, "bad", "worker calls that answered wrongly");
     *config = c;
     return 0;
 }
@@ -132,12 +176,97 @@ static void outlier_config_destroy(void *config) {
     free(config);
 }
 
+static void *outlier_worker_create(void *config) {
+    outlier_worker *ow = calloc(1, sizeof(*ow));
+    if (!ow)
+        return NULL;
+    ow->cfg = config;
+    ow->w = weft_worker_current(config);
+    ow->number = atomic_fetch_add(&workers_made, 1) + 1;
+    return ow;
+}
+
+static void outlier_worker_destroy(void *config, void *worker) {
+    outlier_config *c = config;
+    outlier_worker *ow = worker;
+    size_t n;
+    /* The worker's view is gone here: STATE; a NULL handle: HANDLE. */
+    if ((ow && ow->w &&
+         weft_worker_cluster_endpoint_count(ow->w, c->cluster, &n) != WEFT_ERR_STATE) ||
+        weft_worker_endpoint_restore(NULL, c->cluster, 0) != WEFT_ERR_HANDLE)
+        weft_stat_inc(c->st_bad, 1);
+    while (ow && ow->pending) {
+        outlier_restore *rs = ow->pending;
+        ow->pending = rs->next;
+        free(rs);
+    }
+    free(ow);
+}
+
+/* Restores endpoint i of the worker's view if it is ejected. */
+static void restore_one(outlier_worker *ow, size_t i) {
+    outlier_config *c = ow->cfg;
+    weft_endpoint_info info = {.size = sizeof(info)};
+    if (weft_worker_cluster_endpoint_get(ow->w, c->cluster, i, &info) != WEFT_OK ||
+        info.health != WEFT_ENDPOINT_EJECTED)
+        return;
+    if (weft_worker_endpoint_restore(ow->w, c->cluster, i) == WEFT_OK &&
+        weft_worker_endpoint_counter_set(ow->w, c->cluster, i, c->slot, 0) == WEFT_OK)
+        weft_stat_inc(c->st_restores, 1);
+    else
+        weft_stat_inc(c->st_bad, 1);
+}
+
+/* A worker timer: restore one endpoint (found again by its address: the
+ * view may have changed since the ejection) or sweep the cluster. */
+static void restore_timer(weft_worker *w, void *arg) {
+    outlier_restore *rs = arg;
+    outlier_worker *ow = rs->ow;
+    for (outlier_restore **pp = &ow->pending; *pp; pp = &(*pp)->next)
+        if (*pp == rs) {
+            *pp = rs->next;
+            break;
+        }
+    if (w != ow->w)
+        weft_stat_inc(ow->cfg->st_bad, 1);
+    size_t i, n = 0;
+    if (rs->n) {
+        if (weft_worker_cluster_endpoint_find(w, ow->cfg->cluster, (weft_str){rs->address, rs->n},
+                                              &i) == WEFT_OK)
+            restore_one(ow, i);
+    } else if (weft_worker_cluster_endpoint_count(w, ow->cfg->cluster, &n) == WEFT_OK) {
+        for (i = 0; i < n; i++)
+            restore_one(ow, i);
+    }
+    free(rs);
+}
+
+/* Starts a restore timer on the worker of ow in ms (address NULL: all). */
+static void restore_later(outlier_worker *ow, uint64_t ms, weft_str address) {
+    outlier_restore *rs = calloc(1, sizeof(*rs));
+    if (!rs || !ow || !ow->w || address.len >= sizeof(rs->address)) {
+        free(rs);
+        return;
+    }
+    rs->ow = ow;
+    rs->n = address.len;
+    if (address.len)
+        memcpy(rs->address, address.ptr, address.len);
+    if (weft_worker_timer_start(ow->w, ms, restore_timer, rs, NULL) != WEFT_OK) {
+        free(rs);
+        return;
+    }
+    rs->next = ow->pending;
+    ow->pending = rs;
+}
+
 static void *outlier_stream_create(void *config, void *worker, weft_stream *s) {
-    (void)worker;
     (void)s;
     outlier_stream *os = calloc(1, sizeof(*os));
-    if (os)
+    if (os) {
         os->cfg = config;
+        os->ow = worker;
+    }
     return os;
 }
 
@@ -146,11 +275,19 @@ static void outlier_stream_destroy(void *ctx) {
 }
 
 static weft_status outlier_request_headers(void *ctx, weft_stream *s, bool end_stream) {
-    (void)s;
     (void)end_stream;
     outlier_stream *os = ctx;
-    if (os)
-        os->request_no = atomic_fetch_add(&os->cfg->block->requests, 1) + 1;
+    if (!os)
+        return WEFT_CONTINUE;
+    os->request_no = atomic_fetch_add(&os->cfg->block->requests, 1) + 1;
+    weft_str v;
+    if (weft_header_get(s, WEFT_REQUEST_HEADERS, WEFT_STR("x-outlier-restore-in"), &v) == WEFT_OK &&
+        v.len && v.len < 10) {
+        char num[16];
+        memcpy(num, v.ptr, v.len);
+        num[v.len] = '\0';
+        restore_later(os->ow, strtoull(num, NULL, 10), (weft_str){NULL, 0});
+    }
     return WEFT_CONTINUE;
 }
 
@@ -177,8 +314,11 @@ static void outlier_attempt(void *ctx, weft_stream *s, const weft_attempt_info *
         return;
     if (n >= (uint64_t)c->threshold) {
         weft_endpoint_counter_set(s, c->cluster, i, c->slot, 0);
-        if (weft_endpoint_eject(s, c->cluster, i, c->eject_ms) == WEFT_OK)
+        if (weft_endpoint_eject(s, c->cluster, i, c->eject_ms) == WEFT_OK) {
             weft_stat_inc(c->st_ejections, 1);
+            if (c->restore_ms)
+                restore_later(os->ow, c->restore_ms, info->upstream_host);
+        }
     }
 }
 
@@ -194,6 +334,11 @@ static weft_status outlier_response_headers(void *ctx, weft_stream *s, bool end_
     len = snprintf(buf, sizeof(buf), "%llu", (unsigned long long)os->cfg->block->generation);
     weft_header_set(s, WEFT_RESPONSE_HEADERS, WEFT_STR("x-outlier-block"),
                     (weft_str){buf, (size_t)len});
+    if (os->ow) {
+        len = snprintf(buf, sizeof(buf), "%llu", (unsigned long long)os->ow->number);
+        weft_header_set(s, WEFT_RESPONSE_HEADERS, WEFT_STR("x-outlier-worker"),
+                        (weft_str){buf, (size_t)len});
+    }
     size_t n = 0, off = 0;
     weft_cluster_endpoint_count(s, os->cfg->cluster, &n);
     for (size_t i = 0; i < n && off < sizeof(buf) - 200; i++) {
@@ -219,6 +364,8 @@ static const weft_http_filter_ops ops = {
     .size = sizeof(weft_http_filter_ops),
     .config_create = outlier_config_create,
     .config_destroy = outlier_config_destroy,
+    .worker_create = outlier_worker_create,
+    .worker_destroy = outlier_worker_destroy,
     .stream_create = outlier_stream_create,
     .stream_destroy = outlier_stream_destroy,
     .on_request_headers = outlier_request_headers,

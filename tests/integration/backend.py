@@ -26,6 +26,7 @@ Options for upstream-behaviour tests (all off by default):
                       that closed a pooled connection under the client)
   --request-log FILE  appends "METHOD PATH" for every request read
   --fail-status N     every request except /healthz is answered with status N
+  --fail-file FILE    with --fail-status: only while FILE exists
   --reset-prefix P    a request whose path starts with P is read, then the
                       connection is reset (RST) without an answer (an
                       endpoint dying under a request); may be repeated
@@ -174,7 +175,8 @@ class Handler(BaseHTTPRequestHandler):
             return
         if self.server.latency_ms and head != "healthz":
             time.sleep(self.server.latency_ms / 1000.0)
-        if self.server.fail_status and head != "healthz":
+        if self.server.fail_status and head != "healthz" and (
+                not self.server.fail_file or os.path.exists(self.server.fail_file)):
             self.send(self.server.fail_status, self.describe(body))
             return
 
@@ -264,6 +266,7 @@ class Server(ThreadingHTTPServer):
     drop_reused = False
     request_log = None
     fail_status = 0
+    fail_file = None
     reset_prefixes = ()
     log_lock = threading.Lock()
 
@@ -292,6 +295,7 @@ def main():
     ap.add_argument("--drop-reused", action="store_true")
     ap.add_argument("--request-log", default=None)
     ap.add_argument("--fail-status", type=int, default=0)
+    ap.add_argument("--fail-file", default=None)
     ap.add_argument("--reset-prefix", action="append", default=[])
     a = ap.parse_args()
 
@@ -301,6 +305,7 @@ def main():
     srv.drop_reused = a.drop_reused
     srv.request_log = a.request_log
     srv.fail_status = a.fail_status
+    srv.fail_file = a.fail_file
     srv.reset_prefixes = tuple(a.reset_prefix)
     srv.name = a.name
     srv.health_file = a.health_file

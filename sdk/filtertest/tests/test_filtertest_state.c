@@ -7,7 +7,11 @@
  * ejection on the kit's clock, seen by the kit's load balancer (skipped,
  * panic when every healthy endpoint is ejected, back after its time);
  * misuse (an unknown cluster, a call outside config_create, a foreign
- * cluster handle, bad slots and durations). */
+ * cluster handle, bad slots and durations). The worker variants
+ * (weft_worker_cluster_endpoint_count and the rest): a restore from a
+ * worker timer before the ejection time is up, on the kit's clock; their
+ * checks (NULL, stale and foreign-thread handles, worker_destroy). */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -158,9 +162,69 @@ static void test_ejection_and_kit_lb(void **state) {
     wft_env_free(env);
 }
 
+static void test_worker_restore(void **state) {
+    (void)state;
+    wft_env *env = make_env();
+    char buf[512];
+    assert_int_equal(wft_env_configure(env,
+                                       "cluster: be\nconsecutive_5xx: 1\nejection_time: 10s\n"
+                                       "restore_after: 500ms\nslot: 3\n",
+                                       err, sizeof(err)),
+                     0);
+    assert_int_equal(wft_worker_timers_pending(env), 0);
+    assert_string_not_equal(exchange(env, NULL, 200, "x-outlier-worker", buf, sizeof(buf)), "");
+    /* One 503: ejected for 10 s, and a restore timer armed for 500 ms. */
+    exchange(env, "10.0.0.2:80", 503, "x", buf, sizeof(buf));
+    assert_int_equal(wft_endpoint_ejected_ms(env, "be", "10.0.0.2:80"), 10000);
+    assert_int_equal(wft_worker_timers_pending(env), 1);
+    for (int k = 0; k < 4; k++)
+        assert_string_equal(wft_env_pick_endpoint(env, "be"), "10.0.0.1:80");
+    wft_clock_advance(env, 499);
+    assert_int_equal(wft_endpoint_ejected_ms(env, "be", "10.0.0.2:80"), 9501);
+    assert_int_equal(wft_stat(env, "restores"), 0);
+    /* The worker timer restores it 9.5 s before its ejection time. */
+    wft_clock_advance(env, 1);
+    assert_int_equal(wft_endpoint_ejected_ms(env, "be", "10.0.0.2:80"), 0);
+    assert_int_equal(wft_worker_timers_pending(env), 0);
+    assert_int_equal(wft_stat(env, "restores"), 1);
+    const char *a = wft_env_pick_endpoint(env, "be"), *b = wft_env_pick_endpoint(env, "be");
+    assert_string_not_equal(a, b);
+    /* Both ejected (panic), then the sweep a request asks for (x-outlier-
+     * restore-in: 0, on the next loop turn) restores both. */
+    exchange(env, "10.0.0.1:80", 503, "x", buf, sizeof(buf));
+    exchange(env, "10.0.0.2:80", 503, "x", buf, sizeof(buf));
+    assert_int_equal(wft_worker_timers_pending(env), 2);
+    static const char *const sweep_hdr[] = {"host: a", "x-outlier-restore-in: 0", NULL};
+    wft_stream *st = wft_stream_new(env, "GET", "/", sweep_hdr);
+    assert_int_equal(wft_request_headers(st, true), WEFT_CONTINUE);
+    wft_stream_free(st);
+    assert_int_equal(wft_worker_timers_pending(env), 3);
+    wft_clock_advance(env, 0);
+    assert_int_equal(wft_endpoint_ejected_ms(env, "be", "10.0.0.1:80"), 0);
+    assert_int_equal(wft_endpoint_ejected_ms(env, "be", "10.0.0.2:80"), 0);
+    assert_int_equal(wft_stat(env, "restores"), 3);
+    /* The two per-endpoint timers find nothing to restore later. */
+    wft_clock_advance(env, 500);
+    assert_int_equal(wft_worker_timers_pending(env), 0);
+    assert_int_equal(wft_stat(env, "restores"), 3);
+    /* Pending restores at a reconfigure are cancelled with the worker (no
+     * leak: the filter frees them in worker_destroy, where its checks of
+     * WEFT_ERR_STATE hold). */
+    exchange(env, "10.0.0.2:80", 503, "x", buf, sizeof(buf));
+    assert_int_equal(wft_worker_timers_pending(env), 1);
+    assert_int_equal(wft_env_configure(env, "cluster: be\n", err, sizeof(err)), 0);
+    assert_int_equal(wft_worker_timers_pending(env), 0);
+    assert_int_equal(wft_stat(env, "bad"), 0);
+    assert_int_equal(wft_misuse_count(env), 2); /* worker_destroy's two probes */
+    wft_env_free(env);
+}
+
 /* ---- misuse through a filter of the test's own ---- */
 
 static const weft_cluster *g_cluster;
+static int mis_config_obj; /* the config object (a worker handle needs a non-NULL config) */
+static weft_worker *g_worker;
+static int mis_destroyed;
 
 static int mis_config_create(const weft_config_node *node, weft_filter_setup *setup,
                              void **config) {
@@ -173,7 +237,7 @@ static int mis_config_create(const weft_config_node *node, weft_filter_setup *se
     assert_int_equal(weft_cluster_get(setup, WEFT_STR("be"), &g_cluster), WEFT_OK);
     const weft_cluster *none;
     assert_int_equal(weft_cluster_get(setup, WEFT_STR("other"), &none), WEFT_ERR_NOT_FOUND);
-    *config = NULL;
+    *config = &mis_config_obj;
     return 0;
 }
 
@@ -219,9 +283,88 @@ static weft_status mis_req_headers(void *ctx, weft_stream *s, bool end) {
     return WEFT_CONTINUE;
 }
 
+static void *mis_worker_create(void *config) {
+    g_worker = weft_worker_current(config);
+    assert_non_null(g_worker);
+    return NULL;
+}
+
+static void mis_worker_destroy(void *config, void *worker) {
+    (void)config;
+    (void)worker;
+    size_t n;
+    assert_int_equal(weft_worker_cluster_endpoint_count(g_worker, g_cluster, &n), WEFT_ERR_STATE);
+    assert_int_equal(weft_worker_endpoint_restore(g_worker, g_cluster, 0), WEFT_ERR_STATE);
+    mis_destroyed++;
+}
+
+static void *other_thread_count(void *arg) {
+    size_t n;
+    (void)arg;
+    return (void *)(intptr_t)weft_worker_cluster_endpoint_count(g_worker, g_cluster, &n);
+}
+
+/* The worker variants' checks, on the env's worker handle (test thread). */
+static void worker_misuse(wft_env *env) {
+    weft_worker *w = wft_env_worker(env);
+    assert_non_null(w);
+    assert_ptr_equal(w, g_worker);
+    size_t n = 0, i = 9;
+    assert_int_equal(weft_worker_cluster_endpoint_count(w, g_cluster, &n), WEFT_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(weft_worker_cluster_endpoint_count(NULL, g_cluster, &n), WEFT_ERR_HANDLE);
+    assert_int_equal(
+        weft_worker_cluster_endpoint_count((weft_worker *)(uintptr_t)0x12345, g_cluster, &n),
+        WEFT_ERR_HANDLE);
+    assert_int_equal(weft_worker_cluster_endpoint_count(w, (const weft_cluster *)&n, &n),
+                     WEFT_ERR_INVALID);
+    assert_int_equal(weft_worker_cluster_endpoint_count(w, g_cluster, NULL), WEFT_ERR_INVALID);
+    assert_int_equal(weft_worker_cluster_endpoint_find(w, g_cluster, WEFT_STR("10.0.0.2:80"), &i),
+                     WEFT_OK);
+    assert_int_equal(i, 1);
+    assert_int_equal(weft_worker_cluster_endpoint_find(w, g_cluster, WEFT_STR("10.0.0.9:80"), &i),
+                     WEFT_ERR_NOT_FOUND);
+    weft_endpoint_info info = {.size = 4};
+    assert_int_equal(weft_worker_cluster_endpoint_get(w, g_cluster, 1, &info), WEFT_ERR_INVALID);
+    info.size = sizeof(info);
+    assert_int_equal(weft_worker_cluster_endpoint_get(w, g_cluster, 2, &info), WEFT_ERR_NOT_FOUND);
+    assert_int_equal(weft_worker_cluster_endpoint_get(w, g_cluster, 1, &info), WEFT_OK);
+    assert_int_equal(info.weight, 3);
+    assert_int_equal(info.health, WEFT_ENDPOINT_HEALTHY);
+    weft_str k, v;
+    assert_int_equal(weft_worker_cluster_endpoint_label(w, g_cluster, 1, 0, &k, &v), WEFT_OK);
+    assert_true(k.len == 3 && memcmp(k.ptr, "app", 3) == 0);
+    assert_int_equal(weft_worker_cluster_endpoint_label(w, g_cluster, 1, 2, &k, &v),
+                     WEFT_ERR_NOT_FOUND);
+    uint64_t val = 0;
+    assert_int_equal(weft_worker_endpoint_counter_add(w, g_cluster, 1, 8, 1, &val),
+                     WEFT_ERR_INVALID);
+    assert_int_equal(weft_worker_endpoint_counter_add(w, g_cluster, 1, 6, 5, &val), WEFT_OK);
+    assert_true(val == 5);
+    assert_int_equal(weft_worker_endpoint_counter_set(w, g_cluster, 1, 6, 2), WEFT_OK);
+    assert_int_equal(wft_endpoint_counter(env, "be", "10.0.0.2:80", 6), 2);
+    assert_int_equal(weft_worker_endpoint_eject(w, g_cluster, 1, 0), WEFT_ERR_INVALID);
+    assert_int_equal(weft_worker_endpoint_eject(w, g_cluster, 1, 86400001), WEFT_ERR_INVALID);
+    assert_int_equal(weft_worker_endpoint_eject(w, g_cluster, 1, 250), WEFT_OK);
+    assert_int_equal(wft_endpoint_ejected_ms(env, "be", "10.0.0.2:80"), 250);
+    assert_int_equal(weft_worker_cluster_endpoint_get(w, g_cluster, 1, &info), WEFT_OK);
+    assert_int_equal(info.health, WEFT_ENDPOINT_EJECTED);
+    assert_int_equal(info.ejected_ms, 250);
+    assert_int_equal(weft_worker_endpoint_restore(w, g_cluster, 1), WEFT_OK);
+    assert_int_equal(weft_worker_endpoint_restore(w, g_cluster, 1), WEFT_OK);
+    assert_int_equal(wft_endpoint_ejected_ms(env, "be", "10.0.0.2:80"), 0);
+    pthread_t th;
+    void *res = NULL;
+    assert_int_equal(pthread_create(&th, NULL, other_thread_count, NULL), 0);
+    pthread_join(th, &res);
+    assert_int_equal((int)(intptr_t)res, WEFT_ERR_THREAD);
+}
+
 static const weft_http_filter_ops mis_ops = {
     .size = sizeof(weft_http_filter_ops),
     .config_create = mis_config_create,
+    .worker_create = mis_worker_create,
+    .worker_destroy = mis_worker_destroy,
     .on_request_headers = mis_req_headers,
 };
 static const weft_filter_descriptor mis_desc = {
@@ -248,6 +391,13 @@ static void test_misuse(void **state) {
     assert_int_equal(wft_request_headers(st, true), WEFT_CONTINUE);
     assert_true(wft_misuse_count(env) > 0);
     wft_stream_free(st);
+    worker_misuse(env);
+    /* A reconfigure: worker_destroy (STATE there), then the old handle is stale. */
+    weft_worker *old = g_worker;
+    assert_int_equal(wft_env_configure(env, NULL, err, sizeof(err)), 0);
+    assert_int_equal(mis_destroyed, 1);
+    size_t n;
+    assert_int_equal(weft_worker_cluster_endpoint_count(old, g_cluster, &n), WEFT_ERR_HANDLE);
     wft_env_free(env);
 }
 
@@ -256,6 +406,7 @@ int main(void) {
         cmocka_unit_test(test_shared_state_over_reconfigure),
         cmocka_unit_test(test_endpoint_view),
         cmocka_unit_test(test_ejection_and_kit_lb),
+        cmocka_unit_test(test_worker_restore),
         cmocka_unit_test(test_misuse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -772,6 +772,22 @@ typedef struct weft_host_api {
     weft_result (*endpoint_eject)(weft_stream *s, const weft_cluster *c, size_t i,
                                   uint64_t duration_ms);
     weft_result (*endpoint_restore)(weft_stream *s, const weft_cluster *c, size_t i);
+    /* the same for a worker handle (worker timers, worker-scoped callouts) */
+    weft_result (*worker_cluster_endpoint_count)(weft_worker *w, const weft_cluster *c,
+                                                 size_t *count);
+    weft_result (*worker_cluster_endpoint_get)(weft_worker *w, const weft_cluster *c, size_t i,
+                                               weft_endpoint_info *out);
+    weft_result (*worker_cluster_endpoint_label)(weft_worker *w, const weft_cluster *c, size_t i,
+                                                 size_t label, weft_str *key, weft_str *value);
+    weft_result (*worker_cluster_endpoint_find)(weft_worker *w, const weft_cluster *c,
+                                                weft_str address, size_t *index);
+    weft_result (*worker_endpoint_counter_add)(weft_worker *w, const weft_cluster *c, size_t i,
+                                               uint32_t slot, int64_t delta, uint64_t *value);
+    weft_result (*worker_endpoint_counter_set)(weft_worker *w, const weft_cluster *c, size_t i,
+                                               uint32_t slot, uint64_t value);
+    weft_result (*worker_endpoint_eject)(weft_worker *w, const weft_cluster *c, size_t i,
+                                         uint64_t duration_ms);
+    weft_result (*worker_endpoint_restore)(weft_worker *w, const weft_cluster *c, size_t i);
     /* [end 1.1 state] */
 
     /* [1.1 callout] pooled callouts, TCP callouts, fire-and-forget */
@@ -1505,6 +1521,62 @@ static inline weft_result weft_endpoint_eject(weft_stream *s, const weft_cluster
 /* Ends an ejection now (WEFT_OK also when it was not ejected). */
 static inline weft_result weft_endpoint_restore(weft_stream *s, const weft_cluster *c, size_t i) {
     return weft__host->endpoint_restore(s, c, i);
+}
+/* WORKER VARIANTS: the eight endpoint calls above for work that belongs
+ * to no stream (an un-ejection or a health sweep from a worker timer, a
+ * worker-scoped callout's callback), with a worker handle w
+ * (weft_worker_current) in place of the stream. Same arguments, same
+ * semantics and limits: the view is the load balancer's of w's worker
+ * for the config snapshot w belongs to (c must be a cluster of that
+ * config: weft_cluster_get in the config_create of the config w is a
+ * worker handle of); counters and ejection are the endpoint's, shared
+ * with every worker and with the stream calls.
+ * THREAD: w's worker (worker_create, hooks, worker timer and callout
+ * callbacks). LIFETIME: the view, its indexes and weft_str views stay
+ * the same until the hook or callback that asked returns.
+ * ERRORS: as the stream calls, with WEFT_ERR_HANDLE (not a live worker
+ * handle, NULL included), WEFT_ERR_THREAD (another worker's handle) for
+ * w, and WEFT_ERR_STATE inside worker_destroy (the worker's view of the
+ * snapshot is gone by then) as well as when weft could not allocate the
+ * endpoint's state.
+ * TRANSPORT FILTERS have no worker handle (weft_worker_current answers
+ * NULL for their config: they have no worker_create / worker_destroy to
+ * bound one) and no stream: they cannot make these calls; an outlier
+ * policy lives in an HTTP filter. */
+static inline weft_result weft_worker_cluster_endpoint_count(weft_worker *w, const weft_cluster *c,
+                                                             size_t *count) {
+    return weft__host->worker_cluster_endpoint_count(w, c, count);
+}
+static inline weft_result weft_worker_cluster_endpoint_get(weft_worker *w, const weft_cluster *c,
+                                                           size_t i, weft_endpoint_info *out) {
+    return weft__host->worker_cluster_endpoint_get(w, c, i, out);
+}
+static inline weft_result weft_worker_cluster_endpoint_label(weft_worker *w, const weft_cluster *c,
+                                                             size_t i, size_t label, weft_str *key,
+                                                             weft_str *value) {
+    return weft__host->worker_cluster_endpoint_label(w, c, i, label, key, value);
+}
+static inline weft_result weft_worker_cluster_endpoint_find(weft_worker *w, const weft_cluster *c,
+                                                            weft_str address, size_t *index) {
+    return weft__host->worker_cluster_endpoint_find(w, c, address, index);
+}
+static inline weft_result weft_worker_endpoint_counter_add(weft_worker *w, const weft_cluster *c,
+                                                           size_t i, uint32_t slot, int64_t delta,
+                                                           uint64_t *value) {
+    return weft__host->worker_endpoint_counter_add(w, c, i, slot, delta, value);
+}
+static inline weft_result weft_worker_endpoint_counter_set(weft_worker *w, const weft_cluster *c,
+                                                           size_t i, uint32_t slot,
+                                                           uint64_t value) {
+    return weft__host->worker_endpoint_counter_set(w, c, i, slot, value);
+}
+static inline weft_result weft_worker_endpoint_eject(weft_worker *w, const weft_cluster *c,
+                                                     size_t i, uint64_t duration_ms) {
+    return weft__host->worker_endpoint_eject(w, c, i, duration_ms);
+}
+static inline weft_result weft_worker_endpoint_restore(weft_worker *w, const weft_cluster *c,
+                                                       size_t i) {
+    return weft__host->worker_endpoint_restore(w, c, i);
 }
 /* [end 1.1 state] */
 
