@@ -11,13 +11,16 @@
 #include "filter/tcp_callout.h"
 #include "http/h1/h1_downstream.h"
 #include "http/h2/h2_downstream.h"
+#include "http/h2/h2_mem.h"
 #include "net/tcp_proxy.h"
 #include "upstream/h2_pool.h"
 #include "upstream/pool.h"
 
-/* recycled HTTP/2 stream objects and HTTP/1.1 request states */
+/* recycled HTTP/2 stream objects, nghttp2 blocks and HTTP/1.1 request
+ * states */
 static void http_caches_free(weft_worker *w) {
     weft_h2_cache_free(w);
+    weft_h2_mem_release(w);
     weft_h1_cache_free(w);
 }
 
@@ -36,6 +39,9 @@ static const weft_worker_module http_module = {
     .cut = weft_dconn_free_all,
     .idle = http_caches_free,
     .fini = http_fini,
+    /* after every module's fini: the upstream HTTP/2 connections (freed by
+     * their module's fini) give their nghttp2 blocks back too */
+    .fini_late = weft_h2_mem_release,
 };
 
 static const weft_worker_module tcp_proxy_module = {

@@ -31,7 +31,7 @@ TABLE = [
     (2, "config", [r"core/config/"]),
     (3, "net", [r"core/net/conn\.", r"core/net/conn_facts\.h"]),
     (3, "message", [r"core/http/message\.", r"core/http/path_norm\.",
-                    r"core/http/h1/h1_(codec\.h|parser\.c|writer\.c)", r"core/http/h2/h2_nv\."]),
+                    r"core/http/h1/h1_(codec\.h|parser\.c|writer\.c)", r"core/http/h2/h2_(nv|mem)\."]),
     (3, "log", [r"core/log/"]),
     (4, "router", [r"core/router/"]),
     (4, "balancing", [r"core/upstream/(hostset|lb)\.", r"core/upstream/(attempt|up_user)\.h"]),

@@ -31,6 +31,7 @@ struct weft_h2up_conn;
 typedef struct weft_worker weft_worker;
 
 #define WEFT_POOL_BUCKETS 64
+#define WEFT_H2MEM_CLASSES 7 /* nghttp2 block size classes, 64 B .. 4 KiB */
 
 struct weft_worker {
     int id;
@@ -65,6 +66,9 @@ struct weft_worker {
     uint32_t h2s_cached;
     void *h1x_cache; /* recycled HTTP/1.1 request states (h1_downstream.c) */
     uint32_t h1x_cached;
+    /* nghttp2's recycled blocks, one list per size class (http/h2/h2_mem.c) */
+    void *h2mem_free[WEFT_H2MEM_CLASSES];
+    uint16_t h2mem_n[WEFT_H2MEM_CLASSES];
 };
 
 /* A per-worker random number (xorshift64*). */

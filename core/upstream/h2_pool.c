@@ -16,6 +16,7 @@
 #include <nghttp2/nghttp2.h>
 
 #include "filter/transport.h"
+#include "http/h2/h2_mem.h"
 #include "http/h2/h2_nv.h"
 #include "runtime/snapshot.h"
 #include "upstream/up_user.h"
@@ -496,7 +497,8 @@ static weft_h2up_conn *conn_new(weft_worker *w, weft_cluster_snap *cs, const wef
     nghttp2_option_new(&opt);
     if (opt)
         nghttp2_option_set_no_auto_window_update(opt, 1);
-    int rv = nghttp2_session_client_new2(&c->ng, cbs, c, opt);
+    nghttp2_mem mem = weft_h2_mem_of(c->w);
+    int rv = nghttp2_session_client_new3(&c->ng, cbs, c, opt, &mem);
     nghttp2_session_callbacks_del(cbs);
     if (opt)
         nghttp2_option_del(opt);

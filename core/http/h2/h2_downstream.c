@@ -10,6 +10,7 @@
 #include "http/h2/h2_downstream.h"
 
 #include "http/h1/h1_codec.h"
+#include "http/h2/h2_mem.h"
 #include "http/h2/h2_nv.h"
 
 #include <stdio.h>
@@ -723,7 +724,8 @@ weft_h2_session *weft_h2_session_new(const weft_h2_session_host *host,
     nghttp2_option_set_max_continuations(opt, 8);
     nghttp2_option_set_max_settings(opt, 32);
     nghttp2_option_set_max_outbound_ack(opt, 1000);
-    int rv = nghttp2_session_server_new2(&h->ng, cbs, h, opt);
+    nghttp2_mem mem = weft_h2_mem_of(host->w);
+    int rv = nghttp2_session_server_new3(&h->ng, cbs, h, opt, &mem);
     nghttp2_session_callbacks_del(cbs);
     nghttp2_option_del(opt);
     if (rv != 0) {
