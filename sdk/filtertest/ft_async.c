@@ -213,14 +213,17 @@ static struct ft_async *worker_env(weft_worker *h, const char *what, weft_result
     return NULL;
 }
 
-weft_result ft_worker_env(weft_worker *h, const char *what, wft_env **out) {
-    struct ft_async *a;
-    weft_result r = worker_env(h, what, &a);
-    if (r == WEFT_OK && a->wclosing)
-        r = ft_misuse(a->env, WEFT_ERR_STATE, "%s: not allowed now (worker_destroy is running)",
-                      what);
-    *out = r == WEFT_OK ? a->env : NULL;
-    return r;
+wft_env *ft_worker_env(weft_worker *h, const char *what, weft_result *err) {
+    struct ft_async *a = worker_env(h, what, err);
+    if (!a)
+        return NULL;
+    if (a->wclosing) {
+        *err = ft_misuse(a->env, WEFT_ERR_STATE, "%s: not allowed now (worker_destroy is running)",
+                         what);
+        return NULL;
+    }
+    *err = WEFT_OK;
+    return a->env;
 }
 
 static weft_result timer_add(struct ft_async *a, bool config, uint64_t ms, weft_worker_timer_cb wcb,

@@ -563,9 +563,10 @@ weft_result ft_h_worker_counter_set(weft_worker *w, const weft_cluster *c, size_
 weft_result ft_h_worker_eject(weft_worker *w, const weft_cluster *c, size_t i,
                               uint64_t duration_ms);
 weft_result ft_h_worker_restore(weft_worker *w, const weft_cluster *c, size_t i);
-/* The env of worker handle w, as the core checks it (ft_async.c):
- * WEFT_ERR_HANDLE (not a live worker handle), WEFT_ERR_THREAD (another
- * thread's), WEFT_ERR_STATE (worker_destroy runs), each logged. */
-weft_result ft_worker_env(weft_worker *w, const char *what, wft_env **out);
+/* The env of worker handle w, as the core checks it (ft_async.c), or
+ * NULL with *err WEFT_ERR_HANDLE (not a live worker handle),
+ * WEFT_ERR_THREAD (another thread's), WEFT_ERR_STATE (worker_destroy
+ * runs), each logged. */
+wft_env *ft_worker_env(weft_worker *w, const char *what, weft_result *err);
 
 #endif

@@ -281,19 +281,22 @@ static ft_cluster *cluster_of(wft_env *env, const weft_cluster *c, const char *f
     return NULL;
 }
 
-/* As the core: a live stream on its owner thread (the log phase too). */
-static weft_result stream_env(weft_stream *s, const char *fn, wft_env **out) {
-    *out = NULL;
-    if (!s)
-        return ft_misuse(ft_current_env(), WEFT_ERR_HANDLE, "%s: NULL stream", fn);
-    wft_stream *st = ft_stream_from(s);
-    if (!st)
-        return ft_misuse(ft_current_env(), WEFT_ERR_HANDLE, "%s: not a live stream", fn);
-    if (!ft_on_owner_thread(st->env))
-        return ft_misuse(st->env, WEFT_ERR_THREAD,
+/* As the core: a live stream on its owner thread (the log phase too):
+ * its env, or NULL with *err set (logged). */
+static wft_env *stream_env(weft_stream *s, const char *fn, weft_result *err) {
+    wft_stream *st = s ? ft_stream_from(s) : NULL;
+    if (!st) {
+        *err = ft_misuse(ft_current_env(), WEFT_ERR_HANDLE, "%s: %s", fn,
+                         s ? "not a live stream" : "NULL stream");
+        return NULL;
+    }
+    if (!ft_on_owner_thread(st->env)) {
+        *err = ft_misuse(st->env, WEFT_ERR_THREAD,
                          "%s: called from a thread that does not own the stream", fn);
-    *out = st->env;
-    return WEFT_OK;
+        return NULL;
+    }
+    *err = WEFT_OK;
+    return st->env;
 }
 
 /* The endpoint calls' bodies, on the env a stream or worker handle names
@@ -407,12 +410,12 @@ static weft_result eject(wft_env *env, const weft_cluster *c, size_t i, uint64_t
 }
 
 #define FT_STREAM(what)                                                                            \
-    wft_env *env_;                                                                                 \
-    weft_result r0_ = stream_env(s, what, &env_)
+    weft_result r0_ = WEFT_OK;                                                                     \
+    wft_env *env_ = stream_env(s, what, &r0_)
 #define FT_WORKER(what)                                                                            \
-    wft_env *env_;                                                                                 \
-    weft_result r0_ = ft_worker_env(w, what, &env_)
-#define FT_CALL(call) return r0_ != WEFT_OK ? r0_ : (call)
+    weft_result r0_ = WEFT_OK;                                                                     \
+    wft_env *env_ = ft_worker_env(w, what, &r0_)
+#define FT_CALL(call) return env_ ? (call) : r0_
 
 weft_result ft_h_endpoint_count(weft_stream *s, const weft_cluster *c, size_t *count) {
     FT_STREAM("cluster_endpoint_count");
