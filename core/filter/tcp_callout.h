@@ -33,7 +33,8 @@ weft_result weft_tcp_callout_open_worker(weft_worker *wh, weft_str cluster,
                                          weft_tcp_callout **out);
 weft_result weft_tcp_callout_write_h(weft_tcp_callout *h, const void *data, size_t len);
 weft_result weft_tcp_callout_close_h(weft_tcp_callout *h, bool flush);
-/* Open stream-scoped TCP callouts of s (the per-stream cap). */
+/* Open stream-scoped TCP callouts of s (the per-stream cap); one whose
+ * on_close runs is over and not counted. */
 size_t weft_tcp_callouts_of_stream(const weft_stream *s);
 /* Stream end: closes s's callouts, no callbacks. */
 void weft_tcp_callouts_stream_end(weft_stream *s);

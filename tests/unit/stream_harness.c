@@ -342,6 +342,13 @@ void sh_free(sh *h) {
     h->snap = NULL;
 }
 
+int sh_teardown(void **state) {
+    sh *h = *state;
+    sh_free(h);
+    memset(h, 0, sizeof(*h));
+    return 0;
+}
+
 void sh_turn(sh *h) {
     event_base_loop(h->w->base, EVLOOP_NONBLOCK);
 }

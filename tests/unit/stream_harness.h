@@ -116,6 +116,10 @@ int sh_up_new(sh *h, bool listening);
  * creates the detached worker. */
 void sh_start(sh *h, tf_script **filters, size_t n_filters, const char *yaml_fmt, ...);
 void sh_free(sh *h);
+/* A cmocka teardown whose state is the test's sh (given as the prestate:
+ * cmocka_unit_test_prestate_setup_teardown(test, NULL, sh_teardown, &h)):
+ * sh_free, then zeroes it for the next test. */
+int sh_teardown(void **state);
 
 /* One non-blocking turn of the worker's loop. */
 void sh_turn(sh *h);

@@ -1676,7 +1676,8 @@ static inline weft_result weft_config_timer_cancel(void *config, weft_wtimer *t)
  * WEFT_ERR_STATE (not from a hook or callback, or in the log phase),
  * WEFT_ERR_HANDLE, WEFT_ERR_THREAD, WEFT_ERR_NOMEM. A connect that fails
  * later comes as on_close (CONNECT_FAILURE or CONNECT_TIMEOUT).
- * LIMIT: filter_callouts TCP callouts of the stream open at once, or
+ * LIMIT: filter_callouts TCP callouts of the stream open at once (one
+ * whose on_close runs no longer counts: it may reconnect from there), or
  * 1024 TCP callouts open on the worker. */
 static inline weft_result weft_tcp_callout_open(weft_stream *s, weft_str cluster,
                                                 const weft_tcp_callout_opts *opts,
