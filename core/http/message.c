@@ -14,6 +14,7 @@ void weft_hdrs_init(weft_hdrs *h, weft_arena *a) {
     h->n = 0;
     h->cap = 0;
     h->arena = a;
+    h->checked = 0;
 }
 
 static int hdrs_reserve(weft_hdrs *h) {
@@ -41,6 +42,15 @@ int weft_hdrs_add_ref(weft_hdrs *h, weft_sv name, weft_sv value) {
     return 0;
 }
 
+int weft_hdrs_add_ref_checked(weft_hdrs *h, weft_sv name, weft_sv value) {
+    bool all = h->checked == h->n;
+    if (weft_hdrs_add_ref(h, name, value) != 0)
+        return -1;
+    if (all)
+        h->checked = h->n;
+    return 0;
+}
+
 int weft_hdrs_add(weft_hdrs *h, weft_sv name, weft_sv value) {
     char *n = weft_arena_alloc(h->arena, name.len + 1);
     if (!n)
@@ -55,7 +65,7 @@ int weft_hdrs_add(weft_hdrs *h, weft_sv name, weft_sv value) {
 }
 
 int weft_hdrs_remove(weft_hdrs *h, weft_sv name) {
-    uint32_t w = 0;
+    uint32_t w = 0, checked = 0;
     int removed = 0;
     for (uint32_t r = 0; r < h->n; r++) {
         if (weft_sv_ieq(h->v[r].name, name)) {
@@ -65,8 +75,11 @@ int weft_hdrs_remove(weft_hdrs *h, weft_sv name) {
         if (w != r)
             h->v[w] = h->v[r];
         w++;
+        if (r < h->checked)
+            checked = w;
     }
     h->n = w;
+    h->checked = checked;
     return removed;
 }
 
@@ -198,7 +211,7 @@ void weft_hdrs_strip_hop_by_hop(weft_hdrs *h) {
      * Connection headers among them) stay in v[w..n) while later headers
      * are decided, so a header named by a Connection header that came
      * before it is still found. */
-    uint32_t w = 0;
+    uint32_t w = 0, checked = 0;
     for (uint32_t r = 0; r < h->n; r++) {
         weft_sv name = h->v[r].name;
         bool drop = hbh_class(name) != 0;
@@ -218,8 +231,11 @@ void weft_hdrs_strip_hop_by_hop(weft_hdrs *h) {
             h->v[r] = t;
         }
         w++;
+        if (r < h->checked)
+            checked = w;
     }
     h->n = w;
+    h->checked = checked;
     if (keep_te)
         weft_hdrs_add_ref(h, WEFT_SV_LIT("te"), WEFT_SV_LIT("trailers"));
 }

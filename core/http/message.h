@@ -12,12 +12,22 @@ typedef struct weft_hdr {
     weft_sv value;
 } weft_hdr;
 
-/* Ordered header list. Owner of `v` and of the strings: `arena`. */
+/* Ordered header list. Owner of `v` and of the strings: `arena`.
+ *
+ * `checked`: the first `checked` entries are known to be well-formed field
+ * lines (a non-empty token name, a value of field-value bytes), so the
+ * HTTP/1.1 writer does not check them again. Only the HTTP/1.1 parser sets
+ * it (for the fields it read, after its scanner refused every other byte);
+ * weft_hdrs_init makes it 0 (check everything). The functions below keep
+ * it true: additions go after it, removals keep the order and count the
+ * checked entries that survive. Code that writes v[] directly must only
+ * store what is already well-formed there, or lower `checked`. */
 typedef struct weft_hdrs {
     weft_hdr *v;
     uint32_t n;
     uint32_t cap;
     weft_arena *arena;
+    uint32_t checked;
 } weft_hdrs;
 
 void weft_hdrs_init(weft_hdrs *h, weft_arena *a);
@@ -26,6 +36,11 @@ int weft_hdrs_add(weft_hdrs *h, weft_sv name, weft_sv value);
 /* Adds without copying: caller guarantees both views outlive the list
  * and that name is already lower-case. */
 int weft_hdrs_add_ref(weft_hdrs *h, weft_sv name, weft_sv value);
+/* weft_hdrs_add_ref for a field weft made itself, known well-formed (a
+ * lower-case token name, field-value bytes: a literal, an address or an id
+ * weft formatted): it joins the checked prefix when every field before it
+ * is checked. Never for bytes from a peer, a filter or the config. */
+int weft_hdrs_add_ref_checked(weft_hdrs *h, weft_sv name, weft_sv value);
 /* Removes every header with that name, then adds one. */
 int weft_hdrs_set(weft_hdrs *h, weft_sv name, weft_sv value);
 /* Removes every header with that name (case-insensitive); returns count. */

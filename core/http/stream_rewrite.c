@@ -41,7 +41,7 @@ void stream_gen_request_id(weft_stream *s) {
     }
     *o = '\0';
     s->request_id = (weft_sv){id, 36};
-    weft_hdrs_add_ref(&s->req->headers, H_RID, s->request_id);
+    weft_hdrs_add_ref_checked(&s->req->headers, H_RID, s->request_id);
 }
 
 bool stream_normalize_path(weft_stream *s) {
@@ -77,9 +77,19 @@ bool stream_normalize_path(weft_stream *s) {
     return true;
 }
 
+/* value: weft's own (an address, a literal), well-formed. */
 static void append_list_header(weft_stream *s, weft_sv name, weft_sv value) {
     const weft_sv *old = weft_hdrs_get(&s->req->headers, name);
-    if (!old || weft_hdrs_count(&s->req->headers, name) > 1) {
+    if (!old) {
+        /* The usual case: the first such line, with a copy of value. */
+        char *buf = weft_arena_alloc(&s->arena, value.len + 1);
+        if (!buf)
+            return;
+        memcpy(buf, value.p, value.len);
+        weft_hdrs_add_ref_checked(&s->req->headers, name, (weft_sv){buf, value.len});
+        return;
+    }
+    if (weft_hdrs_count(&s->req->headers, name) > 1) {
         /* Several lines: fold them into one (they are a list). */
         size_t total = value.len + 1;
         for (uint32_t i = 0; i < s->req->headers.n; i++)
@@ -137,7 +147,8 @@ void stream_prepare_upstream_headers(weft_stream *s) {
     /* X-Forwarded-Proto says how the client reached weft: never the
      * client's own claim. */
     weft_hdrs_remove(&req->headers, H_XFP);
-    weft_hdrs_add_ref(&req->headers, H_XFP, s->tls ? WEFT_SV_LIT("https") : WEFT_SV_LIT("http"));
+    weft_hdrs_add_ref_checked(&req->headers, H_XFP,
+                              s->tls ? WEFT_SV_LIT("https") : WEFT_SV_LIT("http"));
     append_list_header(s, H_VIA,
                        req->http_minor ? WEFT_SV_LIT("1.1 weft") : WEFT_SV_LIT("1.0 weft"));
     if (s->upgrade_req && !s->is_connect) {
@@ -152,7 +163,7 @@ void stream_prepare_upstream_headers(weft_stream *s) {
         req->framing = WEFT_BODY_CHUNKED;
     }
     if (req->framing == WEFT_BODY_CHUNKED) {
-        weft_hdrs_add_ref(&req->headers, H_TE, WEFT_SV_LIT("chunked"));
+        weft_hdrs_add_ref_checked(&req->headers, H_TE, WEFT_SV_LIT("chunked"));
         s->up_req_chunked = true;
     }
     s->up_target = weft_route_rewrite_target(s->route, req, &s->arena);

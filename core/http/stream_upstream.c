@@ -109,6 +109,7 @@ void stream_prepare_attempt_head(weft_stream *s) {
         if (weft_hdrs_add_ref(&h->headers, s->req->headers.v[i].name, s->req->headers.v[i].value) !=
             0)
             return; /* out of memory: the attempt goes with the request as it is */
+    h->headers.checked = s->req->headers.checked; /* the same fields, in the same order */
     s->up_req = h;
     s->in_up_request = true;
     sf_up_request(s, s->attempts + 1);

@@ -321,6 +321,98 @@ static void test_round_trip(void **state) {
                "3\r\nabc\r\n10\r\n0123456789abcdef\r\n0\r\nx-sum: 9\r\n\r\n");
 }
 
+/* ---- the parser's checked fields ---- */
+
+typedef struct {
+    weft_req_head req;
+    weft_hdrs trailers;
+    bool have_trailers;
+} ck;
+
+static int ck_req_head(void *ud, weft_req_head *r) {
+    ((ck *)ud)->req = *r;
+    return WEFT_H1_CB_OK;
+}
+
+static int ck_trailers(void *ud, weft_hdrs *t) {
+    ck *c = ud;
+    c->trailers = *t;
+    c->have_trailers = true;
+    return WEFT_H1_CB_OK;
+}
+
+/* The fields the parser read are marked checked (the writer does not check
+ * them again); everything added, set or moved after that is still checked,
+ * and removals keep the count of checked fields in step. */
+static void test_checked_prefix(void **state) {
+    (void)state;
+    weft_arena a;
+    weft_arena_init(&a);
+    ck c;
+    memset(&c, 0, sizeof(c));
+    weft_h1_callbacks cbs = {ck_req_head, NULL, NULL, ck_trailers, NULL};
+    weft_h1_parser *p = weft_h1_parser_new(WEFT_H1_REQUEST, NULL, &cbs, &c);
+    weft_h1_parser_next(p, &a, 0);
+    const char *in = "POST / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\nConnection: x-c\r\nX-C: 3\r\n"
+                     "Transfer-Encoding: chunked\r\n\r\n1\r\nz\r\n0\r\nX-T: t\r\n\r\n";
+    size_t used;
+    assert_int_equal(weft_h1_parser_feed(p, in, strlen(in), &used), WEFT_H1_DONE);
+    weft_hdrs *h = &c.req.headers;
+    assert_int_equal(h->n, 5);
+    assert_int_equal(h->checked, 5);
+    assert_true(c.have_trailers);
+    assert_int_equal(c.trailers.n, 1);
+    assert_int_equal(c.trailers.checked, 1);
+
+    /* the hop-by-hop strip drops connection, x-c and transfer-encoding */
+    weft_hdrs_strip_hop_by_hop(h);
+    assert_int_equal(h->n, 2);
+    assert_int_equal(h->checked, 2);
+    /* additions go after the checked fields and are checked */
+    weft_hdrs_add(h, WEFT_SV_LIT("x-b"), WEFT_SV_LIT("1\r\nInjected: yes"));
+    assert_int_equal(h->checked, 2);
+    struct evbuffer *b = evbuffer_new();
+    assert_int_equal(weft_h1_write_req_head(b, &c.req, NULL), -1);
+    /* removing a checked field before the bad one keeps the bad one checked */
+    assert_int_equal(weft_hdrs_remove(h, WEFT_SV_LIT("host")), 1);
+    assert_int_equal(h->n, 2);
+    assert_int_equal(h->checked, 1);
+    assert_int_equal(weft_h1_write_req_head(b, &c.req, NULL), -1);
+    assert_int_equal(weft_hdrs_remove(h, WEFT_SV_LIT("x-b")), 1);
+    assert_int_equal(h->checked, 1);
+    assert_int_equal(weft_h1_write_req_head(b, &c.req, NULL), 0);
+    expect_out(b, "POST / HTTP/1.1\r\nx-a: 1\r\n\r\n");
+    /* setting a checked field's value moves it after the checked ones */
+    weft_hdrs_set(h, WEFT_SV_LIT("x-a"), WEFT_SV_LIT("bare\nlf"));
+    assert_int_equal(h->checked, 0);
+    assert_int_equal(weft_h1_write_req_head(b, &c.req, NULL), -1);
+    weft_hdrs_set(h, WEFT_SV_LIT("X-A"), WEFT_SV_LIT("2"));
+    assert_int_equal(weft_h1_write_req_head(b, &c.req, NULL), 0);
+    expect_out(b, "POST / HTTP/1.1\r\nx-a: 2\r\n\r\n");
+    /* trailers too */
+    weft_hdrs_add(&c.trailers, WEFT_SV_LIT("x-u"), WEFT_SV_LIT("a\rb"));
+    assert_int_equal(weft_h1_write_last_chunk(b, &c.trailers), -1);
+    weft_hdrs_remove(&c.trailers, WEFT_SV_LIT("x-u"));
+    assert_int_equal(weft_h1_write_last_chunk(b, &c.trailers), 0);
+    expect_out(b, "0\r\nx-t: t\r\n\r\n");
+    /* a list that did not come from the parser is checked whole */
+    weft_hdrs fresh;
+    weft_hdrs_init(&fresh, &a);
+    assert_int_equal(fresh.checked, 0);
+    /* weft's own fields join the checked prefix only right after it */
+    weft_hdrs_add_ref_checked(&fresh, WEFT_SV_LIT("via"), WEFT_SV_LIT("1.1 weft"));
+    assert_int_equal(fresh.checked, 1);
+    weft_hdrs_add_ref(&fresh, WEFT_SV_LIT("x-f"), WEFT_SV_LIT("from\na filter"));
+    weft_hdrs_add_ref_checked(&fresh, WEFT_SV_LIT("x-w"), WEFT_SV_LIT("w"));
+    assert_int_equal(fresh.n, 3);
+    assert_int_equal(fresh.checked, 1);
+    assert_int_equal(weft_h1_write_last_chunk(b, &fresh), -1);
+    assert_int_equal(evbuffer_get_length(b), 0);
+    evbuffer_free(b);
+    weft_h1_parser_free(p);
+    weft_arena_free(&a);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_req_head),
@@ -329,6 +421,7 @@ int main(void) {
         cmocka_unit_test(test_chunks),
         cmocka_unit_test(test_value_bytes_exhaustive),
         cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_checked_prefix),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

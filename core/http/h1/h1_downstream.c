@@ -114,8 +114,8 @@ static void op_send_head(weft_stream *s, weft_resp_head *h, bool end_stream) {
     dc->chunked_out = false;
     if (!end_stream && h->framing != WEFT_BODY_LENGTH) {
         if (client_11) {
-            weft_hdrs_add_ref(&h->headers, WEFT_SV_LIT("transfer-encoding"),
-                              WEFT_SV_LIT("chunked"));
+            weft_hdrs_add_ref_checked(&h->headers, WEFT_SV_LIT("transfer-encoding"),
+                                      WEFT_SV_LIT("chunked"));
             dc->chunked_out = true;
         } else {
             s->close_after = true; /* HTTP/1.0 client: body ends with the connection */

@@ -805,7 +805,10 @@ static int parse_cl(weft_sv v, uint64_t *out) {
 }
 
 /* The value's bytes need no check here either: the scanner refused every
- * control byte but HTAB in the line, before llhttp saw it. */
+ * control byte but HTAB in the line, before llhttp saw it. So every field
+ * this parser adds is well-formed as the writer checks it (a non-empty
+ * tchar name, field-value bytes), which the list's `checked` count records
+ * once the head (finish_*_head) or the trailers (cb_chunk_complete) end. */
 static int cb_header_value_complete(llhttp_t *ll) {
     weft_h1_parser *p = P(ll);
     weft_sv name = acc_take(&p->name);
@@ -943,6 +946,7 @@ static bool version_ok(const llhttp_t *ll) {
 static int finish_req_head(weft_h1_parser *p) {
     llhttp_t *ll = &p->ll;
     weft_req_head *r = &p->req;
+    r->headers.checked = r->headers.n; /* see cb_header_value_complete */
     if (!version_ok(ll))
         return fail(p, E_BAD_VERSION);
     r->http_minor = ll->http_minor;
@@ -964,7 +968,7 @@ static int finish_req_head(weft_h1_parser *p) {
         /* absolute-form: RFC 9112 3.2.2 has the target's authority replace
          * Host, and a proxy must forward a Host generated from it; doing it
          * here keeps routing (authority) and the forwarded header in step. */
-        if (host)
+        if (host) /* a checked field keeps well-formed bytes: host_valid */
             r->headers.v[p->host_idx].value = r->authority;
         else if (weft_hdrs_add_ref(&r->headers, WEFT_SV_LIT("host"), r->authority) != 0)
             return fail(p, E_NOMEM);
@@ -1000,6 +1004,7 @@ static int finish_req_head(weft_h1_parser *p) {
 static int finish_resp_head(weft_h1_parser *p) {
     llhttp_t *ll = &p->ll;
     weft_resp_head *r = &p->resp;
+    r->headers.checked = r->headers.n; /* see cb_header_value_complete */
     if (!version_ok(ll))
         return fail(p, E_BAD_VERSION);
     if (ll->status_code < 100 || ll->status_code > 599)
@@ -1116,6 +1121,7 @@ static int cb_chunk_complete(llhttp_t *ll) {
     p->in_trailers = false;
     if (p->trailers.n == 0 || !p->cbs.on_trailers)
         return 0;
+    p->trailers.checked = p->trailers.n; /* see cb_header_value_complete */
     int rc = p->cbs.on_trailers(p->ud, &p->trailers);
     if (rc == WEFT_H1_CB_ABORT || rc < 0)
         return fail(p, E_ABORTED);

@@ -1,10 +1,12 @@
 /* h1_writer.c: serialises heads and chunked framing into an evbuffer.
  *
  * Headers reach the writer from filters and from the other protocol side
- * (h2 later), not only from our own parser, so every name, value, target
- * and reason is checked before a byte is written: a CR or LF smuggled into
- * a value would otherwise split the message on the wire (response
- * splitting). On refusal nothing is appended (-1). */
+ * and h2, not only from our own parser, so every name, value, target and
+ * reason is checked before a byte is written: a CR or LF smuggled into a
+ * value would otherwise split the message on the wire (response
+ * splitting). The one exception: fields our HTTP/1.1 parser read and
+ * nothing changed since (the list's `checked` prefix) passed the same
+ * checks when they were parsed. On refusal nothing is appended (-1). */
 #include "http/h1/h1_codec.h"
 
 #include <event2/buffer.h>
@@ -56,8 +58,12 @@ static bool target_ok(weft_sv s) {
     return true;
 }
 
+/* The fields from `checked` on: the ones before it came from our own
+ * parser, which refused every byte these checks would refuse (see
+ * weft_hdrs). Whatever a filter, the route config or the other protocol
+ * side added or set is after it and checked here. */
 static bool hdrs_ok(const weft_hdrs *h) {
-    for (uint32_t i = 0; h && i < h->n; i++)
+    for (uint32_t i = h ? h->checked : 0; h && i < h->n; i++)
         if (!token_ok(h->v[i].name) || !text_ok(h->v[i].value))
             return false;
     return true;
