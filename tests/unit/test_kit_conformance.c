@@ -6,7 +6,10 @@
  * kit local reply as in weft's (the table filter.h documents); a stale
  * stream handle is WEFT_ERR_HANDLE in both; labelled stat families (SDK
  * 1.1) give the same results for the same declarations and updates
- * (rules, series made, overflow). */
+ * (rules, series made, overflow); raw TCP callouts (SDK 1.1) answer the
+ * same misuse with the same codes, also inside on_close and after the
+ * stream ended (weft: a real stream of the stream harness and real
+ * sockets; the kit: its scripted peer). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -24,10 +27,12 @@
 #include "http/stream.h"
 #include "loop/worker.h"
 #include "stats/stats.h"
+#include "stream_harness.h"
+#include "stream_test_config.h"
 #include "wsh_rules.h"
 #include <weft/filtertest.h>
 
-const weft_host_api *weft__host;
+/* weft__host: stream_harness.c's (both hosts' entries set it) */
 
 /* ---- a kit filter: replies with the status in x-status ---- */
 
@@ -288,12 +293,234 @@ static void test_stat_families(void **state) {
     weft_stats_reset_for_tests();
 }
 
+/* ---- raw TCP callouts: one script, run against both hosts ---- */
+
+#define TCP_SYNC 40
+typedef struct tcp_run {
+    const weft_host_api *h;
+    weft_stream *s;
+    weft_result r[TCP_SYNC]; /* the synchronous calls in the request headers */
+    int n, opened;           /* results; callouts opened (the kit's index) */
+    int refused_idx;         /* the kit's index of the callout to c1 */
+    weft_tcp_callout *refused, *reopened, *last;
+    int closes;
+    uint32_t reason;
+    weft_result close_write, close_reopen, stale_write, ended_write;
+} tcp_run;
+static tcp_run g_tcp[2]; /* 0: weft, 1: the kit */
+
+static void tc_data(weft_tcp_callout *c, void *arg, weft_buffer *b) {
+    (void)c;
+    (void)arg;
+    (void)b;
+}
+
+static const weft_tcp_callout_cbs TC_CBS;
+
+/* The refused callout ends: a write is refused, a reconnect allowed (the
+ * one whose on_close runs is not counted against the stream's cap). */
+static void tc_close(weft_tcp_callout *c, void *arg, uint32_t reason) {
+    tcp_run *o = arg;
+    o->closes++;
+    o->reason = reason;
+    o->close_write = o->h->tcp_callout_write(c, "x", 1);
+    o->close_reopen = o->h->tcp_callout_open(o->s, WEFT_STR("c0"), NULL, &TC_CBS, o, &o->reopened);
+}
+
+static const weft_tcp_callout_cbs TC_CBS = {sizeof(weft_tcp_callout_cbs), NULL, tc_data, tc_close};
+
+static void tcp_script(const weft_host_api *h, weft_stream *s, weft_worker *w, tcp_run *o) {
+    o->h = h;
+    o->s = s;
+    weft_result *r = o->r;
+    int i = 0;
+    weft_tcp_callout *c = NULL;
+    weft_str c0 = WEFT_STR("c0");
+    weft_tcp_callout_cbs cbs = TC_CBS;
+    weft_tcp_callout_opts op = {.size = sizeof(op)};
+    r[i++] = w ? WEFT_OK : WEFT_ERR_NOT_FOUND; /* a worker handle in a hook */
+    r[i++] = h->tcp_callout_open(s, c0, NULL, NULL, o, &c);
+    cbs.on_data = NULL;
+    r[i++] = h->tcp_callout_open(s, c0, NULL, &cbs, o, &c);
+    cbs = TC_CBS;
+    cbs.size = sizeof(size_t);
+    r[i++] = h->tcp_callout_open(s, c0, NULL, &cbs, o, &c);
+    r[i++] = h->tcp_callout_open(s, c0, NULL, &TC_CBS, o, NULL);
+    op.size = sizeof(size_t);
+    r[i++] = h->tcp_callout_open(s, c0, &op, &TC_CBS, o, &c);
+    op.size = sizeof(op);
+    op.flags = 2;
+    r[i++] = h->tcp_callout_open(s, c0, &op, &TC_CBS, o, &c);
+    op.flags = 0;
+    r[i++] = h->tcp_callout_open(s, (weft_str){NULL, 2}, NULL, &TC_CBS, o, &c);
+    r[i++] = h->tcp_callout_open(s, (weft_str){NULL, 0}, NULL, &TC_CBS, o, &c);
+    r[i++] = h->tcp_callout_open(s, WEFT_STR("nope"), NULL, &TC_CBS, o, &c);
+    r[i++] = h->tcp_callout_open(NULL, c0, NULL, &TC_CBS, o, &c);
+    r[i++] = h->worker_tcp_callout_open(NULL, c0, NULL, &TC_CBS, o, &c);
+    r[i++] = h->worker_tcp_callout_open((weft_worker *)s, c0, NULL, &TC_CBS, o, &c);
+    r[i++] = h->worker_tcp_callout_open(w, c0, NULL, NULL, o, &c);
+    r[i++] = h->worker_tcp_callout_open(w, WEFT_STR("nope"), NULL, &TC_CBS, o, &c);
+    r[i++] = h->tcp_callout_write(NULL, "x", 1);
+    r[i++] = h->tcp_callout_close(NULL, true);
+    r[i++] = h->tcp_callout_write((weft_tcp_callout *)s, "x", 1);
+    r[i++] = h->tcp_callout_close((weft_tcp_callout *)w, false);
+    r[i++] = c ? WEFT_ERR_STATE : WEFT_OK; /* no failed open wrote *out */
+    op.max_write_bytes = 4;
+    r[i++] = h->tcp_callout_open(s, c0, &op, &TC_CBS, o, &c);
+    o->opened++;
+    r[i++] = h->tcp_callout_write(c, NULL, 1);
+    r[i++] = h->tcp_callout_write(c, "12345", 5);
+    r[i++] = h->tcp_callout_write(c, "1234", 4);
+    r[i++] = h->tcp_callout_write(c, "5", 1);
+    r[i++] = h->tcp_callout_close(c, false);
+    r[i++] = h->tcp_callout_write(c, "x", 1);
+    r[i++] = h->tcp_callout_close(c, true);
+    r[i++] = h->worker_tcp_callout_open(w, c0, NULL, &TC_CBS, o, &c);
+    o->opened++;
+    r[i++] = h->tcp_callout_close(c, false);
+    /* The stream's cap (8): one to c1 (refused: it ends by itself), then
+     * to c0 until refused. */
+    o->refused_idx = o->opened++;
+    r[i++] = h->tcp_callout_open(s, WEFT_STR("c1"), NULL, &TC_CBS, o, &o->refused);
+    int more = 0;
+    weft_result rc;
+    while ((rc = h->tcp_callout_open(s, c0, NULL, &TC_CBS, o, &o->last)) == WEFT_OK && more < 20)
+        more++;
+    o->opened += more;
+    r[i++] = rc;
+    r[i++] = more == 7 ? WEFT_OK : WEFT_ERR_STATE;
+    assert_true(i <= TCP_SYNC);
+    o->n = i;
+}
+
+static void tcp_core_hook(tf_script *sc, weft_stream *s, tf_hook hook) {
+    if (hook == TF_REQ_HEADERS)
+        tcp_script(weft_filter_host_api(), s, weft_worker_current(sc), &g_tcp[0]);
+}
+
+static bool tcp_closed(void *arg) {
+    return ((tcp_run *)arg)->closes > 0;
+}
+
+static int tcp_kit_cfg;
+static int tcp_cfg_create(const weft_config_node *node, weft_filter_setup *setup, void **config) {
+    *config = &tcp_kit_cfg; /* weft_worker_current(config) needs one */
+    return 0;
+}
+static weft_status tcp_kit_rq(void *ctx, weft_stream *s, bool end) {
+    tcp_script(weft__host, s, weft__host->worker_current(&tcp_kit_cfg), &g_tcp[1]);
+    return WEFT_STOP;
+}
+static const weft_http_filter_ops tcp_ops = {
+    .size = sizeof(weft_http_filter_ops),
+    .config_create = tcp_cfg_create,
+    .on_request_headers = tcp_kit_rq,
+};
+static const weft_filter_descriptor tcp_desc = {
+    WEFT_FILTER_DESCRIPTOR_INIT("conf", WEFT_FILTER_HTTP),
+    .http = &tcp_ops,
+};
+static const weft_filter_descriptor *tcp_entry(const weft_host_api *host) {
+    weft__host = host;
+    return &tcp_desc;
+}
+
+static sh H;
+
+static void test_tcp_callouts(void **state) {
+    (void)state;
+    memset(g_tcp, 0, sizeof(g_tcp));
+    /* weft: c0 on a listening upstream, c1 on one that refuses */
+    tf_script f = {.name = "conf", .custom = tcp_core_hook, .act[TF_REQ_HEADERS] = TF_STOP};
+    tf_script *fs[] = {&f};
+    st_start_with_c1(&H, fs, 1, "");
+    sh_ds *d = sh_ds_new(&H);
+    sh_request(d, "GET", "/up", NULL);
+    sh_run_until(&H, tcp_closed, &g_tcp[0], "on_close of the refused callout");
+    g_tcp[0].stale_write = weft_tcp_callout_write(g_tcp[0].refused, "x", 1);
+    sh_ds_free(d);
+    g_tcp[0].ended_write = weft_tcp_callout_write(g_tcp[0].reopened, "x", 1);
+    /* the kit: the same, its peer refuses the connect */
+    char err[512];
+    wft_env *env = wft_env_new(tcp_entry, err, sizeof(err));
+    assert_non_null(env);
+    assert_int_equal(wft_env_add_cluster(env, "c0"), 0);
+    assert_int_equal(wft_env_add_cluster(env, "c1"), 0);
+    assert_int_equal(wft_env_configure(env, "", err, sizeof(err)), 0);
+    wft_stream *st = wft_stream_new(env, "GET", "/up", NULL);
+    assert_int_equal(wft_request_headers(st, true), WEFT_STOP);
+    assert_string_equal(wft_tcp_cluster(env, (size_t)g_tcp[1].refused_idx), "c1");
+    assert_int_equal(wft_tcp_end(env, (size_t)g_tcp[1].refused_idx, WEFT_TCP_CLOSE_CONNECT_FAILURE),
+                     0);
+    g_tcp[1].stale_write = weft__host->tcp_callout_write(g_tcp[1].refused, "x", 1);
+    assert_int_equal(wft_complete(st, NULL), 0);
+    g_tcp[1].ended_write = weft__host->tcp_callout_write(g_tcp[1].reopened, "x", 1);
+    wft_stream_free(st);
+    wft_env_free(env);
+    /* the same answers */
+    assert_int_equal(g_tcp[0].n, g_tcp[1].n);
+    for (int i = 0; i < g_tcp[0].n; i++)
+        if (g_tcp[0].r[i] != g_tcp[1].r[i])
+            fail_msg("call %d: weft %d, kit %d", i, g_tcp[0].r[i], g_tcp[1].r[i]);
+    for (int k = 0; k < 2; k++) {
+        tcp_run *o = &g_tcp[k];
+        print_message("%s: on_close %d reason %u write %d reopen %d stale %d ended %d\n",
+                      k ? "kit" : "weft", o->closes, o->reason, o->close_write, o->close_reopen,
+                      o->stale_write, o->ended_write);
+        assert_int_equal(o->closes, 1);
+        assert_int_equal(o->reason, WEFT_TCP_CLOSE_CONNECT_FAILURE);
+        assert_int_equal(o->close_write, WEFT_ERR_STATE);
+        assert_int_equal(o->close_reopen, WEFT_OK);
+        assert_int_equal(o->stale_write, WEFT_ERR_HANDLE);
+        assert_int_equal(o->ended_write, WEFT_ERR_HANDLE);
+    }
+    /* and what they are */
+    const weft_result want[] = {WEFT_OK,
+                                WEFT_ERR_INVALID,
+                                WEFT_ERR_INVALID,
+                                WEFT_ERR_INVALID,
+                                WEFT_ERR_INVALID,
+                                WEFT_ERR_INVALID,
+                                WEFT_ERR_INVALID,
+                                WEFT_ERR_INVALID,
+                                WEFT_ERR_NOT_FOUND,
+                                WEFT_ERR_NOT_FOUND,
+                                WEFT_ERR_HANDLE,
+                                WEFT_ERR_HANDLE,
+                                WEFT_ERR_HANDLE,
+                                WEFT_ERR_INVALID,
+                                WEFT_ERR_NOT_FOUND,
+                                WEFT_ERR_HANDLE,
+                                WEFT_ERR_HANDLE,
+                                WEFT_ERR_HANDLE,
+                                WEFT_ERR_HANDLE,
+                                WEFT_OK,
+                                WEFT_OK,
+                                WEFT_ERR_INVALID,
+                                WEFT_ERR_LIMIT,
+                                WEFT_OK,
+                                WEFT_ERR_LIMIT,
+                                WEFT_OK,
+                                WEFT_ERR_HANDLE,
+                                WEFT_ERR_HANDLE,
+                                WEFT_OK,
+                                WEFT_OK,
+                                WEFT_OK,
+                                WEFT_ERR_LIMIT,
+                                WEFT_OK};
+    assert_int_equal(g_tcp[0].n, (int)(sizeof(want) / sizeof(want[0])));
+    for (int i = 0; i < g_tcp[0].n; i++)
+        if (g_tcp[0].r[i] != want[i])
+            fail_msg("call %d: %d, expected %d", i, g_tcp[0].r[i], want[i]);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_yaml_refusals),
         cmocka_unit_test(test_grpc_mapping),
         cmocka_unit_test(test_stale_handles),
         cmocka_unit_test(test_stat_families),
+        cmocka_unit_test_prestate_setup_teardown(test_tcp_callouts, NULL, sh_teardown, &H),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

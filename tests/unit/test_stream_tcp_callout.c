@@ -113,24 +113,6 @@ static void hook(tf_script *sc, weft_stream *s, tf_hook h) {
 
 static tf_script F = {.name = "f", .custom = hook};
 
-/* st_yaml's listener and cluster c0 (upstream 0, listening), and after
- * c0's endpoints a cluster c1 on upstream 1 (bound, not listening: every
- * connect is refused). Routes: /direct answers at once, /up goes to c0
- * (the tests stop it in the filter first). */
-static void start_config(const char *limits) {
-    int u0 = sh_up_new(&H, true), u1 = sh_up_new(&H, false);
-    char eps[512];
-    snprintf(eps, sizeof(eps),
-             "      - {address: 127.0.0.1, port: %u}\n"
-             "  - name: c1\n"
-             "    connect_timeout: 2s\n"
-             "    endpoints:\n"
-             "      - {address: 127.0.0.1, port: %u}\n",
-             H.up[u0].port, H.up[u1].port);
-    tf_script *fs[] = {&F};
-    sh_start(&H, fs, 1, st_yaml, limits, "", eps);
-}
-
 /* Starts H with the scripted filter F: its request-headers hook calls req
  * (then takes on_headers), its log phase `complete` (may be NULL). */
 static void start(const char *limits, tf_action on_headers,
@@ -142,7 +124,8 @@ static void start(const char *limits, tf_action on_headers,
     F.act[TF_REQ_HEADERS] = on_headers;
     on_req = req;
     on_complete = complete;
-    start_config(limits);
+    tf_script *fs[] = {&F};
+    st_start_with_c1(&H, fs, 1, limits); /* c0: upstream 0; c1 refuses */
 }
 
 /* Upstream 0's current connection saw EOF (the loop turns meanwhile). */
