@@ -6,6 +6,7 @@
  * freed, and the stream handle table goes last. */
 #include "loop/worker.h"
 
+#include "filter/callout.h"
 #include "filter/fworker.h"
 #include "filter/handles.h"
 #include "filter/tcp_callout.h"
@@ -73,6 +74,15 @@ static const weft_worker_module tcp_callout_module = {
     .fini_late = weft_tcp_callouts_free_all,
 };
 
+/* filter HTTP callouts: worker-scoped ones end with their snapshot state,
+ * detached ones with the worker */
+static const weft_worker_module callout_module = {
+    .name = "http callouts",
+    .listener_kind = -1,
+    .wsnap_end = weft_callouts_wsnap_end,
+    .fini_late = weft_callouts_free_all,
+};
+
 static const weft_worker_module handles_module = {
     .name = "stream handles",
     .listener_kind = -1,
@@ -97,6 +107,6 @@ static const weft_worker_module fworker_module = {
 
 const weft_worker_module *const weft_worker_modules[] = {
     &http_module,        &tcp_proxy_module, &h1_pool_module, &h2_pool_module,
-    &tcp_callout_module, &handles_module,   &fworker_module,
+    &tcp_callout_module, &callout_module,   &handles_module, &fworker_module,
 };
 const size_t weft_worker_n_modules = WEFT_ARRAY_LEN(weft_worker_modules);

@@ -60,6 +60,8 @@ struct weft_worker {
     struct weft_fworker *fworkers;   /* filters' worker contexts of every live wsnap,
                                         newest first (filter/fworker.h) */
     uint32_t n_tcpcs;
+    struct weft_hcallout *callouts; /* filter HTTP callouts, every scope (filter/callout.h) */
+    uint32_t n_callouts;
     struct weft_pool *pools[WEFT_POOL_BUCKETS]; /* HTTP/1.1 upstream pools, by endpoint */
     struct weft_h2up_conn *h2up;                /* HTTP/2 upstream connections */
     void *h2s_cache;                            /* recycled HTTP/2 stream objects */

@@ -310,6 +310,9 @@ typedef struct weft_config {
     weft_config_origin origin; /* static file or pushed */
     uint32_t workers;          /* 0 in YAML = number of cores; resolved at load */
     uint64_t drain_timeout_ms; /* SIGTERM grace; default 15000 */
+    /* `callouts:` (SDK 1.1 filter callouts) */
+    uint32_t callouts_max_per_worker;    /* HTTP + TCP callouts in flight per worker; 1024 */
+    uint64_t callouts_max_response_body; /* default response body cap; 1 MiB */
     weft_cfg_admin admin;
     weft_cfg_access_log access_log;
     weft_cfg_dns dns;

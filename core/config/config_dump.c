@@ -480,6 +480,9 @@ int weft_config_dump(const weft_config *cfg, FILE *out) {
     fputc('\n', out);
     kv_u64(&d, 0, "workers", cfg->workers);
     kv_ms(&d, 0, "drain_timeout", cfg->drain_timeout_ms);
+    open_map(&d, 0, "callouts");
+    kv_u64(&d, 2, "max_per_worker", cfg->callouts_max_per_worker);
+    kv_u64(&d, 2, "max_response_body", cfg->callouts_max_response_body);
     open_map(&d, 0, "admin");
     kv_str(&d, 2, "address", cfg->admin.address ? cfg->admin.address : "127.0.0.1");
     kv_u64(&d, 2, "port", cfg->admin.port);

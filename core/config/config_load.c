@@ -452,10 +452,14 @@ static int load_admin(cfg_ld *L, const cy_node *adm) {
 static int load_root(cfg_ld *L, const cy_node *root) {
     static const char *const keys[] = {
         "workers",   "drain_timeout", "admin",       "access_log",         "dns",
-        "listeners", "clusters",      "filter_path", "allow_filter_paths", NULL};
+        "listeners", "clusters",      "filter_path", "allow_filter_paths", "callouts",
+        NULL};
+    static const char *const callout_keys[] = {"max_per_worker", "max_response_body", NULL};
     static const char *const log_keys[] = {"path", NULL};
     weft_config *cfg = L->cfg;
     cfg->drain_timeout_ms = 15000;
+    cfg->callouts_max_per_worker = 1024;
+    cfg->callouts_max_response_body = 1024 * 1024;
     cfg->admin.port = 15000;
     cfg->admin.max_header_bytes = 8192;
     cfg->admin.max_body_bytes = 4096;
@@ -471,6 +475,13 @@ static int load_root(cfg_ld *L, const cy_node *root) {
     if (root) {
         if (cfg_get_u32(L, root, "workers", 0, MAX_WORKERS, &cfg->workers) < 0 ||
             cfg_get_duration(L, root, "drain_timeout", 0, &cfg->drain_timeout_ms) < 0)
+            return -1;
+        const cy_node *co = cfg_val(root, "callouts");
+        if (co &&
+            (cfg_check_map(L, co, "callouts", callout_keys) ||
+             cfg_get_u32(L, co, "max_per_worker", 1, 1000000, &cfg->callouts_max_per_worker) < 0 ||
+             cfg_get_size(L, co, "max_response_body", 1, 1ull << 32,
+                          &cfg->callouts_max_response_body) < 0))
             return -1;
         const cy_node *adm = cfg_val(root, "admin");
         if (adm && load_admin(L, adm))

@@ -615,8 +615,52 @@ void weft_filter_stream_cancel_async(weft_stream *s) {
         }
     s->timers = NULL;
     s->filter_timers = 0;
-    weft_callouts_cancel_all(s);
+    weft_callouts_stream_end(s);
     weft_tcp_callouts_stream_end(s);
+}
+
+/* ---------- HTTP callouts (filter/callout.c) ---------- */
+
+/* The request's own checks (the scope's come from the caller); NULL when
+ * valid, else what is wrong (logged). */
+static const char *request_problem(const weft_callout_request *req, bool has_cb) {
+    if (!req || req->size < sizeof(weft_callout_request))
+        return "request NULL or its size below the 1.1 struct";
+    if (req->flags & ~(uint32_t)WEFT_CALLOUT_DETACHED)
+        return "unknown flags";
+    if (has_cb == !!(req->flags & WEFT_CALLOUT_DETACHED))
+        return "a callback is required, and must be NULL for WEFT_CALLOUT_DETACHED";
+    if ((req->cluster.len && !req->cluster.ptr) || !valid_name(req->method) || !req->path.ptr ||
+        !req->path.len || req->path.ptr[0] != '/' || !valid_value(req->path) ||
+        memchr(req->path.ptr, ' ', req->path.len))
+        return "needs a cluster, a method token and a path starting with '/'";
+    if ((req->authority.len && !req->authority.ptr) || !valid_value(req->authority) ||
+        memchr(req->authority.ptr ? req->authority.ptr : "", ' ', req->authority.len))
+        return "invalid authority";
+    if (req->n_headers && (!req->header_names || !req->header_values))
+        return "n_headers without header arrays";
+    for (size_t i = 0; i < req->n_headers; i++)
+        if (!valid_name(req->header_names[i]) || !valid_value(req->header_values[i]))
+            return "invalid header name or value";
+    if (!req->body_buffer && req->body.len && !req->body.ptr)
+        return "body with a NULL pointer";
+    return NULL;
+}
+
+static weft_result stream_callout(weft_stream *s, const weft_callout_request *req,
+                                  weft_callout_cb cb, void *arg, weft_callout **out,
+                                  const char *what) {
+    const char *bad = request_problem(req, cb != NULL);
+    if (bad) {
+        WEFT_WARN("filter %s: %s: %s", running_name(s), what, bad);
+        return WEFT_ERR_INVALID;
+    }
+    if (s->running < 0 || s->log_phase)
+        return misuse(s, WEFT_ERR_STATE, "callout_start (call it from a hook or callback)");
+    if (!(req->flags & WEFT_CALLOUT_DETACHED) && s->filter_callouts >= caps(s)->filter_callouts)
+        return WEFT_ERR_LIMIT;
+    weft_callout_scope sc = {.w = s->w, .ws = s->ws, .s = s};
+    return weft_callout_begin(&sc, req, cb, NULL, arg, out);
 }
 
 static weft_result h_callout_start(weft_stream *s, weft_str cluster, weft_str method, weft_str path,
@@ -624,24 +668,71 @@ static weft_result h_callout_start(weft_stream *s, weft_str cluster, weft_str me
                                    uint64_t timeout_ms, weft_callout_cb cb, void *arg,
                                    weft_callout **out) {
     CHECK(s, "callout_start");
-    if (!cb || !method.len || !path.len || path.ptr[0] != '/' || (n && (!hn || !hv)))
-        return misuse(s, WEFT_ERR_INVALID, "callout_start");
-    if (s->running < 0 || s->log_phase)
-        return misuse(s, WEFT_ERR_STATE, "callout_start (call it from a hook)");
-    for (size_t i = 0; i < n; i++)
-        if (!valid_name(hn[i]) || !valid_value(hv[i]))
-            return misuse(s, WEFT_ERR_INVALID, "callout_start header");
-    if (!valid_name(method) || !valid_value(path) || memchr(path.ptr, ' ', path.len))
-        return misuse(s, WEFT_ERR_INVALID, "callout_start");
-    if (weft_callouts_live(s) >= caps(s)->filter_callouts)
-        return WEFT_ERR_LIMIT;
-    return weft_filter_callout_start(s, cluster, method, path, hn, hv, n, body, timeout_ms, cb, arg,
-                                     out);
+    weft_callout_request req = {.size = sizeof(req),
+                                .cluster = cluster,
+                                .method = method,
+                                .path = path,
+                                .header_names = hn,
+                                .header_values = hv,
+                                .n_headers = n,
+                                .body = body,
+                                .timeout_ms = timeout_ms};
+    if (!cb)
+        return misuse(s, WEFT_ERR_INVALID, "callout_start (callback NULL)");
+    return stream_callout(s, &req, cb, arg, out, "callout_start");
+}
+
+static weft_result h_callout_start2(weft_stream *s, const weft_callout_request *req,
+                                    weft_callout_cb cb, void *arg, weft_callout **out) {
+    CHECK(s, "callout_start2");
+    return stream_callout(s, req, cb, arg, out, "callout_start2");
 }
 
 static weft_result h_callout_cancel(weft_stream *s, weft_callout *c) {
     CHECK(s, "callout_cancel");
-    return weft_filter_callout_cancel(s, c);
+    if (weft_callout_cancel_in(s, NULL, c) != WEFT_OK)
+        return misuse(s, WEFT_ERR_INVALID,
+                      "callout_cancel (not a callout of this stream in flight)");
+    return WEFT_OK;
+}
+
+static weft_result worker_misuse(const weft_fworker *fw, weft_result r, const char *what,
+                                 const char *why) {
+    WEFT_WARN("filter %s: %s: %s", fw ? fw->inst->name : "?", what, why);
+    return r;
+}
+
+/* The live context of worker handle w, or the error (logged). */
+static weft_result worker_of(weft_worker *w, weft_fworker **fw, const char *what) {
+    weft_result r = weft_fworker_from_handle(w, fw);
+    if (r != WEFT_OK)
+        return worker_misuse(NULL, r, what,
+                             r == WEFT_ERR_THREAD ? "another worker's handle"
+                                                  : "not a live worker handle");
+    return WEFT_OK;
+}
+
+static weft_result h_worker_callout_start(weft_worker *w, const weft_callout_request *req,
+                                          weft_worker_callout_cb cb, void *arg,
+                                          weft_callout **out) {
+    weft_fworker *fw = NULL;
+    weft_result r = worker_of(w, &fw, "worker_callout_start");
+    if (r != WEFT_OK)
+        return r;
+    const char *bad = request_problem(req, cb != NULL);
+    if (bad)
+        return worker_misuse(fw, WEFT_ERR_INVALID, "worker_callout_start", bad);
+    if (fw->closing)
+        return worker_misuse(fw, WEFT_ERR_STATE, "worker_callout_start",
+                             "worker_destroy runs: not allowed in this state");
+    weft_callout_scope sc = {.w = fw->w, .ws = fw->ws, .fw = fw};
+    return weft_callout_begin(&sc, req, NULL, cb, arg, out);
+}
+
+static weft_result h_worker_callout_cancel(weft_worker *w, weft_callout *c) {
+    weft_fworker *fw = NULL;
+    weft_result r = worker_of(w, &fw, "worker_callout_cancel");
+    return r != WEFT_OK ? r : weft_callout_cancel_in(NULL, fw, c);
 }
 
 /* ---------- 1.1 raw TCP callouts (filter/tcp_callout.c) ---------- */
@@ -1256,6 +1347,9 @@ static const weft_host_api host_api = {
     .worker_timer_cancel = weft_fw_timer_cancel,
     .config_timer_start = weft_cfg_timer_start,
     .config_timer_cancel = weft_cfg_timer_cancel,
+    .callout_start2 = h_callout_start2,
+    .worker_callout_start = h_worker_callout_start,
+    .worker_callout_cancel = h_worker_callout_cancel,
     /* [end 1.1 callout] */
 
     /* [1.1 tcp callout] raw TCP byte-stream callouts */

@@ -19,6 +19,7 @@
 #include <event2/event.h>
 
 #include "common/common.h"
+#include "filter/callout.h"
 #include "filter/filter.h"
 #include "filter/fworker.h"
 #include "filter/handles.h"
@@ -401,7 +402,7 @@ static weft_result open_checks(weft_worker *w, weft_wsnap *ws, const char *fname
                   fname, cfg->clusters[*idx].name);
         return WEFT_ERR_INVALID;
     }
-    if (w->n_tcpcs >= WEFT_TCP_CALLOUTS_PER_WORKER)
+    if (weft_callouts_worker_full(w, cfg))
         return WEFT_ERR_LIMIT;
     return WEFT_OK;
 }

@@ -16,9 +16,6 @@
 typedef struct weft_worker weft_worker;
 typedef struct weft_wsnap weft_wsnap;
 
-/* TCP callouts one worker may have open at once (both scopes). */
-#define WEFT_TCP_CALLOUTS_PER_WORKER 1024u
-
 /* Stream-scoped open (checks done by the host call: live stream, from a
  * hook or callback, not the log phase). */
 weft_result weft_tcp_callout_open_stream(weft_stream *s, weft_str cluster,

@@ -126,7 +126,7 @@ void weft_stream_begin(weft_stream *s, weft_listener_snap *lst, weft_wsnap *ws) 
     s->tried_hs = NULL;
     s->tried = NULL;
     s->timers = NULL;
-    s->callouts = NULL;
+    s->filter_callouts = 0;
     weft_hdrs_init(&s->metadata, &s->arena);
     s->filter_arena = 0;
     s->filter_timers = 0;

@@ -114,7 +114,6 @@ typedef struct weft_dir {
 } weft_dir;
 
 typedef struct weft_stream_timer weft_stream_timer;
-typedef struct weft_stream_callout weft_stream_callout;
 
 #define WEFT_STREAM_MAGIC 0x77656674u /* "weft" */
 
@@ -211,10 +210,10 @@ struct weft_stream {
     uint64_t *tried;              /* &tried_inline or arena words */
     uint64_t tried_inline;
     weft_stream_timer *timers;
-    weft_stream_callout *callouts;
-    weft_hdrs metadata;     /* shared between filters: key -> value */
-    size_t filter_arena;    /* arena bytes host calls took for filters (cap: limits) */
-    uint32_t filter_timers; /* filter timers armed now (cap: limits) */
+    uint32_t filter_callouts; /* stream-scoped HTTP callouts in flight (cap: limits) */
+    weft_hdrs metadata;       /* shared between filters: key -> value */
+    size_t filter_arena;      /* arena bytes host calls took for filters (cap: limits) */
+    uint32_t filter_timers;   /* filter timers armed now (cap: limits) */
     /* local replies through the response hooks (stream_reply.c) */
     int req_reached;     /* highest chain index the request reached, -1 none */
     bool local_reply;    /* the response in the hooks (or sent) is weft's own */

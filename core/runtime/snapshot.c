@@ -102,6 +102,10 @@ static void register_cluster_stats(weft_cluster_snap *c) {
     G(healthy_endpoints, "weft_upstream_endpoints_healthy", "Endpoints in rotation");
     C(hc_success, "weft_upstream_health_check_success_total", "Active health checks passed");
     C(hc_failure, "weft_upstream_health_check_failure_total", "Active health checks failed");
+    C(callout_detached_sent, "weft_upstream_callout_detached_sent_total",
+      "Detached (fire-and-forget) filter callouts started");
+    C(callout_detached_failed, "weft_upstream_callout_detached_failed_total",
+      "Detached filter callouts that got no response or a 5xx");
 #undef C
 #undef G
 }

@@ -53,6 +53,7 @@ typedef struct weft_cluster_snap {
         rq_retry_reset;
     weft_stat_id rq_per_try_timeout, rq_retry_filter, rq_retry_backoff; /* SDK 1.1 retries */
     weft_stat_id pool_idle, healthy_endpoints, hc_success, hc_failure;
+    weft_stat_id callout_detached_sent, callout_detached_failed; /* SDK 1.1 detached callouts */
     /* transport_filters: on every upstream connection of the cluster (the
      * pools key such connections by snapshot version and cluster, so none
      * is shared with another cluster or config) */

@@ -13,6 +13,7 @@ Endpoints:
   /close           answers with Connection: close and closes
   /truncate/<n>    promises n bytes (content-length), sends n/2, then closes
   /headers/<n>     200 with n extra headers x-h-0: v0 .. x-h-<n-1> (n <= 1000)
+  /conn            200 with x-conn-seq: which accepted connection (1, 2, ...) served it
   anything else    200 with JSON echoing method, path, query, headers, backend
 
 Every response carries `x-backend: <name>`.
@@ -214,6 +215,10 @@ class Handler(BaseHTTPRequestHandler):
         elif head == "headers" and arg is not None and arg.isdigit():
             n = min(int(arg), 1000)
             self.send(200, self.describe(body), extra=[("x-h-%d" % i, "v%d" % i) for i in range(n)])
+        elif head == "conn":
+            # which accepted connection served this request (1, 2, ...):
+            # tells a client's connection reuse apart from new connections
+            self.send(200, self.describe(body), extra=[("x-conn-seq", str(self.conn_seq))])
         elif head == "close":
             self.close_connection = True
             self.send(200, self.describe(body), extra=[("Connection", "close")])
@@ -244,6 +249,9 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(b"0\r\n\r\n")
 
     def setup(self):
+        with self.server.log_lock:
+            self.server.conns_accepted += 1
+            self.conn_seq = self.server.conns_accepted
         if self.server.idle_close_ms:
             self.timeout = self.server.idle_close_ms / 1000.0
         super().setup()
@@ -268,6 +276,7 @@ class Server(ThreadingHTTPServer):
     fail_status = 0
     fail_file = None
     reset_prefixes = ()
+    conns_accepted = 0
     log_lock = threading.Lock()
 
     def handle_error(self, request, client_address):

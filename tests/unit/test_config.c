@@ -723,6 +723,9 @@ static void test_dump_text(void **state) {
     assert_string_equal(text, "# weft effective configuration (source: \"weft.yaml\")\n"
                               "workers: 1\n"
                               "drain_timeout: 15000ms\n"
+                              "callouts:\n"
+                              "  max_per_worker: 1024\n"
+                              "  max_response_body: 1048576\n"
                               "admin:\n"
                               "  address: \"127.0.0.1\"\n"
                               "  port: 15000\n"
@@ -1806,8 +1809,33 @@ static void test_filter_caps(void **state) {
     assert_non_null(strstr(err.msg, "weft.yaml:2:"));
 }
 
+/* callouts: the per-worker cap and the default response body limit. */
+static void test_callouts(void **state) {
+    (void)state;
+    weft_config_error err;
+    weft_config *cfg = load("workers: 1\n", &err);
+    assert_non_null(cfg);
+    assert_int_equal(cfg->callouts_max_per_worker, 1024);
+    assert_int_equal(cfg->callouts_max_response_body, 1024 * 1024);
+    weft_config_free(cfg);
+    cfg = load("callouts: {max_per_worker: 3, max_response_body: 64KiB}\n", &err);
+    assert_non_null(cfg);
+    assert_int_equal(cfg->callouts_max_per_worker, 3);
+    assert_int_equal(cfg->callouts_max_response_body, 64 * 1024);
+    weft_config_free(cfg);
+    expect_error("workers: 1\ncallouts: {max_per_worker: 0}\n",
+                 "weft.yaml:2:28: max_per_worker must be between 1 and 1000000, got 0");
+    cfg = load("callouts: {max_response_body: lots}\n", &err);
+    assert_null(cfg);
+    assert_non_null(strstr(err.msg, "weft.yaml:1:"));
+    cfg = load("callouts: {max_inflight: 3}\n", &err);
+    assert_null(cfg);
+    assert_non_null(strstr(err.msg, "max_inflight"));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_callouts),
         cmocka_unit_test(test_filter_caps),
         cmocka_unit_test(test_full_config),
         cmocka_unit_test(test_defaults),

@@ -367,6 +367,35 @@ typedef void (*weft_worker_timer_cb)(weft_worker *w, void *arg);
 /* A config timer fired: on the main thread; `config` is the filter's
  * config object (what its config_create returned). */
 typedef void (*weft_config_timer_cb)(void *config, void *arg);
+/* ABI 1.1: an HTTP callout request (weft_callout_start2,
+ * weft_worker_callout_start). Size-prefixed: set size =
+ * sizeof(weft_callout_request); a zero field takes its default. The host
+ * copies what it needs during the call: views may die when it returns. */
+typedef struct weft_callout_request {
+    size_t size;        /* sizeof(weft_callout_request) */
+    weft_str cluster;   /* a cluster of the config snapshot the caller runs on */
+    weft_str method;    /* a token: "GET", "POST", ... */
+    weft_str path;      /* starts with '/', no space or control character */
+    weft_str authority; /* the host header; empty: the cluster's name */
+    const weft_str *header_names, *header_values; /* n_headers entries each */
+    size_t n_headers;
+    weft_buffer *body_buffer;   /* optional: its bytes are the body, MOVED out (the buffer is
+                                   empty after WEFT_OK, untouched on an error); or */
+    weft_str body;              /* a body copied by the host, when body_buffer is NULL */
+    uint64_t timeout_ms;        /* whole exchange, connect included; 0: 5 s */
+    uint64_t max_response_body; /* bytes of response body kept at most; 0: the top-level
+                                   callouts.max_response_body (default 1 MiB) */
+    uint32_t flags;             /* WEFT_CALLOUT_* (another bit: WEFT_ERR_INVALID) */
+} weft_callout_request;
+/* weft_callout_request.flags. DETACHED: fire and forget (mirroring): no
+ * callback, no handle; the caller never waits for it and it never fails
+ * or slows the caller; it is the worker's, also after the stream that
+ * made it ended. */
+#define WEFT_CALLOUT_DETACHED (1u << 0)
+/* A worker-scoped callout completed: on the worker thread of `w`, outside
+ * any stream. resp as for weft_callout_cb (valid during the call). */
+typedef void (*weft_worker_callout_cb)(weft_worker *w, void *arg,
+                                       const weft_callout_response *resp);
 /* [end 1.1 callout types] */
 /* [1.1 tcp callout types] */
 /* ABI 1.1: a raw TCP byte-stream callout (weft_tcp_callout_open): a
@@ -800,6 +829,13 @@ typedef struct weft_host_api {
     weft_result (*config_timer_start)(void *config, uint64_t delay_ms, weft_config_timer_cb cb,
                                       void *arg, weft_wtimer **out);
     weft_result (*config_timer_cancel)(void *config, weft_wtimer *t);
+    /* HTTP callouts with a request struct, worker-scoped, detached (weft_callout_start2,
+     * weft_worker_callout_start, weft_worker_callout_cancel) */
+    weft_result (*callout_start2)(weft_stream *s, const weft_callout_request *req,
+                                  weft_callout_cb cb, void *arg, weft_callout **out);
+    weft_result (*worker_callout_start)(weft_worker *w, const weft_callout_request *req,
+                                        weft_worker_callout_cb cb, void *arg, weft_callout **out);
+    weft_result (*worker_callout_cancel)(weft_worker *w, weft_callout *c);
     /* [end 1.1 callout] */
 
     /* [1.1 tcp callout] raw TCP byte-stream callouts */
@@ -1038,9 +1074,12 @@ static inline weft_result weft_timer_cancel(weft_stream *s, weft_timer *t) {
  * cancelled) on the stream's worker. The response gives EVERY header (ABI
  * 1.1 hosts; 1.0 kept 64 silently) up to the response parser's limit of
  * 100 headers: past it the callout fails (status 0, reason
- * "too_many_headers"); the body is kept up to 1 MiB (past it: reason
- * "response_too_large").
- * LIMIT: filter_callouts callouts of this stream in flight already. */
+ * "too_many_headers"); the body is kept up to callouts.max_response_body
+ * (1 MiB by default; past it: reason "body_too_large", ABI 1.1 hosts; a
+ * 1.0 host said "response_too_large"). On an ABI 1.1 host this is
+ * weft_callout_start2 with those arguments (timeout_ms 0: 5 s).
+ * LIMIT: filter_callouts callouts of this stream in flight already, or
+ * the worker's callouts.max_per_worker. */
 static inline weft_result weft_callout_start(weft_stream *s, weft_str cluster, weft_str method,
                                              weft_str path, const weft_str *hn, const weft_str *hv,
                                              size_t n, weft_str body, uint64_t timeout_ms,
@@ -1048,6 +1087,9 @@ static inline weft_result weft_callout_start(weft_stream *s, weft_str cluster, w
     return weft__host->callout_start(s, cluster, method, path, hn, hv, n, body, timeout_ms, cb, arg,
                                      out);
 }
+/* Cancels a callout of s in flight (its callback never runs).
+ * ERRORS: WEFT_ERR_INVALID for a callout that completed, was cancelled,
+ * or is not one of s's. */
 static inline weft_result weft_callout_cancel(weft_stream *s, weft_callout *c) {
     return weft__host->callout_cancel(s, c);
 }
@@ -1653,6 +1695,73 @@ static inline weft_result weft_config_timer_start(void *config, uint64_t delay_m
 static inline weft_result weft_config_timer_cancel(void *config, weft_wtimer *t) {
     return weft__host->config_timer_cancel(config, t);
 }
+/* HTTP CALLOUTS (ABI 1.1). An HTTP request to an endpoint of a cluster,
+ * picked by the cluster's load balancer. The response gives every header
+ * (up to the response parser's limit of 100: past it status 0, reason
+ * "too_many_headers") and the body up to req->max_response_body (0: the
+ * top-level callouts.max_response_body, 1 MiB by default; past it status
+ * 0, reason "body_too_large"). Other reasons (status 0): "timeout",
+ * "connect_failure", "upstream_reset", "protocol_error", "out_of_memory".
+ * A callout never runs its callback from inside the host call that
+ * started it.
+ * STREAM-SCOPED (weft_callout_start2): the callout belongs to stream s
+ * and the calling filter; cb(s, stream_ctx, arg, resp) runs exactly once
+ * on the stream's worker as that filter's callback (weft_stream_resume
+ * works from it), unless it is cancelled (weft_callout_cancel) or the
+ * stream ends first: then it never runs, and the callout is dropped.
+ * DETACHED (req->flags WEFT_CALLOUT_DETACHED): cb must be NULL and *out
+ * is set to NULL (there is nothing to cancel); the request goes out and
+ * its response is read and discarded; the stream never waits for it and
+ * may end first (the callout is then the worker's until it completes or
+ * times out). Counted per cluster in /stats/prometheus:
+ * weft_upstream_callout_detached_sent_total{cluster} when started,
+ * weft_upstream_callout_detached_failed_total{cluster} when it got no
+ * response (any reason above) or a 5xx.
+ * OWNERSHIP: the host copies the request (method, path, authority,
+ * headers, body) during the call; req->body_buffer's bytes are moved out
+ * on WEFT_OK (the buffer stays the filter's, empty) and left alone on an
+ * error. resp and its views are valid during the callback only.
+ * *out (may be NULL) is a handle (not a pointer) until the callback
+ * returns or the callout is cancelled; the stream's filter_callouts cap
+ * frees that slot then.
+ * THREAD: the stream's worker, from a hook or a callback of s.
+ * ERRORS: WEFT_ERR_INVALID (req NULL, req->size below this struct,
+ * unknown flags, cb NULL without DETACHED or set with it, an empty or
+ * invalid method, a path not starting with '/', invalid header names or
+ * values, n_headers > 0 without arrays), WEFT_ERR_NOT_FOUND (no such
+ * cluster, no healthy endpoint), WEFT_ERR_STATE (not from a hook or
+ * callback, or in the log phase), WEFT_ERR_HANDLE, WEFT_ERR_THREAD,
+ * WEFT_ERR_NOMEM. A failure after the call (connect, timeout) comes as
+ * the callback's reason (a detached one counts as failed).
+ * LIMIT: filter_callouts callouts of this stream in flight (detached ones
+ * do not count here), or the worker's cap: callouts.max_per_worker (1024
+ * by default) HTTP and TCP callouts in flight on the worker, of every
+ * scope and filter together. */
+static inline weft_result weft_callout_start2(weft_stream *s, const weft_callout_request *req,
+                                              weft_callout_cb cb, void *arg, weft_callout **out) {
+    return weft__host->callout_start2(s, req, cb, arg, out);
+}
+/* The same, WORKER-SCOPED: the callout belongs to worker handle w
+ * (weft_worker_current); cb(w, arg, resp) runs once on w's worker
+ * outside any stream (resume a stream from it with its pause token). It
+ * is cancelled, without its callback, before the filter's worker_destroy
+ * (w's config retired on that worker: a reload). DETACHED works as for a
+ * stream (cb NULL, *out NULL). THREAD: w's worker (worker_create, hooks,
+ * timer and callout callbacks). ERRORS: as weft_callout_start2, with
+ * WEFT_ERR_HANDLE / WEFT_ERR_THREAD for w and WEFT_ERR_STATE while
+ * worker_destroy runs. LIMIT: callouts.max_per_worker. */
+static inline weft_result weft_worker_callout_start(weft_worker *w, const weft_callout_request *req,
+                                                    weft_worker_callout_cb cb, void *arg,
+                                                    weft_callout **out) {
+    return weft__host->worker_callout_start(w, req, cb, arg, out);
+}
+/* Cancels a worker-scoped callout of w in flight (its callback never
+ * runs). THREAD: w's worker. ERRORS: WEFT_ERR_HANDLE / WEFT_ERR_THREAD for
+ * w, WEFT_ERR_NOT_FOUND for a callout that completed, was cancelled, or
+ * is not one of w's (a stream's: weft_callout_cancel). */
+static inline weft_result weft_worker_callout_cancel(weft_worker *w, weft_callout *c) {
+    return weft__host->worker_callout_cancel(w, c);
+}
 /* [end 1.1 callout] */
 
 /* [1.1 tcp callout] raw TCP byte-stream callouts */
@@ -1678,7 +1787,8 @@ static inline weft_result weft_config_timer_cancel(void *config, weft_wtimer *t)
  * later comes as on_close (CONNECT_FAILURE or CONNECT_TIMEOUT).
  * LIMIT: filter_callouts TCP callouts of the stream open at once (one
  * whose on_close runs no longer counts: it may reconnect from there), or
- * 1024 TCP callouts open on the worker. */
+ * callouts.max_per_worker (1024 by default) HTTP and TCP callouts open on
+ * the worker together. */
 static inline weft_result weft_tcp_callout_open(weft_stream *s, weft_str cluster,
                                                 const weft_tcp_callout_opts *opts,
                                                 const weft_tcp_callout_cbs *cbs, void *arg,
@@ -1696,8 +1806,8 @@ static inline weft_result weft_tcp_callout_open(weft_stream *s, weft_str cluster
  * (weft_reply_send with a kept, generation-checked stream handle).
  * THREAD: w's worker (worker_create, hooks, callbacks). ERRORS: as
  * weft_tcp_callout_open, with WEFT_ERR_HANDLE / WEFT_ERR_THREAD for w, and
- * WEFT_ERR_STATE while worker_destroy runs. LIMIT: 1024 TCP callouts open
- * on the worker. */
+ * WEFT_ERR_STATE while worker_destroy runs. LIMIT: callouts.max_per_worker
+ * HTTP and TCP callouts open on the worker. */
 static inline weft_result weft_worker_tcp_callout_open(weft_worker *w, weft_str cluster,
                                                        const weft_tcp_callout_opts *opts,
                                                        const weft_tcp_callout_cbs *cbs, void *arg,

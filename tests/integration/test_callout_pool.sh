@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# SDK 1.1 HTTP callouts (group "pool"): weft_callout_start2 with its
+# request struct, body limits, bodies as buffers, detached (fire-and-
+# forget) callouts, the per-worker callout cap, worker-scoped callouts and
+# their cancellation on reload. The test filter "copool" (tests/filters/
+# copool.c) acts on the request header x-co and answers with what it saw.
+#   1. a callout answer with > 64 headers: all delivered;
+#   2. response body limit: the configured default (callouts.
+#      max_response_body: 1000) and a per-request override, reason
+#      body_too_large;
+#   3. a request body handed over as a weft_buffer is sent (and moved out);
+#   4. the per-worker cap (callouts.max_per_worker: 3): the fourth
+#      callout in flight gets WEFT_ERR_LIMIT, stream-scoped ones too;
+#   5. a detached mirror to a backend that holds its request does not slow
+#      the main request (the answer comes while the mirror still waits),
+#      and weft_upstream_callout_detached_sent/_failed_total count it;
+#   6. a client that aborts while its stream waits for a callout (the
+#      stream ends first) is clean (ASan at exit);
+#   7. worker-scoped callouts from a worker timer complete (callback on
+#      the worker, no stream); on reload one in flight is cancelled
+#      without its callback before worker_destroy;
+#   8. SIGTERM exits 0 (sanitizers clean).
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
+# shellcheck source-path=SCRIPTDIR
+source "$(dirname "${BASH_SOURCE[0]}")/lib_filter.sh"
+
+BE_PORT=$(free_port)
+HANG_PORT=$(free_port)
+DEAD_PORT=$(free_port)
+LISTEN_PORT=$(free_port)
+DEAD_LISTEN_PORT=$(free_port)
+ADMIN_PORT=$(free_port)
+URL="http://127.0.0.1:$LISTEN_PORT"
+start_backend be "$BE_PORT"
+start_backend hang "$HANG_PORT" --request-log "$TEST_TMP/hang.log"
+CONFIG="$TEST_TMP/weft.yaml"
+
+# write_config FILTER_EXTRA: the copool config's extra keys
+write_config() {
+    cat >"$CONFIG.tmp" <<YAML
+workers: 1
+drain_timeout: 1s
+filter_path: [$FILTER_DIR]
+callouts: { max_per_worker: 3, max_response_body: 1000 }
+admin:
+  address: 127.0.0.1
+  port: $ADMIN_PORT
+listeners:
+  - name: ingress
+    address: 127.0.0.1
+    port: $LISTEN_PORT
+    filters:
+      - { name: copool, config: { cluster: aux, mirror_cluster: hang $1 } }
+    virtual_hosts:
+      - name: default
+        domains: ["*"]
+        routes:
+          - { match: { prefix: / }, cluster: be }
+  - name: dead
+    address: 127.0.0.1
+    port: $DEAD_LISTEN_PORT
+    filters:
+      - { name: copool, config: { cluster: aux, mirror_cluster: dead } }
+    virtual_hosts:
+      - name: default
+        domains: ["*"]
+        routes:
+          - { match: { prefix: / }, cluster: be }
+clusters:
+  - name: be
+    endpoints: [{ address: 127.0.0.1, port: $BE_PORT }]
+  - name: aux
+    endpoints: [{ address: 127.0.0.1, port: $BE_PORT }]
+  - name: hang
+    endpoints: [{ address: 127.0.0.1, port: $HANG_PORT }]
+  - name: dead
+    endpoints: [{ address: 127.0.0.1, port: $DEAD_PORT }]
+YAML
+    mv -f "$CONFIG.tmp" "$CONFIG"
+}
+write_config ""
+start_weft "$CONFIG"
+
+# ---- 1. every header ----
+fetch -H 'x-co: one' -H 'x-co-path: /headers/80' "$URL/"
+assert_eq 200 "$ST" "callout: status"
+assert_eq 200 "$(hdr x-co-status)" "callout answer status"
+n=$(hdr x-co-nh)
+((n >= 80)) || fail "headers delivered: $n (want >= 80)"
+assert_eq x-h-79 "$(hdr x-co-last)" "the last header"
+log "80 extra headers: $n delivered"
+
+# ---- 2. body limits ----
+fetch -H 'x-co: one' -H 'x-co-path: /bytes/900' "$URL/"
+assert_eq 200 "$(hdr x-co-status)" "900 bytes under the default limit"
+assert_eq 900 "$(hdr x-co-body-len)" "900 bytes delivered"
+fetch -H 'x-co: one' -H 'x-co-path: /bytes/2000' "$URL/"
+assert_eq 0 "$(hdr x-co-status)" "2000 bytes over the configured default (1000)"
+assert_eq body_too_large "$(hdr x-co-reason)" "reason past the default limit"
+fetch -H 'x-co: one' -H 'x-co-path: /bytes/2000' -H 'x-co-max-body: 5000' "$URL/"
+assert_eq 200 "$(hdr x-co-status)" "per-request limit 5000"
+assert_eq 2000 "$(hdr x-co-body-len)" "2000 bytes under the per-request limit"
+fetch -H 'x-co: one' -H 'x-co-path: /bytes/500' -H 'x-co-max-body: 100' "$URL/"
+assert_eq body_too_large "$(hdr x-co-reason)" "per-request limit 100"
+log "body limits: default 1000 and per-request override give body_too_large"
+
+# ---- 3. a body as a buffer ----
+fetch -H 'x-co: echo-body' --data-binary 'hello-callout-body' "$URL/"
+assert_eq 200 "$(hdr x-co-status)" "echo callout status"
+assert_eq 18 "$(hdr x-co-body-len)" "the body went out (echoed back)"
+assert_eq 0 "$(hdr x-co-left)" "the buffer was moved out"
+log "request body handed over as a weft_buffer"
+
+# ---- 4. the per-worker cap (3); nothing is in flight yet ----
+fetch -H 'x-co: burst 5' -H 'x-co-path: /delay/1500' "$URL/"
+assert_eq 3 "$(hdr x-co-ok)" "detached callouts under the cap"
+assert_eq 2 "$(hdr x-co-limit)" "detached callouts past the cap: WEFT_ERR_LIMIT"
+fetch -H 'x-co: one' "$URL/"
+assert_eq -5 "$(hdr x-co-start)" "a stream callout past the worker cap: WEFT_ERR_LIMIT"
+log "max_per_worker 3: 3 started, then WEFT_ERR_LIMIT"
+
+callout_ok() {
+    fetch -H 'x-co: one' "$URL/"
+    [[ "$(hdr x-co-status)" == 200 ]]
+}
+wait_until 10 "the burst drained" callout_ok
+
+# ---- 5. detached mirror to a backend that holds it ----
+sent0=$(metric 'weft_upstream_callout_detached_sent_total{cluster="hang"')
+t0=$(date +%s%N)
+fetch -H 'x-co: mirror' -H 'x-co-path: /delay/3000' "$URL/main"
+t1=$(date +%s%N)
+assert_eq 200 "$ST" "main request with a mirror"
+assert_contains "$BD" '"x-co-mirror": "0"' "the mirror started (WEFT_OK)"
+ms=$(((t1 - t0) / 1000000))
+((ms < 2000)) || fail "the main request waited for the mirror: ${ms} ms"
+grep -q '/delay/3000' "$TEST_TMP/hang.log" || wait_until 5 "the mirror reached its backend" grep -q '/delay/3000' "$TEST_TMP/hang.log"
+assert_eq $((sent0 + 1)) "$(metric 'weft_upstream_callout_detached_sent_total{cluster="hang"')" "detached sent"
+log "mirror: main answered in ${ms} ms while the mirror backend holds its request (3 s)"
+fetch -H 'x-co: mirror' "http://127.0.0.1:$DEAD_LISTEN_PORT/main"
+assert_eq 200 "$ST" "main request with a mirror to a dead endpoint"
+failed_dead() { (($(metric 'weft_upstream_callout_detached_failed_total{cluster="dead"') == 1)); }
+wait_until 10 "the failed mirror is counted" failed_dead
+assert_eq 1 "$(metric 'weft_upstream_callout_detached_sent_total{cluster="dead"')" "dead: sent"
+log "a mirror to a dead endpoint: the main request is fine, detached_failed_total counts it"
+
+# ---- 6. the stream ends before its callout ----
+curl -s -o /dev/null --max-time 0.5 -H 'x-co: wait' -H 'x-co-path: /delay/1500' "$URL/" || true
+fetch "$URL/after"
+assert_eq 200 "$ST" "weft serves after a client abort mid-callout"
+log "client abort while its callout runs: fine"
+
+# ---- 7. worker-scoped callouts and reload ----
+wfield() {
+    fetch -H 'x-co: wstat' "$URL/"
+    awk -v t="tag=$1" -v n="$2" '$1 == t { for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == n) print kv[2] } }' <<<"$BD"
+}
+w_at_least() { local v; v=$(wfield "$1" "$2"); [[ -n "$v" ]] && ((v >= $3)); }
+write_config ", tag: 1, worker_path: /status/200, worker_period_ms: 20"
+reload_config 1
+wait_until 20 "worker callouts complete" w_at_least 1 ok 5
+write_config ", tag: 2, worker_path: /delay/3000"
+reload_config 1
+wait_until 10 "tag 1's worker context destroyed" w_at_least 1 destroyed 1
+wait_until 10 "tag 2's worker callout started" w_at_least 2 started 1
+write_config ""
+reload_config 1
+wait_until 10 "tag 2's worker context destroyed" w_at_least 2 destroyed 1
+sleep 3.5 # past the backend's delay: a callout not cancelled would call back now
+assert_eq 0 "$(wfield 2 done)" "tag 2's callout in flight at reload: cancelled, no callback"
+assert_eq 0 "$(wfield 1 bad)" "tag 1 checks"
+assert_eq 0 "$(wfield 2 bad)" "tag 2 checks"
+assert_eq 0 "$(wfield 0 bad)" "tag 0 checks"
+log "worker callouts: $(wfield 1 ok) answered on the worker; one in flight cancelled on reload"
+
+stop_weft
+log "ok"
