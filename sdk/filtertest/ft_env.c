@@ -582,7 +582,7 @@ int32_t ft_stat_declare(weft_filter_setup *setup, const char *name, const char *
                           kinds[env->stats[i].kind], kinds[kind]);
                 return -1;
             }
-            env->stats[i].pass = env->stat_pass;
+            ft_stats_redeclared(env, &env->stats[i].pass, &env->stats[i].hidden);
             return (int32_t)i;
         }
     if (env->nstats == env->capstats) {

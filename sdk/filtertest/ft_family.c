@@ -84,9 +84,17 @@ static ft_family *family_find(const wft_env *env, const char *name) {
 
 void ft_stats_pass_begin(wft_env *env) {
     env->stat_pass++;
+    env->stat_in_pass = true;
+}
+
+void ft_stats_redeclared(wft_env *env, uint64_t *pass, bool *hidden) {
+    *pass = env->stat_pass;
+    if (!env->stat_in_pass)
+        *hidden = false;
 }
 
 void ft_stats_pass_end(wft_env *env, bool kept) {
+    env->stat_in_pass = false;
     if (!kept)
         return;
     for (size_t i = 0; i < env->nstats; i++)
@@ -159,7 +167,7 @@ weft_result ft_family_declare(weft_filter_setup *setup, uint32_t kind, const cha
                              name);
     }
     if (same) {
-        same->pass = env->stat_pass;
+        ft_stats_redeclared(env, &same->pass, &same->hidden);
         *family = (int32_t)(same - env->families->v);
         return WEFT_OK;
     }

@@ -228,6 +228,7 @@ struct wft_env {
     struct ft_async
         *async;          /* 1.1 callout group: worker handle, worker/config timers (ft_async.c) */
     uint64_t stat_pass;  /* configures so far: what declared each stat */
+    bool stat_in_pass;   /* a configure (config_create) runs: hidden flags are set at its end */
     wft_stream *streams; /* live streams of this env */
     wft_conn *conns;
     struct ft_tcpc *tcpcs; /* 1.1 TCP callouts, in opening order (ft_tcp.c) */
@@ -443,6 +444,10 @@ void ft_family_free(wft_env *env);
  * configure changes nothing). */
 void ft_stats_pass_begin(wft_env *env);
 void ft_stats_pass_end(wft_env *env, bool kept);
+/* A stat or family (pass, hidden) declared again: it belongs to the
+ * current pass; declared outside a configure (route_config_create, which
+ * runs after it, as in weft's snapshot build) it is visible at once. */
+void ft_stats_redeclared(wft_env *env, uint64_t *pass, bool *hidden);
 
 /* ---- 1.1 raw TCP callouts (ft_tcp.c) ---- */
 typedef struct ft_tcpc ft_tcpc;

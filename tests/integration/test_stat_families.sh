@@ -2,10 +2,19 @@
 # SDK 1.1 labelled stat families (weft_stat_family), through the test
 # filter "labelled" (tests/filters/labelled.c: requests by method and
 # status class, counted in the log phase). Two workers, each request on
-# its own connection (both workers count).
+# its own connection.
 #   1. values: after N requests of each kind, /stats/prometheus shows
 #      weft_filter_labelled_requests_total{listener="web",method=...,code=...}
 #      with exactly those counts (local replies, 404 and 503, included);
+#      BOTH workers counted (requests are sent until the answers, which
+#      name the counting worker in x-labelled-worker, came from both), and
+#      the filter's per-worker family worker_requests_total{worker="N"}
+#      shows exactly what each worker answered: the sum is the two
+#      workers' per-thread slots added, not one worker's;
+#   1b. a family declared from route_config_create (per-route config
+#      route_label on the two routes of "web": both declare the same
+#      family) counts per route: route_requests_total{route="ok",
+#      code="2xx"} and {route="down",code="5xx"} (a direct response);
 #   2. bounded cardinality: max_series 3, so a 4th and 5th method go to
 #      the overflow series (method="__overflow__",code="__overflow__")
 #      and weft_filter_labelled_requests_overflow_total counts them;
@@ -36,6 +45,8 @@ CONFIG="$TEST_TMP/weft.yaml"
 
 # write_config MODE: 1 = listener "tag" with the filter "tagged" and the
 # cluster "spare"; 2 = "tag" without filters, no "spare"; 0 = neither.
+# ROUTE_CFG=0: the routes of "web" without per-route config.
+ROUTE_CFG=1
 write_config() {
     local tagged="$1"
     {
@@ -52,13 +63,17 @@ listeners:
     address: 127.0.0.1
     port: $WEB_PORT
     filters:
-      - { name: labelled, config: { max_series: 3 } }
+      - { name: labelled, config: { max_series: 3, worker_label: true } }
     virtual_hosts:
       - name: default
         domains: ["*"]
         routes:
-          - { match: { prefix: /down }, direct_response: { status: 503 } }
-          - { match: { prefix: /ok }, cluster: be }
+          - match: { prefix: /down }
+            direct_response: { status: 503 }
+$( ((ROUTE_CFG)) && echo "            filter_config: { labelled: { route_label: down } }")
+          - match: { prefix: /ok }
+            cluster: be
+$( ((ROUTE_CFG)) && echo "            filter_config: { labelled: { route_label: ok } }")
 YAML
         if ((tagged)); then
             cat <<YAML
@@ -89,12 +104,17 @@ YAML
     mv -f "$CONFIG.tmp" "$CONFIG"
 }
 
-# requests N [curl args...] URL: N requests, each on its own connection.
+# requests N [curl args...] URL: N requests, each on its own connection;
+# WK[worker] counts the answers by their x-labelled-worker.
+declare -A WK=()
 requests() {
-    local n="$1" i
+    local n="$1" i w
     shift
     for ((i = 0; i < n; i++)); do
-        curl -s -o /dev/null --max-time 10 "$@" || fail "curl $*"
+        w=$(curl -s -o /dev/null -D - --max-time 10 "$@" |
+            awk -F': *' 'tolower($1) == "x-labelled-worker" { sub(/\r$/, "", $2); print $2 }') ||
+            fail "curl $*"
+        [[ -z "$w" ]] || WK[$w]=$((${WK[$w]:-0} + 1))
     done
 }
 
@@ -124,21 +144,40 @@ wait_workers_at 2 1 20
 requests 7 "http://127.0.0.1:$WEB_PORT/ok"
 requests 3 -X POST -d x "http://127.0.0.1:$WEB_PORT/ok"
 requests 2 "http://127.0.0.1:$WEB_PORT/down"
-wait_until 10 "12 requests counted" test "$(metric "$F{$W")" -eq 12
-assert_eq 7 "$(exact "$F{$W,method=\"GET\",code=\"2xx\"}")" "GET 2xx"
+# More GETs until both workers answered (bounded): EXTRA of them.
+EXTRA=0
+while ((${#WK[@]} < 2 && EXTRA < 40)); do
+    requests 1 "http://127.0.0.1:$WEB_PORT/ok"
+    EXTRA=$((EXTRA + 1))
+done
+assert_eq 2 "${#WK[@]}" "workers that answered (after $EXTRA extra requests)"
+wait_until 10 "$((12 + EXTRA)) requests counted" test "$(metric "$F{$W")" -eq $((12 + EXTRA))
+assert_eq $((7 + EXTRA)) "$(exact "$F{$W,method=\"GET\",code=\"2xx\"}")" "GET 2xx"
 assert_eq 3 "$(exact "$F{$W,method=\"POST\",code=\"2xx\"}")" "POST 2xx"
 assert_eq 2 "$(exact "$F{$W,method=\"GET\",code=\"5xx\"}")" "GET 5xx (local reply)"
 assert_eq 0 "$(exact "weft_filter_labelled_requests_overflow_total{$W}")" "nothing folded yet"
-log "values right after 12 requests on two workers"
+for w in "${!WK[@]}"; do
+    assert_eq "${WK[$w]}" "$(exact "weft_filter_labelled_worker_requests_total{$W,worker=\"$w\"}")" \
+        "requests counted by worker $w"
+done
+log "values right after $((12 + EXTRA)) requests; workers ${!WK[*]} counted ${WK[*]}"
+
+# ---- 1b. a family declared from route_config_create ----
+R=weft_filter_labelled_route_requests_total
+assert_eq $((10 + EXTRA)) "$(exact "$R{$W,route=\"ok\",code=\"2xx\"}")" "route ok, 2xx"
+assert_eq 2 "$(exact "$R{$W,route=\"down\",code=\"5xx\"}")" "route down, 5xx (direct response)"
+assert_eq $((12 + EXTRA)) "$(metric "$R{$W")" "every request of a route with a per-route config"
+log "the per-route family counts by route"
 
 # ---- 2. overflow past max_series (3 series made: GET 2xx, POST 2xx, GET 5xx) ----
 requests 2 -X PUT "http://127.0.0.1:$WEB_PORT/ok"
 requests 1 -X DELETE "http://127.0.0.1:$WEB_PORT/ok"
 requests 1 "http://127.0.0.1:$WEB_PORT/ok"
-wait_until 10 "16 requests counted" test "$(metric "$F{$W")" -eq 16
+wait_until 10 "$((16 + EXTRA)) requests counted" test "$(metric "$F{$W")" -eq $((16 + EXTRA))
 assert_eq 3 "$(exact "$F{$W,method=\"__overflow__\",code=\"__overflow__\"}")" "overflow series"
 assert_eq 3 "$(exact "weft_filter_labelled_requests_overflow_total{$W}")" "overflow counter"
-assert_eq 8 "$(exact "$F{$W,method=\"GET\",code=\"2xx\"}")" "an existing series still counts"
+assert_eq $((16 + EXTRA)) "$(metric "$R{$W")" "the per-route family after 16 requests"
+assert_eq $((8 + EXTRA)) "$(exact "$F{$W,method=\"GET\",code=\"2xx\"}")" "an existing series still counts"
 TEXT=$(admin_get /stats/prometheus)
 assert_not_contains "$TEXT" "method=\"PUT\"" "PUT has no series of its own"
 log "overflow series and counter after max_series"
@@ -166,10 +205,11 @@ TEXT=$(admin_get /stats/prometheus)
 assert_not_contains "$TEXT" "weft_filter_tagged_" "the removed filter's series"
 assert_contains "$TEXT" "weft_downstream_rq_total{$T" "the tag listener's own stats"
 assert_not_contains "$TEXT" 'cluster="spare"' "the removed cluster's stats"
-assert_eq 8 "$(exact "$F{$W,method=\"GET\",code=\"2xx\"}")" "a kept family keeps its values"
+assert_eq $((8 + EXTRA)) "$(exact "$F{$W,method=\"GET\",code=\"2xx\"}")" "a kept family keeps its values"
 assert_eq 3 "$(exact "weft_filter_labelled_requests_overflow_total{$W}")" "a kept overflow counter"
+assert_eq $((16 + EXTRA)) "$(metric "$R{$W")" "the per-route family kept over the reload"
 requests 1 "http://127.0.0.1:$WEB_PORT/ok"
-wait_until 10 "the kept family counts on" test "$(exact "$F{$W,method=\"GET\",code=\"2xx\"}")" = 9
+wait_until 10 "the kept family counts on" test "$(exact "$F{$W,method=\"GET\",code=\"2xx\"}")" = $((9 + EXTRA))
 requests 1 "http://127.0.0.1:$TAG_PORT/"
 assert_not_contains "$(admin_get /stats/prometheus)" "weft_filter_tagged_" "no filter, no series"
 log "reload without the filter: its series left, the rest kept"
@@ -178,9 +218,17 @@ write_config 0
 reload
 TEXT=$(admin_get /stats/prometheus)
 assert_not_contains "$TEXT" "$T" "the removed listener's series"
-assert_eq 9 "$(exact "$F{$W,method=\"GET\",code=\"2xx\"}")" "values after the second reload"
+assert_eq $((9 + EXTRA)) "$(exact "$F{$W,method=\"GET\",code=\"2xx\"}")" "values after the second reload"
 promcheck
 log "reload without the listener: its series left; promtool still OK"
+
+ROUTE_CFG=0
+write_config 0
+reload
+TEXT=$(admin_get /stats/prometheus)
+assert_not_contains "$TEXT" "$R" "the per-route family when no route declares it"
+assert_eq $((9 + EXTRA)) "$(exact "$F{$W,method=\"GET\",code=\"2xx\"}")" "values after the third reload"
+log "reload without per-route configs: the family they declared left"
 
 stop_weft
 log "PASS"

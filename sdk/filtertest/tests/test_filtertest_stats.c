@@ -5,7 +5,11 @@
  * count past max_series and for values above 256 bytes, the declaration
  * rules (the core's, sdk/common/wsh_rules.c), a reconfigure as weft's
  * reload (families not declared again leave, values kept for those that
- * are, labels may change), and misuse of the update calls. */
+ * are, labels may change), and misuse of the update calls. A family
+ * declared from route_config_create (per-route config route_label): the
+ * same family for every route that declares it, counted by route, kept
+ * over a reconfigure that declares it again, gone when none does; and
+ * the per-worker family (worker_label: the env is worker "N"). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -183,6 +187,57 @@ static const weft_filter_descriptor *probe_entry(const weft_host_api *h) {
     return &probe_desc;
 }
 
+/* One exchange on route `route` (NULL: none). */
+static void route_request(wft_env *env, const char *route, int status) {
+    const char *const headers[] = {"host: a", NULL};
+    wft_stream *st = wft_stream_new(env, "GET", "/", headers);
+    assert_int_equal(wft_stream_set_route(st, route), 0);
+    assert_int_equal(wft_request_headers(st, true), WEFT_CONTINUE);
+    assert_int_equal(wft_response_headers(st, status, NULL, true), WEFT_CONTINUE);
+    assert_int_equal(wft_complete(st, NULL), 0);
+    wft_stream_free(st);
+}
+
+static void add_route(wft_env *env, const char *name, const char *prefix, const char *yaml) {
+    if (wft_env_add_route(env, name, "default", "be", prefix, yaml, err, sizeof(err)) != 0)
+        fail_msg("%s", err);
+}
+
+static void test_family_from_route_config(void **state) {
+    (void)state;
+    wft_env *env = make_env("worker_label: true\n");
+    add_route(env, "r-ok", "/ok", "route_label: ok\n");
+    add_route(env, "r-down", "/down", "route_label: down\n");
+    add_route(env, "r-plain", "/plain", NULL);
+    route_request(env, "r-ok", 200);
+    route_request(env, "r-ok", 204);
+    route_request(env, "r-down", 503);
+    route_request(env, "r-plain", 200); /* no per-route config: not counted by route */
+    route_request(env, NULL, 404);
+    assert_int_equal(wft_stat_series_value(env, "route_requests_total", "ok", "2xx", NULL), 2);
+    assert_int_equal(wft_stat_series_value(env, "route_requests_total", "down", "5xx", NULL), 1);
+    assert_int_equal(wft_stat_family_series(env, "route_requests_total"), 2);
+    assert_int_equal(wft_stat_series_value(env, "requests_total", "GET", "2xx", NULL), 3);
+    /* One worker: every request in its series. */
+    assert_int_equal(wft_stat_family_series(env, "worker_requests_total"), 1);
+    /* Another max_series for the same family on a third route: refused
+     * (one family, one shape per config), nothing added. */
+    assert_int_not_equal(wft_env_add_route(env, "r-odd", "default", "be", "/odd",
+                                           "route_label: odd\nroute_max_series: 5\n", err,
+                                           sizeof(err)),
+                         0);
+    /* A reconfigure (the kit's reload) drops the routes: declared again
+     * by the new routes, the family keeps its values. */
+    assert_int_equal(wft_env_configure(env, "worker_label: true\n", err, sizeof(err)), 0);
+    add_route(env, "r-ok", "/ok", "route_label: ok\n");
+    route_request(env, "r-ok", 200);
+    assert_int_equal(wft_stat_series_value(env, "route_requests_total", "ok", "2xx", NULL), 3);
+    /* Declared by no route of the new config: the family leaves. */
+    assert_int_equal(wft_env_configure(env, "worker_label: true\n", err, sizeof(err)), 0);
+    assert_false(wft_stat_series_exists(env, "route_requests_total", "ok", "2xx", NULL));
+    wft_env_free(env);
+}
+
 static void test_update_errors(void **state) {
     (void)state;
     wft_env *env = wft_env_new(probe_entry, err, sizeof(err));
@@ -210,6 +265,7 @@ int main(void) {
         cmocka_unit_test(test_long_values_fold),
         cmocka_unit_test(test_declaration_rules),
         cmocka_unit_test(test_reconfigure_is_a_reload),
+        cmocka_unit_test(test_family_from_route_config),
         cmocka_unit_test(test_update_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
