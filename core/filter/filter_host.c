@@ -995,16 +995,16 @@ static weft_result h_stat_family(weft_filter_setup *st, uint32_t kind, const cha
 }
 
 /* One update of a family: arg is the delta (a gauge's as two's
- * complement) or the sample. The values are copied to the registry's
- * view type (same layout; n is at most WEFT_STAT_FAMILY_MAX_LABELS). */
+ * complement) or the sample. The weft_str values are read as they are
+ * (same layout as the registry's weft_sv, read bytewise). */
+_Static_assert(sizeof(weft_str) == sizeof(weft_sv) &&
+                   offsetof(weft_str, ptr) == offsetof(weft_sv, p) &&
+                   offsetof(weft_str, len) == offsetof(weft_sv, len),
+               "weft_str and weft_sv share a layout");
 static weft_result family_update(int32_t family, const weft_str *values, size_t n,
                                  weft_stat_kind kind, uint64_t arg) {
-    weft_sv v[WEFT_STAT_FAMILY_MAX_LABELS];
-    if (family < 0 || n > WEFT_STAT_FAMILY_MAX_LABELS || (n && !values))
-        return WEFT_ERR_INVALID;
-    for (size_t i = 0; i < n; i++)
-        v[i] = V(values[i]);
-    int rc = weft_stats_family_update(weft_stats_thread_block(), (uint32_t)family, kind, v, n, arg);
+    /* a negative family is an id the registry never gave: EINVAL there */
+    int rc = weft_stats_family_update_here((uint32_t)family, kind, values, n, arg);
     return rc == WEFT_STATS_OK ? WEFT_OK : WEFT_ERR_INVALID;
 }
 static weft_result h_stat_family_inc(int32_t f, const weft_str *v, size_t n, uint64_t d) {

@@ -148,6 +148,13 @@ static weft_stats_block g_global;  /* weft_stats_gauge_set values */
 
 static _Thread_local weft_stats_block *tls_block;
 
+/* The per-thread family cache (see weft_stats_family_update_here) is
+ * valid while this epoch stays: bumped (under g_lock) whenever a family
+ * or a block is freed or slots go back to the allocator, so no cached
+ * slot pointer outlives what it points at. */
+static _Atomic uint64_t g_fc_epoch = 1;
+static void fc_forget_all(void);
+
 /* ---------------------------------------------------------------- slots */
 
 static inline stat_slot *slot_ptr(const weft_stats_block *b, uint32_t id, memory_order mo) {
@@ -444,6 +451,8 @@ weft_stat_id weft_stats_gauge(const char *name, const char *labels, const char *
 weft_stat_id weft_stats_histogram(const char *name, const char *labels, const char *help) {
     return stats_register(WEFT_STAT_HISTOGRAM, name, labels, help);
 }
+
+static void hist_add(stat_slot *p, uint64_t value_us);
 
 /* ------------------------------------------------------------- families */
 
@@ -753,8 +762,9 @@ out:
 }
 
 /* First slot of the series an update goes to (folded: the overflow
- * series, counted), or WEFT_STAT_INVALID for a bad value. */
-static uint32_t fam_slot(weft_stats_block *b, stat_family *f, const weft_sv *v, size_t n) {
+ * series, counted; *made false), or WEFT_STAT_INVALID for a bad value. */
+static uint32_t fam_slot(weft_stats_block *b, stat_family *f, const weft_sv *v, size_t n,
+                         bool *series) {
     bool fold = false;
     for (size_t i = 0; i < n; i++) {
         if (!v[i].p && v[i].len)
@@ -768,6 +778,7 @@ static uint32_t fam_slot(weft_stats_block *b, stat_family *f, const weft_sv *v, 
         if (!s && atomic_load_explicit(&f->nseries, memory_order_relaxed) < f->max_series)
             s = fam_create(f, h, v, n);
     }
+    *series = s != NULL;
     if (s)
         return f->slots[s->idx];
     if (!atomic_load_explicit(&f->overflow_used, memory_order_relaxed))
@@ -776,21 +787,173 @@ static uint32_t fam_slot(weft_stats_block *b, stat_family *f, const weft_sv *v, 
     return f->overflow_slot;
 }
 
-int weft_stats_family_update(weft_stats_block *b, weft_stat_family_id id, weft_stat_kind kind,
-                             const weft_sv *v, size_t n, uint64_t arg) {
+/* ------------------------------------------------- per-thread family cache
+ *
+ * The last series each family (by id, direct-mapped) took an update in on
+ * this thread: the label values it matched, as words that cover every
+ * byte of each value (see value_words), and the address of its first slot
+ * in this thread's block. A hit compares the caller's values with the
+ * words (no hash, no probe, no lock) and adds to the slot. Only series
+ * (never the overflow series, whose updates are counted) of at most
+ * FC_LABELS values of at most 16 bytes are cached. An entry is valid
+ * while g_fc_epoch is what it was at the fill; the thread's own entries
+ * are dropped when its block changes (weft_stats_set_thread_block,
+ * weft_stats_block_free). */
+#define FC_ENTRIES 32u
+#define FC_LABELS 4u
+#define FC_VALUE_MAX 16u
+
+typedef struct fam_cached {
+    uint64_t epoch;  /* g_fc_epoch at the fill; 0: empty (the epoch starts at 1) */
+    uint64_t key;    /* fc_key(id, kind) */
+    size_t n;        /* values */
+    stat_slot *slot; /* the series' first slot in tls_block */
+    struct {
+        size_t len;
+        uint64_t w[2]; /* value_words */
+    } v[FC_LABELS];
+} fam_cached;
+
+static _Thread_local fam_cached tls_fc[FC_ENTRIES];
+
+static void fc_forget_all(void) {
+    memset(tls_fc, 0, sizeof tls_fc);
+}
+
+static inline uint64_t fc_key(weft_stat_family_id id, weft_stat_kind kind) {
+    return (uint64_t)(uint32_t)kind << 32 | id;
+}
+
+/* Two words holding every byte of a value of 1..16 bytes (overlapping
+ * loads from both ends); for values of equal length, equal words mean
+ * equal bytes. */
+static inline void value_words(const unsigned char *p, size_t len, uint64_t w[2]) {
+    if (len >= 8) {
+        w[0] = load64(p);
+        w[1] = load64(p + len - 8);
+    } else if (len >= 4) {
+        w[0] = load32(p);
+        w[1] = load32(p + len - 4);
+    } else {
+        w[0] = (uint64_t)p[0] | (uint64_t)p[len >> 1] << 8;
+        w[1] = p[len - 1];
+    }
+}
+
+/* The i-th of n (pointer, length) pairs laid out as weft_sv, read bytewise
+ * (so an array of another struct of this layout may be passed). */
+static inline weft_sv pair_at(const void *pairs, size_t i) {
+    weft_sv v;
+    memcpy(&v, (const char *)pairs + i * sizeof v, sizeof v);
+    return v;
+}
+
+static inline bool fc_match(const fam_cached *c, const void *pairs, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        weft_sv v = pair_at(pairs, i);
+        if (v.len != c->v[i].len)
+            return false;
+        if (!v.len)
+            continue;
+        if (!v.p)
+            return false; /* the uncached path says EINVAL */
+        uint64_t w[2];
+        value_words((const unsigned char *)v.p, v.len, w);
+        if (w[0] != c->v[i].w[0] || w[1] != c->v[i].w[1])
+            return false;
+    }
+    return true;
+}
+
+static void fc_fill(fam_cached *c, uint64_t key, uint64_t epoch, stat_slot *slot, const weft_sv *v,
+                    size_t n) {
+    c->epoch = 0;
+    if (!slot || n > FC_LABELS)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        if (v[i].len > FC_VALUE_MAX)
+            return;
+        c->v[i].len = v[i].len;
+        c->v[i].w[0] = c->v[i].w[1] = 0;
+        if (v[i].len)
+            value_words((const unsigned char *)v[i].p, v[i].len, c->v[i].w);
+    }
+    c->key = key;
+    c->n = n;
+    c->slot = slot;
+    c->epoch = epoch;
+}
+
+static inline void fam_add(stat_slot *p, weft_stat_kind kind, uint64_t arg) {
+    if (kind == WEFT_STAT_HISTOGRAM)
+        hist_add(p, arg);
+    else
+        slot_add(p, arg); /* a gauge's delta wraps as weft_stats_gauge_add's */
+}
+
+/* The update without the cache's help; fills entry c (NULL: none) when
+ * b is this thread's block and the update went to a series. */
+static int fam_update_slow(weft_stats_block *b, weft_stat_family_id id, weft_stat_kind kind,
+                           const weft_sv *v, size_t n, uint64_t arg, fam_cached *c,
+                           uint64_t epoch) {
     stat_family *f = fam_get(id);
     if (!f || f->kind != kind || n != f->n_labels || (n && !v))
         return WEFT_STATS_EINVAL;
     if (!b) /* a thread without a block: dropped, like weft_stats_inc */
         return WEFT_STATS_OK;
-    uint32_t slot = fam_slot(b, f, v, n);
+    bool series = false;
+    uint32_t slot = fam_slot(b, f, v, n, &series);
     if (slot == WEFT_STAT_INVALID)
         return WEFT_STATS_EINVAL;
-    if (kind == WEFT_STAT_HISTOGRAM)
-        weft_stats_observe_us(b, slot, arg);
-    else
-        weft_stats_inc(b, slot, arg); /* a gauge's delta wraps as weft_stats_gauge_add's */
+    stat_slot *p = slot_ptr(b, slot, memory_order_acquire);
+    if (p)
+        fam_add(p, kind, arg);
+    if (c && series && b == tls_block)
+        fc_fill(c, fc_key(id, kind), epoch, p, v, n);
     return WEFT_STATS_OK;
+}
+
+/* The update of values given as pairs (see pair_at), past the cache. */
+__attribute__((noinline)) static int fam_update_pairs(weft_stats_block *b, weft_stat_family_id id,
+                                                      weft_stat_kind kind, const void *pairs,
+                                                      size_t n, uint64_t arg, fam_cached *c,
+                                                      uint64_t epoch) {
+    weft_sv v[WEFT_STATS_FAMILY_MAX_LABELS];
+    if (n > WEFT_STATS_FAMILY_MAX_LABELS || (n && !pairs))
+        return WEFT_STATS_EINVAL;
+    for (size_t i = 0; i < n; i++)
+        v[i] = pair_at(pairs, i);
+    return fam_update_slow(b, id, kind, v, n, arg, c, epoch);
+}
+
+/* The cached path of both entry points. A valid entry implies a
+ * non-NULL tls_block, the one it was filled with (see fc_forget_all's
+ * callers). */
+static inline int fam_update_here(weft_stat_family_id id, weft_stat_kind kind, const void *pairs,
+                                  size_t n, uint64_t arg) {
+    fam_cached *c = &tls_fc[id & (FC_ENTRIES - 1)];
+    /* one register for the entry's address (GCC would recompute the
+     * thread-local address at every use) */
+    __asm__("" : "+r"(c));
+    uint64_t epoch = atomic_load_explicit(&g_fc_epoch, memory_order_relaxed);
+    if (c->epoch == epoch && c->key == fc_key(id, kind) && c->n == n && (pairs || !n) &&
+        fc_match(c, pairs, n)) {
+        fam_add(c->slot, kind, arg);
+        return WEFT_STATS_OK;
+    }
+    return fam_update_pairs(tls_block, id, kind, pairs, n, arg, c, epoch);
+}
+
+int weft_stats_family_update(weft_stats_block *b, weft_stat_family_id id, weft_stat_kind kind,
+                             const weft_sv *v, size_t n, uint64_t arg) {
+    if (b && b == tls_block)
+        return fam_update_here(id, kind, v, n, arg);
+    return fam_update_slow(b, id, kind, v, n, arg, NULL, 0);
+}
+
+int weft_stats_family_update_here(weft_stat_family_id id, weft_stat_kind kind, const void *pairs,
+                                  size_t n, uint64_t arg) {
+    return fam_update_here(id, kind, pairs, n, arg);
 }
 
 /* ---------------------------------------------------------------- stage */
@@ -831,6 +994,7 @@ static void stage_rollback(void) {
             g_entries[i].stage = g_entries[i].prev_stage;
             g_entries[i].scoped = g_entries[i].prev_scoped;
         }
+    atomic_fetch_add_explicit(&g_fc_epoch, 1, memory_order_relaxed);
     for (uint32_t i = g_stage_fams; i < g_nfams; i++) {
         fam_free(atomic_load_explicit(&g_fams[i], memory_order_relaxed));
         atomic_store_explicit(&g_fams[i], NULL, memory_order_relaxed);
@@ -929,9 +1093,12 @@ static void fold_slots(const weft_stats_block *b, uint32_t id, uint32_t n) {
 void weft_stats_block_free(weft_stats_block *b) {
     if (!b)
         return;
-    if (tls_block == b)
+    if (tls_block == b) {
         tls_block = NULL;
+        fc_forget_all();
+    }
     pthread_mutex_lock(&g_lock);
+    atomic_fetch_add_explicit(&g_fc_epoch, 1, memory_order_relaxed); /* other threads' caches */
     for (uint32_t i = 0; i < g_nentries; i++) {
         const stat_entry *e = &g_entries[i];
         weft_stat_kind kind = g_names[e->name_idx].kind;
@@ -957,6 +1124,8 @@ void weft_stats_block_free(weft_stats_block *b) {
 }
 
 void weft_stats_set_thread_block(weft_stats_block *b) {
+    if (tls_block != b)
+        fc_forget_all();
     tls_block = b;
 }
 
@@ -994,17 +1163,22 @@ static unsigned hist_bucket(uint64_t value_us) {
     return lo;
 }
 
+/* One observation into the histogram whose first slot is p. */
+static void hist_add(stat_slot *p, uint64_t value_us) {
+    unsigned k = hist_bucket(value_us);
+    if (k < WEFT_HIST_BUCKETS) /* beyond the last bound: only +Inf (count) */
+        slot_add(&p[k], 1);
+    slot_add(&p[HIST_SUM_SLOT], value_us);
+    slot_add(&p[HIST_COUNT_SLOT], 1);
+}
+
 void weft_stats_observe_us(weft_stats_block *b, weft_stat_id id, uint64_t value_us) {
     if (!b)
         return;
     stat_slot *p = slot_ptr(b, id, memory_order_acquire);
     if (!p || (id & PAGE_MASK) + WEFT_HIST_SLOTS > WEFT_STATS_PAGE_SLOTS)
         return;
-    unsigned k = hist_bucket(value_us);
-    if (k < WEFT_HIST_BUCKETS) /* beyond the last bound: only +Inf (count) */
-        slot_add(&p[k], 1);
-    slot_add(&p[HIST_SUM_SLOT], value_us);
-    slot_add(&p[HIST_COUNT_SLOT], 1);
+    hist_add(p, value_us);
 }
 
 void weft_stats_gauge_set(weft_stat_id id, int64_t value) {
@@ -1325,6 +1499,7 @@ void weft_stats_reset_for_tests(void) {
     g_nentries = g_entries_cap = g_nnames = g_names_cap = 0;
     index_free(&g_name_index);
     index_free(&g_entry_index);
+    atomic_fetch_add_explicit(&g_fc_epoch, 1, memory_order_relaxed);
     for (uint32_t i = 0; i < g_nfams; i++) {
         fam_free(atomic_load_explicit(&g_fams[i], memory_order_relaxed));
         atomic_store_explicit(&g_fams[i], NULL, memory_order_relaxed);
@@ -1335,4 +1510,5 @@ void weft_stats_reset_for_tests(void) {
     g_staging = false;
     pthread_mutex_unlock(&g_lock);
     tls_block = NULL;
+    fc_forget_all();
 }

@@ -125,6 +125,16 @@ int weft_stats_family(weft_stat_kind kind, const char *name, const char *const_l
  * len > 0. */
 int weft_stats_family_update(weft_stats_block *b, weft_stat_family_id f, weft_stat_kind kind,
                              const weft_sv *values, size_t n, uint64_t arg);
+/* The same update on the calling thread's block (weft_stats_set_thread_block;
+ * none: dropped, OK), with the values as n (pointer, length) pairs laid
+ * out as weft_sv and read bytewise, so an array of another struct of that
+ * layout (the SDK's weft_str) is passed as is. Each thread keeps the last
+ * series each family updated (at most 4 values of at most 16 bytes): an
+ * update with the same values adds to that series' slot without hashing,
+ * probing or locking. weft_stats_family_update with b the thread's block
+ * takes the same path. */
+int weft_stats_family_update_here(weft_stat_family_id f, weft_stat_kind kind, const void *pairs,
+                                  size_t n, uint64_t arg);
 
 /* Reading (tests, the kit conformance suite): the series' value summed
  * over blocks (counter; gauge as two's complement; histogram: count).

@@ -17,18 +17,24 @@
 #include "stats/stats.h"
 #include "stats_test_util.h"
 
-/* The three update kinds, as filter_host.c calls them. */
+/* The three update kinds, as filter_host.c calls them: on the calling
+ * thread's block (b here; NULL: none), through its family cache. */
+static int fam_update(weft_stats_block *b, weft_stat_family_id f, weft_stat_kind kind,
+                      const weft_sv *v, size_t n, uint64_t arg) {
+    weft_stats_set_thread_block(b);
+    return weft_stats_family_update_here(f, kind, v, n, arg);
+}
 static int fam_inc(weft_stats_block *b, weft_stat_family_id f, const weft_sv *v, size_t n,
                    uint64_t d) {
-    return weft_stats_family_update(b, f, WEFT_STAT_COUNTER, v, n, d);
+    return fam_update(b, f, WEFT_STAT_COUNTER, v, n, d);
 }
 static int fam_gauge(weft_stats_block *b, weft_stat_family_id f, const weft_sv *v, size_t n,
                      int64_t d) {
-    return weft_stats_family_update(b, f, WEFT_STAT_GAUGE, v, n, (uint64_t)d);
+    return fam_update(b, f, WEFT_STAT_GAUGE, v, n, (uint64_t)d);
 }
 static int fam_observe(weft_stats_block *b, weft_stat_family_id f, const weft_sv *v, size_t n,
                        uint64_t us) {
-    return weft_stats_family_update(b, f, WEFT_STAT_HISTOGRAM, v, n, us);
+    return fam_update(b, f, WEFT_STAT_HISTOGRAM, v, n, us);
 }
 
 static void assert_has(const char *text, const char *needle) {
@@ -42,6 +48,15 @@ static const char *const METHOD_CODE[] = {"method", "code"};
 static weft_stat_family_id family(weft_stat_kind kind, const char *name, uint32_t max) {
     weft_stat_family_id f;
     assert_int_equal(weft_stats_family(kind, name, L, "Requests", METHOD_CODE, 2, max, &f),
+                     WEFT_STATS_OK);
+    return f;
+}
+
+/* A counter family with one label, v, and no constant labels. */
+static weft_stat_family_id family_v(const char *name, uint32_t max) {
+    static const char *const names[] = {"v"};
+    weft_stat_family_id f;
+    assert_int_equal(weft_stats_family(WEFT_STAT_COUNTER, name, "", "", names, 1, max, &f),
                      WEFT_STATS_OK);
     return f;
 }
@@ -204,11 +219,7 @@ static void test_overflow(void **state) {
 static void test_escaping(void **state) {
     (void)state;
     weft_stats_block *b = weft_stats_block_new();
-    const char *names[] = {"v"};
-    weft_stat_family_id f;
-    assert_int_equal(
-        weft_stats_family(WEFT_STAT_COUNTER, "weft_esc_total", "", "", names, 1, 10, &f),
-        WEFT_STATS_OK);
+    weft_stat_family_id f = family_v("weft_esc_total", 10);
     const char *vals[] = {"a\"b",     "c\\d",        "e\nf",     "tab\tcr\r",
                           "\xff\xfe", "caf\xc3\xa9", "\xe2\x82", "\xed\xa0\x80"};
     for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
@@ -289,7 +300,83 @@ static void test_stage_rollback(void **state) {
     /* The id is given again, clean. */
     assert_int_equal(family(WEFT_STAT_COUNTER, "weft_other_total", 3), staged);
     assert_int_equal(weft_stats_family_series(staged), 0);
+    /* the same values again: a series of the new family (not a cached one) */
+    assert_int_equal(inc(b, staged, "GET", "2xx", 1), WEFT_STATS_OK);
+    assert_int_equal(weft_stats_family_series(staged), 1);
+    assert_int_equal(value(staged, "GET", "2xx"), 1);
     weft_stats_block_free(b);
+}
+
+/* The per-thread cache of the last series per family: a hit needs equal
+ * bytes (not the same pointer), every byte counts, ids sharing a cache
+ * entry, kind and count checks on a cached family, a change of block. */
+static void test_thread_cache(void **state) {
+    (void)state;
+    weft_stats_block *b = weft_stats_block_new();
+    weft_stat_family_id f = family_v("weft_c_total", 256);
+    /* one buffer, other bytes: values of 1..17 bytes differing in one byte */
+    char buf[32];
+    for (size_t len = 1; len <= 17; len++) {
+        for (size_t at = 0; at < len; at++) {
+            memset(buf, 'a', len);
+            buf[at] = 'b';
+            weft_sv v = {buf, len};
+            assert_int_equal(fam_inc(b, f, &v, 1, 1), WEFT_STATS_OK);
+            memset(buf, 'a', len);
+            assert_int_equal(fam_inc(b, f, &v, 1, 1), WEFT_STATS_OK);
+            uint64_t got = 0;
+            buf[at] = 'b';
+            assert_true(weft_stats_family_value(f, &v, 1, &got));
+            assert_int_equal(got, 1);
+        }
+        memset(buf, 'a', len);
+        weft_sv v = {buf, len};
+        uint64_t got = 0;
+        assert_true(weft_stats_family_value(f, &v, 1, &got));
+        assert_int_equal(got, len); /* "aaa..." once per position */
+    }
+    assert_int_equal(weft_stats_family_series(f), 17 + 17 * 18 / 2);
+    assert_int_equal(weft_stats_family_overflow(f), 0);
+
+    /* ids 32 apart share a cache entry: alternate them */
+    weft_stats_block_free(b);
+    weft_stats_reset_for_tests();
+    b = weft_stats_block_new();
+    weft_stat_family_id ids[33];
+    for (int i = 0; i < 33; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "weft_c%d_total", i);
+        ids[i] = family(WEFT_STAT_COUNTER, name, 4);
+    }
+    assert_int_equal(ids[32] % 32, ids[0] % 32);
+    for (int k = 0; k < 5; k++) {
+        assert_int_equal(inc(b, ids[0], "GET", "2xx", 1), WEFT_STATS_OK);
+        assert_int_equal(inc(b, ids[32], "GET", "2xx", 10), WEFT_STATS_OK);
+    }
+    assert_int_equal(value(ids[0], "GET", "2xx"), 5);
+    assert_int_equal(value(ids[32], "GET", "2xx"), 50);
+
+    /* a cached family still checks kind, count, values */
+    weft_sv v[2] = {WEFT_SV_LIT("GET"), WEFT_SV_LIT("2xx")};
+    assert_int_equal(fam_gauge(b, ids[0], v, 2, 1), WEFT_STATS_EINVAL);
+    assert_int_equal(fam_inc(b, ids[0], v, 1, 1), WEFT_STATS_EINVAL);
+    assert_int_equal(fam_inc(b, ids[0], NULL, 2, 1), WEFT_STATS_EINVAL);
+    v[1] = (weft_sv){NULL, 3};
+    assert_int_equal(fam_inc(b, ids[0], v, 2, 1), WEFT_STATS_EINVAL);
+    assert_int_equal(value(ids[0], "GET", "2xx"), 5);
+
+    /* another block on this thread, then the first freed and a new one */
+    weft_stats_block *b2 = weft_stats_block_new();
+    assert_int_equal(inc(b2, ids[0], "GET", "2xx", 100), WEFT_STATS_OK);
+    assert_int_equal(inc(b, ids[0], "GET", "2xx", 1), WEFT_STATS_OK);
+    weft_stats_block_free(b);
+    weft_stats_block *b3 = weft_stats_block_new(); /* possibly b's address */
+    assert_int_equal(inc(b3, ids[0], "GET", "2xx", 1000), WEFT_STATS_OK);
+    assert_int_equal(value(ids[0], "GET", "2xx"), 1106);
+    weft_stats_set_thread_block(NULL);
+    weft_stats_block_free(b2);
+    weft_stats_block_free(b3);
+    assert_int_equal(value(ids[0], "GET", "2xx"), 1106);
 }
 
 /* Reloads: a kept stage shows what it registered; the scoped series it
@@ -444,6 +531,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_escaping, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gauge_and_histogram, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stage_rollback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_thread_cache, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reload_removes_unregistered, setup, teardown),
         cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
     };
