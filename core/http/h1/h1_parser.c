@@ -200,6 +200,14 @@ struct weft_h1_parser {
     h1_err err;
     h1_err scan_err; /* held back until llhttp has seen the good prefix */
     bool head_seen;  /* on_headers_complete ran for the current head */
+
+    /* The head copy: while llhttp reads a whole head that arrived in one
+     * feed, hd_src is those bytes in the caller's buffer and hd_copy the
+     * arena copy of them (hd_len bytes) the fields are views into; hd_len
+     * is 0 otherwise. */
+    const char *hd_src;
+    char *hd_copy;
+    size_t hd_len;
 };
 
 /* The fields the parser reads itself, known by name as they are parsed. */
@@ -215,15 +223,72 @@ static bool is_ctl(unsigned char c) {
     return c < 0x20 || c == 0x7f;
 }
 
-/* Appends a span llhttp delivered. A field usually comes in one span, so
+/* ASCII lower-casing of the eight bytes of x: a byte gets 0x20 added
+ * exactly when it is in 'A'..'Z' (its top bit is clear and its low seven
+ * bits are >= 'A' and <= 'Z'); only the bytes in `keep` may change. */
+static inline uint64_t lower_word(uint64_t x, uint64_t keep) {
+    const uint64_t ones = 0x0101010101010101u, high = 0x8080808080808080u;
+    uint64_t low7 = x & ~high;
+    uint64_t ge_a = low7 + ones * (0x80 - 'A');
+    uint64_t gt_z = low7 + ones * (0x80 - 'Z' - 1);
+    uint64_t upper = (ge_a ^ gt_z) & ~x & high;
+    return x | ((upper >> 2) & keep);
+}
+
+/* Lower-cases n bytes from s into d (d == s is fine), eight at a time;
+ * `room` bytes from s and d may be read and written back unchanged
+ * (room >= n), which lets a short tail go as one masked word (bytes in
+ * memory order, so little-endian only). */
+static void lower_copy(char *d, const char *s, size_t n, size_t room) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x;
+        memcpy(&x, s + i, 8);
+        x = lower_word(x, ~(uint64_t)0);
+        memcpy(d + i, &x, 8);
+    }
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (i < n && room - i >= 8) {
+        uint64_t x;
+        memcpy(&x, s + i, 8);
+        x = lower_word(x, (UINT64_C(1) << (8 * (n - i))) - 1);
+        memcpy(d + i, &x, 8);
+        return;
+    }
+#else
+    (void)room;
+#endif
+    for (; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        d[i] = (char)((unsigned)(c - 'A') < 26u ? c + ('a' - 'A') : c);
+    }
+}
+
+/* Appends a span llhttp delivered. When the span lies in the head copy
+ * (see weft_h1_parser_feed), the field is a view into that copy, extended
+ * in place while its spans follow each other there (names lower-cased in
+ * the copy); cap 0 marks such a view. Otherwise, and for a field that
+ * started elsewhere, it is copied: a field usually comes in one span, so
  * the first takes exactly its size (the arena rounds it up to 16); only a
  * field cut by the end of a read grows. */
-static int acc_append(weft_arena *a, h1_acc *b, const char *s, size_t n, bool lower) {
+static int acc_append(weft_h1_parser *p, h1_acc *b, const char *s, size_t n, bool lower) {
+    uintptr_t off = (uintptr_t)s - (uintptr_t)p->hd_src;
+    if (off < p->hd_len && n <= p->hd_len - off && b->cap == 0) {
+        char *v = p->hd_copy + off;
+        if (b->len == 0 || b->p + b->len == v) {
+            if (lower)
+                lower_copy(v, v, n, p->hd_len - off);
+            if (b->len == 0)
+                b->p = v;
+            b->len += n;
+            return 0;
+        }
+    }
     if (b->len + n > b->cap) {
         size_t ncap = b->cap ? b->cap * 2 : 16;
         while (ncap < b->len + n)
             ncap *= 2;
-        char *np = weft_arena_alloc(a, ncap);
+        char *np = weft_arena_alloc(p->arena, ncap);
         if (!np)
             return -1;
         if (b->len)
@@ -231,30 +296,10 @@ static int acc_append(weft_arena *a, h1_acc *b, const char *s, size_t n, bool lo
         b->p = np;
         b->cap = ncap;
     }
-    if (lower) {
-        /* ASCII lower-casing, eight bytes at a time: a byte gets 0x20
-         * added exactly when it is in 'A'..'Z' (its top bit is clear and
-         * its low seven bits are >= 'A' and <= 'Z'). */
-        const uint64_t ones = 0x0101010101010101u, high = 0x8080808080808080u;
-        char *d = b->p + b->len;
-        size_t i = 0;
-        for (; i + 8 <= n; i += 8) {
-            uint64_t x;
-            memcpy(&x, s + i, 8);
-            uint64_t low7 = x & ~high;
-            uint64_t ge_a = low7 + ones * (0x80 - 'A');
-            uint64_t gt_z = low7 + ones * (0x80 - 'Z' - 1);
-            uint64_t upper = (ge_a ^ gt_z) & ~x & high;
-            x |= upper >> 2;
-            memcpy(d + i, &x, 8);
-        }
-        for (; i < n; i++) {
-            unsigned char c = (unsigned char)s[i];
-            d[i] = (char)((unsigned)(c - 'A') < 26u ? c + ('a' - 'A') : c);
-        }
-    } else if (n) {
+    if (lower)
+        lower_copy(b->p + b->len, s, n, n);
+    else if (n)
         memcpy(b->p + b->len, s, n);
-    }
     b->len += n;
     return 0;
 }
@@ -710,21 +755,21 @@ static int cb_url(llhttp_t *ll, const char *at, size_t n) {
     weft_h1_parser *p = P(ll);
     if (p->url.len + n > p->lim.max_uri_len)
         return fail(p, E_URI_TOO_LONG);
-    if (acc_append(p->arena, &p->url, at, n, false) != 0)
+    if (acc_append(p, &p->url, at, n, false) != 0)
         return fail(p, E_NOMEM);
     return 0;
 }
 
 static int cb_status(llhttp_t *ll, const char *at, size_t n) {
     weft_h1_parser *p = P(ll);
-    if (acc_append(p->arena, &p->reason, at, n, false) != 0)
+    if (acc_append(p, &p->reason, at, n, false) != 0)
         return fail(p, E_NOMEM);
     return 0;
 }
 
 static int cb_header_field(llhttp_t *ll, const char *at, size_t n) {
     weft_h1_parser *p = P(ll);
-    if (acc_append(p->arena, &p->name, at, n, true) != 0)
+    if (acc_append(p, &p->name, at, n, true) != 0)
         return fail(p, E_NOMEM);
     return 0;
 }
@@ -784,7 +829,7 @@ static int cb_header_field_complete(llhttp_t *ll) {
 
 static int cb_header_value(llhttp_t *ll, const char *at, size_t n) {
     weft_h1_parser *p = P(ll);
-    if (acc_append(p->arena, &p->value, at, n, false) != 0)
+    if (acc_append(p, &p->value, at, n, false) != 0)
         return fail(p, E_NOMEM);
     return 0;
 }
@@ -1301,10 +1346,22 @@ weft_h1_result weft_h1_parser_feed(weft_h1_parser *p, const char *data, size_t l
         h1_scan before = p->sc;
         if (p->sc.st != SC_OFF)
             src = scan(p, data + pos, len - pos, &n);
+        /* A head that is all here (the scanner went from its first byte
+         * to its end in this span): one arena copy of it, which its
+         * fields become views into, instead of one copy per field. */
+        if (src == SCAN_SYNC && before.st == SC_PRE && before.section == 0 && n) {
+            p->hd_copy = weft_arena_alloc(p->arena, n);
+            if (p->hd_copy) {
+                memcpy(p->hd_copy, data + pos, n);
+                p->hd_src = data + pos;
+                p->hd_len = n;
+            }
+        }
         /* Always run llhttp, even on zero bytes: after a pause at the end
          * of a head or of the trailers, llhttp still owes the
          * message-complete step and takes it on the next execute. */
         llhttp_errno_t e = llhttp_execute(&p->ll, data + pos, n);
+        p->hd_len = 0; /* the caller's buffer is not ours after this call */
         if (e == HPE_OK) {
             pos += n;
             *consumed = pos;
