@@ -177,13 +177,52 @@ static bool connection_may_strip(weft_sv name) {
     return !LIT_IS(name, "host") && !LIT_IS(name, "content-length");
 }
 
+/* ASCII case-insensitive compare of two views of length len: only
+ * 'A'..'Z' fold (as weft_sv_ieq). */
+static bool ieq_n(const char *a, const char *b, size_t len) {
+    for (size_t i = 0; i < len; i++) {
+        unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
+        if (x >= 'A' && x <= 'Z')
+            x = (unsigned char)(x + ('a' - 'A'));
+        if (y >= 'A' && y <= 'Z')
+            y = (unsigned char)(y + ('a' - 'A'));
+        if (x != y)
+            return false;
+    }
+    return true;
+}
+
+/* The Connection tokens that can drop a header nothing else drops: a
+ * token naming a fixed hop-by-hop header changes nothing (that header goes
+ * anyway), nor does one naming host or content-length (they stay). */
+enum { CONN_TOK_MAX = 16 };
+typedef struct {
+    weft_sv v[CONN_TOK_MAX];
+    uint32_t n;
+    bool over; /* more than CONN_TOK_MAX: the slow path decides */
+} conn_toks;
+
+/* list_any visitor: keeps e in the conn_toks behind arg (which is not
+ * const: list_any only passes it through); never stops the walk. */
+static bool conn_tok_add(weft_sv e, const void *arg) {
+    conn_toks *t = (conn_toks *)(uintptr_t)arg;
+    if (hbh_class(e) || !connection_may_strip(e))
+        return false;
+    if (t->n < CONN_TOK_MAX)
+        t->v[t->n++] = e;
+    else
+        t->over = true;
+    return false;
+}
+
 void weft_hdrs_strip_hop_by_hop(weft_hdrs *h) {
-    /* One pass classifies every name and remembers the Connection values
-     * (the usual message has none, or one) and whether a te header holds
+    /* One pass classifies every name (the first 64 remembered in `fixed`),
+     * collects the Connection tokens and sees whether a te header holds
      * "trailers". */
-    enum { CONN_MAX = 8 };
-    weft_sv conn[CONN_MAX];
-    uint32_t nconn = 0;
+    uint64_t fixed = 0;
+    conn_toks toks;
+    toks.n = 0;
+    toks.over = false;
     bool any = false;
     /* te: trailers is the one TE value that is end-to-end in practice
      * (gRPC needs it to reach the server), so it survives as a single
@@ -195,10 +234,10 @@ void weft_hdrs_strip_hop_by_hop(weft_hdrs *h) {
         if (!c)
             continue;
         any = true;
-        if ((c & HBH_CONNECTION) && nconn < CONN_MAX)
-            conn[nconn] = h->v[r].value;
+        if (r < 64)
+            fixed |= UINT64_C(1) << r;
         if (c & HBH_CONNECTION)
-            nconn++;
+            list_any(h->v[r].value, conn_tok_add, &toks);
         if ((c & HBH_TE) && !keep_te)
             keep_te = list_any(h->v[r].value, elem_ieq, &trailers);
     }
@@ -209,19 +248,18 @@ void weft_hdrs_strip_hop_by_hop(weft_hdrs *h) {
 
     /* Compaction swaps instead of overwriting: the dropped entries (the
      * Connection headers among them) stay in v[w..n) while later headers
-     * are decided, so a header named by a Connection header that came
-     * before it is still found. */
+     * are decided, so the slow path still finds a Connection header that
+     * came before the header it names. */
     uint32_t w = 0, checked = 0;
     for (uint32_t r = 0; r < h->n; r++) {
         weft_sv name = h->v[r].name;
-        bool drop = hbh_class(name) != 0;
-        if (!drop && nconn && connection_may_strip(name)) {
-            if (nconn <= CONN_MAX) {
-                for (uint32_t k = 0; !drop && k < nconn; k++)
-                    drop = list_any(conn[k], elem_ieq, &name);
-            } else {
-                drop = weft_hdrs_has_token(h, WEFT_SV_LIT("connection"), name);
-            }
+        bool drop = r < 64 ? (fixed >> r) & 1 : hbh_class(name) != 0;
+        if (!drop && toks.over) {
+            drop = connection_may_strip(name) &&
+                   weft_hdrs_has_token(h, WEFT_SV_LIT("connection"), name);
+        } else if (!drop) {
+            for (uint32_t k = 0; !drop && k < toks.n; k++)
+                drop = toks.v[k].len == name.len && ieq_n(toks.v[k].p, name.p, name.len);
         }
         if (drop)
             continue;
@@ -237,7 +275,7 @@ void weft_hdrs_strip_hop_by_hop(weft_hdrs *h) {
     h->n = w;
     h->checked = checked;
     if (keep_te)
-        weft_hdrs_add_ref(h, WEFT_SV_LIT("te"), WEFT_SV_LIT("trailers"));
+        weft_hdrs_add_ref_checked(h, WEFT_SV_LIT("te"), WEFT_SV_LIT("trailers"));
 }
 
 bool weft_resp_is_bodyless(uint16_t status, bool request_was_head) {

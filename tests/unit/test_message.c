@@ -191,6 +191,35 @@ static void test_strip_hop_by_hop(void **state) {
     assert_null(weft_hdrs_get(&h, WEFT_SV_LIT("x-11")));
     assert_null(weft_hdrs_get(&h, WEFT_SV_LIT("x-0")));
 
+    /* more Connection tokens than the fast path keeps (16), in one header */
+    weft_hdrs_init(&h, &a);
+    char list[256];
+    size_t len = 0;
+    for (int i = 0; i < 20; i++)
+        len += (size_t)snprintf(list + len, sizeof(list) - len, "%sx-%d", i ? " ,\t" : "", i);
+    weft_hdrs_add(&h, WEFT_SV_LIT("x-0"), WEFT_SV_LIT("0"));
+    weft_hdrs_add(&h, WEFT_SV_LIT("connection"), (weft_sv){list, len});
+    weft_hdrs_add(&h, WEFT_SV_LIT("x-19"), WEFT_SV_LIT("19"));
+    weft_hdrs_add(&h, WEFT_SV_LIT("x-20"), WEFT_SV_LIT("20"));
+    weft_hdrs_add(&h, WEFT_SV_LIT("x-15"), WEFT_SV_LIT("15"));
+    weft_hdrs_strip_hop_by_hop(&h);
+    dump(&h, buf, sizeof(buf));
+    assert_string_equal(buf, "x-20=20;");
+
+    /* tokens in any case; ones naming fixed hop-by-hop headers, host or
+     * content-length change nothing; a name given by reference in capitals */
+    weft_hdrs_init(&h, &a);
+    weft_hdrs_add(&h, WEFT_SV_LIT("connection"),
+                  WEFT_SV_LIT("Keep-Alive, HOST, X-A, Content-Length, te, close"));
+    weft_hdrs_add(&h, WEFT_SV_LIT("host"), WEFT_SV_LIT("h"));
+    weft_hdrs_add_ref(&h, WEFT_SV_LIT("X-A"), WEFT_SV_LIT("a"));
+    weft_hdrs_add(&h, WEFT_SV_LIT("x-ab"), WEFT_SV_LIT("ab"));
+    weft_hdrs_add(&h, WEFT_SV_LIT("content-length"), WEFT_SV_LIT("1"));
+    weft_hdrs_add(&h, WEFT_SV_LIT("close"), WEFT_SV_LIT("c"));
+    weft_hdrs_strip_hop_by_hop(&h);
+    dump(&h, buf, sizeof(buf));
+    assert_string_equal(buf, "host=h;x-ab=ab;content-length=1;");
+
     /* nothing hop-by-hop: unchanged */
     weft_hdrs_init(&h, &a);
     weft_hdrs_add(&h, WEFT_SV_LIT("a"), WEFT_SV_LIT("1"));
