@@ -212,8 +212,9 @@ static void unconfigure(wft_env *env) {
     ft_routes_free(env); /* per-route configs before the filter's config */
     wft_env *old = swap_current(env);
     const weft_http_filter_ops *h = env->desc->kind == WEFT_FILTER_HTTP ? env->desc->http : NULL;
-    ft_async_worker_closing(env); /* worker timers, before worker_destroy */
-    ft_tcp_worker_end(env);       /* worker-scoped TCP callouts, as well */
+    ft_async_worker_closing(env);    /* worker timers, before worker_destroy */
+    ft_tcp_worker_end(env);          /* worker-scoped TCP callouts, as well */
+    ft_callouts_worker_closing(env); /* and worker-scoped HTTP callouts */
     if (env->have_worker && h && FT_HAS(weft_http_filter_ops, h, worker_destroy))
         h->worker_destroy(env->config, env->worker);
     ft_async_worker_gone(env);
@@ -238,6 +239,7 @@ void wft_env_free(wft_env *env) {
     while (env->conns)
         wft_conn_free(env->conns);
     ft_tcp_env_free(env);
+    ft_callouts_free(&env->callouts);
     if (env->desc)
         unconfigure(env);
     ft_state_free(env);
@@ -485,19 +487,19 @@ static bool next_due(wft_env *env, uint64_t limit, struct weft_timer **t_out,
                 *w_out = NULL;
             }
         }
-        for (struct weft_callout *c = st->callouts; c; c = c->next) {
-            if (c->done || !c->timeout_ms || c->deadline_us > limit)
-                continue;
-            if (!found || c->deadline_us < best || (c->deadline_us == best && c->seq < best_seq)) {
-                found = true;
-                best = c->deadline_us;
-                best_seq = c->seq;
-                *t_out = NULL;
-                *c_out = c;
-                *try_out = NULL;
-                *w_out = NULL;
-            }
+        if (ft_callouts_next_due(st->callouts, limit, &best, &best_seq, found, c_out)) {
+            found = true;
+            *t_out = NULL;
+            *try_out = NULL;
+            *w_out = NULL;
         }
+    }
+    /* worker-scoped and detached callouts (1.1) */
+    if (ft_callouts_next_due(env->callouts, limit, &best, &best_seq, found, c_out)) {
+        found = true;
+        *t_out = NULL;
+        *try_out = NULL;
+        *w_out = NULL;
     }
     return found;
 }

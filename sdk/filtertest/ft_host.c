@@ -586,82 +586,6 @@ static weft_result h_timer_cancel(weft_stream *s, weft_timer *t) {
     return ft_misuse(st->env, WEFT_ERR_INVALID, "timer_cancel: not a timer of this stream");
 }
 
-static weft_result h_callout_start(weft_stream *s, weft_str cluster, weft_str method, weft_str path,
-                                   const weft_str *hn, const weft_str *hv, size_t n, weft_str body,
-                                   uint64_t timeout_ms, weft_callout_cb cb, void *arg,
-                                   weft_callout **out) {
-    STREAM_OR_RESULT(s, "callout_start", true);
-    if (!cb || !str_ok(cluster) || !cluster.len || !str_ok(method) || !method.len ||
-        !str_ok(path) || !path.len || path.ptr[0] != '/' || !str_ok(body) || (n && (!hn || !hv)))
-        return ft_misuse(
-            st->env, WEFT_ERR_INVALID,
-            "callout_start: needs a cluster, a method, a path starting with '/' and a callback");
-    for (size_t i = 0; i < n; i++)
-        if (!str_ok(hn[i]) || !ft_header_name_ok(hn[i].ptr, hn[i].len) || !str_ok(hv[i]) ||
-            !ft_header_value_ok(hv[i].ptr, hv[i].len))
-            return ft_misuse(st->env, WEFT_ERR_INVALID, "callout_start: header %zu is not valid",
-                             i);
-    if (st->hook == FT_HOOK_NONE)
-        return ft_misuse(st->env, WEFT_ERR_STATE,
-                         "callout_start: call it from a hook or a callback");
-    if (!ft_cluster_known(st->env, cluster.ptr, cluster.len))
-        return WEFT_ERR_NOT_FOUND;
-    struct weft_callout *c = calloc(1, sizeof(*c));
-    if (!c)
-        return WEFT_ERR_NOMEM;
-    c->st = st;
-    c->cluster = ft_strndup(cluster.ptr, cluster.len);
-    c->method = ft_strndup(method.ptr, method.len);
-    c->path = ft_strndup(path.ptr, path.len);
-    bool oom = !c->cluster || !c->method || !c->path ||
-               ft_bytes_append(&c->body, body.ptr ? body.ptr : "", body.len);
-    for (size_t i = 0; i < n && !oom; i++)
-        oom = ft_hmap_add(&c->headers, hn[i].ptr, hn[i].len, hv[i].ptr, hv[i].len) != 0;
-    if (oom) {
-        free(c->cluster);
-        free(c->method);
-        free(c->path);
-        ft_bytes_free(&c->body);
-        ft_hmap_clear(&c->headers);
-        free(c);
-        return WEFT_ERR_NOMEM;
-    }
-    c->timeout_ms = timeout_ms;
-    c->deadline_us =
-        st->env->now_us + (timeout_ms > UINT64_MAX / 2000 ? UINT64_MAX / 2 : timeout_ms * 1000);
-    c->seq = ++st->env->seq;
-    c->cb = cb;
-    c->arg = arg;
-    for (const ft_canned *k = st->env->canned; k; k = k->next)
-        if (!strcmp(k->cluster, c->cluster) && !strncmp(c->path, k->prefix, strlen(k->prefix))) {
-            c->canned = k;
-            break;
-        }
-    /* Oldest first, so that pending index 0 is the first started. */
-    struct weft_callout **pp = &st->callouts;
-    while (*pp)
-        pp = &(*pp)->next;
-    *pp = c;
-    st->ncallouts++;
-    if (out)
-        *out = c;
-    return WEFT_OK;
-}
-
-static weft_result h_callout_cancel(weft_stream *s, weft_callout *c) {
-    STREAM_OR_RESULT(s, "callout_cancel", true);
-    if (!c)
-        return ft_misuse(st->env, WEFT_ERR_INVALID, "callout_cancel: NULL callout");
-    for (struct weft_callout *x = st->callouts; x; x = x->next)
-        if (x == c) {
-            if (x->done)
-                return WEFT_ERR_INVALID; /* finished: no longer a callout of the stream */
-            x->done = true;
-            return WEFT_OK;
-        }
-    return ft_misuse(st->env, WEFT_ERR_INVALID, "callout_cancel: not a callout of this stream");
-}
-
 /* ---- local replies ---- */
 
 static bool h_reply_is_local(weft_stream *s) {
@@ -1129,8 +1053,8 @@ static const weft_host_api g_api = {
     .upstream_retry = h_upstream_retry,
     .timer_start = h_timer_start,
     .timer_cancel = h_timer_cancel,
-    .callout_start = h_callout_start,
-    .callout_cancel = h_callout_cancel,
+    .callout_start = ft_h_callout_start,
+    .callout_cancel = ft_h_callout_cancel,
     .metadata_set = h_metadata_set,
     .metadata_get = h_metadata_get,
     .conn_peer_address = h_conn_peer_address,
@@ -1219,6 +1143,9 @@ static const weft_host_api g_api = {
     .worker_timer_cancel = ft_h_worker_timer_cancel,
     .config_timer_start = ft_h_config_timer_start,
     .config_timer_cancel = ft_h_config_timer_cancel,
+    .callout_start2 = ft_h_callout_start2,
+    .worker_callout_start = ft_h_worker_callout_start,
+    .worker_callout_cancel = ft_h_worker_callout_cancel,
     /* [end 1.1 callout] */
 
     /* [1.1 tcp callout] raw TCP byte-stream callouts */

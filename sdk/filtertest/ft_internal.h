@@ -160,15 +160,22 @@ typedef struct ft_canned {
     struct ft_canned *next;
 } ft_canned;
 
+/* An HTTP callout (ft_callout.c): the stream's (st) or the env's
+ * (worker-scoped or detached, st NULL). */
 struct weft_callout {
     wft_stream *st;
-    char *cluster, *method, *path;
+    wft_env *env;
+    char *cluster, *method, *path, *authority;
     ft_hmap headers;
     ft_bytes body;
-    uint64_t timeout_ms, deadline_us, seq;
+    uint64_t timeout_ms, deadline_us, seq, max_body;
     weft_callout_cb cb;
+    weft_worker_callout_cb wcb; /* worker scope */
     void *arg;
-    bool done;
+    bool done;               /* answered, timed out or cancelled */
+    bool worker;             /* worker-scoped (wcb) */
+    bool detached;           /* WEFT_CALLOUT_DETACHED: no callback */
+    bool failed;             /* detached: no response or a 5xx */
     const ft_canned *canned; /* answered when the starting hook returns */
     struct weft_callout *next;
 };
@@ -231,8 +238,11 @@ struct wft_env {
     bool stat_in_pass;   /* a configure (config_create) runs: hidden flags are set at its end */
     wft_stream *streams; /* live streams of this env */
     wft_conn *conns;
-    struct ft_tcpc *tcpcs; /* 1.1 TCP callouts, in opening order (ft_tcp.c) */
-    struct wft_env *next;  /* all live envs */
+    struct ft_tcpc *tcpcs;            /* 1.1 TCP callouts, in opening order (ft_tcp.c) */
+    struct weft_callout *callouts;    /* 1.1 worker-scoped and detached callouts (ft_callout.c) */
+    uint32_t callouts_max_per_worker; /* wft_env_set_callout_limits; 0: 1024 */
+    uint64_t callouts_max_body;       /* 0: 1 MiB */
+    struct wft_env *next;             /* all live envs */
 };
 
 /* ---- the stream ---- */
@@ -451,8 +461,9 @@ void ft_stats_redeclared(wft_env *env, uint64_t *pass, bool *hidden);
 
 /* ---- 1.1 raw TCP callouts (ft_tcp.c) ---- */
 typedef struct ft_tcpc ft_tcpc;
-/* TCP callouts one stream may have open (weft's filter_callouts default). */
-#define FT_TCP_STREAM_CAP 8u
+/* HTTP callouts in flight, and TCP callouts open, of one stream at most
+ * (each; weft's filter_callouts default). */
+#define FT_STREAM_CALLOUTS 8u
 weft_result ft_tcp_open(weft_stream *s, weft_str cluster, const weft_tcp_callout_opts *o,
                         const weft_tcp_callout_cbs *cbs, void *arg, weft_tcp_callout **out);
 weft_result ft_tcp_write(weft_tcp_callout *h, const void *data, size_t len);
@@ -460,6 +471,7 @@ weft_result ft_tcp_close(weft_tcp_callout *h, bool flush);
 weft_result ft_tcp_open_worker(weft_worker *h, weft_str cluster, const weft_tcp_callout_opts *o,
                                const weft_tcp_callout_cbs *cbs, void *arg, weft_tcp_callout **out);
 void ft_tcp_stream_end(wft_stream *st); /* its callouts close, no callback */
+size_t ft_tcp_live(wft_env *env);       /* open (connecting or connected) */
 void ft_tcp_worker_end(wft_env *env);   /* worker-scoped ones, before worker_destroy */
 void ft_tcp_env_free(wft_env *env);
 /* The earliest connect/idle deadline at or before limit; fire those due now. */
@@ -479,8 +491,38 @@ void ft_stream_pump(wft_stream *st);
 void ft_stream_pump_events(wft_stream *st);
 void ft_fire_timer(struct weft_timer *t);
 void ft_try_timeout_fire(wft_stream *st); /* the per-try timeout passed */
+/* ---- HTTP callouts (ft_callout.c) ---- */
+/* Answers c (status 0: a failure with reason): its callback runs (as the
+ * stream's callback, or on the worker outside any stream), none for a
+ * detached one; a body above c's limit fails it ("body_too_large"). */
 void ft_callout_finish(struct weft_callout *c, int status, const char *reason,
                        const ft_hmap *headers, const char *body, size_t body_len);
+weft_result ft_h_callout_start(weft_stream *s, weft_str cluster, weft_str method, weft_str path,
+                               const weft_str *hn, const weft_str *hv, size_t n, weft_str body,
+                               uint64_t timeout_ms, weft_callout_cb cb, void *arg,
+                               weft_callout **out);
+weft_result ft_h_callout_cancel(weft_stream *s, weft_callout *c);
+weft_result ft_h_callout_start2(weft_stream *s, const weft_callout_request *req, weft_callout_cb cb,
+                                void *arg, weft_callout **out);
+weft_result ft_h_worker_callout_start(weft_worker *w, const weft_callout_request *req,
+                                      weft_worker_callout_cb cb, void *arg, weft_callout **out);
+weft_result ft_h_worker_callout_cancel(weft_worker *w, weft_callout *c);
+/* HTTP and TCP callouts in flight in the env (its worker), every scope. */
+size_t ft_callouts_in_flight(wft_env *env);
+bool ft_callouts_worker_full(wft_env *env);    /* at callouts.max_per_worker */
+void ft_callouts_worker_closing(wft_env *env); /* before worker_destroy: cancelled */
+void ft_callouts_free(struct weft_callout **list);
+bool ft_callouts_next_due(struct weft_callout *list, uint64_t limit, uint64_t *best,
+                          uint64_t *best_seq, bool found, struct weft_callout **out);
+/* A list's pending callouts for the test (index i: oldest first). */
+size_t ft_callouts_pending(struct weft_callout *list);
+bool ft_callout_request_of(struct weft_callout *list, size_t i, const char **cluster,
+                           const char **method, const char **path, const char **body,
+                           uint64_t *timeout_ms);
+const char *ft_callout_header_of(struct weft_callout *list, size_t i, const char *name);
+int ft_callout_respond_of(struct weft_callout *list, size_t i, int status,
+                          const char *const *headers, const char *body, const char **why);
+int ft_callout_fail_of(struct weft_callout *list, size_t i, const char *reason);
 /* Builds a local reply. via_hooks: it runs through the filter's response
  * hooks (the filter saw the request; the core runs the hooks of the
  * filters that did), else it replaces the response directly (a reply from

@@ -1082,54 +1082,8 @@ void ft_stream_run_callback(wft_stream *st, void (*fn)(void *), void *arg) {
     ft_stream_pump(st);
 }
 
-void ft_callout_finish(struct weft_callout *c, int status, const char *reason,
-                       const ft_hmap *headers, const char *body, size_t body_len) {
-    wft_stream *st = c->st;
-    c->done = true;
-    if (st->completed)
-        return;
-    size_t n = headers ? headers->n : 0;
-    weft_str *names = n ? calloc(n, sizeof(*names)) : NULL;
-    weft_str *values = n ? calloc(n, sizeof(*values)) : NULL;
-    if (n && (!names || !values)) {
-        free(names);
-        free(values);
-        n = 0;
-        names = values = NULL;
-    }
-    for (size_t i = 0; i < n; i++) {
-        names[i] = (weft_str){headers->h[i].name, headers->h[i].nlen};
-        values[i] = (weft_str){headers->h[i].value, headers->h[i].vlen};
-    }
-    weft_callout_response resp = {
-        .size = sizeof(resp),
-        .status = status,
-        .reason = {reason ? reason : "", reason ? strlen(reason) : 0},
-        .header_names = names,
-        .header_values = values,
-        .n_headers = n,
-        .body = {body ? body : "", body ? body_len : 0},
-    };
-    call_frame f = call_begin(st, FT_HOOK_CALLBACK);
-    c->cb(ft_handle(st), st->ctx, c->arg, &resp);
-    call_end(st, f);
-    free(names);
-    free(values);
-    ft_stream_pump(st);
-}
-
-static struct weft_callout *pending_callout(wft_stream *st, size_t i) {
-    for (struct weft_callout *c = st->callouts; c; c = c->next)
-        if (!c->done && i-- == 0)
-            return c;
-    return NULL;
-}
-
 size_t wft_callout_pending(wft_stream *st) {
-    size_t n = 0;
-    for (struct weft_callout *c = st ? st->callouts : NULL; c; c = c->next)
-        n += !c->done;
-    return n;
+    return st ? ft_callouts_pending(st->callouts) : 0;
 }
 
 size_t wft_callout_started(wft_stream *st) {
@@ -1138,51 +1092,26 @@ size_t wft_callout_started(wft_stream *st) {
 
 bool wft_callout_request(wft_stream *st, size_t i, const char **cluster, const char **method,
                          const char **path, const char **body, uint64_t *timeout_ms) {
-    struct weft_callout *c = st ? pending_callout(st, i) : NULL;
-    if (!c)
-        return false;
-    if (cluster)
-        *cluster = c->cluster;
-    if (method)
-        *method = c->method;
-    if (path)
-        *path = c->path;
-    if (body)
-        *body = ft_bytes_cstr(&c->body);
-    if (timeout_ms)
-        *timeout_ms = c->timeout_ms;
-    return true;
+    return st && ft_callout_request_of(st->callouts, i, cluster, method, path, body, timeout_ms);
 }
 
 const char *wft_callout_header(wft_stream *st, size_t i, const char *name) {
-    struct weft_callout *c = st && name ? pending_callout(st, i) : NULL;
-    if (!c)
-        return NULL;
-    const ft_header *h = ft_hmap_find(&c->headers, name, strlen(name), 0);
-    return h ? h->value : NULL;
+    return st ? ft_callout_header_of(st->callouts, i, name) : NULL;
 }
 
 int wft_callout_respond(wft_stream *st, size_t i, int status, const char *const *headers,
                         const char *body) {
-    struct weft_callout *c = st ? pending_callout(st, i) : NULL;
-    if (!c)
-        return st ? reject(st, "no such pending callout") : WFT_REJECTED;
-    ft_hmap h = {0};
-    if (ft_hmap_add_lines(&h, headers, NULL)) {
-        ft_hmap_clear(&h);
-        return reject(st, "a callout response header is not \"name: value\"");
-    }
-    ft_callout_finish(c, status, "", &h, body ? body : "", body ? strlen(body) : 0);
-    ft_hmap_clear(&h);
-    return 0;
+    const char *why = NULL;
+    if (!st)
+        return WFT_REJECTED;
+    return ft_callout_respond_of(st->callouts, i, status, headers, body, &why) ? reject(st, why)
+                                                                               : 0;
 }
 
 int wft_callout_fail(wft_stream *st, size_t i, const char *reason) {
-    struct weft_callout *c = st ? pending_callout(st, i) : NULL;
-    if (!c)
-        return st ? reject(st, "no such pending callout") : WFT_REJECTED;
-    ft_callout_finish(c, 0, reason ? reason : "connect_failure", NULL, NULL, 0);
-    return 0;
+    if (!st)
+        return WFT_REJECTED;
+    return ft_callout_fail_of(st->callouts, i, reason) ? reject(st, "no such pending callout") : 0;
 }
 
 size_t wft_timers_pending(wft_stream *st) {
@@ -1268,16 +1197,7 @@ void wft_stream_free(wft_stream *st) {
         st->timers = t->next;
         free(t);
     }
-    while (st->callouts) {
-        struct weft_callout *c = st->callouts;
-        st->callouts = c->next;
-        free(c->cluster);
-        free(c->method);
-        free(c->path);
-        ft_hmap_clear(&c->headers);
-        ft_bytes_free(&c->body);
-        free(c);
-    }
+    ft_callouts_free(&st->callouts);
     ft_hmap_clear(&st->metadata);
     ft_hmap_clear(&st->attempt_hdrs);
     ft_hmap_clear(&st->ep_labels);

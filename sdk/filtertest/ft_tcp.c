@@ -115,7 +115,7 @@ weft_result ft_tcp_open(weft_stream *s, weft_str cluster, const weft_tcp_callout
     size_t mine = 0;
     for (ft_tcpc *k = env->tcpcs; k; k = k->next)
         mine += k->st == st && live(k);
-    if (mine >= FT_TCP_STREAM_CAP)
+    if (mine >= FT_STREAM_CALLOUTS)
         return WEFT_ERR_LIMIT;
     return tcp_new(env, st, cluster, o, cbs, arg, out);
 }
@@ -125,6 +125,8 @@ static weft_result tcp_new(wft_env *env, wft_stream *st, weft_str cluster,
                            void *arg, weft_tcp_callout **out) {
     if (!cluster.len || !ft_cluster_known(env, cluster.ptr, cluster.len))
         return WEFT_ERR_NOT_FOUND;
+    if (ft_callouts_worker_full(env)) /* HTTP and TCP callouts together, as weft */
+        return WEFT_ERR_LIMIT;
     if (!g_tcp_init) {
         wsh_table_init(&g_tcp, FT_TCP_DOMAIN);
         g_tcp_init = true;
@@ -252,6 +254,13 @@ static void end(ft_tcpc *k, uint32_t reason) {
     }
     if (k->state == WFT_TCP_CLOSING || live(k))
         finish(k, WFT_TCP_ENDED);
+}
+
+size_t ft_tcp_live(wft_env *env) {
+    size_t n = 0;
+    for (ft_tcpc *k = env->tcpcs; k; k = k->next)
+        n += live(k);
+    return n;
 }
 
 void ft_tcp_stream_end(wft_stream *st) {

@@ -433,6 +433,48 @@ int wft_callout_respond(wft_stream *st, size_t i, int status, const char *const 
 /* Fails it: status 0, reason "connect_failure", "timeout", "reset", ... */
 int wft_callout_fail(wft_stream *st, size_t i, const char *reason);
 
+/* ---- SDK 1.1 callouts: weft_callout_start2, worker-scoped, detached ----
+ * As weft: timeout_ms 0 is 5 s (1.0's weft_callout_start too); a response
+ * body above the request's max_response_body (0: the env's, 1 MiB by
+ * default) fails the callout with reason "body_too_large"; a stream has
+ * 8 callouts in flight at most (filter_callouts; detached ones do not
+ * count), the env's worker 1024 HTTP and TCP callouts of every scope
+ * (callouts.max_per_worker): past them WEFT_ERR_LIMIT.
+ * Stream-scoped weft_callout_start2 callouts are the stream's callouts
+ * above (wft_callout_*, canned answers too). Worker-scoped callouts
+ * (weft_worker_callout_start) and detached ones (WEFT_CALLOUT_DETACHED,
+ * from a stream or a worker) are the env's: the test answers them with
+ * the calls below; index i counts the env's callouts in flight (not
+ * answered, timed out, cancelled or dropped), oldest first. A
+ * worker-scoped callback runs outside any stream with the worker handle
+ * (weft_worker_current's); worker_destroy (configuring again, freeing the
+ * env) cancels them first, without callbacks. A detached callout has no
+ * callback: its stream never waits for it and may complete first; it
+ * counts as sent, and as failed once it gets no response (a failure, its
+ * timeout) or a 5xx. Canned answers (wft_callout_canned) apply to
+ * stream-scoped callouts only. */
+size_t wft_env_callout_pending(wft_env *env);
+/* As wft_callout_request / wft_callout_header for the env's callout i;
+ * header "host" gives the authority (the cluster's name if none was set). */
+bool wft_env_callout_request(wft_env *env, size_t i, const char **cluster, const char **method,
+                             const char **path, const char **body, uint64_t *timeout_ms);
+const char *wft_env_callout_header(wft_env *env, size_t i, const char *name);
+/* Whether the env's callout i is detached (else worker-scoped). */
+bool wft_env_callout_detached(wft_env *env, size_t i);
+/* Answers it (a worker-scoped one's callback runs now), or fails it
+ * (status 0 with reason; a detached one: dropped, counted as failed).
+ * 0, or WFT_REJECTED for no such i or a malformed header line. */
+int wft_env_callout_respond(wft_env *env, size_t i, int status, const char *const *headers,
+                            const char *body);
+int wft_env_callout_fail(wft_env *env, size_t i, const char *reason);
+/* Detached callouts to `cluster` started, and failed (weft's
+ * weft_upstream_callout_detached_sent_total / _failed_total{cluster}). */
+uint64_t wft_callout_detached_sent(wft_env *env, const char *cluster);
+uint64_t wft_callout_detached_failed(wft_env *env, const char *cluster);
+/* The proxy config's top-level callouts limits: max_per_worker (0: 1024)
+ * and max_response_body (0: 1 MiB). Returns 0. */
+int wft_env_set_callout_limits(wft_env *env, uint32_t max_per_worker, uint64_t max_response_body);
+
 /* ---- raw TCP callouts (SDK 1.1, weft_tcp_callout_*) ---- */
 /* The kit is the peer: every TCP callout the filter opens waits until the
  * test completes its connect, delivers bytes, reads what the filter wrote
