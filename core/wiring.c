@@ -1,6 +1,7 @@
 /* wiring.c: the modules a worker runs (loop/worker.h), listed at the top
  * of the layers so that the loop names none of them: each kind of
- * listener with its connections, the upstream pools, filter TCP callouts,
+ * listener with its connections, filter HTTP callouts, the upstream pools,
+ * filter TCP callouts,
  * stream handles and the filters' worker contexts. The table's order is the order of every hook:
  * downstream connections end before the upstream pools they used are
  * freed, and the stream handle table goes last. */
@@ -75,12 +76,13 @@ static const weft_worker_module tcp_callout_module = {
 };
 
 /* filter HTTP callouts: worker-scoped ones end with their snapshot state,
- * detached ones with the worker */
+ * detached ones with the worker; at stop every one goes before the
+ * upstream pools their exchanges use */
 static const weft_worker_module callout_module = {
     .name = "http callouts",
     .listener_kind = -1,
     .wsnap_end = weft_callouts_wsnap_end,
-    .fini_late = weft_callouts_free_all,
+    .fini = weft_callouts_free_all,
 };
 
 static const weft_worker_module handles_module = {
@@ -106,7 +108,7 @@ static const weft_worker_module fworker_module = {
 };
 
 const weft_worker_module *const weft_worker_modules[] = {
-    &http_module,        &tcp_proxy_module, &h1_pool_module, &h2_pool_module,
-    &tcp_callout_module, &callout_module,   &handles_module, &fworker_module,
+    &http_module,    &tcp_proxy_module,   &callout_module, &h1_pool_module,
+    &h2_pool_module, &tcp_callout_module, &handles_module, &fworker_module,
 };
 const size_t weft_worker_n_modules = WEFT_ARRAY_LEN(weft_worker_modules);

@@ -14,11 +14,15 @@
 #include "filter/handles.h"
 #include "http/h1/h1_codec.h"
 #include "http/stream_internal.h"
-#include "net/conn.h"
 #include "runtime/wsnap.h"
 #include "upstream/attempt.h"
+#include "upstream/h2_pool.h"
+#include "upstream/pool.h"
 
 #define HCALLOUT_MAGIC 0x48434f55u /* "HCOU"; differs from streams' and TCP callouts' */
+/* The request output a pooled connection buffers before it reports
+ * "writable" (a callout writes its whole request at once). */
+#define CALLOUT_HIGH_WATERMARK (1024u * 1024u)
 
 typedef struct weft_hcallout {
     uint32_t magic; /* first: see filter/handles.h */
@@ -35,18 +39,29 @@ typedef struct weft_hcallout {
     void *arg;
     uint64_t max_body;
     weft_attempt att;
-    /* the exchange */
-    weft_conn *conn;
-    weft_h1_parser *parser;
-    weft_arena arena; /* response head strings */
+    weft_lb *lb; /* referenced: retries pick from it (a detached callout outlives its wsnap) */
+    /* the request, kept for every attempt */
+    weft_req_head req;      /* method, authority, headers in `arena` (HTTP/2 frames it) */
+    weft_sv target;         /* the path */
+    struct evbuffer *wire;  /* HTTP/1.1: head and body bytes */
+    struct evbuffer *rbody; /* the body (HTTP/2) */
+    /* the exchange: an HTTP/1.1 pooled connection or an HTTP/2 stream */
+    weft_upconn *uc;
+    weft_h2up_stream *us;
+    uint32_t attempts, max_attempts;
+    bool h2_ep;       /* an endpoint answered ALPN h2 (protocol auto): once */
+    bool same_ep;     /* the next attempt on the same endpoint (as HTTP/2) */
+    bool fresh_conn;  /* the next attempt on a new connection (a stale pooled one) */
+    bool stale_retry; /* done once */
+    weft_arena arena; /* request head, response heads */
     struct event timer;
-    struct event done_ev; /* completion runs outside the parser */
+    struct event done_ev; /* completion and retries run outside the upstream's callbacks */
     struct evbuffer *body;
-    weft_resp_head *head;
+    weft_resp_head *head; /* &head_copy once a final head came */
+    weft_resp_head head_copy;
     int status;
     const char *reason;
     bool finished;
-    bool connected;
     struct weft_hcallout *prev, *next; /* w->callouts */
 } hcallout;
 
@@ -60,20 +75,41 @@ static void co_link(hcallout *c) {
     c->w->n_callouts++;
 }
 
+/* Lets go of the attempt's upstream: a finished HTTP/1.1 exchange goes
+ * back to its pool when `reusable` (the pool decides: room, max requests);
+ * anything else closes it, as for a client abort. An HTTP/2 stream not
+ * complete is reset (RST_STREAM CANCEL); its connection stays. Safe from
+ * inside the upstream's own callbacks (they defer their frees). */
+static void release_up(hcallout *c, bool reusable) {
+    if (c->uc) {
+        weft_upconn *uc = c->uc;
+        c->uc = NULL;
+        weft_upconn_release(uc, reusable);
+    }
+    if (c->us) {
+        weft_h2up_stream *us = c->us;
+        c->us = NULL;
+        weft_h2up_release(us);
+    }
+}
+
 static void co_free(hcallout *c) {
     if (c->handle)
         weft_handle_unregister(c->w, c->handle);
     if (c->s)
         c->s->filter_callouts--;
+    release_up(c, false);
     event_del(&c->timer);
     event_del(&c->done_ev);
-    if (c->conn)
-        weft_conn_free(c->conn);
-    if (c->parser)
-        weft_h1_parser_free(c->parser);
     if (c->body)
         evbuffer_free(c->body);
+    if (c->wire)
+        evbuffer_free(c->wire);
+    if (c->rbody)
+        evbuffer_free(c->rbody);
     weft_attempt_clear(&c->att);
+    if (c->lb)
+        weft_lb_unref(c->lb);
     weft_arena_free(&c->arena);
     if (c->prev)
         c->prev->next = c->next;
@@ -96,13 +132,7 @@ bool weft_callouts_worker_full(const weft_worker *w, const weft_config *cfg) {
 
 /* ---------- completion ---------- */
 
-/* Runs the filter's callback with what we have (none for a detached
- * callout: it is counted), then frees the callout. */
-static void on_done(evutil_socket_t fd, short what, void *arg) {
-    (void)fd;
-    (void)what;
-    hcallout *c = arg;
-    weft_attempt_end(&c->att, !c->reason, 0, weft_now_us());
+static void deliver(hcallout *c) {
     if (c->detached) {
         if (c->reason || c->status >= 500)
             weft_stats_inc(c->w->stats, c->cluster->callout_detached_failed, 1);
@@ -150,120 +180,267 @@ static void on_done(evutil_socket_t fd, short what, void *arg) {
     co_free(c);
 }
 
+static bool attempt_next(hcallout *c);
+
+/* Deferred: the result goes to the filter, or the next attempt starts. */
+static void on_done(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    hcallout *c = arg;
+    if (!c->finished && !attempt_next(c))
+        return; /* attempt_next finished it: on_done runs again */
+    if (c->finished)
+        deliver(c);
+}
+
 static void finish(hcallout *c, const char *reason) {
     if (c->finished)
         return;
     c->finished = true;
     c->reason = reason;
+    weft_attempt_end(&c->att, !reason, 0, weft_now_us());
     event_del(&c->timer);
     event_active(&c->done_ev, EV_TIMEOUT, 0);
 }
 
-/* ---------- the exchange: one HTTP/1.1 connection ---------- */
+/* The attempt failed in a way another attempt may fix. */
+static void retry_later(hcallout *c) {
+    weft_attempt_end(&c->att, false, 0, weft_now_us());
+    event_active(&c->done_ev, EV_TIMEOUT, 0);
+}
 
-static int cb_head(void *ud, weft_resp_head *h) {
-    hcallout *c = ud;
+/* ---------- what the upstream reports (up_user.h) ---------- */
+
+static void ev_connected(void *o) {
+    hcallout *c = o;
+    if (c->uc)
+        evbuffer_add(weft_upconn_output(c->uc), evbuffer_pullup(c->wire, -1),
+                     evbuffer_get_length(c->wire));
+}
+
+static int ev_head(void *o, weft_resp_head *h) {
+    hcallout *c = o;
     if (h->status < 200)
         return WEFT_H1_CB_OK;
-    c->head = h;
+    /* A copy: HTTP/2 keeps the head in its stream object, which goes with
+     * the release (its strings and header array are in c->arena). */
+    c->head_copy = *h;
+    c->head = &c->head_copy;
     c->status = h->status;
     return WEFT_H1_CB_OK;
 }
 
-static int cb_body(void *ud, const char *p, size_t n) {
-    hcallout *c = ud;
-    if (c->detached)
+static int ev_body(void *o, const char *p, size_t n) {
+    hcallout *c = o;
+    if (c->detached || c->finished)
         return WEFT_H1_CB_OK; /* discarded */
     if (evbuffer_get_length(c->body) + n > c->max_body) {
         finish(c, "body_too_large");
+        release_up(c, false);
         return WEFT_H1_CB_ABORT;
     }
     evbuffer_add(c->body, p, n);
     return WEFT_H1_CB_OK;
 }
 
-static int cb_complete(void *ud) {
-    finish(ud, NULL);
+static int ev_trailers(void *o, weft_hdrs *t) {
+    (void)o;
+    (void)t;
+    return WEFT_H1_CB_OK;
+}
+
+static int ev_complete(void *o) {
+    hcallout *c = o;
+    bool reusable = c->head && c->head->keep_alive;
+    release_up(c, reusable);
+    finish(c, NULL);
     return WEFT_H1_CB_PAUSE;
 }
 
-static const weft_h1_callbacks callout_cbs = {
-    .on_resp_head = cb_head,
-    .on_body = cb_body,
-    .on_complete = cb_complete,
-};
-
-static void on_read(void *arg) {
-    hcallout *c = arg;
-    struct evbuffer *in = weft_conn_input(c->conn);
-    while (!c->finished && evbuffer_get_length(in)) {
-        struct evbuffer_iovec v;
-        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
-            break;
-        size_t used = 0;
-        weft_h1_result r = weft_h1_parser_feed(c->parser, v.iov_base, v.iov_len, &used);
-        evbuffer_drain(in, used);
-        if (r == WEFT_H1_ERROR) {
-            const char *why = weft_h1_parser_error_reason(c->parser);
-            finish(c, why && !strcmp(why, "upstream_too_many_headers") ? "too_many_headers"
-                                                                       : "protocol_error");
+static void ev_error(void *o, weft_up_err err) {
+    hcallout *c = o;
+    if (c->finished) {
+        release_up(c, false);
+        return;
+    }
+    const weft_cfg_cluster *cc = c->cluster->cfg;
+    /* A pooled connection the server had closed, or a stream the peer
+     * refused: the request never got there; a fresh connection may. */
+    bool unprocessed =
+        err == WEFT_UP_ERR_RESET && ((c->uc && c->uc->requests > 0 && !c->uc->got_bytes) ||
+                                     (c->us && weft_h2up_refused(c->us)));
+    const char *why =
+        c->uc && err == WEFT_UP_ERR_PROTOCOL ? weft_h1_parser_error_reason(c->uc->parser) : NULL;
+    release_up(c, false);
+    if (err == WEFT_UP_ERR_ALPN_H2 && !c->h2_ep) {
+        /* protocol auto: the endpoint speaks HTTP/2; nothing was sent */
+        weft_endpoint_set_h2((weft_endpoint *)c->att.ep);
+        c->h2_ep = true;
+        c->same_ep = true;
+        c->max_attempts++; /* the same endpoint again, as HTTP/2 */
+        retry_later(c);
+        return;
+    }
+    if (err == WEFT_UP_ERR_CONNECT || err == WEFT_UP_ERR_CONNECT_TIMEOUT) {
+        weft_stats_inc(c->w->stats, c->cluster->cx_connect_fail, 1);
+        if (err == WEFT_UP_ERR_CONNECT_TIMEOUT)
+            weft_stats_inc(c->w->stats, c->cluster->cx_connect_timeout, 1);
+        if (cc->connect_failure_avoid_ms)
+            weft_endpoint_avoid((weft_endpoint *)c->att.ep,
+                                weft_now_us() + cc->connect_failure_avoid_ms * 1000);
+        if (c->attempts < c->max_attempts) {
+            retry_later(c);
+            return;
         }
-        if (r != WEFT_H1_OK)
-            break;
-    }
-}
-
-static void on_drained(void *arg) {
-    (void)arg;
-}
-
-static void on_event(void *arg, int what) {
-    hcallout *c = arg;
-    if (what & WEFT_CONN_CONNECTED) {
-        c->connected = true;
+        finish(c, "connect_failure");
         return;
     }
-    if (c->finished)
+    if (unprocessed && !c->stale_retry) {
+        c->stale_retry = true;
+        c->fresh_conn = true;
+        c->max_attempts++;
+        weft_stats_inc(c->w->stats, c->cluster->rq_retry_stale, 1);
+        retry_later(c);
         return;
-    if ((what & WEFT_CONN_EOF) && weft_h1_parser_eof(c->parser) == WEFT_H1_DONE)
-        return; /* completed by close; finish() already ran */
-    finish(c, c->connected ? "upstream_reset" : "connect_failure");
-    weft_conn_read_enable(c->conn, false);
+    }
+    finish(c, err == WEFT_UP_ERR_PROTOCOL
+                  ? (why && !strcmp(why, "upstream_too_many_headers") ? "too_many_headers"
+                                                                      : "protocol_error")
+                  : "upstream_reset");
 }
+
+static void ev_writable(void *o) {
+    (void)o;
+}
+static void ev_feed_end(void *o) {
+    (void)o;
+}
+static void ev_tunnel_data(void *o, struct evbuffer *in) {
+    (void)o;
+    evbuffer_drain(in, evbuffer_get_length(in));
+}
+
+static const weft_up_events co_events = {
+    .connected = ev_connected,
+    .head = ev_head,
+    .body = ev_body,
+    .trailers = ev_trailers,
+    .complete = ev_complete,
+    .error = ev_error,
+    .writable = ev_writable,
+    .feed_end = ev_feed_end,
+    .tunnel_data = ev_tunnel_data,
+};
 
 static void on_timeout(evutil_socket_t fd, short what, void *arg) {
     (void)fd;
     (void)what;
-    finish(arg, "timeout");
+    hcallout *c = arg;
+    finish(c, "timeout");
+    release_up(c, false);
 }
 
-static const weft_conn_cbs conn_cbs = {on_read, on_drained, on_event};
+/* ---------- attempts ---------- */
 
-/* Writes the request and connects. -1: the connect failed at once. */
-static int exchange_start(hcallout *c, const weft_callout_request *req) {
-    weft_h1_parser_next(c->parser, &c->arena,
-                        req->method.len == 4 && !memcmp(req->method.ptr, "HEAD", 4) ? HTTP_HEAD
-                                                                                    : HTTP_GET);
-    struct evbuffer *o = weft_conn_output(c->conn);
-    struct evbuffer *bb = (struct evbuffer *)req->body_buffer;
-    size_t blen = bb ? evbuffer_get_length(bb) : req->body.len;
-    weft_str host = req->authority.len
-                        ? req->authority
+/* Starts the next attempt: an endpoint from the cluster's load balancer
+ * (another than the last one when there is one), then an HTTP/1.1 pooled
+ * connection (an idle one when the pool has it) or an HTTP/2 stream, as
+ * the cluster's protocol says. false: no attempt could start (the callout
+ * is finished). */
+static bool attempt_next(hcallout *c) {
+    while (c->attempts < c->max_attempts) {
+        int idx = c->same_ep ? c->att.idx : weft_lb_pick(c->lb, 0, false, c->att.idx);
+        c->same_ep = false;
+        if (idx < 0)
+            break;
+        c->attempts++;
+        weft_attempt_start(&c->att, c->lb, idx, weft_now_us());
+        const weft_endpoint *ep = c->att.ep;
+        weft_upstream_protocol proto = c->cluster->cfg->protocol;
+        bool h2 = proto == WEFT_PROTO_HTTP2 || (proto == WEFT_PROTO_AUTO && weft_endpoint_h2(ep));
+        weft_up_user u = {.owner = c,
+                          .ev = &co_events,
+                          .arena = &c->arena,
+                          .req = &c->req,
+                          .target = c->target,
+                          .high_watermark = CALLOUT_HIGH_WATERMARK};
+        if (h2) {
+            size_t blen = evbuffer_get_length(c->rbody);
+            c->us = weft_h2up_start(c->w, &u, c->cluster, ep, blen > 0);
+            if (c->us) {
+                if (blen)
+                    weft_h2up_body_data(c->us, (const char *)evbuffer_pullup(c->rbody, -1), blen);
+                weft_h2up_end(c->us, NULL);
+                return true;
+            }
+        } else {
+            bool reused = false;
+            c->uc = weft_pool_acquire(c->w, c->cluster, ep, &u, !c->fresh_conn, &reused);
+            c->fresh_conn = false;
+            if (c->uc) {
+                if (c->uc->connected)
+                    ev_connected(c);
+                return true;
+            }
+        }
+        /* failed at once (no socket): the next endpoint */
+        weft_stats_inc(c->w->stats, c->cluster->cx_connect_fail, 1);
+        weft_attempt_end(&c->att, false, 0, weft_now_us());
+    }
+    finish(c, "connect_failure");
+    return false;
+}
+
+/* ---------- the request ---------- */
+
+/* Builds the head (HTTP/2 frames it from c->req) and the HTTP/1.1 bytes. */
+static int request_build(hcallout *c, const weft_callout_request *rq) {
+    weft_arena *a = &c->arena;
+    struct evbuffer *bb = (struct evbuffer *)rq->body_buffer;
+    weft_str host = rq->authority.len
+                        ? rq->authority
                         : (weft_str){c->cluster->cfg->name, strlen(c->cluster->cfg->name)};
-    evbuffer_add_printf(o, "%.*s %.*s HTTP/1.1\r\nhost: %.*s\r\ncontent-length: %zu\r\n",
-                        (int)req->method.len, req->method.ptr, (int)req->path.len, req->path.ptr,
-                        (int)host.len, host.ptr, blen);
-    for (size_t i = 0; i < req->n_headers; i++)
-        evbuffer_add_printf(o, "%.*s: %.*s\r\n", (int)req->header_names[i].len,
-                            req->header_names[i].ptr, (int)req->header_values[i].len,
-                            req->header_values[i].ptr);
-    evbuffer_add(o, "\r\n", 2);
+    char *m = weft_arena_strndup(a, rq->method.ptr, rq->method.len);
+    char *t = weft_arena_strndup(a, rq->path.ptr, rq->path.len);
+    char *h = weft_arena_strndup(a, host.ptr, host.len);
+    if (!m || !t || !h)
+        return -1;
+    c->req.method = (weft_sv){m, rq->method.len};
+    c->req.method_id = rq->method.len == 4 && !memcmp(m, "HEAD", 4) ? HTTP_HEAD : HTTP_GET;
+    c->req.target = c->req.path = c->target = (weft_sv){t, rq->path.len};
+    c->req.authority = (weft_sv){h, host.len};
+    c->req.http_minor = 1;
+    c->req.keep_alive = true;
+    c->req.content_length = -1;
+    weft_hdrs_init(&c->req.headers, a);
     if (bb)
-        evbuffer_add_buffer(o, bb);
-    else if (req->body.len)
-        evbuffer_add(o, req->body.ptr, req->body.len);
-    return weft_conn_connect(c->conn, (const struct sockaddr *)&c->att.ep->addr,
-                             c->att.ep->addrlen);
+        evbuffer_add_buffer(c->rbody, bb);
+    else if (rq->body.len && evbuffer_add(c->rbody, rq->body.ptr, rq->body.len) != 0)
+        return -1;
+    size_t blen = evbuffer_get_length(c->rbody);
+    c->req.framing = blen ? WEFT_BODY_LENGTH : WEFT_BODY_NONE;
+    c->req.content_length = blen ? (int64_t)blen : -1;
+    struct evbuffer *o = c->wire;
+    evbuffer_add_printf(o, "%.*s %.*s HTTP/1.1\r\nhost: %.*s\r\ncontent-length: %zu\r\n",
+                        (int)rq->method.len, m, (int)rq->path.len, t, (int)host.len, h, blen);
+    for (size_t i = 0; i < rq->n_headers; i++) {
+        weft_sv n = {rq->header_names[i].ptr, rq->header_names[i].len};
+        weft_sv v = {rq->header_values[i].ptr, rq->header_values[i].len};
+        if (weft_hdrs_add(&c->req.headers, n, v) != 0)
+            return -1;
+        evbuffer_add_printf(o, "%.*s: %.*s\r\n", (int)n.len, n.p, (int)v.len, v.p);
+    }
+    if (blen) {
+        char len[24];
+        int k = snprintf(len, sizeof(len), "%zu", blen);
+        if (weft_hdrs_add(&c->req.headers, WEFT_SV_LIT("content-length"),
+                          (weft_sv){len, (size_t)k}) != 0)
+            return -1;
+    }
+    evbuffer_add(o, "\r\n", 2);
+    if (blen)
+        evbuffer_add(o, evbuffer_pullup(c->rbody, -1), blen);
+    return 0;
 }
 
 /* ---------- host calls ---------- */
@@ -289,8 +466,7 @@ weft_result weft_callout_begin(const weft_callout_scope *sc, const weft_callout_
     if (weft_callouts_worker_full(sc->w, cfg))
         return WEFT_ERR_LIMIT;
     weft_cluster_wrk *cw = weft_wsnap_cluster(sc->ws, idx);
-    int ep = cw ? weft_lb_pick(cw->lb, 0, false, -1) : -1;
-    if (ep < 0)
+    if (!cw || weft_lb_pick(cw->lb, 0, false, -1) < 0)
         return WEFT_ERR_NOT_FOUND;
     hcallout *c = calloc(1, sizeof(*c));
     if (!c)
@@ -300,6 +476,7 @@ weft_result weft_callout_begin(const weft_callout_scope *sc, const weft_callout_
     c->snap = sc->ws->snap;
     weft_snapshot_ref(c->snap);
     c->cluster = &c->snap->clusters[idx];
+    c->lb = weft_lb_ref(cw->lb);
     c->detached = detached;
     c->cb = cb;
     c->wcb = wcb;
@@ -307,28 +484,30 @@ weft_result weft_callout_begin(const weft_callout_scope *sc, const weft_callout_
     c->max_body = req->max_response_body            ? req->max_response_body
                   : cfg->callouts_max_response_body ? cfg->callouts_max_response_body
                                                     : WEFT_CALLOUT_MAX_BODY;
+    c->max_attempts = c->cluster->cfg->connect_attempts ? c->cluster->cfg->connect_attempts : 1;
     weft_attempt_init(&c->att);
     weft_arena_init(&c->arena);
     event_assign(&c->timer, c->w->base, -1, 0, on_timeout, c);
     event_assign(&c->done_ev, c->w->base, -1, 0, on_done, c);
     co_link(c);
     c->body = evbuffer_new();
-    c->conn = weft_conn_new(c->w->base, -1, &conn_cbs, c);
-    c->parser = weft_h1_parser_new(WEFT_H1_RESPONSE, NULL, &callout_cbs, c);
+    c->wire = evbuffer_new();
+    c->rbody = evbuffer_new();
     if (!detached)
         c->handle = weft_handle_register(c->w, c);
-    if (!c->body || !c->conn || !c->parser || (!detached && !c->handle)) {
+    if (!c->body || !c->wire || !c->rbody || (!detached && !c->handle) ||
+        request_build(c, req) != 0) {
         co_free(c);
         return WEFT_ERR_NOMEM;
     }
-    weft_attempt_start(&c->att, cw->lb, ep, weft_now_us());
-    if (exchange_start(c, req) != 0) {
+    if (!attempt_next(c) && c->attempts == 0) {
         co_free(c);
         return WEFT_ERR_NOT_FOUND;
     }
     uint64_t ms = req->timeout_ms ? req->timeout_ms : WEFT_CALLOUT_TIMEOUT_MS;
     struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
-    event_add(&c->timer, &tv);
+    if (!c->finished)
+        event_add(&c->timer, &tv);
     if (detached) {
         weft_stats_inc(c->w->stats, c->cluster->callout_detached_sent, 1);
         return WEFT_OK;
@@ -344,7 +523,6 @@ weft_result weft_callout_begin(const weft_callout_scope *sc, const weft_callout_
         *out = (weft_callout *)(uintptr_t)c->handle;
     return WEFT_OK;
 }
-
 weft_result weft_callout_cancel_in(weft_stream *s, weft_fworker *fw, weft_callout *h) {
     void *obj = NULL;
     if (weft_handle_object(h, HCALLOUT_MAGIC, &obj) != WEFT_OK)

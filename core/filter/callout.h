@@ -1,7 +1,9 @@
 /* callout.h (core): HTTP requests filters make to a named cluster
  * (weft_callout_start, weft_callout_start2, weft_worker_callout_start).
  * A callout is one request to an endpoint the cluster's load balancer
- * picked (attempt start/end balanced). Scopes: a stream and its filter
+ * picked (attempt start/end balanced), served by the upstream pools as a
+ * weft_up_user (an HTTP/1.1 pooled connection, or an HTTP/2 stream for
+ * an http2 cluster), with the stream's connect retry. Scopes: a stream and its filter
  * (dropped when the stream ends), a filter worker context (dropped before
  * its worker_destroy), or none (DETACHED: the worker's until it ends; it
  * holds its snapshot). Every callout of a worker is on one list
@@ -50,7 +52,8 @@ void weft_callouts_stream_end(weft_stream *s);
 /* A worker snapshot goes: drops the callouts of its filter worker
  * contexts (before their worker_destroy), no callbacks. */
 void weft_callouts_wsnap_end(struct weft_wsnap *ws);
-/* Worker free: frees what is left (detached callouts). */
+/* Worker stop (before the upstream pools go): frees every callout left,
+ * no callbacks. */
 void weft_callouts_free_all(struct weft_worker *w);
 
 #endif

@@ -6,18 +6,21 @@
  *
  * Request header x-co picks what happens (anything else: the request goes
  * on untouched):
+ *   (x-co-cluster: another cluster than C for one, seq and wait)
  *   one        one callout to C, path x-co-path (default /), optional
  *              x-co-max-body (max_response_body), x-co-timeout (ms),
  *              x-co-body (sent as the body), x-co-authority; answered
  *              locally: 200, x-co-status, x-co-reason, x-co-nh (headers
  *              delivered), x-co-body-len, x-co-conn (the answer's
- *              x-conn-seq), x-co-last (the answer's last header name)
+ *              x-conn-seq or x-backend-conn), x-co-last (its last x-h-*
+ *              header name), and the answer's body as the body
  *   echo-body  the request body is moved into the callout as its
  *              body_buffer (path /echo); x-co-body-len is what came back,
  *              x-co-left what the filter's buffer kept (0)
  *   seq N      N sequential callouts to C's /conn (each from the previous
  *              one's callback); 200 with x-co-ok (status 200 count) and
- *              x-co-conns (distinct x-conn-seq values: connections used)
+ *              x-co-conns (distinct x-conn-seq / x-backend-conn values:
+ *              the backend's connections that served them)
  *   burst N    N detached callouts to M (path x-co-path, default
  *              /delay/3000); 200 with x-co-ok and x-co-limit (WEFT_OK and
  *              WEFT_ERR_LIMIT results)
@@ -60,7 +63,8 @@ typedef struct sctx {
     int seq_left, seq_ok;
     int conns[64];
     int n_conns;
-    char acc[256]; /* echo-body: bytes of earlier chunks */
+    char cluster[64]; /* x-co-cluster, else the config's */
+    char acc[256];    /* echo-body: bytes of earlier chunks */
     size_t n_acc, left;
 } sctx;
 
@@ -202,15 +206,26 @@ static uint64_t header_u64(weft_stream *s, const char *name) {
     return v.len ? strtoull(b, NULL, 10) : 0;
 }
 
-/* Replies 200 with up to 8 "name: value" pairs (NULL-terminated). */
-static void reply(weft_stream *s, const char *const *kv) {
+/* Replies 200 with up to 8 "name: value" pairs (NULL-terminated) and body. */
+static void reply_body(weft_stream *s, const char *const *kv, weft_str body) {
     weft_str n[8], v[8];
     size_t k = 0;
     for (; kv[2 * k] && k < 8; k++) {
         n[k] = weft_str_c(kv[2 * k]);
         v[k] = weft_str_c(kv[2 * k + 1]);
     }
-    weft_reply_send(s, 200, WEFT_STR("copool"), n, v, k, WEFT_STR("copool\n"));
+    weft_reply_send(s, 200, WEFT_STR("copool"), n, v, k, body);
+}
+
+static void reply(weft_stream *s, const char *const *kv) {
+    reply_body(s, kv, WEFT_STR("copool\n"));
+}
+
+/* Whether name is one of the headers that name the backend's connection
+ * (backend.py /conn: x-conn-seq; h2_backend.py: x-backend-conn). */
+static bool conn_header(weft_str name) {
+    return (name.len == 10 && !memcmp(name.ptr, "x-conn-seq", 10)) ||
+           (name.len == 14 && !memcmp(name.ptr, "x-backend-conn", 14));
 }
 
 static void one_done(weft_stream *s, void *ctx, void *arg, const weft_callout_response *resp) {
@@ -223,7 +238,7 @@ static void one_done(weft_stream *s, void *ctx, void *arg, const weft_callout_re
     snprintf(bl, sizeof(bl), "%zu", resp->body.len);
     snprintf(left, sizeof(left), "%zu", x->left);
     for (size_t i = 0; i < resp->n_headers; i++) {
-        if (resp->header_names[i].len == 10 && !memcmp(resp->header_names[i].ptr, "x-conn-seq", 10))
+        if (conn_header(resp->header_names[i]))
             snprintf(conn, sizeof(conn), "%.*s", (int)resp->header_values[i].len,
                      resp->header_values[i].ptr);
         if (resp->header_names[i].len > 4 && !memcmp(resp->header_names[i].ptr, "x-h-", 4))
@@ -233,7 +248,7 @@ static void one_done(weft_stream *s, void *ctx, void *arg, const weft_callout_re
     const char *kv[] = {"x-co-status",   st,   "x-co-reason", reason, "x-co-nh",   nh,
                         "x-co-body-len", bl,   "x-co-conn",   conn,   "x-co-last", last,
                         "x-co-left",     left, NULL};
-    reply(s, kv);
+    reply_body(s, kv, resp->body);
 }
 
 static void seq_next(weft_stream *s, sctx *x);
@@ -244,8 +259,7 @@ static void seq_done(weft_stream *s, void *ctx, void *arg, const weft_callout_re
     if (resp->status == 200)
         x->seq_ok++;
     for (size_t i = 0; i < resp->n_headers; i++)
-        if (resp->header_names[i].len == 10 &&
-            !memcmp(resp->header_names[i].ptr, "x-conn-seq", 10)) {
+        if (conn_header(resp->header_names[i])) {
             char b[16];
             snprintf(b, sizeof(b), "%.*s", (int)resp->header_values[i].len,
                      resp->header_values[i].ptr);
@@ -261,7 +275,7 @@ static void seq_done(weft_stream *s, void *ctx, void *arg, const weft_callout_re
 
 static void seq_next(weft_stream *s, sctx *x) {
     if (x->seq_left-- > 0) {
-        weft_callout_request r = request(weft_str_c(x->c->cluster), WEFT_STR("/conn"));
+        weft_callout_request r = request(weft_str_c(x->cluster), WEFT_STR("/conn"));
         if (weft_callout_start2(s, &r, seq_done, NULL, NULL) == WEFT_OK)
             return;
     }
@@ -287,7 +301,9 @@ static weft_status co_headers(void *ctx, weft_stream *s, bool end_stream) {
     if (!x || !m.len)
         return WEFT_CONTINUE;
     cfg *c = x->c;
-    weft_callout_request r = request(weft_str_c(c->cluster), p.len ? p : WEFT_STR("/"));
+    if (!header(s, "x-co-cluster", x->cluster, sizeof(x->cluster)).len)
+        snprintf(x->cluster, sizeof(x->cluster), "%s", c->cluster);
+    weft_callout_request r = request(weft_str_c(x->cluster), p.len ? p : WEFT_STR("/"));
     if (!strcmp(mode, "one")) {
         r.max_response_body = header_u64(s, "x-co-max-body");
         r.timeout_ms = header_u64(s, "x-co-timeout");

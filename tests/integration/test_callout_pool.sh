@@ -9,6 +9,10 @@
 #      max_response_body: 1000) and a per-request override, reason
 #      body_too_large;
 #   3. a request body handed over as a weft_buffer is sent (and moved out);
+#   3b. through the pools: 20 sequential callouts reuse a kept-alive
+#      connection (the backend counts its accepts); a callout to an
+#      HTTP/2 cluster goes over HTTP/2 (a real h2 backend), ten of them on
+#      one connection;
 #   4. the per-worker cap (callouts.max_per_worker: 3): the fourth
 #      callout in flight gets WEFT_ERR_LIMIT, stream-scoped ones too;
 #   5. a detached mirror to a backend that holds its request does not slow
@@ -25,16 +29,20 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib_filter.sh"
+# shellcheck source-path=SCRIPTDIR
+source "$(dirname "${BASH_SOURCE[0]}")/lib_h2.sh"
 
 BE_PORT=$(free_port)
 HANG_PORT=$(free_port)
 DEAD_PORT=$(free_port)
+H2_PORT=$(free_port)
 LISTEN_PORT=$(free_port)
 DEAD_LISTEN_PORT=$(free_port)
 ADMIN_PORT=$(free_port)
 URL="http://127.0.0.1:$LISTEN_PORT"
 start_backend be "$BE_PORT"
 start_backend hang "$HANG_PORT" --request-log "$TEST_TMP/hang.log"
+start_h2_backend h2b "$H2_PORT"
 CONFIG="$TEST_TMP/weft.yaml"
 
 # write_config FILTER_EXTRA: the copool config's extra keys
@@ -77,6 +85,9 @@ clusters:
     endpoints: [{ address: 127.0.0.1, port: $HANG_PORT }]
   - name: dead
     endpoints: [{ address: 127.0.0.1, port: $DEAD_PORT }]
+  - name: h2c
+    protocol: http2
+    endpoints: [{ address: 127.0.0.1, port: $H2_PORT }]
 YAML
     mv -f "$CONFIG.tmp" "$CONFIG"
 }
@@ -112,6 +123,27 @@ assert_eq 200 "$(hdr x-co-status)" "echo callout status"
 assert_eq 18 "$(hdr x-co-body-len)" "the body went out (echoed back)"
 assert_eq 0 "$(hdr x-co-left)" "the buffer was moved out"
 log "request body handed over as a weft_buffer"
+
+# ---- 3b. through the pools: keep-alive reuse, HTTP/2 ----
+cx0=$(metric 'weft_upstream_cx_total{cluster="aux"')
+fetch -H 'x-co: seq 20' "$URL/"
+assert_eq 20 "$(hdr x-co-ok)" "20 sequential pooled callouts answered"
+conns=$(hdr x-co-conns)
+((conns >= 1 && conns <= 2)) || fail "backend connections for 20 sequential callouts: $conns (want 1..2)"
+cx1=$(metric 'weft_upstream_cx_total{cluster="aux"')
+(((cx1 - cx0) <= 2)) || fail "upstream connections opened for 20 callouts: $((cx1 - cx0))"
+log "20 sequential callouts: $conns backend connection(s), $((cx1 - cx0)) opened (keep-alive reuse)"
+h2conns0=$(grep -c '^CONN' "$TEST_TMP/events-h2b.log" || true) # the readiness probe's
+fetch -H 'x-co: one' -H 'x-co-cluster: h2c' -H 'x-co-path: /h2-check' -H 'x-co-body: hello-h2' "$URL/"
+assert_eq 200 "$(hdr x-co-status)" "callout over HTTP/2"
+assert_contains "$BD" '"protocol": "h2"' "the h2 backend answered over HTTP/2"
+assert_contains "$BD" '"body_len": 8' "the body went as DATA"
+assert_contains "$BD" '"authority": "h2c"' "authority: the cluster's name"
+fetch -H 'x-co: seq 10' -H 'x-co-cluster: h2c' "$URL/"
+assert_eq 10 "$(hdr x-co-ok)" "10 sequential callouts over HTTP/2"
+assert_eq 1 "$(hdr x-co-conns)" "one HTTP/2 connection for all of them"
+assert_eq $((h2conns0 + 1)) "$(grep -c '^CONN' "$TEST_TMP/events-h2b.log")" "h2 backend connections accepted"
+log "callouts over HTTP/2: one multiplexed connection"
 
 # ---- 4. the per-worker cap (3); nothing is in flight yet ----
 fetch -H 'x-co: burst 5' -H 'x-co-path: /delay/1500' "$URL/"

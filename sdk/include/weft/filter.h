@@ -1070,7 +1070,8 @@ static inline weft_result weft_timer_start(weft_stream *s, uint64_t ms, weft_tim
 static inline weft_result weft_timer_cancel(weft_stream *s, weft_timer *t) {
     return weft__host->timer_cancel(s, t);
 }
-/* An HTTP/1.1 request to a named cluster; cb runs exactly once (unless
+/* An HTTP request to a named cluster, through its upstream pools (see
+ * HTTP CALLOUTS, ABI 1.1); cb runs exactly once (unless
  * cancelled) on the stream's worker. The response gives EVERY header (ABI
  * 1.1 hosts; 1.0 kept 64 silently) up to the response parser's limit of
  * 100 headers: past it the callout fails (status 0, reason
@@ -1696,7 +1697,13 @@ static inline weft_result weft_config_timer_cancel(void *config, weft_wtimer *t)
     return weft__host->config_timer_cancel(config, t);
 }
 /* HTTP CALLOUTS (ABI 1.1). An HTTP request to an endpoint of a cluster,
- * picked by the cluster's load balancer. The response gives every header
+ * picked by the cluster's load balancer, through the cluster's upstream
+ * pools: a kept-alive HTTP/1.1 connection is reused, HTTP/2 is used when
+ * the cluster's protocol is http2 (or auto picked it), the cluster's
+ * transport filters (TLS) apply, a failed connect moves to another
+ * endpoint (the cluster's connect_attempts). A callout dropped before it
+ * completes (its stream ended, cancelled, timeout, body limit) closes its
+ * HTTP/1.1 connection or resets its HTTP/2 stream. The response gives every header
  * (up to the response parser's limit of 100: past it status 0, reason
  * "too_many_headers") and the body up to req->max_response_body (0: the
  * top-level callouts.max_response_body, 1 MiB by default; past it status
