@@ -42,25 +42,24 @@ void weft_stream_handle_open(weft_stream *s) {
                    WSH_MAX_SLOTS);
 }
 
-/* The last handle this thread decoded, and its stream: a hook's host calls
- * decode the same handle again and again (a filter chain makes a few per
- * filter). Filled only after a full check on this thread (so the stream
- * is this thread's), emptied when that stream's handle closes (on its
- * worker thread, the only thread whose cache can hold it): a hit needs
- * no table lookup and no thread check. */
-static _Thread_local struct {
-    uint64_t h;
-    weft_stream *s;
-} tl_last;
+/* The decode cache (see handles.h). */
+_Thread_local weft_handle_cache weft_tl_handle;
 
 void weft_stream_handle_close(weft_stream *s) {
-    if (tl_last.s == s) {
-        tl_last.h = 0;
-        tl_last.s = NULL;
+    if (weft_tl_handle.s == s) {
+        weft_tl_handle.h = 0;
+        weft_tl_handle.s = NULL;
     }
     if (s->handle && s->w->hdomain >= 0)
         wsh_release(&s->w->handles, s->handle);
     s->handle = 0;
+}
+
+void weft_stream_handle_prime(weft_stream *s) {
+    if (s->handle) {
+        weft_tl_handle.h = s->handle;
+        weft_tl_handle.s = s;
+    }
 }
 
 /* The live object of a handle whose first word is `magic`: the domain
@@ -83,22 +82,7 @@ weft_result weft_handle_object(const void *h, uint32_t magic, void **out) {
     return WEFT_OK;
 }
 
-static weft_result from_handle_slow(weft_stream *h, weft_stream **out);
-
-weft_result weft_stream_from_handle(weft_stream *h, weft_stream **out) {
-    uint64_t hv = (uint64_t)(uintptr_t)h;
-    if (hv && hv == tl_last.h) {
-        weft_stream *s = tl_last.s;
-        if (s->handle == hv && s->magic == WEFT_STREAM_MAGIC && s->active) {
-            *out = s;
-            return WEFT_OK;
-        }
-    }
-    return from_handle_slow(h, out);
-}
-
-/* Out of line: the cache hit above stays a few instructions. */
-__attribute__((noinline)) static weft_result from_handle_slow(weft_stream *h, weft_stream **out) {
+weft_result weft_stream_from_handle_slow(weft_stream *h, weft_stream **out) {
     void *obj = NULL;
     weft_result r = weft_handle_object(h, WEFT_STREAM_MAGIC, &obj);
     if (r != WEFT_OK)
@@ -106,8 +90,8 @@ __attribute__((noinline)) static weft_result from_handle_slow(weft_stream *h, we
     weft_stream *s = obj;
     if (!s->active)
         return WEFT_ERR_HANDLE;
-    tl_last.h = (uint64_t)(uintptr_t)h;
-    tl_last.s = s;
+    weft_tl_handle.h = (uint64_t)(uintptr_t)h;
+    weft_tl_handle.s = s;
     *out = s;
     return WEFT_OK;
 }

@@ -24,11 +24,29 @@ void weft_handles_detach(weft_worker *w);
 void weft_stream_handle_open(weft_stream *s);
 void weft_stream_handle_close(weft_stream *s);
 
-/* The live stream a filter's handle names: WEFT_OK and *out, or
+/* The chain runner is about to run hooks of s on its worker thread (the
+ * stream's own): fills the decode cache with s, so the hooks' first host
+ * call needs no table lookup either. */
+void weft_stream_handle_prime(weft_stream *s);
+
+/* The live stream a filter's handle names (weft_stream_from_handle, in
+ * http/stream_internal.h, with the cache hit inline): WEFT_OK and *out, or
  * WEFT_ERR_HANDLE (NULL, not a handle, stale, unknown domain) or
  * WEFT_ERR_THREAD (a live worker's handle, called from another thread:
- * its table is not read). */
-weft_result weft_stream_from_handle(weft_stream *h, weft_stream **out);
+ * its table is not read).
+ *
+ * The last handle this thread decoded, and its stream: a hook's host calls
+ * decode the same handle again and again (a filter chain makes a few per
+ * filter). Filled only after a full check on this thread (so the stream
+ * is this thread's) or by weft_stream_handle_prime, emptied when that
+ * stream's handle closes (on its worker thread, the only thread whose
+ * cache can hold it): a hit needs no table lookup and no thread check. */
+typedef struct weft_handle_cache {
+    uint64_t h;
+    weft_stream *s;
+} weft_handle_cache;
+extern _Thread_local weft_handle_cache weft_tl_handle;
+weft_result weft_stream_from_handle_slow(weft_stream *h, weft_stream **out);
 
 /* Other objects filters hold as handles (TCP callouts) share the worker's
  * table: each starts with a uint32_t magic of its own (a stream's is

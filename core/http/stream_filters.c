@@ -12,6 +12,7 @@
 
 #include <event2/buffer.h>
 
+#include "filter/handles.h"
 #include "http/stream_internal.h"
 #include "log/access_log.h"
 
@@ -480,12 +481,13 @@ void sf_log(weft_stream *s) {
     info.local_reply_reason =
         s->local_reply && s->reason ? (weft_str){s->reason, strlen(s->reason)} : (weft_str){"", 0};
     weft_stream *h = stream_handle(s);
-    for (uint32_t k = 0; k < p->n; k++) {
-        const weft_chain_step *st = &p->steps[k];
+    weft_stream_handle_prime(s);
+    void **fctx = s->fctx; /* the log phase ends nothing: it stays */
+    for (const weft_chain_step *st = p->steps, *end = st + p->n; st < end; st++) {
         void (*hook)(void *, weft_stream *, const weft_stream_info *) =
             (void (*)(void *, weft_stream *, const weft_stream_info *))st->fn;
         s->running = (int)st->idx;
-        hook(s->fctx ? s->fctx[st->idx] : NULL, h, &info);
+        hook(fctx ? fctx[st->idx] : NULL, h, &info);
         s->running = -1;
     }
 }

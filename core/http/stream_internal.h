@@ -6,6 +6,7 @@
 
 #include <event2/buffer.h>
 
+#include "filter/handles.h"
 #include "http/stream.h"
 
 enum { WEFT_DIR_REQ = 0, WEFT_DIR_RESP = 1 };
@@ -16,6 +17,19 @@ static inline weft_dir *stream_dir(weft_stream *s, int dir) {
 /* What filter code gets for s: its handle (filter/handles.h). */
 static inline weft_stream *stream_handle(const weft_stream *s) {
     return (weft_stream *)(uintptr_t)s->handle;
+}
+/* The stream of a filter's handle (filter/handles.h): the decode cache's
+ * hit inline, the table lookup out of line. */
+static inline weft_result weft_stream_from_handle(weft_stream *h, weft_stream **out) {
+    uint64_t hv = (uint64_t)(uintptr_t)h;
+    if (hv && hv == weft_tl_handle.h) {
+        weft_stream *s = weft_tl_handle.s;
+        if (s->handle == hv && s->magic == WEFT_STREAM_MAGIC && s->active) {
+            *out = s;
+            return WEFT_OK;
+        }
+    }
+    return weft_stream_from_handle_slow(h, out);
 }
 static inline size_t stream_n_filters(const weft_stream *s) {
     return s->chain ? s->chain->n_http : 0;

@@ -15,6 +15,7 @@
 #include "filter/filter.h"
 #include "filter/handles.h"
 #include "http/stream.h"
+#include "http/stream_internal.h"
 #include "loop/worker.h"
 
 static void test_encode_decode(void **state) {
