@@ -717,6 +717,7 @@ int weft_filter_route_configs_build(weft_filter_chain *chain, weft_router *route
                 weft_filter_setup setup = {
                     .cfg = cfg,
                     .filter = &at,
+                    .inst = fi, /* weft_shared_get: the instance holds the block */
                     .listener = listener_name,
                     .err = err,
                     .errlen = errlen,

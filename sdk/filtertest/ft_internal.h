@@ -116,6 +116,7 @@ void ft_doc_free(ft_doc *doc);
 struct weft_filter_setup {
     wft_env *env;
     bool live;   /* only during config_create */
+    bool route;  /* route_config_create's (wft_env_add_route) */
     bool failed; /* config_fail was called */
     char *err;
     size_t errlen;
@@ -577,6 +578,9 @@ void ft_state_config_gone(wft_env *env);
  * the new config_create has run (unpin), as over a reload in weft. */
 void ft_state_pin(wft_env *env);
 void ft_state_unpin(wft_env *env);
+/* Traffic starts (a stream is made): the reload is over, blocks that only
+ * the old config's routes held go (ft_state.c). */
+void ft_state_settle(wft_env *env);
 void ft_state_free(wft_env *env);
 weft_result ft_h_shared_get(weft_filter_setup *setup, weft_str key, size_t size, uint32_t version,
                             weft_shared_init_fn init, weft_shared_destroy_fn destroy, void *arg,

@@ -112,7 +112,7 @@ int wft_env_add_route(wft_env *env, const char *name, const char *vhost, const c
         env->source = src;
         buf[0] = '\0';
         struct weft_filter_setup setup = {
-            .env = env, .live = true, .err = buf, .errlen = sizeof buf};
+            .env = env, .live = true, .route = true, .err = buf, .errlen = sizeof buf};
         env->setup = &setup;
         wft_env *old = ft_swap_current(env);
         void *out = NULL;

@@ -56,9 +56,16 @@ typedef struct ft_cluster {
 struct ft_state {
     ft_shared *shared; /* live blocks */
     ft_shared **held;  /* one reference per weft_shared_get of the config */
+    bool *held_route;  /* [nheld]: that call was route_config_create's */
     size_t nheld, capheld;
     ft_shared **pinned; /* extra references across a reconfigure */
+    bool *pinned_route;
     size_t npinned;
+    /* The old routes' references, kept past the reconfigure until traffic
+     * starts (ft_state_settle): weft builds a snapshot's routes with its
+     * filters, the kit's test adds them after wft_env_configure. */
+    ft_shared **rpinned;
+    size_t nrpinned;
     ft_cluster *clusters;
 };
 
@@ -101,24 +108,60 @@ void ft_state_pin(wft_env *env) {
     if (!fs || !fs->nheld)
         return;
     fs->pinned = malloc(fs->nheld * sizeof(*fs->pinned));
-    if (!fs->pinned)
+    fs->pinned_route = malloc(fs->nheld * sizeof(*fs->pinned_route));
+    if (!fs->pinned || !fs->pinned_route) {
+        free(fs->pinned);
+        free(fs->pinned_route);
+        fs->pinned = NULL;
+        fs->pinned_route = NULL;
         return;
+    }
     for (size_t i = 0; i < fs->nheld; i++) {
         fs->pinned[i] = fs->held[i];
+        fs->pinned_route[i] = fs->held_route[i];
         fs->held[i]->refs++;
     }
     fs->npinned = fs->nheld;
 }
 
+void ft_state_settle(wft_env *env) {
+    ft_state *fs = env->state;
+    if (!fs || !fs->rpinned)
+        return;
+    wft_env *old = ft_swap_current(env);
+    for (size_t i = 0; i < fs->nrpinned; i++)
+        shared_release(fs, fs->rpinned[i]);
+    ft_swap_current(old);
+    free(fs->rpinned);
+    fs->rpinned = NULL;
+    fs->nrpinned = 0;
+}
+
+/* After the new config_create: the pins of blocks config_create asked for
+ * go now, those of route_config_create's wait for ft_state_settle (the
+ * older ones of a reconfigure without traffic in between go now). */
 void ft_state_unpin(wft_env *env) {
     ft_state *fs = env->state;
     if (!fs || !fs->pinned)
         return;
+    ft_state_settle(env);
     wft_env *old = ft_swap_current(env);
-    for (size_t i = 0; i < fs->npinned; i++)
-        shared_release(fs, fs->pinned[i]);
+    size_t nr = 0;
+    for (size_t i = 0; i < fs->npinned; i++) {
+        if (fs->pinned_route[i])
+            fs->pinned[nr++] = fs->pinned[i]; /* kept, in place */
+        else
+            shared_release(fs, fs->pinned[i]);
+    }
     ft_swap_current(old);
-    free(fs->pinned);
+    free(fs->pinned_route);
+    fs->pinned_route = NULL;
+    if (nr) {
+        fs->rpinned = fs->pinned;
+        fs->nrpinned = nr;
+    } else {
+        free(fs->pinned);
+    }
     fs->pinned = NULL;
     fs->npinned = 0;
 }
@@ -141,7 +184,9 @@ void ft_state_free(wft_env *env) {
         return;
     ft_state_config_gone(env);
     ft_state_unpin(env);
+    ft_state_settle(env);
     free(fs->held);
+    free(fs->held_route);
     while (fs->clusters) {
         ft_cluster *c = fs->clusters;
         fs->clusters = c->next;
@@ -177,6 +222,10 @@ weft_result ft_h_shared_get(weft_filter_setup *setup, weft_str key, size_t size,
         if (!p)
             return WEFT_ERR_NOMEM;
         fs->held = p;
+        bool *r = realloc(fs->held_route, cap * sizeof(*r));
+        if (!r)
+            return WEFT_ERR_NOMEM;
+        fs->held_route = r;
         fs->capheld = cap;
     }
     ft_shared *b = fs->shared;
@@ -207,6 +256,7 @@ weft_result ft_h_shared_get(weft_filter_setup *setup, weft_str key, size_t size,
     }
     b->destroy = destroy; /* the newest config's */
     b->arg = arg;
+    fs->held_route[fs->nheld] = setup->route;
     fs->held[fs->nheld++] = b;
     *out = b->block;
     return WEFT_OK;

@@ -38,6 +38,7 @@ wft_stream *wft_stream_new(wft_env *env, const char *method, const char *path,
         ft_set_error(env, "wft_stream_new: a method and a path starting with '/' are needed");
         return NULL;
     }
+    ft_state_settle(env);
     if (ft_ensure_configured(env))
         return NULL;
     wft_stream *st = calloc(1, sizeof(*st));

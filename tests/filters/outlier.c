@@ -22,6 +22,13 @@
  * them: "ip:port=health/ejected_ms/weight[/label=value]" separated by ",".
  *
  *
+ * Per-route config (filter_config: {outlier: {route_counter: NAME}}):
+ * route_config_create asks for the shared block "route:NAME" (per-route
+ * state, kept over reloads like the filter's own); each request of the
+ * route bumps it and the response carries x-outlier-route-requests. Its
+ * destroy callback logs "outlier: route block NAME destroyed (N
+ * requests)".
+ *
  * Worker-scoped (the [1.1 state] worker variants, weft_worker_*): each
  * worker object keeps its worker handle and a worker number (1, 2, ...
  * in worker_create order, process-wide), sent as x-outlier-worker. With
@@ -81,7 +88,19 @@ typedef struct outlier_stream {
     outlier_config *cfg;
     outlier_worker *ow;
     uint64_t request_no;
+    uint64_t route_request_no; /* 0: the route has no route_counter */
 } outlier_stream;
+
+/* A route's shared block (key "route:NAME"). */
+typedef struct route_block {
+    _Atomic uint64_t requests;
+    char name[64]; /* set by init */
+} route_block;
+
+/* Per-route config: the route's shared block. */
+typedef struct outlier_route {
+    route_block *block;
+} outlier_route;
 
 static _Atomic uint64_t blocks_made;
 static _Atomic uint64_t workers_made;
@@ -174,6 +193,58 @@ static int outlier_config_create(const weft_config_node *node, weft_filter_setup
 
 static void outlier_config_destroy(void *config) {
     free(config);
+}
+
+static void route_block_init(void *block, size_t size, void *arg) {
+    (void)size;
+    route_block *b = block;
+    snprintf(b->name, sizeof(b->name), "%s", (const char *)arg);
+}
+
+/* arg (route_config_create's stack buffer, for init) is not used here. */
+static void route_block_destroy(void *block, size_t size, void *arg) {
+    (void)size;
+    (void)arg;
+    route_block *b = block;
+    char msg[160];
+    snprintf(msg, sizeof(msg), "outlier: route block %s destroyed (%llu requests)", b->name,
+             (unsigned long long)atomic_load(&b->requests));
+    weft_log_msg(WEFT_LOG_LEVEL_INFO, "outlier", msg);
+}
+
+static int outlier_route_config_create(const weft_config_node *node, weft_filter_setup *setup,
+                                       void *filter_config, void **route_config) {
+    (void)filter_config;
+    const weft_config_node *n = weft_config_get(node, "route_counter");
+    weft_str name;
+    outlier_route *rc = calloc(1, sizeof(*rc));
+    if (!rc)
+        return weft_config_fail(setup, node, "out of memory");
+    if (!n || weft_config_string(n, &name) != WEFT_OK || !name.len ||
+        name.len >= sizeof(((route_block *)0)->name)) {
+        free(rc);
+        return weft_config_fail(setup, n ? n : node, "route_counter: a name is required");
+    }
+    char key[80], plain[64];
+    int klen = snprintf(key, sizeof(key), "route:%.*s", (int)name.len, name.ptr);
+    snprintf(plain, sizeof(plain), "%.*s", (int)name.len, name.ptr);
+    void *block = NULL;
+    if (weft_shared_get(setup, (weft_str){key, (size_t)klen}, sizeof(route_block), 1,
+                        route_block_init, route_block_destroy, plain, &block) != WEFT_OK) {
+        free(rc);
+        return weft_config_fail(setup, n, "weft_shared_get failed");
+    }
+    rc->block = block;
+    *route_config = rc;
+    return 0;
+}
+
+static void outlier_route_config_destroy(void *filter_config, void *route_config) {
+    (void)filter_config;
+    outlier_route *rc = route_config;
+    /* the block is still held here (released after config_destroy) */
+    (void)atomic_load(&rc->block->requests);
+    free(rc);
 }
 
 static void *outlier_worker_create(void *config) {
@@ -280,6 +351,9 @@ static weft_status outlier_request_headers(void *ctx, weft_stream *s, bool end_s
     if (!os)
         return WEFT_CONTINUE;
     os->request_no = atomic_fetch_add(&os->cfg->block->requests, 1) + 1;
+    const outlier_route *rc = weft_route_config(s);
+    if (rc)
+        os->route_request_no = atomic_fetch_add(&rc->block->requests, 1) + 1;
     weft_str v;
     if (weft_header_get(s, WEFT_REQUEST_HEADERS, WEFT_STR("x-outlier-restore-in"), &v) == WEFT_OK &&
         v.len && v.len < 10) {
@@ -334,6 +408,11 @@ static weft_status outlier_response_headers(void *ctx, weft_stream *s, bool end_
     len = snprintf(buf, sizeof(buf), "%llu", (unsigned long long)os->cfg->block->generation);
     weft_header_set(s, WEFT_RESPONSE_HEADERS, WEFT_STR("x-outlier-block"),
                     (weft_str){buf, (size_t)len});
+    if (os->route_request_no) {
+        len = snprintf(buf, sizeof(buf), "%llu", (unsigned long long)os->route_request_no);
+        weft_header_set(s, WEFT_RESPONSE_HEADERS, WEFT_STR("x-outlier-route-requests"),
+                        (weft_str){buf, (size_t)len});
+    }
     if (os->ow) {
         len = snprintf(buf, sizeof(buf), "%llu", (unsigned long long)os->ow->number);
         weft_header_set(s, WEFT_RESPONSE_HEADERS, WEFT_STR("x-outlier-worker"),
@@ -371,6 +450,8 @@ static const weft_http_filter_ops ops = {
     .on_request_headers = outlier_request_headers,
     .on_upstream_attempt = outlier_attempt,
     .on_response_headers = outlier_response_headers,
+    .route_config_create = outlier_route_config_create,
+    .route_config_destroy = outlier_route_config_destroy,
 };
 
 static const weft_filter_descriptor desc = {

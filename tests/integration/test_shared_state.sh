@@ -16,7 +16,15 @@
 #      hostset) keeps the ejection (/clusters, traffic);
 #   4. after ejection_time (20 s: long enough for a loaded machine to run
 #      the checks above while it lasts) bad is back (polled on /clusters) and takes
-#      traffic again; SIGTERM exits 0 (sanitizers clean).
+#      traffic again;
+#   5. per-route shared state: the route /solo gives the filter a
+#      per-route config (route_counter: solo), whose route_config_create
+#      asks for the block "route:solo": its counter
+#      (x-outlier-route-requests) went on over every reload above; a
+#      reload without that per-route config destroys the block (its
+#      destroy callback logs) once the old snapshot is gone: the
+#      reference route_config_create took is released, not leaked;
+#      SIGTERM exits 0 (sanitizers clean).
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
@@ -32,8 +40,10 @@ start_backend bad "$BAD_PORT" --fail-status 500
 URL="http://127.0.0.1:$LISTEN_PORT"
 CONFIG="$TEST_TMP/weft.yaml"
 
-# write_config STATE_VERSION STATE_SIZE GOOD_WEIGHT
+# write_config STATE_VERSION STATE_SIZE GOOD_WEIGHT [ROUTE_STATE: 1 (default) or 0]
 write_config() {
+    local route_cfg=", filter_config: { outlier: { route_counter: solo } }"
+    [[ "${4:-1}" == 1 ]] || route_cfg=""
     cat >"$CONFIG.tmp" <<YAML
 workers: 2
 drain_timeout: 2s
@@ -58,7 +68,7 @@ listeners:
       - name: default
         domains: ["*"]
         routes:
-          - { match: { prefix: /solo }, cluster: solo }
+          - { match: { prefix: /solo }, cluster: solo$route_cfg }
           - { match: { prefix: / }, cluster: be }
 clusters:
   - name: solo
@@ -83,6 +93,7 @@ fetch "$URL/solo/1"
 assert_eq 200 "$ST" "status"
 assert_eq 1 "$(hdr x-outlier-requests)" "first request"
 assert_eq 1 "$(hdr x-outlier-block)" "first block"
+assert_eq 1 "$(hdr x-outlier-route-requests)" "first request of the route"
 fetch "$URL/solo/2"
 assert_eq 2 "$(hdr x-outlier-requests)" "second request"
 
@@ -103,6 +114,7 @@ wait_until 20 "the old block is destroyed" grep -q "outlier: shared block destro
 write_config 2 128 1 # another size: a fresh block again
 reload
 fetch "$URL/solo/5"
+assert_eq 5 "$(hdr x-outlier-route-requests)" "the route's counter over three reloads"
 assert_eq 1 "$(hdr x-outlier-requests)" "counter after a state_size change"
 assert_eq 3 "$(hdr x-outlier-block)" "block after a state_size change"
 wait_until 20 "the second block is destroyed" grep -q "outlier: shared block destroyed (1 requests)" "$WEFT_LOG"
@@ -164,5 +176,17 @@ for ((i = 1; i <= 10; i++)); do
 done
 ((seen_bad)) || fail "bad got no request after its ejection ended"
 log "bad takes traffic again after the ejection time"
+
+# ---- 5. per-route shared state: kept over reloads, released with its config ----
+fetch "$URL/solo/6"
+assert_eq 6 "$(hdr x-outlier-route-requests)" "the route's counter after the reloads"
+grep -q "outlier: route block solo destroyed" "$WEFT_LOG" && fail "the route's block was destroyed while held"
+write_config 2 128 2 0
+reload
+fetch "$URL/solo/7"
+assert_eq 200 "$ST" "status without the per-route config"
+assert_eq "" "$(hdr x-outlier-route-requests)" "no per-route config, no route counter"
+wait_until 20 "the route's block is destroyed" grep -q "outlier: route block solo destroyed (6 requests)" "$WEFT_LOG"
+log "per-route shared state: kept over 4 reloads (6 requests), destroyed once no config holds it"
 
 stop_weft 15

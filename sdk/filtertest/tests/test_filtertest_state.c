@@ -95,6 +95,40 @@ static void test_shared_state_over_reconfigure(void **state) {
     wft_env_free(env);
 }
 
+/* Per-route shared state (route_config_create's weft_shared_get): kept
+ * over the kit's reload when the new routes ask again, destroyed when the
+ * traffic after a reload that dropped it starts (as weft: once the old
+ * snapshot is gone). */
+static void test_route_shared_state(void **state) {
+    (void)state;
+    wft_env *env = make_env();
+    char buf[512], err2[256];
+    assert_int_equal(wft_env_configure(env, "cluster: be\n", err, sizeof(err)), 0);
+    assert_int_equal(wft_env_add_route(env, "r-solo", "default", "be", "/", "route_counter: solo\n",
+                                       err2, sizeof(err2)),
+                     0);
+    assert_int_equal(wft_shared_blocks(env), 2);
+    assert_string_equal(exchange(env, NULL, 200, "x-outlier-route-requests", buf, sizeof(buf)),
+                        "1");
+    assert_string_equal(exchange(env, NULL, 200, "x-outlier-route-requests", buf, sizeof(buf)),
+                        "2");
+    /* The reload: the route comes back with its config: the same block. */
+    assert_int_equal(wft_env_configure(env, "cluster: be\n", err, sizeof(err)), 0);
+    assert_int_equal(wft_env_add_route(env, "r-solo", "default", "be", "/", "route_counter: solo\n",
+                                       err2, sizeof(err2)),
+                     0);
+    assert_string_equal(exchange(env, NULL, 200, "x-outlier-route-requests", buf, sizeof(buf)),
+                        "3");
+    assert_false(wft_log_contains(env, "route block solo destroyed"));
+    /* A reload whose routes do not ask for it: gone when traffic starts. */
+    assert_int_equal(wft_env_configure(env, "cluster: be\n", err, sizeof(err)), 0);
+    assert_false(wft_log_contains(env, "route block solo destroyed"));
+    assert_string_equal(exchange(env, NULL, 200, "x-outlier-route-requests", buf, sizeof(buf)), "");
+    assert_true(wft_log_contains(env, "route block solo destroyed (3 requests)"));
+    assert_int_equal(wft_shared_blocks(env), 1);
+    wft_env_free(env);
+}
+
 static void test_endpoint_view(void **state) {
     (void)state;
     wft_env *env = make_env();
@@ -405,6 +439,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_shared_state_over_reconfigure),
         cmocka_unit_test(test_endpoint_view),
+        cmocka_unit_test(test_route_shared_state),
         cmocka_unit_test(test_ejection_and_kit_lb),
         cmocka_unit_test(test_worker_restore),
         cmocka_unit_test(test_misuse),

@@ -1469,7 +1469,10 @@ static inline weft_result weft_attempt_endpoint_label(weft_stream *s, weft_str k
  * contents are the filter's: every worker of every snapshot that holds it
  * uses it at once (old and new configs during a reload), so use C11
  * atomics or per-worker shards in it, never a lock on the request path.
- * THREAD: main, inside config_create only (the block itself: any).
+ * THREAD: main, inside config_create or route_config_create only (the
+ * block itself: any). From route_config_create (per-route state: key it
+ * by route) the reference is the filter config's too, released after
+ * its config_destroy, so route_config_destroy may still use the block.
  * LIFETIME: valid until this config's config_destroy returns.
  * ERRORS: WEFT_ERR_INVALID (key empty or longer than 256 bytes, size 0 or
  * above 64 MiB, out NULL), WEFT_ERR_NOMEM. */
@@ -1480,7 +1483,7 @@ static inline weft_result weft_shared_get(weft_filter_setup *st, weft_str key, s
 }
 /* Looks up cluster `name` of the config being built, for the calls below.
  * OWNERSHIP: the handle is weft's, valid as long as this config object.
- * THREAD: main, inside config_create only.
+ * THREAD: main, inside config_create or route_config_create only.
  * ERRORS: WEFT_ERR_NOT_FOUND (no such cluster in this config),
  * WEFT_ERR_INVALID (out NULL). */
 static inline weft_result weft_cluster_get(weft_filter_setup *st, weft_str name,
