@@ -9,7 +9,10 @@
  * (rules, series made, overflow); raw TCP callouts (SDK 1.1) answer the
  * same misuse with the same codes, also inside on_close and after the
  * stream ended (weft: a real stream of the stream harness and real
- * sockets; the kit: its scripted peer). */
+ * sockets; the kit: its scripted peer); HTTP callouts of SDK 1.1
+ * (weft_callout_start2, worker-scoped, detached) too: request checks, the
+ * stream's cap (detached ones not counted), the worker's cap, cancels,
+ * the log phase. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -433,7 +436,7 @@ static void test_tcp_callouts(void **state) {
     /* weft: c0 on a listening upstream, c1 on one that refuses */
     tf_script f = {.name = "conf", .custom = tcp_core_hook, .act[TF_REQ_HEADERS] = TF_STOP};
     tf_script *fs[] = {&f};
-    st_start_with_c1(&H, fs, 1, "");
+    st_start_with_c1(&H, fs, 1, "", "");
     sh_ds *d = sh_ds_new(&H);
     sh_request(d, "GET", "/up", NULL);
     sh_run_until(&H, tcp_closed, &g_tcp[0], "on_close of the refused callout");
@@ -514,6 +517,215 @@ static void test_tcp_callouts(void **state) {
             fail_msg("call %d: %d, expected %d", i, g_tcp[0].r[i], want[i]);
 }
 
+/* ---- HTTP callouts (SDK 1.1): one script, run against both hosts ---- */
+
+#define HTTP_CALLS 48
+static weft_result g_http[2][HTTP_CALLS];
+static int g_http_n[2];
+static weft_result g_http_log[2];
+
+static void hc_cb(weft_stream *s, void *ctx, void *arg, const weft_callout_response *r) {
+    (void)s;
+    (void)ctx;
+    (void)arg;
+    (void)r;
+}
+static void hc_wcb(weft_worker *w, void *arg, const weft_callout_response *r) {
+    (void)w;
+    (void)arg;
+    (void)r;
+}
+
+/* From the request headers; the worker's cap is 12. */
+static void http_script(const weft_host_api *h, weft_stream *s, weft_worker *w, weft_result *r,
+                        int *n) {
+    int i = 0;
+    weft_callout *c = NULL, *first = NULL;
+    const weft_callout_request ok = {.size = sizeof(weft_callout_request),
+                                     .cluster = WEFT_STR("c0"),
+                                     .method = WEFT_STR("GET"),
+                                     .path = WEFT_STR("/x")};
+    weft_callout_request q = ok;
+    weft_str bad_name = WEFT_STR("a b"), val = WEFT_STR("v");
+    r[i++] = h->callout_start2(s, NULL, hc_cb, NULL, &c);
+    q.size = sizeof(size_t);
+    r[i++] = h->callout_start2(s, &q, hc_cb, NULL, &c);
+    q = ok;
+    q.flags = 4;
+    r[i++] = h->callout_start2(s, &q, hc_cb, NULL, &c);
+    q = ok;
+    r[i++] = h->callout_start2(s, &q, NULL, NULL, &c); /* no callback, not detached */
+    q.flags = WEFT_CALLOUT_DETACHED;
+    r[i++] = h->callout_start2(s, &q, hc_cb, NULL, &c); /* a callback with detached */
+    q = ok;
+    q.method = WEFT_STR("");
+    r[i++] = h->callout_start2(s, &q, hc_cb, NULL, &c);
+    q = ok;
+    q.path = WEFT_STR("x");
+    r[i++] = h->callout_start2(s, &q, hc_cb, NULL, &c);
+    q.path = WEFT_STR("/a b");
+    r[i++] = h->callout_start2(s, &q, hc_cb, NULL, &c);
+    q = ok;
+    q.authority = WEFT_STR("a b");
+    r[i++] = h->callout_start2(s, &q, hc_cb, NULL, &c);
+    q = ok;
+    q.n_headers = 1;
+    r[i++] = h->callout_start2(s, &q, hc_cb, NULL, &c);
+    q.header_names = &bad_name;
+    q.header_values = &val;
+    r[i++] = h->callout_start2(s, &q, hc_cb, NULL, &c);
+    q = ok;
+    q.body = (weft_str){NULL, 3};
+    r[i++] = h->callout_start2(s, &q, hc_cb, NULL, &c);
+    q = ok;
+    q.cluster = WEFT_STR("nope");
+    r[i++] = h->callout_start2(s, &q, hc_cb, NULL, &c);
+    q.cluster = WEFT_STR("");
+    r[i++] = h->callout_start2(s, &q, hc_cb, NULL, &c);
+    r[i++] = h->callout_start2(NULL, &ok, hc_cb, NULL, &c);
+    r[i++] = c ? WEFT_ERR_STATE : WEFT_OK; /* no failed start wrote *out */
+    /* One in flight, cancelled (a second cancel: not in flight). */
+    r[i++] = h->callout_start2(s, &ok, hc_cb, NULL, &first);
+    r[i++] = first ? WEFT_OK : WEFT_ERR_STATE;
+    r[i++] = h->callout_cancel(s, first);
+    r[i++] = h->callout_cancel(s, first);
+    /* Detached: no handle. */
+    q = ok;
+    q.flags = WEFT_CALLOUT_DETACHED;
+    c = (weft_callout *)&q;
+    r[i++] = h->callout_start2(s, &q, NULL, NULL, &c);
+    r[i++] = c ? WEFT_ERR_STATE : WEFT_OK;
+    /* The stream's cap (8), detached ones apart; then the worker's (12). */
+    int k = 0;
+    weft_result rc;
+    while ((rc = h->callout_start2(s, &ok, hc_cb, NULL, &c)) == WEFT_OK && k < 20)
+        k++;
+    r[i++] = rc;
+    r[i++] = k == 8 ? WEFT_OK : WEFT_ERR_STATE;
+    for (k = 0; (rc = h->callout_start2(s, &q, NULL, NULL, NULL)) == WEFT_OK && k < 20;)
+        k++;
+    r[i++] = rc;
+    r[i++] = k == 3 ? WEFT_OK : WEFT_ERR_STATE; /* 8 + 1 + 3 = 12 */
+    r[i++] = h->worker_callout_start(w, &ok, hc_wcb, NULL, &c);
+    /* Worker scope: handles, request checks, cancels. */
+    r[i++] = h->worker_callout_start(NULL, &ok, hc_wcb, NULL, &c);
+    r[i++] = h->worker_callout_start((weft_worker *)s, &ok, hc_wcb, NULL, &c);
+    r[i++] = h->worker_callout_start(w, &ok, NULL, NULL, &c);
+    r[i++] = h->worker_callout_start(w, NULL, hc_wcb, NULL, &c);
+    r[i++] = h->worker_callout_cancel(w, NULL);
+    r[i++] = h->worker_callout_cancel(w, first);
+    r[i++] = h->worker_callout_cancel(NULL, first);
+    assert_true(i <= HTTP_CALLS);
+    *n = i;
+}
+
+static weft_result http_log_phase(const weft_host_api *h, weft_stream *s) {
+    const weft_callout_request ok = {.size = sizeof(weft_callout_request),
+                                     .cluster = WEFT_STR("c0"),
+                                     .method = WEFT_STR("GET"),
+                                     .path = WEFT_STR("/x")};
+    return h->callout_start2(s, &ok, hc_cb, NULL, NULL);
+}
+
+static void http_core_hook(tf_script *sc, weft_stream *s, tf_hook hook) {
+    if (hook == TF_REQ_HEADERS)
+        http_script(weft_filter_host_api(), s, weft_worker_current(sc), g_http[0], &g_http_n[0]);
+    else if (hook == TF_COMPLETE)
+        g_http_log[0] = http_log_phase(weft_filter_host_api(), s);
+}
+
+static weft_status http_kit_rq(void *ctx, weft_stream *s, bool end) {
+    http_script(weft__host, s, weft__host->worker_current(&tcp_kit_cfg), g_http[1], &g_http_n[1]);
+    return WEFT_CONTINUE;
+}
+static void http_kit_complete(void *ctx, weft_stream *s, const weft_stream_info *info) {
+    g_http_log[1] = http_log_phase(weft__host, s);
+}
+static const weft_http_filter_ops http_ops = {
+    .size = sizeof(weft_http_filter_ops),
+    .config_create = tcp_cfg_create,
+    .on_request_headers = http_kit_rq,
+    .on_stream_complete = http_kit_complete,
+};
+static const weft_filter_descriptor http_desc = {
+    WEFT_FILTER_DESCRIPTOR_INIT("conf", WEFT_FILTER_HTTP),
+    .http = &http_ops,
+};
+static const weft_filter_descriptor *http_entry(const weft_host_api *host) {
+    weft__host = host;
+    return &http_desc;
+}
+
+static void test_http_callouts(void **state) {
+    (void)state;
+    /* weft: the worker's cap set to 12 (top-level callouts) */
+    tf_script f = {.name = "conf", .custom = http_core_hook};
+    tf_script *fs[] = {&f};
+    st_start_with_c1(&H, fs, 1, "", "callouts: {max_per_worker: 12}\n");
+    sh_ds *d = sh_ds_new(&H);
+    sh_request(d, "GET", "/direct", NULL);
+    sh_run_until(&H, sh_ds_ended, d, "the end of the exchange");
+    sh_ds_free(d);
+    /* the kit */
+    char err[512];
+    wft_env *env = wft_env_new(http_entry, err, sizeof(err));
+    assert_non_null(env);
+    assert_int_equal(wft_env_add_cluster(env, "c0"), 0);
+    assert_int_equal(wft_env_configure(env, "", err, sizeof(err)), 0);
+    assert_int_equal(wft_env_set_callout_limits(env, 12, 0), 0);
+    wft_stream *st = wft_stream_new(env, "GET", "/direct", NULL);
+    assert_int_equal(wft_request_headers(st, true), WEFT_CONTINUE);
+    assert_int_equal(wft_response_headers(st, 200, NULL, true), WEFT_CONTINUE);
+    assert_int_equal(wft_complete(st, NULL), 0);
+    wft_stream_free(st);
+    wft_env_free(env);
+    /* the same answers, and they are the documented ones */
+    assert_int_equal(g_http_n[0], g_http_n[1]);
+    for (int i = 0; i < g_http_n[0]; i++)
+        if (g_http[0][i] != g_http[1][i])
+            fail_msg("call %d: weft %d, kit %d", i, g_http[0][i], g_http[1][i]);
+    const weft_result I = WEFT_ERR_INVALID, want[] = {I,
+                                                      I,
+                                                      I,
+                                                      I,
+                                                      I,
+                                                      I,
+                                                      I,
+                                                      I,
+                                                      I,
+                                                      I,
+                                                      I,
+                                                      I,
+                                                      WEFT_ERR_NOT_FOUND,
+                                                      WEFT_ERR_NOT_FOUND,
+                                                      WEFT_ERR_HANDLE,
+                                                      WEFT_OK,
+                                                      WEFT_OK,
+                                                      WEFT_OK,
+                                                      WEFT_OK,
+                                                      WEFT_ERR_INVALID,
+                                                      WEFT_OK,
+                                                      WEFT_OK,
+                                                      WEFT_ERR_LIMIT,
+                                                      WEFT_OK,
+                                                      WEFT_ERR_LIMIT,
+                                                      WEFT_OK,
+                                                      WEFT_ERR_LIMIT,
+                                                      WEFT_ERR_HANDLE,
+                                                      WEFT_ERR_HANDLE,
+                                                      I,
+                                                      I,
+                                                      WEFT_ERR_NOT_FOUND,
+                                                      WEFT_ERR_NOT_FOUND,
+                                                      WEFT_ERR_HANDLE};
+    assert_int_equal(g_http_n[0], (int)(sizeof(want) / sizeof(want[0])));
+    for (int i = 0; i < g_http_n[0]; i++)
+        if (g_http[0][i] != want[i])
+            fail_msg("call %d: %d, expected %d", i, g_http[0][i], want[i]);
+    assert_int_equal(g_http_log[0], WEFT_ERR_STATE);
+    assert_int_equal(g_http_log[1], WEFT_ERR_STATE);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_yaml_refusals),
@@ -521,6 +733,7 @@ int main(void) {
         cmocka_unit_test(test_stale_handles),
         cmocka_unit_test(test_stat_families),
         cmocka_unit_test_prestate_setup_teardown(test_tcp_callouts, NULL, sh_teardown, &H),
+        cmocka_unit_test_prestate_setup_teardown(test_http_callouts, NULL, sh_teardown, &H),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -125,7 +125,7 @@ static void start(const char *limits, tf_action on_headers,
     on_req = req;
     on_complete = complete;
     tf_script *fs[] = {&F};
-    st_start_with_c1(&H, fs, 1, limits); /* c0: upstream 0; c1 refuses */
+    st_start_with_c1(&H, fs, 1, limits, ""); /* c0: upstream 0; c1 refuses */
 }
 
 /* Upstream 0's current connection saw EOF (the loop turns meanwhile). */
