@@ -17,6 +17,10 @@ struct weft_conn {
     struct event ev_write;
     struct event ev_flush; /* deferred: write queued output at end of turn */
     struct evbuffer *in, *out;
+    /* in_cb's entry: registered only while reading waits for the owner to
+     * drain a full input (libevent runs a buffer's callbacks on every add
+     * and drain, which for every other change would be for nothing). */
+    struct evbuffer_cb_entry *in_cb_ent;
     weft_conn_cbs cbs;
     void *ud;
     size_t read_high, write_low;
@@ -25,14 +29,26 @@ struct weft_conn {
     bool read_on;    /* wanted by the owner */
     bool read_armed; /* ev_read added */
     bool write_armed;
+    bool flush_pending; /* ev_flush activated, on_flush not run yet */
     bool shut_after_flush;
     bool shut_done;
     bool eof;
 };
 
+static void in_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg);
+
 static void update_read(weft_conn *c) {
-    bool want = c->read_on && !c->connecting && !c->eof && c->fd >= 0 &&
-                (!c->read_high || evbuffer_get_length(c->in) < c->read_high);
+    bool full = c->read_high && evbuffer_get_length(c->in) >= c->read_high;
+    if (full && !c->in_cb_ent) {
+        c->in_cb_ent = evbuffer_add_cb(c->in, in_cb, c);
+        if (!c->in_cb_ent)
+            full = false; /* out of memory: no drain would resume reading */
+    } else if (!full && c->in_cb_ent) {
+        /* (from in_cb too: libevent allows a callback to remove itself) */
+        evbuffer_remove_cb_entry(c->in, c->in_cb_ent);
+        c->in_cb_ent = NULL;
+    }
+    bool want = c->read_on && !c->connecting && !c->eof && c->fd >= 0 && !full;
     if (want && !c->read_armed)
         event_add(&c->ev_read, NULL);
     else if (!want && c->read_armed)
@@ -169,6 +185,7 @@ static void on_writable(evutil_socket_t fd, short what, void *arg) {
 
 static void on_flush(evutil_socket_t fd, short what, void *arg) {
     weft_conn *c = arg;
+    c->flush_pending = false;
     if (c->connecting || c->fd < 0)
         return;
     size_t before = evbuffer_get_length(c->out);
@@ -181,14 +198,17 @@ static void on_flush(evutil_socket_t fd, short what, void *arg) {
 
 /* Any data added to the output schedules one flush at the end of this
  * loop turn, so a head and a body written back to back go out in one
- * writev. */
+ * writev (activated once: later additions find it pending). */
 static void out_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg) {
     weft_conn *c = arg;
-    if (info->n_added && !c->connecting && !c->write_armed)
+    if (info->n_added && !c->connecting && !c->write_armed && !c->flush_pending) {
+        c->flush_pending = true;
         event_active(&c->ev_flush, EV_TIMEOUT, 0);
+    }
 }
 
-/* Input drained by the owner: reading may resume below the watermark. */
+/* Input drained by the owner: reading may resume below the watermark.
+ * Registered only while the input is full (update_read). */
 static void in_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg) {
     weft_conn *c = arg;
     if (info->n_deleted && c->read_high && !c->read_armed)
@@ -216,7 +236,6 @@ weft_conn *weft_conn_new(struct event_base *base, evutil_socket_t fd, const weft
     c->ud = ud;
     c->read_on = true;
     evbuffer_add_cb(c->out, out_cb, c);
-    evbuffer_add_cb(c->in, in_cb, c);
     event_assign(&c->ev_flush, base, -1, 0, on_flush, c);
     if (fd >= 0) {
         c->fd = fd;
