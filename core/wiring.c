@@ -7,6 +7,7 @@
  * freed, and the stream handle table goes last. */
 #include "loop/worker.h"
 
+#include "common/smallpool.h"
 #include "filter/callout.h"
 #include "filter/fworker.h"
 #include "filter/handles.h"
@@ -18,12 +19,13 @@
 #include "upstream/h2_pool.h"
 #include "upstream/pool.h"
 
-/* recycled HTTP/2 stream objects, nghttp2 blocks and HTTP/1.1 request
- * states */
+/* recycled HTTP/2 stream objects, nghttp2 blocks, HTTP/1.1 request states
+ * and the thread's spare buffer chains */
 static void http_caches_free(weft_worker *w) {
     weft_h2_cache_free(w);
     weft_h2_mem_release(w);
     weft_h1_cache_free(w);
+    weft_smallpool_chains_release();
 }
 
 static void http_fini(weft_worker *w) {

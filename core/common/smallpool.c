@@ -2,6 +2,7 @@
 #include "common/smallpool.h"
 
 #include <event2/event.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -155,9 +156,105 @@ static void *take(sp_block *b) {
     return s;
 }
 
+/* ---------- chains: per-thread spare blocks of 1 KiB to 32 KiB ---------- */
+
+/* Class k holds blocks whose usable size is at least 1 KiB << k and serves
+ * requests in (512 << k, 1 KiB << k]. */
+#define CH_MIN_SHIFT 10
+#define CH_CLASSES 6
+static const uint8_t ch_max[CH_CLASSES] = {64, 16, 8, 4, 4, 4}; /* 352 KiB at most */
+
+typedef struct ch_spare {
+    struct ch_spare *next;
+} ch_spare;
+
+typedef struct ch_thread {
+    ch_spare *spare[CH_CLASSES];
+    uint8_t n[CH_CLASSES];
+    bool keyed; /* the thread-exit destructor is registered */
+} ch_thread;
+
+static _Thread_local ch_thread tch;
+static pthread_once_t ch_key_once = PTHREAD_ONCE_INIT;
+static pthread_key_t ch_key;
+
+static void ch_release(void *unused) {
+    (void)unused;
+    for (int k = 0; k < CH_CLASSES; k++) {
+        while (tch.spare[k]) {
+            ch_spare *s = tch.spare[k];
+            tch.spare[k] = s->next;
+            free(s);
+        }
+        tch.n[k] = 0;
+    }
+}
+
+static void ch_key_make(void) {
+    if (pthread_key_create(&ch_key, ch_release) != 0)
+        abort();
+}
+
+/* The class a request of n bytes (> WEFT_SMALLPOOL_MAX) is served from, or
+ * -1: malloc. */
+static int ch_class_of_request(size_t n) {
+    if (n <= (size_t)1 << (CH_MIN_SHIFT - 1) || n > (size_t)1 << (CH_MIN_SHIFT + CH_CLASSES - 1))
+        return -1;
+    return (int)(64 - __builtin_clzll((unsigned long long)(n - 1))) - CH_MIN_SHIFT;
+}
+
+static void *ch_alloc(size_t n) {
+    int k = ch_class_of_request(n);
+    if (k >= 0 && tch.spare[k]) {
+        ch_spare *s = tch.spare[k];
+        tch.spare[k] = s->next;
+        tch.n[k]--;
+        return s;
+    }
+    return malloc(n ? n : 1);
+}
+
+static void ch_free(void *p) {
+    size_t u = malloc_usable_size(p);
+    if (u < (size_t)1 << CH_MIN_SHIFT) {
+        free(p);
+        return;
+    }
+    int k = (int)(63 - __builtin_clzll((unsigned long long)u)) - CH_MIN_SHIFT;
+    if (k >= CH_CLASSES || tch.n[k] >= ch_max[k]) {
+        free(p);
+        return;
+    }
+    if (!tch.keyed) {
+        pthread_once(&ch_key_once, ch_key_make);
+        if (pthread_setspecific(ch_key, &tch) != 0) {
+            free(p);
+            return;
+        }
+        tch.keyed = true;
+    }
+    ch_spare *s = p;
+    s->next = tch.spare[k];
+    tch.spare[k] = s;
+    tch.n[k]++;
+}
+
+void weft_smallpool_chains_release(void) {
+    ch_release(NULL);
+}
+
+size_t weft_smallpool_chains_spare(void) {
+    size_t n = 0;
+    for (int k = 0; k < CH_CLASSES; k++)
+        n += tch.n[k];
+    return n;
+}
+
+/* ---------- allocation ---------- */
+
 void *weft_smallpool_alloc(size_t n) {
     if (n > WEFT_SMALLPOOL_MAX || !g_base)
-        return malloc(n ? n : 1);
+        return ch_alloc(n);
     sp_thread *t = me();
     void *p;
     if (t->cur && (p = take(t->cur)))
@@ -187,7 +284,7 @@ void weft_smallpool_free(void *p) {
     if (!p)
         return;
     if (!weft_smallpool_owns(p)) {
-        free(p);
+        ch_free(p);
         return;
     }
     sp_block *b = block_of(p);
@@ -214,7 +311,7 @@ void *weft_smallpool_realloc(void *p, size_t n) {
         return realloc(p, n);
     if (n <= WEFT_SMALLPOOL_MAX)
         return p;
-    void *q = malloc(n);
+    void *q = ch_alloc(n);
     if (!q)
         return NULL;
     memcpy(q, p, WEFT_SMALLPOOL_MAX);

@@ -125,12 +125,67 @@ static void test_remote_free(void **state) {
     free(p);
 }
 
+/* Chain-sized blocks (513 B .. 32 KiB) come back from a per-thread spare
+ * list by power-of-two class; smaller and larger ones go to malloc. */
+static void test_chain_spares(void **state) {
+    (void)state;
+    weft_smallpool_chains_release();
+    char *a = weft_smallpool_alloc(1024);
+    char *b = weft_smallpool_alloc(32768);
+    assert_non_null(a);
+    assert_non_null(b);
+    memset(a, 1, 1024);
+    memset(b, 2, 32768);
+    weft_smallpool_free(a);
+    weft_smallpool_free(b);
+    assert_int_equal(weft_smallpool_chains_spare(), 2);
+    char *small = weft_smallpool_alloc(400); /* below the classes: malloc */
+    assert_ptr_not_equal(small, a);
+    assert_ptr_equal(weft_smallpool_alloc(600), a); /* (512 B, 1 KiB]: a again */
+    char *c = weft_smallpool_alloc(20000);          /* (16 KiB, 32 KiB]: b again */
+    assert_ptr_equal(c, b);
+    assert_int_equal(weft_smallpool_chains_spare(), 0);
+    char *d = weft_smallpool_alloc(20000); /* none left: malloc */
+    assert_ptr_not_equal(d, b);
+    memset(d, 3, 20000);
+    weft_smallpool_free(c);
+    weft_smallpool_free(d);
+    weft_smallpool_free(small); /* below the classes: to malloc */
+    assert_int_equal(weft_smallpool_chains_spare(), 2);
+    char *big = weft_smallpool_alloc(70000); /* above: malloc, and back to it */
+    memset(big, 4, 70000);
+    weft_smallpool_free(big);
+    assert_int_equal(weft_smallpool_chains_spare(), 2);
+    /* a pool slot that grows takes a spare block too: c, the only one of the
+     * 32 KiB class (d, 20,000 bytes usable, serves the 16 KiB class) */
+    char *s = weft_smallpool_alloc(16);
+    memcpy(s, "0123456789abcdef", 16);
+    char *g = weft_smallpool_realloc(s, 30000);
+    assert_ptr_equal(g, c);
+    assert_memory_equal(g, "0123456789abcdef", 16);
+    weft_smallpool_free(g);
+    /* bounded: a burst of frees keeps a few and gives the rest back */
+    enum { M = 300 };
+    void *p[M];
+    for (int i = 0; i < M; i++)
+        p[i] = weft_smallpool_alloc(1024);
+    for (int i = 0; i < M; i++)
+        weft_smallpool_free(p[i]);
+    size_t spare = weft_smallpool_chains_spare();
+    assert_true(spare > 2 && spare < 100);
+    weft_smallpool_chains_release();
+    assert_int_equal(weft_smallpool_chains_spare(), 0);
+    weft_smallpool_free(a);
+    weft_smallpool_chains_release();
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_small_in_pool_large_in_malloc),
         cmocka_unit_test(test_blocks_return_when_empty),
         cmocka_unit_test(test_pool_realloc),
         cmocka_unit_test(test_remote_free),
+        cmocka_unit_test(test_chain_spares),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
