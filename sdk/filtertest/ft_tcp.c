@@ -84,13 +84,10 @@ static bool args_ok(weft_str cluster, const weft_tcp_callout_opts *o,
 
 weft_result ft_tcp_open_worker(weft_worker *h, weft_str cluster, const weft_tcp_callout_opts *o,
                                const weft_tcp_callout_cbs *cbs, void *arg, weft_tcp_callout **out) {
-    wft_env *env = ft_current_env();
-    if (!h || !env || wft_env_worker(env) != h)
-        return ft_misuse(env, WEFT_ERR_HANDLE,
-                         "worker_tcp_callout_open: not this env's live worker handle");
-    if (!ft_on_owner_thread(env))
-        return ft_misuse(env, WEFT_ERR_THREAD,
-                         "worker_tcp_callout_open: another thread's worker handle");
+    weft_result r; /* as weft: HANDLE, THREAD, STATE while worker_destroy runs */
+    wft_env *env = ft_worker_env(h, "worker_tcp_callout_open", &r);
+    if (!env)
+        return r;
     if (!args_ok(cluster, o, cbs, out))
         return ft_misuse(env, WEFT_ERR_INVALID, "worker_tcp_callout_open: " ARGS_MSG);
     return tcp_new(env, NULL, cluster, o, cbs, arg, out);

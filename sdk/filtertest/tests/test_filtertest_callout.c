@@ -322,6 +322,61 @@ static void test_worker_cap_with_tcp(void **state) {
     wft_env_free(env);
 }
 
+/* ---- a filter that opens callouts from worker_destroy ---- */
+
+static weft_result destroy_rc[2];
+
+static int wd_config(const weft_config_node *node, weft_filter_setup *setup, void **config) {
+    (void)node;
+    (void)setup;
+    static int cfg;
+    *config = &cfg;
+    return 0;
+}
+static void *wd_worker_create(void *config) {
+    return weft_worker_current(config);
+}
+static void wd_worker_destroy(void *config, void *worker) {
+    (void)config;
+    static const weft_tcp_callout_cbs cbs = {sizeof(weft_tcp_callout_cbs), NULL, no_data, NULL};
+    weft_callout_request req = {.size = sizeof(req),
+                                .cluster = WEFT_STR("be"),
+                                .method = WEFT_STR("GET"),
+                                .path = WEFT_STR("/"),
+                                .flags = WEFT_CALLOUT_DETACHED};
+    weft_tcp_callout *t = NULL;
+    destroy_rc[0] = weft_worker_tcp_callout_open(worker, WEFT_STR("be"), NULL, &cbs, NULL, &t);
+    destroy_rc[1] = weft_worker_callout_start(worker, &req, NULL, NULL, NULL);
+}
+static const weft_http_filter_ops wd_ops = {
+    .size = sizeof(weft_http_filter_ops),
+    .config_create = wd_config,
+    .worker_create = wd_worker_create,
+    .worker_destroy = wd_worker_destroy,
+};
+static const weft_filter_descriptor wd_desc = {
+    WEFT_FILTER_DESCRIPTOR_INIT("wd", WEFT_FILTER_HTTP),
+    .http = &wd_ops,
+};
+static const weft_filter_descriptor *wd_entry(const weft_host_api *host) {
+    weft__host = host;
+    return &wd_desc;
+}
+
+/* As weft: from worker_destroy, a worker-scoped open (HTTP or TCP) is
+ * WEFT_ERR_STATE; the handle is stale afterwards. */
+static void test_worker_destroy_refuses(void **state) {
+    (void)state;
+    wft_env *env = wft_env_new(wd_entry, err, sizeof(err));
+    assert_non_null(env);
+    assert_int_equal(wft_env_configure(env, "", err, sizeof(err)), 0);
+    weft_worker *w = wft_env_worker(env);
+    assert_non_null(w);
+    wft_env_free(env);
+    assert_int_equal(destroy_rc[0], WEFT_ERR_STATE);
+    assert_int_equal(destroy_rc[1], WEFT_ERR_STATE);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stream_callout_answered),
@@ -330,6 +385,7 @@ int main(void) {
         cmocka_unit_test(test_detached),
         cmocka_unit_test(test_worker_scope),
         cmocka_unit_test(test_worker_cap_with_tcp),
+        cmocka_unit_test(test_worker_destroy_refuses),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
