@@ -40,10 +40,13 @@
  * ejected endpoint of the cluster (a sweep: count, get, restore). Each
  * restore done from a worker timer counts in the stat "restores".
  * worker_destroy checks that the worker calls answer WEFT_ERR_STATE there
- * and a NULL handle WEFT_ERR_HANDLE; a wrong answer counts in "bad".
+ * and a NULL handle WEFT_ERR_HANDLE; each request tries the previous
+ * request's worker handle (kept in a global): another worker's must get
+ * WEFT_ERR_THREAD (counted in "foreign_thread"), an older config's of
+ * this worker WEFT_ERR_HANDLE; a wrong answer counts in "bad".
  *
- * Stats: ejections, restores, bad (counters). Logs "outlier: shared block destroyed (N
- * requests)" at info level from the block's destroy callback. */
+ * Stats: ejections, restores, bad, foreign_thread (counters). Logs "outlier: shared block destroyed
+ * (N requests)" at info level from the block's destroy callback. */
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,7 +67,7 @@ typedef struct outlier_config {
     uint32_t slot;
     uint64_t restore_ms; /* 0: no restore timer */
     outlier_block *block;
-    int32_t st_ejections, st_restores, st_bad;
+    int32_t st_ejections, st_restores, st_bad, st_foreign;
 } outlier_config;
 
 /* A restore timer's argument: one endpoint (by address), or all (n 0). */
@@ -104,6 +107,9 @@ typedef struct outlier_route {
 
 static _Atomic uint64_t blocks_made;
 static _Atomic uint64_t workers_made;
+/* The worker handle of the last request (any worker): the next request's
+ * worker tries it, another worker's must get WEFT_ERR_THREAD. */
+static _Atomic uintptr_t last_handle;
 
 static void block_init(void *block, size_t size, void *arg) {
     (void)size;
@@ -187,6 +193,8 @@ static int outlier_config_create(const weft_config_node *node, weft_filter_setup
     c->st_ejections = weft_stat_counter(setup, "ejections", "endpoints ejected");
     c->st_restores = weft_stat_counter(setup, "restores", "endpoints restored by a worker timer");
     c->st_bad = weft_stat_counter(setup, "bad", "worker calls that answered wrongly");
+    c->st_foreign = weft_stat_counter(setup, "foreign_thread",
+                                      "another worker's handle refused with WEFT_ERR_THREAD");
     *config = c;
     return 0;
 }
@@ -345,12 +353,30 @@ static void outlier_stream_destroy(void *ctx) {
     free(ctx);
 }
 
+/* Tries the last request's worker handle: another worker's must be
+ * refused with THREAD (its table is not read), a stale one of this worker
+ * (an older config's) with HANDLE; then leaves this worker's handle. */
+static void foreign_probe(outlier_stream *os) {
+    if (!os->ow || !os->ow->w)
+        return;
+    weft_worker *other = (weft_worker *)atomic_exchange(&last_handle, (uintptr_t)os->ow->w);
+    if (!other || other == os->ow->w)
+        return;
+    size_t n;
+    weft_result r = weft_worker_cluster_endpoint_count(other, os->cfg->cluster, &n);
+    if (r == WEFT_ERR_THREAD)
+        weft_stat_inc(os->cfg->st_foreign, 1);
+    else if (r != WEFT_ERR_HANDLE)
+        weft_stat_inc(os->cfg->st_bad, 1);
+}
+
 static weft_status outlier_request_headers(void *ctx, weft_stream *s, bool end_stream) {
     (void)end_stream;
     outlier_stream *os = ctx;
     if (!os)
         return WEFT_CONTINUE;
     os->request_no = atomic_fetch_add(&os->cfg->block->requests, 1) + 1;
+    foreign_probe(os);
     const outlier_route *rc = weft_route_config(s);
     if (rc)
         os->route_request_no = atomic_fetch_add(&rc->block->requests, 1) + 1;

@@ -15,9 +15,11 @@
 #      "restores" is 1;
 #   4. requests on new connections until both workers sent at least one
 #      to bad: both load balancers use bad again, every answer 200;
-#   5. SIGTERM: worker_destroy's checks (WEFT_ERR_STATE there, a NULL
-#      handle WEFT_ERR_HANDLE) held ("bad" 0 before, no failure logged),
-#      exit 0 (sanitizers clean).
+#   5. each request tried the previous request's worker handle: when that
+#      was the other worker's, the call got WEFT_ERR_THREAD (stat
+#      foreign_thread > 0, "bad" 0); SIGTERM: worker_destroy's checks
+#      (WEFT_ERR_STATE there, a NULL handle WEFT_ERR_HANDLE) held (no
+#      failure logged), exit 0 (sanitizers clean).
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
@@ -127,8 +129,11 @@ sample 'both_min NB 1' 80 || fail "bad not used by both workers in 80 requests: 
 log "after the restore: workers ${!NB[*]} sent ${NB[*]} requests to bad"
 bad_healthy || fail "bad ejected again: $(clusters_line health_flags)"
 
-# ---- 5. worker_destroy's checks at shutdown ----
+# ---- 5. another worker's handle; worker_destroy's checks at shutdown ----
 assert_eq 0 "$(metric 'weft_filter_outlier_bad{')" "wrong answers of worker calls"
+foreign=$(metric 'weft_filter_outlier_foreign_thread{')
+((foreign > 0)) || fail "no request tried the other worker's handle"
+log "another worker's handle: WEFT_ERR_THREAD $foreign times"
 stop_weft 15
 if grep -q "worker_cluster_endpoint_count: not a live worker handle" "$WEFT_LOG"; then
     fail "a live worker handle was refused"
