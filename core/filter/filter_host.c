@@ -22,6 +22,7 @@
 #include "filter/tcp_callout.h"
 #include "filter/transport.h"
 #include "http/stream_internal.h"
+#include "stats/stats_fc.h"
 #include "wsh_rules.h"
 
 struct weft_stream_timer {
@@ -994,27 +995,27 @@ static weft_result h_stat_family(weft_filter_setup *st, uint32_t kind, const cha
                                      : WEFT_ERR_INVALID;
 }
 
-/* One update of a family: arg is the delta (a gauge's as two's
- * complement) or the sample. The weft_str values are read as they are
- * (same layout as the registry's weft_sv, read bytewise). */
+/* The updates of a family: the delta (a gauge's as two's complement) or
+ * the sample. The weft_str values are read as they are (same layout as
+ * the registry's weft_sv, read bytewise); a counter's or a gauge's cache
+ * hit is inline (stats/stats_fc.h). A negative family is an id the
+ * registry never gave: EINVAL there. */
 _Static_assert(sizeof(weft_str) == sizeof(weft_sv) &&
                    offsetof(weft_str, ptr) == offsetof(weft_sv, p) &&
                    offsetof(weft_str, len) == offsetof(weft_sv, len),
                "weft_str and weft_sv share a layout");
-static weft_result family_update(int32_t family, const weft_str *values, size_t n,
-                                 weft_stat_kind kind, uint64_t arg) {
-    /* a negative family is an id the registry never gave: EINVAL there */
-    int rc = weft_stats_family_update_here((uint32_t)family, kind, values, n, arg);
+static weft_result family_result(int rc) {
     return rc == WEFT_STATS_OK ? WEFT_OK : WEFT_ERR_INVALID;
 }
 static weft_result h_stat_family_inc(int32_t f, const weft_str *v, size_t n, uint64_t d) {
-    return family_update(f, v, n, WEFT_STAT_COUNTER, d);
+    return family_result(weft_stats_family_add_here((uint32_t)f, WEFT_STAT_COUNTER, v, n, d));
 }
 static weft_result h_stat_family_gauge_add(int32_t f, const weft_str *v, size_t n, int64_t d) {
-    return family_update(f, v, n, WEFT_STAT_GAUGE, (uint64_t)d);
+    return family_result(
+        weft_stats_family_add_here((uint32_t)f, WEFT_STAT_GAUGE, v, n, (uint64_t)d));
 }
 static weft_result h_stat_family_observe_us(int32_t f, const weft_str *v, size_t n, uint64_t us) {
-    return family_update(f, v, n, WEFT_STAT_HISTOGRAM, us);
+    return family_result(weft_stats_family_update_here((uint32_t)f, WEFT_STAT_HISTOGRAM, v, n, us));
 }
 /* [end 1.1 stats] */
 

@@ -22,6 +22,7 @@
  * One mutex (g_lock) guards the registry, the live block list, the retired
  * block and page allocation. Registration and scraping are rare. */
 #include "stats/stats.h"
+#include "stats/stats_fc.h"
 
 #include <event2/buffer.h>
 #include <pthread.h>
@@ -148,11 +149,10 @@ static weft_stats_block g_global;  /* weft_stats_gauge_set values */
 
 static _Thread_local weft_stats_block *tls_block;
 
-/* The per-thread family cache (see weft_stats_family_update_here) is
- * valid while this epoch stays: bumped (under g_lock) whenever a family
- * or a block is freed or slots go back to the allocator, so no cached
- * slot pointer outlives what it points at. */
-static _Atomic uint64_t g_fc_epoch = 1;
+/* The per-thread family cache (stats_fc.h) is valid while
+ * weft_stats_fc_epoch stays: bumped (under g_lock) whenever a family or a
+ * block is freed or slots go back to the allocator, so no cached slot
+ * pointer outlives what it points at. */
 static void fc_forget_all(void);
 
 /* ---------------------------------------------------------------- slots */
@@ -173,10 +173,7 @@ static inline uint64_t slot_read(const weft_stats_block *b, uint32_t id) {
 }
 
 /* Single-writer add: no read-modify-write instruction needed. */
-static inline void slot_add(stat_slot *p, uint64_t v) {
-    atomic_store_explicit(p, atomic_load_explicit(p, memory_order_relaxed) + v,
-                          memory_order_relaxed);
-}
+#define slot_add weft_stats_slot_add
 
 static void block_free_pages(weft_stats_block *b) {
     for (uint32_t i = 0; i < WEFT_STATS_MAX_PAGES; i++) {
@@ -644,18 +641,8 @@ static inline stat_family *fam_get(weft_stat_family_id id) {
                                         : NULL;
 }
 
-/* Loads of label value bytes without loops or library calls (values are
- * short: methods, status classes, names). */
-static inline uint64_t load64(const unsigned char *p) {
-    uint64_t w;
-    memcpy(&w, p, 8);
-    return w;
-}
-static inline uint64_t load32(const unsigned char *p) {
-    uint32_t w;
-    memcpy(&w, p, 4);
-    return w;
-}
+#define load64 weft_stats_load64
+#define load32 weft_stats_load32
 /* The last 1..8 bytes of a value as one word: overlapping loads cover
  * every byte (lengths are mixed in separately, so they need not be
  * unique on their own), as wyhash reads its tail. */
@@ -788,95 +775,27 @@ static uint32_t fam_slot(weft_stats_block *b, stat_family *f, const weft_sv *v, 
 }
 
 /* ------------------------------------------------- per-thread family cache
- *
- * The last series each family (by id, direct-mapped) took an update in on
- * this thread: the label values it matched, as words that cover every
- * byte of each value (see value_words), and the address of its first slot
- * in this thread's block. A hit compares the caller's values with the
- * words (no hash, no probe, no lock) and adds to the slot. Only series
- * (never the overflow series, whose updates are counted) of at most
- * FC_LABELS values of at most 16 bytes are cached. An entry is valid
- * while g_fc_epoch is what it was at the fill; the thread's own entries
- * are dropped when its block changes (weft_stats_set_thread_block,
- * weft_stats_block_free). */
-#define FC_ENTRIES 32u
-#define FC_LABELS 4u
-#define FC_VALUE_MAX 16u
+ * (stats_fc.h) */
 
-typedef struct fam_cached {
-    uint64_t epoch;  /* g_fc_epoch at the fill; 0: empty (the epoch starts at 1) */
-    uint64_t key;    /* fc_key(id, kind) */
-    size_t n;        /* values */
-    stat_slot *slot; /* the series' first slot in tls_block */
-    struct {
-        size_t len;
-        uint64_t w[2]; /* value_words */
-    } v[FC_LABELS];
-} fam_cached;
-
-static _Thread_local fam_cached tls_fc[FC_ENTRIES];
+_Thread_local weft_stats_fc_entry weft_stats_tls_fc[WEFT_STATS_FC_ENTRIES];
+_Atomic uint64_t weft_stats_fc_epoch = 1;
 
 static void fc_forget_all(void) {
-    memset(tls_fc, 0, sizeof tls_fc);
+    memset(weft_stats_tls_fc, 0, sizeof weft_stats_tls_fc);
 }
 
-static inline uint64_t fc_key(weft_stat_family_id id, weft_stat_kind kind) {
-    return (uint64_t)(uint32_t)kind << 32 | id;
-}
-
-/* Two words holding every byte of a value of 1..16 bytes (overlapping
- * loads from both ends); for values of equal length, equal words mean
- * equal bytes. */
-static inline void value_words(const unsigned char *p, size_t len, uint64_t w[2]) {
-    if (len >= 8) {
-        w[0] = load64(p);
-        w[1] = load64(p + len - 8);
-    } else if (len >= 4) {
-        w[0] = load32(p);
-        w[1] = load32(p + len - 4);
-    } else {
-        w[0] = (uint64_t)p[0] | (uint64_t)p[len >> 1] << 8;
-        w[1] = p[len - 1];
-    }
-}
-
-/* The i-th of n (pointer, length) pairs laid out as weft_sv, read bytewise
- * (so an array of another struct of this layout may be passed). */
-static inline weft_sv pair_at(const void *pairs, size_t i) {
-    weft_sv v;
-    memcpy(&v, (const char *)pairs + i * sizeof v, sizeof v);
-    return v;
-}
-
-static inline bool fc_match(const fam_cached *c, const void *pairs, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        weft_sv v = pair_at(pairs, i);
-        if (v.len != c->v[i].len)
-            return false;
-        if (!v.len)
-            continue;
-        if (!v.p)
-            return false; /* the uncached path says EINVAL */
-        uint64_t w[2];
-        value_words((const unsigned char *)v.p, v.len, w);
-        if (w[0] != c->v[i].w[0] || w[1] != c->v[i].w[1])
-            return false;
-    }
-    return true;
-}
-
-static void fc_fill(fam_cached *c, uint64_t key, uint64_t epoch, stat_slot *slot, const weft_sv *v,
-                    size_t n) {
+static void fc_fill(weft_stats_fc_entry *c, uint64_t key, uint64_t epoch, stat_slot *slot,
+                    const weft_sv *v, size_t n) {
     c->epoch = 0;
-    if (!slot || n > FC_LABELS)
+    if (!slot || n > WEFT_STATS_FC_LABELS)
         return;
     for (size_t i = 0; i < n; i++) {
-        if (v[i].len > FC_VALUE_MAX)
+        if (v[i].len > WEFT_STATS_FC_VALUE_MAX)
             return;
         c->v[i].len = v[i].len;
         c->v[i].w[0] = c->v[i].w[1] = 0;
         if (v[i].len)
-            value_words((const unsigned char *)v[i].p, v[i].len, c->v[i].w);
+            weft_stats_value_words((const unsigned char *)v[i].p, v[i].len, c->v[i].w);
     }
     c->key = key;
     c->n = n;
@@ -894,7 +813,7 @@ static inline void fam_add(stat_slot *p, weft_stat_kind kind, uint64_t arg) {
 /* The update without the cache's help; fills entry c (NULL: none) when
  * b is this thread's block and the update went to a series. */
 static int fam_update_slow(weft_stats_block *b, weft_stat_family_id id, weft_stat_kind kind,
-                           const weft_sv *v, size_t n, uint64_t arg, fam_cached *c,
+                           const weft_sv *v, size_t n, uint64_t arg, weft_stats_fc_entry *c,
                            uint64_t epoch) {
     stat_family *f = fam_get(id);
     if (!f || f->kind != kind || n != f->n_labels || (n && !v))
@@ -909,51 +828,37 @@ static int fam_update_slow(weft_stats_block *b, weft_stat_family_id id, weft_sta
     if (p)
         fam_add(p, kind, arg);
     if (c && series && b == tls_block)
-        fc_fill(c, fc_key(id, kind), epoch, p, v, n);
+        fc_fill(c, weft_stats_fc_key(id, kind), epoch, p, v, n);
     return WEFT_STATS_OK;
 }
 
-/* The update of values given as pairs (see pair_at), past the cache. */
-__attribute__((noinline)) static int fam_update_pairs(weft_stats_block *b, weft_stat_family_id id,
-                                                      weft_stat_kind kind, const void *pairs,
-                                                      size_t n, uint64_t arg, fam_cached *c,
-                                                      uint64_t epoch) {
+int weft_stats_family_update_miss(weft_stat_family_id id, weft_stat_kind kind, const void *pairs,
+                                  size_t n, uint64_t arg, weft_stats_fc_entry *c, uint64_t epoch) {
     weft_sv v[WEFT_STATS_FAMILY_MAX_LABELS];
     if (n > WEFT_STATS_FAMILY_MAX_LABELS || (n && !pairs))
         return WEFT_STATS_EINVAL;
     for (size_t i = 0; i < n; i++)
-        v[i] = pair_at(pairs, i);
-    return fam_update_slow(b, id, kind, v, n, arg, c, epoch);
+        v[i] = weft_stats_pair_at(pairs, i);
+    return fam_update_slow(tls_block, id, kind, v, n, arg, c, epoch);
 }
 
-/* The cached path of both entry points. A valid entry implies a
- * non-NULL tls_block, the one it was filled with (see fc_forget_all's
- * callers). */
-static inline int fam_update_here(weft_stat_family_id id, weft_stat_kind kind, const void *pairs,
+int weft_stats_family_update_here(weft_stat_family_id id, weft_stat_kind kind, const void *pairs,
                                   size_t n, uint64_t arg) {
-    fam_cached *c = &tls_fc[id & (FC_ENTRIES - 1)];
-    /* one register for the entry's address (GCC would recompute the
-     * thread-local address at every use) */
-    __asm__("" : "+r"(c));
-    uint64_t epoch = atomic_load_explicit(&g_fc_epoch, memory_order_relaxed);
-    if (c->epoch == epoch && c->key == fc_key(id, kind) && c->n == n && (pairs || !n) &&
-        fc_match(c, pairs, n)) {
-        fam_add(c->slot, kind, arg);
+    weft_stats_fc_entry *c = weft_stats_fc_entry_of(id);
+    uint64_t epoch = atomic_load_explicit(&weft_stats_fc_epoch, memory_order_relaxed);
+    stat_slot *p = weft_stats_fc_lookup(c, id, kind, pairs, n, epoch);
+    if (p) {
+        fam_add(p, kind, arg);
         return WEFT_STATS_OK;
     }
-    return fam_update_pairs(tls_block, id, kind, pairs, n, arg, c, epoch);
+    return weft_stats_family_update_miss(id, kind, pairs, n, arg, c, epoch);
 }
 
 int weft_stats_family_update(weft_stats_block *b, weft_stat_family_id id, weft_stat_kind kind,
                              const weft_sv *v, size_t n, uint64_t arg) {
     if (b && b == tls_block)
-        return fam_update_here(id, kind, v, n, arg);
+        return weft_stats_family_update_here(id, kind, v, n, arg);
     return fam_update_slow(b, id, kind, v, n, arg, NULL, 0);
-}
-
-int weft_stats_family_update_here(weft_stat_family_id id, weft_stat_kind kind, const void *pairs,
-                                  size_t n, uint64_t arg) {
-    return fam_update_here(id, kind, pairs, n, arg);
 }
 
 /* ---------------------------------------------------------------- stage */
@@ -994,7 +899,7 @@ static void stage_rollback(void) {
             g_entries[i].stage = g_entries[i].prev_stage;
             g_entries[i].scoped = g_entries[i].prev_scoped;
         }
-    atomic_fetch_add_explicit(&g_fc_epoch, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&weft_stats_fc_epoch, 1, memory_order_relaxed);
     for (uint32_t i = g_stage_fams; i < g_nfams; i++) {
         fam_free(atomic_load_explicit(&g_fams[i], memory_order_relaxed));
         atomic_store_explicit(&g_fams[i], NULL, memory_order_relaxed);
@@ -1098,7 +1003,8 @@ void weft_stats_block_free(weft_stats_block *b) {
         fc_forget_all();
     }
     pthread_mutex_lock(&g_lock);
-    atomic_fetch_add_explicit(&g_fc_epoch, 1, memory_order_relaxed); /* other threads' caches */
+    atomic_fetch_add_explicit(&weft_stats_fc_epoch, 1,
+                              memory_order_relaxed); /* other threads' caches */
     for (uint32_t i = 0; i < g_nentries; i++) {
         const stat_entry *e = &g_entries[i];
         weft_stat_kind kind = g_names[e->name_idx].kind;
@@ -1499,7 +1405,7 @@ void weft_stats_reset_for_tests(void) {
     g_nentries = g_entries_cap = g_nnames = g_names_cap = 0;
     index_free(&g_name_index);
     index_free(&g_entry_index);
-    atomic_fetch_add_explicit(&g_fc_epoch, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&weft_stats_fc_epoch, 1, memory_order_relaxed);
     for (uint32_t i = 0; i < g_nfams; i++) {
         fam_free(atomic_load_explicit(&g_fams[i], memory_order_relaxed));
         atomic_store_explicit(&g_fams[i], NULL, memory_order_relaxed);
