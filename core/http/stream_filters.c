@@ -466,8 +466,10 @@ void sf_log(weft_stream *s) {
     info.bytes_sent = s->bytes_out;
     info.attempts = s->attempts;
     char flags[64];
-    size_t fl = weft_response_flags_str(s->flags, flags, sizeof(flags));
-    info.response_flags = (weft_str){flags, fl};
+    info.response_flags = WEFT_STR("-"); /* no flag: what weft_response_flags_str writes */
+    if (s->flags)
+        info.response_flags =
+            (weft_str){flags, weft_response_flags_str(s->flags, flags, sizeof(flags))};
     if (s->att.ep)
         info.upstream_host = (weft_str){s->att.ep->name, strlen(s->att.ep->name)};
     else

@@ -388,7 +388,9 @@ static void test_request_body_around_connect(void **state) {
 /* A whole exchange ends with the connection reusable. */
 static void test_upstream_reusable_after_full_exchange(void **state) {
     (void)state;
-    start(NULL, 0, "", "");
+    tf_script f1 = {.name = "f1"};
+    tf_script *fs[] = {&f1};
+    start(fs, 1, "", "");
     sh_ds *d = sh_ds_new(&H);
     sh_request(d, "POST", "/up", "abc");
     sh_fake_connect(0);
@@ -399,6 +401,7 @@ static void test_upstream_reusable_after_full_exchange(void **state) {
     sh_run_to_end(&H, d);
     assert_true(sh_fake_get(0)->reusable);
     assert_second_answer(d);
+    assert_string_equal(f1.info_flags, "-"); /* no response flag */
     assert_attempts_over(d);
     sh_ds_free(d);
 }
