@@ -12,7 +12,9 @@
 #   3b. through the pools: 20 sequential callouts reuse a kept-alive
 #      connection (the backend counts its accepts); a callout to an
 #      HTTP/2 cluster goes over HTTP/2 (a real h2 backend), ten of them on
-#      one connection;
+#      one connection; over a cluster's transport filters (hello_transport
+#      before HTTP/2: :scheme https); a refused connect moves to another
+#      endpoint (connect_attempts);
 #   4. the per-worker cap (callouts.max_per_worker: 3): the fourth
 #      callout in flight gets WEFT_ERR_LIMIT, stream-scoped ones too;
 #   5. a detached mirror to a backend that holds its request does not slow
@@ -36,6 +38,7 @@ BE_PORT=$(free_port)
 HANG_PORT=$(free_port)
 DEAD_PORT=$(free_port)
 H2_PORT=$(free_port)
+H2H_PORT=$(free_port)
 LISTEN_PORT=$(free_port)
 DEAD_LISTEN_PORT=$(free_port)
 ADMIN_PORT=$(free_port)
@@ -43,6 +46,11 @@ URL="http://127.0.0.1:$LISTEN_PORT"
 start_backend be "$BE_PORT"
 start_backend hang "$HANG_PORT" --request-log "$TEST_TMP/hang.log"
 start_h2_backend h2b "$H2_PORT"
+# h2_backend.py speaking hello_transport's handshake first (no h2c probe)
+"$PYTHON" "$REPO_ROOT/tests/integration/h2_backend.py" --port "$H2H_PORT" --name h2hello \
+    --hello h2hello --events "$TEST_TMP/events-h2hello.log" >"$TEST_TMP/backend-h2hello.log" 2>&1 &
+track_pid $!
+wait_until 10 "the hello h2 backend listens" bash -c "exec 3<>/dev/tcp/127.0.0.1/$H2H_PORT"
 CONFIG="$TEST_TMP/weft.yaml"
 
 # write_config FILTER_EXTRA: the copool config's extra keys
@@ -88,6 +96,14 @@ clusters:
   - name: h2c
     protocol: http2
     endpoints: [{ address: 127.0.0.1, port: $H2_PORT }]
+  - name: h2tls
+    protocol: http2
+    endpoints: [{ address: 127.0.0.1, port: $H2H_PORT }]
+    transport_filters:
+      - { name: hello_transport }
+  - name: retry
+    connect_attempts: 2
+    endpoints: [{ address: 127.0.0.1, port: $DEAD_PORT }, { address: 127.0.0.1, port: $BE_PORT }]
 YAML
     mv -f "$CONFIG.tmp" "$CONFIG"
 }
@@ -144,6 +160,18 @@ assert_eq 10 "$(hdr x-co-ok)" "10 sequential callouts over HTTP/2"
 assert_eq 1 "$(hdr x-co-conns)" "one HTTP/2 connection for all of them"
 assert_eq $((h2conns0 + 1)) "$(grep -c '^CONN' "$TEST_TMP/events-h2b.log")" "h2 backend connections accepted"
 log "callouts over HTTP/2: one multiplexed connection"
+fetch -H 'x-co: one' -H 'x-co-cluster: h2tls' -H 'x-co-path: /tls-check' "$URL/"
+assert_eq 200 "$(hdr x-co-status)" "callout over the cluster's transport filters"
+assert_contains "$BD" '"protocol": "h2"' "HTTP/2 over the transport filters"
+assert_contains "$BD" '"scheme": "https"' "the handshake said TLS: :scheme https"
+log "a callout runs the cluster's transport filters (hello handshake, then HTTP/2, :scheme https)"
+for i in 1 2 3 4; do
+    fetch -H 'x-co: one' -H 'x-co-cluster: retry' "$URL/"
+    assert_eq 200 "$(hdr x-co-status)" "callout $i to a cluster with a dead endpoint"
+done
+(($(metric 'weft_upstream_cx_connect_fail_total{cluster="retry"') >= 1)) ||
+    fail "no callout picked the dead endpoint first (the retry path was not taken)"
+log "a refused connect moves to the cluster's other endpoint"
 
 # ---- 4. the per-worker cap (3); nothing is in flight yet ----
 fetch -H 'x-co: burst 5' -H 'x-co-path: /delay/1500' "$URL/"
