@@ -466,8 +466,8 @@ weft_result weft_callout_begin(const weft_callout_scope *sc, const weft_callout_
     if (weft_callouts_worker_full(sc->w, cfg))
         return WEFT_ERR_LIMIT;
     weft_cluster_wrk *cw = weft_wsnap_cluster(sc->ws, idx);
-    if (!cw || weft_lb_pick(cw->lb, 0, false, -1) < 0)
-        return WEFT_ERR_NOT_FOUND;
+    if (!cw)
+        return WEFT_ERR_NOT_FOUND; /* no endpoint at all: the first attempt tells */
     hcallout *c = calloc(1, sizeof(*c));
     if (!c)
         return WEFT_ERR_NOMEM;

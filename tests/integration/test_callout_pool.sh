@@ -103,6 +103,7 @@ clusters:
       - { name: hello_transport }
   - name: retry
     connect_attempts: 2
+    lb_policy: round_robin
     endpoints: [{ address: 127.0.0.1, port: $DEAD_PORT }, { address: 127.0.0.1, port: $BE_PORT }]
 YAML
     mv -f "$CONFIG.tmp" "$CONFIG"
