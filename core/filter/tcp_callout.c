@@ -32,7 +32,6 @@
 
 #define TCPC_MAGIC 0x54435043u /* "TCPC"; a stream's magic differs (shared handle table) */
 #define DEFAULT_CONNECT_MS 5000u
-#define DEFAULT_ATTEMPTS 3u
 #define DEFAULT_BUF (1024u * 1024)
 #define LINGER_MS 5000u
 
@@ -367,7 +366,7 @@ static tcpc *tcpc_new(weft_worker *w, weft_wsnap *ws, int cluster, const weft_tc
                     : cc->connect_timeout_ms   ? (uint32_t)cc->connect_timeout_ms
                                                : DEFAULT_CONNECT_MS;
     c->idle_ms = o ? o->idle_timeout_ms : 0;
-    c->max_attempts = o && o->connect_attempts ? o->connect_attempts : DEFAULT_ATTEMPTS;
+    c->max_attempts = o && o->connect_attempts ? o->connect_attempts : cc->connect_attempts;
     c->max_write = o && o->max_write_bytes ? o->max_write_bytes : DEFAULT_BUF;
     c->max_read = o && o->max_read_bytes ? o->max_read_bytes : DEFAULT_BUF;
     weft_ltimer_init(&c->timer, w->base, on_timer, c);

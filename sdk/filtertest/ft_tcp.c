@@ -14,7 +14,7 @@
 /* Its own domain: a TCP callout handle never names a stream (domain 0). */
 #define FT_TCP_DOMAIN 2u /* 0: streams, 1: worker handles (ft_async.c) */
 #define DEFAULT_CONNECT_MS 5000u
-#define DEFAULT_ATTEMPTS 3u
+#define DEFAULT_ATTEMPTS 2u /* weft: the cluster's connect_attempts, 2 by default */
 #define DEFAULT_BUF (1024u * 1024)
 
 struct ft_tcpc {

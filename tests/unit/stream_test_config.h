@@ -55,10 +55,10 @@ static inline void st_start(sh *h, tf_script **filters, size_t nf, const char *l
 
 /* The same with c0 on a new listening upstream and, after c0's endpoints,
  * a cluster c1 on a new upstream that is bound but does not listen (every
- * connect to it is refused), then `top` (top-level YAML lines, may be
- * ""): callout tests. */
+ * connect to it is refused), then `more` (YAML lines, may be "": c1's
+ * keys at 4 spaces, top-level keys at column 0): callout tests. */
 static inline void st_start_with_c1(sh *h, tf_script **filters, size_t nf, const char *limits,
-                                    const char *top) {
+                                    const char *more) {
     int u0 = sh_up_new(h, true), u1 = sh_up_new(h, false);
     char eps[1024];
     snprintf(eps, sizeof(eps),
@@ -68,7 +68,7 @@ static inline void st_start_with_c1(sh *h, tf_script **filters, size_t nf, const
              "    endpoints:\n"
              "      - {address: 127.0.0.1, port: %u}\n"
              "%s",
-             h->up[u0].port, h->up[u1].port, top);
+             h->up[u0].port, h->up[u1].port, more);
     sh_start(h, filters, nf, st_yaml, limits, "", eps);
 }
 

@@ -16,7 +16,8 @@
  *     the kit), worker-scoped callouts are not the stream's;
  *   - calls from another thread than the worker's (WEFT_ERR_THREAD), which
  *     leave the callout alone;
- *   - a worker-scoped callout outlives the stream that opened it. */
+ *   - a worker-scoped callout outlives the stream that opened it;
+ *   - connect attempts default to the cluster's connect_attempts. */
 #include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -115,9 +116,9 @@ static tf_script F = {.name = "f", .custom = hook};
 
 /* Starts H with the scripted filter F: its request-headers hook calls req
  * (then takes on_headers), its log phase `complete` (may be NULL). */
-static void start(const char *limits, tf_action on_headers,
-                  void (*req)(tf_script *sc, weft_stream *s),
-                  void (*complete)(tf_script *sc, weft_stream *s)) {
+static void start_more(const char *limits, tf_action on_headers,
+                       void (*req)(tf_script *sc, weft_stream *s),
+                       void (*complete)(tf_script *sc, weft_stream *s), const char *more) {
     memset(&F, 0, sizeof(F));
     F.name = "f";
     F.custom = hook;
@@ -125,7 +126,13 @@ static void start(const char *limits, tf_action on_headers,
     on_req = req;
     on_complete = complete;
     tf_script *fs[] = {&F};
-    st_start_with_c1(&H, fs, 1, limits, ""); /* c0: upstream 0; c1 refuses */
+    st_start_with_c1(&H, fs, 1, limits, more); /* c0: upstream 0; c1 refuses */
+}
+
+static void start(const char *limits, tf_action on_headers,
+                  void (*req)(tf_script *sc, weft_stream *s),
+                  void (*complete)(tf_script *sc, weft_stream *s)) {
+    start_more(limits, on_headers, req, complete, "");
 }
 
 /* Upstream 0's current connection saw EOF (the loop turns meanwhile). */
@@ -503,6 +510,37 @@ static void test_worker_scope_outlives_stream(void **state) {
     assert_null(H.w->tcpcs);
 }
 
+/* ---------- connect attempts: the cluster's connect_attempts ---------- */
+
+static probe ap;
+
+static void open_refused(tf_script *sc, weft_stream *s) {
+    (void)sc;
+    ap.s = s;
+    assert_int_equal(weft_tcp_callout_open(s, WEFT_STR("c1"), NULL, &CBS, &ap, &ap.c), WEFT_OK);
+}
+
+/* c1's one endpoint refuses: every attempt fails on it (the only one),
+ * as many as the cluster's connect_attempts (options leave it 0). */
+static void attempts_for(const char *more, uint64_t want) {
+    memset(&ap, 0, sizeof(ap));
+    start_more("", TF_STOP, open_refused, NULL, more);
+    /* (counters of freed workers stay in the sums: count from here) */
+    uint64_t before = sh_counter(&H, H.snap->clusters[1].cx_connect_fail);
+    sh_ds *d = sh_ds_new(&H);
+    sh_request(d, "GET", "/up", NULL);
+    sh_run_until(&H, closed, &ap, "on_close");
+    assert_int_equal(ap.reason, WEFT_TCP_CLOSE_CONNECT_FAILURE);
+    assert_int_equal(sh_counter(&H, H.snap->clusters[1].cx_connect_fail) - before, want);
+    sh_ds_free(d);
+}
+
+static void test_connect_attempts_of_cluster(void **state) {
+    attempts_for("", 2); /* the cluster's default */
+    sh_teardown(state);
+    attempts_for("    connect_attempts: 4\n", 4);
+}
+
 #define T(test) cmocka_unit_test_prestate_setup_teardown(test, NULL, sh_teardown, &H)
 
 int main(void) {
@@ -513,6 +551,7 @@ int main(void) {
         T(test_stream_cap),
         T(test_wrong_thread),
         T(test_worker_scope_outlives_stream),
+        T(test_connect_attempts_of_cluster),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -487,8 +487,8 @@ int wft_env_set_callout_limits(wft_env *env, uint32_t max_per_worker, uint64_t m
  * get WEFT_ERR_LIMIT, on_data leaving max_read_bytes undrained ends it
  * (WEFT_TCP_CLOSE_OVERFLOW), a stream has 8 open at most (filter_callouts'
  * default). On the kit clock (wft_clock_advance): a connect not completed
- * within connect_timeout_ms x connect_attempts (defaults 5 s x 3: one
- * endpoint that never answers) ends with WEFT_TCP_CLOSE_CONNECT_TIMEOUT,
+ * within connect_timeout_ms x connect_attempts (defaults 5 s x 2, weft's
+ * cluster defaults: one endpoint that never answers) ends with WEFT_TCP_CLOSE_CONNECT_TIMEOUT,
  * idle_timeout_ms without a byte either way with
  * WEFT_TCP_CLOSE_IDLE_TIMEOUT. */
 #define WFT_TCP_CONNECTING 1  /* opened, the connect not completed yet */
