@@ -773,10 +773,21 @@ int weft_h2_session_recv(weft_h2_session *h, struct evbuffer *in) {
     return h->dead ? -1 : 0;
 }
 
+/* Frames are copied into space reserved in the output (FLUSH_SPACE bytes,
+ * what a 1 KiB libevent chain holds, or a frame's size if larger) and
+ * committed together: one buffer operation per few responses instead of
+ * one evbuffer_add (and its callbacks) per frame. nghttp2's callbacks during mem_send (data_read,
+ * frame sent, stream closed) never write to the host's output, so the reservation stays valid until
+ * the commit. */
+#define FLUSH_SPACE 960
+
 void weft_h2_session_flush(weft_h2_session *h) {
     struct evbuffer *out = h->host.out(h->host.ctx);
     bool moved = false;
-    while (evbuffer_get_length(out) < h->hw) {
+    size_t queued = evbuffer_get_length(out);
+    struct evbuffer_iovec v = {NULL, 0};
+    size_t used = 0;
+    while (queued + used < h->hw) {
         const uint8_t *data;
         ssize_t n = nghttp2_session_mem_send(h->ng, &data);
         if (n <= 0) {
@@ -784,8 +795,27 @@ void weft_h2_session_flush(weft_h2_session *h) {
                 h->dead = true;
             break;
         }
-        evbuffer_add(out, data, (size_t)n);
+        if (used + (size_t)n > v.iov_len) {
+            if (used) {
+                v.iov_len = used;
+                evbuffer_commit_space(out, &v, 1);
+                queued += used;
+                used = 0;
+            }
+            size_t want = (size_t)n > FLUSH_SPACE ? (size_t)n : FLUSH_SPACE;
+            if (evbuffer_reserve_space(out, (ev_ssize_t)want, &v, 1) < 1) {
+                v.iov_len = 0;
+                h->dead = true; /* out of memory */
+                break;
+            }
+        }
+        memcpy((char *)v.iov_base + used, data, (size_t)n);
+        used += (size_t)n;
         moved = true;
+    }
+    if (used) {
+        v.iov_len = used;
+        evbuffer_commit_space(out, &v, 1);
     }
     if (moved)
         h->host.activity(h->host.ctx);
