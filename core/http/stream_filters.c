@@ -161,9 +161,11 @@ void sf_resp_headers(weft_stream *s, size_t from) {
     weft_dir *d = &s->rs;
     const weft_chain_phase *p = phase(s, WEFT_PH_RESP_HEADERS);
     weft_stream *h = stream_handle(s);
-    /* A reply from a hook replaces the response: recomputed after one. */
-    bool end = resp_end_stream(s);
-    for (uint32_t k = first_step(p, from); k < p->n; k++) {
+    /* A reply from a hook replaces the response: recomputed after one.
+     * No hook to run (the usual chain): not computed at all. */
+    uint32_t k = first_step(p, from);
+    bool end = k < p->n && resp_end_stream(s);
+    for (; k < p->n; k++) {
         const weft_chain_step *st = &p->steps[k];
         size_t idx = st->idx;
         weft_status (*hook)(void *, weft_stream *, bool) =
