@@ -23,7 +23,7 @@ static inline bool name_is(weft_sv field, weft_sv name) {
     return field.len == name.len && weft_sv_ieq(field, name);
 }
 
-static int hdrs_reserve(weft_hdrs *h) {
+int weft_hdrs_grow(weft_hdrs *h) {
     if (h->n < h->cap)
         return 0;
     uint32_t ncap = h->cap ? h->cap * 2 : 16;
@@ -36,15 +36,6 @@ static int hdrs_reserve(weft_hdrs *h) {
         memcpy(nv, h->v, (size_t)h->n * sizeof(*nv));
     h->v = nv;
     h->cap = ncap;
-    return 0;
-}
-
-int weft_hdrs_add_ref(weft_hdrs *h, weft_sv name, weft_sv value) {
-    if (hdrs_reserve(h) != 0)
-        return -1;
-    h->v[h->n].name = name;
-    h->v[h->n].value = value;
-    h->n++;
     return 0;
 }
 

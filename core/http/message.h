@@ -33,9 +33,19 @@ typedef struct weft_hdrs {
 void weft_hdrs_init(weft_hdrs *h, weft_arena *a);
 /* Copies name (lower-cased) and value into the arena. 0 ok, -1 OOM. */
 int weft_hdrs_add(weft_hdrs *h, weft_sv name, weft_sv value);
+/* Makes room for one more field (the array doubles in the arena). 0 ok,
+ * -1 OOM. */
+int weft_hdrs_grow(weft_hdrs *h);
 /* Adds without copying: caller guarantees both views outlive the list
- * and that name is already lower-case. */
-int weft_hdrs_add_ref(weft_hdrs *h, weft_sv name, weft_sv value);
+ * and that name is already lower-case. Inline: a head adds a dozen. */
+static inline int weft_hdrs_add_ref(weft_hdrs *h, weft_sv name, weft_sv value) {
+    if (h->n >= h->cap && weft_hdrs_grow(h) != 0)
+        return -1;
+    h->v[h->n].name = name;
+    h->v[h->n].value = value;
+    h->n++;
+    return 0;
+}
 /* weft_hdrs_add_ref for a field weft made itself, known well-formed (a
  * lower-case token name, field-value bytes: a literal, an address or an id
  * weft formatted): it joins the checked prefix when every field before it
