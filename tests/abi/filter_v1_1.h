@@ -1789,20 +1789,26 @@ static inline weft_result weft_worker_callout_cancel(weft_worker *w, weft_callou
  * cluster's load balancer (the endpoint's active-request count covers the
  * connection's life; a failed or timed-out connect is tried on another
  * endpoint, up to opts->connect_attempts endpoints (0: the cluster's
- * connect_attempts), like weft's own connect retry). Bytes written before the connect completes
- * wait and go out once it does. STREAM-SCOPED: the callout belongs to stream s and the calling
- * filter: it is closed (no callback) when the stream ends, and its callbacks run as that filter's
- * callbacks on s (weft_stream_resume works from them). OWNERSHIP: *out is a handle (not a pointer),
- * valid until on_close returns or weft_tcp_callout_close; the host copies opts and cbs; arg stays
- * the filter's. THREAD: the stream's worker, from a hook or a callback of s. opts may be NULL
- * (every default). ERRORS: WEFT_ERR_INVALID (cbs NULL, without on_data or with a size below the 1.1
- * struct, opts->size too small, unknown flags, out NULL, or a cluster with transport_filters: TCP
- * callouts do not run them, weft logs why), WEFT_ERR_NOT_FOUND (no such cluster, no healthy
- * endpoint), WEFT_ERR_STATE (not from a hook or callback, or in the log phase), WEFT_ERR_HANDLE,
- * WEFT_ERR_THREAD, WEFT_ERR_NOMEM. A connect that fails later comes as on_close (CONNECT_FAILURE or
- * CONNECT_TIMEOUT). LIMIT: filter_callouts TCP callouts of the stream open at once (one whose
- * on_close runs no longer counts: it may reconnect from there), or callouts.max_per_worker (1024 by
- * default) HTTP and TCP callouts open on the worker together. */
+ * connect_attempts), like weft's own connect retry). Bytes written before
+ * the connect completes wait and go out once it does.
+ * STREAM-SCOPED: the callout belongs to stream s and the calling filter:
+ * it is closed (no callback) when the stream ends, and its callbacks run
+ * as that filter's callbacks on s (weft_stream_resume works from them).
+ * OWNERSHIP: *out is a handle (not a pointer), valid until on_close
+ * returns or weft_tcp_callout_close; the host copies opts and cbs; arg
+ * stays the filter's. THREAD: the stream's worker, from a hook or a
+ * callback of s. opts may be NULL (every default).
+ * ERRORS: WEFT_ERR_INVALID (cbs NULL, without on_data or with a size
+ * below the 1.1 struct, opts->size too small, unknown flags, out NULL,
+ * or a cluster with transport_filters: TCP callouts do not run them, weft
+ * logs why), WEFT_ERR_NOT_FOUND (no such cluster, no healthy endpoint),
+ * WEFT_ERR_STATE (not from a hook or callback, or in the log phase),
+ * WEFT_ERR_HANDLE, WEFT_ERR_THREAD, WEFT_ERR_NOMEM. A connect that fails
+ * later comes as on_close (CONNECT_FAILURE or CONNECT_TIMEOUT).
+ * LIMIT: filter_callouts TCP callouts of the stream open at once (one
+ * whose on_close runs no longer counts: it may reconnect from there), or
+ * callouts.max_per_worker (1024 by default) HTTP and TCP callouts open on
+ * the worker together. */
 static inline weft_result weft_tcp_callout_open(weft_stream *s, weft_str cluster,
                                                 const weft_tcp_callout_opts *opts,
                                                 const weft_tcp_callout_cbs *cbs, void *arg,
