@@ -20,12 +20,13 @@
 #include "upstream/pool.h"
 
 /* recycled HTTP/2 stream objects, nghttp2 blocks, HTTP/1.1 request states
- * and the thread's spare buffer chains */
+ * and the thread's spare buffer chains and arena blocks */
 static void http_caches_free(weft_worker *w) {
     weft_h2_cache_free(w);
     weft_h2_mem_release(w);
     weft_h1_cache_free(w);
     weft_smallpool_chains_release();
+    weft_arena_spares_release();
 }
 
 static void http_fini(weft_worker *w) {

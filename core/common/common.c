@@ -60,11 +60,14 @@ struct weft_arena_block {
 /* Spare blocks: a worker's arenas (one per request) outgrow their inline
  * buffer on most requests and would take a block from malloc and give it
  * back at every request; each thread keeps up to ARENA_SPARE_MAX free
- * blocks of the default size instead (at most 32 KiB a thread). Under
+ * blocks of the default size instead (at most 256 KiB a thread: an HTTP/2
+ * connection has up to 100 streams in flight, and a list of 8 ran dry at
+ * every burst of them; given back by weft_arena_spares_release when the
+ * worker goes idle). Under
  * AddressSanitizer a spare block is poisoned, so a view used after its
  * arena's reset is still reported. */
 #define ARENA_BLOCK 4096
-#define ARENA_SPARE_MAX 8
+#define ARENA_SPARE_MAX 64
 static _Thread_local weft_arena_block *arena_spare;
 static _Thread_local unsigned arena_n_spare;
 
@@ -105,6 +108,10 @@ static _Thread_local bool arena_keyed;
 
 static void arena_spare_free(void *unused) {
     (void)unused;
+    weft_arena_spares_release();
+}
+
+void weft_arena_spares_release(void) {
     while (arena_spare) {
         weft_arena_block *b = arena_spare;
         arena_spare = b->next;

@@ -33,8 +33,9 @@ weft_sv weft_sv_trim(weft_sv s); /* trims SP and HTAB both ends */
  * (a stream owns one for all per-request strings and header arrays).
  * The first block is embedded in the struct, so a small request costs
  * no malloc at all; growth takes blocks from malloc, and reset gives
- * 4 KiB blocks to a small per-thread spare list (8 at most) that the next
- * growth on the same thread takes first. */
+ * 4 KiB blocks to a per-thread spare list (64 at most) that the next
+ * growth on the same thread takes first; weft_arena_spares_release gives
+ * the calling thread's back to malloc (an idle worker; thread exit). */
 #define WEFT_ARENA_INLINE 1024
 typedef struct weft_arena_block weft_arena_block;
 typedef struct weft_arena {
@@ -50,6 +51,7 @@ void *weft_arena_alloc(weft_arena *a, size_t n);                  /* 16-byte ali
 char *weft_arena_strndup(weft_arena *a, const char *s, size_t n); /* NUL-terminated */
 void weft_arena_reset(weft_arena *a);                             /* frees blocks, keeps inline */
 void weft_arena_free(weft_arena *a);                              /* == reset */
+void weft_arena_spares_release(void);
 
 /* Time. */
 uint64_t weft_now_ms(void);  /* CLOCK_MONOTONIC, ms */

@@ -269,9 +269,9 @@ static void test_bodyless_and_reasons(void **state) {
  * the list holds reset and regrow without trouble. */
 static void test_arena_spare_blocks(void **state) {
     (void)state;
-    weft_arena a[12];
+    weft_arena a[80]; /* more than the 64 the list holds */
     for (int round = 0; round < 3; round++) {
-        for (int k = 0; k < 12; k++) {
+        for (int k = 0; k < 80; k++) {
             weft_arena_init(&a[k]);
             char *p = weft_arena_alloc(&a[k], 2000); /* past the inline buffer */
             char *q = weft_arena_alloc(&a[k], 2000);
@@ -283,7 +283,7 @@ static void test_arena_spare_blocks(void **state) {
             assert_non_null(big);
             memset(big, 'x', 9000);
         }
-        for (int k = 0; k < 12; k++)
+        for (int k = 0; k < 80; k++)
             weft_arena_reset(&a[k]);
     }
     weft_arena one;
@@ -294,6 +294,15 @@ static void test_arena_spare_blocks(void **state) {
     assert_ptr_equal(first, again); /* the spare block, not a new one */
     memset(again, 'z', 3000);
     weft_arena_free(&one);
+    /* an idle worker gives them back; growth goes to malloc again */
+    weft_arena_spares_release();
+    weft_arena_spares_release();
+    weft_arena_init(&one);
+    char *fresh = weft_arena_alloc(&one, 3000);
+    assert_non_null(fresh);
+    memset(fresh, 'y', 3000);
+    weft_arena_free(&one);
+    weft_arena_spares_release();
 }
 
 int main(void) {
