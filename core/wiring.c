@@ -92,6 +92,7 @@ static const weft_worker_module handles_module = {
     .name = "stream handles",
     .listener_kind = -1,
     .init = weft_handles_attach,
+    .thread_start = weft_handles_thread_start,
     .fini_late = weft_handles_detach,
 };
 

@@ -3,6 +3,8 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
 
 #include "common/common.h"
 #include "http/stream.h"
@@ -12,11 +14,32 @@
  * read by every host call (one relaxed-acquire load). */
 static _Atomic(weft_worker *) g_domains[WSH_MAX_DOMAINS];
 
+/* Domain index -> the thread that owns it (0: not started yet), in static
+ * storage: another thread's host call is refused from this word alone and
+ * never reads the worker, which the main thread may be freeing at
+ * shutdown (only the owner's own thread, or a thread before the owner
+ * started, dereferences the worker). */
+_Static_assert(sizeof(pthread_t) <= sizeof(uintptr_t), "pthread_t fits a word");
+static _Atomic uintptr_t g_owners[WSH_MAX_DOMAINS];
+
+static uintptr_t self_word(void) {
+    pthread_t t = pthread_self();
+    uintptr_t v = 0;
+    memcpy(&v, &t, sizeof(t));
+    return v;
+}
+
+void weft_handles_thread_start(weft_worker *w) {
+    if (w->hdomain >= 0)
+        atomic_store_explicit(&g_owners[w->hdomain], self_word(), memory_order_release);
+}
+
 void weft_handles_attach(weft_worker *w) {
     w->hdomain = -1;
     for (uint32_t i = 0; i < WSH_MAX_DOMAINS; i++) {
         weft_worker *expected = NULL;
         if (atomic_compare_exchange_strong(&g_domains[i], &expected, w)) {
+            atomic_store_explicit(&g_owners[i], 0, memory_order_release);
             w->hdomain = (int)i;
             wsh_table_init(&w->handles, i);
             return;
@@ -72,6 +95,9 @@ weft_result weft_handle_object(const void *h, uint32_t magic, void **out) {
     weft_worker *w = atomic_load_explicit(&g_domains[p.domain], memory_order_acquire);
     if (!w)
         return WEFT_ERR_HANDLE;
+    uintptr_t owner = atomic_load_explicit(&g_owners[p.domain], memory_order_acquire);
+    if (owner && owner != self_word())
+        return WEFT_ERR_THREAD;
     if (atomic_load_explicit(&w->thread_started, memory_order_acquire) &&
         !pthread_equal(pthread_self(), w->thread))
         return WEFT_ERR_THREAD;

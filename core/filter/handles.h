@@ -18,6 +18,9 @@ typedef struct weft_worker weft_worker;
  * after it was joined): registers the worker as a handle domain. */
 void weft_handles_attach(weft_worker *w);
 void weft_handles_detach(weft_worker *w);
+/* On the worker's own thread when it starts: records it as the owner of
+ * the worker's handle domain. */
+void weft_handles_thread_start(weft_worker *w);
 
 /* Gives the stream its handle for one exchange (weft_stream_begin) and
  * makes every copy of it stale (weft_stream_end). Worker thread. */
