@@ -43,8 +43,7 @@ typedef struct weft_hcallout {
     /* the request, kept for every attempt */
     weft_req_head req;      /* method, authority, headers in `arena` (HTTP/2 frames it) */
     weft_sv target;         /* the path */
-    struct evbuffer *wire;  /* HTTP/1.1: head and body bytes */
-    struct evbuffer *rbody; /* the body (HTTP/2) */
+    struct evbuffer *rbody; /* the request body (kept whole: a retry sends it again) */
     /* the exchange: an HTTP/1.1 pooled connection or an HTTP/2 stream */
     weft_upconn *uc;
     weft_h2up_stream *us;
@@ -103,8 +102,6 @@ static void co_free(hcallout *c) {
     event_del(&c->done_ev);
     if (c->body)
         evbuffer_free(c->body);
-    if (c->wire)
-        evbuffer_free(c->wire);
     if (c->rbody)
         evbuffer_free(c->rbody);
     weft_attempt_clear(&c->att);
@@ -213,9 +210,17 @@ static void retry_later(hcallout *c) {
 
 static void ev_connected(void *o) {
     hcallout *c = o;
-    if (c->uc)
-        evbuffer_add(weft_upconn_output(c->uc), evbuffer_pullup(c->wire, -1),
-                     evbuffer_get_length(c->wire));
+    if (!c->uc)
+        return;
+    /* HTTP/1.1: the head by the codec's writer, then the body (HTTP/2
+     * frames both from c->req and c->rbody). The host call checked every
+     * field already: the writer refusing is an internal error. */
+    struct evbuffer *out = weft_upconn_output(c->uc);
+    size_t blen = evbuffer_get_length(c->rbody);
+    if (weft_h1_write_req_head(out, &c->req, &c->target) != 0)
+        finish(c, "invalid_request");
+    else if (blen)
+        evbuffer_add(out, evbuffer_pullup(c->rbody, -1), blen);
 }
 
 static int ev_head(void *o, weft_resp_head *h) {
@@ -393,7 +398,9 @@ static bool attempt_next(hcallout *c) {
 
 /* ---------- the request ---------- */
 
-/* Builds the head (HTTP/2 frames it from c->req) and the HTTP/1.1 bytes. */
+/* Builds the request head both protocols write from (HTTP/1.1 with the
+ * codec's writer, HTTP/2 framed by h2_pool from the same fields: host
+ * becomes :authority) and keeps the body in c->rbody. */
 static int request_build(hcallout *c, const weft_callout_request *rq) {
     weft_arena *a = &c->arena;
     struct evbuffer *bb = (struct evbuffer *)rq->body_buffer;
@@ -411,7 +418,6 @@ static int request_build(hcallout *c, const weft_callout_request *rq) {
     c->req.authority = (weft_sv){h, host.len};
     c->req.http_minor = 1;
     c->req.keep_alive = true;
-    c->req.content_length = -1;
     weft_hdrs_init(&c->req.headers, a);
     if (bb)
         evbuffer_add_buffer(c->rbody, bb);
@@ -420,26 +426,20 @@ static int request_build(hcallout *c, const weft_callout_request *rq) {
     size_t blen = evbuffer_get_length(c->rbody);
     c->req.framing = blen ? WEFT_BODY_LENGTH : WEFT_BODY_NONE;
     c->req.content_length = blen ? (int64_t)blen : -1;
-    struct evbuffer *o = c->wire;
-    evbuffer_add_printf(o, "%.*s %.*s HTTP/1.1\r\nhost: %.*s\r\ncontent-length: %zu\r\n",
-                        (int)rq->method.len, m, (int)rq->path.len, t, (int)host.len, h, blen);
+    /* The filter's fields first: a host among them stays the HTTP/2
+     * :authority (weft_hdrs_get finds the first). */
     for (size_t i = 0; i < rq->n_headers; i++) {
         weft_sv n = {rq->header_names[i].ptr, rq->header_names[i].len};
         weft_sv v = {rq->header_values[i].ptr, rq->header_values[i].len};
         if (weft_hdrs_add(&c->req.headers, n, v) != 0)
             return -1;
-        evbuffer_add_printf(o, "%.*s: %.*s\r\n", (int)n.len, n.p, (int)v.len, v.p);
     }
-    if (blen) {
-        char len[24];
-        int k = snprintf(len, sizeof(len), "%zu", blen);
-        if (weft_hdrs_add(&c->req.headers, WEFT_SV_LIT("content-length"),
-                          (weft_sv){len, (size_t)k}) != 0)
-            return -1;
-    }
-    evbuffer_add(o, "\r\n", 2);
-    if (blen)
-        evbuffer_add(o, evbuffer_pullup(c->rbody, -1), blen);
+    char len[24];
+    int k = snprintf(len, sizeof(len), "%zu", blen);
+    if (weft_hdrs_add_ref(&c->req.headers, WEFT_SV_LIT("host"), c->req.authority) != 0 ||
+        weft_hdrs_add(&c->req.headers, WEFT_SV_LIT("content-length"), (weft_sv){len, (size_t)k}) !=
+            0)
+        return -1;
     return 0;
 }
 
@@ -491,12 +491,10 @@ weft_result weft_callout_begin(const weft_callout_scope *sc, const weft_callout_
     event_assign(&c->done_ev, c->w->base, -1, 0, on_done, c);
     co_link(c);
     c->body = evbuffer_new();
-    c->wire = evbuffer_new();
     c->rbody = evbuffer_new();
     if (!detached)
         c->handle = weft_handle_register(c->w, c);
-    if (!c->body || !c->wire || !c->rbody || (!detached && !c->handle) ||
-        request_build(c, req) != 0) {
+    if (!c->body || !c->rbody || (!detached && !c->handle) || request_build(c, req) != 0) {
         co_free(c);
         return WEFT_ERR_NOMEM;
     }

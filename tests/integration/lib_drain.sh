@@ -1,8 +1,9 @@
 # lib_drain.sh: the drain tests' weft config (source after lib.sh).
 #
-# drain_write_config DRAIN_TIMEOUT: a 2-worker config on fresh listener
-# and admin ports, /direct answered by weft, everything else proxied to
-# cluster "slow" on $BACKEND_PORT; sets CONFIG, LISTEN_PORT, ADMIN_PORT,
+# drain_write_config DRAIN_TIMEOUT [ROUTE_TIMEOUT]: a 2-worker config on
+# fresh listener and admin ports, /direct answered by weft, everything
+# else proxied to cluster "slow" on $BACKEND_PORT (with ROUTE_TIMEOUT as
+# the route's timeout when given); sets CONFIG, LISTEN_PORT, ADMIN_PORT,
 # URL.
 drain_write_config() {
     LISTEN_PORT=$(free_port)
@@ -26,7 +27,8 @@ listeners:
           - match: { prefix: /direct }
             direct_response: { status: 200, body: "ok\n" }
           - match: { prefix: / }
-            cluster: slow
+            cluster: slow${2:+
+            timeout: $2}
 clusters:
   - name: slow
     endpoints: [{ address: 127.0.0.1, port: $BACKEND_PORT }]

@@ -14,42 +14,12 @@
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
+# shellcheck source-path=SCRIPTDIR
+source "$(dirname "${BASH_SOURCE[0]}")/lib_drain.sh"
 
 BACKEND_PORT=$(free_port)
 start_backend slow "$BACKEND_PORT" --request-log "$TEST_TMP/requests.log"
 : >"$TEST_TMP/requests.log"
-
-# write_config DRAIN_TIMEOUT: a config on fresh listener/admin ports; sets
-# CONFIG, LISTEN_PORT, ADMIN_PORT, URL.
-write_config() {
-    LISTEN_PORT=$(free_port)
-    ADMIN_PORT=$(free_port)
-    URL="http://127.0.0.1:$LISTEN_PORT"
-    CONFIG="$TEST_TMP/weft-$LISTEN_PORT.yaml"
-    cat >"$CONFIG" <<YAML
-workers: 2
-drain_timeout: $1
-admin:
-  address: 127.0.0.1
-  port: $ADMIN_PORT
-listeners:
-  - name: ingress
-    address: 127.0.0.1
-    port: $LISTEN_PORT
-    virtual_hosts:
-      - name: default
-        domains: ["*"]
-        routes:
-          - match: { prefix: / }
-            cluster: slow
-            timeout: 30s
-clusters:
-  - name: slow
-    endpoints:
-      - address: 127.0.0.1
-        port: $BACKEND_PORT
-YAML
-}
 
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
@@ -74,7 +44,7 @@ ready_status() {
 }
 
 # ---- 1. SIGTERM with slow requests in flight --------------------------
-write_config 5s
+drain_write_config 5s 30s
 start_weft "$CONFIG"
 assert_eq 200 "$(http_status "$URL/warmup")" "GET before drain"
 
@@ -120,7 +90,7 @@ grep -q "drained: exiting" "$WEFT_LOG" || fail "weft did not log a clean drain"
 ! grep -q "drain timeout" "$WEFT_LOG" || fail "weft waited for drain_timeout although its clients had left"
 
 # ---- 2. short drain_timeout cuts a long request -------------------------
-write_config 500ms
+drain_write_config 500ms 30s
 start_weft "$CONFIG"
 curl -s -o /dev/null -w '%{http_code}' --max-time 15 "$URL/delay/5000" \
     >"$TEST_TMP/long.code" 2>/dev/null &
@@ -143,7 +113,7 @@ code=$(cat "$TEST_TMP/long.code")
 log "drain_timeout 500ms: exit 0 after ${t_exit}ms, the long request was cut (status $code)"
 
 # ---- 3. POST /drain --------------------------------------------------------
-write_config 2s
+drain_write_config 2s 30s
 start_weft "$CONFIG"
 assert_eq 200 "$(http_status "$URL/before")" "GET before POST /drain"
 assert_eq 405 "$(http_status "http://127.0.0.1:$ADMIN_PORT/drain")" "GET /drain (must be POST)"
