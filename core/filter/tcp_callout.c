@@ -113,12 +113,20 @@ static void tcpc_free(tcpc *c) {
     free(c);
 }
 
+/* The stream lets go of the callout (s->filter_tcp_callouts counts the
+ * callouts whose c->s is s). */
+static void stream_uncount(tcpc *c) {
+    if (c->s)
+        c->s->filter_tcp_callouts--;
+}
+
 /* No callback from now on, the handle is stale; freed now or once the
  * running callback returned. The scope lets go of it. */
 static void tcpc_kill(tcpc *c) {
     weft_handle_unregister(c->w, c->handle);
     c->handle = 0;
     c->killed = true;
+    stream_uncount(c);
     c->s = NULL;
     c->wscope = NULL;
     if (c->in_cb) {
@@ -439,7 +447,10 @@ weft_result weft_tcp_callout_open_stream(weft_stream *s, weft_str cluster,
     c->s = s;
     c->filter = s->running;
     c->fname = fname;
-    return open_start(c, out);
+    r = open_start(c, out); /* frees c on an error */
+    if (r == WEFT_OK)
+        s->filter_tcp_callouts++; /* nothing ran since: on_close comes deferred */
+    return r;
 }
 
 weft_result weft_tcp_callout_open_worker(weft_worker *wh, weft_str cluster,
@@ -524,6 +535,7 @@ weft_result weft_tcp_callout_close_h(weft_tcp_callout *h, bool flush) {
     c->handle = 0;
     c->killed = true;
     c->lingering = true;
+    stream_uncount(c);
     c->s = NULL;
     c->wscope = NULL;
     if (c->connected) {
@@ -535,14 +547,16 @@ weft_result weft_tcp_callout_close_h(weft_tcp_callout *h, bool flush) {
 
 size_t weft_tcp_callouts_of_stream(const weft_stream *s) {
     size_t n = 0;
+    if (!s->filter_tcp_callouts)
+        return 0; /* the usual case: no walk over the worker's callouts */
     for (const tcpc *c = s->w->tcpcs; c; c = c->next)
         n += c->s == s && !c->ending; /* one whose on_close runs is over (as in the kit) */
     return n;
 }
 
 void weft_tcp_callouts_stream_end(weft_stream *s) {
-    if (!s->w || !s->w->n_tcpcs)
-        return;
+    if (!s->w || !s->filter_tcp_callouts)
+        return; /* the usual case: no walk over the worker's callouts */
     tcpc *c = s->w->tcpcs;
     while (c) {
         tcpc *next = c->next;

@@ -127,6 +127,7 @@ void weft_stream_begin(weft_stream *s, weft_listener_snap *lst, weft_wsnap *ws) 
     s->tried = NULL;
     s->timers = NULL;
     s->filter_callouts = 0;
+    s->filter_tcp_callouts = 0;
     weft_hdrs_init(&s->metadata, &s->arena);
     s->filter_arena = 0;
     s->filter_timers = 0;

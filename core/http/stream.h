@@ -210,10 +210,11 @@ struct weft_stream {
     uint64_t *tried;              /* &tried_inline or arena words */
     uint64_t tried_inline;
     weft_stream_timer *timers;
-    uint32_t filter_callouts; /* stream-scoped HTTP callouts in flight (cap: limits) */
-    weft_hdrs metadata;       /* shared between filters: key -> value */
-    size_t filter_arena;      /* arena bytes host calls took for filters (cap: limits) */
-    uint32_t filter_timers;   /* filter timers armed now (cap: limits) */
+    uint32_t filter_callouts;     /* stream-scoped HTTP callouts in flight (cap: limits) */
+    uint32_t filter_tcp_callouts; /* TCP callouts scoped to this stream */
+    weft_hdrs metadata;           /* shared between filters: key -> value */
+    size_t filter_arena;          /* arena bytes host calls took for filters (cap: limits) */
+    uint32_t filter_timers;       /* filter timers armed now (cap: limits) */
     /* local replies through the response hooks (stream_reply.c) */
     int req_reached;     /* highest chain index the request reached, -1 none */
     bool local_reply;    /* the response in the hooks (or sent) is weft's own */
