@@ -464,6 +464,7 @@ report() {
         --sum "errors:errors" --max "tw_new:new TIME_WAIT (max)" "${notes[@]}" \
         --ratio "weft/haproxy:proxy_us:proxy CPU per request" \
         --ratio "weft/nginx:proxy_us:proxy CPU per request" \
+        --ratio "weft/haproxy|nginx:proxy_us:proxy CPU per request" \
         --ratio "weft_filters8/weft:proxy_us:proxy CPU per request" \
         --ratio "weft_route8/weft:proxy_us:proxy CPU per request" \
         --ratio "weft/direct:server_us:server-side CPU per request (proxy + backend)" \
@@ -471,7 +472,7 @@ report() {
         --ratio "haproxy/direct:server_us:server-side CPU per request (proxy + backend)" \
         --ratio "nginx/direct:server_us:server-side CPU per request (proxy + backend)"
     echo
-    echo "Ratios are taken within each round (the two runs of a pair back to back), then summarised: below 1 means weft uses less."
+    echo "Ratios are taken within each round (the two runs of a pair back to back), then summarised; \"best of\" divides by the peer with the lowest CPU per request in that round. Below 1 means weft uses less."
     echo
     echo "Memory (VmRSS summed over the proxy's processes):"
     echo
