@@ -57,10 +57,7 @@ _Static_assert(WEFT_HIST_SLOTS <= WEFT_STATS_PAGE_SLOTS, "a histogram must fit i
 
 typedef _Atomic uint64_t stat_slot;
 
-struct weft_stats_block {
-    _Atomic(stat_slot *) pages[WEFT_STATS_MAX_PAGES];
-    struct weft_stats_block *prev, *next; /* live list (g_lock) */
-};
+/* struct weft_stats_block: stats_fc.h (its page lookup is inline there) */
 
 typedef struct {
     char *name;
@@ -147,7 +144,7 @@ static weft_stats_block *g_live;   /* head of the live list */
 static weft_stats_block g_retired; /* folded counters/histograms of freed blocks */
 static weft_stats_block g_global;  /* weft_stats_gauge_set values */
 
-static _Thread_local weft_stats_block *tls_block;
+_Thread_local weft_stats_block *weft_stats_tls_block;
 
 /* The per-thread family cache (stats_fc.h) is valid while
  * weft_stats_fc_epoch stays: bumped (under g_lock) whenever a family or a
@@ -748,23 +745,35 @@ out:
     return s;
 }
 
+/* The series of these values, made if new and there is room; NULL: the
+ * overflow series (or *bad: a value with ptr NULL and len > 0). */
+static fam_series *fam_series_of(stat_family *f, const weft_sv *v, size_t n, bool *bad) {
+    bool fold = false;
+    *bad = false;
+    for (size_t i = 0; i < n; i++) {
+        if (!v[i].p && v[i].len) {
+            *bad = true;
+            return NULL;
+        }
+        fold |= v[i].len > WEFT_STATS_LABEL_VALUE_MAX;
+    }
+    if (fold)
+        return NULL;
+    uint64_t h = values_hash(v, n);
+    fam_series *s = fam_find(f, h, v, n);
+    if (!s && atomic_load_explicit(&f->nseries, memory_order_relaxed) < f->max_series)
+        s = fam_create(f, h, v, n);
+    return s;
+}
+
 /* First slot of the series an update goes to (folded: the overflow
  * series, counted; *made false), or WEFT_STAT_INVALID for a bad value. */
 static uint32_t fam_slot(weft_stats_block *b, stat_family *f, const weft_sv *v, size_t n,
                          bool *series) {
-    bool fold = false;
-    for (size_t i = 0; i < n; i++) {
-        if (!v[i].p && v[i].len)
-            return WEFT_STAT_INVALID;
-        fold |= v[i].len > WEFT_STATS_LABEL_VALUE_MAX;
-    }
-    fam_series *s = NULL;
-    if (!fold) {
-        uint64_t h = values_hash(v, n);
-        s = fam_find(f, h, v, n);
-        if (!s && atomic_load_explicit(&f->nseries, memory_order_relaxed) < f->max_series)
-            s = fam_create(f, h, v, n);
-    }
+    bool bad;
+    fam_series *s = fam_series_of(f, v, n, &bad);
+    if (bad)
+        return WEFT_STAT_INVALID;
     *series = s != NULL;
     if (s)
         return f->slots[s->idx];
@@ -827,7 +836,7 @@ static int fam_update_slow(weft_stats_block *b, weft_stat_family_id id, weft_sta
     stat_slot *p = slot_ptr(b, slot, memory_order_acquire);
     if (p)
         fam_add(p, kind, arg);
-    if (c && series && b == tls_block)
+    if (c && series && b == weft_stats_tls_block)
         fc_fill(c, weft_stats_fc_key(id, kind), epoch, p, v, n);
     return WEFT_STATS_OK;
 }
@@ -839,7 +848,7 @@ int weft_stats_family_update_miss(weft_stat_family_id id, weft_stat_kind kind, c
         return WEFT_STATS_EINVAL;
     for (size_t i = 0; i < n; i++)
         v[i] = weft_stats_pair_at(pairs, i);
-    return fam_update_slow(tls_block, id, kind, v, n, arg, c, epoch);
+    return fam_update_slow(weft_stats_tls_block, id, kind, v, n, arg, c, epoch);
 }
 
 int weft_stats_family_update_here(weft_stat_family_id id, weft_stat_kind kind, const void *pairs,
@@ -856,9 +865,48 @@ int weft_stats_family_update_here(weft_stat_family_id id, weft_stat_kind kind, c
 
 int weft_stats_family_update(weft_stats_block *b, weft_stat_family_id id, weft_stat_kind kind,
                              const weft_sv *v, size_t n, uint64_t arg) {
-    if (b && b == tls_block)
+    if (b && b == weft_stats_tls_block)
         return weft_stats_family_update_here(id, kind, v, n, arg);
     return fam_update_slow(b, id, kind, v, n, arg, NULL, 0);
+}
+
+/* ------------------------------------------------------ series handles */
+
+int weft_stats_series_resolve(weft_stat_family_id id, const void *pairs, size_t n,
+                              weft_stats_series_ref *out) {
+    weft_sv v[WEFT_STATS_FAMILY_MAX_LABELS];
+    if (out)
+        *out = 0;
+    stat_family *f = fam_get(id);
+    if (!out || !f || n != f->n_labels || (n && !pairs))
+        return WEFT_STATS_EINVAL;
+    for (size_t i = 0; i < n; i++)
+        v[i] = weft_stats_pair_at(pairs, i);
+    bool bad;
+    fam_series *s = fam_series_of(f, v, n, &bad);
+    if (bad)
+        return WEFT_STATS_EINVAL;
+    *out = WEFT_STATS_SERIES_VALID | (uint64_t)f->kind << WEFT_STATS_SERIES_KIND_SHIFT |
+           (uint64_t)id << 32 |
+           (s ? f->slots[s->idx] : WEFT_STATS_SERIES_OVERFLOW | f->overflow_slot);
+    return WEFT_STATS_OK;
+}
+
+void weft_stats_series_update_slow(weft_stats_series_ref r, weft_stat_kind kind, uint64_t arg) {
+    if (!(r & WEFT_STATS_SERIES_VALID) ||
+        (weft_stat_kind)(r >> WEFT_STATS_SERIES_KIND_SHIFT & 3) != kind || !weft_stats_tls_block)
+        return;
+    if (r & WEFT_STATS_SERIES_OVERFLOW) {
+        stat_family *f = fam_get((uint32_t)(r >> 32) & 0xffff);
+        if (!f)
+            return;
+        if (!atomic_load_explicit(&f->overflow_used, memory_order_relaxed))
+            atomic_store_explicit(&f->overflow_used, 1, memory_order_relaxed);
+        weft_stats_inc(weft_stats_tls_block, f->overflow_counter, 1);
+    }
+    stat_slot *p = slot_ptr(weft_stats_tls_block, (uint32_t)r, memory_order_acquire);
+    if (p)
+        fam_add(p, kind, arg);
 }
 
 /* ---------------------------------------------------------------- stage */
@@ -998,8 +1046,8 @@ static void fold_slots(const weft_stats_block *b, uint32_t id, uint32_t n) {
 void weft_stats_block_free(weft_stats_block *b) {
     if (!b)
         return;
-    if (tls_block == b) {
-        tls_block = NULL;
+    if (weft_stats_tls_block == b) {
+        weft_stats_tls_block = NULL;
         fc_forget_all();
     }
     pthread_mutex_lock(&g_lock);
@@ -1030,13 +1078,13 @@ void weft_stats_block_free(weft_stats_block *b) {
 }
 
 void weft_stats_set_thread_block(weft_stats_block *b) {
-    if (tls_block != b)
+    if (weft_stats_tls_block != b)
         fc_forget_all();
-    tls_block = b;
+    weft_stats_tls_block = b;
 }
 
 weft_stats_block *weft_stats_thread_block(void) {
-    return tls_block;
+    return weft_stats_tls_block;
 }
 
 /* ------------------------------------------------------------- hot path */
@@ -1415,6 +1463,6 @@ void weft_stats_reset_for_tests(void) {
     g_pages_used = 0;
     g_staging = false;
     pthread_mutex_unlock(&g_lock);
-    tls_block = NULL;
+    weft_stats_tls_block = NULL;
     fc_forget_all();
 }

@@ -136,6 +136,30 @@ int weft_stats_family_update(weft_stats_block *b, weft_stat_family_id f, weft_st
 int weft_stats_family_update_here(weft_stat_family_id f, weft_stat_kind kind, const void *pairs,
                                   size_t n, uint64_t arg);
 
+/* Series handles (ABI 1.2 weft_stat_series): a family's series resolved
+ * once for known values, then updated like a plain stat id. A handle is
+ * opaque and non-zero: the series' first slot, the family, its kind and
+ * whether it is the overflow series (values past max_series, or a value
+ * above WEFT_STATS_LABEL_VALUE_MAX). Resolving makes the series if needed
+ * (it shows in scrapes from then on, at 0) and never counts anything; an
+ * update through an overflow handle counts in the overflow counter as a
+ * folded update does. A handle lives as long as its family (the config
+ * that declared it). Any thread. EINVAL as weft_stats_family_update. */
+typedef uint64_t weft_stats_series_ref; /* 0: none */
+#define WEFT_STATS_SERIES_VALID (1ull << 63)
+#define WEFT_STATS_SERIES_OVERFLOW (1ull << 50)
+#define WEFT_STATS_SERIES_KIND_SHIFT 48
+int weft_stats_series_resolve(weft_stat_family_id f, const void *pairs, size_t n,
+                              weft_stats_series_ref *out);
+/* The update of a handle of `kind` on the calling thread's block (none:
+ * dropped); a handle of another kind, or 0, is ignored. A counter's or a
+ * gauge's ordinary series costs weft_stats_inc (inline test below). */
+void weft_stats_series_update_slow(weft_stats_series_ref r, weft_stat_kind kind, uint64_t arg);
+static inline bool weft_stats_series_plain(weft_stats_series_ref r, weft_stat_kind kind) {
+    return (r >> WEFT_STATS_SERIES_KIND_SHIFT) ==
+           (WEFT_STATS_SERIES_VALID >> WEFT_STATS_SERIES_KIND_SHIFT | (uint64_t)kind);
+}
+
 /* Reading (tests, the kit conformance suite): the series' value summed
  * over blocks (counter; gauge as two's complement; histogram: count).
  * false when the family has no such series. values NULL: the overflow

@@ -39,6 +39,16 @@ typedef struct weft_stats_fc_entry {
     } v[WEFT_STATS_FC_LABELS];
 } weft_stats_fc_entry;
 
+/* A thread's value slots: pages of WEFT_STATS_PAGE_SLOTS, made at
+ * registration (the hot path never allocates). */
+struct weft_stats_block {
+    _Atomic(_Atomic uint64_t *) pages[WEFT_STATS_MAX_PAGES];
+    struct weft_stats_block *prev, *next; /* live list (stats.c's g_lock) */
+};
+
+/* The calling thread's block (weft_stats_set_thread_block). */
+extern _Thread_local weft_stats_block *weft_stats_tls_block;
+
 extern _Thread_local weft_stats_fc_entry weft_stats_tls_fc[WEFT_STATS_FC_ENTRIES];
 extern _Atomic uint64_t weft_stats_fc_epoch;
 
@@ -120,6 +130,18 @@ static inline _Atomic uint64_t *weft_stats_fc_lookup(const weft_stats_fc_entry *
 static inline void weft_stats_slot_add(_Atomic uint64_t *p, uint64_t v) {
     atomic_store_explicit(p, atomic_load_explicit(p, memory_order_relaxed) + v,
                           memory_order_relaxed);
+}
+
+/* weft_stats_inc (or gauge_add, two's complement) on the calling
+ * thread's block, inline: a plain stat's or a series handle's update. */
+static inline void weft_stats_add_here(uint32_t id, uint64_t v) {
+    weft_stats_block *b = weft_stats_tls_block;
+    uint32_t pg = id / WEFT_STATS_PAGE_SLOTS;
+    if (!b || pg >= WEFT_STATS_MAX_PAGES)
+        return;
+    _Atomic uint64_t *page = atomic_load_explicit(&b->pages[pg], memory_order_acquire);
+    if (page)
+        weft_stats_slot_add(page + (id % WEFT_STATS_PAGE_SLOTS), v);
 }
 
 /* weft_stats_family_update_here past the cache; c is the entry to fill. */

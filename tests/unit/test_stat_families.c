@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "stats/stats.h"
+#include "stats/stats_fc.h"
 #include "stats_test_util.h"
 
 /* The three update kinds, as filter_host.c calls them: on the calling
@@ -523,6 +524,141 @@ static void test_threads(void **state) {
     assert_int_equal(weft_stats_family_overflow(f), v);
 }
 
+/* ABI 1.2 series handles, updated as filter_host.c does: a counter's
+ * ordinary series by weft_stats_inc on the thread's block, the rest
+ * through weft_stats_series_update_slow. */
+static void series_inc(weft_stats_block *b, weft_stats_series_ref r, uint64_t d) {
+    weft_stats_set_thread_block(b);
+    if (weft_stats_series_plain(r, WEFT_STAT_COUNTER))
+        weft_stats_add_here((uint32_t)r, d);
+    else
+        weft_stats_series_update_slow(r, WEFT_STAT_COUNTER, d);
+}
+static weft_stats_series_ref resolve(weft_stat_family_id f, const char *m, const char *c) {
+    weft_sv v[2] = {weft_sv_from(m), weft_sv_from(c)};
+    weft_stats_series_ref r = 1;
+    assert_int_equal(weft_stats_series_resolve(f, v, 2, &r), WEFT_STATS_OK);
+    assert_true(r != 0);
+    return r;
+}
+
+static void test_series_handles(void **state) {
+    (void)state;
+    weft_stats_block *b = weft_stats_block_new();
+    weft_stat_family_id f = family(WEFT_STAT_COUNTER, "weft_sh_total", 2);
+    /* Resolving makes the series (shown at 0) and counts nothing. */
+    weft_stats_series_ref get = resolve(f, "GET", "2xx");
+    assert_int_equal(weft_stats_family_series(f), 1);
+    assert_int_equal(value(f, "GET", "2xx"), 0);
+    assert_true(weft_stats_series_plain(get, WEFT_STAT_COUNTER));
+    assert_false(weft_stats_series_plain(get, WEFT_STAT_GAUGE));
+    assert_true(resolve(f, "GET", "2xx") == get); /* same values, same handle */
+    char *text = render();
+    assert_has(text, "weft_sh_total{listener=\"http\",method=\"GET\",code=\"2xx\"} 0\n");
+    free(text);
+    series_inc(b, get, 3);
+    assert_int_equal(inc(b, f, "GET", "2xx", 2), WEFT_STATS_OK); /* by values: same series */
+    series_inc(b, get, 1);
+    assert_int_equal(value(f, "GET", "2xx"), 6);
+
+    /* Past max_series: the overflow handle; each update through it is
+     * counted as folded, the resolve is not. */
+    weft_stats_series_ref put = resolve(f, "PUT", "2xx");
+    weft_stats_series_ref post = resolve(f, "POST", "5xx");
+    assert_int_equal(weft_stats_family_series(f), 2);
+    assert_false(weft_stats_series_plain(post, WEFT_STAT_COUNTER));
+    assert_int_equal(weft_stats_family_overflow(f), 0);
+    series_inc(b, post, 5);
+    series_inc(b, post, 1);
+    series_inc(b, put, 4);
+    assert_int_equal(value(f, "PUT", "2xx"), 4);
+    assert_int_equal(value(f, "POST", "5xx"), UINT64_MAX);
+    uint64_t ov = 0;
+    assert_true(weft_stats_family_value(f, NULL, 0, &ov));
+    assert_int_equal(ov, 6);
+    assert_int_equal(weft_stats_family_overflow(f), 2);
+    char longv[WEFT_STATS_LABEL_VALUE_MAX + 2];
+    memset(longv, 'x', sizeof longv - 1);
+    longv[sizeof longv - 1] = '\0';
+    assert_false(weft_stats_series_plain(resolve(f, "GET", longv), WEFT_STAT_COUNTER));
+
+    /* Another kind's update, the null handle, no block: ignored. */
+    weft_stats_series_update_slow(get, WEFT_STAT_GAUGE, 100);
+    weft_stats_series_update_slow(0, WEFT_STAT_COUNTER, 100);
+    series_inc(NULL, get, 100);
+    assert_int_equal(value(f, "GET", "2xx"), 6);
+
+    /* Errors: *out is 0. */
+    weft_sv one = WEFT_SV_LIT("GET"), nullv = {NULL, 1};
+    weft_sv two[2] = {nullv, one};
+    weft_stats_series_ref r = 1;
+    assert_int_equal(weft_stats_series_resolve(f, &one, 1, &r), WEFT_STATS_EINVAL);
+    assert_true(r == 0);
+    assert_int_equal(weft_stats_series_resolve(f, two, 2, &r), WEFT_STATS_EINVAL);
+    assert_int_equal(weft_stats_series_resolve(f, NULL, 2, &r), WEFT_STATS_EINVAL);
+    assert_int_equal(weft_stats_series_resolve(4000, two, 2, &r), WEFT_STATS_EINVAL);
+    assert_int_equal(weft_stats_series_resolve(f, two, 2, NULL), WEFT_STATS_EINVAL);
+
+    /* Declared again (a reload): same family, the handle names the same series. */
+    assert_int_equal(family(WEFT_STAT_COUNTER, "weft_sh_total", 2), f);
+    assert_true(resolve(f, "GET", "2xx") == get);
+
+    /* A histogram's handle takes the slow path and observes. */
+    const char *names[] = {"route"};
+    weft_stat_family_id h;
+    assert_int_equal(
+        weft_stats_family(WEFT_STAT_HISTOGRAM, "weft_sh_seconds", L, "", names, 1, 4, &h),
+        WEFT_STATS_OK);
+    weft_sv api = WEFT_SV_LIT("api");
+    weft_stats_series_ref hr = 0;
+    assert_int_equal(weft_stats_series_resolve(h, &api, 1, &hr), WEFT_STATS_OK);
+    weft_stats_set_thread_block(b);
+    weft_stats_series_update_slow(hr, WEFT_STAT_HISTOGRAM, 1500);
+    weft_stats_series_update_slow(hr, WEFT_STAT_COUNTER, 1); /* another kind: ignored */
+    uint64_t n = 0;
+    assert_true(weft_stats_family_value(h, &api, 1, &n));
+    assert_int_equal(n, 1);
+    weft_stats_set_thread_block(NULL);
+    weft_stats_block_free(b);
+}
+
+/* Several threads, each with its block, bump the handles one thread
+ * resolved (TSan: the handle is a plain value, the slots per thread). */
+struct sh_arg {
+    weft_stats_series_ref r[2];
+};
+static void *sh_writer(void *p) {
+    struct sh_arg *a = p;
+    weft_stats_block *b = weft_stats_block_new();
+    for (int i = 0; i < FAM_ITERS; i++)
+        series_inc(b, a->r[i & 1], 1);
+    weft_stats_set_thread_block(NULL);
+    return b;
+}
+
+static void test_series_handles_threads(void **state) {
+    (void)state;
+    weft_stat_family_id f = family(WEFT_STAT_COUNTER, "weft_shmt_total", 1);
+    struct sh_arg a = {{resolve(f, "GET", "2xx"), resolve(f, "PUT", "2xx")}}; /* 2nd: overflow */
+    pthread_t th[FAM_THREADS];
+    for (int i = 0; i < FAM_THREADS; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, sh_writer, &a), 0);
+    weft_stats_block *blocks[FAM_THREADS];
+    for (int i = 0; i < FAM_THREADS; i++) {
+        void *r;
+        assert_int_equal(pthread_join(th[i], &r), 0);
+        blocks[i] = r;
+    }
+    uint64_t half = (uint64_t)FAM_THREADS * FAM_ITERS / 2, ov = 0;
+    assert_int_equal(value(f, "GET", "2xx"), half);
+    assert_true(weft_stats_family_value(f, NULL, 0, &ov));
+    assert_int_equal(ov, half);
+    assert_int_equal(weft_stats_family_overflow(f), half);
+    for (int i = 0; i < FAM_THREADS; i++)
+        weft_stats_block_free(blocks[i]);
+    assert_int_equal(value(f, "GET", "2xx"), half); /* folded into the retired block */
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_counter_family, setup, teardown),
@@ -534,6 +670,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_thread_cache, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reload_removes_unregistered, setup, teardown),
         cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_series_handles, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_series_handles_threads, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
