@@ -955,11 +955,11 @@ static int32_t h_stat_histogram(weft_filter_setup *st, const char *n, const char
 }
 static void h_stat_inc(int32_t id, uint64_t d) {
     if (id >= 0)
-        weft_stats_inc(weft_stats_thread_block(), (weft_stat_id)id, d);
+        weft_stats_add_here((uint32_t)id, d); /* weft_stats_inc on this thread's block */
 }
 static void h_stat_gauge_add(int32_t id, int64_t d) {
     if (id >= 0)
-        weft_stats_gauge_add(weft_stats_thread_block(), (weft_stat_id)id, d);
+        weft_stats_add_here((uint32_t)id, (uint64_t)d);
 }
 static void h_stat_observe_us(int32_t id, uint64_t us) {
     if (id >= 0)
@@ -1018,6 +1018,37 @@ static weft_result h_stat_family_observe_us(int32_t f, const weft_str *v, size_t
     return family_result(weft_stats_family_update_here((uint32_t)f, WEFT_STAT_HISTOGRAM, v, n, us));
 }
 /* [end 1.1 stats] */
+
+/* [1.2 stats series] series handles (core/stats: weft_stats_series_resolve).
+ * A counter's or gauge's ordinary series is a slot id: the update is
+ * weft_stats_inc's; overflow handles and histograms take the slow path. */
+_Static_assert(sizeof(weft_stat_series) == sizeof(weft_stats_series_ref),
+               "filter.h and core/stats agree on series handles");
+static weft_result h_stat_family_series(int32_t f, const weft_str *v, size_t n,
+                                        weft_stat_series *out) {
+    if (f < 0) {
+        if (out)
+            *out = WEFT_STAT_SERIES_NONE;
+        return WEFT_ERR_INVALID;
+    }
+    return family_result(weft_stats_series_resolve((uint32_t)f, v, n, out));
+}
+static void h_stat_series_inc(weft_stat_series r, uint64_t d) {
+    if (weft_stats_series_plain(r, WEFT_STAT_COUNTER))
+        weft_stats_add_here((uint32_t)r, d);
+    else
+        weft_stats_series_update_slow(r, WEFT_STAT_COUNTER, d);
+}
+static void h_stat_series_gauge_add(weft_stat_series r, int64_t d) {
+    if (weft_stats_series_plain(r, WEFT_STAT_GAUGE))
+        weft_stats_add_here((uint32_t)r, (uint64_t)d);
+    else
+        weft_stats_series_update_slow(r, WEFT_STAT_GAUGE, (uint64_t)d);
+}
+static void h_stat_series_observe_us(weft_stat_series r, uint64_t us) {
+    weft_stats_series_update_slow(r, WEFT_STAT_HISTOGRAM, us);
+}
+/* [end 1.2 stats series] */
 
 static void h_log(weft_log_level_t level, const char *filter, const char *msg) {
     int l = level < WEFT_LOG_LEVEL_DEBUG ? 0 : level > WEFT_LOG_LEVEL_ERROR ? 3 : (int)level;
@@ -1377,6 +1408,13 @@ static const weft_host_api host_api = {
     .conn_sni = h_conn_sni,
     .conn_original_dst = h_conn_original_dst,
     /* [end 1.1 transport] */
+
+    /* [1.2 stats series] series handles of labelled families */
+    .stat_family_series = h_stat_family_series,
+    .stat_series_inc = h_stat_series_inc,
+    .stat_series_gauge_add = h_stat_series_gauge_add,
+    .stat_series_observe_us = h_stat_series_observe_us,
+    /* [end 1.2 stats series] */
 };
 
 const weft_host_api *weft_filter_host_api(void) {

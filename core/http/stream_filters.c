@@ -487,9 +487,12 @@ void sf_log(weft_stream *s) {
     weft_stream *h = stream_handle(s);
     weft_stream_handle_prime(s);
     void **fctx = s->fctx; /* the log phase ends nothing: it stays */
+    /* 1.2: each filter's per-route config (weft_route_config's answer) */
+    void *const *rcfg = s->matched ? s->matched->filter_cfg : NULL;
     for (const weft_chain_step *st = p->steps, *end = st + p->n; st < end; st++) {
         void (*hook)(void *, weft_stream *, const weft_stream_info *) =
             (void (*)(void *, weft_stream *, const weft_stream_info *))st->fn;
+        info.route_config = rcfg ? rcfg[st->idx] : NULL;
         s->running = (int)st->idx;
         hook(fctx ? fctx[st->idx] : NULL, h, &info);
         s->running = -1;

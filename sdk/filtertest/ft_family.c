@@ -199,8 +199,8 @@ static ft_series *series_find(ft_family *f, const char *key, size_t len) {
 }
 
 /* The series an update of these values goes to (made if new and there is
- * room), or the overflow series (counted). */
-static ft_series *series_for(ft_family *f, const weft_str *v, size_t n) {
+ * room), or NULL: the overflow series. */
+static ft_series *series_resolve(ft_family *f, const weft_str *v, size_t n) {
     char key[WEFT_STAT_FAMILY_MAX_LABELS * (sizeof(uint32_t) + WEFT_STAT_LABEL_VALUE_MAX)];
     bool fold = false;
     for (size_t i = 0; i < n; i++)
@@ -220,11 +220,30 @@ static ft_series *series_for(ft_family *f, const weft_str *v, size_t n) {
             free(k);
         }
     }
-    if (s)
-        return s;
+    return s;
+}
+
+/* The overflow series, taking one folded update. */
+static ft_series *overflow_take(ft_family *f) {
     f->overflow_used = true;
     f->folded++;
     return &f->overflow;
+}
+
+/* The series an update of these values goes to; the overflow series
+ * counted. */
+static ft_series *series_for(ft_family *f, const weft_str *v, size_t n) {
+    ft_series *s = series_resolve(f, v, n);
+    return s ? s : overflow_take(f);
+}
+
+static void series_add(ft_series *s, uint32_t kind, uint64_t arg) {
+    if (kind == WEFT_STAT_KIND_GAUGE) {
+        s->gauge += (int64_t)arg;
+    } else {
+        s->value += arg;
+        s->count += kind == WEFT_STAT_KIND_HISTOGRAM;
+    }
 }
 
 weft_result ft_family_update(int32_t family, const weft_str *v, size_t n, uint32_t kind,
@@ -240,14 +259,53 @@ weft_result ft_family_update(int32_t family, const weft_str *v, size_t n, uint32
     for (size_t i = 0; i < n; i++)
         if (!v[i].ptr && v[i].len)
             return ft_misuse(env, WEFT_ERR_INVALID, "stat family \"%s\": value NULL", f->name);
-    ft_series *s = series_for(f, v, n);
-    if (kind == WEFT_STAT_KIND_GAUGE) {
-        s->gauge += (int64_t)arg;
-    } else {
-        s->value += arg;
-        s->count += kind == WEFT_STAT_KIND_HISTOGRAM;
-    }
+    series_add(series_for(f, v, n), kind, arg);
     return WEFT_OK;
+}
+
+/* ---- series handles (ABI 1.2): weft's encoding (core/stats/stats.h)
+ * with the series' index + 1 (0: the overflow series) for the slot ---- */
+
+#define SERIES_VALID (1ull << 63)
+#define SERIES_KIND_SHIFT 48
+
+weft_result ft_family_series(int32_t family, const weft_str *v, size_t n, weft_stat_series *out) {
+    wft_env *env = ft_current_env();
+    struct ft_family_set *set = env ? env->families : NULL;
+    if (out)
+        *out = WEFT_STAT_SERIES_NONE;
+    if (!out || !set || family < 0 || (size_t)family >= set->n)
+        return WEFT_ERR_INVALID;
+    ft_family *f = &set->v[family];
+    if (n != f->n_labels || (n && !v))
+        return ft_misuse(env, WEFT_ERR_INVALID, "stat family \"%s\": series of another label count",
+                         f->name);
+    for (size_t i = 0; i < n; i++)
+        if (!v[i].ptr && v[i].len)
+            return ft_misuse(env, WEFT_ERR_INVALID, "stat family \"%s\": value NULL", f->name);
+    ft_series *s = series_resolve(f, v, n);
+    *out = SERIES_VALID | (uint64_t)f->kind << SERIES_KIND_SHIFT | (uint64_t)family << 32 |
+           (s ? (uint64_t)(s - f->series) + 1 : 0);
+    return WEFT_OK;
+}
+
+void ft_series_update(weft_stat_series h, uint32_t kind, uint64_t arg, const char *call) {
+    wft_env *env = ft_current_env();
+    struct ft_family_set *set = env ? env->families : NULL;
+    if (h == WEFT_STAT_SERIES_NONE || !set)
+        return;
+    uint32_t family = (uint32_t)(h >> 32) & 0xffff, idx = (uint32_t)h;
+    ft_family *f = (h & SERIES_VALID) && family < set->n ? &set->v[family] : NULL;
+    if (!f || idx > f->nseries) {
+        ft_misuse(env, WEFT_ERR_INVALID, "%s: not a series handle", call);
+        return;
+    }
+    if ((uint32_t)(h >> SERIES_KIND_SHIFT & 3) != kind || f->kind != kind) {
+        ft_misuse(env, WEFT_ERR_INVALID, "%s: a series of family \"%s\" of another kind", call,
+                  f->name);
+        return;
+    }
+    series_add(idx ? &f->series[idx - 1] : overflow_take(f), kind, arg);
 }
 
 /* ---- reading (filtertest.h) ---- */

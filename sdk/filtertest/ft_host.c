@@ -758,6 +758,18 @@ static weft_result h_stat_family_observe_us(int32_t f, const weft_str *v, size_t
 }
 /* [end 1.1 stats] */
 
+/* [1.2 stats series] series handles (ft_family.c) */
+static void h_stat_series_inc(weft_stat_series h, uint64_t d) {
+    ft_series_update(h, WEFT_STAT_KIND_COUNTER, d, "stat_series_inc");
+}
+static void h_stat_series_gauge_add(weft_stat_series h, int64_t d) {
+    ft_series_update(h, WEFT_STAT_KIND_GAUGE, (uint64_t)d, "stat_series_gauge_add");
+}
+static void h_stat_series_observe_us(weft_stat_series h, uint64_t us) {
+    ft_series_update(h, WEFT_STAT_KIND_HISTOGRAM, us, "stat_series_observe_us");
+}
+/* [end 1.2 stats series] */
+
 /* ---- log and time ---- */
 
 static void h_log(weft_log_level_t level, const char *filter_name, const char *msg) {
@@ -1172,6 +1184,13 @@ static const weft_host_api g_api = {
     .conn_sni = h_conn_sni,
     .conn_original_dst = h_conn_original_dst,
     /* [end 1.1 transport] */
+
+    /* [1.2 stats series] series handles of labelled families */
+    .stat_family_series = ft_family_series,
+    .stat_series_inc = h_stat_series_inc,
+    .stat_series_gauge_add = h_stat_series_gauge_add,
+    .stat_series_observe_us = h_stat_series_observe_us,
+    /* [end 1.2 stats series] */
 };
 
 const weft_host_api *wft_host_api(void) {

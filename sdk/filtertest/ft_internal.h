@@ -449,6 +449,11 @@ weft_result ft_family_declare(weft_filter_setup *setup, uint32_t kind, const cha
                               uint32_t max_series, int32_t *family);
 weft_result ft_family_update(int32_t family, const weft_str *v, size_t n, uint32_t kind,
                              uint64_t arg);
+/* ABI 1.2 series handles: resolve (no update), then update by handle
+ * (NONE ignored; another kind or a bad handle: a misuse line, nothing
+ * counted; call names the host call in that line). */
+weft_result ft_family_series(int32_t family, const weft_str *v, size_t n, weft_stat_series *out);
+void ft_series_update(weft_stat_series h, uint32_t kind, uint64_t arg, const char *call);
 void ft_family_free(wft_env *env);
 /* A configure is weft's reload for stats: what it declares is shown, the
  * stats and families it does not declare leave (kept == false: a refused

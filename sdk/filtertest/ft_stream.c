@@ -1158,6 +1158,7 @@ int wft_complete(wft_stream *st, const char *response_flags) {
         .local_reply = st->replied,
         .local_reply_reason = {st->replied && st->reply_reason ? st->reply_reason : "",
                                st->replied && st->reply_reason ? strlen(st->reply_reason) : 0},
+        .route_config = st->route && st->route->has_cfg ? st->route->cfg : NULL,
     };
     call_frame f = call_begin(st, FT_HOOK_COMPLETE);
     ops(st)->on_stream_complete(st->ctx, ft_handle(st), &info);

@@ -14,11 +14,20 @@
  * (at most 64 series; every instance of the filter in a chain declares
  * and bumps the same family, as they share the YAML name). Per-route
  * config {route: "<label>"}: [a-z0-9_], 1 to 32 characters (anything else
- * is refused with weft_config_fail on the offending node). The only hook
- * is on_stream_complete: weft_route_config(s), then weft_stat_family_inc
- * with the route's label and the response's status class (a status
- * outside 100-599 counts as 5xx). A request whose route has no config for
- * it is not counted. No stream context, no worker object. */
+ * is refused with weft_config_fail on the offending node);
+ * route_config_create resolves the route's five series (route x 1xx..5xx)
+ * to handles (ABI 1.2 weft_stat_family_series). The only hook is
+ * on_stream_complete: the per-route config (ABI 1.2: info->route_config,
+ * which is weft_route_config(s)'s answer), then weft_stat_series_inc on
+ * the handle of the response's status class (a status outside 100-599
+ * counts as 5xx): the labelled counter {route, status_class} is bumped at
+ * the cost of a plain counter. A request whose route has no config for it
+ * is not counted. No stream context, no worker object.
+ * A/B of the benchmark: with BENCH_ROUTE_FAMILY_INC=1 in weft's
+ * environment the hook bumps by values instead (weft_stat_family_inc with
+ * the route's label and the class: the ABI 1.1 path). */
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,10 +38,14 @@ typedef struct br_config {
 } br_config;
 
 typedef struct br_route {
+    weft_stat_series series[5]; /* {route, 1xx} .. {route, 5xx} */
+    bool by_values;             /* BENCH_ROUTE_FAMILY_INC: the 1.1 path */
     int32_t family;
     weft_str route; /* the label value: points at name */
     char name[33];
 } br_route;
+
+static const weft_str br_classes[5] = {{"1xx", 3}, {"2xx", 3}, {"3xx", 3}, {"4xx", 3}, {"5xx", 3}};
 
 static int br_config_create(const weft_config_node *node, weft_filter_setup *setup, void **config) {
     if (node && !(weft_config_is_map(node) && weft_config_len(node) == 0))
@@ -79,6 +92,15 @@ static int br_route_config_create(const weft_config_node *node, weft_filter_setu
     br_route *r = malloc(sizeof(*r));
     if (!r)
         return weft_config_fail(setup, node, "out of memory");
+    for (size_t i = 0; i < 5; i++) {
+        weft_str values[2] = {v, br_classes[i]};
+        if (weft_stat_family_series(c->family, values, 2, &r->series[i]) != WEFT_OK) {
+            free(r);
+            return weft_config_fail(setup, rn, "cannot resolve the route's series");
+        }
+    }
+    const char *ab = getenv("BENCH_ROUTE_FAMILY_INC");
+    r->by_values = ab && ab[0] == '1';
     r->family = c->family;
     memcpy(r->name, v.ptr, v.len);
     r->name[v.len] = '\0';
@@ -93,14 +115,21 @@ static void br_route_config_destroy(void *filter_config, void *route_config) {
 }
 
 static void br_complete(void *ctx, weft_stream *s, const weft_stream_info *info) {
-    static const weft_str classes[5] = {{"1xx", 3}, {"2xx", 3}, {"3xx", 3}, {"4xx", 3}, {"5xx", 3}};
     (void)ctx;
-    const br_route *r = weft_route_config(s);
+    /* 1.2: the per-route config comes with the facts (no host call) */
+    const br_route *r = info->size > offsetof(weft_stream_info, route_config)
+                            ? info->route_config
+                            : weft_route_config(s);
     if (!r)
         return;
     uint32_t cls = info->status / 100;
-    weft_str values[2] = {r->route, classes[cls >= 1 && cls <= 5 ? cls - 1 : 4]};
-    weft_stat_family_inc(r->family, values, 2, 1);
+    uint32_t k = cls >= 1 && cls <= 5 ? cls - 1 : 4;
+    if (r->by_values) {
+        weft_str values[2] = {r->route, br_classes[k]};
+        weft_stat_family_inc(r->family, values, 2, 1);
+        return;
+    }
+    weft_stat_series_inc(r->series[k], 1);
 }
 
 static const weft_http_filter_ops ops = {

@@ -79,7 +79,7 @@ static const weft_filter_descriptor desc_down_to_1_0 = {
     .http = &probe_ops,
 };
 static const weft_filter_descriptor desc_1_1 = {
-    WEFT_FILTER_DESCRIPTOR_INIT("probe", WEFT_FILTER_HTTP),
+    WEFT_FILTER_DESCRIPTOR_INIT_MINOR("probe", WEFT_FILTER_HTTP, 1),
     .http = &probe_ops,
 };
 

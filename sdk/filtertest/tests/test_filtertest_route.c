@@ -232,6 +232,65 @@ static void test_host_has(void **state) {
     assert_non_null(h->route_config);
 }
 
+/* ABI 1.2: on_stream_complete's info carries the filter's per-route
+ * config, the same pointer weft_route_config(s) returns there. */
+static const weft_host_api *g_rhost;
+static const void *g_info_cfg, *g_call_cfg;
+static int g_marker;
+
+static int rprobe_route_config(const weft_config_node *node, weft_filter_setup *setup,
+                               void *filter_config, void **route_config) {
+    (void)node, (void)setup, (void)filter_config;
+    *route_config = &g_marker;
+    return 0;
+}
+static void rprobe_route_config_destroy(void *filter_config, void *route_config) {
+    (void)filter_config, (void)route_config;
+}
+static void rprobe_complete(void *ctx, weft_stream *s, const weft_stream_info *info) {
+    (void)ctx;
+    assert_true(info->size > offsetof(weft_stream_info, route_config));
+    g_info_cfg = info->route_config;
+    g_call_cfg = g_rhost->route_config(s);
+}
+static const weft_http_filter_ops rprobe_ops = {
+    .size = sizeof(weft_http_filter_ops),
+    .on_stream_complete = rprobe_complete,
+    .route_config_create = rprobe_route_config,
+    .route_config_destroy = rprobe_route_config_destroy,
+};
+static const weft_filter_descriptor rprobe_desc = {
+    WEFT_FILTER_DESCRIPTOR_INIT("rprobe", WEFT_FILTER_HTTP),
+    .http = &rprobe_ops,
+};
+static const weft_filter_descriptor *rprobe_entry(const weft_host_api *h) {
+    g_rhost = h;
+    return &rprobe_desc;
+}
+
+static void test_stream_info_route_config(void **state) {
+    (void)state;
+    wft_env *env = wft_env_new(rprobe_entry, err, sizeof(err));
+    if (!env)
+        fail_msg("%s", err);
+    assert_int_equal(wft_env_configure(env, NULL, err, sizeof(err)), 0);
+    if (wft_env_add_route(env, "r-cfg", "main", "ca", "/cfg", "{x: 1}", err, sizeof(err)) ||
+        wft_env_add_route(env, "r-plain", "main", "ca", "/plain", NULL, err, sizeof(err)))
+        fail_msg("%s", err);
+    const char *paths[] = {"/cfg/a", "/plain/a"};
+    for (int i = 0; i < 2; i++) {
+        g_info_cfg = g_call_cfg = (const void *)1;
+        wft_stream *st = get(env, paths[i], NULL);
+        assert_int_equal(wft_request_headers(st, true), WEFT_CONTINUE);
+        assert_int_equal(wft_response_headers(st, 200, NULL, true), WEFT_CONTINUE);
+        assert_int_equal(wft_complete(st, NULL), 0);
+        wft_stream_free(st);
+        assert_ptr_equal(g_info_cfg, i == 0 ? (const void *)&g_marker : NULL);
+        assert_ptr_equal(g_info_cfg, g_call_cfg);
+    }
+    wft_env_free(env);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_route_and_config_seen_by_the_filter),
@@ -241,6 +300,7 @@ int main(void) {
         cmocka_unit_test(test_route_config_errors_and_lifetime),
         cmocka_unit_test(test_1_0_filter_rewrite_is_routed_on),
         cmocka_unit_test(test_host_has),
+        cmocka_unit_test(test_stream_info_route_config),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -259,6 +259,84 @@ static void test_update_errors(void **state) {
     wft_env_free(env);
 }
 
+/* ABI 1.2 series handles through the kit's table: resolved at config
+ * time (made at 0, nothing counted), updated by handle; past max_series
+ * the overflow handle, each update counted as folded; another kind's
+ * update is a misuse line and counts nothing; NONE is ignored. */
+static weft_stat_series g_cx, g_cy, g_cz, g_gx, g_bad = 1;
+static weft_result g_src[3];
+
+static int sprobe_config(const weft_config_node *node, weft_filter_setup *setup, void **config) {
+    (void)node;
+    static const char *const names[] = {"a"};
+    int32_t c = -1, g = -1;
+    g_src[0] = g_host->stat_family(setup, WEFT_STAT_KIND_COUNTER, "c_total", "", names, 1, 2, &c);
+    g_src[1] = g_host->stat_family(setup, WEFT_STAT_KIND_GAUGE, "g", "", names, 1, 2, &g);
+    weft_str x = WEFT_STR("x"), y = WEFT_STR("y"), z = WEFT_STR("z");
+    weft_str two[2] = {x, y};
+    g_host->stat_family_series(c, &x, 1, &g_cx);
+    g_host->stat_family_series(c, &y, 1, &g_cy);
+    g_host->stat_family_series(c, &z, 1, &g_cz); /* third: the overflow series */
+    g_host->stat_family_series(g, &x, 1, &g_gx);
+    g_src[2] = g_host->stat_family_series(c, two, 2, &g_bad);
+    *config = NULL;
+    return 0;
+}
+
+static weft_status sprobe_headers(void *ctx, weft_stream *s, bool end) {
+    (void)ctx, (void)s, (void)end;
+    g_host->stat_series_inc(g_cx, 2);
+    g_host->stat_series_inc(g_cz, 5);
+    g_host->stat_series_inc(g_cz, 1);
+    g_host->stat_series_gauge_add(g_gx, -4);
+    g_host->stat_series_inc(g_gx, 1); /* a gauge's handle: misuse, nothing */
+    g_host->stat_series_inc(WEFT_STAT_SERIES_NONE, 1);
+    return WEFT_CONTINUE;
+}
+
+static const weft_http_filter_ops sprobe_ops = {
+    .size = sizeof(weft_http_filter_ops),
+    .config_create = sprobe_config,
+    .on_request_headers = sprobe_headers,
+};
+static const weft_filter_descriptor sprobe_desc = {
+    WEFT_FILTER_DESCRIPTOR_INIT("sprobe", WEFT_FILTER_HTTP),
+    .http = &sprobe_ops,
+};
+static const weft_filter_descriptor *sprobe_entry(const weft_host_api *h) {
+    g_host = h;
+    return &sprobe_desc;
+}
+
+static void test_series_handles(void **state) {
+    (void)state;
+    wft_env *env = wft_env_new(sprobe_entry, err, sizeof(err));
+    assert_non_null(env);
+    assert_int_equal(wft_env_configure(env, "", err, sizeof(err)), 0);
+    assert_int_equal(g_src[0], WEFT_OK);
+    assert_int_equal(g_src[1], WEFT_OK);
+    assert_int_equal(g_src[2], WEFT_ERR_INVALID); /* label count */
+    assert_true(g_bad == WEFT_STAT_SERIES_NONE);
+    assert_true(g_cx != WEFT_STAT_SERIES_NONE && g_cz != WEFT_STAT_SERIES_NONE);
+    /* resolved: made at 0, nothing folded yet */
+    assert_int_equal(wft_stat_family_series(env, "c_total"), 2);
+    assert_true(wft_stat_series_exists(env, "c_total", "y", NULL));
+    assert_int_equal(wft_stat_family_overflow(env, "c_total"), 0);
+    size_t misuse = wft_misuse_count(env);
+    const char *const headers[] = {"host: a", NULL};
+    wft_stream *st = wft_stream_new(env, "GET", "/", headers);
+    assert_int_equal(wft_request_headers(st, true), WEFT_CONTINUE);
+    wft_stream_free(st);
+    assert_int_equal(wft_stat_series_value(env, "c_total", "x", NULL), 2);
+    assert_int_equal(wft_stat_series_value(env, "c_total", "y", NULL), 0);
+    assert_int_equal(wft_stat_series_value(env, "c_total", "__overflow__", NULL), 6);
+    assert_int_equal(wft_stat_family_overflow(env, "c_total"), 2);
+    assert_int_equal(wft_stat_series_gauge(env, "g", "x", NULL), -4);
+    assert_int_equal(wft_misuse_count(env), misuse + 1);
+    assert_non_null(strstr(wft_misuse_last(env), "another kind"));
+    wft_env_free(env);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_series_by_method_and_class),
@@ -267,6 +345,7 @@ int main(void) {
         cmocka_unit_test(test_reconfigure_is_a_reload),
         cmocka_unit_test(test_family_from_route_config),
         cmocka_unit_test(test_update_errors),
+        cmocka_unit_test(test_series_handles),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -122,7 +122,7 @@ extern "C" {
 #endif
 
 #define WEFT_ABI_MAJOR 1
-#define WEFT_ABI_MINOR 1
+#define WEFT_ABI_MINOR 2
 
 #if defined(__GNUC__)
 #define WEFT_EXPORT __attribute__((visibility("default")))
@@ -280,6 +280,11 @@ typedef struct weft_stream_info {
      * not local). Valid during on_stream_complete. */
     uint32_t local_reply;
     weft_str local_reply_reason;
+    /* ABI 1.2 (present when size covers it): the called filter's per-route
+     * config, what weft_route_config(s) returns in this hook (NULL when
+     * the route has none for it, or no route matched), without the host
+     * call. Valid during on_stream_complete. */
+    const void *route_config;
 } weft_stream_info;
 
 /* [1.1 routing types] */
@@ -641,6 +646,10 @@ typedef struct weft_filter_descriptor {
 /* The host functions (implemented by the core)                        */
 /* ------------------------------------------------------------------ */
 
+/* ABI 1.2: a labelled family's series handle (weft_stat_family_series). */
+typedef uint64_t weft_stat_series; /* opaque; 0 (WEFT_STAT_SERIES_NONE): none */
+#define WEFT_STAT_SERIES_NONE ((weft_stat_series)0)
+
 typedef struct weft_host_api {
     size_t size; /* grows at the end with each minor version */
     uint16_t abi_major;
@@ -875,6 +884,14 @@ typedef struct weft_host_api {
     weft_result (*conn_sni)(weft_stream *s, weft_str *sni);
     weft_result (*conn_original_dst)(weft_stream *s, weft_str *ip, uint16_t *port);
     /* [end 1.1 transport] */
+
+    /* [1.2 stats series] series handles of labelled families */
+    weft_result (*stat_family_series)(int32_t family, const weft_str *label_values, size_t n,
+                                      weft_stat_series *out);
+    void (*stat_series_inc)(weft_stat_series series, uint64_t delta);
+    void (*stat_series_gauge_add)(weft_stat_series series, int64_t delta);
+    void (*stat_series_observe_us)(weft_stat_series series, uint64_t value_us);
+    /* [end 1.2 stats series] */
 } weft_host_api;
 
 /* ------------------------------------------------------------------ */
@@ -2010,6 +2027,56 @@ static inline weft_result weft_conn_original_dst(weft_stream *s, weft_str *ip, u
     return weft__host->conn_original_dst(s, ip, port);
 }
 /* [end 1.1 transport] */
+
+/* [1.2 stats series] series handles of labelled families */
+/* SERIES HANDLES (ABI 1.2): the series of a family for label values known
+ * ahead (a route's name x the five status classes, methods), resolved
+ * once, then updated at the cost of a plain stat (weft_stat_inc): no
+ * hash, no compare of the values, no lock. Cardinality stays bounded:
+ * values past the family's max_series, or a value longer than
+ * WEFT_STAT_LABEL_VALUE_MAX, resolve to the OVERFLOW series, and each
+ * update through that handle also counts in the _overflow_total counter,
+ * as a folded weft_stat_family_inc does.
+ * Resolves the series of `family` with label_values (n values, in the
+ * order of the declared label names; copied when the series is made) into
+ * *out (WEFT_STAT_SERIES_NONE on error; the update calls ignore it).
+ * Resolving makes the series if it is new (it shows in /stats/prometheus
+ * from then on, at 0; it counts toward max_series) and counts nothing.
+ * LIFETIME: the handle is valid as long as the family id it came from:
+ * resolve in config_create or route_config_create with the family that
+ * config declared and keep the handle in the config (a reload resolves
+ * again; a family declared again with the same shape keeps its series,
+ * so the new handle names the same series and value); a handle of a
+ * config that was destroyed must not be used.
+ * THREAD: any thread weft runs (main in config_create /
+ * route_config_create, workers in any hook). Resolving a new series takes
+ * the family's creation lock and allocates once: resolve ahead, not per
+ * request.
+ * ERRORS: WEFT_ERR_INVALID (out NULL, family -1 or not a family, n not
+ * its label count, label_values NULL with n > 0, a value with ptr NULL
+ * and len > 0). */
+static inline weft_result weft_stat_family_series(int32_t family, const weft_str *label_values,
+                                                  size_t n, weft_stat_series *out) {
+    return weft__host->stat_family_series(family, label_values, n, out);
+}
+/* Updates a series by handle: inc for a counter family (+= delta),
+ * gauge_add for a gauge family (+= delta, may be negative), observe_us for
+ * a histogram family (one sample in microseconds, buckets as
+ * weft_stat_observe_us). A handle of another kind than the call, or
+ * WEFT_STAT_SERIES_NONE, is ignored (no error: these are void like
+ * weft_stat_inc). THREAD: as weft_stat_family_inc (any thread weft runs;
+ * from a thread weft did not start the update is dropped); allowed in
+ * every hook, the log phase included. Lock-free, allocation-free. */
+static inline void weft_stat_series_inc(weft_stat_series series, uint64_t delta) {
+    weft__host->stat_series_inc(series, delta);
+}
+static inline void weft_stat_series_gauge_add(weft_stat_series series, int64_t delta) {
+    weft__host->stat_series_gauge_add(series, delta);
+}
+static inline void weft_stat_series_observe_us(weft_stat_series series, uint64_t value_us) {
+    weft__host->stat_series_observe_us(series, value_us);
+}
+/* [end 1.2 stats series] */
 
 /* The entry symbol's name and type. */
 #define WEFT_FILTER_ENTRY_SYMBOL "weft_filter_entry_v1"
