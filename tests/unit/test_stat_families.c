@@ -659,8 +659,43 @@ static void test_series_handles_threads(void **state) {
     assert_int_equal(value(f, "GET", "2xx"), half); /* folded into the retired block */
 }
 
+/* The reload contract of docs/sdk.md 2.5b: a stage that is rolled back
+ * (a refused reload) does not undo a resolve into a family declared before
+ * it: the series stays, at 0, and takes its place in max_series; a family
+ * the stage made is gone with it (its handle's updates are dropped). */
+static void test_series_handles_refused_stage(void **state) {
+    (void)state;
+    weft_stats_block *b = weft_stats_block_new();
+    weft_stat_family_id f = family(WEFT_STAT_COUNTER, "weft_shr_total", 2);
+    weft_stats_series_ref a = resolve(f, "GET", "2xx");
+    series_inc(b, a, 1);
+    weft_stats_stage_begin();
+    assert_int_equal(family(WEFT_STAT_COUNTER, "weft_shr_total", 2), f); /* declared again */
+    weft_stats_series_ref q = resolve(f, "PUT", "2xx");
+    weft_stat_family_id nf = family(WEFT_STAT_COUNTER, "weft_shr_new_total", 2);
+    weft_stats_series_ref n = resolve(nf, "GET", "2xx");
+    weft_stats_stage_end(false);
+    assert_int_equal(weft_stats_family_series(f), 2); /* q stayed */
+    assert_int_equal(value(f, "PUT", "2xx"), 0);
+    char *text = render();
+    assert_has(text, "weft_shr_total{listener=\"http\",method=\"PUT\",code=\"2xx\"} 0\n");
+    assert_null(strstr(text, "weft_shr_new_total"));
+    free(text);
+    /* the next value is past max_series: the overflow series */
+    assert_false(weft_stats_series_plain(resolve(f, "POST", "2xx"), WEFT_STAT_COUNTER));
+    series_inc(b, q, 2);
+    assert_int_equal(value(f, "PUT", "2xx"), 2);
+    assert_int_equal(value(f, "GET", "2xx"), 1);
+    /* the rolled-back family's handle: its family is gone, the id and
+     * slots free again; an overflow-path update finds no family */
+    weft_stats_series_update_slow(n | WEFT_STATS_SERIES_OVERFLOW, WEFT_STAT_COUNTER, 1);
+    weft_stats_set_thread_block(NULL);
+    weft_stats_block_free(b);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_series_handles_refused_stage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_counter_family, setup, teardown),
         cmocka_unit_test_setup_teardown(test_registration_rules, setup, teardown),
         cmocka_unit_test_setup_teardown(test_overflow, setup, teardown),

@@ -337,8 +337,87 @@ static void test_series_handles(void **state) {
     wft_env_free(env);
 }
 
+/* ABI 1.2 series handles over a refused configure, as in weft
+ * (docs/sdk.md 2.5b): a series a refused config resolved into a family
+ * the kept config declares too stays, at 0, and takes its place in
+ * max_series; the next config's new value lands on the overflow series. */
+static const char *g_rvalue;
+static bool g_rrefuse;
+static weft_stat_series g_rh;
+
+static int rprobe_config(const weft_config_node *node, weft_filter_setup *setup, void **config) {
+    (void)node;
+    static const char *const names[] = {"v"};
+    int32_t f = -1;
+    weft_str v = {g_rvalue, strlen(g_rvalue)};
+    if (g_host->stat_family(setup, WEFT_STAT_KIND_COUNTER, "r_total", "", names, 1, 2, &f) !=
+            WEFT_OK ||
+        g_host->stat_family_series(f, &v, 1, &g_rh) != WEFT_OK)
+        return g_host->config_fail(setup, NULL, "family");
+    if (g_rrefuse)
+        return g_host->config_fail(setup, NULL, "refused as asked");
+    *config = NULL;
+    return 0;
+}
+
+static weft_status rprobe_headers(void *ctx, weft_stream *s, bool end) {
+    (void)ctx, (void)s, (void)end;
+    g_host->stat_series_inc(g_rh, 1);
+    return WEFT_CONTINUE;
+}
+
+static const weft_http_filter_ops rprobe_ops = {
+    .size = sizeof(weft_http_filter_ops),
+    .config_create = rprobe_config,
+    .on_request_headers = rprobe_headers,
+};
+static const weft_filter_descriptor rprobe_desc = {
+    WEFT_FILTER_DESCRIPTOR_INIT("rprobe", WEFT_FILTER_HTTP),
+    .http = &rprobe_ops,
+};
+static const weft_filter_descriptor *rprobe_entry(const weft_host_api *h) {
+    g_host = h;
+    return &rprobe_desc;
+}
+
+static void rprobe_request(wft_env *env) {
+    const char *const headers[] = {"host: a", NULL};
+    wft_stream *st = wft_stream_new(env, "GET", "/", headers);
+    assert_int_equal(wft_request_headers(st, true), WEFT_CONTINUE);
+    wft_stream_free(st);
+}
+
+static void test_series_refused_configure(void **state) {
+    (void)state;
+    wft_env *env = wft_env_new(rprobe_entry, err, sizeof(err));
+    assert_non_null(env);
+    g_rvalue = "a";
+    g_rrefuse = false;
+    assert_int_equal(wft_env_configure(env, "", err, sizeof(err)), 0);
+    rprobe_request(env);
+    assert_int_equal(wft_stat_series_value(env, "r_total", "a", NULL), 1);
+    /* refused after resolving "q": q stays, at 0, and fills the family */
+    g_rvalue = "q";
+    g_rrefuse = true;
+    assert_int_not_equal(wft_env_configure(env, "", err, sizeof(err)), 0);
+    assert_true(wft_stat_series_exists(env, "r_total", "q", NULL));
+    assert_int_equal(wft_stat_series_value(env, "r_total", "q", NULL), 0);
+    assert_int_equal(wft_stat_family_series(env, "r_total"), 2);
+    /* the next config's "w" is past max_series: the overflow series */
+    g_rvalue = "w";
+    g_rrefuse = false;
+    assert_int_equal(wft_env_configure(env, "", err, sizeof(err)), 0);
+    rprobe_request(env);
+    assert_false(wft_stat_series_exists(env, "r_total", "w", NULL));
+    assert_int_equal(wft_stat_series_value(env, "r_total", "__overflow__", NULL), 1);
+    assert_int_equal(wft_stat_family_overflow(env, "r_total"), 1);
+    assert_int_equal(wft_stat_series_value(env, "r_total", "a", NULL), 1);
+    wft_env_free(env);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_series_refused_configure),
         cmocka_unit_test(test_series_by_method_and_class),
         cmocka_unit_test(test_long_values_fold),
         cmocka_unit_test(test_declaration_rules),

@@ -287,6 +287,11 @@ typedef struct weft_stream_info {
     const void *route_config;
 } weft_stream_info;
 
+/* Whether `info` (built by the host) carries `field` (ABI 1.2; a 1.1 host's
+ * info ends at local_reply_reason): WEFT_STREAM_INFO_HAS(info, route_config). */
+#define WEFT_STREAM_INFO_HAS(info, field)                                                          \
+    ((info)->size >= offsetof(weft_stream_info, field) + sizeof((info)->field))
+
 /* [1.1 routing types] */
 /* ABI 1.1: the route a stream sees (weft_route_facts). Size-prefixed: the
  * caller sets `size` to sizeof(weft_route_facts) as it was built, the host
@@ -2047,7 +2052,18 @@ static inline weft_result weft_conn_original_dst(weft_stream *s, weft_str *ip, u
  * config declared and keep the handle in the config (a reload resolves
  * again; a family declared again with the same shape keeps its series,
  * so the new handle names the same series and value); a handle of a
- * config that was destroyed must not be used.
+ * config that was destroyed must not be used (it may name a later
+ * family's series: a wrong count, never a crash).
+ * RELOADS: a series stays in its family as long as the family is
+ * declared (by any config since): one resolved by an older config and not
+ * by the new one keeps its value and its place, so max_series bounds
+ * every series the family has had, not one config's. A REFUSED reload
+ * does not undo a resolve into a family the running config declares too
+ * (same name and shape): that series stays registered, shows in
+ * /stats/prometheus at 0 and counts toward max_series (a later value may
+ * then land on the overflow series); a family only the refused config
+ * declared leaves with it, series and all. Resolve only the values the
+ * config will use.
  * THREAD: any thread weft runs (main in config_create /
  * route_config_create, workers in any hook). Resolving a new series takes
  * the family's creation lock and allocates once: resolve ahead, not per
