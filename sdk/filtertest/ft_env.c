@@ -110,7 +110,7 @@ static void host_for_minor(weft_host_api *t, unsigned minor) {
     *t = *wft_host_api();
     if (minor >= WEFT_ABI_MINOR)
         return;
-    size_t keep = FT_HOST_SIZE_1_0; /* minor 0: the only older one so far */
+    size_t keep = minor == 0 ? FT_HOST_SIZE_1_0 : FT_HOST_SIZE_1_1;
     memset((char *)t + keep, 0, sizeof(*t) - keep);
     t->size = keep;
     t->abi_minor = (uint16_t)minor;

@@ -185,6 +185,11 @@ struct weft_callout {
 #define FT_HOST_SIZE_1_0                                                                           \
     (offsetof(weft_host_api, connection_set_tls) + sizeof(((weft_host_api *)0)->connection_set_tls))
 
+/* Size of the ABI 1.1 host table: up to the first 1.2 function. */
+#define FT_HOST_SIZE_1_1 offsetof(weft_host_api, stat_family_series)
+/* Size of the ABI 1.1 weft_stream_info: up to its last field. */
+#define FT_STREAM_INFO_SIZE_1_1 (offsetof(weft_stream_info, local_reply_reason) + sizeof(weft_str))
+
 /* ---- routes (ABI 1.1 routing): the imaginary proxy config's routes ---- */
 typedef struct ft_route {
     char *name, *vhost, *cluster;

@@ -1160,6 +1160,10 @@ int wft_complete(wft_stream *st, const char *response_flags) {
                                st->replied && st->reply_reason ? strlen(st->reply_reason) : 0},
         .route_config = st->route && st->route->has_cfg ? st->route->cfg : NULL,
     };
+    if (st->env->host.abi_minor < 2) { /* an older host: its info ends before it */
+        info.size = FT_STREAM_INFO_SIZE_1_1;
+        info.route_config = NULL;
+    }
     call_frame f = call_begin(st, FT_HOOK_COMPLETE);
     ops(st)->on_stream_complete(st->ctx, ft_handle(st), &info);
     call_end(st, f);

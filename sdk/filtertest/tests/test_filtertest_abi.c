@@ -1,11 +1,14 @@
 /* test_filtertest_abi: ABI hygiene through the kit. A filter built with
- * this (1.1) header, declaring that it runs down to 1.0
+ * this header, declaring that it runs down to 1.0
  * (WEFT_FILTER_DESCRIPTOR_INIT_MINOR), loaded by a host whose table is
  * cut at the 1.0 size (wft_env_new_abi(entry, 0)): it loads, sees the 1.0
  * functions, sees every function past the 1.0 table as absent
  * (WEFT_HOST_HAS false) and degrades; on the full table it sees them.
  * A filter asking for 1.1 is refused by the 1.0 host, with the core's
- * wording. */
+ * wording. ABI 1.2 on a 1.1 host (wft_env_new_abi(entry, 1)): a filter
+ * declaring 1.2 is refused; one declaring 1.1 loads, sees no series
+ * handles (WEFT_HOST_HAS) and no info->route_config
+ * (WEFT_STREAM_INFO_HAS), and counts by values instead. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -146,8 +149,119 @@ static void test_1_1_filter_refused_by_1_0_host(void **state) {
     wft_env_free(env);
 }
 
+/* ABI 1.2 on a 1.1 host: a filter built with this header that declares
+ * minor 1 and degrades: series handles when the host has them, else
+ * weft_stat_family_inc by values; info->route_config when the info has
+ * it. One requested series, "hits_total{how}", counts which path ran. */
+typedef struct seen12 {
+    size_t size;
+    unsigned minor;
+    bool has_1_1_call, has_series, info_has_route_config;
+} seen12;
+static seen12 g_seen12;
+static int32_t g_fam12 = -1;
+static weft_stat_series g_h12;
+
+static int deg_config_create(const weft_config_node *node, weft_filter_setup *setup,
+                             void **config) {
+    (void)node;
+    static const char *const labels[] = {"how"};
+    g_seen12.size = weft__host->size;
+    g_seen12.minor = weft__host->abi_minor;
+    g_seen12.has_1_1_call = WEFT_HOST_HAS(tcp_callout_open);
+    g_seen12.has_series = WEFT_HOST_HAS(stat_family_series);
+    g_h12 = WEFT_STAT_SERIES_NONE;
+    if (weft_stat_family(setup, WEFT_STAT_KIND_COUNTER, "hits_total", "", labels, 1, 4, &g_fam12) !=
+        WEFT_OK)
+        return weft_config_fail(setup, NULL, "family");
+    weft_str how = WEFT_STR("handle");
+    if (g_seen12.has_series && weft_stat_family_series(g_fam12, &how, 1, &g_h12) != WEFT_OK)
+        return weft_config_fail(setup, NULL, "series");
+    *config = NULL;
+    return 0;
+}
+
+static void deg_complete(void *ctx, weft_stream *s, const weft_stream_info *info) {
+    (void)ctx;
+    (void)s;
+    g_seen12.info_has_route_config = WEFT_STREAM_INFO_HAS(info, route_config);
+    weft_str how = WEFT_STR("values");
+    if (g_h12 != WEFT_STAT_SERIES_NONE)
+        weft_stat_series_inc(g_h12, 1);
+    else
+        weft_stat_family_inc(g_fam12, &how, 1, 1);
+}
+
+static const weft_http_filter_ops deg_ops = {
+    .size = sizeof(weft_http_filter_ops),
+    .config_create = deg_config_create,
+    .on_request_headers = probe_req_headers,
+    .on_stream_complete = deg_complete,
+};
+static const weft_filter_descriptor desc_deg = {
+    WEFT_FILTER_DESCRIPTOR_INIT_MINOR("deg", WEFT_FILTER_HTTP, 1),
+    .http = &deg_ops,
+};
+static const weft_filter_descriptor desc_1_2 = {
+    WEFT_FILTER_DESCRIPTOR_INIT("deg", WEFT_FILTER_HTTP),
+    .http = &deg_ops,
+};
+static const weft_filter_descriptor *entry_deg(const weft_host_api *h) {
+    weft__host = h;
+    return &desc_deg;
+}
+static const weft_filter_descriptor *entry_1_2(const weft_host_api *h) {
+    weft__host = h;
+    return &desc_1_2;
+}
+
+static void run_one_complete(wft_env *env) {
+    wft_stream *st = wft_stream_new(env, "GET", "/", (const char *const[]){"host: a", NULL});
+    assert_int_equal(wft_request_headers(st, true), WEFT_CONTINUE);
+    assert_int_equal(wft_response_headers(st, 200, NULL, true), WEFT_CONTINUE);
+    assert_int_equal(wft_complete(st, NULL), 0);
+    wft_stream_free(st);
+}
+
+static void test_1_2_filter_on_a_1_1_host(void **state) {
+    (void)state;
+    /* Built for 1.2 (the default minor): a 1.1 host refuses it. */
+    assert_int_equal(WEFT_ABI_MINOR, 2);
+    assert_null(wft_env_new_abi(entry_1_2, 1, err, sizeof(err)));
+    assert_non_null(strstr(err, "filter ABI 1.2 is not supported by this weft (ABI 1.1)"));
+    /* Declaring minor 1, it loads and degrades. */
+    memset(&g_seen12, 0, sizeof(g_seen12));
+    wft_env *env = wft_env_new_abi(entry_deg, 1, err, sizeof(err));
+    if (!env)
+        fail_msg("%s", err);
+    assert_int_equal(wft_env_configure(env, NULL, err, sizeof(err)), 0);
+    assert_int_equal(g_seen12.size, offsetof(weft_host_api, stat_family_series));
+    assert_int_equal(g_seen12.minor, 1);
+    assert_true(g_seen12.has_1_1_call);
+    assert_false(g_seen12.has_series);
+    run_one_complete(env);
+    assert_false(g_seen12.info_has_route_config);
+    assert_int_equal(wft_stat_series_value(env, "hits_total", "values", NULL), 1);
+    assert_false(wft_stat_series_exists(env, "hits_total", "handle", NULL));
+    wft_env_free(env);
+    /* The same filter on the kit's own (1.2) host takes the handle. */
+    memset(&g_seen12, 0, sizeof(g_seen12));
+    env = wft_env_new(entry_deg, err, sizeof(err));
+    if (!env)
+        fail_msg("%s", err);
+    assert_int_equal(wft_env_configure(env, NULL, err, sizeof(err)), 0);
+    assert_int_equal(g_seen12.size, sizeof(weft_host_api));
+    assert_true(g_seen12.has_series);
+    run_one_complete(env);
+    assert_true(g_seen12.info_has_route_config);
+    assert_int_equal(wft_stat_series_value(env, "hits_total", "handle", NULL), 1);
+    assert_false(wft_stat_series_exists(env, "hits_total", "values", NULL));
+    wft_env_free(env);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_1_2_filter_on_a_1_1_host),
         cmocka_unit_test(test_on_a_1_0_host),
         cmocka_unit_test(test_on_the_current_host),
         cmocka_unit_test(test_1_1_filter_refused_by_1_0_host),

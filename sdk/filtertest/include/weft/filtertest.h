@@ -84,9 +84,11 @@ wft_env *wft_env_new(weft_filter_entry_fn entry, char *err, size_t errlen);
 /* dlopens a filter .so (RTLD_NOW | RTLD_LOCAL) and does the same. */
 wft_env *wft_env_load(const char *so_path, char *err, size_t errlen);
 /* The same as seen by a host of an older ABI minor (host_minor 0: ABI
- * 1.0): the filter gets a host table cut at that minor's size (size and
- * abi_minor say so; WEFT_HOST_HAS is false for newer functions) and a
- * descriptor asking for a newer minor is refused as that host would.
+ * 1.0, 1: ABI 1.1): the filter gets a host table cut at that minor's size
+ * (size and abi_minor say so; WEFT_HOST_HAS is false for newer functions;
+ * on a 1.1 host weft_stream_info ends before route_config:
+ * WEFT_STREAM_INFO_HAS is false) and a descriptor asking for a newer
+ * minor is refused as that host would.
  * host_minor == WEFT_ABI_MINOR is wft_env_new / wft_env_load. */
 wft_env *wft_env_new_abi(weft_filter_entry_fn entry, unsigned host_minor, char *err, size_t errlen);
 wft_env *wft_env_load_abi(const char *so_path, unsigned host_minor, char *err, size_t errlen);
@@ -177,6 +179,14 @@ const char *wft_stat_help(const wft_env *env, const char *name);
 uint64_t wft_stat_series_value(const wft_env *env, const char *name, ...);
 int64_t wft_stat_series_gauge(const wft_env *env, const char *name, ...);
 bool wft_stat_series_exists(const wft_env *env, const char *name, ...);
+/* Series handles (ABI 1.2, weft_stat_family_series / weft_stat_series_*)
+ * count into the same series and read the same way: a resolved series
+ * exists from the resolve on, at 0 (wft_stat_series_exists), and counts
+ * in wft_stat_family_series; a handle past max_series (or for a value
+ * above WEFT_STAT_LABEL_VALUE_MAX) names the overflow series, and each of
+ * its updates counts in wft_stat_family_overflow. An update through a
+ * handle of another kind than the call is a misuse line (wft_misuse_*),
+ * nothing counted. */
 /* Series made so far (the overflow series not counted). */
 size_t wft_stat_family_series(const wft_env *env, const char *name);
 /* Updates folded into the overflow series (weft's <name>_overflow_total). */
