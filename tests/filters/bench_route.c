@@ -24,8 +24,10 @@
  * the cost of a plain counter. A request whose route has no config for it
  * is not counted. No stream context, no worker object.
  * A/B of the benchmark: with BENCH_ROUTE_FAMILY_INC=1 in weft's
- * environment the hook bumps by values instead (weft_stat_family_inc with
- * the route's label and the class: the ABI 1.1 path). */
+ * environment (read at route_config_create) the hook bumps by values
+ * instead (weft_stat_family_inc with the route's label and the class: the
+ * ABI 1.1 update path, the per-route config still from info), on the same
+ * binary: tests/bench/README and docs/benchmarks.md give both figures. */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -117,9 +119,8 @@ static void br_route_config_destroy(void *filter_config, void *route_config) {
 static void br_complete(void *ctx, weft_stream *s, const weft_stream_info *info) {
     (void)ctx;
     /* 1.2: the per-route config comes with the facts (no host call) */
-    const br_route *r = info->size > offsetof(weft_stream_info, route_config)
-                            ? info->route_config
-                            : weft_route_config(s);
+    const br_route *r =
+        WEFT_STREAM_INFO_HAS(info, route_config) ? info->route_config : weft_route_config(s);
     if (!r)
         return;
     uint32_t cls = info->status / 100;
