@@ -96,14 +96,19 @@ static int active_conns(app *a, unsigned *accepts) {
     return n;
 }
 
-/* True when no connection was open at this poll nor at the previous one,
- * none was accepted in between and none waits in a listener's accept
- * queue: the clients have left (a client that reconnects after
- * Connection: close is seen by the accept count even if no poll catches
- * its connection open; one whose connect the kernel completed while every
- * worker was busy is seen in the accept queue: exiting then would reset
- * it). */
+/* True when every worker has run the drain (a busy one may still hold
+ * connects the kernel completed in a tcp_proxy listener's queue: it
+ * accepts them then), no connection was open at this poll nor at the
+ * previous one, none was accepted in between and none waits in a
+ * listener's accept queue: the clients have left (a client that
+ * reconnects after Connection: close is seen by the accept count even if
+ * no poll catches its connection open; one whose connect the kernel
+ * completed while every worker was busy is seen in the accept queue:
+ * exiting then would reset it). */
 static bool clients_gone(app *a, int n, unsigned accepts) {
+    for (int i = 0; n == 0 && i < a->n_workers; i++)
+        if (!weft_worker_drain_seen(a->workers[i]))
+            n = 1;
     if (n == 0 && weft_listen_set_queued(&a->listen))
         n = 1;
     bool gone = n == 0 && a->drain_idle && accepts == a->drain_accepts;

@@ -47,7 +47,7 @@ static int bind_one(const char *address, uint16_t port, char *err, size_t errlen
     setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
     if (family == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-    if (bind(fd, (struct sockaddr *)&ss, sl) < 0 || listen(fd, 4096) < 0) {
+    if (bind(fd, (struct sockaddr *)&ss, sl) < 0 || listen(fd, WEFT_LISTEN_BACKLOG) < 0) {
         snprintf(err, errlen, "cannot listen on %s:%u: %s", address, port, strerror(errno));
         close(fd);
         return -1;

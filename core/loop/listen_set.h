@@ -16,6 +16,10 @@
 
 #include "config/config.h"
 
+/* listen() backlog of every listening socket: the most connections the
+ * kernel completes for one socket before a worker accepts them. */
+#define WEFT_LISTEN_BACKLOG 4096
+
 typedef struct weft_listen_sock {
     char *address; /* owned */
     uint16_t port;

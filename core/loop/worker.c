@@ -39,13 +39,14 @@ typedef struct wloop {
     struct event *ev_ctl;
     struct event *ev_sweep; /* periodic: idle pool expiry */
     /* idle: memory given back once a busy worker has been idle a moment */
-    struct event *ev_idle; /* periodic, WEFT_IDLE_TICK_MS */
-    uint64_t accepts;      /* connections accepted (this thread) */
-    uint64_t accepts_seen; /* at the last idle tick */
-    uint32_t idle_ticks;   /* ticks without any connection */
-    bool busy_since_trim;  /* had connections since it last asked for a trim */
-    pthread_t join_id;     /* main thread only: the thread to join */
-    bool joinable;         /* main thread only */
+    struct event *ev_idle;   /* periodic, WEFT_IDLE_TICK_MS */
+    uint64_t accepts;        /* connections accepted (this thread) */
+    uint64_t accepts_seen;   /* at the last idle tick */
+    uint32_t idle_ticks;     /* ticks without any connection */
+    bool busy_since_trim;    /* had connections since it last asked for a trim */
+    _Atomic bool drain_seen; /* the worker ran on_drain (read by main) */
+    pthread_t join_id;       /* main thread only: the thread to join */
+    bool joinable;           /* main thread only */
 } wloop;
 
 static wloop *wloop_of(weft_worker *w) {
@@ -209,33 +210,57 @@ static void on_swap(weft_worker *w) {
     weft_stats_gauge_set(L->version_stat, (int64_t)ws->snap->version);
 }
 
+/* Accepts the connections the kernel already completed on l's socket
+ * (its accept queue), as on_accept does: their clients saw their connect
+ * succeed, and closing the socket would reset them. Bounded by the
+ * backlog; an accept error leaves the rest to the close. */
+static void accept_queued(weft_wlistener *l) {
+    evutil_socket_t lfd = evconnlistener_get_fd(l->lev);
+    for (int i = 0; i < WEFT_LISTEN_BACKLOG; i++) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd >= 0)
+            on_accept(l->lev, fd, (struct sockaddr *)&ss, (int)sl, l);
+        else if (errno != ECONNABORTED && errno != EINTR)
+            break; /* EAGAIN: the queue is empty */
+    }
+}
+
 /* The drain starts: HTTP listeners stay open (a client or load balancer
  * that has not noticed yet still gets answers) and connections are asked
  * to close (the modules' drain: weft_dconn_drain_all). Listeners of a
  * kind that closes on drain (tcp_proxy) close now: a TCP connection
  * cannot be asked to leave, so one accepted now would only be cut at the
- * end of the drain. */
+ * end of the drain. What their accept queues hold is accepted first (the
+ * kernel completed those connects before the drain reached this worker,
+ * perhaps long before if its loop was busy): served like the connections
+ * accepted before the drain, not reset by the close. The main thread
+ * waits for this (weft_worker_drain_seen) before it exits. */
 static void on_drain(weft_worker *w) {
     wloop *L = wloop_of(w);
     if (w->draining)
         return;
-    w->draining = true;
     for (weft_wlistener **pp = &L->listeners; *pp;) {
         weft_wlistener *l = *pp;
         const weft_worker_module *m = listener_module(w, l->name);
         if (m && m->close_on_drain) {
+            accept_queued(l);
             *pp = l->next;
             wlistener_free(l);
         } else {
             pp = &l->next;
         }
     }
+    w->draining = true;
+    atomic_store_explicit(&L->drain_seen, true, memory_order_release);
     EACH_MODULE(drain, w);
 }
 
 /* The drain time is over: listeners close, what is still open is cut. */
 static void on_drain_end(weft_worker *w) {
     w->draining = true;
+    atomic_store_explicit(&wloop_of(w)->drain_seen, true, memory_order_release);
     wlisteners_free(w);
     EACH_MODULE(cut, w);
 }
@@ -413,6 +438,10 @@ void weft_worker_drain(weft_worker *w) {
 
 void weft_worker_drain_end(weft_worker *w) {
     send_ctl(w, WEFT_CTL_DRAIN_END);
+}
+
+bool weft_worker_drain_seen(weft_worker *w) {
+    return atomic_load_explicit(&wloop_of(w)->drain_seen, memory_order_acquire);
 }
 
 void weft_worker_stop_and_free(weft_worker *w) {

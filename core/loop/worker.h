@@ -72,13 +72,18 @@ weft_worker *weft_worker_new_detached(weft_snapshot *snap);
  * runs the new snapshot. */
 void weft_worker_swap(weft_worker *w, weft_snapshot *snap, const weft_listen_set *ls);
 /* Starts the drain (thread-safe): HTTP listeners keep accepting (tcp_proxy
- * listeners close); HTTP/1.1 connections close after their next response
- * (Connection: close) or after a short idle grace, HTTP/2 connections get
- * GOAWAY (see weft_dconn_drain_all). */
+ * listeners close, after accepting what their accept queues hold);
+ * HTTP/1.1 connections close after their next response (Connection:
+ * close) or after a short idle grace, HTTP/2 connections get GOAWAY (see
+ * weft_dconn_drain_all). */
 void weft_worker_drain(weft_worker *w);
 /* Ends the drain (thread-safe): listeners close and every connection
  * still open is cut. */
 void weft_worker_drain_end(weft_worker *w);
+/* True once the worker has run the drain (thread-safe): its tcp_proxy
+ * listeners are closed and what their queues held is accepted (counted in
+ * active_conns). */
+bool weft_worker_drain_seen(weft_worker *w);
 /* Ends the loop, joins the thread and frees everything (thread-safe). */
 void weft_worker_stop_and_free(weft_worker *w);
 

@@ -3,7 +3,7 @@
 across SIGTERM (test_drain_accept_queue.sh).
 
     queued_conns.py --port P --pid WEFT_PID [-n 16] [--after-term-ms 300]
-                    [--timeout 15]
+                    [--timeout 15] [--tcp] [--late]
 
 1. Opens n connections to 127.0.0.1:P and sends nothing. After they
    settle, tells which ones no worker has accepted, from /proc/net/tcp:
@@ -13,12 +13,18 @@ across SIGTERM (test_drain_accept_queue.sh).
    then closes the accepted ones (so no connection is open in weft).
 2. Sends SIGTERM to WEFT_PID, sleeps --after-term-ms (many 50 ms drain
    polls: time enough for an early exit), then sends one GET on each
-   queued connection and reads the answer (--timeout from SIGTERM).
+   queued connection and reads the answer (--timeout from SIGTERM); with
+   --tcp (a tcp_proxy listener to an echo server) sends "ping I\n" and
+   reads it back instead.
+--late: SIGTERM and the sleep come first, then 1. (connections the
+kernel completes after SIGTERM, on a socket whose worker has not seen the
+drain yet).
 
 Prints "queued K accepted M listen_queue Q", then one line per queued
 connection: "conn I: STATUS connection=VALUE x-worker=N ms=T" (T: ms from
-SIGTERM to the answer) or "conn I: ERROR what". Exits 0 when at least one
-connection was queued and every queued one got an answer, else 1.
+SIGTERM to the answer), with --tcp "conn I: echo ms=T", or "conn I: ERROR
+what". Exits 0 when at least one connection was queued and every queued
+one got its answer, else 1.
 """
 import argparse
 import os
@@ -61,10 +67,10 @@ def classify(port, conns):
     return queued, listen_q
 
 
-def read_answer(sock, deadline):
-    """Status, connection header, x-worker header of one HTTP/1.1 answer."""
+def read_until(sock, done, deadline):
+    """Reads until done(data) (EOF or the deadline first: an error)."""
     data = b""
-    while b"\r\n\r\n" not in data:
+    while not done(data):
         left = deadline - time.monotonic()
         if left <= 0:
             raise TimeoutError("no answer in time")
@@ -73,12 +79,29 @@ def read_answer(sock, deadline):
         if not chunk:
             raise ConnectionError("EOF before an answer (%d bytes)" % len(data))
         data += chunk
+    return data
+
+
+def http_exchange(sock, i, deadline):
+    """One GET; (ok, "STATUS connection=V x-worker=N")."""
+    sock.sendall(b"GET /queued/%d HTTP/1.1\r\nHost: queued\r\n\r\n" % i)
+    data = read_until(sock, lambda d: b"\r\n\r\n" in d, deadline)
     head = data.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
     hdrs = {}
     for h in head[1:]:
         name, _, value = h.partition(":")
         hdrs[name.strip().lower()] = value.strip()
-    return head[0].split(" ")[1], hdrs.get("connection", "-"), hdrs.get("x-worker", "-")
+    status = head[0].split(" ")[1]
+    return status == "200", "%s connection=%s x-worker=%s" % (
+        status, hdrs.get("connection", "-"), hdrs.get("x-worker", "-"))
+
+
+def tcp_exchange(sock, i, deadline):
+    """"ping I\n" echoed back; (ok, "echo")."""
+    ping = b"ping %d\n" % i
+    sock.sendall(ping)
+    data = read_until(sock, lambda d: len(d) >= len(ping), deadline)
+    return data == ping, "echo" if data == ping else "wrong echo %r" % data
 
 
 def main():
@@ -88,9 +111,22 @@ def main():
     ap.add_argument("-n", type=int, default=16)
     ap.add_argument("--after-term-ms", type=int, default=300)
     ap.add_argument("--timeout", type=float, default=15.0)
+    ap.add_argument("--tcp", action="store_true")
+    ap.add_argument("--late", action="store_true")
     a = ap.parse_args()
 
-    conns = [socket.create_connection(("127.0.0.1", a.port), timeout=2) for _ in range(a.n)]
+    def term():
+        os.kill(a.pid, signal.SIGTERM)
+        time.sleep(a.after_term_ms / 1000.0)
+        return time.monotonic() - a.after_term_ms / 1000.0
+
+    if a.late:
+        t_term = term()
+    try:
+        conns = [socket.create_connection(("127.0.0.1", a.port), timeout=2) for _ in range(a.n)]
+    except OSError as e:
+        print("connect: ERROR %s: %s" % (type(e).__name__, e))
+        return 1
     time.sleep(0.2)
     queued, listen_q = classify(a.port, conns)
     print("queued %d accepted %d listen_queue %d" % (len(queued), a.n - len(queued), listen_q),
@@ -100,20 +136,17 @@ def main():
             c.close()
     if not queued or listen_q != len(queued):
         return 1
-
-    t_term = time.monotonic()
-    os.kill(a.pid, signal.SIGTERM)
-    time.sleep(a.after_term_ms / 1000.0)
+    if not a.late:
+        t_term = term()
     deadline = t_term + a.timeout
     ok = True
     for i in queued:
         c = conns[i]
         try:
-            c.sendall(b"GET /queued/%d HTTP/1.1\r\nHost: queued\r\n\r\n" % i)
-            status, conn_hdr, worker = read_answer(c, deadline)
+            good, what = (tcp_exchange if a.tcp else http_exchange)(c, i, deadline)
             ms = int((time.monotonic() - t_term) * 1000)
-            print("conn %d: %s connection=%s x-worker=%s ms=%d" % (i, status, conn_hdr, worker, ms))
-            ok = ok and status == "200"
+            print("conn %d: %s ms=%d" % (i, what, ms))
+            ok = ok and good
         except OSError as e:
             print("conn %d: ERROR %s: %s" % (i, type(e).__name__, e))
             ok = False
