@@ -61,6 +61,7 @@ typedef struct weft_hcallout {
     int status;
     const char *reason;
     bool finished;
+    bool uncapped;                     /* no longer counted in w->n_callouts (its callback runs) */
     struct weft_hcallout *prev, *next; /* w->callouts */
 } hcallout;
 
@@ -114,7 +115,8 @@ static void co_free(hcallout *c) {
         c->w->callouts = c->next;
     if (c->next)
         c->next->prev = c->prev;
-    c->w->n_callouts--;
+    if (!c->uncapped)
+        c->w->n_callouts--;
     if (c->snap)
         weft_snapshot_unref(c->snap);
     c->magic = 0;
@@ -159,9 +161,13 @@ static void deliver(hcallout *c) {
         .body = {blen ? (const char *)evbuffer_pullup(c->body, -1) : "", blen},
     };
     /* The handle is dead from here: a cancel from inside the callback
-     * finds nothing. */
+     * finds nothing. The callout is over (its connection went back to the
+     * pool or closed): neither the stream's cap nor the worker's counts it
+     * while its callback runs, which may start the next one. */
     weft_handle_unregister(c->w, c->handle);
     c->handle = 0;
+    c->w->n_callouts--;
+    c->uncapped = true;
     if (c->s) {
         weft_stream *s = c->s;
         s->filter_callouts--;

@@ -16,7 +16,8 @@
  *    and as failed when it gets no response or a 5xx;
  *  - timeout_ms 0 is 5 s; a response body above max_response_body (the
  *    request's, else the env's callouts.max_response_body, 1 MiB) fails
- *    the callout with reason "body_too_large";
+ *    the callout with reason "body_too_large" (not a detached one: its
+ *    body is discarded, whatever its size);
  *  - no callback after a cancel, after the stream's end (stream scope) or
  *    once worker_destroy comes (worker scope: cancelled before it). */
 #include <stdlib.h>
@@ -287,7 +288,9 @@ static void run_stream_cb(void *arg) {
 void ft_callout_finish(struct weft_callout *c, int status, const char *reason,
                        const ft_hmap *headers, const char *body, size_t body_len) {
     c->done = true;
-    if (status > 0 && body_len > c->max_body) {
+    /* A detached callout's body is discarded as it comes (weft keeps none
+     * of it): no limit applies, only the status counts. */
+    if (status > 0 && body_len > c->max_body && !c->detached) {
         status = 0;
         reason = "body_too_large";
         headers = NULL;

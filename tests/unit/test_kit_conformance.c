@@ -12,7 +12,15 @@
  * sockets; the kit: its scripted peer); HTTP callouts of SDK 1.1
  * (weft_callout_start2, worker-scoped, detached) too: request checks, the
  * stream's cap (detached ones not counted), the worker's cap, cancels,
- * the log phase. */
+ * the log phase; and what the same callouts DELIVER when their upstream
+ * answers the same way (weft: a real upstream socket; the kit: its
+ * controls): the callback's status, reason, response headers and body
+ * (a 200, the body limits per request and configured, a timeout, a
+ * refused connect), the worker's cap reached from a callback (the
+ * callout whose callback runs no longer counts) and detached callouts'
+ * sent / failed counts (a detached body is discarded: never
+ * body_too_large). */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,6 +28,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sys/socket.h>
 
 #include <cmocka.h>
 
@@ -726,6 +738,352 @@ static void test_http_callouts(void **state) {
     assert_int_equal(g_http_log[1], WEFT_ERR_STATE);
 }
 
+/* ---- HTTP callouts' outcomes: one chain of callouts, both hosts ----
+ *
+ * Each step starts from the previous one's callback (the first from the
+ * request headers hook), so both hosts see them in the same order:
+ *   s0  GET /s0 -> 200, three headers, "hello"
+ *   s1  /s1 with max_response_body 4 -> 5 bytes: body_too_large
+ *   s2  /s2 -> 100 bytes past the configured 64: body_too_large
+ *   s3  /s3 with timeout_ms 100, never answered: timeout
+ *   s4  to c1 (refused): connect_failure
+ *   from s4's callback, the worker's cap (3): detached /d1, detached /d2,
+ *   stream /s5 (OK: s4 no longer counts), detached /d3 (LIMIT);
+ *   /d1 -> 503 (failed), /d2 -> 200 with 100 bytes (discarded, not
+ *   failed), s5 -> 200 "ok"
+ *   w6  from s5's callback: worker-scoped /w6 -> 200 "w"
+ *   w7  from w6's callback: worker-scoped to c1: connect_failure. */
+enum { OC_S0, OC_S1, OC_S2, OC_S3, OC_S4, OC_CAP, OC_S5, OC_W6, OC_W7, OC_N };
+
+typedef struct oc_run {
+    const weft_host_api *h;
+    weft_stream *s;
+    weft_worker *w;
+    char out[OC_N][320];
+    bool done;
+} oc_run;
+static oc_run g_oc[2]; /* 0: weft, 1: the kit */
+static oc_run *g_ocr;  /* the run in progress */
+
+static weft_callout_request oc_req(const char *cluster, const char *path) {
+    return (weft_callout_request){.size = sizeof(weft_callout_request),
+                                  .cluster = weft_str_c(cluster),
+                                  .method = WEFT_STR("GET"),
+                                  .path = weft_str_c(path)};
+}
+
+/* What a callback got, as one line. */
+static void oc_record(int step, const weft_callout_response *r) {
+    char *o = g_ocr->out[step];
+    size_t cap = sizeof(g_ocr->out[step]);
+    int n = snprintf(o, cap, "status=%d reason=%.*s hdrs=", r->status, (int)r->reason.len,
+                     r->reason.ptr);
+    for (size_t i = 0; i < r->n_headers && n > 0 && (size_t)n < cap; i++)
+        n +=
+            snprintf(o + n, cap - (size_t)n, "%.*s:%.*s,", (int)r->header_names[i].len,
+                     r->header_names[i].ptr, (int)r->header_values[i].len, r->header_values[i].ptr);
+    if (n > 0 && (size_t)n < cap)
+        snprintf(o + n, cap - (size_t)n, " body(%zu)=%.*s", r->body.len,
+                 (int)(r->body.len > 16 ? 16 : r->body.len), r->body.ptr);
+}
+
+static void oc_stream_cb(weft_stream *s, void *ctx, void *arg, const weft_callout_response *r);
+static void oc_worker_cb(weft_worker *w, void *arg, const weft_callout_response *r);
+
+/* Starts step `step` (a stream callout); a refused start is recorded. */
+static void oc_start(int step, weft_callout_request q) {
+    weft_result rc =
+        g_ocr->h->callout_start2(g_ocr->s, &q, oc_stream_cb, (void *)(intptr_t)step, NULL);
+    if (rc != WEFT_OK)
+        snprintf(g_ocr->out[step], sizeof(g_ocr->out[step]), "start=%d", (int)rc);
+}
+
+static void oc_wstart(int step, weft_callout_request q) {
+    weft_result rc =
+        g_ocr->h->worker_callout_start(g_ocr->w, &q, oc_worker_cb, (void *)(intptr_t)step, NULL);
+    if (rc != WEFT_OK) {
+        snprintf(g_ocr->out[step], sizeof(g_ocr->out[step]), "start=%d", (int)rc);
+        g_ocr->done = true;
+    }
+}
+
+static void oc_stream_cb(weft_stream *s, void *ctx, void *arg, const weft_callout_response *r) {
+    (void)s;
+    (void)ctx;
+    int step = (int)(intptr_t)arg;
+    oc_record(step, r);
+    weft_callout_request q;
+    switch (step) {
+    case OC_S0:
+        q = oc_req("c0", "/s1");
+        q.max_response_body = 4;
+        oc_start(OC_S1, q);
+        break;
+    case OC_S1:
+        oc_start(OC_S2, oc_req("c0", "/s2"));
+        break;
+    case OC_S2:
+        q = oc_req("c0", "/s3");
+        q.timeout_ms = 100;
+        oc_start(OC_S3, q);
+        break;
+    case OC_S3:
+        oc_start(OC_S4, oc_req("c1", "/s4"));
+        break;
+    case OC_S4: {
+        /* the worker's cap is 3: s4 itself no longer counts */
+        weft_result rc[4];
+        weft_callout_request d = oc_req("c0", "/d1");
+        d.flags = WEFT_CALLOUT_DETACHED;
+        rc[0] = g_ocr->h->callout_start2(g_ocr->s, &d, NULL, NULL, NULL);
+        d.path = WEFT_STR("/d2");
+        rc[1] = g_ocr->h->callout_start2(g_ocr->s, &d, NULL, NULL, NULL);
+        q = oc_req("c0", "/s5");
+        rc[2] = g_ocr->h->callout_start2(g_ocr->s, &q, oc_stream_cb, (void *)(intptr_t)OC_S5, NULL);
+        d.path = WEFT_STR("/d3");
+        rc[3] = g_ocr->h->callout_start2(g_ocr->s, &d, NULL, NULL, NULL);
+        snprintf(g_ocr->out[OC_CAP], sizeof(g_ocr->out[OC_CAP]), "starts=%d,%d,%d,%d", (int)rc[0],
+                 (int)rc[1], (int)rc[2], (int)rc[3]);
+        if (rc[2] != WEFT_OK)
+            g_ocr->done = true;
+        break;
+    }
+    case OC_S5:
+        oc_wstart(OC_W6, oc_req("c0", "/w6"));
+        break;
+    default:
+        break;
+    }
+}
+
+static void oc_worker_cb(weft_worker *w, void *arg, const weft_callout_response *r) {
+    int step = (int)(intptr_t)arg;
+    oc_record(step, r);
+    if (w != g_ocr->w)
+        snprintf(g_ocr->out[step], sizeof(g_ocr->out[step]), "wrong worker handle");
+    if (step == OC_W6)
+        oc_wstart(OC_W7, oc_req("c1", "/w7"));
+    else
+        g_ocr->done = true;
+}
+
+static void oc_begin(const weft_host_api *h, weft_stream *s, weft_worker *w) {
+    g_ocr->h = h;
+    g_ocr->s = s;
+    g_ocr->w = w;
+    oc_start(OC_S0, oc_req("c0", "/s0"));
+}
+
+/* The upstream's answer to a path, as status, header lines and body;
+ * false: it never answers (s3: the timeout). */
+static bool oc_answer(const char *path, int *status, const char *const **hdrs, const char **body) {
+    static const char *const h_s0[] = {"x-one: 1", "X-Two: two", "content-length: 5", NULL};
+    static const char *const h_5[] = {"content-length: 5", NULL};
+    static const char *const h_100[] = {"content-length: 100", NULL};
+    static const char *const h_0[] = {"content-length: 0", NULL};
+    static const char *const h_2[] = {"content-length: 2", NULL};
+    static const char *const h_1[] = {"content-length: 1", NULL};
+    static char b100[101];
+    memset(b100, 'b', 100);
+    static const struct {
+        const char *path;
+        int status;
+        const char *const *hdrs;
+        const char *body;
+    } t[] = {{"/s0", 200, h_s0, "hello"}, {"/s1", 200, h_5, "hello"}, {"/s2", 200, h_100, b100},
+             {"/d1", 503, h_0, ""},       {"/d2", 200, h_100, b100},  {"/s5", 200, h_2, "ok"},
+             {"/w6", 200, h_1, "w"}};
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+        if (!strcmp(path, t[i].path)) {
+            *status = t[i].status;
+            *hdrs = t[i].hdrs;
+            *body = t[i].body;
+            return true;
+        }
+    return false;
+}
+
+static void oc_core_hook(tf_script *sc, weft_stream *s, tf_hook hook) {
+    if (hook == TF_REQ_HEADERS)
+        oc_begin(weft_filter_host_api(), s, weft_worker_current(sc));
+}
+
+static weft_status oc_kit_rq(void *ctx, weft_stream *s, bool end) {
+    oc_begin(weft__host, s, weft__host->worker_current(&tcp_kit_cfg));
+    return WEFT_STOP;
+}
+static const weft_http_filter_ops oc_ops = {
+    .size = sizeof(weft_http_filter_ops),
+    .config_create = tcp_cfg_create,
+    .on_request_headers = oc_kit_rq,
+};
+static const weft_filter_descriptor oc_desc = {
+    WEFT_FILTER_DESCRIPTOR_INIT("conf", WEFT_FILTER_HTTP),
+    .http = &oc_ops,
+};
+static const weft_filter_descriptor *oc_entry(const weft_host_api *host) {
+    weft__host = host;
+    return &oc_desc;
+}
+
+/* weft's upstream c0: every connection accepted, its request read and
+ * answered by path (one request per connection: no pooling on c0). */
+typedef struct oc_conn {
+    int fd;
+    bool answered;
+    char got[2048];
+    size_t n;
+} oc_conn;
+
+static void oc_serve(sh *h, oc_conn *cs, int *nc) {
+    int fd = accept4(h->up[0].lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0) {
+        assert_true(*nc < 16);
+        cs[(*nc)++] = (oc_conn){.fd = fd};
+    }
+    for (int i = 0; i < *nc; i++) {
+        oc_conn *c = &cs[i];
+        ssize_t r;
+        while (!c->answered && c->n < sizeof(c->got) - 1 &&
+               (r = recv(c->fd, c->got + c->n, sizeof(c->got) - 1 - c->n, 0)) > 0)
+            c->n += (size_t)r;
+        c->got[c->n] = '\0';
+        char path[64];
+        if (c->answered || !strstr(c->got, "\r\n\r\n") || sscanf(c->got, "GET %63s ", path) != 1)
+            continue;
+        c->answered = true;
+        int status;
+        const char *const *hdrs;
+        const char *body;
+        if (!oc_answer(path, &status, &hdrs, &body))
+            continue; /* held */
+        char resp[1024];
+        int k = snprintf(resp, sizeof(resp), "HTTP/1.1 %d X\r\n", status);
+        for (size_t j = 0; hdrs[j]; j++)
+            k += snprintf(resp + k, sizeof(resp) - (size_t)k, "%s\r\n", hdrs[j]);
+        k += snprintf(resp + k, sizeof(resp) - (size_t)k, "\r\n%s", body);
+        assert_int_equal(send(c->fd, resp, (size_t)k, MSG_NOSIGNAL), k);
+    }
+}
+
+/* The kit: answers the first pending callout it can (stream ones, then
+ * the env's) as weft's upstream does; false when none can be. */
+static bool oc_kit_step(wft_env *env, wft_stream *st) {
+    for (int scope = 0; scope < 2; scope++) {
+        size_t n = scope ? wft_env_callout_pending(env) : wft_callout_pending(st);
+        for (size_t i = 0; i < n; i++) {
+            const char *cluster = NULL, *path = NULL;
+            bool ok = scope ? wft_env_callout_request(env, i, &cluster, NULL, &path, NULL, NULL)
+                            : wft_callout_request(st, i, &cluster, NULL, &path, NULL, NULL);
+            assert_true(ok);
+            int status;
+            const char *const *hdrs;
+            const char *body;
+            if (!strcmp(cluster, "c1")) { /* refused: the default reason */
+                assert_int_equal(
+                    scope ? wft_env_callout_fail(env, i, NULL) : wft_callout_fail(st, i, NULL), 0);
+                return true;
+            }
+            if (!oc_answer(path, &status, &hdrs, &body))
+                continue;
+            assert_int_equal(scope ? wft_env_callout_respond(env, i, status, hdrs, body)
+                                   : wft_callout_respond(st, i, status, hdrs, body),
+                             0);
+            return true;
+        }
+    }
+    return false;
+}
+
+static void nap_ms(void) {
+    struct timespec ts = {0, 1000 * 1000};
+    nanosleep(&ts, NULL);
+}
+
+static void test_http_callout_outcomes(void **state) {
+    (void)state;
+    memset(g_oc, 0, sizeof(g_oc));
+    /* weft: c0 without pooling (a connection per callout), c1 refuses */
+    tf_script f = {.name = "conf", .custom = oc_core_hook, .act[TF_REQ_HEADERS] = TF_STOP};
+    tf_script *fs[] = {&f};
+    int u0 = sh_up_new(&H, true), u1 = sh_up_new(&H, false);
+    char eps[512];
+    snprintf(eps, sizeof(eps),
+             "      - {address: 127.0.0.1, port: %u}\n"
+             "  - name: c1\n"
+             "    connect_attempts: 1\n"
+             "    endpoints:\n"
+             "      - {address: 127.0.0.1, port: %u}\n"
+             "callouts: {max_per_worker: 3, max_response_body: 64}\n",
+             H.up[u0].port, H.up[u1].port);
+    sh_start(&H, fs, 1, st_yaml, "", "max_idle_per_endpoint: 0", eps);
+    weft_stat_id sent = H.snap->clusters[0].callout_detached_sent;
+    weft_stat_id failed = H.snap->clusters[0].callout_detached_failed;
+    uint64_t sent0 = sh_counter(&H, sent), failed0 = sh_counter(&H, failed);
+    g_ocr = &g_oc[0];
+    sh_ds *d = sh_ds_new(&H);
+    sh_request(d, "GET", "/up", NULL);
+    oc_conn cs[16];
+    int nc = 0;
+    for (int k = 0; k < 5000 && (!g_oc[0].done || H.w->n_callouts); k++) {
+        sh_turn(&H);
+        oc_serve(&H, cs, &nc);
+        nap_ms();
+    }
+    assert_true(g_oc[0].done);
+    assert_int_equal(H.w->n_callouts, 0);
+    uint64_t wsent = sh_counter(&H, sent) - sent0, wfailed = sh_counter(&H, failed) - failed0;
+    sh_ds_free(d);
+    for (int i = 0; i < nc; i++)
+        close(cs[i].fd);
+    /* the kit */
+    char err[512];
+    g_ocr = &g_oc[1];
+    wft_env *env = wft_env_new(oc_entry, err, sizeof(err));
+    assert_non_null(env);
+    assert_int_equal(wft_env_add_cluster(env, "c0"), 0);
+    assert_int_equal(wft_env_add_cluster(env, "c1"), 0);
+    assert_int_equal(wft_env_configure(env, "", err, sizeof(err)), 0);
+    assert_int_equal(wft_env_set_callout_limits(env, 3, 64), 0);
+    wft_stream *st = wft_stream_new(env, "GET", "/up", NULL);
+    assert_int_equal(wft_request_headers(st, true), WEFT_STOP);
+    for (int k = 0; k < 100 && !g_oc[1].done; k++)
+        if (!oc_kit_step(env, st))
+            wft_clock_advance(env, 50); /* s3's timeout */
+    assert_true(g_oc[1].done);
+    while (oc_kit_step(env, st)) /* detached ones left */
+        ;
+    uint64_t ksent = wft_callout_detached_sent(env, "c0");
+    uint64_t kfailed = wft_callout_detached_failed(env, "c0");
+    wft_stream_free(st);
+    wft_env_free(env);
+    /* the same outcomes */
+    for (int i = 0; i < OC_N; i++) {
+        print_message("step %d: weft %s\n         kit  %s\n", i, g_oc[0].out[i], g_oc[1].out[i]);
+        if (strcmp(g_oc[0].out[i], g_oc[1].out[i]) != 0)
+            fail_msg("step %d: weft \"%s\", kit \"%s\"", i, g_oc[0].out[i], g_oc[1].out[i]);
+    }
+    print_message("detached: weft sent %llu failed %llu, kit sent %llu failed %llu\n",
+                  (unsigned long long)wsent, (unsigned long long)wfailed, (unsigned long long)ksent,
+                  (unsigned long long)kfailed);
+    assert_int_equal(wsent, ksent);
+    assert_int_equal(wfailed, kfailed);
+    /* and they are what filter.h says */
+    assert_string_equal(
+        g_oc[0].out[OC_S0],
+        "status=200 reason= hdrs=x-one:1,x-two:two,content-length:5, body(5)=hello");
+    assert_string_equal(g_oc[0].out[OC_S1], "status=0 reason=body_too_large hdrs= body(0)=");
+    assert_string_equal(g_oc[0].out[OC_S2], "status=0 reason=body_too_large hdrs= body(0)=");
+    assert_string_equal(g_oc[0].out[OC_S3], "status=0 reason=timeout hdrs= body(0)=");
+    assert_string_equal(g_oc[0].out[OC_S4], "status=0 reason=connect_failure hdrs= body(0)=");
+    assert_string_equal(g_oc[0].out[OC_CAP], "starts=0,0,0,-5");
+    assert_string_equal(g_oc[0].out[OC_S5], "status=200 reason= hdrs=content-length:2, body(2)=ok");
+    assert_string_equal(g_oc[0].out[OC_W6], "status=200 reason= hdrs=content-length:1, body(1)=w");
+    assert_string_equal(g_oc[0].out[OC_W7], "status=0 reason=connect_failure hdrs= body(0)=");
+    assert_int_equal(wsent, 2);
+    assert_int_equal(wfailed, 1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_yaml_refusals),
@@ -734,6 +1092,7 @@ int main(void) {
         cmocka_unit_test(test_stat_families),
         cmocka_unit_test_prestate_setup_teardown(test_tcp_callouts, NULL, sh_teardown, &H),
         cmocka_unit_test_prestate_setup_teardown(test_http_callouts, NULL, sh_teardown, &H),
+        cmocka_unit_test_prestate_setup_teardown(test_http_callout_outcomes, NULL, sh_teardown, &H),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1769,7 +1769,9 @@ static inline weft_result weft_config_timer_cancel(void *config, weft_wtimer *t)
  * LIMIT: filter_callouts callouts of this stream in flight (detached ones
  * do not count here), or the worker's cap: callouts.max_per_worker (1024
  * by default) HTTP and TCP callouts in flight on the worker, of every
- * scope and filter together. */
+ * scope and filter together. A callout whose callback runs counts against
+ * neither cap (its connection is released): the callback may start the
+ * next one. */
 static inline weft_result weft_callout_start2(weft_stream *s, const weft_callout_request *req,
                                               weft_callout_cb cb, void *arg, weft_callout **out) {
     return weft__host->callout_start2(s, req, cb, arg, out);

@@ -446,10 +446,12 @@ int wft_callout_fail(wft_stream *st, size_t i, const char *reason);
 /* ---- SDK 1.1 callouts: weft_callout_start2, worker-scoped, detached ----
  * As weft: timeout_ms 0 is 5 s (1.0's weft_callout_start too); a response
  * body above the request's max_response_body (0: the env's, 1 MiB by
- * default) fails the callout with reason "body_too_large"; a stream has
- * 8 callouts in flight at most (filter_callouts; detached ones do not
- * count), the env's worker 1024 HTTP and TCP callouts of every scope
- * (callouts.max_per_worker): past them WEFT_ERR_LIMIT.
+ * default) fails the callout with reason "body_too_large" (a detached
+ * one's body is discarded: no limit); a stream has 8 callouts in flight
+ * at most (filter_callouts; detached ones do not count), the env's worker
+ * 1024 HTTP and TCP callouts of every scope (callouts.max_per_worker):
+ * past them WEFT_ERR_LIMIT. A callout whose callback runs counts against
+ * neither (the callback may start the next one).
  * Stream-scoped weft_callout_start2 callouts are the stream's callouts
  * above (wft_callout_*, canned answers too). Worker-scoped callouts
  * (weft_worker_callout_start) and detached ones (WEFT_CALLOUT_DETACHED,
