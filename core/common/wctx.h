@@ -59,9 +59,10 @@ struct weft_worker {
     struct weft_tcpc *tcpcs;         /* filter TCP callouts (filter/tcp_callout.h) */
     struct weft_fworker *fworkers;   /* filters' worker contexts of every live wsnap,
                                         newest first (filter/fworker.h) */
-    uint32_t n_tcpcs;
+    uint32_t n_tcpcs; /* TCP callouts against callouts.max_per_worker: all of them but those
+                         whose on_close runs (a lingering flush-closed one counts) */
     struct weft_hcallout *callouts; /* filter HTTP callouts, every scope (filter/callout.h) */
-    uint32_t n_callouts;
+    uint32_t n_callouts;            /* HTTP callouts against the cap: not one whose callback runs */
     struct weft_pool *pools[WEFT_POOL_BUCKETS]; /* HTTP/1.1 upstream pools, by endpoint */
     struct weft_h2up_conn *h2up;                /* HTTP/2 upstream connections */
     void *h2s_cache;                            /* recycled HTTP/2 stream objects */

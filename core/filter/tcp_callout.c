@@ -65,6 +65,7 @@ struct weft_tcpc {
     bool in_cb;     /* a filter callback runs */
     bool ending;    /* on_close runs: no more writes */
     bool doomed;    /* free once the running callback returned */
+    bool uncapped;  /* no longer counted in w->n_tcpcs (on_close runs) */
     struct weft_tcpc *prev, *next;
 };
 typedef struct weft_tcpc tcpc;
@@ -108,7 +109,8 @@ static void tcpc_free(tcpc *c) {
         c->w->tcpcs = c->next;
     if (c->next)
         c->next->prev = c->prev;
-    c->w->n_tcpcs--;
+    if (!c->uncapped)
+        c->w->n_tcpcs--;
     c->magic = 0;
     free(c);
 }
@@ -175,6 +177,11 @@ static void tcpc_end(tcpc *c, uint32_t reason) {
     drop_conn(c);
     weft_ltimer_clear(&c->timer);
     c->ending = true;
+    /* Its connection is gone: on_close may open the next one, past
+     * neither the stream's cap nor the worker's. (A flush-closed callout
+     * that lingers keeps counting: it holds a socket and its bytes.) */
+    c->w->n_tcpcs--;
+    c->uncapped = true;
     if (run_cb(c, CB_CLOSE, reason))
         tcpc_kill(c);
 }

@@ -5,7 +5,9 @@
  * against a table (a closed or ended callout's handle is stale), callbacks
  * from the test's calls only (never inside a host call), none after
  * weft_tcp_callout_close or the stream's end, bounded write and read
- * buffers, connect and idle timeouts on the kit clock. */
+ * buffers, connect and idle timeouts on the kit clock. A flush-close with
+ * bytes the test has not read lingers as in weft: counted against the
+ * worker's cap until the peer closes (wft_tcp_end) or 5 s pass. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +18,7 @@
 #define DEFAULT_CONNECT_MS 5000u
 #define DEFAULT_ATTEMPTS 2u /* weft: the cluster's connect_attempts, 2 by default */
 #define DEFAULT_BUF (1024u * 1024)
+#define LINGER_MS 5000u /* weft's: tcp_callout.c */
 
 struct ft_tcpc {
     uint64_t hval;
@@ -30,6 +33,8 @@ struct ft_tcpc {
     uint64_t due_us; /* connect (all attempts) or idle deadline, 0 none */
     int state;       /* WFT_TCP_* */
     bool flushed;    /* closed by the filter with flush */
+    bool lingering;  /* flush-closed with bytes unread: counted until linger_us */
+    uint64_t linger_us;
     uint32_t reason; /* on_close's, WFT_TCP_ENDED */
     weft_buffer *in; /* delivered, not drained */
     ft_bytes out;    /* written, not read by the test yet */
@@ -52,6 +57,11 @@ static weft_tcp_callout *handle_of(const ft_tcpc *k) {
 
 static bool live(const ft_tcpc *k) {
     return k->state == WFT_TCP_CONNECTING || k->state == WFT_TCP_CONNECTED;
+}
+
+/* Flush-closed and still sending: it counts against the worker's cap. */
+static bool lingers(const ft_tcpc *k) {
+    return k->lingering && k->env->now_us < k->linger_us;
 }
 
 /* The callout stops: its handle goes stale, no callback runs later. */
@@ -201,6 +211,11 @@ weft_result ft_tcp_close(weft_tcp_callout *h, bool flush) {
     ft_tcpc *k = lookup(h, "tcp_callout_close", &r);
     if (!k)
         return r;
+    /* As weft: with flush, bytes still queued (not read by the test) go
+     * out after the close, and the connection holds its worker's cap slot
+     * until the peer closes or LINGER_MS. Without them it goes at once. */
+    k->lingering = flush && live(k) && k->out.len;
+    k->linger_us = k->env->now_us + ms_us(LINGER_MS);
     k->flushed = flush;
     finish(k, WFT_TCP_CLOSED);
     return WEFT_OK;
@@ -256,7 +271,7 @@ static void end(ft_tcpc *k, uint32_t reason) {
 size_t ft_tcp_live(wft_env *env) {
     size_t n = 0;
     for (ft_tcpc *k = env->tcpcs; k; k = k->next)
-        n += live(k);
+        n += live(k) || lingers(k);
     return n;
 }
 
@@ -267,9 +282,11 @@ void ft_tcp_stream_end(wft_stream *st) {
 }
 
 void ft_tcp_worker_end(wft_env *env) {
-    for (ft_tcpc *k = env->tcpcs; k; k = k->next)
+    for (ft_tcpc *k = env->tcpcs; k; k = k->next) {
+        k->lingering = false; /* weft closes those of the retired config */
         if (k->worker && live(k))
             finish(k, WFT_TCP_SCOPE_ENDED);
+    }
 }
 
 void ft_tcp_env_free(wft_env *env) {
@@ -393,6 +410,10 @@ char *wft_tcp_read(wft_env *env, size_t i, size_t *len) {
 
 int wft_tcp_end(wft_env *env, size_t i, uint32_t reason) {
     ft_tcpc *k = nth(env, i);
+    if (k && lingers(k) && reason >= WEFT_TCP_CLOSE_PEER && reason <= WEFT_TCP_CLOSE_OVERFLOW) {
+        k->lingering = false; /* the peer closed: the linger ends, no callback */
+        return 0;
+    }
     if (!k || !live(k) || reason < WEFT_TCP_CLOSE_PEER || reason > WEFT_TCP_CLOSE_OVERFLOW)
         return WFT_REJECTED;
     if (k->state == WFT_TCP_CONNECTING && reason != WEFT_TCP_CLOSE_CONNECT_FAILURE &&

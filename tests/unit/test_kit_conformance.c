@@ -19,7 +19,10 @@
  * refused connect), the worker's cap reached from a callback (the
  * callout whose callback runs no longer counts) and detached callouts'
  * sent / failed counts (a detached body is discarded: never
- * body_too_large). */
+ * body_too_large); TCP callouts against the worker's cap: one whose
+ * on_close runs no longer counts (it reconnects from there), one
+ * flush-closed with bytes queued still does (it lingers), one closed
+ * without flush does not. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -738,6 +741,112 @@ static void test_http_callouts(void **state) {
     assert_int_equal(g_http_log[1], WEFT_ERR_STATE);
 }
 
+/* ---- TCP callouts and the worker's cap (2), both hosts ----
+ * The hook opens A to c1 (refused) and B to c0; A's on_close opens C
+ * (A no longer counts), writes to B and flush-closes it (B lingers),
+ * opens E (LIMIT: B and C), closes C without flush and opens F (OK). */
+typedef struct tcap_run {
+    const weft_host_api *h;
+    weft_stream *s;
+    weft_tcp_callout *a, *b, *c, *e, *f;
+    weft_result r[8];
+    int n;
+    bool closed;
+} tcap_run;
+static tcap_run g_tcap[2];
+static const weft_tcp_callout_cbs TC_CBS_CAP;
+
+static void tcap_close(weft_tcp_callout *c, void *arg, uint32_t reason) {
+    (void)reason;
+    tcap_run *o = arg;
+    if (c != o->a || o->closed)
+        return;
+    o->closed = true;
+    const weft_host_api *h = o->h;
+    o->r[o->n++] = h->tcp_callout_open(o->s, WEFT_STR("c0"), NULL, &TC_CBS_CAP, o, &o->c);
+    o->r[o->n++] = h->tcp_callout_write(o->b, "x", 1);
+    o->r[o->n++] = h->tcp_callout_close(o->b, true);
+    o->r[o->n++] = h->tcp_callout_open(o->s, WEFT_STR("c0"), NULL, &TC_CBS_CAP, o, &o->e);
+    o->r[o->n++] = h->tcp_callout_close(o->c, false);
+    o->r[o->n++] = h->tcp_callout_open(o->s, WEFT_STR("c0"), NULL, &TC_CBS_CAP, o, &o->f);
+}
+
+static const weft_tcp_callout_cbs TC_CBS_CAP = {sizeof(weft_tcp_callout_cbs), NULL, tc_data,
+                                                tcap_close};
+
+static void tcap_begin(const weft_host_api *h, weft_stream *s, tcap_run *o) {
+    o->h = h;
+    o->s = s;
+    o->r[o->n++] = h->tcp_callout_open(s, WEFT_STR("c1"), NULL, &TC_CBS_CAP, o, &o->a);
+    o->r[o->n++] = h->tcp_callout_open(s, WEFT_STR("c0"), NULL, &TC_CBS_CAP, o, &o->b);
+}
+
+static void tcap_core_hook(tf_script *sc, weft_stream *s, tf_hook hook) {
+    (void)sc;
+    if (hook == TF_REQ_HEADERS)
+        tcap_begin(weft_filter_host_api(), s, &g_tcap[0]);
+}
+static weft_status tcap_kit_rq(void *ctx, weft_stream *s, bool end) {
+    tcap_begin(weft__host, s, &g_tcap[1]);
+    return WEFT_STOP;
+}
+static const weft_http_filter_ops tcap_ops = {
+    .size = sizeof(weft_http_filter_ops),
+    .config_create = tcp_cfg_create,
+    .on_request_headers = tcap_kit_rq,
+};
+static const weft_filter_descriptor tcap_desc = {
+    WEFT_FILTER_DESCRIPTOR_INIT("conf", WEFT_FILTER_HTTP),
+    .http = &tcap_ops,
+};
+static const weft_filter_descriptor *tcap_entry(const weft_host_api *host) {
+    weft__host = host;
+    return &tcap_desc;
+}
+static bool tcap_closed(void *arg) {
+    return ((tcap_run *)arg)->closed;
+}
+
+static void test_tcp_callout_caps(void **state) {
+    (void)state;
+    memset(g_tcap, 0, sizeof(g_tcap));
+    tf_script f = {.name = "conf", .custom = tcap_core_hook, .act[TF_REQ_HEADERS] = TF_STOP};
+    tf_script *fs[] = {&f};
+    st_start_with_c1(&H, fs, 1, "", "callouts: {max_per_worker: 2}\n");
+    sh_ds *d = sh_ds_new(&H);
+    sh_request(d, "GET", "/up", NULL);
+    sh_run_until(&H, tcap_closed, &g_tcap[0], "A's on_close");
+    sh_ds_free(d);
+    char err[512];
+    wft_env *env = wft_env_new(tcap_entry, err, sizeof(err));
+    assert_non_null(env);
+    assert_int_equal(wft_env_add_cluster(env, "c0"), 0);
+    assert_int_equal(wft_env_add_cluster(env, "c1"), 0);
+    assert_int_equal(wft_env_configure(env, "", err, sizeof(err)), 0);
+    assert_int_equal(wft_env_set_callout_limits(env, 2, 0), 0);
+    wft_stream *st = wft_stream_new(env, "GET", "/up", NULL);
+    assert_int_equal(wft_request_headers(st, true), WEFT_STOP);
+    assert_int_equal(wft_tcp_end(env, 0, WEFT_TCP_CLOSE_CONNECT_FAILURE), 0);
+    assert_true(g_tcap[1].closed);
+    /* B lingers (closed with flush, its byte unread) until the peer closes */
+    assert_int_equal(wft_tcp_state(env, 1), WFT_TCP_CLOSED);
+    assert_true(wft_tcp_flushed(env, 1));
+    assert_int_equal(wft_tcp_end(env, 1, WEFT_TCP_CLOSE_PEER), 0);
+    assert_int_equal(wft_tcp_end(env, 1, WEFT_TCP_CLOSE_PEER), WFT_REJECTED);
+    wft_stream_free(st);
+    wft_env_free(env);
+    const weft_result want[] = {WEFT_OK, WEFT_OK,        WEFT_OK, WEFT_OK,
+                                WEFT_OK, WEFT_ERR_LIMIT, WEFT_OK, WEFT_OK};
+    assert_int_equal(g_tcap[0].n, 8);
+    assert_int_equal(g_tcap[1].n, 8);
+    for (int i = 0; i < 8; i++) {
+        if (g_tcap[0].r[i] != g_tcap[1].r[i])
+            fail_msg("call %d: weft %d, kit %d", i, g_tcap[0].r[i], g_tcap[1].r[i]);
+        if (g_tcap[0].r[i] != want[i])
+            fail_msg("call %d: %d, expected %d", i, g_tcap[0].r[i], want[i]);
+    }
+}
+
 /* ---- HTTP callouts' outcomes: one chain of callouts, both hosts ----
  *
  * Each step starts from the previous one's callback (the first from the
@@ -1093,6 +1202,7 @@ int main(void) {
         cmocka_unit_test_prestate_setup_teardown(test_tcp_callouts, NULL, sh_teardown, &H),
         cmocka_unit_test_prestate_setup_teardown(test_http_callouts, NULL, sh_teardown, &H),
         cmocka_unit_test_prestate_setup_teardown(test_http_callout_outcomes, NULL, sh_teardown, &H),
+        cmocka_unit_test_prestate_setup_teardown(test_tcp_callout_caps, NULL, sh_teardown, &H),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1820,10 +1820,12 @@ static inline weft_result weft_worker_callout_cancel(weft_worker *w, weft_callou
  * WEFT_ERR_STATE (not from a hook or callback, or in the log phase),
  * WEFT_ERR_HANDLE, WEFT_ERR_THREAD, WEFT_ERR_NOMEM. A connect that fails
  * later comes as on_close (CONNECT_FAILURE or CONNECT_TIMEOUT).
- * LIMIT: filter_callouts TCP callouts of the stream open at once (one
- * whose on_close runs no longer counts: it may reconnect from there), or
+ * LIMIT: filter_callouts TCP callouts of the stream open at once, or
  * callouts.max_per_worker (1024 by default) HTTP and TCP callouts open on
- * the worker together. */
+ * the worker together. One whose on_close runs counts against neither
+ * (its connection is gone: it may reconnect from there); one closed with
+ * flush that is still sending counts against the worker's cap until it
+ * goes (see weft_tcp_callout_close). */
 static inline weft_result weft_tcp_callout_open(weft_stream *s, weft_str cluster,
                                                 const weft_tcp_callout_opts *opts,
                                                 const weft_tcp_callout_cbs *cbs, void *arg,
@@ -1865,7 +1867,13 @@ static inline weft_result weft_tcp_callout_write(weft_tcp_callout *c, const void
  * (also from inside c's own callbacks). flush true: what is queued still
  * goes out (after the connect, if one is in progress), then the write
  * side shuts and the connection goes when the peer closes, at the latest
- * after 5 s; false: at once. THREAD, ERRORS: as weft_tcp_callout_write. */
+ * after 5 s; false: at once. LIMIT: a flush-close with bytes queued keeps
+ * counting against callouts.max_per_worker (not the stream's
+ * filter_callouts) until the connection goes: it still holds a socket and
+ * up to max_write_bytes, and the cap is what bounds those per worker (a
+ * filter that opens, writes and flush-closes in a loop toward a slow peer
+ * gets WEFT_ERR_LIMIT instead of piling them up). THREAD, ERRORS: as
+ * weft_tcp_callout_write. */
 static inline weft_result weft_tcp_callout_close(weft_tcp_callout *c, bool flush) {
     return weft__host->tcp_callout_close(c, flush);
 }

@@ -502,7 +502,11 @@ int wft_env_set_callout_limits(wft_env *env, uint32_t max_per_worker, uint64_t m
  * within connect_timeout_ms x connect_attempts (defaults 5 s x 2, weft's
  * cluster defaults: one endpoint that never answers) ends with WEFT_TCP_CLOSE_CONNECT_TIMEOUT,
  * idle_timeout_ms without a byte either way with
- * WEFT_TCP_CLOSE_IDLE_TIMEOUT. */
+ * WEFT_TCP_CLOSE_IDLE_TIMEOUT. Caps as weft's: one whose on_close runs
+ * counts against neither; one closed with flush while bytes it wrote were
+ * not read by the test yet (WFT_TCP_CLOSED, wft_tcp_flushed) lingers: it
+ * counts against the worker's cap (callouts.max_per_worker) until
+ * wft_tcp_end (the peer closes; no callback) or 5 s on the clock. */
 #define WFT_TCP_CONNECTING 1  /* opened, the connect not completed yet */
 #define WFT_TCP_CONNECTED 2   /* wft_tcp_connect ran */
 #define WFT_TCP_CLOSING 3     /* its on_close runs now */
@@ -531,7 +535,9 @@ size_t wft_tcp_pending_in(wft_env *env, size_t i);
 char *wft_tcp_read(wft_env *env, size_t i, size_t *len);
 /* The connection ends: on_close(reason) runs. A connecting callout ends
  * only with WEFT_TCP_CLOSE_CONNECT_FAILURE or _CONNECT_TIMEOUT, a
- * connected one with another reason. WFT_REJECTED otherwise. */
+ * connected one with another reason; a lingering flush-closed one with
+ * any reason, without a callback (its cap slot is freed). WFT_REJECTED
+ * otherwise. */
 int wft_tcp_end(wft_env *env, size_t i, uint32_t reason);
 
 /* ------------------------------------------------------------------ */
