@@ -20,53 +20,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http/h1/h1_codec.h"
+#include "fuzz_h1_common.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-typedef struct {
-    char *p;
-    size_t len, cap;
-} buf;
-
-static void buf_add(buf *b, const void *p, size_t n) {
-    if (b->len + n > b->cap) {
-        size_t ncap = b->cap ? b->cap : 256;
-        while (ncap < b->len + n)
-            ncap *= 2;
-        char *np = realloc(b->p, ncap);
-        if (!np)
-            abort();
-        b->p = np;
-        b->cap = ncap;
-    }
-    if (n)
-        memcpy(b->p + b->len, p, n);
-    b->len += n;
-}
-
-static void buf_addf(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void buf_addf(buf *b, const char *fmt, ...) {
-    char tmp[128];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-    va_end(ap);
-    buf_add(b, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
-}
-
-static void buf_add_sv(buf *b, weft_sv s) {
-    buf_addf(b, "%zu:", s.len);
-    buf_add(b, s.p, s.len);
-}
-
-static void buf_add_hdrs(buf *b, const weft_hdrs *h) {
-    buf_addf(b, "[%u]", h->n);
-    for (uint32_t i = 0; i < h->n; i++) {
-        buf_add_sv(b, h->v[i].name);
-        buf_add_sv(b, h->v[i].value);
-    }
-}
 
 typedef struct {
     bool write; /* first pass: write messages back */
@@ -157,9 +113,6 @@ static int on_complete(void *ud) {
 
 static const weft_h1_callbacks cbs = {on_req_head, on_resp_head, on_body, on_trailers, on_complete};
 
-static const int methods[4] = {HTTP_GET, HTTP_HEAD, HTTP_CONNECT, HTTP_POST};
-static const size_t piece[8] = {1, 2, 3, 5, 8, 13, 64, 4096};
-
 /* Parses `in`, split per `seed` (0 = in one piece). Returns the last result. */
 static weft_h1_result parse(fz *f, weft_h1_kind kind, int method, const weft_h1_limits *lim,
                             const char *in, size_t len, unsigned seed, size_t *consumed) {
@@ -175,47 +128,7 @@ static weft_h1_result parse(fz *f, weft_h1_kind kind, int method, const weft_h1_
     if (f->msg)
         evbuffer_drain(f->msg, evbuffer_get_length(f->msg));
 
-    weft_h1_result r = WEFT_H1_OK;
-    size_t off = 0, arrived = 0;
-    unsigned i = 0;
-    bool resumed = false;
-    for (;;) {
-        /* after a resume the parser may owe a completion even with no new
-         * bytes, so it is fed (possibly nothing) once more */
-        if (off == arrived && !resumed) {
-            if (arrived == len)
-                break;
-            size_t step = seed ? piece[(seed + i++ * 5) % 8] : len;
-            arrived = arrived + step < len ? arrived + step : len;
-        }
-        size_t used = 0;
-        resumed = false;
-        r = weft_h1_parser_feed(p, in + off, arrived - off, &used);
-        if (used > arrived - off)
-            abort();
-        off += used;
-        if (r == WEFT_H1_DONE) {
-            weft_arena_reset(&arena);
-            weft_h1_parser_next(p, &arena, method);
-        } else if (r == WEFT_H1_PAUSED) {
-            weft_h1_parser_resume(p);
-            resumed = true;
-        } else if (r == WEFT_H1_ERROR) {
-            if (weft_h1_parser_error_status(p) == 0 || !weft_h1_parser_error_reason(p)[0])
-                abort();
-            break;
-        } else if (off != arrived) {
-            abort(); /* OK means every byte was taken */
-        }
-    }
-    if (r != WEFT_H1_ERROR) {
-        weft_h1_result e = weft_h1_parser_eof(p);
-        if (e == WEFT_H1_ERROR && weft_h1_parser_error_status(p) == 0)
-            abort();
-        if (e == WEFT_H1_DONE || e == WEFT_H1_ERROR)
-            r = e;
-    }
-    *consumed = off;
+    weft_h1_result r = fuzz_h1_feed(p, &arena, method, in, len, seed, NULL, NULL, consumed);
     weft_h1_parser_free(p);
     weft_arena_free(&arena);
     return r;
@@ -229,17 +142,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const char *in = (const char *)data + 2;
     size_t len = size - 2;
     weft_h1_kind kind = (sel & 1) ? WEFT_H1_RESPONSE : WEFT_H1_REQUEST;
-    int method = methods[(sel >> 1) & 3];
+    int method = fuzz_h1_method(sel);
 
     weft_h1_limits lim;
-    weft_h1_limits_default(&lim);
-    if (sel & 8) {
-        lim.max_header_bytes = 200;
-        lim.max_headers = 6;
-        lim.max_uri_len = 40;
-        lim.max_body_bytes = 64;
-        lim.max_chunk_ext_bytes = 8;
-    }
+    fuzz_h1_limits(&lim, sel);
 
     fz a;
     memset(&a, 0, sizeof(a));

@@ -139,12 +139,13 @@ typedef struct {
 /* Simulates bytes arriving `step` at a time (0 = all at once). Unconsumed
  * bytes after DONE/PAUSED are fed again, as the proxy engine does. */
 static run_out run_parser(col *c, weft_h1_kind kind, const char *in, size_t len, size_t step,
-                          int method_id, const weft_h1_limits *lim, bool send_eof) {
+                          int method_id, const weft_h1_limits *lim, bool send_eof, bool one_pass) {
     run_out o = {WEFT_H1_OK, 0, "", 0, 0};
     weft_arena arena;
     weft_arena_init(&arena);
     weft_h1_parser *p = weft_h1_parser_new(kind, lim, &cbs, c);
     assert_non_null(p);
+    weft_h1_parser_set_one_pass(p, one_pass);
     weft_h1_parser_next(p, &arena, method_id);
     size_t off = 0, arrived = step ? (step < len ? step : len) : len;
     for (int guard = 0; guard < 1000000; guard++) {
@@ -192,6 +193,31 @@ static run_out run_parser(col *c, weft_h1_kind kind, const char *in, size_t len,
 
 static const size_t steps[] = {0, 1, 2, 3, 7, 13};
 
+/* The one-pass head reading and llhttp reading every head (one pass
+ * off) give the same events, results and collected heads for the same
+ * split. */
+static run_out run_both(col *c, const col *tmpl, weft_h1_kind kind, const char *in, size_t len,
+                        size_t step, int method_id, const weft_h1_limits *lim, bool send_eof) {
+    col c2;
+    if (tmpl) {
+        *c = *tmpl;
+        c2 = *tmpl;
+    } else {
+        memset(c, 0, sizeof(*c));
+        memset(&c2, 0, sizeof(c2));
+    }
+    run_out o = run_parser(c, kind, in, len, step, method_id, lim, send_eof, true);
+    run_out o2 = run_parser(&c2, kind, in, len, step, method_id, lim, send_eof, false);
+    if (o.last != o2.last || o.dones != o2.dones || o.err_status != o2.err_status ||
+        strcmp(o.err_reason, o2.err_reason) != 0 || o.consumed_total != o2.consumed_total ||
+        memcmp(c, &c2, sizeof(c2)) != 0)
+        fail_msg("step %zu: one pass %d %d %u %s %zu [%s] [%s], llhttp %d %d %u %s %zu [%s] [%s]",
+                 step, o.last, o.dones, o.err_status, o.err_reason, o.consumed_total, c->log,
+                 c->hdrs, o2.last, o2.dones, o2.err_status, o2.err_reason, o2.consumed_total,
+                 c2.log, c2.hdrs);
+    return o;
+}
+
 /* Runs the input in every split mode; asserts identical outcomes and
  * returns the collector of the whole-buffer run in *out. */
 static run_out run_all_ex(col *out, weft_h1_kind kind, const char *in, size_t len, int method_id,
@@ -200,11 +226,7 @@ static run_out run_all_ex(col *out, weft_h1_kind kind, const char *in, size_t le
     col c0;
     for (size_t i = 0; i < WEFT_ARRAY_LEN(steps); i++) {
         col c;
-        if (tmpl)
-            c = *tmpl;
-        else
-            memset(&c, 0, sizeof(c));
-        run_out o = run_parser(&c, kind, in, len, steps[i], method_id, lim, send_eof);
+        run_out o = run_both(&c, tmpl, kind, in, len, steps[i], method_id, lim, send_eof);
         if (i == 0) {
             first = o;
             c0 = c;
@@ -1023,6 +1045,100 @@ static void test_resp_errors(void **state) {
     assert_string_equal(o.err_reason, "upstream_body_too_large");
 }
 
+/* Which heads the one pass takes: the common ones (whole in one feed),
+ * not those it leaves to llhttp; either way the results are the same
+ * (run_both, for every test above). */
+static uint32_t one_pass_heads(weft_h1_kind kind, const char *in, int method_id, size_t step) {
+    col c;
+    memset(&c, 0, sizeof(c));
+    weft_arena arena;
+    weft_arena_init(&arena);
+    weft_h1_parser *p = weft_h1_parser_new(kind, NULL, &cbs, &c);
+    assert_non_null(p);
+    weft_h1_parser_next(p, &arena, method_id);
+    size_t len = strlen(in), off = 0;
+    for (int guard = 0; guard < 1000 && off < len; guard++) {
+        size_t n = step && len - off > step ? step : len - off, used = 0;
+        weft_h1_result r = weft_h1_parser_feed(p, in + off, n, &used);
+        off += used;
+        if (r == WEFT_H1_DONE) {
+            weft_arena_reset(&arena);
+            weft_h1_parser_next(p, &arena, method_id);
+        } else if (r == WEFT_H1_ERROR) {
+            break;
+        }
+    }
+    uint32_t k = weft_h1_parser_one_pass_heads(p);
+    weft_h1_parser_free(p);
+    weft_arena_free(&arena);
+    return k;
+}
+
+static void test_one_pass_taken(void **state) {
+    (void)state;
+    const weft_h1_kind Q = WEFT_H1_REQUEST, S = WEFT_H1_RESPONSE;
+    /* taken */
+    assert_int_equal(one_pass_heads(Q,
+                                    "GET / HTTP/1.1\r\nHost: a\r\n\r\n"
+                                    "GET /x?y HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+                                    "POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nok"
+                                    "PUT /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
+                                    "\r\n2\r\nok\r\n0\r\n\r\n",
+                                    0, 0),
+                     4);
+    assert_int_equal(one_pass_heads(S,
+                                    "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
+                                    "Connection: keep-alive\r\n\r\nok"
+                                    "HTTP/1.1 204 No Content\r\n\r\n"
+                                    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                    "0\r\n\r\n",
+                                    HTTP_GET, 0),
+                     3);
+    assert_int_equal(
+        one_pass_heads(S, "HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n", HTTP_HEAD, 0), 1);
+    /* left to llhttp: cut by the read, absolute-form, CONNECT, Upgrade, a
+     * Connection list, TE or CL in another shape, 1xx, until close, a
+     * refusal */
+    assert_int_equal(one_pass_heads(Q, "GET / HTTP/1.1\r\nHost: a\r\n\r\n", 0, 5), 0);
+    assert_int_equal(one_pass_heads(Q, "GET http://a/ HTTP/1.1\r\nHost: a\r\n\r\n", 0, 0), 0);
+    assert_int_equal(one_pass_heads(Q, "CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n", 0, 0), 0);
+    assert_int_equal(
+        one_pass_heads(Q, "GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: x\r\n\r\n",
+                       0, 0),
+        0);
+    assert_int_equal(
+        one_pass_heads(Q, "GET / HTTP/1.1\r\nHost: a\r\nConnection: close, te\r\n\r\n", 0, 0), 0);
+    assert_int_equal(
+        one_pass_heads(
+            Q, "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\t\r\n\r\n0\r\n\r\n", 0, 0),
+        0);
+    assert_int_equal(
+        one_pass_heads(Q, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length:\t1\r\n\r\nx", 0, 0), 0);
+    assert_int_equal(one_pass_heads(S, "HTTP/1.1 100 Continue\r\n\r\n", HTTP_GET, 0), 0);
+    assert_int_equal(one_pass_heads(S, "HTTP/1.1 200 OK\r\n\r\nbody", HTTP_GET, 0), 0);
+    assert_int_equal(one_pass_heads(Q, "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 0, 0), 0);
+}
+
+/* Every byte in a target's path and query, a field name and a field value
+ * gives the same result with and without the one pass (run_both). */
+static void test_one_pass_bytes(void **state) {
+    (void)state;
+    for (int b = 1; b < 256; b++) {
+        char in[160];
+        col c;
+        int n = snprintf(in, sizeof(in), "GET /a%cb?c%cd HTTP/1.1\r\nHost: h\r\n\r\n", b, b);
+        run_all_ex(&c, WEFT_H1_REQUEST, in, (size_t)n, 0, NULL, false, NULL);
+        n = snprintf(in, sizeof(in), "GET / HTTP/1.1\r\nHost: h\r\nx%cy: v%cw\r\n\r\n", b, b);
+        run_all_ex(&c, WEFT_H1_REQUEST, in, (size_t)n, 0, NULL, false, NULL);
+        n = snprintf(in, sizeof(in),
+                     "HTTP/1.1 200 O%cK\r\nContent-Length: 0\r\nConnection: %cclose\r\n\r\n", b, b);
+        run_all_ex(&c, WEFT_H1_RESPONSE, in, (size_t)n, HTTP_GET, NULL, false, NULL);
+        n = snprintf(in, sizeof(in), "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1%c\r\n\r\nxy",
+                     b);
+        run_all_ex(&c, WEFT_H1_REQUEST, in, (size_t)n, 0, NULL, false, NULL);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_simple_get),
@@ -1044,6 +1160,8 @@ int main(void) {
         cmocka_unit_test(test_resp_bodyless),
         cmocka_unit_test(test_resp_interim),
         cmocka_unit_test(test_resp_errors),
+        cmocka_unit_test(test_one_pass_taken),
+        cmocka_unit_test(test_one_pass_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -92,6 +92,12 @@ void weft_h1_parser_next(weft_h1_parser *p, weft_arena *arena, int req_method_id
  *   message: call weft_h1_parser_next, then feed them. Errors are sticky. */
 weft_h1_result weft_h1_parser_feed(weft_h1_parser *p, const char *data, size_t len,
                                    size_t *consumed);
+/* Whether a head that arrived whole in one feed is read in one pass by
+ * the parser itself (the default) or by llhttp as well; both give the
+ * same results (tests/fuzz/fuzz_h1_onepass.c). For tests and fuzzing. */
+void weft_h1_parser_set_one_pass(weft_h1_parser *p, bool on);
+/* How many heads this parser read in one pass since it was made. */
+uint32_t weft_h1_parser_one_pass_heads(const weft_h1_parser *p);
 /* Resumes after WEFT_H1_PAUSED. */
 void weft_h1_parser_resume(weft_h1_parser *p);
 /* True from a WEFT_H1_PAUSED result until the next feed: a feed with no

@@ -18,7 +18,9 @@
  *      rules, Host, target form, limits) run in those callbacks.
  *
  * llhttp never sees a byte the scanner refused, so whatever reaches the
- * caller has passed both.
+ * caller has passed both. A plain head that arrived whole is not read by
+ * llhttp at all: fast_head cuts the scanner's checked lines itself and
+ * runs the same semantic checks (see "the one pass" below).
  *
  * The scanner is on the path of every head byte, so it takes whole plain
  * lines at once (start line, "name:value CRLF", the final CRLF) and runs
@@ -208,10 +210,20 @@ struct weft_h1_parser {
     const char *hd_src;
     char *hd_copy;
     size_t hd_len;
+
+    /* The one pass (fast_head): whether it may run, and where the message
+     * stands after a head it took: FS_LENGTH while fast_left body bytes
+     * are still to come, FS_COMPLETE when only the end is owed. */
+    bool one_pass;
+    uint8_t fast;
+    uint32_t one_pass_heads; /* heads fast_head took (tests) */
+    uint64_t fast_left;
 };
 
+enum { FS_NONE = 0, FS_LENGTH, FS_COMPLETE };
+
 /* The fields the parser reads itself, known by name as they are parsed. */
-enum { HF_OTHER = 0, HF_CL, HF_TE, HF_HOST, HF_EXPECT };
+enum { HF_OTHER = 0, HF_CL, HF_TE, HF_HOST, HF_EXPECT, HF_CONNECTION, HF_UPGRADE };
 
 /* ---- small helpers ---- */
 
@@ -781,6 +793,12 @@ static uint8_t field_kind(const char *n, size_t len) {
         return memcmp(n, "host", 4) == 0 ? HF_HOST : HF_OTHER;
     case 6:
         return memcmp(n, "expect", 6) == 0 ? HF_EXPECT : HF_OTHER;
+    case 7:
+        return memcmp(n, "upgrade", 7) == 0 ? HF_UPGRADE : HF_OTHER;
+    case 10:
+        return memcmp(n, "connection", 10) == 0 ? HF_CONNECTION : HF_OTHER;
+    case 16: /* llhttp reads it as Connection */
+        return memcmp(n, "proxy-connection", 16) == 0 ? HF_CONNECTION : HF_OTHER;
     case 14:
         return memcmp(n, "content-length", 14) == 0 ? HF_CL : HF_OTHER;
     case 17:
@@ -1095,17 +1113,12 @@ static int finish_resp_head(weft_h1_parser *p) {
     return 0;
 }
 
-static int cb_headers_complete(llhttp_t *ll) {
-    weft_h1_parser *p = P(ll);
+/* After a head passed every check (finish_*_head): the scanner's next
+ * state, and the caller's on_*_head. Returns what on_headers_complete
+ * returns to llhttp (0, 1: no body, HPE_PAUSED, HPE_USER). */
+static int deliver_head(weft_h1_parser *p) {
+    llhttp_t *ll = &p->ll;
     int rc;
-    p->head_seen = true;
-    if (is_response(p)) {
-        if (finish_resp_head(p) != 0)
-            return HPE_USER;
-    } else {
-        if (finish_req_head(p) != 0)
-            return HPE_USER;
-    }
     weft_body_framing framing = is_response(p) ? p->resp.framing : p->req.framing;
     bool interim = is_response(p) && p->resp.status < 200 && p->resp.status != 101;
     if (framing == WEFT_BODY_CHUNKED)
@@ -1133,6 +1146,14 @@ static int cb_headers_complete(llhttp_t *ll) {
         return HPE_PAUSED;
     }
     return p->skip_body ? 1 : 0;
+}
+
+static int cb_headers_complete(llhttp_t *ll) {
+    weft_h1_parser *p = P(ll);
+    p->head_seen = true;
+    if ((is_response(p) ? finish_resp_head(p) : finish_req_head(p)) != 0)
+        return HPE_USER;
+    return deliver_head(p);
 }
 
 static int cb_body(llhttp_t *ll, const char *at, size_t n) {
@@ -1196,6 +1217,205 @@ static int cb_message_complete(llhttp_t *ll) {
     return HPE_PAUSED;
 }
 
+/* ---- the one pass over a whole head ----
+ *
+ * A head that arrived whole in one feed (the scanner went from its first
+ * byte to its end) was already checked byte by byte by the scanner: a
+ * request line of three VCHAR runs split by single SPs, or a status line
+ * "HTTP/x.y SP 3DIGIT [SP reason]"; then lines "name:value CRLF" with a
+ * tchar name and text bytes in the value; the final CRLF. llhttp reading
+ * the same bytes again only to cut them where the scanner already knows
+ * the cuts is the largest cost of a head, so fast_head cuts them itself
+ * and hands the pieces to the same callbacks and head checks llhttp would
+ * have run (cb_header_field_complete, cb_header_value_complete,
+ * finish_*_head, deliver_head). It takes only heads whose reading by
+ * llhttp is certain: a method of the list below and not CONNECT, an
+ * origin-form target, HTTP/1.0 or 1.1, a final status 200-599, no leading
+ * empty line, no Upgrade field, Connection (and Proxy-Connection) exactly
+ * "close" or "keep-alive", Transfer-Encoding exactly "chunked",
+ * Content-Length digits (those with SP only around them), and no field or
+ * head check failing. Anything else, and every refusal, goes back to
+ * llhttp over the same bytes as before (fast_head leaves nothing behind),
+ * so whatever is refused is refused exactly as before, with the same
+ * status and reason; tests/fuzz/fuzz_h1_onepass.c compares both paths.
+ *
+ * After such a head llhttp reads nothing of the message unless its body is
+ * chunked: a bodyless message ends at once (FS_COMPLETE), a Content-Length
+ * body is counted here (FS_LENGTH), and for a chunked body llhttp is put
+ * into its chunked-body state by a synthetic head read without callbacks
+ * (the scanner checks the chunks before llhttp, as before). */
+
+static int fast_method(const char *m, size_t n) {
+    switch (n) {
+    case 3:
+        return memcmp(m, "GET", 3) == 0 ? HTTP_GET : memcmp(m, "PUT", 3) == 0 ? HTTP_PUT : -1;
+    case 4:
+        return memcmp(m, "POST", 4) == 0 ? HTTP_POST : memcmp(m, "HEAD", 4) == 0 ? HTTP_HEAD : -1;
+    case 5:
+        return memcmp(m, "PATCH", 5) == 0   ? HTTP_PATCH
+               : memcmp(m, "TRACE", 5) == 0 ? HTTP_TRACE
+                                            : -1;
+    case 6:
+        return memcmp(m, "DELETE", 6) == 0 ? HTTP_DELETE : -1;
+    case 7:
+        return memcmp(m, "OPTIONS", 7) == 0 ? HTTP_OPTIONS : -1;
+    default:
+        return -1;
+    }
+}
+
+/* "HTTP/1.0" or "HTTP/1.1" (8 bytes at v): the minor version, else -1. */
+static int fast_version(const char *v) {
+    if (memcmp(v, "HTTP/1.", 7) != 0 || (v[7] != '0' && v[7] != '1'))
+        return -1;
+    return v[7] - '0';
+}
+
+/* A field value llhttp interprets, in the one shape whose reading is
+ * certain: SPs, `lit` (any case; lit lower-case), SPs. */
+static bool value_is(const char *v, size_t n, const char *lit, size_t len) {
+    size_t i = 0, e = n;
+    while (i < e && v[i] == ' ')
+        i++;
+    while (e > i && v[e - 1] == ' ')
+        e--;
+    return e - i == len && weft_sv_ieq((weft_sv){v + i, len}, (weft_sv){lit, len});
+}
+
+static bool value_digits(const char *v, size_t n) {
+    size_t i = 0, e = n;
+    while (i < e && v[i] == ' ')
+        i++;
+    while (e > i && v[e - 1] == ' ')
+        e--;
+    for (size_t k = i; k < e; k++)
+        if (v[k] < '0' || v[k] > '9')
+            return false;
+    return e > i;
+}
+
+enum { FAST_NO = -100 };
+
+/* Reads the whole head h[0, n) (the arena copy; names are lower-cased in
+ * it). Returns FAST_NO with nothing changed when llhttp must read it, else
+ * what deliver_head returned. */
+static int fast_head(weft_h1_parser *p, char *h, size_t n) {
+    llhttp_t *ll = &p->ll;
+    char *end = h + n - 2; /* the final CRLF */
+    char *eol = memchr(h, '\r', n);
+    uint16_t flags = 0;
+    if (!eol || eol == h || p->interim)
+        return FAST_NO;
+    if (!is_response(p)) {
+        char *sp1 = memchr(h, ' ', (size_t)(eol - h));
+        int m = sp1 ? fast_method(h, (size_t)(sp1 - h)) : -1;
+        if (m < 0)
+            return FAST_NO;
+        char *t = sp1 + 1;
+        char *sp2 = memchr(t, ' ', (size_t)(eol - t));
+        if (!sp2 || eol - sp2 != 9 || t[0] != '/' || (size_t)(sp2 - t) > p->lim.max_uri_len)
+            return FAST_NO;
+        int minor = fast_version(sp2 + 1);
+        if (minor < 0)
+            return FAST_NO;
+        ll->method = (uint8_t)m;
+        ll->http_minor = (uint8_t)minor;
+        p->url = (h1_acc){t, (size_t)(sp2 - t), 0};
+    } else {
+        if (p->req_method_id == HTTP_CONNECT || eol - h < 12)
+            return FAST_NO;
+        int minor = fast_version(h);
+        int st = (h[9] - '0') * 100 + (h[10] - '0') * 10 + (h[11] - '0');
+        if (minor < 0 || st < 200)
+            return FAST_NO;
+        ll->status_code = (uint16_t)st;
+        ll->http_minor = (uint8_t)minor;
+        if (eol - h > 12)
+            p->reason = (h1_acc){h + 13, (size_t)(eol - h - 13), 0};
+    }
+    ll->http_major = 1;
+    for (char *q = eol + 2; q < end;) {
+        /* the scanner saw a ':' and a CR on every line; checked anyway */
+        char *colon = memchr(q, ':', (size_t)(end - q));
+        char *cr = colon ? memchr(colon + 1, '\r', (size_t)(end - colon)) : NULL;
+        if (!cr)
+            goto no;
+        size_t nlen = (size_t)(colon - q), vlen = (size_t)(cr - colon - 1);
+        lower_copy(q, q, nlen, (size_t)(end + 2 - q));
+        p->name = (h1_acc){q, nlen, 0};
+        if (cb_header_field_complete(ll) != 0)
+            goto no;
+        switch (p->field) {
+        case HF_CL:
+            if (!value_digits(colon + 1, vlen))
+                goto no;
+            flags |= F_CONTENT_LENGTH;
+            break;
+        case HF_TE:
+            if (!value_is(colon + 1, vlen, "chunked", 7))
+                goto no;
+            flags |= F_TRANSFER_ENCODING | F_CHUNKED;
+            break;
+        case HF_CONNECTION:
+            if (value_is(colon + 1, vlen, "close", 5))
+                flags |= F_CONNECTION_CLOSE;
+            else if (value_is(colon + 1, vlen, "keep-alive", 10))
+                flags |= F_CONNECTION_KEEP_ALIVE;
+            else
+                goto no;
+            break;
+        case HF_UPGRADE:
+            goto no;
+        default:
+            break;
+        }
+        p->value = (h1_acc){colon + 1, vlen, 0};
+        if (cb_header_value_complete(ll) != 0)
+            goto no;
+        q = cr + 2;
+    }
+    ll->flags = flags;
+    ll->upgrade = 0;
+    if ((is_response(p) ? finish_resp_head(p) : finish_req_head(p)) != 0)
+        goto no;
+    if (is_response(p) && p->resp.framing == WEFT_BODY_UNTIL_CLOSE)
+        goto no;
+    p->in_message = true;
+    p->head_seen = true;
+    return deliver_head(p);
+no:
+    /* as parser_next left it: llhttp has read nothing of this message */
+    p->err = E_NONE;
+    begin_message_heads(p);
+    llhttp_reset(ll);
+    return FAST_NO;
+}
+
+/* What follows a head fast_head took (see above); -1 if llhttp refused
+ * the synthetic head (it never does). */
+static int fast_body_start(weft_h1_parser *p) {
+    static const char req[] = "PUT / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+    static const char resp[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+    static const llhttp_settings_t quiet; /* no callbacks */
+    weft_body_framing f = is_response(p) ? p->resp.framing : p->req.framing;
+    if (f == WEFT_BODY_LENGTH) {
+        p->fast = FS_LENGTH;
+        p->fast_left = p->cl;
+        return 0;
+    }
+    if (f != WEFT_BODY_CHUNKED) {
+        p->fast = FS_COMPLETE;
+        return 0;
+    }
+    llhttp_t *ll = &p->ll;
+    llhttp_reset(ll);
+    ll->settings = (void *)&quiet;
+    llhttp_errno_t e = is_response(p) ? llhttp_execute(ll, resp, sizeof(resp) - 1)
+                                      : llhttp_execute(ll, req, sizeof(req) - 1);
+    ll->settings = &p->settings;
+    return e == HPE_OK && (ll->flags & F_CHUNKED) ? 0 : -1;
+}
+
 /* ---- public API ---- */
 
 void weft_h1_limits_default(weft_h1_limits *l) {
@@ -1233,6 +1453,7 @@ static void parser_setup(weft_h1_parser *p, weft_h1_kind kind, const weft_h1_lim
     llhttp_init(&p->ll, kind == WEFT_H1_RESPONSE ? HTTP_RESPONSE : HTTP_REQUEST, &p->settings);
     p->ll.data = p;
     p->state = P_IDLE;
+    p->one_pass = true;
 }
 
 weft_h1_parser *weft_h1_parser_new(weft_h1_kind kind, const weft_h1_limits *lim,
@@ -1246,7 +1467,17 @@ weft_h1_parser *weft_h1_parser_new(weft_h1_kind kind, const weft_h1_limits *lim,
 
 void weft_h1_parser_reset(weft_h1_parser *p, const weft_h1_limits *lim, void *ud) {
     weft_h1_callbacks cbs = p->cbs;
+    bool one_pass = p->one_pass;
     parser_setup(p, p->kind, lim, &cbs, ud);
+    p->one_pass = one_pass;
+}
+
+void weft_h1_parser_set_one_pass(weft_h1_parser *p, bool on) {
+    p->one_pass = on;
+}
+
+uint32_t weft_h1_parser_one_pass_heads(const weft_h1_parser *p) {
+    return p->one_pass_heads;
 }
 
 void weft_h1_parser_free(weft_h1_parser *p) {
@@ -1275,6 +1506,7 @@ void weft_h1_parser_next(weft_h1_parser *p, weft_arena *arena, int req_method_id
     p->err = E_NONE;
     p->scan_err = E_NONE;
     p->head_seen = false;
+    p->fast = FS_NONE;
     begin_message_heads(p);
     scan_start_head(&p->sc);
 }
@@ -1322,6 +1554,12 @@ static weft_h1_result to_error(weft_h1_parser *p, llhttp_errno_t e) {
     return WEFT_H1_ERROR;
 }
 
+static weft_h1_result fast_paused(weft_h1_parser *p) {
+    p->user_paused = true;
+    p->needs_feed = true;
+    return WEFT_H1_PAUSED;
+}
+
 weft_h1_result weft_h1_parser_feed(weft_h1_parser *p, const char *data, size_t len,
                                    size_t *consumed) {
     size_t pos = 0;
@@ -1340,7 +1578,38 @@ weft_h1_result weft_h1_parser_feed(weft_h1_parser *p, const char *data, size_t l
         len = 0;
     }
 
+    /* On an error, *consumed is where llhttp's run would have started: the
+     * head's start when a bodyless message ends with it, the body's start
+     * when the body or the end after it fails. */
+    size_t err_pos = pos;
     for (;;) {
+        if (p->fast != FS_NONE) {
+            /* after a head fast_head took: its body, then its end */
+            if (p->fast == FS_LENGTH) {
+                size_t take = len - pos < p->fast_left ? len - pos : (size_t)p->fast_left;
+                if (take == 0)
+                    return WEFT_H1_OK;
+                err_pos = pos;
+                p->fast_left -= take;
+                if (p->fast_left == 0)
+                    p->fast = FS_COMPLETE;
+                int rc = cb_body(&p->ll, data + pos, take);
+                if (rc == HPE_USER)
+                    return to_error(p, HPE_USER);
+                pos += take;
+                *consumed = pos;
+                if (rc == HPE_PAUSED)
+                    return fast_paused(p);
+                if (p->fast == FS_LENGTH)
+                    return WEFT_H1_OK;
+            }
+            p->fast = FS_NONE;
+            if (cb_message_complete(&p->ll) == HPE_USER) {
+                *consumed = err_pos;
+                return to_error(p, HPE_USER);
+            }
+            return WEFT_H1_DONE;
+        }
         size_t n = len - pos;
         int src = SCAN_MORE;
         h1_scan before = p->sc;
@@ -1348,11 +1617,26 @@ weft_h1_result weft_h1_parser_feed(weft_h1_parser *p, const char *data, size_t l
             src = scan(p, data + pos, len - pos, &n);
         /* A head that is all here (the scanner went from its first byte
          * to its end in this span): one arena copy of it, which its
-         * fields become views into, instead of one copy per field. */
+         * fields become views into, instead of one copy per field; and
+         * read in one pass when fast_head can. */
         if (src == SCAN_SYNC && before.st == SC_PRE && before.section == 0 && n) {
             p->hd_copy = weft_arena_alloc(p->arena, n);
             if (p->hd_copy) {
                 memcpy(p->hd_copy, data + pos, n);
+                int rc = p->one_pass ? fast_head(p, p->hd_copy, n) : FAST_NO;
+                if (rc != FAST_NO) {
+                    p->one_pass_heads++;
+                    if (rc == HPE_USER)
+                        return to_error(p, HPE_USER);
+                    if (fast_body_start(p) != 0)
+                        return to_error(p, HPE_INTERNAL);
+                    err_pos = pos;
+                    pos += n;
+                    *consumed = pos;
+                    if (rc == HPE_PAUSED)
+                        return fast_paused(p);
+                    continue;
+                }
                 p->hd_src = data + pos;
                 p->hd_len = n;
             }
