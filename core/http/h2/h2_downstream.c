@@ -40,6 +40,8 @@ static const uint8_t drain_ping_data[8] = {'w', 'e', 'f', 't', 'd', 'r', 'a', 'n
 
 typedef struct h2s h2s;
 
+#define H2S_REFS 24
+
 struct h2s {
     weft_stream s;
     weft_h2_session *h;
@@ -63,9 +65,15 @@ struct h2s {
     bool want_writable;
     bool ng_closed;
     bool weft_done;
-    bool reaped;      /* weft_stream_end ran */
+    bool reaped; /* weft_stream_end ran */
+    uint8_t n_refs;
     h2s *prev, *next; /* all streams of the session */
     h2s *reap_next;
+    /* Request header names and values are nghttp2's own buffers, held by
+     * reference until the stream ends (after its log phase): no copy into
+     * the arena. Past H2S_REFS (a large head) fields are copied. Last
+     * member: st_alloc does not clear it. */
+    nghttp2_rcbuf *refs[H2S_REFS];
 };
 
 struct weft_h2_session {
@@ -83,6 +91,7 @@ struct weft_h2_session {
     int32_t max_client_id;                /* highest stream id the client opened */
     uint64_t rst_window[RST_WINDOW / 64]; /* bit k: max_client_id - 2k was reset by weft */
     int32_t final_last_id;                /* last stream id of the final GOAWAY */
+    uint32_t heads_queued;                /* response HEADERS submitted, not yet packed */
     struct event ev_drain;                /* drain: no PING answer in time */
     enum { DRAIN_NONE, DRAIN_NOTICE, DRAIN_FINAL } drain;
     bool dead;
@@ -125,9 +134,13 @@ static void op_send_head(weft_stream *s, weft_resp_head *h, bool end_stream) {
     st->status[1] = (char)('0' + code / 10 % 10);
     st->status[2] = (char)('0' + code % 10);
     st->status[3] = '\0';
+    /* Not copied by nghttp2 (names are lower-case in a weft_hdrs): every
+     * string here lives until weft_stream_end (the stream's arena, its
+     * config snapshot, its request's buffers, st->status) and on_reap packs
+     * queued response HEADERS before it calls weft_stream_end. */
+    const uint8_t nc = NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE;
     size_t n = 0;
-    nva[n++] =
-        (nghttp2_nv){(uint8_t *)":status", (uint8_t *)st->status, 7, 3, NGHTTP2_NV_FLAG_NONE};
+    nva[n++] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)st->status, 7, 3, nc};
     for (uint32_t i = 0; i < h->headers.n; i++) {
         const weft_hdr *x = &h->headers.v[i];
         if (weft_h2_connection_specific(x->name, false))
@@ -135,7 +148,7 @@ static void op_send_head(weft_stream *s, weft_resp_head *h, bool end_stream) {
         if (weft_sv_eq(x->name, WEFT_SV_LIT("te")) && !weft_sv_ieq_cstr(x->value, "trailers"))
             continue;
         nva[n++] = (nghttp2_nv){(uint8_t *)x->name.p, (uint8_t *)x->value.p, x->name.len,
-                                x->value.len, NGHTTP2_NV_FLAG_NONE};
+                                x->value.len, nc};
     }
     int rv;
     if (end_stream || s->head_request) {
@@ -148,6 +161,8 @@ static void op_send_head(weft_stream *s, weft_resp_head *h, bool end_stream) {
     }
     if (rv != 0)
         nghttp2_submit_rst_stream(hs->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
+    else
+        hs->heads_queued++;
     schedule_flush(hs);
 }
 
@@ -263,7 +278,7 @@ static h2s *st_alloc(weft_h2_session *h) {
         w->h2s_cached--;
         struct evbuffer *out = st->out;
         evbuffer_drain(out, evbuffer_get_length(out));
-        memset((char *)st + offsetof(h2s, h), 0, sizeof(*st) - offsetof(h2s, h));
+        memset((char *)st + offsetof(h2s, h), 0, offsetof(h2s, refs) - offsetof(h2s, h));
         st->out = out;
         return st;
     }
@@ -278,6 +293,13 @@ static h2s *st_alloc(weft_h2_session *h) {
     return st;
 }
 
+/* After weft_stream_end: nothing reads the request head any more. */
+static void st_release_refs(h2s *st) {
+    for (uint8_t i = 0; i < st->n_refs; i++)
+        nghttp2_rcbuf_decref(st->refs[i]);
+    st->n_refs = 0;
+}
+
 static void st_free(h2s *st) {
     weft_h2_session *h = st->h;
     weft_worker *w = h->host.w;
@@ -288,6 +310,7 @@ static void st_free(h2s *st) {
     if (st->next)
         st->next->prev = st->prev;
     weft_stream_end(&st->s);
+    st_release_refs(st);
     free(st->trailers);
     st->trailers = NULL;
     if (w->h2s_cached < H2S_CACHE && !h->freeing) {
@@ -312,6 +335,8 @@ void weft_h2_cache_free(weft_worker *w) {
     w->h2s_cached = 0;
 }
 
+static void pack_frames(weft_h2_session *h, bool heads);
+
 /* Ends the weft side (outside callbacks) and frees streams nghttp2 is done
  * with too. */
 static void on_reap(evutil_socket_t fd, short what, void *arg) {
@@ -319,9 +344,12 @@ static void on_reap(evutil_socket_t fd, short what, void *arg) {
     while (h->reap) {
         h2s *st = h->reap;
         h->reap = st->reap_next;
+        if (h->heads_queued)
+            pack_frames(h, true); /* the HEADERS point into the stream's memory */
         if (!st->reaped) {
             st->reaped = true;
             weft_stream_end(&st->s);
+            st_release_refs(st);
         }
         if (st->ng_closed)
             st_free(st);
@@ -385,9 +413,24 @@ static bool rst_window_slot(const weft_h2_session *h, int32_t id, uint32_t *k) {
 
 static void drain_ping(weft_h2_session *h);
 
+/* A response HEADERS frame is packed (its strings are read then) or
+ * dropped (its stream closed): either way nghttp2 is done with them. */
+static void head_gone(weft_h2_session *h, const nghttp2_frame *f) {
+    if (f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_RESPONSE && h->heads_queued)
+        h->heads_queued--;
+}
+
+static int cb_frame_not_send(nghttp2_session *ng, const nghttp2_frame *f, int error, void *ud) {
+    head_gone(ud, f);
+    (void)ng;
+    (void)error;
+    return 0;
+}
+
 static int cb_frame_send(nghttp2_session *ng, const nghttp2_frame *f, void *ud) {
     weft_h2_session *h = ud;
     uint32_t k;
+    head_gone(h, f);
     if (f->hd.type == NGHTTP2_RST_STREAM && rst_window_slot(h, f->hd.stream_id, &k))
         h->rst_window[k / 64] |= 1ull << (k % 64);
     else if (f->hd.type == NGHTTP2_GOAWAY && h->drain == DRAIN_NOTICE &&
@@ -493,18 +536,37 @@ static weft_sv arena_copy(weft_arena *a, const uint8_t *p, size_t n) {
     return (weft_sv){c ? c : "", c ? n : 0};
 }
 
-static int cb_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name,
-                     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
-                     void *ud) {
+/* A view of a received name or value valid until the stream ends: a
+ * reference on nghttp2's buffer (NUL-terminated; static-table strings
+ * need none), or a copy in the arena once the stream holds H2S_REFS. */
+static weft_sv keep(h2s *st, nghttp2_rcbuf *rb) {
+    nghttp2_vec v = nghttp2_rcbuf_get_buf(rb);
+    if (!nghttp2_rcbuf_is_static(rb)) {
+        if (st->n_refs == H2S_REFS)
+            return arena_copy(&st->s.arena, v.base, v.len);
+        nghttp2_rcbuf_incref(rb);
+        st->refs[st->n_refs++] = rb;
+    }
+    return (weft_sv){(const char *)v.base, v.len};
+}
+
+/* Names arrive lower-case: nghttp2's HTTP messaging checks refuse a name
+ * with an upper-case letter (and every other malformed field) before this
+ * callback, so the fields are added as they are. */
+static int cb_header(nghttp2_session *ng, const nghttp2_frame *f, nghttp2_rcbuf *name_rb,
+                     nghttp2_rcbuf *value_rb, uint8_t flags, void *ud) {
     weft_h2_session *h = ud;
     h2s *st = nghttp2_session_get_stream_user_data(ng, f->hd.stream_id);
     if (!st || !st->s.active || st->reaped)
         return 0;
-    st->hdr_bytes += namelen + valuelen + 32; /* RFC 9113 6.5.2 accounting */
+    nghttp2_vec nv = nghttp2_rcbuf_get_buf(name_rb), vv = nghttp2_rcbuf_get_buf(value_rb);
+    st->hdr_bytes += nv.len + vv.len + 32; /* RFC 9113 6.5.2 accounting */
     if (st->hdr_bytes > h->max_header_list) {
         st->too_large = true;
         return 0;
     }
+    weft_sv n = {(const char *)nv.base, nv.len};
+    weft_hdrs *list;
     if (f->headers.cat == NGHTTP2_HCAT_HEADERS) {
         if (!st->trailers_in) {
             st->trailers_in = weft_arena_alloc(&st->s.arena, sizeof(weft_hdrs));
@@ -512,39 +574,41 @@ static int cb_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t 
                 return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
             weft_hdrs_init(st->trailers_in, &st->s.arena);
         }
-        weft_hdrs_add(st->trailers_in, (weft_sv){(const char *)name, namelen},
-                      (weft_sv){(const char *)value, valuelen});
-        return 0;
-    }
-    weft_req_head *r = &st->req;
-    weft_sv n = {(const char *)name, namelen};
-    if (namelen && name[0] == ':') {
-        if (weft_sv_eq(n, WEFT_SV_LIT(":method")))
-            r->method = arena_copy(&st->s.arena, value, valuelen);
-        else if (weft_sv_eq(n, WEFT_SV_LIT(":path")))
-            r->target = arena_copy(&st->s.arena, value, valuelen);
-        else if (weft_sv_eq(n, WEFT_SV_LIT(":authority")))
-            r->authority = arena_copy(&st->s.arena, value, valuelen);
-        return 0; /* :scheme, :protocol: nothing to keep */
-    }
-    if (weft_sv_eq(n, WEFT_SV_LIT("cookie"))) {
-        /* HTTP/2 splits cookies (RFC 9113 8.2.3); HTTP/1.1 upstreams want
-         * one header: join with "; ". */
-        const weft_sv *old = weft_hdrs_get(&r->headers, n);
-        if (old) {
-            size_t len = old->len + 2 + valuelen;
-            char *c = weft_arena_alloc(&st->s.arena, len);
+        list = st->trailers_in;
+    } else {
+        weft_req_head *r = &st->req;
+        list = &r->headers;
+        if (n.len && n.p[0] == ':') {
+            if (weft_sv_eq(n, WEFT_SV_LIT(":method")))
+                r->method = keep(st, value_rb);
+            else if (weft_sv_eq(n, WEFT_SV_LIT(":path")))
+                r->target = keep(st, value_rb);
+            else if (weft_sv_eq(n, WEFT_SV_LIT(":authority")))
+                r->authority = keep(st, value_rb);
+            return 0; /* :scheme, :protocol: nothing to keep */
+        }
+        const weft_sv *old;
+        if (weft_sv_eq(n, WEFT_SV_LIT("cookie")) && (old = weft_hdrs_get(&r->headers, n))) {
+            /* HTTP/2 splits cookies (RFC 9113 8.2.3); HTTP/1.1 upstreams
+             * want one header: join with "; ". */
+            size_t len = old->len + 2 + vv.len;
+            char *c = weft_arena_alloc(&st->s.arena, len + 1);
             if (!c)
                 return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
             memcpy(c, old->p, old->len);
             memcpy(c + old->len, "; ", 2);
-            memcpy(c + old->len + 2, value, valuelen);
-            weft_hdrs_set(&r->headers, n, (weft_sv){c, len});
+            memcpy(c + old->len + 2, vv.base, vv.len);
+            c[len] = '\0';
+            weft_hdrs_remove(&r->headers, n);
+            if (weft_hdrs_add_ref(&r->headers, WEFT_SV_LIT("cookie"), (weft_sv){c, len}) != 0)
+                return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
             return 0;
         }
     }
-    if (weft_hdrs_add(&r->headers, n, (weft_sv){(const char *)value, valuelen}) != 0)
+    weft_sv name = keep(st, name_rb), value = keep(st, value_rb);
+    if (weft_hdrs_add_ref(list, name, value) != 0)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    (void)flags;
     return 0;
 }
 
@@ -709,12 +773,13 @@ weft_h2_session *weft_h2_session_new(const weft_h2_session_host *host,
         return NULL;
     }
     nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, cb_begin_headers);
-    nghttp2_session_callbacks_set_on_header_callback(cbs, cb_header);
+    nghttp2_session_callbacks_set_on_header_callback2(cbs, cb_header);
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, cb_frame_recv);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, cb_data_chunk);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, cb_stream_close);
     nghttp2_session_callbacks_set_on_begin_frame_callback(cbs, cb_begin_frame);
     nghttp2_session_callbacks_set_on_frame_send_callback(cbs, cb_frame_send);
+    nghttp2_session_callbacks_set_on_frame_not_send_callback(cbs, cb_frame_not_send);
     if (nghttp2_option_new(&opt) != 0) {
         nghttp2_session_callbacks_del(cbs);
         free(h);
@@ -781,13 +846,17 @@ int weft_h2_session_recv(weft_h2_session *h, struct evbuffer *in) {
  * the commit. */
 #define FLUSH_SPACE 960
 
-void weft_h2_session_flush(weft_h2_session *h) {
+/* Packs frames into the host's output while it holds less than the high
+ * watermark, or (heads) until no response HEADERS is left queued, past
+ * the watermark if need be: a stream's end must not leave nghttp2 holding
+ * views of its memory (HEADERS are small and precede every DATA frame). */
+static void pack_frames(weft_h2_session *h, bool heads) {
     struct evbuffer *out = h->host.out(h->host.ctx);
     bool moved = false;
     size_t queued = evbuffer_get_length(out);
     struct evbuffer_iovec v = {NULL, 0};
     size_t used = 0;
-    while (queued + used < h->hw) {
+    while (queued + used < h->hw || (heads && h->heads_queued)) {
         const uint8_t *data;
         ssize_t n = nghttp2_session_mem_send(h->ng, &data);
         if (n <= 0) {
@@ -819,6 +888,10 @@ void weft_h2_session_flush(weft_h2_session *h) {
     }
     if (moved)
         h->host.activity(h->host.ctx);
+}
+
+void weft_h2_session_flush(weft_h2_session *h) {
+    pack_frames(h, false);
     /* Streams whose queued body shrank may read their upstream again. */
     for (h2s *st = h->streams; st; st = st->next)
         if (st->want_writable) {
