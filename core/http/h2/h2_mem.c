@@ -41,9 +41,11 @@ _Static_assert(sizeof(h2blk) == 16, "the header keeps malloc's 16-byte alignment
 #define LARGE WEFT_H2MEM_CLASSES
 
 /* Blocks kept per class: the churn of a busy worker (a stream, its frames
- * and header copies come and go within a few loop turns) without holding
- * much: 160 KiB at most a worker, given back when it goes idle. */
-static const uint16_t cache_max[WEFT_H2MEM_CLASSES] = {64, 64, 64, 64, 32, 16, 8};
+ * and header copies come and go within a few loop turns; 100 streams in
+ * flight hold more than 64 blocks of a class, which sent a burst's excess
+ * to malloc every time) without holding much: 216 KiB at most a worker,
+ * given back when it goes idle. */
+static const uint16_t cache_max[WEFT_H2MEM_CLASSES] = {128, 128, 128, 128, 32, 16, 8};
 
 static size_t block_bytes(unsigned c) {
     return (size_t)64 << c;
