@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# HTTP/2 response heads whose frames wait behind a full output buffer.
+# HTTP/2 responses on their way out: heads whose frames wait behind a full
+# output buffer, and small bodies that wait in the stream object itself.
 #
 # weft hands nghttp2 the response header fields without a copy (views of
 # the stream's arena, config and request buffers), so every HEADERS frame
@@ -16,6 +17,12 @@
 #     response 200 with all 90 x-h-i: vi fields intact, the route's added
 #     header (config memory) and x-backend;
 #   - h2load -n 400 -m 20 on the same path: 400 succeeded, 0 failed;
+#   - bodies: a small body is kept in the stream object (up to 256 bytes)
+#     and what follows it in a buffer. A client whose stream windows are 10
+#     bytes (so nghttp2 asks for a few bytes at a time) reads 10 concurrent
+#     chunked bodies of 3, 40 and 200 chunks ("chunk <i>\n" each, sent as
+#     separate writes: the first small reads go inline, later ones after
+#     them) and /bytes/100, 3 times over: every body byte for byte;
 #   - weft exits cleanly after SIGTERM (no sanitizer report).
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
@@ -114,5 +121,59 @@ load=$(timeout 60 h2load -n 400 -c 1 -m 20 "http://127.0.0.1:$LISTEN_PORT/header
     fail "h2load did not finish: $(tail -n 5 <<<"$load")"
 assert_contains "$load" "400 succeeded, 0 failed, 0 errored" "h2load through the 1-byte watermark"
 assert_contains "$load" "status codes: 400 2xx" "h2load all 2xx"
+
+cat >"$TEST_TMP/body_client.py" <<'PY'
+import socket, sys
+import h2.config, h2.connection, h2.events, h2.settings
+
+port = int(sys.argv[1])
+paths = {"/chunked/3": None, "/chunked/40": None, "/chunked/200": None, "/bytes/100": None}
+for p in paths:
+    if p.startswith("/chunked/"):
+        paths[p] = "".join("chunk %d\n" % i for i in range(int(p.split("/")[2]))).encode()
+sock = socket.create_connection(("127.0.0.1", port), timeout=20)
+conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+conn.local_settings = h2.settings.Settings(client=True, initial_values={
+    h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 10})
+conn.initiate_connection()
+sock.sendall(conn.data_to_send())
+ok = bad = 0
+sid = 1
+for r in range(3):
+    want, bodies, ended = {}, {}, set()
+    for p in list(paths) * 3:
+        conn.send_headers(sid, [(":method", "GET"), (":scheme", "http"),
+                                (":authority", "127.0.0.1"), (":path", p)], end_stream=True)
+        want[sid] = p
+        bodies[sid] = b""
+        sid += 2
+    sock.sendall(conn.data_to_send())
+    while len(ended) < len(want):
+        data = sock.recv(65536)
+        if not data:
+            print("EOF after %d of %d streams" % (len(ended), len(want)))
+            sys.exit(1)
+        for ev in conn.receive_data(data):
+            if isinstance(ev, h2.events.DataReceived):
+                bodies[ev.stream_id] += ev.data
+                conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+            elif isinstance(ev, (h2.events.StreamEnded, h2.events.StreamReset)):
+                ended.add(ev.stream_id)
+        sock.sendall(conn.data_to_send())
+    for i, p in want.items():
+        exp = paths[p]
+        got = bodies[i]
+        if (exp is not None and got != exp) or (exp is None and len(got) != 100):
+            bad += 1
+            print("stream %d %s: %d bytes, want %s: %r" %
+                  (i, p, len(got), len(exp) if exp else 100, got[:80]))
+        else:
+            ok += 1
+print("OK %d BAD %d" % (ok, bad))
+PY
+
+out=$("$PYTHON" "$TEST_TMP/body_client.py" "$LISTEN_PORT" 2>&1) ||
+    fail "body client failed: $(tail -n 5 <<<"$out")"
+assert_contains "$out" "OK 36 BAD 0" "36 bodies through 10-byte stream windows"
 
 stop_weft

@@ -41,6 +41,9 @@ static const uint8_t drain_ping_data[8] = {'w', 'e', 'f', 't', 'd', 'r', 'a', 'n
 typedef struct h2s h2s;
 
 #define H2S_REFS 24
+/* Response body bytes kept in the stream object itself: a small body
+ * (the usual API answer) costs no evbuffer_add and evbuffer_remove. */
+#define H2S_INLINE 256
 
 struct h2s {
     weft_stream s;
@@ -67,13 +70,15 @@ struct h2s {
     bool weft_done;
     bool reaped; /* weft_stream_end ran */
     uint8_t n_refs;
-    h2s *prev, *next; /* all streams of the session */
+    uint16_t inl_off, inl_len; /* inl[inl_off..inl_len): body before `out` */
+    h2s *prev, *next;          /* all streams of the session */
     h2s *reap_next;
     /* Request header names and values are nghttp2's own buffers, held by
      * reference until the stream ends (after its log phase): no copy into
-     * the arena. Past H2S_REFS (a large head) fields are copied. Last
-     * member: st_alloc does not clear it. */
+     * the arena. Past H2S_REFS (a large head) fields are copied. From
+     * here on, st_alloc does not clear the members. */
     nghttp2_rcbuf *refs[H2S_REFS];
+    char inl[H2S_INLINE];
 };
 
 struct weft_h2_session {
@@ -95,13 +100,17 @@ struct weft_h2_session {
     struct event ev_drain;                /* drain: no PING answer in time */
     enum { DRAIN_NONE, DRAIN_NOTICE, DRAIN_FINAL } drain;
     bool dead;
+    bool flush_queued; /* ev_flush is active (one event_active per loop turn) */
+    bool reap_queued;  /* ev_reap is active */
     bool finished_told;
     bool freeing; /* session_free runs: no more scheduling */
 };
 
 static void schedule_flush(weft_h2_session *h) {
-    if (!h->freeing)
+    if (!h->freeing && !h->flush_queued) {
+        h->flush_queued = true;
         event_active(&h->ev_flush, EV_TIMEOUT, 0);
+    }
 }
 
 bool weft_h2_is_preface_prefix(const char *p, size_t len) {
@@ -178,11 +187,20 @@ static void kick(h2s *st) {
     schedule_flush(st->h);
 }
 
+static size_t inl_have(const h2s *st) {
+    return (size_t)(st->inl_len - st->inl_off);
+}
+
 static void op_send_body(weft_stream *s, const char *p, size_t n) {
     h2s *st = st_of(s);
     if (!n || !st->provider)
         return;
-    evbuffer_add(st->out, p, n);
+    if (n <= (size_t)(H2S_INLINE - st->inl_len) && evbuffer_get_length(st->out) == 0) {
+        memcpy(st->inl + st->inl_len, p, n); /* nothing queued after it yet */
+        st->inl_len = (uint16_t)(st->inl_len + n);
+    } else {
+        evbuffer_add(st->out, p, n);
+    }
     kick(st);
 }
 
@@ -208,7 +226,7 @@ static void op_send_end(weft_stream *s, weft_hdrs *trailers) {
 }
 
 static size_t op_pending_out(weft_stream *s) {
-    return evbuffer_get_length(st_of(s)->out);
+    return inl_have(st_of(s)) + evbuffer_get_length(st_of(s)->out);
 }
 
 static void op_pause_read(weft_stream *s) {
@@ -235,7 +253,10 @@ static void op_done(weft_stream *s) {
         return; /* session_free frees every stream itself */
     st->reap_next = st->h->reap;
     st->h->reap = st;
-    event_active(&st->h->ev_reap, EV_TIMEOUT, 0);
+    if (!st->h->reap_queued) {
+        st->h->reap_queued = true;
+        event_active(&st->h->ev_reap, EV_TIMEOUT, 0);
+    }
 }
 
 static void op_reset(weft_stream *s) {
@@ -341,6 +362,7 @@ static void pack_frames(weft_h2_session *h, bool heads);
  * with too. */
 static void on_reap(evutil_socket_t fd, short what, void *arg) {
     weft_h2_session *h = arg;
+    h->reap_queued = false;
     while (h->reap) {
         h2s *st = h->reap;
         h->reap = st->reap_next;
@@ -360,15 +382,26 @@ static void on_reap(evutil_socket_t fd, short what, void *arg) {
 static ssize_t data_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t len, uint32_t *flags,
                          nghttp2_data_source *src, void *ud) {
     h2s *st = src->ptr;
-    size_t have = evbuffer_get_length(st->out);
-    if (!have && !st->out_end) {
+    size_t in = inl_have(st), queued = evbuffer_get_length(st->out);
+    if (!in && !queued && !st->out_end) {
         st->deferred = true;
         return NGHTTP2_ERR_DEFERRED;
     }
-    int n = have ? evbuffer_remove(st->out, buf, len) : 0;
-    if (n < 0)
-        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-    if (st->out_end && evbuffer_get_length(st->out) == 0) {
+    size_t n = in < len ? in : len;
+    if (n) {
+        memcpy(buf, st->inl + st->inl_off, n);
+        st->inl_off = (uint16_t)(st->inl_off + n);
+        if (st->inl_off == st->inl_len)
+            st->inl_off = st->inl_len = 0;
+    }
+    if (n < len && queued) {
+        int r = evbuffer_remove(st->out, buf + n, len - n);
+        if (r < 0)
+            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+        n += (size_t)r;
+        queued -= (size_t)r;
+    }
+    if (st->out_end && !inl_have(st) && !queued) {
         *flags |= NGHTTP2_DATA_FLAG_EOF;
         if (st->trailers && st->n_trailers) {
             *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
@@ -377,7 +410,7 @@ static ssize_t data_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
     }
     if (n > 0 && !st->reaped && st->s.active)
         st->want_writable = true; /* the stream may resume its upstream */
-    return n;
+    return (ssize_t)n;
 }
 
 /* ---------- stream ids (RFC 9113 5.1.1) ---------- */
@@ -751,7 +784,9 @@ static int cb_stream_close(nghttp2_session *ng, int32_t id, uint32_t error, void
 /* ---------- session ---------- */
 
 static void on_flush(evutil_socket_t fd, short what, void *arg) {
-    weft_h2_session_flush(arg);
+    weft_h2_session *h = arg;
+    h->flush_queued = false;
+    weft_h2_session_flush(h);
 }
 
 weft_h2_session *weft_h2_session_new(const weft_h2_session_host *host,
