@@ -28,8 +28,17 @@
  *              goes on upstream at once (x-co-mirror: <result> added)
  *   wait       a callout to C (x-co-path) and WEFT_STOP; its answer
  *              resumes (the client may abort meanwhile)
+ *   multi N    (many workers at once) N stream callouts in parallel to
+ *              C's /multi/s, one detached callout to M's /multi/d and one
+ *              worker-scoped callout (started from the hook on the
+ *              stream's worker handle) to C's /multi/w; when the N
+ *              stream callouts are answered: 200 if all got a 200, else
+ *              502, with x-co-ok; counts the stream on its worker's slot
  *   wstat      200 with one line per tag: tag=T started=S done=D ok=O
- *              bad=B destroyed=X (worker-scoped callouts)
+ *              bad=B destroyed=X (worker-scoped callouts of the timer)
+ *              mstarted=.. mdone=.. mok=.. (multi's worker callouts)
+ *              slots=W (worker contexts made) s0=.. s1=.. (multi streams
+ *              per worker slot, in worker_create order)
  * Worker scope: with worker_path set, worker_create arms a worker timer
  * (worker_period_ms) whose callback starts a worker callout to C's
  * worker_path; its callback counts done/ok and arms the next timer.
@@ -43,8 +52,12 @@
 #include <weft/filter.h>
 
 #define TAGS 8
+#define SLOTS 8
 
-static struct { _Atomic uint64_t started, done, ok, bad, destroyed; } g[TAGS];
+static struct {
+    _Atomic uint64_t started, done, ok, bad, destroyed;
+    _Atomic uint64_t mstarted, mdone, mok, slots, streams[SLOTS];
+} g[TAGS];
 
 typedef struct cfg {
     char cluster[64], mirror[64], wpath[128];
@@ -55,11 +68,14 @@ typedef struct cfg {
 typedef struct wrk {
     cfg *c;
     weft_worker *w;
+    uint64_t slot; /* worker_create order, per tag */
 } wrk;
 
 typedef struct sctx {
     cfg *c;
+    wrk *k; /* the worker object */
     int mode;
+    int multi_left, multi_ok; /* multi: stream callouts in flight, answered 200 */
     int seq_left, seq_ok;
     int conns[64];
     int n_conns;
@@ -159,6 +175,7 @@ static void *co_worker_create(void *config) {
         return NULL;
     k->c = c;
     k->w = weft_worker_current(c);
+    k->slot = atomic_fetch_add(&g[c->tag].slots, 1);
     if (c->wpath[0] && (!k->w || weft_worker_timer_start(k->w, 0, worker_tick, k, NULL)))
         atomic_fetch_add(&g[c->tag].bad, 1);
     return k;
@@ -179,11 +196,12 @@ static void co_worker_destroy(void *config, void *worker) {
 /* ---------- stream scope ---------- */
 
 static void *co_stream_create(void *config, void *worker, weft_stream *s) {
-    (void)worker;
     (void)s;
     sctx *x = calloc(1, sizeof(*x));
-    if (x)
+    if (x) {
         x->c = config;
+        x->k = worker;
+    }
     return x;
 }
 
@@ -293,6 +311,60 @@ static void wait_done(weft_stream *s, void *ctx, void *arg, const weft_callout_r
     weft_stream_resume(s);
 }
 
+/* multi: a worker-scoped callout started from a stream's hook. */
+static void multi_wdone(weft_worker *w, void *arg, const weft_callout_response *resp) {
+    wrk *k = arg;
+    if (w != k->w || weft_worker_current(k->c) != w)
+        atomic_fetch_add(&g[k->c->tag].bad, 1);
+    atomic_fetch_add(&g[k->c->tag].mdone, 1);
+    if (resp->status == 200)
+        atomic_fetch_add(&g[k->c->tag].mok, 1);
+}
+
+static void multi_reply(weft_stream *s, sctx *x, int started) {
+    char ok[16];
+    snprintf(ok, sizeof(ok), "%d", x->multi_ok);
+    weft_str n = WEFT_STR("x-co-ok"), v = weft_str_c(ok);
+    weft_reply_send(s, started && x->multi_ok == started ? 200 : 502, WEFT_STR("copool"), &n, &v, 1,
+                    WEFT_STR("copool\n"));
+}
+
+static void multi_done(weft_stream *s, void *ctx, void *arg, const weft_callout_response *resp) {
+    sctx *x = ctx;
+    x->multi_ok += resp->status == 200;
+    if (--x->multi_left == 0)
+        multi_reply(s, x, (int)(intptr_t)arg);
+}
+
+/* multi N: N stream callouts, a detached one and a worker-scoped one. */
+static weft_status multi_start(weft_stream *s, sctx *x, int n) {
+    cfg *c = x->c;
+    wrk *k = x->k;
+    if (k && k->slot < SLOTS)
+        atomic_fetch_add(&g[c->tag].streams[k->slot], 1);
+    weft_callout_request d = request(weft_str_c(c->mirror), WEFT_STR("/multi/d"));
+    d.flags = WEFT_CALLOUT_DETACHED;
+    if (weft_callout_start2(s, &d, NULL, NULL, NULL) != WEFT_OK)
+        atomic_fetch_add(&g[c->tag].bad, 1);
+    weft_callout_request wr = request(weft_str_c(c->cluster), WEFT_STR("/multi/w"));
+    if (!k || weft_worker_callout_start(k->w, &wr, multi_wdone, k, NULL) != WEFT_OK)
+        atomic_fetch_add(&g[c->tag].bad, 1);
+    else
+        atomic_fetch_add(&g[c->tag].mstarted, 1);
+    weft_callout_request r = request(weft_str_c(x->cluster), WEFT_STR("/multi/s"));
+    int started = 0;
+    for (int i = 0; i < n; i++)
+        started += weft_callout_start2(s, &r, multi_done, (void *)(intptr_t)n, NULL) == WEFT_OK;
+    x->multi_left = started;
+    if (started < n)
+        atomic_fetch_add(&g[c->tag].bad, 1);
+    if (!started) {
+        multi_reply(s, x, 0);
+        return WEFT_REPLIED;
+    }
+    return WEFT_STOP;
+}
+
 static weft_status co_headers(void *ctx, weft_stream *s, bool end_stream) {
     sctx *x = ctx;
     char mode[32], path[128], body[256], auth[128];
@@ -359,25 +431,38 @@ static weft_status co_headers(void *ctx, weft_stream *s, bool end_stream) {
         weft_header_set(s, WEFT_REQUEST_HEADERS, WEFT_STR("x-co-mirror"), weft_str_c(e));
         return WEFT_CONTINUE;
     }
+    if (!strncmp(mode, "multi ", 6)) {
+        int n = atoi(mode + 6);
+        return multi_start(s, x, n < 1 ? 1 : n > 8 ? 8 : n);
+    }
     if (!strcmp(mode, "wait")) {
         if (weft_callout_start2(s, &r, wait_done, NULL, NULL) != WEFT_OK)
             return WEFT_CONTINUE;
         return WEFT_STOP;
     }
     if (!strcmp(mode, "wstat")) {
-        char out[1024];
+        char out[4096];
         size_t n = 0;
         for (int t = 0; t < TAGS; t++) {
             int k = snprintf(out + n, sizeof(out) - n,
-                             "tag=%d started=%llu done=%llu ok=%llu bad=%llu destroyed=%llu\n", t,
-                             (unsigned long long)atomic_load(&g[t].started),
+                             "tag=%d started=%llu done=%llu ok=%llu bad=%llu destroyed=%llu "
+                             "mstarted=%llu mdone=%llu mok=%llu slots=%llu",
+                             t, (unsigned long long)atomic_load(&g[t].started),
                              (unsigned long long)atomic_load(&g[t].done),
                              (unsigned long long)atomic_load(&g[t].ok),
                              (unsigned long long)atomic_load(&g[t].bad),
-                             (unsigned long long)atomic_load(&g[t].destroyed));
-            if (k < 0 || (size_t)k >= sizeof(out) - n)
+                             (unsigned long long)atomic_load(&g[t].destroyed),
+                             (unsigned long long)atomic_load(&g[t].mstarted),
+                             (unsigned long long)atomic_load(&g[t].mdone),
+                             (unsigned long long)atomic_load(&g[t].mok),
+                             (unsigned long long)atomic_load(&g[t].slots));
+            for (int w = 0; k >= 0 && (size_t)k < sizeof(out) - n && w < SLOTS; w++)
+                k += snprintf(out + n + (size_t)k, sizeof(out) - n - (size_t)k, " s%d=%llu", w,
+                              (unsigned long long)atomic_load(&g[t].streams[w]));
+            if (k < 0 || (size_t)k + 1 >= sizeof(out) - n)
                 break;
-            n += (size_t)k;
+            out[n + (size_t)k] = '\n';
+            n += (size_t)k + 1;
         }
         weft_reply_send(s, 200, WEFT_STR("copool"), NULL, NULL, 0, (weft_str){out, n});
         return WEFT_REPLIED;

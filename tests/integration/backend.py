@@ -31,6 +31,13 @@ Options for upstream-behaviour tests (all off by default):
   --reset-prefix P    a request whose path starts with P is read, then the
                       connection is reset (RST) without an answer (an
                       endpoint dying under a request); may be repeated
+  --hello NAME        every connection starts with hello_transport's toy
+                      handshake (tests/filters/hello_transport.c), server
+                      side: "HELLO NAME http/1.1\n" first, then the
+                      client's line, which must start with HELLO (else the
+                      connection is closed; the JSON answers carry it as
+                      "hello"); HTTP/1.1 follows. Probe it with a TCP
+                      connect, not curl
 """
 
 import argparse
@@ -142,6 +149,8 @@ class Handler(BaseHTTPRequestHandler):
         }
         if body is not None:
             doc["body_len"] = len(body)
+        if getattr(self, "hello_line", None):
+            doc["hello"] = self.hello_line
         return (json.dumps(doc, sort_keys=True) + "\n").encode()
 
     # -- dispatch --------------------------------------------------------
@@ -255,10 +264,24 @@ class Handler(BaseHTTPRequestHandler):
         if self.server.idle_close_ms:
             self.timeout = self.server.idle_close_ms / 1000.0
         super().setup()
+        self.hello_ok = True
+        if self.server.hello:
+            # hello_transport's handshake, server side: our line, then theirs
+            try:
+                self.wfile.write(("HELLO %s http/1.1\n" % self.server.hello).encode())
+                self.wfile.flush()
+                line = self.rfile.readline(512)
+                self.hello_line = line.decode("latin-1").strip()
+                self.hello_ok = line.startswith(b"HELLO")
+            except OSError:
+                self.hello_ok = False
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = handle_any
 
     def handle(self):
+        if not self.hello_ok:
+            self.close_connection = True
+            return
         try:
             super().handle()
         except (ConnectionError, BrokenPipeError, socket.timeout, TimeoutError, OSError):
@@ -276,6 +299,7 @@ class Server(ThreadingHTTPServer):
     fail_status = 0
     fail_file = None
     reset_prefixes = ()
+    hello = None
     conns_accepted = 0
     log_lock = threading.Lock()
 
@@ -306,6 +330,7 @@ def main():
     ap.add_argument("--fail-status", type=int, default=0)
     ap.add_argument("--fail-file", default=None)
     ap.add_argument("--reset-prefix", action="append", default=[])
+    ap.add_argument("--hello", default=None)
     a = ap.parse_args()
 
     srv = (Server6 if ":" in a.host else Server)((a.host, a.port), Handler)
@@ -316,6 +341,7 @@ def main():
     srv.fail_status = a.fail_status
     srv.fail_file = a.fail_file
     srv.reset_prefixes = tuple(a.reset_prefix)
+    srv.hello = a.hello
     srv.name = a.name
     srv.health_file = a.health_file
     srv.verbose = a.verbose

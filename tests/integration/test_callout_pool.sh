@@ -15,6 +15,17 @@
 #      one connection; over a cluster's transport filters (hello_transport
 #      before HTTP/2: :scheme https); a refused connect moves to another
 #      endpoint (connect_attempts);
+#   3c. HTTP/1.1 over a cluster's transport filters: backend.py --hello
+#      speaks hello_transport's handshake before HTTP/1.1 (and closes a
+#      connection that does not): 5 sequential callouts answered over ONE
+#      handshaken keep-alive connection; `protocol: auto` toward an
+#      endpoint whose handshake picks ALPN h2: the first callout is sent
+#      again as HTTP/2 (the HTTP/1.1 connection that learned it is
+#      dropped), later ones go straight to one HTTP/2 connection; the
+#      stale-connection retry: a backend that reads the 2nd request on a
+#      kept-alive connection and closes it unanswered (--drop-reused):
+#      the callout is sent once more on a fresh connection and succeeds
+#      (the backend accepted 2 connections, rq_retry_stale counts 1);
 #   4. the per-worker cap (callouts.max_per_worker: 3): the fourth
 #      callout in flight gets WEFT_ERR_LIMIT, stream-scoped ones too;
 #   5. a detached mirror to a backend that holds its request does not slow
@@ -25,7 +36,14 @@
 #   7. worker-scoped callouts from a worker timer complete (callback on
 #      the worker, no stream); on reload one in flight is cancelled
 #      without its callback before worker_destroy;
-#   8. SIGTERM exits 0 (sanitizers clean).
+#   8. SIGTERM exits 0 (sanitizers clean);
+#   9. two workers at once (the suite runs this under ThreadSanitizer):
+#      120 requests on new connections, 8 at a time, each making 3 pooled
+#      stream callouts in parallel, a detached one and a worker-scoped
+#      one; both workers served some (per-worker counts of the filter),
+#      every request got its 3 answers, and the totals are exact: the
+#      backend's request log, detached sent/failed, the worker callouts'
+#      callbacks.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
@@ -39,6 +57,9 @@ HANG_PORT=$(free_port)
 DEAD_PORT=$(free_port)
 H2_PORT=$(free_port)
 H2H_PORT=$(free_port)
+H1H_PORT=$(free_port)
+DROP_PORT=$(free_port)
+MW_PORT=$(free_port)
 LISTEN_PORT=$(free_port)
 DEAD_LISTEN_PORT=$(free_port)
 ADMIN_PORT=$(free_port)
@@ -51,6 +72,12 @@ start_h2_backend h2b "$H2_PORT"
     --hello h2hello --events "$TEST_TMP/events-h2hello.log" >"$TEST_TMP/backend-h2hello.log" 2>&1 &
 track_pid $!
 wait_until 10 "the hello h2 backend listens" bash -c "exec 3<>/dev/tcp/127.0.0.1/$H2H_PORT"
+# backend.py speaking hello_transport's handshake before HTTP/1.1 (no curl probe)
+"$PYTHON" "$BACKEND_PY" --port "$H1H_PORT" --name h1hello --hello h1hello \
+    --request-log "$TEST_TMP/h1hello.log" >"$TEST_TMP/backend-h1hello.log" 2>&1 &
+track_pid $!
+wait_until 10 "the hello h1 backend listens" bash -c "exec 3<>/dev/tcp/127.0.0.1/$H1H_PORT"
+start_backend drop "$DROP_PORT" --drop-reused --request-log "$TEST_TMP/drop.log"
 CONFIG="$TEST_TMP/weft.yaml"
 
 # write_config FILTER_EXTRA: the copool config's extra keys
@@ -105,6 +132,17 @@ clusters:
     connect_attempts: 2
     lb_policy: round_robin
     endpoints: [{ address: 127.0.0.1, port: $DEAD_PORT }, { address: 127.0.0.1, port: $BE_PORT }]
+  - name: h1tls
+    endpoints: [{ address: 127.0.0.1, port: $H1H_PORT }]
+    transport_filters:
+      - { name: hello_transport, config: { identity: "spiffe://a/h1" } }
+  - name: h2auto
+    protocol: auto
+    endpoints: [{ address: 127.0.0.1, port: $H2H_PORT }]
+    transport_filters:
+      - { name: hello_transport }
+  - name: stale
+    endpoints: [{ address: 127.0.0.1, port: $DROP_PORT }]
 YAML
     mv -f "$CONFIG.tmp" "$CONFIG"
 }
@@ -174,6 +212,39 @@ done
     fail "no callout picked the dead endpoint first (the retry path was not taken)"
 log "a refused connect moves to the cluster's other endpoint"
 
+# ---- 3c. HTTP/1.1 over transport filters, auto -> h2, the stale retry ----
+up_conns() { metric "weft_filter_hello_transport_upstream_connections{cluster=\"$1\""; }
+fetch -H 'x-co: one' -H 'x-co-cluster: h1tls' -H 'x-co-path: /h1-check' "$URL/"
+assert_eq 200 "$(hdr x-co-status)" "HTTP/1.1 callout over the transport filters"
+assert_contains "$BD" '"hello": "HELLO spiffe://a/h1 -"' "the backend got the filter's handshake"
+assert_contains "$BD" '"path": "/h1-check"' "then the request, as HTTP/1.1"
+fetch -H 'x-co: seq 5' -H 'x-co-cluster: h1tls' "$URL/"
+assert_eq 5 "$(hdr x-co-ok)" "5 sequential callouts over the transport filters"
+assert_eq 1 "$(hdr x-co-conns)" "all on the first handshaken connection (keep-alive)"
+assert_eq 1 "$(up_conns h1tls)" "upstream connections with the transport filters"
+assert_eq 1 "$(metric 'weft_filter_hello_transport_upstream_handshakes{cluster="h1tls"')" "handshakes"
+log "HTTP/1.1 callouts over the cluster's transport filters: 6 on one handshaken connection"
+h2c0=$(grep -c '^CONN' "$TEST_TMP/events-h2hello.log" || true)
+fetch -H 'x-co: one' -H 'x-co-cluster: h2auto' -H 'x-co-path: /auto-check' -H 'x-co-body: auto-body' "$URL/"
+assert_eq 200 "$(hdr x-co-status)" "protocol auto: the first callout (ALPN h2)"
+assert_contains "$BD" '"protocol": "h2"' "protocol auto: sent again as HTTP/2"
+assert_contains "$BD" '"body_len": 9' "protocol auto: the body went whole over HTTP/2"
+assert_eq 2 "$(up_conns h2auto)" "the HTTP/1.1 connection that learned h2, then one HTTP/2 connection"
+fetch -H 'x-co: seq 4' -H 'x-co-cluster: h2auto' "$URL/"
+assert_eq 4 "$(hdr x-co-ok)" "protocol auto: 4 more callouts"
+assert_eq 1 "$(hdr x-co-conns)" "protocol auto: on one HTTP/2 connection"
+assert_eq 2 "$(up_conns h2auto)" "protocol auto: no connection more"
+assert_eq $((h2c0 + 2)) "$(grep -c '^CONN' "$TEST_TMP/events-h2hello.log")" "h2 backend: accepted"
+log "protocol auto: ALPN h2 moved the callout (and the endpoint) to HTTP/2"
+stale0=$(metric 'weft_upstream_rq_retry_stale_total{cluster="stale"')
+fetch -H 'x-co: seq 2' -H 'x-co-cluster: stale' "$URL/"
+assert_eq 2 "$(hdr x-co-ok)" "the 2nd callout, on a pooled connection the backend closes, succeeds"
+assert_eq 2 "$(hdr x-co-conns)" "answered on the backend's 1st and 2nd connections"
+assert_eq $((stale0 + 1)) "$(metric 'weft_upstream_rq_retry_stale_total{cluster="stale"')" \
+    "rq_retry_stale: one retry on a fresh connection"
+assert_eq 3 "$(grep -c '^GET /conn' "$TEST_TMP/drop.log")" "the backend read 3 requests (one dropped)"
+log "stale pooled connection: the callout was retried once on a fresh connection"
+
 # ---- 4. the per-worker cap (3); nothing is in flight yet ----
 fetch -H 'x-co: burst 5' -H 'x-co-path: /delay/1500' "$URL/"
 assert_eq 3 "$(hdr x-co-ok)" "detached callouts under the cap"
@@ -236,5 +307,62 @@ assert_eq 0 "$(wfield 2 bad)" "tag 2 checks"
 assert_eq 0 "$(wfield 0 bad)" "tag 0 checks"
 log "worker callouts: $(wfield 1 ok) answered on the worker; one in flight cancelled on reload"
 
+stop_weft
+
+# ---- 9. two workers at once ----
+start_backend mw "$MW_PORT" --request-log "$TEST_TMP/mw.log"
+cat >"$CONFIG" <<YAML
+workers: 2
+drain_timeout: 1s
+filter_path: [$FILTER_DIR]
+admin:
+  address: 127.0.0.1
+  port: $ADMIN_PORT
+listeners:
+  - name: ingress
+    address: 127.0.0.1
+    port: $LISTEN_PORT
+    filters:
+      - { name: copool, config: { cluster: mw, mirror_cluster: mwmirror, tag: 3 } }
+    virtual_hosts:
+      - name: default
+        domains: ["*"]
+        routes:
+          - { match: { prefix: / }, cluster: mw }
+clusters:
+  - name: mw
+    endpoints: [{ address: 127.0.0.1, port: $MW_PORT }]
+  - name: mwmirror
+    endpoints: [{ address: 127.0.0.1, port: $MW_PORT }]
+YAML
+start_weft "$CONFIG"
+wait_workers_at 2 1 20
+N_RQ=120
+rqloop "$URL/multi" --count "$N_RQ" --concurrency 8 --new-conn --header 'x-co: multi 3' \
+    >"$TEST_TMP/multi.out"
+assert_eq "$N_RQ" "$(wc -l <"$TEST_TMP/multi.out")" "requests sent"
+assert_eq "$N_RQ" "$(awk '$2 == 200' "$TEST_TMP/multi.out" | wc -l)" \
+    "requests whose 3 stream callouts all got a 200 (statuses: $(awk '{ print $2 }' "$TEST_TMP/multi.out" | sort | uniq -c | tr '\n' ' '))"
+assert_eq 2 "$(wfield 3 slots)" "worker contexts"
+s0=$(wfield 3 s0)
+s1=$(wfield 3 s1)
+((s0 >= 1 && s1 >= 1)) || fail "both workers served streams: $s0 / $s1"
+assert_eq "$N_RQ" $((s0 + s1)) "streams counted per worker"
+mlog() { grep -c "^GET $1\$" "$TEST_TMP/mw.log" || true; }
+mlog_is() { [[ "$(mlog "$1")" == "$2" ]]; }
+wait_until 10 "every detached callout reached the backend" mlog_is /multi/d "$N_RQ"
+wait_until 10 "every worker callout answered" w_at_least 3 mdone "$N_RQ"
+assert_eq $((3 * N_RQ)) "$(mlog /multi/s)" "stream callouts the backend served"
+assert_eq "$N_RQ" "$(mlog /multi/w)" "worker callouts the backend served"
+assert_eq "$N_RQ" "$(wfield 3 mstarted)" "worker callouts started"
+assert_eq "$N_RQ" "$(wfield 3 mdone)" "worker callouts' callbacks"
+assert_eq "$N_RQ" "$(wfield 3 mok)" "worker callouts answered 200"
+assert_eq 0 "$(wfield 3 bad)" "checks in the filter (refused starts, wrong worker handle)"
+detached_done() {
+    (($(metric 'weft_upstream_callout_detached_sent_total{cluster="mwmirror"') == N_RQ))
+}
+wait_until 5 "detached callouts counted" detached_done
+assert_eq 0 "$(metric 'weft_upstream_callout_detached_failed_total{cluster="mwmirror"')" "detached failed"
+log "2 workers: $s0 + $s1 streams, $((3 * N_RQ)) stream, $N_RQ detached and $N_RQ worker callouts, totals exact"
 stop_weft
 log "ok"
