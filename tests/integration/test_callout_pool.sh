@@ -43,7 +43,9 @@
 #      one; both workers served some (per-worker counts of the filter),
 #      every request got its 3 answers, and the totals are exact: the
 #      backend's request log, detached sent/failed, the worker callouts'
-#      callbacks.
+#      callbacks; then 60 more whose stream callouts go to an HTTP/2
+#      cluster (each worker multiplexes its own connection): 180 h2
+#      requests at the backend, from at least 2 connections.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
@@ -334,6 +336,9 @@ clusters:
     endpoints: [{ address: 127.0.0.1, port: $MW_PORT }]
   - name: mwmirror
     endpoints: [{ address: 127.0.0.1, port: $MW_PORT }]
+  - name: mwh2
+    protocol: http2
+    endpoints: [{ address: 127.0.0.1, port: $H2_PORT }]
 YAML
 start_weft "$CONFIG"
 wait_workers_at 2 1 20
@@ -358,11 +363,29 @@ assert_eq "$N_RQ" "$(wfield 3 mstarted)" "worker callouts started"
 assert_eq "$N_RQ" "$(wfield 3 mdone)" "worker callouts' callbacks"
 assert_eq "$N_RQ" "$(wfield 3 mok)" "worker callouts answered 200"
 assert_eq 0 "$(wfield 3 bad)" "checks in the filter (refused starts, wrong worker handle)"
-detached_done() {
-    (($(metric 'weft_upstream_callout_detached_sent_total{cluster="mwmirror"') == N_RQ))
+detached_is() {
+    (($(metric 'weft_upstream_callout_detached_sent_total{cluster="mwmirror"') == $1))
 }
-wait_until 5 "detached callouts counted" detached_done
+wait_until 5 "detached callouts counted" detached_is "$N_RQ"
 assert_eq 0 "$(metric 'weft_upstream_callout_detached_failed_total{cluster="mwmirror"')" "detached failed"
 log "2 workers: $s0 + $s1 streams, $((3 * N_RQ)) stream, $N_RQ detached and $N_RQ worker callouts, totals exact"
+# the same with the stream callouts over HTTP/2 (h2_pool on both workers)
+h2conn0=$(grep -c '^CONN' "$TEST_TMP/events-h2b.log" || true)
+h2req0=$(grep -c '^REQ .* /multi/s$' "$TEST_TMP/events-h2b.log" || true)
+N_H2=60
+rqloop "$URL/multi" --count "$N_H2" --concurrency 8 --new-conn --header 'x-co: multi 3' \
+    --header 'x-co-cluster: mwh2' >"$TEST_TMP/multi-h2.out"
+assert_eq "$N_H2" "$(awk '$2 == 200' "$TEST_TMP/multi-h2.out" | wc -l)" \
+    "h2: requests whose 3 callouts got a 200 (statuses: $(awk '{ print $2 }' "$TEST_TMP/multi-h2.out" | sort | uniq -c | tr '\n' ' '))"
+assert_eq $((3 * N_H2)) $(($(grep -c '^REQ .* /multi/s$' "$TEST_TMP/events-h2b.log") - h2req0)) \
+    "h2 requests the backend served"
+h2conns=$(($(grep -c '^CONN' "$TEST_TMP/events-h2b.log") - h2conn0))
+((h2conns >= 2)) || fail "h2 connections for callouts of 2 workers: $h2conns (want >= 2)"
+assert_eq $((N_RQ + N_H2)) $(($(wfield 3 s0) + $(wfield 3 s1))) "streams counted per worker"
+wait_until 10 "every worker callout answered" w_at_least 3 mok $((N_RQ + N_H2))
+wait_until 5 "detached callouts counted" detached_is $((N_RQ + N_H2))
+assert_eq 0 "$(metric 'weft_upstream_callout_detached_failed_total{cluster="mwmirror"')" "detached failed"
+assert_eq 0 "$(wfield 3 bad)" "checks in the filter"
+log "2 workers over HTTP/2: $((3 * N_H2)) stream callouts on $h2conns connections"
 stop_weft
 log "ok"
