@@ -728,13 +728,17 @@ static void scan_start_chunked(h1_scan *s) {
 
 /* ---- message state ---- */
 
+/* Only the head of the parser's kind: the other is never read. */
 static void begin_message_heads(weft_h1_parser *p) {
-    memset(&p->req, 0, sizeof(p->req));
-    memset(&p->resp, 0, sizeof(p->resp));
-    p->req.content_length = -1;
-    p->resp.content_length = -1;
-    weft_hdrs_init(&p->req.headers, p->arena);
-    weft_hdrs_init(&p->resp.headers, p->arena);
+    if (is_response(p)) {
+        memset(&p->resp, 0, sizeof(p->resp));
+        p->resp.content_length = -1;
+        weft_hdrs_init(&p->resp.headers, p->arena);
+    } else {
+        memset(&p->req, 0, sizeof(p->req));
+        p->req.content_length = -1;
+        weft_hdrs_init(&p->req.headers, p->arena);
+    }
     weft_hdrs_init(&p->trailers, p->arena);
     memset(&p->name, 0, sizeof(p->name));
     memset(&p->value, 0, sizeof(p->value));
@@ -1465,11 +1469,26 @@ weft_h1_parser *weft_h1_parser_new(weft_h1_kind kind, const weft_h1_limits *lim,
     return p;
 }
 
+/* Runs for every HTTP/1.1 request (its parser comes from the worker's
+ * list), so it does not make the parser again: weft_h1_parser_next resets
+ * llhttp and all of a message's state before the parser reads anything
+ * (feed refuses an idle parser), and what its queries report before that
+ * is set here as a new parser has it. Kind, callbacks and llhttp's
+ * settings stay as they were made. */
 void weft_h1_parser_reset(weft_h1_parser *p, const weft_h1_limits *lim, void *ud) {
-    weft_h1_callbacks cbs = p->cbs;
-    bool one_pass = p->one_pass;
-    parser_setup(p, p->kind, lim, &cbs, ud);
-    p->one_pass = one_pass;
+    if (lim)
+        p->lim = *lim;
+    else
+        weft_h1_limits_default(&p->lim);
+    p->ud = ud;
+    p->state = P_IDLE;
+    p->in_message = false;
+    p->in_body = false;
+    p->user_paused = false;
+    p->needs_feed = false;
+    p->err = E_NONE;
+    p->hd_len = 0;
+    p->fast = FS_NONE;
 }
 
 void weft_h1_parser_set_one_pass(weft_h1_parser *p, bool on) {
