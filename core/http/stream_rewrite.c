@@ -11,6 +11,27 @@
 
 #include <event2/buffer.h>
 
+/* The two hex digits of every byte value, in order. */
+static const char hex_pairs[513] =
+    "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+    "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f"
+    "404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f"
+    "606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f"
+    "808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f"
+    "a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf"
+    "c0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedf"
+    "e0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff";
+
+/* Bytes from..to-1 of w (byte 0 the most significant) as hex digits at o;
+ * returns the end. */
+static inline char *hex_bytes(char *o, uint64_t w, int from, int to) {
+    for (int i = from; i < to; i++) {
+        memcpy(o, hex_pairs + 2 * ((w >> (56 - 8 * i)) & 0xff), 2);
+        o += 2;
+    }
+    return o;
+}
+
 /* x-request-id: the client's is kept only where the listener trusts it
  * (preserve_external_request_id); otherwise a fresh UUID replaces it. */
 void stream_gen_request_id(weft_stream *s) {
@@ -25,20 +46,21 @@ void stream_gen_request_id(weft_stream *s) {
     char *id = weft_arena_alloc(&s->arena, 37);
     if (!id)
         return;
-    /* UUID v4 layout: 8-4-4-4-12 hex digits, version nibble 4, variant 10b (hex by
-     * hand: this runs for every request without an id). */
-    static const char hex[] = "0123456789abcdef";
+    /* UUID v4 layout: 8-4-4-4-12 hex digits, version nibble 4, variant 10b
+     * (by hand, a byte's two digits at a time: this runs for every request
+     * without an id). */
     a = (a & 0xffffffffffff0fffull) | 0x4000ull;
     b = (b & 0x3fffffffffffffffull) | 0x8000000000000000ull;
     char *o = id;
-    for (int i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
-            *o++ = '-';
-        uint64_t word = i < 8 ? a : b;
-        unsigned byte = (unsigned)(word >> (8 * (7 - (i & 7)))) & 0xff;
-        *o++ = hex[byte >> 4];
-        *o++ = hex[byte & 15];
-    }
+    o = hex_bytes(o, a, 0, 4);
+    *o++ = '-';
+    o = hex_bytes(o, a, 4, 6);
+    *o++ = '-';
+    o = hex_bytes(o, a, 6, 8);
+    *o++ = '-';
+    o = hex_bytes(o, b, 0, 2);
+    *o++ = '-';
+    o = hex_bytes(o, b, 2, 8);
     *o = '\0';
     s->request_id = (weft_sv){id, 36};
     weft_hdrs_add_ref_checked(&s->req->headers, H_RID, s->request_id);
