@@ -10,15 +10,14 @@
 #include <time.h>
 #include <unistd.h>
 
-bool weft_sv_eq(weft_sv a, weft_sv b) {
-    return a.len == b.len && (a.len == 0 || memcmp(a.p, b.p, a.len) == 0);
-}
-
 /* ASCII only (as tolower in the C locale, which weft never changes): two
  * different bytes match when they are the same letter in both cases. */
 bool weft_sv_ieq(weft_sv a, weft_sv b) {
     if (a.len != b.len)
         return false;
+    /* Mostly two lower-case names: one memcmp settles a match. */
+    if (a.len == 0 || memcmp(a.p, b.p, a.len) == 0)
+        return true;
     for (size_t i = 0; i < a.len; i++) {
         unsigned char x = (unsigned char)a.p[i], y = (unsigned char)b.p[i];
         if (x != y && ((x | 0x20) != (y | 0x20) || (unsigned)((x | 0x20) - 'a') >= 26u))

@@ -22,7 +22,11 @@ typedef struct weft_sv {
 static inline weft_sv weft_sv_from(const char *s) {
     return (weft_sv){s, s ? strlen(s) : 0};
 }
-bool weft_sv_eq(weft_sv a, weft_sv b);
+/* Inline: most calls compare with a literal, whose length the compiler
+ * then knows (the memcmp becomes a few loads and compares). */
+static inline bool weft_sv_eq(weft_sv a, weft_sv b) {
+    return a.len == b.len && (a.len == 0 || memcmp(a.p, b.p, a.len) == 0);
+}
 bool weft_sv_ieq(weft_sv a, weft_sv b); /* ASCII case-insensitive */
 bool weft_sv_ieq_cstr(weft_sv a, const char *b);
 bool weft_sv_has_prefix(weft_sv s, weft_sv prefix);

@@ -87,6 +87,8 @@ struct weft_h2_session {
     uint32_t max_header_list;
     uint32_t hw; /* output high watermark */
     h2s *streams;
+    h2s *hdr_st;    /* the stream whose header block is being received */
+    int32_t hdr_id; /* its id (0: none) */
     h2s *reap;
     size_t active;
     struct event ev_flush;
@@ -298,7 +300,9 @@ static h2s *st_alloc(weft_h2_session *h) {
         w->h2s_cache = st->next;
         w->h2s_cached--;
         struct evbuffer *out = st->out;
-        evbuffer_drain(out, evbuffer_get_length(out));
+        size_t left = evbuffer_get_length(out);
+        if (left) /* a reset stream may have left some */
+            evbuffer_drain(out, left);
         memset((char *)st + offsetof(h2s, h), 0, offsetof(h2s, refs) - offsetof(h2s, h));
         st->out = out;
         return st;
@@ -324,6 +328,8 @@ static void st_release_refs(h2s *st) {
 static void st_free(h2s *st) {
     weft_h2_session *h = st->h;
     weft_worker *w = h->host.w;
+    if (h->hdr_st == st)
+        h->hdr_id = 0;
     if (st->prev)
         st->prev->next = st->next;
     else
@@ -561,6 +567,8 @@ static int cb_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *u
     h->streams = st;
     h->active++;
     nghttp2_session_set_stream_user_data(ng, st->id, st);
+    h->hdr_st = st; /* its header fields come next, in one block */
+    h->hdr_id = st->id;
     return 0;
 }
 
@@ -572,8 +580,7 @@ static weft_sv arena_copy(weft_arena *a, const uint8_t *p, size_t n) {
 /* A view of a received name or value valid until the stream ends: a
  * reference on nghttp2's buffer (NUL-terminated; static-table strings
  * need none), or a copy in the arena once the stream holds H2S_REFS. */
-static weft_sv keep(h2s *st, nghttp2_rcbuf *rb) {
-    nghttp2_vec v = nghttp2_rcbuf_get_buf(rb);
+static weft_sv keep(h2s *st, nghttp2_rcbuf *rb, nghttp2_vec v) {
     if (!nghttp2_rcbuf_is_static(rb)) {
         if (st->n_refs == H2S_REFS)
             return arena_copy(&st->s.arena, v.base, v.len);
@@ -583,13 +590,22 @@ static weft_sv keep(h2s *st, nghttp2_rcbuf *rb) {
     return (weft_sv){(const char *)v.base, v.len};
 }
 
+/* The stream a header field belongs to: the one cb_begin_headers saw last
+ * (a header block is never interleaved with another stream's), else
+ * nghttp2's lookup. */
+static h2s *hdr_stream(weft_h2_session *h, nghttp2_session *ng, int32_t id) {
+    if (id == h->hdr_id)
+        return h->hdr_st;
+    return nghttp2_session_get_stream_user_data(ng, id);
+}
+
 /* Names arrive lower-case: nghttp2's HTTP messaging checks refuse a name
  * with an upper-case letter (and every other malformed field) before this
  * callback, so the fields are added as they are. */
 static int cb_header(nghttp2_session *ng, const nghttp2_frame *f, nghttp2_rcbuf *name_rb,
                      nghttp2_rcbuf *value_rb, uint8_t flags, void *ud) {
     weft_h2_session *h = ud;
-    h2s *st = nghttp2_session_get_stream_user_data(ng, f->hd.stream_id);
+    h2s *st = hdr_stream(h, ng, f->hd.stream_id);
     if (!st || !st->s.active || st->reaped)
         return 0;
     nghttp2_vec nv = nghttp2_rcbuf_get_buf(name_rb), vv = nghttp2_rcbuf_get_buf(value_rb);
@@ -598,7 +614,7 @@ static int cb_header(nghttp2_session *ng, const nghttp2_frame *f, nghttp2_rcbuf 
         st->too_large = true;
         return 0;
     }
-    weft_sv n = {(const char *)nv.base, nv.len};
+    const char *np = (const char *)nv.base;
     weft_hdrs *list;
     if (f->headers.cat == NGHTTP2_HCAT_HEADERS) {
         if (!st->trailers_in) {
@@ -611,17 +627,20 @@ static int cb_header(nghttp2_session *ng, const nghttp2_frame *f, nghttp2_rcbuf 
     } else {
         weft_req_head *r = &st->req;
         list = &r->headers;
-        if (n.len && n.p[0] == ':') {
-            if (weft_sv_eq(n, WEFT_SV_LIT(":method")))
-                r->method = keep(st, value_rb);
-            else if (weft_sv_eq(n, WEFT_SV_LIT(":path")))
-                r->target = keep(st, value_rb);
-            else if (weft_sv_eq(n, WEFT_SV_LIT(":authority")))
-                r->authority = keep(st, value_rb);
+        if (nv.len && np[0] == ':') {
+            /* nghttp2 let through only :method, :scheme, :authority, :path
+             * and :protocol, each once: the length and a letter tell them. */
+            if (nv.len == 7 && np[1] == 'm')
+                r->method = keep(st, value_rb, vv);
+            else if (nv.len == 5)
+                r->target = keep(st, value_rb, vv);
+            else if (nv.len == 10)
+                r->authority = keep(st, value_rb, vv);
             return 0; /* :scheme, :protocol: nothing to keep */
         }
         const weft_sv *old;
-        if (weft_sv_eq(n, WEFT_SV_LIT("cookie")) && (old = weft_hdrs_get(&r->headers, n))) {
+        if (nv.len == 6 && memcmp(np, "cookie", 6) == 0 &&
+            (old = weft_hdrs_get(&r->headers, WEFT_SV_LIT("cookie")))) {
             /* HTTP/2 splits cookies (RFC 9113 8.2.3); HTTP/1.1 upstreams
              * want one header: join with "; ". */
             size_t len = old->len + 2 + vv.len;
@@ -632,13 +651,13 @@ static int cb_header(nghttp2_session *ng, const nghttp2_frame *f, nghttp2_rcbuf 
             memcpy(c + old->len, "; ", 2);
             memcpy(c + old->len + 2, vv.base, vv.len);
             c[len] = '\0';
-            weft_hdrs_remove(&r->headers, n);
+            weft_hdrs_remove(&r->headers, WEFT_SV_LIT("cookie"));
             if (weft_hdrs_add_ref(&r->headers, WEFT_SV_LIT("cookie"), (weft_sv){c, len}) != 0)
                 return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
             return 0;
         }
     }
-    weft_sv name = keep(st, name_rb), value = keep(st, value_rb);
+    weft_sv name = keep(st, name_rb, nv), value = keep(st, value_rb, vv);
     if (weft_hdrs_add_ref(list, name, value) != 0)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     (void)flags;
@@ -647,15 +666,17 @@ static int cb_header(nghttp2_session *ng, const nghttp2_frame *f, nghttp2_rcbuf 
 
 static int method_id(weft_sv m) {
     static const struct {
-        const char *name;
+        weft_sv name;
         int id;
     } ids[] = {
-        {"GET", HTTP_GET},         {"HEAD", HTTP_HEAD},     {"POST", HTTP_POST},
-        {"PUT", HTTP_PUT},         {"DELETE", HTTP_DELETE}, {"CONNECT", HTTP_CONNECT},
-        {"OPTIONS", HTTP_OPTIONS}, {"TRACE", HTTP_TRACE},   {"PATCH", HTTP_PATCH},
+        {WEFT_SV_LIT("GET"), HTTP_GET},         {WEFT_SV_LIT("HEAD"), HTTP_HEAD},
+        {WEFT_SV_LIT("POST"), HTTP_POST},       {WEFT_SV_LIT("PUT"), HTTP_PUT},
+        {WEFT_SV_LIT("DELETE"), HTTP_DELETE},   {WEFT_SV_LIT("CONNECT"), HTTP_CONNECT},
+        {WEFT_SV_LIT("OPTIONS"), HTTP_OPTIONS}, {WEFT_SV_LIT("TRACE"), HTTP_TRACE},
+        {WEFT_SV_LIT("PATCH"), HTTP_PATCH},
     };
     for (size_t i = 0; i < WEFT_ARRAY_LEN(ids); i++)
-        if (weft_sv_eq(m, weft_sv_from(ids[i].name)))
+        if (weft_sv_eq(m, ids[i].name))
             return ids[i].id;
     return HTTP_GET;
 }
@@ -722,7 +743,7 @@ static int cb_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *ud) 
             flood(h, &h->settings, FLOOD_SETTINGS);
         return 0;
     case NGHTTP2_HEADERS: {
-        h2s *st = nghttp2_session_get_stream_user_data(ng, f->hd.stream_id);
+        h2s *st = hdr_stream(h, ng, f->hd.stream_id);
         if (!st || st->reaped)
             return 0;
         if (f->headers.cat == NGHTTP2_HCAT_REQUEST) {
@@ -768,6 +789,8 @@ static int cb_stream_close(nghttp2_session *ng, int32_t id, uint32_t error, void
     if (!st)
         return 0;
     nghttp2_session_set_stream_user_data(ng, id, NULL);
+    if (h->hdr_id == id)
+        h->hdr_id = 0;
     st->ng_closed = true;
     if (!st->weft_done && st->s.active && !st->s.t_end_us)
         weft_stream_on_downstream_reset(&st->s, WEFT_RF_DC); /* finishes -> done */
