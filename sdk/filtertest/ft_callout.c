@@ -17,7 +17,8 @@
  *  - timeout_ms 0 is 5 s; a response body above max_response_body (the
  *    request's, else the env's callouts.max_response_body, 1 MiB) fails
  *    the callout with reason "body_too_large" (not a detached one: its
- *    body is discarded, whatever its size);
+ *    body is discarded, whatever its size); more than 100 response
+ *    headers fail it with reason "too_many_headers";
  *  - no callback after a cancel, after the stream's end (stream scope) or
  *    once worker_destroy comes (worker scope: cancelled before it). */
 #include <stdlib.h>
@@ -28,6 +29,7 @@
 #define DEFAULT_TIMEOUT_MS 5000u
 #define DEFAULT_MAX_PER_WORKER 1024u
 #define DEFAULT_MAX_BODY (1024u * 1024)
+#define MAX_RESPONSE_HEADERS 100 /* weft: h1_parser.c's max_headers */
 
 static bool str_ok(weft_str s) {
     return s.ptr != NULL || s.len == 0;
@@ -288,6 +290,15 @@ static void run_stream_cb(void *arg) {
 void ft_callout_finish(struct weft_callout *c, int status, const char *reason,
                        const ft_hmap *headers, const char *body, size_t body_len) {
     c->done = true;
+    /* weft's HTTP/1.1 response parser keeps 100 header fields: past them
+     * the callout fails (a detached one counts as failed). */
+    if (status > 0 && headers && headers->n > MAX_RESPONSE_HEADERS) {
+        status = 0;
+        reason = "too_many_headers";
+        headers = NULL;
+        body = NULL;
+        body_len = 0;
+    }
     /* A detached callout's body is discarded as it comes (weft keeps none
      * of it): no limit applies, only the status counts. */
     if (status > 0 && body_len > c->max_body && !c->detached) {

@@ -852,6 +852,7 @@ static void test_tcp_callout_caps(void **state) {
  * Each step starts from the previous one's callback (the first from the
  * request headers hook), so both hosts see them in the same order:
  *   s0  GET /s0 -> 200, three headers, "hello"
+ *   h100, h101  100 response headers: all delivered; 101: too_many_headers
  *   s1  /s1 with max_response_body 4 -> 5 bytes: body_too_large
  *   s2  /s2 -> 100 bytes past the configured 64: body_too_large
  *   s3  /s3 with timeout_ms 100, never answered: timeout
@@ -862,7 +863,7 @@ static void test_tcp_callout_caps(void **state) {
  *   failed), s5 -> 200 "ok"
  *   w6  from s5's callback: worker-scoped /w6 -> 200 "w"
  *   w7  from w6's callback: worker-scoped to c1: connect_failure. */
-enum { OC_S0, OC_S1, OC_S2, OC_S3, OC_S4, OC_CAP, OC_S5, OC_W6, OC_W7, OC_N };
+enum { OC_S0, OC_H100, OC_H101, OC_S1, OC_S2, OC_S3, OC_S4, OC_CAP, OC_S5, OC_W6, OC_W7, OC_N };
 
 typedef struct oc_run {
     const weft_host_api *h;
@@ -885,8 +886,8 @@ static weft_callout_request oc_req(const char *cluster, const char *path) {
 static void oc_record(int step, const weft_callout_response *r) {
     char *o = g_ocr->out[step];
     size_t cap = sizeof(g_ocr->out[step]);
-    int n = snprintf(o, cap, "status=%d reason=%.*s hdrs=", r->status, (int)r->reason.len,
-                     r->reason.ptr);
+    int n = snprintf(o, cap, "n=%zu status=%d reason=%.*s hdrs=", r->n_headers, r->status,
+                     (int)r->reason.len, r->reason.ptr);
     for (size_t i = 0; i < r->n_headers && n > 0 && (size_t)n < cap; i++)
         n +=
             snprintf(o + n, cap - (size_t)n, "%.*s:%.*s,", (int)r->header_names[i].len,
@@ -924,6 +925,12 @@ static void oc_stream_cb(weft_stream *s, void *ctx, void *arg, const weft_callou
     weft_callout_request q;
     switch (step) {
     case OC_S0:
+        oc_start(OC_H100, oc_req("c0", "/h100"));
+        break;
+    case OC_H100:
+        oc_start(OC_H101, oc_req("c0", "/h101"));
+        break;
+    case OC_H101:
         q = oc_req("c0", "/s1");
         q.max_response_body = 4;
         oc_start(OC_S1, q);
@@ -994,14 +1001,24 @@ static bool oc_answer(const char *path, int *status, const char *const **hdrs, c
     static const char *const h_1[] = {"content-length: 1", NULL};
     static char b100[101];
     memset(b100, 'b', 100);
+    /* 100 x-h-N lines, then content-length: 101 header lines; from the
+     * second one: 100 */
+    static char many_v[100][16];
+    static const char *h_many[102];
+    for (int i = 0; i < 100; i++) {
+        snprintf(many_v[i], sizeof(many_v[i]), "x-h-%d: v", i);
+        h_many[i] = many_v[i];
+    }
+    h_many[100] = "content-length: 0";
     static const struct {
         const char *path;
         int status;
         const char *const *hdrs;
         const char *body;
-    } t[] = {{"/s0", 200, h_s0, "hello"}, {"/s1", 200, h_5, "hello"}, {"/s2", 200, h_100, b100},
-             {"/d1", 503, h_0, ""},       {"/d2", 200, h_100, b100},  {"/s5", 200, h_2, "ok"},
-             {"/w6", 200, h_1, "w"}};
+    } t[] = {
+        {"/s0", 200, h_s0, "hello"}, {"/s1", 200, h_5, "hello"},     {"/s2", 200, h_100, b100},
+        {"/d1", 503, h_0, ""},       {"/d2", 200, h_100, b100},      {"/s5", 200, h_2, "ok"},
+        {"/w6", 200, h_1, "w"},      {"/h100", 200, h_many + 1, ""}, {"/h101", 200, h_many, ""}};
     for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
         if (!strcmp(path, t[i].path)) {
             *status = t[i].status;
@@ -1066,7 +1083,7 @@ static void oc_serve(sh *h, oc_conn *cs, int *nc) {
         const char *body;
         if (!oc_answer(path, &status, &hdrs, &body))
             continue; /* held */
-        char resp[1024];
+        char resp[4096];
         int k = snprintf(resp, sizeof(resp), "HTTP/1.1 %d X\r\n", status);
         for (size_t j = 0; hdrs[j]; j++)
             k += snprintf(resp + k, sizeof(resp) - (size_t)k, "%s\r\n", hdrs[j]);
@@ -1180,15 +1197,20 @@ static void test_http_callout_outcomes(void **state) {
     /* and they are what filter.h says */
     assert_string_equal(
         g_oc[0].out[OC_S0],
-        "status=200 reason= hdrs=x-one:1,x-two:two,content-length:5, body(5)=hello");
-    assert_string_equal(g_oc[0].out[OC_S1], "status=0 reason=body_too_large hdrs= body(0)=");
-    assert_string_equal(g_oc[0].out[OC_S2], "status=0 reason=body_too_large hdrs= body(0)=");
-    assert_string_equal(g_oc[0].out[OC_S3], "status=0 reason=timeout hdrs= body(0)=");
-    assert_string_equal(g_oc[0].out[OC_S4], "status=0 reason=connect_failure hdrs= body(0)=");
+        "n=3 status=200 reason= hdrs=x-one:1,x-two:two,content-length:5, body(5)=hello");
+    assert_true(!strncmp(g_oc[0].out[OC_H100], "n=100 status=200 reason= hdrs=x-h-1:v,", 38));
+    assert_string_equal(g_oc[0].out[OC_H101],
+                        "n=0 status=0 reason=too_many_headers hdrs= body(0)=");
+    assert_string_equal(g_oc[0].out[OC_S1], "n=0 status=0 reason=body_too_large hdrs= body(0)=");
+    assert_string_equal(g_oc[0].out[OC_S2], "n=0 status=0 reason=body_too_large hdrs= body(0)=");
+    assert_string_equal(g_oc[0].out[OC_S3], "n=0 status=0 reason=timeout hdrs= body(0)=");
+    assert_string_equal(g_oc[0].out[OC_S4], "n=0 status=0 reason=connect_failure hdrs= body(0)=");
     assert_string_equal(g_oc[0].out[OC_CAP], "starts=0,0,0,-5");
-    assert_string_equal(g_oc[0].out[OC_S5], "status=200 reason= hdrs=content-length:2, body(2)=ok");
-    assert_string_equal(g_oc[0].out[OC_W6], "status=200 reason= hdrs=content-length:1, body(1)=w");
-    assert_string_equal(g_oc[0].out[OC_W7], "status=0 reason=connect_failure hdrs= body(0)=");
+    assert_string_equal(g_oc[0].out[OC_S5],
+                        "n=1 status=200 reason= hdrs=content-length:2, body(2)=ok");
+    assert_string_equal(g_oc[0].out[OC_W6],
+                        "n=1 status=200 reason= hdrs=content-length:1, body(1)=w");
+    assert_string_equal(g_oc[0].out[OC_W7], "n=0 status=0 reason=connect_failure hdrs= body(0)=");
     assert_int_equal(wsent, 2);
     assert_int_equal(wfailed, 1);
 }

@@ -447,7 +447,8 @@ int wft_callout_fail(wft_stream *st, size_t i, const char *reason);
  * As weft: timeout_ms 0 is 5 s (1.0's weft_callout_start too); a response
  * body above the request's max_response_body (0: the env's, 1 MiB by
  * default) fails the callout with reason "body_too_large" (a detached
- * one's body is discarded: no limit); a stream has 8 callouts in flight
+ * one's body is discarded: no limit), more than 100 response headers with
+ * reason "too_many_headers" (weft's HTTP/1.1 response parser); a stream has 8 callouts in flight
  * at most (filter_callouts; detached ones do not count), the env's worker
  * 1024 HTTP and TCP callouts of every scope (callouts.max_per_worker):
  * past them WEFT_ERR_LIMIT. A callout whose callback runs counts against
