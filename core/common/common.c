@@ -39,16 +39,6 @@ bool weft_sv_has_suffix(weft_sv s, weft_sv suffix) {
            (suffix.len == 0 || memcmp(s.p + s.len - suffix.len, suffix.p, suffix.len) == 0);
 }
 
-weft_sv weft_sv_trim(weft_sv s) {
-    while (s.len && (s.p[0] == ' ' || s.p[0] == '\t')) {
-        s.p++;
-        s.len--;
-    }
-    while (s.len && (s.p[s.len - 1] == ' ' || s.p[s.len - 1] == '\t'))
-        s.len--;
-    return s;
-}
-
 /* ---- arena ---- */
 struct weft_arena_block {
     weft_arena_block *next;

@@ -31,7 +31,16 @@ bool weft_sv_ieq(weft_sv a, weft_sv b); /* ASCII case-insensitive */
 bool weft_sv_ieq_cstr(weft_sv a, const char *b);
 bool weft_sv_has_prefix(weft_sv s, weft_sv prefix);
 bool weft_sv_has_suffix(weft_sv s, weft_sv suffix);
-weft_sv weft_sv_trim(weft_sv s); /* trims SP and HTAB both ends */
+/* Trims SP and HTAB at both ends (inline: every parsed field value). */
+static inline weft_sv weft_sv_trim(weft_sv s) {
+    while (s.len && (s.p[0] == ' ' || s.p[0] == '\t')) {
+        s.p++;
+        s.len--;
+    }
+    while (s.len && (s.p[s.len - 1] == ' ' || s.p[s.len - 1] == '\t'))
+        s.len--;
+    return s;
+}
 
 /* Arena: bump allocator freed all at once. Owner: whoever created it
  * (a stream owns one for all per-request strings and header arrays).
