@@ -33,8 +33,11 @@ WEFT_LOG=""
 
 _LIB_PIDS=()          # every process started by a helper
 _LIB_WEFT_LOGS=()     # every weft log, printed on failure
-# Ports handed out by free_port are listed in $TEST_TMP/ports (a file, not
-# a variable: free_port runs in a $(...) subshell) and never given twice.
+# Ports handed out by free_port are listed, with the time, in one registry
+# shared by every test of the machine ($WEFT_TEST_PORTS, under flock), so
+# tests that run in parallel (ctest -j) never get the same port while one
+# of them has not bound it yet; an entry is taken for 30 minutes.
+WEFT_TEST_PORTS="${WEFT_TEST_PORTS:-${TMPDIR:-/tmp}/weft-test-ports.$(id -u)}"
 _LIB_WEFT_COUNT=0
 
 log() { printf '[%s] %s\n' "$TEST_NAME" "$*" >&2; }
@@ -45,22 +48,39 @@ fail() {
 }
 
 # free_port: prints a TCP port on 127.0.0.1 that was free a moment ago and
-# that this test has not been handed before.
+# that no test has been handed in the last 30 minutes (the registry above).
 free_port() {
-    local port i
-    for ((i = 0; i < 50; i++)); do
-        port=$("$PYTHON" -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])
-s.close()')
-        if ! grep -qx "$port" "$TEST_TMP/ports" 2>/dev/null; then
-            echo "$port" >>"$TEST_TMP/ports"
-            echo "$port"
-            return 0
-        fi
-    done
-    fail "free_port: no free port found"
+    "$PYTHON" - "$WEFT_TEST_PORTS" <<'PY' || fail "free_port: no free port found"
+import fcntl, socket, sys, time
+now = time.time()
+with open(sys.argv[1], "a+") as f:
+    fcntl.flock(f, fcntl.LOCK_EX)
+    f.seek(0)
+    fresh = []
+    for line in f:
+        try:
+            port, t = line.split()
+            if now - float(t) < 1800:
+                fresh.append((int(port), t))
+        except ValueError:
+            pass
+    taken = {p for p, _ in fresh}
+    for _ in range(50):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        if port not in taken:
+            break
+    else:
+        sys.exit(1)
+    if len(fresh) > 4000:  # keep the file small: rewrite it without stale entries
+        f.seek(0)
+        f.truncate()
+        f.writelines("%d %s\n" % e for e in fresh)
+    f.write("%d %.0f\n" % (port, now))
+print(port)
+PY
 }
 
 # _lib_track PID: registers a process for the cleanup trap.
@@ -97,6 +117,15 @@ start_backend() {
     BACKEND_PID=$!
     _lib_track "$BACKEND_PID"
     wait_for_url "http://127.0.0.1:$port/" 10 any "$BACKEND_PID"
+    # The answer may come from another process on that port: only ours says
+    # it is listening (it writes that once it has bound the port).
+    local i
+    for ((i = 0; i < 50; i++)); do
+        grep -q "listening on" "$TEST_TMP/backend-$name.log" 2>/dev/null && return 0
+        _lib_running "$BACKEND_PID" || break
+        sleep 0.1
+    done
+    fail "backend $name did not bind port $port (another process answers there): $(tail -n 3 "$TEST_TMP/backend-$name.log")"
 }
 
 # _lib_admin_port_of CONFIG: the admin port a config names in block style
