@@ -101,7 +101,9 @@ typedef struct weft_filter_chain {
     bool any_req_trailers, any_resp_trailers;
     bool any_up_request;                   /* some filter has on_upstream_request (1.1) */
     weft_chain_phase phase[WEFT_PH_COUNT]; /* per-phase lists (weft_filter_chain_index) */
-    void *phase_mem;                       /* their one allocation */
+    void **no_ctx;   /* n_http NULL stream contexts, never written: the contexts of
+                        every stream when no filter has on_stream_create */
+    void *phase_mem; /* their one allocation (phase lists and no_ctx) */
 } weft_filter_chain;
 
 /* Builds the chain's per-phase lists from its HTTP filters' ops (done by

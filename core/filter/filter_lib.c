@@ -608,19 +608,22 @@ static bool phase_is_response(int ph) {
 int weft_filter_chain_index(weft_filter_chain *chain) {
     free(chain->phase_mem);
     chain->phase_mem = NULL;
+    chain->no_ctx = NULL;
     memset(chain->phase, 0, sizeof(chain->phase));
     size_t n = chain->n_http;
     if (!n)
         return 0;
-    /* One block: every phase's steps (at most n each), then every phase's
-     * from[] (n + 1 each). */
+    /* One block: every phase's steps (at most n each), the n NULL
+     * contexts, then every phase's from[] (n + 1 each). */
     size_t steps_bytes = WEFT_PH_COUNT * n * sizeof(weft_chain_step);
-    char *mem = calloc(1, steps_bytes + WEFT_PH_COUNT * (n + 1) * sizeof(uint32_t));
+    size_t ctx_bytes = n * sizeof(void *);
+    char *mem = calloc(1, steps_bytes + ctx_bytes + WEFT_PH_COUNT * (n + 1) * sizeof(uint32_t));
     if (!mem)
         return -1;
     chain->phase_mem = mem;
+    chain->no_ctx = (void **)(void *)(mem + steps_bytes);
     weft_chain_step *steps = (weft_chain_step *)(void *)mem;
-    uint32_t *from = (uint32_t *)(void *)(mem + steps_bytes);
+    uint32_t *from = (uint32_t *)(void *)(mem + steps_bytes + ctx_bytes);
     /* A filter built against the 1.0 header: its ops table ends at
      * on_stream_complete, its weft_attempt_info at `region`. */
     const size_t ops_1_0 = offsetof(weft_http_filter_ops, on_stream_complete) + sizeof(void *);

@@ -78,13 +78,6 @@ void weft_stream_handle_close(weft_stream *s) {
     s->handle = 0;
 }
 
-void weft_stream_handle_prime(weft_stream *s) {
-    if (s->handle) {
-        weft_tl_handle.h = s->handle;
-        weft_tl_handle.s = s;
-    }
-}
-
 /* The live object of a handle whose first word is `magic`: the domain
  * index finds the worker without dereferencing anything the filter gave;
  * its table is read only on its own thread. */

@@ -27,11 +27,6 @@ void weft_handles_thread_start(weft_worker *w);
 void weft_stream_handle_open(weft_stream *s);
 void weft_stream_handle_close(weft_stream *s);
 
-/* The chain runner is about to run hooks of s on its worker thread (the
- * stream's own): fills the decode cache with s, so the hooks' first host
- * call needs no table lookup either. */
-void weft_stream_handle_prime(weft_stream *s);
-
 /* The live stream a filter's handle names (weft_stream_from_handle, in
  * http/stream_internal.h, with the cache hit inline): WEFT_OK and *out, or
  * WEFT_ERR_HANDLE (NULL, not a handle, stale, unknown domain) or
@@ -49,6 +44,16 @@ typedef struct weft_handle_cache {
     weft_stream *s;
 } weft_handle_cache;
 extern _Thread_local weft_handle_cache weft_tl_handle;
+
+/* The chain runner is about to run hooks of s on its worker thread (the
+ * stream's own): fills the decode cache with s, so the hooks' first host
+ * call needs no table lookup either. */
+static inline void weft_stream_handle_prime(weft_stream *s, uint64_t handle) {
+    if (handle) {
+        weft_tl_handle.h = handle;
+        weft_tl_handle.s = s;
+    }
+}
 weft_result weft_stream_from_handle_slow(weft_stream *h, weft_stream **out);
 
 /* Other objects filters hold as handles (TCP callouts) share the worker's

@@ -57,8 +57,9 @@ static void on_deferred(evutil_socket_t fd, short what, void *arg) {
 /* The filter pipeline's buffers, made the first time a stream object runs
  * a filter chain and kept with it (an idle connection without filters does
  * not pay for six evbuffers). */
-void stream_dir_buffers(weft_stream *s) {
+void stream_dir_buffers_make(weft_stream *s) {
     weft_dir *dirs[2] = {&s->rq, &s->rs};
+    bool all = true;
     for (int i = 0; i < 2; i++) {
         if (!dirs[i]->pre)
             dirs[i]->pre = evbuffer_new();
@@ -66,7 +67,9 @@ void stream_dir_buffers(weft_stream *s) {
             dirs[i]->held = evbuffer_new();
         if (!dirs[i]->chunk)
             dirs[i]->chunk = evbuffer_new();
+        all = all && dirs[i]->pre && dirs[i]->held && dirs[i]->chunk;
     }
+    s->dir_bufs = all; /* out of memory: tried again next time */
 }
 
 void stream_dir_reset(weft_dir *d) {
@@ -227,6 +230,7 @@ void weft_stream_destroy(weft_stream *s) {
             evbuffer_free(dirs[i]->chunk);
         dirs[i]->pre = dirs[i]->held = dirs[i]->chunk = NULL;
     }
+    s->dir_bufs = false;
 }
 
 /* ---------- local replies ---------- */
@@ -334,7 +338,7 @@ void stream_route_and_forward(weft_stream *s) {
     if (stream_answered(s))
         return;
     /* Body that waited for the header phase. */
-    if (stream_buf_len(s->rq.pre))
+    if (stream_pre_len(&s->rq))
         sf_push(s, WEFT_DIR_REQ, s->rq.pre, 0);
     else if (s->rq.end_in && req->framing != WEFT_BODY_NONE && s->chain && s->chain->any_req_body)
         sf_push(s, WEFT_DIR_REQ, s->rq.pre, 0);
@@ -469,7 +473,7 @@ void weft_stream_on_req_end(weft_stream *s, weft_hdrs *trailers) {
     /* A request without a body ended with its headers (end_stream was
      * true there): body hooks are not called for it, as in Envoy. */
     bool bodyless = s->req->framing == WEFT_BODY_NONE;
-    if (s->rq.paused_at >= 0 || stream_buf_len(s->rq.pre) ||
+    if (s->rq.paused_at >= 0 || stream_pre_len(&s->rq) ||
         (!bodyless && (s->chain->any_req_body || s->chain->any_req_trailers))) {
         sf_push(s, WEFT_DIR_REQ, s->rq.pre, 0);
         return;

@@ -186,6 +186,7 @@ struct weft_stream {
     uint32_t pause_seq;             /* tokens made in this exchange */
     bool in_async_cb;               /* ...and it is a timer/callout callback */
     weft_dir rq, rs;                /* request and response directions */
+    bool dir_bufs;                  /* rq and rs have their three evbuffers (stream_dir_buffers) */
     int cluster_override;           /* route_set_cluster, -1 none */
     struct evbuffer *replay;        /* request body kept for replays, or NULL */
     size_t replay_max;

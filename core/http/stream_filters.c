@@ -29,10 +29,6 @@ static uint32_t first_step(const weft_chain_phase *p, size_t pos) {
     return p->n ? p->from[pos] : 0;
 }
 
-bool sf_has(const weft_stream *s, int ph) {
-    return s->chain && s->chain->phase[ph].n;
-}
-
 /* A hook must answer with one of the three values; anything else is the
  * filter's bug, handled as a 500 rather than trusted. WEFT_REPLIED needs a
  * reply made during the hook (replies counts them before it). */
@@ -77,9 +73,9 @@ static uint64_t new_token(weft_stream *s) {
     return (s->handle & 0xffffffff00000000ull) | s->pause_seq;
 }
 
-void sf_begin(weft_stream *s) {
+/* The stream's own contexts: stream_create of each filter that has it. */
+__attribute__((noinline)) static void begin_contexts(weft_stream *s, const weft_chain_phase *p) {
     size_t n = stream_n_filters(s);
-    stream_dir_buffers(s);
     /* one arena slab for the per-filter contexts (the arena's inline
      * block first: no malloc for a short chain) */
     void **fctx = weft_arena_alloc(&s->arena, n * sizeof(void *));
@@ -87,7 +83,6 @@ void sf_begin(weft_stream *s) {
     if (!fctx)
         return;
     memset(fctx, 0, n * sizeof(void *));
-    const weft_chain_phase *p = phase(s, WEFT_PH_STREAM_CREATE);
     if (!p->n)
         return;
     weft_stream *h = stream_handle(s);
@@ -104,13 +99,27 @@ void sf_begin(weft_stream *s) {
     }
 }
 
-void sf_req_headers(weft_stream *s, size_t from) {
-    size_t n = stream_n_filters(s);
+void sf_begin(weft_stream *s) {
+    stream_dir_buffers(s);
+    const weft_chain_phase *p = phase(s, WEFT_PH_STREAM_CREATE);
+    if (!p->n && s->chain->no_ctx) {
+        /* no filter makes a context: every one is NULL, and nothing
+         * writes them (only begin_contexts' stream_create loop does) */
+        s->fctx = s->chain->no_ctx;
+        return;
+    }
+    begin_contexts(s, p);
+}
+
+/* The request header hooks of p's steps from k on: true when the chain
+ * passed (no pause, no reply). Out of line: a chain without the hook (the
+ * usual one) does not pay for the loop's frame. */
+__attribute__((noinline)) static bool req_header_hooks(weft_stream *s, const weft_chain_phase *p,
+                                                       uint32_t k) {
     weft_dir *d = &s->rq;
     bool end = s->req->framing == WEFT_BODY_NONE;
-    const weft_chain_phase *p = phase(s, WEFT_PH_REQ_HEADERS);
     weft_stream *h = stream_handle(s);
-    for (uint32_t k = first_step(p, from); k < p->n; k++) {
+    for (; k < p->n; k++) {
         const weft_chain_step *st = &p->steps[k];
         size_t pos = st->pos;
         if ((int)pos > s->req_reached)
@@ -123,13 +132,22 @@ void sf_req_headers(weft_stream *s, size_t from) {
         s->running = -1;
         settle_token(s, d, pos, st_ == WEFT_STOP && !stream_answered(s));
         if (st_ == WEFT_REPLIED || stream_answered(s))
-            return;
+            return false;
         if (st_ == WEFT_STOP) {
             d->paused_at = (int)pos;
             d->paused_headers = true;
-            return;
+            return false;
         }
     }
+    return true;
+}
+
+void sf_req_headers(weft_stream *s, size_t from) {
+    size_t n = stream_n_filters(s);
+    const weft_chain_phase *p = phase(s, WEFT_PH_REQ_HEADERS);
+    uint32_t k = first_step(p, from);
+    if (k < p->n && !req_header_hooks(s, p, k))
+        return;
     if (n && s->req_reached < (int)n - 1)
         s->req_reached = (int)n - 1; /* the filters after the last hook saw it too */
     stream_route_and_forward(s);
@@ -157,14 +175,14 @@ static bool resp_end_stream(const weft_stream *s) {
            s->resp.framing == WEFT_BODY_NONE;
 }
 
-void sf_resp_headers(weft_stream *s, size_t from) {
+/* The response header hooks of p's steps from k on (k < p->n): true when
+ * the chain passed (no pause, no end, no retry). */
+__attribute__((noinline)) static bool resp_header_hooks(weft_stream *s, const weft_chain_phase *p,
+                                                        uint32_t k) {
     weft_dir *d = &s->rs;
-    const weft_chain_phase *p = phase(s, WEFT_PH_RESP_HEADERS);
     weft_stream *h = stream_handle(s);
-    /* A reply from a hook replaces the response: recomputed after one.
-     * No hook to run (the usual chain): not computed at all. */
-    uint32_t k = first_step(p, from);
-    bool end = k < p->n && resp_end_stream(s);
+    /* A reply from a hook replaces the response: recomputed after one. */
+    bool end = resp_end_stream(s);
     for (; k < p->n; k++) {
         const weft_chain_step *st = &p->steps[k];
         size_t idx = st->idx;
@@ -181,7 +199,7 @@ void sf_resp_headers(weft_stream *s, size_t from) {
                          s->n_replies == replies);
         s->rs_hdr_hook = false;
         if (s->resp_done || s->t_end_us || s->retry_requested)
-            return;
+            return false;
         if (s->n_replies != replies) {
             end = resp_end_stream(s);
             continue; /* the filter replied: the next filters see its reply */
@@ -189,9 +207,18 @@ void sf_resp_headers(weft_stream *s, size_t from) {
         if (st_ == WEFT_STOP) {
             d->paused_at = (int)st->pos;
             d->paused_headers = true;
-            return;
+            return false;
         }
     }
+    return true;
+}
+
+void sf_resp_headers(weft_stream *s, size_t from) {
+    const weft_chain_phase *p = phase(s, WEFT_PH_RESP_HEADERS);
+    uint32_t k = first_step(p, from);
+    /* no hook to run (the usual chain): straight to the head */
+    if (k < p->n && !resp_header_hooks(s, p, k))
+        return;
     stream_send_resp_head(s);
     if (s->local_reply)
         local_reply_body(s);
@@ -457,46 +484,47 @@ void sf_log(weft_stream *s) {
     const weft_chain_phase *p = phase(s, WEFT_PH_COMPLETE);
     if (!p->n)
         return; /* no filter has on_stream_complete: no facts to gather */
-    weft_stream_info info;
-    memset(&info, 0, sizeof(info));
-    info.size = sizeof(info);
-    info.status = s->status_sent;
-    info.duration_us = s->t_end_us - s->t_start_us;
-    info.upstream_time_us =
-        s->t_up_head_us && s->t_up_start_us ? s->t_up_head_us - s->t_up_start_us : 0;
-    info.bytes_received = s->bytes_in;
-    info.bytes_sent = s->bytes_out;
-    info.attempts = s->attempts;
+    /* every field set at once (no memset, then the stores) */
+    weft_stream_info info = {
+        .size = sizeof(info),
+        .status = s->status_sent,
+        .duration_us = s->t_end_us - s->t_start_us,
+        .upstream_time_us =
+            s->t_up_head_us && s->t_up_start_us ? s->t_up_head_us - s->t_up_start_us : 0,
+        .bytes_received = s->bytes_in,
+        .bytes_sent = s->bytes_out,
+        .attempts = s->attempts,
+        .response_flags = WEFT_STR("-"), /* no flag: what weft_response_flags_str writes */
+        .upstream_host = {"", 0},
+        .cluster = {"", 0},
+        .local_reply = s->local_reply,
+        .local_reply_reason = {"", 0},
+    };
     char flags[64];
-    info.response_flags = WEFT_STR("-"); /* no flag: what weft_response_flags_str writes */
     if (s->flags)
         info.response_flags =
             (weft_str){flags, weft_response_flags_str(s->flags, flags, sizeof(flags))};
     if (s->att.ep)
         info.upstream_host = (weft_str){s->att.ep->name, strlen(s->att.ep->name)};
-    else
-        info.upstream_host = (weft_str){"", 0};
     if (s->cluster)
         info.cluster =
             (weft_str){s->cluster->shared->cfg->name, strlen(s->cluster->shared->cfg->name)};
-    else
-        info.cluster = (weft_str){"", 0};
-    info.local_reply = s->local_reply;
-    info.local_reply_reason =
-        s->local_reply && s->reason ? (weft_str){s->reason, strlen(s->reason)} : (weft_str){"", 0};
+    if (s->local_reply && s->reason)
+        info.local_reply_reason = (weft_str){s->reason, strlen(s->reason)};
     weft_stream *h = stream_handle(s);
-    weft_stream_handle_prime(s);
+    weft_stream_handle_prime(s, s->handle);
     void **fctx = s->fctx; /* the log phase ends nothing: it stays */
     /* 1.2: each filter's per-route config (weft_route_config's answer) */
     void *const *rcfg = s->matched ? s->matched->filter_cfg : NULL;
+    /* running names the filter of each hook; no hook runs between two */
     for (const weft_chain_step *st = p->steps, *end = st + p->n; st < end; st++) {
         void (*hook)(void *, weft_stream *, const weft_stream_info *) =
             (void (*)(void *, weft_stream *, const weft_stream_info *))st->fn;
         info.route_config = rcfg ? rcfg[st->idx] : NULL;
         s->running = (int)st->idx;
         hook(fctx ? fctx[st->idx] : NULL, h, &info);
-        s->running = -1;
     }
+    s->running = -1;
 }
 
 void sf_end(weft_stream *s) {

@@ -56,6 +56,13 @@ static inline size_t stream_buf_len(const struct evbuffer *b) {
     return b ? evbuffer_get_length(b) : 0;
 }
 
+/* The bytes waiting in d->pre: none while the direction is unused (every
+ * write into pre/held/chunk sets d->used first, stream_dir_reset drains
+ * them and clears it), so the usual exchange makes no libevent call. */
+static inline size_t stream_pre_len(const weft_dir *d) {
+    return d->used ? stream_buf_len(d->pre) : 0;
+}
+
 /* stream.c */
 enum { STREAM_DEFER_RETRY = 1 << 0 };
 /* Runs `what` from the worker loop, outside every hook and callback. */
@@ -99,7 +106,13 @@ static inline weft_req_head *stream_up_req(const weft_stream *s) {
 void stream_deferred_retry(weft_stream *s);
 
 /* stream.c */
-void stream_dir_buffers(weft_stream *s); /* the filter pipeline's buffers, on first use */
+/* The filter pipeline's buffers, on first use (made once per stream
+ * object: the check inline). */
+void stream_dir_buffers_make(weft_stream *s);
+static inline void stream_dir_buffers(weft_stream *s) {
+    if (!s->dir_bufs)
+        stream_dir_buffers_make(s);
+}
 void stream_up_release(weft_stream *s, bool reusable); /* detach the upstream (h1 or h2) */
 void stream_up_pause(weft_stream *s);
 void stream_up_resume(weft_stream *s);
@@ -125,7 +138,9 @@ void sf_attempt(weft_stream *s, const weft_attempt_info *info);
 void sf_up_request(weft_stream *s, uint32_t attempt); /* on_upstream_request */
 void sf_log(weft_stream *s);
 /* Some filter of the stream's chain has phase ph's hook (WEFT_PH_*). */
-bool sf_has(const weft_stream *s, int ph);
+static inline bool sf_has(const weft_stream *s, int ph) {
+    return s->chain && s->chain->phase[ph].n;
+}
 
 /* A timer or callout callback of filter `idx` runs between these two: the
  * host calls it makes are attributed to that filter, and resume is allowed

@@ -625,12 +625,12 @@ int weft_stream_on_up_complete(weft_stream *s) {
     bool bodyless =
         weft_resp_is_bodyless(s->resp.status, s->head_request) || s->resp.framing == WEFT_BODY_NONE;
     if (stream_n_filters(s) &&
-        (s->rs.paused_at >= 0 || stream_buf_len(s->rs.pre) ||
+        (s->rs.paused_at >= 0 || stream_pre_len(&s->rs) ||
          (!bodyless && (s->chain->any_resp_body || s->chain->any_resp_trailers)))) {
         sf_push(s, WEFT_DIR_RESP, s->rs.pre, 0);
         return WEFT_H1_CB_PAUSE;
     }
-    stream_sink_resp(s, s->rs.pre, true);
+    stream_sink_resp(s, s->rs.used ? s->rs.pre : NULL, true); /* unused: empty */
     return WEFT_H1_CB_PAUSE;
 }
 
