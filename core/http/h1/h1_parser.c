@@ -284,6 +284,8 @@ static void lower_copy(char *d, const char *s, size_t n, size_t room) {
  * the first takes exactly its size (the arena rounds it up to 16); only a
  * field cut by the end of a read grows. */
 static int acc_append(weft_h1_parser *p, h1_acc *b, const char *s, size_t n, bool lower) {
+    if (!n) /* llhttp may end an empty span (": v", an empty name): nothing to add */
+        return 0;
     uintptr_t off = (uintptr_t)s - (uintptr_t)p->hd_src;
     if (off < p->hd_len && n <= p->hd_len - off && b->cap == 0) {
         char *v = p->hd_copy + off;
@@ -310,7 +312,7 @@ static int acc_append(weft_h1_parser *p, h1_acc *b, const char *s, size_t n, boo
     }
     if (lower)
         lower_copy(b->p + b->len, s, n, n);
-    else if (n)
+    else
         memcpy(b->p + b->len, s, n);
     b->len += n;
     return 0;
