@@ -553,9 +553,13 @@ static bool fam_alloc_slots(stat_family *f) {
     return f->overflow_slot != WEFT_STAT_INVALID;
 }
 
+/* A new family is complete (its overflow counter included) before it is
+ * published: workers read it without the lock. An existing one is left as
+ * it is (its overflow counter is the same registered stat). */
 static int fam_register_locked(weft_stat_kind kind, const char *name, const char *labels,
                                const char *key, const char *help, const char *const *label_names,
-                               size_t n_labels, uint32_t max_series, weft_stat_family_id *out) {
+                               size_t n_labels, uint32_t max_series, weft_stat_id overflow_counter,
+                               weft_stat_family_id *out) {
     uint32_t ni = name_find(name);
     if (ni != UINT32_MAX && g_names[ni].kind != kind)
         return WEFT_STATS_EINVAL;
@@ -582,6 +586,7 @@ static int fam_register_locked(weft_stat_kind kind, const char *name, const char
         fam_free(f);
         return WEFT_STATS_ELIMIT;
     }
+    f->overflow_counter = overflow_counter;
     uint32_t id = g_nfams++;
     stage_claim(entry_commit(ni, kind, &c, (uint32_t)strlen(labels), f->overflow_slot, id));
     atomic_store_explicit(&g_fams[id], f, memory_order_release);
@@ -625,10 +630,8 @@ int weft_stats_family(weft_stat_kind kind, const char *name, const char *labels,
         return WEFT_STATS_EINVAL;
 
     pthread_mutex_lock(&g_lock);
-    int rc =
-        fam_register_locked(kind, name, labels, key, help, label_names, n_labels, max_series, out);
-    if (rc == WEFT_STATS_OK)
-        atomic_load_explicit(&g_fams[*out], memory_order_relaxed)->overflow_counter = oc;
+    int rc = fam_register_locked(kind, name, labels, key, help, label_names, n_labels, max_series,
+                                 oc, out);
     pthread_mutex_unlock(&g_lock);
     return rc;
 }
