@@ -55,3 +55,17 @@ expect_refused() {
     done
     log "$name refused: $REFUSAL"
 }
+
+# frozen_abi_check MINOR: tests/abi/filter_v1_MINOR.h is still the frozen
+# ABI 1.MINOR header (its never-edit comment, the version and the entry
+# symbol) and abi_v1_MINOR.so was built against it. Sets FROZEN to the header.
+FROZEN=""
+frozen_abi_check() {
+    local minor="$1"
+    FROZEN="$REPO_ROOT/tests/abi/filter_v1_$minor.h"
+    grep -q 'NEVER EDIT' "$FROZEN" || fail "$FROZEN lost its never-edit comment"
+    grep -qx '#define WEFT_ABI_MAJOR 1' "$FROZEN" || fail "$FROZEN is not ABI major 1"
+    grep -qx "#define WEFT_ABI_MINOR $minor" "$FROZEN" || fail "$FROZEN is not ABI minor $minor"
+    grep -qF '#define WEFT_FILTER_ENTRY_SYMBOL "weft_filter_entry_v1"' "$FROZEN" || fail "$FROZEN: entry symbol"
+    [[ -f "$FILTER_DIR/abi_v1_$minor.so" ]] || fail "abi_v1_$minor.so not built"
+}

@@ -14,12 +14,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib_filter.sh"
 
-FROZEN="$REPO_ROOT/tests/abi/filter_v1_0.h"
-grep -q 'NEVER EDIT' "$FROZEN" || fail "$FROZEN lost its never-edit comment"
-grep -qx '#define WEFT_ABI_MAJOR 1' "$FROZEN" || fail "$FROZEN is not ABI major 1"
-grep -qx '#define WEFT_ABI_MINOR 0' "$FROZEN" || fail "$FROZEN is not ABI minor 0"
-grep -qF '#define WEFT_FILTER_ENTRY_SYMBOL "weft_filter_entry_v1"' "$FROZEN" || fail "$FROZEN: entry symbol"
-[[ -f "$FILTER_DIR/abi_v1_0.so" ]] || fail "abi_v1_0.so not built"
+frozen_abi_check 0
 
 BE_PORT=$(free_port)
 LISTEN_PORT=$(free_port)

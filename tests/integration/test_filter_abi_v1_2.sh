@@ -25,14 +25,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib_filter.sh"
 
-FROZEN="$REPO_ROOT/tests/abi/filter_v1_2.h"
-grep -q 'NEVER EDIT' "$FROZEN" || fail "$FROZEN lost its never-edit comment"
-grep -qx '#define WEFT_ABI_MAJOR 1' "$FROZEN" || fail "$FROZEN is not ABI major 1"
-grep -qx '#define WEFT_ABI_MINOR 2' "$FROZEN" || fail "$FROZEN is not ABI minor 2"
-grep -qF '#define WEFT_FILTER_ENTRY_SYMBOL "weft_filter_entry_v1"' "$FROZEN" || fail "$FROZEN: entry symbol"
+frozen_abi_check 2
 grep -qF '(*stat_family_series)' "$FROZEN" || fail "$FROZEN: no 1.2 series handles"
 grep -qF 'const void *route_config;' "$FROZEN" || fail "$FROZEN: no weft_stream_info.route_config"
-[[ -f "$FILTER_DIR/abi_v1_2.so" ]] || fail "abi_v1_2.so not built"
 
 BE_PORT=$(free_port)
 LISTEN_PORT=$(free_port)

@@ -1277,27 +1277,33 @@ static int fast_version(const char *v) {
     return v[7] - '0';
 }
 
-/* A field value llhttp interprets, in the one shape whose reading is
- * certain: SPs, `lit` (any case; lit lower-case), SPs. */
-static bool value_is(const char *v, size_t n, const char *lit, size_t len) {
-    size_t i = 0, e = n;
-    while (i < e && v[i] == ' ')
-        i++;
-    while (e > i && v[e - 1] == ' ')
-        e--;
-    return e - i == len && weft_sv_ieq((weft_sv){v + i, len}, (weft_sv){lit, len});
+/* The value without the SPs around it: the one shape whose reading by
+ * llhttp is certain (a tab is left in, so such a value goes to llhttp;
+ * weft_sv_trim would take tabs too). */
+static weft_sv sp_trim(const char *v, size_t n) {
+    weft_sv t = {v, n};
+    while (t.len && t.p[0] == ' ') {
+        t.p++;
+        t.len--;
+    }
+    while (t.len && t.p[t.len - 1] == ' ')
+        t.len--;
+    return t;
 }
 
+/* A field value llhttp interprets: SPs, `lit` (any case; lit lower-case), SPs. */
+static bool value_is(const char *v, size_t n, const char *lit, size_t len) {
+    weft_sv t = sp_trim(v, n);
+    return t.len == len && weft_sv_ieq(t, (weft_sv){lit, len});
+}
+
+/* SPs, one or more digits, SPs. */
 static bool value_digits(const char *v, size_t n) {
-    size_t i = 0, e = n;
-    while (i < e && v[i] == ' ')
-        i++;
-    while (e > i && v[e - 1] == ' ')
-        e--;
-    for (size_t k = i; k < e; k++)
-        if (v[k] < '0' || v[k] > '9')
+    weft_sv t = sp_trim(v, n);
+    for (size_t k = 0; k < t.len; k++)
+        if (t.p[k] < '0' || t.p[k] > '9')
             return false;
-    return e > i;
+    return t.len > 0;
 }
 
 enum { FAST_NO = -100 };
